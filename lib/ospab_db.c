@@ -1,0 +1,214 @@
+/* ospab core: apr_dbd access. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "ospab_db.h"
+
+/* MySQL: ER_DUP_ENTRY, ER_ROW_IS_REFERENCED_2, ER_NO_REFERENCED_ROW_2, ER_DUP_ENTRY_WITH_KEY_NAME;
+ * SQLite: SQLITE_CONSTRAINT (extended codes are not enabled by apr_dbd). */
+#define MYSQL_ER_DUP_ENTRY        1062
+#define MYSQL_ER_ROW_REFERENCED   1451
+#define MYSQL_ER_NO_REFERENCED    1452
+#define MYSQL_ER_DUP_KEYNAME      1586
+#define SQLITE_CONSTRAINT_CODE    19
+
+void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
+                   apr_hash_t *prepared)
+{
+    const char *name = apr_dbd_name(driver);
+
+    memset(db, 0, sizeof(*db));
+    db->driver = driver;
+    db->handle = handle;
+    db->prepared = prepared;
+    db->dialect = !strcmp(name, "mysql") ? OSPAB_DB_MYSQL
+                : !strcmp(name, "sqlite3") ? OSPAB_DB_SQLITE : OSPAB_DB_OTHER;
+}
+
+apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p)
+{
+    const ospab_sql_t *s;
+
+    if (!db->prepared) {
+        db->prepared = apr_hash_make(p);
+    }
+    for (s = ospab_sql_statements; s->label; ++s) {
+        apr_dbd_prepared_t *stmt = NULL;
+        int rc = apr_dbd_prepare(db->driver, p, db->handle, s->sql, s->label, &stmt);
+
+        if (rc) {
+            db->errcode = rc;
+            db->error = apr_psprintf(p, "preparing %s: %s", s->label,
+                                     apr_dbd_error(db->driver, db->handle, rc));
+            return APR_EGENERAL;
+        }
+        apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_dbd_prepared_t *statement(ospab_db_t *db, apr_pool_t *p, const char *label)
+{
+    apr_dbd_prepared_t *stmt = apr_hash_get(db->prepared, label, APR_HASH_KEY_STRING);
+
+    if (!stmt) {
+        db->errcode = -1;
+        db->error = apr_psprintf(p, "statement %s is not prepared", label);
+    }
+    return stmt;
+}
+
+static apr_status_t failed(ospab_db_t *db, apr_pool_t *p, const char *label, int rc)
+{
+    const char *msg = apr_dbd_error(db->driver, db->handle, rc);
+
+    db->errcode = rc;
+    db->errtext = msg ? apr_pstrdup(p, msg) : NULL;
+    db->error = apr_psprintf(p, "%s: %s (%d)", label, msg ? msg : "unknown error", rc);
+    return APR_EGENERAL;
+}
+
+apr_status_t ospab_db_exec(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                           const char **args, int *nrows)
+{
+    apr_dbd_prepared_t *stmt = statement(db, p, label);
+    int n = 0, rc;
+
+    if (!stmt) {
+        return APR_EGENERAL;
+    }
+    rc = apr_dbd_pquery(db->driver, p, db->handle, &n, stmt, nargs, args);
+    if (rc) {
+        return failed(db, p, label, rc);
+    }
+    if (nrows) {
+        *nrows = n;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                             const char **args, apr_array_header_t **rows, int *ncols)
+{
+    apr_dbd_prepared_t *stmt = statement(db, p, label);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rc, cols, i;
+
+    if (!stmt) {
+        return APR_EGENERAL;
+    }
+    rc = apr_dbd_pselect(db->driver, p, db->handle, &res, stmt, 0, nargs, args);
+    if (rc) {
+        return failed(db, p, label, rc);
+    }
+    cols = apr_dbd_num_cols(db->driver, res);
+    if (ncols) {
+        *ncols = cols;
+    }
+    if (rows) {
+        *rows = apr_array_make(p, 4, sizeof(ospab_row_t));
+    }
+    /* read to the end (-1) so the driver releases the result set */
+    while ((rc = apr_dbd_get_row(db->driver, p, res, &row, -1)) == 0) {
+        if (rows) {
+            const char **vals = apr_palloc(p, sizeof(char *) * (apr_size_t)(cols ? cols : 1));
+
+            for (i = 0; i < cols; ++i) {
+                const char *v = apr_dbd_get_entry(db->driver, row, i);
+                vals[i] = v ? apr_pstrdup(p, v) : NULL;
+            }
+            APR_ARRAY_PUSH(*rows, ospab_row_t) = vals;
+        }
+    }
+    if (rc != -1) {
+        return failed(db, p, label, rc);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *label,
+                                 int nargs, const char **args, ospab_row_t *row)
+{
+    apr_array_header_t *rows;
+    apr_status_t rv = ospab_db_select(db, p, label, nargs, args, &rows, NULL);
+
+    *row = NULL;
+    if (rv == APR_SUCCESS && rows->nelts > 0) {
+        *row = APR_ARRAY_IDX(rows, 0, ospab_row_t);
+    }
+    return rv;
+}
+
+apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
+{
+    int rc;
+
+    db->trans = NULL;
+    rc = apr_dbd_transaction_start(db->driver, p, db->handle, &db->trans);
+    if (rc) {
+        db->trans = NULL;
+        return failed(db, p, "BEGIN", rc);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_db_end(ospab_db_t *db, int commit)
+{
+    int rc;
+
+    if (!db->trans) {
+        return APR_SUCCESS;
+    }
+    if (!commit) {
+        apr_dbd_transaction_mode_set(db->driver, db->trans, APR_DBD_TRANSACTION_ROLLBACK);
+    }
+    rc = apr_dbd_transaction_end(db->driver, NULL, db->trans);
+    db->trans = NULL;
+    if (rc) {
+        db->errcode = rc;
+        db->error = commit ? "COMMIT failed" : "ROLLBACK failed";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id)
+{
+    /* A constant, parameterless query per dialect: apr_dbd has no call for this. */
+    const char *sql = db->dialect == OSPAB_DB_MYSQL ? "SELECT LAST_INSERT_ID()"
+                                                    : "SELECT last_insert_rowid()";
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rc;
+
+    *id = NULL;
+    rc = apr_dbd_select(db->driver, p, db->handle, &res, sql, 0);
+    if (rc) {
+        return failed(db, p, "last insert id", rc);
+    }
+    while ((rc = apr_dbd_get_row(db->driver, p, res, &row, -1)) == 0) {
+        const char *v = apr_dbd_get_entry(db->driver, row, 0);
+        if (!*id && v) {
+            *id = apr_pstrdup(p, v);
+        }
+    }
+    return *id ? APR_SUCCESS : APR_EGENERAL;
+}
+
+int ospab_db_is_constraint(const ospab_db_t *db)
+{
+    switch (db->dialect) {
+    case OSPAB_DB_MYSQL:
+        return db->errcode == MYSQL_ER_DUP_ENTRY || db->errcode == MYSQL_ER_ROW_REFERENCED
+            || db->errcode == MYSQL_ER_NO_REFERENCED || db->errcode == MYSQL_ER_DUP_KEYNAME;
+    case OSPAB_DB_SQLITE:
+        /* apr_dbd_sqlite3 prepares with the legacy sqlite3_prepare(), whose statements
+         * report every failure as SQLITE_ERROR: the message tells constraints apart */
+        return db->errcode == SQLITE_CONSTRAINT_CODE
+            || (db->errtext && strstr(db->errtext, "constraint failed"));
+    default:
+        return 0;
+    }
+}

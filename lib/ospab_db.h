@@ -1,0 +1,62 @@
+/* ospab core: the database through apr_dbd. The same prepared statements serve
+ * MySQL/MariaDB and SQLite: they are written in the SQL both accept, take every
+ * parameter as text ("%s") and get their timestamps from the application. */
+#ifndef OSPAB_DB_H
+#define OSPAB_DB_H
+
+#include <apr_pools.h>
+#include <apr_hash.h>
+#include <apr_tables.h>
+#include <apr_dbd.h>
+
+typedef enum { OSPAB_DB_MYSQL, OSPAB_DB_SQLITE, OSPAB_DB_OTHER } ospab_db_dialect_e;
+
+typedef struct {
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;            /* label -> apr_dbd_prepared_t * */
+    ospab_db_dialect_e dialect;
+    apr_dbd_transaction_t *trans;    /* the open transaction, if any */
+    const char *error;               /* text of the last failure, for the log */
+    const char *errtext;             /* the driver's own message of the last failure */
+    int errcode;                     /* driver's code of the last failure */
+} ospab_db_t;
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} ospab_sql_t;
+
+/* Every statement the module and the tools use; the module hands them to mod_dbd at
+ * configuration time, the tools prepare them on their own connection. */
+extern const ospab_sql_t ospab_sql_statements[];
+
+/* Fills db for a connection; prepared may be NULL for tools that prepare on their own. */
+void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
+                   apr_hash_t *prepared);
+/* Prepares ospab_sql_statements on db's connection (for tools). */
+apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p);
+
+/* A row is an array of column values as text; NULL for SQL NULL. */
+typedef const char **ospab_row_t;
+
+apr_status_t ospab_db_exec(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                           const char **args, int *nrows);
+/* Reads all rows (rows may be NULL when only the count matters). */
+apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                             const char **args, apr_array_header_t **rows, int *ncols);
+/* First row of a select, or NULL when there is none (check the return value first). */
+apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *label,
+                                 int nargs, const char **args, ospab_row_t *row);
+
+apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p);
+/* Commits when commit is set and nothing failed, else rolls back. */
+apr_status_t ospab_db_end(ospab_db_t *db, int commit);
+
+/* Id the last INSERT on this connection generated. */
+apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id);
+
+/* 1 if the last failure was a UNIQUE or FOREIGN KEY constraint. */
+int ospab_db_is_constraint(const ospab_db_t *db);
+
+#endif

@@ -1,0 +1,139 @@
+/* ospab core: vps and user fields, record JSON, passwords. */
+#include <string.h>
+#include <stdlib.h>
+#include <crypt.h>
+
+#include <apr_strings.h>
+#include <openssl/crypto.h>
+
+#include "ospab_resource.h"
+#include "ospab_json.h"
+#include "ospab_util.h"
+
+static const char *const vps_status[] = { "creating", "running", "stopped", "suspended", NULL };
+static const char *const hypervisors[] = { "proxmox", "vmware", "hyperv", "kvm", "xen", NULL };
+static const char *const kinds[] = { "lxc", "qemu", NULL };
+static const char *const roles[] = { "user", "admin", NULL };
+
+#define MAX_ID 9007199254740991LL /* 2^53-1: what JavaScript clients can hold */
+
+const ospab_field_t ospab_vps_fields[OSPAB_VPS_NFIELDS] = {
+    { "id", OSPAB_FT_INT, 1, MAX_ID, NULL, OSPAB_FF_KEY, NULL, NULL, NULL },
+    { "external_id", OSPAB_FT_TEXT, 1, 128, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "name", OSPAB_FT_TEXT, 1, 255, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
+    { "status", OSPAB_FT_ENUM, 0, 0, vps_status, 0, "creating", NULL, NULL },
+    { "ip_address", OSPAB_FT_IP, 0, 0, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "cpu", OSPAB_FT_INT, 1, 1024, NULL, OSPAB_FF_REQUIRED, NULL, "cores", NULL },
+    { "ram", OSPAB_FT_INT, 128, 4194304, NULL, OSPAB_FF_REQUIRED, NULL, "MB",
+      "did you send GB? multiply by 1024" },
+    { "disk", OSPAB_FT_INT, 1, 1048576, NULL, OSPAB_FF_REQUIRED, NULL, "GB", NULL },
+    { "os", OSPAB_FT_TEXT, 0, 100, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "user_id", OSPAB_FT_INT, 1, 2147483647, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
+    { "hypervisor", OSPAB_FT_ENUM, 0, 0, hypervisors, 0, "proxmox", NULL, NULL },
+    { "node", OSPAB_FT_NODE, 0, 0, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "vmid", OSPAB_FT_INT, 100, 999999999, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "kind", OSPAB_FT_ENUM, 0, 0, kinds, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "tariff_id", OSPAB_FT_INT, 1, 2147483647, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "os_id", OSPAB_FT_INT, 1, 2147483647, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "created_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
+    { "updated_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
+};
+
+const ospab_field_t ospab_user_fields[OSPAB_USER_NFIELDS] = {
+    { "id", OSPAB_FT_INT, 1, 2147483647, NULL, OSPAB_FF_KEY | OSPAB_FF_KEY_CREATE,
+      NULL, NULL, NULL },
+    { "email", OSPAB_FT_EMAIL, 0, 0, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
+    { "name", OSPAB_FT_TEXT, 0, 255, NULL, 0, "", NULL, NULL },
+    { "role", OSPAB_FT_ENUM, 0, 0, roles, 0, "user", NULL, NULL },
+    { "enabled", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
+    { "password", OSPAB_FT_TEXT, 8, 1024, NULL, 0, NULL, NULL, NULL },
+    { "created_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
+    { "updated_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
+};
+
+json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row)
+{
+    json_t *o = json_object();
+    int i;
+
+    for (i = 0; i < OSPAB_VPS_NFIELDS; ++i) {
+        const ospab_field_t *f = &ospab_vps_fields[i];
+        json_t *v;
+
+        if (i == OSPAB_VPS_CREATED_AT || i == OSPAB_VPS_UPDATED_AT) {
+            v = ospab_json_str_or_null(ospab_time_api(p, row[i]));
+        }
+        else if (f->type == OSPAB_FT_INT) {
+            v = ospab_json_int_or_null(row[i]);
+        }
+        else {
+            v = ospab_json_str_or_null(row[i]);
+        }
+        json_object_set_new(o, f->name, v);
+    }
+    return o;
+}
+
+json_t *ospab_user_json(apr_pool_t *p, ospab_row_t row)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", ospab_json_int_or_null(row[0]));
+    json_object_set_new(o, "email", ospab_json_str_or_null(row[1]));
+    json_object_set_new(o, "name", ospab_json_str_or_null(row[2]));
+    json_object_set_new(o, "role", ospab_json_str_or_null(row[3]));
+    json_object_set_new(o, "enabled", json_boolean(row[4] && strcmp(row[4], "0")));
+    json_object_set_new(o, "created_at", ospab_json_str_or_null(ospab_time_api(p, row[5])));
+    json_object_set_new(o, "updated_at", ospab_json_str_or_null(ospab_time_api(p, row[6])));
+    return o;
+}
+
+apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char **hash)
+{
+    static const char *const prefixes[] = { "$y$", "$2b$", NULL };
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *cd = apr_pcalloc(p, sizeof(*cd));
+    const char *const *prefix;
+    char *h;
+
+    *hash = NULL;
+    for (prefix = prefixes; *prefix; ++prefix) {
+        /* NULL random bytes: libcrypt reads them from the kernel's CSPRNG */
+        if (crypt_gensalt_rn(*prefix, 0, NULL, 0, setting, sizeof(setting))) {
+            break;
+        }
+    }
+    if (!*prefix) {
+        return APR_ENOTIMPL;
+    }
+    h = crypt_r(password, setting, cd);
+    if (!h || h[0] == '*') {
+        memset(cd, 0, sizeof(*cd));
+        return APR_EGENERAL;
+    }
+    *hash = apr_pstrdup(p, h);
+    memset(cd, 0, sizeof(*cd));
+    return APR_SUCCESS;
+}
+
+int ospab_password_verify(const char *password, const char *hash)
+{
+    struct crypt_data *cd;
+    const char *h;
+    int ok = 0;
+
+    if (!password || !hash || !*hash) {
+        return 0;
+    }
+    cd = calloc(1, sizeof(*cd));
+    if (!cd) {
+        return 0;
+    }
+    h = crypt_r(password, hash, cd);
+    if (h && h[0] != '*' && strlen(h) == strlen(hash)) {
+        ok = CRYPTO_memcmp(h, hash, strlen(hash)) == 0;
+    }
+    OPENSSL_cleanse(cd, sizeof(*cd));
+    free(cd);
+    return ok;
+}

@@ -1,0 +1,72 @@
+/* ospab core: every SQL statement, by label. Portable between MySQL/MariaDB and SQLite:
+ * parameters are text ("%s"), timestamps come from the application, no dialect functions. */
+#include <stddef.h>
+
+#include "ospab_db.h"
+
+#define VPS_COLS "id, external_id, name, status, ip_address, cpu, ram, disk, os, user_id, " \
+                 "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at"
+#define USER_COLS "id, email, name, role, enabled, created_at, updated_at"
+
+const ospab_sql_t ospab_sql_statements[] = {
+    /* vps */
+    { "ospab_vps_get", "SELECT " VPS_COLS " FROM vps WHERE id = %s" },
+    { "ospab_vps_get_ext", "SELECT " VPS_COLS " FROM vps WHERE external_id = %s" },
+    { "ospab_vps_get_node_vmid", "SELECT id FROM vps WHERE node = %s AND vmid = %s" },
+    { "ospab_vps_insert",
+      "INSERT INTO vps (external_id, name, status, ip_address, cpu, ram, disk, os, user_id, "
+      "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_vps_update",
+      "UPDATE vps SET external_id = %s, name = %s, status = %s, ip_address = %s, cpu = %s, "
+      "ram = %s, disk = %s, os = %s, user_id = %s, hypervisor = %s, node = %s, vmid = %s, "
+      "kind = %s, tariff_id = %s, os_id = %s, updated_at = %s WHERE id = %s" },
+    /* a write that changes nothing: takes the row lock (MySQL) or the write lock (SQLite)
+     * before the transaction reads anything */
+    { "ospab_vps_lock", "UPDATE vps SET updated_at = updated_at WHERE id = %s" },
+    { "ospab_vps_delete", "DELETE FROM vps WHERE id = %s" },
+    { "ospab_vps_delete_metrics", "DELETE FROM metrics_latest WHERE vps_id = %s" },
+    { "ospab_vps_delete_alerts", "DELETE FROM alerts WHERE vps_id = %s" },
+    { "ospab_vps_detach_tasks", "UPDATE tasks SET vps_id = NULL WHERE vps_id = %s" },
+    { "ospab_vps_count_user", "SELECT COUNT(*) FROM vps WHERE user_id = %s" },
+    /* references */
+    { "ospab_user_exists", "SELECT id FROM users WHERE id = %s" },
+    { "ospab_tariff_exists", "SELECT id FROM tariffs WHERE id = %s" },
+    { "ospab_os_exists", "SELECT id FROM os_templates WHERE id = %s" },
+    /* users */
+    { "ospab_user_get", "SELECT " USER_COLS " FROM users WHERE id = %s" },
+    { "ospab_user_get_email", "SELECT id FROM users WHERE email = %s" },
+    { "ospab_user_insert",
+      "INSERT INTO users (email, name, role, password_hash, enabled, created_at, updated_at) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_user_insert_id",
+      "INSERT INTO users (id, email, name, role, password_hash, enabled, created_at, "
+      "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_user_update",
+      "UPDATE users SET email = %s, name = %s, role = %s, enabled = %s, updated_at = %s "
+      "WHERE id = %s" },
+    { "ospab_user_set_password",
+      "UPDATE users SET password_hash = %s, updated_at = %s WHERE id = %s" },
+    { "ospab_user_lock", "UPDATE users SET updated_at = updated_at WHERE id = %s" },
+    { "ospab_user_delete", "DELETE FROM users WHERE id = %s" },
+    { "ospab_user_delete_tokens", "DELETE FROM refresh_tokens WHERE user_id = %s" },
+    /* audit */
+    { "ospab_audit_insert",
+      "INSERT INTO audit_log (actor_type, actor_id, action, target_type, target_id, details, "
+      "remote_addr, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    /* idempotency */
+    { "ospab_idem_get",
+      "SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys "
+      "WHERE scope = %s AND idem_key = %s" },
+    { "ospab_idem_insert",
+      "INSERT INTO idempotency_keys (scope, idem_key, request_hash, created_at) "
+      "VALUES (%s, %s, %s, %s)" },
+    { "ospab_idem_complete",
+      "UPDATE idempotency_keys SET status_code = %s, response_body = %s "
+      "WHERE scope = %s AND idem_key = %s" },
+    { "ospab_idem_forget",
+      "DELETE FROM idempotency_keys WHERE scope = %s AND idem_key = %s AND created_at < %s" },
+    /* health */
+    { "ospab_ping", "SELECT COUNT(*) FROM schema_migrations" },
+    { NULL, NULL }
+};

@@ -1,0 +1,802 @@
+/* ospab core: sync API operations.
+ *
+ * Every change runs in one transaction whose first statement is a write (the
+ * Idempotency-Key row, the INSERT, or a no-op UPDATE that locks the row), so that
+ * SQLite takes its write lock before reading and MySQL locks the row it will change.
+ * Checks that only read (does user 5 exist?) run before the transaction; the
+ * database's constraints catch what changes in between, and such a failure is
+ * diagnosed again after the rollback. */
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_strings.h>
+
+#include "ospab_sync.h"
+#include "ospab_json.h"
+#include "ospab_util.h"
+#include "ospab_fields.h"
+#include "ospab_resource.h"
+
+static const char *const actions[] = { "create", "update", "delete", NULL };
+
+void ospab_result_error(apr_pool_t *p, ospab_result_t *res, int status, const char *msg,
+                        json_t *fields)
+{
+    res->status = status;
+    res->body = ospab_json_own(p, ospab_json_error(msg, fields));
+}
+
+static void result_ok(apr_pool_t *p, ospab_result_t *res, int status, const char *message,
+                      const char *key, json_t *record)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "status", json_string("success"));
+    json_object_set_new(o, "message", json_string(message));
+    json_object_set_new(o, key, record);
+    res->status = status;
+    res->body = ospab_json_own(p, o);
+}
+
+static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
+{
+    const char *why = db->error;
+
+    ospab_db_end(db, 0);
+    res->log = why ? why : "database error";
+    ospab_result_error(p, res, 503, "database unavailable", NULL);
+}
+
+/* ---- Idempotency-Key --------------------------------------------------------------- */
+
+apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                               apr_time_t now, ospab_idem_state_e *state, int *status,
+                               const char **body)
+{
+    const char *args[3] = { idem->scope, idem->key, NULL };
+    ospab_row_t row;
+    apr_status_t rv;
+
+    *state = OSPAB_IDEM_NEW;
+    if ((rv = ospab_db_select_one(db, p, "ospab_idem_get", 2, args, &row)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!row) {
+        return APR_SUCCESS;
+    }
+    /* timestamps in the same fixed format compare as text */
+    args[2] = ospab_time_db(p, now - OSPAB_IDEM_TTL);
+    if (row[3] && strcmp(row[3], args[2]) < 0) {
+        return ospab_db_exec(db, p, "ospab_idem_forget", 3, args, NULL);
+    }
+    if (!row[0] || strcmp(row[0], idem->hash)) {
+        *state = OSPAB_IDEM_MISMATCH;
+        return APR_SUCCESS;
+    }
+    if (!row[1]) {
+        args[2] = ospab_time_db(p, now - OSPAB_IDEM_ABANDONED);
+        if (row[3] && strcmp(row[3], args[2]) < 0) {
+            /* its request died half-way (process killed): let this one run */
+            return ospab_db_exec(db, p, "ospab_idem_forget", 3, args, NULL);
+        }
+        *state = OSPAB_IDEM_PENDING;
+        return APR_SUCCESS;
+    }
+    *state = OSPAB_IDEM_REPLAY;
+    *status = atoi(row[1]);
+    *body = row[2] ? row[2] : "";
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_idem_reserve(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                                apr_time_t now)
+{
+    const char *args[4] = { idem->scope, idem->key, idem->hash, ospab_time_db(p, now) };
+
+    return ospab_db_exec(db, p, "ospab_idem_insert", 4, args, NULL);
+}
+
+apr_status_t ospab_idem_complete(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                                 int status, const char *body)
+{
+    const char *args[4] = { apr_itoa(p, status), body, idem->scope, idem->key };
+
+    return ospab_db_exec(db, p, "ospab_idem_complete", 4, args, NULL);
+}
+
+/* Opens the transaction and, with a key, records it first. 0: go on; 1: res is set. */
+static int begin_change(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                        const ospab_idem_t *idem, ospab_result_t *res)
+{
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return 1;
+    }
+    if (idem && ospab_idem_reserve(db, p, idem, a->now) != APR_SUCCESS) {
+        if (ospab_db_is_constraint(db)) {
+            ospab_db_end(db, 0);
+            res->idem_race = 1;
+            res->status = 0;
+            return 1;
+        }
+        db_failed(db, p, res);
+        return 1;
+    }
+    return 0;
+}
+
+/* Stores the response under the key and commits. */
+static void commit_change(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                          ospab_result_t *res)
+{
+    if (idem && ospab_idem_complete(db, p, idem, res->status,
+                                    ospab_json_dump(p, res->body)) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    if (ospab_db_end(db, 1) != APR_SUCCESS) {
+        db_failed(db, p, res);
+    }
+}
+
+static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                          const char *action, const char *target_type, const char *target_id,
+                          json_t *details)
+{
+    const char *args[8];
+
+    args[0] = a->type;
+    args[1] = a->id;
+    args[2] = action;
+    args[3] = target_type;
+    args[4] = target_id;
+    args[5] = details ? ospab_json_dump(p, details) : NULL;
+    args[6] = a->remote_addr;
+    args[7] = ospab_time_db(p, a->now);
+    json_decref(details);
+    return ospab_db_exec(db, p, "ospab_audit_insert", 8, args, NULL);
+}
+
+/* The fields a request set, as a JSON object for the audit log. */
+static json_t *changes(const ospab_field_t *spec, int n, const ospab_field_value_t *in,
+                       int skip)
+{
+    json_t *o = json_object();
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        if (in[i].present && i != skip) {
+            json_object_set_new(o, spec[i].name, ospab_json_str_or_null(in[i].value));
+        }
+    }
+    return o;
+}
+
+/* {"action": ..., "<what>": {...}} with nothing else. 0: ok; 1: res holds a 400. */
+static int read_envelope(apr_pool_t *p, json_t *req, const char *what, const char **action,
+                         json_t **obj, ospab_result_t *res)
+{
+    json_t *errors = json_object();
+    json_t *v;
+    const char *key;
+    const char *const *a;
+
+    if (!json_is_object(req)) {
+        json_decref(errors);
+        ospab_result_error(p, res, 400, "request body must be a JSON object", NULL);
+        return 1;
+    }
+    json_object_foreach(req, key, v) {
+        if (strcmp(key, "action") && strcmp(key, what)) {
+            json_object_set_new(errors, ospab_text_ok(key, 1, 64) ? key : "(unprintable)",
+                                json_string("unknown field"));
+        }
+    }
+    v = json_object_get(req, "action");
+    *action = json_is_string(v) ? json_string_value(v) : "";
+    for (a = actions; *a && strcmp(*a, *action); ++a) {
+    }
+    if (!v) {
+        json_object_set_new(errors, "action", json_string("is required"));
+    }
+    else if (!*a) {
+        json_object_set_new(errors, "action", json_string("must be one of create, update, delete"));
+    }
+    *obj = json_object_get(req, what);
+    if (!*obj) {
+        json_object_set_new(errors, what, json_string("is required"));
+    }
+    else if (!json_is_object(*obj)) {
+        json_object_set_new(errors, what, json_string("must be an object"));
+    }
+    if (json_object_size(errors) > 0) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "request", errors), errors);
+        return 1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+/* ---- vps ------------------------------------------------------------------------------ */
+
+/* user/tariff/os references: 0 all exist; 1 res holds a 422; -1 database failure */
+static int vps_check_refs(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
+                          ospab_result_t *res)
+{
+    static const struct { int idx; const char *label; const char *what; } refs[] = {
+        { OSPAB_VPS_USER_ID, "ospab_user_exists", "user" },
+        { OSPAB_VPS_TARIFF_ID, "ospab_tariff_exists", "tariff" },
+        { OSPAB_VPS_OS_ID, "ospab_os_exists", "OS template" },
+    };
+    json_t *errors = json_object();
+    unsigned i;
+
+    for (i = 0; i < sizeof(refs) / sizeof(refs[0]); ++i) {
+        const char *args[1];
+        ospab_row_t row;
+
+        if (!in[refs[i].idx].present || !in[refs[i].idx].value) {
+            continue;
+        }
+        args[0] = in[refs[i].idx].value;
+        if (ospab_db_select_one(db, p, refs[i].label, 1, args, &row) != APR_SUCCESS) {
+            json_decref(errors);
+            return -1;
+        }
+        if (!row) {
+            json_object_set_new(errors, ospab_vps_fields[refs[i].idx].name,
+                                json_string(apr_psprintf(p, "%s %s does not exist",
+                                                         refs[i].what, args[0])));
+        }
+    }
+    if (json_object_size(errors) > 0) {
+        ospab_result_error(p, res, 422, ospab_fields_summary(p, "vps", errors), errors);
+        return 1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+/* Reference checks inside the open transaction, after its first write: SQLite has
+ * serialised writers by then, so nothing can delete the user in between (its foreign keys
+ * are not enforced: mod_dbd runs DBDInitSQL after preparing statements, and
+ * "PRAGMA foreign_keys" would expire them). MySQL's InnoDB checks them itself as well.
+ * 0: all there; 1: rolled back and res is set. */
+static int refs_missing(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
+                        ospab_result_t *res)
+{
+    int rc = vps_check_refs(db, p, in, res);
+
+    if (rc < 0) {
+        db_failed(db, p, res);
+    }
+    else if (rc > 0) {
+        ospab_db_end(db, 0);
+    }
+    return rc != 0;
+}
+
+/* After a constraint failure (transaction already rolled back): says which one. */
+static void vps_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
+                         const char *self_id, ospab_result_t *res)
+{
+    const char *args[2];
+    ospab_row_t row;
+    int rc;
+
+    if (in[OSPAB_VPS_EXTERNAL_ID].present && in[OSPAB_VPS_EXTERNAL_ID].value) {
+        args[0] = in[OSPAB_VPS_EXTERNAL_ID].value;
+        if (ospab_db_select_one(db, p, "ospab_vps_get_ext", 1, args, &row) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        if (row && (!self_id || strcmp(row[0], self_id))) {
+            ospab_result_error(p, res, 409, apr_psprintf(p, "external_id %s already belongs "
+                               "to VPS %s", args[0], row[0]), NULL);
+            return;
+        }
+    }
+    if (in[OSPAB_VPS_NODE].value || in[OSPAB_VPS_VMID].value) {
+        args[0] = in[OSPAB_VPS_NODE].value;
+        args[1] = in[OSPAB_VPS_VMID].value;
+        if (args[0] && args[1]
+            && ospab_db_select_one(db, p, "ospab_vps_get_node_vmid", 2, args, &row)
+               == APR_SUCCESS && row && (!self_id || strcmp(row[0], self_id))) {
+            ospab_result_error(p, res, 409, apr_psprintf(p, "vmid %s on node %s is already "
+                               "used by VPS %s", args[1], args[0], row[0]), NULL);
+            return;
+        }
+    }
+    rc = vps_check_refs(db, p, in, res);
+    if (rc < 0) {
+        db_failed(db, p, res);
+    }
+    else if (rc == 0) {
+        ospab_result_error(p, res, 409, "the change conflicts with another record", NULL);
+    }
+}
+
+static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                       ospab_field_value_t *in, const ospab_idem_t *idem, ospab_result_t *res)
+{
+    const char *args[OSPAB_VPS_NFIELDS - 1];
+    const char *id = NULL;
+    ospab_row_t row;
+    int attempt, i;
+
+    for (attempt = 0; attempt < 3; ++attempt) {
+        /* the billing site's own id already known: answer with that record, create nothing */
+        if (in[OSPAB_VPS_EXTERNAL_ID].value) {
+            args[0] = in[OSPAB_VPS_EXTERNAL_ID].value;
+            if (ospab_db_select_one(db, p, "ospab_vps_get_ext", 1, args, &row) != APR_SUCCESS) {
+                db_failed(db, p, res);
+                return;
+            }
+            if (row) {
+                result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, row));
+                if (idem && !begin_change(db, p, a, idem, res)) {
+                    commit_change(db, p, idem, res);
+                }
+                return;
+            }
+        }
+        if (begin_change(db, p, a, idem, res)) {
+            return;
+        }
+        for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
+            args[i - 1] = in[i].present ? in[i].value : NULL;
+        }
+        args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = ospab_time_db(p, a->now);
+        if (ospab_db_exec(db, p, "ospab_vps_insert", OSPAB_VPS_NFIELDS - 1, args, NULL)
+            != APR_SUCCESS) {
+            if (!ospab_db_is_constraint(db)) {
+                db_failed(db, p, res);
+                return;
+            }
+            ospab_db_end(db, 0);
+            if (in[OSPAB_VPS_EXTERNAL_ID].value) {
+                continue; /* most likely a concurrent create of the same external_id */
+            }
+            vps_conflict(db, p, in, NULL, res);
+            return;
+        }
+        if (ospab_db_last_id(db, p, &id) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        if (refs_missing(db, p, in, res)) {
+            return;
+        }
+        if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS
+            || !row
+            || audit(db, p, a, "vps.create", "vps", id,
+                     changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, -1)) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        result_ok(p, res, 201, "VPS synced successfully", "vps", ospab_vps_json(p, row));
+        commit_change(db, p, idem, res);
+        return;
+    }
+    vps_conflict(db, p, in, NULL, res);
+}
+
+/* id for update/delete: by "id", else by "external_id". 0: found; 1: res is set. */
+static int vps_identify(ospab_db_t *db, apr_pool_t *p, ospab_field_value_t *in,
+                        const char **id, ospab_result_t *res)
+{
+    ospab_row_t row;
+
+    if (in[OSPAB_VPS_ID].present) {
+        *id = in[OSPAB_VPS_ID].value;
+        return 0;
+    }
+    if (!in[OSPAB_VPS_EXTERNAL_ID].present || !in[OSPAB_VPS_EXTERNAL_ID].value) {
+        json_t *f = json_object();
+
+        json_object_set_new(f, "id", json_string("id or external_id is required"));
+        ospab_result_error(p, res, 400, "invalid vps: id: id or external_id is required", f);
+        return 1;
+    }
+    if (ospab_db_select_one(db, p, "ospab_vps_get_ext", 1, &in[OSPAB_VPS_EXTERNAL_ID].value,
+                            &row) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return 1;
+    }
+    if (!row) {
+        ospab_result_error(p, res, 404, "VPS not found", NULL);
+        return 1;
+    }
+    *id = row[0];
+    in[OSPAB_VPS_EXTERNAL_ID].present = 0; /* it named the record; it is not a change */
+    return 0;
+}
+
+/* Locks and reads the record inside the open transaction. 0: *row set; 1: res is set. */
+static int lock_and_get(ospab_db_t *db, apr_pool_t *p, const char *lock, const char *get,
+                        const char *id, const char *what, ospab_row_t *row,
+                        ospab_result_t *res)
+{
+    if (ospab_db_exec(db, p, lock, 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_select_one(db, p, get, 1, &id, row) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return 1;
+    }
+    if (!*row) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 404, apr_psprintf(p, "%s not found", what), NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                       ospab_field_value_t *in, const ospab_idem_t *idem, ospab_result_t *res)
+{
+    const char *args[OSPAB_VPS_NFIELDS - 1];
+    const char *id;
+    ospab_row_t row;
+    int i;
+
+    if (vps_identify(db, p, in, &id, res)) {
+        return;
+    }
+    if (begin_change(db, p, a, idem, res)
+        || lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)
+        || refs_missing(db, p, in, res)) {
+        return;
+    }
+    for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
+        args[i - 1] = in[i].present ? in[i].value : row[i];
+    }
+    args[OSPAB_VPS_CREATED_AT - 1] = ospab_time_db(p, a->now);
+    args[OSPAB_VPS_CREATED_AT] = id;
+    if (ospab_db_exec(db, p, "ospab_vps_update", OSPAB_VPS_NFIELDS - 1, args, NULL)
+        != APR_SUCCESS) {
+        if (!ospab_db_is_constraint(db)) {
+            db_failed(db, p, res);
+            return;
+        }
+        ospab_db_end(db, 0);
+        /* the merged values decide node+vmid conflicts */
+        for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
+            if (!in[i].present && (i == OSPAB_VPS_NODE || i == OSPAB_VPS_VMID)) {
+                in[i].value = row[i];
+            }
+        }
+        vps_conflict(db, p, in, id, res);
+        return;
+    }
+    if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
+        || audit(db, p, a, "vps.update", "vps", id,
+                 changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, OSPAB_VPS_ID))
+           != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, row));
+    commit_change(db, p, idem, res);
+}
+
+static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                       ospab_field_value_t *in, const ospab_idem_t *idem, ospab_result_t *res)
+{
+    const char *id;
+    ospab_row_t row;
+    json_t *record;
+
+    if (vps_identify(db, p, in, &id, res)) {
+        return;
+    }
+    if (begin_change(db, p, a, idem, res)
+        || lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)) {
+        return;
+    }
+    record = ospab_vps_json(p, row);
+    /* dependents go explicitly: SQLite does not enforce ON DELETE here (see refs_missing) */
+    if (ospab_db_exec(db, p, "ospab_vps_delete_metrics", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_vps_delete_alerts", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_vps_delete", 1, &id, NULL) != APR_SUCCESS
+        || audit(db, p, a, "vps.delete", "vps", id, json_deep_copy(record)) != APR_SUCCESS) {
+        json_decref(record);
+        db_failed(db, p, res);
+        return;
+    }
+    result_ok(p, res, 200, "VPS synced successfully", "vps", record);
+    commit_change(db, p, idem, res);
+}
+
+void ospab_sync_vps(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
+                    const ospab_idem_t *idem, ospab_result_t *res)
+{
+    ospab_field_value_t in[OSPAB_VPS_NFIELDS];
+    const char *action;
+    json_t *vps, *errors;
+    int creating;
+
+    memset(res, 0, sizeof(*res));
+    if (read_envelope(p, req, "vps", &action, &vps, res)) {
+        return;
+    }
+    creating = !strcmp(action, "create");
+    errors = json_object();
+    if (ospab_fields_read(p, ospab_vps_fields, OSPAB_VPS_NFIELDS, vps, creating, in, errors)) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "vps", errors), errors);
+        return;
+    }
+    json_decref(errors);
+    if (creating) {
+        vps_create(db, p, actor, in, idem, res);
+    }
+    else if (!strcmp(action, "update")) {
+        vps_update(db, p, actor, in, idem, res);
+    }
+    else {
+        vps_delete(db, p, actor, in, idem, res);
+    }
+}
+
+void ospab_sync_vps_batch(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor,
+                          json_t *req, ospab_result_t *res)
+{
+    json_t *ops, *results, *body;
+    const char *key;
+    json_t *v;
+    size_t i, n, ok = 0, bad = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (!json_is_object(req)) {
+        ospab_result_error(p, res, 400, "request body must be a JSON object", NULL);
+        return;
+    }
+    json_object_foreach(req, key, v) {
+        if (strcmp(key, "operations")) {
+            json_t *f = json_object();
+            const char *name = ospab_text_ok(key, 1, 64) ? key : "(unprintable)";
+
+            json_object_set_new(f, name, json_string("unknown field"));
+            ospab_result_error(p, res, 400, apr_psprintf(p, "invalid request: %s: unknown "
+                               "field", name), f);
+            return;
+        }
+    }
+    ops = json_object_get(req, "operations");
+    n = json_array_size(ops);
+    if (!json_is_array(ops) || n == 0 || n > OSPAB_BATCH_MAX) {
+        ospab_result_error(p, res, 400, apr_psprintf(p, "operations must be an array of 1 to "
+                           "%d operations", OSPAB_BATCH_MAX), NULL);
+        return;
+    }
+    results = json_array();
+    for (i = 0; i < n; ++i) {
+        apr_pool_t *sub;
+        ospab_result_t r;
+        json_t *item = json_object();
+
+        apr_pool_create(&sub, p);
+        ospab_sync_vps(db, sub, actor, json_array_get(ops, i), NULL, &r);
+        json_object_set_new(item, "index", json_integer((json_int_t)i));
+        json_object_set_new(item, "status", json_integer(r.status));
+        json_object_update(item, r.body);
+        /* the item's HTTP status replaces the body's "status":"success" (same place) */
+        json_object_set_new(item, "status", json_integer(r.status));
+        if (r.status >= 200 && r.status < 300) {
+            ++ok;
+        }
+        else {
+            ++bad;
+        }
+        if (r.log && !res->log) {
+            res->log = apr_pstrdup(p, r.log);
+        }
+        json_array_append_new(results, item);
+        apr_pool_destroy(sub);
+    }
+    body = json_object();
+    json_object_set_new(body, "status", json_string(!bad ? "success" : !ok ? "failed"
+                                                                            : "partial"));
+    json_object_set_new(body, "succeeded", json_integer((json_int_t)ok));
+    json_object_set_new(body, "failed", json_integer((json_int_t)bad));
+    json_object_set_new(body, "results", results);
+    res->status = 200;
+    res->body = ospab_json_own(p, body);
+}
+
+/* ---- users ---------------------------------------------------------------------------- */
+
+static json_t *user_changes(const ospab_field_value_t *in)
+{
+    json_t *o = changes(ospab_user_fields, OSPAB_USER_NFIELDS, in, OSPAB_USER_PASSWORD);
+
+    json_object_del(o, "id");
+    if (in[OSPAB_USER_PASSWORD].present) {
+        json_object_set_new(o, "password_changed", json_true());
+    }
+    return o;
+}
+
+static void user_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
+                          ospab_result_t *res)
+{
+    const char *email = in[OSPAB_USER_EMAIL].value;
+    ospab_row_t row = NULL;
+
+    if (in[OSPAB_USER_EMAIL].present
+        && ospab_db_select_one(db, p, "ospab_user_get_email", 1, &email, &row) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    if (row) {
+        ospab_result_error(p, res, 409, apr_psprintf(p, "a user with email %s already exists",
+                                                     in[OSPAB_USER_EMAIL].value), NULL);
+    }
+    else if (in[OSPAB_USER_ID].present) {
+        ospab_result_error(p, res, 409, apr_psprintf(p, "user %s already exists",
+                                                     in[OSPAB_USER_ID].value), NULL);
+    }
+    else {
+        ospab_result_error(p, res, 409, "the change conflicts with another user", NULL);
+    }
+}
+
+static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                        const ospab_field_value_t *in, const char *hash,
+                        const ospab_idem_t *idem, ospab_result_t *res)
+{
+    const char *args[8];
+    const char *id = in[OSPAB_USER_ID].value;
+    const char *now = ospab_time_db(p, a->now);
+    const char **v = args;
+    ospab_row_t row;
+
+    if (id) {
+        *v++ = id;
+    }
+    *v++ = in[OSPAB_USER_EMAIL].value;
+    *v++ = in[OSPAB_USER_NAME].value;
+    *v++ = in[OSPAB_USER_ROLE].value;
+    *v++ = hash;
+    *v++ = in[OSPAB_USER_ENABLED].value;
+    *v++ = now;
+    *v++ = now;
+    if (begin_change(db, p, a, idem, res)) {
+        return;
+    }
+    if (ospab_db_exec(db, p, id ? "ospab_user_insert_id" : "ospab_user_insert",
+                      (int)(v - args), args, NULL) != APR_SUCCESS) {
+        if (!ospab_db_is_constraint(db)) {
+            db_failed(db, p, res);
+            return;
+        }
+        ospab_db_end(db, 0);
+        user_conflict(db, p, in, res);
+        return;
+    }
+    if ((!id && ospab_db_last_id(db, p, &id) != APR_SUCCESS)
+        || ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &row) != APR_SUCCESS || !row
+        || audit(db, p, a, "user.create", "user", id, user_changes(in)) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    result_ok(p, res, 201, "User synced successfully", "user", ospab_user_json(p, row));
+    commit_change(db, p, idem, res);
+}
+
+static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                        const ospab_field_value_t *in, const char *hash,
+                        const ospab_idem_t *idem, ospab_result_t *res)
+{
+    const char *id = in[OSPAB_USER_ID].value;
+    const char *now = ospab_time_db(p, a->now);
+    const char *args[6];
+    ospab_row_t row;
+    int i;
+
+    if (begin_change(db, p, a, idem, res)
+        || lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
+        return;
+    }
+    /* row: id, email, name, role, enabled, ...: the field order up to enabled */
+    for (i = OSPAB_USER_EMAIL; i <= OSPAB_USER_ENABLED; ++i) {
+        args[i - 1] = in[i].present ? in[i].value : row[i];
+    }
+    args[4] = now;
+    args[5] = id;
+    if (ospab_db_exec(db, p, "ospab_user_update", 6, args, NULL) != APR_SUCCESS) {
+        if (!ospab_db_is_constraint(db)) {
+            db_failed(db, p, res);
+            return;
+        }
+        ospab_db_end(db, 0);
+        user_conflict(db, p, in, res);
+        return;
+    }
+    args[0] = hash;
+    args[1] = now;
+    args[2] = id;
+    if ((hash && ospab_db_exec(db, p, "ospab_user_set_password", 3, args, NULL) != APR_SUCCESS)
+        || ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &row) != APR_SUCCESS || !row
+        || audit(db, p, a, "user.update", "user", id, user_changes(in)) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    result_ok(p, res, 200, "User synced successfully", "user", ospab_user_json(p, row));
+    commit_change(db, p, idem, res);
+}
+
+static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                        const ospab_field_value_t *in, const ospab_idem_t *idem,
+                        ospab_result_t *res)
+{
+    const char *id = in[OSPAB_USER_ID].value;
+    ospab_row_t row, count;
+    json_t *record;
+
+    if (begin_change(db, p, a, idem, res)
+        || lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
+        return;
+    }
+    if (ospab_db_select_one(db, p, "ospab_vps_count_user", 1, &id, &count) != APR_SUCCESS
+        || !count) {
+        db_failed(db, p, res);
+        return;
+    }
+    if (count[0] && strcmp(count[0], "0")) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 409, apr_psprintf(p, "user %s still owns %s servers; "
+                           "delete or reassign them first", id, count[0]), NULL);
+        return;
+    }
+    record = ospab_user_json(p, row);
+    if (ospab_db_exec(db, p, "ospab_user_delete_tokens", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_user_delete", 1, &id, NULL) != APR_SUCCESS
+        || audit(db, p, a, "user.delete", "user", id, json_deep_copy(record)) != APR_SUCCESS) {
+        json_decref(record);
+        db_failed(db, p, res);
+        return;
+    }
+    result_ok(p, res, 200, "User synced successfully", "user", record);
+    commit_change(db, p, idem, res);
+}
+
+void ospab_sync_user(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
+                     const ospab_idem_t *idem, ospab_result_t *res)
+{
+    ospab_field_value_t in[OSPAB_USER_NFIELDS];
+    const char *action, *hash = NULL;
+    json_t *user, *errors;
+    int creating;
+
+    memset(res, 0, sizeof(*res));
+    if (read_envelope(p, req, "user", &action, &user, res)) {
+        return;
+    }
+    creating = !strcmp(action, "create");
+    errors = json_object();
+    ospab_fields_read(p, ospab_user_fields, OSPAB_USER_NFIELDS, user, creating, in, errors);
+    if (!creating && !in[OSPAB_USER_ID].present && !json_object_get(errors, "id")) {
+        json_object_set_new(errors, "id", json_string("is required"));
+    }
+    if (json_object_size(errors) > 0) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "user", errors), errors);
+        return;
+    }
+    json_decref(errors);
+    if (!strcmp(action, "delete")) {
+        user_delete(db, p, actor, in, idem, res);
+        return;
+    }
+    if (in[OSPAB_USER_PASSWORD].present
+        && ospab_password_hash(p, in[OSPAB_USER_PASSWORD].value, &hash) != APR_SUCCESS) {
+        res->log = "password hashing failed";
+        ospab_result_error(p, res, 500, "internal error", NULL);
+        return;
+    }
+    if (creating) {
+        user_create(db, p, actor, in, hash, idem, res);
+    }
+    else {
+        user_update(db, p, actor, in, hash, idem, res);
+    }
+}

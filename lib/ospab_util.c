@@ -1,0 +1,190 @@
+/* ospab core: secrets, hashing, time, text checks. */
+#include <string.h>
+#include <stdlib.h>
+#include <ctype.h>
+
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include <apr_env.h>
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+
+#include "ospab_util.h"
+
+apr_status_t ospab_secret_resolve(apr_pool_t *p, const char *spec, const char **out,
+                                  const char **err)
+{
+    apr_status_t rv = APR_SUCCESS;
+    apr_file_t *f = NULL;
+    char buf[4097];
+    apr_size_t n = sizeof(buf) - 1;
+    char *v;
+
+    *out = NULL;
+    *err = NULL;
+    if (!strncmp(spec, "env:", 4)) {
+        if ((rv = apr_env_get(&v, spec + 4, p)) != APR_SUCCESS || !*v) {
+            *err = apr_psprintf(p, "environment variable %s is not set", spec + 4);
+            return rv ? rv : APR_ENOENT;
+        }
+        *out = v;
+        return APR_SUCCESS;
+    }
+    if (strncmp(spec, "file:", 5)) {
+        *out = spec;
+        return APR_SUCCESS;
+    }
+    rv = apr_file_open(&f, spec + 5, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot read %s", spec + 5);
+        goto leave;
+    }
+    rv = apr_file_read_full(f, buf, n, &n);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        *err = apr_psprintf(p, "cannot read %s", spec + 5);
+        goto leave;
+    }
+    if (n == sizeof(buf) - 1) {
+        *err = apr_psprintf(p, "%s is larger than 4 KiB", spec + 5);
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    while (n > 0 && isspace((unsigned char)buf[n - 1])) {
+        --n;
+    }
+    *out = apr_pstrmemdup(p, buf, n);
+    rv = APR_SUCCESS;
+leave:
+    memset(buf, 0, sizeof(buf));
+    if (f) {
+        apr_file_close(f);
+    }
+    return rv;
+}
+
+void ospab_sha256(const void *data, apr_size_t len, unsigned char out[OSPAB_SHA256_LEN])
+{
+    unsigned int n = OSPAB_SHA256_LEN;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+const char *ospab_sha256_hex(apr_pool_t *p, const void *data, apr_size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[OSPAB_SHA256_LEN];
+    char *s = apr_palloc(p, 2 * OSPAB_SHA256_LEN + 1);
+    int i;
+
+    ospab_sha256(data, len, d);
+    for (i = 0; i < OSPAB_SHA256_LEN; ++i) {
+        s[2 * i] = hex[d[i] >> 4];
+        s[2 * i + 1] = hex[d[i] & 15];
+    }
+    s[2 * OSPAB_SHA256_LEN] = '\0';
+    return s;
+}
+
+int ospab_key_matches(const unsigned char expected_digest[OSPAB_SHA256_LEN], const char *given)
+{
+    unsigned char d[OSPAB_SHA256_LEN];
+
+    if (!given) {
+        return 0;
+    }
+    ospab_sha256(given, strlen(given), d);
+    return CRYPTO_memcmp(d, expected_digest, OSPAB_SHA256_LEN) == 0;
+}
+
+const char *ospab_time_db(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t x;
+
+    apr_time_exp_gmt(&x, t);
+    return apr_psprintf(p, "%04d-%02d-%02d %02d:%02d:%02d.%03d", x.tm_year + 1900,
+                        x.tm_mon + 1, x.tm_mday, x.tm_hour, x.tm_min, x.tm_sec,
+                        x.tm_usec / 1000);
+}
+
+const char *ospab_time_api(apr_pool_t *p, const char *v)
+{
+    /* Accepts "YYYY-MM-DD HH:MM:SS", with or without a fraction of any length. */
+    char ms[4] = "000";
+    apr_size_t i, len;
+
+    if (!v) {
+        return NULL;
+    }
+    len = strlen(v);
+    if (len < 19 || v[10] != ' ') {
+        return v;
+    }
+    if (len > 20 && v[19] == '.') {
+        for (i = 0; i < 3 && isdigit((unsigned char)v[20 + i]); ++i) {
+            ms[i] = v[20 + i];
+        }
+    }
+    return apr_psprintf(p, "%.10sT%.8s.%sZ", v, v + 11, ms);
+}
+
+int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    apr_size_t chars = 0;
+
+    while (*u) {
+        int extra;
+        unsigned char c = *u;
+
+        if (c < 0x20 || c == 0x7f) {
+            return 0;
+        }
+        if (c < 0x80) {
+            extra = 0;
+        }
+        else if ((c & 0xe0) == 0xc0 && c >= 0xc2) {
+            extra = 1;
+        }
+        else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+        }
+        else if ((c & 0xf8) == 0xf0 && c <= 0xf4) {
+            extra = 3;
+        }
+        else {
+            return 0;
+        }
+        ++u;
+        while (extra-- > 0) {
+            if ((*u & 0xc0) != 0x80) {
+                return 0;
+            }
+            ++u;
+        }
+        /* C1 control characters (U+0080..U+009F) are not printable either */
+        if (c == 0xc2 && u[-1] < 0xa0) {
+            return 0;
+        }
+        if (++chars > max_chars) {
+            return 0;
+        }
+    }
+    return chars >= min_chars;
+}
+
+int ospab_parse_id(const char *s, apr_int64_t *out)
+{
+    apr_int64_t v = 0;
+    int n = 0;
+
+    if (!s || !*s) {
+        return -1;
+    }
+    for (; *s; ++s, ++n) {
+        if (!isdigit((unsigned char)*s) || n >= 15) {
+            return -1;
+        }
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 0;
+}

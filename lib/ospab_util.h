@@ -1,0 +1,33 @@
+/* ospab core: small helpers that know nothing of httpd (secrets, hashing, time, text). */
+#ifndef OSPAB_UTIL_H
+#define OSPAB_UTIL_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#define OSPAB_SHA256_LEN 32
+
+/* Resolves a secret given as "file:/path", "env:NAME" or a literal value.
+ * File contents lose trailing white space. On failure *err says why, without the secret. */
+apr_status_t ospab_secret_resolve(apr_pool_t *p, const char *spec, const char **out,
+                                  const char **err);
+
+void ospab_sha256(const void *data, apr_size_t len, unsigned char out[OSPAB_SHA256_LEN]);
+const char *ospab_sha256_hex(apr_pool_t *p, const void *data, apr_size_t len);
+
+/* Compares a presented key with the digest of the configured one. Both sides are hashed
+ * first, so the comparison takes the same time whatever the lengths and contents. */
+int ospab_key_matches(const unsigned char expected_digest[OSPAB_SHA256_LEN], const char *given);
+
+/* Timestamps: the database holds "YYYY-MM-DD HH:MM:SS.mmm" (UTC), the API shows
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" (what JavaScript's Date.toISOString() prints). */
+const char *ospab_time_db(apr_pool_t *p, apr_time_t t);
+const char *ospab_time_api(apr_pool_t *p, const char *db_value);
+
+/* 1 if s is valid UTF-8 of min..max characters with no control characters. */
+int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars);
+
+/* Parses a whole decimal integer (no sign, no spaces) into *out; 0 on success. */
+int ospab_parse_id(const char *s, apr_int64_t *out);
+
+#endif

@@ -1,0 +1,26 @@
+/* mod_ospab: VPS control-panel API inside Apache httpd.
+ * This file holds only the module record and the hook registration; see
+ * ospab_mod_config.c (directives), ospab_mod_handler.c (routes) and handle_*.c. */
+#include "mod_ospab.h"
+
+static void ospab_mod_register_hooks(apr_pool_t *p)
+{
+    /* our statements must reach mod_dbd before its post_config prepares the pool */
+    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
+
+    ap_hook_check_config(ospab_mod_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(ospab_mod_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_handler(ospab_mod_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* spelled out rather than AP_DECLARE_MODULE: mod_ospab.h already declares the log index */
+module AP_MODULE_DECLARE_DATA ospab_module = {
+    STANDARD20_MODULE_STUFF,
+    NULL,                       /* per-directory config */
+    NULL,                       /* merge per-directory config */
+    ospab_mod_create_srv_conf,  /* per-server config */
+    ospab_mod_merge_srv_conf,   /* merge per-server config */
+    ospab_mod_cmds,             /* directives */
+    ospab_mod_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

@@ -1,0 +1,36 @@
+/* mod_ospab: the route table and the content handler that dispatches to it. */
+#include "mod_ospab.h"
+
+/* One table for every route; later resources join it here. */
+static const ospab_route_t routes[] = {
+    { "POST", "/api/vps/sync", (const void *)ospab_mod_handle_vps_sync },
+    { "POST", "/api/vps/sync/batch", (const void *)ospab_mod_handle_vps_sync_batch },
+    { "POST", "/api/users/sync", (const void *)ospab_mod_handle_users_sync },
+    { "GET", "/api/health", (const void *)ospab_mod_handle_health },
+    { NULL, NULL, NULL }
+};
+
+int ospab_mod_handler(request_rec *r)
+{
+    ospab_route_match_t m;
+    const char *allow = NULL;
+    ospab_mod_route_fn *fn;
+
+    if (!r->handler || strcmp(r->handler, OSPAB_HANDLER)) {
+        return DECLINED;
+    }
+    switch (ospab_route_find(routes, r->method, r->uri, &m, &allow, r->pool)) {
+    case OSPAB_ROUTE_FOUND:
+        break;
+    case OSPAB_ROUTE_BAD_METHOD:
+        apr_table_setn(r->err_headers_out, "Allow", allow);
+        return ospab_mod_error(r, HTTP_METHOD_NOT_ALLOWED,
+                               apr_psprintf(r->pool, "method %s not allowed",
+                                            ap_escape_html(r->pool, r->method)));
+    default:
+        return ospab_mod_error(r, HTTP_NOT_FOUND, "not found");
+    }
+    /* function pointers travel through the core's route table as data */
+    fn = (ospab_mod_route_fn *)(apr_uintptr_t)m.route->data;
+    return fn(r, &m);
+}
