@@ -12,6 +12,7 @@
 #define MYSQL_ER_NO_REFERENCED    1452
 #define MYSQL_ER_DUP_KEYNAME      1586
 #define SQLITE_CONSTRAINT_CODE    19
+#define SQLITE_BUSY_CODE          5
 
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared)
@@ -143,15 +144,33 @@ apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *labe
 
 apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
 {
+    apr_interval_time_t pause = apr_time_from_msec(1);
+    apr_time_t deadline = apr_time_now() + OSPAB_DB_BEGIN_WAIT;
     int rc;
 
-    db->trans = NULL;
-    rc = apr_dbd_transaction_start(db->driver, p, db->handle, &db->trans);
-    if (rc) {
+    for (;;) {
         db->trans = NULL;
-        return failed(db, p, "BEGIN", rc);
+        rc = apr_dbd_transaction_start(db->driver, p, db->handle, &db->trans);
+        if (!rc) {
+            return APR_SUCCESS;
+        }
+        /* apr_dbd_sqlite3 leaves the failed transaction on the handle: detach it */
+        if (db->trans) {
+            apr_dbd_transaction_end(db->driver, p, db->trans);
+            db->trans = NULL;
+        }
+        /* SQLite's "BEGIN IMMEDIATE" while another connection writes: wait here, outside
+         * apr_dbd_sqlite3's process-wide mutex (SQLite's own busy timeout would sleep
+         * inside it and stall every other thread of the process, the writer included) */
+        if (db->dialect != OSPAB_DB_SQLITE || rc != SQLITE_BUSY_CODE
+            || apr_time_now() + pause > deadline) {
+            return failed(db, p, "BEGIN", rc);
+        }
+        apr_sleep(pause);
+        if (pause < apr_time_from_msec(20)) {
+            pause *= 2;
+        }
     }
-    return APR_SUCCESS;
 }
 
 apr_status_t ospab_db_end(ospab_db_t *db, int commit)

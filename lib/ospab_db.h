@@ -49,6 +49,9 @@ apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, i
 apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *label,
                                  int nargs, const char **args, ospab_row_t *row);
 
+/* How long a transaction waits for SQLite's write lock before giving up (503). */
+#define OSPAB_DB_BEGIN_WAIT apr_time_from_sec(10)
+
 apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p);
 /* Commits when commit is set and nothing failed, else rolls back. */
 apr_status_t ospab_db_end(ospab_db_t *db, int commit);

@@ -44,7 +44,7 @@ typedef struct {
 int ospab_fields_read(apr_pool_t *p, const ospab_field_t *spec, int n, json_t *obj,
                       int creating, ospab_field_value_t *out, json_t *errors);
 
-/* "invalid vps: ram: must be ...; 2 more" built from an errors object. */
+/* "invalid vps: ram: must be ... (and 2 more)" built from an errors object. */
 const char *ospab_fields_summary(apr_pool_t *p, const char *what, json_t *errors);
 
 /* Index of name in spec, or -1. */

@@ -16,8 +16,8 @@ apr_status_t ospab_secret_resolve(apr_pool_t *p, const char *spec, const char **
 {
     apr_status_t rv = APR_SUCCESS;
     apr_file_t *f = NULL;
-    char buf[4097];
-    apr_size_t n = sizeof(buf) - 1;
+    char buf[4098];
+    apr_size_t n = sizeof(buf) - 1;   /* 4096 allowed: one byte more tells "too large" */
     char *v;
 
     *out = NULL;
@@ -44,7 +44,7 @@ apr_status_t ospab_secret_resolve(apr_pool_t *p, const char *spec, const char **
         *err = apr_psprintf(p, "cannot read %s", spec + 5);
         goto leave;
     }
-    if (n == sizeof(buf) - 1) {
+    if (n > 4096) {
         *err = apr_psprintf(p, "%s is larger than 4 KiB", spec + 5);
         rv = APR_EINVAL;
         goto leave;
@@ -151,6 +151,11 @@ int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars)
             extra = 3;
         }
         else {
+            return 0;
+        }
+        /* the second byte's range rules out overlong forms, surrogates and > U+10FFFF */
+        if ((c == 0xe0 && u[1] < 0xa0) || (c == 0xed && u[1] > 0x9f)
+            || (c == 0xf0 && u[1] < 0x90) || (c == 0xf4 && u[1] > 0x8f)) {
             return 0;
         }
         ++u;

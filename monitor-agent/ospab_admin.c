@@ -1,0 +1,501 @@
+/* ospab-admin: maintenance commands for the ospab panel database.
+ *
+ *   ospab-admin [--driver sqlite3|mysql] [--params "DBDParams string"]
+ *               [--sql-dir DIR] COMMAND [ARGS]
+ *
+ * The connection is given exactly as to Apache (DBDriver / DBDParams), or by
+ * OSPAB_DB_DRIVER / OSPAB_DB_PARAMS.  Exit status: 0 done, 1 usage error,
+ * 2 the command failed.  The password in the parameters is never printed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <apr_general.h>
+#include <apr_getopt.h>
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_file_info.h>
+#include <apr_dbd.h>
+
+#include "ospab_migrate.h"
+
+#ifndef OSPAB_SQL_DIR
+#define OSPAB_SQL_DIR "/usr/local/share/ospab-panel/sql"
+#endif
+
+#define EXIT_OK    0
+#define EXIT_USAGE 1
+#define EXIT_FAIL  2
+
+typedef struct {
+    apr_pool_t *pool;
+    const char *driver;          /* "mysql" | "sqlite3" */
+    const char *params;
+    const char *sql_dir;         /* the parent of mysql/ and sqlite/ */
+    int dry_run;
+    const apr_dbd_driver_t *drv;
+    apr_dbd_t *dbh;
+} admin_t;
+
+typedef int admin_cmd_fn(admin_t *a, int argc, const char *const *argv);
+
+typedef struct {
+    const char *name;
+    const char *args;            /* for the usage text */
+    const char *help;
+    int min_args, max_args;
+    int needs_db;
+    int creates_db;              /* may create a missing SQLite file */
+    admin_cmd_fn *fn;
+} admin_cmd_t;
+
+static int cmd_migrate(admin_t *a, int argc, const char *const *argv);
+static int cmd_status(admin_t *a, int argc, const char *const *argv);
+static int cmd_seed(admin_t *a, int argc, const char *const *argv);
+static int cmd_help(admin_t *a, int argc, const char *const *argv);
+
+static const admin_cmd_t commands[] = {
+    { "migrate", "[--dry-run]",
+      "apply the pending migrations of SQL-DIR/<dialect>, in order",
+      0, 0, 1, 1, cmd_migrate },
+    { "status", "",
+      "list migrations (applied / pending / applying / changed) and seeds",
+      0, 0, 1, 0, cmd_status },
+    { "seed", "FILE",
+      "run a seed SQL file once, in one transaction (FILE may be a name in "
+      "SQL-DIR/seed)", 1, 1, 1, 1, cmd_seed },
+    { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
+    { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
+};
+
+enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP };
+
+static const apr_getopt_option_t options[] = {
+    { "driver",  OPT_DRIVER,  1, "sqlite3 or mysql (env OSPAB_DB_DRIVER)" },
+    { "params",  OPT_PARAMS,  1, "connection string as for DBDParams "
+                                 "(env OSPAB_DB_PARAMS)" },
+    { "sql-dir", OPT_SQL_DIR, 1, "directory holding mysql/, sqlite/, seed/" },
+    { "dry-run", OPT_DRY_RUN, 0, "migrate: list what would be applied" },
+    { "help",    OPT_HELP,    0, "show this text" },
+    { NULL, 0, 0, NULL }
+};
+
+static void usage(FILE *out)
+{
+    const admin_cmd_t *c;
+    const apr_getopt_option_t *o;
+
+    fprintf(out, "usage: ospab-admin [OPTIONS] COMMAND [ARGS]\n\n"
+                 "options:\n");
+    for (o = options; o->name; o++) {
+        fprintf(out, "  --%-10s %s %s\n", o->name, o->has_arg ? "ARG" : "   ",
+                o->description);
+    }
+    fprintf(out, "\ncommands:\n");
+    for (c = commands; c->name; c++) {
+        fprintf(out, "  %-8s %-12s %s\n", c->name, c->args, c->help);
+    }
+    fprintf(out, "\nSQL-DIR defaults to %s; the dialect directory is "
+                 "SQL-DIR/mysql or SQL-DIR/sqlite.\n"
+                 "examples:\n"
+                 "  ospab-admin --driver sqlite3 --params /var/lib/ospab/"
+                 "ospab.db migrate\n"
+                 "  OSPAB_DB_DRIVER=mysql OSPAB_DB_PARAMS='host=127.0.0.1 "
+                 "user=ospab pass=... dbname=ospab' ospab-admin status\n"
+                 "exit status: 0 done, 1 usage error, 2 failure\n",
+            OSPAB_SQL_DIR);
+}
+
+/* ------------------------------------------------------------------------ */
+/* keeping the password out of every message                                */
+
+/* apr_dbd_mysql takes any abbreviation of a key ("p=" is "pass="), ends a
+ * value at any of these, and ignores case.                                */
+#define PARAM_DELIMS " \r\n\t;|,"
+
+static int is_password_key(const char *key, apr_size_t klen)
+{
+    static const char *const names[] = { "pass", "password", "passwd", "pwd",
+                                         NULL };
+    int i;
+
+    if (klen == 0) {
+        return 0;
+    }
+    if (klen <= 4 && strncasecmp(key, "pass", klen) == 0) {
+        return 1;
+    }
+    for (i = 0; names[i]; i++) {
+        if (strlen(names[i]) == klen && strncasecmp(key, names[i], klen) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The params with every password value replaced by "***"; also returns
+ * the (last) password itself so messages can be scrubbed of it.           */
+static const char *redact_params(apr_pool_t *p, const char *params,
+                                 const char **password)
+{
+    const char *src = params ? params : "", *copied = src, *eq;
+    const char *out = "";
+
+    *password = NULL;
+    for (eq = strchr(src, '='); eq; eq = strchr(eq + 1, '=')) {
+        const char *kend = eq, *key, *val = eq + 1;
+        apr_size_t vlen;
+
+        while (kend > src && apr_isspace(kend[-1])) {    /* "pass = x" */
+            kend--;
+        }
+        for (key = kend; key > src && apr_isalpha(key[-1]); key--) {
+        }
+        if (!is_password_key(key, (apr_size_t)(kend - key))) {
+            continue;
+        }
+        while (apr_isspace(*val)) {
+            val++;
+        }
+        vlen = strcspn(val, PARAM_DELIMS);
+        if (vlen == 0) {
+            continue;
+        }
+        *password = apr_pstrndup(p, val, vlen);
+        out = apr_pstrcat(p, out,
+                          apr_pstrndup(p, copied, (apr_size_t)(val - copied)),
+                          "***", NULL);
+        copied = val + vlen;
+        eq = copied - 1;         /* an '=' inside the value is not a key */
+    }
+    return apr_pstrcat(p, out, copied, NULL);
+}
+
+static const char *scrub(apr_pool_t *p, const char *msg, const char *secret)
+{
+    const char *hit;
+    apr_size_t slen;
+
+    if (msg == NULL || secret == NULL || (slen = strlen(secret)) < 3) {
+        return msg;
+    }
+    while ((hit = strstr(msg, secret)) != NULL) {
+        msg = apr_pstrcat(p, apr_pstrndup(p, msg, (apr_size_t)(hit - msg)),
+                          "***", hit + slen, NULL);
+    }
+    return msg;
+}
+
+static void fail_msg(admin_t *a, const char *msg)
+{
+    const char *pw = NULL;
+
+    redact_params(a->pool, a->params, &pw);
+    fprintf(stderr, "ospab-admin: error: %s\n", scrub(a->pool, msg, pw));
+}
+
+/* ------------------------------------------------------------------------ */
+/* database                                                                 */
+
+static int open_db(admin_t *a, const admin_cmd_t *cmd)
+{
+    const char *err = NULL, *pw = NULL, *shown;
+    char errbuf[256];
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    shown = redact_params(a->pool, a->params, &pw);
+    rv = apr_dbd_init(a->pool);
+    if (rv != APR_SUCCESS) {
+        fail_msg(a, apr_psprintf(a->pool, "apr_dbd_init: %s",
+                                 apr_strerror(rv, errbuf, sizeof(errbuf))));
+        return EXIT_FAIL;
+    }
+    rv = apr_dbd_get_driver(a->pool, a->driver, &a->drv);
+    if (rv == APR_EDSOOPEN) {
+        fail_msg(a, apr_psprintf(a->pool, "cannot load the apr_dbd %s "
+                                 "driver; install libaprutil1-dbd-%s",
+                                 a->driver, a->driver));
+        return EXIT_FAIL;
+    }
+    if (rv != APR_SUCCESS) {
+        fail_msg(a, apr_psprintf(a->pool, "apr_dbd driver %s: %s", a->driver,
+                                 apr_strerror(rv, errbuf, sizeof(errbuf))));
+        return EXIT_FAIL;
+    }
+    if (strcmp(a->driver, "sqlite3") == 0 && !cmd->creates_db
+        && apr_stat(&fi, a->params, APR_FINFO_TYPE, a->pool) != APR_SUCCESS) {
+        fail_msg(a, apr_psprintf(a->pool, "SQLite database %s does not exist "
+                                 "(run 'migrate' to create it)", a->params));
+        return EXIT_FAIL;
+    }
+    rv = apr_dbd_open_ex(a->drv, a->pool, a->params, &a->dbh, &err);
+    if (rv != APR_SUCCESS || a->dbh == NULL) {
+        a->dbh = NULL;
+        fail_msg(a, apr_psprintf(a->pool, "cannot open %s database (%s): %s",
+                                 a->driver, shown,
+                                 err ? err : "unknown error"));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static const char *dialect_dir(admin_t *a)
+{
+    return apr_pstrcat(a->pool, a->sql_dir, "/",
+                       strcmp(a->driver, "mysql") == 0 ? "mysql" : "sqlite",
+                       NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* commands                                                                 */
+
+static void print_event(void *baton, ospab_migrate_event_e ev,
+                        const ospab_migrate_entry_t *e, const char *detail)
+{
+    (void)baton;
+    switch (ev) {
+    case OSPAB_MIGRATE_EV_APPLIED:
+        printf("applied %s (%s)\n", e->name, detail ? detail : "");
+        break;
+    case OSPAB_MIGRATE_EV_WOULD_APPLY:
+        printf("would apply %s\n", e->name);
+        break;
+    case OSPAB_MIGRATE_EV_SEED_SKIPPED:
+        printf("skipped %s: %s\n", e->name, detail ? detail : "");
+        break;
+    case OSPAB_MIGRATE_EV_WARNING:
+        fprintf(stderr, "ospab-admin: warning: %s\n", detail ? detail : "");
+        break;
+    case OSPAB_MIGRATE_EV_APPLYING:
+        break;
+    }
+    fflush(stdout);
+}
+
+static int cmd_migrate(admin_t *a, int argc, const char *const *argv)
+{
+    const char *dir = dialect_dir(a), *errmsg = NULL;
+    int n = 0;
+    apr_status_t rv;
+
+    (void)argc;
+    (void)argv;
+    rv = ospab_migrate_run(a->pool, a->drv, a->dbh, dir, a->dry_run,
+                           print_event, NULL, &n, &errmsg);
+    if (rv != APR_SUCCESS) {
+        fail_msg(a, errmsg ? errmsg : "migration failed");
+        if (n > 0) {
+            fprintf(stderr, "ospab-admin: %d migration%s applied before the "
+                    "failure\n", n, n == 1 ? " was" : "s were");
+        }
+        return EXIT_FAIL;
+    }
+    if (n == 0) {
+        printf("nothing to apply: the database is up to date\n");
+    }
+    else if (a->dry_run) {
+        printf("%d migration%s would be applied (dry run: nothing changed)\n",
+               n, n == 1 ? "" : "s");
+    }
+    else {
+        printf("%d migration%s applied; the database is up to date\n", n,
+               n == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
+static const char *state_name(ospab_migrate_state_e s)
+{
+    switch (s) {
+    case OSPAB_MIGRATE_PENDING:  return "pending";
+    case OSPAB_MIGRATE_APPLIED:  return "applied";
+    case OSPAB_MIGRATE_APPLYING: return "applying";
+    case OSPAB_MIGRATE_CHANGED:  return "changed";
+    case OSPAB_MIGRATE_MISSING:  return "no-file";
+    }
+    return "?";
+}
+
+static int cmd_status(admin_t *a, int argc, const char *const *argv)
+{
+    apr_array_header_t *entries = NULL;
+    const char *dir = dialect_dir(a), *errmsg = NULL;
+    int i, counts[OSPAB_MIGRATE_MISSING + 1] = { 0 };
+    apr_status_t rv;
+
+    (void)argc;
+    (void)argv;
+    rv = ospab_migrate_status(a->pool, a->drv, a->dbh, dir, &entries,
+                              &errmsg);
+    if (rv != APR_SUCCESS) {
+        fail_msg(a, errmsg ? errmsg : "cannot read the migration status");
+        return EXIT_FAIL;
+    }
+    printf("%-7s %-8s %-23s %s\n", "VERSION", "STATE", "APPLIED AT", "NAME");
+    for (i = 0; i < entries->nelts; i++) {
+        const ospab_migrate_entry_t *e =
+            APR_ARRAY_IDX(entries, i, const ospab_migrate_entry_t *);
+
+        if (e->version > 0) {
+            printf("%03d     ", e->version);
+            counts[e->state]++;
+        }
+        else {
+            printf("%-7s ", "seed");
+        }
+        printf("%-8s %-23s %s\n", state_name(e->state),
+               e->applied_at ? e->applied_at : "-", e->name);
+    }
+    printf("%d applied, %d pending", counts[OSPAB_MIGRATE_APPLIED],
+           counts[OSPAB_MIGRATE_PENDING]);
+    if (counts[OSPAB_MIGRATE_APPLYING]) {
+        printf(", %d interrupted (half-applied: repair by hand, then delete "
+               "the row)", counts[OSPAB_MIGRATE_APPLYING]);
+    }
+    if (counts[OSPAB_MIGRATE_CHANGED]) {
+        printf(", %d edited after being applied",
+               counts[OSPAB_MIGRATE_CHANGED]);
+    }
+    if (counts[OSPAB_MIGRATE_MISSING]) {
+        printf(", %d without a file", counts[OSPAB_MIGRATE_MISSING]);
+    }
+    printf("  [%s]\n", dir);
+    return EXIT_OK;
+}
+
+static int cmd_seed(admin_t *a, int argc, const char *const *argv)
+{
+    const char *file = argv[0], *errmsg = NULL;
+    apr_finfo_t fi;
+    int applied = 0;
+    apr_status_t rv;
+
+    (void)argc;
+    if (strchr(file, '/') == NULL
+        && apr_stat(&fi, file, APR_FINFO_TYPE, a->pool) != APR_SUCCESS) {
+        file = apr_pstrcat(a->pool, a->sql_dir, "/seed/", file, NULL);
+    }
+    rv = ospab_migrate_seed(a->pool, a->drv, a->dbh, file, print_event, NULL,
+                            &applied, &errmsg);
+    if (rv != APR_SUCCESS) {
+        fail_msg(a, errmsg ? errmsg : "seed failed");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_help(admin_t *a, int argc, const char *const *argv)
+{
+    (void)a;
+    (void)argc;
+    (void)argv;
+    usage(stdout);
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int run(apr_pool_t *pool, int argc, const char *const *argv)
+{
+    admin_t a;
+    apr_getopt_t *opt;
+    const admin_cmd_t *cmd;
+    const char *optarg = NULL;
+    int optch, nargs, rc;
+    apr_status_t rv;
+
+    memset(&a, 0, sizeof(a));
+    a.pool = pool;
+    a.driver = getenv("OSPAB_DB_DRIVER");
+    a.params = getenv("OSPAB_DB_PARAMS");
+    a.sql_dir = OSPAB_SQL_DIR;
+
+    apr_getopt_init(&opt, pool, argc, argv);
+    opt->interleave = 1;
+    while ((rv = apr_getopt_long(opt, options, &optch, &optarg))
+           == APR_SUCCESS) {
+        switch (optch) {
+        case OPT_DRIVER:  a.driver = optarg;  break;
+        case OPT_PARAMS:  a.params = optarg;  break;
+        case OPT_SQL_DIR: a.sql_dir = optarg; break;
+        case OPT_DRY_RUN: a.dry_run = 1;      break;
+        case OPT_HELP:    usage(stdout);      return EXIT_OK;
+        }
+    }
+    if (rv != APR_EOF) {
+        fprintf(stderr, "try 'ospab-admin --help'\n");
+        return EXIT_USAGE;
+    }
+    if (opt->ind >= opt->argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (cmd = commands; cmd->name; cmd++) {
+        if (strcmp(cmd->name, opt->argv[opt->ind]) == 0) {
+            break;
+        }
+    }
+    if (cmd->name == NULL) {
+        fprintf(stderr, "ospab-admin: unknown command '%s'; try "
+                "'ospab-admin --help'\n", opt->argv[opt->ind]);
+        return EXIT_USAGE;
+    }
+    nargs = opt->argc - opt->ind - 1;
+    if (nargs < cmd->min_args || nargs > cmd->max_args) {
+        fprintf(stderr, "usage: ospab-admin [OPTIONS] %s %s\n", cmd->name,
+                cmd->args);
+        return EXIT_USAGE;
+    }
+    if (a.dry_run && cmd->fn != cmd_migrate) {
+        fprintf(stderr, "ospab-admin: --dry-run only applies to migrate\n");
+        return EXIT_USAGE;
+    }
+    if (cmd->needs_db) {
+        if (a.driver == NULL || *a.driver == '\0'
+            || a.params == NULL || *a.params == '\0') {
+            fprintf(stderr, "ospab-admin: no database given: use --driver "
+                    "and --params, or set OSPAB_DB_DRIVER and "
+                    "OSPAB_DB_PARAMS\n");
+            return EXIT_USAGE;
+        }
+        if (strcmp(a.driver, "mysql") != 0
+            && strcmp(a.driver, "sqlite3") != 0) {
+            fprintf(stderr, "ospab-admin: unsupported driver '%s' (use "
+                    "sqlite3 or mysql)\n", a.driver);
+            return EXIT_USAGE;
+        }
+        rc = open_db(&a, cmd);
+        if (rc != EXIT_OK) {
+            return rc;
+        }
+    }
+    rc = cmd->fn(&a, nargs, opt->argv + opt->ind + 1);
+    if (a.dbh) {
+        apr_dbd_close(a.drv, a.dbh);
+    }
+    return rc;
+}
+
+int main(int argc, const char *const *argv)
+{
+    apr_pool_t *pool = NULL;
+    int rc;
+
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fprintf(stderr, "ospab-admin: cannot initialise APR\n");
+        return EXIT_FAIL;
+    }
+    if (apr_pool_create(&pool, NULL) != APR_SUCCESS) {
+        fprintf(stderr, "ospab-admin: out of memory\n");
+        apr_terminate();
+        return EXIT_FAIL;
+    }
+    rc = run(pool, argc, argv);
+    fflush(stdout);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* Runs every unit-test suite of the core library; exits non-zero if any test fails. */
+#include <stdlib.h>
+
+#include <apr_general.h>
+
+#include "tests.h"
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (apr_initialize() != APR_SUCCESS) {
+        return EXIT_FAILURE;
+    }
+    sr = srunner_create(ospab_json_suite());
+    srunner_add_suite(sr, ospab_util_suite());
+    srunner_add_suite(sr, ospab_route_suite());
+    srunner_add_suite(sr, ospab_fields_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    apr_terminate();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

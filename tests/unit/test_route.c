@@ -1,0 +1,143 @@
+/* lib/ospab_route.h: method + path -> route, {id} parameters, 404 vs 405 + Allow. */
+#include <string.h>
+
+#include <apr_pools.h>
+
+#include "tests.h"
+#include "ospab_route.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+    pool = NULL;
+}
+
+static const ospab_route_t table[] = {
+    { "GET",    "/api/health",                 "health" },
+    { "POST",   "/api/vps/sync",               "sync" },
+    { "POST",   "/api/vps/sync/batch",         "batch" },
+    { "GET",    "/api/vps/{id}",               "vps_get" },
+    { "DELETE", "/api/vps/{id}",               "vps_delete" },
+    { "PUT",    "/api/vps/{id}",               "vps_put" },
+    { "POST",   "/api/vps/{id}/start",         "vps_start" },
+    { "GET",    "/api/users/{id}/vps/{id}",    "user_vps" },
+    { NULL, NULL, NULL }
+};
+
+static ospab_route_match_t m;
+static const char *allow;
+
+static ospab_route_result_e find(const char *method, const char *path)
+{
+    memset(&m, 0, sizeof(m));
+    allow = NULL;
+    return ospab_route_find(table, method, path, &m, &allow, pool);
+}
+
+START_TEST(exact_match)
+{
+    ck_assert_int_eq(find("GET", "/api/health"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "health");
+    ck_assert_int_eq(m.nparams, 0);
+    ck_assert_int_eq(find("POST", "/api/vps/sync/batch"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "batch");
+    ck_assert_int_eq(find("GET", "/api/healthz"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", ""), OSPAB_ROUTE_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(trailing_slash_not_matched)
+{
+    ck_assert_int_eq(find("GET", "/api/health/"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("POST", "/api/vps/sync/"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/5/"), OSPAB_ROUTE_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(id_param)
+{
+    ck_assert_int_eq(find("GET", "/api/vps/42"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "vps_get");
+    ck_assert_int_eq(m.nparams, 1);
+    ck_assert(m.params[0] == 42);
+    ck_assert_int_eq(find("POST", "/api/vps/7/start"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "vps_start");
+    ck_assert(m.params[0] == 7);
+    ck_assert_int_eq(find("GET", "/api/vps/999999999999999"), OSPAB_ROUTE_FOUND);
+    ck_assert(m.params[0] == 999999999999999LL);
+}
+END_TEST
+
+START_TEST(id_param_refused)
+{
+    ck_assert_int_eq(find("GET", "/api/vps/042"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/0"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/1000000000000000"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/99999999999999999999"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/abc"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/12abc"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/-1"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("GET", "/api/vps/"), OSPAB_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(find("POST", "/api/vps/0/start"), OSPAB_ROUTE_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(several_params)
+{
+    ck_assert_int_eq(find("GET", "/api/users/3/vps/19"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "user_vps");
+    ck_assert_int_eq(m.nparams, 2);
+    ck_assert(m.params[0] == 3);
+    ck_assert(m.params[1] == 19);
+    ck_assert_int_eq(find("GET", "/api/users/3/vps/019"), OSPAB_ROUTE_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(head_answers_get_routes)
+{
+    ck_assert_int_eq(find("HEAD", "/api/health"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "health");
+    ck_assert_int_eq(find("HEAD", "/api/vps/5"), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->data, "vps_get");
+    /* HEAD is not POST */
+    ck_assert_int_eq(find("HEAD", "/api/vps/sync"), OSPAB_ROUTE_BAD_METHOD);
+    ck_assert_str_eq(allow, "POST");
+}
+END_TEST
+
+START_TEST(method_not_allowed)
+{
+    ck_assert_int_eq(find("POST", "/api/health"), OSPAB_ROUTE_BAD_METHOD);
+    ck_assert_str_eq(allow, "GET, HEAD");
+    ck_assert_int_eq(find("GET", "/api/vps/sync"), OSPAB_ROUTE_BAD_METHOD);
+    ck_assert_str_eq(allow, "POST");
+    ck_assert_int_eq(find("POST", "/api/vps/5"), OSPAB_ROUTE_BAD_METHOD);
+    ck_assert_str_eq(allow, "GET, HEAD, DELETE, PUT");
+    ck_assert_int_eq(find("get", "/api/health"), OSPAB_ROUTE_BAD_METHOD);
+}
+END_TEST
+
+Suite *ospab_route_suite(void)
+{
+    Suite *s = suite_create("route");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, exact_match);
+    tcase_add_test(tc, trailing_slash_not_matched);
+    tcase_add_test(tc, id_param);
+    tcase_add_test(tc, id_param_refused);
+    tcase_add_test(tc, several_params);
+    tcase_add_test(tc, head_answers_get_routes);
+    tcase_add_test(tc, method_not_allowed);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,290 @@
+/* lib/ospab_util.h: secrets, SHA-256, key comparison, timestamps, text and id checks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+
+#include "tests.h"
+#include "ospab_util.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+    pool = NULL;
+}
+
+/* A temporary file holding len bytes of data; removed when the pool goes. */
+static const char *temp_file(const char *data, apr_size_t len)
+{
+    char *path = apr_pstrdup(pool, "/tmp/ospab-unit-XXXXXX");
+    apr_file_t *f;
+    apr_size_t written;
+
+    ck_assert_int_eq(apr_file_mktemp(&f, path, APR_FOPEN_CREATE | APR_FOPEN_READ
+                                     | APR_FOPEN_WRITE | APR_FOPEN_EXCL
+                                     | APR_FOPEN_DELONCLOSE, pool), APR_SUCCESS);
+    ck_assert_int_eq(apr_file_write_full(f, data, len, &written), APR_SUCCESS);
+    /* keep f open: APR_FOPEN_DELONCLOSE removes it at pool clean-up */
+    return path;
+}
+
+#define SECRET "s3cr3t-Value-0123456789-abcdefghijkl"
+
+START_TEST(secret_literal)
+{
+    const char *out, *err;
+
+    ck_assert_int_eq(ospab_secret_resolve(pool, SECRET, &out, &err), APR_SUCCESS);
+    ck_assert_str_eq(out, SECRET);
+    ck_assert_ptr_null(err);
+}
+END_TEST
+
+START_TEST(secret_env)
+{
+    const char *out, *err;
+
+    ck_assert_int_eq(setenv("OSPAB_UNIT_SECRET", SECRET, 1), 0);
+    ck_assert_int_eq(ospab_secret_resolve(pool, "env:OSPAB_UNIT_SECRET", &out, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(out, SECRET);
+    unsetenv("OSPAB_UNIT_SECRET");
+}
+END_TEST
+
+START_TEST(secret_env_unset)
+{
+    const char *out = "x", *err = NULL;
+
+    unsetenv("OSPAB_UNIT_MISSING");
+    ck_assert_int_ne(ospab_secret_resolve(pool, "env:OSPAB_UNIT_MISSING", &out, &err),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "OSPAB_UNIT_MISSING"));
+
+    /* set but empty counts as unset */
+    ck_assert_int_eq(setenv("OSPAB_UNIT_EMPTY", "", 1), 0);
+    ck_assert_int_ne(ospab_secret_resolve(pool, "env:OSPAB_UNIT_EMPTY", &out, &err),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(out);
+    unsetenv("OSPAB_UNIT_EMPTY");
+}
+END_TEST
+
+START_TEST(secret_file)
+{
+    const char *path = temp_file(SECRET "\n", strlen(SECRET) + 1);
+    const char *out, *err;
+
+    ck_assert_int_eq(ospab_secret_resolve(pool, apr_pstrcat(pool, "file:", path, NULL), &out,
+                                          &err), APR_SUCCESS);
+    ck_assert_str_eq(out, SECRET);
+
+    path = temp_file("  " SECRET " \r\n\n", strlen(SECRET) + 6);
+    ck_assert_int_eq(ospab_secret_resolve(pool, apr_pstrcat(pool, "file:", path, NULL), &out,
+                                          &err), APR_SUCCESS);
+    /* only trailing white space goes */
+    ck_assert_str_eq(out, "  " SECRET);
+}
+END_TEST
+
+START_TEST(secret_file_missing)
+{
+    const char *out = "x", *err = NULL;
+
+    ck_assert_int_ne(ospab_secret_resolve(pool, "file:/nonexistent/ospab/sync.key", &out,
+                                          &err), APR_SUCCESS);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/ospab/sync.key"));
+}
+END_TEST
+
+START_TEST(secret_file_too_large)
+{
+    /* a file that is refused must not have its contents echoed in the message */
+    apr_size_t len = 5000;
+    char *data = apr_palloc(pool, len + 1);
+    const char *path, *out = "x", *err = NULL;
+    apr_size_t i;
+
+    for (i = 0; i < len; ++i) {
+        data[i] = SECRET[i % strlen(SECRET)];
+    }
+    data[len] = '\0';
+    path = temp_file(data, len);
+    ck_assert_int_ne(ospab_secret_resolve(pool, apr_pstrcat(pool, "file:", path, NULL), &out,
+                                          &err), APR_SUCCESS);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_null(strstr(err, "s3cr3t"));
+}
+END_TEST
+
+START_TEST(sha256_vectors)
+{
+    ck_assert_str_eq(ospab_sha256_hex(pool, "abc", 3),
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    ck_assert_str_eq(ospab_sha256_hex(pool, "", 0),
+                     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    ck_assert_str_eq(ospab_sha256_hex(pool,
+                     "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56),
+                     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    /* the length is honoured, not the terminator */
+    ck_assert_str_eq(ospab_sha256_hex(pool, "abc\0def", 3), ospab_sha256_hex(pool, "abc", 3));
+}
+END_TEST
+
+START_TEST(key_matches)
+{
+    static const char key[] = "correct-horse-battery-staple-0123456789";
+    unsigned char digest[OSPAB_SHA256_LEN];
+
+    ospab_sha256(key, strlen(key), digest);
+    ck_assert_int_eq(ospab_key_matches(digest, key), 1);
+    ck_assert_int_eq(ospab_key_matches(digest, "correct-horse-battery-staple-0123456788"), 0);
+    ck_assert_int_eq(ospab_key_matches(digest, "correct-horse"), 0);
+    ck_assert_int_eq(ospab_key_matches(digest, "correct-horse-battery-staple-0123456789x"), 0);
+    ck_assert_int_eq(ospab_key_matches(digest, ""), 0);
+    ck_assert_int_eq(ospab_key_matches(digest, NULL), 0);
+}
+END_TEST
+
+START_TEST(time_db_format)
+{
+    /* 2026-01-01T00:00:00Z is 1767225600 */
+    ck_assert_str_eq(ospab_time_db(pool, apr_time_from_sec(1767225600) + 123456),
+                     "2026-01-01 00:00:00.123");
+    ck_assert_str_eq(ospab_time_db(pool, apr_time_from_sec(1767225600) - 1000),
+                     "2025-12-31 23:59:59.999");
+    ck_assert_str_eq(ospab_time_db(pool, 0), "1970-01-01 00:00:00.000");
+}
+END_TEST
+
+START_TEST(time_api_conversion)
+{
+    ck_assert_str_eq(ospab_time_api(pool, "2026-01-01 00:00:00"), "2026-01-01T00:00:00.000Z");
+    ck_assert_str_eq(ospab_time_api(pool, "2026-11-22 17:20:00.123"),
+                     "2026-11-22T17:20:00.123Z");
+    ck_assert_str_eq(ospab_time_api(pool, "2026-11-22 17:20:00.5"), "2026-11-22T17:20:00.500Z");
+    ck_assert_str_eq(ospab_time_api(pool, "2026-11-22 17:20:00.987654"),
+                     "2026-11-22T17:20:00.987Z");
+    ck_assert_ptr_null(ospab_time_api(pool, NULL));
+}
+END_TEST
+
+/* "Анна" in UTF-8: four characters, eight bytes */
+#define ANNA "\xd0\x90\xd0\xbd\xd0\xbd\xd0\xb0"
+
+START_TEST(text_ok_ascii_and_bounds)
+{
+    ck_assert_int_eq(ospab_text_ok("Ubuntu 22.04", 1, 100), 1);
+    ck_assert_int_eq(ospab_text_ok("", 0, 10), 1);
+    ck_assert_int_eq(ospab_text_ok("", 1, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("abcde", 5, 5), 1);
+    ck_assert_int_eq(ospab_text_ok("abcdef", 1, 5), 0);
+    ck_assert_int_eq(ospab_text_ok("abcd", 5, 10), 0);
+}
+END_TEST
+
+START_TEST(text_ok_multibyte_counts_characters)
+{
+    ck_assert_int_eq(ospab_text_ok(ANNA, 4, 4), 1);
+    ck_assert_int_eq(ospab_text_ok(ANNA, 1, 3), 0);
+    ck_assert_int_eq(ospab_text_ok(ANNA, 5, 10), 0);
+    /* 3- and 4-byte sequences: "€" and an emoji, one character each */
+    ck_assert_int_eq(ospab_text_ok("\xe2\x82\xac\xf0\x9f\x98\x80", 2, 2), 1);
+}
+END_TEST
+
+START_TEST(text_ok_controls)
+{
+    ck_assert_int_eq(ospab_text_ok("a\tb", 0, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("a\nb", 0, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("a\x1b[31m", 0, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("a\x7f", 0, 10), 0);
+    /* C1 controls U+0080..U+009F are refused, U+00A0 onwards is text */
+    ck_assert_int_eq(ospab_text_ok("a\xc2\x80", 0, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("a\xc2\x9f", 0, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("a\xc2\xa0", 0, 10), 1);
+}
+END_TEST
+
+START_TEST(text_ok_invalid_utf8)
+{
+    ck_assert_int_eq(ospab_text_ok("\xff", 0, 10), 0);
+    ck_assert_int_eq(ospab_text_ok("\x80", 0, 10), 0);           /* lone continuation */
+    ck_assert_int_eq(ospab_text_ok("\xd0", 0, 10), 0);           /* truncated */
+    ck_assert_int_eq(ospab_text_ok("\xe2\x82", 0, 10), 0);       /* truncated */
+    ck_assert_int_eq(ospab_text_ok("\xc0\xaf", 0, 10), 0);       /* overlong '/' */
+    ck_assert_int_eq(ospab_text_ok("\xf5\x80\x80\x80", 0, 10), 0);
+}
+END_TEST
+
+START_TEST(text_ok_overlong_and_surrogates)
+{
+    /* valid UTF-8 has no overlong 3/4-byte forms, no UTF-16 surrogates, nothing past U+10FFFF */
+    ck_assert_msg(!ospab_text_ok("\xe0\x80\xaf", 0, 10), "overlong 3-byte '/' accepted");
+    ck_assert_msg(!ospab_text_ok("\xe0\x80\x80", 0, 10), "overlong 3-byte NUL accepted");
+    ck_assert_msg(!ospab_text_ok("\xf0\x80\x80\xaf", 0, 10), "overlong 4-byte '/' accepted");
+    ck_assert_msg(!ospab_text_ok("\xed\xa0\x80", 0, 10), "surrogate U+D800 accepted");
+    ck_assert_msg(!ospab_text_ok("\xf4\x90\x80\x80", 0, 10), "U+110000 accepted");
+}
+END_TEST
+
+START_TEST(parse_id)
+{
+    apr_int64_t v = -1;
+
+    ck_assert_int_eq(ospab_parse_id("42", &v), 0);
+    ck_assert(v == 42);
+    ck_assert_int_eq(ospab_parse_id("999999999999999", &v), 0);
+    ck_assert(v == 999999999999999LL);
+    v = 7;
+    ck_assert_int_ne(ospab_parse_id("1000000000000000", &v), 0);
+    ck_assert(v == 7);
+    ck_assert_int_ne(ospab_parse_id("", &v), 0);
+    ck_assert_int_ne(ospab_parse_id(NULL, &v), 0);
+    ck_assert_int_ne(ospab_parse_id("-1", &v), 0);
+    ck_assert_int_ne(ospab_parse_id("+1", &v), 0);
+    ck_assert_int_ne(ospab_parse_id(" 1", &v), 0);
+    ck_assert_int_ne(ospab_parse_id("12a", &v), 0);
+    ck_assert(v == 7);
+}
+END_TEST
+
+Suite *ospab_util_suite(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, secret_literal);
+    tcase_add_test(tc, secret_env);
+    tcase_add_test(tc, secret_env_unset);
+    tcase_add_test(tc, secret_file);
+    tcase_add_test(tc, secret_file_missing);
+    tcase_add_test(tc, secret_file_too_large);
+    tcase_add_test(tc, sha256_vectors);
+    tcase_add_test(tc, key_matches);
+    tcase_add_test(tc, time_db_format);
+    tcase_add_test(tc, time_api_conversion);
+    tcase_add_test(tc, text_ok_ascii_and_bounds);
+    tcase_add_test(tc, text_ok_multibyte_counts_characters);
+    tcase_add_test(tc, text_ok_controls);
+    tcase_add_test(tc, text_ok_invalid_utf8);
+    tcase_add_test(tc, text_ok_overlong_and_surrogates);
+    tcase_add_test(tc, parse_id);
+    suite_add_tcase(s, tc);
+    return s;
+}

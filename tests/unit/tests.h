@@ -1,0 +1,12 @@
+/* ospab unit tests (Check): one suite per core area, run together by test_main.c. */
+#ifndef OSPAB_TESTS_H
+#define OSPAB_TESTS_H
+
+#include <check.h>
+
+Suite *ospab_json_suite(void);
+Suite *ospab_util_suite(void);
+Suite *ospab_route_suite(void);
+Suite *ospab_fields_suite(void);
+
+#endif
