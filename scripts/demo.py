@@ -1,0 +1,117 @@
+"""The demo behind scripts/demo (see there). Uses the integration harness to run Apache."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import harness  # noqa: E402
+
+CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "ram": 2048,
+                                      "disk": 50, "os": "Ubuntu 22.04", "status": "creating",
+                                      "hypervisor": "proxmox"}}
+
+
+def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
+    create = json.dumps(CREATE, separators=(",", ":"))
+    update = json.dumps({"action": "update", "vps": {"id": 1, "status": "running",
+                                                      "ip_address": "10.0.0.5"}},
+                        separators=(",", ":"))
+    delete = json.dumps({"action": "delete", "vps": {"id": 1}}, separators=(",", ":"))
+    user = json.dumps({"action": "create", "user": {"email": "anna@example.com",
+                                                    "name": "Anna", "role": "user"}},
+                      separators=(",", ":"))
+    post = (f'curl -s -X POST {url}/api/vps/sync -H "Content-Type: application/json" '
+            f'-H "X-API-Key: {key_var}"')
+    return [
+        f"curl -s {url}/api/health",
+        f"{post} -d '{create}'",
+        f"{post} -d '{update}'",
+        f"{post} -d '{delete}'",
+        (f'curl -s -X POST {url}/api/users/sync -H "Content-Type: application/json" '
+         f'-H "X-API-Key: {key_var}" -d \'{user}\''),
+    ]
+
+
+def post(url, key, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "X-API-Key": key})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="scripts/demo")
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--check", action="store_true",
+                    help="start, run the create example, verify it, stop")
+    args = ap.parse_args()
+
+    base = REPO / "run" / "demo"
+    harness.reap_run_base(base)          # a previous demo killed without Ctrl-C
+    base.mkdir(parents=True, mode=0o755)
+    harness.make_run_dir("x", base=base).rmdir()   # makes every level traversable
+    if harness.port_open(args.port):
+        sys.exit(f"scripts/demo: port {args.port} is busy; use --port N")
+
+    db = harness.SqliteDatabase.create(base=base)
+    harness.prepare_database(db)
+    rundir = base / "httpd"
+    rundir.mkdir(mode=0o755)
+    httpd = harness.Apache(db, port=args.port, rundir=rundir)
+    httpd.start()
+    url = f"http://127.0.0.1:{args.port}"
+    env_file = base / "demo.env"
+    env_file.write_text(f"OSPAB_URL={url}\nOSPAB_SYNC_KEY={httpd.sync_key}\n")
+    os.chmod(env_file, 0o600)
+
+    if args.check:
+        try:
+            status, body = post(url + "/api/vps/sync", httpd.sync_key, CREATE)
+            rows = db.count("SELECT COUNT(*) FROM vps WHERE name = 'test'")
+            ok = (status == 201 and body.get("status") == "success"
+                  and body.get("message") == "VPS synced successfully"
+                  and body["vps"]["name"] == "test" and rows == 1)
+            print(f"demo check: create -> {status}, rows in SQLite: {rows}: "
+                  f"{'ok' if ok else 'FAILED'}")
+            print(json.dumps(body))
+        finally:
+            httpd.stop()
+        sys.exit(0 if ok else 1)
+
+    print(f"""
+ospab panel demo is running
+  API:        {url}/api/
+  database:   SQLite {db.path}
+  Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})
+  sync key:   {httpd.sync_key}
+
+Load the settings into your shell, then try the API:
+  . {env_file}
+""")
+    for line in curl_lines("$OSPAB_URL"):
+        print("  " + line)
+    print(f"\nSettings written to {env_file}\nCtrl-C stops the demo.", flush=True)
+
+    def stop(*_):
+        httpd.stop()
+        print("\ndemo stopped", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""pytest fixtures for the integration tests: a real Apache httpd with
+mod_ospab from the build tree, on SQLite and on a private MariaDB.
+
+* `db` (session, parametrized sqlite/mariadb): how to make fresh databases of
+  that kind; the MariaDB server is started once per session.
+* `database` (module): a fresh, migrated and seeded database for the module.
+* `apache` (module): Apache on that database; `api` (function): HTTP helpers.
+* `start_apache` (function): a factory for extra Apaches with other config,
+  stopped after the test.
+* Every test fails if an Apache error.log gained a line at warn level or worse
+  that the test did not allow with `allow_log(regex)` or
+  `@pytest.mark.allow_log(regex, ...)`.
+
+OSPAB_TEST_DBS=sqlite (or mariadb) restricts the run to one database.
+"""
+
+import json as jsonlib
+import os
+import sys
+import uuid
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+ALL_DBS = ["sqlite", "mariadb"]
+DBS = [d for d in os.environ.get("OSPAB_TEST_DBS", ",".join(ALL_DBS)).split(",") if d]
+SEED_USER_ID = 5          # the seeds' curl examples use user_id 5
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "allow_log(*regex): error.log lines (warn or worse) this test may cause")
+    unknown = set(DBS) - set(ALL_DBS)
+    if unknown:
+        raise pytest.UsageError(f"OSPAB_TEST_DBS: unknown database kinds {sorted(unknown)}")
+
+
+# Everything a test run starts lives below run/pytest: removed at the start of
+# the next run (stopping any daemon a killed run left behind) and at the end
+# of a run that passed; kept for inspection when something failed.
+harness.RUN_BASE = harness.REPO / "run" / "pytest"
+
+
+def pytest_sessionstart(session):
+    missing = [str(p) for p in (harness.MOD_OSPAB, harness.OSPAB_ADMIN) if not p.exists()]
+    if missing:
+        raise pytest.UsageError("not built: " + ", ".join(missing) + " (run scripts/build)")
+    harness.reap_run_base(harness.RUN_BASE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if exitstatus == 0 and not os.environ.get("OSPAB_KEEP_RUN"):
+        harness.reap_run_base(harness.RUN_BASE)
+    elif harness.RUN_BASE.exists():
+        print(f"\nlogs and databases of this run: {harness.RUN_BASE}")
+
+
+def unique(prefix="t"):
+    """A name no other test uses, so tests can count rows by it."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+# ------------------------------------------------------------------ databases --
+
+class DbKind:
+    """Makes fresh databases of one kind."""
+
+    def __init__(self, kind, mariadb=None):
+        self.kind = kind
+        self.mariadb = mariadb
+
+    def fresh(self, with_seed=True):
+        if self.kind == "sqlite":
+            db = harness.SqliteDatabase.create()
+        else:
+            db = self.mariadb.create_database()
+        return harness.prepare_database(db, with_seed=with_seed)
+
+    def __repr__(self):
+        return self.kind
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    server = harness.Mariadb()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=DBS)
+def db(request):
+    if request.param == "mariadb":
+        return DbKind("mariadb", request.getfixturevalue("mariadb_server"))
+    return DbKind("sqlite")
+
+
+@pytest.fixture(scope="module")
+def database(db):
+    d = db.fresh()
+    if d.count("SELECT COUNT(*) FROM users WHERE id = ?", [SEED_USER_ID]) != 1:
+        pytest.fail(f"sql/seed/demo.sql does not create user {SEED_USER_ID}, "
+                    "which the seeds' curl examples use")
+    return d
+
+
+# -------------------------------------------------------------------- Apache --
+
+def _started(apache, allow=()):
+    apache.start()
+    bad = apache.bad_log_lines(allow=allow)
+    if bad:
+        apache.stop()
+        pytest.fail("Apache logged problems at start-up:\n" + "\n".join(bad), pytrace=False)
+    return apache
+
+
+@pytest.fixture(scope="module")
+def apache(database):
+    a = harness.Apache(database)
+    _started(a)
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def start_apache(request, database):
+    """start_apache(**Apache kwargs) -> a started Apache on the module's
+    database (unless db= is given); stopped after the test. Start-up log
+    lines are checked against the test's allow_log patterns."""
+    started = []
+
+    def start(**kw):
+        kw.setdefault("db", database)
+        a = harness.Apache(**kw)
+        started.append(a)
+        return _started(a, getattr(request.node, "_ospab_allow", ()))
+
+    yield start
+    for a in started:
+        a.stop()
+
+
+# ----------------------------------------------------------------------- HTTP --
+
+_DEFAULT = object()
+
+
+class Api:
+    """requests-based client for one Apache. A new connection per request
+    (no Session), like independent billing-site requests."""
+
+    def __init__(self, apache, key=None):
+        self.apache = apache
+        self.key = key or apache.sync_key
+
+    def request(self, method, path, json=_DEFAULT, data=None, key=_DEFAULT, headers=None,
+                content_type="application/json", timeout=60, **kw):
+        h = {}
+        if content_type is not None:
+            h["Content-Type"] = content_type
+        key = self.key if key is _DEFAULT else key
+        if key is not None:
+            h["X-API-Key"] = key
+        h.update(headers or {})
+        if json is not _DEFAULT:
+            data = jsonlib.dumps(json).encode()
+        return requests.request(method, self.apache.url(path), data=data, headers=h,
+                                timeout=timeout, **kw)
+
+    def post(self, path, json=_DEFAULT, **kw):
+        return self.request("POST", path, json=json, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    # -- shortcuts for the sync API ---------------------------------------------
+    def vps(self, action, vps, **kw):
+        return self.post("/api/vps/sync", json={"action": action, "vps": vps}, **kw)
+
+    def create_vps(self, **fields):
+        body = new_vps(**fields)
+        r = self.vps("create", body)
+        assert r.status_code == 201, (r.status_code, r.text)
+        return r.json()["vps"]
+
+    def user(self, action, user, **kw):
+        return self.post("/api/users/sync", json={"action": action, "user": user}, **kw)
+
+
+def new_vps(**fields):
+    """A valid create payload with a unique name; keyword arguments override
+    (None values are kept: they mean JSON null)."""
+    body = {"user_id": SEED_USER_ID, "name": unique("vps"), "cpu": 2, "ram": 2048,
+            "disk": 50, "os": "Ubuntu 22.04", "status": "creating", "hypervisor": "proxmox"}
+    body.update(fields)
+    return body
+
+
+@pytest.fixture
+def api(apache):
+    return Api(apache)
+
+
+# --------------------------------------------------------- error log guard --
+
+@pytest.fixture(autouse=True)
+def _error_log_guard(request):
+    """Remembers where every Apache's error.log stood before the test; the
+    check itself runs in pytest_runtest_makereport so that it fails the test
+    (not its teardown)."""
+    allowed = []
+    for m in request.node.iter_markers("allow_log"):
+        allowed.extend(m.args)
+    request.node._ospab_allow = allowed
+    request.node._ospab_offsets = {id(a): a.error_log_size() for a in harness.Apache.registry}
+    yield
+
+
+@pytest.fixture
+def allow_log(request):
+    """allow_log(regex, ...): error.log lines this test is expected to cause."""
+    def add(*patterns):
+        request.node._ospab_allow.extend(patterns)
+    return add
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not hasattr(item, "_ospab_offsets"):
+        return
+    offsets = item._ospab_offsets
+    problems, context = [], []
+    for a in harness.Apache.registry:
+        start = offsets.get(id(a), 0)
+        if start == a.error_log_size():
+            continue
+        bad = a.bad_log_lines(start, item._ospab_allow)
+        if bad:
+            problems.append(f"{a.error_log}:\n  " + "\n  ".join(bad))
+        context.append(f"{a.error_log}:\n" + "\n".join(a.error_log_lines(start)[-60:]))
+    if context:
+        rep.sections.append(("Apache error.log (this test)", "\n\n".join(context)))
+    if problems and rep.passed:
+        rep.outcome = "failed"
+        rep.longrepr = ("unexpected lines in Apache's error log (allow them with "
+                        "allow_log(regex) if the test causes them on purpose):\n"
+                        + "\n".join(problems))
