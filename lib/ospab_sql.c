@@ -7,6 +7,11 @@
 #define VPS_COLS "id, external_id, name, status, ip_address, cpu, ram, disk, os, user_id, " \
                  "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at"
 #define USER_COLS "id, email, name, role, enabled, created_at, updated_at"
+/* the server view of seed 003: vps with its OS template and tariff */
+#define SERVER_COLS "v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, " \
+                    "v.created_at, v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, " \
+                    "t.price FROM vps v LEFT JOIN os_templates o ON o.id = v.os_id " \
+                    "LEFT JOIN tariffs t ON t.id = v.tariff_id"
 
 const ospab_sql_t ospab_sql_statements[] = {
     /* vps */
@@ -66,6 +71,40 @@ const ospab_sql_t ospab_sql_statements[] = {
       "WHERE scope = %s AND idem_key = %s" },
     { "ospab_idem_forget",
       "DELETE FROM idempotency_keys WHERE scope = %s AND idem_key = %s AND created_at < %s" },
+    /* sessions */
+    { "ospab_auth_user_by_email",
+      "SELECT id, email, name, role, enabled, password_hash FROM users WHERE email = %s" },
+    { "ospab_rt_insert",
+      "INSERT INTO refresh_tokens (user_id, family_id, token_hash, parent_id, expires_at, "
+      "created_at, user_agent, ip) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_rt_get",
+      "SELECT id, user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens "
+      "WHERE token_hash = %s" },
+    { "ospab_rt_use",
+      "UPDATE refresh_tokens SET used_at = %s WHERE id = %s AND used_at IS NULL "
+      "AND revoked_at IS NULL" },
+    { "ospab_rt_revoke_family",
+      "UPDATE refresh_tokens SET revoked_at = %s WHERE family_id = %s AND revoked_at IS NULL" },
+    /* customer reads: keyset pages ("id > after"), one row more than the page to know
+     * whether another follows; two page sizes keep LIMIT a constant */
+    { "ospab_vps_page_user_51", "SELECT " VPS_COLS " FROM vps WHERE user_id = %s AND id > %s "
+      "ORDER BY id LIMIT 51" },
+    { "ospab_vps_page_user_201", "SELECT " VPS_COLS " FROM vps WHERE user_id = %s AND id > %s "
+      "ORDER BY id LIMIT 201" },
+    { "ospab_vps_page_all_51", "SELECT " VPS_COLS " FROM vps WHERE id > %s ORDER BY id LIMIT 51" },
+    { "ospab_vps_page_all_201", "SELECT " VPS_COLS " FROM vps WHERE id > %s ORDER BY id LIMIT 201" },
+    { "ospab_server_page_user_51", "SELECT " SERVER_COLS " WHERE v.user_id = %s AND v.id > %s "
+      "ORDER BY v.id LIMIT 51" },
+    { "ospab_server_page_user_201", "SELECT " SERVER_COLS " WHERE v.user_id = %s AND v.id > %s "
+      "ORDER BY v.id LIMIT 201" },
+    { "ospab_server_page_all_51", "SELECT " SERVER_COLS " WHERE v.id > %s ORDER BY v.id LIMIT 51" },
+    { "ospab_server_page_all_201", "SELECT " SERVER_COLS " WHERE v.id > %s ORDER BY v.id "
+      "LIMIT 201" },
+    { "ospab_server_get", "SELECT " SERVER_COLS " WHERE v.id = %s" },
+    { "ospab_tariff_list", "SELECT id, name, price, cores, memory, disk FROM tariffs "
+      "WHERE enabled = 1 ORDER BY id" },
+    { "ospab_os_list", "SELECT id, name, type, kind FROM os_templates WHERE enabled = 1 "
+      "ORDER BY id" },
     /* health */
     { "ospab_ping", "SELECT COUNT(*) FROM schema_migrations" },
     { NULL, NULL }

@@ -40,15 +40,6 @@ static int check_key(request_rec *r, int *done)
     return 1;
 }
 
-static int finish(request_rec *r, ospab_result_t *res)
-{
-    if (res->status >= 500) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00202) "%s %s failed: %s",
-                      r->method, r->uri, res->log ? res->log : "unknown error");
-    }
-    return ospab_mod_respond(r, res->status, res->body);
-}
-
 static int idem_key_ok(const char *k)
 {
     apr_size_t n = strlen(k), i;
@@ -95,7 +86,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     key = apr_table_get(r->headers_in, "Idempotency-Key");
     if (!key) {
         fn(db, r->pool, &actor, req, NULL, &res);
-        return finish(r, &res);
+        return ospab_mod_finish(r, &res);
     }
     if (!idem_key_ok(key)) {
         return ospab_mod_error(r, HTTP_BAD_REQUEST, "Idempotency-Key must be 1 to 255 "
@@ -113,7 +104,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
             memset(&res, 0, sizeof(res));
             res.log = db->error;
             ospab_result_error(r->pool, &res, 503, "database unavailable", NULL);
-            return finish(r, &res);
+            return ospab_mod_finish(r, &res);
         }
         switch (state) {
         case OSPAB_IDEM_REPLAY:
@@ -133,7 +124,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
             if (res.idem_race) {
                 continue; /* the twin committed first: replay its answer */
             }
-            return finish(r, &res);
+            return ospab_mod_finish(r, &res);
         }
         if (ospab_idem_reserve(db, r->pool, &idem, actor.now) != APR_SUCCESS) {
             if (ospab_db_is_constraint(db)) {
@@ -142,7 +133,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
             memset(&res, 0, sizeof(res));
             res.log = db->error;
             ospab_result_error(r->pool, &res, 503, "database unavailable", NULL);
-            return finish(r, &res);
+            return ospab_mod_finish(r, &res);
         }
         fn(db, r->pool, &actor, req, NULL, &res);
         if (ospab_idem_complete(db, r->pool, &idem, res.status,
@@ -151,7 +142,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
                           "could not store the response for an Idempotency-Key: %s",
                           db->error);
         }
-        return finish(r, &res);
+        return ospab_mod_finish(r, &res);
     }
     return ospab_mod_error(r, HTTP_CONFLICT, "a request with this Idempotency-Key is still "
                            "in progress");

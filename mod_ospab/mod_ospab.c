@@ -8,7 +8,9 @@ static void ospab_mod_register_hooks(apr_pool_t *p)
     /* our statements must reach mod_dbd before its post_config prepares the pool */
     static const char *const before_dbd[] = { "mod_dbd.c", NULL };
 
+    ap_hook_pre_config(ospab_mod_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(ospab_mod_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ospab_mod_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ospab_mod_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     ap_hook_handler(ospab_mod_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

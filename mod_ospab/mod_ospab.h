@@ -17,6 +17,10 @@
 #include "ospab_db.h"
 #include "ospab_route.h"
 #include "ospab_util.h"
+#include "ospab_sync.h"
+#include "ospab_jwt.h"
+#include "ospab_customer.h"
+#include "ospab_ratelimit.h"
 
 extern module AP_MODULE_DECLARE_DATA ospab_module;
 APLOG_USE_MODULE(ospab);
@@ -31,7 +35,26 @@ typedef struct {
     int sync_key_set;                              /* -1 unset */
     unsigned char sync_key_digest[OSPAB_SHA256_LEN];
     apr_off_t max_body;                            /* -1 unset */
+    /* access tokens: the directives as given (NULL/-1 unset) ... */
+    const char *jwt_alg;
+    const char *jwt_key;
+    const char *jwt_signing_key;
+    const char *jwt_issuer;
+    const char *jwt_audience;
+    int jwt_leeway;
+    int access_ttl;
+    int refresh_ttl;
+    int rl_limit, rl_window;                       /* OspabRateLimit */
+    /* ... and what post_config makes of them */
+    ospab_jwt_conf_t jwt;
 } ospab_srv_conf_t;
+
+#define OSPAB_DEFAULT_LEEWAY 30
+#define OSPAB_DEFAULT_ACCESS_TTL 900
+#define OSPAB_DEFAULT_REFRESH_TTL (30 * 24 * 3600)
+#define OSPAB_DEFAULT_RL_LIMIT 10
+#define OSPAB_DEFAULT_RL_WINDOW 300
+#define OSPAB_RL_MUTEX "ospab-ratelimit"
 
 /* ospab_mod_config.c */
 extern const command_rec ospab_mod_cmds[];
@@ -41,7 +64,11 @@ int ospab_mod_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                            server_rec *s);
 int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                           server_rec *s);
+int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
+/* The login failure counters shared by all children (NULL before post_config). */
+ospab_ratelimit_t *ospab_mod_ratelimit(void);
 /* The request's pooled DB connection (mod_dbd), or NULL when the database is down. */
 ospab_db_t *ospab_mod_db(request_rec *r);
 
@@ -55,6 +82,10 @@ int ospab_mod_error_fields(request_rec *r, int status, const char *msg, json_t *
  * return value is then what the handler must return). */
 int ospab_mod_read_json(request_rec *r, json_t **json, const char **body, apr_size_t *len);
 
+/* ospab_mod_auth.c: Bearer tokens. Returns 1 with *who filled, or 0 after sending the 401
+ * (or 503) whose return value is in *done. */
+int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done);
+
 /* ospab_mod_handler.c */
 int ospab_mod_handler(request_rec *r);
 
@@ -64,5 +95,17 @@ int ospab_mod_handle_vps_sync(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_vps_sync_batch(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_users_sync(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_health(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_refresh(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_logout(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_vps_list(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_vps_get(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_list(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_get(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_tariffs(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_os(request_rec *r, const ospab_route_match_t *m);
+/* the result of a core call as the response (logs 5xx causes) */
+int ospab_mod_finish(request_rec *r, ospab_result_t *res);
 
 #endif

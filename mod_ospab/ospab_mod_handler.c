@@ -7,6 +7,16 @@ static const ospab_route_t routes[] = {
     { "POST", "/api/vps/sync/batch", (const void *)ospab_mod_handle_vps_sync_batch },
     { "POST", "/api/users/sync", (const void *)ospab_mod_handle_users_sync },
     { "GET", "/api/health", (const void *)ospab_mod_handle_health },
+    { "POST", "/api/auth/login", (const void *)ospab_mod_handle_login },
+    { "POST", "/api/auth/refresh", (const void *)ospab_mod_handle_refresh },
+    { "POST", "/api/auth/logout", (const void *)ospab_mod_handle_logout },
+    { "GET", "/api/auth/me", (const void *)ospab_mod_handle_me },
+    { "GET", "/api/vps", (const void *)ospab_mod_handle_vps_list },
+    { "GET", "/api/vps/{id}", (const void *)ospab_mod_handle_vps_get },
+    { "GET", "/api/server", (const void *)ospab_mod_handle_server_list },
+    { "GET", "/api/server/{id}", (const void *)ospab_mod_handle_server_get },
+    { "GET", "/api/tariffs", (const void *)ospab_mod_handle_tariffs },
+    { "GET", "/api/os", (const void *)ospab_mod_handle_os },
     { NULL, NULL, NULL }
 };
 

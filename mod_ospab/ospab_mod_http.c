@@ -52,6 +52,15 @@ int ospab_mod_error(request_rec *r, int status, const char *msg)
     return ospab_mod_error_fields(r, status, msg, NULL);
 }
 
+int ospab_mod_finish(request_rec *r, ospab_result_t *res)
+{
+    if (res->status >= 500) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00202) "%s %s failed: %s",
+                      r->method, r->uri, res->log ? res->log : "unknown error");
+    }
+    return ospab_mod_respond(r, res->status, res->body);
+}
+
 static int json_content_type(const char *ct)
 {
     static const char media[] = "application/json";

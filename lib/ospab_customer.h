@@ -1,0 +1,39 @@
+/* ospab core: what customers read: their VPSes (seed 001 shape), servers (seed 003 shape),
+ * tariffs and OS templates. Owner filtering happens in SQL; admins see everything. */
+#ifndef OSPAB_CUSTOMER_H
+#define OSPAB_CUSTOMER_H
+
+#include "ospab_db.h"
+#include "ospab_sync.h"
+
+#define OSPAB_PAGE_DEFAULT 50
+#define OSPAB_PAGE_MAX 200
+
+typedef struct {
+    const char *user_id;    /* the caller */
+    int admin;
+} ospab_principal_t;
+
+typedef struct {
+    int limit;              /* 1..OSPAB_PAGE_MAX */
+    const char *after;      /* id cursor, "0" for the first page */
+    const char *next;       /* out: cursor of the next page, NULL when this was the last */
+} ospab_page_t;
+
+/* GET /api/vps and /api/server: res->body is a JSON array. */
+void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                             ospab_page_t *page, ospab_result_t *res);
+void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                                ospab_page_t *page, ospab_result_t *res);
+/* GET /api/vps/{id} and /api/server/{id}: 404 for a server the caller does not own. */
+void ospab_customer_vps_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                            const char *id, ospab_result_t *res);
+void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                               const char *id, ospab_result_t *res);
+void ospab_customer_tariffs(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
+void ospab_customer_os(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
+
+/* One row of the server view (SERVER_COLS) as seed 003's object. */
+json_t *ospab_server_json(apr_pool_t *p, ospab_row_t row);
+
+#endif

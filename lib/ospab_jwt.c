@@ -1,0 +1,256 @@
+/* ospab core: JWT verification and issuing with libjwt; claims checked with jansson. */
+#include <string.h>
+#include <stdlib.h>
+#include <errno.h>
+
+#include <apr_strings.h>
+#include <apr_base64.h>
+#include <apr_lib.h>
+#include <apr_general.h>
+#include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/bio.h>
+
+#include "ospab_jwt.h"
+#include "ospab_json.h"
+
+#define MAX_TOKEN 8192
+
+jwt_alg_t ospab_jwt_alg(const char *name)
+{
+    if (!strcmp(name, "HS256")) {
+        return JWT_ALG_HS256;
+    }
+    if (!strcmp(name, "RS256")) {
+        return JWT_ALG_RS256;
+    }
+    if (!strcmp(name, "ES256")) {
+        return JWT_ALG_ES256;
+    }
+    return JWT_ALG_INVAL;
+}
+
+const char *ospab_jwt_check_key(apr_pool_t *p, jwt_alg_t alg, const char *key, int private_key)
+{
+    BIO *bio;
+    EVP_PKEY *pk;
+    int type;
+
+    if (alg == JWT_ALG_HS256) {
+        return strlen(key) >= 32 ? NULL : "an HS256 secret must be at least 32 bytes long";
+    }
+    bio = BIO_new_mem_buf(key, -1);
+    pk = private_key ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)
+                     : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (!pk) {
+        return private_key ? "not a PEM private key" : "not a PEM public key";
+    }
+    type = EVP_PKEY_base_id(pk);
+    EVP_PKEY_free(pk);
+    if (alg == JWT_ALG_RS256 && type != EVP_PKEY_RSA) {
+        return "RS256 needs an RSA key";
+    }
+    if (alg == JWT_ALG_ES256 && type != EVP_PKEY_EC) {
+        return "ES256 needs an EC (P-256) key";
+    }
+    return NULL;
+}
+
+/* The decoded JSON of one base64url token segment, or NULL. */
+static json_t *segment_json(apr_pool_t *p, const char *seg, apr_size_t len)
+{
+    char *b64 = apr_palloc(p, len + 4);
+    char *plain;
+    apr_size_t i;
+    int n;
+
+    for (i = 0; i < len; ++i) {
+        char c = seg[i];
+
+        if (c == '-') {
+            c = '+';
+        }
+        else if (c == '_') {
+            c = '/';
+        }
+        else if (!apr_isalnum(c)) {
+            return NULL;
+        }
+        b64[i] = c;
+    }
+    while (i % 4) {
+        b64[i++] = '=';
+    }
+    b64[i] = '\0';
+    plain = apr_palloc(p, (apr_size_t)apr_base64_decode_len(b64) + 1);
+    n = apr_base64_decode(plain, b64);
+    if (n <= 0) {
+        return NULL;
+    }
+    return ospab_json_own(p, json_loadb(plain, (size_t)n, JSON_REJECT_DUPLICATES, NULL));
+}
+
+static int positive_id(json_t *v, apr_int64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *out = json_integer_value(v);
+        return 1;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        apr_int64_t id;
+
+        if (*s < '1' || *s > '9' || strlen(s) > 15) {
+            return 0;
+        }
+        id = apr_strtoi64(s, &end, 10);
+        if (*end) {
+            return 0;
+        }
+        *out = id;
+        return 1;
+    }
+    return 0;
+}
+
+static int audience_ok(json_t *aud, const char *want)
+{
+    size_t i;
+
+    if (json_is_string(aud)) {
+        return !strcmp(json_string_value(aud), want);
+    }
+    for (i = 0; i < json_array_size(aud); ++i) {
+        json_t *a = json_array_get(aud, i);
+
+        if (json_is_string(a) && !strcmp(json_string_value(a), want)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+apr_status_t ospab_jwt_verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char *token,
+                              apr_time_t now, ospab_jwt_claims_t *out, const char **why)
+{
+    const char *dot1, *dot2;
+    json_t *header, *claims, *v;
+    jwt_t *jwt = NULL;
+    char *grants;
+    apr_int64_t t = apr_time_sec(now);
+    const char *role;
+
+    memset(out, 0, sizeof(*out));
+    if (!token || strlen(token) > MAX_TOKEN || !(dot1 = strchr(token, '.'))
+        || !(dot2 = strchr(dot1 + 1, '.')) || strchr(dot2 + 1, '.') || dot2[1] == '\0') {
+        *why = "malformed token";
+        return APR_EINVAL;
+    }
+    /* the algorithm is ours to choose, never the token's */
+    header = segment_json(p, token, (apr_size_t)(dot1 - token));
+    v = json_object_get(header, "alg");
+    if (!json_is_string(v) || strcmp(json_string_value(v), c->alg_name)) {
+        *why = header ? "algorithm not accepted" : "malformed token";
+        return APR_EINVAL;
+    }
+    if (jwt_decode(&jwt, token, c->verify_key, c->verify_key_len) != 0 || !jwt) {
+        *why = "invalid signature";
+        return APR_EINVAL;
+    }
+    if (jwt_get_alg(jwt) != c->alg) {
+        jwt_free(jwt);
+        *why = "algorithm not accepted";
+        return APR_EINVAL;
+    }
+    grants = jwt_get_grants_json(jwt, NULL);
+    jwt_free(jwt);
+    claims = grants ? ospab_json_own(p, json_loads(grants, JSON_REJECT_DUPLICATES, NULL))
+                    : NULL;
+    free(grants);
+    if (!json_is_object(claims)) {
+        *why = "malformed claims";
+        return APR_EINVAL;
+    }
+    v = json_object_get(claims, "exp");
+    if (!json_is_integer(v)) {
+        *why = "exp claim missing";
+        return APR_EINVAL;
+    }
+    out->exp = json_integer_value(v);
+    if (out->exp + c->leeway <= t) {
+        *why = "token expired";
+        return APR_EINVAL;
+    }
+    v = json_object_get(claims, "nbf");
+    if (v && (!json_is_integer(v) || json_integer_value(v) - c->leeway > t)) {
+        *why = "token not yet valid";
+        return APR_EINVAL;
+    }
+    if (c->issuer) {
+        v = json_object_get(claims, "iss");
+        if (!json_is_string(v) || strcmp(json_string_value(v), c->issuer)) {
+            *why = "wrong issuer";
+            return APR_EINVAL;
+        }
+    }
+    if (c->audience && !audience_ok(json_object_get(claims, "aud"), c->audience)) {
+        *why = "wrong audience";
+        return APR_EINVAL;
+    }
+    if (!positive_id(json_object_get(claims, "sub"), &out->user_id)) {
+        *why = "sub must be a user id";
+        return APR_EINVAL;
+    }
+    v = json_object_get(claims, "role");
+    role = json_is_string(v) ? json_string_value(v) : v ? NULL : "user";
+    if (!role || (strcmp(role, "user") && strcmp(role, "admin"))) {
+        *why = "unknown role";
+        return APR_EINVAL;
+    }
+    out->admin = !strcmp(role, "admin");
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64_t user_id,
+                             const char *role, apr_time_t now, const char **token)
+{
+    jwt_t *jwt = NULL;
+    char *s = NULL;
+    apr_int64_t t = apr_time_sec(now);
+    unsigned char jti[16];
+    char jti_hex[33];
+    int i, rc;
+
+    *token = NULL;
+    if (!c->sign_key) {
+        return APR_ENOTIMPL;
+    }
+    if (jwt_new(&jwt)) {
+        return APR_ENOMEM;
+    }
+    apr_generate_random_bytes(jti, sizeof(jti));
+    for (i = 0; i < 16; ++i) {
+        apr_snprintf(jti_hex + 2 * i, 3, "%02x", jti[i]);
+    }
+    rc = jwt_add_grant(jwt, "sub", apr_psprintf(p, "%" APR_INT64_T_FMT, user_id))
+      || jwt_add_grant(jwt, "role", role)
+      || jwt_add_grant(jwt, "jti", jti_hex)
+      || jwt_add_grant_int(jwt, "iat", (long)t)
+      || jwt_add_grant_int(jwt, "exp", (long)(t + c->access_ttl))
+      || (c->issuer && jwt_add_grant(jwt, "iss", c->issuer))
+      || (c->audience && jwt_add_grant(jwt, "aud", c->audience))
+      || jwt_set_alg(jwt, c->alg, c->sign_key, c->sign_key_len);
+    if (!rc) {
+        s = jwt_encode_str(jwt);
+    }
+    jwt_free(jwt);
+    if (!s) {
+        return APR_EGENERAL;
+    }
+    *token = apr_pstrdup(p, s);
+    free(s);
+    return APR_SUCCESS;
+}

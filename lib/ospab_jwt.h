@@ -1,0 +1,45 @@
+/* ospab core: access tokens (JWT through libjwt). The algorithm is pinned by configuration:
+ * a token is refused unless its header names exactly that algorithm, before and after
+ * libjwt checks the signature, so "none" and HS256-signed-with-the-RSA-public-key fail. */
+#ifndef OSPAB_JWT_H
+#define OSPAB_JWT_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <jwt.h>
+
+typedef struct {
+    jwt_alg_t alg;                   /* HS256, RS256 or ES256 */
+    const char *alg_name;
+    const unsigned char *verify_key; /* HS256 secret, or PEM public key */
+    int verify_key_len;
+    const unsigned char *sign_key;   /* HS256 secret, or PEM private key; NULL: cannot issue */
+    int sign_key_len;
+    const char *issuer;              /* NULL: not checked (and not set on issue) */
+    const char *audience;
+    int leeway;                      /* seconds of clock skew tolerated for exp/nbf */
+    int access_ttl;                  /* seconds an issued token lives */
+} ospab_jwt_conf_t;
+
+typedef struct {
+    apr_int64_t user_id;             /* "sub" */
+    int admin;                       /* "role":"admin" */
+    apr_int64_t exp;
+} ospab_jwt_claims_t;
+
+/* Maps "HS256"/"RS256"/"ES256" to libjwt; JWT_ALG_INVAL for anything else. */
+jwt_alg_t ospab_jwt_alg(const char *name);
+
+/* Checks that key suits alg (HS256: >= 32 bytes; RS/ES: a PEM public or private key of
+ * the right type). NULL when fine, else why not. */
+const char *ospab_jwt_check_key(apr_pool_t *p, jwt_alg_t alg, const char *key, int private_key);
+
+/* Verifies token; on failure returns APR_EINVAL with a short reason for the client. */
+apr_status_t ospab_jwt_verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char *token,
+                              apr_time_t now, ospab_jwt_claims_t *out, const char **why);
+
+/* Signs an access token for user_id with role. */
+apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64_t user_id,
+                             const char *role, apr_time_t now, const char **token);
+
+#endif

@@ -1,0 +1,118 @@
+/* ospab core: shared-memory failure counters. Keys are stored as 64-bit digests; a small
+ * open-addressing table with a bounded probe, evicting the entry whose window is oldest. */
+#include <string.h>
+
+#include <apr_shm.h>
+
+#include "ospab_ratelimit.h"
+#include "ospab_util.h"
+
+#define PROBE 8
+
+typedef struct {
+    apr_uint64_t key;       /* 0: free */
+    apr_int64_t start;      /* window start, seconds */
+    apr_uint32_t count;
+} slot_t;
+
+struct ospab_ratelimit_t {
+    apr_shm_t *shm;
+    apr_global_mutex_t **mutex;
+    slot_t *slots;
+    apr_size_t nslots;
+};
+
+apr_status_t ospab_ratelimit_create(apr_pool_t *p, apr_size_t slots,
+                                    apr_global_mutex_t **mutex, ospab_ratelimit_t **out)
+{
+    ospab_ratelimit_t *rl = apr_pcalloc(p, sizeof(*rl));
+    apr_status_t rv;
+
+    rv = apr_shm_create(&rl->shm, slots * sizeof(slot_t), NULL, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rl->slots = apr_shm_baseaddr_get(rl->shm);
+    memset(rl->slots, 0, slots * sizeof(slot_t));
+    rl->nslots = slots;
+    rl->mutex = mutex;
+    *out = rl;
+    return APR_SUCCESS;
+}
+
+static apr_uint64_t digest(const char *key)
+{
+    unsigned char d[OSPAB_SHA256_LEN];
+    apr_uint64_t v;
+
+    ospab_sha256(key, strlen(key), d);
+    memcpy(&v, d, sizeof(v));
+    return v ? v : 1;
+}
+
+/* The slot of key, a fresh one, or the stalest of its probe run. Mutex held. */
+static slot_t *find(ospab_ratelimit_t *rl, apr_uint64_t k, int create, apr_int64_t now,
+                    int window)
+{
+    apr_size_t i, at = (apr_size_t)(k % rl->nslots);
+    slot_t *oldest = NULL;
+
+    for (i = 0; i < PROBE; ++i) {
+        slot_t *s = &rl->slots[(at + i) % rl->nslots];
+
+        if (s->key == k) {
+            return s;
+        }
+        if (!create) {
+            continue;
+        }
+        if (s->key == 0 || s->start + window <= now) {
+            oldest = s;
+            break;
+        }
+        if (!oldest || s->start < oldest->start) {
+            oldest = s;
+        }
+    }
+    if (create && oldest) {
+        oldest->key = k;
+        oldest->start = now;
+        oldest->count = 0;
+    }
+    return create ? oldest : NULL;
+}
+
+int ospab_ratelimit_wait(ospab_ratelimit_t *rl, const char *key, int limit, int window,
+                         apr_time_t now)
+{
+    apr_int64_t t = apr_time_sec(now);
+    slot_t *s;
+    int wait = 0;
+
+    if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
+        return 0;
+    }
+    s = find(rl, digest(key), 0, t, window);
+    if (s && s->start + window > t && s->count >= (apr_uint32_t)limit) {
+        wait = (int)(s->start + window - t);
+    }
+    apr_global_mutex_unlock(*rl->mutex);
+    return wait;
+}
+
+void ospab_ratelimit_fail(ospab_ratelimit_t *rl, const char *key, int window, apr_time_t now)
+{
+    apr_int64_t t = apr_time_sec(now);
+    slot_t *s;
+
+    if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
+        return;
+    }
+    s = find(rl, digest(key), 1, t, window);
+    if (s->start + window <= t) {
+        s->start = t;
+        s->count = 0;
+    }
+    ++s->count;
+    apr_global_mutex_unlock(*rl->mutex);
+}

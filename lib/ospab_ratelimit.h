@@ -1,0 +1,23 @@
+/* ospab core: failure counters shared by every process of a server (anonymous shared
+ * memory created before fork, guarded by a global mutex). Fixed windows per key. */
+#ifndef OSPAB_RATELIMIT_H
+#define OSPAB_RATELIMIT_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <apr_global_mutex.h>
+
+typedef struct ospab_ratelimit_t ospab_ratelimit_t;
+
+/* slots: how many keys can be tracked at once (the oldest window is evicted beyond).
+ * *mutex is read at every use: a child's apr_global_mutex_child_init() may replace it. */
+apr_status_t ospab_ratelimit_create(apr_pool_t *p, apr_size_t slots,
+                                    apr_global_mutex_t **mutex, ospab_ratelimit_t **rl);
+
+/* 0 when key may try again, else the seconds until it may (for Retry-After). */
+int ospab_ratelimit_wait(ospab_ratelimit_t *rl, const char *key, int limit, int window,
+                         apr_time_t now);
+/* Counts one failure for key. */
+void ospab_ratelimit_fail(ospab_ratelimit_t *rl, const char *key, int window, apr_time_t now);
+
+#endif

@@ -1,0 +1,157 @@
+/* mod_ospab: /api/auth/login, /refresh, /logout, /me. */
+#include "mod_ospab.h"
+#include "ospab_json.h"
+#include "ospab_session.h"
+#include "ospab_resource.h"
+
+static void actor_of(request_rec *r, ospab_actor_t *a)
+{
+    a->type = "user";
+    a->id = NULL;
+    a->remote_addr = r->useragent_ip;
+    a->now = apr_time_now();
+}
+
+static void session_conf(request_rec *r, ospab_session_conf_t *c)
+{
+    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
+
+    c->jwt = &sc->jwt;
+    c->refresh_ttl = sc->refresh_ttl != -1 ? sc->refresh_ttl : OSPAB_DEFAULT_REFRESH_TTL;
+    c->user_agent = apr_table_get(r->headers_in, "User-Agent");
+}
+
+static int too_many(request_rec *r, int wait)
+{
+    apr_table_setn(r->err_headers_out, "Retry-After", apr_itoa(r->pool, wait));
+    return ospab_mod_error(r, HTTP_TOO_MANY_REQUESTS, apr_psprintf(r->pool,
+                           "too many failed logins; try again in %d seconds", wait));
+}
+
+int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
+{
+    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
+    ospab_ratelimit_t *rl = ospab_mod_ratelimit();
+    int limit = sc->rl_limit != -1 ? sc->rl_limit : OSPAB_DEFAULT_RL_LIMIT;
+    int window = sc->rl_window != -1 ? sc->rl_window : OSPAB_DEFAULT_RL_WINDOW;
+    ospab_session_conf_t conf;
+    ospab_actor_t actor;
+    ospab_result_t res;
+    ospab_db_t *db;
+    json_t *body, *email;
+    const char *raw, *ip_key, *acct_key = NULL;
+    apr_size_t len;
+    int rc, wait = 0;
+
+    if (!sc->jwt.sign_key) {
+        return ospab_mod_error(r, HTTP_NOT_IMPLEMENTED, "login is handled by the identity "
+                               "provider: no OspabJWTSigningKey is configured");
+    }
+    rc = ospab_mod_read_json(r, &body, &raw, &len);
+    if (!body) {
+        return rc;
+    }
+    actor_of(r, &actor);
+    ip_key = apr_pstrcat(r->pool, "ip:", r->useragent_ip, NULL);
+    email = json_object_get(body, "email");
+    if (json_is_string(email)) {
+        char *e = apr_pstrdup(r->pool, json_string_value(email));
+
+        ap_str_tolower(e);
+        acct_key = apr_pstrcat(r->pool, "acct:", e, NULL);
+    }
+    if (rl) {
+        int w2 = acct_key ? ospab_ratelimit_wait(rl, acct_key, limit, window, actor.now) : 0;
+
+        wait = ospab_ratelimit_wait(rl, ip_key, limit, window, actor.now);
+        wait = w2 > wait ? w2 : wait;
+    }
+    if (wait > 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00501)
+                      "login rate limit reached for %s", r->useragent_ip);
+        return too_many(r, wait);
+    }
+    if (!(db = ospab_mod_db(r))) {
+        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    session_conf(r, &conf);
+    ospab_session_login(db, r->pool, &conf, &actor, body, &res);
+    if (res.status == HTTP_UNAUTHORIZED && rl) {
+        ospab_ratelimit_fail(rl, ip_key, window, actor.now);
+        if (acct_key) {
+            ospab_ratelimit_fail(rl, acct_key, window, actor.now);
+        }
+        /* who tried, never with what */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00502)
+                      "failed login from %s", r->useragent_ip);
+    }
+    return ospab_mod_finish(r, &res);
+}
+
+typedef void session_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t *c,
+                        const ospab_actor_t *a, json_t *body, ospab_result_t *res);
+
+static int with_refresh_token(request_rec *r, session_fn *fn)
+{
+    ospab_session_conf_t conf;
+    ospab_actor_t actor;
+    ospab_result_t res;
+    ospab_db_t *db;
+    json_t *body;
+    const char *raw;
+    apr_size_t len;
+    int rc = ospab_mod_read_json(r, &body, &raw, &len);
+
+    if (!body) {
+        return rc;
+    }
+    if (!(db = ospab_mod_db(r))) {
+        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    actor_of(r, &actor);
+    session_conf(r, &conf);
+    fn(db, r->pool, &conf, &actor, body, &res);
+    if (res.status == HTTP_UNAUTHORIZED && res.log) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, OSPAB_LOGNO(00503) "%s from %s",
+                      res.log, r->useragent_ip);
+        res.log = NULL;
+    }
+    return ospab_mod_finish(r, &res);
+}
+
+int ospab_mod_handle_refresh(request_rec *r, const ospab_route_match_t *m)
+{
+    return with_refresh_token(r, ospab_session_refresh);
+}
+
+static void logout_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t *c,
+                      const ospab_actor_t *a, json_t *body, ospab_result_t *res)
+{
+    ospab_session_logout(db, p, a, body, res);
+}
+
+int ospab_mod_handle_logout(request_rec *r, const ospab_route_match_t *m)
+{
+    return with_refresh_token(r, logout_fn);
+}
+
+int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m)
+{
+    ospab_principal_t who;
+    ospab_db_t *db = ospab_mod_db(r);
+    ospab_row_t user;
+    int done;
+
+    if (!db) {
+        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    if (!ospab_mod_bearer(r, db, &who, &done)) {
+        return done;
+    }
+    if (ospab_db_select_one(db, r->pool, "ospab_user_get", 1, &who.user_id, &user)
+        != APR_SUCCESS || !user) {
+        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    return ospab_mod_respond(r, HTTP_OK, ospab_json_own(r->pool, ospab_user_json(r->pool,
+                                                                                 user)));
+}

@@ -1,0 +1,59 @@
+/* mod_ospab: "Authorization: Bearer <JWT>" for the customer routes. */
+#include <strings.h>
+
+#include "mod_ospab.h"
+
+static int unauthorized(request_rec *r, const char *error, const char *description)
+{
+    const char *challenge = error
+        ? apr_psprintf(r->pool, "Bearer realm=\"ospab\", error=\"%s\", error_description=\"%s\"",
+                       error, description)
+        : "Bearer realm=\"ospab\"";
+
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", challenge);
+    return ospab_mod_error(r, HTTP_UNAUTHORIZED, description);
+}
+
+int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done)
+{
+    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
+    const char *h = apr_table_get(r->headers_in, "Authorization");
+    ospab_jwt_claims_t claims;
+    const char *why, *id;
+    ospab_row_t user;
+
+    if (!h || !*h) {
+        *done = unauthorized(r, NULL, "missing bearer token");
+        return 0;
+    }
+    if (strncasecmp(h, "Bearer ", 7) || !h[7]) {
+        *done = unauthorized(r, "invalid_request", "Authorization must be 'Bearer <token>'");
+        return 0;
+    }
+    h += 7;
+    while (*h == ' ') {
+        ++h;
+    }
+    if (ospab_jwt_verify(r->pool, &sc->jwt, h, apr_time_now(), &claims, &why) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, OSPAB_LOGNO(00401)
+                      "bearer token refused: %s", why);
+        *done = unauthorized(r, "invalid_token", why);
+        return 0;
+    }
+    /* the token names a user: it must still exist and be enabled */
+    id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, claims.user_id);
+    if (ospab_db_select_one(db, r->pool, "ospab_user_get", 1, &id, &user) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00402) "user lookup failed: %s",
+                      db->error);
+        *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+        return 0;
+    }
+    if (!user || !user[4] || !strcmp(user[4], "0")) {
+        *done = unauthorized(r, "invalid_token", "unknown or disabled user");
+        return 0;
+    }
+    who->user_id = id;
+    who->admin = claims.admin;
+    r->user = apr_pstrcat(r->pool, "user:", id, NULL);   /* for the access log */
+    return 1;
+}
