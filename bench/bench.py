@@ -36,6 +36,47 @@ def create_vps(url, key):
         return json.load(r)["vps"]["id"]
 
 
+def populate(db, server, users=10000, per_user=10):
+    """users x per_user servers (100,000 rows by default) straight into the tables: the
+    benchmark is about reading them, not about the sync API's write rate."""
+    ts = "'2026-01-01 00:00:00.000'"
+    user_rows = [f"({u}, 'bench{u}@example.com', 'Bench {u}', 'user', NULL, 1, {ts}, {ts})"
+                 for u in range(1000, 1000 + users)]
+    vps_rows = [f"('bench-{u}-{i}', 'running', '10.{u % 250}.{i}.{u % 200 + 1}', 2, 2048, 20, "
+                f"'Ubuntu 22.04', {u}, 'proxmox', {1 + i % 3}, {1 + u % 3}, {ts}, {ts})"
+                for u in range(1000, 1000 + users) for i in range(per_user)]
+    stmts = []
+    for i in range(0, len(user_rows), 1000):
+        stmts.append("INSERT INTO users (id, email, name, role, password_hash, enabled, "
+                     "created_at, updated_at) VALUES " + ",".join(user_rows[i:i + 1000]) + ";")
+    for i in range(0, len(vps_rows), 1000):
+        stmts.append("INSERT INTO vps (name, status, ip_address, cpu, ram, disk, os, user_id, "
+                     "hypervisor, os_id, tariff_id, created_at, updated_at) VALUES "
+                     + ",".join(vps_rows[i:i + 1000]) + ";")
+    text = "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n"
+    if server:
+        server.sql(text, database=db.name)
+    else:
+        subprocess.run(["sqlite3", str(db.path)], input=text, text=True, check=True)
+        db.after_admin()
+    return 1000 + users // 2        # a user in the middle of the table
+
+
+def login(url, key, user_id):
+    """Gives the user a password through the sync API and logs in: a real token."""
+    def post(path, body, headers=None):
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             **(headers or {})})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+    post("/api/users/sync", {"action": "update", "user": {"id": user_id,
+                                                          "password": "bench-password"}},
+         {"X-API-Key": key})
+    return post("/api/auth/login", {"email": f"bench{user_id}@example.com",
+                                    "password": "bench-password"})["accessToken"]
+
+
 def run_one(kind, args):
     server = None
     if kind == "sqlite":
@@ -49,18 +90,31 @@ def run_one(kind, args):
     httpd.start()
     try:
         base = httpd.url("")
+        user_id = populate(db, server)
         vps_id = create_vps(base, httpd.sync_key)
-        env = {"OSPAB_SYNC_KEY": httpd.sync_key, "OSPAB_VPS_ID": str(vps_id)}
-        # warm both paths up (connection pools, page cache), then measure
-        wrk(base + "/static.json", "static.lua", 2, args.connections)
-        wrk(base + "/api/vps/sync", "sync.lua", 2, args.connections, env)
-        static = wrk(base + "/static.json", "static.lua", args.duration, args.connections)
-        sync = wrk(base + "/api/vps/sync", "sync.lua", args.duration, args.connections, env)
+        env = {"OSPAB_SYNC_KEY": httpd.sync_key, "OSPAB_VPS_ID": str(vps_id),
+               "OSPAB_TOKEN": login(base, httpd.sync_key, user_id)}
+        # the same bytes as a static file: what serving this response costs without us
+        req = urllib.request.Request(base + "/api/server",
+                                     headers={"Authorization": "Bearer " + env["OSPAB_TOKEN"]})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        (httpd.docroot / "server-list.json").write_bytes(body)
+        os.chmod(httpd.docroot / "server-list.json", 0o644)
+        cases = [("GET /static.json", "/static.json", "static.lua"),
+                 (f"GET /server-list.json ({len(body)} B)", "/server-list.json", "static.lua"),
+                 ("GET /api/server (10 of 100k rows)", "/api/server", "server.lua"),
+                 ("POST /api/vps/sync (update)", "/api/vps/sync", "sync.lua")]
+        results = {}
+        for name, path, script in cases:       # warm up: pools, page cache
+            wrk(base + path, script, 2, args.connections, env)
+        for name, path, script in cases:
+            results[name] = wrk(base + path, script, args.duration, args.connections, env)
     finally:
         httpd.stop()
         if server:
             server.stop()
-    return static, sync
+    return results
 
 
 def main():
@@ -76,8 +130,9 @@ def main():
           f"{'non-2xx':>8} {'vs static':>9}")
     failed = False
     for kind in kinds:
-        static, sync = run_one(kind, args)
-        for name, r in (("GET /static.json", static), ("POST /api/vps/sync (update)", sync)):
+        results = run_one(kind, args)
+        static = results["GET /static.json"]
+        for name, r in results.items():
             ratio = r["rps"] / static["rps"]
             print(f"{kind:9} {name:34} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
                   f"{r['non2xx']:8d} {ratio:9.3f}")

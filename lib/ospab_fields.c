@@ -98,6 +98,9 @@ static const char *check_value(apr_pool_t *p, const ospab_field_t *f, json_t *v,
     }
     switch (f->type) {
     case OSPAB_FT_TEXT:
+        if (f->min > 0 && *s && !s[strspn(s, " ")]) {
+            return "must not be blank";
+        }
         if (!ospab_text_ok(s, (apr_size_t)f->min, (apr_size_t)f->max)) {
             return apr_psprintf(p, "must be %" APR_INT64_T_FMT " to %" APR_INT64_T_FMT
                                 " printable characters", (apr_int64_t)f->min, (apr_int64_t)f->max);

@@ -11,6 +11,9 @@
 #include <openssl/pem.h>
 #include <openssl/evp.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <apr_thread_mutex.h>
+#include <apr_hash.h>
 
 #include "ospab_jwt.h"
 #include "ospab_json.h"
@@ -133,8 +136,117 @@ static int audience_ok(json_t *aud, const char *want)
     return 0;
 }
 
+static apr_status_t verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char *token,
+                           apr_time_t now, ospab_jwt_claims_t *out, apr_int64_t *nbf,
+                           const char **why);
+
 apr_status_t ospab_jwt_verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char *token,
                               apr_time_t now, ospab_jwt_claims_t *out, const char **why)
+{
+    apr_int64_t nbf;
+
+    return verify(p, c, token, now, out, &nbf, why);
+}
+
+typedef struct {
+    char *token;              /* malloc'd copy, NULL: empty */
+    apr_size_t len;
+    const ospab_jwt_conf_t *conf;
+    ospab_jwt_claims_t claims;
+    apr_int64_t nbf;
+} cache_entry_t;
+
+struct ospab_jwt_cache_t {
+    apr_thread_mutex_t *mutex;
+    cache_entry_t *slots;
+    unsigned nslots;
+};
+
+static apr_status_t cache_free(void *data)
+{
+    ospab_jwt_cache_t *cache = data;
+    unsigned i;
+
+    for (i = 0; i < cache->nslots; ++i) {
+        free(cache->slots[i].token);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ospab_jwt_cache_create(apr_pool_t *p, int slots, ospab_jwt_cache_t **out)
+{
+    ospab_jwt_cache_t *cache = apr_pcalloc(p, sizeof(*cache));
+    apr_status_t rv = apr_thread_mutex_create(&cache->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cache->nslots = slots > 0 ? (unsigned)slots : 1;
+    cache->slots = apr_pcalloc(p, sizeof(cache_entry_t) * cache->nslots);
+    apr_pool_cleanup_register(p, cache, cache_free, apr_pool_cleanup_null);
+    *out = cache;
+    return APR_SUCCESS;
+}
+
+/* Time-dependent claims, checked at every use of a cached entry too. */
+static int still_valid(const ospab_jwt_conf_t *c, const ospab_jwt_claims_t *cl,
+                       apr_int64_t nbf, apr_int64_t t, const char **why)
+{
+    if (cl->exp + c->leeway <= t) {
+        *why = "token expired";
+        return 0;
+    }
+    if (nbf - c->leeway > t) {
+        *why = "token not yet valid";
+        return 0;
+    }
+    return 1;
+}
+
+apr_status_t ospab_jwt_verify_cached(ospab_jwt_cache_t *cache, apr_pool_t *p,
+                                     const ospab_jwt_conf_t *c, const char *token,
+                                     apr_time_t now, ospab_jwt_claims_t *out, const char **why)
+{
+    apr_size_t len = token ? strlen(token) : 0;
+    apr_ssize_t klen = (apr_ssize_t)len;
+    cache_entry_t *e;
+    apr_int64_t nbf;
+    int hit = 0;
+
+    if (!cache || !len || len > MAX_TOKEN) {
+        return ospab_jwt_verify(p, c, token, now, out, why);
+    }
+    e = &cache->slots[apr_hashfunc_default(token, &klen) % cache->nslots];
+    apr_thread_mutex_lock(cache->mutex);
+    if (e->token && e->len == len && e->conf == c && !CRYPTO_memcmp(e->token, token, len)) {
+        *out = e->claims;
+        nbf = e->nbf;
+        hit = 1;
+    }
+    apr_thread_mutex_unlock(cache->mutex);
+    if (hit) {
+        return still_valid(c, out, nbf, apr_time_sec(now), why) ? APR_SUCCESS : APR_EINVAL;
+    }
+    if (verify(p, c, token, now, out, &nbf, why) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    apr_thread_mutex_lock(cache->mutex);
+    free(e->token);
+    e->token = malloc(len);
+    if (e->token) {
+        memcpy(e->token, token, len);
+        e->len = len;
+        e->conf = c;
+        e->claims = *out;
+        e->nbf = nbf;
+    }
+    apr_thread_mutex_unlock(cache->mutex);
+    return APR_SUCCESS;
+}
+
+static apr_status_t verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char *token,
+                           apr_time_t now, ospab_jwt_claims_t *out, apr_int64_t *nbf,
+                           const char **why)
 {
     const char *dot1, *dot2;
     json_t *header, *claims, *v;
@@ -180,13 +292,13 @@ apr_status_t ospab_jwt_verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const ch
         return APR_EINVAL;
     }
     out->exp = json_integer_value(v);
-    if (out->exp + c->leeway <= t) {
-        *why = "token expired";
+    v = json_object_get(claims, "nbf");
+    if (v && !json_is_integer(v)) {
+        *why = "malformed claims";
         return APR_EINVAL;
     }
-    v = json_object_get(claims, "nbf");
-    if (v && (!json_is_integer(v) || json_integer_value(v) - c->leeway > t)) {
-        *why = "token not yet valid";
+    *nbf = v ? json_integer_value(v) : 0;
+    if (!still_valid(c, out, *nbf, t, why)) {
         return APR_EINVAL;
     }
     if (c->issuer) {

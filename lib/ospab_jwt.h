@@ -38,6 +38,18 @@ const char *ospab_jwt_check_key(apr_pool_t *p, jwt_alg_t alg, const char *key, i
 apr_status_t ospab_jwt_verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char *token,
                               apr_time_t now, ospab_jwt_claims_t *out, const char **why);
 
+/* A per-process cache of tokens that passed ospab_jwt_verify: a client sends the same token
+ * for its whole lifetime, and checking a signature and two JSON documents each time costs
+ * more than the rest of a read request. Entries hold the whole token (compared in constant
+ * time) and its claims; exp/nbf are checked again at every hit. Thread-safe. */
+typedef struct ospab_jwt_cache_t ospab_jwt_cache_t;
+
+apr_status_t ospab_jwt_cache_create(apr_pool_t *p, int slots, ospab_jwt_cache_t **cache);
+/* ospab_jwt_verify through cache (which may be NULL). */
+apr_status_t ospab_jwt_verify_cached(ospab_jwt_cache_t *cache, apr_pool_t *p,
+                                     const ospab_jwt_conf_t *c, const char *token,
+                                     apr_time_t now, ospab_jwt_claims_t *out, const char **why);
+
 /* Signs an access token for user_id with role. */
 apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64_t user_id,
                              const char *role, apr_time_t now, const char **token);

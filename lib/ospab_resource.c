@@ -46,7 +46,7 @@ const ospab_field_t ospab_user_fields[OSPAB_USER_NFIELDS] = {
     { "name", OSPAB_FT_TEXT, 0, 255, NULL, 0, "", NULL, NULL },
     { "role", OSPAB_FT_ENUM, 0, 0, roles, 0, "user", NULL, NULL },
     { "enabled", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
-    { "password", OSPAB_FT_TEXT, 8, 1024, NULL, 0, NULL, NULL, NULL },
+    { "password", OSPAB_FT_TEXT, 8, 256, NULL, 0, NULL, NULL, NULL },
     { "created_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
     { "updated_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
 };

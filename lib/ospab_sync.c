@@ -775,6 +775,10 @@ void ospab_sync_user(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, 
     creating = !strcmp(action, "create");
     errors = json_object();
     ospab_fields_read(p, ospab_user_fields, OSPAB_USER_NFIELDS, user, creating, in, errors);
+    /* libcrypt takes passphrases shorter than 512 bytes (CRYPT_MAX_PASSPHRASE_SIZE) */
+    if (in[OSPAB_USER_PASSWORD].present && strlen(in[OSPAB_USER_PASSWORD].value) > 500) {
+        json_object_set_new(errors, "password", json_string("must be at most 500 bytes long"));
+    }
     if (!creating && !in[OSPAB_USER_ID].present && !json_object_get(errors, "id")) {
         json_object_set_new(errors, "id", json_string("is required"));
     }

@@ -69,6 +69,8 @@ void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
 /* The login failure counters shared by all children (NULL before post_config). */
 ospab_ratelimit_t *ospab_mod_ratelimit(void);
+/* This child's cache of verified access tokens (NULL outside a child). */
+ospab_jwt_cache_t *ospab_mod_jwt_cache(void);
 /* The request's pooled DB connection (mod_dbd), or NULL when the database is down. */
 ospab_db_t *ospab_mod_db(request_rec *r);
 

@@ -34,7 +34,8 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
     while (*h == ' ') {
         ++h;
     }
-    if (ospab_jwt_verify(r->pool, &sc->jwt, h, apr_time_now(), &claims, &why) != APR_SUCCESS) {
+    if (ospab_jwt_verify_cached(ospab_mod_jwt_cache(), r->pool, &sc->jwt, h, apr_time_now(),
+                                &claims, &why) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, OSPAB_LOGNO(00401)
                       "bearer token refused: %s", why);
         *done = unauthorized(r, "invalid_token", why);

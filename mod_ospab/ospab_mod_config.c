@@ -337,8 +337,18 @@ static int setup_ratelimit(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
+static ospab_jwt_cache_t *jwt_cache;
+
+ospab_jwt_cache_t *ospab_mod_jwt_cache(void)
+{
+    return jwt_cache;
+}
+
 void ospab_mod_child_init(apr_pool_t *p, server_rec *s)
 {
+    if (ospab_jwt_cache_create(p, 1024, &jwt_cache) != APR_SUCCESS) {
+        jwt_cache = NULL;   /* every token is then verified in full: slower, still right */
+    }
     if (ratelimit_mutex) {
         apr_status_t rv = apr_global_mutex_child_init(&ratelimit_mutex,
                               apr_global_mutex_lockfile(ratelimit_mutex), p);

@@ -110,11 +110,50 @@ def make_run_dir(prefix, base=None):
     return d
 
 
+DAEMONS = {b"apache2", b"httpd", b"mariadbd", b"mysqld"}
+
+
+def pids_mentioning(marker):
+    """Apache and MariaDB processes whose command line contains `marker` (a
+    run directory: unique to the daemons this module started there). Other
+    programs (an editor or `tail -f` on a log there) are never included."""
+    marker = str(marker).encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cmdline = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        argv0 = os.path.basename(cmdline.split(b"\0", 1)[0])
+        if marker in cmdline and argv0 in DAEMONS:
+            found.append(int(d.name))
+    return found
+
+
+def kill_pids(pids, grace=5.0):
+    """SIGTERM, then SIGKILL what is still alive after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [p for p in pids if _alive(p)]
+        if not pids:
+            return
+
+
 def reap_run_base(base):
     """Stop httpd and mariadbd processes left running from a run directory
     below `base` (a killed test run leaves its daemons behind), then delete
     `base`. Only processes named in those directories' pid files whose
-    command line mentions that directory are signalled."""
+    command line mentions that directory are signalled, and then any process
+    left whose command line names a directory below `base` (orphaned children)."""
     base = Path(base)
     if not base.is_dir():
         return
@@ -138,6 +177,7 @@ def reap_run_base(base):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    kill_pids(pids_mentioning(f"{base}/"))
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -503,13 +543,18 @@ class Apache:
 
     def __init__(self, db=None, mpm="event", log_level="warn", sync_key=None,
                  key_directive=None, extra_conf=(), load_dbd=True, port=None,
-                 rundir=None, env=None, location_conf=()):
+                 rundir=None, env=None, location_conf=(), jwt_secret=None,
+                 jwt_directives=None):
         if mpm not in ("event", "worker", "prefork"):
             raise ValueError(f"unknown mpm {mpm}")
         self.db = db
         self.mpm = mpm
         self.log_level = log_level
         self.sync_key = sync_key or secrets.token_hex(32)
+        # HS256 secret for access tokens (the module signs and verifies with it)
+        self.jwt_secret = jwt_secret or secrets.token_hex(32)
+        # None: "OspabJWTKey file:<rundir>/jwt.key"; else the JWT lines to use instead
+        self.jwt_directives = jwt_directives
         self.key_directive = key_directive
         self.extra_conf = list(extra_conf)
         self.location_conf = list(location_conf)
@@ -523,6 +568,7 @@ class Apache:
         self.error_log = self.rundir / "error.log"
         self.access_log = self.rundir / "access.log"
         self.key_file = self.rundir / "sync.key"
+        self.jwt_key_file = self.rundir / "jwt.key"
         self.docroot = self.rundir / "htdocs"
         self.started = False
 
@@ -583,6 +629,10 @@ class Apache:
             lines.append(f'OspabSyncKey "file:{self.key_file}"')
         elif self.key_directive:
             lines.append(self.key_directive)
+        if self.jwt_directives is None:
+            lines.append(f'OspabJWTKey "file:{self.jwt_key_file}"')
+        else:
+            lines += list(self.jwt_directives)
         lines += ['<Location "/api/">', "  SetHandler ospab", *["  " + l for l in self.location_conf],
                   "</Location>"]
         lines += self.extra_conf
@@ -595,6 +645,9 @@ class Apache:
         os.chmod(static, 0o644)
         if not self.key_file.exists():
             self.write_key_file()
+        if not self.jwt_key_file.exists():
+            self.jwt_key_file.write_text(self.jwt_secret)
+            os.chmod(self.jwt_key_file, 0o600)
         self.conf_file.write_text(self.config_text())
 
     # -- control ----------------------------------------------------------------
@@ -652,10 +705,12 @@ class Apache:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        # children may outlive the parent by a moment; wait for the port
+        # children may outlive the parent by a moment; a child stuck in a module
+        # call would outlive it for good (an orphan holding the port): end those
         deadline = time.monotonic() + 10
-        while port_open(self.port) and time.monotonic() < deadline:
+        while pids_mentioning(self.conf_file) and time.monotonic() < deadline:
             time.sleep(0.05)
+        kill_pids(pids_mentioning(self.conf_file))
         self.started = False
 
     def graceful(self):

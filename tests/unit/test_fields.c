@@ -256,6 +256,8 @@ START_TEST(vps_text_fields)
     ck_assert_int_eq(vps("{\"name\":\"\"}", 0), 1);
     ck_assert_str_eq(msg("name"), "must be 1 to 255 printable characters");
     ck_assert_int_eq(vps("{\"name\":\"a\\nb\"}", 0), 1);
+    ck_assert_int_eq(vps("{\"name\":\"   \"}", 0), 1);
+    ck_assert_str_eq(msg("name"), "must not be blank");
     ck_assert_int_eq(vps("{\"os\":\"\"}", 0), 0);
     /* 255 Cyrillic letters are 510 bytes but 255 characters */
     for (i = 0; i < 255; ++i) {
@@ -359,11 +361,11 @@ START_TEST(user_password_length)
     /* eight Cyrillic letters are eight characters */
     ck_assert_int_eq(user("{\"password\":\"\xd0\xaf\xd0\xaf\xd0\xaf\xd0\xaf"
                           "\xd0\xaf\xd0\xaf\xd0\xaf\xd0\xaf\"}", 0), 0);
-    memset(pw, 'p', 1024);
-    pw[1024] = '\0';
+    memset(pw, 'p', 256);
+    pw[256] = '\0';
     ck_assert_int_eq(user(apr_psprintf(pool, "{\"password\":\"%s\"}", pw), 0), 0);
-    pw[1024] = 'p';
-    pw[1025] = '\0';
+    pw[256] = 'p';
+    pw[257] = '\0';
     ck_assert_int_eq(user(apr_psprintf(pool, "{\"password\":\"%s\"}", pw), 0), 1);
 }
 END_TEST

@@ -1,0 +1,2876 @@
+#!/usr/bin/python3
+"""pvesim — a stand-alone Proxmox VE API simulator (HTTPS, /api2/json).
+
+It serves the subset of the PVE 9.1 API that ospab panel uses, following the
+official schema (paths, parameter names/types, ``{"data": ...}`` envelope,
+error shapes and status lines, UPIDs, task durations, ``lock:`` semantics,
+the lag of /cluster/resources) and lets tests inject faults through a control
+API under ``/_sim/``.  Python 3.11 standard library only; the TLS certificate
+is made with the ``openssl`` command line tool.  See README.md.
+
+Usage:
+    /usr/bin/python3 tests/pvesim/pvesim.py --port 8006 --state-dir DIR \
+        [--host 127.0.0.1] [--nodes pve1,pve2] [--token 'root@pam!ospab=<uuid>'] \
+        [--guests N] [--time-scale 1.0] [--resources-lag 5]
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import http.server
+import ipaddress
+import json
+import math
+import os
+import re
+import secrets
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from collections import Counter, OrderedDict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pveparams import (Bool, Int, Num, PropStr, Str, parse_property_string,  # noqa: E402
+                       print_property_string, validate, wire_value)
+
+PVE_VERSION = {"version": "9.1.2", "release": "9.1", "repoid": "a1b2c3d4e5f60718"}
+PVEVERSION_STRING = "pve-manager/9.1.2/a1b2c3d4e5f60718 (running kernel: 6.17.2-1-pve)"
+SERVER_HEADER = "pve-api-daemon/3.0"
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+# Base durations of tasks in seconds (multiplied by --time-scale).
+DURATIONS = {
+    "vzcreate": 8.0, "vzrestore": 8.0, "vzstart": 1.5, "vzstop": 1.0,
+    "vzshutdown": 3.0, "vzreboot": 3.5, "vzsuspend": 1.0, "vzresume": 1.0,
+    "vzdestroy": 3.0, "vzsnapshot": 2.0, "vzdelsnapshot": 1.5,
+    "vzrollback": 3.0, "resize": 2.0, "vncproxy": 10.0,
+    "qmstart": 2.0, "qmstop": 1.0, "qmshutdown": 4.0, "qmreboot": 5.0,
+    "qmsuspend": 1.0, "qmresume": 1.0, "qmdestroy": 3.0, "qmsnapshot": 2.0,
+    "qmdelsnapshot": 1.5, "qmrollback": 3.0,
+}
+
+# ==========================================================================
+# Route table.  Every served path, method and parameter is declared here,
+# in the shape of the official schema (schema_check.py compares them).
+
+NODE = Str(fmt="pve-node")
+VMID = Int(100, 999999999, fmt="pve-vmid")
+SNAPNAME = Str(fmt="pve-configid", maxlen=40)
+UPID_P = Str()
+CF = Str(enum=["AVERAGE", "MAX"], opt=1)
+TIMEFRAME = Str(enum=["hour", "day", "week", "month", "year"])
+MOUNTOPTIONS = ("(?^:(?^:(discard|lazytime|noatime|nodev|noexec|nosuid))"
+                "(;(?^:(discard|lazytime|noatime|nodev|noexec|nosuid)))*)")
+PRINTABLE = "(?^:[^\\x00-\\x08\\x10-\\x1F\\x7F]+)"
+ENV_PATTERN = ("(?^:(?:\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)"
+               "(?:\\0\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)*)")
+LXC_LOCKS = ["backup", "create", "destroyed", "disk", "fstrim", "migrate",
+             "mounted", "rollback", "snapshot", "snapshot-delete"]
+MAX_LXC_NETWORKS = 32      # net0..net31
+MAX_MOUNT_POINTS = 256     # mp0..mp255
+
+NET_KEYS = {
+    "bridge": Str(pattern="[-_.\\w\\d]+", opt=1),
+    "firewall": Bool(opt=1),
+    "gw": Str(fmt="ipv4", opt=1),
+    "gw6": Str(fmt="ipv6", opt=1),
+    "host-managed": Bool(opt=1),
+    "hwaddr": Str(fmt="mac-addr", opt=1),
+    "ip": Str(fmt="pve-ipv4-config", opt=1),
+    "ip6": Str(fmt="pve-ipv6-config", opt=1),
+    "link_down": Bool(opt=1),
+    "mtu": Int(64, 65535, opt=1),
+    "name": Str(pattern="[-_.\\w\\d]+"),
+    "rate": Num(opt=1),
+    "tag": Int(1, 4094, opt=1),
+    "trunks": Str(pattern="(?^:\\d+(?:;\\d+)*)", opt=1),
+    "type": Str(enum=["veth"], opt=1),
+}
+ROOTFS_KEYS = {
+    "acl": Bool(opt=1),
+    "mountoptions": Str(pattern=MOUNTOPTIONS, opt=1),
+    "quota": Bool(opt=1),
+    "replicate": Bool(opt=1),
+    "ro": Bool(opt=1),
+    "shared": Bool(opt=1),
+    "size": Str(fmt="disk-size", opt=1),
+    "volume": Str(fmt="pve-lxc-mp-string", default_key=True),
+}
+MP_KEYS = dict(ROOTFS_KEYS, backup=Bool(opt=1), keepattrs=Bool(opt=1),
+               mp=Str(fmt="pve-lxc-mp-string"))
+DEV_KEYS = {
+    "deny-write": Bool(opt=1),
+    "gid": Int(0, opt=1),
+    "mode": Str(pattern="0[0-7]{3}", opt=1),
+    "path": Str(fmt="pve-lxc-dev-string", default_key=True, opt=1),
+    "uid": Int(0, opt=1),
+}
+FEATURES_KEYS = {
+    "force_rw_sys": Bool(opt=1),
+    "fuse": Bool(opt=1),
+    "keyctl": Bool(opt=1),
+    "mknod": Bool(opt=1),
+    "mount": Str(pattern="(?^:[a-zA-Z0-9_; ]+)", opt=1),
+    "nesting": Bool(opt=1),
+}
+
+# Container options shared by create (POST …/lxc) and PUT …/config.
+LXC_OPTIONS = {
+    "arch": Str(enum=["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"], opt=1),
+    "cmode": Str(enum=["shell", "console", "tty"], opt=1),
+    "console": Bool(opt=1),
+    "cores": Int(1, 8192, opt=1),
+    "cpulimit": Num(0, 8192, opt=1),
+    "cpuunits": Int(0, 500000, opt=1),
+    "debug": Bool(opt=1),
+    "description": Str(maxlen=8192, opt=1),
+    "dev[n]": PropStr(DEV_KEYS, opt=1, count=256),
+    "entrypoint": Str(pattern=PRINTABLE, opt=1),
+    "env": Str(pattern=ENV_PATTERN, opt=1),
+    "features": PropStr(FEATURES_KEYS, opt=1),
+    "hookscript": Str(fmt="pve-volume-id", opt=1),
+    "hostname": Str(fmt="dns-name", maxlen=255, opt=1),
+    "lock": Str(enum=LXC_LOCKS, opt=1),
+    "memory": Int(16, opt=1),
+    "mp[n]": PropStr(MP_KEYS, opt=1, count=MAX_MOUNT_POINTS),
+    "nameserver": Str(fmt="lxc-ip-with-ll-iface-list", opt=1),
+    "net[n]": PropStr(NET_KEYS, opt=1, count=MAX_LXC_NETWORKS),
+    "onboot": Bool(opt=1),
+    "ostype": Str(enum=["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse",
+                        "archlinux", "alpine", "gentoo", "nixos", "unmanaged"], opt=1),
+    "protection": Bool(opt=1),
+    "rootfs": PropStr(ROOTFS_KEYS, opt=1),
+    "searchdomain": Str(fmt="dns-name-list", opt=1),
+    "startup": Str(fmt="pve-startup-order", opt=1),
+    "swap": Int(0, opt=1),
+    "tags": Str(fmt="pve-tag-list", opt=1),
+    "template": Bool(opt=1),
+    "timezone": Str(fmt="pve-ct-timezone", opt=1),
+    "tty": Int(0, 6, opt=1),
+    "unprivileged": Bool(opt=1),
+    "unused[n]": PropStr({"volume": Str(fmt="pve-volume-id", default_key=True)},
+                         opt=1, count=256),
+}
+LXC_CREATE = dict(
+    LXC_OPTIONS, node=NODE, vmid=VMID,
+    ostemplate=Str(maxlen=255),
+    password=Str(minlen=5, opt=1),
+    storage=Str(fmt="pve-storage-id", opt=1),
+    force=Bool(opt=1),
+    restore=Bool(opt=1),
+    unique=Bool(requires="restore", opt=1),
+    pool=Str(fmt="pve-poolid", opt=1),
+    bwlimit=Num(0, opt=1),
+    start=Bool(opt=1),
+    **{"ignore-unpack-errors": Bool(opt=1), "ssh-public-keys": Str(opt=1),
+       "ha-managed": Bool(opt=1)})
+LXC_UPDATE = dict(LXC_OPTIONS, node=NODE, vmid=VMID,
+                  delete=Str(fmt="pve-configid-list", opt=1),
+                  revert=Str(fmt="pve-configid-list", opt=1),
+                  digest=Str(maxlen=40, opt=1))
+GUEST = {"node": NODE, "vmid": VMID}
+SNAP = {"node": NODE, "vmid": VMID, "snapname": SNAPNAME}
+TASK = {"node": NODE, "upid": UPID_P}
+
+QEMU_MACHINE_KEYS = {
+    "aw-bits": Num(32, 64, opt=1),
+    "enable-s3": Bool(opt=1),
+    "enable-s4": Bool(opt=1),
+    "type": Str(maxlen=40, default_key=True, opt=1, pattern=(
+        "(pc|pc(-i440fx)?-\\d+(\\.\\d+)+(\\+pve\\d+)?(\\.pxe)?|q35|pc-q35-\\d+(\\.\\d+)+"
+        "(\\+pve\\d+)?(\\.pxe)?|virt(?:-\\d+(\\.\\d+)+)?(\\+pve\\d+)?)")),
+    "viommu": Str(enum=["intel", "virtio"], opt=1),
+}
+
+
+class Route:
+    __slots__ = ("method", "path", "handler", "params", "proxyto", "auth",
+                 "regex", "names")
+
+    def __init__(self, method, path, handler, params, proxyto="node", auth=True):
+        self.method = method
+        self.path = path
+        self.handler = handler
+        self.params = params
+        self.proxyto = proxyto      # as in the schema: calls for another node are proxied
+        self.auth = auth
+        self.names = re.findall(r"\{(\w+)\}", path)
+        self.regex = re.compile("^" + re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(path)) + "$")
+
+
+R = Route
+ROUTES = [
+    R("GET", "/version", "version", {}, proxyto=None),
+    R("GET", "/access/ticket", "get_ticket", {}, proxyto=None, auth=False),
+    R("POST", "/access/ticket", "create_ticket", {
+        "username": Str(maxlen=64), "password": Str(),
+        "realm": Str(fmt="pve-realm", maxlen=32, opt=1),
+        "otp": Str(opt=1), "new-format": Bool(opt=1),
+        "path": Str(maxlen=64, requires="privs", opt=1),
+        "privs": Str(fmt="pve-priv-list", maxlen=64, requires="path", opt=1),
+        "tfa-challenge": Str(opt=1)}, proxyto=None, auth=False),
+    R("GET", "/cluster/nextid", "nextid", {"vmid": Int(100, 999999999, fmt="pve-vmid", opt=1)},
+      proxyto=None),
+    R("GET", "/cluster/resources", "resources",
+      {"type": Str(enum=["vm", "storage", "node", "sdn"], opt=1)}, proxyto=None),
+    R("GET", "/cluster/tasks", "cluster_tasks", {}, proxyto=None),
+    R("GET", "/nodes", "nodes", {}, proxyto=None),
+    R("GET", "/nodes/{node}/status", "node_status", {"node": NODE}),
+    R("GET", "/nodes/{node}/rrddata", "node_rrddata", {
+        "node": NODE, "cf": CF,
+        "timeframe": Str(enum=["hour", "day", "week", "month", "year", "decade"])},
+      proxyto=None),
+    # tasks
+    R("GET", "/nodes/{node}/tasks", "node_tasks", {
+        "node": NODE, "vmid": Int(100, 999999999, fmt="pve-vmid", opt=1),
+        "errors": Bool(opt=1), "limit": Int(0, opt=1), "start": Int(0, opt=1),
+        "since": Int(opt=1), "until": Int(opt=1),
+        "source": Str(enum=["archive", "active", "all"], opt=1),
+        "statusfilter": Str(fmt="pve-task-status-type-list", opt=1),
+        "typefilter": Str(opt=1), "userfilter": Str(opt=1)}),
+    R("GET", "/nodes/{node}/tasks/{upid}", "task_index", TASK, proxyto=None),
+    R("DELETE", "/nodes/{node}/tasks/{upid}", "task_stop", TASK),
+    R("GET", "/nodes/{node}/tasks/{upid}/log", "task_log", dict(
+        TASK, start=Int(0, opt=1), limit=Int(0, opt=1), download=Bool(opt=1))),
+    R("GET", "/nodes/{node}/tasks/{upid}/status", "task_status", TASK),
+    # LXC
+    R("GET", "/nodes/{node}/lxc", "lxc_list", {"node": NODE}),
+    R("POST", "/nodes/{node}/lxc", "lxc_create", LXC_CREATE),
+    R("GET", "/nodes/{node}/lxc/{vmid}", "lxc_index", GUEST),
+    R("DELETE", "/nodes/{node}/lxc/{vmid}", "lxc_destroy", dict(
+        GUEST, purge=Bool(opt=1), force=Bool(opt=1),
+        **{"destroy-unreferenced-disks": Bool(opt=1)})),
+    R("GET", "/nodes/{node}/lxc/{vmid}/config", "lxc_config", dict(
+        GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1))),
+    R("PUT", "/nodes/{node}/lxc/{vmid}/config", "lxc_update", LXC_UPDATE),
+    R("GET", "/nodes/{node}/lxc/{vmid}/pending", "lxc_pending", GUEST),
+    R("GET", "/nodes/{node}/lxc/{vmid}/interfaces", "lxc_interfaces", GUEST),
+    R("GET", "/nodes/{node}/lxc/{vmid}/status", "lxc_status_index", GUEST),
+    R("GET", "/nodes/{node}/lxc/{vmid}/status/current", "lxc_status", GUEST),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/start", "lxc_start", dict(
+        GUEST, skiplock=Bool(opt=1), debug=Bool(opt=1))),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/stop", "lxc_stop", dict(
+        GUEST, skiplock=Bool(opt=1), **{"overrule-shutdown": Bool(opt=1)})),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown", "lxc_shutdown", dict(
+        GUEST, timeout=Int(0, opt=1), forceStop=Bool(opt=1))),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/reboot", "lxc_reboot", dict(
+        GUEST, timeout=Int(0, opt=1))),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/suspend", "lxc_suspend", GUEST),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/resume", "lxc_resume", GUEST),
+    R("PUT", "/nodes/{node}/lxc/{vmid}/resize", "lxc_resize", dict(
+        GUEST, digest=Str(maxlen=40, opt=1),
+        disk=Str(enum=["rootfs"] + ["mp%d" % i for i in range(MAX_MOUNT_POINTS)]),
+        size=Str(pattern="\\+?\\d+(\\.\\d+)?[KMGT]?"))),
+    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot", "snapshot_list", GUEST),
+    R("POST", "/nodes/{node}/lxc/{vmid}/snapshot", "snapshot_create", dict(
+        GUEST, snapname=SNAPNAME, description=Str(opt=1))),
+    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", "snapshot_index", SNAP,
+      proxyto=None),
+    R("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", "snapshot_delete",
+      dict(SNAP, force=Bool(opt=1))),
+    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", "snapshot_config", SNAP),
+    R("PUT", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", "snapshot_update",
+      dict(SNAP, description=Str(opt=1))),
+    R("POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback", "snapshot_rollback",
+      dict(SNAP, start=Bool(opt=1))),
+    R("GET", "/nodes/{node}/lxc/{vmid}/rrddata", "guest_rrddata", dict(
+        GUEST, timeframe=TIMEFRAME, cf=CF), proxyto=None),
+    R("POST", "/nodes/{node}/lxc/{vmid}/vncproxy", "vncproxy", dict(
+        GUEST, websocket=Bool(opt=1), width=Int(16, 4096, opt=1),
+        height=Int(16, 2160, opt=1)), proxyto=None),
+    R("POST", "/nodes/{node}/lxc/{vmid}/termproxy", "termproxy", GUEST, proxyto=None),
+    # QEMU: the cheap equivalents
+    R("GET", "/nodes/{node}/qemu", "qemu_list", {"node": NODE, "full": Bool(opt=1)}),
+    R("GET", "/nodes/{node}/qemu/{vmid}", "qemu_index", GUEST),
+    R("DELETE", "/nodes/{node}/qemu/{vmid}", "qemu_destroy", dict(
+        GUEST, purge=Bool(opt=1), skiplock=Bool(opt=1),
+        **{"destroy-unreferenced-disks": Bool(opt=1)})),
+    R("GET", "/nodes/{node}/qemu/{vmid}/config", "qemu_config", dict(
+        GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1))),
+    R("GET", "/nodes/{node}/qemu/{vmid}/status/current", "qemu_status", GUEST),
+    R("POST", "/nodes/{node}/qemu/{vmid}/status/start", "qemu_start", dict(
+        GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1),
+        machine=PropStr(QEMU_MACHINE_KEYS, opt=1),
+        migratedfrom=Str(fmt="pve-node", opt=1),
+        migration_network=Str(fmt="CIDR", opt=1),
+        migration_type=Str(enum=["secure", "insecure"], opt=1),
+        stateuri=Str(maxlen=128, opt=1),
+        targetstorage=Str(fmt="storage-pair-list", opt=1),
+        **{"force-cpu": Str(opt=1),
+           "nets-host-mtu": Str(pattern="net\\d+=\\d+(,net\\d+=\\d+)*", opt=1),
+           "with-conntrack-state": Bool(opt=1)})),
+    R("POST", "/nodes/{node}/qemu/{vmid}/status/stop", "qemu_stop", dict(
+        GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1), keepActive=Bool(opt=1),
+        migratedfrom=Str(fmt="pve-node", opt=1), **{"overrule-shutdown": Bool(opt=1)})),
+    R("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown", "qemu_shutdown", dict(
+        GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1), keepActive=Bool(opt=1),
+        forceStop=Bool(opt=1))),
+    R("POST", "/nodes/{node}/qemu/{vmid}/status/reboot", "qemu_reboot", dict(
+        GUEST, timeout=Int(0, opt=1))),
+    R("POST", "/nodes/{node}/qemu/{vmid}/status/suspend", "qemu_suspend", dict(
+        GUEST, skiplock=Bool(opt=1), todisk=Bool(opt=1),
+        statestorage=Str(fmt="pve-storage-id", requires="todisk", opt=1))),
+    R("POST", "/nodes/{node}/qemu/{vmid}/status/resume", "qemu_resume", dict(
+        GUEST, skiplock=Bool(opt=1), nocheck=Bool(opt=1))),
+    R("GET", "/nodes/{node}/qemu/{vmid}/snapshot", "snapshot_list", GUEST),
+    R("POST", "/nodes/{node}/qemu/{vmid}/snapshot", "snapshot_create", dict(
+        GUEST, snapname=SNAPNAME, description=Str(opt=1), vmstate=Bool(opt=1))),
+    R("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", "snapshot_delete",
+      dict(SNAP, force=Bool(opt=1))),
+    R("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback", "snapshot_rollback",
+      dict(SNAP, start=Bool(opt=1))),
+    R("GET", "/nodes/{node}/qemu/{vmid}/rrddata", "guest_rrddata", dict(
+        GUEST, timeframe=TIMEFRAME, cf=CF), proxyto=None),
+    R("POST", "/nodes/{node}/qemu/{vmid}/vncproxy", "vncproxy", dict(
+        GUEST, websocket=Bool(opt=1), **{"generate-password": Bool(opt=1)}), proxyto=None),
+    R("POST", "/nodes/{node}/qemu/{vmid}/termproxy", "termproxy", dict(
+        GUEST, serial=Str(enum=["serial0", "serial1", "serial2", "serial3"], opt=1)),
+      proxyto=None),
+    R("POST", "/nodes/{node}/qemu/{vmid}/agent/set-user-password", "qemu_set_password", dict(
+        GUEST, username=Str(), password=Str(minlen=5, maxlen=1024), crypted=Bool(opt=1))),
+]
+del R
+
+ROUTES_BY_KEY = {(r.method, r.path): r for r in ROUTES}
+
+
+# ==========================================================================
+# Errors, as PVE's REST handler turns them into responses.
+
+class ApiError(Exception):
+    """An error response: status line "<status> <first line of message>"."""
+
+    def __init__(self, status, message, errors=None, body=True, close=False):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+        self.body = body          # False: empty body (401s, 59x from the proxy)
+        self.close = close        # close the connection after answering
+
+
+def die(message):
+    """A plain Perl ``die`` in a handler: 500 with the message."""
+    raise ApiError(500, message)
+
+
+def param_error(errors):
+    raise ApiError(400, "Parameter verification failed.", errors=errors)
+
+
+class TaskError(Exception):
+    """A failure inside a worker task (ends as exitstatus = the message)."""
+
+
+class RawJson:
+    """A response whose body was already serialised (the resources cache)."""
+
+    def __init__(self, body):
+        self.body = body
+
+
+# ==========================================================================
+# Small helpers
+
+def now():
+    return time.time()
+
+
+def stable_hash(*parts):
+    """Deterministic 64-bit number from the parts (not Python's salted hash)."""
+    h = hashlib.sha1("\0".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "big")
+
+
+def unit_float(*parts):
+    return stable_hash(*parts) / float(1 << 64)
+
+
+def format_size(size):
+    """PVE::JSONSchema::format_size: the largest unit that divides exactly."""
+    for unit, factor in (("T", 1024 ** 4), ("G", GiB), ("M", MiB), ("K", 1024)):
+        if size % factor == 0:
+            return "%d%s" % (size // factor, unit)
+    return str(size)
+
+
+def parse_size(text):
+    """PVE::JSONSchema::parse_size: number with optional K/M/G/T; bytes otherwise."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT])?", text)
+    if not m:
+        return None
+    factor = {"K": 1024, "M": MiB, "G": GiB, "T": 1024 ** 4}.get(m.group(2), 1)
+    return int(float(m.group(1)) * factor)
+
+
+def guest_mac(vmid, index):
+    h = stable_hash("mac", vmid, index)
+    return "BC:24:11:%02X:%02X:%02X" % ((h >> 16) & 255, (h >> 8) & 255, h & 255)
+
+
+def guest_ipv4(vmid):
+    """The deterministic address a guest's DHCP lease gets: 10.a.b.c/16."""
+    return "10.%d.%d.%d" % ((vmid >> 16) & 255, (vmid >> 8) & 255, vmid & 255)
+
+
+def link_local(mac):
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 2
+    eui = b[:3] + [0xFF, 0xFE] + b[3:]
+    groups = ["%x" % (eui[i] << 8 | eui[i + 1]) for i in range(0, 8, 2)]
+    return "fe80::" + ":".join(groups)
+
+
+def lock_path(guest):
+    if guest.kind == "lxc":
+        return "/run/lock/lxc/pve-config-%d.lock" % guest.vmid
+    return "/var/lock/qemu-server/lock-%d.conf" % guest.vmid
+
+
+# ==========================================================================
+# The model: nodes, storages, guests, tasks
+
+class Storage:
+    def __init__(self, sid, kind, content, total):
+        self.sid = sid
+        self.kind = kind            # "dir" or "lvmthin"
+        self.content = content      # set of content types
+        self.total = total
+
+
+def default_storages():
+    return {
+        "local": Storage("local", "dir", {"iso", "vztmpl", "backup"}, 100 * GiB),
+        "local-lvm": Storage("local-lvm", "lvmthin", {"images", "rootdir"}, 1024 * GiB),
+    }
+
+
+class Node:
+    def __init__(self, name, index):
+        self.name = name
+        self.online = True
+        self.cpus = 16
+        self.memory = 128 * GiB
+        self.boot = now() - 12 * 86400 - 3600 * index
+        self.storages = default_storages()
+        self.next_pid = 100000 + 1000 * index
+
+
+class Guest:
+    """One LXC container or QEMU VM: its config (as pmxcfs holds it) and the
+    runtime state the node would report."""
+
+    def __init__(self, vmid, kind, node, conf):
+        self.vmid = vmid
+        self.kind = kind                    # "lxc" or "qemu"
+        self.node = node
+        self.conf = conf                    # OrderedDict: key -> str|int|float
+        self.pending = {}                   # key -> value (applied at next start)
+        self.pending_delete = set()
+        self.snapshots = OrderedDict()      # name -> dict
+        self.status = "stopped"
+        self.started = None                 # epoch of the last start
+        self.status_changed = now()
+        self.created = now()
+        self.pid = None
+        self.paused = False
+        self.flock = threading.Lock()       # the config file lock (flock)
+        # Usage while running; /_sim/guest may override them.
+        self.cpu_base = round(0.01 + 0.2 * unit_float("cpu", vmid), 4)
+        self.mem_frac = 0.2 + 0.4 * unit_float("mem", vmid)
+        self.disk_frac = 0.1 + 0.3 * unit_float("disk", vmid)
+        self.cpu_override = None
+        self.mem_override = None
+        self.disk_override = None
+        self.net_rate = int(2000 + 50000 * unit_float("net", vmid))
+        self.io_rate = int(5000 + 200000 * unit_float("io", vmid))
+        self.shutdown_hangs = False         # ignores ACPI/clean shutdown
+        self.agent_running = True           # QEMU guest agent answers
+        self.passwords = {}                 # user -> record (never the password)
+        self.ssh_keys = None
+        self.usage_changed = 0.0            # when /_sim/guest last set usage
+
+    # --- config helpers -------------------------------------------------
+    def label(self):
+        return "CT" if self.kind == "lxc" else "VM"
+
+    def lock(self):
+        return self.conf.get("lock")
+
+    def lock_error(self):
+        """AbstractConfig::check_lock's message, or None when unlocked."""
+        lock = self.conf.get("lock")
+        return "%s is locked (%s)" % (self.label(), lock) if lock else None
+
+    def name(self):
+        if self.kind == "lxc":
+            return self.conf.get("hostname") or "CT%d" % self.vmid
+        return self.conf.get("name") or "VM%d" % self.vmid
+
+    def config_path(self, node=None):
+        sub = "lxc" if self.kind == "lxc" else "qemu-server"
+        return "nodes/%s/%s/%d.conf" % (node or self.node, sub, self.vmid)
+
+    def effective_conf(self):
+        conf = OrderedDict(self.conf)
+        conf.update(self.pending)
+        for k in self.pending_delete:
+            conf.pop(k, None)
+        return conf
+
+    def digest(self):
+        text = []
+        for k, v in self.conf.items():
+            text.append("%s: %s" % (k, v))
+        for k, v in sorted(self.pending.items()):
+            text.append("[pending] %s: %s" % (k, v))
+        if self.pending_delete:
+            text.append("[pending] delete: %s" % ",".join(sorted(self.pending_delete)))
+        for name, snap in self.snapshots.items():
+            text.append("[%s] %s" % (name, json.dumps(snap["conf"], sort_keys=True)))
+        return hashlib.sha1("\n".join(text).encode()).hexdigest()
+
+    def apply_pending(self):
+        for k, v in self.pending.items():
+            self.conf[k] = v
+        for k in self.pending_delete:
+            self.conf.pop(k, None)
+        self.pending.clear()
+        self.pending_delete.clear()
+
+    # --- sizes ------------------------------------------------------------
+    def cores(self, node_cpus):
+        if self.kind == "qemu":
+            return self.conf.get("cores", 1) * self.conf.get("sockets", 1)
+        return self.conf.get("cores") or node_cpus
+
+    def maxmem(self):
+        mem = self.conf.get("memory", 512)
+        if isinstance(mem, str):                        # QEMU: "[current=]<MiB>"
+            mem = int(mem.split("=")[-1].split(",")[0])
+        return int(mem) * MiB
+
+    def maxswap(self):
+        return int(self.conf.get("swap", 512)) * MiB
+
+    def root_key(self):
+        if self.kind == "lxc":
+            return "rootfs"
+        for k in ("scsi0", "virtio0", "sata0", "ide0"):
+            if k in self.conf:
+                return k
+        return None
+
+    def maxdisk(self):
+        key = self.root_key()
+        if not key or key not in self.conf:
+            return 0
+        m = re.search(r"(?:^|,)size=([^,]+)", str(self.conf[key]))
+        return parse_size(m.group(1)) if m else 0
+
+    def uptime(self):
+        return int(now() - self.started) if self.status == "running" and self.started else 0
+
+    def stats(self, node_cpus):
+        """What pvestatd / vmstatus would read right now."""
+        running = self.status == "running"
+        up = self.uptime()
+        maxmem = self.maxmem()
+        maxdisk = self.maxdisk()
+        if running:
+            cpu = self.cpu_override if self.cpu_override is not None else self.cpu_base
+            mem = self.mem_override if self.mem_override is not None else int(maxmem * self.mem_frac)
+        else:
+            cpu, mem = 0, 0
+        if self.disk_override is not None:
+            disk = self.disk_override
+        elif self.kind == "lxc":
+            disk = int(maxdisk * self.disk_frac) if running else 0
+        else:
+            disk = 0
+        return {
+            "status": self.status, "uptime": up, "cpu": cpu,
+            "cpus": self.cores(node_cpus), "mem": mem, "maxmem": maxmem,
+            "disk": disk, "maxdisk": maxdisk,
+            "netin": self.net_rate * up, "netout": (self.net_rate // 3) * up,
+            "diskread": self.io_rate * up if running else 0,
+            "diskwrite": (self.io_rate // 2) * up if running else 0,
+        }
+
+
+class Task:
+    """A worker task (fork_worker): UPID, status and log."""
+
+    def __init__(self, sim, node, ttype, tid, user, pid, pstart):
+        self.sim = sim
+        self.node = node
+        self.type = ttype
+        self.id = tid
+        self.user = user
+        self.pid = pid
+        self.pstart = pstart
+        self.starttime = int(now())
+        self.upid = "UPID:%s:%08X:%08X:%08X:%s:%s:%s:" % (
+            node, pid, pstart, self.starttime, ttype, tid, user)
+        self.status = "running"
+        self.exitstatus = None
+        self.endtime = None
+        self.lines = []
+        self.abort = threading.Event()
+        self.vmid = int(tid) if tid.isdigit() else None
+
+    def log(self, line):
+        self.lines.append(line)
+
+    def sleep(self, seconds):
+        """Work for ``seconds`` (scaled by --time-scale); DELETE on the task interrupts."""
+        if self.abort.wait(max(0.0, seconds * self.sim.time_scale)):
+            raise TaskError("received interrupt")
+
+    def work(self, seconds=None):
+        self.sleep(DURATIONS.get(self.type, 1.0) if seconds is None else seconds)
+
+    def injected_failure(self):
+        """Raise the error a /_sim/fault {"kind":"task_error"} asked for, if any."""
+        msg = self.sim.take_task_fault(self)
+        if msg is not None:
+            raise TaskError(msg)
+
+    def info(self):
+        d = {"upid": self.upid, "node": self.node, "pid": self.pid,
+             "pstart": self.pstart, "starttime": self.starttime, "type": self.type,
+             "id": self.id, "status": self.status}
+        user, _, tokenid = self.user.partition("!")
+        d["user"] = user
+        if tokenid:
+            d["tokenid"] = tokenid
+        if self.status == "stopped":
+            d["exitstatus"] = self.exitstatus
+        return d
+
+    def list_entry(self):
+        d = self.info()
+        d.pop("exitstatus", None)
+        if self.status == "stopped":
+            d["endtime"] = self.endtime
+            d["status"] = self.exitstatus
+        else:
+            d.pop("status")
+        return d
+
+
+# ==========================================================================
+# The simulator state
+
+FAULT_KINDS = ("latency", "status", "drop", "task_error", "clear")
+PROXY_REASONS = {595: "No route to host", 596: "TLS handshake failed",
+                 597: "Connection reset by peer", 598: "Request cancelled",
+                 599: "Internal error"}
+
+
+class Sim:
+    """All simulated cluster state; one RLock guards it."""
+
+    def __init__(self, nodes, tokens, users, time_scale=1.0, resources_lag=5.0,
+                 auth_fail_delay=3.0, lock_timeout=10.0, guests=0, qemu_guests=0):
+        self.lock = threading.RLock()
+        self.node_names = list(nodes)
+        self.tokens = dict(tokens)          # "user@realm!id" -> secret
+        self.users = dict(users)            # "user@realm" -> password
+        self.time_scale = time_scale
+        self.resources_lag = resources_lag
+        self.auth_fail_delay = auth_fail_delay
+        self.lock_timeout = lock_timeout
+        self.initial_guests = (guests, qemu_guests)
+        self.secret = secrets.token_bytes(32)
+        self.ca_pem = ""
+        self.fingerprint = ""
+        self.started = now()
+        self.res_stop = threading.Event()
+        self.res_wake = threading.Event()
+        self.reset()
+
+    # --- life cycle -------------------------------------------------------
+    def reset(self, guests=None, qemu_guests=None):
+        with self.lock:
+            for t in getattr(self, "tasks", {}).values():
+                t.abort.set()
+            self.nodes = OrderedDict((n, Node(n, i)) for i, n in enumerate(self.node_names))
+            self.guests = {}
+            self.tasks = OrderedDict()
+            self.faults = []
+            self.fault_seq = 0
+            self.requests = Counter()
+            self.requests_by_path = Counter()
+            self.console_ports = {}         # port -> task
+            self.state_gen = 0
+            self.snap = {}
+            self.snap_nodes = {}
+            self.snap_time = 0.0
+            self.snap_gen = 0
+            self.res_cache = {}
+            n_lxc, n_qemu = self.initial_guests
+            if guests is not None:
+                n_lxc = guests
+            if qemu_guests is not None:
+                n_qemu = qemu_guests
+            self.populate(n_lxc, n_qemu)
+            self.refresh_resources()
+
+    def populate(self, n_lxc, n_qemu):
+        """Pre-existing guests, spread round-robin over the nodes, vmids from 100."""
+        names = self.node_names
+        for i in range(n_lxc + n_qemu):
+            vmid = 100 + i
+            node = names[i % len(names)]
+            if i < n_lxc:
+                g = self.make_lxc(vmid, node, {
+                    "hostname": "ct%d" % vmid, "cores": 1 + (vmid % 4),
+                    "memory": 512 * (1 + vmid % 4), "swap": 512,
+                    "net0": "name=eth0,bridge=vmbr0,ip=dhcp",
+                    "rootfs": "local-lvm:%d" % (8 * (1 + vmid % 3))},
+                    "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst")
+            else:
+                g = self.make_qemu(vmid, node, "vm%d" % vmid, cores=2, memory=2048, disk_gb=32)
+            g.created = self.started - 30 * 86400
+            if vmid % 5:                    # four in five run
+                self.set_running(g, since=self.started - (3600 + stable_hash("up", vmid) % 864000))
+            self.guests[vmid] = g
+        self.changed()
+
+    def changed(self):
+        """Something /cluster/resources shows without lag (membership, lock, tags)."""
+        self.state_gen += 1
+
+    # --- guests -------------------------------------------------------------
+    def storage(self, node, sid):
+        st = self.nodes[node].storages.get(sid)
+        if st is None:
+            die("storage '%s' does not exist" % sid)
+        return st
+
+    def alloc_volume(self, guest, sid, node):
+        """The next volume name on a storage, as vdisk_alloc names them."""
+        st = self.storage(node, sid)
+        index = sum(1 for v in guest.conf.values() if isinstance(v, str) and
+                    "vm-%d-disk-" % guest.vmid in v)
+        if st.kind == "dir":
+            return "%s:%d/vm-%d-disk-%d.raw" % (sid, guest.vmid, guest.vmid, index)
+        return "%s:vm-%d-disk-%d" % (sid, guest.vmid, index)
+
+    def make_lxc(self, vmid, node, options, ostemplate, storage="local"):
+        """Build a container's config as create_vm writes it (see lxc_create)."""
+        g = Guest(vmid, "lxc", node, OrderedDict())
+        conf = {}
+        tmpl = ostemplate.rsplit("/", 1)[-1]
+        ostype = tmpl.split("-", 1)[0].split("_", 1)[0].lower()
+        conf["arch"] = options.pop("arch", "amd64")
+        conf["ostype"] = options.pop("ostype", ostype if ostype in LXC_OPTIONS["ostype"].enum
+                                     else "unmanaged")
+        unprivileged = options.pop("unprivileged", 1)
+        for key, value in options.items():
+            if key.startswith("net") and key[3:].isdigit():
+                value = self.normalize_net(vmid, key, value)
+            if key == "rootfs" or (key.startswith("mp") and key[2:].isdigit()):
+                continue
+            conf[key] = value
+        for key in ["rootfs"] + sorted(k for k in options if k.startswith("mp") and k[2:].isdigit()):
+            spec = options.get(key, "%s:4" % storage if key == "rootfs" else None)
+            if re.fullmatch(r"\d+(\.\d+)?", str(spec)):
+                spec = "%s:%s" % (storage, spec)
+            keys = ROOTFS_KEYS if key == "rootfs" else MP_KEYS
+            mp = parse_property_string(keys, spec)
+            m = re.fullmatch(r"([^:]+):(\d+(?:\.\d+)?)", mp["volume"])
+            if m:
+                size = int(float(m.group(2)) * GiB)
+                mp["volume"] = self.alloc_volume(g, m.group(1), node)
+                mp["size"] = format_size(size)
+            elif "size" not in mp and not mp["volume"].startswith("/"):
+                mp["size"] = "4G"           # an existing volume of unknown size
+            conf[key] = print_property_string(keys, mp, first=("mp",))
+            g.conf[key] = conf[key]         # so alloc_volume counts it
+        conf.setdefault("hostname", "CT%d" % vmid)
+        conf.setdefault("memory", 512)
+        conf.setdefault("swap", 512)
+        if unprivileged:
+            conf["unprivileged"] = 1
+        g.conf = OrderedDict(sorted(conf.items()))
+        return g
+
+    def make_qemu(self, vmid, node, name, cores=2, memory=2048, disk_gb=32):
+        g = Guest(vmid, "qemu", node, OrderedDict())
+        disk = self.alloc_volume(g, "local-lvm", node)
+        g.conf = OrderedDict(sorted({
+            "agent": "1", "boot": "order=scsi0;net0", "cores": cores, "cpu": "x86-64-v2-AES",
+            "memory": str(memory), "meta": "creation-qemu=9.2.0,ctime=%d" % int(self.started),
+            "name": name, "net0": "virtio=%s,bridge=vmbr0,firewall=1" % guest_mac(vmid, 0),
+            "numa": 0, "ostype": "l26", "scsi0": "%s,iothread=1,size=%dG" % (disk, disk_gb),
+            "scsihw": "virtio-scsi-single", "sockets": 1,
+            "smbios1": "uuid=%s" % uuid.UUID(int=stable_hash("uuid", vmid) << 64 |
+                                              stable_hash("uuid2", vmid)),
+            "vmgenid": str(uuid.UUID(int=stable_hash("gen", vmid) << 64 | 1)),
+        }.items()))
+        return g
+
+    def normalize_net(self, vmid, key, value):
+        """net[n] as PVE writes it: name first, a generated hwaddr and type=veth."""
+        net = parse_property_string(NET_KEYS, value)
+        net.setdefault("hwaddr", guest_mac(vmid, int(key[3:])))
+        net.setdefault("type", "veth")
+        return print_property_string(NET_KEYS, net, first=("name",))
+
+    def guest(self, node, vmid, kind):
+        """The guest, or the error PVE gives when its config file is missing."""
+        g = self.guests.get(vmid)
+        if g is None or g.kind != kind or g.node != node:
+            sub = "lxc" if kind == "lxc" else "qemu-server"
+            die("Configuration file 'nodes/%s/%s/%d.conf' does not exist" % (node, sub, vmid))
+        return g
+
+    def set_running(self, g, since=None):
+        node = self.nodes[g.node]
+        g.status = "running"
+        g.started = since or now()
+        g.status_changed = g.started
+        g.paused = False
+        g.pid = node.next_pid
+        node.next_pid += 7
+
+    def set_stopped(self, g):
+        g.status = "stopped"
+        g.started = None
+        g.status_changed = now()
+        g.paused = False
+        g.pid = None
+
+    def acquire_flock(self, g):
+        """lock_config: wait up to lock_timeout for the config file lock."""
+        if not g.flock.acquire(timeout=self.lock_timeout):
+            raise ApiError(500, "can't lock file '%s' - got timeout" % lock_path(g))
+
+    # --- tasks ----------------------------------------------------------------
+    def spawn(self, node, ttype, tid, user, fn):
+        """fork_worker: start ``fn(task)`` in a thread, return the Task at once."""
+        with self.lock:
+            n = self.nodes[node]
+            pid = n.next_pid
+            n.next_pid += 3
+            pstart = int((now() - n.boot) * 100)
+            task = Task(self, node, ttype, str(tid), user, pid, pstart)
+            self.tasks[task.upid] = task
+            while len(self.tasks) > 20000:
+                oldest = next(iter(self.tasks))
+                if self.tasks[oldest].status == "running":
+                    break
+                del self.tasks[oldest]
+        threading.Thread(target=self._run_task, args=(task, fn), daemon=True,
+                         name="task-%s" % ttype).start()
+        return task
+
+    def _run_task(self, task, fn):
+        try:
+            fn(task)
+            exitstatus = "OK"
+        except (TaskError, ApiError) as e:
+            exitstatus = str(e).rstrip("\n")
+        except Exception as e:          # a bug in the simulator: show it
+            traceback.print_exc()
+            exitstatus = "internal error: %s" % e
+        with self.lock:
+            task.log("TASK OK" if exitstatus == "OK" else "TASK ERROR: %s" % exitstatus)
+            task.status = "stopped"
+            task.exitstatus = exitstatus
+            task.endtime = int(now())
+            if task.type == "vncproxy":
+                for port, t in list(self.console_ports.items()):
+                    if t is task:
+                        del self.console_ports[port]
+            self.changed()
+
+    def find_task(self, node, upid):
+        m = re.fullmatch(r"UPID:([a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-F]{8}):"
+                         r"([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):", upid)
+        if not m:
+            param_error({"upid": "unable to parse worker upid '%s'" % upid})
+        task = self.tasks.get(upid)
+        if task is None or task.node != node:
+            param_error({"upid": "no such task"})
+        return task
+
+    def take_task_fault(self, task):
+        with self.lock:
+            for f in self.faults:
+                if f["kind"] != "task_error" or f.get("remaining") == 0:
+                    continue
+                if f.get("type") not in (None, task.type):
+                    continue
+                if f.get("vmid") not in (None, task.vmid):
+                    continue
+                if f.get("remaining") is not None:
+                    f["remaining"] -= 1
+                f["hits"] += 1
+                return f.get("message") or "simulated failure"
+        return None
+
+    # --- faults -----------------------------------------------------------------
+    def add_fault(self, spec):
+        kind = spec.get("kind")
+        if kind not in FAULT_KINDS:
+            raise ValueError("kind must be one of %s" % ", ".join(FAULT_KINDS))
+        with self.lock:
+            if kind == "clear":
+                n = len(self.faults)
+                self.faults = []
+                return {"cleared": n}
+            f = {"id": self.fault_seq + 1, "kind": kind, "hits": 0,
+                 "path_prefix": spec.get("path_prefix"), "method": spec.get("method"),
+                 "remaining": spec.get("count")}
+            if kind == "latency":
+                f["seconds"] = float(spec.get("seconds", 30))
+            elif kind == "status":
+                code = int(spec.get("code", 500))
+                f["code"] = code
+                f["message"] = spec.get("message") or PROXY_REASONS.get(code, "simulated failure")
+                if "body" in spec:
+                    f["body"] = spec["body"]
+            elif kind == "drop":
+                f["mode"] = spec.get("mode", "close")
+                if f["mode"] not in ("close", "reset"):
+                    raise ValueError("mode must be close or reset")
+            elif kind == "task_error":
+                f["type"] = spec.get("type")
+                f["vmid"] = int(spec["vmid"]) if spec.get("vmid") is not None else None
+                f["message"] = spec.get("message")
+            if f["path_prefix"] and not f["path_prefix"].startswith(("/api2/", "/_sim")):
+                f["path_prefix"] = "/api2/json" + f["path_prefix"]
+            self.fault_seq += 1
+            self.faults.append(f)
+            return f
+
+    def match_faults(self, method, path):
+        """The request faults (latency, status, drop) that apply, consuming counts."""
+        hits = []
+        with self.lock:
+            for f in self.faults:
+                if f["kind"] == "task_error" or f.get("remaining") == 0:
+                    continue
+                if f.get("path_prefix") and not path.startswith(f["path_prefix"]):
+                    continue
+                if f.get("method") and f["method"].upper() != method:
+                    continue
+                if f.get("remaining") is not None:
+                    f["remaining"] -= 1
+                f["hits"] += 1
+                hits.append(dict(f))
+        return hits
+
+    # --- /cluster/resources -------------------------------------------------------
+    def refresh_resources(self):
+        """What pvestatd does every few seconds: sample all guests and nodes."""
+        with self.lock:
+            snap = {}
+            node_usage = {n: [0.0, 0] for n in self.nodes}
+            for vmid, g in self.guests.items():
+                node = self.nodes[g.node]
+                if not node.online:
+                    continue
+                st = g.stats(node.cpus)
+                st["name"] = g.name()
+                snap[vmid] = st
+                node_usage[g.node][0] += st["cpu"] * st["cpus"]
+                node_usage[g.node][1] += st["mem"]
+            nodes = {}
+            for name, node in self.nodes.items():
+                if not node.online:
+                    continue
+                cpu_used, mem_used = node_usage[name]
+                nodes[name] = {
+                    "cpu": round(min(1.0, 0.02 + cpu_used / node.cpus), 4),
+                    "mem": min(node.memory, 3 * GiB + mem_used),
+                    "uptime": int(now() - node.boot),
+                }
+            self.snap = snap
+            self.snap_nodes = nodes
+            self.snap_time = now()
+            self.snap_gen += 1
+
+    def resources_loop(self):
+        while not self.res_stop.is_set():
+            lag = max(0.05, self.resources_lag)
+            woke = self.res_wake.wait(lag)
+            self.res_wake.clear()
+            if self.res_stop.is_set():
+                return
+            if not woke:
+                self.refresh_resources()
+
+    def storage_usage(self, node):
+        used = Counter()
+        for g in self.guests.values():
+            if g.node != node:
+                continue
+            for v in g.conf.values():
+                if isinstance(v, str):
+                    m = re.match(r"([a-z][\w.-]*):[^,]*vm-\d+-disk-\d+[^,]*,.*size=([^,]+)", v)
+                    if m:
+                        used[m.group(1)] += parse_size(m.group(2)) or 0
+        return used
+
+    def resources(self, rtype):
+        key = (self.snap_gen, self.state_gen, rtype)
+        cached = self.res_cache.get(rtype)
+        if cached and cached[0] == key:
+            return cached[1]
+        with self.lock:
+            key = (self.snap_gen, self.state_gen, rtype)
+            out = []
+            if rtype in (None, "vm"):
+                for vmid in sorted(self.guests):
+                    g = self.guests[vmid]
+                    e = {"id": "%s/%d" % (g.kind, vmid), "type": g.kind, "vmid": vmid,
+                         "node": g.node, "template": int(bool(g.conf.get("template")))}
+                    st = self.snap.get(vmid)
+                    if st is not None and self.nodes[g.node].online:
+                        e.update(name=st["name"], status="running" if st["uptime"] else "stopped",
+                                 uptime=st["uptime"], maxcpu=st["cpus"], cpu=st["cpu"],
+                                 maxmem=st["maxmem"], mem=st["mem"], maxdisk=st["maxdisk"],
+                                 disk=st["disk"], netin=st["netin"], netout=st["netout"],
+                                 diskread=st["diskread"], diskwrite=st["diskwrite"])
+                    else:
+                        e["status"] = "unknown"
+                    for prop in ("lock", "tags"):
+                        if g.conf.get(prop):
+                            e[prop] = g.conf[prop]
+                    out.append(e)
+            if rtype in (None, "node"):
+                for name, node in self.nodes.items():
+                    e = {"id": "node/%s" % name, "type": "node", "node": name,
+                         "status": "online" if node.online else "offline"}
+                    st = self.snap_nodes.get(name)
+                    if st is not None and node.online:
+                        e.update(cpu=st["cpu"], maxcpu=node.cpus, mem=st["mem"],
+                                 maxmem=node.memory, disk=9 * GiB, maxdisk=96 * GiB,
+                                 uptime=st["uptime"], level="", **{"cgroup-mode": 2})
+                    out.append(e)
+            if rtype in (None, "storage"):
+                for name, node in self.nodes.items():
+                    used = self.storage_usage(name)
+                    for sid, st in node.storages.items():
+                        e = {"id": "storage/%s/%s" % (name, sid), "type": "storage",
+                             "storage": sid, "node": name, "plugintype": st.kind,
+                             "content": ",".join(sorted(st.content)), "shared": 0,
+                             "status": "available" if node.online else "unknown"}
+                        if node.online:
+                            e.update(disk=used[sid], maxdisk=st.total)
+                        out.append(e)
+            body = json.dumps({"data": out}, separators=(",", ":")).encode()
+            self.res_cache[rtype] = (key, RawJson(body))
+            return self.res_cache[rtype][1]
+
+    # --- auth ---------------------------------------------------------------------
+    def _sign(self, text):
+        return base64.b64encode(hmac.new(self.secret, text.encode(), hashlib.sha256)
+                                .digest()).decode().rstrip("=")
+
+    def make_ticket(self, user):
+        plain = "PVE:%s:%08X" % (user, int(now()))
+        return "%s::%s" % (plain, self._sign(plain))
+
+    def check_ticket(self, ticket):
+        """The user of a valid ticket (2 h lifetime), else None."""
+        m = re.fullmatch(r"(PVE:([^:\s]+):([0-9A-F]{8}))::(\S+)", ticket or "")
+        if not m or not hmac.compare_digest(self._sign(m.group(1)), m.group(4)):
+            return None
+        age = now() - int(m.group(3), 16)
+        if age < -300 or age > 7200:
+            return None
+        return m.group(2) if m.group(2) in self.users else None
+
+    def make_csrf(self, user):
+        ts = "%08X" % int(now())
+        return "%s:%s" % (ts, self._sign("%s:%s" % (ts, user)))
+
+    def check_csrf(self, token, user):
+        m = re.fullmatch(r"([0-9A-F]{8}):(\S+)", token or "")
+        if not m or not hmac.compare_digest(self._sign("%s:%s" % (m.group(1), user)), m.group(2)):
+            return False
+        age = now() - int(m.group(1), 16)
+        return -300 <= age <= 7200
+
+    def check_token(self, value):
+        """PVEAPIToken value USER@REALM!TOKENID=SECRET -> the token's full id, else None."""
+        tokenid, sep, secret = value.rpartition("=")
+        if not sep or not re.fullmatch(r"[^\s!]+@[^\s!]+![A-Za-z][A-Za-z0-9.\-_]+", tokenid):
+            return None
+        expected = self.tokens.get(tokenid)
+        if expected is None or not hmac.compare_digest(expected, secret):
+            return None
+        return tokenid
+
+    def vnc_ticket(self, user, path):
+        plain = "PVEVNC:%08X" % int(now())
+        return "%s::%s" % (plain, self._sign("%s:%s:%s" % (plain, user, path)))
+
+    def record_password(self, g, user, password=None, hashed=None, source="sim"):
+        rec = {"changed_at": now(), "source": source}
+        if password is not None:
+            rec["sha256"] = hashlib.sha256(password.encode()).hexdigest()
+        if hashed is not None:
+            rec["hash"] = hashed
+        g.passwords[user] = rec
+        return rec
+
+
+# ==========================================================================
+# API handlers.  Each gets (ctx, params) with params already checked against
+# the route's schema and returns the value of "data".
+
+LXC_HOTPLUG = {"cores", "memory", "swap", "cpulimit", "cpuunits", "description",
+               "hostname", "onboot", "protection", "startup", "tags", "hookscript", "lock"}
+LXC_CREATE_ONLY = {"node", "vmid", "ostemplate", "password", "storage", "force", "restore",
+                   "unique", "pool", "bwlimit", "start", "ignore-unpack-errors",
+                   "ssh-public-keys", "ha-managed"}
+RRD_STEPS = {"hour": (60, 60), "day": (60, 1440), "week": (1800, 336),
+             "month": (1800, 1440), "year": (21600, 1440), "decade": (604800, 520)}
+RESERVED_SNAPNAMES = ("current", "vzdump", "pending")
+
+
+class Ctx:
+    __slots__ = ("user", "kind", "route", "extra")
+
+    def __init__(self, user, route):
+        self.user = user
+        self.route = route
+        self.kind = "qemu" if "/qemu" in route.path else "lxc"
+        self.extra = {}
+
+
+def hotpluggable(key):
+    return key in LXC_HOTPLUG or re.fullmatch(r"(net|mp)\d+", key) is not None
+
+
+class Api:
+    def __init__(self, sim):
+        self.sim = sim
+
+    # --- version, auth, cluster ---------------------------------------------
+    def version(self, ctx, p):
+        return dict(PVE_VERSION)
+
+    def get_ticket(self, ctx, p):
+        return None
+
+    def create_ticket(self, ctx, p):
+        sim = self.sim
+        username = p["username"]
+        if "@" not in username and p.get("realm"):
+            username = "%s@%s" % (username, p["realm"])
+        password = p["password"]
+        ok = username in sim.users and (
+            hmac.compare_digest(sim.users[username], password) or
+            sim.check_ticket(password) == username)
+        if not ok:
+            time.sleep(sim.auth_fail_delay)
+            raise ApiError(401, "authentication failure", close=True)
+        return {"username": username, "ticket": sim.make_ticket(username),
+                "CSRFPreventionToken": sim.make_csrf(username),
+                "cap": {"vms": {"VM.PowerMgmt": 1, "VM.Console": 1, "VM.Allocate": 1,
+                                "VM.Audit": 1, "VM.Config.Disk": 1, "VM.Snapshot": 1},
+                        "nodes": {"Sys.Audit": 1}}}
+
+    def nextid(self, ctx, p):
+        with self.sim.lock:
+            if "vmid" in p:
+                if p["vmid"] in self.sim.guests:
+                    param_error({"vmid": "VM %d already exists" % p["vmid"]})
+                return str(p["vmid"])
+            vmid = 100
+            while vmid in self.sim.guests:
+                vmid += 1
+            return str(vmid)
+
+    def resources(self, ctx, p):
+        if p.get("type") == "sdn":
+            return []
+        return self.sim.resources(p.get("type"))
+
+    def cluster_tasks(self, ctx, p):
+        with self.sim.lock:
+            tasks = sorted(self.sim.tasks.values(), key=lambda t: -t.starttime)[:100]
+            return [t.list_entry() for t in tasks]
+
+    def nodes(self, ctx, p):
+        out = []
+        with self.sim.lock:
+            for name, node in self.sim.nodes.items():
+                e = {"node": name, "id": "node/%s" % name, "type": "node",
+                     "status": "online" if node.online else "offline"}
+                st = self.sim.snap_nodes.get(name)
+                if node.online and st:
+                    e.update(cpu=st["cpu"], maxcpu=node.cpus, mem=st["mem"], maxmem=node.memory,
+                             disk=9 * GiB, maxdisk=96 * GiB, uptime=int(now() - node.boot),
+                             level="", ssl_fingerprint=self.sim.fingerprint)
+                out.append(e)
+        return out
+
+    def node_status(self, ctx, p):
+        node = self.sim.nodes[p["node"]]
+        st = self.sim.snap_nodes.get(p["node"], {"cpu": 0.02, "mem": 3 * GiB})
+        return {
+            "boot-info": {"mode": "efi", "secureboot": 0},
+            "cpu": st["cpu"], "wait": 0.0012, "idle": 0,
+            "cpuinfo": {"cores": node.cpus // 2, "cpus": node.cpus, "sockets": 1,
+                        "model": "AMD EPYC 7302P 16-Core Processor", "mhz": "3000.000",
+                        "hvm": "1", "user_hz": 100, "flags": "fpu vme de pse tsc msr pae"},
+            "current-kernel": {"machine": "x86_64", "release": "6.17.2-1-pve",
+                               "sysname": "Linux",
+                               "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)"},
+            "kversion": "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1",
+            "loadavg": ["0.42", "0.37", "0.31"],
+            "memory": {"total": node.memory, "used": st["mem"], "free": node.memory - st["mem"],
+                       "available": node.memory - st["mem"]},
+            "swap": {"total": 8 * GiB, "used": 0, "free": 8 * GiB},
+            "ksm": {"shared": 0},
+            "pveversion": PVEVERSION_STRING,
+            "rootfs": {"total": 96 * GiB, "used": 9 * GiB, "free": 87 * GiB, "avail": 82 * GiB},
+            "uptime": int(now() - node.boot),
+        }
+
+    def node_rrddata(self, ctx, p):
+        node = self.sim.nodes[p["node"]]
+        step, count = RRD_STEPS[p["timeframe"]]
+        peak = 1.25 if p.get("cf") == "MAX" else 1.0
+        end = int(now()) // step * step
+        out = []
+        for i in range(count):
+            t = end - (count - 1 - i) * step
+            w = 1 + 0.3 * math.sin(2 * math.pi * t / 86400.0)
+            out.append({"time": t, "cpu": min(1.0, 0.05 * w * peak), "iowait": 0.001 * w,
+                        "loadavg": 0.4 * w * peak, "maxcpu": float(node.cpus),
+                        "memtotal": float(node.memory), "memused": float(8 * GiB * w),
+                        "swaptotal": float(8 * GiB), "swapused": 0.0,
+                        "roottotal": float(96 * GiB), "rootused": float(9 * GiB),
+                        "netin": 120000.0 * w * peak, "netout": 80000.0 * w * peak})
+        return out
+
+    # --- tasks ------------------------------------------------------------
+    def node_tasks(self, ctx, p):
+        source = p.get("source", "archive")
+        with self.sim.lock:
+            tasks = [t for t in self.sim.tasks.values() if t.node == p["node"]]
+        out = []
+        statusfilter = set(x.lower() for x in re.split(r"[,;\s]+", p.get("statusfilter", "")) if x)
+        for t in sorted(tasks, key=lambda t: (-t.starttime, t.upid)):
+            if source == "archive" and t.status == "running":
+                continue
+            if source == "active" and t.status != "running":
+                continue
+            if "vmid" in p and t.vmid != p["vmid"]:
+                continue
+            if p.get("typefilter") and t.type != p["typefilter"]:
+                continue
+            if p.get("userfilter") and p["userfilter"] not in t.user:
+                continue
+            if "since" in p and t.starttime < p["since"]:
+                continue
+            if "until" in p and t.starttime > p["until"]:
+                continue
+            failed = t.status == "stopped" and t.exitstatus != "OK" and \
+                not t.exitstatus.startswith("WARNINGS")
+            if p.get("errors") and not failed:
+                continue
+            if statusfilter:
+                kind = ("active" if t.status == "running" else "ok" if t.exitstatus == "OK"
+                        else "warning" if t.exitstatus.startswith("WARNINGS") else "error")
+                if kind not in statusfilter:
+                    continue
+            out.append(t.list_entry())
+        ctx.extra["total"] = len(out)
+        start = p.get("start", 0)
+        limit = p.get("limit", 50)
+        return out[start:start + limit]
+
+    def task_index(self, ctx, p):
+        with self.sim.lock:
+            self.sim.find_task(p["node"], p["upid"])
+        return [{"name": "log"}, {"name": "status"}]
+
+    def task_stop(self, ctx, p):
+        with self.sim.lock:
+            task = self.sim.find_task(p["node"], p["upid"])
+        task.abort.set()
+        return None
+
+    def task_status(self, ctx, p):
+        with self.sim.lock:
+            return self.sim.find_task(p["node"], p["upid"]).info()
+
+    def task_log(self, ctx, p):
+        with self.sim.lock:
+            task = self.sim.find_task(p["node"], p["upid"])
+            lines = list(task.lines)
+        start = p.get("start", 0)
+        limit = p.get("limit", 50)
+        ctx.extra["total"] = len(lines)
+        if not lines:
+            return [{"n": 1, "t": "no content"}]
+        return [{"n": i + 1, "t": line}
+                for i, line in enumerate(lines) if start <= i < start + limit]
+
+    # --- guest listing and status ----------------------------------------------------
+    def _vmstatus(self, g):
+        node = self.sim.nodes[g.node]
+        st = g.stats(node.cpus)
+        d = {"vmid": g.vmid, "name": g.name(), "status": st["status"],
+             "uptime": st["uptime"], "cpus": st["cpus"], "cpu": st["cpu"],
+             "mem": st["mem"], "maxmem": st["maxmem"], "disk": st["disk"],
+             "maxdisk": st["maxdisk"], "netin": st["netin"], "netout": st["netout"],
+             "diskread": st["diskread"], "diskwrite": st["diskwrite"]}
+        if g.kind == "lxc":
+            d["type"] = "lxc"
+            d["maxswap"] = g.maxswap()
+            d["swap"] = 0
+        else:
+            d["memhost"] = st["mem"]
+        if g.status == "running":
+            d["pid"] = g.pid
+            w = unit_float("pressure", g.vmid)
+            d.update(pressurecpusome=round(0.5 * w, 2), pressurecpufull=round(0.2 * w, 2),
+                     pressureiosome=round(0.3 * w, 2), pressureiofull=round(0.1 * w, 2),
+                     pressurememorysome=0.0, pressurememoryfull=0.0)
+            if g.kind == "lxc":
+                del d["pressurecpufull"]
+        for prop in ("lock", "tags"):
+            if g.conf.get(prop):
+                d[prop] = g.conf[prop]
+        if g.conf.get("template"):
+            d["template"] = 1
+        return d
+
+    def lxc_list(self, ctx, p):
+        with self.sim.lock:
+            return [self._vmstatus(g) for vmid, g in sorted(self.sim.guests.items())
+                    if g.node == p["node"] and g.kind == "lxc"]
+
+    def qemu_list(self, ctx, p):
+        with self.sim.lock:
+            out = []
+            for vmid, g in sorted(self.sim.guests.items()):
+                if g.node == p["node"] and g.kind == "qemu":
+                    d = self._vmstatus(g)
+                    if p.get("full"):
+                        d["qmpstatus"] = self._qmpstatus(g)
+                    out.append(d)
+            return out
+
+    def lxc_index(self, ctx, p):
+        with self.sim.lock:
+            self.sim.guest(p["node"], p["vmid"], "lxc")
+        return [{"subdir": s} for s in (
+            "config", "pending", "status", "vncproxy", "termproxy", "vncwebsocket",
+            "spiceproxy", "migrate", "clone", "rrd", "rrddata", "firewall", "snapshot",
+            "resize", "interfaces")]
+
+    def qemu_index(self, ctx, p):
+        with self.sim.lock:
+            self.sim.guest(p["node"], p["vmid"], "qemu")
+        return [{"subdir": s} for s in (
+            "config", "pending", "cloudinit", "status", "unlink", "vncproxy", "termproxy",
+            "migrate", "resize", "move", "rrd", "rrddata", "monitor", "agent", "snapshot",
+            "spiceproxy", "sendkey", "firewall", "mtunnel", "remote_migrate")]
+
+    def lxc_status_index(self, ctx, p):
+        with self.sim.lock:
+            self.sim.guest(p["node"], p["vmid"], "lxc")
+        return [{"subdir": s} for s in ("current", "start", "stop", "shutdown", "reboot",
+                                        "suspend", "resume")]
+
+    def lxc_status(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "lxc")
+            d = self._vmstatus(g)
+        d["ha"] = {"managed": 0}
+        return d
+
+    def _qmpstatus(self, g):
+        if g.status != "running":
+            return "stopped"
+        return "paused" if g.paused else "running"
+
+    def qemu_status(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "qemu")
+            d = self._vmstatus(g)
+            d["qmpstatus"] = self._qmpstatus(g)
+            d["ha"] = {"managed": 0}
+            if self._agent_enabled(g):
+                d["agent"] = 1
+            if g.status == "running":
+                d["running-qemu"] = "9.2.0"
+                d["running-machine"] = "pc-i440fx-9.2+pve1"
+            return d
+
+    def lxc_interfaces(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "lxc")
+            if g.status != "running":
+                die("CT %d not running" % g.vmid)
+            out = [self._iface("lo", "00:00:00:00:00:00", "127.0.0.1/8", "::1/128")]
+            for key in sorted((k for k in g.conf if re.fullmatch(r"net\d+", k)),
+                              key=lambda k: int(k[3:])):
+                net = parse_property_string(NET_KEYS, g.conf[key])
+                mac = net.get("hwaddr", guest_mac(g.vmid, int(key[3:])))
+                ip = net.get("ip")
+                inet = None
+                if ip == "dhcp":
+                    inet = guest_ipv4(g.vmid) + "/16"
+                elif ip and ip != "manual":
+                    inet = ip
+                out.append(self._iface(net["name"], mac, inet, link_local(mac) + "/64"))
+            return out
+
+    @staticmethod
+    def _iface(name, mac, inet, inet6):
+        d = {"name": name, "hwaddr": mac, "hardware-address": mac, "ip-addresses": []}
+        for addr, family in ((inet, "inet"), (inet6, "inet6")):
+            if addr:
+                d[family] = addr
+                a, _, prefix = addr.partition("/")
+                d["ip-addresses"].append({"ip-address": a, "ip-address-type": family,
+                                          "prefix": int(prefix)})
+        return d
+
+    # --- create / destroy -------------------------------------------------------
+    def lxc_create(self, ctx, p):
+        sim = self.sim
+        node, vmid = p["node"], p["vmid"]
+        restore = p.get("restore")
+        with sim.lock:
+            existing = sim.guests.get(vmid)
+            if existing is not None:
+                if not (restore and p.get("force") and existing.node == node and
+                        existing.kind == "lxc"):
+                    die("%s %d already exists on node '%s'" % (existing.label(), vmid,
+                                                               existing.node))
+                if existing.conf.get("protection"):
+                    die("unable to restore CT %d - protection mode enabled" % vmid)
+                if existing.status == "running":
+                    die("can't overwrite running container")
+            keys = p.get("ssh-public-keys")
+            if keys is not None:
+                for line in keys.splitlines():
+                    if line.strip() and not re.match(
+                            r"(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)\S+ [A-Za-z0-9+/=]+( .*)?$",
+                            line.strip()):
+                        die("SSH public key validation error")
+            ostemplate = p["ostemplate"]
+            if ostemplate == "-":
+                die("pipe requires cli environment")
+            m = re.fullmatch(r"([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)", ostemplate, re.I)
+            if not m and not ostemplate.startswith("/"):
+                die("unable to parse volume ID '%s'" % ostemplate)
+            if m:
+                sim.storage(node, m.group(1))
+            storage = p.get("storage", "local")
+            disks = {k: v for k, v in p.items() if k == "rootfs" or re.fullmatch(r"mp\d+", k)}
+            if disks and "rootfs" not in disks:
+                die("mount points configured, but 'rootfs' not set - aborting")
+            for key, value in (disks or {"rootfs": "%s:4" % storage}).items():
+                if re.fullmatch(r"\d+(\.\d+)?", value):
+                    value = "%s:%s" % (storage, value)
+                volume = parse_property_string(ROOTFS_KEYS if key == "rootfs" else MP_KEYS,
+                                               value)["volume"]
+                if volume.startswith("/"):
+                    continue                    # bind mount (root only)
+                sid = volume.split(":", 1)[0]
+                st = sim.storage(node, sid)
+                if "rootdir" not in st.content:
+                    param_error({"storage": "storage '%s' does not support container "
+                                            "directories" % sid})
+            options = {k: v for k, v in p.items() if k not in LXC_CREATE_ONLY}
+            if existing is not None:
+                del sim.guests[vmid]
+            g = sim.make_lxc(vmid, node, options, ostemplate, storage)
+            g.conf["lock"] = "create"
+            g.created = now()
+            if "password" in p:
+                sim.record_password(g, "root", p["password"], source="create")
+            g.ssh_keys = keys
+            sim.guests[vmid] = g
+            sim.changed()
+
+        def worker(task):
+            try:
+                self._create_log(task, g, ostemplate)
+                task.work()
+                task.injected_failure()
+            except TaskError as e:
+                with sim.lock:
+                    if sim.guests.get(vmid) is g:
+                        del sim.guests[vmid]
+                        sim.changed()
+                raise TaskError("unable to create CT %d - %s" % (vmid, e))
+            with sim.lock:
+                g.conf.pop("lock", None)
+                sim.changed()
+            if p.get("start"):
+                self._start_task(ctx.user, g, skiplock=False)
+
+        return sim.spawn(node, "vzrestore" if restore else "vzcreate", vmid, ctx.user,
+                         worker).upid
+
+    @staticmethod
+    def _create_log(task, g, ostemplate):
+        root = parse_property_string(ROOTFS_KEYS, g.conf["rootfs"])
+        if root["volume"].startswith("local-lvm:"):
+            task.log('  Logical volume "%s" created.' % root["volume"].split(":", 1)[1])
+        blocks = (parse_size(root.get("size", "4G")) or 4 * GiB) // 4096
+        task.log("Creating filesystem with %d 4k blocks and %d inodes" % (blocks, blocks // 4))
+        task.log("extracting archive '/var/lib/vz/template/cache/%s'"
+                 % ostemplate.rsplit("/", 1)[-1])
+        task.log("Total bytes read: 521902080 (498MiB, 187MiB/s)")
+        task.log("Detected container architecture: %s" % g.conf.get("arch", "amd64"))
+        for kind in ("rsa", "ecdsa", "ed25519"):
+            task.log("Creating SSH host key 'ssh_host_%s_key' - this may take some time ..." % kind)
+            task.log("done: SHA256:%s root@%s" % (
+                base64.b64encode(hashlib.sha256(("%s%d" % (kind, g.vmid)).encode()).digest())
+                .decode().rstrip("="), g.conf.get("hostname")))
+
+    def lxc_destroy(self, ctx, p):
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], "lxc")
+            msg = g.lock_error()
+            if msg:
+                die(msg)
+            if g.conf.get("protection"):
+                die("can't remove CT %d - protection mode enabled" % g.vmid)
+            if g.status == "running" and not p.get("force"):
+                die("unable to destroy CT %d - container is running" % g.vmid)
+        return sim.spawn(g.node, "vzdestroy", g.vmid, ctx.user,
+                         lambda task: self._destroy(task, g, p)).upid
+
+    def qemu_destroy(self, ctx, p):
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], "qemu")
+            msg = g.lock_error()
+            if msg and not p.get("skiplock"):
+                die(msg)
+            if g.conf.get("protection"):
+                die("can't remove VM %d - protection mode enabled" % g.vmid)
+            if g.status == "running":
+                die("VM %d is running - destroy failed" % g.vmid)
+        return sim.spawn(g.node, "qmdestroy", g.vmid, ctx.user,
+                         lambda task: self._destroy(task, g, p)).upid
+
+    def _destroy(self, task, g, p):
+        sim = self.sim
+        if not g.flock.acquire(timeout=sim.lock_timeout):
+            raise TaskError("can't lock file '%s' - got timeout" % lock_path(g))
+        try:
+            with sim.lock:
+                if sim.guests.get(g.vmid) is not g:
+                    raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                if g.status == "running":
+                    task.log("stopping %s %d" % (g.label(), g.vmid))
+                    sim.set_stopped(g)
+            key = g.root_key()
+            if key:
+                vol = str(g.conf[key]).split(",")[0]
+                task.log('  Logical volume "%s" successfully removed.' % vol.split(":", 1)[-1])
+            if p.get("purge"):
+                task.log("purging %s %d from related configurations.." % (g.label(), g.vmid))
+            task.work()
+            task.injected_failure()
+            with sim.lock:
+                if sim.guests.get(g.vmid) is g:
+                    del sim.guests[g.vmid]
+                sim.changed()
+        finally:
+            g.flock.release()
+
+    # --- config ---------------------------------------------------------------
+    def _config(self, g, p):
+        if p.get("snapshot"):
+            snap = g.snapshots.get(p["snapshot"])
+            if snap is None:
+                die("snapshot '%s' does not exist" % p["snapshot"])
+            conf = OrderedDict(snap["conf"])
+            conf["snaptime"] = snap["snaptime"]
+            if snap.get("description"):
+                conf["description"] = snap["description"]
+            if snap.get("parent"):
+                conf["parent"] = snap["parent"]
+        else:
+            conf = OrderedDict(g.conf) if p.get("current") else g.effective_conf()
+        conf = OrderedDict(sorted(conf.items()))
+        conf["digest"] = g.digest()
+        return conf
+
+    def lxc_config(self, ctx, p):
+        with self.sim.lock:
+            return self._config(self.sim.guest(p["node"], p["vmid"], "lxc"), p)
+
+    def qemu_config(self, ctx, p):
+        with self.sim.lock:
+            return self._config(self.sim.guest(p["node"], p["vmid"], "qemu"), p)
+
+    def lxc_update(self, ctx, p):
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], "lxc")
+        sim.acquire_flock(g)
+        try:
+            with sim.lock:
+                if sim.guests.get(g.vmid) is not g:
+                    die("Configuration file '%s' does not exist" % g.config_path())
+                msg = g.lock_error()
+                if msg:
+                    die(msg)
+                if p.get("digest") and p["digest"] != g.digest():
+                    die("detected modified configuration - file changed by other user? "
+                        "Try again.")
+                deletes = [x for x in re.split(r"[,;\s]+", p.get("delete", "")) if x]
+                reverts = [x for x in re.split(r"[,;\s]+", p.get("revert", "")) if x]
+                changes = {k: v for k, v in p.items()
+                           if k not in ("node", "vmid", "delete", "revert", "digest")}
+                errors = {}
+                for key in deletes:
+                    if key in changes:
+                        errors[key] = "can't set and delete the same option"
+                    if key == "rootfs":
+                        errors["delete"] = "unable to delete required option 'rootfs'"
+                if errors:
+                    param_error(errors)
+                if "unprivileged" in changes and \
+                        changes["unprivileged"] != g.conf.get("unprivileged", 0):
+                    die("unable to modify read-only option: 'unprivileged'")
+                running = g.status == "running"
+                for key, value in changes.items():
+                    if re.fullmatch(r"net\d+", key):
+                        value = sim.normalize_net(g.vmid, key, value)
+                    if running and not hotpluggable(key):
+                        g.pending[key] = value
+                        g.pending_delete.discard(key)
+                    else:
+                        g.conf[key] = value
+                        g.pending.pop(key, None)
+                for key in deletes:
+                    if running and not hotpluggable(key):
+                        if key in g.conf:
+                            g.pending_delete.add(key)
+                        g.pending.pop(key, None)
+                    else:
+                        g.conf.pop(key, None)
+                        g.pending.pop(key, None)
+                        g.pending_delete.discard(key)
+                for key in reverts:
+                    g.pending.pop(key, None)
+                    g.pending_delete.discard(key)
+                g.conf = OrderedDict(sorted(g.conf.items()))
+                sim.changed()
+        finally:
+            g.flock.release()
+        return None
+
+    def lxc_pending(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "lxc")
+            out = []
+            for key in sorted(set(g.conf) | set(g.pending)):
+                e = {"key": key}
+                if key in g.conf:
+                    e["value"] = g.conf[key]
+                if key in g.pending:
+                    e["pending"] = g.pending[key]
+                if key in g.pending_delete:
+                    e["delete"] = 1
+                out.append(e)
+            out.append({"key": "digest", "value": g.digest()})
+            return out
+
+    # --- power ---------------------------------------------------------------------
+    def _precheck(self, p, kind, running_error=None, stopped_error=None, flock=True):
+        """The checks a power call makes before fork_worker (immediate 500s)."""
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], kind)
+        if flock:
+            sim.acquire_flock(g)             # lock_config around fork_worker
+            g.flock.release()
+        with sim.lock:
+            if running_error and g.status == "running":
+                die(running_error % g.vmid)
+            if stopped_error and g.status != "running":
+                die(stopped_error % g.vmid)
+        return g
+
+    def _task_guard(self, g, skiplock=False):
+        """First steps of a power worker: reload the config, check_lock."""
+        with self.sim.lock:
+            if self.sim.guests.get(g.vmid) is not g:
+                raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+            msg = None if skiplock else g.lock_error()
+            if msg:
+                raise TaskError(msg)
+
+    def _start_task(self, user, g, skiplock):
+        ttype = "vzstart" if g.kind == "lxc" else "qmstart"
+
+        def worker(task):
+            self._task_guard(g, skiplock)
+            with self.sim.lock:
+                if g.conf.get("template"):
+                    raise TaskError("you can't start a %s if it's a template" % g.label())
+                if g.status == "running":
+                    raise TaskError("%s %d already running" % (g.label(), g.vmid))
+            task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                if g.status == "running":
+                    raise TaskError("%s %d already running" % (g.label(), g.vmid))
+                g.apply_pending()
+                self.sim.set_running(g)
+                self.sim.changed()
+        return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
+
+    def _stop_task(self, user, g, ttype, skiplock=False, lock_check=True):
+        def worker(task):
+            self._task_guard(g, skiplock or not lock_check)
+            task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                if g.status == "running":
+                    self.sim.set_stopped(g)
+                    self.sim.changed()
+        return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
+
+    def _shutdown_task(self, user, g, ttype, timeout, force):
+        def worker(task):
+            self._task_guard(g)
+            if g.shutdown_hangs:
+                try:
+                    task.sleep(timeout)
+                except TaskError:
+                    raise
+                if not force:
+                    raise TaskError("container did not stop" if g.kind == "lxc"
+                                    else "VM quit/powerdown failed - got timeout")
+                task.log("forcing stop")
+            else:
+                task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                if g.status == "running":
+                    self.sim.set_stopped(g)
+                    self.sim.changed()
+        return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
+
+    def _reboot_task(self, user, g, ttype, timeout):
+        def worker(task):
+            self._task_guard(g)
+            if g.shutdown_hangs and timeout is not None:
+                task.sleep(timeout)
+            task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                g.apply_pending()
+                self.sim.set_running(g)
+                self.sim.changed()
+        return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
+
+    def _abort_tasks(self, g, ttype):
+        with self.sim.lock:
+            for t in self.sim.tasks.values():
+                if t.status == "running" and t.type == ttype and t.vmid == g.vmid:
+                    t.abort.set()
+
+    def lxc_start(self, ctx, p):
+        g = self._precheck(p, "lxc", running_error="CT %d already running")
+        return self._start_task(ctx.user, g, p.get("skiplock")).upid
+
+    def lxc_stop(self, ctx, p):
+        g = self._precheck(p, "lxc", stopped_error="CT %d not running")
+        if p.get("overrule-shutdown"):
+            self._abort_tasks(g, "vzshutdown")
+        return self._stop_task(ctx.user, g, "vzstop", p.get("skiplock")).upid
+
+    def lxc_shutdown(self, ctx, p):
+        g = self._precheck(p, "lxc", stopped_error="CT %d not running")
+        return self._shutdown_task(ctx.user, g, "vzshutdown", p.get("timeout", 60),
+                                   p.get("forceStop")).upid
+
+    def lxc_reboot(self, ctx, p):
+        g = self._precheck(p, "lxc", stopped_error="VM %d not running", flock=False)
+        return self._reboot_task(ctx.user, g, "vzreboot", p.get("timeout")).upid
+
+    def lxc_suspend(self, ctx, p):
+        g = self._precheck(p, "lxc", stopped_error="CT %d not running")
+        return self._stop_task(ctx.user, g, "vzsuspend").upid
+
+    def lxc_resume(self, ctx, p):
+        g = self._precheck(p, "lxc", running_error="CT %d already running", flock=False)
+
+        def worker(task):
+            task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                if g.status != "running":
+                    self.sim.set_running(g)
+                    self.sim.changed()
+        return self.sim.spawn(g.node, "vzresume", g.vmid, ctx.user, worker).upid
+
+    def qemu_start(self, ctx, p):
+        g = self._precheck(p, "qemu")
+        return self._start_task(ctx.user, g, p.get("skiplock")).upid
+
+    def qemu_stop(self, ctx, p):
+        g = self._precheck(p, "qemu")
+        if p.get("overrule-shutdown"):
+            self._abort_tasks(g, "qmshutdown")
+        return self._stop_task(ctx.user, g, "qmstop", p.get("skiplock")).upid
+
+    def qemu_shutdown(self, ctx, p):
+        g = self._precheck(p, "qemu")
+        return self._shutdown_task(ctx.user, g, "qmshutdown", p.get("timeout", 60),
+                                   p.get("forceStop")).upid
+
+    def qemu_reboot(self, ctx, p):
+        g = self._precheck(p, "qemu", stopped_error="VM %d not running", flock=False)
+        return self._reboot_task(ctx.user, g, "qmreboot", p.get("timeout")).upid
+
+    def qemu_suspend(self, ctx, p):
+        g = self._precheck(p, "qemu", stopped_error="VM %d not running")
+
+        def worker(task):
+            self._task_guard(g, p.get("skiplock"))
+            task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                g.paused = True
+        return self.sim.spawn(g.node, "qmsuspend", g.vmid, ctx.user, worker).upid
+
+    def qemu_resume(self, ctx, p):
+        g = self._precheck(p, "qemu", stopped_error="VM %d not running")
+
+        def worker(task):
+            self._task_guard(g, p.get("skiplock"))
+            task.work()
+            task.injected_failure()
+            with self.sim.lock:
+                g.paused = False
+        return self.sim.spawn(g.node, "qmresume", g.vmid, ctx.user, worker).upid
+
+    # --- resize ---------------------------------------------------------------------
+    def lxc_resize(self, ctx, p):
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], "lxc")
+        sim.acquire_flock(g)
+        try:
+            with sim.lock:
+                msg = g.lock_error()
+                if msg:
+                    die(msg)
+                if p.get("digest") and p["digest"] != g.digest():
+                    die("detected modified configuration - file changed by other user? "
+                        "Try again.")
+                disk = p["disk"]
+                if disk not in g.conf:
+                    die("disk '%s' does not exist" % disk)
+                keys = ROOTFS_KEYS if disk == "rootfs" else MP_KEYS
+                mp = parse_property_string(keys, g.conf[disk])
+                size = parse_size(mp.get("size", "0")) or 0
+                text = p["size"]
+                grow = text.startswith("+")
+                newsize = parse_size(text.lstrip("+"))
+                if newsize is None:
+                    die("invalid size string")
+                if grow:
+                    newsize += size
+                newsize = int(newsize)
+                if newsize < size:
+                    die("unable to shrink disk size")
+                if newsize == size:
+                    die("disk is already at specified size")
+        finally:
+            g.flock.release()
+
+        def worker(task):
+            if not g.flock.acquire(timeout=sim.lock_timeout):
+                raise TaskError("can't lock file '%s' - got timeout" % lock_path(g))
+            try:
+                vol = mp["volume"].split(":", 1)[-1]
+                task.log("  Size of logical volume pve/%s changed from %s to %s." % (
+                    vol, format_size(size), format_size(newsize)))
+                task.log("  Logical volume pve/%s successfully resized." % vol)
+                task.work()
+                task.injected_failure()
+                task.log("resize2fs 1.47.2 (1-Jan-2025)")
+                task.log("The filesystem on /dev/pve/%s is now %d (4k) blocks long."
+                         % (vol, newsize // 4096))
+                with sim.lock:
+                    cur = parse_property_string(keys, g.conf[disk])
+                    cur["size"] = format_size(newsize)
+                    g.conf[disk] = print_property_string(keys, cur, first=("mp",))
+                    sim.changed()
+            finally:
+                g.flock.release()
+        return sim.spawn(g.node, "resize", g.vmid, ctx.user, worker).upid
+
+    # --- snapshots ------------------------------------------------------------------
+    def snapshot_list(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], ctx.kind)
+            out = []
+            for name, s in sorted(g.snapshots.items(), key=lambda kv: kv[1]["snaptime"]):
+                e = {"name": name, "snaptime": s["snaptime"],
+                     "description": s.get("description", "")}
+                if s.get("parent"):
+                    e["parent"] = s["parent"]
+                if s.get("snapstate"):
+                    e["snapstate"] = s["snapstate"]
+                if g.kind == "qemu":
+                    e["vmstate"] = s.get("vmstate", 0)
+                out.append(e)
+            cur = {"name": "current", "description": "You are here!",
+                   "running": 1 if g.status == "running" else 0, "digest": g.digest()}
+            if g.conf.get("parent"):
+                cur["parent"] = g.conf["parent"]
+            out.append(cur)
+            return out
+
+    def snapshot_create(self, ctx, p):
+        sim = self.sim
+        name = p["snapname"]
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], ctx.kind)
+            for reserved in RESERVED_SNAPNAMES:
+                if name.lower() == reserved:
+                    die("unable to use snapshot name '%s' (reserved name)" % reserved)
+
+        def worker(task):
+            with sim.lock:
+                if sim.guests.get(g.vmid) is not g:
+                    raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                msg = g.lock_error()
+                if msg:
+                    raise TaskError(msg)
+                if name in g.snapshots:
+                    raise TaskError("snapshot name '%s' already used" % name)
+                g.conf["lock"] = "snapshot"
+                conf = OrderedDict((k, v) for k, v in g.conf.items()
+                                   if k not in ("lock", "parent"))
+                g.snapshots[name] = {"snaptime": int(now()), "snapstate": "prepare",
+                                     "description": p.get("description", ""),
+                                     "parent": g.conf.get("parent"), "conf": conf,
+                                     "vmstate": 1 if p.get("vmstate") and
+                                     g.status == "running" else 0}
+                sim.changed()
+            try:
+                root = g.conf.get(g.root_key() or "", "")
+                vol = str(root).split(",")[0].split(":", 1)[-1]
+                task.log('  Logical volume "snap_%s_%s" created.' % (vol, name))
+                task.work()
+                task.injected_failure()
+            except TaskError:
+                with sim.lock:
+                    g.snapshots.pop(name, None)
+                    g.conf.pop("lock", None)
+                    sim.changed()
+                raise
+            with sim.lock:
+                g.snapshots[name].pop("snapstate", None)
+                g.conf["parent"] = name
+                g.conf.pop("lock", None)
+                g.conf = OrderedDict(sorted(g.conf.items()))
+                sim.changed()
+        ttype = "vzsnapshot" if g.kind == "lxc" else "qmsnapshot"
+        return sim.spawn(g.node, ttype, g.vmid, ctx.user, worker).upid
+
+    def snapshot_delete(self, ctx, p):
+        sim = self.sim
+        name = p["snapname"]
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], ctx.kind)
+
+        def worker(task):
+            with sim.lock:
+                snap = g.snapshots.get(name)
+                if snap is None:
+                    raise TaskError("snapshot '%s' does not exist" % name)
+                msg = g.lock_error()
+                if msg and not p.get("force"):
+                    raise TaskError(msg)
+                g.conf["lock"] = "snapshot-delete"
+                snap["snapstate"] = "delete"
+                sim.changed()
+            try:
+                task.work()
+                task.injected_failure()
+            except TaskError:
+                with sim.lock:
+                    snap.pop("snapstate", None)
+                    g.conf.pop("lock", None)
+                    sim.changed()
+                raise
+            with sim.lock:
+                del g.snapshots[name]
+                for other in g.snapshots.values():
+                    if other.get("parent") == name:
+                        other["parent"] = snap.get("parent")
+                if g.conf.get("parent") == name:
+                    if snap.get("parent"):
+                        g.conf["parent"] = snap["parent"]
+                    else:
+                        g.conf.pop("parent")
+                g.conf.pop("lock", None)
+                sim.changed()
+        ttype = "vzdelsnapshot" if g.kind == "lxc" else "qmdelsnapshot"
+        return sim.spawn(g.node, ttype, g.vmid, ctx.user, worker).upid
+
+    def snapshot_rollback(self, ctx, p):
+        sim = self.sim
+        name = p["snapname"]
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], ctx.kind)
+
+        def worker(task):
+            with sim.lock:
+                snap = g.snapshots.get(name)
+                if snap is None:
+                    raise TaskError("snapshot '%s' does not exist" % name)
+                msg = g.lock_error()
+                if msg:
+                    raise TaskError(msg)
+                g.conf["lock"] = "rollback"
+                if g.status == "running":
+                    task.log("stopping %s %d" % (g.label(), g.vmid))
+                    sim.set_stopped(g)
+                sim.changed()
+            try:
+                task.work()
+                task.injected_failure()
+            except TaskError:
+                with sim.lock:
+                    g.conf.pop("lock", None)
+                    sim.changed()
+                raise
+            with sim.lock:
+                g.conf = OrderedDict(sorted(dict(snap["conf"], parent=name).items()))
+                g.pending.clear()
+                g.pending_delete.clear()
+                sim.changed()
+            if p.get("start") or (g.kind == "qemu" and snap.get("vmstate")):
+                self._start_task(ctx.user, g, skiplock=False)
+        ttype = "vzrollback" if g.kind == "lxc" else "qmrollback"
+        return sim.spawn(g.node, ttype, g.vmid, ctx.user, worker).upid
+
+    def snapshot_index(self, ctx, p):
+        return [{"cmd": "rollback"}, {"cmd": "config"}]
+
+    def snapshot_config(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], ctx.kind)
+            snap = g.snapshots.get(p["snapname"])
+            if snap is None:
+                die("snapshot '%s' does not exist" % p["snapname"])
+            conf = OrderedDict(sorted(snap["conf"].items()))
+            conf["snaptime"] = snap["snaptime"]
+            if snap.get("description"):
+                conf["description"] = snap["description"]
+            if snap.get("parent"):
+                conf["parent"] = snap["parent"]
+            return conf
+
+    def snapshot_update(self, ctx, p):
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], ctx.kind)
+        if "description" not in p:
+            return None
+        sim.acquire_flock(g)
+        try:
+            with sim.lock:
+                msg = g.lock_error()
+                if msg:
+                    die(msg)
+                snap = g.snapshots.get(p["snapname"])
+                if snap is None:
+                    die("snapshot '%s' does not exist" % p["snapname"])
+                snap["description"] = p["description"]
+        finally:
+            g.flock.release()
+        return None
+
+    # --- rrd ------------------------------------------------------------------------
+    def guest_rrddata(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guests.get(p["vmid"])
+            if g is None:
+                die("RRD error: opening '/var/lib/rrdcached/db/pve-vm-9.0/%d': "
+                    "No such file or directory" % p["vmid"])
+            node = self.sim.nodes[g.node]
+            cur = g.stats(node.cpus)
+            created, changed, usage_changed = g.created, g.status_changed, g.usage_changed
+            running = g.status == "running"
+            base_cpu, maxmem, maxdisk = cur["cpus"], cur["maxmem"], cur["maxdisk"]
+            cpu0 = g.cpu_override if g.cpu_override is not None else g.cpu_base
+            mem0 = g.mem_override if g.mem_override is not None else int(maxmem * g.mem_frac)
+            disk0 = g.disk_override if g.disk_override is not None else \
+                int(maxdisk * g.disk_frac)
+            net, io, vmid, kind = g.net_rate, g.io_rate, g.vmid, g.kind
+        step, count = RRD_STEPS[p["timeframe"]]
+        peak = p.get("cf") == "MAX"
+        end = int(now()) // step * step
+        out = []
+        for i in range(count):
+            t = end - (count - 1 - i) * step
+            if t + step <= created:
+                out.append({"time": t})
+                continue
+            exact = usage_changed and t + step > usage_changed
+            up = running or t < changed
+            if exact or not up:
+                w = 1.0
+            else:
+                w = 1 + 0.3 * math.sin(2 * math.pi * t / 86400.0 + vmid) + \
+                    0.1 * (unit_float("rrd", vmid, t) - 0.5)
+                if peak:
+                    w *= 1.2
+            on = 1.0 if up else 0.0
+            e = {"time": t, "maxcpu": float(base_cpu),
+                 "cpu": round(min(1.0, cpu0 * w) * on, 6),
+                 "maxmem": float(maxmem), "mem": float(int(min(maxmem, mem0 * w)) * on),
+                 "maxdisk": float(maxdisk), "disk": float(disk0 if kind == "lxc" else 0),
+                 "netin": round(net * w * on, 2), "netout": round(net / 3 * w * on, 2),
+                 "diskread": round(io * w * on, 2), "diskwrite": round(io / 2 * w * on, 2)}
+            if kind == "qemu":
+                e["memhost"] = e["mem"]
+            e["pressurecpusome"] = round(0.5 * unit_float("pressure", vmid) * on, 2)
+            e["pressureiosome"] = round(0.3 * unit_float("pressure", vmid) * on, 2)
+            e["pressurememorysome"] = 0.0
+            out.append(e)
+        return out
+
+    # --- consoles ---------------------------------------------------------------------
+    def _console(self, ctx, p, with_cert):
+        sim = self.sim
+        with sim.lock:
+            g = sim.guest(p["node"], p["vmid"], ctx.kind)
+            port = next((n for n in range(5900, 6000) if n not in sim.console_ports), None)
+            if port is None:
+                die("unable to find free port (5900-5999)")
+            sim.console_ports[port] = None      # reserved until the task exists
+        authpath = "/vms/%d" % g.vmid
+        ticket = sim.vnc_ticket(ctx.user, authpath)
+
+        def worker(task):
+            task.log("starting %s proxy on port %d" % ("vnc" if with_cert else "term", port))
+            task.work()
+        task = sim.spawn(g.node, "vncproxy", g.vmid, ctx.user, worker)
+        with sim.lock:
+            if task.status == "running":
+                sim.console_ports[port] = task
+            else:
+                sim.console_ports.pop(port, None)
+        res = {"user": ctx.user, "ticket": ticket, "port": port, "upid": task.upid}
+        if with_cert:
+            res["cert"] = sim.ca_pem
+            if p.get("websocket") or p.get("generate-password"):
+                res["password"] = "".join(secrets.choice(
+                    "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+-=")
+                    for _ in range(8))
+        return res
+
+    def vncproxy(self, ctx, p):
+        return self._console(ctx, p, with_cert=True)
+
+    def termproxy(self, ctx, p):
+        return self._console(ctx, p, with_cert=False)
+
+    # --- QEMU guest agent -----------------------------------------------------------------
+    @staticmethod
+    def _agent_enabled(g):
+        agent = str(g.conf.get("agent", "0"))
+        return re.match(r"(?:enabled=)?1\b", agent) is not None
+
+    def qemu_set_password(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "qemu")
+            if not self._agent_enabled(g):
+                die("No QEMU guest agent configured")
+            if g.status != "running":
+                die("VM %d is not running" % g.vmid)
+            if not g.agent_running:
+                die("QEMU guest agent is not running")
+            if p.get("crypted"):
+                self.sim.record_password(g, p["username"], hashed=p["password"], source="agent")
+            else:
+                self.sim.record_password(g, p["username"], p["password"], source="agent")
+        return {"result": {}}
+
+
+# ==========================================================================
+# The control API (/_sim/…): plain JSON, no authentication (127.0.0.1 only).
+
+class Control:
+    def __init__(self, sim):
+        self.sim = sim
+
+    def dispatch(self, method, path, query, body):
+        """Returns (status, object)."""
+        parts = [urllib.parse.unquote(x) for x in path.strip("/").split("/")[1:]]
+        try:
+            data = json.loads(body or b"{}") if body else {}
+        except ValueError:
+            return 400, {"error": "body is not JSON"}
+        if not isinstance(data, dict):
+            return 400, {"error": "body must be a JSON object"}
+        try:
+            if parts == ["state"] and method == "GET":
+                return 200, self.state(query)
+            if parts == ["tasks"] and method == "GET":
+                return 200, self.tasks(query)
+            if parts == ["fault"] and method == "POST" or parts == ["faults"] and method == "POST":
+                return 200, self.sim.add_fault(data)
+            if parts == ["faults"] and method == "GET":
+                with self.sim.lock:
+                    return 200, [dict(f) for f in self.sim.faults]
+            if parts == ["faults"] and method == "DELETE":
+                return 200, self.sim.add_fault({"kind": "clear"})
+            if parts == ["guest"] and method == "POST":
+                return 200, self.guest_set(data)
+            if len(parts) == 2 and parts[0] == "guest" and parts[1].isdigit():
+                vmid = int(parts[1])
+                if method == "GET":
+                    return self.guest_get(vmid)
+                if method in ("POST", "PUT"):
+                    return 200, self.guest_set(dict(data, vmid=vmid))
+                if method == "DELETE":
+                    with self.sim.lock:
+                        g = self.sim.guests.pop(vmid, None)
+                        self.sim.changed()
+                    return (200, {"deleted": vmid}) if g else (404, {"error": "no such guest"})
+            if len(parts) == 3 and parts[0] == "guest" and parts[2] == "password" \
+                    and method == "POST":
+                return self.guest_password(int(parts[1]), data)
+            if parts == ["node"] and method == "POST":
+                return self.node_set(data)
+            if parts == ["refresh"] and method == "POST":
+                self.sim.refresh_resources()
+                return 200, {"refreshed": self.sim.snap_time}
+            if parts == ["reset"] and method == "POST":
+                self.sim.reset(data.get("guests"), data.get("qemu_guests"))
+                return 200, {"reset": True, "guests": len(self.sim.guests)}
+            if parts == ["config"] and method in ("POST", "PUT"):
+                return 200, self.config(data)
+            if parts == ["config"] and method == "GET":
+                return 200, self.config({})
+        except (ValueError, KeyError, TypeError) as e:
+            return 400, {"error": "%s: %s" % (type(e).__name__, e)}
+        except ApiError as e:
+            return 400, {"error": e.message}
+        return 404, {"error": "unknown control endpoint %s %s" % (method, path)}
+
+    def config(self, data):
+        sim = self.sim
+        for key in ("time_scale", "resources_lag", "auth_fail_delay", "lock_timeout"):
+            if key in data:
+                setattr(sim, key, float(data[key]))
+        if "resources_lag" in data:
+            sim.res_wake.set()
+        return {k: getattr(sim, k) for k in ("time_scale", "resources_lag",
+                                             "auth_fail_delay", "lock_timeout")}
+
+    def guest_info(self, g, full=False):
+        node = self.sim.nodes[g.node]
+        d = {"vmid": g.vmid, "type": g.kind, "node": g.node, "name": g.name(),
+             "status": g.status, "lock": g.conf.get("lock"), "paused": g.paused,
+             "stats": g.stats(node.cpus)}
+        if full:
+            d.update(conf=dict(g.conf), pending=dict(g.pending),
+                     pending_delete=sorted(g.pending_delete),
+                     snapshots={k: {kk: vv for kk, vv in v.items() if kk != "conf"}
+                                for k, v in g.snapshots.items()},
+                     passwords=g.passwords, ssh_public_keys=g.ssh_keys,
+                     ip=guest_ipv4(g.vmid) if g.status == "running" else None,
+                     shutdown_hangs=g.shutdown_hangs, agent_running=g.agent_running,
+                     digest=g.digest())
+        return d
+
+    def state(self, query):
+        sim = self.sim
+        q = dict(urllib.parse.parse_qsl(query))
+        with sim.lock:
+            d = {"time_scale": sim.time_scale, "resources_lag": sim.resources_lag,
+                 "resources_age": round(now() - sim.snap_time, 3),
+                 "nodes": [{"node": n.name, "online": n.online} for n in sim.nodes.values()],
+                 "locks": {str(v): g.conf["lock"] for v, g in sim.guests.items()
+                           if g.conf.get("lock")},
+                 "faults": [dict(f) for f in sim.faults],
+                 "requests": dict(sim.requests),
+                 "requests_by_path": dict(sim.requests_by_path),
+                 "guest_count": len(sim.guests)}
+            vmid = int(q["vmid"]) if q.get("vmid") else None
+            if q.get("guests", "1") != "0":
+                d["guests"] = [self.guest_info(g, full=vmid is not None)
+                               for v, g in sorted(sim.guests.items())
+                               if vmid is None or v == vmid]
+            if q.get("tasks", "1") != "0":
+                d["tasks"] = [dict(t.info(), log=t.lines) if vmid is not None else t.info()
+                              for t in sim.tasks.values() if vmid is None or t.vmid == vmid]
+        return d
+
+    def tasks(self, query):
+        q = dict(urllib.parse.parse_qsl(query))
+        with self.sim.lock:
+            return [dict(t.info(), log=list(t.lines)) for t in self.sim.tasks.values()
+                    if not q.get("vmid") or t.vmid == int(q["vmid"])]
+
+    def guest_get(self, vmid):
+        with self.sim.lock:
+            g = self.sim.guests.get(vmid)
+            if g is None:
+                return 404, {"error": "no such guest"}
+            return 200, self.guest_info(g, full=True)
+
+    def guest_set(self, data):
+        """Create or modify a guest directly (status, usage, config, flags)."""
+        sim = self.sim
+        vmid = int(data["vmid"])
+        with sim.lock:
+            g = sim.guests.get(vmid)
+            if g is None:
+                node = data.get("node", sim.node_names[0])
+                if node not in sim.nodes:
+                    raise ValueError("unknown node %r" % node)
+                if data.get("type", "lxc") == "qemu":
+                    g = sim.make_qemu(vmid, node, data.get("name", "vm%d" % vmid),
+                                      int(data.get("cores", 2)), int(data.get("memory", 2048)),
+                                      int(data.get("disk_gb", 32)))
+                else:
+                    g = sim.make_lxc(vmid, node, {
+                        "hostname": data.get("hostname", "ct%d" % vmid),
+                        "cores": int(data.get("cores", 1)),
+                        "memory": int(data.get("memory", 512)),
+                        "swap": int(data.get("swap", 512)),
+                        "net0": "name=eth0,bridge=vmbr0,ip=dhcp",
+                        "rootfs": "local-lvm:%s" % data.get("disk_gb", 8)},
+                        "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst")
+                sim.guests[vmid] = g
+            elif "node" in data and data["node"] != g.node:
+                if data["node"] not in sim.nodes:
+                    raise ValueError("unknown node %r" % data["node"])
+                g.node = data["node"]
+            for key in ("hostname", "name", "cores", "memory", "swap", "tags", "protection",
+                        "template", "onboot", "description"):
+                if key not in data:
+                    continue
+                value = data[key]
+                if key == "name" and g.kind == "lxc":
+                    key = "hostname"
+                elif key == "hostname" and g.kind == "qemu":
+                    key = "name"
+                if key == "memory" and g.kind == "qemu":
+                    value = str(value)
+                g.conf[key] = value
+            for key, value in (data.get("conf") or {}).items():
+                if value is None:
+                    g.conf.pop(key, None)
+                else:
+                    g.conf[key] = value
+            if "lock" in data:
+                if data["lock"]:
+                    g.conf["lock"] = data["lock"]
+                else:
+                    g.conf.pop("lock", None)
+            if "status" in data:
+                if data["status"] == "running" and g.status != "running":
+                    sim.set_running(g)
+                elif data["status"] == "stopped" and g.status != "stopped":
+                    sim.set_stopped(g)
+                elif data["status"] not in ("running", "stopped"):
+                    raise ValueError("status must be running or stopped")
+            if "uptime" in data and g.status == "running":
+                g.started = now() - float(data["uptime"])
+            usage = False
+            for key, attr in (("cpu", "cpu_override"), ("mem", "mem_override"),
+                              ("disk", "disk_override")):
+                if key in data:
+                    setattr(g, attr, None if data[key] is None else
+                            (float(data[key]) if key == "cpu" else int(data[key])))
+                    usage = True
+            if usage:
+                g.usage_changed = now()
+            for key in ("shutdown_hangs", "agent_running", "paused"):
+                if key in data:
+                    setattr(g, key, bool(data[key]))
+            g.conf = OrderedDict(sorted(g.conf.items()))
+            sim.changed()
+            return self.guest_info(g, full=True)
+
+    def guest_password(self, vmid, data):
+        with self.sim.lock:
+            g = self.sim.guests.get(vmid)
+            if g is None:
+                return 404, {"error": "no such guest"}
+            if "password" not in data and "hash" not in data and not data.get("changed"):
+                return 400, {"error": "give password, hash or changed=true"}
+            rec = self.sim.record_password(g, data.get("user", "root"), data.get("password"),
+                                           data.get("hash"), source=data.get("source", "sim"))
+            return 200, {"vmid": vmid, "user": data.get("user", "root"), "record": rec}
+
+    def node_set(self, data):
+        with self.sim.lock:
+            node = self.sim.nodes.get(data.get("node"))
+            if node is None:
+                return 404, {"error": "no such node"}
+            if "online" in data:
+                node.online = bool(data["online"])
+            self.sim.changed()
+        self.sim.refresh_resources()
+        return 200, {"node": node.name, "online": node.online}
+
+
+# ==========================================================================
+# HTTP: one handler for the API and the control endpoint
+
+def _reason(message):
+    """Status line reason phrase: the first line of the message, header-safe."""
+    line = (message or "").split("\n", 1)[0].strip()
+    return line.encode("latin-1", "replace").decode("latin-1") or "Error"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 300               # idle keep-alive connections are closed after this
+
+    def version_string(self):
+        return SERVER_HEADER
+
+    def log_message(self, fmt, *args):
+        if self.server.verbose:
+            sys.stderr.write("pvesim: %s - %s\n" % (self.address_string(), fmt % args))
+
+    def do_GET(self):
+        self.handle_any()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+
+    # --- plumbing ------------------------------------------------------------------
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def send(self, status, reason, body=b"", ctype="application/json;charset=UTF-8",
+             close=False):
+        self.send_response(status, reason)
+        if body or status == 200:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=0")
+        self.send_header("Pragma", "no-cache")
+        if close:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def send_json(self, status, obj):
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        self.send(status, http.HTTPStatus(status).phrase, body)
+
+    def send_error_response(self, err):
+        if err.body:
+            obj = {"data": None, "message": err.message + ("" if err.status == 501 else "\n")}
+            if err.errors:
+                obj["errors"] = err.errors
+            body = json.dumps(obj, separators=(",", ":")).encode()
+        else:
+            body = b""
+        self.send(err.status, _reason(err.message), body, close=err.close)
+
+    def drop(self, mode):
+        """Close the connection without an answer ("reset": with a TCP RST)."""
+        self.close_connection = True
+        if mode == "reset":
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+
+    # --- dispatch ---------------------------------------------------------------------
+    def handle_any(self):
+        sim = self.server.sim
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path
+        method = self.command
+        try:
+            body = self.read_body()
+        except (ValueError, OSError):
+            self.send(400, "Bad Request", close=True)
+            return
+        if path == "/_sim" or path.startswith("/_sim/"):
+            status, obj = self.server.control.dispatch(method, path, url.query, body)
+            self.send_json(status, obj)
+            return
+        is_api = path == "/api2/json" or path.startswith("/api2/json/")
+        rel = path[len("/api2/json"):] or "/"
+        route, path_params = find_route(method, rel) if is_api else (None, {})
+        with sim.lock:
+            sim.requests["%s %s" % (method, route.path if route else "(unknown)")] += 1
+            sim.requests_by_path["%s %s" % (method, rel if is_api else path)] += 1
+        for fault in sim.match_faults(method, path):
+            if fault["kind"] == "latency":
+                time.sleep(fault["seconds"])
+            elif fault["kind"] == "drop":
+                self.drop(fault["mode"])
+                return
+            elif fault["kind"] == "status":
+                code = fault["code"]
+                if "body" in fault:
+                    raw = fault["body"]
+                    raw = raw.encode() if isinstance(raw, str) else json.dumps(raw).encode()
+                    self.send(code, _reason(fault["message"]), raw)
+                elif 595 <= code <= 599:
+                    self.send(code, _reason(fault["message"]))
+                else:
+                    self.send_error_response(ApiError(code, fault["message"]))
+                return
+        if is_api:
+            self.handle_api(method, rel, route, path_params, url.query, body)
+        elif path.startswith("/api2/"):
+            self.send_error_response(ApiError(501, "Unknown format"))
+        else:
+            self.send(404, "Not Found", b"")
+
+    def authenticate(self, method):
+        """Returns the authenticated user (user@realm or user@realm!token)."""
+        sim = self.server.sim
+        cookie = self.headers.get("Cookie", "")
+        authz = self.headers.get("Authorization", "")
+        ticket = _auth_value(cookie, "PVEAuthCookie") or _auth_value(authz, "PVEAuthCookie")
+        failure = None
+        if ticket:
+            user = sim.check_ticket(ticket)
+            if user is None:
+                failure = "Authentication failed!"
+            elif method != "GET" and not sim.check_csrf(
+                    self.headers.get("CSRFPreventionToken"), user):
+                failure = "Permission denied - invalid csrf token"
+            else:
+                return user
+        else:
+            token = _auth_value(authz, "PVEAPIToken")
+            if token is None:
+                failure = "No ticket"
+            else:
+                user = sim.check_token(token)
+                if user is None:
+                    failure = "Authentication failed!"
+                else:
+                    return user
+        time.sleep(sim.auth_fail_delay)
+        raise ApiError(401, failure, body=False, close=True)
+
+    def handle_api(self, method, rel, route, raw_path, query, body):
+        sim = self.server.sim
+        try:
+            if method in ("GET", "DELETE", "HEAD") and body:
+                # refused by the HTTP layer itself: no JSON body
+                raise ApiError(501, "Unexpected content for method '%s'" % method, body=False)
+            user = None
+            if route is None or route.auth:
+                user = self.authenticate(method)
+            if route is None:
+                raise ApiError(501, "Method '%s %s' not implemented" % (method, rel))
+            node = raw_path.get("node")
+            if node is not None:
+                n = sim.nodes.get(node)
+                if n is None:
+                    die("hostname lookup '%s' failed - failed to get address info for: %s: "
+                        "Name or service not known" % (node, node))
+                if not n.online and route.proxyto == "node":
+                    raise ApiError(595, PROXY_REASONS[595], body=False)
+            raw = self.collect_params(method, query, body)
+            raw.update(raw_path)
+            values, errors = validate(route.params, raw)
+            if errors:
+                param_error(errors)
+            ctx = Ctx(user, route)
+            data = getattr(self.server.api, route.handler)(ctx, values)
+            if method != "GET":
+                with sim.lock:
+                    sim.changed()
+        except ApiError as err:
+            self.send_error_response(err)
+            return
+        if isinstance(data, RawJson):
+            self.send(200, "OK", data.body)
+            return
+        out = {"data": data}
+        out.update(ctx.extra)
+        self.send(200, "OK", json.dumps(out, separators=(",", ":")).encode())
+
+    def collect_params(self, method, query, body):
+        """Body (form or JSON) first, then the query string, which overrides it."""
+        raw = {}
+        if body and method in ("POST", "PUT"):
+            ctype = self.headers.get("Content-Type", "application/x-www-form-urlencoded")
+            if ctype.split(";")[0].strip().lower() == "application/json":
+                try:
+                    obj = json.loads(body)
+                except ValueError as e:
+                    raise ApiError(400, "malformed JSON string: %s" % e)
+                if not isinstance(obj, dict):
+                    raise ApiError(400, "malformed JSON body: not an object")
+                raw.update((k, wire_value(v)) for k, v in obj.items())
+            else:
+                raw.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+                                                  keep_blank_values=True))
+        raw.update(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        return raw
+
+
+def find_route(method, rel):
+    """(route, path parameters) for a path below /api2/json; route is None if the
+    path or the method is not served."""
+    for r in ROUTES:
+        m = r.regex.match(rel)
+        if m and r.method == method:
+            return r, dict(zip(r.names, (urllib.parse.unquote(x) for x in m.groups())))
+    return None, {}
+
+
+def _auth_value(header, key):
+    """extract_auth_value: (?:^|\\s)KEY(?:=| )([^;]*), URI-unescaped."""
+    m = re.search(r"(?:^|\s)%s(?:=| )([^;]*)" % re.escape(key), header or "")
+    return urllib.parse.unquote(m.group(1)) if m else None
+
+
+class Server(http.server.ThreadingHTTPServer):
+    """Threaded HTTPS server; the TLS handshake runs in the connection's thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, addr, sim, ssl_ctx, verbose=False):
+        self.sim = sim
+        self.api = Api(sim)
+        self.control = Control(sim)
+        self.ssl_ctx = ssl_ctx
+        self.verbose = verbose
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.address_family = family
+        super().__init__(addr, Handler)
+
+    def finish_request(self, request, client_address):
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return
+        if not first:
+            return
+        if first[0] != 0x16:                 # not a TLS handshake: plain HTTP
+            self._redirect_plain(request)
+            return
+        try:
+            conn = self.ssl_ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            try:
+                conn.close()        # no close_notify: a dropped connection just ends
+            except OSError:
+                pass
+
+    def _redirect_plain(self, sock):
+        try:
+            sock.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 8192:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            parts = data.split(b" ", 2)
+            target = parts[1].decode("latin-1") if len(parts) > 1 else "/"
+            host, port = self.server_address[:2]
+            loc = "https://%s:%d%s" % (host, port, target)
+            sock.sendall(("HTTP/1.1 301 Moved Permanently\r\nLocation: %s\r\n"
+                          "Server: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                          % (loc, SERVER_HEADER)).encode())
+        except OSError:
+            pass
+
+    def handle_error(self, request, client_address):
+        if self.verbose:
+            super().handle_error(request, client_address)
+
+
+# ==========================================================================
+# Certificates (openssl CLI) and start-up
+
+def make_certificates(state_dir, host):
+    """A self-signed CA (ca.pem) and a server certificate it signs (pve-ssl.pem/.key)."""
+    ca_key = os.path.join(state_dir, "ca.key")
+    ca_pem = os.path.join(state_dir, "ca.pem")
+    key = os.path.join(state_dir, "pve-ssl.key")
+    pem = os.path.join(state_dir, "pve-ssl.pem")
+    csr = os.path.join(state_dir, "pve-ssl.csr")
+    ext = os.path.join(state_dir, "pve-ssl.ext")
+    san = ["IP:127.0.0.1", "DNS:localhost"]
+    try:
+        ip = ipaddress.ip_address(host)
+        if not ip.is_unspecified and str(ip) != "127.0.0.1":
+            san.append("IP:%s" % ip)
+    except ValueError:
+        san.append("DNS:%s" % host)
+    if all(os.path.exists(p) for p in (ca_key, ca_pem, key, pem)):
+        text = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-ext",
+                               "subjectAltName"], capture_output=True, text=True).stdout
+        wanted = [s.replace("IP:", "IP Address:") for s in san]
+        if all(w in text for w in wanted):
+            return ca_pem, pem, key
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_pem,
+        "-days", "3650", "-subj", "/CN=pvesim Proxmox Virtual Environment CA/OU=%s/O=PVE Cluster "
+        "Manager CA" % uuid.uuid4(), "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+        "-subj", "/CN=127.0.0.1/OU=PVE Cluster Node/O=Proxmox Virtual Environment")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+                % ",".join(san))
+    run("x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", pem, "-days", "825", "-sha256", "-extfile", ext)
+    for p in (csr, ext):
+        os.unlink(p)
+    os.chmod(key, 0o600)
+    os.chmod(ca_key, 0o600)
+    return ca_pem, pem, key
+
+
+def cert_fingerprint(pem_path):
+    with open(pem_path) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def parse_token(text):
+    tokenid, sep, secret = text.rpartition("=")
+    if not sep or not re.fullmatch(r"[^\s!@]+@[A-Za-z][A-Za-z.\-_0-9]+![A-Za-z][A-Za-z0-9.\-_]+",
+                                   tokenid):
+        raise argparse.ArgumentTypeError("token must look like USER@REALM!TOKENID=SECRET")
+    return tokenid, secret
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Proxmox VE API simulator (see README.md)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8006, help="0 picks a free port")
+    ap.add_argument("--state-dir", required=True,
+                    help="where the certificates and pvesim.json are written")
+    ap.add_argument("--nodes", default="pve", help="comma-separated node names")
+    ap.add_argument("--token", action="append", type=parse_token, default=[],
+                    help="USER@REALM!TOKENID=SECRET (repeatable; default: a random one)")
+    ap.add_argument("--password", default=None, help="root@pam password for /access/ticket")
+    ap.add_argument("--guests", type=int, default=0, help="pre-existing containers")
+    ap.add_argument("--qemu-guests", type=int, default=0, help="pre-existing QEMU VMs")
+    ap.add_argument("--time-scale", type=float, default=1.0,
+                    help="multiplies every task duration (0.1 = ten times faster)")
+    ap.add_argument("--resources-lag", type=float, default=5.0,
+                    help="seconds between refreshes of /cluster/resources data")
+    ap.add_argument("--auth-fail-delay", type=float, default=3.0,
+                    help="delay before a 401 (Proxmox waits about 3 s)")
+    ap.add_argument("--lock-timeout", type=float, default=10.0,
+                    help="how long lock_config waits for a busy config lock")
+    ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = ap.parse_args(argv)
+
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    for n in nodes:
+        if not re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?", n):
+            ap.error("invalid node name %r" % n)
+    tokens = args.token or [("root@pam!ospab", str(uuid.uuid4()))]
+    password = args.password or secrets.token_urlsafe(12)
+    os.makedirs(args.state_dir, exist_ok=True)
+    ca, pem, key = make_certificates(args.state_dir, args.host)
+
+    sim = Sim(nodes, tokens, {"root@pam": password}, time_scale=args.time_scale,
+              resources_lag=args.resources_lag, auth_fail_delay=args.auth_fail_delay,
+              lock_timeout=args.lock_timeout, guests=args.guests, qemu_guests=args.qemu_guests)
+    with open(ca) as f:
+        sim.ca_pem = f.read()
+    sim.fingerprint = cert_fingerprint(pem)
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(pem, key)
+    server = Server((args.host, args.port), sim, ctx, verbose=args.verbose)
+    port = server.server_address[1]
+    host = args.host if ":" not in args.host else "[%s]" % args.host
+    url = "https://%s:%d" % (host, port)
+    threading.Thread(target=sim.resources_loop, daemon=True, name="pvestatd").start()
+
+    tokenid, secret = tokens[0]
+    info = {"url": url, "api": url + "/api2/json", "control": url + "/_sim",
+            "host": args.host, "port": port, "pid": os.getpid(),
+            "ca": os.path.abspath(ca), "cert": os.path.abspath(pem),
+            "key": os.path.abspath(key), "fingerprint": sim.fingerprint,
+            "token": "%s=%s" % (tokenid, secret), "token_id": tokenid, "token_secret": secret,
+            "tokens": ["%s=%s" % t for t in tokens], "user": "root@pam", "password": password,
+            "nodes": nodes, "time_scale": args.time_scale,
+            "resources_lag": args.resources_lag}
+    path = os.path.join(args.state_dir, "pvesim.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(info, f, indent=2)
+    os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)
+    print("pvesim listening on %s" % url, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.res_stop.set()
+        sim.res_wake.set()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

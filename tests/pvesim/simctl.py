@@ -1,0 +1,227 @@
+"""Start pvesim as a subprocess and talk to it (tests, scripts/demo, bench).
+
+    from simctl import PveSim
+    with PveSim(state_dir, nodes=("pve1", "pve2"), guests=10, time_scale=0.1) as sim:
+        status, reason, headers, body = sim.request("GET", "/version")
+        sim.fault(kind="latency", seconds=30, path_prefix="/nodes/pve1/")
+        sim.guest(100, cpu=0.95, status="running")
+
+TLS is always verified against the simulator's CA (``sim.ca``).  Standard
+library only.
+"""
+
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PVESIM = os.path.join(HERE, "pvesim.py")
+
+
+class PveSim:
+    def __init__(self, state_dir, port=0, host="127.0.0.1", nodes=("pve",), guests=0,
+                 qemu_guests=0, time_scale=1.0, resources_lag=5.0, auth_fail_delay=3.0,
+                 token=None, extra_args=(), python="/usr/bin/python3"):
+        self.state_dir = state_dir
+        self.args = [python, PVESIM, "--host", host, "--port", str(port),
+                     "--state-dir", state_dir, "--nodes", ",".join(nodes),
+                     "--guests", str(guests), "--qemu-guests", str(qemu_guests),
+                     "--time-scale", str(time_scale), "--resources-lag", str(resources_lag),
+                     "--auth-fail-delay", str(auth_fail_delay)] + list(extra_args)
+        if token:
+            self.args += ["--token", token]
+        self.proc = None
+        self.info = None
+        self._ctx = None
+
+    # --- process ----------------------------------------------------------------
+    def start(self, timeout=30):
+        os.makedirs(self.state_dir, exist_ok=True)
+        log = open(os.path.join(self.state_dir, "pvesim.stderr"), "ab")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"pvesim listening on "):
+                break
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError("pvesim exited with %s; see %s/pvesim.stderr"
+                                   % (self.proc.returncode, self.state_dir))
+        else:
+            self.stop()
+            raise RuntimeError("pvesim did not start within %ss" % timeout)
+        with open(os.path.join(self.state_dir, "pvesim.json")) as f:
+            self.info = json.load(f)
+        self._ctx = ssl.create_default_context(cafile=self.info["ca"])
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- facts ------------------------------------------------------------------
+    @property
+    def url(self):
+        return self.info["url"]
+
+    @property
+    def host(self):
+        return self.info["host"]
+
+    @property
+    def port(self):
+        return self.info["port"]
+
+    @property
+    def ca(self):
+        return self.info["ca"]
+
+    @property
+    def token(self):
+        """USER@REALM!TOKENID=SECRET"""
+        return self.info["token"]
+
+    def ssl_context(self):
+        return self._ctx
+
+    def connection(self, timeout=30):
+        return http.client.HTTPSConnection(self.host, self.port, context=self._ctx,
+                                           timeout=timeout)
+
+    # --- the PVE API --------------------------------------------------------------
+    def request(self, method, path, params=None, token=True, json_body=False,
+                headers=None, conn=None, timeout=30):
+        """One API call below /api2/json.  Returns (status, reason, headers, parsed body).
+
+        params go to the query string for GET/DELETE and to a form (or JSON) body
+        otherwise.  token=True uses the simulator's token, a string another
+        Authorization value, False none."""
+        hdrs = dict(headers or {})
+        if token is True:
+            hdrs["Authorization"] = "PVEAPIToken=%s" % self.token
+        elif token:
+            hdrs["Authorization"] = token
+        url = "/api2/json" + path
+        body = None
+        if params and method in ("GET", "DELETE"):
+            url += "?" + urllib.parse.urlencode(params)
+        elif params is not None:
+            if json_body:
+                body = json.dumps(params).encode()
+                hdrs["Content-Type"] = "application/json"
+            else:
+                body = urllib.parse.urlencode(params).encode()
+                hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        own = conn is None
+        conn = conn or self.connection(timeout)
+        try:
+            conn.request(method, url, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+            parsed = json.loads(raw) if raw else None
+            return resp.status, resp.reason, dict(resp.getheaders()), parsed
+        finally:
+            if own:
+                conn.close()
+
+    def data(self, method, path, params=None, **kw):
+        """The ``data`` of a successful call (raises on any other status)."""
+        status, reason, _, body = self.request(method, path, params, **kw)
+        if status != 200:
+            raise RuntimeError("%s %s: %d %s %s" % (method, path, status, reason, body))
+        return body["data"]
+
+    def wait_task(self, upid, timeout=60, interval=0.05):
+        """Poll a task until it stops; returns its status object."""
+        node = upid.split(":")[1]
+        path = "/nodes/%s/tasks/%s/status" % (node, urllib.parse.quote(upid, safe=""))
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.data("GET", path)
+            if st["status"] == "stopped":
+                return st
+            if time.monotonic() > deadline:
+                raise TimeoutError("task %s still running" % upid)
+            time.sleep(interval)
+
+    # --- the control API ---------------------------------------------------------
+    def control(self, method, path, body=None):
+        conn = self.connection()
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            conn.request(method, "/_sim" + path, body=data,
+                         headers={"Content-Type": "application/json"} if data else {})
+            resp = conn.getresponse()
+            out = json.loads(resp.read() or b"null")
+            if resp.status != 200:
+                raise RuntimeError("/_sim%s: %d %s" % (path, resp.status, out))
+            return out
+        finally:
+            conn.close()
+
+    def state(self, **query):
+        q = ("?" + urllib.parse.urlencode(query)) if query else ""
+        return self.control("GET", "/state" + q)
+
+    def fault(self, **spec):
+        return self.control("POST", "/fault", spec)
+
+    def clear_faults(self):
+        return self.control("POST", "/fault", {"kind": "clear"})
+
+    def guest(self, vmid, **fields):
+        return self.control("POST", "/guest/%d" % vmid, fields)
+
+    def guest_info(self, vmid):
+        return self.control("GET", "/guest/%d" % vmid)
+
+    def set_password(self, vmid, password=None, hashed=None, user="root"):
+        body = {"user": user}
+        if password is not None:
+            body["password"] = password
+        if hashed is not None:
+            body["hash"] = hashed
+        return self.control("POST", "/guest/%d/password" % vmid, body)
+
+    def node(self, name, online):
+        return self.control("POST", "/node", {"node": name, "online": online})
+
+    def refresh(self):
+        return self.control("POST", "/refresh", {})
+
+    def configure(self, **settings):
+        return self.control("POST", "/config", settings)
+
+    def reset(self, **kw):
+        return self.control("POST", "/reset", kw)
+
+
+if __name__ == "__main__":
+    # Quick manual start: python3 simctl.py STATE_DIR [pvesim options...]
+    sim = PveSim(sys.argv[1], extra_args=sys.argv[2:])
+    sim.start()
+    print(json.dumps(sim.info, indent=2))
+    try:
+        sim.proc.wait()
+    except KeyboardInterrupt:
+        sim.stop()

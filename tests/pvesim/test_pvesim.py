@@ -1,0 +1,787 @@
+"""Tests of the Proxmox VE simulator: its route table against the official
+schema, and its behaviour against BEHAVIOUR.md (auth, envelope, errors, UPIDs,
+tasks, locks, lag, faults, snapshots, resize, consoles).
+
+Run: /usr/bin/python3 -m pytest tests/pvesim -q
+"""
+
+import http.client
+import itertools
+import json
+import os
+import re
+import socket
+import ssl
+import time
+import urllib.parse
+
+import pytest
+
+import pvesim
+import schema_check
+from pveparams import MISSING, NOT_DEFINED
+from simctl import PveSim
+
+TOKEN = "root@pam!ospab=4f4c3a52-1d3e-4b8e-9a43-0d7f0e6b8c11"
+AUTH_DELAY = 0.3
+TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+UPID_RE = re.compile(r"^UPID:([a-zA-Z0-9-]+):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):"
+                     r"([^:\s]+):([^:\s]*):([^:\s]+):$")
+_vmids = itertools.count(300)
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return schema_check.load_schema()
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    s = PveSim(str(tmp_path_factory.mktemp("pvesim")), nodes=("pve1", "pve2"), guests=4,
+               qemu_guests=1, time_scale=0.05, resources_lag=1.0,
+               auth_fail_delay=AUTH_DELAY, token=TOKEN)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_faults(request):
+    yield
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").clear_faults()
+
+
+def new_vmid():
+    return next(_vmids)
+
+
+def create_ct(sim, vmid=None, node="pve1", wait=True, **extra):
+    vmid = vmid or new_vmid()
+    params = {"vmid": vmid, "ostemplate": TEMPLATE, "rootfs": "local-lvm:8",
+              "net0": "name=eth0,bridge=vmbr0,ip=dhcp", "hostname": "ct%d" % vmid,
+              "memory": 1024, "cores": 2, "password": "s3cret-pw"}
+    params.update(extra)
+    upid = sim.data("POST", "/nodes/%s/lxc" % node, params)
+    if wait:
+        assert sim.wait_task(upid)["exitstatus"] == "OK"
+    return vmid, upid
+
+
+def start_ct(sim, vmid, node="pve1"):
+    upid = sim.data("POST", "/nodes/%s/lxc/%d/status/start" % (node, vmid))
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+
+
+def raw_request(sim, data, timeout=10):
+    """Send raw bytes over verified TLS; return everything the server sent."""
+    sock = socket.create_connection((sim.host, sim.port), timeout=timeout)
+    tls = sim.ssl_context().wrap_socket(sock, server_hostname=sim.host)
+    try:
+        tls.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except (ssl.SSLError, ConnectionError):
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        tls.close()
+
+
+# ---------------------------------------------------------------------------
+# The route table against the official schema
+
+def test_route_table_matches_official_schema(schema):
+    assert schema_check.check_routes(pvesim.ROUTES, schema) == []
+
+
+def test_schema_check_catches_a_wrong_parameter(schema):
+    route = pvesim.Route("POST", "/nodes/{node}/lxc", "lxc_create",
+                         dict(pvesim.LXC_CREATE, memory=pvesim.Int(8, opt=1),
+                              bogus=pvesim.Str(opt=1)))
+    problems = schema_check.check_routes([route], schema)
+    assert any("memory: minimum 8, schema says 16" in p for p in problems)
+    assert any("bogus: not in the schema" in p for p in problems)
+
+
+def test_every_required_path_is_served():
+    served = {(r.method, r.path) for r in pvesim.ROUTES}
+    lxc = "/nodes/{node}/lxc/{vmid}"
+    for key in [("GET", "/version"), ("POST", "/access/ticket"), ("GET", "/cluster/nextid"),
+                ("GET", "/cluster/resources"), ("GET", "/nodes"),
+                ("GET", "/nodes/{node}/status"), ("GET", "/nodes/{node}/lxc"),
+                ("POST", "/nodes/{node}/lxc"), ("GET", lxc), ("DELETE", lxc),
+                ("GET", lxc + "/status/current"), ("GET", lxc + "/config"),
+                ("PUT", lxc + "/config"), ("PUT", lxc + "/resize"),
+                ("GET", lxc + "/snapshot"), ("POST", lxc + "/snapshot"),
+                ("DELETE", lxc + "/snapshot/{snapname}"),
+                ("POST", lxc + "/snapshot/{snapname}/rollback"), ("GET", lxc + "/rrddata"),
+                ("POST", lxc + "/vncproxy"), ("POST", lxc + "/termproxy"),
+                ("GET", lxc + "/interfaces"), ("GET", "/nodes/{node}/tasks"),
+                ("GET", "/nodes/{node}/tasks/{upid}/status"),
+                ("GET", "/nodes/{node}/tasks/{upid}/log"),
+                ("POST", "/nodes/{node}/qemu/{vmid}/agent/set-user-password")] + \
+            [("POST", lxc + "/status/" + a) for a in
+             ("start", "stop", "shutdown", "reboot", "suspend", "resume")]:
+        assert key in served, key
+
+
+# ---------------------------------------------------------------------------
+# Authentication
+
+def test_missing_credentials_get_401_no_ticket_after_a_delay(sim):
+    t0 = time.monotonic()
+    status, reason, headers, body = sim.request("GET", "/version", token=False)
+    assert (status, reason, body) == (401, "No ticket", None)
+    assert time.monotonic() - t0 >= AUTH_DELAY
+    assert headers.get("Connection") == "close"
+
+
+@pytest.mark.parametrize("auth", [
+    "PVEAPIToken=root@pam!ospab=00000000-0000-0000-0000-000000000000",
+    "PVEAPIToken=root@pam!other=4f4c3a52-1d3e-4b8e-9a43-0d7f0e6b8c11",
+    "PVEAPIToken=garbage",
+    "PVEAuthCookie=PVE:root@pam:6B000000::forged",
+])
+def test_bad_credentials_get_401_authentication_failed(sim, auth):
+    status, reason, _, body = sim.request("GET", "/version", token=auth)
+    assert (status, reason, body) == (401, "Authentication failed!", None)
+
+
+def test_unknown_path_needs_auth_first_then_501(sim):
+    assert sim.request("GET", "/nope", token=False)[:2] == (401, "No ticket")
+    status, reason, _, body = sim.request("GET", "/nope")
+    assert (status, reason) == (501, "Method 'GET /nope' not implemented")
+    assert body == {"data": None, "message": "Method 'GET /nope' not implemented"}
+
+
+def test_ticket_login_cookie_csrf_and_renewal(sim):
+    status, reason, _, body = sim.request(
+        "POST", "/access/ticket", {"username": "root@pam", "password": "wrong"}, token=False)
+    assert (status, reason) == (401, "authentication failure")
+    assert body == {"data": None, "message": "authentication failure\n"}
+
+    d = sim.data("POST", "/access/ticket",
+                 {"username": "root@pam", "password": sim.info["password"]}, token=False)
+    assert d["username"] == "root@pam"
+    assert re.fullmatch(r"PVE:root@pam:[0-9A-F]{8}::\S+", d["ticket"])
+    assert re.fullmatch(r"[0-9A-F]{8}:\S+", d["CSRFPreventionToken"])
+    cookie = {"Cookie": "PVEAuthCookie=%s" % urllib.parse.quote(d["ticket"])}
+    assert sim.request("GET", "/version", token=False, headers=cookie)[0] == 200
+    # writes with a ticket need the CSRF header
+    status, reason, _, _ = sim.request("POST", "/nodes/pve1/lxc/100/status/start",
+                                       token=False, headers=cookie)
+    assert (status, reason) == (401, "Permission denied - invalid csrf token")
+    status, reason, _, _ = sim.request(
+        "PUT", "/nodes/pve1/lxc/100/config", {"description": "x"}, token=False,
+        headers=dict(cookie, CSRFPreventionToken=d["CSRFPreventionToken"]))
+    assert status == 200
+    # the Authorization header form, and renewal with the ticket as password
+    hdr = "PVEAuthCookie=%s" % d["ticket"]
+    assert sim.request("GET", "/version", token=hdr)[0] == 200
+    again = sim.data("POST", "/access/ticket",
+                     {"username": "root@pam", "password": d["ticket"]}, token=False)
+    assert again["ticket"].startswith("PVE:root@pam:")
+
+
+def test_tokens_need_no_csrf(sim):
+    vmid, _ = create_ct(sim)
+    status, _, _, body = sim.request("PUT", "/nodes/pve1/lxc/%d/config" % vmid,
+                                     {"description": "by token"})
+    assert (status, body) == (200, {"data": None})
+
+
+# ---------------------------------------------------------------------------
+# Envelope, types and parameter errors
+
+def test_envelope_headers_and_types(sim, schema):
+    status, reason, headers, body = sim.request("GET", "/version")
+    assert (status, reason) == (200, "OK")
+    assert headers["Content-Type"] == "application/json;charset=UTF-8"
+    assert headers["Server"] == "pve-api-daemon/3.0"
+    assert set(body) == {"data"}
+    assert schema_check.check_returns(schema, "GET", "/version", body["data"]) == []
+    for path, spath in [("/nodes", "/nodes"), ("/nodes/pve1/status", "/nodes/{node}/status"),
+                        ("/nodes/pve1/lxc", "/nodes/{node}/lxc"),
+                        ("/nodes/pve1/lxc/100/status/current",
+                         "/nodes/{node}/lxc/{vmid}/status/current"),
+                        ("/nodes/pve1/lxc/100/config", "/nodes/{node}/lxc/{vmid}/config"),
+                        ("/nodes/pve1/lxc/100/snapshot", "/nodes/{node}/lxc/{vmid}/snapshot"),
+                        ("/cluster/resources", "/cluster/resources"),
+                        ("/nodes/pve1/qemu/104/status/current",
+                         "/nodes/{node}/qemu/{vmid}/status/current"),
+                        ("/nodes/pve1/qemu/104/config", "/nodes/{node}/qemu/{vmid}/config")]:
+        data = sim.data("GET", path)
+        assert schema_check.check_returns(schema, "GET", spath, data) == [], path
+    st = sim.data("GET", "/nodes/pve1/lxc/100/status/current")
+    assert isinstance(st["vmid"], int) and isinstance(st["maxmem"], int)
+    assert st["ha"] == {"managed": 0}
+
+
+def test_nextid_is_a_string_and_checks_a_given_vmid(sim, schema):
+    nextid = sim.data("GET", "/cluster/nextid")
+    assert isinstance(nextid, str) and int(nextid) >= 100
+    assert schema_check.check_returns(schema, "GET", "/cluster/nextid", nextid,
+                                      allow_numeric_strings=True) == []
+    status, reason, _, body = sim.request("GET", "/cluster/nextid", {"vmid": 100})
+    assert (status, reason) == (400, "Parameter verification failed.")
+    assert body["errors"] == {"vmid": "VM 100 already exists"}
+    assert sim.data("GET", "/cluster/nextid", {"vmid": 99999}) == "99999"
+
+
+def test_unknown_parameter_gets_proxmox_400(sim):
+    status, reason, _, body = sim.request("POST", "/nodes/pve1/lxc",
+                                          {"vmid": new_vmid(), "ostemplate": TEMPLATE,
+                                           "colour": "blue"})
+    assert (status, reason) == (400, "Parameter verification failed.")
+    assert body == {"data": None, "message": "Parameter verification failed.\n",
+                    "errors": {"colour": NOT_DEFINED}}
+
+
+@pytest.mark.parametrize("params, field, message", [
+    ({}, "ostemplate", MISSING),
+    ({"memory": 8}, "memory", "value must have a minimum value of 16"),
+    ({"cores": "two"}, "cores", "type check ('integer') failed - got 'two'"),
+    ({"unprivileged": "true"}, "unprivileged", "type check ('boolean') failed - got 'true'"),
+    ({"password": "abc"}, "password", "value must be at least 5 characters long"),
+    ({"hostname": "bad_name"}, "hostname", "invalid format - value does not look like a "
+                                           "valid DNS name\n"),
+    ({"arch": "sparc"}, "arch", "value 'sparc' does not have a value in the enumeration "
+                                "'amd64, i386, arm64, armhf, riscv32, riscv64'"),
+    ({"net0": "bridge=vmbr0"}, "net0", "invalid format - format error\n"
+                                       "net0.name: property is missing and it is not optional\n"),
+    ({"net0": "name=eth0,ip=10.0.0.5"}, "net0", "invalid format - format error\nnet0.ip: "
+     "invalid format - value does not look like a valid IPv4 network configuration\n"),
+    ({"net32": "name=eth0"}, "net32", NOT_DEFINED),
+])
+def test_parameter_errors_have_proxmox_texts(sim, params, field, message):
+    p = {"vmid": new_vmid(), "ostemplate": TEMPLATE}
+    p.update(params)
+    if "ostemplate" not in params and field == "ostemplate":
+        del p["ostemplate"]
+    status, _, _, body = sim.request("POST", "/nodes/pve1/lxc", p)
+    assert status == 400
+    assert body["errors"][field] == message
+
+
+def test_json_body_accepts_true_false(sim):
+    vmid = new_vmid()
+    upid = sim.data("POST", "/nodes/pve1/lxc",
+                    {"vmid": vmid, "ostemplate": TEMPLATE, "rootfs": "local-lvm:4",
+                     "unprivileged": True, "start": False, "memory": 256},
+                    json_body=True)
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    conf = sim.data("GET", "/nodes/pve1/lxc/%d/config" % vmid)
+    assert conf["unprivileged"] == 1 and conf["memory"] == 256
+
+
+def test_get_and_delete_bodies_are_refused(sim):
+    raw = raw_request(sim, b"DELETE /api2/json/nodes/pve1/lxc/100 HTTP/1.1\r\nHost: x\r\n"
+                           b"Authorization: PVEAPIToken=" + TOKEN.encode() +
+                           b"\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                           b"Content-Length: 7\r\nConnection: close\r\n\r\npurge=1")
+    assert raw.startswith(b"HTTP/1.1 501 Unexpected content for method 'DELETE'\r\n")
+
+
+def test_unknown_vmid_node_and_bad_vmid(sim):
+    status, reason, _, body = sim.request("GET", "/nodes/pve1/lxc/99999/status/current")
+    assert (status, reason) == (500, "Configuration file 'nodes/pve1/lxc/99999.conf' "
+                                     "does not exist")
+    assert body["message"].endswith("does not exist\n")
+    # a guest on another node, or of the other kind, is "missing" too
+    assert sim.request("GET", "/nodes/pve2/lxc/100/config")[0] == 500
+    assert sim.request("GET", "/nodes/pve1/qemu/100/config")[1] == \
+        "Configuration file 'nodes/pve1/qemu-server/100.conf' does not exist"
+    status, reason, _, _ = sim.request("GET", "/nodes/nope/lxc/100/status/current")
+    assert status == 500 and reason.startswith("hostname lookup 'nope' failed")
+    status, _, _, body = sim.request("GET", "/nodes/pve1/lxc/12/status/current")
+    assert status == 400
+    assert body["errors"] == {"vmid": "value must have a minimum value of 100"}
+
+
+def test_storage_checks_on_create(sim):
+    status, _, _, body = sim.request("POST", "/nodes/pve1/lxc",
+                                     {"vmid": new_vmid(), "ostemplate": TEMPLATE,
+                                      "rootfs": "8"})
+    assert status == 400
+    assert body["errors"] == {"storage": "storage 'local' does not support container "
+                                         "directories"}
+    status, reason, _, _ = sim.request("POST", "/nodes/pve1/lxc",
+                                       {"vmid": new_vmid(), "ostemplate": TEMPLATE,
+                                        "rootfs": "fast:8"})
+    assert (status, reason) == (500, "storage 'fast' does not exist")
+
+
+def test_create_existing_vmid_is_refused(sim):
+    status, reason, _, _ = sim.request("POST", "/nodes/pve2/lxc",
+                                       {"vmid": 100, "ostemplate": TEMPLATE})
+    assert (status, reason) == (500, "CT 100 already exists on node 'pve1'")
+
+
+# ---------------------------------------------------------------------------
+# UPIDs and tasks
+
+def test_upid_format_and_task_lifecycle(sim, schema):
+    t0 = int(time.time())
+    vmid, upid = create_ct(sim, wait=False)
+    m = UPID_RE.match(upid)
+    assert m, upid
+    node, pid, pstart, start, ttype, tid, user = m.groups()
+    assert (node, ttype, tid, user) == ("pve1", "vzcreate", str(vmid), "root@pam!ospab")
+    assert abs(int(start, 16) - t0) <= 2
+    path = "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(upid, safe="")
+    st = sim.data("GET", path)
+    assert st["status"] == "running" and "exitstatus" not in st
+    # while creating, the config is locked
+    assert sim.data("GET", "/nodes/pve1/lxc/%d/config" % vmid)["lock"] == "create"
+    st = sim.wait_task(upid)
+    assert st == {"upid": upid, "node": "pve1", "pid": int(pid, 16),
+                  "pstart": int(pstart, 16), "starttime": int(start, 16), "type": "vzcreate",
+                  "id": str(vmid), "user": "root@pam", "tokenid": "ospab",
+                  "status": "stopped", "exitstatus": "OK"}
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/tasks/{upid}/status",
+                                      st) == []
+    status, _, _, body = sim.request("GET", "/nodes/pve1/tasks/%s/log" %
+                                     urllib.parse.quote(upid, safe=""), {"limit": 1000})
+    assert body["data"][-1] == {"n": body["total"], "t": "TASK OK"}
+    assert any("extracting archive" in line["t"] for line in body["data"])
+    conf = sim.data("GET", "/nodes/pve1/lxc/%d/config" % vmid)
+    assert "lock" not in conf
+    assert conf["rootfs"] == "local-lvm:vm-%d-disk-0,size=8G" % vmid
+    assert re.fullmatch(r"name=eth0,bridge=vmbr0,hwaddr=BC:24:11:[0-9A-F:]{8},ip=dhcp,"
+                        r"type=veth", conf["net0"])
+    assert conf["unprivileged"] == 1
+    tasks = sim.data("GET", "/nodes/pve1/tasks", {"vmid": vmid})
+    assert [t["upid"] for t in tasks] == [upid] and tasks[0]["status"] == "OK"
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/tasks", tasks) == []
+
+
+def test_unknown_and_garbled_upids(sim):
+    good = "UPID:pve1:00001234:0A1B2C3D:6718A3B2:vzstart:100:root@pam:"
+    status, _, _, body = sim.request("GET", "/nodes/pve1/tasks/%s/status" %
+                                     urllib.parse.quote(good, safe=""))
+    assert (status, body["errors"]) == (400, {"upid": "no such task"})
+    status, _, _, body = sim.request("GET", "/nodes/pve1/tasks/garbage/status")
+    assert status == 400 and body["errors"]["upid"].startswith("unable to parse worker upid")
+
+
+def test_start_stop_reboot_and_their_refusals(sim):
+    vmid, _ = create_ct(sim)
+    base = "/nodes/pve1/lxc/%d/status/" % vmid
+    status, reason, _, body = sim.request("POST", base + "stop")
+    assert (status, reason) == (500, "CT %d not running" % vmid)
+    assert body == {"data": None, "message": "CT %d not running\n" % vmid}
+    assert sim.request("POST", base + "reboot")[1] == "VM %d not running" % vmid
+    upid = sim.data("POST", base + "start")
+    assert UPID_RE.match(upid).group(5) == "vzstart"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.data("GET", base + "current")["status"] == "running"
+    assert sim.request("POST", base + "start")[1] == "CT %d already running" % vmid
+    for action, ttype in (("reboot", "vzreboot"), ("shutdown", "vzshutdown")):
+        upid = sim.data("POST", base + action)
+        assert UPID_RE.match(upid).group(5) == ttype
+        assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.data("GET", base + "current")["status"] == "stopped"
+
+
+def test_ip_after_start_in_interfaces(sim, schema):
+    vmid, _ = create_ct(sim)
+    path = "/nodes/pve1/lxc/%d/interfaces" % vmid
+    assert sim.request("GET", path)[1] == "CT %d not running" % vmid
+    start_ct(sim, vmid)
+    ifaces = sim.data("GET", path)
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/lxc/{vmid}/interfaces",
+                                      ifaces) == []
+    eth0 = [i for i in ifaces if i["name"] == "eth0"][0]
+    assert eth0["inet"] == "%s/16" % pvesim.guest_ipv4(vmid)
+    assert eth0["inet"].startswith("10.")
+
+
+def test_start_with_create_forks_a_separate_start_task(sim):
+    vmid, upid = create_ct(sim, start=1)
+    deadline = time.time() + 10
+    while sim.data("GET", "/nodes/pve1/lxc/%d/status/current" % vmid)["status"] != "running":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    types = [t["type"] for t in sim.data("GET", "/nodes/pve1/tasks", {"vmid": vmid})]
+    assert sorted(types) == ["vzcreate", "vzstart"]
+
+
+def test_task_error_fault_and_create_failure_removes_the_ct(sim):
+    sim.fault(kind="task_error", type="vzcreate", message="no space left on device", count=1)
+    vmid, upid = create_ct(sim, wait=False)
+    st = sim.wait_task(upid)
+    assert st["exitstatus"] == "unable to create CT %d - no space left on device" % vmid
+    log = sim.data("GET", "/nodes/pve1/tasks/%s/log" % urllib.parse.quote(upid, safe=""))
+    assert log[-1]["t"] == "TASK ERROR: unable to create CT %d - no space left on device" % vmid
+    assert sim.request("GET", "/nodes/pve1/lxc/%d/config" % vmid)[0] == 500
+
+
+def test_task_can_be_stopped(sim):
+    vmid, _ = create_ct(sim)
+    start_ct(sim, vmid)
+    sim.guest(vmid, shutdown_hangs=True)
+    upid = sim.data("POST", "/nodes/pve1/lxc/%d/status/shutdown" % vmid, {"timeout": 600})
+    assert sim.data("DELETE", "/nodes/pve1/tasks/%s" % urllib.parse.quote(upid, safe="")) \
+        is None
+    assert sim.wait_task(upid)["exitstatus"] == "received interrupt"
+
+
+def test_shutdown_timeout_and_force_stop(sim):
+    vmid, _ = create_ct(sim)
+    start_ct(sim, vmid)
+    sim.guest(vmid, shutdown_hangs=True)
+    base = "/nodes/pve1/lxc/%d/status/" % vmid
+    st = sim.wait_task(sim.data("POST", base + "shutdown", {"timeout": 2}))
+    assert st["exitstatus"] == "container did not stop"
+    st = sim.wait_task(sim.data("POST", base + "shutdown", {"timeout": 2, "forceStop": 1}))
+    assert st["exitstatus"] == "OK"
+    assert sim.data("GET", base + "current")["status"] == "stopped"
+
+
+# ---------------------------------------------------------------------------
+# lock: semantics
+
+def test_lock_conflicts_give_the_real_errors(sim):
+    sim.configure(time_scale=0.3)          # keep the create running a while (2.4 s)
+    try:
+        vmid, upid = create_ct(sim, wait=False)
+        path = "/nodes/pve1/lxc/%d" % vmid
+        status, reason, _, body = sim.request("PUT", path + "/config", {"cores": 3})
+        assert (status, reason) == (500, "CT is locked (create)")
+        assert body["message"] == "CT is locked (create)\n"
+        assert sim.request("DELETE", path)[1] == "CT is locked (create)"
+        assert sim.request("PUT", path + "/resize",
+                           {"disk": "rootfs", "size": "+1G"})[1] == "CT is locked (create)"
+        # start and snapshot check the lock inside their task
+        start = sim.data("POST", path + "/status/start")
+        snap = sim.data("POST", path + "/snapshot", {"snapname": "early"})
+        st = sim.state(vmid=vmid, guests=0)
+        assert st["locks"] == {str(vmid): "create"}
+        assert sim.data("GET", path + "/status/current")["lock"] == "create"
+    finally:
+        sim.configure(time_scale=0.05)
+    assert sim.wait_task(start)["exitstatus"] == "CT is locked (create)"
+    assert sim.wait_task(snap)["exitstatus"] == "CT is locked (create)"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+
+
+def test_protection_running_and_forced_destroy(sim):
+    vmid, _ = create_ct(sim)
+    path = "/nodes/pve1/lxc/%d" % vmid
+    sim.data("PUT", path + "/config", {"protection": 1})
+    assert sim.request("DELETE", path)[1] == "can't remove CT %d - protection mode enabled" % vmid
+    sim.data("PUT", path + "/config", {"delete": "protection"})
+    start_ct(sim, vmid)
+    assert sim.request("DELETE", path)[1] == \
+        "unable to destroy CT %d - container is running" % vmid
+    upid = sim.data("DELETE", path, {"purge": 1, "force": 1,
+                                     "destroy-unreferenced-disks": 1})
+    assert UPID_RE.match(upid).group(5) == "vzdestroy"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.request("GET", path + "/config")[0] == 500
+
+
+def test_config_digest_delete_and_pending(sim):
+    vmid, _ = create_ct(sim)
+    path = "/nodes/pve1/lxc/%d/config" % vmid
+    conf = sim.data("GET", path)
+    assert re.fullmatch(r"[0-9a-f]{40}", conf["digest"])
+    sim.data("PUT", path, {"cores": 4, "memory": 2048, "swap": 0, "digest": conf["digest"]})
+    status, reason, _, _ = sim.request("PUT", path, {"cores": 1, "digest": conf["digest"]})
+    assert (status, reason) == (500, "detected modified configuration - file changed by "
+                                     "other user? Try again.")
+    assert sim.request("PUT", path, {"password": "newpass1"})[3]["errors"] == \
+        {"password": NOT_DEFINED}
+    start_ct(sim, vmid)
+    sim.data("PUT", path, {"cores": 1, "features": "nesting=1", "delete": "swap"})
+    now_conf = sim.data("GET", path, {"current": 1})
+    assert now_conf["cores"] == 1 and "swap" not in now_conf       # hot-plugged
+    assert "features" not in now_conf                              # pending
+    assert sim.data("GET", path)["features"] == "nesting=1"
+    pending = {e["key"]: e for e in sim.data("GET", "/nodes/pve1/lxc/%d/pending" % vmid)}
+    assert pending["features"] == {"key": "features", "pending": "nesting=1"}
+
+
+# ---------------------------------------------------------------------------
+# /cluster/resources lag
+
+def test_cluster_resources_lag_behind_status_current(sim):
+    vmid, _ = create_ct(sim)
+    sim.configure(resources_lag=60)
+    try:
+        sim.refresh()
+        entry = lambda: [e for e in sim.data("GET", "/cluster/resources", {"type": "vm"})
+                         if e.get("vmid") == vmid][0]
+        assert entry()["status"] == "stopped"
+        start_ct(sim, vmid)
+        assert sim.data("GET", "/nodes/pve1/lxc/%d/status/current" % vmid)["status"] == \
+            "running"
+        assert entry()["status"] == "stopped"          # not refreshed yet
+        # a new guest is listed at once, with status unknown until the next sample
+        new, _ = create_ct(sim)
+        fresh = [e for e in sim.data("GET", "/cluster/resources", {"type": "vm"})
+                 if e["vmid"] == new][0]
+        assert fresh["status"] == "unknown" and "mem" not in fresh
+        sim.configure(resources_lag=0.5)
+        deadline = time.time() + 5
+        while entry()["status"] != "running":
+            assert time.time() < deadline
+            time.sleep(0.1)
+    finally:
+        sim.configure(resources_lag=1.0)
+
+
+def test_cluster_resources_types_and_driven_usage(sim, schema):
+    sim.guest(101, status="running", cpu=0.97, mem=123456789)
+    sim.refresh()
+    res = sim.data("GET", "/cluster/resources")
+    assert schema_check.check_returns(schema, "GET", "/cluster/resources", res) == []
+    assert {e["type"] for e in res} == {"lxc", "qemu", "node", "storage"}
+    e = [x for x in res if x.get("vmid") == 101][0]
+    assert (e["id"], e["cpu"], e["mem"], e["status"]) == ("lxc/101", 0.97, 123456789,
+                                                         "running")
+    nodes = sim.data("GET", "/cluster/resources", {"type": "node"})
+    assert sorted(n["node"] for n in nodes) == ["pve1", "pve2"]
+    assert sim.request("GET", "/cluster/resources", {"type": "vms"})[0] == 400
+
+
+def test_cluster_resources_for_10000_guests_is_fast(tmp_path):
+    with PveSim(str(tmp_path), nodes=["pve%d" % i for i in range(1, 11)], guests=10000,
+                auth_fail_delay=AUTH_DELAY, token=TOKEN) as big:
+        conn = big.connection()
+        try:
+            big.request("GET", "/cluster/resources", {"type": "vm"}, conn=conn)  # warm up
+            for _ in range(3):
+                t0 = time.monotonic()
+                status, _, _, body = big.request("GET", "/cluster/resources",
+                                                 {"type": "vm"}, conn=conn)
+                elapsed = time.monotonic() - t0
+                assert status == 200 and len(body["data"]) == 10000
+                assert elapsed < 0.5, elapsed
+        finally:
+            conn.close()
+        nodes = {e["node"] for e in body["data"]}
+        assert len(nodes) == 10
+
+
+# ---------------------------------------------------------------------------
+# Faults
+
+def test_fault_latency(sim):
+    sim.fault(kind="latency", seconds=1.0, path_prefix="/version", count=1)
+    t0 = time.monotonic()
+    assert sim.request("GET", "/version")[0] == 200
+    assert time.monotonic() - t0 >= 1.0
+    t0 = time.monotonic()
+    sim.request("GET", "/version")
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_fault_status_500_and_595(sim):
+    sim.fault(kind="status", code=500, message="got timeout", path_prefix="/nodes/pve1/",
+              count=1)
+    status, reason, _, body = sim.request("GET", "/nodes/pve1/lxc")
+    assert (status, reason, body) == (500, "got timeout",
+                                      {"data": None, "message": "got timeout\n"})
+    sim.fault(kind="status", code=595, path_prefix="/nodes/pve2/", method="GET")
+    status, reason, _, body = sim.request("GET", "/nodes/pve2/lxc")
+    assert (status, reason, body) == (595, "No route to host", None)
+    assert sim.request("GET", "/nodes/pve1/lxc")[0] == 200
+    counts = sim.state(guests=0, tasks=0)["requests"]
+    assert counts["GET /nodes/{node}/lxc"] >= 3
+
+
+def test_fault_drop_closes_without_answer(sim):
+    sim.fault(kind="drop", path_prefix="/version", count=1)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError, ssl.SSLError)):
+        sim.request("GET", "/version")
+    assert sim.request("GET", "/version")[0] == 200
+
+
+def test_offline_node_gives_595_for_proxied_calls(sim):
+    sim.node("pve2", False)
+    try:
+        status, reason, _, body = sim.request("GET", "/nodes/pve2/lxc")
+        assert (status, reason, body) == (595, "No route to host", None)
+        nodes = {n["node"]: n["status"] for n in sim.data("GET", "/nodes")}
+        assert nodes == {"pve1": "online", "pve2": "offline"}
+        res = sim.data("GET", "/cluster/resources", {"type": "vm"})
+        assert {e["status"] for e in res if e["node"] == "pve2"} == {"unknown"}
+    finally:
+        sim.node("pve2", True)
+
+
+# ---------------------------------------------------------------------------
+# Snapshots, resize, rrd, consoles
+
+@pytest.mark.parametrize("name", ["1abc", "a", "bad name", "x" * 41, "snap.1", "-x"])
+def test_snapshot_names_follow_pve_configid(sim, name):
+    status, _, _, body = sim.request("POST", "/nodes/pve1/lxc/100/snapshot",
+                                     {"snapname": name})
+    assert status == 400
+    assert "snapname" in body["errors"]
+
+
+def test_snapshot_create_list_rollback_delete(sim, schema):
+    vmid, _ = create_ct(sim)
+    base = "/nodes/pve1/lxc/%d/snapshot" % vmid
+    assert sim.request("POST", base, {"snapname": "current"})[1] == \
+        "unable to use snapshot name 'current' (reserved name)"
+    upid = sim.data("POST", base, {"snapname": "Before_Upgrade-1", "description": "pre"})
+    assert UPID_RE.match(upid).group(5) == "vzsnapshot"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    again = sim.wait_task(sim.data("POST", base, {"snapname": "Before_Upgrade-1"}))
+    assert again["exitstatus"] == "snapshot name 'Before_Upgrade-1' already used"
+    sim.data("PUT", "/nodes/pve1/lxc/%d/config" % vmid, {"cores": 7})
+    snaps = sim.data("GET", base)
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/lxc/{vmid}/snapshot",
+                                      snaps) == []
+    assert [s["name"] for s in snaps] == ["Before_Upgrade-1", "current"]
+    assert snaps[0]["description"] == "pre" and isinstance(snaps[0]["snaptime"], int)
+    assert snaps[-1]["parent"] == "Before_Upgrade-1" and snaps[-1]["running"] == 0
+    upid = sim.data("POST", base + "/Before_Upgrade-1/rollback")
+    assert UPID_RE.match(upid).group(5) == "vzrollback"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.data("GET", "/nodes/pve1/lxc/%d/config" % vmid)["cores"] == 2
+    missing = sim.wait_task(sim.data("DELETE", base + "/nothere"))
+    assert missing["exitstatus"] == "snapshot 'nothere' does not exist"
+    upid = sim.data("DELETE", base + "/Before_Upgrade-1")
+    assert UPID_RE.match(upid).group(5) == "vzdelsnapshot"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert [s["name"] for s in sim.data("GET", base)] == ["current"]
+
+
+def test_resize_only_grows(sim):
+    vmid, _ = create_ct(sim)
+    path = "/nodes/pve1/lxc/%d/resize" % vmid
+    assert sim.request("PUT", path, {"disk": "rootfs", "size": "4G"})[:2] == \
+        (500, "unable to shrink disk size")
+    assert sim.request("PUT", path, {"disk": "rootfs", "size": "8G"})[1] == \
+        "disk is already at specified size"
+    assert sim.request("PUT", path, {"disk": "rootfs", "size": "-1G"})[3]["errors"] == \
+        {"size": "value does not match the regex pattern"}
+    assert sim.request("PUT", path, {"disk": "mp0", "size": "+1G"})[1] == \
+        "disk 'mp0' does not exist"
+    upid = sim.data("PUT", path, {"disk": "rootfs", "size": "+2G"})
+    assert UPID_RE.match(upid).group(5) == "resize"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.data("PUT", path, {"disk": "rootfs", "size": "20G"})
+    time.sleep(0.3)
+    conf = sim.data("GET", "/nodes/pve1/lxc/%d/config" % vmid)
+    assert conf["rootfs"] == "local-lvm:vm-%d-disk-0,size=20G" % vmid
+    assert sim.data("GET", "/nodes/pve1/lxc/%d/status/current" % vmid)["maxdisk"] == 20 * 2**30
+
+
+@pytest.mark.parametrize("timeframe, step, points", [
+    ("hour", 60, 60), ("day", 60, 1440), ("week", 1800, 336), ("year", 21600, 1440)])
+def test_rrddata_points(sim, timeframe, step, points):
+    data = sim.data("GET", "/nodes/pve1/lxc/101/rrddata", {"timeframe": timeframe,
+                                                           "cf": "AVERAGE"})
+    assert len(data) == points
+    assert all(b["time"] - a["time"] == step for a, b in zip(data, data[1:]))
+    last = data[-1]
+    for field in ("cpu", "maxcpu", "mem", "maxmem", "disk", "maxdisk", "netin", "netout",
+                  "diskread", "diskwrite"):
+        assert isinstance(last[field], float), field
+
+
+def test_rrddata_follows_driven_usage_and_validates(sim):
+    sim.guest(102, status="running", cpu=0.5)
+    data = sim.data("GET", "/nodes/pve1/lxc/102/rrddata", {"timeframe": "hour", "cf": "MAX"})
+    assert data[-1]["cpu"] == 0.5
+    assert sim.request("GET", "/nodes/pve1/lxc/102/rrddata",
+                       {"timeframe": "decade"})[0] == 400
+    assert sim.request("GET", "/nodes/pve1/lxc/102/rrddata", {})[3]["errors"] == \
+        {"timeframe": MISSING}
+
+
+def test_vncproxy_and_termproxy_shapes(sim, schema):
+    d = sim.data("POST", "/nodes/pve1/lxc/100/vncproxy", {"websocket": 1})
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/lxc/{vmid}/vncproxy",
+                                      d) == []
+    assert set(d) == {"user", "ticket", "port", "upid", "cert", "password"}
+    assert 5900 <= d["port"] <= 5999 and d["ticket"].startswith("PVEVNC:")
+    assert d["user"] == "root@pam!ospab"
+    with open(sim.ca) as f:
+        assert d["cert"] == f.read()
+    assert UPID_RE.match(d["upid"]).group(5) == "vncproxy"
+    t = sim.data("POST", "/nodes/pve1/lxc/100/termproxy")
+    assert set(t) == {"user", "ticket", "port", "upid"} and t["port"] != d["port"]
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/lxc/{vmid}/termproxy",
+                                      t) == []
+
+
+# ---------------------------------------------------------------------------
+# QEMU, passwords, transport
+
+def test_qemu_status_power_and_agent_password(sim):
+    base = "/nodes/pve1/qemu/104"
+    sim.guest(104, status="stopped")
+    st = sim.data("GET", base + "/status/current")
+    assert st["status"] == "stopped" and st["qmpstatus"] == "stopped" and st["agent"] == 1
+    assert sim.request("POST", base + "/agent/set-user-password",
+                       {"username": "root", "password": "newpass1"})[1] == \
+        "VM 104 is not running"
+    upid = sim.data("POST", base + "/status/start")
+    assert UPID_RE.match(upid).group(5) == "qmstart"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.data("POST", base + "/agent/set-user-password",
+                    {"username": "root", "password": "newpass1"}) == {"result": {}}
+    rec = sim.guest_info(104)["passwords"]["root"]
+    assert rec["source"] == "agent" and len(rec["sha256"]) == 64
+    sim.guest(104, agent_running=False)
+    assert sim.request("POST", base + "/agent/set-user-password",
+                       {"username": "root", "password": "newpass2"})[1] == \
+        "QEMU guest agent is not running"
+    assert sim.request("DELETE", base)[1] == "VM 104 is running - destroy failed"
+    upid = sim.data("POST", base + "/status/stop")
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+
+
+def test_control_password_record_for_the_ssh_forced_command(sim):
+    vmid, _ = create_ct(sim)
+    info = sim.guest_info(vmid)
+    assert info["passwords"]["root"]["source"] == "create"
+    before = info["passwords"]["root"]["changed_at"]
+    out = sim.set_password(vmid, password="Zx9!pass-new")
+    assert out["record"]["changed_at"] >= before
+    import hashlib
+    assert sim.guest_info(vmid)["passwords"]["root"]["sha256"] == \
+        hashlib.sha256(b"Zx9!pass-new").hexdigest()
+
+
+def test_keep_alive_reuses_the_connection(sim):
+    conn = sim.connection()
+    try:
+        sim.request("GET", "/version", conn=conn)
+        first = conn.sock
+        sim.request("GET", "/nodes", conn=conn)
+        assert conn.sock is first
+    finally:
+        conn.close()
+
+
+def test_plain_http_is_redirected(sim):
+    with socket.create_connection((sim.host, sim.port), timeout=5) as s:
+        s.sendall(b"GET /api2/json/version HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = s.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 301 ")
+    assert "Location: https://127.0.0.1:%d/api2/json/version" % sim.port in head
+
+
+def test_certificate_names_and_state_file(sim):
+    info = json.load(open(os.path.join(sim.state_dir, "pvesim.json")))
+    assert info["token"] == TOKEN and info["url"] == "https://127.0.0.1:%d" % sim.port
+    for name in ("pve-ssl.pem", "pve-ssl.key", "ca.pem"):
+        assert os.path.exists(os.path.join(sim.state_dir, name))
+    ctx = ssl.create_default_context(cafile=sim.ca)
+    for host in ("localhost", "127.0.0.1"):
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as s:
+            with ctx.wrap_socket(s, server_hostname=host) as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
