@@ -20,6 +20,11 @@
 #include <apr_dbd.h>
 
 #include "ospab_migrate.h"
+#include "ospab_db.h"
+#include "ospab_json.h"
+#include "ospab_jwt.h"
+#include "ospab_sync.h"
+#include "ospab_util.h"
 
 #ifndef OSPAB_SQL_DIR
 #define OSPAB_SQL_DIR "/usr/local/share/ospab-panel/sql"
@@ -37,6 +42,8 @@ typedef struct {
     int dry_run;
     const apr_dbd_driver_t *drv;
     apr_dbd_t *dbh;
+    const char *name, *role, *jwt_key;
+    int password_stdin, ttl;
 } admin_t;
 
 typedef int admin_cmd_fn(admin_t *a, int argc, const char *const *argv);
@@ -55,6 +62,8 @@ static int cmd_migrate(admin_t *a, int argc, const char *const *argv);
 static int cmd_status(admin_t *a, int argc, const char *const *argv);
 static int cmd_seed(admin_t *a, int argc, const char *const *argv);
 static int cmd_help(admin_t *a, int argc, const char *const *argv);
+static int cmd_user_add(admin_t *a, int argc, const char *const *argv);
+static int cmd_token(admin_t *a, int argc, const char *const *argv);
 
 static const admin_cmd_t commands[] = {
     { "migrate", "[--dry-run]",
@@ -66,11 +75,18 @@ static const admin_cmd_t commands[] = {
     { "seed", "FILE",
       "run a seed SQL file once, in one transaction (FILE may be a name in "
       "SQL-DIR/seed)", 1, 1, 1, 1, cmd_seed },
+    { "user-add", "EMAIL",
+      "create a panel user (--name, --role, --password-stdin); prints its id",
+      1, 1, 1, 0, cmd_user_add },
+    { "token", "USER_ID",
+      "print an access token for the user, signed with --jwt-key (HS256)",
+      1, 1, 1, 0, cmd_token },
     { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
     { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
 };
 
-enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP };
+enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP, OPT_NAME, OPT_ROLE,
+       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL };
 
 static const apr_getopt_option_t options[] = {
     { "driver",  OPT_DRIVER,  1, "sqlite3 or mysql (env OSPAB_DB_DRIVER)" },
@@ -78,6 +94,13 @@ static const apr_getopt_option_t options[] = {
                                  "(env OSPAB_DB_PARAMS)" },
     { "sql-dir", OPT_SQL_DIR, 1, "directory holding mysql/, sqlite/, seed/" },
     { "dry-run", OPT_DRY_RUN, 0, "migrate: list what would be applied" },
+    { "name",    OPT_NAME,    1, "user-add: the user's display name" },
+    { "role",    OPT_ROLE,    1, "user-add: user (default) or admin" },
+    { "password-stdin", OPT_PASSWORD_STDIN, 0, "user-add: read the password from the "
+                                               "first line of standard input" },
+    { "jwt-key", OPT_JWT_KEY, 1, "token: the HS256 secret, as for OspabJWTKey "
+                                 "(file:/path or env:NAME)" },
+    { "ttl",     OPT_TTL,     1, "token: lifetime in seconds (default 900)" },
     { "help",    OPT_HELP,    0, "show this text" },
     { NULL, 0, 0, NULL }
 };
@@ -387,6 +410,113 @@ static int cmd_seed(admin_t *a, int argc, const char *const *argv)
     return EXIT_OK;
 }
 
+/* The core's statements on this connection, for commands that reuse its operations. */
+static int core_db(admin_t *a, ospab_db_t *db)
+{
+    ospab_db_init(db, a->drv, a->dbh, NULL);
+    if (ospab_db_prepare_all(db, a->pool) != APR_SUCCESS) {
+        fail_msg(a, apr_psprintf(a->pool, "%s (is the database migrated?)", db->error));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_user_add(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_actor_t actor = { "admin", "ospab-admin", NULL, apr_time_now() };
+    json_t *req = ospab_json_own(a->pool, json_object());
+    json_t *user = json_object();
+    ospab_result_t res;
+    ospab_db_t db;
+    char line[1100];
+    int rc;
+
+    (void)argc;
+    json_object_set_new(user, "email", json_string(argv[0]));
+    if (a->name) {
+        json_object_set_new(user, "name", json_string(a->name));
+    }
+    if (a->role) {
+        json_object_set_new(user, "role", json_string(a->role));
+    }
+    if (a->password_stdin) {
+        apr_size_t n;
+
+        if (!fgets(line, sizeof(line), stdin)) {
+            fail_msg(a, "--password-stdin: nothing on standard input");
+            return EXIT_FAIL;
+        }
+        n = strcspn(line, "\r\n");
+        line[n] = '\0';
+        json_object_set_new(user, "password", json_string(line));
+        memset(line, 0, sizeof(line));
+    }
+    json_object_set_new(req, "action", json_string("create"));
+    json_object_set_new(req, "user", user);
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_sync_user(&db, a->pool, &actor, req, NULL, &res);
+    if (res.status != 201) {
+        fail_msg(a, json_string_value(json_object_get(res.body, "error")));
+        return EXIT_FAIL;
+    }
+    printf("%" JSON_INTEGER_FORMAT "\n",
+           json_integer_value(json_object_get(json_object_get(res.body, "user"), "id")));
+    return EXIT_OK;
+}
+
+static int cmd_token(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_jwt_conf_t jc;
+    const char *key, *err, *token, *id = argv[0];
+    ospab_row_t row;
+    ospab_db_t db;
+    apr_int64_t uid;
+    int rc;
+
+    (void)argc;
+    if (!a->jwt_key) {
+        fprintf(stderr, "ospab-admin: token needs --jwt-key (as OspabJWTKey)\n");
+        return EXIT_USAGE;
+    }
+    if (ospab_parse_id(id, &uid) || uid < 1) {
+        fprintf(stderr, "ospab-admin: USER_ID must be a positive integer\n");
+        return EXIT_USAGE;
+    }
+    if (ospab_secret_resolve(a->pool, a->jwt_key, &key, &err) != APR_SUCCESS) {
+        fail_msg(a, apr_psprintf(a->pool, "--jwt-key: %s", err));
+        return EXIT_FAIL;
+    }
+    if ((err = ospab_jwt_check_key(a->pool, JWT_ALG_HS256, key, 0)) != NULL) {
+        fail_msg(a, apr_psprintf(a->pool, "--jwt-key: %s", err));
+        return EXIT_FAIL;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    if (ospab_db_select_one(&db, a->pool, "ospab_user_get", 1, &id, &row) != APR_SUCCESS) {
+        fail_msg(a, db.error);
+        return EXIT_FAIL;
+    }
+    if (!row || !row[4] || !strcmp(row[4], "0")) {
+        fail_msg(a, apr_psprintf(a->pool, "user %s does not exist or is disabled", id));
+        return EXIT_FAIL;
+    }
+    memset(&jc, 0, sizeof(jc));
+    jc.alg = JWT_ALG_HS256;
+    jc.alg_name = "HS256";
+    jc.sign_key = jc.verify_key = (const unsigned char *)key;
+    jc.sign_key_len = jc.verify_key_len = (int)strlen(key);
+    jc.access_ttl = a->ttl > 0 ? a->ttl : 900;
+    if (ospab_jwt_issue(a->pool, &jc, uid, row[3], apr_time_now(), &token) != APR_SUCCESS) {
+        fail_msg(a, "could not sign the token");
+        return EXIT_FAIL;
+    }
+    printf("%s\n", token);
+    return EXIT_OK;
+}
+
 static int cmd_help(admin_t *a, int argc, const char *const *argv)
 {
     (void)a;
@@ -423,6 +553,11 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
         case OPT_SQL_DIR: a.sql_dir = optarg; break;
         case OPT_DRY_RUN: a.dry_run = 1;      break;
         case OPT_HELP:    usage(stdout);      return EXIT_OK;
+        case OPT_NAME:    a.name = optarg;    break;
+        case OPT_ROLE:    a.role = optarg;    break;
+        case OPT_PASSWORD_STDIN: a.password_stdin = 1; break;
+        case OPT_JWT_KEY: a.jwt_key = optarg; break;
+        case OPT_TTL:     a.ttl = atoi(optarg); break;
         }
     }
     if (rv != APR_EOF) {

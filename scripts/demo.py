@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import harness  # noqa: E402
 
+DEMO_PASSWORD = "demo-password"
 CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "ram": 2048,
                                       "disk": 50, "os": "Ubuntu 22.04", "status": "creating",
                                       "hypervisor": "proxmox"}}
@@ -28,8 +29,14 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
                       separators=(",", ":"))
     post = (f'curl -s -X POST {url}/api/vps/sync -H "Content-Type: application/json" '
             f'-H "X-API-Key: {key_var}"')
+    login = json.dumps({"email": "demo@ospab.local", "password": DEMO_PASSWORD},
+                       separators=(",", ":"))
     return [
         f"curl -s {url}/api/health",
+        f'curl -s {url}/api/server -H "Authorization: Bearer $OSPAB_TOKEN"',
+        f'curl -s {url}/api/tariffs -H "Authorization: Bearer $OSPAB_TOKEN"',
+        (f'curl -s -X POST {url}/api/auth/login -H "Content-Type: application/json" '
+         f"-d '{login}'"),
         f"{post} -d '{create}'",
         f"{post} -d '{update}'",
         f"{post} -d '{delete}'",
@@ -52,11 +59,13 @@ def post(url, key, body):
 def main():
     ap = argparse.ArgumentParser(prog="scripts/demo")
     ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--run-dir", default=str(REPO / "run" / "demo"),
+                    help="where the demo keeps its database, Apache and demo.env")
     ap.add_argument("--check", action="store_true",
                     help="start, run the create example, verify it, stop")
     args = ap.parse_args()
 
-    base = REPO / "run" / "demo"
+    base = Path(args.run_dir).resolve()
     harness.reap_run_base(base)          # a previous demo killed without Ctrl-C
     base.mkdir(parents=True, mode=0o755)
     harness.make_run_dir("x", base=base).rmdir()   # makes every level traversable
@@ -70,15 +79,26 @@ def main():
     httpd = harness.Apache(db, port=args.port, rundir=rundir)
     httpd.start()
     url = f"http://127.0.0.1:{args.port}"
+    # the demo customer (user 5) gets a password and a token
+    post(url + "/api/users/sync", httpd.sync_key,
+         {"action": "update", "user": {"id": 5, "password": DEMO_PASSWORD}})
+    token = harness.admin(db.driver, db.params, "--jwt-key", f"file:{httpd.jwt_key_file}",
+                          "--ttl", "86400", "token", "5").stdout.strip()
     env_file = base / "demo.env"
-    env_file.write_text(f"OSPAB_URL={url}\nOSPAB_SYNC_KEY={httpd.sync_key}\n")
+    env_file.write_text(f"OSPAB_URL={url}\nOSPAB_SYNC_KEY={httpd.sync_key}\n"
+                        f"OSPAB_TOKEN={token}\n")
     os.chmod(env_file, 0o600)
 
     if args.check:
         try:
             status, body = post(url + "/api/vps/sync", httpd.sync_key, CREATE)
             rows = db.count("SELECT COUNT(*) FROM vps WHERE name = 'test'")
-            ok = (status == 201 and body.get("status") == "success"
+            req = urllib.request.Request(url + "/api/server",
+                                         headers={"Authorization": "Bearer " + token})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                servers = json.load(r)
+            print(f"demo check: GET /api/server with OSPAB_TOKEN -> {len(servers)} server(s)")
+            ok = (status == 201 and any(s["id"] == body["vps"]["id"] for s in servers) and body.get("status") == "success"
                   and body.get("message") == "VPS synced successfully"
                   and body["vps"]["name"] == "test" and rows == 1)
             print(f"demo check: create -> {status}, rows in SQLite: {rows}: "
@@ -94,6 +114,8 @@ ospab panel demo is running
   database:   SQLite {db.path}
   Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})
   sync key:   {httpd.sync_key}
+  customer:   demo@ospab.local / {DEMO_PASSWORD} (user 5), token valid 24 h:
+  token:      {token}
 
 Load the settings into your shell, then try the API:
   . {env_file}
