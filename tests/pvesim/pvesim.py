@@ -1643,6 +1643,8 @@ class Api:
                 reverts = [x for x in re.split(r"[,;\s]+", p.get("revert", "")) if x]
                 changes = {k: v for k, v in p.items()
                            if k not in ("node", "vmid", "delete", "revert", "digest")}
+                if not (changes or deletes or reverts):
+                    die("no options specified")
                 errors = {}
                 for key in deletes:
                     if key in changes:
@@ -2847,7 +2849,8 @@ def main(argv=None):
     threading.Thread(target=sim.resources_loop, daemon=True, name="pvestatd").start()
 
     tokenid, secret = tokens[0]
-    info = {"url": url, "api": url + "/api2/json", "control": url + "/_sim",
+    line = "pvesim listening on %s" % url
+    info = {"line": line, "url": url, "api": url + "/api2/json", "control": url + "/_sim",
             "host": args.host, "port": port, "pid": os.getpid(),
             "ca": os.path.abspath(ca), "cert": os.path.abspath(pem),
             "key": os.path.abspath(key), "fingerprint": sim.fingerprint,
@@ -2860,7 +2863,7 @@ def main(argv=None):
         json.dump(info, f, indent=2)
     os.chmod(path + ".tmp", 0o600)
     os.replace(path + ".tmp", path)
-    print("pvesim listening on %s" % url, flush=True)
+    print(line, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
