@@ -12,36 +12,58 @@
 enum { S_ID, S_USER, S_TARIFF, S_OS, S_STATUS, S_VMID, S_IP, S_CREATED, S_UPDATED, S_NAME,
        S_OS_ID, S_OS_NAME, S_OS_TYPE, S_T_ID, S_T_NAME, S_T_PRICE };
 
-json_t *ospab_server_json(apr_pool_t *p, ospab_row_t r)
+void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
 {
-    json_t *o = json_object();
-    json_t *os = json_null(), *tariff = json_null();
-
-    json_object_set_new(o, "id", ospab_json_int_or_null(r[S_ID]));
-    json_object_set_new(o, "userId", ospab_json_int_or_null(r[S_USER]));
-    json_object_set_new(o, "tariffId", ospab_json_int_or_null(r[S_TARIFF]));
-    json_object_set_new(o, "osId", ospab_json_int_or_null(r[S_OS]));
-    json_object_set_new(o, "name", ospab_json_str_or_null(r[S_NAME]));
-    json_object_set_new(o, "status", ospab_json_str_or_null(r[S_STATUS]));
-    json_object_set_new(o, "proxmoxId", ospab_json_int_or_null(r[S_VMID]));
-    json_object_set_new(o, "ipAddress", ospab_json_str_or_null(r[S_IP]));
-    json_object_set_new(o, "createdAt", ospab_json_str_or_null(ospab_time_api(p, r[S_CREATED])));
-    json_object_set_new(o, "updatedAt", ospab_json_str_or_null(ospab_time_api(p, r[S_UPDATED])));
+    ospab_jw_obj(w);
+    ospab_jw_key(w, "id");
+    ospab_jw_int_text(w, r[S_ID]);
+    ospab_jw_key(w, "userId");
+    ospab_jw_int_text(w, r[S_USER]);
+    ospab_jw_key(w, "tariffId");
+    ospab_jw_int_text(w, r[S_TARIFF]);
+    ospab_jw_key(w, "osId");
+    ospab_jw_int_text(w, r[S_OS]);
+    ospab_jw_key(w, "name");
+    ospab_jw_str(w, r[S_NAME]);
+    ospab_jw_key(w, "status");
+    ospab_jw_str(w, r[S_STATUS]);
+    ospab_jw_key(w, "proxmoxId");
+    ospab_jw_int_text(w, r[S_VMID]);
+    ospab_jw_key(w, "ipAddress");
+    ospab_jw_str(w, r[S_IP]);
+    ospab_jw_key(w, "createdAt");
+    ospab_jw_str(w, ospab_time_api(p, r[S_CREATED]));
+    ospab_jw_key(w, "updatedAt");
+    ospab_jw_str(w, ospab_time_api(p, r[S_UPDATED]));
+    ospab_jw_key(w, "os");
     if (r[S_OS_ID]) {
-        os = json_object();
-        json_object_set_new(os, "id", ospab_json_int_or_null(r[S_OS_ID]));
-        json_object_set_new(os, "name", ospab_json_str_or_null(r[S_OS_NAME]));
-        json_object_set_new(os, "type", ospab_json_str_or_null(r[S_OS_TYPE]));
+        ospab_jw_obj(w);
+        ospab_jw_key(w, "id");
+        ospab_jw_int_text(w, r[S_OS_ID]);
+        ospab_jw_key(w, "name");
+        ospab_jw_str(w, r[S_OS_NAME]);
+        ospab_jw_key(w, "type");
+        ospab_jw_str(w, r[S_OS_TYPE]);
+        ospab_jw_obj_end(w);
     }
+    else {
+        ospab_jw_null(w);
+    }
+    ospab_jw_key(w, "tariff");
     if (r[S_T_ID]) {
-        tariff = json_object();
-        json_object_set_new(tariff, "id", ospab_json_int_or_null(r[S_T_ID]));
-        json_object_set_new(tariff, "name", ospab_json_str_or_null(r[S_T_NAME]));
-        json_object_set_new(tariff, "price", ospab_json_int_or_null(r[S_T_PRICE]));
+        ospab_jw_obj(w);
+        ospab_jw_key(w, "id");
+        ospab_jw_int_text(w, r[S_T_ID]);
+        ospab_jw_key(w, "name");
+        ospab_jw_str(w, r[S_T_NAME]);
+        ospab_jw_key(w, "price");
+        ospab_jw_int_text(w, r[S_T_PRICE]);
+        ospab_jw_obj_end(w);
     }
-    json_object_set_new(o, "os", os);
-    json_object_set_new(o, "tariff", tariff);
-    return o;
+    else {
+        ospab_jw_null(w);
+    }
+    ospab_jw_obj_end(w);
 }
 
 static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
@@ -50,10 +72,10 @@ static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
     ospab_result_error(p, res, 503, "database unavailable", NULL);
 }
 
-typedef json_t *row_json_fn(apr_pool_t *p, ospab_row_t row);
+typedef void row_write_fn(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
 
 static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                 ospab_page_t *pg, const char *what, row_json_fn *to_json,
+                 ospab_page_t *pg, const char *what, row_write_fn *write,
                  int owner_col, ospab_result_t *res)
 {
     const char *label = apr_psprintf(p, "ospab_%s_page_%s_%d", what,
@@ -61,7 +83,7 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                                      pg->limit <= OSPAB_PAGE_DEFAULT ? 51 : 201);
     const char *args[2];
     apr_array_header_t *rows;
-    json_t *list;
+    ospab_jw_t w;
     int i, n;
 
     memset(res, 0, sizeof(*res));
@@ -76,8 +98,9 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
         db_failed(db, p, res);
         return;
     }
-    list = json_array();
     n = rows->nelts < pg->limit ? rows->nelts : pg->limit;
+    ospab_jw_init(&w, p, 400 * (apr_size_t)n + 16);
+    ospab_jw_arr(&w);
     for (i = 0; i < n; ++i) {
         ospab_row_t row = APR_ARRAY_IDX(rows, i, ospab_row_t);
 
@@ -85,30 +108,32 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
         if (!who->admin && (!row[owner_col] || strcmp(row[owner_col], who->user_id))) {
             continue;
         }
-        json_array_append_new(list, to_json(p, row));
+        write(&w, p, row);
     }
+    ospab_jw_arr_end(&w);
     pg->next = rows->nelts > pg->limit ? APR_ARRAY_IDX(rows, n - 1, ospab_row_t)[0] : NULL;
     res->status = 200;
-    res->body = ospab_json_own(p, list);
+    res->text = ospab_jw_finish(&w, NULL);
 }
 
 void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                              ospab_page_t *pg, ospab_result_t *res)
 {
-    page(db, p, who, pg, "vps", ospab_vps_json, OSPAB_VPS_USER_ID, res);
+    page(db, p, who, pg, "vps", ospab_vps_write, OSPAB_VPS_USER_ID, res);
 }
 
 void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                                 ospab_page_t *pg, ospab_result_t *res)
 {
-    page(db, p, who, pg, "server", ospab_server_json, S_USER, res);
+    page(db, p, who, pg, "server", ospab_server_write, S_USER, res);
 }
 
 static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                    const char *label, const char *id, row_json_fn *to_json, int owner_col,
+                    const char *label, const char *id, row_write_fn *write, int owner_col,
                     ospab_result_t *res)
 {
     ospab_row_t row;
+    ospab_jw_t w;
 
     memset(res, 0, sizeof(*res));
     if (ospab_db_select_one(db, p, label, 1, &id, &row) != APR_SUCCESS) {
@@ -120,20 +145,22 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
         ospab_result_error(p, res, 404, "server not found", NULL);
         return;
     }
+    ospab_jw_init(&w, p, 512);
+    write(&w, p, row);
     res->status = 200;
-    res->body = ospab_json_own(p, to_json(p, row));
+    res->text = ospab_jw_finish(&w, NULL);
 }
 
 void ospab_customer_vps_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                             const char *id, ospab_result_t *res)
 {
-    get_one(db, p, who, "ospab_vps_get", id, ospab_vps_json, OSPAB_VPS_USER_ID, res);
+    get_one(db, p, who, "ospab_vps_get", id, ospab_vps_write, OSPAB_VPS_USER_ID, res);
 }
 
 void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                                const char *id, ospab_result_t *res)
 {
-    get_one(db, p, who, "ospab_server_get", id, ospab_server_json, S_USER, res);
+    get_one(db, p, who, "ospab_server_get", id, ospab_server_write, S_USER, res);
 }
 
 static void catalogue(ospab_db_t *db, apr_pool_t *p, const char *label,

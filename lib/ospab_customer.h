@@ -5,6 +5,7 @@
 
 #include "ospab_db.h"
 #include "ospab_sync.h"
+#include "ospab_jsonw.h"
 
 #define OSPAB_PAGE_DEFAULT 50
 #define OSPAB_PAGE_MAX 200
@@ -34,6 +35,6 @@ void ospab_customer_tariffs(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
 void ospab_customer_os(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
 
 /* One row of the server view (SERVER_COLS) as seed 003's object. */
-json_t *ospab_server_json(apr_pool_t *p, ospab_row_t row);
+void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
 
 #endif

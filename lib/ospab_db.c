@@ -118,7 +118,10 @@ apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, i
 
             for (i = 0; i < cols; ++i) {
                 const char *v = apr_dbd_get_entry(db->driver, row, i);
-                vals[i] = v ? apr_pstrdup(p, v) : NULL;
+
+                /* apr_dbd_sqlite3 copies every value into p already; the mysql driver
+                 * hands out its bind buffers, which the next row overwrites */
+                vals[i] = !v ? NULL : db->dialect == OSPAB_DB_SQLITE ? v : apr_pstrdup(p, v);
             }
             APR_ARRAY_PUSH(*rows, ospab_row_t) = vals;
         }

@@ -82,7 +82,7 @@ static slot_t *find(ospab_ratelimit_t *rl, apr_uint64_t k, int create, apr_int64
     return create ? oldest : NULL;
 }
 
-int ospab_ratelimit_wait(ospab_ratelimit_t *rl, const char *key, int limit, int window,
+int ospab_ratelimit_take(ospab_ratelimit_t *rl, const char *key, int limit, int window,
                          apr_time_t now)
 {
     apr_int64_t t = apr_time_sec(now);
@@ -92,15 +92,23 @@ int ospab_ratelimit_wait(ospab_ratelimit_t *rl, const char *key, int limit, int 
     if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
         return 0;
     }
-    s = find(rl, digest(key), 0, t, window);
-    if (s && s->start + window > t && s->count >= (apr_uint32_t)limit) {
+    s = find(rl, digest(key), 1, t, window);
+    if (s->start + window <= t) {
+        s->start = t;
+        s->count = 0;
+    }
+    if (s->count >= (apr_uint32_t)limit) {
         wait = (int)(s->start + window - t);
+    }
+    else {
+        ++s->count;
     }
     apr_global_mutex_unlock(*rl->mutex);
     return wait;
 }
 
-void ospab_ratelimit_fail(ospab_ratelimit_t *rl, const char *key, int window, apr_time_t now)
+void ospab_ratelimit_give_back(ospab_ratelimit_t *rl, const char *key, int window,
+                               apr_time_t now)
 {
     apr_int64_t t = apr_time_sec(now);
     slot_t *s;
@@ -108,11 +116,9 @@ void ospab_ratelimit_fail(ospab_ratelimit_t *rl, const char *key, int window, ap
     if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
         return;
     }
-    s = find(rl, digest(key), 1, t, window);
-    if (s->start + window <= t) {
-        s->start = t;
-        s->count = 0;
+    s = find(rl, digest(key), 0, t, window);
+    if (s && s->start + window > t && s->count > 0) {
+        --s->count;
     }
-    ++s->count;
     apr_global_mutex_unlock(*rl->mutex);
 }

@@ -14,10 +14,13 @@ typedef struct ospab_ratelimit_t ospab_ratelimit_t;
 apr_status_t ospab_ratelimit_create(apr_pool_t *p, apr_size_t slots,
                                     apr_global_mutex_t **mutex, ospab_ratelimit_t **rl);
 
-/* 0 when key may try again, else the seconds until it may (for Retry-After). */
-int ospab_ratelimit_wait(ospab_ratelimit_t *rl, const char *key, int limit, int window,
+/* Takes one attempt for key, atomically: 0 when it was within the limit (and is now
+ * counted), else the seconds until key may try again (for Retry-After; nothing counted).
+ * Parallel attempts cannot all slip through between a check and a count. */
+int ospab_ratelimit_take(ospab_ratelimit_t *rl, const char *key, int limit, int window,
                          apr_time_t now);
-/* Counts one failure for key. */
-void ospab_ratelimit_fail(ospab_ratelimit_t *rl, const char *key, int window, apr_time_t now);
+/* Gives back an attempt taken by ospab_ratelimit_take (the login succeeded). */
+void ospab_ratelimit_give_back(ospab_ratelimit_t *rl, const char *key, int window,
+                               apr_time_t now);
 
 #endif

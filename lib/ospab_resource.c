@@ -51,27 +51,39 @@ const ospab_field_t ospab_user_fields[OSPAB_USER_NFIELDS] = {
     { "updated_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
 };
 
-json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row)
+void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row)
 {
-    json_t *o = json_object();
     int i;
 
+    ospab_jw_obj(w);
     for (i = 0; i < OSPAB_VPS_NFIELDS; ++i) {
         const ospab_field_t *f = &ospab_vps_fields[i];
-        json_t *v;
 
+        ospab_jw_key(w, f->name);
         if (i == OSPAB_VPS_CREATED_AT || i == OSPAB_VPS_UPDATED_AT) {
-            v = ospab_json_str_or_null(ospab_time_api(p, row[i]));
+            ospab_jw_str(w, ospab_time_api(p, row[i]));
         }
         else if (f->type == OSPAB_FT_INT) {
-            v = ospab_json_int_or_null(row[i]);
+            ospab_jw_int_text(w, row[i]);
         }
         else {
-            v = ospab_json_str_or_null(row[i]);
+            ospab_jw_str(w, row[i]);
         }
-        json_object_set_new(o, f->name, v);
     }
-    return o;
+    ospab_jw_obj_end(w);
+}
+
+json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row)
+{
+    /* one definition of the shape: the writer's, read back for callers that compose */
+    ospab_jw_t w;
+    apr_size_t len;
+    const char *text;
+
+    ospab_jw_init(&w, p, 512);
+    ospab_vps_write(&w, p, row);
+    text = ospab_jw_finish(&w, &len);
+    return json_loadb(text, len, 0, NULL);
 }
 
 json_t *ospab_user_json(apr_pool_t *p, ospab_row_t row)

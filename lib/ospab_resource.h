@@ -8,6 +8,7 @@
 
 #include "ospab_fields.h"
 #include "ospab_db.h"
+#include "ospab_jsonw.h"
 
 /* vps: the spec's order is the column order of VPS_COLS in ospab_sql.c:
  * 0 id, 1..15 the writable columns, 16 created_at, 17 updated_at. */
@@ -19,6 +20,8 @@ enum {
     OSPAB_VPS_NFIELDS
 };
 extern const ospab_field_t ospab_vps_fields[OSPAB_VPS_NFIELDS];
+/* The API shape of a vps row: written (hot list path) or as a jansson object. */
+void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
 json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row);
 
 /* users: 0 id, 1 email, 2 name, 3 role, 4 enabled, 5 password (not a column),

@@ -41,6 +41,7 @@ const ospab_sql_t ospab_sql_statements[] = {
     /* users */
     { "ospab_user_get", "SELECT " USER_COLS " FROM users WHERE id = %s" },
     { "ospab_user_get_email", "SELECT id FROM users WHERE email = %s" },
+    { "ospab_user_enabled", "SELECT enabled FROM users WHERE id = %s" },
     { "ospab_user_insert",
       "INSERT INTO users (email, name, role, password_hash, enabled, created_at, updated_at) "
       "VALUES (%s, %s, %s, %s, %s, %s, %s)" },

@@ -20,7 +20,8 @@ typedef struct {
 
 typedef struct {
     int status;          /* HTTP status */
-    json_t *body;        /* response body, owned by the pool the call was given */
+    json_t *body;        /* response body, owned by the pool the call was given ... */
+    const char *text;    /* ... or, for large read answers, the body already serialised */
     const char *log;     /* why a 5xx happened (database text), for the error log */
     int idem_race;       /* another request holding the same Idempotency-Key committed first */
 } ospab_result_t;

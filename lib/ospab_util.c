@@ -123,7 +123,19 @@ const char *ospab_time_api(apr_pool_t *p, const char *v)
             ms[i] = v[20 + i];
         }
     }
-    return apr_psprintf(p, "%.10sT%.8s.%sZ", v, v + 11, ms);
+    {
+        /* fixed layout: "YYYY-MM-DDTHH:MM:SS.mmmZ" (hot: two per listed server) */
+        char *out = apr_palloc(p, 25);
+
+        memcpy(out, v, 10);
+        out[10] = 'T';
+        memcpy(out + 11, v + 11, 8);
+        out[19] = '.';
+        memcpy(out + 20, ms, 3);
+        out[23] = 'Z';
+        out[24] = '\0';
+        return out;
+    }
 }
 
 int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars)

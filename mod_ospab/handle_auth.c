@@ -1,4 +1,6 @@
 /* mod_ospab: /api/auth/login, /refresh, /logout, /me. */
+#include <string.h>
+
 #include "mod_ospab.h"
 #include "ospab_json.h"
 #include "ospab_session.h"
@@ -60,11 +62,15 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
         ap_str_tolower(e);
         acct_key = apr_pstrcat(r->pool, "acct:", e, NULL);
     }
+    /* every attempt is counted before the password is checked, and given back when it
+     * was right: what remains counted are the failures, and parallel guesses cannot
+     * overtake the counter */
     if (rl) {
-        int w2 = acct_key ? ospab_ratelimit_wait(rl, acct_key, limit, window, actor.now) : 0;
-
-        wait = ospab_ratelimit_wait(rl, ip_key, limit, window, actor.now);
-        wait = w2 > wait ? w2 : wait;
+        wait = ospab_ratelimit_take(rl, ip_key, limit, window, actor.now);
+        if (!wait && acct_key
+            && (wait = ospab_ratelimit_take(rl, acct_key, limit, window, actor.now)) > 0) {
+            ospab_ratelimit_give_back(rl, ip_key, window, actor.now);
+        }
     }
     if (wait > 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00501)
@@ -72,18 +78,24 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
         return too_many(r, wait);
     }
     if (!(db = ospab_mod_db(r))) {
-        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+        memset(&res, 0, sizeof(res));
+        ospab_result_error(r->pool, &res, HTTP_SERVICE_UNAVAILABLE, "database unavailable",
+                           NULL);
     }
-    session_conf(r, &conf);
-    ospab_session_login(db, r->pool, &conf, &actor, body, &res);
-    if (res.status == HTTP_UNAUTHORIZED && rl) {
-        ospab_ratelimit_fail(rl, ip_key, window, actor.now);
-        if (acct_key) {
-            ospab_ratelimit_fail(rl, acct_key, window, actor.now);
-        }
+    else {
+        session_conf(r, &conf);
+        ospab_session_login(db, r->pool, &conf, &actor, body, &res);
+    }
+    if (res.status == HTTP_UNAUTHORIZED) {
         /* who tried, never with what */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00502)
                       "failed login from %s", r->useragent_ip);
+    }
+    else if (rl) {
+        ospab_ratelimit_give_back(rl, ip_key, window, actor.now);
+        if (acct_key) {
+            ospab_ratelimit_give_back(rl, acct_key, window, actor.now);
+        }
     }
     return ospab_mod_finish(r, &res);
 }

@@ -55,6 +55,7 @@ typedef struct {
 #define OSPAB_DEFAULT_RL_LIMIT 10
 #define OSPAB_DEFAULT_RL_WINDOW 300
 #define OSPAB_RL_MUTEX "ospab-ratelimit"
+#define OSPAB_STARTUP_MUTEX "ospab-startup"
 
 /* ospab_mod_config.c */
 extern const command_rec ospab_mod_cmds[];
@@ -66,6 +67,8 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                           server_rec *s);
 int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
+void ospab_mod_child_init_first(apr_pool_t *p, server_rec *s);
+void ospab_mod_child_init_last(apr_pool_t *p, server_rec *s);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
 /* The login failure counters shared by all children (NULL before post_config). */
 ospab_ratelimit_t *ospab_mod_ratelimit(void);
@@ -90,6 +93,8 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
 
 /* ospab_mod_handler.c */
 int ospab_mod_handler(request_rec *r);
+int ospab_mod_translate_name(request_rec *r);
+int ospab_mod_map_to_storage(request_rec *r);
 
 /* route handlers */
 typedef int ospab_mod_route_fn(request_rec *r, const ospab_route_match_t *m);

@@ -43,13 +43,13 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
     }
     /* the token names a user: it must still exist and be enabled */
     id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, claims.user_id);
-    if (ospab_db_select_one(db, r->pool, "ospab_user_get", 1, &id, &user) != APR_SUCCESS) {
+    if (ospab_db_select_one(db, r->pool, "ospab_user_enabled", 1, &id, &user) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00402) "user lookup failed: %s",
                       db->error);
         *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
         return 0;
     }
-    if (!user || !user[4] || !strcmp(user[4], "0")) {
+    if (!user || !user[0] || !strcmp(user[0], "0")) {
         *done = unauthorized(r, "invalid_token", "unknown or disabled user");
         return 0;
     }

@@ -276,6 +276,7 @@ int ospab_mod_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 
 static ospab_ratelimit_t *ratelimit;
 static apr_global_mutex_t *ratelimit_mutex;
+static apr_global_mutex_t *startup_mutex;
 
 ospab_ratelimit_t *ospab_mod_ratelimit(void)
 {
@@ -285,7 +286,8 @@ ospab_ratelimit_t *ospab_mod_ratelimit(void)
 int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     return ap_mutex_register(pconf, OSPAB_RL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
-               ? OK : HTTP_INTERNAL_SERVER_ERROR;
+           && ap_mutex_register(pconf, OSPAB_STARTUP_MUTEX, NULL, APR_LOCK_DEFAULT, 0)
+              == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 /* The directives as libjwt wants them, once, at configuration time. */
@@ -325,16 +327,49 @@ static int setup_ratelimit(apr_pool_t *pconf, server_rec *s)
                               s->process->pool);
         return OK;
     }
-    rv = ap_global_mutex_create(&ratelimit_mutex, NULL, OSPAB_RL_MUTEX, NULL, s, pconf, 0);
+    rv = ap_global_mutex_create(&startup_mutex, NULL, OSPAB_STARTUP_MUTEX, NULL, s, pconf, 0);
+    if (rv == APR_SUCCESS) {
+        rv = ap_global_mutex_create(&ratelimit_mutex, NULL, OSPAB_RL_MUTEX, NULL, s, pconf, 0);
+    }
     if (rv == APR_SUCCESS) {
         rv = ospab_ratelimit_create(pconf, 4096, &ratelimit_mutex, &ratelimit);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, OSPAB_LOGNO(00108)
-                     "cannot create the shared login rate limiter");
+                     "cannot create the shared login rate limiter or start-up lock");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
+}
+
+/* Children open their pooled connections one at a time. A SQLite database in WAL mode
+ * whose shared-memory index nobody holds yet is initialised by the first connection,
+ * under an exclusive lock: a second child preparing mod_dbd's statements at that moment
+ * gets "database is locked" (apr_dbd_sqlite3 has no busy wait there) and loses its pool
+ * until a later request rebuilds it. Our child_init takes a global lock before mod_dbd's
+ * runs and releases it after, at start-up only. */
+static void startup_lock(apr_pool_t *p, server_rec *s)
+{
+    if (startup_mutex
+        && (apr_global_mutex_child_init(&startup_mutex,
+                                        apr_global_mutex_lockfile(startup_mutex), p)
+            != APR_SUCCESS
+            || apr_global_mutex_lock(startup_mutex) != APR_SUCCESS)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, OSPAB_LOGNO(00110)
+                     "cannot take the start-up lock; opening connections anyway");
+    }
+}
+
+void ospab_mod_child_init_first(apr_pool_t *p, server_rec *s)
+{
+    startup_lock(p, s);
+}
+
+void ospab_mod_child_init_last(apr_pool_t *p, server_rec *s)
+{
+    if (startup_mutex) {
+        apr_global_mutex_unlock(startup_mutex);
+    }
 }
 
 static ospab_jwt_cache_t *jwt_cache;

@@ -1,5 +1,11 @@
 /* mod_ospab: the route table and the content handler that dispatches to it. */
+#include <strings.h>
+
+#include <ap_expr.h>
+
 #include "mod_ospab.h"
+
+#define ROUTE_NOTE "ospab-route"
 
 /* One table for every route; later resources join it here. */
 static const ospab_route_t routes[] = {
@@ -43,4 +49,28 @@ int ospab_mod_handler(request_rec *r)
     /* function pointers travel through the core's route table as data */
     fn = (ospab_mod_route_fn *)(apr_uintptr_t)m.route->data;
     return fn(r, &m);
+}
+
+/* Our routes are not files. When the <Location> of a request sets our handler, skip the
+ * directory walk that maps the URI onto the document root (a stat() per path component,
+ * per-directory merges), as mod_proxy does for its requests. translate_name runs after
+ * httpd's first location walk, so SetHandler is known here; map_to_storage then says the
+ * request needs no storage. <Location> access rules still apply. */
+int ospab_mod_translate_name(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL, *h;
+
+    if (d && d->expr_handler) {
+        h = ap_expr_str_exec(r, d->expr_handler, &err);
+        if (!err && h && !strcasecmp(h, OSPAB_HANDLER)) {
+            apr_table_setn(r->notes, ROUTE_NOTE, "1");
+        }
+    }
+    return DECLINED;
+}
+
+int ospab_mod_map_to_storage(request_rec *r)
+{
+    return apr_table_get(r->notes, ROUTE_NOTE) ? OK : DECLINED;
 }

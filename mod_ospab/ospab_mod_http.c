@@ -14,6 +14,10 @@ int ospab_mod_respond_text(request_rec *r, int status, const char *text)
     apr_size_t len = strlen(text);
 
     r->status = status;
+    /* every 401 names a scheme (RFC 7235): routes that use another set theirs before */
+    if (status == HTTP_UNAUTHORIZED && !apr_table_get(r->err_headers_out, "WWW-Authenticate")) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer realm=\"ospab\"");
+    }
     ap_set_content_type(r, "application/json; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
@@ -57,6 +61,9 @@ int ospab_mod_finish(request_rec *r, ospab_result_t *res)
     if (res->status >= 500) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00202) "%s %s failed: %s",
                       r->method, r->uri, res->log ? res->log : "unknown error");
+    }
+    if (res->text) {
+        return ospab_mod_respond_text(r, res->status, res->text);
     }
     return ospab_mod_respond(r, res->status, res->body);
 }

@@ -1,0 +1,319 @@
+"""The authorization matrix: every route x every kind of credential -> the exact
+answer (docs/auth.md, docs/sync-api.md).
+
+A new route joins by adding one `Route` row to ROUTES; test_auth.py runs it
+against every entry of CREDENTIALS, on SQLite and MariaDB, and fails if a
+route of mod_ospab's route table (mod_ospab/ospab_mod_handler.c) has no row.
+
+Route fields
+  method, path   "{id}" in the path is replaced by the id of a VPS owned by
+                 the matrix's "owner" user
+  auth           "sync" (X-API-Key) | "jwt" (Authorization: Bearer) |
+                 "none" (public, or authenticated by the body: login/refresh/logout)
+  body           ctx -> a valid JSON body (None: no body)
+  ok             the status with the right credentials
+  scope          for "jwt" routes, what "another user's token" gets:
+                   "owned"     /{id} of the owner's resource: 404, like a missing id
+                   "list"      a list: 200 with only the caller's own records
+                   "self"      the caller's own record (/api/auth/me): 200
+                   "catalogue" the same for everybody: 200
+  owner_field    the field of a record naming its owner ("user_id", "userId")
+  written        sync routes: (database, body) -> rows the body made (0 if refused)
+  keys           keys the success body must have
+
+`ctx` is built by test_auth.py (MatrixContext): sync_key, the users
+(owner/other/admin ids, owner e-mail and password), their tokens, the owner's
+VPS id, fresh_refresh_token(), and a `mint(...)` for forged tokens.
+
+The second half of this module mints JWTs (HS256/HS512 with hmac, RS256/ES256
+with python3-cryptography) so tests can forge exactly the tokens they need.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+# --------------------------------------------------------------------- routes --
+
+
+def _name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _vps_body(ctx):
+    return {"user_id": ctx.owner_id, "name": _name("matrix"), "cpu": 1, "ram": 512,
+            "disk": 10, "os": "Debian 12"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    auth: str                                   # "sync" | "jwt" | "none"
+    body: Optional[Callable] = None             # ctx -> dict
+    ok: int = 200
+    scope: Optional[str] = None                 # jwt routes: owned | list | self | catalogue
+    owner_field: Optional[str] = None
+    # sync routes: how many rows the request's body made (0 when refused, 1 when it wrote)
+    written: Optional[Callable] = None          # (database, body) -> int rows
+    keys: frozenset = frozenset()               # what the success body has at least
+
+    @property
+    def id(self):
+        return f"{self.method} {self.path}"
+
+    def url_path(self, ctx):
+        return self.path.replace("{id}", str(ctx.owner_vps_id))
+
+
+TOKENS = frozenset({"accessToken", "refreshToken", "tokenType", "expiresIn", "user"})
+
+ROUTES = [
+    # -- sync API (billing site): X-API-Key ------------------------------------------------
+    Route("POST", "/api/vps/sync", "sync", ok=201, keys=frozenset({"status", "vps"}),
+          body=lambda ctx: {"action": "create", "vps": _vps_body(ctx)},
+          written=lambda db, b: db.count("SELECT COUNT(*) FROM vps WHERE name = ?",
+                                         [b["vps"]["name"]])),
+    Route("POST", "/api/vps/sync/batch", "sync", ok=200,
+          keys=frozenset({"status", "succeeded", "failed", "results"}),
+          body=lambda ctx: {"operations": [{"action": "create", "vps": _vps_body(ctx)}]},
+          written=lambda db, b: db.count("SELECT COUNT(*) FROM vps WHERE name = ?",
+                                         [b["operations"][0]["vps"]["name"]])),
+    Route("POST", "/api/users/sync", "sync", ok=201, keys=frozenset({"status", "user"}),
+          body=lambda ctx: {"action": "create",
+                            "user": {"email": _name("matrix") + "@example.com"}},
+          written=lambda db, b: db.count("SELECT COUNT(*) FROM users WHERE email = ?",
+                                         [b["user"]["email"]])),
+    # -- public -----------------------------------------------------------------------------
+    Route("GET", "/api/health", "none", keys=frozenset({"status", "database"})),
+    # -- identity: authenticated by the body, never by a header ----------------------------
+    Route("POST", "/api/auth/login", "none", keys=TOKENS,
+          body=lambda ctx: {"email": ctx.owner_email, "password": ctx.owner_password}),
+    Route("POST", "/api/auth/refresh", "none", keys=TOKENS,
+          body=lambda ctx: {"refreshToken": ctx.fresh_refresh_token()}),
+    Route("POST", "/api/auth/logout", "none", keys=frozenset({"status", "message"}),
+          body=lambda ctx: {"refreshToken": ctx.fresh_refresh_token()}),
+    # -- customer routes: Bearer JWT -----------------------------------------------------------
+    Route("GET", "/api/auth/me", "jwt", scope="self",
+          keys=frozenset({"id", "email", "role", "enabled"})),
+    Route("GET", "/api/vps", "jwt", scope="list", owner_field="user_id"),
+    Route("GET", "/api/vps/{id}", "jwt", scope="owned", owner_field="user_id"),
+    Route("GET", "/api/server", "jwt", scope="list", owner_field="userId"),
+    Route("GET", "/api/server/{id}", "jwt", scope="owned", owner_field="userId"),
+    Route("GET", "/api/tariffs", "jwt", scope="catalogue"),
+    Route("GET", "/api/os", "jwt", scope="catalogue"),
+]
+
+# ---------------------------------------------------------------- credentials --
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    headers: Callable                  # ctx -> dict of request headers
+    server: str = "hs256"              # the Apache it needs: "hs256" (default) | "rs256"
+    who: Optional[str] = None          # whose valid token it is: owner | other | admin
+
+
+CREDENTIALS = [
+    Credential("none", lambda ctx: {}),
+    Credential("malformed_header", lambda ctx: {"Authorization": "Basic b3duZXI6cGFzc3dvcmQ="}),
+    Credential("wrong_api_key", lambda ctx: {"X-API-Key": "0" * 64}),
+    Credential("api_key", lambda ctx: {"X-API-Key": ctx.sync_key}),
+    Credential("jwt", lambda ctx: bearer(ctx.owner_token), who="owner"),
+    Credential("expired", lambda ctx: bearer(ctx.mint(ctx.owner_id, iat=-7200, exp=-3600))),
+    Credential("alg_none", lambda ctx: bearer(unsigned_token(claims(ctx.owner_id)))),
+    # the classic key confusion: HS256 with the RS256 public key (PEM text) as the secret
+    Credential("hs256_with_rsa_public_key",
+               lambda ctx: bearer(token(claims(ctx.owner_id), ctx.public_pem, "HS256")),
+               server="rs256"),
+    Credential("tampered_payload",
+               lambda ctx: bearer(tamper(ctx.owner_token, sub=str(ctx.other_id), role="admin"))),
+    Credential("other_user", lambda ctx: bearer(ctx.other_token), who="other"),
+    Credential("admin", lambda ctx: bearer(ctx.admin_token), who="admin"),
+]
+
+
+def bearer(tok):
+    return {"Authorization": f"Bearer {tok}"}
+
+
+# ---------------------------------------------------------------- expectations --
+
+@dataclass(frozen=True)
+class Expect:
+    status: object              # an int, or "ok": the route's own success status
+    check: Optional[str] = None  # what else the test verifies (see test_auth.CHECKS)
+    description: tuple = ()     # acceptable error_description values for invalid_token
+
+
+OK = Expect("ok")
+SYNC_MISSING = Expect(401, "apikey", ("missing X-API-Key header",))
+SYNC_WRONG = Expect(401, "apikey", ("invalid API key",))
+BEARER_MISSING = Expect(401, "bearer-missing")
+BEARER_MALFORMED = Expect(401, "invalid_request")
+
+
+def invalid_token(*descriptions):
+    return Expect(401, "invalid_token", descriptions)
+
+
+# what each kind of credential gets on a route of each kind of auth
+EXPECT = {
+    "sync": {
+        "none": SYNC_MISSING,
+        "malformed_header": SYNC_MISSING,
+        "wrong_api_key": SYNC_WRONG,
+        "api_key": Expect("ok", "written"),
+        "jwt": SYNC_MISSING,
+        "expired": SYNC_MISSING,
+        "alg_none": SYNC_MISSING,
+        "hs256_with_rsa_public_key": SYNC_MISSING,
+        "tampered_payload": SYNC_MISSING,
+        "other_user": SYNC_MISSING,
+        "admin": SYNC_MISSING,
+    },
+    "jwt": {
+        "none": BEARER_MISSING,
+        "malformed_header": BEARER_MALFORMED,
+        "wrong_api_key": BEARER_MISSING,
+        "api_key": BEARER_MISSING,
+        "jwt": Expect("ok", "own"),
+        "expired": invalid_token("token expired"),
+        # "x.y." (empty signature) may be refused as malformed before the header is read
+        "alg_none": invalid_token("algorithm not accepted", "malformed token"),
+        "hs256_with_rsa_public_key": invalid_token("algorithm not accepted"),
+        "tampered_payload": invalid_token("invalid signature"),
+        "other_user": None,                      # by scope, below
+        "admin": Expect("ok", "sees-all"),
+    },
+    "none": {c.name: Expect("ok") for c in CREDENTIALS},
+}
+
+OTHER_USER_BY_SCOPE = {
+    "owned": Expect(404, "not-found"),
+    "list": Expect(200, "own"),
+    "self": Expect(200, "own"),
+    "catalogue": Expect(200, "own"),
+}
+
+
+def expected(route, cred):
+    """The Expect for one cell; its status resolved to an int."""
+    e = EXPECT[route.auth][cred.name]
+    if e is None:
+        e = OTHER_USER_BY_SCOPE[route.scope]
+    status = route.ok if e.status == "ok" else e.status
+    return Expect(status, e.check, e.description)
+
+
+def cells():
+    """Every (route, credential) pair, for pytest.mark.parametrize."""
+    return [(r, c) for r in ROUTES for c in CREDENTIALS]
+
+
+# ------------------------------------------------------------------ JWT minting --
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def segment(obj):
+    raw = obj if isinstance(obj, (bytes, bytearray)) else \
+        json.dumps(obj, separators=(",", ":")).encode()
+    return b64url(raw)
+
+
+def claims(user_id, role="user", ttl=900, **extra):
+    """A panel-shaped claim set; role=None or extra=None removes a claim. iat/exp/nbf given
+    as small ints (|v| < 10^8) are taken relative to now."""
+    now = int(time.time())
+    c = {"sub": str(user_id), "role": role, "jti": uuid.uuid4().hex, "iat": now,
+         "exp": now + ttl}
+    if role is None:
+        del c["role"]
+    for k, v in extra.items():
+        if v is None:
+            c.pop(k, None)
+        elif k in ("iat", "exp", "nbf") and isinstance(v, int) and abs(v) < 10**8:
+            c[k] = now + v
+        else:
+            c[k] = v
+    return c
+
+
+def _sign(alg, key, data):
+    if alg in ("HS256", "HS384", "HS512"):
+        digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384,
+                  "HS512": hashlib.sha512}[alg]
+        k = key.encode() if isinstance(key, str) else key
+        return hmac.new(k, data, digest).digest()
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    pk = key
+    if isinstance(key, (str, bytes)):
+        pem = key.encode() if isinstance(key, str) else key
+        pk = serialization.load_pem_private_key(pem, password=None)
+    if alg == "RS256":
+        return pk.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    if alg == "ES256":
+        r, s = decode_dss_signature(pk.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raise ValueError(f"cannot sign {alg}")
+
+
+def token(claim_set, key, alg="HS256", header=None):
+    """A signed JWT. header overrides/extends {"alg": alg, "typ": "JWT"}
+    (header={"alg": "X"} signs with `alg` but says X)."""
+    h = {"alg": alg, "typ": "JWT"}
+    h.update(header or {})
+    signing_input = f"{segment(h)}.{segment(claim_set)}".encode()
+    return signing_input.decode() + "." + b64url(_sign(alg, key, signing_input))
+
+
+def unsigned_token(claim_set, alg="none", signature=""):
+    return f"{segment({'alg': alg, 'typ': 'JWT'})}.{segment(claim_set)}.{signature}"
+
+
+def parts(tok):
+    """(header, claims, signature bytes) of a token."""
+    h, c, s = tok.split(".")
+    return json.loads(b64url_decode(h)), json.loads(b64url_decode(c)), b64url_decode(s)
+
+
+def tamper(tok, **changes):
+    """The token with its claims changed after signing (signature kept)."""
+    h, c, s = tok.split(".")
+    body = json.loads(b64url_decode(c))
+    body.update(changes)
+    return f"{h}.{segment(body)}.{s}"
+
+
+def verify_rs256(tok, public_pem):
+    """True if an RS256 token's signature verifies with the PEM public key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    pub = serialization.load_pem_public_key(public_pem.encode())
+    h, c, s = tok.split(".")
+    try:
+        pub.verify(b64url_decode(s), f"{h}.{c}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        return True
+    except InvalidSignature:
+        return False
+
+
+def verify_hs256(tok, secret):
+    h, c, s = tok.split(".")
+    mac = hmac.new(secret.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(mac, b64url_decode(s))
