@@ -22,7 +22,8 @@ json_t *ospab_json_own(apr_pool_t *p, json_t *j)
 
 const char *ospab_json_dump(apr_pool_t *p, const json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* ten significant digits: 0.1629, not 0.16289999999999999 */
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
     char *copy;
 
     if (!s) {

@@ -106,6 +106,34 @@ const ospab_sql_t ospab_sql_statements[] = {
       "WHERE enabled = 1 ORDER BY id" },
     { "ospab_os_list", "SELECT id, name, type, kind FROM os_templates WHERE enabled = 1 "
       "ORDER BY id" },
+    /* server management: tasks, the one-operation-per-server rule, catalogue lookups */
+    { "ospab_task_insert",
+      "INSERT INTO tasks (vps_id, user_id, node, upid, action, status, created_at, updated_at) "
+      "VALUES (%s, %s, %s, NULL, %s, 'queued', %s, %s)" },
+    { "ospab_task_active",
+      "SELECT id, upid, action, node, status, created_at FROM tasks WHERE vps_id = %s "
+      "AND status IN ('queued', 'running') ORDER BY id" },
+    { "ospab_task_start",
+      "UPDATE tasks SET upid = %s, status = 'running', updated_at = %s WHERE id = %s" },
+    { "ospab_task_restart_start",
+      "UPDATE tasks SET upid = %s, action = 'restart:start', status = 'running', "
+      "updated_at = %s WHERE id = %s" },
+    { "ospab_task_finish",
+      "UPDATE tasks SET status = %s, exitstatus = %s, error = %s, updated_at = %s, "
+      "finished_at = %s WHERE id = %s AND status IN ('queued', 'running')" },
+    { "ospab_task_list",
+      "SELECT id, action, status, upid, exitstatus, error, created_at, updated_at, finished_at "
+      "FROM tasks WHERE vps_id = %s ORDER BY id DESC LIMIT 50" },
+    { "ospab_vps_set_status", "UPDATE vps SET status = %s, updated_at = %s WHERE id = %s" },
+    { "ospab_vps_set_ip", "UPDATE vps SET ip_address = %s, updated_at = %s WHERE id = %s" },
+    { "ospab_vps_set_resources",
+      "UPDATE vps SET cpu = %s, ram = %s, disk = %s, updated_at = %s WHERE id = %s" },
+    { "ospab_vps_by_vmid", "SELECT " VPS_COLS " FROM vps WHERE vmid = %s AND user_id = %s" },
+    { "ospab_vps_by_vmid_any", "SELECT " VPS_COLS " FROM vps WHERE vmid = %s ORDER BY id" },
+    { "ospab_tariff_get", "SELECT id, name, price, cores, memory, disk FROM tariffs "
+      "WHERE id = %s AND enabled = 1" },
+    { "ospab_os_get", "SELECT id, name, type, template, kind FROM os_templates "
+      "WHERE id = %s AND enabled = 1" },
     /* health */
     { "ospab_ping", "SELECT COUNT(*) FROM schema_migrations" },
     { NULL, NULL }

@@ -21,6 +21,8 @@
 #include "ospab_jwt.h"
 #include "ospab_customer.h"
 #include "ospab_ratelimit.h"
+#include "ospab_pve.h"
+#include "ospab_ssh.h"
 
 extern module AP_MODULE_DECLARE_DATA ospab_module;
 APLOG_USE_MODULE(ospab);
@@ -47,7 +49,22 @@ typedef struct {
     int rl_limit, rl_window;                       /* OspabRateLimit */
     /* ... and what post_config makes of them */
     ospab_jwt_conf_t jwt;
+    /* Proxmox VE (NULL/-1 unset) */
+    const char *pve_url;
+    const char *pve_token;
+    const char *pve_ca;
+    const char *pve_ca_pem;                        /* its contents, read as root */
+    const char *pve_node;
+    const char *pve_storage;
+    const char *pve_bridge;
+    int pve_connect_timeout, pve_timeout;          /* seconds */
+    int self_service;
+    ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */
+    ospab_pve_t *pve;                              /* this child's client (child_init) */
 } ospab_srv_conf_t;
+
+#define OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT 3
+#define OSPAB_DEFAULT_PVE_TIMEOUT 10
 
 #define OSPAB_DEFAULT_LEEWAY 30
 #define OSPAB_DEFAULT_ACCESS_TTL 900
@@ -111,6 +128,16 @@ int ospab_mod_handle_vps_get(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_server_list(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_server_get(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_tariffs(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_power(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_create(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_delete(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_status(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_password(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_resize(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_snapshots(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_snapshot_rollback(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_console(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_server_tasks(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_os(request_rec *r, const ospab_route_match_t *m);
 /* the result of a core call as the response (logs 5xx causes) */
 int ospab_mod_finish(request_rec *r, ospab_result_t *res);

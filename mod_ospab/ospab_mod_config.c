@@ -3,7 +3,12 @@
 #include <stdlib.h>
 
 #include <apr_hash.h>
+#include <apr_uri.h>
 #include <util_mutex.h>
+#include <unistd.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+#include <curl/curl.h>
 
 #include "mod_ospab.h"
 
@@ -23,6 +28,11 @@ void *ospab_mod_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->refresh_ttl = -1;
     c->rl_limit = -1;
     c->rl_window = -1;
+    c->pve_connect_timeout = -1;
+    c->pve_timeout = -1;
+    c->self_service = -1;
+    c->ssh.port = -1;
+    c->ssh.timeout_ms = -1;
     return c;
 }
 
@@ -52,6 +62,22 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(refresh_ttl);
     MERGE_INT(rl_limit);
     MERGE_INT(rl_window);
+    MERGE_PTR(pve_url);
+    MERGE_PTR(pve_token);
+    MERGE_PTR(pve_ca);
+    MERGE_PTR(pve_ca_pem);
+    MERGE_PTR(pve_node);
+    MERGE_PTR(pve_storage);
+    MERGE_PTR(pve_bridge);
+    MERGE_INT(pve_connect_timeout);
+    MERGE_INT(pve_timeout);
+    MERGE_INT(self_service);
+    MERGE_PTR(ssh.host);
+    MERGE_INT(ssh.port);
+    MERGE_PTR(ssh.user);
+    MERGE_PTR(ssh.private_key);
+    MERGE_PTR(ssh.public_key);
+    MERGE_PTR(ssh.known_hosts);
 #undef MERGE_PTR
 #undef MERGE_INT
     return c;
@@ -185,6 +211,126 @@ static const char *set_rate_limit(cmd_parms *cmd, void *dc, const char *n, const
     return err ? err : parse_seconds(cmd, w, 1, 86400, &c->rl_window);
 }
 
+/* A whole (small) file into pool memory, NUL-terminated; NULL when fine, else why not. */
+static const char *read_small_file(apr_pool_t *p, const char *path, const char **out)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n;
+    char *buf;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p) != APR_SUCCESS) {
+        return "cannot open";
+    }
+    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > 1024 * 1024) {
+        apr_file_close(f);
+        return "too large";
+    }
+    n = (apr_size_t)fi.size;
+    buf = apr_palloc(p, n + 1);
+    if (apr_file_read_full(f, buf, n, &n) != APR_SUCCESS) {
+        apr_file_close(f);
+        return "cannot read";
+    }
+    apr_file_close(f);
+    buf[n] = '\0';
+    *out = buf;
+    return NULL;
+}
+
+/* Proxmox directives taking one word: stored by name. */
+static const char *set_pve(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+    const char *n = cmd->cmd->name, *v, *err;
+
+    if (!strcmp(n, "OspabProxmoxURL")) {
+        apr_size_t len = strlen(arg);
+
+        if (strncmp(arg, "https://", 8) || len < 9) {
+            return apr_psprintf(cmd->pool, "%s: must be an https:// URL (TLS is always "
+                                "verified), not '%s'", n, arg);
+        }
+        c->pve_url = apr_pstrndup(cmd->pool, arg, arg[len - 1] == '/' ? len - 1 : len);
+    }
+    else if (!strcmp(n, "OspabProxmoxToken")) {
+        if (ospab_secret_resolve(cmd->pool, arg, &v, &err) != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, "%s: %s", n, err);
+        }
+        /* USER@REALM!TOKENID=SECRET */
+        if (!strchr(v, '@') || !strchr(v, '!') || !strchr(v, '=')
+            || strchr(v, '=') < strchr(v, '!') || strpbrk(v, " \t\r\n")) {
+            return apr_psprintf(cmd->pool, "%s: must be USER@REALM!TOKENID=SECRET (as "
+                                "Proxmox shows it when the token is created)", n);
+        }
+        c->pve_token = v;
+    }
+    else if (!strcmp(n, "OspabProxmoxCA")) {
+        /* read now, as root: the children verify against this copy, so the file itself
+         * can stay readable by root only */
+        c->pve_ca = ap_server_root_relative(cmd->pool, arg);
+        if (read_small_file(cmd->pool, c->pve_ca, &c->pve_ca_pem) != NULL) {
+            return apr_psprintf(cmd->pool, "%s: cannot read %s", n, c->pve_ca);
+        }
+        if (!strstr(c->pve_ca_pem, "-----BEGIN CERTIFICATE-----")) {
+            return apr_psprintf(cmd->pool, "%s: %s holds no PEM certificate", n, c->pve_ca);
+        }
+    }
+    else if (!strcmp(n, "OspabProxmoxNode")) {
+        c->pve_node = arg;
+    }
+    else if (!strcmp(n, "OspabProxmoxStorage")) {
+        c->pve_storage = arg;
+    }
+    else if (!strcmp(n, "OspabProxmoxBridge")) {
+        c->pve_bridge = arg;
+    }
+    else if (!strcmp(n, "OspabProxmoxSSHUser")) {
+        c->ssh.user = arg;
+    }
+    else if (!strcmp(n, "OspabProxmoxSSHKey")) {
+        c->ssh.private_key = ap_server_root_relative(cmd->pool, arg);
+    }
+    else if (!strcmp(n, "OspabProxmoxSSHKnownHosts")) {
+        c->ssh.known_hosts = ap_server_root_relative(cmd->pool, arg);
+    }
+    else if (!strcmp(n, "OspabProxmoxSSHHost")) {
+        const char *colon = strrchr(arg, ':');
+
+        if (colon && !strchr(colon, ']')) {
+            c->ssh.host = apr_pstrndup(cmd->pool, arg, (apr_size_t)(colon - arg));
+            c->ssh.port = atoi(colon + 1);
+            if (c->ssh.port < 1 || c->ssh.port > 65535) {
+                return apr_psprintf(cmd->pool, "%s: bad port in '%s'", n, arg);
+            }
+        }
+        else {
+            c->ssh.host = arg;
+        }
+    }
+    return NULL;
+}
+
+static const char *set_pve_timeout(cmd_parms *cmd, void *dc, const char *conn,
+                                   const char *total)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+    const char *err = parse_seconds(cmd, conn, 1, 60, &c->pve_connect_timeout);
+
+    if (!err && total) {
+        err = parse_seconds(cmd, total, 1, 300, &c->pve_timeout);
+    }
+    return err;
+}
+
+static const char *set_self_service(cmd_parms *cmd, void *dc, int flag)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+
+    c->self_service = flag;
+    return NULL;
+}
+
 const command_rec ospab_mod_cmds[] = {
     AP_INIT_TAKE1("OspabSyncKey", set_sync_key, NULL, RSRC_CONF,
                   "Shared key the billing site sends in X-API-Key (at least 32 characters; "
@@ -212,6 +358,31 @@ const command_rec ospab_mod_cmds[] = {
     AP_INIT_TAKE2("OspabRateLimit", set_rate_limit, NULL, RSRC_CONF,
                   "Failed logins allowed per client address and per account, and the window "
                   "in seconds (default: 10 300)"),
+    AP_INIT_TAKE1("OspabProxmoxURL", set_pve, NULL, RSRC_CONF,
+                  "Proxmox VE API base, e.g. https://pve.example.com:8006"),
+    AP_INIT_TAKE1("OspabProxmoxToken", set_pve, NULL, RSRC_CONF,
+                  "API token USER@REALM!TOKENID=SECRET ('file:/path' or 'env:NAME')"),
+    AP_INIT_TAKE1("OspabProxmoxCA", set_pve, NULL, RSRC_CONF,
+                  "PEM file of the CA that signed Proxmox's certificate (default: system CAs)"),
+    AP_INIT_TAKE1("OspabProxmoxNode", set_pve, NULL, RSRC_CONF,
+                  "Node new servers are created on"),
+    AP_INIT_TAKE1("OspabProxmoxStorage", set_pve, NULL, RSRC_CONF,
+                  "Storage for new servers' root disks (default local-lvm)"),
+    AP_INIT_TAKE1("OspabProxmoxBridge", set_pve, NULL, RSRC_CONF,
+                  "Bridge new servers' eth0 is attached to (default vmbr0)"),
+    AP_INIT_TAKE12("OspabProxmoxTimeout", set_pve_timeout, NULL, RSRC_CONF,
+                   "Seconds to connect to Proxmox and for a whole call (default: 3 10)"),
+    AP_INIT_FLAG("OspabSelfService", set_self_service, NULL, RSRC_CONF,
+                 "Customers may create servers themselves (default Off: admins only)"),
+    AP_INIT_TAKE1("OspabProxmoxSSHHost", set_pve, NULL, RSRC_CONF,
+                  "host[:port] of the node for root password resets (default: the API's "
+                  "host, port 22)"),
+    AP_INIT_TAKE1("OspabProxmoxSSHUser", set_pve, NULL, RSRC_CONF,
+                  "SSH user on the node (default root)"),
+    AP_INIT_TAKE1("OspabProxmoxSSHKey", set_pve, NULL, RSRC_CONF,
+                  "Private key for SSH to the node; enables root password resets"),
+    AP_INIT_TAKE1("OspabProxmoxSSHKnownHosts", set_pve, NULL, RSRC_CONF,
+                  "known_hosts file holding the node's SSH host key (required with the key)"),
     { NULL }
 };
 
@@ -261,6 +432,17 @@ int ospab_mod_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                              "OspabJWTSigningKey: %s (OspabJWTAlgorithm %s)", why, c->jwt_alg);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
+        }
+        if (c->pve_url && !c->pve_token) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp, OSPAB_LOGNO(00111)
+                         "OspabProxmoxToken is not set: OspabProxmoxURL needs an API token");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (c->ssh.private_key && !c->ssh.known_hosts) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp, OSPAB_LOGNO(00113)
+                         "OspabProxmoxSSHKnownHosts is not set: the node's host key must be "
+                         "checked (ssh-keyscan the node into a known_hosts file)");
+            return HTTP_INTERNAL_SERVER_ERROR;
         }
         if (c->sync_key_set != 1) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp, OSPAB_LOGNO(00102)
@@ -379,11 +561,60 @@ ospab_jwt_cache_t *ospab_mod_jwt_cache(void)
     return jwt_cache;
 }
 
+/* The child's Proxmox client(s): one per server config that names a Proxmox URL; made
+ * here, after the fork, so each child has its own connections and curl handles. */
+static void pve_clients(apr_pool_t *p, server_rec *s)
+{
+    server_rec *sp;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (sp = s; sp; sp = sp->next) {
+        ospab_srv_conf_t *c = ap_get_module_config(sp->module_config, &ospab_module);
+        ospab_pve_conf_t pc;
+        apr_uri_t uri;
+
+        if (!c->pve_url || c->pve) {
+            continue;
+        }
+        memset(&pc, 0, sizeof(pc));
+        pc.url = c->pve_url;
+        pc.token = c->pve_token;
+        pc.ca_file = c->pve_ca;
+        pc.ca_pem = c->pve_ca_pem;
+        pc.connect_timeout_ms = 1000L * (c->pve_connect_timeout != -1
+                                         ? c->pve_connect_timeout
+                                         : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
+        pc.timeout_ms = 1000L * (c->pve_timeout != -1 ? c->pve_timeout
+                                                       : OSPAB_DEFAULT_PVE_TIMEOUT);
+        pc.max_response = 8 * 1024 * 1024;
+        pc.max_handles = 16;
+        if (ospab_pve_create(p, &pc, &c->pve) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, OSPAB_LOGNO(00114)
+                         "cannot create the Proxmox client");
+            c->pve = NULL;
+        }
+        /* SSH defaults: the API's host, port 22, root */
+        if (c->ssh.private_key) {
+            if (!c->ssh.host && apr_uri_parse(p, c->pve_url, &uri) == APR_SUCCESS) {
+                c->ssh.host = uri.hostname;
+            }
+            if (c->ssh.port == -1) {
+                c->ssh.port = 22;
+            }
+            if (!c->ssh.user) {
+                c->ssh.user = "root";
+            }
+            c->ssh.timeout_ms = pc.timeout_ms;
+        }
+    }
+}
+
 void ospab_mod_child_init(apr_pool_t *p, server_rec *s)
 {
     if (ospab_jwt_cache_create(p, 1024, &jwt_cache) != APR_SUCCESS) {
         jwt_cache = NULL;   /* every token is then verified in full: slower, still right */
     }
+    pve_clients(p, s);
     if (ratelimit_mutex) {
         apr_status_t rv = apr_global_mutex_child_init(&ratelimit_mutex,
                               apr_global_mutex_lockfile(ratelimit_mutex), p);

@@ -58,9 +58,11 @@ int ospab_mod_error(request_rec *r, int status, const char *msg)
 
 int ospab_mod_finish(request_rec *r, ospab_result_t *res)
 {
-    if (res->status >= 500) {
+    /* the core explains every failure worth an operator's attention (database, Proxmox);
+     * a route that is simply not configured says so to the client alone */
+    if (res->status >= 500 && res->log) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00202) "%s %s failed: %s",
-                      r->method, r->uri, res->log ? res->log : "unknown error");
+                      r->method, r->uri, res->log);
     }
     if (res->text) {
         return ospab_mod_respond_text(r, res->status, res->text);

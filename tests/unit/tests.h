@@ -8,5 +8,6 @@ Suite *ospab_json_suite(void);
 Suite *ospab_util_suite(void);
 Suite *ospab_route_suite(void);
 Suite *ospab_fields_suite(void);
+Suite *ospab_pve_suite(void);
 
 #endif

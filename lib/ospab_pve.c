@@ -1,0 +1,791 @@
+/* ospab core: the Proxmox VE API client (libcurl easy handles kept for keep-alive, jansson
+ * for the {"data":...} envelope) and UPID parsing. Facts about the API it talks to are in
+ * ../shared/pve-api/BEHAVIOUR.md; the numbers below (§) refer to it. */
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+#include <apr_thread_mutex.h>
+#include <curl/curl.h>
+
+#include "ospab_json.h"
+#include "ospab_pve.h"
+
+/* Proxmox puts the whole first line of its message into the reason phrase; anything
+ * longer than this is not worth keeping as a fallback message. */
+#define PVE_REASON_MAX 512
+
+struct ospab_pve_t {
+    apr_pool_t *pool;
+    const char *base;               /* conf->url without trailing '/', plus "/api2/json" */
+    const char *ca_file;
+    const char *ca_pem;
+    long connect_timeout_ms;
+    long timeout_ms;
+    apr_size_t max_response;
+    int max_handles;
+    struct curl_slist *headers;     /* Authorization, Accept, no Expect; read-only once built */
+    apr_thread_mutex_t *mutex;      /* guards idle, nidle and the counters */
+    CURL **idle;                    /* handles waiting for the next call (a stack) */
+    int nidle;
+    int closed;                     /* the pool cleanup ran: late handles are freed */
+    apr_uint64_t calls;
+    apr_uint64_t connects;
+};
+
+/* What one transfer collects; lives on the caller's stack. */
+typedef struct {
+    char *buf;                      /* malloc'd body, NUL-terminated when non-NULL */
+    apr_size_t len, cap, max;
+    int too_large;
+    int no_memory;
+    char reason[PVE_REASON_MAX];
+} pve_xfer_t;
+
+enum { PVE_GET, PVE_POST, PVE_PUT, PVE_DELETE };
+
+/* --- the handle pool -------------------------------------------------------------- */
+
+static void wipe_headers(struct curl_slist *h)
+{
+    for (; h; h = h->next) {
+        if (h->data) {
+            memset(h->data, 0, strlen(h->data));   /* the token must not outlive us */
+        }
+    }
+}
+
+static apr_status_t pve_cleanup(void *data)
+{
+    ospab_pve_t *pve = data;
+
+    apr_thread_mutex_lock(pve->mutex);
+    while (pve->nidle > 0) {
+        curl_easy_cleanup(pve->idle[--pve->nidle]);
+    }
+    pve->closed = 1;
+    if (pve->headers) {
+        wipe_headers(pve->headers);
+        curl_slist_free_all(pve->headers);
+        pve->headers = NULL;
+    }
+    apr_thread_mutex_unlock(pve->mutex);
+    return APR_SUCCESS;
+}
+
+static CURL *pve_take(ospab_pve_t *pve)
+{
+    CURL *h = NULL;
+
+    apr_thread_mutex_lock(pve->mutex);
+    if (pve->nidle > 0) {
+        h = pve->idle[--pve->nidle];
+    }
+    apr_thread_mutex_unlock(pve->mutex);
+    return h ? h : curl_easy_init();
+}
+
+static void pve_give(ospab_pve_t *pve, CURL *h, long connects)
+{
+    apr_thread_mutex_lock(pve->mutex);
+    pve->calls++;
+    pve->connects += (apr_uint64_t)(connects > 0 ? connects : 0);
+    if (!pve->closed && pve->nidle < pve->max_handles) {
+        pve->idle[pve->nidle++] = h;
+        h = NULL;
+    }
+    apr_thread_mutex_unlock(pve->mutex);
+    if (h) {
+        curl_easy_cleanup(h);
+    }
+}
+
+static int has_ctl(const char *s)
+{
+    for (; *s; ++s) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+apr_status_t ospab_pve_create(apr_pool_t *p, const ospab_pve_conf_t *conf, ospab_pve_t **out)
+{
+    ospab_pve_t *pve;
+    apr_size_t n;
+    char *url;
+    struct curl_slist *h = NULL, *next;
+    apr_status_t rv;
+
+    *out = NULL;
+    if (!conf || !conf->url || !conf->token || !*conf->token || has_ctl(conf->token)
+        || has_ctl(conf->url)
+        || (strncmp(conf->url, "https://", 8) && strncmp(conf->url, "http://", 7))
+        || conf->connect_timeout_ms <= 0 || conf->timeout_ms <= 0
+        || conf->max_response == 0 || conf->max_handles < 0) {
+        return APR_EINVAL;          /* a 0 timeout would mean "wait for ever" to libcurl */
+    }
+    pve = apr_pcalloc(p, sizeof(*pve));
+    pve->pool = p;
+    url = apr_pstrdup(p, conf->url);
+    n = strlen(url);
+    while (n > 0 && url[n - 1] == '/') {
+        url[--n] = '\0';
+    }
+    pve->base = apr_pstrcat(p, url, "/api2/json", NULL);
+    pve->ca_file = conf->ca_file && *conf->ca_file ? apr_pstrdup(p, conf->ca_file) : NULL;
+    pve->ca_pem = conf->ca_pem && *conf->ca_pem ? apr_pstrdup(p, conf->ca_pem) : NULL;
+    pve->connect_timeout_ms = conf->connect_timeout_ms;
+    pve->timeout_ms = conf->timeout_ms;
+    pve->max_response = conf->max_response;
+    pve->max_handles = conf->max_handles;
+    pve->idle = apr_pcalloc(p, sizeof(CURL *) * (apr_size_t)(conf->max_handles + 1));
+
+    rv = apr_thread_mutex_create(&pve->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    {
+        char *auth = apr_pstrcat(p, "Authorization: PVEAPIToken=", conf->token, NULL);
+
+        h = curl_slist_append(NULL, auth);
+        memset(auth, 0, strlen(auth));
+    }
+    if (h && (next = curl_slist_append(h, "Accept: application/json")) != NULL) {
+        h = next;
+        /* POST bodies over 1 KiB would otherwise wait for a "100 Continue" first */
+        next = curl_slist_append(h, "Expect:");
+    }
+    else {
+        next = NULL;
+    }
+    if (!next) {
+        if (h) {
+            wipe_headers(h);
+            curl_slist_free_all(h);
+        }
+        return APR_ENOMEM;
+    }
+    pve->headers = next;
+    /* registered after the mutex was made, so it runs before the mutex goes */
+    apr_pool_cleanup_register(p, pve, pve_cleanup, apr_pool_cleanup_null);
+    *out = pve;
+    return APR_SUCCESS;
+}
+
+void ospab_pve_stats(ospab_pve_t *pve, ospab_pve_stats_t *out)
+{
+    apr_thread_mutex_lock(pve->mutex);
+    out->calls = pve->calls;
+    out->connects = pve->connects;
+    out->idle_handles = pve->nidle;
+    apr_thread_mutex_unlock(pve->mutex);
+}
+
+/* --- encoding ------------------------------------------------------------------------ */
+
+/* RFC 3986 percent-encoding: everything but ALPHA DIGIT - . _ ~ (what curl_easy_escape
+ * does, without its malloc). Good for path segments and for form fields alike. */
+static char *pve_escape(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    apr_size_t n = 0;
+    const unsigned char *c;
+    char *out, *o;
+
+    for (c = (const unsigned char *)s; *c; ++c) {
+        n += apr_isalnum(*c) || *c == '-' || *c == '.' || *c == '_' || *c == '~' ? 1 : 3;
+    }
+    o = out = apr_palloc(p, n + 1);
+    for (c = (const unsigned char *)s; *c; ++c) {
+        if (apr_isalnum(*c) || *c == '-' || *c == '.' || *c == '_' || *c == '~') {
+            *o++ = (char)*c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[*c >> 4];
+            *o++ = hex[*c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *ospab_pve_path(apr_pool_t *p, ...)
+{
+    apr_array_header_t *segs = apr_array_make(p, 8, sizeof(const char *));
+    const char *seg;
+    va_list ap;
+
+    APR_ARRAY_PUSH(segs, const char *) = "";
+    va_start(ap, p);
+    while ((seg = va_arg(ap, const char *)) != NULL) {
+        APR_ARRAY_PUSH(segs, const char *) = pve_escape(p, seg);
+    }
+    va_end(ap);
+    if (segs->nelts == 1) {
+        return "/";
+    }
+    return apr_array_pstrcat(p, segs, '/');
+}
+
+/* "a=1&b=x%20y"; params with a NULL value are left out. "" when there are none. */
+static const char *pve_form(apr_pool_t *p, const ospab_pve_param_t *params)
+{
+    apr_array_header_t *parts = apr_array_make(p, 8, sizeof(const char *));
+
+    for (; params && params->name; ++params) {
+        if (params->value) {
+            APR_ARRAY_PUSH(parts, const char *) =
+                apr_pstrcat(p, pve_escape(p, params->name), "=",
+                            pve_escape(p, params->value), NULL);
+        }
+    }
+    return apr_array_pstrcat(p, parts, '&');
+}
+
+/* --- one transfer ------------------------------------------------------------------------ */
+
+static size_t pve_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    pve_xfer_t *x = userdata;
+    size_t n = size * nmemb;
+    apr_size_t want;
+    char *nb;
+
+    if (n > x->max || x->len > x->max - n) {
+        x->too_large = 1;
+        return 0;                   /* CURLE_WRITE_ERROR ends the transfer */
+    }
+    want = x->len + n + 1;
+    if (want > x->cap) {
+        apr_size_t cap = x->cap ? x->cap : 4096;
+
+        while (cap < want) {
+            cap *= 2;
+        }
+        if (cap > x->max + 1) {
+            cap = x->max + 1;
+        }
+        if ((nb = realloc(x->buf, cap)) == NULL) {
+            x->no_memory = 1;
+            return 0;
+        }
+        x->buf = nb;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, ptr, n);
+    x->len += n;
+    x->buf[x->len] = '\0';
+    return n;
+}
+
+/* Keeps the reason phrase of the (last) status line: "HTTP/1.1 500 CT 100 already running". */
+static size_t pve_on_header(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    pve_xfer_t *x = userdata;
+    size_t n = size * nitems, i = 0, o = 0;
+
+    if (n < 5 || memcmp(buf, "HTTP/", 5)) {
+        return n;
+    }
+    while (i < n && buf[i] != ' ') {                    /* HTTP/1.1 */
+        ++i;
+    }
+    while (i < n && buf[i] == ' ') {
+        ++i;
+    }
+    while (i < n && apr_isdigit(buf[i])) {              /* 500 */
+        ++i;
+    }
+    if (i < n && buf[i] == ' ') {
+        ++i;
+    }
+    for (; i < n && buf[i] != '\r' && buf[i] != '\n' && o + 1 < sizeof(x->reason); ++i) {
+        unsigned char c = (unsigned char)buf[i];
+
+        /* a header is Latin-1 at best: keep ASCII so the text is valid UTF-8 JSON */
+        x->reason[o++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+    }
+    while (o > 0 && x->reason[o - 1] == ' ') {
+        --o;
+    }
+    x->reason[o] = '\0';
+    return n;
+}
+
+/* Proxmox's message without its trailing newline, and only the first line. */
+static const char *first_line(apr_pool_t *p, const char *s)
+{
+    apr_size_t n = strcspn(s, "\r\n");
+
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) {
+        --n;
+    }
+    return apr_pstrmemdup(p, s, n);
+}
+
+static void map_curl_error(ospab_pve_t *pve, apr_pool_t *p, CURLcode cc, const char *errbuf,
+                           const pve_xfer_t *x, ospab_pve_result_t *res)
+{
+    const char *detail = *errbuf ? errbuf : curl_easy_strerror(cc);
+
+    res->outcome = OSPAB_PVE_UNREACHABLE;
+    switch (cc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        res->outcome = OSPAB_PVE_TIMEOUT;
+        res->message = apr_psprintf(p, "Proxmox did not answer in time (%s)", detail);
+        break;
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+        if (x->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
+            res->outcome = OSPAB_PVE_BAD_RESPONSE;
+            res->message = apr_psprintf(p, "response larger than %" APR_SIZE_T_FMT " bytes",
+                                        pve->max_response);
+        }
+        else {
+            res->message = x->no_memory ? "out of memory reading the Proxmox answer"
+                                        : apr_psprintf(p, "Proxmox request failed (%s)", detail);
+        }
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        res->message = apr_psprintf(p, "the Proxmox server's TLS certificate was not trusted "
+                                    "(%s)", detail);
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        res->message = apr_psprintf(p, "cannot use the CA file to verify Proxmox (%s)", detail);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        res->message = apr_psprintf(p, "TLS handshake with Proxmox failed (%s)", detail);
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+        res->message = apr_psprintf(p, "cannot connect to Proxmox (%s)", detail);
+        break;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+        res->message = apr_psprintf(p, "Proxmox dropped the connection (%s)", detail);
+        break;
+    default:
+        res->message = apr_psprintf(p, "Proxmox request failed (%s)", detail);
+        break;
+    }
+}
+
+/* The HTTP answer: 2xx with an envelope is OK, other 2xx a bad response, the rest errors. */
+static void map_answer(apr_pool_t *p, long status, const pve_xfer_t *x, ospab_pve_result_t *res)
+{
+    json_t *root = NULL, *msg;
+    json_error_t jerr;
+
+    if (x->len > 0) {
+        root = json_loadb(x->buf, x->len, 0, &jerr);
+        if (root) {
+            ospab_json_own(p, root);
+        }
+    }
+    if (status >= 200 && status < 300) {
+        if (!json_is_object(root)) {
+            res->outcome = OSPAB_PVE_BAD_RESPONSE;
+            res->message = x->len ? "Proxmox answered with something that is not a JSON object"
+                                  : "Proxmox answered with an empty body";
+        }
+        else if ((res->data = json_object_get(root, "data")) == NULL) {
+            res->outcome = OSPAB_PVE_BAD_RESPONSE;
+            res->message = "Proxmox's answer has no \"data\" member";
+        }
+        else {
+            res->outcome = OSPAB_PVE_OK;
+        }
+        return;
+    }
+    res->outcome = OSPAB_PVE_HTTP_ERROR;
+    if (json_is_object(root)) {
+        msg = json_object_get(root, "message");
+        if (json_is_string(msg) && *json_string_value(msg)) {
+            res->message = first_line(p, json_string_value(msg));
+        }
+        res->errors = json_object_get(root, "errors");
+        if (!json_is_object(res->errors)) {
+            res->errors = NULL;
+        }
+    }
+    if (!res->message || !*res->message) {
+        res->message = *x->reason ? apr_pstrdup(p, x->reason)
+                                  : apr_psprintf(p, "HTTP status %ld", status);
+    }
+}
+
+#define PVE_SET(opt, val) \
+    do { if ((cc = curl_easy_setopt(h, opt, val)) != CURLE_OK) goto leave; } while (0)
+
+apr_status_t ospab_pve_call(ospab_pve_t *pve, apr_pool_t *p, const char *method,
+                            const char *path, const ospab_pve_param_t *params,
+                            ospab_pve_result_t *res)
+{
+    pve_xfer_t x;
+    char errbuf[CURL_ERROR_SIZE];
+    CURL *h = NULL;
+    CURLcode cc = CURLE_OK;
+    const char *form, *url;
+    long status = 0, connects = 0;
+    int m;
+    apr_status_t rv = APR_EGENERAL;
+
+    memset(res, 0, sizeof(*res));
+    memset(&x, 0, sizeof(x));
+    errbuf[0] = '\0';
+    res->outcome = OSPAB_PVE_BAD_RESPONSE;
+
+    if (!method || !strcmp(method, "GET")) {
+        m = PVE_GET;
+    }
+    else if (!strcmp(method, "POST")) {
+        m = PVE_POST;
+    }
+    else if (!strcmp(method, "PUT")) {
+        m = PVE_PUT;
+    }
+    else if (!strcmp(method, "DELETE")) {
+        m = PVE_DELETE;
+    }
+    else {
+        res->message = "unsupported HTTP method for the Proxmox API";
+        return APR_EINVAL;
+    }
+    if (!path || path[0] != '/' || strpbrk(path, "?# \t\r\n")) {
+        res->message = "invalid Proxmox API path";
+        return APR_EINVAL;
+    }
+    form = pve_form(p, params);
+    url = apr_pstrcat(p, pve->base, path,
+                      (m == PVE_GET || m == PVE_DELETE) && *form ? "?" : "",
+                      (m == PVE_GET || m == PVE_DELETE) ? form : "", NULL);
+    if ((h = pve_take(pve)) == NULL) {
+        res->outcome = OSPAB_PVE_UNREACHABLE;
+        res->message = "cannot create a libcurl handle";
+        return APR_ENOMEM;
+    }
+    x.max = pve->max_response;
+
+    curl_easy_reset(h);             /* keeps the handle's connection cache: keep-alive */
+    PVE_SET(CURLOPT_ERRORBUFFER, errbuf);
+    PVE_SET(CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    PVE_SET(CURLOPT_PROTOCOLS_STR, "https,http");
+#else
+    PVE_SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP));
+#endif
+    PVE_SET(CURLOPT_URL, url);
+    PVE_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);  /* reason phrases */
+    PVE_SET(CURLOPT_CONNECTTIMEOUT_MS, pve->connect_timeout_ms);
+    PVE_SET(CURLOPT_TIMEOUT_MS, pve->timeout_ms);
+    PVE_SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    PVE_SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (pve->ca_pem) {
+        struct curl_blob blob;
+
+        blob.data = (void *)pve->ca_pem;
+        blob.len = strlen(pve->ca_pem);
+        blob.flags = CURL_BLOB_NOCOPY;
+        PVE_SET(CURLOPT_CAINFO_BLOB, &blob);
+    }
+    else if (pve->ca_file) {
+        PVE_SET(CURLOPT_CAINFO, pve->ca_file);
+    }
+    PVE_SET(CURLOPT_HTTPHEADER, pve->headers);
+    PVE_SET(CURLOPT_USERAGENT, "ospab-panel");
+    PVE_SET(CURLOPT_FOLLOWLOCATION, 0L);
+    PVE_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    PVE_SET(CURLOPT_TCP_KEEPIDLE, 30L);
+    PVE_SET(CURLOPT_TCP_KEEPINTVL, 15L);
+    PVE_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)pve->max_response);
+    PVE_SET(CURLOPT_WRITEFUNCTION, pve_on_body);
+    PVE_SET(CURLOPT_WRITEDATA, &x);
+    PVE_SET(CURLOPT_HEADERFUNCTION, pve_on_header);
+    PVE_SET(CURLOPT_HEADERDATA, &x);
+    switch (m) {
+    case PVE_POST:
+    case PVE_PUT:
+        /* libcurl sends Content-Type: application/x-www-form-urlencoded with these */
+        PVE_SET(CURLOPT_POST, 1L);
+        PVE_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(form));
+        PVE_SET(CURLOPT_POSTFIELDS, form);
+        if (m == PVE_PUT) {
+            PVE_SET(CURLOPT_CUSTOMREQUEST, "PUT");
+        }
+        break;
+    case PVE_DELETE:
+        PVE_SET(CURLOPT_HTTPGET, 1L);   /* §2: DELETE carries no body */
+        PVE_SET(CURLOPT_CUSTOMREQUEST, "DELETE");
+        break;
+    default:
+        PVE_SET(CURLOPT_HTTPGET, 1L);
+        break;
+    }
+    cc = curl_easy_perform(h);
+
+leave:
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    /* the error buffer and the callbacks' data are on this stack frame */
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    pve_give(pve, h, connects);
+
+    res->http_status = (int)status;
+    if (cc != CURLE_OK) {
+        map_curl_error(pve, p, cc, errbuf, &x, res);
+    }
+    else {
+        map_answer(p, status, &x, res);
+    }
+    free(x.buf);
+    if (res->outcome == OSPAB_PVE_OK) {
+        rv = APR_SUCCESS;
+    }
+    else if (res->outcome == OSPAB_PVE_TIMEOUT) {
+        rv = APR_TIMEUP;
+    }
+    return rv;
+}
+
+/* --- numbers that may be strings ---------------------------------------------------------- */
+
+int ospab_pve_int(json_t *v, apr_int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = (apr_int64_t)json_integer_value(v);
+        return 1;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+
+        /* 2^63 is exact as a double; integral values in range convert exactly */
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0
+            && (double)(apr_int64_t)d == d) {
+            *out = (apr_int64_t)d;
+            return 1;
+        }
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v), *digits = s + (*s == '-');
+        apr_size_t n = strlen(digits);
+        apr_uint64_t acc = 0, limit = *s == '-' ? (apr_uint64_t)APR_INT64_MAX + 1
+                                                : (apr_uint64_t)APR_INT64_MAX;
+        apr_size_t i;
+
+        if (n == 0 || n > 19 || json_string_length(v) != strlen(s)) {
+            return 0;
+        }
+        for (i = 0; i < n; ++i) {
+            if (!apr_isdigit(digits[i])) {
+                return 0;
+            }
+            acc = acc * 10 + (apr_uint64_t)(digits[i] - '0');   /* 19 digits fit in 64 bits */
+        }
+        if (acc > limit) {
+            return 0;
+        }
+        *out = *s == '-' ? (apr_int64_t)(0 - acc) : (apr_int64_t)acc;
+        return 1;
+    }
+    return 0;
+}
+
+/* JSON's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int json_number_text(const char *s)
+{
+    if (*s == '-') {
+        ++s;
+    }
+    if (*s == '0') {
+        ++s;
+    }
+    else if (*s >= '1' && *s <= '9') {
+        while (apr_isdigit(*s)) {
+            ++s;
+        }
+    }
+    else {
+        return 0;
+    }
+    if (*s == '.') {
+        if (!apr_isdigit(*++s)) {
+            return 0;
+        }
+        while (apr_isdigit(*s)) {
+            ++s;
+        }
+    }
+    if (*s == 'e' || *s == 'E') {
+        ++s;
+        if (*s == '+' || *s == '-') {
+            ++s;
+        }
+        if (!apr_isdigit(*s)) {
+            return 0;
+        }
+        while (apr_isdigit(*s)) {
+            ++s;
+        }
+    }
+    return *s == '\0';
+}
+
+int ospab_pve_double(json_t *v, double *out)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 1;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        json_t *num;
+        json_error_t err;
+        int ok;
+
+        if (json_string_length(v) != strlen(s) || !json_number_text(s)) {
+            return 0;
+        }
+        /* jansson converts independently of the locale's decimal point (strtod does not) */
+        num = json_loads(s, JSON_DECODE_ANY, &err);
+        ok = json_is_number(num);
+        if (ok) {
+            *out = json_number_value(num);
+        }
+        json_decref(num);
+        return ok;
+    }
+    return 0;
+}
+
+/* --- UPIDs ------------------------------------------------------------------------------ */
+
+static int hex_field(const char *s, apr_size_t n, apr_size_t min, apr_size_t max,
+                     unsigned long long *out)
+{
+    unsigned long long v = 0;
+    apr_size_t i;
+
+    if (n < min || n > max) {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        int c = (unsigned char)s[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (unsigned)(c - '0');
+        }
+        else if (c >= 'A' && c <= 'F') {
+            v = v * 16 + (unsigned)(c - 'A' + 10);
+        }
+        else if (c >= 'a' && c <= 'f') {
+            v = v * 16 + (unsigned)(c - 'a' + 10);
+        }
+        else {
+            return 0;
+        }
+    }
+    *out = v;
+    return 1;
+}
+
+/* A node name as Proxmox's upid_decode takes it: one hostname label. */
+static int node_field(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    if (n == 0 || n > 63 || !apr_isalnum(s[0]) || !apr_isalnum(s[n - 1])) {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        if (!apr_isalnum(s[i]) && s[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int type_field(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; ++i) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || apr_isdigit(s[i]) || s[i] == '_')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+/* [^:\s]* as in upid_decode, and no control characters either */
+static int text_field(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; ++i) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c <= 0x20 || c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+apr_status_t ospab_upid_parse(apr_pool_t *p, const char *s, ospab_upid_t *out)
+{
+    const char *f[7];
+    apr_size_t len[7];
+    const char *c, *at;
+    unsigned long long pid, pstart, start;
+    int i;
+
+    if (!s || strncmp(s, "UPID:", 5)) {
+        return APR_EINVAL;
+    }
+    c = s + 5;
+    for (i = 0; i < 7; ++i) {               /* seven fields, each ended by ':' */
+        const char *colon = strchr(c, ':');
+
+        if (!colon) {
+            return APR_EINVAL;
+        }
+        f[i] = c;
+        len[i] = (apr_size_t)(colon - c);
+        c = colon + 1;
+    }
+    if (*c != '\0') {
+        return APR_EINVAL;                  /* more fields, or text after the last colon */
+    }
+    if (!node_field(f[0], len[0])
+        || !hex_field(f[1], len[1], 8, 8, &pid)
+        || !hex_field(f[2], len[2], 8, 9, &pstart)
+        || !hex_field(f[3], len[3], 8, 8, &start)
+        || !type_field(f[4], len[4])
+        || !text_field(f[5], len[5])
+        || len[6] == 0 || !text_field(f[6], len[6])) {
+        return APR_EINVAL;
+    }
+    at = memchr(f[6], '@', len[6]);
+    if (!at || at == f[6] || at == f[6] + len[6] - 1) {
+        return APR_EINVAL;                  /* USER@REALM[!TOKENID] */
+    }
+    out->node = apr_pstrmemdup(p, f[0], len[0]);
+    out->pid = (unsigned long)pid;
+    out->pstart = pstart;
+    out->starttime = (unsigned long)start;
+    out->type = apr_pstrmemdup(p, f[4], len[4]);
+    out->id = apr_pstrmemdup(p, f[5], len[5]);
+    out->user = apr_pstrmemdup(p, f[6], len[6]);
+    return APR_SUCCESS;
+}

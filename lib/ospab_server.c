@@ -1,0 +1,1185 @@
+/* ospab core: server management on Proxmox VE. */
+#include <string.h>
+#include <stdlib.h>
+#include <ctype.h>
+
+#include <apr_strings.h>
+#include <apr_general.h>
+#include <apr_escape.h>
+
+#include "ospab_server.h"
+#include "ospab_json.h"
+#include "ospab_jsonw.h"
+#include "ospab_util.h"
+#include "ospab_resource.h"
+
+#define QUEUED_TIMEOUT apr_time_from_sec(120)
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
+{
+    res->log = db->error ? db->error : "database error";
+    ospab_db_end(db, 0);
+    ospab_result_error(p, res, 503, "database unavailable", NULL);
+}
+
+static void ok_body(apr_pool_t *p, ospab_result_t *res, int status, json_t *body)
+{
+    res->status = status;
+    res->body = ospab_json_own(p, body);
+}
+
+/* {"status":"success", "action"?:..., "taskId"?:...} */
+static json_t *success(const char *action, const char *upid)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "status", json_string("success"));
+    if (action) {
+        json_object_set_new(o, "action", json_string(action));
+    }
+    if (upid) {
+        json_object_set_new(o, "taskId", json_string(upid));
+    }
+    return o;
+}
+
+/* Maps a failed Proxmox call to the answer the customer gets. */
+static void pve_failed(apr_pool_t *p, const ospab_pve_result_t *pr, const char *what,
+                       ospab_result_t *res)
+{
+    const char *m = pr->message ? pr->message : "";
+
+    res->log = apr_psprintf(p, "Proxmox %s: %s (HTTP %d)", what, m, pr->http_status);
+    switch (pr->outcome) {
+    case OSPAB_PVE_TIMEOUT:
+        ospab_result_error(p, res, 504, "Proxmox did not answer in time", NULL);
+        return;
+    case OSPAB_PVE_UNREACHABLE:
+        ospab_result_error(p, res, 502, "Proxmox is unreachable", NULL);
+        return;
+    case OSPAB_PVE_BAD_RESPONSE:
+        ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
+        return;
+    default:
+        break;
+    }
+    if (strstr(m, "already running")) {
+        res->log = NULL;
+        ospab_result_error(p, res, 409, "server is already running", NULL);
+    }
+    else if (strstr(m, "not running")) {
+        res->log = NULL;
+        ospab_result_error(p, res, 409, "server is not running", NULL);
+    }
+    else if (strstr(m, "is locked")) {
+        const char *lock = strchr(m, '(');
+
+        res->log = NULL;
+        ospab_result_error(p, res, 409, apr_psprintf(p, "server is busy with another operation%s%s",
+                                                     lock ? " " : "", lock ? lock : ""), NULL);
+    }
+    else if (strstr(m, "unable to shrink") || strstr(m, "already at specified size")) {
+        res->log = NULL;
+        ospab_result_error(p, res, 400, "disk can only grow", NULL);
+    }
+    else if (strstr(m, "already used") || strstr(m, "already exists")) {
+        res->log = NULL;
+        ospab_result_error(p, res, 409, m, NULL);
+    }
+    else if (strstr(m, "does not exist") && pr->http_status == 500) {
+        ospab_result_error(p, res, 502, "the server is missing on Proxmox", NULL);
+    }
+    else if (pr->http_status == 400) {
+        json_t *f = pr->errors ? json_deep_copy(pr->errors) : NULL;
+
+        ospab_result_error(p, res, 400, apr_psprintf(p, "Proxmox refused the request: %s", m),
+                           f);
+    }
+    else if (pr->http_status == 401 || pr->http_status == 403) {
+        ospab_result_error(p, res, 502, "Proxmox refused the panel's credentials", NULL);
+    }
+    else if (pr->http_status >= 595) {
+        ospab_result_error(p, res, 502, "the Proxmox node is unreachable", NULL);
+    }
+    else {
+        ospab_result_error(p, res, 502, apr_psprintf(p, "Proxmox error: %s", m), NULL);
+    }
+}
+
+static const char *kind_of(ospab_row_t v)
+{
+    return v[OSPAB_VPS_KIND] && !strcmp(v[OSPAB_VPS_KIND], "qemu") ? "qemu" : "lxc";
+}
+
+/* "/nodes/<node>/<lxc|qemu>/<vmid>/<tail...>" */
+static const char *guest_path(apr_pool_t *p, ospab_row_t v, const char *a, const char *b,
+                              const char *c)
+{
+    return ospab_pve_path(p, "nodes", v[OSPAB_VPS_NODE], kind_of(v), v[OSPAB_VPS_VMID], a, b,
+                          c, NULL);
+}
+
+/* The caller's server by id. 0: *row set; 1: res is set (404). */
+static int load_owned(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                      const char *id, ospab_row_t *row, ospab_result_t *res)
+{
+    if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, row) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return 1;
+    }
+    if (!*row || (!who->admin && strcmp((*row)[OSPAB_VPS_USER_ID], who->user_id))) {
+        ospab_result_error(p, res, 404, "server not found", NULL);
+        return 1;
+    }
+    return 0;
+}
+
+/* Proxmox configured, a Proxmox server, provisioned. 0: fine; 1: res is set. */
+static int on_proxmox(apr_pool_t *p, const ospab_server_conf_t *c, ospab_row_t v,
+                      ospab_result_t *res)
+{
+    if (strcmp(v[OSPAB_VPS_HYPERVISOR], "proxmox")) {
+        ospab_result_error(p, res, 501, apr_psprintf(p, "this server runs on %s: the panel "
+                           "manages Proxmox servers only, ask support", v[OSPAB_VPS_HYPERVISOR]),
+                           NULL);
+        return 1;
+    }
+    if (!c->pve) {
+        ospab_result_error(p, res, 503, "server management is not configured "
+                           "(OspabProxmoxURL)", NULL);
+        return 1;
+    }
+    if (!v[OSPAB_VPS_NODE] || !v[OSPAB_VPS_VMID]) {
+        ospab_result_error(p, res, 409, "the server has no Proxmox node/vmid yet", NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static void finish_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                        const char *task_id, int ok, const char *exitstatus, const char *error)
+{
+    const char *now = ospab_time_db(p, a->now);
+    const char *args[6] = { ok ? "ok" : "error", exitstatus, error, now, now, task_id };
+
+    ospab_db_exec(db, p, "ospab_task_finish", 6, args, NULL);
+}
+
+static void set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
+                       const char *status)
+{
+    const char *args[3] = { status, ospab_time_db(p, a->now), id };
+
+    ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL);
+}
+
+static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                          const ospab_principal_t *who, const char *action, const char *id,
+                          json_t *details)
+{
+    const char *args[8];
+
+    args[0] = who->admin ? "admin" : "user";
+    args[1] = who->user_id;
+    args[2] = action;
+    args[3] = "vps";
+    args[4] = id;
+    args[5] = details ? ospab_json_dump(p, details) : NULL;
+    args[6] = a->remote_addr;
+    args[7] = ospab_time_db(p, a->now);
+    json_decref(details);
+    return ospab_db_exec(db, p, "ospab_audit_insert", 8, args, NULL);
+}
+
+/* The first IPv4 address of a running container (from /interfaces), or NULL. */
+static const char *guest_ip(apr_pool_t *p, const ospab_server_conf_t *c, ospab_row_t v)
+{
+    ospab_pve_result_t pr;
+    size_t i;
+
+    if (strcmp(kind_of(v), "lxc")
+        || ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "interfaces", NULL, NULL), NULL,
+                          &pr) != APR_SUCCESS) {
+        return NULL;
+    }
+    for (i = 0; i < json_array_size(pr.data); ++i) {
+        json_t *itf = json_array_get(pr.data, i);
+        json_t *inet = json_object_get(itf, "inet");
+        const char *name = json_string_value(json_object_get(itf, "name"));
+
+        if (name && strcmp(name, "lo") && json_is_string(inet)) {
+            char *ip = apr_pstrdup(p, json_string_value(inet));
+            char *slash = strchr(ip, '/');
+
+            if (slash) {
+                *slash = '\0';
+            }
+            return ip;
+        }
+    }
+    return NULL;
+}
+
+/* ---- tasks: the one-operation rule and the lazy follow-up ----------------------------------- */
+
+/* Applies what a finished task means for its server. */
+static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                          const ospab_actor_t *a, ospab_row_t v, const char *action, int ok)
+{
+    const char *id = v[OSPAB_VPS_ID];
+
+    if (!strcmp(action, "delete")) {
+        if (ok) {
+            ospab_db_exec(db, p, "ospab_vps_delete_metrics", 1, &id, NULL);
+            ospab_db_exec(db, p, "ospab_vps_delete_alerts", 1, &id, NULL);
+            ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &id, NULL);
+            ospab_db_exec(db, p, "ospab_vps_delete", 1, &id, NULL);
+        }
+        else {
+            set_status(db, p, a, id, "stopped");
+        }
+        return;
+    }
+    if (!ok) {
+        if (!strcmp(action, "create")) {
+            set_status(db, p, a, id, "error");
+        }
+        return;
+    }
+    if (!strcmp(action, "stop") || !strcmp(action, "shutdown")) {
+        set_status(db, p, a, id, "stopped");
+    }
+    else if (!strcmp(action, "start") || !strcmp(action, "reboot")
+             || !strcmp(action, "restart:start") || !strcmp(action, "create")
+             || !strcmp(action, "rollback")) {
+        /* what the guest really is now (create starts it in a task of its own) */
+        ospab_pve_result_t pr;
+        const char *st = "running";
+        const char *ip;
+
+        if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "status", "current", NULL), NULL,
+                           &pr) == APR_SUCCESS
+            && json_is_string(json_object_get(pr.data, "status"))) {
+            st = json_string_value(json_object_get(pr.data, "status"));
+        }
+        set_status(db, p, a, id, st);
+        if (!strcmp(st, "running") && (ip = guest_ip(p, c, v)) != NULL) {
+            const char *args[3] = { ip, ospab_time_db(p, a->now), id };
+
+            ospab_db_exec(db, p, "ospab_vps_set_ip", 3, args, NULL);
+        }
+    }
+}
+
+/* Asks Proxmox about the server's running tasks and finishes those that stopped.
+ * Failures to reach Proxmox leave the tasks as they are. */
+static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                      const ospab_actor_t *a, ospab_row_t v)
+{
+    apr_array_header_t *tasks;
+    const char *id = v[OSPAB_VPS_ID];
+    const char *stale = ospab_time_db(p, a->now - QUEUED_TIMEOUT);
+    int i;
+
+    if (ospab_db_select(db, p, "ospab_task_active", 1, &id, &tasks, NULL) != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < tasks->nelts; ++i) {
+        ospab_row_t t = APR_ARRAY_IDX(tasks, i, ospab_row_t);   /* id upid action node ... */
+        ospab_pve_result_t pr;
+        const char *exitstatus;
+        int ok;
+
+        if (!t[1]) {
+            if (strcmp(t[5], stale) < 0) {
+                finish_task(db, p, a, t[0], 0, NULL,
+                            "abandoned before Proxmox accepted it");
+            }
+            continue;
+        }
+        if (ospab_pve_call(c->pve, p, "GET",
+                           ospab_pve_path(p, "nodes", t[3], "tasks", t[1], "status", NULL),
+                           NULL, &pr) != APR_SUCCESS) {
+            continue;
+        }
+        if (!json_is_string(json_object_get(pr.data, "status"))
+            || strcmp(json_string_value(json_object_get(pr.data, "status")), "stopped")) {
+            continue;
+        }
+        exitstatus = json_string_value(json_object_get(pr.data, "exitstatus"));
+        ok = exitstatus && (!strcmp(exitstatus, "OK") || !strncmp(exitstatus, "WARNINGS", 8));
+        if (!strcmp(t[2], "restart") && ok) {
+            /* the hard stop is done: the start is the second half of a restart */
+            ospab_pve_result_t st;
+            const char *args[3];
+
+            if (ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "status", "start", NULL),
+                               NULL, &st) == APR_SUCCESS && json_is_string(st.data)) {
+                /* the row now follows the start ("restart:start") until it finishes */
+                args[0] = json_string_value(st.data);
+                args[1] = ospab_time_db(p, a->now);
+                args[2] = t[0];
+                ospab_db_exec(db, p, "ospab_task_restart_start", 3, args, NULL);
+                continue;
+            }
+            finish_task(db, p, a, t[0], 0, exitstatus, st.message ? st.message
+                                                                  : "start failed");
+            continue;
+        }
+        finish_task(db, p, a, t[0], ok, exitstatus, ok ? NULL : exitstatus);
+        apply_outcome(db, p, c, a, v, t[2], ok);
+    }
+}
+
+/* Takes the server for one operation: inside a transaction that first locks the server's
+ * row, no other operation may be queued or running. 0: *task_id set; 1: res is set. */
+static int begin_op(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                    const ospab_principal_t *who, ospab_row_t v, const char *action,
+                    const char **task_id, ospab_result_t *res)
+{
+    const char *id = v[OSPAB_VPS_ID];
+    const char *now = ospab_time_db(p, a->now);
+    const char *args[6];
+    ospab_row_t busy;
+
+    if (ospab_db_begin(db, p) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_vps_lock", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_select_one(db, p, "ospab_task_active", 1, &id, &busy) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return 1;
+    }
+    if (busy) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 409, apr_psprintf(p, "operation '%s' is still running on "
+                           "this server%s%s", busy[2], busy[1] ? " (task " : "",
+                           busy[1] ? apr_pstrcat(p, busy[1], ")", NULL) : ""), NULL);
+        return 1;
+    }
+    args[0] = id;
+    args[1] = v[OSPAB_VPS_USER_ID];
+    args[2] = v[OSPAB_VPS_NODE];
+    args[3] = action;
+    args[4] = now;
+    args[5] = now;
+    if (ospab_db_exec(db, p, "ospab_task_insert", 6, args, NULL) != APR_SUCCESS
+        || ospab_db_last_id(db, p, task_id) != APR_SUCCESS
+        || audit(db, p, a, who, apr_pstrcat(p, "vps.", action, NULL), id, NULL) != APR_SUCCESS
+        || ospab_db_end(db, 1) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return 1;
+    }
+    return 0;
+}
+
+/* Records the UPID Proxmox gave, or the refusal. 0: started; 1: res is set. */
+static int started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *task_id,
+                   apr_status_t rv, ospab_pve_result_t *pr, const char *what,
+                   const char **upid, ospab_result_t *res)
+{
+    ospab_upid_t u;
+
+    if (rv != APR_SUCCESS) {
+        finish_task(db, p, a, task_id, 0, NULL, pr->message ? pr->message : "failed");
+        pve_failed(p, pr, what, res);
+        return 1;
+    }
+    if (!json_is_string(pr->data)
+        || ospab_upid_parse(p, json_string_value(pr->data), &u) != APR_SUCCESS) {
+        finish_task(db, p, a, task_id, 0, NULL, "Proxmox did not return a task id");
+        res->log = apr_psprintf(p, "Proxmox %s: no UPID in the answer", what);
+        ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
+        return 1;
+    }
+    *upid = json_string_value(pr->data);
+    {
+        const char *args[3] = { *upid, ospab_time_db(p, a->now), task_id };
+
+        if (ospab_db_exec(db, p, "ospab_task_start", 3, args, NULL) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Load, check, follow up, take the server. 0: ready; 1: res is set. */
+static int prepare(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                   const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                   const char *action, ospab_row_t *v, const char **task_id,
+                   ospab_result_t *res)
+{
+    if (load_owned(db, p, who, id, v, res) || on_proxmox(p, c, *v, res)) {
+        return 1;
+    }
+    follow_up(db, p, c, a, *v);
+    /* again: a finished task may have changed it, or deleted it */
+    if (load_owned(db, p, who, id, v, res)) {
+        return 1;
+    }
+    return begin_op(db, p, a, who, *v, action, task_id, res);
+}
+
+/* ---- power ------------------------------------------------------------------------------ */
+
+void ospab_server_power(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                        const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                        const char *action, ospab_result_t *res)
+{
+    /* restart is a hard stop first (then the start, see follow_up) */
+    const char *pve_action = !strcmp(action, "restart") ? "stop" : action;
+    const char *task_id, *upid;
+    ospab_pve_result_t pr;
+    ospab_row_t v;
+    apr_status_t rv;
+    int only_start = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (prepare(db, p, c, who, a, id, action, &v, &task_id, res)) {
+        return;
+    }
+
+    rv = ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "status", pve_action, NULL), NULL,
+                        &pr);
+    if (rv != APR_SUCCESS && !strcmp(action, "restart") && pr.message
+        && strstr(pr.message, "not running")) {
+        /* restarting a stopped server: just start it */
+        only_start = 1;
+        rv = ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "status", "start", NULL), NULL,
+                            &pr);
+    }
+    if (started(db, p, a, task_id, rv, &pr, action, &upid, res)) {
+        return;
+    }
+    if (only_start) {
+        /* the task row is the start half already */
+        const char *args[3] = { upid, ospab_time_db(p, a->now), task_id };
+
+        ospab_db_exec(db, p, "ospab_task_restart_start", 3, args, NULL);
+    }
+    ok_body(p, res, 200, success(action, upid));
+}
+
+/* ---- create ----------------------------------------------------------------------------- */
+
+const char *ospab_server_new_password(apr_pool_t *p)
+{
+    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    unsigned char raw[20];
+    char *pw = apr_palloc(p, sizeof(raw) + 1);
+    apr_size_t i, n = sizeof(alphabet) - 1;
+
+    apr_generate_random_bytes(raw, sizeof(raw));
+    for (i = 0; i < sizeof(raw); ++i) {
+        /* 256 % 56 != 0: redraw the bytes that would bias the choice */
+        while (raw[i] >= 256 - 256 % n) {
+            apr_generate_random_bytes(&raw[i], 1);
+        }
+        pw[i] = alphabet[raw[i] % n];
+    }
+    pw[sizeof(raw)] = '\0';
+    memset(raw, 0, sizeof(raw));
+    return pw;
+}
+
+static int positive_int(json_t *v, apr_int64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        return 0;
+    }
+    *out = json_integer_value(v);
+    return 1;
+}
+
+void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const ospab_actor_t *a, json_t *body,
+                         ospab_result_t *res)
+{
+    json_t *errors = json_object();
+    apr_int64_t os_id = 0, tariff_id = 0, vmid;
+    const char *args[17], *os_s, *tariff_s, *password, *now, *vps_id, *task_id, *upid;
+    ospab_row_t os, tariff, v;
+    ospab_pve_result_t pr;
+    int attempt, i;
+
+    memset(res, 0, sizeof(*res));
+    if (!who->admin && !c->self_service) {
+        json_decref(errors);
+        ospab_result_error(p, res, 403, "ordering servers here is disabled: order on the main "
+                           "site", NULL);
+        return;
+    }
+    if (!json_is_object(body) || !positive_int(json_object_get(body, "osId"), &os_id)) {
+        json_object_set_new(errors, "osId", json_string("must be the id of an OS template"));
+    }
+    if (!json_is_object(body) || !positive_int(json_object_get(body, "tariffId"), &tariff_id)) {
+        json_object_set_new(errors, "tariffId", json_string("must be the id of a tariff"));
+    }
+    if (json_object_size(errors)) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "request", errors), errors);
+        return;
+    }
+    os_s = apr_psprintf(p, "%" APR_INT64_T_FMT, os_id);
+    tariff_s = apr_psprintf(p, "%" APR_INT64_T_FMT, tariff_id);
+    if (ospab_db_select_one(db, p, "ospab_os_get", 1, &os_s, &os) != APR_SUCCESS
+        || ospab_db_select_one(db, p, "ospab_tariff_get", 1, &tariff_s, &tariff)
+           != APR_SUCCESS) {
+        json_decref(errors);
+        db_failed(db, p, res);
+        return;
+    }
+    if (!os) {
+        json_object_set_new(errors, "osId", json_string(apr_psprintf(p, "OS template %s does "
+                                                                     "not exist", os_s)));
+    }
+    if (!tariff) {
+        json_object_set_new(errors, "tariffId", json_string(apr_psprintf(p, "tariff %s does "
+                                                                         "not exist", tariff_s)));
+    }
+    if (json_object_size(errors)) {
+        ospab_result_error(p, res, 422, ospab_fields_summary(p, "request", errors), errors);
+        return;
+    }
+    json_decref(errors);
+    if (!c->pve || !c->node) {
+        ospab_result_error(p, res, 503, "server management is not configured "
+                           "(OspabProxmoxURL, OspabProxmoxNode)", NULL);
+        return;
+    }
+    password = ospab_server_new_password(p);
+    for (attempt = 0; attempt < 3; ++attempt) {
+        ospab_pve_param_t params[12];
+
+        /* the next free vmid; two creates may get the same one, Proxmox then refuses the
+         * second ("already exists") and it tries the next */
+        if (ospab_pve_call(c->pve, p, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
+            pve_failed(p, &pr, "nextid", res);
+            return;
+        }
+        if (!ospab_pve_int(pr.data, &vmid)) {
+            res->log = "Proxmox nextid: not a number";
+            ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read",
+                               NULL);
+            return;
+        }
+        now = ospab_time_db(p, a->now);
+        for (i = 0; i < 17; ++i) {
+            args[i] = NULL;
+        }
+        args[OSPAB_VPS_NAME - 1] = apr_psprintf(p, "ct%" APR_INT64_T_FMT, vmid);
+        args[OSPAB_VPS_STATUS - 1] = "creating";
+        args[OSPAB_VPS_CPU - 1] = tariff[3];
+        args[OSPAB_VPS_RAM - 1] = tariff[4];
+        args[OSPAB_VPS_DISK - 1] = tariff[5];
+        args[OSPAB_VPS_OS - 1] = os[1];
+        args[OSPAB_VPS_USER_ID - 1] = who->user_id;
+        args[OSPAB_VPS_HYPERVISOR - 1] = "proxmox";
+        args[OSPAB_VPS_NODE - 1] = c->node;
+        args[OSPAB_VPS_VMID - 1] = apr_psprintf(p, "%" APR_INT64_T_FMT, vmid);
+        args[OSPAB_VPS_KIND - 1] = "lxc";
+        args[OSPAB_VPS_TARIFF_ID - 1] = tariff_s;
+        args[OSPAB_VPS_OS_ID - 1] = os_s;
+        args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
+        if (ospab_db_begin(db, p) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
+            if (ospab_db_is_constraint(db)) {   /* vmid taken in our own table */
+                ospab_db_end(db, 0);
+                continue;
+            }
+            db_failed(db, p, res);
+            return;
+        }
+        if (ospab_db_last_id(db, p, &vps_id) != APR_SUCCESS
+            || ospab_db_select_one(db, p, "ospab_vps_get", 1, &vps_id, &v) != APR_SUCCESS || !v
+            || ospab_db_end(db, 1) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        if (begin_op(db, p, a, who, v, "create", &task_id, res)) {
+            return;
+        }
+        i = 0;
+        params[i++] = (ospab_pve_param_t){ "vmid", v[OSPAB_VPS_VMID] };
+        params[i++] = (ospab_pve_param_t){ "ostemplate", os[3] };
+        params[i++] = (ospab_pve_param_t){ "hostname", v[OSPAB_VPS_NAME] };
+        params[i++] = (ospab_pve_param_t){ "cores", tariff[3] };
+        params[i++] = (ospab_pve_param_t){ "memory", tariff[4] };
+        params[i++] = (ospab_pve_param_t){ "rootfs", apr_psprintf(p, "%s:%s", c->storage,
+                                                                  tariff[5]) };
+        params[i++] = (ospab_pve_param_t){ "net0", apr_psprintf(p, "name=eth0,bridge=%s,"
+                                                                "ip=dhcp", c->bridge) };
+        params[i++] = (ospab_pve_param_t){ "password", password };
+        params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
+        params[i++] = (ospab_pve_param_t){ "start", "1" };
+        params[i] = (ospab_pve_param_t){ NULL, NULL };
+        if (ospab_pve_call(c->pve, p, "POST", ospab_pve_path(p, "nodes", c->node, "lxc", NULL),
+                           params, &pr) != APR_SUCCESS) {
+            /* nothing was created: the record goes again */
+            finish_task(db, p, a, task_id, 0, NULL, pr.message ? pr.message : "failed");
+            ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &vps_id, NULL);
+            ospab_db_exec(db, p, "ospab_vps_delete", 1, &vps_id, NULL);
+            if (pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
+                && strstr(pr.message, "already exists")) {
+                continue;
+            }
+            pve_failed(p, &pr, "create", res);
+            return;
+        }
+        if (started(db, p, a, task_id, APR_SUCCESS, &pr, "create", &upid, res)) {
+            return;
+        }
+        {
+            /* seed 003's answer; the root password is shown this once and kept nowhere */
+            json_t *o = json_object();
+
+            json_object_set_new(o, "id", ospab_json_int_or_null(vps_id));
+            json_object_set_new(o, "status", json_string("creating"));
+            json_object_set_new(o, "proxmoxId", ospab_json_int_or_null(v[OSPAB_VPS_VMID]));
+            json_object_set_new(o, "ipAddress", json_null());
+            json_object_set_new(o, "rootPassword", json_string(password));
+            json_object_set_new(o, "taskId", json_string(upid));
+            ok_body(p, res, 201, o);
+        }
+        return;
+    }
+    res->log = "three vmids in a row were taken";
+    ospab_result_error(p, res, 409, "could not reserve a vmid, try again", NULL);
+}
+
+/* ---- delete ----------------------------------------------------------------------------- */
+
+void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                         ospab_result_t *res)
+{
+    static const ospab_pve_param_t params[] = { { "purge", "1" }, { "force", "1" },
+                                                { NULL, NULL } };
+    const char *task_id, *upid;
+    ospab_pve_result_t pr;
+    ospab_row_t v;
+    json_t *o;
+
+    memset(res, 0, sizeof(*res));
+    if (prepare(db, p, c, who, a, id, "delete", &v, &task_id, res)) {
+        return;
+    }
+    if (started(db, p, a, task_id,
+                ospab_pve_call(c->pve, p, "DELETE", guest_path(p, v, NULL, NULL, NULL),
+                               !strcmp(kind_of(v), "lxc") ? params : params + 1, &pr),
+                &pr, "delete", &upid, res)) {
+        return;
+    }
+    set_status(db, p, a, id, "deleting");
+    o = json_object();
+    json_object_set_new(o, "status", json_string("deleted"));
+    json_object_set_new(o, "taskId", json_string(upid));
+    ok_body(p, res, 200, o);
+}
+
+/* ---- status ----------------------------------------------------------------------------- */
+
+static const char *const timeframes[] = { "hour", "day", "week", "month", "year", NULL };
+
+static json_t *usage(json_t *cur, const char *used_key, const char *max_key)
+{
+    double used = 0, max = 0;
+    json_t *o = json_object();
+
+    ospab_pve_double(json_object_get(cur, used_key), &used);
+    ospab_pve_double(json_object_get(cur, max_key), &max);
+    json_object_set_new(o, "used", json_integer((json_int_t)used));
+    json_object_set_new(o, "max", json_integer((json_int_t)max));
+    json_object_set_new(o, "usage", json_real(max > 0 ? ((long)(used * 1000.0 / max)) / 10.0
+                                                      : 0.0));
+    return o;
+}
+
+void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const char *id, const char *timeframe,
+                         ospab_result_t *res)
+{
+    ospab_pve_param_t rrd_params[3] = { { "timeframe", NULL }, { "cf", "AVERAGE" },
+                                        { NULL, NULL } };
+    const char *const *tf;
+    ospab_pve_result_t cur, rrd;
+    ospab_actor_t a = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_row_t v;
+    json_t *data, *stats, *o, *net;
+    double cpu = 0;
+    apr_int64_t n;
+
+    memset(res, 0, sizeof(*res));
+    timeframe = timeframe ? timeframe : "hour";
+    for (tf = timeframes; *tf && strcmp(*tf, timeframe); ++tf) {
+    }
+    if (!*tf) {
+        ospab_result_error(p, res, 400, "timeframe must be one of hour, day, week, month, year",
+                           NULL);
+        return;
+    }
+    if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
+        return;
+    }
+    follow_up(db, p, c, &a, v);
+    rrd_params[0].value = timeframe;
+    if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "status", "current", NULL), NULL,
+                       &cur) != APR_SUCCESS) {
+        pve_failed(p, &cur, "status", res);
+        return;
+    }
+    if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "rrddata", NULL, NULL), rrd_params,
+                       &rrd) != APR_SUCCESS) {
+        pve_failed(p, &rrd, "rrddata", res);
+        return;
+    }
+    /* the row again: follow_up may have changed the status */
+    if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &v) != APR_SUCCESS || !v) {
+        db_failed(db, p, res);
+        return;
+    }
+    data = json_object();
+    json_object_set_new(data, "vmid", ospab_json_int_or_null(v[OSPAB_VPS_VMID]));
+    json_object_set(data, "status", json_object_get(cur.data, "status"));
+    json_object_set_new(data, "uptime", json_integer(
+        ospab_pve_int(json_object_get(cur.data, "uptime"), &n) ? (json_int_t)n : 0));
+    ospab_pve_double(json_object_get(cur.data, "cpu"), &cpu);
+    json_object_set_new(data, "cpu", json_real(cpu));
+    json_object_set_new(data, "memory", usage(cur.data, "mem", "maxmem"));
+    json_object_set_new(data, "disk", usage(cur.data, "disk", "maxdisk"));
+    net = json_object();
+    json_object_set_new(net, "in", json_integer(
+        ospab_pve_int(json_object_get(cur.data, "netin"), &n) ? (json_int_t)n : 0));
+    json_object_set_new(net, "out", json_integer(
+        ospab_pve_int(json_object_get(cur.data, "netout"), &n) ? (json_int_t)n : 0));
+    json_object_set_new(data, "network", net);
+    json_object_set(data, "rrdData", json_is_array(rrd.data) ? rrd.data : json_array());
+    stats = json_object();
+    json_object_set_new(stats, "status", json_string("success"));
+    json_object_set_new(stats, "data", data);
+    o = json_object();
+    json_object_set_new(o, "id", ospab_json_int_or_null(v[OSPAB_VPS_ID]));
+    json_object_set_new(o, "status", ospab_json_str_or_null(v[OSPAB_VPS_STATUS]));
+    json_object_set_new(o, "stats", stats);
+    ok_body(p, res, 200, o);
+}
+
+/* ---- root password ---------------------------------------------------------------------- */
+
+void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                           const ospab_principal_t *who, const ospab_actor_t *a,
+                           const char *id, ospab_result_t *res)
+{
+    const char *task_id, *password = ospab_server_new_password(p), *err = NULL;
+    ospab_row_t v;
+    json_t *o;
+
+    memset(res, 0, sizeof(*res));
+    if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
+        return;
+    }
+    if (!strcmp(kind_of(v), "lxc") && !c->ssh) {
+        ospab_result_error(p, res, 503, "password reset is not configured "
+                           "(OspabProxmoxSSHKey)", NULL);
+        return;
+    }
+    follow_up(db, p, c, a, v);
+    if (load_owned(db, p, who, id, &v, res) || begin_op(db, p, a, who, v, "password", &task_id, res)) {
+        return;
+    }
+    if (!strcmp(kind_of(v), "lxc")) {
+        /* no API for it: `pct exec <vmid> -- chpasswd` on the node, the password on stdin */
+        if (ospab_ssh_set_root_password(p, c->ssh, atol(v[OSPAB_VPS_VMID]), password, &err)
+            != APR_SUCCESS) {
+            finish_task(db, p, a, task_id, 0, NULL, err);
+            res->log = apr_psprintf(p, "password reset over SSH failed: %s", err);
+            ospab_result_error(p, res, 502, "the password could not be set on the node", NULL);
+            return;
+        }
+    }
+    else {
+        ospab_pve_param_t params[] = { { "username", "root" }, { "password", password },
+                                       { NULL, NULL } };
+        ospab_pve_result_t pr;
+
+        if (ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "agent", "set-user-password",
+                                                        NULL), params, &pr) != APR_SUCCESS) {
+            finish_task(db, p, a, task_id, 0, NULL, pr.message);
+            pve_failed(p, &pr, "set-user-password", res);
+            return;
+        }
+    }
+    finish_task(db, p, a, task_id, 1, "OK", NULL);
+    o = json_object();
+    json_object_set_new(o, "status", json_string("success"));
+    json_object_set_new(o, "password", json_string(password));
+    ok_body(p, res, 200, o);
+}
+
+/* ---- resize ----------------------------------------------------------------------------- */
+
+void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                         json_t *body, ospab_result_t *res)
+{
+    static const struct { const char *name; long long min, max; int col; } f[] = {
+        { "cores", 1, 1024, OSPAB_VPS_CPU },
+        { "memory", 128, 4194304, OSPAB_VPS_RAM },
+        { "disk", 1, 1048576, OSPAB_VPS_DISK },
+    };
+    json_t *errors = json_object(), *data;
+    const char *val[3] = { NULL, NULL, NULL };
+    const char *key, *task_id, *upid = NULL;
+    const char *args[5];
+    ospab_pve_param_t conf_params[3];
+    ospab_pve_result_t pr;
+    ospab_row_t v;
+    json_t *x;
+    int i, n = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (!json_is_object(body)) {
+        json_decref(errors);
+        ospab_result_error(p, res, 400, "request body must be a JSON object", NULL);
+        return;
+    }
+    json_object_foreach(body, key, x) {
+        for (i = 0; i < 3 && strcmp(f[i].name, key); ++i) {
+        }
+        if (i == 3) {
+            json_object_set_new(errors, ospab_text_ok(key, 1, 64) ? key : "(unprintable)",
+                                json_string("unknown field"));
+        }
+        else if (!json_is_integer(x) || json_integer_value(x) < f[i].min
+                 || json_integer_value(x) > f[i].max) {
+            json_object_set_new(errors, key, json_string(apr_psprintf(p, "must be an integer "
+                                "from %" APR_INT64_T_FMT " to %" APR_INT64_T_FMT,
+                                (apr_int64_t)f[i].min, (apr_int64_t)f[i].max)));
+        }
+        else {
+            val[i] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(x));
+        }
+    }
+    if (json_object_size(errors)) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "resize", errors), errors);
+        return;
+    }
+    json_decref(errors);
+    if (!val[0] && !val[1] && !val[2]) {
+        ospab_result_error(p, res, 400, "nothing to change: give cores, memory and/or disk",
+                           NULL);
+        return;
+    }
+    if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
+        return;
+    }
+    if (val[2] && apr_atoi64(val[2]) < apr_atoi64(v[OSPAB_VPS_DISK])) {
+        ospab_result_error(p, res, 400, apr_psprintf(p, "disk can only grow (it has %s GB)",
+                                                     v[OSPAB_VPS_DISK]), NULL);
+        return;
+    }
+    follow_up(db, p, c, a, v);
+    if (load_owned(db, p, who, id, &v, res) || begin_op(db, p, a, who, v, "resize", &task_id, res)) {
+        return;
+    }
+    if (val[0]) {
+        conf_params[n++] = (ospab_pve_param_t){ "cores", val[0] };
+    }
+    if (val[1]) {
+        conf_params[n++] = (ospab_pve_param_t){ "memory", val[1] };
+    }
+    conf_params[n] = (ospab_pve_param_t){ NULL, NULL };
+    if (n && ospab_pve_call(c->pve, p, "PUT", guest_path(p, v, "config", NULL, NULL),
+                            conf_params, &pr) != APR_SUCCESS) {
+        finish_task(db, p, a, task_id, 0, NULL, pr.message);
+        pve_failed(p, &pr, "config", res);
+        return;
+    }
+    if (val[2] && strcmp(val[2], v[OSPAB_VPS_DISK])) {
+        ospab_pve_param_t rp[] = { { "disk", !strcmp(kind_of(v), "lxc") ? "rootfs" : "scsi0" },
+                                   { "size", apr_pstrcat(p, val[2], "G", NULL) },
+                                   { NULL, NULL } };
+
+        if (started(db, p, a, task_id,
+                    ospab_pve_call(c->pve, p, "PUT", guest_path(p, v, "resize", NULL, NULL),
+                                   rp, &pr), &pr, "resize", &upid, res)) {
+            return;
+        }
+    }
+    else {
+        finish_task(db, p, a, task_id, 1, "OK", NULL);
+    }
+    args[0] = val[0] ? val[0] : v[OSPAB_VPS_CPU];
+    args[1] = val[1] ? val[1] : v[OSPAB_VPS_RAM];
+    args[2] = val[2] ? val[2] : v[OSPAB_VPS_DISK];
+    args[3] = ospab_time_db(p, a->now);
+    args[4] = id;
+    if (ospab_db_exec(db, p, "ospab_vps_set_resources", 5, args, NULL) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    data = json_object();
+    json_object_set_new(data, "cores", ospab_json_int_or_null(args[0]));
+    json_object_set_new(data, "memory", ospab_json_int_or_null(args[1]));
+    json_object_set_new(data, "disk", ospab_json_int_or_null(args[2]));
+    json_object_set_new(data, "taskId", ospab_json_str_or_null(upid));
+    x = success(NULL, NULL);
+    json_object_set_new(x, "data", data);
+    ok_body(p, res, 200, x);
+}
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+int ospab_server_snapname_ok(const char *s)
+{
+    static const char *const reserved[] = { "current", "vzdump", "pending", NULL };
+    const char *const *r;
+    apr_size_t n = strlen(s), i;
+
+    if (n < 2 || n > 40 || !isalpha((unsigned char)s[0])) {
+        return 0;
+    }
+    for (i = 1; i < n; ++i) {
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') {
+            return 0;
+        }
+    }
+    for (r = reserved; *r; ++r) {
+        if (!strcasecmp(*r, s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                            const ospab_principal_t *who, const char *id, ospab_result_t *res)
+{
+    ospab_pve_result_t pr;
+    ospab_row_t v;
+    json_t *list, *o;
+    size_t i;
+
+    memset(res, 0, sizeof(*res));
+    if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
+        return;
+    }
+    if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "snapshot", NULL, NULL), NULL, &pr)
+        != APR_SUCCESS) {
+        pve_failed(p, &pr, "snapshots", res);
+        return;
+    }
+    list = json_array();
+    for (i = 0; i < json_array_size(pr.data); ++i) {
+        json_t *s = json_array_get(pr.data, i), *e;
+        const char *name = json_string_value(json_object_get(s, "name"));
+        apr_int64_t t;
+
+        if (!name || !strcmp(name, "current")) {
+            continue;   /* "You are here", not a snapshot */
+        }
+        e = json_object();
+        json_object_set_new(e, "name", json_string(name));
+        json_object_set(e, "description", json_is_string(json_object_get(s, "description"))
+                                          ? json_object_get(s, "description")
+                                          : json_string(""));
+        json_object_set_new(e, "snaptime", ospab_pve_int(json_object_get(s, "snaptime"), &t)
+                                           ? json_integer((json_int_t)t) : json_null());
+        json_array_append_new(list, e);
+    }
+    o = success(NULL, NULL);
+    json_object_set_new(o, "data", list);
+    ok_body(p, res, 200, o);
+}
+
+void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                              const ospab_principal_t *who, const ospab_actor_t *a,
+                              const char *id, const char *op, json_t *body,
+                              ospab_result_t *res)
+{
+    const char *name = json_string_value(json_object_get(body, "snapname"));
+    json_t *desc = json_object_get(body, "description");
+    const char *task_id, *upid, *method, *path, *action;
+    ospab_pve_param_t params[3] = { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } };
+    ospab_pve_result_t pr;
+    ospab_row_t v;
+    json_t *o;
+
+    memset(res, 0, sizeof(*res));
+    if (!json_is_object(body) || !name || !ospab_server_snapname_ok(name)) {
+        json_t *f = json_object();
+
+        json_object_set_new(f, "snapname", json_string("must start with a letter, then "
+                            "letters, digits, '-' or '_', 2 to 40 characters (not current, "
+                            "vzdump, pending)"));
+        ospab_result_error(p, res, 400, "invalid snapshot name", f);
+        return;
+    }
+    if (desc && (!json_is_string(desc) || !ospab_text_ok(json_string_value(desc), 0, 255))) {
+        json_t *f = json_object();
+
+        json_object_set_new(f, "description", json_string("must be at most 255 printable "
+                                                          "characters"));
+        ospab_result_error(p, res, 400, "invalid snapshot description", f);
+        return;
+    }
+    action = !strcmp(op, "create") ? "snapshot" : !strcmp(op, "delete") ? "delsnapshot"
+                                                                        : "rollback";
+    if (prepare(db, p, c, who, a, id, action, &v, &task_id, res)) {
+        return;
+    }
+    if (!strcmp(op, "create")) {
+        method = "POST";
+        path = guest_path(p, v, "snapshot", NULL, NULL);
+        params[0] = (ospab_pve_param_t){ "snapname", name };
+        if (desc) {
+            params[1] = (ospab_pve_param_t){ "description", json_string_value(desc) };
+        }
+    }
+    else if (!strcmp(op, "delete")) {
+        method = "DELETE";
+        path = guest_path(p, v, "snapshot", name, NULL);
+    }
+    else {
+        method = "POST";
+        path = guest_path(p, v, "snapshot", name, "rollback");
+    }
+    if (started(db, p, a, task_id, ospab_pve_call(c->pve, p, method, path, params, &pr), &pr,
+                action, &upid, res)) {
+        return;
+    }
+    o = success(NULL, upid);
+    if (!strcmp(op, "create")) {
+        json_object_set_new(o, "snapname", json_string(name));
+    }
+    ok_body(p, res, 200, o);
+}
+
+/* ---- console ------------------------------------------------------------------------------ */
+
+void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                          const ospab_principal_t *who, json_t *body, ospab_result_t *res)
+{
+    static const ospab_pve_param_t params[] = { { "websocket", "1" }, { NULL, NULL } };
+    apr_int64_t n;
+    ospab_pve_result_t pr;
+    ospab_row_t v = NULL;
+    const char *key, *port, *ticket;
+    const char *esc;
+    json_t *o;
+    apr_array_header_t *rows;
+
+    memset(res, 0, sizeof(*res));
+    if (json_is_object(body) && ospab_pve_int(json_object_get(body, "serverId"), &n)) {
+        key = apr_psprintf(p, "%" APR_INT64_T_FMT, n);
+        if (load_owned(db, p, who, key, &v, res)) {
+            return;
+        }
+    }
+    else if (json_is_object(body) && ospab_pve_int(json_object_get(body, "vmid"), &n)) {
+        const char *args[2];
+        int i;
+
+        args[0] = apr_psprintf(p, "%" APR_INT64_T_FMT, n);
+        args[1] = who->user_id;
+        if (ospab_db_select(db, p, who->admin ? "ospab_vps_by_vmid_any" : "ospab_vps_by_vmid",
+                            who->admin ? 1 : 2, args, &rows, NULL) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        for (i = 0; i < rows->nelts && !v; ++i) {
+            v = APR_ARRAY_IDX(rows, i, ospab_row_t);
+        }
+        if (!v) {
+            ospab_result_error(p, res, 404, "server not found", NULL);
+            return;
+        }
+    }
+    else {
+        json_t *f = json_object();
+
+        json_object_set_new(f, "vmid", json_string("give vmid or serverId"));
+        ospab_result_error(p, res, 400, "vmid or serverId is required", f);
+        return;
+    }
+    if (on_proxmox(p, c, v, res)) {
+        return;
+    }
+    if (ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "vncproxy", NULL, NULL), params,
+                       &pr) != APR_SUCCESS) {
+        pve_failed(p, &pr, "vncproxy", res);
+        return;
+    }
+    ticket = json_string_value(json_object_get(pr.data, "ticket"));
+    port = ospab_pve_int(json_object_get(pr.data, "port"), &n)
+           ? apr_psprintf(p, "%" APR_INT64_T_FMT, n) : NULL;
+    if (!ticket || !port) {
+        res->log = "Proxmox vncproxy: no ticket or port";
+        ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
+        return;
+    }
+    /* the ticket is a credential: it goes to the caller only, never into a log */
+    esc = apr_pescape_urlencoded(p, ticket);
+    o = success(NULL, NULL);
+    json_object_set_new(o, "url", json_string(apr_psprintf(p, "%s/?console=%s&novnc=1&vmid=%s"
+                        "&node=%s&port=%s&ticket=%s", c->url, kind_of(v), v[OSPAB_VPS_VMID],
+                        v[OSPAB_VPS_NODE], port, esc)));
+    ok_body(p, res, 200, o);
+}
+
+/* ---- tasks --------------------------------------------------------------------------------- */
+
+void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                        const ospab_principal_t *who, const char *id, ospab_result_t *res)
+{
+    ospab_actor_t a = { "user", who->user_id, NULL, apr_time_now() };
+    apr_array_header_t *rows;
+    ospab_row_t v;
+    ospab_jw_t w;
+    int i;
+
+    memset(res, 0, sizeof(*res));
+    if (load_owned(db, p, who, id, &v, res)) {
+        return;
+    }
+    if (c->pve && !on_proxmox(p, c, v, res)) {
+        follow_up(db, p, c, &a, v);
+    }
+    memset(res, 0, sizeof(*res));
+    if (ospab_db_select(db, p, "ospab_task_list", 1, &id, &rows, NULL) != APR_SUCCESS) {
+        db_failed(db, p, res);
+        return;
+    }
+    ospab_jw_init(&w, p, 256 * (apr_size_t)rows->nelts + 16);
+    ospab_jw_arr(&w);
+    for (i = 0; i < rows->nelts; ++i) {
+        ospab_row_t t = APR_ARRAY_IDX(rows, i, ospab_row_t);
+
+        ospab_jw_obj(&w);
+        ospab_jw_key(&w, "id");
+        ospab_jw_int_text(&w, t[0]);
+        ospab_jw_key(&w, "action");
+        ospab_jw_str(&w, t[1]);
+        ospab_jw_key(&w, "status");
+        ospab_jw_str(&w, t[2]);
+        ospab_jw_key(&w, "upid");
+        ospab_jw_str(&w, t[3]);
+        ospab_jw_key(&w, "exitstatus");
+        ospab_jw_str(&w, t[4]);
+        ospab_jw_key(&w, "error");
+        ospab_jw_str(&w, t[5]);
+        ospab_jw_key(&w, "createdAt");
+        ospab_jw_str(&w, ospab_time_api(p, t[6]));
+        ospab_jw_key(&w, "updatedAt");
+        ospab_jw_str(&w, ospab_time_api(p, t[7]));
+        ospab_jw_key(&w, "finishedAt");
+        ospab_jw_str(&w, ospab_time_api(p, t[8]));
+        ospab_jw_obj_end(&w);
+    }
+    ospab_jw_arr_end(&w);
+    res->status = 200;
+    res->text = ospab_jw_finish(&w, NULL);
+}

@@ -1,0 +1,64 @@
+/* ospab core: managing customers' servers on Proxmox VE (seed 003 routes). Each long
+ * action becomes a row in `tasks` (queued -> running with its UPID -> ok/error) and the
+ * answer goes back at once; one operation per server at a time. Running tasks are followed
+ * up lazily: whenever a server is touched, its running tasks are asked for their status and
+ * finished tasks are applied (status, IP address, deletion). The agent does the same in the
+ * background. */
+#ifndef OSPAB_SERVER_H
+#define OSPAB_SERVER_H
+
+#include "ospab_db.h"
+#include "ospab_pve.h"
+#include "ospab_ssh.h"
+#include "ospab_sync.h"
+#include "ospab_customer.h"
+
+typedef struct {
+    ospab_pve_t *pve;               /* NULL: Proxmox is not configured (503) */
+    const char *url;                /* Proxmox base URL, for console links */
+    const char *node;               /* node new servers go to */
+    const char *storage;            /* rootfs storage, e.g. local-lvm */
+    const char *bridge;             /* e.g. vmbr0 */
+    int self_service;               /* customers may create servers themselves */
+    const ospab_ssh_conf_t *ssh;    /* NULL: root password reset of LXC is not configured */
+} ospab_server_conf_t;
+
+/* action: start, stop, restart (hard stop + start), reboot (guest reboot), shutdown */
+void ospab_server_power(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                        const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                        const char *action, ospab_result_t *res);
+void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const ospab_actor_t *a, json_t *body,
+                         ospab_result_t *res);
+void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                         ospab_result_t *res);
+/* seed003: GET /api/server/{id}/status shape; else GET /api/vps/{id}/stats shape */
+void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const char *id, const char *timeframe,
+                         ospab_result_t *res);
+void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                           const ospab_principal_t *who, const ospab_actor_t *a,
+                           const char *id, ospab_result_t *res);
+void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                         json_t *body, ospab_result_t *res);
+void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                            const ospab_principal_t *who, const char *id, ospab_result_t *res);
+/* op: "create", "delete", "rollback"; body {snapname[, description]} */
+void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                              const ospab_principal_t *who, const ospab_actor_t *a,
+                              const char *id, const char *op, json_t *body,
+                              ospab_result_t *res);
+/* body {vmid} (seed 003) or {serverId} */
+void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                          const ospab_principal_t *who, json_t *body, ospab_result_t *res);
+void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                        const ospab_principal_t *who, const char *id, ospab_result_t *res);
+
+/* A root password from the CSPRNG: 20 characters of letters and digits without look-alikes. */
+const char *ospab_server_new_password(apr_pool_t *p);
+/* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */
+int ospab_server_snapname_ok(const char *name);
+
+#endif

@@ -1,0 +1,362 @@
+/* lib/ospab_pve.h: UPID parsing, path encoding, numbers that arrive as strings, and the
+ * client's refusal of unsafe configurations. The transfers themselves are tested against
+ * the simulator (tests/integration/test_pve_client.py). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_pools.h>
+#include <apr_strings.h>
+
+#include "tests.h"
+#include "ospab_pve.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+    pool = NULL;
+}
+
+#define EXAMPLE "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam!mytoken:"
+
+/* --- UPIDs ---------------------------------------------------------------------------- */
+
+START_TEST(upid_behaviour_example)
+{
+    ospab_upid_t u;
+
+    ck_assert_int_eq(ospab_upid_parse(pool, EXAMPLE, &u), APR_SUCCESS);
+    ck_assert_str_eq(u.node, "pve");
+    ck_assert_uint_eq(u.pid, 0x0012A4B3UL);
+    ck_assert_uint_eq(u.pstart, 0x0A1B2C3DULL);
+    ck_assert_uint_eq(u.starttime, 0x6718A3B2UL);
+    ck_assert_str_eq(u.type, "vzstart");
+    ck_assert_str_eq(u.id, "100");
+    ck_assert_str_eq(u.user, "root@pam!mytoken");
+}
+END_TEST
+
+START_TEST(upid_nine_digit_pstart_and_empty_id)
+{
+    ospab_upid_t u;
+
+    ck_assert_int_eq(ospab_upid_parse(pool, "UPID:node-2:000004D2:1FFFFFFFF:6718A3B2:"
+                                      "vzdump::backup@pve:", &u), APR_SUCCESS);
+    ck_assert_str_eq(u.node, "node-2");
+    ck_assert_uint_eq(u.pid, 1234UL);
+    ck_assert_uint_eq(u.pstart, 0x1FFFFFFFFULL);
+    ck_assert_str_eq(u.type, "vzdump");
+    ck_assert_str_eq(u.id, "");
+    ck_assert_str_eq(u.user, "backup@pve");
+}
+END_TEST
+
+START_TEST(upid_lower_case_hex_as_proxmox)
+{
+    ospab_upid_t u;
+
+    ck_assert_int_eq(ospab_upid_parse(pool, "UPID:pve:0012a4b3:0a1b2c3d:6718a3b2:qmstart:101:"
+                                      "root@pam:", &u), APR_SUCCESS);
+    ck_assert_uint_eq(u.pid, 0x0012A4B3UL);
+}
+END_TEST
+
+static const char *const bad_upids[] = {
+    "",
+    "UPID",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam!mytoken",   /* no ':' at end */
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam!mytoken::",  /* one too many */
+    "upid:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",
+    "UPID:pve:0012A4BG:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",           /* bad hex */
+    "UPID:pve:0012A4B:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",            /* 7 digits */
+    "UPID:pve:00012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",          /* 9-digit pid */
+    "UPID:pve:0012A4B3:0A1B2C3D12:6718A3B2:vzstart:100:root@pam:",         /* 10-digit pstart */
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B20:vzstart:100:root@pam:",          /* 9-digit start */
+    "UPID:pve:0012A4B3:0A1B2C3D:-718A3B2:vzstart:100:root@pam:",
+    "UPID:pve:0x12A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",
+    "UPID::0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",              /* no node */
+    "UPID:-pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",
+    "UPID:pve.example.com:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",
+    "UPID:p_e:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam:",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2::100:root@pam:",                  /* no type */
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:VZstart:100:root@pam:",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vz-start:100:root@pam:",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:1 0:root@pam:",           /* space in id */
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100::",                   /* no user */
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root:",               /* no realm */
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:@pam:",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@:",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam\n:",
+    "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam: ",
+};
+
+START_TEST(upid_rejects)
+{
+    ospab_upid_t u;
+    const char *s = bad_upids[_i];
+
+    ck_assert_msg(ospab_upid_parse(pool, s, &u) != APR_SUCCESS, "accepted: %s", s);
+}
+END_TEST
+
+START_TEST(upid_null)
+{
+    ospab_upid_t u;
+
+    ck_assert_int_ne(ospab_upid_parse(pool, NULL, &u), APR_SUCCESS);
+}
+END_TEST
+
+/* --- paths ---------------------------------------------------------------------------- */
+
+START_TEST(path_upid_is_one_segment)
+{
+    const char *path = ospab_pve_path(pool, "nodes", "pve", "tasks", EXAMPLE, "status", NULL);
+
+    ck_assert_str_eq(path, "/nodes/pve/tasks/UPID%3Apve%3A0012A4B3%3A0A1B2C3D%3A6718A3B2"
+                     "%3Avzstart%3A100%3Aroot%40pam%21mytoken%3A/status");
+}
+END_TEST
+
+START_TEST(path_escapes_everything_but_unreserved)
+{
+    ck_assert_str_eq(ospab_pve_path(pool, "a b/c?d#e%f&g=h", "x-y.z_~", NULL),
+                     "/a%20b%2Fc%3Fd%23e%25f%26g%3Dh/x-y.z_~");
+    ck_assert_str_eq(ospab_pve_path(pool, "\xc3\xa9", NULL), "/%C3%A9");
+    ck_assert_str_eq(ospab_pve_path(pool, "nodes", "pve1", "lxc", "100", "status", "start",
+                                    NULL), "/nodes/pve1/lxc/100/status/start");
+    ck_assert_str_eq(ospab_pve_path(pool, "version", NULL), "/version");
+    ck_assert_str_eq(ospab_pve_path(pool, NULL), "/");
+}
+END_TEST
+
+/* --- numbers ----------------------------------------------------------------------------- */
+
+static json_t *j(const char *text)
+{
+    json_error_t err;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
+
+    ck_assert_msg(v != NULL, "bad test JSON %s", text);
+    return v;
+}
+
+static int int_of(const char *text, apr_int64_t *out)
+{
+    json_t *v = j(text);
+    int ok = ospab_pve_int(v, out);
+
+    json_decref(v);
+    return ok;
+}
+
+static int double_of(const char *text, double *out)
+{
+    json_t *v = j(text);
+    int ok = ospab_pve_double(v, out);
+
+    json_decref(v);
+    return ok;
+}
+
+START_TEST(int_from_numbers_and_strings)
+{
+    apr_int64_t v = 0;
+
+    ck_assert_int_eq(int_of("100", &v), 1);
+    ck_assert_int_eq(v, 100);
+    ck_assert_int_eq(int_of("\"100\"", &v), 1);        /* GET /cluster/nextid */
+    ck_assert_int_eq(v, 100);
+    ck_assert_int_eq(int_of("\"-7\"", &v), 1);
+    ck_assert_int_eq(v, -7);
+    ck_assert_int_eq(int_of("2048.0", &v), 1);
+    ck_assert_int_eq(v, 2048);
+    ck_assert_int_eq(int_of("\"9223372036854775807\"", &v), 1);
+    ck_assert(v == APR_INT64_MAX);
+    ck_assert_int_eq(int_of("\"-9223372036854775808\"", &v), 1);
+    ck_assert(v == APR_INT64_MIN);
+    ck_assert_int_eq(int_of("8589934592", &v), 1);       /* 8 GiB in bytes */
+    ck_assert(v == APR_INT64_C(8589934592));
+}
+END_TEST
+
+START_TEST(int_rejects)
+{
+    static const char *const bad[] = {
+        "\"\"", "\"-\"", "\" 100\"", "\"100 \"", "\"+100\"", "\"1e3\"", "\"0x10\"",
+        "\"100.5\"", "\"9223372036854775808\"", "\"99999999999999999999\"", "0.25",
+        "1e300", "true", "null", "[]", "{}", "\"abc\"",
+    };
+    apr_int64_t v = 42;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        ck_assert_msg(int_of(bad[i], &v) == 0, "accepted %s", bad[i]);
+    }
+    ck_assert_int_eq(v, 42);
+    ck_assert_int_eq(ospab_pve_int(NULL, &v), 0);
+}
+END_TEST
+
+START_TEST(double_from_numbers_and_strings)
+{
+    double d = 0;
+
+    ck_assert_int_eq(double_of("0.25", &d), 1);
+    ck_assert(d == 0.25);
+    ck_assert_int_eq(double_of("\"0.25\"", &d), 1);
+    ck_assert(d == 0.25);
+    ck_assert_int_eq(double_of("100", &d), 1);
+    ck_assert(d == 100.0);
+    ck_assert_int_eq(double_of("\"100\"", &d), 1);
+    ck_assert(d == 100.0);
+    ck_assert_int_eq(double_of("\"-1.5e-05\"", &d), 1);  /* how Perl prints small values */
+    ck_assert(d == -1.5e-05);
+    ck_assert_int_eq(double_of("\"0\"", &d), 1);
+    ck_assert(d == 0.0);
+}
+END_TEST
+
+START_TEST(double_rejects)
+{
+    static const char *const bad[] = {
+        "\"\"", "\".5\"", "\"5.\"", "\" 1\"", "\"1 \"", "\"+1\"", "\"01\"", "\"0x1p3\"",
+        "\"inf\"", "\"nan\"", "\"1e\"", "\"1,5\"", "\"1e999\"", "true", "null", "[1]",
+    };
+    double d = 42;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        ck_assert_msg(double_of(bad[i], &d) == 0, "accepted %s", bad[i]);
+    }
+    ck_assert(d == 42);
+    ck_assert_int_eq(ospab_pve_double(NULL, &d), 0);
+}
+END_TEST
+
+/* --- the client's set-up and argument checks (no transfer happens) ------------------- */
+
+static ospab_pve_conf_t good_conf(void)
+{
+    ospab_pve_conf_t c = { .url = "https://127.0.0.1:1/",
+                           .token = "root@pam!ospab=00000000-0000-0000-0000-0",
+                           .connect_timeout_ms = 3000, .timeout_ms = 10000,
+                           .max_response = 1 << 20, .max_handles = 4 };
+    return c;
+}
+
+START_TEST(create_refuses_unsafe_conf)
+{
+    ospab_pve_conf_t c;
+    ospab_pve_t *pve = NULL;
+
+    c = good_conf();
+    ck_assert_int_eq(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_ptr_nonnull(pve);
+
+    c = good_conf();
+    c.timeout_ms = 0;                       /* libcurl: wait for ever */
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_ptr_null(pve);
+    c = good_conf();
+    c.connect_timeout_ms = 0;
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    c = good_conf();
+    c.max_response = 0;
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    c = good_conf();
+    c.token = "root@pam!x=1\r\nX-Injected: 1";
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    c = good_conf();
+    c.token = "";
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    c = good_conf();
+    c.url = "ftp://127.0.0.1/";
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    c = good_conf();
+    c.max_handles = -1;
+    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(call_refuses_bad_method_and_path)
+{
+    ospab_pve_conf_t c = good_conf();
+    ospab_pve_t *pve;
+    ospab_pve_result_t res;
+    ospab_pve_stats_t st;
+
+    ck_assert_int_eq(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_eq(ospab_pve_call(pve, pool, "PATCH", "/version", NULL, &res), APR_EINVAL);
+    ck_assert_int_eq(res.outcome, OSPAB_PVE_BAD_RESPONSE);
+    ck_assert_int_eq(res.http_status, 0);
+    ck_assert_ptr_nonnull(res.message);
+    ck_assert_ptr_null(res.data);
+    ck_assert_int_eq(ospab_pve_call(pve, pool, "GET", "version", NULL, &res), APR_EINVAL);
+    ck_assert_int_eq(ospab_pve_call(pve, pool, "GET", "/version?x=1", NULL, &res),
+                     APR_EINVAL);
+    ospab_pve_stats(pve, &st);
+    ck_assert(st.calls == 0);               /* refused before any transfer */
+}
+END_TEST
+
+START_TEST(call_to_closed_port_is_unreachable)
+{
+    /* port 1 on loopback: nothing listens there on a test machine */
+    ospab_pve_conf_t c = good_conf();
+    ospab_pve_t *pve;
+    ospab_pve_result_t res;
+    ospab_pve_stats_t st;
+
+    ck_assert_int_eq(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_call(pve, pool, "GET", "/version", NULL, &res), APR_SUCCESS);
+    ck_assert_int_eq(res.outcome, OSPAB_PVE_UNREACHABLE);
+    ck_assert_int_eq(res.http_status, 0);
+    ck_assert_ptr_nonnull(strstr(res.message, "cannot connect"));
+    ck_assert_ptr_null(strstr(res.message, "00000000-0000"));   /* never the secret */
+    ospab_pve_stats(pve, &st);
+    ck_assert(st.calls == 1);
+    ck_assert_int_eq(st.idle_handles, 1);   /* the handle went back for the next call */
+}
+END_TEST
+
+Suite *ospab_pve_suite(void)
+{
+    Suite *s = suite_create("pve");
+    TCase *tc = tcase_create("upid");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, upid_behaviour_example);
+    tcase_add_test(tc, upid_nine_digit_pstart_and_empty_id);
+    tcase_add_test(tc, upid_lower_case_hex_as_proxmox);
+    tcase_add_loop_test(tc, upid_rejects, 0, (int)(sizeof(bad_upids) / sizeof(bad_upids[0])));
+    tcase_add_test(tc, upid_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("path");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, path_upid_is_one_segment);
+    tcase_add_test(tc, path_escapes_everything_but_unreserved);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("numbers");
+    tcase_add_test(tc, int_from_numbers_and_strings);
+    tcase_add_test(tc, int_rejects);
+    tcase_add_test(tc, double_from_numbers_and_strings);
+    tcase_add_test(tc, double_rejects);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("client");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, create_refuses_unsafe_conf);
+    tcase_add_test(tc, call_refuses_bad_method_and_path);
+    tcase_add_test(tc, call_to_closed_port_is_unreachable);
+    suite_add_tcase(s, tc);
+    return s;
+}
