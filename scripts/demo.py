@@ -10,7 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "tests" / "pvesim"))
 import harness  # noqa: E402
+from simctl import PveSim  # noqa: E402
 
 DEMO_PASSWORD = "demo-password"
 CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "ram": 2048,
@@ -31,6 +33,8 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
             f'-H "X-API-Key: {key_var}"')
     login = json.dumps({"email": "demo@ospab.local", "password": DEMO_PASSWORD},
                        separators=(",", ":"))
+    auth = '-H "Authorization: Bearer $OSPAB_TOKEN"'
+    server = json.dumps({"osId": 1, "tariffId": 1}, separators=(",", ":"))
     return [
         f"curl -s {url}/api/health",
         f'curl -s {url}/api/server -H "Authorization: Bearer $OSPAB_TOKEN"',
@@ -42,6 +46,11 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
         f"{post} -d '{delete}'",
         (f'curl -s -X POST {url}/api/users/sync -H "Content-Type: application/json" '
          f'-H "X-API-Key: {key_var}" -d \'{user}\''),
+        # a container on the (simulated) Proxmox node, its task, its live status
+        (f'curl -s -X POST {url}/api/server/create {auth} -H "Content-Type: application/json" '
+         f"-d '{server}'"),
+        f"curl -s {url}/api/server/2/tasks {auth}",
+        f"curl -s {url}/api/server/2/status {auth}",
     ]
 
 
@@ -56,6 +65,17 @@ def post(url, key, body):
         return e.code, json.load(e)
 
 
+def stop_old_simulator(state_dir):
+    """A demo killed without Ctrl-C leaves its simulator running: stop it."""
+    try:
+        pid = json.loads((state_dir / "pvesim.json").read_text())["pid"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError):
+        return
+    if b"pvesim" in cmdline:
+        os.kill(pid, signal.SIGTERM)
+
+
 def main():
     ap = argparse.ArgumentParser(prog="scripts/demo")
     ap.add_argument("--port", type=int, default=8080)
@@ -66,6 +86,7 @@ def main():
     args = ap.parse_args()
 
     base = Path(args.run_dir).resolve()
+    stop_old_simulator(base / "pvesim")
     harness.reap_run_base(base)          # a previous demo killed without Ctrl-C
     base.mkdir(parents=True, mode=0o755)
     harness.make_run_dir("x", base=base).rmdir()   # makes every level traversable
@@ -74,10 +95,18 @@ def main():
 
     db = harness.SqliteDatabase.create(base=base)
     harness.prepare_database(db)
+    # the Proxmox VE simulator (tests/pvesim) stands in for a Proxmox node
+    sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25).start()
     rundir = base / "httpd"
     rundir.mkdir(mode=0o755)
-    httpd = harness.Apache(db, port=args.port, rundir=rundir)
-    httpd.start()
+    httpd = harness.Apache(db, port=args.port, rundir=rundir, extra_conf=[
+        f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
+        f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1", "OspabSelfService On"])
+    try:
+        httpd.start()
+    except Exception:
+        sim.stop()
+        raise
     url = f"http://127.0.0.1:{args.port}"
     # the demo customer (user 5) gets a password and a token
     post(url + "/api/users/sync", httpd.sync_key,
@@ -104,8 +133,18 @@ def main():
             print(f"demo check: create -> {status}, rows in SQLite: {rows}: "
                   f"{'ok' if ok else 'FAILED'}")
             print(json.dumps(body))
+            req = urllib.request.Request(url + "/api/server/create", method="POST",
+                                         data=b'{"osId":1,"tariffId":1}',
+                                         headers={"Authorization": "Bearer " + token,
+                                                  "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                created = json.load(r)
+            print(f"demo check: POST /api/server/create -> container {created['proxmoxId']}, "
+                  f"task {created['taskId']}")
+            ok = ok and bool(created.get("rootPassword")) and created["status"] == "creating"
         finally:
             httpd.stop()
+            sim.stop()
         sys.exit(0 if ok else 1)
 
     print(f"""
@@ -113,6 +152,7 @@ ospab panel demo is running
   API:        {url}/api/
   database:   SQLite {db.path}
   Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})
+  Proxmox:    simulator at {sim.url} (node pve1; self-service on)
   sync key:   {httpd.sync_key}
   customer:   demo@ospab.local / {DEMO_PASSWORD} (user 5), token valid 24 h:
   token:      {token}
@@ -126,6 +166,7 @@ Load the settings into your shell, then try the API:
 
     def stop(*_):
         httpd.stop()
+        sim.stop()
         print("\ndemo stopped", flush=True)
         sys.exit(0)
 

@@ -72,6 +72,12 @@ def test_printed_curl_lines_work(demo):
     assert creates and creates[0]["status"] == "success" and creates[0]["vps"]["id"] == 1
     logins = [a for l, a in answers if "/api/auth/login" in l]
     assert logins and logins[0]["user"]["id"] == 5 and logins[0]["accessToken"]
+    # self-service create on the simulated Proxmox node, with the printed OSPAB_TOKEN
+    servers = [a for l, a in answers if "/api/server/create" in l]
+    assert servers and servers[0]["status"] == "creating" and servers[0]["rootPassword"]
+    assert servers[0]["taskId"].startswith("UPID:pve1:")
+    tasks = [a for l, a in answers if l.endswith("tasks " + '-H "Authorization: Bearer $OSPAB_TOKEN"')]
+    assert tasks and tasks[0][0]["action"] == "create"
 
 
 def test_ctrl_c_stops_everything(demo):
