@@ -34,6 +34,8 @@ struct ospab_pve_t {
     int closed;                     /* the pool cleanup ran: late handles are freed */
     apr_uint64_t calls;
     apr_uint64_t connects;
+    int last_outcome;               /* -1 until the first call */
+    apr_time_t last_at;
 };
 
 /* What one transfer collects; lives on the caller's stack. */
@@ -130,6 +132,7 @@ apr_status_t ospab_pve_create(apr_pool_t *p, const ospab_pve_conf_t *conf, ospab
         return APR_EINVAL;          /* a 0 timeout would mean "wait for ever" to libcurl */
     }
     pve = apr_pcalloc(p, sizeof(*pve));
+    pve->last_outcome = -1;
     pve->pool = p;
     url = apr_pstrdup(p, conf->url);
     n = strlen(url);
@@ -183,6 +186,8 @@ void ospab_pve_stats(ospab_pve_t *pve, ospab_pve_stats_t *out)
     out->calls = pve->calls;
     out->connects = pve->connects;
     out->idle_handles = pve->nidle;
+    out->last_outcome = pve->last_outcome;
+    out->last_at = pve->last_at;
     apr_thread_mutex_unlock(pve->mutex);
 }
 
@@ -548,6 +553,10 @@ leave:
         map_answer(p, status, &x, res);
     }
     free(x.buf);
+    apr_thread_mutex_lock(pve->mutex);
+    pve->last_outcome = (int)res->outcome;
+    pve->last_at = apr_time_now();
+    apr_thread_mutex_unlock(pve->mutex);
     if (res->outcome == OSPAB_PVE_OK) {
         rv = APR_SUCCESS;
     }

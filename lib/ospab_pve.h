@@ -79,6 +79,8 @@ typedef struct {
     apr_uint64_t calls;         /* transfers attempted */
     apr_uint64_t connects;      /* new TCP connections they needed (the rest reused one) */
     int idle_handles;           /* easy handles kept for the next call */
+    int last_outcome;           /* ospab_pve_outcome_e of the latest call; -1: none yet */
+    apr_time_t last_at;         /* when it ended */
 } ospab_pve_stats_t;
 
 void ospab_pve_stats(ospab_pve_t *pve, ospab_pve_stats_t *out);
