@@ -625,6 +625,9 @@ class Apache:
         ]
         if self.load_dbd and self.db is not None:
             lines += self.db.apache_conf()
+            # a pooled connection per worker thread (conf/ospab.conf): requests that wait
+            # for Proxmox hold theirs, the others must not queue behind them
+            lines += ["DBDMax 16"]
         if self.key_directive is None:
             lines.append(f'OspabSyncKey "file:{self.key_file}"')
         elif self.key_directive:
