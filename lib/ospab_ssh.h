@@ -13,6 +13,8 @@ typedef struct {
     int port;                   /* 22 */
     const char *user;           /* "root" */
     const char *private_key;    /* path to the private key (PEM/OpenSSH format) */
+    const char *private_key_pem;/* or the key itself, read at start-up by a process that
+                                 * may read the file (wins over the path when set) */
     const char *public_key;     /* path, or NULL when libssh2 can derive it */
     const char *known_hosts;    /* OpenSSH known_hosts file holding the node's host key */
     long timeout_ms;            /* connect + whole exchange */

@@ -76,6 +76,7 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(ssh.port);
     MERGE_PTR(ssh.user);
     MERGE_PTR(ssh.private_key);
+    MERGE_PTR(ssh.private_key_pem);
     MERGE_PTR(ssh.public_key);
     MERGE_PTR(ssh.known_hosts);
 #undef MERGE_PTR
@@ -289,7 +290,11 @@ static const char *set_pve(cmd_parms *cmd, void *dc, const char *arg)
         c->ssh.user = arg;
     }
     else if (!strcmp(n, "OspabProxmoxSSHKey")) {
+        /* read now, as root: the key file can stay readable by root alone */
         c->ssh.private_key = ap_server_root_relative(cmd->pool, arg);
+        if (read_small_file(cmd->pool, c->ssh.private_key, &c->ssh.private_key_pem)) {
+            return apr_psprintf(cmd->pool, "%s: cannot read %s", n, c->ssh.private_key);
+        }
     }
     else if (!strcmp(n, "OspabProxmoxSSHKnownHosts")) {
         c->ssh.known_hosts = ap_server_root_relative(cmd->pool, arg);
