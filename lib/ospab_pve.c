@@ -434,6 +434,19 @@ apr_status_t ospab_pve_call(ospab_pve_t *pve, apr_pool_t *p, const char *method,
                             const char *path, const ospab_pve_param_t *params,
                             ospab_pve_result_t *res)
 {
+    return ospab_pve_call_until(pve, p, 0, method, path, params, res);
+}
+
+apr_time_t ospab_pve_deadline(ospab_pve_t *pve, apr_time_t start)
+{
+    return start + apr_time_from_msec(pve->timeout_ms);
+}
+
+apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadline,
+                                  const char *method, const char *path,
+                                  const ospab_pve_param_t *params, ospab_pve_result_t *res)
+{
+    long timeout_ms = pve->timeout_ms;
     pve_xfer_t x;
     char errbuf[CURL_ERROR_SIZE];
     CURL *h = NULL;
@@ -489,8 +502,18 @@ apr_status_t ospab_pve_call(ospab_pve_t *pve, apr_pool_t *p, const char *method,
 #endif
     PVE_SET(CURLOPT_URL, url);
     PVE_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);  /* reason phrases */
-    PVE_SET(CURLOPT_CONNECTTIMEOUT_MS, pve->connect_timeout_ms);
-    PVE_SET(CURLOPT_TIMEOUT_MS, pve->timeout_ms);
+    if (deadline) {
+        /* what is left of the caller's budget, at least 1 ms (0 would mean no limit) */
+        apr_interval_time_t left = deadline - apr_time_now();
+
+        timeout_ms = left < apr_time_from_msec(1) ? 1 : (long)apr_time_as_msec(left);
+        if (timeout_ms > pve->timeout_ms) {
+            timeout_ms = pve->timeout_ms;
+        }
+    }
+    PVE_SET(CURLOPT_CONNECTTIMEOUT_MS, pve->connect_timeout_ms < timeout_ms
+                                       ? pve->connect_timeout_ms : timeout_ms);
+    PVE_SET(CURLOPT_TIMEOUT_MS, timeout_ms);
     PVE_SET(CURLOPT_SSL_VERIFYPEER, 1L);
     PVE_SET(CURLOPT_SSL_VERIFYHOST, 2L);
     if (pve->ca_pem) {

@@ -62,6 +62,15 @@ apr_status_t ospab_pve_call(ospab_pve_t *pve, apr_pool_t *p, const char *method,
                             const char *path, const ospab_pve_param_t *params,
                             ospab_pve_result_t *res);
 
+/* ospab_pve_call within a budget shared by several calls: the call's timeout is what is
+ * left until deadline (never more than the configured total), so a request that talks to
+ * Proxmox several times still ends within one timeout. deadline 0: no shared budget. */
+apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadline,
+                                  const char *method, const char *path,
+                                  const ospab_pve_param_t *params, ospab_pve_result_t *res);
+/* start + the configured total timeout */
+apr_time_t ospab_pve_deadline(ospab_pve_t *pve, apr_time_t start);
+
 /* "/nodes/<node>/lxc/<vmid>/..." with every segment URL-encoded; segments end with NULL:
  * ospab_pve_path(p, "nodes", node, "tasks", upid, "status", NULL). */
 const char *ospab_pve_path(apr_pool_t *p, ...);

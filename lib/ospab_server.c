@@ -108,6 +108,16 @@ static void pve_failed(apr_pool_t *p, const ospab_pve_result_t *pr, const char *
     }
 }
 
+/* Every Proxmox call of a request shares one budget: the configured total timeout counted
+ * from the request's start, so no worker waits longer however many calls it makes. */
+static apr_status_t pve_call(const ospab_server_conf_t *c, apr_pool_t *p,
+                             const ospab_actor_t *a, const char *method, const char *path,
+                             const ospab_pve_param_t *params, ospab_pve_result_t *res)
+{
+    return ospab_pve_call_until(c->pve, p, ospab_pve_deadline(c->pve, a->now), method, path,
+                                params, res);
+}
+
 static const char *kind_of(ospab_row_t v)
 {
     return v[OSPAB_VPS_KIND] && !strcmp(v[OSPAB_VPS_KIND], "qemu") ? "qemu" : "lxc";
@@ -194,13 +204,14 @@ static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 }
 
 /* The first IPv4 address of a running container (from /interfaces), or NULL. */
-static const char *guest_ip(apr_pool_t *p, const ospab_server_conf_t *c, ospab_row_t v)
+static const char *guest_ip(apr_pool_t *p, const ospab_server_conf_t *c,
+                            const ospab_actor_t *a, ospab_row_t v)
 {
     ospab_pve_result_t pr;
     size_t i;
 
     if (strcmp(kind_of(v), "lxc")
-        || ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "interfaces", NULL, NULL), NULL,
+        || pve_call(c, p, a, "GET", guest_path(p, v, "interfaces", NULL, NULL), NULL,
                           &pr) != APR_SUCCESS) {
         return NULL;
     }
@@ -259,13 +270,13 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         const char *st = "running";
         const char *ip;
 
-        if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "status", "current", NULL), NULL,
+        if (pve_call(c, p, a, "GET", guest_path(p, v, "status", "current", NULL), NULL,
                            &pr) == APR_SUCCESS
             && json_is_string(json_object_get(pr.data, "status"))) {
             st = json_string_value(json_object_get(pr.data, "status"));
         }
         set_status(db, p, a, id, st);
-        if (!strcmp(st, "running") && (ip = guest_ip(p, c, v)) != NULL) {
+        if (!strcmp(st, "running") && (ip = guest_ip(p, c, a, v)) != NULL) {
             const char *args[3] = { ip, ospab_time_db(p, a->now), id };
 
             ospab_db_exec(db, p, "ospab_vps_set_ip", 3, args, NULL);
@@ -299,7 +310,7 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
             }
             continue;
         }
-        if (ospab_pve_call(c->pve, p, "GET",
+        if (pve_call(c, p, a, "GET",
                            ospab_pve_path(p, "nodes", t[3], "tasks", t[1], "status", NULL),
                            NULL, &pr) != APR_SUCCESS) {
             continue;
@@ -315,7 +326,7 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
             ospab_pve_result_t st;
             const char *args[3];
 
-            if (ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "status", "start", NULL),
+            if (pve_call(c, p, a, "POST", guest_path(p, v, "status", "start", NULL),
                                NULL, &st) == APR_SUCCESS && json_is_string(st.data)) {
                 /* the row now follows the start ("restart:start") until it finishes */
                 args[0] = json_string_value(st.data);
@@ -440,13 +451,13 @@ void ospab_server_power(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
         return;
     }
 
-    rv = ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "status", pve_action, NULL), NULL,
+    rv = pve_call(c, p, a, "POST", guest_path(p, v, "status", pve_action, NULL), NULL,
                         &pr);
     if (rv != APR_SUCCESS && !strcmp(action, "restart") && pr.message
         && strstr(pr.message, "not running")) {
         /* restarting a stopped server: just start it */
         only_start = 1;
-        rv = ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "status", "start", NULL), NULL,
+        rv = pve_call(c, p, a, "POST", guest_path(p, v, "status", "start", NULL), NULL,
                             &pr);
     }
     if (started(db, p, a, task_id, rv, &pr, action, &upid, res)) {
@@ -553,7 +564,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
 
         /* the next free vmid; two creates may get the same one, Proxmox then refuses the
          * second ("already exists") and it tries the next */
-        if (ospab_pve_call(c->pve, p, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
+        if (pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
             pve_failed(p, &pr, "nextid", res);
             return;
         }
@@ -616,7 +627,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
         params[i++] = (ospab_pve_param_t){ "start", "1" };
         params[i] = (ospab_pve_param_t){ NULL, NULL };
-        if (ospab_pve_call(c->pve, p, "POST", ospab_pve_path(p, "nodes", c->node, "lxc", NULL),
+        if (pve_call(c, p, a, "POST", ospab_pve_path(p, "nodes", c->node, "lxc", NULL),
                            params, &pr) != APR_SUCCESS) {
             /* nothing was created: the record goes again */
             finish_task(db, p, a, task_id, 0, NULL, pr.message ? pr.message : "failed");
@@ -668,7 +679,7 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         return;
     }
     if (started(db, p, a, task_id,
-                ospab_pve_call(c->pve, p, "DELETE", guest_path(p, v, NULL, NULL, NULL),
+                pve_call(c, p, a, "DELETE", guest_path(p, v, NULL, NULL, NULL),
                                !strcmp(kind_of(v), "lxc") ? params : params + 1, &pr),
                 &pr, "delete", &upid, res)) {
         return;
@@ -706,7 +717,8 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                                         { NULL, NULL } };
     const char *const *tf;
     ospab_pve_result_t cur, rrd;
-    ospab_actor_t a = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    const ospab_actor_t *a = &act;
     ospab_row_t v;
     json_t *data, *stats, *o, *net;
     double cpu = 0;
@@ -724,14 +736,14 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
         return;
     }
-    follow_up(db, p, c, &a, v);
+    follow_up(db, p, c, a, v);
     rrd_params[0].value = timeframe;
-    if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "status", "current", NULL), NULL,
+    if (pve_call(c, p, a, "GET", guest_path(p, v, "status", "current", NULL), NULL,
                        &cur) != APR_SUCCESS) {
         pve_failed(p, &cur, "status", res);
         return;
     }
-    if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "rrddata", NULL, NULL), rrd_params,
+    if (pve_call(c, p, a, "GET", guest_path(p, v, "rrddata", NULL, NULL), rrd_params,
                        &rrd) != APR_SUCCESS) {
         pve_failed(p, &rrd, "rrddata", res);
         return;
@@ -805,7 +817,7 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
                                        { NULL, NULL } };
         ospab_pve_result_t pr;
 
-        if (ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "agent", "set-user-password",
+        if (pve_call(c, p, a, "POST", guest_path(p, v, "agent", "set-user-password",
                                                         NULL), params, &pr) != APR_SUCCESS) {
             finish_task(db, p, a, task_id, 0, NULL, pr.message);
             pve_failed(p, &pr, "set-user-password", res);
@@ -892,7 +904,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         conf_params[n++] = (ospab_pve_param_t){ "memory", val[1] };
     }
     conf_params[n] = (ospab_pve_param_t){ NULL, NULL };
-    if (n && ospab_pve_call(c->pve, p, "PUT", guest_path(p, v, "config", NULL, NULL),
+    if (n && pve_call(c, p, a, "PUT", guest_path(p, v, "config", NULL, NULL),
                             conf_params, &pr) != APR_SUCCESS) {
         finish_task(db, p, a, task_id, 0, NULL, pr.message);
         pve_failed(p, &pr, "config", res);
@@ -904,7 +916,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                                    { NULL, NULL } };
 
         if (started(db, p, a, task_id,
-                    ospab_pve_call(c->pve, p, "PUT", guest_path(p, v, "resize", NULL, NULL),
+                    pve_call(c, p, a, "PUT", guest_path(p, v, "resize", NULL, NULL),
                                    rp, &pr), &pr, "resize", &upid, res)) {
             return;
         }
@@ -958,6 +970,8 @@ int ospab_server_snapname_ok(const char *s)
 void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                             const ospab_principal_t *who, const char *id, ospab_result_t *res)
 {
+    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    const ospab_actor_t *a = &act;
     ospab_pve_result_t pr;
     ospab_row_t v;
     json_t *list, *o;
@@ -967,7 +981,7 @@ void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_co
     if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
         return;
     }
-    if (ospab_pve_call(c->pve, p, "GET", guest_path(p, v, "snapshot", NULL, NULL), NULL, &pr)
+    if (pve_call(c, p, a, "GET", guest_path(p, v, "snapshot", NULL, NULL), NULL, &pr)
         != APR_SUCCESS) {
         pve_failed(p, &pr, "snapshots", res);
         return;
@@ -1047,7 +1061,7 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
         method = "POST";
         path = guest_path(p, v, "snapshot", name, "rollback");
     }
-    if (started(db, p, a, task_id, ospab_pve_call(c->pve, p, method, path, params, &pr), &pr,
+    if (started(db, p, a, task_id, pve_call(c, p, a, method, path, params, &pr), &pr,
                 action, &upid, res)) {
         return;
     }
@@ -1064,6 +1078,8 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
                           const ospab_principal_t *who, json_t *body, ospab_result_t *res)
 {
     static const ospab_pve_param_t params[] = { { "websocket", "1" }, { NULL, NULL } };
+    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    const ospab_actor_t *a = &act;
     apr_int64_t n;
     ospab_pve_result_t pr;
     ospab_row_t v = NULL;
@@ -1108,7 +1124,7 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     if (on_proxmox(p, c, v, res)) {
         return;
     }
-    if (ospab_pve_call(c->pve, p, "POST", guest_path(p, v, "vncproxy", NULL, NULL), params,
+    if (pve_call(c, p, a, "POST", guest_path(p, v, "vncproxy", NULL, NULL), params,
                        &pr) != APR_SUCCESS) {
         pve_failed(p, &pr, "vncproxy", res);
         return;
@@ -1135,7 +1151,8 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
 void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                         const ospab_principal_t *who, const char *id, ospab_result_t *res)
 {
-    ospab_actor_t a = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    const ospab_actor_t *a = &act;
     apr_array_header_t *rows;
     ospab_row_t v;
     ospab_jw_t w;
@@ -1146,7 +1163,7 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
         return;
     }
     if (c->pve && !on_proxmox(p, c, v, res)) {
-        follow_up(db, p, c, &a, v);
+        follow_up(db, p, c, a, v);
     }
     memset(res, 0, sizeof(*res));
     if (ospab_db_select(db, p, "ospab_task_list", 1, &id, &rows, NULL) != APR_SUCCESS) {
