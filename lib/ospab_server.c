@@ -177,6 +177,15 @@ static void finish_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     ospab_db_exec(db, p, "ospab_task_finish", 6, args, NULL);
 }
 
+static void continue_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                          const char *task_id, const char *upid, const char *action)
+{
+    const char *args[4] = { upid, apr_pstrcat(p, action, ":start", NULL),
+                            ospab_time_db(p, a->now), task_id };
+
+    ospab_db_exec(db, p, "ospab_task_continue", 4, args, NULL);
+}
+
 static void set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
                        const char *status)
 {
@@ -255,7 +264,14 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     }
     if (!ok) {
         if (!strcmp(action, "create")) {
+            /* Proxmox removed the half-made container: its vmid is free again */
+            const char *args[2] = { ospab_time_db(p, a->now), id };
+
             set_status(db, p, a, id, "error");
+            ospab_db_exec(db, p, "ospab_vps_clear_vmid", 2, args, NULL);
+        }
+        else if (!strcmp(action, "create:start")) {
+            set_status(db, p, a, id, "stopped");
         }
         return;
     }
@@ -263,7 +279,7 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         set_status(db, p, a, id, "stopped");
     }
     else if (!strcmp(action, "start") || !strcmp(action, "reboot")
-             || !strcmp(action, "restart:start") || !strcmp(action, "create")
+             || !strcmp(action, "restart:start") || !strcmp(action, "create:start")
              || !strcmp(action, "rollback")) {
         /* what the guest really is now (create starts it in a task of its own) */
         ospab_pve_result_t pr;
@@ -321,22 +337,21 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
         }
         exitstatus = json_string_value(json_object_get(pr.data, "exitstatus"));
         ok = exitstatus && (!strcmp(exitstatus, "OK") || !strncmp(exitstatus, "WARNINGS", 8));
-        if (!strcmp(t[2], "restart") && ok) {
-            /* the hard stop is done: the start is the second half of a restart */
+        if ((!strcmp(t[2], "restart") || !strcmp(t[2], "create")) && ok) {
+            /* the hard stop, or the container's creation, is done: the start is the second
+             * half, and the row follows it as "<action>:start" until it finishes */
             ospab_pve_result_t st;
-            const char *args[3];
 
             if (pve_call(c, p, a, "POST", guest_path(p, v, "status", "start", NULL),
-                               NULL, &st) == APR_SUCCESS && json_is_string(st.data)) {
-                /* the row now follows the start ("restart:start") until it finishes */
-                args[0] = json_string_value(st.data);
-                args[1] = ospab_time_db(p, a->now);
-                args[2] = t[0];
-                ospab_db_exec(db, p, "ospab_task_restart_start", 3, args, NULL);
+                         NULL, &st) == APR_SUCCESS && json_is_string(st.data)) {
+                continue_task(db, p, a, t[0], json_string_value(st.data), t[2]);
                 continue;
             }
             finish_task(db, p, a, t[0], 0, exitstatus, st.message ? st.message
                                                                   : "start failed");
+            if (!strcmp(t[2], "create")) {
+                set_status(db, p, a, id, "stopped");
+            }
             continue;
         }
         finish_task(db, p, a, t[0], ok, exitstatus, ok ? NULL : exitstatus);
@@ -465,9 +480,7 @@ void ospab_server_power(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
     }
     if (only_start) {
         /* the task row is the start half already */
-        const char *args[3] = { upid, ospab_time_db(p, a->now), task_id };
-
-        ospab_db_exec(db, p, "ospab_task_restart_start", 3, args, NULL);
+        continue_task(db, p, a, task_id, upid, "restart");
     }
     ok_body(p, res, 200, success(action, upid));
 }
@@ -559,21 +572,21 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         return;
     }
     password = ospab_server_new_password(p);
-    for (attempt = 0; attempt < 3; ++attempt) {
+    /* Proxmox's next free vmid. Creates running at the same time get the same one until the
+     * first container exists: whoever loses (our unique node+vmid, or Proxmox's "already
+     * exists") takes the next number rather than asking again. */
+    if (pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
+        pve_failed(p, &pr, "nextid", res);
+        return;
+    }
+    if (!ospab_pve_int(pr.data, &vmid)) {
+        res->log = "Proxmox nextid: not a number";
+        ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
+        return;
+    }
+    for (attempt = 0; attempt < 16; ++attempt, ++vmid) {
         ospab_pve_param_t params[12];
 
-        /* the next free vmid; two creates may get the same one, Proxmox then refuses the
-         * second ("already exists") and it tries the next */
-        if (pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
-            pve_failed(p, &pr, "nextid", res);
-            return;
-        }
-        if (!ospab_pve_int(pr.data, &vmid)) {
-            res->log = "Proxmox nextid: not a number";
-            ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read",
-                               NULL);
-            return;
-        }
         now = ospab_time_db(p, a->now);
         for (i = 0; i < 17; ++i) {
             args[i] = NULL;
@@ -625,7 +638,8 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                                                                 "ip=dhcp", c->bridge) };
         params[i++] = (ospab_pve_param_t){ "password", password };
         params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
-        params[i++] = (ospab_pve_param_t){ "start", "1" };
+        /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
+         * the follow-up starts it and follows that task (create:start) */
         params[i] = (ospab_pve_param_t){ NULL, NULL };
         if (pve_call(c, p, a, "POST", ospab_pve_path(p, "nodes", c->node, "lxc", NULL),
                            params, &pr) != APR_SUCCESS) {
@@ -657,7 +671,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         }
         return;
     }
-    res->log = "three vmids in a row were taken";
+    res->log = "sixteen vmids in a row were taken";
     ospab_result_error(p, res, 409, "could not reserve a vmid, try again", NULL);
 }
 
@@ -674,14 +688,42 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     ospab_row_t v;
     json_t *o;
 
+    apr_status_t rv;
+
     memset(res, 0, sizeof(*res));
+    if (load_owned(db, p, who, id, &v, res)) {
+        return;
+    }
+    if (!strcmp(v[OSPAB_VPS_HYPERVISOR], "proxmox") && !v[OSPAB_VPS_VMID]) {
+        /* never made it onto Proxmox (its create failed): only the record goes */
+        if (audit(db, p, a, who, "vps.delete", id, NULL) != APR_SUCCESS) {
+            db_failed(db, p, res);
+            return;
+        }
+        apply_outcome(db, p, c, a, v, "delete", 1);
+        o = json_object();
+        json_object_set_new(o, "status", json_string("deleted"));
+        json_object_set_new(o, "taskId", json_null());
+        ok_body(p, res, 200, o);
+        return;
+    }
     if (prepare(db, p, c, who, a, id, "delete", &v, &task_id, res)) {
         return;
     }
-    if (started(db, p, a, task_id,
-                pve_call(c, p, a, "DELETE", guest_path(p, v, NULL, NULL, NULL),
-                               !strcmp(kind_of(v), "lxc") ? params : params + 1, &pr),
-                &pr, "delete", &upid, res)) {
+    rv = pve_call(c, p, a, "DELETE", guest_path(p, v, NULL, NULL, NULL),
+                  !strcmp(kind_of(v), "lxc") ? params : params + 1, &pr);
+    if (rv != APR_SUCCESS && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
+        && strstr(pr.message, "does not exist")) {
+        /* gone from Proxmox already (deleted there by hand): the record follows */
+        finish_task(db, p, a, task_id, 1, "OK", NULL);
+        apply_outcome(db, p, c, a, v, "delete", 1);
+        o = json_object();
+        json_object_set_new(o, "status", json_string("deleted"));
+        json_object_set_new(o, "taskId", json_null());
+        ok_body(p, res, 200, o);
+        return;
+    }
+    if (started(db, p, a, task_id, rv, &pr, "delete", &upid, res)) {
         return;
     }
     set_status(db, p, a, id, "deleting");
@@ -1179,7 +1221,10 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
         ospab_jw_key(&w, "id");
         ospab_jw_int_text(&w, t[0]);
         ospab_jw_key(&w, "action");
-        ospab_jw_str(&w, t[1]);
+        /* "restart:start" is the second half of a restart: to the customer, a restart */
+        ospab_jw_str(&w, strchr(t[1], ':') ? apr_pstrndup(p, t[1], (apr_size_t)(strchr(t[1], ':')
+                                                                               - t[1]))
+                                            : t[1]);
         ospab_jw_key(&w, "status");
         ospab_jw_str(&w, t[2]);
         ospab_jw_key(&w, "upid");

@@ -115,9 +115,12 @@ const ospab_sql_t ospab_sql_statements[] = {
       "AND status IN ('queued', 'running') ORDER BY id" },
     { "ospab_task_start",
       "UPDATE tasks SET upid = %s, status = 'running', updated_at = %s WHERE id = %s" },
-    { "ospab_task_restart_start",
-      "UPDATE tasks SET upid = %s, action = 'restart:start', status = 'running', "
-      "updated_at = %s WHERE id = %s" },
+    /* the second half of a two-step operation (restart = stop, start; create = create,
+     * start): the same row follows the next task under "<action>:start" */
+    { "ospab_task_continue",
+      "UPDATE tasks SET upid = %s, action = %s, status = 'running', updated_at = %s "
+      "WHERE id = %s" },
+    { "ospab_vps_clear_vmid", "UPDATE vps SET vmid = NULL, updated_at = %s WHERE id = %s" },
     { "ospab_task_finish",
       "UPDATE tasks SET status = %s, exitstatus = %s, error = %s, updated_at = %s, "
       "finished_at = %s WHERE id = %s AND status IN ('queued', 'running')" },

@@ -20,6 +20,9 @@ Route fields
   owner_field    the field of a record naming its owner ("user_id", "userId")
   written        sync routes: (database, body) -> rows the body made (0 if refused)
   keys           keys the success body must have
+  expect         per-credential overrides, ((credential name, Expect), ...), for routes
+                 whose answer to the right credentials depends on more than them: the
+                 server-management routes (see SERVER ROUTES below)
 
 `ctx` is built by test_auth.py (MatrixContext): sync_key, the users
 (owner/other/admin ids, owner e-mail and password), their tokens, the owner's
@@ -62,6 +65,7 @@ class Route:
     # sync routes: how many rows the request's body made (0 when refused, 1 when it wrote)
     written: Optional[Callable] = None          # (database, body) -> int rows
     keys: frozenset = frozenset()               # what the success body has at least
+    expect: tuple = ()                          # ((credential name, Expect), ...) overrides
 
     @property
     def id(self):
@@ -203,9 +207,66 @@ OTHER_USER_BY_SCOPE = {
 }
 
 
+# -- server management (seed 003, the power routes of seed 001): Bearer JWT ---------------
+# These routes act on Proxmox. The matrix's Apache (conftest's `apache` fixture) has Proxmox
+# configured at an address nobody listens on, and the owner's VPS comes from the sync API
+# without node/vmid: the right credentials (the owner's token, an admin's) therefore get past
+# authentication and ownership as far as `409 {"error": "the server has no Proxmox
+# node/vmid yet"}`, before any call to Proxmox; another user's token gets the byte-identical
+# 404 of a missing server (scope "owned"). `ok` and `keys` name the real success answer
+# (test_server.py checks it against the simulator). Self-service ordering is off on the
+# matrix's Apache: a user's create is 403 and an admin's reaches the catalogue check (422
+# for a tariff that does not exist).
+NO_VMID = 409
+
+
+def _reaches_proxmox(*extra):
+    """the right credentials get the 409 of a VPS without node/vmid"""
+    return (("jwt", Expect(NO_VMID)), ("admin", Expect(NO_VMID))) + tuple(extra)
+
+
+def _server(method, path, ok=200, keys=(), body=None, expect=None):
+    return Route(method, path, "jwt", body=body, ok=ok, scope="owned", owner_field="userId",
+                 keys=frozenset(keys), expect=_reaches_proxmox() if expect is None else expect)
+
+
+_ACTION = ("status", "action", "taskId")
+_SNAP = lambda ctx: {"snapname": "matrix1", "description": "authorization matrix"}  # noqa: E731
+
+ROUTES += [
+    Route("POST", "/api/server/create", "jwt", ok=201,
+          keys=frozenset({"id", "status", "proxmoxId", "ipAddress", "rootPassword", "taskId"}),
+          body=lambda ctx: {"osId": 1, "tariffId": 987654321},
+          expect=(("jwt", Expect(403)), ("other_user", Expect(403)), ("admin", Expect(422)))),
+    Route("POST", "/api/server/console", "jwt", scope="owned", keys=frozenset({"status", "url"}),
+          body=lambda ctx: {"serverId": ctx.owner_vps_id}, expect=_reaches_proxmox()),
+    _server("DELETE", "/api/server/{id}", keys=("status", "taskId")),
+    _server("GET", "/api/server/{id}/status", keys=("id", "status", "stats")),
+    _server("POST", "/api/server/{id}/start", keys=_ACTION),
+    _server("POST", "/api/server/{id}/stop", keys=_ACTION),
+    _server("POST", "/api/server/{id}/restart", keys=_ACTION),
+    _server("POST", "/api/server/{id}/password", keys=("status", "password")),
+    _server("PUT", "/api/server/{id}/resize", keys=("status", "data"),
+            body=lambda ctx: {"cores": 2}),
+    _server("GET", "/api/server/{id}/snapshots", keys=("status", "data")),
+    _server("POST", "/api/server/{id}/snapshots", keys=("status", "taskId", "snapname"),
+            body=_SNAP),
+    _server("DELETE", "/api/server/{id}/snapshots", keys=("status", "taskId"), body=_SNAP),
+    _server("POST", "/api/server/{id}/snapshots/rollback", keys=("status", "taskId"),
+            body=_SNAP),
+    # the task list needs no Proxmox call to answer: the owner's (empty) list, a 200
+    _server("GET", "/api/server/{id}/tasks", expect=(("jwt", OK), ("admin", OK))),
+    _server("POST", "/api/vps/{id}/start", keys=_ACTION),
+    _server("POST", "/api/vps/{id}/stop", keys=_ACTION),
+    _server("POST", "/api/vps/{id}/restart", keys=_ACTION),
+    _server("POST", "/api/vps/{id}/reboot", keys=_ACTION),
+    _server("GET", "/api/vps/{id}/stats", keys=("id", "status", "stats")),
+]
+
+
 def expected(route, cred):
     """The Expect for one cell; its status resolved to an int."""
-    e = EXPECT[route.auth][cred.name]
+    e = dict(route.expect).get(cred.name, EXPECT[route.auth][cred.name])
     if e is None:
         e = OTHER_USER_BY_SCOPE[route.scope]
     status = route.ok if e.status == "ok" else e.status

@@ -160,9 +160,20 @@ def _started(apache, allow=()):
     return apache
 
 
+def placeholder_proxmox_conf():
+    """Proxmox directives naming an address nobody listens on (a port the OS has just
+    handed out and taken back). With them the server-management routes answer after their
+    authentication and ownership checks (409 for a VPS without node/vmid) rather than 503
+    "not configured": authmatrix.py's rows rely on that. Tests that talk to Proxmox start
+    their own Apache pointed at tests/pvesim (test_server.py)."""
+    return [f"OspabProxmoxURL https://127.0.0.1:{harness.free_port()}",
+            "OspabProxmoxToken root@pam!placeholder=00000000-0000-0000-0000-000000000000",
+            "OspabProxmoxNode pve"]
+
+
 @pytest.fixture(scope="module")
 def apache(database):
-    a = harness.Apache(database)
+    a = harness.Apache(database, extra_conf=placeholder_proxmox_conf())
     _started(a)
     yield a
     a.stop()
