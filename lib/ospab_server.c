@@ -694,8 +694,10 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     if (load_owned(db, p, who, id, &v, res)) {
         return;
     }
-    if (!strcmp(v[OSPAB_VPS_HYPERVISOR], "proxmox") && !v[OSPAB_VPS_VMID]) {
-        /* never made it onto Proxmox (its create failed): only the record goes */
+    if (!strcmp(v[OSPAB_VPS_HYPERVISOR], "proxmox") && !v[OSPAB_VPS_VMID]
+        && !strcmp(v[OSPAB_VPS_STATUS], "error")) {
+        /* its create failed and Proxmox removed the container: only the record goes (a
+         * record the billing site synced without a vmid is not ours to delete) */
         if (audit(db, p, a, who, "vps.delete", id, NULL) != APR_SUCCESS) {
             db_failed(db, p, res);
             return;
