@@ -66,12 +66,6 @@ void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
     ospab_jw_obj_end(w);
 }
 
-static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
-{
-    res->log = db->error ? db->error : "database error";
-    ospab_result_error(p, res, 503, "database unavailable", NULL);
-}
-
 typedef void row_write_fn(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
 
 static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
@@ -95,7 +89,7 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
         args[1] = pg->after;
     }
     if (ospab_db_select(db, p, label, who->admin ? 1 : 2, args, &rows, NULL) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     n = rows->nelts < pg->limit ? rows->nelts : pg->limit;
@@ -137,7 +131,7 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
 
     memset(res, 0, sizeof(*res));
     if (ospab_db_select_one(db, p, label, 1, &id, &row) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     /* someone else's server answers exactly like a missing one */
@@ -172,7 +166,7 @@ static void catalogue(ospab_db_t *db, apr_pool_t *p, const char *label,
 
     memset(res, 0, sizeof(*res));
     if (ospab_db_select(db, p, label, 0, NULL, &rows, NULL) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     list = json_array();

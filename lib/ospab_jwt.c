@@ -17,6 +17,7 @@
 
 #include "ospab_jwt.h"
 #include "ospab_json.h"
+#include "ospab_util.h"
 
 #define MAX_TOKEN 8192
 
@@ -332,9 +333,7 @@ apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64
     jwt_t *jwt = NULL;
     char *s = NULL;
     apr_int64_t t = apr_time_sec(now);
-    unsigned char jti[16];
-    char jti_hex[33];
-    int i, rc;
+    int rc;
 
     *token = NULL;
     if (!c->sign_key) {
@@ -343,13 +342,9 @@ apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64
     if (jwt_new(&jwt)) {
         return APR_ENOMEM;
     }
-    apr_generate_random_bytes(jti, sizeof(jti));
-    for (i = 0; i < 16; ++i) {
-        apr_snprintf(jti_hex + 2 * i, 3, "%02x", jti[i]);
-    }
     rc = jwt_add_grant(jwt, "sub", apr_psprintf(p, "%" APR_INT64_T_FMT, user_id))
       || jwt_add_grant(jwt, "role", role)
-      || jwt_add_grant(jwt, "jti", jti_hex)
+      || jwt_add_grant(jwt, "jti", ospab_random_hex(p, 16))
       || jwt_add_grant_int(jwt, "iat", (long)t)
       || jwt_add_grant_int(jwt, "exp", (long)(t + c->access_ttl))
       || (c->issuer && jwt_add_grant(jwt, "iss", c->issuer))

@@ -17,13 +17,6 @@
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
-{
-    res->log = db->error ? db->error : "database error";
-    ospab_db_end(db, 0);
-    ospab_result_error(p, res, 503, "database unavailable", NULL);
-}
-
 static void ok_body(apr_pool_t *p, ospab_result_t *res, int status, json_t *body)
 {
     res->status = status;
@@ -136,7 +129,7 @@ static int load_owned(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *wh
                       const char *id, ospab_row_t *row, ospab_result_t *res)
 {
     if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, row) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     if (!*row || (!who->admin && strcmp((*row)[OSPAB_VPS_USER_ID], who->user_id))) {
@@ -192,24 +185,6 @@ static void set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, co
     const char *args[3] = { status, ospab_time_db(p, a->now), id };
 
     ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL);
-}
-
-static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                          const ospab_principal_t *who, const char *action, const char *id,
-                          json_t *details)
-{
-    const char *args[8];
-
-    args[0] = who->admin ? "admin" : "user";
-    args[1] = who->user_id;
-    args[2] = action;
-    args[3] = "vps";
-    args[4] = id;
-    args[5] = details ? ospab_json_dump(p, details) : NULL;
-    args[6] = a->remote_addr;
-    args[7] = ospab_time_db(p, a->now);
-    json_decref(details);
-    return ospab_db_exec(db, p, "ospab_audit_insert", 8, args, NULL);
 }
 
 /* The first IPv4 address of a running container (from /interfaces), or NULL. */
@@ -373,7 +348,7 @@ static int begin_op(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (ospab_db_begin(db, p) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_vps_lock", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_select_one(db, p, "ospab_task_active", 1, &id, &busy) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     if (busy) {
@@ -391,9 +366,9 @@ static int begin_op(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     args[5] = now;
     if (ospab_db_exec(db, p, "ospab_task_insert", 6, args, NULL) != APR_SUCCESS
         || ospab_db_last_id(db, p, task_id) != APR_SUCCESS
-        || audit(db, p, a, who, apr_pstrcat(p, "vps.", action, NULL), id, NULL) != APR_SUCCESS
+        || ospab_audit(db, p, a, apr_pstrcat(p, "vps.", action, NULL), "vps", id, NULL) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     return 0;
@@ -423,7 +398,7 @@ static int started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const 
         const char *args[3] = { *upid, ospab_time_db(p, a->now), task_id };
 
         if (ospab_db_exec(db, p, "ospab_task_start", 3, args, NULL) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return 1;
         }
     }
@@ -550,7 +525,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         || ospab_db_select_one(db, p, "ospab_tariff_get", 1, &tariff_s, &tariff)
            != APR_SUCCESS) {
         json_decref(errors);
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (!os) {
@@ -606,7 +581,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         args[OSPAB_VPS_OS_ID - 1] = os_s;
         args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
         if (ospab_db_begin(db, p) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
@@ -614,13 +589,13 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                 ospab_db_end(db, 0);
                 continue;
             }
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         if (ospab_db_last_id(db, p, &vps_id) != APR_SUCCESS
             || ospab_db_select_one(db, p, "ospab_vps_get", 1, &vps_id, &v) != APR_SUCCESS || !v
             || ospab_db_end(db, 1) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         if (begin_op(db, p, a, who, v, "create", &task_id, res)) {
@@ -698,8 +673,8 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         && !strcmp(v[OSPAB_VPS_STATUS], "error")) {
         /* its create failed and Proxmox removed the container: only the record goes (a
          * record the billing site synced without a vmid is not ours to delete) */
-        if (audit(db, p, a, who, "vps.delete", id, NULL) != APR_SUCCESS) {
-            db_failed(db, p, res);
+        if (ospab_audit(db, p, a, "vps.delete", "vps", id, NULL) != APR_SUCCESS) {
+            ospab_result_db_failed(db, p, res);
             return;
         }
         apply_outcome(db, p, c, a, v, "delete", 1);
@@ -794,7 +769,7 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     }
     /* the row again: follow_up may have changed the status */
     if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &v) != APR_SUCCESS || !v) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     data = json_object();
@@ -974,7 +949,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     args[3] = ospab_time_db(p, a->now);
     args[4] = id;
     if (ospab_db_exec(db, p, "ospab_vps_set_resources", 5, args, NULL) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     data = json_object();
@@ -1147,7 +1122,7 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         args[1] = who->user_id;
         if (ospab_db_select(db, p, who->admin ? "ospab_vps_by_vmid_any" : "ospab_vps_by_vmid",
                             who->admin ? 1 : 2, args, &rows, NULL) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         for (i = 0; i < rows->nelts && !v; ++i) {
@@ -1211,7 +1186,7 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
     }
     memset(res, 0, sizeof(*res));
     if (ospab_db_select(db, p, "ospab_task_list", 1, &id, &rows, NULL) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     ospab_jw_init(&w, p, 256 * (apr_size_t)rows->nelts + 16);

@@ -38,26 +38,6 @@ static const char *random_b64url(apr_pool_t *p, apr_size_t n)
     return s;
 }
 
-static const char *random_hex(apr_pool_t *p, apr_size_t n)
-{
-    unsigned char raw[32];
-    char *s = apr_palloc(p, 2 * n + 1);
-    apr_size_t i;
-
-    apr_generate_random_bytes(raw, n);
-    for (i = 0; i < n; ++i) {
-        apr_snprintf(s + 2 * i, 3, "%02x", raw[i]);
-    }
-    return s;
-}
-
-static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
-{
-    res->log = db->error ? db->error : "database error";
-    ospab_db_end(db, 0);
-    ospab_result_error(p, res, 503, "database unavailable", NULL);
-}
-
 static const char *body_string(json_t *body, const char *key)
 {
     json_t *v = json_object_get(body, key);
@@ -97,13 +77,15 @@ static const char *store_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_sess
                                                                                  : NULL;
 }
 
+/* The user acts on their own account. */
 static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                           const char *action, const char *user_id)
 {
-    const char *args[8] = { "user", user_id, action, "user", user_id, NULL, a->remote_addr,
-                            ospab_time_db(p, a->now) };
+    ospab_actor_t self = *a;
 
-    return ospab_db_exec(db, p, "ospab_audit_insert", 8, args, NULL);
+    self.type = "user";
+    self.id = user_id;
+    return ospab_audit(db, p, &self, action, "user", user_id, NULL);
 }
 
 static void tokens_ok(apr_pool_t *p, const ospab_session_conf_t *c, ospab_row_t user,
@@ -135,7 +117,7 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
         return;
     }
     if (ospab_db_select_one(db, p, "ospab_auth_user_by_email", 1, &email, &u) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     ok = ospab_password_verify(password, u && u[5] ? u[5] : dummy_hash);
@@ -149,10 +131,10 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
         return;
     }
     if (ospab_db_begin(db, p) != APR_SUCCESS
-        || !(refresh = store_refresh(db, p, c, a, u[0], random_hex(p, 16), NULL))
+        || !(refresh = store_refresh(db, p, c, a, u[0], ospab_random_hex(p, 16), NULL))
         || audit(db, p, a, "auth.login", u[0]) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     tokens_ok(p, c, u, access, refresh, res);
@@ -171,7 +153,7 @@ static int find_refresh(ospab_db_t *db, apr_pool_t *p, json_t *body, ospab_row_t
     }
     hash = ospab_sha256_hex(p, token, strlen(token));
     if (ospab_db_select_one(db, p, "ospab_rt_get", 1, &hash, row) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 0;
     }
     return 1;
@@ -186,7 +168,7 @@ static void revoke_family(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         || ospab_db_exec(db, p, "ospab_rt_revoke_family", 2, args, NULL) != APR_SUCCESS
         || audit(db, p, a, "auth.refresh_reuse", rt[1]) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     res->log = why;
@@ -221,7 +203,7 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
         return;
     }
     if (ospab_db_select_one(db, p, "ospab_user_get", 1, &rt[1], &u) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (!u || !u[4] || !strcmp(u[4], "0")) {
@@ -237,7 +219,7 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
     args[1] = rt[0];
     if (ospab_db_begin(db, p) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_rt_use", 2, args, &n) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (n != 1) {
@@ -249,7 +231,7 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
     if (!(refresh = store_refresh(db, p, c, a, u[0], rt[2], rt[0]))
         || audit(db, p, a, "auth.refresh", u[0]) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     tokens_ok(p, c, u, access, refresh, res);
@@ -272,7 +254,7 @@ void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
             || ospab_db_exec(db, p, "ospab_rt_revoke_family", 2, args, NULL) != APR_SUCCESS
             || audit(db, p, a, "auth.logout", rt[1]) != APR_SUCCESS
             || ospab_db_end(db, 1) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
     }

@@ -38,7 +38,7 @@ static void result_ok(apr_pool_t *p, ospab_result_t *res, int status, const char
     res->body = ospab_json_own(p, o);
 }
 
-static void db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
+void ospab_result_db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
 {
     const char *why = db->error;
 
@@ -109,7 +109,7 @@ static int begin_change(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                         const ospab_idem_t *idem, ospab_result_t *res)
 {
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     if (idem && ospab_idem_reserve(db, p, idem, a->now) != APR_SUCCESS) {
@@ -119,7 +119,7 @@ static int begin_change(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
             res->status = 0;
             return 1;
         }
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     return 0;
@@ -131,17 +131,17 @@ static void commit_change(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *ide
 {
     if (idem && ospab_idem_complete(db, p, idem, res->status,
                                     ospab_json_dump(p, res->body)) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (ospab_db_end(db, 1) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
     }
 }
 
-static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                          const char *action, const char *target_type, const char *target_id,
-                          json_t *details)
+apr_status_t ospab_audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                         const char *action, const char *target_type, const char *target_id,
+                         json_t *details)
 {
     const char *args[8];
 
@@ -268,7 +268,7 @@ static int refs_missing(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t
     int rc = vps_check_refs(db, p, in, res);
 
     if (rc < 0) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
     }
     else if (rc > 0) {
         ospab_db_end(db, 0);
@@ -287,7 +287,7 @@ static void vps_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_
     if (in[OSPAB_VPS_EXTERNAL_ID].present && in[OSPAB_VPS_EXTERNAL_ID].value) {
         args[0] = in[OSPAB_VPS_EXTERNAL_ID].value;
         if (ospab_db_select_one(db, p, "ospab_vps_get_ext", 1, args, &row) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         if (row && (!self_id || strcmp(row[0], self_id))) {
@@ -309,7 +309,7 @@ static void vps_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_
     }
     rc = vps_check_refs(db, p, in, res);
     if (rc < 0) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
     }
     else if (rc == 0) {
         ospab_result_error(p, res, 409, "the change conflicts with another record", NULL);
@@ -329,7 +329,7 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         if (in[OSPAB_VPS_EXTERNAL_ID].value) {
             args[0] = in[OSPAB_VPS_EXTERNAL_ID].value;
             if (ospab_db_select_one(db, p, "ospab_vps_get_ext", 1, args, &row) != APR_SUCCESS) {
-                db_failed(db, p, res);
+                ospab_result_db_failed(db, p, res);
                 return;
             }
             if (row) {
@@ -350,7 +350,7 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         if (ospab_db_exec(db, p, "ospab_vps_insert", OSPAB_VPS_NFIELDS - 1, args, NULL)
             != APR_SUCCESS) {
             if (!ospab_db_is_constraint(db)) {
-                db_failed(db, p, res);
+                ospab_result_db_failed(db, p, res);
                 return;
             }
             ospab_db_end(db, 0);
@@ -361,7 +361,7 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
             return;
         }
         if (ospab_db_last_id(db, p, &id) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         if (refs_missing(db, p, in, res)) {
@@ -369,9 +369,9 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         }
         if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS
             || !row
-            || audit(db, p, a, "vps.create", "vps", id,
+            || ospab_audit(db, p, a, "vps.create", "vps", id,
                      changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, -1)) != APR_SUCCESS) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         result_ok(p, res, 201, "VPS synced successfully", "vps", ospab_vps_json(p, row));
@@ -400,7 +400,7 @@ static int vps_identify(ospab_db_t *db, apr_pool_t *p, ospab_field_value_t *in,
     }
     if (ospab_db_select_one(db, p, "ospab_vps_get_ext", 1, &in[OSPAB_VPS_EXTERNAL_ID].value,
                             &row) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     if (!row) {
@@ -419,7 +419,7 @@ static int lock_and_get(ospab_db_t *db, apr_pool_t *p, const char *lock, const c
 {
     if (ospab_db_exec(db, p, lock, 1, &id, NULL) != APR_SUCCESS
         || ospab_db_select_one(db, p, get, 1, &id, row) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return 1;
     }
     if (!*row) {
@@ -454,7 +454,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (ospab_db_exec(db, p, "ospab_vps_update", OSPAB_VPS_NFIELDS - 1, args, NULL)
         != APR_SUCCESS) {
         if (!ospab_db_is_constraint(db)) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         ospab_db_end(db, 0);
@@ -468,10 +468,10 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
-        || audit(db, p, a, "vps.update", "vps", id,
+        || ospab_audit(db, p, a, "vps.update", "vps", id,
                  changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, OSPAB_VPS_ID))
            != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, row));
@@ -498,9 +498,9 @@ static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         || ospab_db_exec(db, p, "ospab_vps_delete_alerts", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_vps_delete", 1, &id, NULL) != APR_SUCCESS
-        || audit(db, p, a, "vps.delete", "vps", id, json_deep_copy(record)) != APR_SUCCESS) {
+        || ospab_audit(db, p, a, "vps.delete", "vps", id, json_deep_copy(record)) != APR_SUCCESS) {
         json_decref(record);
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     result_ok(p, res, 200, "VPS synced successfully", "vps", record);
@@ -624,7 +624,7 @@ static void user_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value
 
     if (in[OSPAB_USER_EMAIL].present
         && ospab_db_select_one(db, p, "ospab_user_get_email", 1, &email, &row) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (row) {
@@ -666,7 +666,7 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (ospab_db_exec(db, p, id ? "ospab_user_insert_id" : "ospab_user_insert",
                       (int)(v - args), args, NULL) != APR_SUCCESS) {
         if (!ospab_db_is_constraint(db)) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         ospab_db_end(db, 0);
@@ -675,8 +675,8 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     }
     if ((!id && ospab_db_last_id(db, p, &id) != APR_SUCCESS)
         || ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &row) != APR_SUCCESS || !row
-        || audit(db, p, a, "user.create", "user", id, user_changes(in)) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        || ospab_audit(db, p, a, "user.create", "user", id, user_changes(in)) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
         return;
     }
     result_ok(p, res, 201, "User synced successfully", "user", ospab_user_json(p, row));
@@ -705,7 +705,7 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     args[5] = id;
     if (ospab_db_exec(db, p, "ospab_user_update", 6, args, NULL) != APR_SUCCESS) {
         if (!ospab_db_is_constraint(db)) {
-            db_failed(db, p, res);
+            ospab_result_db_failed(db, p, res);
             return;
         }
         ospab_db_end(db, 0);
@@ -717,8 +717,8 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     args[2] = id;
     if ((hash && ospab_db_exec(db, p, "ospab_user_set_password", 3, args, NULL) != APR_SUCCESS)
         || ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &row) != APR_SUCCESS || !row
-        || audit(db, p, a, "user.update", "user", id, user_changes(in)) != APR_SUCCESS) {
-        db_failed(db, p, res);
+        || ospab_audit(db, p, a, "user.update", "user", id, user_changes(in)) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
         return;
     }
     result_ok(p, res, 200, "User synced successfully", "user", ospab_user_json(p, row));
@@ -739,7 +739,7 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     }
     if (ospab_db_select_one(db, p, "ospab_vps_count_user", 1, &id, &count) != APR_SUCCESS
         || !count) {
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (count[0] && strcmp(count[0], "0")) {
@@ -751,9 +751,9 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     record = ospab_user_json(p, row);
     if (ospab_db_exec(db, p, "ospab_user_delete_tokens", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_user_delete", 1, &id, NULL) != APR_SUCCESS
-        || audit(db, p, a, "user.delete", "user", id, json_deep_copy(record)) != APR_SUCCESS) {
+        || ospab_audit(db, p, a, "user.delete", "user", id, json_deep_copy(record)) != APR_SUCCESS) {
         json_decref(record);
-        db_failed(db, p, res);
+        ospab_result_db_failed(db, p, res);
         return;
     }
     result_ok(p, res, 200, "User synced successfully", "user", record);

@@ -62,6 +62,16 @@ void ospab_sync_vps_batch(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *ac
 void ospab_sync_user(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
                      const ospab_idem_t *idem, ospab_result_t *res);
 
+/* 503 "database unavailable" after a failed statement: rolls back an open transaction
+ * and keeps the database's reason in res->log. */
+void ospab_result_db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
+
+/* One audit_log row: the actor's type and id, what was done to which target, the changed
+ * fields (details, stolen, may be NULL; never secrets). */
+apr_status_t ospab_audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                         const char *action, const char *target_type, const char *target_id,
+                         json_t *details);
+
 /* Sets res to {"error": msg} with status; fields (stolen) may be NULL. */
 void ospab_result_error(apr_pool_t *p, ospab_result_t *res, int status, const char *msg,
                         json_t *fields);

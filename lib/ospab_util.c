@@ -6,6 +6,8 @@
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_env.h>
+#include <apr_escape.h>
+#include <apr_general.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 
@@ -70,18 +72,21 @@ void ospab_sha256(const void *data, apr_size_t len, unsigned char out[OSPAB_SHA2
 
 const char *ospab_sha256_hex(apr_pool_t *p, const void *data, apr_size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char d[OSPAB_SHA256_LEN];
-    char *s = apr_palloc(p, 2 * OSPAB_SHA256_LEN + 1);
-    int i;
 
     ospab_sha256(data, len, d);
-    for (i = 0; i < OSPAB_SHA256_LEN; ++i) {
-        s[2 * i] = hex[d[i] >> 4];
-        s[2 * i + 1] = hex[d[i] & 15];
+    return apr_pescape_hex(p, d, sizeof(d), 0);
+}
+
+const char *ospab_random_hex(apr_pool_t *p, apr_size_t n)
+{
+    unsigned char raw[64];
+
+    if (n > sizeof(raw)) {
+        n = sizeof(raw);
     }
-    s[2 * OSPAB_SHA256_LEN] = '\0';
-    return s;
+    apr_generate_random_bytes(raw, n);
+    return apr_pescape_hex(p, raw, n, 0);
 }
 
 int ospab_key_matches(const unsigned char expected_digest[OSPAB_SHA256_LEN], const char *given)

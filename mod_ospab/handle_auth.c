@@ -150,14 +150,11 @@ int ospab_mod_handle_logout(request_rec *r, const ospab_route_match_t *m)
 int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m)
 {
     ospab_principal_t who;
-    ospab_db_t *db = ospab_mod_db(r);
+    ospab_db_t *db;
     ospab_row_t user;
     int done;
 
-    if (!db) {
-        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-    }
-    if (!ospab_mod_bearer(r, db, &who, &done)) {
+    if (!ospab_mod_caller(r, &db, &who, &done)) {
         return done;
     }
     if (ospab_db_select_one(db, r->pool, "ospab_user_get", 1, &who.user_id, &user)

@@ -49,16 +49,6 @@ typedef void list_fn(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who
 typedef void get_fn(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                     const char *id, ospab_result_t *res);
 
-/* The database and the caller, or 0 with the error response sent. */
-static int caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done)
-{
-    if (!(*db = ospab_mod_db(r))) {
-        *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-        return 0;
-    }
-    return ospab_mod_bearer(r, *db, who, done);
-}
-
 static int list(request_rec *r, list_fn *fn)
 {
     ospab_principal_t who;
@@ -67,7 +57,7 @@ static int list(request_rec *r, list_fn *fn)
     ospab_db_t *db;
     int done;
 
-    if (!caller(r, &db, &who, &done) || read_page(r, &pg, &done)) {
+    if (!ospab_mod_caller(r, &db, &who, &done) || read_page(r, &pg, &done)) {
         return done;
     }
     fn(db, r->pool, &who, &pg, &res);
@@ -86,7 +76,7 @@ static int get(request_rec *r, const ospab_route_match_t *m, get_fn *fn)
     ospab_db_t *db;
     int done;
 
-    if (!caller(r, &db, &who, &done)) {
+    if (!ospab_mod_caller(r, &db, &who, &done)) {
         return done;
     }
     fn(db, r->pool, &who, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]), &res);
@@ -120,7 +110,7 @@ static int catalogue(request_rec *r, void (*fn)(ospab_db_t *, apr_pool_t *, ospa
     ospab_db_t *db;
     int done;
 
-    if (!caller(r, &db, &who, &done)) {
+    if (!ospab_mod_caller(r, &db, &who, &done)) {
         return done;
     }
     fn(db, r->pool, &res);

@@ -35,10 +35,7 @@ static int setup(request_rec *r, const ospab_route_match_t *m, int with_body, ca
     int done;
 
     memset(c, 0, sizeof(*c));
-    if (!(c->db = ospab_mod_db(r))) {
-        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-    }
-    if (!ospab_mod_bearer(r, c->db, &c->who, &done)) {
+    if (!ospab_mod_caller(r, &c->db, &c->who, &done)) {
         return done;
     }
     if (with_body) {

@@ -107,6 +107,9 @@ int ospab_mod_read_json(request_rec *r, json_t **json, const char **body, apr_si
 /* ospab_mod_auth.c: Bearer tokens. Returns 1 with *who filled, or 0 after sending the 401
  * (or 503) whose return value is in *done. */
 int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done);
+/* The request's database connection and its Bearer caller: 1, or 0 after the 503/401 was
+ * sent with the handler's return value in *done. */
+int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done);
 
 /* ospab_mod_handler.c */
 int ospab_mod_handler(request_rec *r);

@@ -58,3 +58,12 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
     r->user = apr_pstrcat(r->pool, "user:", id, NULL);   /* for the access log */
     return 1;
 }
+
+int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done)
+{
+    if (!(*db = ospab_mod_db(r))) {
+        *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+        return 0;
+    }
+    return ospab_mod_bearer(r, *db, who, done);
+}
