@@ -442,23 +442,30 @@ apr_time_t ospab_pve_deadline(ospab_pve_t *pve, apr_time_t start)
     return start + apr_time_from_msec(pve->timeout_ms);
 }
 
-apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadline,
-                                  const char *method, const char *path,
-                                  const ospab_pve_param_t *params, ospab_pve_result_t *res)
-{
-    long timeout_ms = pve->timeout_ms;
+/* One call's transfer state; for ospab_pve_call_many it lives in the pool, for a single
+ * call on the stack. */
+typedef struct {
     pve_xfer_t x;
     char errbuf[CURL_ERROR_SIZE];
-    CURL *h = NULL;
+    CURL *h;
+    CURLcode cc;
+} pve_call_t;
+
+/* Prepares c->h for the request. APR_SUCCESS: ready to perform. Otherwise res is set (and
+ * c->h, if any, still has to go through pve_finish). */
+static apr_status_t pve_setup(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadline,
+                              const char *method, const char *path,
+                              const ospab_pve_param_t *params, pve_call_t *c,
+                              ospab_pve_result_t *res)
+{
+    long timeout_ms = pve->timeout_ms;
+    CURL *h;
     CURLcode cc = CURLE_OK;
     const char *form, *url;
-    long status = 0, connects = 0;
     int m;
-    apr_status_t rv = APR_EGENERAL;
 
     memset(res, 0, sizeof(*res));
-    memset(&x, 0, sizeof(x));
-    errbuf[0] = '\0';
+    memset(c, 0, sizeof(*c));
     res->outcome = OSPAB_PVE_BAD_RESPONSE;
 
     if (!method || !strcmp(method, "GET")) {
@@ -485,15 +492,15 @@ apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t de
     url = apr_pstrcat(p, pve->base, path,
                       (m == PVE_GET || m == PVE_DELETE) && *form ? "?" : "",
                       (m == PVE_GET || m == PVE_DELETE) ? form : "", NULL);
-    if ((h = pve_take(pve)) == NULL) {
+    if ((c->h = h = pve_take(pve)) == NULL) {
         res->outcome = OSPAB_PVE_UNREACHABLE;
         res->message = "cannot create a libcurl handle";
         return APR_ENOMEM;
     }
-    x.max = pve->max_response;
+    c->x.max = pve->max_response;
 
     curl_easy_reset(h);             /* keeps the handle's connection cache: keep-alive */
-    PVE_SET(CURLOPT_ERRORBUFFER, errbuf);
+    PVE_SET(CURLOPT_ERRORBUFFER, c->errbuf);
     PVE_SET(CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     PVE_SET(CURLOPT_PROTOCOLS_STR, "https,http");
@@ -535,9 +542,9 @@ apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t de
     PVE_SET(CURLOPT_TCP_KEEPINTVL, 15L);
     PVE_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)pve->max_response);
     PVE_SET(CURLOPT_WRITEFUNCTION, pve_on_body);
-    PVE_SET(CURLOPT_WRITEDATA, &x);
+    PVE_SET(CURLOPT_WRITEDATA, &c->x);
     PVE_SET(CURLOPT_HEADERFUNCTION, pve_on_header);
-    PVE_SET(CURLOPT_HEADERDATA, &x);
+    PVE_SET(CURLOPT_HEADERDATA, &c->x);
     switch (m) {
     case PVE_POST:
     case PVE_PUT:
@@ -557,36 +564,137 @@ apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t de
         PVE_SET(CURLOPT_HTTPGET, 1L);
         break;
     }
-    cc = curl_easy_perform(h);
+    return APR_SUCCESS;
 
 leave:
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
-    /* the error buffer and the callbacks' data are on this stack frame */
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
-    pve_give(pve, h, connects);
+    c->cc = cc;
+    return APR_EGENERAL;
+}
+
+/* Collects a performed (or failed to set up) transfer into res and gives the handle back. */
+static apr_status_t pve_finish(ospab_pve_t *pve, apr_pool_t *p, pve_call_t *c,
+                               ospab_pve_result_t *res)
+{
+    long status = 0, connects = 0;
+
+    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &connects);
+    /* the error buffer and the callbacks' data belong to c */
+    curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c->h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(c->h, CURLOPT_HEADERDATA, NULL);
+    pve_give(pve, c->h, connects);
+    c->h = NULL;
 
     res->http_status = (int)status;
-    if (cc != CURLE_OK) {
-        map_curl_error(pve, p, cc, errbuf, &x, res);
+    if (c->cc != CURLE_OK) {
+        map_curl_error(pve, p, c->cc, c->errbuf, &c->x, res);
     }
     else {
-        map_answer(p, status, &x, res);
+        map_answer(p, status, &c->x, res);
     }
-    free(x.buf);
+    free(c->x.buf);
+    c->x.buf = NULL;
     apr_thread_mutex_lock(pve->mutex);
     pve->last_outcome = (int)res->outcome;
     pve->last_at = apr_time_now();
     apr_thread_mutex_unlock(pve->mutex);
     if (res->outcome == OSPAB_PVE_OK) {
-        rv = APR_SUCCESS;
+        return APR_SUCCESS;
     }
-    else if (res->outcome == OSPAB_PVE_TIMEOUT) {
-        rv = APR_TIMEUP;
+    return res->outcome == OSPAB_PVE_TIMEOUT ? APR_TIMEUP : APR_EGENERAL;
+}
+
+apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadline,
+                                  const char *method, const char *path,
+                                  const ospab_pve_param_t *params, ospab_pve_result_t *res)
+{
+    pve_call_t c;
+    apr_status_t rv = pve_setup(pve, p, deadline, method, path, params, &c, res);
+
+    if (rv == APR_SUCCESS) {
+        c.cc = curl_easy_perform(c.h);
     }
-    return rv;
+    else if (!c.h) {
+        return rv;
+    }
+    return pve_finish(pve, p, &c, res);
+}
+
+apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_req_t *reqs,
+                                 int n, int max_parallel)
+{
+    pve_call_t *calls = apr_pcalloc(p, sizeof(*calls) * (apr_size_t)(n > 0 ? n : 1));
+    CURLM *multi;
+    int next = 0, running = 0, done = 0, i;
+
+    if (n <= 0) {
+        return APR_SUCCESS;
+    }
+    if (max_parallel < 1) {
+        max_parallel = 1;
+    }
+    if ((multi = curl_multi_init()) == NULL) {
+        return APR_ENOMEM;
+    }
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_parallel);
+    while (done < n) {
+        CURLMsg *msg;
+        int left;
+
+        /* keep up to max_parallel transfers going */
+        while (next < n && running < max_parallel) {
+            ospab_pve_req_t *r = &reqs[next];
+
+            r->rv = pve_setup(r->pve, p, deadline, r->method, r->path, r->params,
+                              &calls[next], &r->res);
+            if (r->rv == APR_SUCCESS) {
+                curl_easy_setopt(calls[next].h, CURLOPT_PRIVATE, (void *)(apr_uintptr_t)next);
+                curl_multi_add_handle(multi, calls[next].h);
+                running++;
+            }
+            else {
+                if (calls[next].h) {
+                    r->rv = pve_finish(r->pve, p, &calls[next], &r->res);
+                }
+                done++;
+            }
+            next++;
+        }
+        if (!running) {
+            continue;
+        }
+        {
+            int still = 0;
+
+            curl_multi_perform(multi, &still);
+            while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+                void *priv = NULL;
+                int k;
+
+                if (msg->msg != CURLMSG_DONE) {
+                    continue;
+                }
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+                k = (int)(apr_uintptr_t)priv;
+                calls[k].cc = msg->data.result;
+                curl_multi_remove_handle(multi, calls[k].h);
+                reqs[k].rv = pve_finish(reqs[k].pve, p, &calls[k], &reqs[k].res);
+                running--;
+                done++;
+            }
+            if (running) {
+                curl_multi_poll(multi, NULL, 0, 100, NULL);
+            }
+        }
+    }
+    for (i = 0; i < n; ++i) {
+        if (calls[i].h) {   /* not reached: every started transfer is finished above */
+            curl_multi_remove_handle(multi, calls[i].h);
+        }
+    }
+    curl_multi_cleanup(multi);
+    return APR_SUCCESS;
 }
 
 /* --- numbers that may be strings ---------------------------------------------------------- */

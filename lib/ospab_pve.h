@@ -68,6 +68,22 @@ apr_status_t ospab_pve_call(ospab_pve_t *pve, apr_pool_t *p, const char *method,
 apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadline,
                                   const char *method, const char *path,
                                   const ospab_pve_param_t *params, ospab_pve_result_t *res);
+/* Several calls at once over libcurl multi (one thread, up to max_parallel transfers in
+ * flight, connections reused from each client's pool). Each request names its client, so
+ * one batch may span clusters. Fills every res/rv; returns APR_SUCCESS unless the batch
+ * itself could not run. */
+typedef struct {
+    ospab_pve_t *pve;                   /* in */
+    const char *method, *path;          /* in */
+    const ospab_pve_param_t *params;    /* in, may be NULL */
+    void *data;                         /* in, the caller's */
+    ospab_pve_result_t res;             /* out */
+    apr_status_t rv;                    /* out */
+} ospab_pve_req_t;
+
+apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_req_t *reqs,
+                                 int n, int max_parallel);
+
 /* start + the configured total timeout */
 apr_time_t ospab_pve_deadline(ospab_pve_t *pve, apr_time_t start);
 

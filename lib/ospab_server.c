@@ -11,6 +11,7 @@
 #include "ospab_json.h"
 #include "ospab_jsonw.h"
 #include "ospab_util.h"
+#include "ospab_events.h"
 #include "ospab_resource.h"
 
 #define QUEUED_TIMEOUT apr_time_from_sec(120)
@@ -161,30 +162,82 @@ static int on_proxmox(apr_pool_t *p, const ospab_server_conf_t *c, ospab_row_t v
     return 0;
 }
 
-static void finish_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                        const char *task_id, int ok, const char *exitstatus, const char *error)
+/* Runs fn's writes in a transaction of their own unless the caller has one open. */
+static int own_tx(ospab_db_t *db, apr_pool_t *p)
+{
+    if (db->trans) {
+        return 0;
+    }
+    return ospab_db_begin(db, p) == APR_SUCCESS ? 1 : -1;
+}
+
+/* Finishes a queued or running task and records task.finished with it. 1: this call
+ * finished it; 0: it was already finished (another follower won) or the write failed. */
+static int finish_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                       const char *task_id, int ok, const char *exitstatus, const char *error)
 {
     const char *now = ospab_time_db(p, a->now);
     const char *args[6] = { ok ? "ok" : "error", exitstatus, error, now, now, task_id };
+    ospab_row_t t;
+    int tx = own_tx(db, p), n = 0;
 
-    ospab_db_exec(db, p, "ospab_task_finish", 6, args, NULL);
+    if (tx < 0) {
+        return 0;
+    }
+    if (ospab_db_exec(db, p, "ospab_task_finish", 6, args, &n) == APR_SUCCESS && n == 1
+        && ospab_db_select_one(db, p, "ospab_task_get", 1, &task_id, &t) == APR_SUCCESS && t
+        && t[1]) {
+        /* id vps_id user_id action status upid exitstatus error */
+        json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s?, s:s?}",
+                                 "serverId", (json_int_t)apr_atoi64(t[1]),
+                                 "userId", (json_int_t)apr_atoi64(t[2] ? t[2] : "0"),
+                                 "taskId", (json_int_t)apr_atoi64(t[0]),
+                                 "action", t[3], "status", t[4], "upid", t[5], "error", t[7]);
+
+        if (!data || ospab_event_add(db, p, a->now, OSPAB_EVENT_TASK, data) != APR_SUCCESS) {
+            n = 0;
+        }
+        json_decref(data);
+    }
+    if (tx && ospab_db_end(db, n == 1) != APR_SUCCESS) {
+        n = 0;
+    }
+    return n == 1;
 }
 
 static void continue_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                           const char *task_id, const char *upid, const char *action)
 {
-    const char *args[4] = { upid, apr_pstrcat(p, action, ":start", NULL),
-                            ospab_time_db(p, a->now), task_id };
+    const char *args[4] = { upid, action, ospab_time_db(p, a->now), task_id };
 
     ospab_db_exec(db, p, "ospab_task_continue", 4, args, NULL);
 }
 
+/* Sets the server's status and, when it changed, records server.status with it. */
 static void set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
                        const char *status)
 {
     const char *args[3] = { status, ospab_time_db(p, a->now), id };
+    ospab_row_t old = NULL;
+    int tx = own_tx(db, p), good;
 
-    ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL);
+    if (tx < 0) {
+        return;
+    }
+    good = ospab_db_select_one(db, p, "ospab_vps_status_of", 1, &id, &old) == APR_SUCCESS
+           && ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL) == APR_SUCCESS;
+    if (good && old && (!old[0] || strcmp(old[0], status))) {
+        json_t *data = json_pack("{s:I, s:I, s:s, s:s?}",
+                                 "serverId", (json_int_t)apr_atoi64(id),
+                                 "userId", (json_int_t)apr_atoi64(old[1] ? old[1] : "0"),
+                                 "status", status, "previous", old[0]);
+
+        good = data && ospab_event_add(db, p, a->now, OSPAB_EVENT_STATUS, data) == APR_SUCCESS;
+        json_decref(data);
+    }
+    if (tx) {
+        ospab_db_end(db, good);
+    }
 }
 
 /* The first IPv4 address of a running container (from /interfaces), or NULL. */
@@ -227,10 +280,24 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
 
     if (!strcmp(action, "delete")) {
         if (ok) {
+            int tx = own_tx(db, p);
+            json_t *data = json_pack("{s:I, s:I, s:s}", "serverId", (json_int_t)apr_atoi64(id),
+                                     "userId", (json_int_t)apr_atoi64(v[OSPAB_VPS_USER_ID]),
+                                     "reason", "deleted");
+
+            if (tx < 0) {
+                json_decref(data);
+                return;
+            }
+            ospab_event_add(db, p, a->now, OSPAB_EVENT_DELETED, data);
+            json_decref(data);
             ospab_db_exec(db, p, "ospab_vps_delete_metrics", 1, &id, NULL);
             ospab_db_exec(db, p, "ospab_vps_delete_alerts", 1, &id, NULL);
             ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &id, NULL);
             ospab_db_exec(db, p, "ospab_vps_delete", 1, &id, NULL);
+            if (tx) {
+                ospab_db_end(db, 1);
+            }
         }
         else {
             set_status(db, p, a, id, "stopped");
@@ -275,8 +342,43 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     }
 }
 
-/* Asks Proxmox about the server's running tasks and finishes those that stopped.
- * Failures to reach Proxmox leave the tasks as they are. */
+/* The second half of a two-step operation (restart = hard stop, then start; create =
+ * create, then start): t is the row, already claimed by this follower (queued, no UPID,
+ * action "<first>:start"). A start that Proxmox may have accepted before the previous
+ * follower died is not sent twice: a guest that already runs finishes the row. */
+static void start_second_half(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                              const ospab_actor_t *a, ospab_row_t v, const char *task_id,
+                              const char *action)
+{
+    ospab_pve_result_t st;
+
+    if (pve_call(c, p, a, "GET", guest_path(p, v, "status", "current", NULL), NULL, &st)
+            == APR_SUCCESS
+        && json_is_string(json_object_get(st.data, "status"))
+        && !strcmp(json_string_value(json_object_get(st.data, "status")), "running")) {
+        if (finish_task(db, p, a, task_id, 1, "OK", NULL)) {
+            apply_outcome(db, p, c, a, v, action, 1);
+        }
+        return;
+    }
+    if (pve_call(c, p, a, "POST", guest_path(p, v, "status", "start", NULL), NULL, &st)
+            == APR_SUCCESS && json_is_string(st.data)) {
+        continue_task(db, p, a, task_id, json_string_value(st.data), action);
+        return;
+    }
+    if (st.outcome == OSPAB_PVE_UNREACHABLE || st.outcome == OSPAB_PVE_TIMEOUT) {
+        return;     /* still claimed: taken again after QUEUED_TIMEOUT */
+    }
+    if (finish_task(db, p, a, task_id, 0, NULL, st.message ? st.message : "start failed")
+        && !strcmp(action, "create:start")) {
+        set_status(db, p, a, v[OSPAB_VPS_ID], "stopped");
+    }
+}
+
+/* Asks Proxmox about the server's running tasks and finishes those that stopped; resumes a
+ * second half whose follower died. Module and agent may follow the same task at once: the
+ * conditional updates let exactly one of them apply each outcome. Failures to reach
+ * Proxmox leave the tasks as they are. */
 static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                       const ospab_actor_t *a, ospab_row_t v)
 {
@@ -289,16 +391,33 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
         return;
     }
     for (i = 0; i < tasks->nelts; ++i) {
-        ospab_row_t t = APR_ARRAY_IDX(tasks, i, ospab_row_t);   /* id upid action node ... */
+        /* id upid action node status created_at updated_at */
+        ospab_row_t t = APR_ARRAY_IDX(tasks, i, ospab_row_t);
         ospab_pve_result_t pr;
-        const char *exitstatus;
-        int ok;
+        const char *exitstatus, *now = ospab_time_db(p, a->now);
+        apr_size_t alen = strlen(t[2]);
+        int ok, n = 0;
 
         if (!t[1]) {
-            if (strcmp(t[5], stale) < 0) {
-                finish_task(db, p, a, t[0], 0, NULL,
-                            "abandoned before Proxmox accepted it");
+            if (strcmp(t[6], stale) >= 0) {
+                continue;   /* its owner is still asking Proxmox */
             }
+            if (alen > 6 && !strcmp(t[2] + alen - 6, ":start")) {
+                const char *args[3] = { now, t[0], t[6] };
+
+                if (own_tx(db, p) == 1) {
+                    if (ospab_db_exec(db, p, "ospab_task_reclaim_start", 3, args, &n)
+                        != APR_SUCCESS) {
+                        n = 0;
+                    }
+                    ospab_db_end(db, n == 1);
+                }
+                if (n == 1) {
+                    start_second_half(db, p, c, a, v, t[0], t[2]);
+                }
+                continue;
+            }
+            finish_task(db, p, a, t[0], 0, NULL, "abandoned before Proxmox accepted it");
             continue;
         }
         if (pve_call(c, p, a, "GET",
@@ -313,24 +432,35 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
         exitstatus = json_string_value(json_object_get(pr.data, "exitstatus"));
         ok = exitstatus && (!strcmp(exitstatus, "OK") || !strncmp(exitstatus, "WARNINGS", 8));
         if ((!strcmp(t[2], "restart") || !strcmp(t[2], "create")) && ok) {
-            /* the hard stop, or the container's creation, is done: the start is the second
-             * half, and the row follows it as "<action>:start" until it finishes */
-            ospab_pve_result_t st;
+            const char *second = apr_pstrcat(p, t[2], ":start", NULL);
+            const char *args[4] = { second, now, t[0], t[1] };
 
-            if (pve_call(c, p, a, "POST", guest_path(p, v, "status", "start", NULL),
-                         NULL, &st) == APR_SUCCESS && json_is_string(st.data)) {
-                continue_task(db, p, a, t[0], json_string_value(st.data), t[2]);
-                continue;
+            if (own_tx(db, p) == 1) {
+                if (ospab_db_exec(db, p, "ospab_task_claim_start", 4, args, &n)
+                    != APR_SUCCESS) {
+                    n = 0;
+                }
+                ospab_db_end(db, n == 1);
             }
-            finish_task(db, p, a, t[0], 0, exitstatus, st.message ? st.message
-                                                                  : "start failed");
-            if (!strcmp(t[2], "create")) {
-                set_status(db, p, a, id, "stopped");
+            if (n == 1) {
+                start_second_half(db, p, c, a, v, t[0], second);
             }
             continue;
         }
-        finish_task(db, p, a, t[0], ok, exitstatus, ok ? NULL : exitstatus);
-        apply_outcome(db, p, c, a, v, t[2], ok);
+        if (finish_task(db, p, a, t[0], ok, exitstatus, ok ? NULL : exitstatus)) {
+            apply_outcome(db, p, c, a, v, t[2], ok);
+        }
+    }
+}
+
+void ospab_server_follow(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_actor_t *a, const char *id)
+{
+    ospab_row_t v;
+
+    if (c->pve && ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &v) == APR_SUCCESS && v
+        && v[OSPAB_VPS_NODE] && v[OSPAB_VPS_VMID]) {
+        follow_up(db, p, c, a, v);
     }
 }
 

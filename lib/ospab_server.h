@@ -56,6 +56,11 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
 void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                         const ospab_principal_t *who, const char *id, ospab_result_t *res);
 
+/* Follows up the running tasks of server id (the agent's task loop): finishes those that
+ * stopped, applies their outcome, starts second halves, resumes ones a dead follower left. */
+void ospab_server_follow(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_actor_t *a, const char *id);
+
 /* A root password from the CSPRNG: 20 characters of letters and digits without look-alikes. */
 const char *ospab_server_new_password(apr_pool_t *p);
 /* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */

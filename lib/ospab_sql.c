@@ -111,8 +111,21 @@ const ospab_sql_t ospab_sql_statements[] = {
       "INSERT INTO tasks (vps_id, user_id, node, upid, action, status, created_at, updated_at) "
       "VALUES (%s, %s, %s, NULL, %s, 'queued', %s, %s)" },
     { "ospab_task_active",
-      "SELECT id, upid, action, node, status, created_at FROM tasks WHERE vps_id = %s "
-      "AND status IN ('queued', 'running') ORDER BY id" },
+      "SELECT id, upid, action, node, status, created_at, updated_at FROM tasks "
+      "WHERE vps_id = %s AND status IN ('queued', 'running') ORDER BY id" },
+    /* servers with tasks to follow (the agent) */
+    { "ospab_task_active_servers",
+      "SELECT DISTINCT vps_id FROM tasks WHERE status IN ('queued', 'running') "
+      "AND vps_id IS NOT NULL ORDER BY vps_id" },
+    /* takes a finished first half (restart's stop, create) for its second half: only one
+     * follower wins; the row waits as queued without a UPID until the start is accepted */
+    { "ospab_task_claim_start",
+      "UPDATE tasks SET action = %s, upid = NULL, status = 'queued', updated_at = %s "
+      "WHERE id = %s AND upid = %s AND status = 'running'" },
+    /* a second half whose start was never recorded (its follower died): taken again */
+    { "ospab_task_reclaim_start",
+      "UPDATE tasks SET updated_at = %s WHERE id = %s AND upid IS NULL AND status = 'queued' "
+      "AND updated_at = %s" },
     { "ospab_task_start",
       "UPDATE tasks SET upid = %s, status = 'running', updated_at = %s WHERE id = %s" },
     /* the second half of a two-step operation (restart = stop, start; create = create,
@@ -137,6 +150,16 @@ const ospab_sql_t ospab_sql_statements[] = {
       "WHERE id = %s AND enabled = 1" },
     { "ospab_os_get", "SELECT id, name, type, template, kind FROM os_templates "
       "WHERE id = %s AND enabled = 1" },
+    /* events (lib/ospab_events.c) */
+    { "ospab_event_insert",
+      "INSERT INTO webhook_outbox (event, payload, state, attempts, next_attempt_at, "
+      "created_at) VALUES (%s, %s, 'pending', 0, %s, %s)" },
+    { "ospab_task_get",
+      "SELECT id, vps_id, user_id, action, status, upid, exitstatus, error "
+      "FROM tasks WHERE id = %s" },
+    { "ospab_vps_status_of", "SELECT status, user_id FROM vps WHERE id = %s" },
+    /* outbox: e-mail and webhooks (lib/ospab_outbox.c, the agent's mailer and webhooks) */
+    /* agent: monitor (monitor-agent/agent_monitor.c) */
     /* health */
     { "ospab_ping", "SELECT COUNT(*) FROM schema_migrations" },
     { NULL, NULL }

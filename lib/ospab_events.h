@@ -1,0 +1,28 @@
+/* ospab core: events. A state change and the event that tells about it are written in the
+ * same transaction into webhook_outbox (a transactional outbox): the agent delivers the rows
+ * to the main site's webhook and pushes them to browsers, so an event can neither be lost
+ * while its change is kept nor be sent for a change that was rolled back.
+ *
+ * A row's payload is the webhook body:
+ *   {"id": <row id>, "event": "server.status", "createdAt": "...Z", "data": {...}}
+ * where "id" is filled in by the sender (the row id is known only after the insert). */
+#ifndef OSPAB_EVENTS_H
+#define OSPAB_EVENTS_H
+
+#include <jansson.h>
+#include "ospab_db.h"
+
+/* Event names; data always has serverId and userId (the owner). */
+#define OSPAB_EVENT_STATUS   "server.status"    /* status, previous */
+#define OSPAB_EVENT_TASK     "task.finished"    /* taskId, action, status ok|error, error */
+#define OSPAB_EVENT_DELETED  "server.deleted"   /* reason */
+
+/* Inserts the event row on db's connection (inside the caller's transaction, if any).
+ * data is borrowed. */
+apr_status_t ospab_event_add(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *event,
+                             json_t *data);
+
+/* The row's payload as sent: the stored payload with "id" set. NULL if it does not parse. */
+json_t *ospab_event_payload(const char *row_id, const char *stored);
+
+#endif
