@@ -858,6 +858,37 @@ static json_t *usage(json_t *cur, const char *used_key, const char *max_key)
     return o;
 }
 
+json_t *ospab_server_stats_json(const char *vmid, json_t *cur, json_t *rrd)
+{
+    json_t *data = json_object(), *stats = json_object(), *net = json_object();
+    double cpu = 0;
+    apr_int64_t n;
+
+    json_object_set_new(data, "vmid", ospab_json_int_or_null(vmid));
+    json_object_set(data, "status", json_object_get(cur, "status"));
+    json_object_set_new(data, "uptime", json_integer(
+        ospab_pve_int(json_object_get(cur, "uptime"), &n) ? (json_int_t)n : 0));
+    ospab_pve_double(json_object_get(cur, "cpu"), &cpu);
+    json_object_set_new(data, "cpu", json_real(cpu));
+    json_object_set_new(data, "memory", usage(cur, "mem", "maxmem"));
+    json_object_set_new(data, "disk", usage(cur, "disk", "maxdisk"));
+    json_object_set_new(net, "in", json_integer(
+        ospab_pve_int(json_object_get(cur, "netin"), &n) ? (json_int_t)n : 0));
+    json_object_set_new(net, "out", json_integer(
+        ospab_pve_int(json_object_get(cur, "netout"), &n) ? (json_int_t)n : 0));
+    json_object_set_new(data, "network", net);
+    json_object_set(data, "rrdData", json_is_array(rrd) ? rrd : json_array());
+    json_object_set_new(stats, "status", json_string("success"));
+    json_object_set_new(stats, "data", data);
+    return stats;
+}
+
+void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                             const char *id, const char *status)
+{
+    set_status(db, p, a, id, status);
+}
+
 void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const char *id, const char *timeframe,
                          ospab_result_t *res)
@@ -869,9 +900,7 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
     const ospab_actor_t *a = &act;
     ospab_row_t v;
-    json_t *data, *stats, *o, *net;
-    double cpu = 0;
-    apr_int64_t n;
+    json_t *stats, *o;
 
     memset(res, 0, sizeof(*res));
     timeframe = timeframe ? timeframe : "hour";
@@ -902,25 +931,7 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         ospab_result_db_failed(db, p, res);
         return;
     }
-    data = json_object();
-    json_object_set_new(data, "vmid", ospab_json_int_or_null(v[OSPAB_VPS_VMID]));
-    json_object_set(data, "status", json_object_get(cur.data, "status"));
-    json_object_set_new(data, "uptime", json_integer(
-        ospab_pve_int(json_object_get(cur.data, "uptime"), &n) ? (json_int_t)n : 0));
-    ospab_pve_double(json_object_get(cur.data, "cpu"), &cpu);
-    json_object_set_new(data, "cpu", json_real(cpu));
-    json_object_set_new(data, "memory", usage(cur.data, "mem", "maxmem"));
-    json_object_set_new(data, "disk", usage(cur.data, "disk", "maxdisk"));
-    net = json_object();
-    json_object_set_new(net, "in", json_integer(
-        ospab_pve_int(json_object_get(cur.data, "netin"), &n) ? (json_int_t)n : 0));
-    json_object_set_new(net, "out", json_integer(
-        ospab_pve_int(json_object_get(cur.data, "netout"), &n) ? (json_int_t)n : 0));
-    json_object_set_new(data, "network", net);
-    json_object_set(data, "rrdData", json_is_array(rrd.data) ? rrd.data : json_array());
-    stats = json_object();
-    json_object_set_new(stats, "status", json_string("success"));
-    json_object_set_new(stats, "data", data);
+    stats = ospab_server_stats_json(v[OSPAB_VPS_VMID], cur.data, rrd.data);
     o = json_object();
     json_object_set_new(o, "id", ospab_json_int_or_null(v[OSPAB_VPS_ID]));
     json_object_set_new(o, "status", ospab_json_str_or_null(v[OSPAB_VPS_STATUS]));

@@ -61,6 +61,16 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
 void ospab_server_follow(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_actor_t *a, const char *id);
 
+/* The "stats" object of GET /api/server/{id}/status (seed 003) from Proxmox's status/current
+ * and rrddata answers: {"status":"success","data":{vmid,status,uptime,cpu,memory,disk,
+ * network,rrdData}}. New reference; the arguments are borrowed. */
+json_t *ospab_server_stats_json(const char *vmid, json_t *current, json_t *rrd);
+
+/* Sets a server's status; a change is recorded as a server.status event in the same
+ * transaction (the caller's, or one of its own). */
+void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                             const char *id, const char *status);
+
 /* A root password from the CSPRNG: 20 characters of letters and digits without look-alikes. */
 const char *ospab_server_new_password(apr_pool_t *p);
 /* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */

@@ -1,0 +1,102 @@
+/* ospab-agent: who may connect and what they may watch (the live-push server's callbacks,
+ * on the main thread, with the main thread's own database connection).
+ *
+ * A token is checked exactly as the module checks a Bearer token: signature with the
+ * pinned algorithm, exp/nbf/iss/aud, then the user must exist and be enabled (a disabled
+ * account loses its live view at once, not when the token expires). Non-admins may watch
+ * only their own servers; a server that does not exist and one that belongs to someone
+ * else get the same answer. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "agent.h"
+
+typedef struct {
+    agent_t *ag;
+    ospab_db_t *db;
+    apr_pool_t *scratch;            /* cleared after every callback */
+    char msg[200];                  /* the last refusal's text */
+} auth_t;
+
+static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const char **why)
+{
+    auth_t *a = ctx;
+    ospab_jwt_claims_t claims;
+    const char *id, *reason = NULL;
+    ospab_row_t row = NULL;
+
+    apr_pool_clear(a->scratch);
+    if (!token || !*token) {
+        *why = "authentication required: connect with auth {token: <access token>}";
+        return 1;
+    }
+    if (ospab_jwt_verify(a->scratch, &a->ag->conf->jwt, token, apr_time_now(), &claims,
+                         &reason) != APR_SUCCESS) {
+        /* the reason names the check that failed, never the token; the sio copies *why
+         * before the next callback */
+        AGENT_DEBUG("live push: token refused (%s)", reason ? reason : "?");
+        apr_snprintf(a->msg, sizeof(a->msg), "invalid token%s%s", reason ? ": " : "",
+                     reason ? reason : "");
+        *why = a->msg;
+        return 1;
+    }
+    id = apr_psprintf(a->scratch, "%" APR_INT64_T_FMT, claims.user_id);
+    if (ospab_db_select_one(a->db, a->scratch, "ospab_user_enabled", 1, &id, &row)
+        != APR_SUCCESS) {
+        AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
+        *why = "temporarily unavailable, try again";
+        return 1;
+    }
+    if (!row || !row[0] || strcmp(row[0], "1")) {
+        *why = "invalid token: the user does not exist or is disabled";
+        return 1;
+    }
+    u->user_id = claims.user_id;
+    u->is_admin = claims.admin;
+    u->expires = claims.exp > 0 ? apr_time_from_sec(claims.exp) : 0;
+    return 0;
+}
+
+static int may_subscribe(void *ctx, const agent_sio_user_t *u, apr_int64_t server_id,
+                         const char **why)
+{
+    auth_t *a = ctx;
+    const char *id;
+    ospab_row_t row = NULL;
+
+    apr_pool_clear(a->scratch);
+    id = apr_psprintf(a->scratch, "%" APR_INT64_T_FMT, server_id);
+    if (ospab_db_select_one(a->db, a->scratch, "ospab_vps_status_of", 1, &id, &row)
+        != APR_SUCCESS) {
+        AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
+        *why = "temporarily unavailable, try again";
+        return 1;
+    }
+    if (!row || !row[1] || apr_atoi64(row[1]) != u->user_id) {
+        *why = "server not found";
+        return 1;
+    }
+    return 0;
+}
+
+static void room_opened(void *ctx, apr_int64_t server_id)
+{
+    auth_t *a = ctx;
+
+    (void)server_id;
+    agent_wake(a->ag);              /* the monitor sends the first stats and alerts now */
+}
+
+void agent_auth_setup(agent_t *ag, ospab_db_t *db, agent_sio_conf_t *sio)
+{
+    auth_t *a = apr_pcalloc(ag->pool, sizeof(*a));
+
+    a->ag = ag;
+    a->db = db;
+    apr_pool_create(&a->scratch, ag->pool);
+    sio->authenticate = authenticate;
+    sio->may_subscribe = may_subscribe;
+    sio->room_opened = room_opened;
+    sio->ctx = a;
+}

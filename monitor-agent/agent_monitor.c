@@ -1,0 +1,813 @@
+/* ospab-agent: the monitor thread.
+ *
+ * Every poll_interval: one GET /cluster/resources?type=vm per cluster, all clusters at
+ * once over libcurl multi; guests matched to `vps` rows by node + vmid; metrics_latest
+ * written for all of them in one transaction; status drift (a guest stopped from inside,
+ * a guest deleted behind the panel's back) applied with its event; alerts raised and
+ * cleared with hysteresis. A cluster that fails is backed off (doubling up to backoff_max)
+ * and tried again by itself.
+ * Every live_interval: status/current + rrddata for the servers that have subscribers,
+ * pushed as server-stats in the shape of GET /api/server/{id}/status's "stats".
+ * Every task_interval: running Proxmox tasks followed up (lib/ospab_server.c's code, the
+ * same the module runs lazily).
+ * Every event_interval: new event rows (webhook_outbox) pushed to the servers' rooms.
+ *
+ * All of this runs on the monitor thread only: the state below needs no lock. */
+#include <stdio.h>
+#include <string.h>
+#include <math.h>
+
+#include <apr_strings.h>
+#include <apr_hash.h>
+
+#include "agent_monitor.h"
+#include "ospab_events.h"
+#include "ospab_json.h"
+#include "ospab_outbox.h"
+#include "ospab_util.h"
+
+#define LIVE_MAX_ROOMS   2000       /* servers fetched per live round */
+#define LIVE_PARALLEL    8          /* Proxmox requests in flight for live stats */
+#define MISSING_POLLS    2          /* a guest must be absent this often to count as gone */
+
+static const char *const alert_types[3] = { "cpu", "memory", "disk" };
+static const char *const alert_names[3] = { "CPU", "Memory", "Disk" };
+
+/* One vps row the monitor knows: id user_id name status node vmid kind */
+typedef ospab_row_t vps_row_t;
+enum { V_ID, V_USER, V_NAME, V_STATUS, V_NODE, V_VMID, V_KIND };
+
+typedef struct {
+    int failures;                   /* polls failed in a row */
+    apr_time_t retry_at;            /* no poll before this */
+    apr_hash_t *nodes;              /* node names seen in its last good poll */
+    apr_pool_t *pool;               /* for nodes */
+} cluster_state_t;
+
+typedef struct {
+    apr_pool_t *pool;               /* lives as long as the agent */
+    agent_conf_t *conf;             /* the conf the state below was made for */
+    cluster_state_t *cl;            /* one per conf->clusters */
+    apr_time_t next_poll, next_live, next_tasks, next_events;
+    apr_hash_t *streak;             /* "vps:type" -> int samples above high in a row */
+    apr_hash_t *missing;            /* "vps" -> int polls without the guest */
+    apr_pool_t *state_pool;         /* streak, missing (rebuilt when it grows too big) */
+    apr_hash_t *live_seen;          /* rooms fetched at least once (id text -> "") */
+    apr_pool_t *live_pool;
+    apr_int64_t last_event;         /* -1: not read yet */
+    /* last round, for --once and the log */
+    int polled_guests, matched, written, drifted, opened, cleared;
+    apr_interval_time_t poll_time;
+} monitor_t;
+
+static monitor_t *mon_of(agent_t *ag)
+{
+    return ag->monitor;
+}
+
+static apr_status_t make_clients(apr_pool_t *p, agent_conf_t *c)
+{
+    int i;
+
+    for (i = 0; i < c->clusters->nelts; ++i) {
+        agent_cluster_t *cl = &APR_ARRAY_IDX(c->clusters, i, agent_cluster_t);
+        apr_status_t rv;
+
+        if (cl->client) {
+            continue;
+        }
+        if ((rv = ospab_pve_create(p, &cl->pve, &cl->client)) != APR_SUCCESS) {
+            AGENT_ERROR("[cluster %s]: cannot make the Proxmox client", cl->name);
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static void reset_state(monitor_t *m, agent_conf_t *c)
+{
+    int i;
+
+    m->conf = c;
+    m->cl = apr_pcalloc(m->pool, sizeof(*m->cl) * (apr_size_t)(c->clusters->nelts + 1));
+    for (i = 0; i < c->clusters->nelts; ++i) {
+        apr_pool_create(&m->cl[i].pool, m->pool);
+        m->cl[i].nodes = apr_hash_make(m->cl[i].pool);
+    }
+    m->next_poll = m->next_live = m->next_tasks = m->next_events = 0;
+}
+
+apr_status_t agent_monitor_setup(agent_t *ag)
+{
+    monitor_t *m = apr_pcalloc(ag->pool, sizeof(*m));
+
+    apr_pool_create(&m->pool, ag->pool);
+    apr_pool_create(&m->state_pool, m->pool);
+    apr_pool_create(&m->live_pool, m->pool);
+    m->streak = apr_hash_make(m->state_pool);
+    m->missing = apr_hash_make(m->state_pool);
+    m->live_seen = apr_hash_make(m->live_pool);
+    m->last_event = -1;
+    ag->monitor = m;
+    if (make_clients(ag->pool, ag->conf) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    reset_state(m, ag->conf);
+    return APR_SUCCESS;
+}
+
+void agent_monitor_reconfigure(agent_t *ag, agent_conf_t *c)
+{
+    /* the clients live in the conf's pool; the alert streaks carry over */
+    if (make_clients(ag->pool, c) == APR_SUCCESS) {
+        reset_state(mon_of(ag), c);
+    }
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static ospab_actor_t agent_actor(apr_time_t now)
+{
+    ospab_actor_t a;
+
+    a.type = "agent";
+    a.id = NULL;
+    a.remote_addr = NULL;
+    a.now = now;
+    return a;
+}
+
+static agent_cluster_t *cluster_of_node(agent_t *ag, const char *node)
+{
+    monitor_t *m = mon_of(ag);
+    apr_array_header_t *cls = ag->conf->clusters;
+    int i;
+
+    if (!cls->nelts) {
+        return NULL;
+    }
+    for (i = 0; i < cls->nelts; ++i) {
+        agent_cluster_t *cl = &APR_ARRAY_IDX(cls, i, agent_cluster_t);
+
+        if (node && (apr_hash_get(m->cl[i].nodes, node, APR_HASH_KEY_STRING)
+                     || (cl->node && !strcmp(cl->node, node)))) {
+            return cl;
+        }
+    }
+    return &APR_ARRAY_IDX(cls, 0, agent_cluster_t);
+}
+
+static void server_conf(agent_cluster_t *cl, ospab_server_conf_t *sc)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->pve = cl->client;
+    sc->url = cl->pve.url;
+    sc->node = cl->node;
+    sc->storage = cl->storage;
+    sc->bridge = cl->bridge;
+}
+
+static double percent(json_t *o, const char *used_key, const char *max_key, int *ok)
+{
+    double used = 0, max = 0;
+
+    *ok = ospab_pve_double(json_object_get(o, used_key), &used)
+          && ospab_pve_double(json_object_get(o, max_key), &max) && max > 0;
+    return *ok ? used * 100.0 / max : 0;
+}
+
+static const char *num_text(apr_pool_t *p, json_t *o, const char *key)
+{
+    apr_int64_t n;
+    double d;
+
+    if (ospab_pve_int(json_object_get(o, key), &n)) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT, n);
+    }
+    if (ospab_pve_double(json_object_get(o, key), &d)) {
+        return apr_psprintf(p, "%.6f", d);
+    }
+    return NULL;
+}
+
+/* ---- alerts -------------------------------------------------------------------------------- */
+
+/* open alerts by "vps:type" -> row (id vps_id type level value message opened_at notified) */
+static apr_hash_t *open_alerts(ospab_db_t *db, apr_pool_t *p)
+{
+    apr_hash_t *h = apr_hash_make(p);
+    apr_array_header_t *rows;
+    int i;
+
+    if (ospab_db_select(db, p, "ospab_agent_alerts_open", 0, NULL, &rows, NULL)
+        != APR_SUCCESS) {
+        return NULL;
+    }
+    for (i = 0; i < rows->nelts; ++i) {
+        ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
+
+        apr_hash_set(h, apr_pstrcat(p, r[1], ":", r[2], NULL), APR_HASH_KEY_STRING, r);
+    }
+    return h;
+}
+
+/* The server's open alerts in seed 003's shape: {serverId, alerts:[{type,message,level,..}]} */
+static json_t *alerts_message(ospab_db_t *db, apr_pool_t *p, const char *vps_id)
+{
+    apr_array_header_t *rows;
+    json_t *list = json_array();
+    int i;
+
+    if (ospab_db_select(db, p, "ospab_agent_alerts_open_of", 1, &vps_id, &rows, NULL)
+        == APR_SUCCESS) {
+        for (i = 0; i < rows->nelts; ++i) {
+            ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
+
+            json_array_append_new(list, json_pack(
+                "{s:s, s:s, s:s, s:I, s:f, s:s}", "type", r[2], "message", r[5],
+                "level", r[3], "id", (json_int_t)apr_atoi64(r[0]),
+                "value", r[4] ? atof(r[4]) : 0.0, "openedAt", ospab_time_api(p, r[6])));
+        }
+    }
+    return json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(vps_id), "alerts", list);
+}
+
+/* Decides for one sample of one server. Returns 1 when its open alerts changed. */
+static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *open,
+                        vps_row_t v, int type, double value, int have, apr_time_t now)
+{
+    monitor_t *m = mon_of(ag);
+    agent_conf_t *c = ag->conf;
+    const char *key = apr_pstrcat(p, v[V_ID], ":", alert_types[type], NULL);
+    int *streak = apr_hash_get(m->streak, key, APR_HASH_KEY_STRING);
+    ospab_row_t cur = apr_hash_get(open, key, APR_HASH_KEY_STRING);
+    const char *nowt = ospab_time_db(p, now);
+    const char *level, *message;
+    int notify;
+
+    if (!have) {
+        return 0;
+    }
+    if (!streak) {
+        streak = apr_pcalloc(m->state_pool, sizeof(*streak));
+        apr_hash_set(m->streak, apr_pstrdup(m->state_pool, key), APR_HASH_KEY_STRING, streak);
+    }
+    if (value < c->alert_clear) {
+        *streak = 0;
+        if (cur) {
+            const char *args[2] = { nowt, cur[0] };
+            int n = 0;
+
+            if (ospab_db_begin(db, p) == APR_SUCCESS) {
+                ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n);
+                ospab_db_end(db, 1);
+            }
+            m->cleared += n;
+            return n > 0;
+        }
+        return 0;
+    }
+    if (value <= c->alert_high) {
+        *streak = 0;            /* between clear and high: an open alert stays open */
+        return 0;
+    }
+    if (*streak < c->alert_samples) {
+        (*streak)++;
+    }
+    if (*streak < c->alert_samples) {
+        return 0;
+    }
+    level = value >= c->alert_critical ? "critical" : "warning";
+    message = apr_psprintf(p, "%s usage is at %.0f%%", alert_names[type], floor(value));
+    if (cur && (!strcmp(cur[3], "critical") || !strcmp(level, "warning"))) {
+        return 0;               /* open already, and not getting worse */
+    }
+    /* a new alert, or warning -> critical: e-mail critical ones unless the cooldown for
+     * this server+type is still running */
+    notify = 0;
+    if (!strcmp(level, "critical")) {
+        const char *args[2] = { v[V_ID], alert_types[type] };
+        ospab_row_t last = NULL;
+
+        notify = 1;
+        if (ospab_db_select_one(db, p, "ospab_alert_last_notified", 2, args, &last)
+                == APR_SUCCESS && last && last[0]
+            && strcmp(last[0], ospab_time_db(p, now - c->alert_cooldown)) > 0) {
+            notify = 0;
+        }
+    }
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        return 0;
+    }
+    {
+        const char *val = apr_psprintf(p, "%.1f", value);
+        int good;
+
+        if (cur) {
+            const char *args[5] = { level, message, val, notify ? nowt : cur[7], cur[0] };
+
+            good = ospab_db_exec(db, p, "ospab_alert_update", 5, args, NULL) == APR_SUCCESS;
+        }
+        else {
+            const char *args[7] = { v[V_ID], alert_types[type], level, message, val, nowt,
+                                    notify ? nowt : NULL };
+
+            good = ospab_db_exec(db, p, "ospab_alert_insert", 7, args, NULL) == APR_SUCCESS;
+        }
+        if (good && notify) {
+            const char *why = NULL;
+            json_t *vars = json_pack("{s:I, s:s, s:s, s:f, s:s, s:s}",
+                                     "serverId", (json_int_t)apr_atoi64(v[V_ID]),
+                                     "serverName", v[V_NAME] ? v[V_NAME] : "",
+                                     "type", alert_types[type], "value", floor(value),
+                                     "level", level, "message", message);
+            /* one e-mail per alert episode and level, even if this round is repeated */
+            const char *dedupe = apr_psprintf(p, "alert:%s:%s:%s:%s", v[V_ID], alert_types[type],
+                                              level, nowt);
+            apr_status_t rv = ospab_mail_queue_user(db, p, now, v[V_USER], "alert", vars,
+                                                    dedupe, &why);
+
+            json_decref(vars);
+            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+                AGENT_WARN("alert e-mail for server %s not queued: %s", v[V_ID],
+                           why ? why : "?");
+                good = 0;
+            }
+        }
+        ospab_db_end(db, good);
+        if (!good) {
+            AGENT_WARN("alert for server %s (%s) not stored: %s", v[V_ID], alert_types[type],
+                       db->error ? db->error : "?");
+            return 0;
+        }
+        if (!cur) {
+            m->opened++;
+        }
+        AGENT_INFO("alert %s: server %s %s", level, v[V_ID], message);
+        return 1;
+    }
+}
+
+/* ---- the poll ------------------------------------------------------------------------------- */
+
+static void store_metrics(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *rows)
+{
+    monitor_t *dummy = NULL;
+    int i, good = 1;
+
+    (void)dummy;
+    if (!rows->nelts || ospab_db_begin(db, p) != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < rows->nelts && good; ++i) {
+        const char **args = APR_ARRAY_IDX(rows, i, const char **);
+
+        good = ospab_db_exec(db, p, "ospab_metrics_put", 11, args, NULL) == APR_SUCCESS;
+    }
+    if (ospab_db_end(db, good) != APR_SUCCESS || !good) {
+        AGENT_WARN("metrics not stored: %s", db->error ? db->error : "?");
+    }
+}
+
+static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now)
+{
+    monitor_t *m = mon_of(ag);
+    agent_conf_t *c = ag->conf;
+    static const ospab_pve_param_t vm_only[2] = { { "type", "vm" }, { NULL, NULL } };
+    ospab_pve_req_t *reqs;
+    int *which, nreq = 0, i, j;
+    apr_array_header_t *vrows, *mrows, *busy_rows;
+    apr_hash_t *index, *open, *busy, *seen;
+    ospab_actor_t act = agent_actor(now);
+    apr_time_t t0 = apr_time_now();
+    const char *nowt = ospab_time_db(p, now);
+
+    m->polled_guests = m->matched = m->written = m->drifted = m->opened = m->cleared = 0;
+    reqs = apr_pcalloc(p, sizeof(*reqs) * (apr_size_t)(c->clusters->nelts + 1));
+    which = apr_pcalloc(p, sizeof(int) * (apr_size_t)(c->clusters->nelts + 1));
+    for (i = 0; i < c->clusters->nelts; ++i) {
+        agent_cluster_t *cl = &APR_ARRAY_IDX(c->clusters, i, agent_cluster_t);
+
+        if (m->cl[i].retry_at > now) {
+            continue;
+        }
+        reqs[nreq].pve = cl->client;
+        reqs[nreq].method = "GET";
+        reqs[nreq].path = "/cluster/resources";
+        reqs[nreq].params = vm_only;
+        which[nreq++] = i;
+    }
+    if (!nreq) {
+        return;
+    }
+    ospab_pve_call_many(p, 0, reqs, nreq, nreq);
+
+    if (ospab_db_select(db, p, "ospab_agent_vps_index", 0, NULL, &vrows, NULL) != APR_SUCCESS
+        || ospab_db_select(db, p, "ospab_task_active_servers", 0, NULL, &busy_rows, NULL)
+           != APR_SUCCESS
+        || !(open = open_alerts(db, p))) {
+        AGENT_WARN("poll: database: %s", db->error ? db->error : "?");
+        return;
+    }
+    index = apr_hash_make(p);
+    for (i = 0; i < vrows->nelts; ++i) {
+        vps_row_t v = APR_ARRAY_IDX(vrows, i, vps_row_t);
+
+        apr_hash_set(index, apr_pstrcat(p, v[V_NODE], "/", v[V_VMID], NULL),
+                     APR_HASH_KEY_STRING, v);
+    }
+    busy = apr_hash_make(p);
+    for (i = 0; i < busy_rows->nelts; ++i) {
+        ospab_row_t r = APR_ARRAY_IDX(busy_rows, i, ospab_row_t);
+
+        apr_hash_set(busy, r[0], APR_HASH_KEY_STRING, "");
+    }
+    seen = apr_hash_make(p);
+    mrows = apr_array_make(p, vrows->nelts + 1, sizeof(const char **));
+
+    for (j = 0; j < nreq; ++j) {
+        agent_cluster_t *cl = &APR_ARRAY_IDX(c->clusters, which[j], agent_cluster_t);
+        cluster_state_t *cs = &m->cl[which[j]];
+        json_t *data = reqs[j].res.data;
+        apr_hash_t *nodes;
+        apr_hash_index_t *hi;
+        size_t k;
+
+        if (reqs[j].rv != APR_SUCCESS || !json_is_array(data)) {
+            apr_interval_time_t wait = c->poll_interval;
+            int f;
+
+            cs->failures++;
+            for (f = 1; f < cs->failures && wait < c->backoff_max; ++f) {
+                wait *= 2;
+            }
+            if (wait > c->backoff_max) {
+                wait = c->backoff_max;
+            }
+            cs->retry_at = now + wait;
+            if (cs->failures == 1 || agent_log_enabled(AGENT_LOG_DEBUG)) {
+                AGENT_WARN("poll [cluster %s]: %s; backing off (next try in %.1fs)", cl->name,
+                           reqs[j].res.message ? reqs[j].res.message : "no usable answer",
+                           (double)wait / 1e6);
+            }
+            continue;
+        }
+        if (cs->failures) {
+            AGENT_INFO("poll [cluster %s]: Proxmox answers again after %d failed polls",
+                       cl->name, cs->failures);
+        }
+        cs->failures = 0;
+        cs->retry_at = 0;
+        apr_pool_clear(cs->pool);
+        cs->nodes = nodes = apr_hash_make(cs->pool);
+        if (cl->node) {
+            apr_hash_set(nodes, apr_pstrdup(cs->pool, cl->node), APR_HASH_KEY_STRING, "");
+        }
+        for (k = 0; k < json_array_size(data); ++k) {
+            json_t *g = json_array_get(data, k);
+            const char *node = json_string_value(json_object_get(g, "node"));
+            const char *type = json_string_value(json_object_get(g, "type"));
+            const char *st = json_string_value(json_object_get(g, "status"));
+            apr_int64_t vmid;
+            vps_row_t v;
+            const char **args;
+            int ok[3], changed = 0, t;
+            double val[3];
+
+            if (!node || !type || (strcmp(type, "lxc") && strcmp(type, "qemu"))
+                || !ospab_pve_int(json_object_get(g, "vmid"), &vmid)) {
+                continue;
+            }
+            m->polled_guests++;
+            if (!apr_hash_get(nodes, node, APR_HASH_KEY_STRING)) {
+                apr_hash_set(nodes, apr_pstrdup(cs->pool, node), APR_HASH_KEY_STRING, "");
+            }
+            v = apr_hash_get(index, apr_psprintf(p, "%s/%" APR_INT64_T_FMT, node, vmid),
+                             APR_HASH_KEY_STRING);
+            if (!v) {
+                continue;           /* not one of ours (or not synced yet) */
+            }
+            m->matched++;
+            apr_hash_set(seen, v[V_ID], APR_HASH_KEY_STRING, "");
+            apr_hash_set(m->missing, v[V_ID], APR_HASH_KEY_STRING, NULL);
+            args = apr_palloc(p, sizeof(char *) * 11);
+            args[0] = v[V_ID];
+            args[1] = st;
+            args[2] = num_text(p, g, "cpu");
+            args[3] = num_text(p, g, "mem");
+            args[4] = num_text(p, g, "maxmem");
+            args[5] = num_text(p, g, "disk");
+            args[6] = num_text(p, g, "maxdisk");
+            args[7] = num_text(p, g, "netin");
+            args[8] = num_text(p, g, "netout");
+            args[9] = num_text(p, g, "uptime");
+            args[10] = nowt;
+            APR_ARRAY_PUSH(mrows, const char **) = args;
+
+            /* drift: the guest's own state wins over ours when nothing of ours is running
+             * on it (no task, no Proxmox lock) */
+            if (st && (!strcmp(st, "running") || !strcmp(st, "stopped"))
+                && v[V_STATUS] && (!strcmp(v[V_STATUS], "running")
+                                   || !strcmp(v[V_STATUS], "stopped")
+                                   || !strcmp(v[V_STATUS], "missing"))
+                && strcmp(v[V_STATUS], st)
+                && !apr_hash_get(busy, v[V_ID], APR_HASH_KEY_STRING)
+                && !json_is_string(json_object_get(g, "lock"))) {
+                AGENT_INFO("drift: server %s (%s/%" APR_INT64_T_FMT ") is %s, was %s",
+                           v[V_ID], node, vmid, st, v[V_STATUS]);
+                ospab_server_set_status(db, p, &act, v[V_ID], st);
+                m->drifted++;
+            }
+
+            /* alerts: a stopped guest uses nothing */
+            val[0] = 0;
+            ok[0] = ospab_pve_double(json_object_get(g, "cpu"), &val[0]);
+            val[0] *= 100.0;
+            val[1] = percent(g, "mem", "maxmem", &ok[1]);
+            val[2] = percent(g, "disk", "maxdisk", &ok[2]);
+            for (t = 0; t < 3; ++t) {
+                changed |= alert_sample(ag, db, p, open, v, t, val[t], ok[t], now);
+            }
+            if (changed) {
+                json_t *msg = alerts_message(db, p, v[V_ID]);
+
+                agent_publish(ag, apr_atoi64(v[V_ID]), "server-alerts", msg);
+                json_decref(msg);
+            }
+        }
+        /* guests of this cluster's nodes that Proxmox no longer lists */
+        for (hi = apr_hash_first(p, index); hi; hi = apr_hash_next(hi)) {
+            vps_row_t v = apr_hash_this_val(hi);
+            int *miss;
+
+            if (!apr_hash_get(nodes, v[V_NODE], APR_HASH_KEY_STRING)
+                || apr_hash_get(seen, v[V_ID], APR_HASH_KEY_STRING)
+                || apr_hash_get(busy, v[V_ID], APR_HASH_KEY_STRING)
+                || !v[V_STATUS] || (strcmp(v[V_STATUS], "running")
+                                    && strcmp(v[V_STATUS], "stopped"))) {
+                continue;
+            }
+            miss = apr_hash_get(m->missing, v[V_ID], APR_HASH_KEY_STRING);
+            if (!miss) {
+                miss = apr_pcalloc(m->state_pool, sizeof(*miss));
+                apr_hash_set(m->missing, apr_pstrdup(m->state_pool, v[V_ID]),
+                             APR_HASH_KEY_STRING, miss);
+            }
+            if (++*miss < MISSING_POLLS) {
+                continue;
+            }
+            AGENT_WARN("drift: server %s (%s/%s) is gone from Proxmox; marked missing",
+                       v[V_ID], v[V_NODE], v[V_VMID]);
+            ospab_server_set_status(db, p, &act, v[V_ID], "missing");
+            m->drifted++;
+        }
+    }
+    store_metrics(db, p, mrows);
+    m->written = mrows->nelts;
+    m->poll_time = apr_time_now() - t0;
+    AGENT_DEBUG("poll: %d guests, %d ours, %d drifted, %d alerts opened, %d cleared, %.3fs",
+                m->polled_guests, m->matched, m->drifted, m->opened, m->cleared,
+                (double)m->poll_time / 1e6);
+    /* the hashes of streaks and misses only grow with the number of servers; a server
+     * deleted long ago should not stay forever */
+    if (apr_hash_count(m->streak) > (unsigned)(vrows->nelts * 3 + 1024)) {
+        apr_pool_clear(m->state_pool);
+        m->streak = apr_hash_make(m->state_pool);
+        m->missing = apr_hash_make(m->state_pool);
+    }
+}
+
+/* ---- live stats ---------------------------------------------------------------------------- */
+
+static void live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
+{
+    monitor_t *m = mon_of(ag);
+    apr_array_header_t *rooms;
+    ospab_pve_req_t *reqs;
+    static const ospab_pve_param_t rrd_params[3] = { { "timeframe", "hour" },
+                                                     { "cf", "AVERAGE" }, { NULL, NULL } };
+    int i, n = 0;
+
+    if (!ag->sio) {
+        return;
+    }
+    rooms = agent_sio_rooms(ag->sio, p);
+    if (!only_new) {
+        apr_pool_clear(m->live_pool);
+        m->live_seen = apr_hash_make(m->live_pool);
+    }
+    reqs = apr_pcalloc(p, sizeof(*reqs) * (apr_size_t)(2 * (rooms->nelts + 1)));
+    for (i = 0; i < rooms->nelts && n / 2 < LIVE_MAX_ROOMS; ++i) {
+        const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                      APR_ARRAY_IDX(rooms, i, apr_int64_t));
+        vps_row_t v = NULL;
+        agent_cluster_t *cl;
+        const char *base;
+
+        if (apr_hash_get(m->live_seen, id, APR_HASH_KEY_STRING)) {
+            continue;
+        }
+        apr_hash_set(m->live_seen, apr_pstrdup(m->live_pool, id), APR_HASH_KEY_STRING, "");
+        if (only_new) {
+            /* a new subscriber also gets the open alerts at once */
+            json_t *msg = alerts_message(db, p, id);
+
+            agent_publish(ag, apr_atoi64(id), "server-alerts", msg);
+            json_decref(msg);
+        }
+        if (ospab_db_select_one(db, p, "ospab_agent_vps_one", 1, &id, &v) != APR_SUCCESS
+            || !v || !(cl = cluster_of_node(ag, v[V_NODE]))
+            || m->cl[cl - &APR_ARRAY_IDX(ag->conf->clusters, 0, agent_cluster_t)].failures) {
+            continue;
+        }
+        base = apr_pstrcat(p, "/nodes/", v[V_NODE], "/",
+                           v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc", "/",
+                           v[V_VMID], NULL);
+        reqs[n].pve = cl->client;
+        reqs[n].method = "GET";
+        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE],
+                                      v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc",
+                                      v[V_VMID], "status", "current", NULL);
+        reqs[n].data = (void *)v;
+        n++;
+        reqs[n].pve = cl->client;
+        reqs[n].method = "GET";
+        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE],
+                                      v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc",
+                                      v[V_VMID], "rrddata", NULL);
+        reqs[n].params = rrd_params;
+        reqs[n].data = (void *)v;
+        n++;
+        (void)base;
+    }
+    if (!n) {
+        return;
+    }
+    ospab_pve_call_many(p, 0, reqs, n, LIVE_PARALLEL);
+    for (i = 0; i + 1 < n; i += 2) {
+        vps_row_t v = reqs[i].data;
+        json_t *stats, *msg;
+
+        if (reqs[i].rv != APR_SUCCESS) {
+            AGENT_DEBUG("live: server %s: %s", v[V_ID], reqs[i].res.message);
+            continue;
+        }
+        stats = ospab_server_stats_json(v[V_VMID], reqs[i].res.data,
+                                        reqs[i + 1].rv == APR_SUCCESS ? reqs[i + 1].res.data
+                                                                       : NULL);
+        msg = json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(v[V_ID]),
+                        "stats", stats);
+        agent_publish(ag, apr_atoi64(v[V_ID]), "server-stats", msg);
+        json_decref(msg);
+    }
+}
+
+/* ---- tasks ---------------------------------------------------------------------------------- */
+
+static void follow_tasks(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now)
+{
+    apr_array_header_t *rows;
+    ospab_actor_t act = agent_actor(now);
+    apr_pool_t *sub;
+    int i;
+
+    if (!ag->conf->clusters->nelts
+        || ospab_db_select(db, p, "ospab_task_active_servers", 0, NULL, &rows, NULL)
+           != APR_SUCCESS) {
+        return;
+    }
+    apr_pool_create(&sub, p);
+    for (i = 0; i < rows->nelts && !ag->stopping; ++i) {
+        const char *id = APR_ARRAY_IDX(rows, i, ospab_row_t)[0];
+        ospab_row_t v = NULL;
+        agent_cluster_t *cl;
+        ospab_server_conf_t sc;
+
+        if (ospab_db_select_one(db, sub, "ospab_agent_vps_one", 1, &id, &v) != APR_SUCCESS
+            || !v || !(cl = cluster_of_node(ag, v[V_NODE]))) {
+            apr_pool_clear(sub);
+            continue;
+        }
+        server_conf(cl, &sc);
+        act.now = apr_time_now();
+        ospab_server_follow(db, sub, &sc, &act, id);
+        apr_pool_clear(sub);
+    }
+    apr_pool_destroy(sub);
+}
+
+/* ---- events -> pushes ------------------------------------------------------------------------ */
+
+static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
+{
+    monitor_t *m = mon_of(ag);
+    apr_array_header_t *rows;
+    int i;
+
+    if (m->last_event < 0) {
+        ospab_row_t r = NULL;
+
+        /* pushes are live only: start after what is there now */
+        if (ospab_db_select_one(db, p, "ospab_agent_events_max", 0, NULL, &r) != APR_SUCCESS) {
+            return;
+        }
+        m->last_event = r && r[0] ? apr_atoi64(r[0]) : 0;
+        return;
+    }
+    {
+        const char *after = apr_psprintf(p, "%" APR_INT64_T_FMT, m->last_event);
+
+        if (ospab_db_select(db, p, "ospab_agent_events_after", 1, &after, &rows, NULL)
+            != APR_SUCCESS) {
+            return;
+        }
+    }
+    for (i = 0; i < rows->nelts; ++i) {
+        ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);   /* id event payload */
+        json_t *body = json_loads(r[2], 0, NULL);
+        json_t *data = json_object_get(body, "data");
+        json_int_t sid = json_integer_value(json_object_get(data, "serverId"));
+        const char *ev = !strcmp(r[1], OSPAB_EVENT_STATUS) ? "server-status"
+                       : !strcmp(r[1], OSPAB_EVENT_TASK) ? "task-finished"
+                       : !strcmp(r[1], OSPAB_EVENT_DELETED) ? "server-deleted" : NULL;
+
+        m->last_event = apr_atoi64(r[0]);
+        if (ev && sid > 0) {
+            json_t *msg = json_deep_copy(data);
+
+            json_object_del(msg, "userId");
+            agent_publish(ag, (apr_int64_t)sid, ev, msg);
+            json_decref(msg);
+        }
+        json_decref(body);
+    }
+}
+
+/* ---- the tick ------------------------------------------------------------------------------- */
+
+static apr_time_t earliest(monitor_t *m)
+{
+    apr_time_t t = m->next_poll;
+
+    t = m->next_tasks < t ? m->next_tasks : t;
+    t = m->next_events < t ? m->next_events : t;
+    t = m->next_live < t ? m->next_live : t;
+    return t;
+}
+
+apr_interval_time_t agent_monitor_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
+{
+    monitor_t *m = mon_of(ag);
+    agent_conf_t *c = ag->conf;
+    apr_time_t now = apr_time_now(), next;
+
+    if (m->conf != c) {
+        reset_state(m, c);
+    }
+    if (now >= m->next_events) {
+        push_events(ag, db, p);
+        m->next_events = now + c->event_interval;
+    }
+    if (now >= m->next_tasks) {
+        follow_tasks(ag, db, p, now);
+        m->next_tasks = apr_time_now() + c->task_interval;
+    }
+    if (now >= m->next_poll) {
+        poll_clusters(ag, db, p, now);
+        m->next_poll = now + c->poll_interval;
+        /* cluster back-offs are in cs->retry_at; the next poll is not before the first */
+    }
+    if (now >= m->next_live) {
+        live_stats(ag, db, p, 0);
+        m->next_live = apr_time_now() + c->live_interval;
+    }
+    else {
+        live_stats(ag, db, p, 1);   /* rooms opened since the last round: at once */
+    }
+    next = earliest(m) - apr_time_now();
+    return next > 0 ? next : 1;
+}
+
+apr_status_t agent_monitor_once(agent_t *ag, ospab_db_t *db)
+{
+    monitor_t *m = mon_of(ag);
+    apr_pool_t *p;
+    apr_time_t now = apr_time_now(), t0;
+    int i, failed = 0;
+
+    apr_pool_create(&p, ag->pool);
+    follow_tasks(ag, db, p, now);
+    t0 = apr_time_now();
+    poll_clusters(ag, db, p, now);
+    for (i = 0; i < ag->conf->clusters->nelts; ++i) {
+        failed += m->cl[i].failures > 0;
+    }
+    printf("{\"clusters\": %d, \"failed\": %d, \"guests\": %d, \"matched\": %d, "
+           "\"written\": %d, \"drifted\": %d, \"alerts_opened\": %d, \"alerts_cleared\": %d, "
+           "\"seconds\": %.3f}\n", ag->conf->clusters->nelts, failed, m->polled_guests,
+           m->matched, m->written, m->drifted, m->opened, m->cleared,
+           (double)(apr_time_now() - t0) / 1e6);
+    fflush(stdout);
+    apr_pool_destroy(p);
+    return failed ? APR_EGENERAL : APR_SUCCESS;
+}

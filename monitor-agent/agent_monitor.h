@@ -1,0 +1,14 @@
+/* ospab-agent: the monitor thread's work (see agent_monitor.c). */
+#ifndef AGENT_MONITOR_H
+#define AGENT_MONITOR_H
+
+#include "agent.h"
+
+/* Makes the Proxmox clients of ag->conf's clusters and the monitor's state. */
+apr_status_t agent_monitor_setup(agent_t *ag);
+/* Called with the workers stopped, before ag->conf becomes c: clients for c's clusters. */
+void agent_monitor_reconfigure(agent_t *ag, agent_conf_t *c);
+/* One full round now (poll, tasks, alerts) on db; prints a JSON summary on stdout. */
+apr_status_t agent_monitor_once(agent_t *ag, ospab_db_t *db);
+
+#endif
