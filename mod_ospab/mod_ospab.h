@@ -142,6 +142,7 @@ int ospab_mod_handle_snapshot_rollback(request_rec *r, const ospab_route_match_t
 int ospab_mod_handle_console(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_server_tasks(request_rec *r, const ospab_route_match_t *m);
 int ospab_mod_handle_os(request_rec *r, const ospab_route_match_t *m);
+int ospab_mod_handle_notify(request_rec *r, const ospab_route_match_t *m);
 /* the result of a core call as the response (logs 5xx causes) */
 int ospab_mod_finish(request_rec *r, ospab_result_t *res);
 

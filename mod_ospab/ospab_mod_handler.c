@@ -12,6 +12,7 @@ static const ospab_route_t routes[] = {
     { "POST", "/api/vps/sync", (const void *)ospab_mod_handle_vps_sync },
     { "POST", "/api/vps/sync/batch", (const void *)ospab_mod_handle_vps_sync_batch },
     { "POST", "/api/users/sync", (const void *)ospab_mod_handle_users_sync },
+    { "POST", "/api/notify", (const void *)ospab_mod_handle_notify },
     { "GET", "/api/health", (const void *)ospab_mod_handle_health },
     { "POST", "/api/auth/login", (const void *)ospab_mod_handle_login },
     { "POST", "/api/auth/refresh", (const void *)ospab_mod_handle_refresh },

@@ -93,6 +93,11 @@ ROUTES = [
                             "user": {"email": _name("matrix") + "@example.com"}},
           written=lambda db, b: db.count("SELECT COUNT(*) FROM users WHERE email = ?",
                                          [b["user"]["email"]])),
+    Route("POST", "/api/notify", "sync", ok=202, keys=frozenset({"status", "id"}),
+          body=lambda ctx: {"to": _name("matrix") + "@example.com", "subject": "matrix",
+                            "text": "authorization matrix", "key": _name("matrix")},
+          written=lambda db, b: db.count("SELECT COUNT(*) FROM email_outbox "
+                                         "WHERE dedupe_key = ?", ["notify:" + b["key"]])),
     # -- public -----------------------------------------------------------------------------
     Route("GET", "/api/health", "none", keys=frozenset({"status", "database"})),
     # -- identity: authenticated by the body, never by a header ----------------------------

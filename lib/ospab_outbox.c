@@ -1,0 +1,1048 @@
+/* ospab core: the e-mail outbox and webhook helpers (see ospab_outbox.h). */
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+
+#include <apr_strings.h>
+#include <apr_escape.h>
+#include <apr_lib.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "ospab_outbox.h"
+#include "ospab_json.h"
+#include "ospab_util.h"
+
+#define NAME_MAX_CHARS 100
+#define LINE_MAX_CHARS 200
+#define URL_MAX_BYTES  2000
+#define MESSAGE_MAX_CHARS 20000
+/* an encoded-word is at most 75 characters: "=?UTF-8?B?" + 60 of base64 + "?=" */
+#define WORD_BYTES 45
+
+static const char *const templates[] = {
+    "server-created", "alert", "password-reset", "root-password", "payment-reminder",
+    "ticket-reply", "raw", NULL
+};
+
+int ospab_mail_template_known(const char *name)
+{
+    int i;
+
+    for (i = 0; name && templates[i]; ++i) {
+        if (!strcmp(name, templates[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- checks ------------------------------------------------------------------------------ */
+
+int ospab_mail_addr_ok(const char *addr)
+{
+    static const char atext[] = "!#$%&'*+-/=?^_`{|}~.";
+    const char *at, *s;
+    apr_size_t len;
+
+    if (!addr || (len = strlen(addr)) < 3 || len > 254 || !(at = strchr(addr, '@'))
+        || strchr(at + 1, '@') || at == addr || at - addr > 64 || !at[1]) {
+        return 0;
+    }
+    if (addr[0] == '.' || at[-1] == '.' || strstr(addr, "..")) {
+        return 0;
+    }
+    for (s = addr; s < at; ++s) {
+        if (!apr_isalnum(*s) && !strchr(atext, *s)) {
+            return 0;
+        }
+    }
+    /* domain: letters, digits, '-' and '.', labels not empty and not starting with '-' */
+    for (s = at + 1; *s; ++s) {
+        if (*s == '.') {
+            if (s[-1] == '.' || s[-1] == '@' || !s[1]) {
+                return 0;
+            }
+        }
+        else if (*s == '-') {
+            if (s[-1] == '.' || s[-1] == '@') {
+                return 0;
+            }
+        }
+        else if (!apr_isalnum(*s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Multi-line text: UTF-8 without control characters other than LF and TAB, min..max
+ * characters (CR LF was made LF before). */
+static int text_ok(apr_pool_t *p, const char *s, apr_size_t min_chars, apr_size_t max_chars)
+{
+    apr_size_t chars = 0;
+    const unsigned char *u;
+    char *line, *copy, *next;
+
+    if (!s) {
+        return 0;
+    }
+    for (u = (const unsigned char *)s; *u; ++u) {
+        chars += (*u & 0xc0) != 0x80;
+    }
+    if (chars < min_chars || chars > max_chars) {
+        return 0;
+    }
+    /* each line, tabs made spaces, must pass the one-line check */
+    copy = apr_pstrdup(p, s);
+    for (next = copy; *next; ++next) {
+        if (*next == '\t') {
+            *next = ' ';
+        }
+    }
+    for (line = copy; line; line = next) {
+        if ((next = strchr(line, '\n')) != NULL) {
+            *next++ = '\0';
+        }
+        if (*line && !ospab_text_ok(line, 1, max_chars)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* CR LF -> LF, so stored texts have one kind of line end. */
+static const char *unix_lines(apr_pool_t *p, const char *s)
+{
+    char *out = apr_pstrdup(p, s), *w = out;
+    const char *r;
+
+    for (r = s; *r; ++r) {
+        if (r[0] == '\r' && r[1] == '\n') {
+            continue;
+        }
+        *w++ = *r;
+    }
+    *w = '\0';
+    return out;
+}
+
+static int key_ok(const char *k, apr_size_t max)
+{
+    apr_size_t n = k ? strlen(k) : 0, i;
+
+    if (n < 1 || n > max || k[0] == ' ' || k[n - 1] == ' ') {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        if (k[i] < 0x20 || k[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- templates --------------------------------------------------------------------------- */
+
+typedef struct {
+    apr_pool_t *p;
+    json_t *vars;
+    json_t *errors;
+} tvars_t;
+
+static void var_error(tvars_t *t, const char *key, const char *msg)
+{
+    const char *field = apr_pstrcat(t->p, "data.", key, NULL);
+
+    if (!json_object_get(t->errors, field)) {
+        json_object_set_new(t->errors, field, json_string(msg));
+    }
+}
+
+/* A value for one line of text: a string or a number; NULL when absent or wrong. */
+static const char *var_line(tvars_t *t, const char *key, int required, apr_size_t max)
+{
+    json_t *v = json_object_get(t->vars, key);
+    const char *s;
+
+    if (!v || json_is_null(v)) {
+        if (required) {
+            var_error(t, key, "is required");
+        }
+        return NULL;
+    }
+    if (json_is_integer(v)) {
+        return apr_psprintf(t->p, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    }
+    if (json_is_real(v)) {
+        s = apr_psprintf(t->p, "%.2f", json_real_value(v));
+        /* 97.50 -> 97.5, 97.00 -> 97 */
+        if (strchr(s, '.')) {
+            char *e = (char *)s + strlen(s) - 1;
+
+            while (*e == '0') {
+                *e-- = '\0';
+            }
+            if (*e == '.') {
+                *e = '\0';
+            }
+        }
+        return s;
+    }
+    if (!json_is_string(v)) {
+        var_error(t, key, "must be a string or a number");
+        return NULL;
+    }
+    s = json_string_value(v);
+    if (!ospab_text_ok(s, 1, max)) {
+        var_error(t, key, apr_psprintf(t->p, "must be 1 to %" APR_SIZE_T_FMT " characters on "
+                                       "one line, without control characters", max));
+        return NULL;
+    }
+    return s;
+}
+
+static const char *var_text(tvars_t *t, const char *key, int required, apr_size_t max)
+{
+    json_t *v = json_object_get(t->vars, key);
+    const char *s;
+
+    if (!v || json_is_null(v)) {
+        if (required) {
+            var_error(t, key, "is required");
+        }
+        return NULL;
+    }
+    if (!json_is_string(v) || !text_ok(t->p, s = unix_lines(t->p, json_string_value(v)), 1, max)) {
+        var_error(t, key, apr_psprintf(t->p, "must be a text of 1 to %" APR_SIZE_T_FMT
+                                       " characters without control characters", max));
+        return NULL;
+    }
+    return s;
+}
+
+static const char *var_url(tvars_t *t, const char *key, int required)
+{
+    const char *s = var_line(t, key, required, URL_MAX_BYTES), *c;
+
+    if (!s) {
+        return NULL;
+    }
+    if (strncmp(s, "https://", 8) && strncmp(s, "http://", 7)) {
+        var_error(t, key, "must be an http:// or https:// URL");
+        return NULL;
+    }
+    for (c = s; *c; ++c) {
+        if (*c == ' ' || (unsigned char)*c > 0x7e) {
+            var_error(t, key, "must be a URL without spaces or non-ASCII characters");
+            return NULL;
+        }
+    }
+    return s;
+}
+
+/* "«web-1»", or "#12" for a server known only by its id */
+static const char *server_label(tvars_t *t, int required)
+{
+    const char *name = var_line(t, "serverName", 0, NAME_MAX_CHARS);
+    const char *id = var_line(t, "serverId", 0, 20);
+
+    if (name) {
+        return apr_psprintf(t->p, "«%s»", name);
+    }
+    if (id) {
+        return apr_psprintf(t->p, "#%s", id);
+    }
+    if (required) {
+        var_error(t, "serverName", "serverName or serverId is required");
+    }
+    return NULL;
+}
+
+static const char *greeting(tvars_t *t)
+{
+    const char *name = var_line(t, "name", 0, NAME_MAX_CHARS);
+
+    return name ? apr_psprintf(t->p, "Здравствуйте, %s!\n\n", name) : "Здравствуйте!\n\n";
+}
+
+#define FOOTER "\n-- \nospab panel\nЭто письмо отправлено автоматически, отвечать на него не нужно.\n"
+
+static void render_server_created(tvars_t *t, const char **subject, const char **text)
+{
+    const char *server = server_label(t, 1);
+    const char *ip = var_line(t, "ipAddress", 0, 64);
+    const char *os = var_line(t, "os", 0, LINE_MAX_CHARS);
+    const char *tariff = var_line(t, "tariff", 0, LINE_MAX_CHARS);
+
+    *subject = apr_psprintf(t->p, "Сервер %s создан", server);
+    *text = apr_pstrcat(t->p, greeting(t),
+                        "Ваш сервер ", server, " создан и запущен.\n\n",
+                        "IP-адрес: ", ip ? ip : "будет назначен при запуске", "\n",
+                        os ? "Операционная система: " : "", os ? os : "", os ? "\n" : "",
+                        tariff ? "Тариф: " : "", tariff ? tariff : "", tariff ? "\n" : "",
+                        "\nПароль root показывается один раз при заказе и в письмах не "
+                        "отправляется. Если вы его не сохранили, задайте новый в панели "
+                        "управления.\n", FOOTER, NULL);
+}
+
+static void render_alert(tvars_t *t, const char **subject, const char **text)
+{
+    const char *server = server_label(t, 1);
+    const char *type = var_line(t, "type", 1, 32);
+    const char *value = var_line(t, "value", 1, 32);
+    const char *level = var_line(t, "level", 0, 32);
+    const char *message = var_text(t, "message", 0, 2000);
+    const char *what = type, *lvl;
+
+    if (type && !strcmp(type, "cpu")) {
+        what = "загрузка процессора";
+    }
+    else if (type && !strcmp(type, "memory")) {
+        what = "использование памяти";
+    }
+    else if (type && !strcmp(type, "disk")) {
+        what = "заполнение диска";
+    }
+    lvl = !level || !strcmp(level, "warning") ? "предупреждение"
+          : !strcmp(level, "critical") ? "критично" : level;
+    /* a percentage when the value is a bare number */
+    if (value && strspn(value, "0123456789.") == strlen(value)) {
+        value = apr_pstrcat(t->p, value, "%", NULL);
+    }
+    *subject = apr_psprintf(t->p, "[%s] Сервер %s: %s %s", lvl, server, what, value);
+    *text = apr_pstrcat(t->p, greeting(t),
+                        "На сервере ", server, " ", what, " достигла ", value, ".\n\n",
+                        "Уровень: ", lvl, "\n",
+                        message ? "\n" : "", message ? message : "", message ? "\n" : "",
+                        "\nГрафики и подробности — в панели управления.\n", FOOTER, NULL);
+}
+
+static void render_password_reset(tvars_t *t, const char **subject, const char **text)
+{
+    const char *url = var_url(t, "resetUrl", 1);
+    const char *minutes = var_line(t, "expiresInMinutes", 0, 10);
+
+    *subject = "Восстановление пароля ospab panel";
+    *text = apr_pstrcat(t->p, greeting(t),
+                        "Для вашей учётной записи запрошен сброс пароля.\n\n"
+                        "Чтобы задать новый пароль, откройте ссылку:\n", url, "\n\n",
+                        minutes ? "Ссылка действует " : "", minutes ? minutes : "",
+                        minutes ? " мин.\n\n" : "",
+                        "Если вы не запрашивали сброс, ничего не делайте: пароль останется "
+                        "прежним.\n", FOOTER, NULL);
+}
+
+static void render_root_password(tvars_t *t, const char **subject, const char **text)
+{
+    const char *server = server_label(t, 1);
+
+    *subject = apr_psprintf(t->p, "Пароль root сервера %s изменён", server);
+    *text = apr_pstrcat(t->p, greeting(t),
+                        "Пароль root на сервере ", server, " изменён через панель "
+                        "управления.\n\n"
+                        "Новый пароль показан только в панели и в письмах не отправляется. "
+                        "Если это сделали не вы, смените пароль своей учётной записи и задайте "
+                        "новый пароль root.\n", FOOTER, NULL);
+}
+
+static void render_payment_reminder(tvars_t *t, const char **subject, const char **text)
+{
+    const char *amount = var_line(t, "amount", 1, 32);
+    const char *currency = var_line(t, "currency", 0, 16);
+    const char *due = var_line(t, "dueDate", 0, 64);
+    const char *server = server_label(t, 0);
+    const char *url = var_url(t, "payUrl", 0);
+
+    *subject = server ? apr_psprintf(t->p, "Напоминание об оплате сервера %s", server)
+                      : "Напоминание об оплате";
+    *text = apr_pstrcat(t->p, greeting(t),
+                        "Напоминаем об оплате", server ? " сервера " : "", server ? server : "",
+                        ": ", amount, " ", currency ? currency : "₽",
+                        due ? " до " : "", due ? due : "", ".\n\n",
+                        url ? "Оплатить: " : "", url ? url : "", url ? "\n\n" : "",
+                        "Если вы уже оплатили, не обращайте внимания на это письмо.\n",
+                        FOOTER, NULL);
+}
+
+static void render_ticket_reply(tvars_t *t, const char **subject, const char **text)
+{
+    const char *ticket = var_line(t, "ticketId", 1, 32);
+    const char *topic = var_line(t, "ticketSubject", 0, 120);
+    const char *message = var_text(t, "message", 1, MESSAGE_MAX_CHARS);
+    const char *url = var_url(t, "ticketUrl", 0);
+
+    *subject = apr_psprintf(t->p, "Ответ в обращении #%s%s%s", ticket, topic ? ": " : "",
+                            topic ? topic : "");
+    *text = apr_pstrcat(t->p, greeting(t),
+                        "В обращении #", ticket, topic ? " «" : "", topic ? topic : "",
+                        topic ? "»" : "", " появился ответ поддержки:\n\n", message, "\n\n",
+                        url ? "Открыть обращение: " : "", url ? url : "", url ? "\n" : "",
+                        FOOTER, NULL);
+}
+
+static void render_raw(tvars_t *t, const char **subject, const char **text)
+{
+    *subject = var_line(t, "subject", 1, OSPAB_MAIL_SUBJECT_MAX);
+    *text = var_text(t, "text", 1, OSPAB_MAIL_TEXT_MAX);
+}
+
+json_t *ospab_mail_render(apr_pool_t *p, const char *tmpl, json_t *vars,
+                          const char **subject, const char **text)
+{
+    tvars_t t;
+
+    *subject = *text = NULL;
+    t.p = p;
+    t.vars = vars;
+    t.errors = json_object();
+    if (!json_is_object(vars)) {
+        json_object_set_new(t.errors, "data", json_string("must be an object"));
+        return t.errors;
+    }
+    if (!tmpl || !strcmp(tmpl, "raw")) {
+        render_raw(&t, subject, text);
+    }
+    else if (!strcmp(tmpl, "server-created")) {
+        render_server_created(&t, subject, text);
+    }
+    else if (!strcmp(tmpl, "alert")) {
+        render_alert(&t, subject, text);
+    }
+    else if (!strcmp(tmpl, "password-reset")) {
+        render_password_reset(&t, subject, text);
+    }
+    else if (!strcmp(tmpl, "root-password")) {
+        render_root_password(&t, subject, text);
+    }
+    else if (!strcmp(tmpl, "payment-reminder")) {
+        render_payment_reminder(&t, subject, text);
+    }
+    else if (!strcmp(tmpl, "ticket-reply")) {
+        render_ticket_reply(&t, subject, text);
+    }
+    else {
+        json_object_set_new(t.errors, "template", json_string("unknown template"));
+    }
+    if (!json_object_size(t.errors) && !ospab_text_ok(*subject, 1, OSPAB_MAIL_SUBJECT_MAX)) {
+        json_object_set_new(t.errors, "data", json_string("makes the subject longer than 200 "
+                                                         "characters"));
+    }
+    if (json_object_size(t.errors)) {
+        *subject = *text = NULL;
+        return t.errors;
+    }
+    json_decref(t.errors);
+    return NULL;
+}
+
+/* ---- queueing ---------------------------------------------------------------------------- */
+
+apr_status_t ospab_mail_insert(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *to,
+                               const char *tmpl, const char *subject, const char *text,
+                               const char *dedupe_key, const char **id, int *duplicate,
+                               const char **why)
+{
+    const char *args[7], *when = ospab_time_db(p, now);
+    ospab_row_t row;
+    int own = !db->trans;
+    apr_status_t rv;
+
+    *id = NULL;
+    *duplicate = 0;
+    *why = NULL;
+    if (!ospab_mail_addr_ok(to)) {
+        *why = "not a usable e-mail address";
+        return APR_EINVAL;
+    }
+    if (!subject || !ospab_text_ok(subject, 1, OSPAB_MAIL_SUBJECT_MAX)) {
+        *why = "subject must be one line of 1 to 200 characters";
+        return APR_EINVAL;
+    }
+    text = text ? unix_lines(p, text) : NULL;
+    if (!text_ok(p, text, 1, OSPAB_MAIL_TEXT_MAX)) {
+        *why = "text must be 1 to 50000 characters without control characters";
+        return APR_EINVAL;
+    }
+    if (dedupe_key && !key_ok(dedupe_key, 128)) {
+        *why = "dedupe key must be 1 to 128 printable ASCII characters";
+        return APR_EINVAL;
+    }
+    if (own && (rv = ospab_db_begin(db, p)) != APR_SUCCESS) {
+        *why = db->error;
+        return rv;
+    }
+    if (dedupe_key) {
+        if ((rv = ospab_db_select_one(db, p, "ospab_mail_by_key", 1, &dedupe_key, &row))
+            != APR_SUCCESS) {
+            goto failed;
+        }
+        if (row) {
+            *id = row[0];
+            *duplicate = 1;
+            return own ? ospab_db_end(db, 1) : APR_SUCCESS;
+        }
+    }
+    args[0] = to;
+    args[1] = subject;
+    args[2] = text;
+    args[3] = tmpl;
+    args[4] = dedupe_key;
+    args[5] = when;
+    args[6] = when;
+    if ((rv = ospab_db_exec(db, p, "ospab_mail_insert", 7, args, NULL)) != APR_SUCCESS) {
+        if (own && dedupe_key && ospab_db_is_constraint(db)) {
+            /* the same key was queued by someone else since the check */
+            ospab_db_end(db, 0);
+            if (ospab_db_select_one(db, p, "ospab_mail_by_key", 1, &dedupe_key, &row)
+                    == APR_SUCCESS && row) {
+                *id = row[0];
+                *duplicate = 1;
+                return APR_SUCCESS;
+            }
+            *why = db->error ? db->error : "duplicate key";
+            return APR_EGENERAL;
+        }
+        goto failed;
+    }
+    if ((rv = ospab_db_last_id(db, p, id)) != APR_SUCCESS) {
+        goto failed;
+    }
+    if (own && (rv = ospab_db_end(db, 1)) != APR_SUCCESS) {
+        *why = db->error;
+        *id = NULL;
+        return rv;
+    }
+    return APR_SUCCESS;
+
+failed:
+    *why = db->error ? db->error : "database error";
+    if (own) {
+        ospab_db_end(db, 0);
+    }
+    return rv;
+}
+
+apr_status_t ospab_mail_queue(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *to,
+                              const char *tmpl, json_t *vars, const char *dedupe_key,
+                              const char **why)
+{
+    const char *subject, *text, *id, *key;
+    json_t *errors = ospab_mail_render(p, tmpl, vars, &subject, &text);
+    void *it;
+    int dup;
+
+    if (errors) {
+        it = json_object_iter(errors);
+        key = json_object_iter_key(it);
+        *why = apr_psprintf(p, "%s: %s", key, json_string_value(json_object_iter_value(it)));
+        json_decref(errors);
+        return APR_EINVAL;
+    }
+    return ospab_mail_insert(db, p, now, to, tmpl, subject, text, dedupe_key, &id, &dup, why);
+}
+
+/* vars with "name" set to the user's name unless the caller gave one (a new reference). */
+static json_t *with_name(json_t *vars, const char *name)
+{
+    json_t *v = json_is_object(vars) ? json_copy(vars) : json_incref(vars);
+
+    if (json_is_object(v) && name && *name && !json_object_get(v, "name")) {
+        json_object_set_new(v, "name", json_string(name));
+    }
+    return v;
+}
+
+apr_status_t ospab_mail_queue_user(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                   const char *user_id, const char *tmpl, json_t *vars,
+                                   const char *dedupe_key, const char **why)
+{
+    ospab_row_t u;
+    json_t *v;
+    apr_status_t rv;
+
+    /* id email name role enabled created_at updated_at */
+    if ((rv = ospab_db_select_one(db, p, "ospab_user_get", 1, &user_id, &u)) != APR_SUCCESS) {
+        *why = db->error;
+        return rv;
+    }
+    if (!u) {
+        *why = apr_psprintf(p, "user %s does not exist", user_id);
+        return APR_NOTFOUND;
+    }
+    v = with_name(vars, u[2]);
+    rv = ospab_mail_queue(db, p, now, u[1], tmpl, v, dedupe_key, why);
+    json_decref(v);
+    return rv;
+}
+
+apr_status_t ospab_mail_server_created(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                       const char *vps_id, const char **why)
+{
+    ospab_row_t s;
+    json_t *vars;
+    apr_status_t rv;
+
+    /* v.id user_id tariff_id os_id status vmid ip_address created_at updated_at name,
+     * o.id name type, t.id name price */
+    if ((rv = ospab_db_select_one(db, p, "ospab_server_get", 1, &vps_id, &s)) != APR_SUCCESS) {
+        *why = db->error;
+        return rv;
+    }
+    if (!s || !s[1]) {
+        *why = "no such server, or it has no owner";
+        return APR_NOTFOUND;
+    }
+    vars = json_pack("{s:I, s:s?, s:s?, s:s?, s:s?}",
+                     "serverId", (json_int_t)apr_atoi64(s[0]), "serverName", s[9],
+                     "ipAddress", s[6], "os", s[11], "tariff", s[14]);
+    rv = ospab_mail_queue_user(db, p, now, s[1], "server-created", vars,
+                               apr_pstrcat(p, "server-created:", s[0], NULL), why);
+    json_decref(vars);
+    return rv;
+}
+
+/* ---- POST /api/notify -------------------------------------------------------------------- */
+
+static void notify_queued(apr_pool_t *p, ospab_result_t *res, const char *id, int duplicate)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "status", json_string("queued"));
+    json_object_set_new(o, "id", ospab_json_int_or_null(id));
+    if (duplicate) {
+        json_object_set_new(o, "duplicate", json_true());
+    }
+    res->status = 202;
+    res->body = ospab_json_own(p, o);
+}
+
+static void notify_invalid(apr_pool_t *p, ospab_result_t *res, json_t *errors)
+{
+    void *it = json_object_iter(errors);
+
+    ospab_result_error(p, res, 400, apr_psprintf(p, "invalid notice: %s: %s",
+                                                 json_object_iter_key(it),
+                                                 json_string_value(json_object_iter_value(it))),
+                       errors);
+}
+
+void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *req,
+                  const char *idem_key, ospab_result_t *res)
+{
+    static const char *const allowed[] = { "userId", "to", "template", "data", "subject",
+                                           "text", "key", NULL };
+    json_t *errors, *x, *vars = NULL, *v, *details;
+    const char *name, *to = NULL, *user_id = NULL, *tmpl = NULL, *key = NULL, *subject, *text;
+    const char *id, *why;
+    ospab_row_t u = NULL;
+    int i, dup;
+
+    memset(res, 0, sizeof(*res));
+    if (!json_is_object(req)) {
+        ospab_result_error(p, res, 400, "request body must be a JSON object", NULL);
+        return;
+    }
+    errors = json_object();
+    json_object_foreach(req, name, x) {
+        for (i = 0; allowed[i] && strcmp(allowed[i], name); ++i) {
+        }
+        if (!allowed[i]) {
+            json_object_set_new(errors, name, json_string("unknown field"));
+        }
+    }
+    if ((x = json_object_get(req, "userId")) != NULL) {
+        if (!json_is_integer(x) || json_integer_value(x) < 1) {
+            json_object_set_new(errors, "userId", json_string("must be a positive integer"));
+        }
+        else {
+            user_id = apr_psprintf(p, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
+        }
+    }
+    if ((x = json_object_get(req, "to")) != NULL) {
+        if (!json_is_string(x) || !ospab_mail_addr_ok(json_string_value(x))) {
+            json_object_set_new(errors, "to", json_string("must be an e-mail address (ASCII, "
+                                                          "no spaces or line breaks)"));
+        }
+        else {
+            to = json_string_value(x);
+        }
+    }
+    if (json_object_get(req, "userId") && json_object_get(req, "to")) {
+        json_object_set_new(errors, "to", json_string("give either userId or to, not both"));
+    }
+    else if (!json_object_get(req, "userId") && !json_object_get(req, "to")) {
+        json_object_set_new(errors, "to", json_string("userId or to is required"));
+    }
+    if ((x = json_object_get(req, "template")) != NULL) {
+        if (!json_is_string(x) || !ospab_mail_template_known(json_string_value(x))) {
+            json_object_set_new(errors, "template", json_string(
+                "must be one of server-created, alert, password-reset, root-password, "
+                "payment-reminder, ticket-reply, raw"));
+        }
+        else {
+            tmpl = json_string_value(x);
+        }
+    }
+    if ((x = json_object_get(req, "data")) != NULL && !json_is_object(x)) {
+        json_object_set_new(errors, "data", json_string("must be an object"));
+    }
+    if ((json_object_get(req, "subject") || json_object_get(req, "text"))
+        && json_object_get(req, "template") && (!tmpl || strcmp(tmpl, "raw"))) {
+        json_object_set_new(errors, "subject", json_string("subject and text go without a "
+                                                           "template (or with \"raw\")"));
+    }
+    if ((x = json_object_get(req, "key")) != NULL) {
+        if (!json_is_string(x) || !key_ok(json_string_value(x), OSPAB_MAIL_KEY_MAX)) {
+            json_object_set_new(errors, "key", json_string("must be 1 to 120 printable ASCII "
+                                                           "characters"));
+        }
+        else {
+            key = json_string_value(x);
+            if (idem_key && strcmp(idem_key, key)) {
+                json_object_set_new(errors, "key", json_string("differs from the "
+                                                               "Idempotency-Key header"));
+            }
+        }
+    }
+    else if (idem_key) {
+        if (!key_ok(idem_key, OSPAB_MAIL_KEY_MAX)) {
+            json_object_set_new(errors, "Idempotency-Key", json_string(
+                "must be 1 to 120 printable ASCII characters"));
+        }
+        key = idem_key;
+    }
+    if (json_object_size(errors)) {
+        notify_invalid(p, res, errors);
+        return;
+    }
+
+    /* the variables: data, or for "raw" the top-level subject and text */
+    if (!tmpl || !strcmp(tmpl, "raw")) {
+        vars = json_object();
+        if ((x = json_object_get(req, "data")) != NULL) {
+            json_object_update(vars, x);
+        }
+        if ((x = json_object_get(req, "subject")) != NULL) {
+            json_object_set(vars, "subject", x);
+        }
+        if ((x = json_object_get(req, "text")) != NULL) {
+            json_object_set(vars, "text", x);
+        }
+        tmpl = "raw";
+    }
+    else {
+        vars = (x = json_object_get(req, "data")) ? json_incref(x) : json_object();
+    }
+    ospab_json_own(p, vars);
+    if ((errors = ospab_mail_render(p, tmpl, vars, &subject, &text)) != NULL) {
+        if (!strcmp(tmpl, "raw")) {
+            /* top-level subject/text are reported under their own names */
+            json_t *renamed = json_object();
+
+            json_object_foreach(errors, name, x) {
+                json_object_set(renamed, strncmp(name, "data.", 5) ? name : name + 5, x);
+            }
+            json_decref(errors);
+            errors = renamed;
+        }
+        notify_invalid(p, res, errors);
+        return;
+    }
+    if (user_id) {
+        /* id email name role enabled created_at updated_at */
+        if (ospab_db_select_one(db, p, "ospab_user_get", 1, &user_id, &u) != APR_SUCCESS) {
+            ospab_result_db_failed(db, p, res);
+            return;
+        }
+        if (!u) {
+            ospab_result_error(p, res, 404, "user not found", NULL);
+            return;
+        }
+        if (!ospab_mail_addr_ok(u[1])) {
+            ospab_result_error(p, res, 422, "the user's e-mail address cannot be used", NULL);
+            return;
+        }
+        to = u[1];
+        v = ospab_json_own(p, with_name(vars, u[2]));
+        if ((errors = ospab_mail_render(p, tmpl, v, &subject, &text)) != NULL) {
+            notify_invalid(p, res, errors);   /* the user's name does not fit a line */
+            return;
+        }
+    }
+
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (ospab_mail_insert(db, p, a->now, to, tmpl, subject, text,
+                          key ? apr_pstrcat(p, "notify:", key, NULL) : NULL, &id, &dup, &why)
+        != APR_SUCCESS) {
+        if (ospab_db_is_constraint(db)) {
+            /* a twin request with the same key committed first: answer with its row */
+            const char *k = apr_pstrcat(p, "notify:", key, NULL);
+
+            ospab_db_end(db, 0);
+            if (ospab_db_select_one(db, p, "ospab_mail_by_key", 1, &k, &u) == APR_SUCCESS
+                && u) {
+                notify_queued(p, res, u[0], 1);
+                return;
+            }
+        }
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (dup) {
+        ospab_db_end(db, 0);
+        notify_queued(p, res, id, 1);
+        return;
+    }
+    details = json_pack("{s:s, s:s*, s:s*, s:s*}", "template", tmpl, "userId", user_id,
+                        "to", user_id ? NULL : to, "key", key);
+    if (ospab_audit(db, p, a, "notify.queue", "email", id, details) != APR_SUCCESS
+        || ospab_db_end(db, 1) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    notify_queued(p, res, id, 0);
+}
+
+/* ---- the message ------------------------------------------------------------------------- */
+
+apr_time_t ospab_time_parse_db(const char *s)
+{
+    apr_time_exp_t tm;
+    apr_time_t t;
+    int y, mo, d, h, mi, sec;
+
+    if (!s || sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6) {
+        return 0;
+    }
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    if (apr_time_exp_gmt_get(&t, &tm) != APR_SUCCESS) {
+        return 0;
+    }
+    return t;
+}
+
+const char *ospab_mail_message_id(apr_pool_t *p, const char *id, const char *created_at,
+                                  const char *to)
+{
+    const char *seed = apr_pstrcat(p, id, "|", created_at ? created_at : "", "|", to, NULL);
+
+    return apr_psprintf(p, "<outbox-%s.%.16s@ospab>", id,
+                        ospab_sha256_hex(p, seed, strlen(seed)));
+}
+
+static int is_ascii(const char *s)
+{
+    for (; *s; ++s) {
+        if ((unsigned char)*s > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* RFC 2047 "B" encoded-words of at most 45 bytes of UTF-8 each (never splitting a
+ * character), joined by folding white space. */
+static const char *encode_words(apr_pool_t *p, const char *s)
+{
+    apr_size_t len = strlen(s), pos = 0;
+    char *out = "";
+    unsigned char b64[4 * WORD_BYTES / 3 + 4];
+
+    while (pos < len) {
+        apr_size_t n = len - pos > WORD_BYTES ? WORD_BYTES : len - pos;
+
+        /* back off from the middle of a multi-byte character */
+        while (pos + n < len && n > 0 && ((unsigned char)s[pos + n] & 0xc0) == 0x80) {
+            --n;
+        }
+        EVP_EncodeBlock(b64, (const unsigned char *)s + pos, (int)n);
+        out = apr_pstrcat(p, out, *out ? "\r\n " : "", "=?UTF-8?B?", (char *)b64, "?=", NULL);
+        pos += n;
+    }
+    return out;
+}
+
+/* Subject text: as is when plain ASCII, else encoded-words. */
+static const char *header_text(apr_pool_t *p, const char *s)
+{
+    return is_ascii(s) && !strstr(s, "=?") ? s : encode_words(p, s);
+}
+
+const char *ospab_mail_from_addr(apr_pool_t *p, const char *from)
+{
+    const char *lt = from ? strrchr(from, '<') : NULL, *gt;
+    const char *addr;
+
+    if (!from) {
+        return NULL;
+    }
+    if (lt) {
+        if (!(gt = strchr(lt, '>')) || gt[1]) {
+            return NULL;
+        }
+        addr = apr_pstrndup(p, lt + 1, gt - lt - 1);
+    }
+    else {
+        addr = apr_collapse_spaces(apr_palloc(p, strlen(from) + 1), from);
+    }
+    return ospab_mail_addr_ok(addr) ? addr : NULL;
+}
+
+/* The From header's value: the display name quoted or encoded as needed. */
+static const char *from_header(apr_pool_t *p, const char *from, const char *addr)
+{
+    const char *lt = strrchr(from, '<');
+    char *name;
+    apr_size_t n;
+    const char *c;
+
+    if (!lt) {
+        return addr;
+    }
+    name = apr_pstrndup(p, from, lt - from);
+    n = strlen(name);
+    while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t')) {
+        name[--n] = '\0';
+    }
+    while (*name == ' ' || *name == '\t') {
+        ++name;
+    }
+    if (!*name || !ospab_text_ok(name, 1, 200)) {
+        return apr_psprintf(p, "<%s>", addr);
+    }
+    if (!is_ascii(name)) {
+        return apr_psprintf(p, "%s <%s>", encode_words(p, name), addr);
+    }
+    for (c = name; *c; ++c) {
+        if (!apr_isalnum(*c) && !strchr(" !#$%&'*+-/=?^_`{|}~", *c)) {
+            break;
+        }
+    }
+    if (*c) {
+        /* a quoted-string: backslash before \ and " */
+        char *q = apr_palloc(p, 2 * strlen(name) + 3), *w = q;
+
+        *w++ = '"';
+        for (c = name; *c; ++c) {
+            if (*c == '\\' || *c == '"') {
+                *w++ = '\\';
+            }
+            *w++ = *c;
+        }
+        *w++ = '"';
+        *w = '\0';
+        name = q;
+    }
+    return apr_psprintf(p, "%s <%s>", name, addr);
+}
+
+/* text (LF line ends) as CRLF text in base64, 76 characters a line */
+static const char *body_base64(apr_pool_t *p, const char *text)
+{
+    apr_size_t len = strlen(text), i, n = 0, blen, j;
+    char *crlf = apr_palloc(p, 2 * len + 3), *out, *w;
+    unsigned char *b64;
+
+    for (i = 0; i < len; ++i) {
+        if (text[i] == '\n') {
+            crlf[n++] = '\r';
+        }
+        crlf[n++] = text[i];
+    }
+    if (n < 2 || crlf[n - 1] != '\n') {
+        crlf[n++] = '\r';
+        crlf[n++] = '\n';
+    }
+    b64 = apr_palloc(p, 4 * ((n + 2) / 3) + 1);
+    blen = (apr_size_t)EVP_EncodeBlock(b64, (const unsigned char *)crlf, (int)n);
+    out = w = apr_palloc(p, blen + 2 * (blen / 76 + 1) + 1);
+    for (j = 0; j < blen; j += 76) {
+        apr_size_t k = blen - j > 76 ? 76 : blen - j;
+
+        memcpy(w, b64 + j, k);
+        w += k;
+        *w++ = '\r';
+        *w++ = '\n';
+    }
+    *w = '\0';
+    return out;
+}
+
+const char *ospab_mail_message(apr_pool_t *p, const char *from, const char *to,
+                               const char *subject, const char *text, const char *message_id,
+                               apr_time_t date)
+{
+    const char *addr = ospab_mail_from_addr(p, from);
+    apr_time_exp_t tm;
+
+    if (!addr) {
+        return NULL;
+    }
+    apr_time_exp_gmt(&tm, date);
+    return apr_psprintf(p,
+                        "Date: %s, %02d %s %d %02d:%02d:%02d +0000\r\n"
+                        "From: %s\r\n"
+                        "To: %s\r\n"
+                        "Subject: %s\r\n"
+                        "Message-ID: %s\r\n"
+                        "MIME-Version: 1.0\r\n"
+                        "Content-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Transfer-Encoding: base64\r\n"
+                        "Auto-Submitted: auto-generated\r\n"
+                        "\r\n%s",
+                        apr_day_snames[tm.tm_wday], tm.tm_mday, apr_month_snames[tm.tm_mon],
+                        tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        from_header(p, from, addr), to, header_text(p, subject), message_id,
+                        body_base64(p, text));
+}
+
+/* ---- backoff and signatures ------------------------------------------------------------ */
+
+apr_interval_time_t ospab_outbox_backoff(apr_interval_time_t base, apr_interval_time_t max,
+                                         int attempts)
+{
+    apr_interval_time_t d = base > 0 ? base : apr_time_from_sec(1);
+    unsigned int r = 0;
+
+    while (--attempts > 0 && d < max) {
+        d *= 2;
+    }
+    if (max > 0 && d > max) {
+        d = max;
+    }
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) {
+        r = (unsigned int)apr_time_now();
+    }
+    return d - (apr_interval_time_t)((double)(d / 2) * (r / 4294967296.0));
+}
+
+const char *ospab_webhook_signature(apr_pool_t *p, const char *secret, apr_time_t t,
+                                    const char *body, apr_size_t len)
+{
+    const char *ts = apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(t));
+    apr_size_t tlen = strlen(ts);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char *msg = apr_palloc(p, tlen + 1 + len + 1);
+
+    memcpy(msg, ts, tlen);
+    msg[tlen] = '.';
+    memcpy(msg + tlen + 1, body, len);
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg,
+              tlen + 1 + len, md, &mdlen)) {
+        return NULL;
+    }
+    return apr_psprintf(p, "t=%s,v1=%s", ts, apr_pescape_hex(p, md, mdlen, 0));
+}
