@@ -174,7 +174,7 @@ static const char *var_line(tvars_t *t, const char *key, int required, apr_size_
         return NULL;
     }
     if (json_is_integer(v)) {
-        return apr_psprintf(t->p, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return apr_psprintf(t->p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(v));
     }
     if (json_is_real(v)) {
         s = apr_psprintf(t->p, "%.2f", json_real_value(v));
@@ -268,7 +268,8 @@ static const char *greeting(tvars_t *t)
     return name ? apr_psprintf(t->p, "Здравствуйте, %s!\n\n", name) : "Здравствуйте!\n\n";
 }
 
-#define FOOTER "\n-- \nospab panel\nЭто письмо отправлено автоматически, отвечать на него не нужно.\n"
+#define FOOTER "\n-- \nospab panel\n" \
+               "Это письмо отправлено автоматически, отвечать на него не нужно.\n"
 
 static void render_server_created(tvars_t *t, const char **subject, const char **text)
 {
@@ -314,7 +315,7 @@ static void render_alert(tvars_t *t, const char **subject, const char **text)
     }
     *subject = apr_psprintf(t->p, "[%s] Сервер %s: %s %s", lvl, server, what, value);
     *text = apr_pstrcat(t->p, greeting(t),
-                        "На сервере ", server, " ", what, " достигла ", value, ".\n\n",
+                        "Сервер ", server, ": ", what, " — ", value, ".\n\n",
                         "Уровень: ", lvl, "\n",
                         message ? "\n" : "", message ? message : "", message ? "\n" : "",
                         "\nГрафики и подробности — в панели управления.\n", FOOTER, NULL);
@@ -658,7 +659,7 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
             json_object_set_new(errors, "userId", json_string("must be a positive integer"));
         }
         else {
-            user_id = apr_psprintf(p, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
+            user_id = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(x));
         }
     }
     if ((x = json_object_get(req, "to")) != NULL) {

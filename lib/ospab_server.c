@@ -12,6 +12,7 @@
 #include "ospab_jsonw.h"
 #include "ospab_util.h"
 #include "ospab_events.h"
+#include "ospab_outbox.h"
 #include "ospab_resource.h"
 
 #define QUEUED_TIMEOUT apr_time_from_sec(120)
@@ -338,6 +339,12 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
             const char *args[3] = { ip, ospab_time_db(p, a->now), id };
 
             ospab_db_exec(db, p, "ospab_vps_set_ip", 3, args, NULL);
+        }
+        if (!strcmp(action, "create:start")) {
+            const char *why;
+
+            /* the owner hears of the new server once (a dedupe key), never of its password */
+            ospab_mail_server_created(db, p, a->now, id, &why);
         }
     }
 }
@@ -985,6 +992,17 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
         }
     }
     finish_task(db, p, a, task_id, 1, "OK", NULL);
+    {
+        /* a notice that it changed, without the password */
+        json_t *vars = json_pack("{s:I, s:s?}", "serverId", (json_int_t)apr_atoi64(id),
+                                 "serverName", v[OSPAB_VPS_NAME]);
+
+        if (v[OSPAB_VPS_USER_ID]) {
+            ospab_mail_queue_user(db, p, a->now, v[OSPAB_VPS_USER_ID], "root-password", vars,
+                                  apr_pstrcat(p, "root-password:", task_id, NULL), &err);
+        }
+        json_decref(vars);
+    }
     o = json_object();
     json_object_set_new(o, "status", json_string("success"));
     json_object_set_new(o, "password", json_string(password));
