@@ -1,0 +1,1739 @@
+/* ospab-agent: the live-push server (see agent_sio.h).
+ *
+ * Everything below runs on the lws service thread except agent_sio_publish(),
+ * agent_sio_rooms(), agent_sio_stats() and agent_sio_stop(), which only touch what the
+ * mutex guards (the publish queue, the room index's shape, the counters) or the stop
+ * flag, and wake the service thread with lws_cancel_service().
+ *
+ * Objects:
+ *   sio_pkt_t   one encoded Engine.IO packet ("42[...]") with LWS_PRE headroom, shared
+ *               by every client it goes to (refcounted, service thread only once queued)
+ *   sio_sess_t  one Engine.IO session = one Socket.IO client on namespace "/"; owns a
+ *               bounded queue of packet references and its room memberships
+ *   sio_conn_t  lws per-connection data: a held polling GET, a POST being read, a
+ *               direct response being written, or a websocket
+ *   sio_room_t  the subscribers of one server id (a list of memberships), found through
+ *               a hash so that a publish visits only the room's members
+ *
+ * A session is never freed inside a callback that may still use it: closing detaches it
+ * from rooms, connections and timers at once, and a zero-delay timer frees it later. */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_encode.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_time.h>
+#include <libwebsockets.h>
+
+#include "agent_log.h"
+#include "agent_sio.h"
+
+#define SIO_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* The reference server (socket.io 4) closes a session that has not connected to a
+ * namespace within connectTimeout, 45 s: an unauthenticated session must not live on
+ * pings alone. */
+#define SIO_CONNECT_TIMEOUT_US  (45 * APR_USEC_PER_SEC)
+/* Publishes waiting for the service thread; beyond this the publisher is faster than
+ * the fan-out for long, and the newest events are dropped rather than memory grown. */
+#define SIO_MAX_PENDING_PUBLISH 65536
+#define SIO_SID_BYTES           15      /* 20 base64url characters, as engine.io's */
+#define SIO_MAX_NSP_LEN         128
+
+enum { T_POLLING = 1, T_WEBSOCKET = 2 };
+enum { K_NONE = 0, K_POLL, K_POST, K_RESP, K_WS };
+enum { RESP_NONE = 0, RESP_HEADERS, RESP_BODY };
+
+typedef struct sio_pkt_t {
+    int refs;
+    apr_size_t len;
+    unsigned char *data;                /* LWS_PRE bytes of headroom before it */
+} sio_pkt_t;
+
+typedef struct sio_qent_t {
+    struct sio_qent_t *next;
+    sio_pkt_t *pkt;
+} sio_qent_t;
+
+typedef struct sio_pub_t {
+    struct sio_pub_t *next;
+    apr_int64_t server_id;
+    sio_pkt_t *pkt;
+} sio_pub_t;
+
+typedef struct sio_sess_t sio_sess_t;
+typedef struct sio_room_t sio_room_t;
+
+typedef struct sio_member_t {
+    sio_room_t *room;
+    sio_sess_t *sess;
+    struct sio_member_t *prev, *next;
+} sio_member_t;
+
+struct sio_room_t {
+    apr_int64_t id;
+    sio_member_t *head;
+    int count;
+};
+
+struct sio_sess_t {
+    agent_sio_t *s;
+    char sid[32];                       /* Engine.IO session id */
+    char sock_sid[32];                  /* Socket.IO socket id, told in the CONNECT answer */
+    int transport;
+    struct lws *poll_wsi;               /* the held polling GET */
+    struct lws *post_wsi;               /* a POST being read */
+    struct lws *ws_wsi;                 /* websocket: probing, or the transport once upgraded */
+    int connected;                      /* Socket.IO CONNECT accepted */
+    int close_after_flush;
+    int dead;
+    int awaiting_pong;
+    agent_sio_user_t user;
+    sio_qent_t *qhead, *qtail;
+    int qlen;
+    apr_size_t qbytes;
+    sio_member_t **subs;
+    int nsubs;
+    lws_sorted_usec_list_t ping_sul;
+    lws_sorted_usec_list_t expiry_sul;
+    sio_sess_t *next_dead;
+};
+
+typedef struct {
+    int kind;
+    sio_sess_t *sess;
+    /* a response being written */
+    int resp_state;
+    unsigned status;
+    const char *ctype;
+    unsigned char *out;                 /* LWS_PRE + out_len */
+    apr_size_t out_len;
+    /* a POST body or a websocket message being gathered */
+    char *in;
+    apr_size_t in_len, in_cap;
+    int in_too_big;
+    /* websocket */
+    int probe_pending;                  /* "3probe" to write */
+    int ws_close;                       /* close at the next writeable */
+    int close_after_resp;               /* an unread request body: no keep-alive */
+    int counted_ws;
+} sio_conn_t;
+
+struct agent_sio_t {
+    apr_pool_t *pool;
+    agent_sio_conf_t conf;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    struct lws_protocols protocols[2];
+    int port;
+    volatile sig_atomic_t stop;
+    int stopped;
+
+    apr_thread_mutex_t *mutex;          /* guards: pub queue, rooms hash shape, stats */
+    sio_pub_t *pub_head, *pub_tail;
+    int pub_len;
+    apr_hash_t *rooms;                  /* apr_int64_t -> sio_room_t */
+    agent_sio_stats_t stats;
+
+    /* service thread only */
+    apr_hash_t *sessions;               /* sid -> sio_sess_t */
+    sio_sess_t *dead;
+    lws_sorted_usec_list_t reap_sul;
+    sio_pkt_t *pkt_ping, *pkt_noop, *pkt_close;
+    int ws_conns;
+    char path[256];
+    apr_size_t path_len;
+};
+
+/* --------------------------------------------------------------- packets -- */
+
+static sio_pkt_t *pkt_alloc(apr_size_t len)
+{
+    sio_pkt_t *pkt = malloc(sizeof(*pkt) + LWS_PRE + len + 1);
+
+    if (!pkt)
+        return NULL;
+    pkt->refs = 1;
+    pkt->len = len;
+    pkt->data = (unsigned char *)(pkt + 1) + LWS_PRE;
+    pkt->data[len] = '\0';
+    return pkt;
+}
+
+/* prefix followed by the JSON text of j (NULL: just the prefix). */
+static sio_pkt_t *pkt_json(const char *prefix, const json_t *j)
+{
+    char *text = NULL;
+    apr_size_t plen = strlen(prefix), tlen = 0;
+    sio_pkt_t *pkt;
+
+    if (j) {
+        text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text)
+            return NULL;
+        tlen = strlen(text);
+    }
+    pkt = pkt_alloc(plen + tlen);
+    if (pkt) {
+        memcpy(pkt->data, prefix, plen);
+        if (tlen)
+            memcpy(pkt->data + plen, text, tlen);
+    }
+    free(text);
+    return pkt;
+}
+
+static sio_pkt_t *pkt_text(const char *text)
+{
+    apr_size_t len = strlen(text);
+    sio_pkt_t *pkt = pkt_alloc(len);
+
+    if (pkt)
+        memcpy(pkt->data, text, len);
+    return pkt;
+}
+
+static void pkt_unref(sio_pkt_t *pkt)
+{
+    if (pkt && --pkt->refs == 0)
+        free(pkt);
+}
+
+/* ------------------------------------------------------------ helpers -- */
+
+static int random_id(char *out, apr_size_t outsz)
+{
+    unsigned char raw[SIO_SID_BYTES];
+    apr_size_t len;
+
+    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS)
+        return -1;
+    if (apr_encode_base64_binary(out, raw, sizeof(raw),
+                                 APR_ENCODE_BASE64URL | APR_ENCODE_NOPADDING, &len) != APR_SUCCESS
+        || len >= outsz)
+        return -1;
+    out[len] = '\0';
+    return 0;
+}
+
+static void stats_add(agent_sio_t *s, int *field, int delta)
+{
+    apr_thread_mutex_lock(s->mutex);
+    *field += delta;
+    apr_thread_mutex_unlock(s->mutex);
+}
+
+static void conn_free_buffers(sio_conn_t *c)
+{
+    free(c->out);
+    c->out = NULL;
+    c->out_len = 0;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->in_too_big = 0;
+    c->resp_state = RESP_NONE;
+}
+
+static int conn_append_in(sio_conn_t *c, const void *data, apr_size_t len, apr_size_t max)
+{
+    if (c->in_too_big || c->in_len + len > max) {
+        c->in_too_big = 1;
+        return -1;
+    }
+    if (c->in_len + len + 1 > c->in_cap) {
+        apr_size_t cap = c->in_cap ? c->in_cap * 2 : 512;
+        char *n;
+
+        while (cap < c->in_len + len + 1)
+            cap *= 2;
+        n = realloc(c->in, cap);
+        if (!n)
+            return -1;
+        c->in = n;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len += len;
+    c->in[c->in_len] = '\0';
+    return 0;
+}
+
+/* Queues a whole HTTP response on wsi; it is written from HTTP_WRITEABLE. */
+static void conn_respond(struct lws *wsi, sio_conn_t *c, unsigned status, const char *ctype,
+                         const void *body, apr_size_t len)
+{
+    free(c->out);
+    c->out = malloc(LWS_PRE + len + 1);
+    if (!c->out) {
+        c->out_len = 0;
+        c->ws_close = 1;                /* no memory for an answer: hang up */
+    }
+    else {
+        memcpy(c->out + LWS_PRE, body, len);
+        c->out_len = len;
+    }
+    c->kind = K_RESP;
+    c->status = status;
+    c->ctype = ctype;
+    c->resp_state = RESP_HEADERS;
+    lws_callback_on_writable(wsi);
+}
+
+/* The reference server's error answers: 400 {"code":N,"message":"..."}. */
+static void conn_respond_error(struct lws *wsi, sio_conn_t *c, unsigned status, int code,
+                               const char *message)
+{
+    json_t *j = json_pack("{siss}", "code", code, "message", message);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+    if (text)
+        conn_respond(wsi, c, status, "application/json", text, strlen(text));
+    else
+        conn_respond(wsi, c, 500, "text/plain", "error", 5);
+    free(text);
+    json_decref(j);
+}
+
+/* --------------------------------------------------------------- rooms -- */
+
+static void room_leave(agent_sio_t *s, sio_member_t *m)
+{
+    sio_room_t *room = m->room;
+
+    apr_thread_mutex_lock(s->mutex);
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        room->head = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    if (--room->count == 0) {
+        apr_hash_set(s->rooms, &room->id, sizeof(room->id), NULL);
+        s->stats.rooms--;
+        free(room);
+    }
+    apr_thread_mutex_unlock(s->mutex);
+    free(m);
+}
+
+static int sess_find_sub(sio_sess_t *sess, apr_int64_t id)
+{
+    int i;
+
+    for (i = 0; i < sess->nsubs; ++i)
+        if (sess->subs[i]->room->id == id)
+            return i;
+    return -1;
+}
+
+static void sess_leave(sio_sess_t *sess, apr_int64_t id)
+{
+    int i = sess_find_sub(sess, id);
+
+    if (i < 0)
+        return;
+    room_leave(sess->s, sess->subs[i]);
+    sess->subs[i] = sess->subs[--sess->nsubs];
+}
+
+static void sess_leave_all(sio_sess_t *sess)
+{
+    while (sess->nsubs > 0)
+        room_leave(sess->s, sess->subs[--sess->nsubs]);
+}
+
+/* 0 joined (or already in); -1 out of memory. */
+static int sess_join(sio_sess_t *sess, apr_int64_t id)
+{
+    agent_sio_t *s = sess->s;
+    sio_member_t *m;
+    sio_room_t *room;
+    int opened = 0;
+
+    if (sess_find_sub(sess, id) >= 0)
+        return 0;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return -1;
+    apr_thread_mutex_lock(s->mutex);
+    room = apr_hash_get(s->rooms, &id, sizeof(id));
+    if (!room) {
+        room = calloc(1, sizeof(*room));
+        if (!room) {
+            apr_thread_mutex_unlock(s->mutex);
+            free(m);
+            return -1;
+        }
+        room->id = id;
+        apr_hash_set(s->rooms, &room->id, sizeof(room->id), room);
+        s->stats.rooms++;
+        opened = 1;
+    }
+    m->room = room;
+    m->sess = sess;
+    m->next = room->head;
+    if (room->head)
+        room->head->prev = m;
+    room->head = m;
+    room->count++;
+    apr_thread_mutex_unlock(s->mutex);
+    sess->subs[sess->nsubs++] = m;
+    if (opened && s->conf.room_opened)
+        s->conf.room_opened(s->conf.ctx, id);
+    return 0;
+}
+
+/* ------------------------------------------------------------ sessions -- */
+
+static void sess_close(sio_sess_t *sess, const char *why);
+
+static void sess_kick(sio_sess_t *sess)
+{
+    if (sess->transport == T_WEBSOCKET) {
+        if (sess->ws_wsi)
+            lws_callback_on_writable(sess->ws_wsi);
+    }
+    else if (sess->poll_wsi)
+        lws_callback_on_writable(sess->poll_wsi);
+}
+
+/* Adds a reference to pkt to the client's queue. 0 queued; -1 the bound was hit and the
+ * client is being disconnected (a client that cannot keep up must not grow our memory). */
+static int sess_push(sio_sess_t *sess, sio_pkt_t *pkt)
+{
+    agent_sio_t *s = sess->s;
+    sio_qent_t *e;
+
+    if (sess->dead || sess->close_after_flush)
+        return 0;
+    if (sess->qlen + 1 > s->conf.max_queue_msgs
+        || sess->qbytes + pkt->len > s->conf.max_queue_bytes) {
+        apr_thread_mutex_lock(s->mutex);
+        s->stats.dropped_slow++;
+        apr_thread_mutex_unlock(s->mutex);
+        AGENT_INFO("live-push: client %s (user %" APR_INT64_T_FMT ") too slow: %d packets, "
+                   "%" APR_SIZE_T_FMT " bytes waiting; disconnected",
+                   sess->sid, sess->user.user_id, sess->qlen, sess->qbytes);
+        sess_close(sess, "queue full");
+        return -1;
+    }
+    e = malloc(sizeof(*e));
+    if (!e) {
+        sess_close(sess, "out of memory");
+        return -1;
+    }
+    e->next = NULL;
+    e->pkt = pkt;
+    pkt->refs++;
+    if (sess->qtail)
+        sess->qtail->next = e;
+    else
+        sess->qhead = e;
+    sess->qtail = e;
+    sess->qlen++;
+    sess->qbytes += pkt->len;
+    sess_kick(sess);
+    return 0;
+}
+
+/* Queues a packet built here (the caller's reference is handed over). */
+static int sess_send(sio_sess_t *sess, sio_pkt_t *pkt)
+{
+    int rv;
+
+    if (!pkt) {
+        sess_close(sess, "out of memory");
+        return -1;
+    }
+    rv = sess_push(sess, pkt);
+    pkt_unref(pkt);
+    return rv;
+}
+
+static sio_pkt_t *sess_pop(sio_sess_t *sess)
+{
+    sio_qent_t *e = sess->qhead;
+    sio_pkt_t *pkt;
+
+    if (!e)
+        return NULL;
+    sess->qhead = e->next;
+    if (!sess->qhead)
+        sess->qtail = NULL;
+    sess->qlen--;
+    sess->qbytes -= e->pkt->len;
+    pkt = e->pkt;
+    free(e);
+    return pkt;
+}
+
+static void reap_cb(lws_sorted_usec_list_t *sul)
+{
+    agent_sio_t *s = SIO_CONTAINER(sul, agent_sio_t, reap_sul);
+
+    while (s->dead) {
+        sio_sess_t *sess = s->dead;
+
+        s->dead = sess->next_dead;
+        free(sess->subs);
+        free(sess);
+    }
+}
+
+static void detach_conn(struct lws *wsi)
+{
+    sio_conn_t *c = wsi ? lws_wsi_user(wsi) : NULL;
+
+    if (c)
+        c->sess = NULL;
+}
+
+/* Ends the session now: out of every room and timer; a websocket is closed, a held poll
+ * answered with the close packet, a POST being read answered when it completes. The
+ * struct itself is freed from a timer, after the current callback. */
+static void sess_close(sio_sess_t *sess, const char *why)
+{
+    agent_sio_t *s = sess->s;
+    sio_pkt_t *pkt;
+
+    if (sess->dead)
+        return;
+    sess->dead = 1;
+    AGENT_DEBUG("live-push: session %s closed: %s", sess->sid, why);
+    apr_hash_set(s->sessions, sess->sid, APR_HASH_KEY_STRING, NULL);
+    sess_leave_all(sess);
+    lws_sul_cancel(&sess->ping_sul);
+    lws_sul_cancel(&sess->expiry_sul);
+    while ((pkt = sess_pop(sess)) != NULL)
+        pkt_unref(pkt);
+    if (sess->ws_wsi) {
+        sio_conn_t *c = lws_wsi_user(sess->ws_wsi);
+
+        if (c) {
+            c->sess = NULL;
+            c->ws_close = 1;
+        }
+        lws_callback_on_writable(sess->ws_wsi);
+    }
+    if (sess->poll_wsi) {
+        sio_conn_t *c = lws_wsi_user(sess->poll_wsi);
+
+        if (c) {
+            c->sess = NULL;
+            conn_respond(sess->poll_wsi, c, 200, "text/plain; charset=UTF-8", "1", 1);
+        }
+    }
+    detach_conn(sess->post_wsi);
+    sess->ws_wsi = sess->poll_wsi = sess->post_wsi = NULL;
+
+    apr_thread_mutex_lock(s->mutex);
+    s->stats.sessions--;
+    if (sess->transport == T_WEBSOCKET)
+        s->stats.websocket--;
+    apr_thread_mutex_unlock(s->mutex);
+
+    sess->next_dead = s->dead;
+    s->dead = sess;
+    lws_sul_schedule(s->ctx, 0, &s->reap_sul, reap_cb, 1);
+}
+
+static void ping_cb(lws_sorted_usec_list_t *sul)
+{
+    sio_sess_t *sess = SIO_CONTAINER(sul, sio_sess_t, ping_sul);
+    agent_sio_t *s = sess->s;
+
+    if (sess->awaiting_pong) {
+        sess_close(sess, "ping timeout");
+        return;
+    }
+    sess->awaiting_pong = 1;
+    lws_sul_schedule(s->ctx, 0, &sess->ping_sul, ping_cb,
+                     (lws_usec_t)s->conf.ping_timeout_ms * 1000);
+    sess_push(sess, s->pkt_ping);
+}
+
+static void expiry_cb(lws_sorted_usec_list_t *sul)
+{
+    sio_sess_t *sess = SIO_CONTAINER(sul, sio_sess_t, expiry_sul);
+
+    if (!sess->connected) {
+        sess_close(sess, "no Socket.IO connect in time");
+        return;
+    }
+    /* the client hears "io server disconnect" and does not reconnect with the old token */
+    sess_send(sess, pkt_text("41"));
+    sess->close_after_flush = 1;
+    sess_kick(sess);
+}
+
+static sio_sess_t *sess_new(agent_sio_t *s, int transport, const char **why)
+{
+    sio_sess_t *sess;
+
+    if (s->stats.sessions >= s->conf.max_clients) {
+        *why = "Too many clients";
+        return NULL;
+    }
+    sess = calloc(1, sizeof(*sess));
+    if (!sess || !(sess->subs = calloc((apr_size_t)s->conf.max_subscriptions + 1,
+                                       sizeof(*sess->subs)))) {
+        free(sess);
+        *why = "Out of memory";
+        return NULL;
+    }
+    if (random_id(sess->sid, sizeof(sess->sid)) || random_id(sess->sock_sid, sizeof(sess->sock_sid))) {
+        free(sess->subs);
+        free(sess);
+        *why = "No randomness";
+        return NULL;
+    }
+    sess->s = s;
+    sess->transport = transport;
+    apr_hash_set(s->sessions, sess->sid, APR_HASH_KEY_STRING, sess);
+    apr_thread_mutex_lock(s->mutex);
+    s->stats.sessions++;
+    if (transport == T_WEBSOCKET)
+        s->stats.websocket++;
+    apr_thread_mutex_unlock(s->mutex);
+    lws_sul_schedule(s->ctx, 0, &sess->ping_sul, ping_cb,
+                     (lws_usec_t)s->conf.ping_interval_ms * 1000);
+    lws_sul_schedule(s->ctx, 0, &sess->expiry_sul, expiry_cb, SIO_CONNECT_TIMEOUT_US);
+    return sess;
+}
+
+/* The Engine.IO open packet: 0{"sid":..,"upgrades":[..],"pingInterval":..,...}. */
+static sio_pkt_t *open_packet(sio_sess_t *sess)
+{
+    agent_sio_t *s = sess->s;
+    json_t *j = json_pack("{sss[]sisisI}", "sid", sess->sid, "upgrades",
+                          "pingInterval", s->conf.ping_interval_ms,
+                          "pingTimeout", s->conf.ping_timeout_ms,
+                          "maxPayload", (json_int_t)s->conf.max_payload);
+    sio_pkt_t *pkt;
+
+    if (!j)
+        return NULL;
+    if (sess->transport == T_POLLING)
+        json_array_append_new(json_object_get(j, "upgrades"), json_string("websocket"));
+    pkt = pkt_json("0", j);
+    json_decref(j);
+    return pkt;
+}
+
+/* ----------------------------------------------------------- Socket.IO -- */
+
+/* A server id given as a positive JSON integer or a string of decimal digits. */
+static int parse_server_id(const json_t *v, apr_int64_t *out)
+{
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) <= 0)
+            return -1;
+        *out = (apr_int64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *p = json_string_value(v);
+        apr_size_t n = json_string_length(v), i;
+        apr_int64_t id = 0;
+
+        if (n == 0 || n > 18)
+            return -1;
+        for (i = 0; i < n; ++i) {
+            if (p[i] < '0' || p[i] > '9')
+                return -1;
+            id = id * 10 + (p[i] - '0');
+        }
+        if (id <= 0)
+            return -1;
+        *out = id;
+        return 0;
+    }
+    return -1;
+}
+
+static void send_ack(sio_sess_t *sess, long ack_id, json_t *result)
+{
+    char prefix[32];
+    json_t *args = json_pack("[o]", result);
+
+    apr_snprintf(prefix, sizeof(prefix), "43%ld", ack_id);
+    sess_send(sess, pkt_json(prefix, args));
+    json_decref(args);
+}
+
+static void subscription(sio_sess_t *sess, int subscribe, const json_t *arg, long ack_id)
+{
+    agent_sio_t *s = sess->s;
+    apr_int64_t id = 0;
+    const char *why = NULL;
+
+    if (parse_server_id(arg, &id))
+        why = "serverId must be a positive integer";
+    else if (!subscribe)
+        sess_leave(sess, id);
+    else if (sess_find_sub(sess, id) >= 0)
+        ;                               /* already in: fine, once */
+    else if (sess->nsubs >= s->conf.max_subscriptions)
+        why = "too many subscriptions";
+    else if (!sess->user.is_admin && s->conf.may_subscribe
+             && s->conf.may_subscribe(s->conf.ctx, &sess->user, id, &why)) {
+        if (!why)
+            why = "not allowed";
+    }
+    else if (sess_join(sess, id))
+        why = "out of memory";
+
+    if (ack_id >= 0) {
+        json_t *r = why ? json_pack("{sbss}", "ok", 0, "error", why)
+                        : json_pack("{sbsI}", "ok", 1, "serverId", (json_int_t)id);
+        if (why && id > 0)
+            json_object_set_new(r, "serverId", json_integer(id));
+        send_ack(sess, ack_id, r);
+    }
+    if (why && subscribe && !sess->dead) {
+        json_t *ev = json_pack("[s{soss}]", "subscribe-error",
+                               "serverId", id > 0 ? json_integer(id) : json_null(),
+                               "error", why);
+        sess_send(sess, pkt_json("42", ev));
+        json_decref(ev);
+    }
+}
+
+static void sio_connect(sio_sess_t *sess, const char *nsp, const char *payload)
+{
+    agent_sio_t *s = sess->s;
+    json_t *auth = NULL, *err, *ok;
+    const char *token = NULL, *why = NULL;
+    agent_sio_user_t u;
+
+    if (strcmp(nsp, "/")) {
+        char prefix[SIO_MAX_NSP_LEN + 8];
+
+        apr_snprintf(prefix, sizeof(prefix), "44%s,", nsp);
+        err = json_pack("{ss}", "message", "Invalid namespace");
+        sess_send(sess, pkt_json(prefix, err));
+        json_decref(err);
+        return;
+    }
+    if (sess->connected)
+        return;                         /* a client connects once; a repeat is noise */
+    if (*payload)
+        auth = json_loads(payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    if (auth && json_is_object(auth) && json_is_string(json_object_get(auth, "token")))
+        token = json_string_value(json_object_get(auth, "token"));
+    memset(&u, 0, sizeof(u));
+    if (!token)
+        why = "Authentication required: auth {token} missing";
+    else if (s->conf.authenticate(s->conf.ctx, token, &u, &why)) {
+        if (!why)
+            why = "Invalid token";
+    }
+    else if (u.expires && u.expires <= apr_time_now())
+        why = "Token expired";
+    else
+        why = NULL;
+
+    if (why) {
+        apr_thread_mutex_lock(s->mutex);
+        s->stats.auth_failed++;
+        apr_thread_mutex_unlock(s->mutex);
+        err = json_pack("{ss}", "message", why);
+        sess_send(sess, pkt_json("44", err));
+        json_decref(err);
+    }
+    else {
+        sess->connected = 1;
+        sess->user = u;
+        lws_sul_cancel(&sess->expiry_sul);
+        if (u.expires)
+            lws_sul_schedule(s->ctx, 0, &sess->expiry_sul, expiry_cb,
+                             (lws_usec_t)(u.expires - apr_time_now()));
+        ok = json_pack("{ss}", "sid", sess->sock_sid);
+        sess_send(sess, pkt_json("40", ok));
+        json_decref(ok);
+    }
+    json_decref(auth);
+}
+
+static void sio_event(sio_sess_t *sess, long ack_id, const char *payload)
+{
+    json_t *args = json_loads(payload, JSON_REJECT_DUPLICATES, NULL);
+    const char *name;
+
+    if (!json_is_array(args) || !json_is_string(json_array_get(args, 0))) {
+        json_decref(args);
+        sess_close(sess, "malformed event");
+        return;
+    }
+    name = json_string_value(json_array_get(args, 0));
+    if (!strcmp(name, "subscribe-server"))
+        subscription(sess, 1, json_array_get(args, 1), ack_id);
+    else if (!strcmp(name, "unsubscribe-server"))
+        subscription(sess, 0, json_array_get(args, 1), ack_id);
+    else if (ack_id >= 0)
+        send_ack(sess, ack_id, json_pack("{sbss}", "ok", 0, "error", "unknown event"));
+    json_decref(args);
+}
+
+/* One Socket.IO packet: <type>[/nsp,][ackid][json]. */
+static void sio_packet(sio_sess_t *sess, const char *p, apr_size_t len)
+{
+    char nsp[SIO_MAX_NSP_LEN + 1] = "/";
+    long ack_id = -1;
+    int type;
+
+    if (len < 1 || p[0] < '0' || p[0] > '6') {
+        sess_close(sess, "bad Socket.IO packet type");
+        return;
+    }
+    type = p[0] - '0';
+    p++;
+    if (*p == '/') {
+        const char *comma = strchr(p, ',');
+        apr_size_t n = comma ? (apr_size_t)(comma - p) : strlen(p);
+
+        if (n > SIO_MAX_NSP_LEN) {
+            sess_close(sess, "namespace too long");
+            return;
+        }
+        memcpy(nsp, p, n);
+        nsp[n] = '\0';
+        p += n + (comma ? 1 : 0);
+    }
+    if (*p >= '0' && *p <= '9') {
+        ack_id = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (ack_id > 100000000L) {
+                sess_close(sess, "ack id too large");
+                return;
+            }
+            ack_id = ack_id * 10 + (*p++ - '0');
+        }
+    }
+    switch (type) {
+    case 0:                             /* CONNECT */
+        sio_connect(sess, nsp, p);
+        return;
+    case 1:                             /* DISCONNECT */
+        if (!strcmp(nsp, "/")) {
+            sess->connected = 0;
+            sess_leave_all(sess);
+        }
+        return;
+    case 2:                             /* EVENT */
+        if (!sess->connected || strcmp(nsp, "/")) {
+            sess_close(sess, "event before connect");
+            return;
+        }
+        sio_event(sess, ack_id, p);
+        return;
+    case 3:                             /* ACK: we never ask for one */
+        if (!sess->connected)
+            sess_close(sess, "ack before connect");
+        return;
+    default:                            /* CONNECT_ERROR from a client, binary packets */
+        sess_close(sess, "unsupported Socket.IO packet");
+        return;
+    }
+}
+
+/* ------------------------------------------------------------ Engine.IO -- */
+
+static void sess_upgrade(sio_sess_t *sess, struct lws *wsi)
+{
+    agent_sio_t *s = sess->s;
+
+    sess->transport = T_WEBSOCKET;
+    sess->ws_wsi = wsi;
+    stats_add(s, &s->stats.websocket, 1);
+    if (sess->poll_wsi) {
+        struct lws *pw = sess->poll_wsi;
+        sio_conn_t *c = lws_wsi_user(pw);
+
+        sess->poll_wsi = NULL;
+        if (c) {
+            c->sess = NULL;
+            conn_respond(pw, c, 200, "text/plain; charset=UTF-8", "6", 1);
+        }
+    }
+    sess_kick(sess);
+}
+
+/* One Engine.IO packet from the client; ws is the websocket it came on (NULL: a POST). */
+static void eio_packet(sio_sess_t *sess, struct lws *ws, const char *p, apr_size_t len)
+{
+    agent_sio_t *s = sess->s;
+    int probing = ws && sess->transport == T_POLLING;
+
+    if (len < 1) {
+        sess_close(sess, "empty packet");
+        return;
+    }
+    if (probing && !(len == 6 && !memcmp(p, "2probe", 6)) && !(len == 1 && p[0] == '5')) {
+        sess_close(sess, "unexpected packet during upgrade");
+        return;
+    }
+    switch (p[0]) {
+    case '1':                           /* close */
+        sess_close(sess, "closed by client");
+        return;
+    case '2':                           /* ping: only the upgrade probe in Engine.IO 4 */
+        if (probing) {
+            sio_conn_t *c = lws_wsi_user(ws);
+
+            c->probe_pending = 1;
+            lws_callback_on_writable(ws);
+            /* the client pauses polling once its poll returns: end the held one */
+            if (sess->poll_wsi)
+                sess_push(sess, s->pkt_noop);
+        }
+        else
+            sess_send(sess, pkt_text(len == 6 ? "3probe" : "3"));
+        return;
+    case '3':                           /* pong */
+        sess->awaiting_pong = 0;
+        lws_sul_schedule(s->ctx, 0, &sess->ping_sul, ping_cb,
+                         (lws_usec_t)s->conf.ping_interval_ms * 1000);
+        return;
+    case '4':
+        sio_packet(sess, p + 1, len - 1);
+        return;
+    case '5':                           /* upgrade */
+        if (probing)
+            sess_upgrade(sess, ws);
+        return;
+    case '6':                           /* noop */
+        return;
+    default:                            /* binary ("b...") and garbage */
+        sess_close(sess, "unsupported Engine.IO packet");
+        return;
+    }
+}
+
+/* A POST body: packets separated by the record separator 0x1e. */
+static void eio_payload(sio_sess_t *sess, char *body, apr_size_t len)
+{
+    char *p = body, *end = body + len;
+
+    while (p < end && !sess->dead) {
+        char *sep = memchr(p, 0x1e, (apr_size_t)(end - p));
+        apr_size_t n = sep ? (apr_size_t)(sep - p) : (apr_size_t)(end - p);
+
+        p[n] = '\0';                    /* packets are parsed as C strings (JSON) */
+        eio_packet(sess, NULL, p, n);
+        p += n + 1;
+    }
+}
+
+/* ---------------------------------------------------------------- HTTP -- */
+
+typedef struct {
+    char eio[8];
+    char transport[16];
+    char sid[40];
+    int has_eio, has_transport, has_sid;
+} sio_args_t;
+
+static void read_args(struct lws *wsi, sio_args_t *a)
+{
+    char buf[128];
+    const char *v;
+
+    memset(a, 0, sizeof(*a));
+    if ((v = lws_get_urlarg_by_name(wsi, "EIO=", buf, sizeof(buf))) != NULL) {
+        a->has_eio = 1;
+        apr_cpystrn(a->eio, v, sizeof(a->eio));
+    }
+    if ((v = lws_get_urlarg_by_name(wsi, "transport=", buf, sizeof(buf))) != NULL) {
+        a->has_transport = 1;
+        apr_cpystrn(a->transport, v, sizeof(a->transport));
+    }
+    if ((v = lws_get_urlarg_by_name(wsi, "sid=", buf, sizeof(buf))) != NULL) {
+        a->has_sid = 1;
+        apr_cpystrn(a->sid, v, sizeof(a->sid));
+    }
+}
+
+static int path_matches(agent_sio_t *s, const char *uri, apr_size_t len)
+{
+    /* "/socket.io/" and "/socket.io" both, as the reference server */
+    if (len == s->path_len && !memcmp(uri, s->path, len))
+        return 1;
+    return s->path_len > 1 && s->path[s->path_len - 1] == '/' && len == s->path_len - 1
+           && !memcmp(uri, s->path, len);
+}
+
+/* Checks the query of an Engine.IO request; NULL when fine, else the error's message and
+ * *code. */
+static const char *check_args(const sio_args_t *a, int *code)
+{
+    if (!a->has_eio || strcmp(a->eio, "4")) {
+        *code = 5;
+        return "Unsupported protocol version";
+    }
+    if (!a->has_transport
+        || (strcmp(a->transport, "polling") && strcmp(a->transport, "websocket"))) {
+        *code = 0;
+        return "Transport unknown";
+    }
+    return NULL;
+}
+
+static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const char *uri,
+                        apr_size_t len)
+{
+    sio_args_t a;
+    sio_sess_t *sess;
+    const char *msg, *why = NULL;
+    int code, is_get, is_post;
+
+    conn_free_buffers(c);
+    c->kind = K_NONE;
+    c->sess = NULL;
+    /* an answer given before a request body was read must not leave that body to be
+     * parsed as the next request */
+    c->close_after_resp = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    if (!path_matches(s, uri, len)) {
+        conn_respond(wsi, c, 404, "text/plain", "Not Found", 9);
+        return 0;
+    }
+    is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    read_args(wsi, &a);
+    if ((msg = check_args(&a, &code)) != NULL) {
+        conn_respond_error(wsi, c, 400, code, msg);
+        return 0;
+    }
+    if (strcmp(a.transport, "polling")) {
+        /* a websocket request without the Upgrade header */
+        conn_respond_error(wsi, c, 400, 3, "Bad request");
+        return 0;
+    }
+    if (!a.has_sid) {
+        sio_pkt_t *open;
+
+        if (!is_get) {
+            conn_respond_error(wsi, c, 400, 2, "Bad handshake method");
+            return 0;
+        }
+        if (s->stop) {
+            conn_respond_error(wsi, c, 503, 4, "Server stopping");
+            return 0;
+        }
+        sess = sess_new(s, T_POLLING, &why);
+        if (!sess) {
+            conn_respond_error(wsi, c, 503, 4, why);
+            return 0;
+        }
+        open = open_packet(sess);
+        if (!open) {
+            sess_close(sess, "out of memory");
+            conn_respond(wsi, c, 500, "text/plain", "error", 5);
+            return 0;
+        }
+        conn_respond(wsi, c, 200, "text/plain; charset=UTF-8", open->data, open->len);
+        pkt_unref(open);
+        return 0;
+    }
+    sess = apr_hash_get(s->sessions, a.sid, APR_HASH_KEY_STRING);
+    if (!sess) {
+        conn_respond_error(wsi, c, 400, 1, "Session ID unknown");
+        return 0;
+    }
+    if (sess->transport != T_POLLING) {
+        conn_respond_error(wsi, c, 400, 3, "Bad request");
+        return 0;
+    }
+    if (is_get) {
+        if (sess->poll_wsi) {
+            /* two polls at once: a confused or hostile client; the reference server
+             * closes the session ("overlap from client") */
+            conn_respond_error(wsi, c, 400, 3, "Bad request");
+            sess_close(sess, "overlapping polls");
+            return 0;
+        }
+        c->kind = K_POLL;
+        c->sess = sess;
+        sess->poll_wsi = wsi;
+        /* held until a packet (at worst the next ping) is due */
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        if (sess->qhead)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (is_post) {
+        char clen[32];
+        apr_int64_t n;
+
+        if (sess->post_wsi) {
+            conn_respond_error(wsi, c, 400, 3, "Bad request");
+            sess_close(sess, "overlapping posts");
+            return 0;
+        }
+        if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+            n = apr_atoi64(clen);
+            if (n > (apr_int64_t)s->conf.max_payload) {
+                /* read and drop the body, then 413: closing while the proxy still
+                 * sends it would turn our answer into its 502 */
+                sess_close(sess, "payload too large");
+                c->kind = K_POST;
+                c->in_too_big = 1;
+                c->close_after_resp = 0;
+                return 0;
+            }
+            if (n <= 0) {
+                conn_respond_error(wsi, c, 400, 3, "Bad request");
+                return 0;
+            }
+        }
+        c->kind = K_POST;
+        c->sess = sess;
+        c->close_after_resp = 0;
+        sess->post_wsi = wsi;
+        return 0;
+    }
+    conn_respond_error(wsi, c, 400, 2, "Bad handshake method");
+    return 0;
+}
+
+static void http_body_done(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
+{
+    sio_sess_t *sess = c->sess;
+
+    c->sess = NULL;
+    if (sess)
+        sess->post_wsi = NULL;
+    if (c->in_too_big) {
+        if (sess)
+            sess_close(sess, "payload too large");
+        conn_respond(wsi, c, 413, "text/plain", "Payload Too Large", 17);
+        return;
+    }
+    if (!sess) {
+        conn_respond_error(wsi, c, 400, 1, "Session ID unknown");
+        return;
+    }
+    if (c->in_len == 0) {
+        sess_close(sess, "empty POST");
+        conn_respond_error(wsi, c, 400, 3, "Bad request");
+        return;
+    }
+    eio_payload(sess, c->in, c->in_len);
+    conn_respond(wsi, c, 200, "text/html", "ok", 2);
+}
+
+/* A held poll can go: join the queued packets with 0x1e into one response. */
+static void poll_flush(struct lws *wsi, sio_conn_t *c)
+{
+    sio_sess_t *sess = c->sess;
+    apr_size_t total = 0;
+    unsigned char *out, *p;
+    sio_qent_t *e;
+    sio_pkt_t *pkt;
+    int n = 0, close_now;
+
+    for (e = sess->qhead; e; e = e->next, ++n)
+        total += e->pkt->len + (n ? 1 : 0);
+    out = malloc(LWS_PRE + total + 1);
+    if (!out) {
+        sess_close(sess, "out of memory");
+        return;
+    }
+    p = out + LWS_PRE;
+    n = 0;
+    while ((pkt = sess_pop(sess)) != NULL) {
+        if (n++)
+            *p++ = 0x1e;
+        memcpy(p, pkt->data, pkt->len);
+        p += pkt->len;
+        pkt_unref(pkt);
+    }
+    sess->poll_wsi = NULL;
+    c->sess = NULL;
+    close_now = sess->close_after_flush;
+    free(c->out);
+    c->out = out;
+    c->out_len = total;
+    c->kind = K_RESP;
+    c->status = 200;
+    c->ctype = "text/plain; charset=UTF-8";
+    c->resp_state = RESP_HEADERS;
+    if (close_now)
+        sess_close(sess, "closed after flush");
+    lws_callback_on_writable(wsi);
+}
+
+static int http_writeable(struct lws *wsi, sio_conn_t *c)
+{
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+                  *end = hdr + sizeof(hdr) - 1;
+
+    if (c->kind == K_POLL && c->sess && c->resp_state == RESP_NONE) {
+        if (!c->sess->qhead)
+            return 0;
+        poll_flush(wsi, c);
+        return 0;                       /* the headers go at the next writeable */
+    }
+    if (c->kind != K_RESP)
+        return 0;
+    if (c->ws_close)
+        return -1;
+    if (c->resp_state == RESP_HEADERS) {
+        if (lws_add_http_common_headers(wsi, c->status, c->ctype, (lws_filepos_t)c->out_len,
+                                        &p, end)
+            || lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                            (const unsigned char *)"no-store", 8, &p, end)
+            || lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        c->resp_state = RESP_BODY;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->resp_state == RESP_BODY) {
+        int n = lws_write(wsi, c->out + LWS_PRE, c->out_len, LWS_WRITE_HTTP_FINAL);
+
+        conn_free_buffers(c);
+        c->kind = K_NONE;
+        if (n < 0 || c->close_after_resp)
+            return -1;
+        if (lws_http_transaction_completed(wsi))
+            return -1;
+    }
+    return 0;
+}
+
+/* Detaches a connection from its session when it goes away or its transaction ends. */
+static void conn_gone(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
+{
+    sio_sess_t *sess;
+
+    if (!c)
+        return;
+    sess = c->sess;
+    c->sess = NULL;
+    if (sess && !sess->dead) {
+        if (sess->poll_wsi == wsi)
+            sess->poll_wsi = NULL;
+        if (sess->post_wsi == wsi)
+            sess->post_wsi = NULL;
+        if (sess->ws_wsi == wsi) {
+            sess->ws_wsi = NULL;
+            if (sess->transport == T_WEBSOCKET)
+                sess_close(sess, "websocket closed");
+            /* a failed probe leaves the session on polling */
+        }
+    }
+    if (c->counted_ws) {
+        c->counted_ws = 0;
+        s->ws_conns--;
+    }
+    conn_free_buffers(c);
+    c->kind = K_NONE;
+}
+
+/* ------------------------------------------------------------ websocket -- */
+
+/* The upgrade request: refused with a status before the 101 when it cannot succeed. */
+static int ws_confirm(agent_sio_t *s, struct lws *wsi)
+{
+    char uri[256];
+    sio_args_t a;
+    sio_sess_t *sess;
+    int code, n;
+
+    n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+    if (n <= 0 || !path_matches(s, uri, (apr_size_t)n)) {
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+        return 1;
+    }
+    read_args(wsi, &a);
+    if (check_args(&a, &code) || strcmp(a.transport, "websocket")) {
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
+        return 1;
+    }
+    if (s->stop) {
+        lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+        return 1;
+    }
+    if (!a.has_sid) {
+        if (s->stats.sessions >= s->conf.max_clients) {
+            lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+            return 1;
+        }
+        return 0;
+    }
+    sess = apr_hash_get(s->sessions, a.sid, APR_HASH_KEY_STRING);
+    if (!sess || sess->transport != T_POLLING || sess->ws_wsi) {
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static int ws_established(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
+{
+    sio_args_t a;
+    sio_sess_t *sess;
+    const char *why = NULL;
+
+    conn_free_buffers(c);
+    memset(c, 0, sizeof(*c));
+    c->kind = K_WS;
+    c->counted_ws = 1;
+    s->ws_conns++;
+    read_args(wsi, &a);
+    if (a.has_sid) {
+        /* an upgrade probe of a polling session (checked in ws_confirm) */
+        sess = apr_hash_get(s->sessions, a.sid, APR_HASH_KEY_STRING);
+        if (!sess || sess->transport != T_POLLING || sess->ws_wsi)
+            return -1;
+        sess->ws_wsi = wsi;
+        c->sess = sess;
+        return 0;
+    }
+    sess = sess_new(s, T_WEBSOCKET, &why);
+    if (!sess) {
+        AGENT_INFO("live-push: websocket refused: %s", why);
+        return -1;
+    }
+    sess->ws_wsi = wsi;
+    c->sess = sess;
+    sess_send(sess, open_packet(sess));
+    return 0;
+}
+
+static int ws_receive(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const void *in,
+                      apr_size_t len)
+{
+    sio_sess_t *sess = c->sess;
+
+    if (!sess)
+        return 0;                       /* closing: whatever still arrives is dropped */
+    if (lws_frame_is_binary(wsi)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                         (unsigned char *)"binary not supported", 20);
+        c->sess = NULL;
+        sess->ws_wsi = NULL;
+        sess_close(sess, "binary frame");
+        return -1;
+    }
+    if (conn_append_in(c, in, len, s->conf.max_payload)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too large", 17);
+        c->sess = NULL;
+        sess->ws_wsi = NULL;
+        sess_close(sess, "websocket message too large");
+        return -1;
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return 0;
+    if (c->in_len == 0)
+        eio_packet(sess, wsi, "", 0);
+    else
+        eio_packet(sess, wsi, c->in, c->in_len);
+    c->in_len = 0;
+    return 0;
+}
+
+static int ws_writeable(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
+{
+    sio_sess_t *sess = c->sess;
+    sio_pkt_t *pkt;
+    int n;
+
+    if (c->probe_pending) {
+        unsigned char buf[LWS_PRE + 8];
+
+        c->probe_pending = 0;
+        memcpy(buf + LWS_PRE, "3probe", 6);
+        if (lws_write(wsi, buf + LWS_PRE, 6, LWS_WRITE_TEXT) < 6)
+            return -1;
+        if (c->ws_close || (sess && sess->transport == T_WEBSOCKET && sess->qhead))
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->ws_close || !sess) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+        return -1;
+    }
+    if (sess->transport != T_WEBSOCKET || sess->ws_wsi != wsi)
+        return 0;
+    pkt = sess_pop(sess);
+    if (!pkt) {
+        if (sess->close_after_flush)
+            sess_close(sess, "closed after flush");
+        return 0;
+    }
+    n = lws_write(wsi, pkt->data, pkt->len, LWS_WRITE_TEXT);
+    pkt_unref(pkt);
+    if (n < 0)
+        return -1;
+    if (sess->qhead || sess->close_after_flush)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* ------------------------------------------------------------ fan-out -- */
+
+static void fan_out(agent_sio_t *s)
+{
+    sio_pub_t *list, *pub;
+    apr_uint64_t delivered = 0;
+
+    apr_thread_mutex_lock(s->mutex);
+    list = s->pub_head;
+    s->pub_head = s->pub_tail = NULL;
+    s->pub_len = 0;
+    apr_thread_mutex_unlock(s->mutex);
+
+    while ((pub = list) != NULL) {
+        /* only the service thread changes the rooms' members: no lock to read them */
+        sio_room_t *room = apr_hash_get(s->rooms, &pub->server_id, sizeof(pub->server_id));
+        sio_member_t *m, *next;
+
+        list = pub->next;
+        for (m = room ? room->head : NULL; m; m = next) {
+            /* a client dropped for a full queue leaves this room (freed with its last
+             * member, when next is NULL anyway): read next first */
+            next = m->next;
+            if (sess_push(m->sess, pub->pkt) == 0)
+                delivered++;
+        }
+        pkt_unref(pub->pkt);
+        free(pub);
+    }
+    if (delivered) {
+        apr_thread_mutex_lock(s->mutex);
+        s->stats.delivered += delivered;
+        apr_thread_mutex_unlock(s->mutex);
+    }
+}
+
+static void close_all(agent_sio_t *s)
+{
+    apr_hash_index_t *hi;
+
+    /* sess_close removes the entry: restart the walk each time */
+    while ((hi = apr_hash_first(NULL, s->sessions)) != NULL) {
+        sio_sess_t *sess;
+
+        apr_hash_this(hi, NULL, NULL, (void **)&sess);
+        sess_close(sess, "server stopping");
+    }
+}
+
+/* -------------------------------------------------------------- callback -- */
+
+static int sio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                        void *in, size_t len)
+{
+    agent_sio_t *s = lws_context_user(lws_get_context(wsi));
+    sio_conn_t *c = user;
+
+    if (!s)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return c ? http_request(s, wsi, c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY:
+        if (c && c->kind == K_POST)
+            conn_append_in(c, in, len, s->conf.max_payload);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c && c->kind == K_POST)
+            http_body_done(s, wsi, c);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return c ? http_writeable(wsi, c) : 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        conn_gone(s, wsi, c);
+        return 0;
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return ws_confirm(s, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(s, wsi, c);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(s, wsi, c, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(s, wsi, c);
+    case LWS_CALLBACK_CLOSED:
+        conn_gone(s, wsi, c);
+        return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        fan_out(s);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ------------------------------------------------------------- lifetime -- */
+
+static void lws_log_to_agent(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (level & LLL_ERR)
+        AGENT_WARN("live-push: lws: %.*s", (int)n, line);
+    else
+        AGENT_DEBUG("live-push: lws: %.*s", (int)n, line);
+}
+
+static apr_status_t sio_cleanup(void *data)
+{
+    agent_sio_t *s = data;
+    apr_hash_index_t *hi;
+    sio_pub_t *pub;
+
+    if (s->ctx) {
+        /* connections' CLOSED callbacks still look at their sessions: those go after */
+        struct lws_context *ctx = s->ctx;
+
+        close_all(s);
+        lws_context_destroy(ctx);
+        s->ctx = NULL;
+    }
+    for (hi = apr_hash_first(NULL, s->sessions); hi; hi = apr_hash_next(hi)) {
+        sio_sess_t *sess;
+
+        apr_hash_this(hi, NULL, NULL, (void **)&sess);
+        free(sess->subs);
+        free(sess);
+    }
+    while (s->dead) {
+        sio_sess_t *sess = s->dead;
+
+        s->dead = sess->next_dead;
+        free(sess->subs);
+        free(sess);
+    }
+    while ((pub = s->pub_head) != NULL) {
+        s->pub_head = pub->next;
+        pkt_unref(pub->pkt);
+        free(pub);
+    }
+    pkt_unref(s->pkt_ping);
+    pkt_unref(s->pkt_noop);
+    pkt_unref(s->pkt_close);
+    s->pkt_ping = s->pkt_noop = s->pkt_close = NULL;
+    return APR_SUCCESS;
+}
+
+apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent_sio_t **out)
+{
+    agent_sio_t *s = apr_pcalloc(p, sizeof(*s));
+    struct lws_context_creation_info info;
+    apr_status_t rv;
+    int t;
+
+    *out = NULL;
+    if (!conf->authenticate || !conf->listen_addr || !conf->path || conf->path[0] != '/'
+        || strlen(conf->path) >= sizeof(s->path))
+        return APR_EINVAL;
+    s->pool = p;
+    s->conf = *conf;
+    if (s->conf.ping_interval_ms <= 0)
+        s->conf.ping_interval_ms = 25000;
+    if (s->conf.ping_timeout_ms <= 0)
+        s->conf.ping_timeout_ms = 20000;
+    if (!s->conf.max_payload)
+        s->conf.max_payload = 1000000;
+    if (s->conf.max_queue_msgs <= 0)
+        s->conf.max_queue_msgs = 256;
+    if (!s->conf.max_queue_bytes)
+        s->conf.max_queue_bytes = 1024 * 1024;
+    if (s->conf.max_clients <= 0)
+        s->conf.max_clients = 10000;
+    if (s->conf.max_subscriptions <= 0)
+        s->conf.max_subscriptions = 64;
+    apr_cpystrn(s->path, conf->path, sizeof(s->path));
+    s->path_len = strlen(s->path);
+    s->rooms = apr_hash_make(p);
+    s->sessions = apr_hash_make(p);
+    rv = apr_thread_mutex_create(&s->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS)
+        return rv;
+    s->pkt_ping = pkt_text("2");
+    s->pkt_noop = pkt_text("6");
+    s->pkt_close = pkt_text("1");
+    if (!s->pkt_ping || !s->pkt_noop || !s->pkt_close) {
+        sio_cleanup(s);
+        return APR_ENOMEM;
+    }
+
+    lws_set_log_level(LLL_ERR | (agent_log_enabled(AGENT_LOG_DEBUG) ? LLL_WARN : 0),
+                      lws_log_to_agent);
+    s->protocols[0].name = "engine.io";
+    s->protocols[0].callback = sio_callback;
+    s->protocols[0].per_session_data_size = sizeof(sio_conn_t);
+    s->protocols[0].rx_buffer_size = 0;
+
+    memset(&info, 0, sizeof(info));
+    info.port = conf->port;
+    info.iface = conf->listen_addr;
+    info.protocols = s->protocols;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.vhost_name = "ospab-live-push";
+    /* a held poll lasts up to a ping interval; lws must not time it out first */
+    t = (s->conf.ping_interval_ms + s->conf.ping_timeout_ms) / 1000 + 10;
+    info.timeout_secs = (unsigned)t;
+    info.keepalive_timeout = t > 60 ? t : 60;
+    info.max_http_header_data = 4096;
+    info.user = s;
+
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        sio_cleanup(s);
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(p, s, sio_cleanup, apr_pool_cleanup_null);
+    s->vhost = lws_create_vhost(s->ctx, &info);
+    if (!s->vhost) {
+        AGENT_ERROR("live-push: cannot listen on %s:%d", conf->listen_addr, conf->port);
+        return APR_EGENERAL;
+    }
+    s->port = lws_get_vhost_listen_port(s->vhost);
+    *out = s;
+    return APR_SUCCESS;
+}
+
+int agent_sio_port(agent_sio_t *s)
+{
+    return s->port;
+}
+
+void agent_sio_run(agent_sio_t *s)
+{
+    apr_time_t deadline;
+
+    while (!s->stop && s->ctx) {
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    }
+    if (!s->ctx)
+        return;
+    close_all(s);
+    /* let the close frames and the pending polls' answers go out, briefly */
+    deadline = apr_time_now() + apr_time_from_msec(1000);
+    while (s->ws_conns > 0 && apr_time_now() < deadline)
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    s->stopped = 1;
+}
+
+void agent_sio_stop(agent_sio_t *s)
+{
+    s->stop = 1;
+    if (s->ctx)
+        lws_cancel_service(s->ctx);
+}
+
+void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
+                       const json_t *data)
+{
+    json_t *name;
+    char *ename, *edata;
+    apr_size_t nlen, dlen;
+    sio_pkt_t *pkt;
+    sio_pub_t *pub;
+    int dropped = 0;
+
+    if (s->stop)
+        return;
+    name = json_string(event);
+    ename = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+    json_decref(name);
+    edata = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    if (!ename || !edata) {
+        free(ename);
+        free(edata);
+        AGENT_WARN("live-push: event %s for server %" APR_INT64_T_FMT " not encodable",
+                   event, server_id);
+        return;
+    }
+    nlen = strlen(ename);
+    dlen = strlen(edata);
+    /* 42[<event>,<data>]: the array is the two encoded parts joined */
+    pkt = pkt_alloc(3 + nlen + 1 + dlen + 1);
+    pub = malloc(sizeof(*pub));
+    if (pkt && pub) {
+        unsigned char *p = pkt->data;
+
+        memcpy(p, "42[", 3);
+        p += 3;
+        memcpy(p, ename, nlen);
+        p += nlen;
+        *p++ = ',';
+        memcpy(p, edata, dlen);
+        p += dlen;
+        *p = ']';
+    }
+    free(ename);
+    free(edata);
+    if (!pkt || !pub) {
+        free(pkt);
+        free(pub);
+        return;
+    }
+    pub->next = NULL;
+    pub->server_id = server_id;
+    pub->pkt = pkt;
+
+    apr_thread_mutex_lock(s->mutex);
+    s->stats.published++;
+    if (s->pub_len >= SIO_MAX_PENDING_PUBLISH)
+        dropped = 1;
+    else {
+        if (s->pub_tail)
+            s->pub_tail->next = pub;
+        else
+            s->pub_head = pub;
+        s->pub_tail = pub;
+        s->pub_len++;
+    }
+    apr_thread_mutex_unlock(s->mutex);
+    if (dropped) {
+        free(pkt);
+        free(pub);
+        return;
+    }
+    lws_cancel_service(s->ctx);
+}
+
+apr_array_header_t *agent_sio_rooms(agent_sio_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *ids;
+    apr_hash_index_t *hi;
+
+    apr_thread_mutex_lock(s->mutex);
+    ids = apr_array_make(p, (int)apr_hash_count(s->rooms) + 1, sizeof(apr_int64_t));
+    for (hi = apr_hash_first(NULL, s->rooms); hi; hi = apr_hash_next(hi)) {
+        sio_room_t *room;
+
+        apr_hash_this(hi, NULL, NULL, (void **)&room);
+        APR_ARRAY_PUSH(ids, apr_int64_t) = room->id;
+    }
+    apr_thread_mutex_unlock(s->mutex);
+    return ids;
+}
+
+void agent_sio_stats(agent_sio_t *s, agent_sio_stats_t *out)
+{
+    apr_thread_mutex_lock(s->mutex);
+    *out = s->stats;
+    apr_thread_mutex_unlock(s->mutex);
+}
