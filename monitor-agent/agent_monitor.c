@@ -376,7 +376,7 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
     static const ospab_pve_param_t vm_only[2] = { { "type", "vm" }, { NULL, NULL } };
     ospab_pve_req_t *reqs;
     int *which, nreq = 0, i, j;
-    apr_array_header_t *vrows, *mrows, *busy_rows;
+    apr_array_header_t *vrows, *mrows, *busy_rows, *suspects, *gone;
     apr_hash_t *index, *open, *busy, *seen;
     ospab_actor_t act = agent_actor(now);
     apr_time_t t0 = apr_time_now();
@@ -424,6 +424,8 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
     }
     seen = apr_hash_make(p);
     mrows = apr_array_make(p, vrows->nelts + 1, sizeof(const char **));
+    suspects = apr_array_make(p, 8, sizeof(ospab_pve_req_t));
+    gone = apr_array_make(p, 8, sizeof(ospab_pve_req_t));
 
     for (j = 0; j < nreq; ++j) {
         agent_cluster_t *cl = &APR_ARRAY_IDX(c->clusters, which[j], agent_cluster_t);
@@ -513,10 +515,15 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
                 && strcmp(v[V_STATUS], st)
                 && !apr_hash_get(busy, v[V_ID], APR_HASH_KEY_STRING)
                 && !json_is_string(json_object_get(g, "lock"))) {
-                AGENT_INFO("drift: server %s (%s/%" APR_INT64_T_FMT ") is %s, was %s",
-                           v[V_ID], node, vmid, st, v[V_STATUS]);
-                ospab_server_set_status(db, p, &act, v[V_ID], st);
-                m->drifted++;
+                /* /cluster/resources lags (pvestatd): asked directly before believing it */
+                ospab_pve_req_t *q = apr_array_push(suspects);
+
+                memset(q, 0, sizeof(*q));
+                q->pve = cl->client;
+                q->method = "GET";
+                q->path = ospab_pve_path(p, "nodes", node, type, v[V_VMID], "status", "current",
+                                         NULL);
+                q->data = (void *)v;
             }
 
             /* alerts: a stopped guest uses nothing */
@@ -554,6 +561,49 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
                              APR_HASH_KEY_STRING, miss);
             }
             if (++*miss < MISSING_POLLS) {
+                continue;
+            }
+            {
+                ospab_pve_req_t *q = apr_array_push(gone);
+
+                memset(q, 0, sizeof(*q));
+                q->pve = cl->client;
+                q->method = "GET";
+                q->path = ospab_pve_path(p, "nodes", v[V_NODE], v[V_KIND] ? v[V_KIND] : "lxc",
+                                         v[V_VMID], "status", "current", NULL);
+                q->data = (void *)v;
+            }
+        }
+    }
+    if (suspects->nelts) {
+        ospab_pve_call_many(p, 0, (ospab_pve_req_t *)suspects->elts, suspects->nelts,
+                            LIVE_PARALLEL);
+        for (i = 0; i < suspects->nelts; ++i) {
+            ospab_pve_req_t *q = &APR_ARRAY_IDX(suspects, i, ospab_pve_req_t);
+            vps_row_t v = q->data;
+            const char *st = json_string_value(json_object_get(q->res.data, "status"));
+
+            if (q->rv != APR_SUCCESS || !st || !strcmp(st, v[V_STATUS])
+                || (strcmp(st, "running") && strcmp(st, "stopped"))
+                || json_is_string(json_object_get(q->res.data, "lock"))) {
+                continue;
+            }
+            AGENT_INFO("drift: server %s (%s/%s) is %s, was %s", v[V_ID], v[V_NODE], v[V_VMID],
+                       st, v[V_STATUS]);
+            ospab_server_set_status(db, p, &act, v[V_ID], st);
+            m->drifted++;
+        }
+    }
+    if (gone->nelts) {
+        /* absent twice from the list; Proxmox itself must also say it does not exist
+         * (a 500 "Configuration file ... does not exist"), not merely fail to answer */
+        ospab_pve_call_many(p, 0, (ospab_pve_req_t *)gone->elts, gone->nelts, LIVE_PARALLEL);
+        for (i = 0; i < gone->nelts; ++i) {
+            ospab_pve_req_t *q = &APR_ARRAY_IDX(gone, i, ospab_pve_req_t);
+            vps_row_t v = q->data;
+
+            if (q->res.outcome != OSPAB_PVE_HTTP_ERROR || !q->res.message
+                || !strstr(q->res.message, "does not exist")) {
                 continue;
             }
             AGENT_WARN("drift: server %s (%s/%s) is gone from Proxmox; marked missing",

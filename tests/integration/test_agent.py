@@ -1,0 +1,619 @@
+"""ospab-agent (issue 5): polling, status drift, alerts, task follow-up, back-off, signals and
+the live push through Apache — the real agent binary against the Proxmox simulator
+(tests/pvesim) and a real Apache with mod_ospab (mod_proxy_wstunnel in front of the agent's
+Socket.IO server), each test once on SQLite and once on MariaDB.
+
+The agent runs with short intervals (poll 1 s, tasks 0.5 s) so that a test sees several
+cycles in a few seconds; waits are bounded polls of the database, never fixed sleeps that
+assume a speed. E-mail and webhook delivery are in test_mail.py / test_webhook.py; the
+Socket.IO protocol itself in test_sio.py.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+import harness
+from agentharness import Agent, sim_cluster
+from conftest import Api, _started, access_token, create_user
+
+sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+from simctl import PveSim  # noqa: E402
+
+NODES = ("pve1", "pve2")
+TIME_SCALE = 0.05
+WAIT = 20.0
+TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+SIO_DIR = harness.REPO / "tests" / "sio"
+
+
+def wait_for(fn, timeout=WAIT, interval=0.05, what="condition"):
+    """fn() until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------- fixtures --
+
+@pytest.fixture(scope="module")
+def sim():
+    s = PveSim(str(harness.make_run_dir("pvesim-")), nodes=NODES, time_scale=TIME_SCALE,
+               resources_lag=0.2, auth_fail_delay=0.2)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _sim_clean(sim):
+    yield
+    sim.clear_faults()
+
+
+@pytest.fixture(scope="module")
+def agent_port():
+    return harness.free_port()
+
+
+def proxy_conf(port):
+    mods = harness.APACHE_MODULES
+    return [f"LoadModule proxy_module {mods}/mod_proxy.so",
+            f"LoadModule proxy_http_module {mods}/mod_proxy_http.so",
+            f"LoadModule proxy_wstunnel_module {mods}/mod_proxy_wstunnel.so",
+            f'ProxyPass "/socket.io/" "http://127.0.0.1:{port}/socket.io/" upgrade=websocket',
+            f'ProxyPassReverse "/socket.io/" "http://127.0.0.1:{port}/socket.io/"']
+
+
+@pytest.fixture(scope="module")
+def srv(database, sim, agent_port):
+    conf = [f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
+            f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1",
+            "OspabProxmoxStorage local-lvm", "OspabProxmoxBridge vmbr0",
+            "OspabProxmoxTimeout 2 3", "OspabSelfService On"]
+    a = harness.Apache(database, extra_conf=conf + proxy_conf(agent_port))
+    _started(a)
+    yield a
+    a.stop()
+
+
+class World:
+    def __init__(self, srv):
+        self.api = Api(srv)
+        self.alice = create_user(self.api)["id"]
+        self.bob = create_user(self.api)["id"]
+        self.tok = {"alice": access_token(srv, self.alice), "bob": access_token(srv, self.bob),
+                    "admin": access_token(srv, 1, role="admin")}
+
+
+@pytest.fixture(scope="module")
+def world(srv):
+    return World(srv)
+
+
+@pytest.fixture
+def agent(request, database, sim, srv, agent_port):
+    """agent(**Agent kwargs) -> a started agent on the module's database, the simulator and
+    Apache's JWT key, its websocket on agent_port; stopped (and its log checked) after."""
+    made = []
+
+    def start(sections=None, clusters=None, **kw):
+        a = Agent(database, jwt_secret=srv.jwt_secret,
+                  clusters=clusters if clusters is not None else [sim_cluster(sim)],
+                  sections=sections, **kw)
+        sec = a.sections.setdefault("websocket", {})
+        sec.setdefault("listen", f"127.0.0.1:{agent_port}")
+        made.append(a)
+        return a.start()
+
+    yield start
+    allow = getattr(request.node, "_agent_allow", ())
+    for a in made:
+        if a.running():
+            assert a.stop() == 0, a.log_tail()
+        bad = a.bad_log_lines(allow=allow)
+        assert not bad, "agent logged problems:\n" + "\n".join(bad)
+        for secret in (srv.jwt_secret, sim.token.split("=", 1)[1]):
+            assert secret not in a.log_text(), "a secret in the agent's log"
+
+
+def allow_agent_log(request, *patterns):
+    request.node._agent_allow = patterns
+
+
+_next_vmid = [1000]
+
+
+def make_guest(sim, node="pve1", running=True):
+    """A new container on the simulator; its vmid."""
+    while True:
+        vmid = _next_vmid[0]
+        _next_vmid[0] += 1
+        try:
+            upid = sim.data("POST", f"/nodes/{node}/lxc",
+                            {"vmid": vmid, "ostemplate": TEMPLATE, "rootfs": "local-lvm:8"})
+            break
+        except Exception as e:          # taken by a guest of an earlier test: the next one
+            if "already exists" not in str(e):
+                raise
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    if running:
+        upid = sim.data("POST", f"/nodes/{node}/lxc/{vmid}/status/start")
+        assert sim.wait_task(upid)["exitstatus"] == "OK"
+    return vmid
+
+
+def settled(sim, want):
+    """Waits until /cluster/resources (which lags, like pvestatd) shows the guests so."""
+    def ok():
+        res = {g["vmid"]: g["status"] for g in sim.data("GET", "/cluster/resources",
+                                                        {"type": "vm"})}
+        return all(res.get(v) == st for v, st in want.items())
+    wait_for(ok, what="the simulator's resources to catch up")
+
+
+def test_lagging_resources_are_not_taken_for_drift(sim, world, database, agent):
+    """Right after a start /cluster/resources still says stopped (pvestatd's lag): the
+    agent asks the guest's status/current before it believes a change."""
+    sim.configure(resources_lag=3.0)
+    try:
+        vmid = make_guest(sim, running=False)
+        sid = ours(world, vmid, status="stopped")
+        settled(sim, {vmid: "stopped"})
+        agent()
+        wait_for(lambda: metric(database, sid), what="first poll")
+        upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/start")
+        sim.wait_task(upid)
+        from conftest import sql_exec
+        # the panel learns of the start (as the module would on its own route)
+        sql_exec(database, f"UPDATE vps SET status = 'running' WHERE id = {sid};")
+        s = metric(database, sid)["sampled_at"]
+        wait_for(lambda: metric(database, sid)["sampled_at"] > s, what="a poll")
+        s = metric(database, sid)["sampled_at"]
+        wait_for(lambda: metric(database, sid)["sampled_at"] > s, what="another poll")
+        assert vps_status(database, sid) == "running"
+        assert events(database, sid, "server.status") == []
+    finally:
+        sim.configure(resources_lag=0.2)
+
+
+def ours(world, vmid, node="pve1", status="running", user=None):
+    """A vps row of ours for the guest, through the sync API; its id."""
+    v = world.api.create_vps(name=f"srv-{vmid}", node=node, vmid=vmid, kind="lxc",
+                             status=status, user_id=user or world.alice)
+    return v["id"]
+
+
+def metric(database, sid):
+    rows = database.query("SELECT * FROM metrics_latest WHERE vps_id = ?", [sid])
+    return rows[0] if rows else None
+
+
+def vps_status(database, sid):
+    return database.scalar("SELECT status FROM vps WHERE id = ?", [sid])
+
+
+def events(database, sid, event=None):
+    out = []
+    for r in database.query("SELECT id, event, payload FROM webhook_outbox ORDER BY id"):
+        p = json.loads(r["payload"])
+        if p["data"].get("serverId") == sid and (event is None or r["event"] == event):
+            out.append(p)
+    return out
+
+
+# ----------------------------------------------------------------------- config --
+
+def test_config_errors_name_the_line_and_key(database, srv):
+    """--check like apachectl configtest: a typo fails with file:line, section and key."""
+    cases = [
+        ({"agent": {"poll_intervall": "30s"}}, r"\[agent\] poll_intervall: unknown key"),
+        ({"agent": {"poll_interval": "soon"}}, r"poll_interval: 'soon' is not a duration"),
+        ({"alerts": {"high": "80", "clear": "85"}}, r"clear must be below high"),
+        ({"alerts": {"high": "120"}}, r"high: '120' is not a percentage"),
+        ({"webhook": {"url": "https://example.com/hook"}}, r"secret is required"),
+        ({"smtp": {"url": "http://mail"}}, r"smtp://host:port"),
+        ({"websocket": {"listen": "nowhere"}}, r"ADDRESS:PORT"),
+    ]
+    for sections, expected in cases:
+        a = Agent(database, jwt_secret=srv.jwt_secret, sections=sections)
+        rc, out = a.check()
+        assert rc == 1, (sections, out)
+        assert re.search(r"agent\.conf:\d+: " if "clear" not in expected
+                         and "secret is" not in expected else r"agent\.conf: ", out), out
+        assert re.search(expected, out), (expected, out)
+    a = Agent(database, jwt_secret="short", sections={})
+    rc, out = a.check()
+    assert rc == 1 and "[jwt] key" in out, out
+    a = Agent(database, jwt_secret=srv.jwt_secret, clusters=[("x", {"url": "https://h:8006"})])
+    rc, out = a.check()
+    assert rc == 1 and "[cluster x] url and token are required" in out, out
+    a = Agent(database, jwt_secret=srv.jwt_secret)
+    rc, out = a.check()
+    assert rc == 0 and "config ok" in out, out
+    # a database that is not there
+    a = Agent(harness.SqliteDatabase("/nonexistent/dir/x.db"), jwt_secret=srv.jwt_secret)
+    rc, out = a.check()
+    assert rc == 1 and "database" in out, out
+
+
+# ------------------------------------------------------------------------- poll --
+
+def test_poll_stores_metrics_of_our_guests_only(sim, world, database, agent):
+    a_vmid, b_vmid = make_guest(sim, "pve1"), make_guest(sim, "pve2")
+    stranger = make_guest(sim, "pve1")         # on Proxmox, not in the panel
+    sa, sb = ours(world, a_vmid, "pve1"), ours(world, b_vmid, "pve2")
+    sim.guest(a_vmid, cpu=0.25, mem=256 * 1024 ** 2)
+    settled(sim, {a_vmid: "running", b_vmid: "running"})
+    ag = agent()
+    m = wait_for(lambda: (metric(database, sa) or {}).get("cpu") == "0.25"
+                 and metric(database, sa), what="metrics of server a")
+    g = sim.guest_info(a_vmid)
+    assert m["status"] == "running" and int(m["mem"]) == 256 * 1024 ** 2, m
+    assert int(m["maxmem"]) == g["stats"]["maxmem"] and int(m["maxdisk"]) > 0, (m, g["stats"])
+    assert wait_for(lambda: metric(database, sb), what="metrics of b")["status"] == "running"
+    assert database.count("SELECT COUNT(*) FROM vps WHERE vmid = ?", [stranger]) == 0
+    # one /cluster/resources per poll, never a request per guest
+    st = sim.state(guests=0, tasks=0)["requests_by_path"]
+    per_guest = [k for k in st if re.search(r"/lxc/(%d|%d)/status/current" % (a_vmid, b_vmid), k)]
+    assert not per_guest, per_guest
+    assert any("/cluster/resources" in k for k in st), st
+    # the next cycles overwrite the sample
+    first = metric(database, sa)["sampled_at"]
+    wait_for(lambda: metric(database, sa)["sampled_at"] > first, what="a newer sample")
+    assert ag.running()
+
+
+def test_drift_stopped_from_inside_and_deleted_behind_our_back(sim, world, database, agent,
+                                                               request):
+    """A guest stopped from inside (or from Proxmox's own UI) becomes stopped in the panel,
+    with a server.status event; one deleted on Proxmox becomes 'missing' (after two polls
+    without it), and comes back when the guest is there again."""
+    allow_agent_log(request, r"is gone from Proxmox; marked missing")
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    gone = make_guest(sim)
+    gid = ours(world, gone)
+    agent()
+    wait_for(lambda: metric(database, sid), what="first poll")
+    upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/stop")
+    sim.wait_task(upid)
+    wait_for(lambda: vps_status(database, sid) == "stopped", what="drift to stopped")
+    ev = wait_for(lambda: events(database, sid, "server.status"), what="the event")
+    assert ev[-1]["data"]["status"] == "stopped" and ev[-1]["data"]["previous"] == "running", ev
+    assert ev[-1]["data"]["userId"] == world.alice, ev
+    # deleted on Proxmox
+    upid = sim.data("POST", f"/nodes/pve1/lxc/{gone}/status/stop")
+    sim.wait_task(upid)
+    wait_for(lambda: vps_status(database, gid) == "stopped", what="drift of the second")
+    upid = sim.data("DELETE", f"/nodes/pve1/lxc/{gone}")
+    sim.wait_task(upid)
+    wait_for(lambda: vps_status(database, gid) == "missing", what="missing")
+    assert events(database, gid, "server.status")[-1]["data"]["status"] == "missing"
+    # started again from inside: running
+    upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/start")
+    sim.wait_task(upid)
+    wait_for(lambda: vps_status(database, sid) == "running", what="drift to running")
+
+
+def test_drift_waits_for_our_own_operations(sim, world, srv, database, agent):
+    """While the panel's own stop runs (task row), the agent does not take the guest's
+    intermediate state for drift; the task's outcome sets the status."""
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    sim.configure(time_scale=1.0)                  # the stop takes seconds
+    try:
+        agent()
+        wait_for(lambda: metric(database, sid), what="first poll")
+        r = requests.post(srv.url(f"/api/server/{sid}/stop"),
+                          headers={"Authorization": f"Bearer {world.tok['alice']}"})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: vps_status(database, sid) == "stopped", what="stop applied")
+        t = database.query("SELECT status, action FROM tasks WHERE vps_id = ? ORDER BY id DESC",
+                           [sid])[0]
+        assert t == {"status": "ok", "action": "stop"}, t
+        st = [e["data"]["status"] for e in events(database, sid, "server.status")]
+        assert st == ["stopped"], st
+    finally:
+        sim.configure(time_scale=TIME_SCALE)
+
+
+# ----------------------------------------------------------------------- alerts --
+
+def open_alerts(database, sid):
+    return database.query("SELECT type, level, message, state FROM alerts WHERE vps_id = ? "
+                          "AND state = 'open' ORDER BY id", [sid])
+
+
+def test_alert_needs_two_samples_and_clears_below_85(sim, world, database, agent):
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    sim.guest(vmid, cpu=0.10)
+    agent(sections={"agent": {"poll_interval": "2s"}, "alerts": {"cooldown": "1h"}})
+    wait_for(lambda: metric(database, sid), what="first poll")
+    sim.guest(vmid, cpu=0.92)
+    # the first sample above 90 %: no alert yet (its decision is made before the metrics
+    # row of the same cycle is written)
+    wait_for(lambda: float(metric(database, sid)["cpu"]) >= 0.92, what="first high sample")
+    assert open_alerts(database, sid) == []
+    first = metric(database, sid)["sampled_at"]
+    wait_for(lambda: metric(database, sid)["sampled_at"] > first, what="second sample")
+    al = open_alerts(database, sid)
+    assert al == [{"type": "cpu", "level": "warning", "message": "CPU usage is at 92%",
+                   "state": "open"}], al
+    # warnings are not e-mailed
+    assert database.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'alert' AND "
+                          "dedupe_key LIKE ?", [f"alert:{sid}:%"]) == 0
+    # between 85 and 90: stays open (hysteresis), one alert per server and type
+    sim.guest(vmid, cpu=0.87)
+    s = metric(database, sid)["sampled_at"]
+    wait_for(lambda: metric(database, sid)["sampled_at"] > s
+             and float(metric(database, sid)["cpu"]) < 0.9, what="sample at 87 %")
+    assert len(open_alerts(database, sid)) == 1
+    sim.guest(vmid, cpu=0.5)
+    wait_for(lambda: not open_alerts(database, sid), what="cleared")
+    row = database.query("SELECT state, cleared_at FROM alerts WHERE vps_id = ?", [sid])[0]
+    assert row["state"] == "cleared" and row["cleared_at"], row
+
+
+def test_critical_alert_is_emailed_once_per_cooldown(sim, world, database, agent):
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    maxmem = sim.guest_info(vmid)["stats"]["maxmem"]
+    sim.guest(vmid, mem=maxmem * 97 // 100 + 4096)
+    agent(sections={"alerts": {"cooldown": "1h", "samples": "2"}})
+    al = wait_for(lambda: open_alerts(database, sid), what="memory alert")
+    assert al[0]["type"] == "memory" and al[0]["level"] == "critical", al
+    mails = wait_for(lambda: database.query(
+        "SELECT to_addr, subject, body_text FROM email_outbox WHERE template = 'alert' AND "
+        "dedupe_key LIKE ?", [f"alert:{sid}:%"]), what="alert e-mail")
+    assert len(mails) == 1, mails
+    alice = database.query("SELECT email FROM users WHERE id = ?", [world.alice])[0]["email"]
+    assert mails[0]["to_addr"] == alice, mails
+    assert "97%" in mails[0]["body_text"] and "97%" in mails[0]["subject"], mails
+    # cleared, then back within the cooldown: a new alert, no new e-mail
+    sim.guest(vmid, mem=1024)
+    wait_for(lambda: not open_alerts(database, sid), what="cleared")
+    sim.guest(vmid, mem=maxmem * 99 // 100)
+    wait_for(lambda: open_alerts(database, sid), what="alert again")
+    assert database.count("SELECT COUNT(*) FROM alerts WHERE vps_id = ?", [sid]) == 2
+    assert database.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'alert' AND "
+                          "dedupe_key LIKE ?", [f"alert:{sid}:%"]) == 1
+
+
+# ------------------------------------------------------------------------ tasks --
+
+def test_agent_finishes_tasks_nobody_looks_at(sim, world, srv, database, agent):
+    """A create and a stop through the API, then nobody touches the servers: the agent
+    follows the tasks to the end (status, IP address) and records task.finished."""
+    agent()
+    r = requests.post(srv.url("/api/server/create"), json={"osId": 1, "tariffId": 1},
+                      headers={"Authorization": f"Bearer {world.tok['alice']}"})
+    assert r.status_code == 201, r.text
+    sid, vmid = r.json()["id"], r.json()["proxmoxId"]
+    wait_for(lambda: vps_status(database, sid) == "running", what="create finished")
+    ip = database.scalar("SELECT ip_address FROM vps WHERE id = ?", [sid])
+    assert ip == f"10.{(vmid >> 16) & 255}.{(vmid >> 8) & 255}.{vmid & 255}", ip
+    t = database.query("SELECT action, status FROM tasks WHERE vps_id = ?", [sid])
+    assert t == [{"action": "create:start", "status": "ok"}], t
+    ev = events(database, sid, "task.finished")
+    assert len(ev) == 1 and ev[0]["data"]["status"] == "ok", ev
+    r = requests.post(srv.url(f"/api/server/{sid}/stop"),
+                      headers={"Authorization": f"Bearer {world.tok['alice']}"})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: vps_status(database, sid) == "stopped", what="stop finished")
+    assert len(events(database, sid, "task.finished")) == 2
+
+
+def test_lost_restart_is_resumed(sim, world, database, agent):
+    """A restart whose stop half finished but whose start was never recorded (the follower
+    died in between): the agent takes it up and starts the guest."""
+    vmid = make_guest(sim, running=False)
+    sid = ours(world, vmid, status="stopped")
+    old = "2020-01-01 00:00:00.000"
+    from conftest import sql_exec, sql_quote
+    sql_exec(database, (
+        "INSERT INTO tasks (vps_id, user_id, node, upid, action, status, created_at, "
+        f"updated_at) VALUES ({sid}, {world.alice}, 'pve1', NULL, 'restart:start', 'queued', "
+        f"{sql_quote(old)}, {sql_quote(old)});"))
+    agent()
+    wait_for(lambda: sim.guest_info(vmid)["status"] == "running", what="guest started")
+    wait_for(lambda: database.scalar("SELECT status FROM tasks WHERE vps_id = ?", [sid]) == "ok",
+             what="task finished")
+    wait_for(lambda: vps_status(database, sid) == "running", what="server running")
+
+
+def test_kill9_mid_cycle_then_restart_resumes_tasks(sim, world, srv, database, agent, request):
+    """kill -9 while tasks run; the restarted agent finishes them."""
+    allow_agent_log(request, r"database connection lost")
+    vmids = [make_guest(sim) for _ in range(3)]
+    sids = [ours(world, v) for v in vmids]
+    sim.configure(time_scale=0.5)
+    try:
+        ag = agent()
+        for sid in sids:
+            r = requests.post(srv.url(f"/api/server/{sid}/restart"),
+                              headers={"Authorization": f"Bearer {world.tok['alice']}"})
+            assert r.status_code == 200, r.text
+        time.sleep(0.7)
+        ag.kill9()
+        ag.start()
+        for sid in sids:
+            wait_for(lambda: database.scalar(
+                "SELECT status FROM tasks WHERE vps_id = ? ORDER BY id DESC", [sid]) == "ok",
+                timeout=40, what=f"restart of {sid}")
+            assert vps_status(database, sid) == "running"
+        for v in vmids:
+            assert sim.guest_info(v)["status"] == "running"
+        # every task finished once: one event each
+        for sid in sids:
+            assert len(events(database, sid, "task.finished")) == 1
+    finally:
+        sim.configure(time_scale=TIME_SCALE)
+
+
+# ---------------------------------------------------------------------- back-off --
+
+def test_proxmox_down_backs_off_and_recovers(sim, world, database, agent, request):
+    allow_agent_log(request, r"poll \[cluster main\]: .*backing off")
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    ag = agent(sections={"agent": {"poll_interval": "500ms", "backoff_max": "2s"}})
+    wait_for(lambda: metric(database, sid), what="first poll")
+    sim.fault(kind="drop", path_prefix="/cluster/")
+    assert ag.wait_log(r"backing off"), ag.log_tail()
+    before = sim.state(guests=0, tasks=0)["requests_by_path"]
+    n0 = sum(v for k, v in before.items() if "cluster/resources" in k)
+    time.sleep(4)
+    after = sim.state(guests=0, tasks=0)["requests_by_path"]
+    n1 = sum(v for k, v in after.items() if "cluster/resources" in k)
+    # at 0.5 s a healthy agent would ask 8 times; backed off (1, 2, 2 s) it asks 2-4 times
+    assert 1 <= n1 - n0 <= 5, (n0, n1)
+    assert len(re.findall(r"backing off", ag.log_text())) == 1, "one warning, not one a poll"
+    sim.clear_faults()
+    sim.guest(vmid, cpu=0.33)
+    wait_for(lambda: (metric(database, sid) or {}).get("cpu") == "0.33", what="recovered")
+    assert ag.wait_log(r"answers again")
+    assert ag.running()
+
+
+# ----------------------------------------------------------------------- signals --
+
+def test_sigterm_stops_cleanly_and_sighup_reloads(sim, world, database, agent, request):
+    allow_agent_log(request, r"reload: .*keeping the running configuration")
+    ag = agent()
+    ag.sections.setdefault("alerts", {})["high"] = "95"
+    ag.write_config()
+    ag.reload()
+    assert ag.wait_log(r"reload: done"), ag.log_tail()
+    assert ag.running()
+    # a broken file: logged, the running configuration stays
+    ag.conf_file.write_text(ag.conf_file.read_text() + "\n[agent]\nbogus = 1\n")
+    ag.reload()
+    assert ag.wait_log(r"keeping the running configuration"), ag.log_tail()
+    assert ag.running()
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    wait_for(lambda: metric(database, sid), what="still polling after the reloads")
+    t0 = time.monotonic()
+    assert ag.stop() == 0
+    assert time.monotonic() - t0 < 5
+    assert "ospab-agent stopped" in ag.log_text()
+
+
+# --------------------------------------------------------------------- live push --
+
+def sio_client(srv, tok, transports=None):
+    import socketio
+    c = socketio.Client(reconnection=False)
+    got = {"server-stats": [], "server-alerts": [], "server-status": [], "task-finished": [],
+           "subscribe-error": []}
+    for ev in got:
+        c.on(ev, (lambda name: lambda data: got[name].append(data))(ev))
+    c.connect(srv.url("/"), auth={"token": tok}, socketio_path="/socket.io",
+              transports=transports or ["polling", "websocket"], wait_timeout=10)
+    return c, got
+
+
+def test_live_push_through_apache(sim, world, srv, database, agent):
+    """python-socketio through Apache's ProxyPass: stats and alerts of one's own server at
+    once on subscribing, status changes as they happen; someone else's server refused."""
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    bobs = ours(world, make_guest(sim), user=world.bob)
+    sim.guest(vmid, cpu=0.97)
+    agent(sections={"agent": {"live_interval": "1s"}})
+    wait_for(lambda: open_alerts(database, sid), what="an alert to push")
+    c, got = sio_client(srv, world.tok["alice"])
+    try:
+        assert c.transport() == "websocket"
+        ack = c.call("subscribe-server", sid, timeout=10)
+        assert ack == {"ok": True, "serverId": sid}, ack
+        st = wait_for(lambda: got["server-stats"], what="server-stats")[0]
+        assert st["serverId"] == sid, st
+        data = st["stats"]["data"]
+        assert st["stats"]["status"] == "success" and data["vmid"] == vmid, st
+        assert set(data) == {"vmid", "status", "uptime", "cpu", "memory", "disk", "network",
+                             "rrdData"}, data
+        assert data["cpu"] == pytest.approx(0.97) and len(data["rrdData"]) > 0, data
+        al = wait_for(lambda: got["server-alerts"], what="server-alerts")[0]
+        assert al["serverId"] == sid, al
+        assert al["alerts"][0]["type"] == "cpu" and al["alerts"][0]["level"] == "critical", al
+        assert al["alerts"][0]["message"] == "CPU usage is at 97%", al
+        # someone else's server
+        ack = c.call("subscribe-server", bobs, timeout=10)
+        assert ack["ok"] is False and "not found" in ack["error"], ack
+        # a status change as it happens
+        upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/stop")
+        sim.wait_task(upid)
+        ev = wait_for(lambda: got["server-status"], what="server-status")
+        assert ev[-1] == {"serverId": sid, "status": "stopped", "previous": "running"}, ev
+        time.sleep(1.5)
+        assert all(s["serverId"] == sid for s in got["server-stats"])
+    finally:
+        c.disconnect()
+
+
+def test_live_push_admin_and_bad_tokens(sim, world, srv, database, agent):
+    import socketio
+    vmid = make_guest(sim)
+    sid = ours(world, vmid, user=world.bob)
+    agent()
+    c, got = sio_client(srv, world.tok["admin"], transports=["websocket"])
+    try:
+        assert c.call("subscribe-server", str(sid), timeout=10)["ok"] is True
+        wait_for(lambda: got["server-stats"], what="stats for the admin")
+    finally:
+        c.disconnect()
+    for tok in ("", "not.a.jwt", access_token(srv, world.alice, exp=int(time.time()) - 3600),
+                access_token(srv, 987654321)):
+        bad = socketio.Client(reconnection=False)
+        why = []
+        bad.on("connect_error", lambda data: why.append(data))
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            bad.connect(srv.url("/"), auth={"token": tok}, socketio_path="/socket.io",
+                        wait_timeout=10)
+        assert why and isinstance(why[0], dict), why
+        msg = why[0]["message"]
+        assert ("invalid token" in msg or "authentication required" in msg), msg
+        assert tok == "" or tok not in msg
+
+
+def test_seed_client_code_with_node(sim, world, srv, database, agent):
+    """seed 003's own client code — io(url) with default options (polling, then the
+    upgrade) plus the auth payload, socket.emit('subscribe-server', id) — on the npm
+    socket.io-client, through Apache, against the real agent."""
+    assert (SIO_DIR / "node_modules" / "socket.io-client").exists(), \
+        "tests/sio/node_modules is missing: scripts/test installs it (npm ci)"
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    agent()
+    script = f"""
+const {{ io }} = require('socket.io-client');
+const socket = io({json.dumps(srv.url('/'))}, {{ auth: {{ token: {json.dumps(world.tok['alice'])} }} }});
+socket.emit('subscribe-server', {sid});
+socket.on('server-stats', (data) => {{
+  console.log(JSON.stringify({{ transport: socket.io.engine.transport.name, data }}));
+  socket.close();
+  process.exit(0);
+}});
+socket.on('connect_error', (e) => {{ console.log('connect_error ' + e.message); process.exit(2); }});
+setTimeout(() => {{ console.log('timeout'); process.exit(3); }}, 15000);
+"""
+    p = subprocess.run(["node", "-e", script], cwd=SIO_DIR, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["data"]["serverId"] == sid, out
+    assert out["data"]["stats"]["data"]["vmid"] == vmid, out
