@@ -54,8 +54,8 @@ static size_t upload_read(char *buf, size_t size, size_t nitems, void *userdata)
 typedef enum { MAIL_SENT, MAIL_RETRY, MAIL_FAILED } mail_outcome_e;
 
 /* One SMTP exchange. A 5xx reply to the envelope or the data is permanent (RFC 5321);
- * everything else (no connection, timeouts, 4xx, TLS or login trouble, which a config
- * change can fix) is worth another attempt. */
+ * everything else (no connection, timeouts, 4xx, TLS or login trouble including the 5xx
+ * of AUTH, which a config change can fix) is worth another attempt. */
 static mail_outcome_e smtp_send(const agent_conf_t *c, apr_pool_t *p, const char *from_addr,
                                 const char *to, const char *msg, const char **err)
 {
@@ -105,7 +105,9 @@ static mail_outcome_e smtp_send(const agent_conf_t *c, apr_pool_t *p, const char
     *err = code ? apr_psprintf(p, "%s (SMTP %ld)", errbuf[0] ? errbuf : curl_easy_strerror(rc),
                                code)
                 : apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    if (code >= 500 && code < 600 && rc != CURLE_LOGIN_DENIED && rc != CURLE_USE_SSL_FAILED) {
+    /* 530/534/535/538 are about our login (RFC 4954), not the message */
+    if (code >= 500 && code < 600 && rc != CURLE_LOGIN_DENIED && rc != CURLE_USE_SSL_FAILED
+        && code != 530 && code != 534 && code != 535 && code != 538) {
         return MAIL_FAILED;
     }
     return MAIL_RETRY;
