@@ -1650,7 +1650,7 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
     apr_size_t nlen, dlen;
     sio_pkt_t *pkt;
     sio_pub_t *pub;
-    int dropped = 0;
+    int dropped = 0, wake;
 
     if (s->stop)
         return;
@@ -1695,6 +1695,10 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
 
     apr_thread_mutex_lock(s->mutex);
     s->stats.published++;
+    /* a wake-up is owed only to an empty queue: a non-empty one has one pending, and the
+     * service thread takes the whole queue at once. With thousands of connections a
+     * service pass is a poll() over all of them, so a burst must not cost one each. */
+    wake = s->pub_head == NULL;
     if (s->pub_len >= SIO_MAX_PENDING_PUBLISH)
         dropped = 1;
     else {
@@ -1711,7 +1715,8 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
         free(pub);
         return;
     }
-    lws_cancel_service(s->ctx);
+    if (wake)
+        lws_cancel_service(s->ctx);
 }
 
 apr_array_header_t *agent_sio_rooms(agent_sio_t *s, apr_pool_t *p)

@@ -11,8 +11,10 @@
  * subscribe to the servers --own gives it, an admin token to any. Prints
  * "listening PORT" when ready; then reads commands on stdin, one a line:
  *   emit SERVER EVENT JSON    publish (from this thread, not the service thread)
- *   emitts SERVER EVENT [N]   publish {"serverId":SERVER,"sentAt":<epoch ms>} N times
- *                             (the benchmark's events, stamped just before publish)
+ *   emitts SERVER EVENT [N [STAMP]]
+ *                             publish {"serverId":SERVER,"sentAt":STAMP} N times (the
+ *                             benchmark's events; STAMP in ms since the epoch, default:
+ *                             the time of each publish)
  *   stats                     prints "stats {json}" (counters, rooms, RSS in kB)
  *   sync                      prints "sync" (everything before it has been done)
  *   quit                      stops the server and exits 0 (so does end of input)
@@ -166,7 +168,8 @@ static void print_stats(driver_t *d, apr_pool_t *p)
     json_decref(j);
 }
 
-static void emit_stamped(apr_int64_t id, const char *event, long n)
+/* stamp: the caller's send time (ms since the epoch), or <= 0: now, at each publish */
+static void emit_stamped(apr_int64_t id, const char *event, long n, double stamp)
 {
     json_t *data = json_object();
     struct timeval tv;
@@ -174,9 +177,13 @@ static void emit_stamped(apr_int64_t id, const char *event, long n)
 
     json_object_set_new(data, "serverId", json_integer(id));
     for (i = 0; i < n; ++i) {
-        gettimeofday(&tv, NULL);
-        json_object_set_new(data, "sentAt", json_real((double)tv.tv_sec * 1000.0
-                                                      + (double)tv.tv_usec / 1000.0));
+        if (stamp <= 0) {
+            gettimeofday(&tv, NULL);
+            json_object_set_new(data, "sentAt", json_real((double)tv.tv_sec * 1000.0
+                                                          + (double)tv.tv_usec / 1000.0));
+        }
+        else
+            json_object_set_new(data, "sentAt", json_real(stamp));
         agent_sio_publish(server, id, event, data);
     }
     json_decref(data);
@@ -209,13 +216,13 @@ static int commands(driver_t *d, apr_pool_t *p)
         }
         else if (!strcmp(cmd, "emitts")) {
             char *id = apr_strtok(NULL, " ", &last), *event = apr_strtok(NULL, " ", &last),
-                 *n = apr_strtok(NULL, " ", &last);
+                 *n = apr_strtok(NULL, " ", &last), *stamp = apr_strtok(NULL, " ", &last);
 
             if (!id || !event) {
-                say(d, "error emitts SERVER EVENT [N]\n");
+                say(d, "error emitts SERVER EVENT [N [STAMP]]\n");
                 continue;
             }
-            emit_stamped(apr_atoi64(id), event, n ? atol(n) : 1);
+            emit_stamped(apr_atoi64(id), event, n ? atol(n) : 1, stamp ? atof(stamp) : 0);
         }
         else if (!strcmp(cmd, "stats"))
             print_stats(d, p);

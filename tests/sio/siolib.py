@@ -12,7 +12,7 @@ from pathlib import Path
 
 SIO_DIR = Path(__file__).resolve().parent
 REPO = SIO_DIR.parents[1]
-DRIVER = SIO_DIR / "sio-driver"
+DRIVER = Path(os.environ.get("OSPAB_SIO_DRIVER") or SIO_DIR / "sio-driver")  # e.g. an ASan build
 NODE = os.environ.get("OSPAB_NODE", "node")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 

@@ -1,0 +1,71 @@
+// The reference for bench/fanout: a Node socket.io v4 server doing what the agent's
+// live-push server does (HS256 token in the auth payload, 'subscribe-server' joins a
+// room per server id, events stamped just before they are emitted). Same stdin commands
+// and output as sio-driver: "listening PORT", "emitts SERVER EVENT [N [STAMP]]", "stats", "quit".
+const crypto = require('crypto');
+const http = require('http');
+const readline = require('readline');
+const { Server } = require('socket.io');
+
+const key = process.env.OSPAB_SIO_KEY;
+const b64url = (s) => Buffer.from(s, 'base64url');
+
+// HS256 verification with node's crypto (the check the agent does through libjwt)
+function verify(token) {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3) throw new Error('malformed token');
+  const header = JSON.parse(b64url(parts[0]));
+  if (header.alg !== 'HS256') throw new Error('bad algorithm');
+  const mac = crypto.createHmac('sha256', key).update(parts[0] + '.' + parts[1]).digest();
+  const sig = b64url(parts[2]);
+  if (sig.length !== mac.length || !crypto.timingSafeEqual(sig, mac)) throw new Error('bad signature');
+  const claims = JSON.parse(b64url(parts[1]));
+  if (claims.exp && claims.exp * 1000 < Date.now()) throw new Error('token expired');
+  return claims;
+}
+
+const httpServer = http.createServer();
+const io = new Server(httpServer, { maxHttpBufferSize: 1e6 });
+io.use((socket, next) => {
+  try {
+    socket.data.user = verify(socket.handshake.auth && socket.handshake.auth.token);
+    next();
+  } catch (e) {
+    next(new Error(e.message));
+  }
+});
+io.on('connection', (socket) => {
+  socket.on('subscribe-server', (id, ack) => {
+    const n = Number(id);
+    if (!(n > 0)) { if (typeof ack === 'function') ack({ ok: false, error: 'bad id' }); return; }
+    socket.join('s:' + n);
+    if (typeof ack === 'function') ack({ ok: true, serverId: n });
+  });
+  socket.on('unsubscribe-server', (id, ack) => {
+    socket.leave('s:' + Number(id));
+    if (typeof ack === 'function') ack({ ok: true, serverId: Number(id) });
+  });
+});
+
+httpServer.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${httpServer.address().port}\n`);
+});
+
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  const [cmd, a, b, c, d] = line.trim().split(' ');
+  if (cmd === 'emitts') {
+    const id = Number(a);
+    for (let i = 0; i < Number(c || 1); ++i) {
+      const sentAt = d ? Number(d) : performance.timeOrigin + performance.now();
+      io.to('s:' + id).emit(b, { serverId: id, sentAt });
+    }
+  } else if (cmd === 'stats') {
+    process.stdout.write(`stats ${JSON.stringify({ sessions: io.engine.clientsCount,
+      rss_kb: Math.round(process.memoryUsage().rss / 1024) })}\n`);
+  } else if (cmd === 'sync') {
+    process.stdout.write('sync\n');
+  } else if (cmd === 'quit') {
+    io.close();
+    process.exit(0);
+  }
+}).on('close', () => process.exit(0));
