@@ -27,6 +27,9 @@ typedef struct {
     const char *sql;
 } ospab_sql_t;
 
+/* Rows of ospab_metrics_put_batch (each of 11 values). */
+#define OSPAB_METRICS_BATCH 50
+
 /* Every statement the module and the tools use; the module hands them to mod_dbd at
  * configuration time, the tools prepare them on their own connection. */
 extern const ospab_sql_t ospab_sql_statements[];

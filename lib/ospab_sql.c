@@ -4,6 +4,16 @@
 
 #include "ospab_db.h"
 
+/* metrics_latest rows for the agent (OSPAB_METRICS_BATCH = 50 rows of 11 values) */
+#define METRICS_COLS "vps_id, status, cpu, mem, maxmem, disk, maxdisk, netin, netout, " \
+                     "uptime, sampled_at"
+#define METRICS_ROW "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+#define METRICS_ROWS10 METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " \
+                       METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " \
+                       METRICS_ROW ", " METRICS_ROW
+#define METRICS_ROWS50 METRICS_ROWS10 ", " METRICS_ROWS10 ", " METRICS_ROWS10 ", " \
+                       METRICS_ROWS10 ", " METRICS_ROWS10
+
 #define VPS_COLS "id, external_id, name, status, ip_address, cpu, ram, disk, os, user_id, " \
                  "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at"
 #define USER_COLS "id, email, name, role, enabled, created_at, updated_at"
@@ -229,10 +239,13 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_agent_vps_one",
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE id = %s AND hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
-    /* REPLACE INTO: the same statement in MySQL and SQLite (delete + insert of the row) */
+    /* REPLACE INTO: the same statement in MySQL and SQLite (delete + insert of the row);
+     * the agent writes OSPAB_METRICS_BATCH rows per statement (one round trip to MariaDB
+     * instead of 50) and the rest one by one */
     { "ospab_metrics_put",
-      "REPLACE INTO metrics_latest (vps_id, status, cpu, mem, maxmem, disk, maxdisk, netin, "
-      "netout, uptime, sampled_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      "REPLACE INTO metrics_latest (" METRICS_COLS ") VALUES " METRICS_ROW },
+    { "ospab_metrics_put_batch",
+      "REPLACE INTO metrics_latest (" METRICS_COLS ") VALUES " METRICS_ROWS50 },
     { "ospab_agent_alerts_open",
       "SELECT id, vps_id, type, level, value, message, opened_at, last_notified_at "
       "FROM alerts WHERE state = 'open'" },

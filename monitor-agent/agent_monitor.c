@@ -350,21 +350,61 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
 
 /* ---- the poll ------------------------------------------------------------------------------- */
 
-static void store_metrics(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *rows)
+/* All rows in one transaction: OSPAB_METRICS_BATCH per statement, the rest one by one. */
+static int store_metrics_once(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *rows)
 {
-    monitor_t *dummy = NULL;
-    int i, good = 1;
+    const char **batch = apr_palloc(p, sizeof(char *) * 11 * OSPAB_METRICS_BATCH);
+    int i = 0, good = 1;
 
-    (void)dummy;
     if (!rows->nelts || ospab_db_begin(db, p) != APR_SUCCESS) {
         return;
     }
-    for (i = 0; i < rows->nelts && good; ++i) {
-        const char **args = APR_ARRAY_IDX(rows, i, const char **);
+    for (; good && i + OSPAB_METRICS_BATCH <= rows->nelts; i += OSPAB_METRICS_BATCH) {
+        int k;
 
-        good = ospab_db_exec(db, p, "ospab_metrics_put", 11, args, NULL) == APR_SUCCESS;
+        for (k = 0; k < OSPAB_METRICS_BATCH; ++k) {
+            memcpy(batch + 11 * k, APR_ARRAY_IDX(rows, i + k, const char **),
+                   sizeof(char *) * 11);
+        }
+        good = ospab_db_exec(db, p, "ospab_metrics_put_batch", 11 * OSPAB_METRICS_BATCH,
+                             batch, NULL) == APR_SUCCESS;
     }
-    if (ospab_db_end(db, good) != APR_SUCCESS || !good) {
+    for (; good && i < rows->nelts; ++i) {
+        good = ospab_db_exec(db, p, "ospab_metrics_put", 11,
+                             APR_ARRAY_IDX(rows, i, const char **), NULL) == APR_SUCCESS;
+    }
+    return ospab_db_end(db, good) == APR_SUCCESS && good;
+}
+
+static void store_metrics(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *rows)
+{
+    apr_array_header_t *left, *ids;
+    apr_hash_t *exists;
+    int i;
+
+    if (!rows->nelts || store_metrics_once(db, p, rows)) {
+        return;
+    }
+    /* MariaDB checks the foreign key: a server deleted while the cycle ran fails the whole
+     * batch. Once more without the rows of servers that are gone. */
+    if (!ospab_db_is_constraint(db)
+        || ospab_db_select(db, p, "ospab_agent_vps_index", 0, NULL, &ids, NULL) != APR_SUCCESS) {
+        AGENT_WARN("metrics not stored: %s", db->error ? db->error : "?");
+        return;
+    }
+    exists = apr_hash_make(p);
+    for (i = 0; i < ids->nelts; ++i) {
+        apr_hash_set(exists, APR_ARRAY_IDX(ids, i, ospab_row_t)[V_ID], APR_HASH_KEY_STRING, "");
+    }
+    left = apr_array_make(p, rows->nelts, sizeof(const char **));
+    for (i = 0; i < rows->nelts; ++i) {
+        const char **r = APR_ARRAY_IDX(rows, i, const char **);
+
+        if (apr_hash_get(exists, r[0], APR_HASH_KEY_STRING)) {
+            APR_ARRAY_PUSH(left, const char **) = r;
+        }
+    }
+    if (!store_metrics_once(db, p, left)) {
         AGENT_WARN("metrics not stored: %s", db->error ? db->error : "?");
     }
 }
