@@ -356,8 +356,11 @@ static int store_metrics_once(ospab_db_t *db, apr_pool_t *p, apr_array_header_t 
     const char **batch = apr_palloc(p, sizeof(char *) * 11 * OSPAB_METRICS_BATCH);
     int i = 0, good = 1;
 
-    if (!rows->nelts || ospab_db_begin(db, p) != APR_SUCCESS) {
-        return;
+    if (!rows->nelts) {
+        return 1;
+    }
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        return 0;
     }
     for (; good && i + OSPAB_METRICS_BATCH <= rows->nelts; i += OSPAB_METRICS_BATCH) {
         int k;
