@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +14,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "tests" / "pvesim"))
 import harness  # noqa: E402
 from simctl import PveSim  # noqa: E402
+from agentharness import Agent, sim_cluster  # noqa: E402
 
 DEMO_PASSWORD = "demo-password"
 CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "ram": 2048,
@@ -52,6 +54,15 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
         f"curl -s {url}/api/server/2/tasks {auth}",
         f"curl -s {url}/api/server/2/status {auth}",
     ]
+
+
+def live_line():
+    """Seed 003's live push, through Apache, with python-socketio: the first server-stats
+    of server 2 (the container the curl line above creates)."""
+    return ("/usr/bin/python3 -c \"import os, json, socketio; s = socketio.Client(); "
+            "s.on('server-stats', lambda d: (print(json.dumps(d)[:300]), s.disconnect())); "
+            "s.connect(os.environ['OSPAB_URL'], auth={'token': os.environ['OSPAB_TOKEN']}, "
+            "socketio_path='/socket.io'); s.emit('subscribe-server', 2); s.wait()\"")
 
 
 def post(url, key, body):
@@ -99,12 +110,28 @@ def main():
     sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25).start()
     rundir = base / "httpd"
     rundir.mkdir(mode=0o755)
+    agent_port = harness.free_port()
+    mods = harness.APACHE_MODULES
     httpd = harness.Apache(db, port=args.port, rundir=rundir, extra_conf=[
         f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
-        f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1", "OspabSelfService On"])
+        f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1", "OspabSelfService On",
+        # the agent's live push on the same origin (conf/ospab.conf)
+        f"LoadModule proxy_module {mods}/mod_proxy.so",
+        f"LoadModule proxy_http_module {mods}/mod_proxy_http.so",
+        f"LoadModule proxy_wstunnel_module {mods}/mod_proxy_wstunnel.so",
+        f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" upgrade=websocket'])
+    (base / "agent").mkdir(mode=0o755)
+    agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
+                  rundir=base / "agent", sections={
+                      "agent": {"poll_interval": "10s", "live_interval": "2s",
+                                "task_interval": "1s", "event_interval": "500ms"},
+                      "websocket": {"listen": f"127.0.0.1:{agent_port}",
+                                    "ping_interval": "25s", "ping_timeout": "20s"}})
     try:
         httpd.start()
+        agent.start()
     except Exception:
+        httpd.stop()
         sim.stop()
         raise
     url = f"http://127.0.0.1:{args.port}"
@@ -142,7 +169,23 @@ def main():
             print(f"demo check: POST /api/server/create -> container {created['proxmoxId']}, "
                   f"task {created['taskId']}")
             ok = ok and bool(created.get("rootPassword")) and created["status"] == "creating"
+            # the agent follows the create to its end and pushes the server's stats
+            import socketio
+            got = []
+            c = socketio.Client(reconnection=False)
+            c.on("server-stats", lambda d: got.append(d))
+            c.connect(url, auth={"token": token}, socketio_path="/socket.io", wait_timeout=10)
+            c.emit("subscribe-server", created["id"])
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not got:
+                time.sleep(0.1)
+            c.disconnect()
+            status_now = db.scalar("SELECT status FROM vps WHERE id = ?", [created["id"]])
+            print(f"demo check: live push -> {len(got)} server-stats; server "
+                  f"{created['id']} is {status_now}")
+            ok = ok and bool(got) and got[0]["serverId"] == created["id"]
         finally:
+            agent.stop()
             httpd.stop()
             sim.stop()
         sys.exit(0 if ok else 1)
@@ -153,6 +196,8 @@ ospab panel demo is running
   database:   SQLite {db.path}
   Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})
   Proxmox:    simulator at {sim.url} (node pve1; self-service on)
+  agent:      ospab-agent, config {agent.conf_file} (log: {agent.log_file});
+              live push at {url}/socket.io/ (Apache -> 127.0.0.1:{agent_port})
   sync key:   {httpd.sync_key}
   customer:   demo@ospab.local / {DEMO_PASSWORD} (user 5), token valid 24 h:
   token:      {token}
@@ -162,9 +207,12 @@ Load the settings into your shell, then try the API:
 """)
     for line in curl_lines("$OSPAB_URL"):
         print("  " + line)
+    print("\nLive push (seed 003's socket.emit('subscribe-server', 2)), through Apache:")
+    print("  " + live_line())
     print(f"\nSettings written to {env_file}\nCtrl-C stops the demo.", flush=True)
 
     def stop(*_):
+        agent.stop()
         httpd.stop()
         sim.stop()
         print("\ndemo stopped", flush=True)

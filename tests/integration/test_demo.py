@@ -80,12 +80,28 @@ def test_printed_curl_lines_work(demo):
     assert tasks and tasks[0][0]["action"] == "create"
 
 
+def test_printed_live_push_line_works(demo):
+    """The printed python-socketio line (seed 003's subscribe-server through Apache to the
+    demo's ospab-agent) prints server 2's first server-stats. Server 2 is the container the
+    curl lines create (test_printed_curl_lines_work runs first)."""
+    _, _, text = demo
+    env = {**os.environ, **env_of(text)}
+    line = next(l.strip() for l in text.splitlines() if "socketio.Client()" in l)
+    p = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert '"serverId": 2' in p.stdout and '"vmid"' in p.stdout, p.stdout
+
+
 def test_ctrl_c_stops_everything(demo):
-    proc, port, _ = demo
+    proc, port, text = demo
     assert harness.port_open(port)
+    agent_log = re.search(r"\(log: (\S+)\);", text).group(1)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     deadline = time.monotonic() + 10
     while harness.port_open(port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not harness.port_open(port)
+    assert "ospab-agent stopped" in open(agent_log).read()
+
