@@ -78,6 +78,17 @@ static void reset_state(void)
     }
 }
 
+/* Takes a transfer out of the multi handle and frees what prepare() allocated. */
+static void release(delivery_t *d)
+{
+    curl_multi_remove_handle(wh_multi, d->h);
+    curl_easy_setopt(d->h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(d->h, CURLOPT_ERRORBUFFER, NULL);
+    curl_slist_free_all(d->headers);
+    d->headers = NULL;
+    d->h = NULL;
+}
+
 /* The answer's first bytes, printable, for last_error. */
 static const char *snippet_text(apr_pool_t *p, const delivery_t *d)
 {
@@ -318,34 +329,38 @@ apr_interval_time_t agent_webhook_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *
             ++n;
         }
     }
-    /* every transfer ends by its own CURLOPT_TIMEOUT_MS at the latest */
+    /* every transfer ends by its own CURLOPT_TIMEOUT_MS at the latest; each outcome is
+     * recorded as soon as its transfer ends, which keeps the window between a 2xx and its
+     * record as short as one transaction */
     while (n > 0 && running) {
         if (curl_multi_perform(wh_multi, &running) != CURLM_OK) {
             break;
         }
         while ((msg = curl_multi_info_read(wh_multi, &left)) != NULL) {
             delivery_t *dd = NULL;
+            CURL *h = msg->easy_handle;
             curl_off_t us = 0;
 
             if (msg->msg != CURLMSG_DONE) {
                 continue;
             }
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&dd);
+            curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&dd);
             dd->rc = msg->data.result;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &dd->status);
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &us);
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &dd->status);
+            curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
             dd->duration_ms = (long)(us / 1000);
+            release(dd);            /* msg is gone after this */
+            finish(db, p, c, dd);
         }
         if (running) {
             curl_multi_poll(wh_multi, NULL, 0, 1000, NULL);
         }
     }
     for (i = 0; i < n; ++i) {
-        curl_multi_remove_handle(wh_multi, d[i].h);
-        curl_easy_setopt(d[i].h, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt(d[i].h, CURLOPT_ERRORBUFFER, NULL);
-        curl_slist_free_all(d[i].headers);
-        finish(db, p, c, &d[i]);
+        if (d[i].h) {               /* the multi handle failed: counts as a failed attempt */
+            release(&d[i]);
+            finish(db, p, c, &d[i]);
+        }
     }
     return rows->nelts == WEBHOOK_BATCH ? 0 : c->webhook_interval;
 }
