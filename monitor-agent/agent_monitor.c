@@ -29,6 +29,8 @@
 #define LIVE_MAX_ROOMS   2000       /* servers fetched per live round */
 #define LIVE_PARALLEL    8          /* Proxmox requests in flight for live stats */
 #define MISSING_POLLS    2          /* a guest must be absent this often to count as gone */
+#define EVENT_WINDOW     64         /* event ids read again (late commits) */
+#define EVENT_RING       1024       /* pushed ids remembered; > EVENT_WINDOW + one batch */
 
 static const char *const alert_types[3] = { "cpu", "memory", "disk" };
 static const char *const alert_names[3] = { "CPU", "Memory", "Disk" };
@@ -55,6 +57,8 @@ typedef struct {
     apr_hash_t *live_seen;          /* rooms fetched at least once (id text -> "") */
     apr_pool_t *live_pool;
     apr_int64_t last_event;         /* -1: not read yet */
+    apr_int64_t pushed[EVENT_RING]; /* ids pushed lately (see push_events) */
+    unsigned pushed_next;
     /* last round, for --once and the log */
     int polled_guests, matched, written, drifted, opened, cleared;
     apr_interval_time_t poll_time;
@@ -808,7 +812,11 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
         return;
     }
     {
-        const char *after = apr_psprintf(p, "%" APR_INT64_T_FMT, m->last_event);
+        /* MariaDB hands out ids at insert and the rows appear at commit: a row with a
+         * smaller id may show up after a larger one was read. The window re-reads the last
+         * EVENT_WINDOW ids; the ring of pushed ids keeps each from being pushed twice. */
+        apr_int64_t from = m->last_event > EVENT_WINDOW ? m->last_event - EVENT_WINDOW : 0;
+        const char *after = apr_psprintf(p, "%" APR_INT64_T_FMT, from);
 
         if (ospab_db_select(db, p, "ospab_agent_events_after", 1, &after, &rows, NULL)
             != APR_SUCCESS) {
@@ -824,7 +832,20 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
                        : !strcmp(r[1], OSPAB_EVENT_TASK) ? "task-finished"
                        : !strcmp(r[1], OSPAB_EVENT_DELETED) ? "server-deleted" : NULL;
 
-        m->last_event = apr_atoi64(r[0]);
+        apr_int64_t id = apr_atoi64(r[0]);
+        int k, dup = 0;
+
+        for (k = 0; k < EVENT_RING; ++k) {
+            dup |= m->pushed[k] == id;
+        }
+        if (dup) {
+            json_decref(body);
+            continue;
+        }
+        m->pushed[m->pushed_next++ % EVENT_RING] = id;
+        if (id > m->last_event) {
+            m->last_event = id;
+        }
         if (ev && sid > 0) {
             json_t *msg = json_deep_copy(data);
 
