@@ -121,7 +121,9 @@ typedef struct {
     /* websocket */
     int probe_pending;                  /* "3probe" to write */
     int ws_close;                       /* close at the next writeable */
-    int close_after_resp;               /* an unread request body: no keep-alive */
+    int close_after_resp;               /* a body of unknown length: no keep-alive */
+    int body_pending;                   /* a POST body still to come: answer after it, or
+                                         * a proxy still sending it sees a broken pipe */
     int counted_ws;
 } sio_conn_t;
 
@@ -283,7 +285,8 @@ static void conn_respond(struct lws *wsi, sio_conn_t *c, unsigned status, const 
     c->status = status;
     c->ctype = ctype;
     c->resp_state = RESP_HEADERS;
-    lws_callback_on_writable(wsi);
+    if (!c->body_pending)
+        lws_callback_on_writable(wsi);
 }
 
 /* The reference server's error answers: 400 {"code":N,"message":"..."}. */
@@ -997,15 +1000,22 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
     conn_free_buffers(c);
     c->kind = K_NONE;
     c->sess = NULL;
-    /* an answer given before a request body was read must not leave that body to be
-     * parsed as the next request */
-    c->close_after_resp = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    c->body_pending = 0;
+    if (is_post) {
+        char clen[32];
+
+        if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0
+            && apr_atoi64(clen) > 0)
+            c->body_pending = 1;
+    }
+    /* a body we cannot wait for must not be parsed as the next request */
+    c->close_after_resp = is_post && !c->body_pending;
     if (!path_matches(s, uri, len)) {
         conn_respond(wsi, c, 404, "text/plain", "Not Found", 9);
         return 0;
     }
-    is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-    is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     read_args(wsi, &a);
     if ((msg = check_args(&a, &code)) != NULL) {
         conn_respond_error(wsi, c, 400, code, msg);
@@ -1448,8 +1458,13 @@ static int sio_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             conn_append_in(c, in, len, s->conf.max_payload);
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (c && c->kind == K_POST)
+        if (!c)
+            return 0;
+        c->body_pending = 0;
+        if (c->kind == K_POST)
             http_body_done(s, wsi, c);
+        else if (c->kind == K_RESP)
+            lws_callback_on_writable(wsi);  /* an error answer waited for the body */
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return c ? http_writeable(wsi, c) : 0;

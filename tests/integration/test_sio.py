@@ -544,3 +544,47 @@ def test_stats_count_what_happened(stack):
     s = stack.driver.stats()
     assert s["published"] > 0 and s["delivered"] > 0 and s["auth_failed"] > 0
     assert s["sessions"] >= 0 and s["websocket"] <= s["sessions"]
+
+
+def test_post_with_a_body_to_an_unknown_sid_is_still_a_clean_400(stack):
+    # the answer waits for the body: a proxy still sending it would otherwise see a
+    # broken pipe and turn the 400 into its own 502
+    r = post(stack, "nosuchsession00000", "4" + "x" * 8_000_000)
+    assert r.status_code == 400 and r.json()["code"] == 1
+
+
+def test_session_and_subscription_limits(pyclients):
+    """Straight to a driver of its own (no Apache): its limits are what is tested."""
+    d = siolib.Driver(KEY, OWN, max_clients=2, max_subscriptions=2)
+    try:
+        base = f"http://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=polling"
+        first, second = requests.get(base, timeout=10), requests.get(base, timeout=10)
+        assert first.status_code == second.status_code == 200
+        third = requests.get(base, timeout=10)
+        assert third.status_code == 503
+        assert third.json() == {"code": 4, "message": "Too many clients"}
+        sid = json.loads(first.text[1:])["sid"]
+        requests.post(base + "&sid=" + sid, data="1", timeout=10)         # close one
+        sio = pyclients()
+        sio.connect(f"http://127.0.0.1:{d.port}", auth={"token": token()},
+                    transports=["websocket"], wait_timeout=10)
+        assert sio.call("subscribe-server", 1, timeout=10)["ok"]
+        assert sio.call("subscribe-server", 3, timeout=10)["ok"]
+        third_sub = sio.call("subscribe-server", 4, timeout=10)
+        assert third_sub == {"ok": False, "serverId": 4, "error": "too many subscriptions"}
+        sio.disconnect()
+    finally:
+        assert d.stop() == 0
+
+
+def test_sigterm_stops_the_server_and_closes_clients(pyclients):
+    d = siolib.Driver(KEY, OWN)
+    sio = pyclients()
+    gone = threading.Event()
+    sio.on("disconnect", lambda *a: gone.set())
+    sio.connect(f"http://127.0.0.1:{d.port}", auth={"token": token()},
+                transports=["websocket"], wait_timeout=10)
+    d.proc.terminate()
+    assert d.proc.wait(10) == 0
+    assert "stopped" in d.lines.drain(1)
+    assert gone.wait(10)
