@@ -226,3 +226,38 @@ def test_sent_mail_older_than_the_retention_is_pruned(api, database, smtp, start
                                     [k]) == 0
     assert wait_for(lambda: gone(keys["sent"]))
     assert not gone(keys["failed"]) and not gone(keys["pending"])
+
+
+# ------------------------------------------- e-mails the module queues on its own --
+
+from test_server import NODE, call, create, ok, sim, srv, wait_idle, world  # noqa: E402,F401
+
+
+def test_create_and_password_change_queue_their_notices(srv, sim, world, database):
+    body = create(srv, world)
+    sid, password = body["id"], body["rootPassword"]
+    wait_idle(srv, world, sid)
+    email = database.scalar("SELECT email FROM users WHERE id = ?", [world.alice])
+    [m] = wait_for(lambda: database.query(
+        "SELECT to_addr, subject, body_text, template, state FROM email_outbox "
+        "WHERE dedupe_key = ?", [f"server-created:{sid}"]))
+    assert (m["to_addr"], m["template"], m["state"]) == (email, "server-created", "pending")
+    ip = database.scalar("SELECT ip_address FROM vps WHERE id = ?", [sid])
+    assert ip and ip in m["body_text"] and password not in m["body_text"] + m["subject"]
+    # following the finished task again queues nothing more
+    wait_idle(srv, world, sid)
+    assert database.count("SELECT COUNT(*) FROM email_outbox WHERE dedupe_key = ?",
+                          [f"server-created:{sid}"]) == 1
+
+    vmid = 9100 + world.alice % 500
+    sim.guest(vmid, type="qemu", node=NODE, name=f"vm{vmid}", status="running",
+              conf={"agent": "1"}, agent_running=True)
+    qid = world.api.create_vps(user_id=world.alice, node=NODE, vmid=vmid, kind="qemu",
+                               status="running", name="mail-vm")["id"]
+    new = ok(call(srv, "POST", f"/api/server/{qid}/password", world.tok["alice"]))["password"]
+    world.secrets.append(new)
+    [n] = database.query("SELECT to_addr, subject, body_text FROM email_outbox "
+                         "WHERE template = 'root-password' AND to_addr = ? "
+                         "AND subject LIKE ?", [email, "%mail-vm%"])
+    assert new not in n["body_text"] + n["subject"] and "mail-vm" in n["body_text"]
+    sim.control("DELETE", f"/guest/{vmid}")
