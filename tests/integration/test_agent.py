@@ -582,8 +582,9 @@ def test_live_push_admin_and_bad_tokens(sim, world, srv, database, agent):
         why = []
         bad.on("connect_error", lambda data: why.append(data))
         with pytest.raises(socketio.exceptions.ConnectionError):
+            # python-socketio waits all of wait_timeout after a connect_error
             bad.connect(srv.url("/"), auth={"token": tok}, socketio_path="/socket.io",
-                        wait_timeout=10)
+                        wait_timeout=2)
         assert why and isinstance(why[0], dict), why
         msg = why[0]["message"]
         assert ("invalid token" in msg or "authentication required" in msg), msg
