@@ -147,7 +147,7 @@ struct agent_sio_t {
     apr_hash_t *sessions;               /* sid -> sio_sess_t */
     sio_sess_t *dead;
     lws_sorted_usec_list_t reap_sul;
-    sio_pkt_t *pkt_ping, *pkt_noop, *pkt_close;
+    sio_pkt_t *pkt_ping, *pkt_noop;
     int ws_conns;
     char path[256];
     apr_size_t path_len;
@@ -1543,8 +1543,7 @@ static apr_status_t sio_cleanup(void *data)
     }
     pkt_unref(s->pkt_ping);
     pkt_unref(s->pkt_noop);
-    pkt_unref(s->pkt_close);
-    s->pkt_ping = s->pkt_noop = s->pkt_close = NULL;
+    s->pkt_ping = s->pkt_noop = NULL;
     return APR_SUCCESS;
 }
 
@@ -1584,8 +1583,7 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
         return rv;
     s->pkt_ping = pkt_text("2");
     s->pkt_noop = pkt_text("6");
-    s->pkt_close = pkt_text("1");
-    if (!s->pkt_ping || !s->pkt_noop || !s->pkt_close) {
+    if (!s->pkt_ping || !s->pkt_noop) {
         sio_cleanup(s);
         return APR_ENOMEM;
     }
