@@ -73,7 +73,7 @@ typedef struct {
     apr_interval_time_t mail_retry_base;   /* first retry delay, doubled each time (30 s) */
     apr_interval_time_t mail_interval;   /* outbox scan (2 s) */
 
-    /* [webhook] (no url: rows are kept pending) */
+    /* [webhook] (no url: events are marked skipped) */
     const char *webhook_url;
     const char *webhook_secret;     /* HMAC-SHA256 key, resolved from file:/env: */
     const char *webhook_ca;

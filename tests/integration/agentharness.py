@@ -22,9 +22,12 @@ from pathlib import Path
 
 import harness
 
-AGENT_BIN = harness.REPO / "monitor-agent" / "ospab-agent"
-# "2026-11-22T19:40:01.123Z [warn] ..." lines at warn or error
-BAD_LINE = re.compile(r"^\S+ \[(warn|error)\] ")
+# OSPAB_AGENT_BIN: another build (scripts/sanitize runs the tests on an ASan/UBSan one)
+AGENT_BIN = Path(os.environ.get("OSPAB_AGENT_BIN")
+                 or harness.REPO / "monitor-agent" / "ospab-agent")
+# "2026-11-22T19:40:01.123Z [warn] ..." lines at warn or error, and sanitizer reports
+BAD_LINE = re.compile(r"^\S+ \[(warn|error)\] |ERROR: (AddressSanitizer|LeakSanitizer)|"
+                      r"runtime error:|Segmentation fault")
 
 
 def sim_cluster(sim, name="main", **extra):
@@ -204,7 +207,7 @@ class Agent:
     def bad_log_lines(self, allow=()):
         bad = []
         for line in self.log_text().splitlines():
-            if BAD_LINE.match(line) and not any(re.search(a, line) for a in allow):
+            if BAD_LINE.search(line) and not any(re.search(a, line) for a in allow):
                 bad.append(line)
         return bad
 
