@@ -13,33 +13,6 @@
 typedef void sync_fn(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
                      const ospab_idem_t *idem, ospab_result_t *res);
 
-static int auth_failed(request_rec *r, const char *msg)
-{
-    apr_table_setn(r->err_headers_out, "WWW-Authenticate",
-                   "ApiKey realm=\"ospab\", header=\"X-API-Key\"");
-    return ospab_mod_error(r, HTTP_UNAUTHORIZED, msg);
-}
-
-/* OK when the key is right; otherwise the 401 was sent and *done holds the return value. */
-static int check_key(request_rec *r, int *done)
-{
-    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
-    const char *key = apr_table_get(r->headers_in, "X-API-Key");
-
-    if (!key || !*key) {
-        *done = auth_failed(r, "missing X-API-Key header");
-        return 0;
-    }
-    if (sc->sync_key_set != 1 || !ospab_key_matches(sc->sync_key_digest, key)) {
-        /* never the key itself: only who tried */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00201)
-                      "sync API: invalid X-API-Key from %s", r->useragent_ip);
-        *done = auth_failed(r, "invalid API key");
-        return 0;
-    }
-    return 1;
-}
-
 static int idem_key_ok(const char *k)
 {
     apr_size_t n = strlen(k), i;
@@ -68,7 +41,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     apr_size_t len;
     int rc, polls, status = 0;
 
-    if (!check_key(r, &rc)) {
+    if (!ospab_mod_sync_key(r, &rc)) {
         return rc;
     }
     rc = ospab_mod_read_json(r, &req, &body, &len);

@@ -110,6 +110,9 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
 /* The request's database connection and its Bearer caller: 1, or 0 after the 503/401 was
  * sent with the handler's return value in *done. */
 int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done);
+/* X-API-Key of the sync routes (/api/vps/sync, /api/users/sync, /api/notify). 1: right;
+ * 0: the 401 was sent, *done holds the handler's return value. */
+int ospab_mod_sync_key(request_rec *r, int *done);
 
 /* ospab_mod_handler.c */
 int ospab_mod_handler(request_rec *r);

@@ -67,3 +67,30 @@ int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, in
     }
     return ospab_mod_bearer(r, *db, who, done);
 }
+
+/* The sync API's key (X-API-Key, docs/sync-api.md): compared in constant time with the
+ * digest of OspabSyncKey. 1 when right; otherwise the 401 was sent and *done holds the
+ * handler's return value. */
+int ospab_mod_sync_key(request_rec *r, int *done)
+{
+    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
+    const char *key = apr_table_get(r->headers_in, "X-API-Key");
+    const char *why = NULL;
+
+    if (!key || !*key) {
+        why = "missing X-API-Key header";
+    }
+    else if (sc->sync_key_set != 1 || !ospab_key_matches(sc->sync_key_digest, key)) {
+        /* never the key itself: only who tried, and where */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00201)
+                      "invalid X-API-Key from %s for %s", r->useragent_ip, r->uri);
+        why = "invalid API key";
+    }
+    if (why) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                       "ApiKey realm=\"ospab\", header=\"X-API-Key\"");
+        *done = ospab_mod_error(r, HTTP_UNAUTHORIZED, why);
+        return 0;
+    }
+    return 1;
+}
