@@ -16,6 +16,9 @@
 #define OSPAB_EVENT_STATUS   "server.status"    /* status, previous */
 #define OSPAB_EVENT_TASK     "task.finished"    /* taskId, action, status ok|error, error */
 #define OSPAB_EVENT_DELETED  "server.deleted"   /* reason */
+#define OSPAB_EVENT_ALERT_OPENED  "alert.opened"   /* alertId, type, level, value, message,
+                                                    * escalated (warning -> critical) */
+#define OSPAB_EVENT_ALERT_CLEARED "alert.cleared"  /* alertId, type, value */
 
 /* Inserts the event row on db's connection (inside the caller's transaction, if any).
  * data is borrowed. */

@@ -260,11 +260,26 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
         *streak = 0;
         if (cur) {
             const char *args[2] = { nowt, cur[0] };
-            int n = 0;
+            int n = 0, good;
 
-            if (ospab_db_begin(db, p) == APR_SUCCESS) {
-                ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n);
-                ospab_db_end(db, 1);
+            if (ospab_db_begin(db, p) != APR_SUCCESS) {
+                return 0;
+            }
+            good = ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n) == APR_SUCCESS;
+            if (good && n == 1) {
+                json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:f}",
+                                         "serverId", (json_int_t)apr_atoi64(v[V_ID]),
+                                         "userId", (json_int_t)apr_atoi64(v[V_USER]),
+                                         "alertId", (json_int_t)apr_atoi64(cur[0]),
+                                         "type", alert_types[type], "value", value);
+
+                good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_CLEARED, data)
+                       == APR_SUCCESS;
+                json_decref(data);
+            }
+            if (ospab_db_end(db, good) != APR_SUCCESS || !good) {
+                AGENT_WARN("alert %s not cleared: %s", cur[0], db->error ? db->error : "?");
+                return 0;
             }
             m->cleared += n;
             return n > 0;
@@ -307,6 +322,8 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
         const char *val = apr_psprintf(p, "%.1f", value);
         int good;
 
+        const char *alert_id = cur ? cur[0] : NULL;
+
         if (cur) {
             const char *args[5] = { level, message, val, notify ? nowt : cur[7], cur[0] };
 
@@ -316,7 +333,20 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
             const char *args[7] = { v[V_ID], alert_types[type], level, message, val, nowt,
                                     notify ? nowt : NULL };
 
-            good = ospab_db_exec(db, p, "ospab_alert_insert", 7, args, NULL) == APR_SUCCESS;
+            good = ospab_db_exec(db, p, "ospab_alert_insert", 7, args, NULL) == APR_SUCCESS
+                   && ospab_db_last_id(db, p, &alert_id) == APR_SUCCESS;
+        }
+        if (good) {
+            json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:s, s:b}",
+                                     "serverId", (json_int_t)apr_atoi64(v[V_ID]),
+                                     "userId", (json_int_t)apr_atoi64(v[V_USER]),
+                                     "alertId", (json_int_t)apr_atoi64(alert_id),
+                                     "type", alert_types[type], "level", level,
+                                     "value", floor(value * 10) / 10, "message", message,
+                                     "escalated", cur != NULL);
+
+            good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_OPENED, data) == APR_SUCCESS;
+            json_decref(data);
         }
         if (good && notify) {
             const char *why = NULL;
@@ -520,7 +550,7 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
             apr_int64_t vmid;
             vps_row_t v;
             const char **args;
-            int ok[3], changed = 0, t;
+            int ok[3], t;
             double val[3];
 
             if (!node || !type || (strcmp(type, "lxc") && strcmp(type, "qemu"))
@@ -579,14 +609,9 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
             val[0] *= 100.0;
             val[1] = percent(g, "mem", "maxmem", &ok[1]);
             val[2] = percent(g, "disk", "maxdisk", &ok[2]);
+            /* changes are events: every agent pushes them (push_events) */
             for (t = 0; t < 3; ++t) {
-                changed |= alert_sample(ag, db, p, open, v, t, val[t], ok[t], now);
-            }
-            if (changed) {
-                json_t *msg = alerts_message(db, p, v[V_ID]);
-
-                agent_publish(ag, apr_atoi64(v[V_ID]), "server-alerts", msg);
-                json_decref(msg);
+                alert_sample(ag, db, p, open, v, t, val[t], ok[t], now);
             }
         }
         /* guests of this cluster's nodes that Proxmox no longer lists */
@@ -799,6 +824,7 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
 {
     monitor_t *m = mon_of(ag);
     apr_array_header_t *rows;
+    apr_hash_t *alerted;
     int i;
 
     if (m->last_event < 0) {
@@ -823,6 +849,7 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
             return;
         }
     }
+    alerted = apr_hash_make(p);
     for (i = 0; i < rows->nelts; ++i) {
         ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);   /* id event payload */
         json_t *body = json_loads(r[2], 0, NULL);
@@ -846,7 +873,22 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
         if (id > m->last_event) {
             m->last_event = id;
         }
-        if (ev && sid > 0) {
+        if (sid > 0 && !strncmp(r[1], "alert.", 6)) {
+            const char *key = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)sid);
+
+            if (apr_hash_get(alerted, key, APR_HASH_KEY_STRING)) {
+                json_decref(body);
+                continue;           /* one list per server and batch is enough */
+            }
+            apr_hash_set(alerted, key, APR_HASH_KEY_STRING, "");
+            /* the server's open alerts as they are now (seed 003's server-alerts) */
+            json_t *msg = alerts_message(db, p, apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                                             (apr_int64_t)sid));
+
+            agent_publish(ag, (apr_int64_t)sid, "server-alerts", msg);
+            json_decref(msg);
+        }
+        else if (ev && sid > 0) {
             json_t *msg = json_deep_copy(data);
 
             json_object_del(msg, "userId");

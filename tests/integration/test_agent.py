@@ -363,8 +363,14 @@ def test_alert_needs_two_samples_and_clears_below_85(sim, world, database, agent
     assert len(open_alerts(database, sid)) == 1
     sim.guest(vmid, cpu=0.5)
     wait_for(lambda: not open_alerts(database, sid), what="cleared")
-    row = database.query("SELECT state, cleared_at FROM alerts WHERE vps_id = ?", [sid])[0]
+    row = database.query("SELECT id, state, cleared_at FROM alerts WHERE vps_id = ?", [sid])[0]
     assert row["state"] == "cleared" and row["cleared_at"], row
+    # both are events (webhooks, and every agent's server-alerts push)
+    ev = [(e["event"], e["data"]) for e in events(database, sid)]
+    assert [e for e, _ in ev] == ["alert.opened", "alert.cleared"], ev
+    assert ev[0][1]["type"] == "cpu" and ev[0][1]["level"] == "warning", ev
+    assert ev[0][1]["alertId"] == int(row["id"]) == ev[1][1]["alertId"], ev
+    assert ev[0][1]["escalated"] is False and ev[0][1]["userId"] == world.alice, ev
 
 
 def test_critical_alert_is_emailed_once_per_cooldown(sim, world, database, agent):
@@ -561,6 +567,11 @@ def test_live_push_through_apache(sim, world, srv, database, agent):
         assert ev[-1] == {"serverId": sid, "status": "stopped", "previous": "running"}, ev
         time.sleep(1.5)
         assert all(s["serverId"] == sid for s in got["server-stats"])
+        # the alert clears: pushed as it happens (an empty list)
+        sim.guest(vmid, cpu=0.1)
+        upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/start")
+        sim.wait_task(upid)
+        wait_for(lambda: got["server-alerts"][-1]["alerts"] == [], what="cleared alerts")
     finally:
         c.disconnect()
 
