@@ -28,6 +28,7 @@
 
 #define LIVE_MAX_ROOMS   2000       /* servers fetched per live round */
 #define LIVE_PARALLEL    8          /* Proxmox requests in flight for live stats */
+#define RRD_REFRESH      apr_time_from_sec(60)   /* rrddata points are a minute apart */
 #define MISSING_POLLS    2          /* a guest must be absent this often to count as gone */
 #define EVENT_WINDOW     64         /* event ids read again (late commits) */
 #define EVENT_RING       1024       /* pushed ids remembered; > EVENT_WINDOW + one batch */
@@ -55,6 +56,8 @@ typedef struct {
     apr_hash_t *missing;            /* "vps" -> int polls without the guest */
     apr_pool_t *state_pool;         /* streak, missing (rebuilt when it grows too big) */
     apr_hash_t *live_seen;          /* rooms fetched at least once (id text -> "") */
+    apr_hash_t *rrd;                /* id text -> rrd_entry_t (see live_stats) */
+    apr_pool_t *rrd_pool;
     apr_pool_t *live_pool;
     apr_int64_t last_event;         /* -1: not read yet */
     apr_int64_t pushed[EVENT_RING]; /* ids pushed lately (see push_events) */
@@ -701,14 +704,77 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
 
 /* ---- live stats ---------------------------------------------------------------------------- */
 
+/* rrddata of a watched server, kept for RRD_REFRESH: its points are a minute apart, so
+ * asking Proxmox for them at every live round would double the load for nothing */
+typedef struct {
+    json_t *rrd;                    /* own reference */
+    apr_time_t at;
+} rrd_entry_t;
+
+typedef struct {
+    vps_row_t v;
+    int cur;                        /* index of its status/current request */
+    int rrd;                        /* index of its rrddata request, -1: from the cache */
+    rrd_entry_t *cached;
+} live_item_t;
+
+static apr_status_t rrd_cache_cleanup(void *data)
+{
+    apr_hash_t *h = *(apr_hash_t **)data;
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, h); hi; hi = apr_hash_next(hi)) {
+        rrd_entry_t *e = apr_hash_this_val(hi);
+
+        json_decref(e->rrd);
+        e->rrd = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+/* A fresh cache that keeps the still-young entries of the old one for the rooms in use. */
+static void rrd_cache_renew(monitor_t *m, apr_array_header_t *rooms, apr_pool_t *p,
+                            apr_time_t now)
+{
+    apr_pool_t *np;
+    apr_hash_t *nh, **holder;
+    int i;
+
+    apr_pool_create(&np, m->pool);
+    nh = apr_hash_make(np);
+    for (i = 0; m->rrd && i < rooms->nelts; ++i) {
+        const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                      APR_ARRAY_IDX(rooms, i, apr_int64_t));
+        rrd_entry_t *e = apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING);
+
+        if (e && e->rrd && now - e->at < RRD_REFRESH) {
+            rrd_entry_t *ne = apr_palloc(np, sizeof(*ne));
+
+            *ne = *e;
+            e->rrd = NULL;          /* moved */
+            apr_hash_set(nh, apr_pstrdup(np, id), APR_HASH_KEY_STRING, ne);
+        }
+    }
+    if (m->rrd_pool) {
+        apr_pool_destroy(m->rrd_pool);   /* decrefs what was not moved */
+    }
+    holder = apr_palloc(np, sizeof(*holder));
+    *holder = nh;
+    apr_pool_cleanup_register(np, holder, rrd_cache_cleanup, apr_pool_cleanup_null);
+    m->rrd_pool = np;
+    m->rrd = nh;
+}
+
 static void live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
 {
     monitor_t *m = mon_of(ag);
     apr_array_header_t *rooms;
     ospab_pve_req_t *reqs;
+    live_item_t *items;
     static const ospab_pve_param_t rrd_params[3] = { { "timeframe", "hour" },
                                                      { "cf", "AVERAGE" }, { NULL, NULL } };
-    int i, n = 0;
+    apr_time_t now = apr_time_now();
+    int i, n = 0, nitems = 0;
 
     if (!ag->sio) {
         return;
@@ -717,14 +783,17 @@ static void live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
     if (!only_new) {
         apr_pool_clear(m->live_pool);
         m->live_seen = apr_hash_make(m->live_pool);
+        rrd_cache_renew(m, rooms, p, now);
     }
     reqs = apr_pcalloc(p, sizeof(*reqs) * (apr_size_t)(2 * (rooms->nelts + 1)));
-    for (i = 0; i < rooms->nelts && n / 2 < LIVE_MAX_ROOMS; ++i) {
+    items = apr_pcalloc(p, sizeof(*items) * (apr_size_t)(rooms->nelts + 1));
+    for (i = 0; i < rooms->nelts && nitems < LIVE_MAX_ROOMS; ++i) {
         const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT,
                                       APR_ARRAY_IDX(rooms, i, apr_int64_t));
+        const char *kind;
+        live_item_t *it;
         vps_row_t v = NULL;
         agent_cluster_t *cl;
-        const char *base;
 
         if (apr_hash_get(m->live_seen, id, APR_HASH_KEY_STRING)) {
             continue;
@@ -742,44 +811,65 @@ static void live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
             || m->cl[cl - &APR_ARRAY_IDX(ag->conf->clusters, 0, agent_cluster_t)].failures) {
             continue;
         }
-        base = apr_pstrcat(p, "/nodes/", v[V_NODE], "/",
-                           v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc", "/",
-                           v[V_VMID], NULL);
+        kind = v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc";
+        it = &items[nitems++];
+        it->v = v;
+        it->cur = n;
         reqs[n].pve = cl->client;
         reqs[n].method = "GET";
-        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE],
-                                      v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc",
-                                      v[V_VMID], "status", "current", NULL);
-        reqs[n].data = (void *)v;
+        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE], kind, v[V_VMID], "status",
+                                      "current", NULL);
         n++;
+        it->cached = m->rrd ? apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING) : NULL;
+        if (it->cached && it->cached->rrd && now - it->cached->at < RRD_REFRESH) {
+            it->rrd = -1;
+            continue;
+        }
+        it->cached = NULL;
+        it->rrd = n;
         reqs[n].pve = cl->client;
         reqs[n].method = "GET";
-        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE],
-                                      v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc",
-                                      v[V_VMID], "rrddata", NULL);
+        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE], kind, v[V_VMID], "rrddata", NULL);
         reqs[n].params = rrd_params;
-        reqs[n].data = (void *)v;
         n++;
-        (void)base;
     }
     if (!n) {
         return;
     }
     ospab_pve_call_many(p, 0, reqs, n, LIVE_PARALLEL);
-    for (i = 0; i + 1 < n; i += 2) {
-        vps_row_t v = reqs[i].data;
-        json_t *stats, *msg;
+    for (i = 0; i < nitems; ++i) {
+        live_item_t *it = &items[i];
+        json_t *rrd = NULL, *stats, *msg;
 
-        if (reqs[i].rv != APR_SUCCESS) {
-            AGENT_DEBUG("live: server %s: %s", v[V_ID], reqs[i].res.message);
+        if (reqs[it->cur].rv != APR_SUCCESS) {
+            AGENT_DEBUG("live: server %s: %s", it->v[V_ID], reqs[it->cur].res.message);
             continue;
         }
-        stats = ospab_server_stats_json(v[V_VMID], reqs[i].res.data,
-                                        reqs[i + 1].rv == APR_SUCCESS ? reqs[i + 1].res.data
-                                                                       : NULL);
-        msg = json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(v[V_ID]),
+        if (it->rrd < 0) {
+            rrd = it->cached->rrd;
+        }
+        else if (reqs[it->rrd].rv == APR_SUCCESS && json_is_array(reqs[it->rrd].res.data)) {
+            rrd_entry_t *e;
+
+            rrd = reqs[it->rrd].res.data;
+            if (!m->rrd) {
+                rrd_cache_renew(m, rooms, p, now);
+            }
+            e = apr_hash_get(m->rrd, it->v[V_ID], APR_HASH_KEY_STRING);
+            if (!e) {
+                e = apr_palloc(m->rrd_pool, sizeof(*e));
+                e->rrd = NULL;
+                apr_hash_set(m->rrd, apr_pstrdup(m->rrd_pool, it->v[V_ID]),
+                             APR_HASH_KEY_STRING, e);
+            }
+            json_decref(e->rrd);
+            e->rrd = json_incref(rrd);
+            e->at = now;
+        }
+        stats = ospab_server_stats_json(it->v[V_VMID], reqs[it->cur].res.data, rrd);
+        msg = json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(it->v[V_ID]),
                         "stats", stats);
-        agent_publish(ag, apr_atoi64(v[V_ID]), "server-stats", msg);
+        agent_publish(ag, apr_atoi64(it->v[V_ID]), "server-stats", msg);
         json_decref(msg);
     }
 }

@@ -567,6 +567,12 @@ def test_live_push_through_apache(sim, world, srv, database, agent):
         assert ev[-1] == {"serverId": sid, "status": "stopped", "previous": "running"}, ev
         time.sleep(1.5)
         assert all(s["serverId"] == sid for s in got["server-stats"])
+        # status/current every live round, rrddata (points a minute apart) once a minute
+        paths = sim.state(guests=0, tasks=0)["requests_by_path"]
+        cur = paths.get(f"GET /nodes/pve1/lxc/{vmid}/status/current", 0)
+        rrd = paths.get(f"GET /nodes/pve1/lxc/{vmid}/rrddata", 0)
+        assert len(got["server-stats"]) >= 3 and cur >= 3 and rrd == 1, (cur, rrd, paths)
+        assert all(len(s["stats"]["data"]["rrdData"]) > 0 for s in got["server-stats"])
         # the alert clears: pushed as it happens (an empty list)
         sim.guest(vmid, cpu=0.1)
         upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/start")
