@@ -265,6 +265,15 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_agent_events_after",
       "SELECT id, event, payload FROM webhook_outbox WHERE id > %s ORDER BY id LIMIT 500" },
     { "ospab_agent_events_max", "SELECT MAX(id) FROM webhook_outbox" },
+    /* per-cluster leases of the agents (002_agent_leases.sql, SPEC §9) */
+    { "ospab_lease_renew",
+      "UPDATE agent_leases SET owner = %s, expires_at = %s, updated_at = %s "
+      "WHERE name = %s AND (owner = %s OR expires_at < %s)" },
+    { "ospab_lease_insert",
+      "INSERT INTO agent_leases (name, owner, expires_at, updated_at) VALUES (%s, %s, %s, %s)" },
+    { "ospab_lease_get", "SELECT owner, expires_at FROM agent_leases WHERE name = %s" },
+    { "ospab_lease_release",
+      "UPDATE agent_leases SET expires_at = %s, updated_at = %s WHERE name = %s AND owner = %s" },
     /* health */
     { "ospab_ping", "SELECT COUNT(*) FROM schema_migrations" },
     { NULL, NULL }

@@ -433,6 +433,7 @@ int main(int argc, const char *const *argv)
     }
     pthread_join(sig_thread, NULL);
     workers_stop(ag);
+    agent_monitor_release(ag, &db);
     if (ag->conf->pid_file) {
         unlink(ag->conf->pid_file);
     }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -45,10 +46,15 @@ typedef struct {
     apr_time_t retry_at;            /* no poll before this */
     apr_hash_t *nodes;              /* node names seen in its last good poll */
     apr_pool_t *pool;               /* for nodes */
+    int leased;                     /* this agent holds the cluster's lease */
+    char holder[192];               /* who does, when another agent ("" unknown) */
+    char logged_holder[192];        /* the holder last logged */
 } cluster_state_t;
 
 typedef struct {
     apr_pool_t *pool;               /* lives as long as the agent */
+    const char *me;                 /* lease owner id: host:pid:random */
+    int use_leases;                 /* off for --once */
     agent_conf_t *conf;             /* the conf the state below was made for */
     cluster_state_t *cl;            /* one per conf->clusters */
     apr_time_t next_poll, next_live, next_tasks, next_events;
@@ -115,11 +121,22 @@ apr_status_t agent_monitor_setup(agent_t *ag)
     m->missing = apr_hash_make(m->state_pool);
     m->live_seen = apr_hash_make(m->live_pool);
     m->last_event = -1;
+    {
+        char host[256];
+
+        if (gethostname(host, sizeof(host)) != 0) {
+            strcpy(host, "localhost");
+        }
+        host[sizeof(host) - 1] = '\0';
+        m->me = apr_psprintf(m->pool, "%.100s:%ld:%s", host, (long)getpid(),
+                             ospab_random_hex(m->pool, 4));
+    }
     ag->monitor = m;
     if (make_clients(ag->pool, ag->conf) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
     reset_state(m, ag->conf);
+    m->use_leases = 1;
     return APR_SUCCESS;
 }
 
@@ -385,6 +402,84 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
     }
 }
 
+/* ---- leases (SPEC §9): one agent polls a cluster; a dead agent's clusters move on -------- */
+
+/* How long a lease lasts: three polls, so a slow cycle or two do not lose it. */
+static apr_interval_time_t lease_ttl(const agent_conf_t *c)
+{
+    return 3 * c->poll_interval;
+}
+
+/* Takes or renews the lease of cluster i. 1: ours now. */
+static int lease_take(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int i, apr_time_t now)
+{
+    monitor_t *m = mon_of(ag);
+    agent_cluster_t *cl = &APR_ARRAY_IDX(ag->conf->clusters, i, agent_cluster_t);
+    cluster_state_t *cs = &m->cl[i];
+    const char *name = apr_pstrcat(p, "cluster:", cl->name, NULL);
+    const char *nowt = ospab_time_db(p, now);
+    const char *until = ospab_time_db(p, now + lease_ttl(ag->conf));
+    const char *renew[6] = { m->me, until, nowt, name, m->me, nowt };
+    const char *insert[4] = { name, m->me, until, nowt };
+    int n = 0, was = cs->leased;
+
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        return cs->leased;          /* the database is busy: keep what we had */
+    }
+    if (ospab_db_exec(db, p, "ospab_lease_renew", 6, renew, &n) == APR_SUCCESS && n == 0) {
+        ospab_row_t row = NULL;
+
+        if (ospab_db_select_one(db, p, "ospab_lease_get", 1, &name, &row) == APR_SUCCESS
+            && !row && ospab_db_exec(db, p, "ospab_lease_insert", 4, insert, NULL)
+                       == APR_SUCCESS) {
+            n = 1;
+        }
+        else if (row) {
+            apr_cpystrn(cs->holder, row[0], sizeof(cs->holder));
+        }
+    }
+    if (ospab_db_end(db, n == 1) != APR_SUCCESS) {
+        n = 0;
+    }
+    cs->leased = n == 1;
+    if (cs->leased && !was) {
+        AGENT_INFO("[cluster %s]: this agent (%s) polls it now", cl->name, m->me);
+        cs->logged_holder[0] = '\0';
+    }
+    else if (!cs->leased && was) {
+        AGENT_WARN("[cluster %s]: lease lost to %s", cl->name,
+                   cs->holder[0] ? cs->holder : "another agent");
+    }
+    return cs->leased;
+}
+
+void agent_monitor_release(agent_t *ag, ospab_db_t *db)
+{
+    monitor_t *m = mon_of(ag);
+    apr_pool_t *p;
+    int i;
+
+    if (!m || !m->cl) {
+        return;
+    }
+    apr_pool_create(&p, ag->pool);
+    for (i = 0; i < ag->conf->clusters->nelts; ++i) {
+        agent_cluster_t *cl = &APR_ARRAY_IDX(ag->conf->clusters, i, agent_cluster_t);
+        const char *name = apr_pstrcat(p, "cluster:", cl->name, NULL);
+        const char *past = ospab_time_db(p, apr_time_now() - apr_time_from_sec(1));
+        const char *args[4] = { past, ospab_time_db(p, apr_time_now()), name, m->me };
+
+        if (!m->cl[i].leased || ospab_db_begin(db, p) != APR_SUCCESS) {
+            continue;
+        }
+        ospab_db_exec(db, p, "ospab_lease_release", 4, args, NULL);
+        ospab_db_end(db, 1);
+        m->cl[i].leased = 0;
+        AGENT_INFO("[cluster %s]: lease given up", cl->name);
+    }
+    apr_pool_destroy(p);
+}
+
 /* ---- the poll ------------------------------------------------------------------------------- */
 
 /* All rows in one transaction: OSPAB_METRICS_BATCH per statement, the rest one by one. */
@@ -468,6 +563,16 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
     for (i = 0; i < c->clusters->nelts; ++i) {
         agent_cluster_t *cl = &APR_ARRAY_IDX(c->clusters, i, agent_cluster_t);
 
+        if (m->use_leases && !lease_take(ag, db, p, i, now)) {
+            cluster_state_t *cs = &m->cl[i];
+
+            if (cs->holder[0] && strcmp(cs->logged_holder, cs->holder)) {
+                AGENT_INFO("[cluster %s]: polled by %s; this agent stands by", cl->name,
+                           cs->holder);
+                apr_cpystrn(cs->logged_holder, cs->holder, sizeof(cs->logged_holder));
+            }
+            continue;
+        }
         if (m->cl[i].retry_at > now) {
             continue;
         }
@@ -878,6 +983,7 @@ static void live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
 
 static void follow_tasks(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now)
 {
+    monitor_t *m = mon_of(ag);
     apr_array_header_t *rows;
     ospab_actor_t act = agent_actor(now);
     apr_pool_t *sub;
@@ -896,7 +1002,10 @@ static void follow_tasks(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
         ospab_server_conf_t sc;
 
         if (ospab_db_select_one(db, sub, "ospab_agent_vps_one", 1, &id, &v) != APR_SUCCESS
-            || !v || !(cl = cluster_of_node(ag, v[V_NODE]))) {
+            || !v || !(cl = cluster_of_node(ag, v[V_NODE]))
+            /* the agent that polls the cluster follows its tasks */
+            || (m->use_leases
+                && !m->cl[cl - &APR_ARRAY_IDX(ag->conf->clusters, 0, agent_cluster_t)].leased)) {
             apr_pool_clear(sub);
             continue;
         }
@@ -1042,6 +1151,7 @@ apr_status_t agent_monitor_once(agent_t *ag, ospab_db_t *db)
     int i, failed = 0;
 
     apr_pool_create(&p, ag->pool);
+    m->use_leases = 0;              /* an explicit one-off run, beside any running agent */
     follow_tasks(ag, db, p, now);
     t0 = apr_time_now();
     poll_clusters(ag, db, p, now);

@@ -635,3 +635,44 @@ setTimeout(() => {{ console.log('timeout'); process.exit(3); }}, 15000);
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["data"]["serverId"] == sid, out
     assert out["data"]["stats"]["data"]["vmid"] == vmid, out
+
+
+# ------------------------------------------------------------ several agents --
+
+def test_two_agents_share_a_cluster_through_its_lease(sim, world, database, srv, agent,
+                                                      request):
+    """SPEC §9: one agent polls a cluster (it holds the lease in the database); the other
+    stands by; when the holder dies (kill -9) the other takes over once the lease expires,
+    and a clean stop hands the cluster over at once."""
+    allow_agent_log(request, r"lease lost")
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    fast = {"agent": {"poll_interval": "500ms", "log_level": "debug"}}
+    a = agent(sections=fast)
+    wait_for(lambda: metric(database, sid), what="first poll by a")
+    assert a.wait_log(r"this agent \(.*\) polls it now")
+    b = agent(sections={**fast, "websocket": {"listen": f"127.0.0.1:{harness.free_port()}"}})
+    assert b.wait_log(r"polled by \S+; this agent stands by"), b.log_tail()
+    time.sleep(1.5)
+    assert "poll: " not in b.log_text(), "the standby polled"
+    owner = database.scalar("SELECT owner FROM agent_leases WHERE name = 'cluster:main'")
+    assert owner and f":{a.pid}:" in owner, owner
+
+    # the holder dies: after the lease (3 polls = 1.5 s) the standby polls
+    a.kill9()
+    t0 = time.monotonic()
+    assert b.wait_log(r"this agent \(.*\) polls it now", timeout=10), b.log_tail()
+    assert time.monotonic() - t0 < 6
+    s = metric(database, sid)["sampled_at"]
+    wait_for(lambda: metric(database, sid)["sampled_at"] > s, what="polls by b")
+    owner = database.scalar("SELECT owner FROM agent_leases WHERE name = 'cluster:main'")
+    assert f":{b.pid}:" in owner, owner
+
+    # a clean stop gives the lease up: a new agent polls at once
+    c = agent(sections={**fast, "websocket": {"listen": f"127.0.0.1:{harness.free_port()}"}})
+    assert c.wait_log(r"polled by"), c.log_tail()
+    assert b.stop() == 0
+    assert "lease given up" in b.log_text()
+    t0 = time.monotonic()
+    assert c.wait_log(r"this agent \(.*\) polls it now", timeout=10), c.log_tail()
+    assert time.monotonic() - t0 < 1.5, "waited for the expiry instead"

@@ -30,6 +30,14 @@ SPEC_TABLES = {
 }
 TS = "2026-01-01 00:00:00.000"
 
+# The migrations the project ships (the same names in both dialects); the tests that add
+# files of their own number them after these.
+SHIPPED = sorted(p.name for p in (SQL_DIR / "sqlite").glob("[0-9][0-9][0-9]_*.sql"))
+SHIPPED_VERSIONS = [str(int(n[:3])) for n in SHIPPED]
+NEXT = f"{int(SHIPPED[-1][:3]) + 1:03d}"        # the first number a test may use
+AFTER = f"{int(SHIPPED[-1][:3]) + 2:03d}"
+NEXT_V = str(int(NEXT))
+
 
 def admin_binary():
     if not os.access(ADMIN, os.X_OK):
@@ -119,12 +127,16 @@ def sha256(path):
 
 def test_fresh_migrate_creates_every_table(target):
     r = target.ok("migrate")
-    assert "applied 001_init.sql" in r.stdout
+    assert sorted(SHIPPED) == sorted(p.name for p in target.dialect_dir.glob("[0-9]*.sql"))
+    for name in SHIPPED:
+        assert f"applied {name}" in r.stdout, r.stdout
     assert SPEC_TABLES <= target.tables()
-    [(version, name, checksum, state, applied_at)] = target.migrations()
-    assert (version, name, state) == ("1", "001_init.sql", "applied")
-    assert checksum == sha256(target.dialect_dir / "001_init.sql")
-    assert len(applied_at) == len("2026-01-01 00:00:00.000")
+    rows = target.migrations()
+    assert [(v, n, st) for v, n, _, st, _ in rows] == \
+        [(v, n, "applied") for v, n in zip(SHIPPED_VERSIONS, SHIPPED)]
+    for (_, name, checksum, _, applied_at) in rows:
+        assert checksum == sha256(target.dialect_dir / name)
+        assert len(applied_at) == len("2026-01-01 00:00:00.000")
 
 
 def test_second_migrate_applies_nothing(target):
@@ -145,14 +157,14 @@ def test_dry_run_changes_nothing(target):
 
 def test_status_lists_pending_then_applied(target):
     target.ok("migrate")
-    (target.dialect_dir / "002_extra.sql").write_text(
+    (target.dialect_dir / f"{NEXT}_extra.sql").write_text(
         "CREATE TABLE mig_extra (id INT NOT NULL);\n")
     lines = target.ok("status").stdout.splitlines()
     assert any(l.split()[:2] == ["001", "applied"] for l in lines), lines
-    assert any(l.split()[:2] == ["002", "pending"] for l in lines), lines
+    assert any(l.split()[:2] == [NEXT, "pending"] for l in lines), lines
     target.ok("migrate")
     lines = target.ok("status").stdout.splitlines()
-    assert any(l.split()[:2] == ["002", "applied"] for l in lines), lines
+    assert any(l.split()[:2] == [NEXT, "applied"] for l in lines), lines
     assert "mig_extra" in target.tables()
 
 
@@ -160,7 +172,7 @@ def test_edited_applied_file_is_refused(target):
     target.ok("migrate")
     f = target.dialect_dir / "001_init.sql"
     f.write_text(f.read_text() + "-- an innocent-looking edit\n")
-    (target.dialect_dir / "002_extra.sql").write_text(
+    (target.dialect_dir / f"{NEXT}_extra.sql").write_text(
         "CREATE TABLE mig_extra (id INT NOT NULL);\n")
     r = target.admin("migrate")
     assert r.returncode == 2, r.stdout + r.stderr
@@ -172,19 +184,19 @@ def test_edited_applied_file_is_refused(target):
 
 def test_half_applied_migration_is_refused(target):
     target.ok("migrate")
-    (target.dialect_dir / "002_half.sql").write_text(
+    (target.dialect_dir / f"{NEXT}_half.sql").write_text(
         "CREATE TABLE mig_half (id INT NOT NULL);\n")
     target.execute("INSERT INTO schema_migrations (version, name, checksum, state, applied_at) "
-                   f"VALUES (2, '002_half.sql', '{'0' * 64}', 'applying', '{TS}')")
+                   f"VALUES ({NEXT_V}, '{NEXT}_half.sql', '{'0' * 64}', 'applying', '{TS}')")
     r = target.admin("migrate")
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "002_half.sql" in r.stderr and "half-applied" in r.stderr
-    assert "DELETE FROM schema_migrations WHERE version = 2" in r.stderr
+    assert f"{NEXT}_half.sql" in r.stderr and "half-applied" in r.stderr
+    assert f"DELETE FROM schema_migrations WHERE version = {NEXT_V}" in r.stderr
     assert "mig_half" not in target.tables()
-    assert any(l.split()[:2] == ["002", "applying"]
+    assert any(l.split()[:2] == [NEXT, "applying"]
                for l in target.ok("status").stdout.splitlines())
     # after the repair the operator was told to do, it applies
-    target.execute("DELETE FROM schema_migrations WHERE version = 2")
+    target.execute(f"DELETE FROM schema_migrations WHERE version = {NEXT_V}")
     target.ok("migrate")
     assert "mig_half" in target.tables()
 
@@ -194,39 +206,39 @@ def test_failing_migration(target):
     at the first statement leaves no trace, a later one leaves the migration
     'applying', which the next run refuses."""
     target.ok("migrate")
-    f = target.dialect_dir / "002_broken.sql"
+    f = target.dialect_dir / f"{NEXT}_broken.sql"
     f.write_text("-- fails at once\nCREATE TABLE users (id INT);\n")
     r = target.admin("migrate")
     assert r.returncode == 2
-    assert "002_broken.sql line 2" in r.stderr and "CREATE TABLE users" in r.stderr
-    assert [m[0] for m in target.migrations()] == ["1"]
+    assert f"{NEXT}_broken.sql line 2" in r.stderr and "CREATE TABLE users" in r.stderr
+    assert [m[0] for m in target.migrations()] == SHIPPED_VERSIONS
 
     f.write_text("CREATE TABLE mig_first (id INT);\n"
                  "INSERT INTO mig_first (id) VALUES (1);\n"
                  "CREATE TABLE users (id INT);\n")
     r = target.admin("migrate")
     assert r.returncode == 2
-    assert "002_broken.sql line 3" in r.stderr
+    assert f"{NEXT}_broken.sql line 3" in r.stderr
     if target.kind == "sqlite":
         assert "rolled back" in r.stderr
         assert "mig_first" not in target.tables()
-        assert [m[0] for m in target.migrations()] == ["1"]
+        assert [m[0] for m in target.migrations()] == SHIPPED_VERSIONS
     else:
         assert "half-applied" in r.stderr
         assert "mig_first" in target.tables()
-        assert [(m[0], m[3]) for m in target.migrations()] == [("1", "applied"),
-                                                              ("2", "applying")]
+        assert [(m[0], m[3]) for m in target.migrations()] == \
+            [(v, "applied") for v in SHIPPED_VERSIONS] + [(NEXT_V, "applying")]
         again = target.admin("migrate")
         assert again.returncode == 2 and "half-applied" in again.stderr
 
 
 def test_pending_file_older_than_applied_is_refused(target):
-    (target.dialect_dir / "003_later.sql").write_text("CREATE TABLE mig_later (id INT);\n")
+    (target.dialect_dir / f"{AFTER}_later.sql").write_text("CREATE TABLE mig_later (id INT);\n")
     target.ok("migrate")
-    (target.dialect_dir / "002_forgotten.sql").write_text("CREATE TABLE mig_old (id INT);\n")
+    (target.dialect_dir / f"{NEXT}_forgotten.sql").write_text("CREATE TABLE mig_old (id INT);\n")
     r = target.admin("migrate")
     assert r.returncode == 2
-    assert "002_forgotten.sql" in r.stderr and "003" in r.stderr
+    assert f"{NEXT}_forgotten.sql" in r.stderr and AFTER in r.stderr
     assert "mig_old" not in target.tables()
 
 
@@ -240,7 +252,7 @@ def test_badly_named_migration_is_refused(target):
 
 def test_quotes_and_comments_are_split_correctly(target):
     target.ok("migrate")
-    (target.dialect_dir / "002_quotes.sql").write_text(
+    (target.dialect_dir / f"{NEXT}_quotes.sql").write_text(
         "/* a block comment; with a semicolon */\n"
         "CREATE TABLE mig_q (id INT NOT NULL, s VARCHAR(40) NOT NULL);\n"
         "INSERT INTO mig_q (id, s) VALUES (1, 'semi;colon'), -- comment; here\n"
@@ -288,7 +300,7 @@ def test_seed_that_fails_leaves_nothing(target, tmp_path):
     assert r.returncode == 2
     assert "bad.sql line 2" in r.stderr and "rolled back" in r.stderr
     assert target.rows("SELECT COUNT(*) FROM users WHERE id = 7") == [("0",)]
-    assert [m[1] for m in target.migrations()] == ["001_init.sql"]
+    assert [m[1] for m in target.migrations()] == SHIPPED
 
 
 def test_email_is_unique_ignoring_case(target):
