@@ -118,7 +118,8 @@ apr_status_t agent_conf_load(apr_pool_t *p, const char *path, agent_conf_t **out
 apr_status_t agent_db_open(agent_t *ag, apr_pool_t *p, ospab_db_t *db, const char **why);
 /* Wakes every worker now (e.g. after the sio server saw a new room). */
 void agent_wake(agent_t *ag);
-/* Publishes to the live-push server if there is one. */
+/* Publishes to the live-push server if there is one; adds "sentAt" (ms since the epoch)
+ * to data. */
 void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data);
 
 /* the workers' ticks */

@@ -564,7 +564,9 @@ def test_live_push_through_apache(sim, world, srv, database, agent):
         upid = sim.data("POST", f"/nodes/pve1/lxc/{vmid}/status/stop")
         sim.wait_task(upid)
         ev = wait_for(lambda: got["server-status"], what="server-status")
+        sent = ev[-1].pop("sentAt")
         assert ev[-1] == {"serverId": sid, "status": "stopped", "previous": "running"}, ev
+        assert abs(sent / 1000 - time.time()) < 30, sent
         time.sleep(1.5)
         assert all(s["serverId"] == sid for s in got["server-stats"])
         # status/current every live round, rrddata (points a minute apart) once a minute

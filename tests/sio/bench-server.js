@@ -1,7 +1,7 @@
 // The reference for bench/fanout: a Node socket.io v4 server doing what the agent's
 // live-push server does (HS256 token in the auth payload, 'subscribe-server' joins a
 // room per server id, events stamped just before they are emitted). Same stdin commands
-// and output as sio-driver: "listening PORT", "emitts SERVER EVENT [N [STAMP]]", "stats", "quit".
+// and output as sio-driver: "listening PORT", "emitts SERVER EVENT [N [STAMP [PAD]]]", "stats", "quit".
 const crypto = require('crypto');
 const http = require('http');
 const readline = require('readline');
@@ -51,13 +51,22 @@ httpServer.listen(0, '127.0.0.1', () => {
   process.stdout.write(`listening ${httpServer.address().port}\n`);
 });
 
+const pads = new Map();
+function padding(n) {
+  if (!pads.has(n)) pads.set(n, 'x'.repeat(n));
+  return pads.get(n);
+}
+
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const [cmd, a, b, c, d] = line.trim().split(' ');
+  const [cmd, a, b, c, d, e] = line.trim().split(' ');
   if (cmd === 'emitts') {
     const id = Number(a);
+    // PAD: a string of that many bytes in the event, to match the agent's real messages
+    const pad = e ? padding(Number(e)) : undefined;
     for (let i = 0; i < Number(c || 1); ++i) {
       const sentAt = d ? Number(d) : performance.timeOrigin + performance.now();
-      io.to('s:' + id).emit(b, { serverId: id, sentAt });
+      io.to('s:' + id).emit(b, pad === undefined ? { serverId: id, sentAt }
+                                                 : { serverId: id, sentAt, pad });
     }
   } else if (cmd === 'stats') {
     process.stdout.write(`stats ${JSON.stringify({ sessions: io.engine.clientsCount,

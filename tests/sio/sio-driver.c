@@ -11,7 +11,7 @@
  * subscribe to the servers --own gives it, an admin token to any. Prints
  * "listening PORT" when ready; then reads commands on stdin, one a line:
  *   emit SERVER EVENT JSON    publish (from this thread, not the service thread)
- *   emitts SERVER EVENT [N [STAMP]]
+ *   emitts SERVER EVENT [N [STAMP [PAD]]]   (PAD: a string of that many bytes in the data)
  *                             publish {"serverId":SERVER,"sentAt":STAMP} N times (the
  *                             benchmark's events; STAMP in ms since the epoch, default:
  *                             the time of each publish)
@@ -169,13 +169,24 @@ static void print_stats(driver_t *d, apr_pool_t *p)
 }
 
 /* stamp: the caller's send time (ms since the epoch), or <= 0: now, at each publish */
-static void emit_stamped(apr_int64_t id, const char *event, long n, double stamp)
+static void emit_stamped(apr_int64_t id, const char *event, long n, double stamp, long pad)
 {
     json_t *data = json_object();
     struct timeval tv;
     long i;
 
     json_object_set_new(data, "serverId", json_integer(id));
+    if (pad > 0 && pad < (1L << 24)) {
+        /* as large as the agent's real messages (bench/fanout --payload) */
+        char *text = malloc((size_t)pad + 1);
+
+        if (text) {
+            memset(text, 'x', (size_t)pad);
+            text[pad] = '\0';
+            json_object_set_new(data, "pad", json_string(text));
+            free(text);
+        }
+    }
     for (i = 0; i < n; ++i) {
         if (stamp <= 0) {
             gettimeofday(&tv, NULL);
@@ -216,13 +227,15 @@ static int commands(driver_t *d, apr_pool_t *p)
         }
         else if (!strcmp(cmd, "emitts")) {
             char *id = apr_strtok(NULL, " ", &last), *event = apr_strtok(NULL, " ", &last),
-                 *n = apr_strtok(NULL, " ", &last), *stamp = apr_strtok(NULL, " ", &last);
+                 *n = apr_strtok(NULL, " ", &last), *stamp = apr_strtok(NULL, " ", &last),
+                 *pad = apr_strtok(NULL, " ", &last);
 
             if (!id || !event) {
-                say(d, "error emitts SERVER EVENT [N [STAMP]]\n");
+                say(d, "error emitts SERVER EVENT [N [STAMP [PAD]]]\n");
                 continue;
             }
-            emit_stamped(apr_atoi64(id), event, n ? atol(n) : 1, stamp ? atof(stamp) : 0);
+            emit_stamped(apr_atoi64(id), event, n ? atol(n) : 1, stamp ? atof(stamp) : 0,
+                         pad ? atol(pad) : 0);
         }
         else if (!strcmp(cmd, "stats"))
             print_stats(d, p);
