@@ -15,9 +15,49 @@
 typedef struct {
     agent_t *ag;
     ospab_db_t *db;
+    apr_pool_t *conn_pool;          /* for a connection opened again (see db_retry) */
     apr_pool_t *scratch;            /* cleared after every callback */
     char msg[200];                  /* the last refusal's text */
 } auth_t;
+
+/* A failed query: if the connection is gone (MariaDB restarted, KILL, wait_timeout), open
+ * it again once. 1: try the query again. */
+static int db_retry(auth_t *a)
+{
+    ospab_row_t row = NULL;
+    const char *why = NULL;
+
+    if (apr_dbd_check_conn(a->db->driver, a->scratch, a->db->handle) == APR_SUCCESS
+        && ospab_db_select_one(a->db, a->scratch, "ospab_ping", 0, NULL, &row) == APR_SUCCESS
+        && row) {
+        return 0;                   /* the connection is fine: the failure was the query's */
+    }
+    AGENT_WARN("live push: database connection lost, reconnecting");
+    apr_dbd_close(a->db->driver, a->db->handle);
+    if (a->conn_pool) {
+        apr_pool_clear(a->conn_pool);
+    }
+    else {
+        apr_pool_create(&a->conn_pool, a->ag->pool);
+    }
+    if (agent_db_open(a->ag, a->conn_pool, a->db, &why) != APR_SUCCESS) {
+        AGENT_ERROR("live push: %s", why);
+        return 0;
+    }
+    return 1;
+}
+
+/* One row by a prepared statement, with one reconnect when the connection was lost. */
+static apr_status_t select_one(auth_t *a, const char *label, const char *arg,
+                               ospab_row_t *row)
+{
+    apr_status_t rv = ospab_db_select_one(a->db, a->scratch, label, 1, &arg, row);
+
+    if (rv != APR_SUCCESS && db_retry(a)) {
+        rv = ospab_db_select_one(a->db, a->scratch, label, 1, &arg, row);
+    }
+    return rv;
+}
 
 static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const char **why)
 {
@@ -42,8 +82,7 @@ static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const
         return 1;
     }
     id = apr_psprintf(a->scratch, "%" APR_INT64_T_FMT, claims.user_id);
-    if (ospab_db_select_one(a->db, a->scratch, "ospab_user_enabled", 1, &id, &row)
-        != APR_SUCCESS) {
+    if (select_one(a, "ospab_user_enabled", id, &row) != APR_SUCCESS) {
         AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
         *why = "temporarily unavailable, try again";
         return 1;
@@ -67,8 +106,7 @@ static int may_subscribe(void *ctx, const agent_sio_user_t *u, apr_int64_t serve
 
     apr_pool_clear(a->scratch);
     id = apr_psprintf(a->scratch, "%" APR_INT64_T_FMT, server_id);
-    if (ospab_db_select_one(a->db, a->scratch, "ospab_vps_status_of", 1, &id, &row)
-        != APR_SUCCESS) {
+    if (select_one(a, "ospab_vps_status_of", id, &row) != APR_SUCCESS) {
         AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
         *why = "temporarily unavailable, try again";
         return 1;

@@ -115,6 +115,17 @@ static void worker_wait(worker_t *w, apr_interval_time_t t)
     apr_thread_mutex_unlock(ag->lock);
 }
 
+/* The connection answers a prepared statement. */
+static int worker_db_ok(ospab_db_t *db, apr_pool_t *p)
+{
+    ospab_row_t row = NULL;
+
+    if (apr_dbd_check_conn(db->driver, p, db->handle) != APR_SUCCESS) {
+        return 0;
+    }
+    return ospab_db_select_one(db, p, "ospab_ping", 0, NULL, &row) == APR_SUCCESS && row;
+}
+
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *data)
 {
     worker_t *w = data;
@@ -142,16 +153,21 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *data)
             open = 1;
             retry = apr_time_from_sec(1);
         }
+        db.errcode = 0;
         next = w->tick(ag, &db, tick_pool);
         apr_pool_clear(tick_pool);
-        /* a connection MariaDB dropped (restart, wait_timeout) is opened again */
         if (db.trans) {
             ospab_db_end(&db, 0);
         }
-        if (apr_dbd_check_conn(db.driver, tick_pool, db.handle) != APR_SUCCESS) {
+        /* After a failed statement, a prepared one must still work: MariaDB may have
+         * dropped the connection (restart, wait_timeout, KILL), and apr_dbd_mysql's
+         * automatic reconnect brings the connection back without our statements. Then
+         * the connection is opened again and everything prepared anew. */
+        if (db.errcode != 0 && !worker_db_ok(&db, tick_pool)) {
             AGENT_WARN("%s: database connection lost, reconnecting", w->name);
             apr_dbd_close(db.driver, db.handle);
             open = 0;
+            next = 0;
         }
         apr_pool_clear(tick_pool);
         if (next > 0) {

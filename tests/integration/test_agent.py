@@ -678,3 +678,57 @@ def test_two_agents_share_a_cluster_through_its_lease(sim, world, database, srv,
     t0 = time.monotonic()
     assert c.wait_log(r"this agent \(.*\) polls it now", timeout=10), c.log_tail()
     assert time.monotonic() - t0 < 1.5, "waited for the expiry instead"
+
+
+# ------------------------------------------------------------- database trouble --
+
+_HOLD_LOCK = r"""
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+con.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.execute("ROLLBACK")
+"""
+
+
+def test_database_trouble_is_survived(sim, world, srv, database, agent, request):
+    """MariaDB: every connection of the agent is killed (as by a server restart or
+    wait_timeout); SQLite: another process holds the write lock for 3 s. Either way the
+    agent keeps running, comes back by itself (new connection, statements prepared again)
+    and goes on polling and checking tokens."""
+    allow_agent_log(request, r"database connection lost, reconnecting",
+                    r"metrics not stored", r"not stored", r"database: ")
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    if isinstance(database, harness.MariadbDatabase):
+        q = f"SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{database.name}'"
+        before = {r["ID"] for r in database.server.query(q)}
+        ag = agent(sections={"agent": {"poll_interval": "500ms"}})
+        wait_for(lambda: metric(database, sid), what="first poll")
+        mine = {r["ID"] for r in database.server.query(q)} - before
+        assert len(mine) >= 4, mine            # main thread + 3 workers
+        database.server.sql("".join(f"KILL {i};\n" for i in mine))
+        assert ag.wait_log(r"database connection lost, reconnecting"), ag.log_tail()
+    else:
+        ag = agent(sections={"agent": {"poll_interval": "500ms"}})
+        wait_for(lambda: metric(database, sid), what="first poll")
+        kw = {"user": harness.WWW_USER, "group": harness.WWW_USER} if os.geteuid() == 0 else {}
+        holder = subprocess.Popen(["/usr/bin/python3", "-c", _HOLD_LOCK, str(database.path),
+                                   "3"], stdout=subprocess.PIPE, text=True, **kw)
+        assert holder.stdout.readline().strip() == "locked"
+        holder.wait(30)
+    s = metric(database, sid)["sampled_at"]
+    sim.guest(vmid, cpu=0.44)
+    wait_for(lambda: metric(database, sid)["sampled_at"] > s
+             and metric(database, sid)["cpu"] == "0.44", what="polling again")
+    assert ag.running()
+    # the main thread's connection (token checks) works too
+    c, got = sio_client(srv, world.tok["alice"], transports=["websocket"])
+    try:
+        assert c.call("subscribe-server", sid, timeout=10)["ok"] is True
+        wait_for(lambda: got["server-stats"], what="stats after the trouble")
+    finally:
+        c.disconnect()
+    if isinstance(database, harness.MariadbDatabase):
+        assert "live push: database connection lost, reconnecting" in ag.log_text()
