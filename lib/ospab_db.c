@@ -13,6 +13,12 @@
 #define MYSQL_ER_DUP_KEYNAME      1586
 #define SQLITE_CONSTRAINT_CODE    19
 #define SQLITE_BUSY_CODE          5
+/* MySQL/MariaDB errors after which the connection has lost its prepared statements:
+ * CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_NO_PREPARE_STMT, ER_UNKNOWN_STMT_HANDLER. */
+#define MYSQL_CR_SERVER_GONE      2006
+#define MYSQL_CR_SERVER_LOST      2013
+#define MYSQL_CR_NO_PREPARE_STMT  2030
+#define MYSQL_ER_UNKNOWN_STMT     1243
 
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared)
@@ -60,6 +66,47 @@ static apr_dbd_prepared_t *statement(ospab_db_t *db, apr_pool_t *p, const char *
     return stmt;
 }
 
+/* MariaDB dropped the connection (restart, wait_timeout, KILL). apr_dbd_mysql reconnects by
+ * itself (its default "reconnect=1": mod_dbd's check of a pooled connection pings, and the
+ * ping reconnects), but a new connection has none of the prepared statements: every
+ * statement would fail with "Statement not prepared" for as long as the connection lives.
+ * lost(): the failure is of that kind; heal(): reconnect if needed and prepare every
+ * statement again, into the connection's own pool and statement table. */
+static int lost(const ospab_db_t *db, int rc, int writing)
+{
+    if (db->dialect != OSPAB_DB_MYSQL) {
+        return 0;
+    }
+    /* a write that was cut off mid-way (CR_SERVER_LOST) may have been applied: only
+     * statements that never ran are tried again */
+    return rc == MYSQL_CR_NO_PREPARE_STMT || rc == MYSQL_ER_UNKNOWN_STMT
+           || rc == MYSQL_CR_SERVER_GONE || (!writing && rc == MYSQL_CR_SERVER_LOST);
+}
+
+static int heal(ospab_db_t *db)
+{
+    const ospab_sql_t *s;
+    int n = 0;
+
+    if (!db->conn_pool || !db->prepared
+        || apr_dbd_check_conn(db->driver, db->conn_pool, db->handle) != APR_SUCCESS) {
+        return 0;
+    }
+    /* nor DBDInitSQL: the schema is utf8mb4 throughout (conf/ospab.conf) */
+    if (apr_dbd_query(db->driver, db->handle, &n, "SET NAMES utf8mb4")) {
+        return 0;
+    }
+    for (s = ospab_sql_statements; s->label; ++s) {
+        apr_dbd_prepared_t *stmt = NULL;
+
+        if (apr_dbd_prepare(db->driver, db->conn_pool, db->handle, s->sql, s->label, &stmt)) {
+            return 0;
+        }
+        apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
+    }
+    return 1;
+}
+
 static apr_status_t failed(ospab_db_t *db, apr_pool_t *p, const char *label, int rc)
 {
     const char *msg = apr_dbd_error(db->driver, db->handle, rc);
@@ -80,6 +127,11 @@ apr_status_t ospab_db_exec(ospab_db_t *db, apr_pool_t *p, const char *label, int
         return APR_EGENERAL;
     }
     rc = apr_dbd_pquery(db->driver, p, db->handle, &n, stmt, nargs, args);
+    /* once more on a healed connection, unless a transaction was open (it is gone) */
+    if (rc && lost(db, rc, 1) && heal(db) && !db->trans
+        && (stmt = statement(db, p, label)) != NULL) {
+        rc = apr_dbd_pquery(db->driver, p, db->handle, &n, stmt, nargs, args);
+    }
     if (rc) {
         return failed(db, p, label, rc);
     }
@@ -101,6 +153,10 @@ apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, i
         return APR_EGENERAL;
     }
     rc = apr_dbd_pselect(db->driver, p, db->handle, &res, stmt, 0, nargs, args);
+    if (rc && lost(db, rc, 0) && heal(db) && !db->trans
+        && (stmt = statement(db, p, label)) != NULL) {
+        rc = apr_dbd_pselect(db->driver, p, db->handle, &res, stmt, 0, nargs, args);
+    }
     if (rc) {
         return failed(db, p, label, rc);
     }

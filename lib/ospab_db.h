@@ -20,6 +20,9 @@ typedef struct {
     const char *error;               /* text of the last failure, for the log */
     const char *errtext;             /* the driver's own message of the last failure */
     int errcode;                     /* driver's code of the last failure */
+    apr_pool_t *conn_pool;           /* lives as long as the connection: statements are
+                                      * prepared again into it after MariaDB dropped the
+                                      * connection (see ospab_db.c); NULL: not done */
 } ospab_db_t;
 
 typedef struct {

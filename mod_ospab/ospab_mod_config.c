@@ -687,5 +687,6 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     }
     db = apr_palloc(r->pool, sizeof(*db));
     ospab_db_init(db, dbd->driver, dbd->handle, dbd->prepared);
+    db->conn_pool = dbd->pool;      /* mod_dbd's pool of this connection */
     return db;
 }

@@ -695,7 +695,7 @@ con.execute("ROLLBACK")
 def test_database_trouble_is_survived(sim, world, srv, database, agent, request):
     """MariaDB: every connection of the agent is killed (as by a server restart or
     wait_timeout); SQLite: another process holds the write lock for 3 s. Either way the
-    agent keeps running, comes back by itself (new connection, statements prepared again)
+    agent keeps running, comes back by itself (new connections, statements prepared again)
     and goes on polling and checking tokens."""
     allow_agent_log(request, r"database connection lost, reconnecting",
                     r"metrics not stored", r"not stored", r"database: ")
@@ -709,7 +709,8 @@ def test_database_trouble_is_survived(sim, world, srv, database, agent, request)
         mine = {r["ID"] for r in database.server.query(q)} - before
         assert len(mine) >= 4, mine            # main thread + 3 workers
         database.server.sql("".join(f"KILL {i};\n" for i in mine))
-        assert ag.wait_log(r"database connection lost, reconnecting"), ag.log_tail()
+        gone = {r["ID"] for r in database.server.query(q)} & mine
+        assert not gone, gone
     else:
         ag = agent(sections={"agent": {"poll_interval": "500ms"}})
         wait_for(lambda: metric(database, sid), what="first poll")
@@ -731,4 +732,7 @@ def test_database_trouble_is_survived(sim, world, srv, database, agent, request)
     finally:
         c.disconnect()
     if isinstance(database, harness.MariadbDatabase):
-        assert "live push: database connection lost, reconnecting" in ag.log_text()
+        # the monitor and the main thread work on new connections (healed in
+        # lib/ospab_db.c, or opened again)
+        now = {r["ID"] for r in database.server.query(q)}
+        assert len(now - before - mine) >= 2, (now, before, mine)

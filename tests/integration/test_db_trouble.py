@@ -1,0 +1,71 @@
+"""The module when the database misbehaves under it.
+
+MariaDB: every pooled connection is killed (what a server restart or wait_timeout does).
+mod_dbd's check of a pooled connection pings it, apr_dbd_mysql's default reconnect brings
+it back — without the prepared statements. The module prepares them again on that
+connection (lib/ospab_db.c) and no request fails. SQLite: another process holds the write
+lock; reads go on (WAL), and a write waits for the lock and then succeeds.
+"""
+import subprocess
+import threading
+import time
+
+import requests
+
+import harness
+from conftest import _started, access_token, create_user, Api
+
+_HOLD_LOCK = r"""
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+con.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.execute("ROLLBACK")
+"""
+
+
+def test_requests_survive_database_trouble(database):
+    a = _started(harness.Apache(database))
+    try:
+        api = Api(a)
+        user = create_user(api)
+        vps = api.create_vps(user_id=user["id"])
+        tok = access_token(a, user["id"])
+        h = {"Authorization": f"Bearer {tok}"}
+
+        def get():
+            return requests.get(a.url("/api/server"), headers=h, timeout=30)
+
+        assert [get().status_code for _ in range(5)] == [200] * 5
+        if isinstance(database, harness.MariadbDatabase):
+            q = f"SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{database.name}'"
+            ids = [r["ID"] for r in database.server.query(q)]
+            assert ids, "Apache holds no connection"
+            database.server.sql("".join(f"KILL {i};\n" for i in ids))
+            codes = [get().status_code for _ in range(30)]
+            assert codes == [200] * 30, codes
+            # writes too
+            r = api.vps("update", {"id": vps["id"], "status": "stopped"})
+            assert r.status_code == 200, r.text
+        else:
+            kw = {"user": harness.WWW_USER, "group": harness.WWW_USER} \
+                if harness._is_root() else {}
+            holder = subprocess.Popen(["/usr/bin/python3", "-c", _HOLD_LOCK,
+                                       str(database.path), "1.5"], stdout=subprocess.PIPE,
+                                      text=True, **kw)
+            try:
+                assert holder.stdout.readline().strip() == "locked"
+                t0 = time.monotonic()
+                assert [get().status_code for _ in range(10)] == [200] * 10
+                assert time.monotonic() - t0 < 1.5, "reads waited for the writer"
+                r = api.vps("update", {"id": vps["id"], "status": "stopped"})
+                assert r.status_code == 200, r.text
+            finally:
+                holder.wait(30)
+        body = get().json()
+        assert any(s["id"] == vps["id"] and s["status"] == "stopped" for s in body), body
+        bad = a.bad_log_lines()
+        assert not bad, bad
+    finally:
+        a.stop()
