@@ -816,9 +816,10 @@ apr_time_t ospab_time_parse_db(const char *s)
 {
     apr_time_exp_t tm;
     apr_time_t t;
-    int y, mo, d, h, mi, sec;
+    int y, mo, d, h, mi, sec, ms = 0, n;
 
-    if (!s || sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6) {
+    if (!s || (n = sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d.%3d", &y, &mo, &d, &h, &mi, &sec, &ms))
+              < 6) {
         return 0;
     }
     memset(&tm, 0, sizeof(tm));
@@ -831,7 +832,7 @@ apr_time_t ospab_time_parse_db(const char *s)
     if (apr_time_exp_gmt_get(&t, &tm) != APR_SUCCESS) {
         return 0;
     }
-    return t;
+    return t + apr_time_from_msec(n == 7 && ms >= 0 && ms < 1000 ? ms : 0);
 }
 
 const char *ospab_mail_message_id(apr_pool_t *p, const char *id, const char *created_at,
@@ -896,7 +897,11 @@ const char *ospab_mail_from_addr(apr_pool_t *p, const char *from)
         addr = apr_pstrndup(p, lt + 1, gt - lt - 1);
     }
     else {
-        addr = apr_collapse_spaces(apr_palloc(p, strlen(from) + 1), from);
+        char *buf = apr_palloc(p, strlen(from) + 1);
+
+        /* apr_collapse_spaces returns the end of what it wrote, not its start */
+        apr_collapse_spaces(buf, from);
+        addr = buf;
     }
     return ospab_mail_addr_ok(addr) ? addr : NULL;
 }

@@ -9,5 +9,6 @@ Suite *ospab_util_suite(void);
 Suite *ospab_route_suite(void);
 Suite *ospab_fields_suite(void);
 Suite *ospab_pve_suite(void);
+Suite *ospab_outbox_suite(void);
 
 #endif
