@@ -25,6 +25,7 @@
 #include <apr_file_io.h>
 
 #include "agent.h"
+#include "ospab_outbox.h"
 #include "ospab_util.h"
 
 typedef struct {
@@ -650,6 +651,10 @@ static const char *check(apr_pool_t *p, agent_conf_t *c)
     }
     if (c->smtp_url && !c->smtp_from) {
         return "[smtp] from is required with url";
+    }
+    if (c->smtp_from && !ospab_mail_from_addr(p, c->smtp_from)) {
+        return apr_pstrcat(p, "[smtp] from: '", c->smtp_from, "' holds no address mail can be "
+                           "sent from (name <local@domain> or local@domain)", NULL);
     }
     if (c->smtp_user && !c->smtp_password) {
         return "[smtp] password is required with user";

@@ -224,14 +224,17 @@ def test_config_errors_name_the_line_and_key(database, srv):
         ({"alerts": {"high": "120"}}, r"high: '120' is not a percentage"),
         ({"webhook": {"url": "https://example.com/hook"}}, r"secret is required"),
         ({"smtp": {"url": "http://mail"}}, r"smtp://host:port"),
+        ({"smtp": {"url": "smtp://127.0.0.1:25", "from": "panel <not an@address>"}},
+         r"holds no address mail can be sent from"),
         ({"websocket": {"listen": "nowhere"}}, r"ADDRESS:PORT"),
     ]
     for sections, expected in cases:
         a = Agent(database, jwt_secret=srv.jwt_secret, sections=sections)
         rc, out = a.check()
         assert rc == 1, (sections, out)
-        assert re.search(r"agent\.conf:\d+: " if "clear" not in expected
-                         and "secret is" not in expected else r"agent\.conf: ", out), out
+        whole_file = ("clear" in expected or "secret is" in expected
+                      or "sent from" in expected)
+        assert re.search(r"agent\.conf: " if whole_file else r"agent\.conf:\d+: ", out), out
         assert re.search(expected, out), (expected, out)
     a = Agent(database, jwt_secret="short", sections={})
     rc, out = a.check()
