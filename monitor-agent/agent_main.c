@@ -92,7 +92,8 @@ void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t
     if (ag->sio) {
         /* when the agent sent it, in ms since the epoch: a page can show how fresh the
          * data is, and bench/fanout measures the push's latency from it */
-        json_object_set_new(data, "sentAt", json_real((double)apr_time_now() / 1000.0));
+        json_object_set_new(data, "sentAt",
+                            json_integer((json_int_t)apr_time_as_msec(apr_time_now())));
         agent_sio_publish(ag->sio, server_id, event, data);
     }
 }
