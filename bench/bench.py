@@ -36,7 +36,7 @@ def create_vps(url, key):
         return json.load(r)["vps"]["id"]
 
 
-def populate(db, server, users=10000, per_user=10):
+def populate(db, users=10000, per_user=10):
     """users x per_user servers (100,000 rows by default) straight into the tables: the
     benchmark is about reading them, not about the sync API's write rate."""
     ts = "'2026-01-01 00:00:00.000'"
@@ -53,12 +53,7 @@ def populate(db, server, users=10000, per_user=10):
         stmts.append("INSERT INTO vps (name, status, ip_address, cpu, ram, disk, os, user_id, "
                      "hypervisor, os_id, tariff_id, created_at, updated_at) VALUES "
                      + ",".join(vps_rows[i:i + 1000]) + ";")
-    text = "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n"
-    if server:
-        server.sql(text, database=db.name)
-    else:
-        subprocess.run(["sqlite3", str(db.path)], input=text, text=True, check=True)
-        db.after_admin()
+    harness.bulk_sql(db, "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n")
     return 1000 + users // 2        # a user in the middle of the table
 
 
@@ -91,7 +86,7 @@ def run_one(kind, args):
     httpd.start()
     try:
         base = httpd.url("")
-        user_id = populate(db, server)
+        user_id = populate(db)
         vps_id = create_vps(base, httpd.sync_key)
         env = {"OSPAB_SYNC_KEY": httpd.sync_key, "OSPAB_VPS_ID": str(vps_id),
                "OSPAB_TOKEN": login(base, httpd.sync_key, user_id)}

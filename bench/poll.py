@@ -10,7 +10,6 @@ can do. The first round inserts the metrics rows, the later ones replace them.""
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from agentharness import Agent, sim_cluster  # noqa: E402
 from simctl import PveSim  # noqa: E402
 
 
-def populate(db, server, sim_nodes, guests):
+def populate(db, sim_nodes, guests):
     """A vps row for every simulated guest (vmids from 100, round-robin over the nodes, as
     pvesim --guests makes them)."""
     ts = "'2026-01-01 00:00:00.000'"
@@ -41,12 +40,7 @@ def populate(db, server, sim_nodes, guests):
         stmts.append("INSERT INTO vps (name, status, ip_address, cpu, ram, disk, os, user_id, "
                      "hypervisor, node, vmid, kind, created_at, updated_at) VALUES "
                      + ",".join(rows[i:i + 1000]) + ";")
-    text = "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n"
-    if server:
-        server.sql(text, database=db.name)
-    else:
-        subprocess.run(["sqlite3", str(db.path)], input=text, text=True, check=True)
-        db.after_admin()
+    harness.bulk_sql(db, "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n")
 
 
 def once(agent):
@@ -85,11 +79,9 @@ def sim_alone(sim, rounds):
 def run(kind, args, sim, mariadb):
     if kind == "sqlite":
         db = harness.prepare_database(harness.SqliteDatabase.create(), with_seed=True)
-        server = None
     else:
         db = harness.prepare_database(mariadb.create_database(), with_seed=True)
-        server = mariadb
-    populate(db, server, sim.nodes, args.guests)
+    populate(db, sim.nodes, args.guests)
     agent = Agent(db, clusters=[sim_cluster(sim, timeout="60s")], websocket=False,
                   log_level="warn")
     agent.write_config()

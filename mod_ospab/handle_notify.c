@@ -14,20 +14,9 @@ int ospab_mod_handle_notify(request_rec *r, const ospab_route_match_t *m)
     apr_size_t len;
     int rc;
 
-    if (!ospab_mod_sync_key(r, &rc)) {
+    if (!ospab_mod_sync_request(r, &req, &body, &len, &db, &actor, &rc)) {
         return rc;
     }
-    rc = ospab_mod_read_json(r, &req, &body, &len);
-    if (!req) {
-        return rc;
-    }
-    if (!(db = ospab_mod_db(r))) {
-        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-    }
-    actor.type = "sync";
-    actor.id = NULL;
-    actor.remote_addr = r->useragent_ip;
-    actor.now = apr_time_now();
     ospab_notify(db, r->pool, &actor, req, apr_table_get(r->headers_in, "Idempotency-Key"),
                  &res);
     return ospab_mod_finish(r, &res);

@@ -41,20 +41,9 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     apr_size_t len;
     int rc, polls, status = 0;
 
-    if (!ospab_mod_sync_key(r, &rc)) {
+    if (!ospab_mod_sync_request(r, &req, &body, &len, &db, &actor, &rc)) {
         return rc;
     }
-    rc = ospab_mod_read_json(r, &req, &body, &len);
-    if (!req) {
-        return rc;
-    }
-    if (!(db = ospab_mod_db(r))) {
-        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-    }
-    actor.type = "sync";
-    actor.id = NULL;
-    actor.remote_addr = r->useragent_ip;
-    actor.now = apr_time_now();
 
     key = apr_table_get(r->headers_in, "Idempotency-Key");
     if (!key) {

@@ -110,9 +110,12 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
 /* The request's database connection and its Bearer caller: 1, or 0 after the 503/401 was
  * sent with the handler's return value in *done. */
 int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done);
-/* X-API-Key of the sync routes (/api/vps/sync, /api/users/sync, /api/notify). 1: right;
- * 0: the 401 was sent, *done holds the handler's return value. */
-int ospab_mod_sync_key(request_rec *r, int *done);
+/* The start of every sync-API request (vps and users sync, notify): the
+ * X-API-Key, the JSON body (and its bytes in *body, *len, for request hashes), a database connection
+ * and the "sync" actor. 1: go on; 0: answered (401, 4xx, 503), *done holds the handler's
+ * return value. */
+int ospab_mod_sync_request(request_rec *r, json_t **req, const char **body, apr_size_t *len,
+                           ospab_db_t **db, ospab_actor_t *actor, int *done);
 
 /* ospab_mod_handler.c */
 int ospab_mod_handler(request_rec *r);

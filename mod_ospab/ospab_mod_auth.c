@@ -71,7 +71,7 @@ int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, in
 /* The sync API's key (X-API-Key, docs/sync-api.md): compared in constant time with the
  * digest of OspabSyncKey. 1 when right; otherwise the 401 was sent and *done holds the
  * handler's return value. */
-int ospab_mod_sync_key(request_rec *r, int *done)
+static int sync_key(request_rec *r, int *done)
 {
     ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
     const char *key = apr_table_get(r->headers_in, "X-API-Key");
@@ -92,5 +92,26 @@ int ospab_mod_sync_key(request_rec *r, int *done)
         *done = ospab_mod_error(r, HTTP_UNAUTHORIZED, why);
         return 0;
     }
+    return 1;
+}
+
+int ospab_mod_sync_request(request_rec *r, json_t **req, const char **body, apr_size_t *len,
+                           ospab_db_t **db, ospab_actor_t *actor, int *done)
+{
+    if (!sync_key(r, done)) {
+        return 0;
+    }
+    *done = ospab_mod_read_json(r, req, body, len);
+    if (!*req) {
+        return 0;
+    }
+    if (!(*db = ospab_mod_db(r))) {
+        *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+        return 0;
+    }
+    actor->type = "sync";
+    actor->id = NULL;
+    actor->remote_addr = r->useragent_ip;
+    actor->now = apr_time_now();
     return 1;
 }

@@ -244,6 +244,26 @@ sys.stdout.write(json.dumps(rows))
 """
 
 
+_SQLITE_HOLD_LOCK = r"""
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+con.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.execute("ROLLBACK")
+"""
+
+
+def bulk_sql(db, text):
+    """Statements that fill tables fast (benchmarks): MariaDB as root through the socket,
+    SQLite with the sqlite3 tool, the file then handed back to www-data."""
+    if isinstance(db, MariadbDatabase):
+        db.server.sql(text, database=db.name)
+    else:
+        subprocess.run(["sqlite3", str(db.path)], input=text, text=True, check=True)
+        db.after_admin()
+
+
 class SqliteDatabase:
     """One SQLite file in its own www-data-owned directory."""
 
@@ -299,6 +319,17 @@ class SqliteDatabase:
 
     def count(self, sql, args=()):
         return int(self.scalar(sql, args))
+
+    def hold_write_lock(self, seconds):
+        """Another process takes SQLite's write lock (BEGIN IMMEDIATE) for `seconds`, as
+        www-data; returns once it holds it. Wait for the returned process to end."""
+        kwargs = {"user": WWW_USER, "group": WWW_USER} if _is_root() else {}
+        proc = subprocess.Popen(["/usr/bin/python3", "-c", _SQLITE_HOLD_LOCK, str(self.path),
+                                 str(seconds)], stdout=subprocess.PIPE, text=True, **kwargs)
+        if proc.stdout.readline().strip() != "locked":
+            proc.kill()
+            raise HarnessError("could not take the SQLite write lock")
+        return proc
 
     def __repr__(self):
         return f"SqliteDatabase({self.path})"

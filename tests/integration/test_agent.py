@@ -10,9 +10,7 @@ Socket.IO protocol itself in test_sio.py.
 """
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -685,14 +683,6 @@ def test_two_agents_share_a_cluster_through_its_lease(sim, world, database, srv,
 
 # ------------------------------------------------------------- database trouble --
 
-_HOLD_LOCK = r"""
-import sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-con.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-con.execute("ROLLBACK")
-"""
 
 
 def test_database_trouble_is_survived(sim, world, srv, database, agent, request):
@@ -717,11 +707,7 @@ def test_database_trouble_is_survived(sim, world, srv, database, agent, request)
     else:
         ag = agent(sections={"agent": {"poll_interval": "500ms"}})
         wait_for(lambda: metric(database, sid), what="first poll")
-        kw = {"user": harness.WWW_USER, "group": harness.WWW_USER} if os.geteuid() == 0 else {}
-        holder = subprocess.Popen(["/usr/bin/python3", "-c", _HOLD_LOCK, str(database.path),
-                                   "3"], stdout=subprocess.PIPE, text=True, **kw)
-        assert holder.stdout.readline().strip() == "locked"
-        holder.wait(30)
+        database.hold_write_lock(3).wait(30)
     s = metric(database, sid)["sampled_at"]
     sim.guest(vmid, cpu=0.44)
     wait_for(lambda: metric(database, sid)["sampled_at"] > s

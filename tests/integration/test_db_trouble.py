@@ -6,8 +6,6 @@ it back — without the prepared statements. The module prepares them again on t
 connection (lib/ospab_db.c) and no request fails. SQLite: another process holds the write
 lock; reads go on (WAL), and a write waits for the lock and then succeeds.
 """
-import subprocess
-import threading
 import time
 
 import requests
@@ -15,14 +13,6 @@ import requests
 import harness
 from conftest import _started, access_token, create_user, Api
 
-_HOLD_LOCK = r"""
-import sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-con.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-con.execute("ROLLBACK")
-"""
 
 
 def test_requests_survive_database_trouble(database):
@@ -49,13 +39,8 @@ def test_requests_survive_database_trouble(database):
             r = api.vps("update", {"id": vps["id"], "status": "stopped"})
             assert r.status_code == 200, r.text
         else:
-            kw = {"user": harness.WWW_USER, "group": harness.WWW_USER} \
-                if harness._is_root() else {}
-            holder = subprocess.Popen(["/usr/bin/python3", "-c", _HOLD_LOCK,
-                                       str(database.path), "1.5"], stdout=subprocess.PIPE,
-                                      text=True, **kw)
+            holder = database.hold_write_lock(1.5)
             try:
-                assert holder.stdout.readline().strip() == "locked"
                 t0 = time.monotonic()
                 assert [get().status_code for _ in range(10)] == [200] * 10
                 assert time.monotonic() - t0 < 1.5, "reads waited for the writer"

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import harness
 from agentharness import Agent
 from conftest import sql_exec, sql_quote, unique
 
