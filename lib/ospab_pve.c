@@ -626,7 +626,7 @@ apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_r
 {
     pve_call_t *calls = apr_pcalloc(p, sizeof(*calls) * (apr_size_t)(n > 0 ? n : 1));
     CURLM *multi;
-    int next = 0, running = 0, done = 0, i;
+    int next = 0, running = 0, done = 0;
 
     if (n <= 0) {
         return APR_SUCCESS;
@@ -686,11 +686,6 @@ apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_r
             if (running) {
                 curl_multi_poll(multi, NULL, 0, 100, NULL);
             }
-        }
-    }
-    for (i = 0; i < n; ++i) {
-        if (calls[i].h) {   /* not reached: every started transfer is finished above */
-            curl_multi_remove_handle(multi, calls[i].h);
         }
     }
     curl_multi_cleanup(multi);

@@ -349,6 +349,22 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     }
 }
 
+/* A conditional update that only one follower can win (in a transaction of its own):
+ * 1 when this call changed exactly one row. */
+static int claim(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                 const char **args)
+{
+    int n = 0;
+
+    if (own_tx(db, p) != 1) {
+        return 0;
+    }
+    if (ospab_db_exec(db, p, label, nargs, args, &n) != APR_SUCCESS) {
+        n = 0;
+    }
+    return ospab_db_end(db, n == 1) == APR_SUCCESS && n == 1;
+}
+
 /* The second half of a two-step operation (restart = hard stop, then start; create =
  * create, then start): t is the row, already claimed by this follower (queued, no UPID,
  * action "<first>:start"). A start that Proxmox may have accepted before the previous
@@ -403,7 +419,7 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
         ospab_pve_result_t pr;
         const char *exitstatus, *now = ospab_time_db(p, a->now);
         apr_size_t alen = strlen(t[2]);
-        int ok, n = 0;
+        int ok;
 
         if (!t[1]) {
             if (strcmp(t[6], stale) >= 0) {
@@ -412,14 +428,7 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
             if (alen > 6 && !strcmp(t[2] + alen - 6, ":start")) {
                 const char *args[3] = { now, t[0], t[6] };
 
-                if (own_tx(db, p) == 1) {
-                    if (ospab_db_exec(db, p, "ospab_task_reclaim_start", 3, args, &n)
-                        != APR_SUCCESS) {
-                        n = 0;
-                    }
-                    ospab_db_end(db, n == 1);
-                }
-                if (n == 1) {
+                if (claim(db, p, "ospab_task_reclaim_start", 3, args)) {
                     start_second_half(db, p, c, a, v, t[0], t[2]);
                 }
                 continue;
@@ -442,14 +451,7 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
             const char *second = apr_pstrcat(p, t[2], ":start", NULL);
             const char *args[4] = { second, now, t[0], t[1] };
 
-            if (own_tx(db, p) == 1) {
-                if (ospab_db_exec(db, p, "ospab_task_claim_start", 4, args, &n)
-                    != APR_SUCCESS) {
-                    n = 0;
-                }
-                ospab_db_end(db, n == 1);
-            }
-            if (n == 1) {
+            if (claim(db, p, "ospab_task_claim_start", 4, args)) {
                 start_second_half(db, p, c, a, v, t[0], second);
             }
             continue;

@@ -116,6 +116,8 @@ apr_status_t agent_conf_load(apr_pool_t *p, const char *path, agent_conf_t **out
 
 /* agent_main.c: opens a connection with the statements prepared. */
 apr_status_t agent_db_open(agent_t *ag, apr_pool_t *p, ospab_db_t *db, const char **why);
+/* The connection answers a prepared statement (after a failure: is it worth keeping?). */
+int agent_db_usable(ospab_db_t *db, apr_pool_t *p);
 /* Wakes every worker now (e.g. after the sio server saw a new room). */
 void agent_wake(agent_t *ag);
 /* Publishes to the live-push server if there is one; adds "sentAt" (ms since the epoch)

@@ -24,12 +24,9 @@ typedef struct {
  * it again once. 1: try the query again. */
 static int db_retry(auth_t *a)
 {
-    ospab_row_t row = NULL;
     const char *why = NULL;
 
-    if (apr_dbd_check_conn(a->db->driver, a->scratch, a->db->handle) == APR_SUCCESS
-        && ospab_db_select_one(a->db, a->scratch, "ospab_ping", 0, NULL, &row) == APR_SUCCESS
-        && row) {
+    if (agent_db_usable(a->db, a->scratch)) {
         return 0;                   /* the connection is fine: the failure was the query's */
     }
     AGENT_WARN("live push: database connection lost, reconnecting");

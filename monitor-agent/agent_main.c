@@ -117,8 +117,7 @@ static void worker_wait(worker_t *w, apr_interval_time_t t)
     apr_thread_mutex_unlock(ag->lock);
 }
 
-/* The connection answers a prepared statement. */
-static int worker_db_ok(ospab_db_t *db, apr_pool_t *p)
+int agent_db_usable(ospab_db_t *db, apr_pool_t *p)
 {
     ospab_row_t row = NULL;
 
@@ -165,7 +164,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *data)
          * dropped the connection (restart, wait_timeout, KILL), and apr_dbd_mysql's
          * automatic reconnect brings the connection back without our statements. Then
          * the connection is opened again and everything prepared anew. */
-        if (db.errcode != 0 && !worker_db_ok(&db, tick_pool)) {
+        if (db.errcode != 0 && !agent_db_usable(&db, tick_pool)) {
             AGENT_WARN("%s: database connection lost, reconnecting", w->name);
             apr_dbd_close(db.driver, db.handle);
             open = 0;
@@ -226,7 +225,6 @@ static void workers_stop(agent_t *ag)
 
 /* ---- signals: one thread takes them all (sigwait), the others have them blocked ---- */
 
-static agent_t *the_agent;
 static sigset_t handled;
 static volatile int terminating;
 
@@ -428,7 +426,6 @@ int main(int argc, const char *const *argv)
     sigaddset(&handled, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &handled, NULL);
     signal(SIGPIPE, SIG_IGN);
-    the_agent = ag;
     if (workers_start(ag) != APR_SUCCESS) {
         return 2;
     }

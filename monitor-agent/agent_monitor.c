@@ -181,6 +181,11 @@ static agent_cluster_t *cluster_of_node(agent_t *ag, const char *node)
     return &APR_ARRAY_IDX(cls, 0, agent_cluster_t);
 }
 
+static cluster_state_t *state_of(agent_t *ag, agent_cluster_t *cl)
+{
+    return &mon_of(ag)->cl[cl - &APR_ARRAY_IDX(ag->conf->clusters, 0, agent_cluster_t)];
+}
+
 static void server_conf(agent_cluster_t *cl, ospab_server_conf_t *sc)
 {
     memset(sc, 0, sizeof(*sc));
@@ -544,6 +549,19 @@ static void store_metrics(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *row
     }
 }
 
+/* Queues the guest's own status/current on reqs (the row v rides along as data). */
+static void ask_status(apr_array_header_t *reqs, apr_pool_t *p, agent_cluster_t *cl,
+                       vps_row_t v, const char *kind)
+{
+    ospab_pve_req_t *q = apr_array_push(reqs);
+
+    memset(q, 0, sizeof(*q));
+    q->pve = cl->client;
+    q->method = "GET";
+    q->path = ospab_pve_path(p, "nodes", v[V_NODE], kind, v[V_VMID], "status", "current", NULL);
+    q->data = (void *)v;
+}
+
 static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now)
 {
     monitor_t *m = mon_of(ag);
@@ -701,14 +719,7 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
                 && !apr_hash_get(busy, v[V_ID], APR_HASH_KEY_STRING)
                 && !json_is_string(json_object_get(g, "lock"))) {
                 /* /cluster/resources lags (pvestatd): asked directly before believing it */
-                ospab_pve_req_t *q = apr_array_push(suspects);
-
-                memset(q, 0, sizeof(*q));
-                q->pve = cl->client;
-                q->method = "GET";
-                q->path = ospab_pve_path(p, "nodes", node, type, v[V_VMID], "status", "current",
-                                         NULL);
-                q->data = (void *)v;
+                ask_status(suspects, p, cl, v, type);
             }
 
             /* alerts: a stopped guest uses nothing */
@@ -743,16 +754,7 @@ static void poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t
             if (++*miss < MISSING_POLLS) {
                 continue;
             }
-            {
-                ospab_pve_req_t *q = apr_array_push(gone);
-
-                memset(q, 0, sizeof(*q));
-                q->pve = cl->client;
-                q->method = "GET";
-                q->path = ospab_pve_path(p, "nodes", v[V_NODE], v[V_KIND] ? v[V_KIND] : "lxc",
-                                         v[V_VMID], "status", "current", NULL);
-                q->data = (void *)v;
-            }
+            ask_status(gone, p, cl, v, v[V_KIND] ? v[V_KIND] : "lxc");
         }
     }
     if (suspects->nelts) {
@@ -913,7 +915,7 @@ static void live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
         }
         if (ospab_db_select_one(db, p, "ospab_agent_vps_one", 1, &id, &v) != APR_SUCCESS
             || !v || !(cl = cluster_of_node(ag, v[V_NODE]))
-            || m->cl[cl - &APR_ARRAY_IDX(ag->conf->clusters, 0, agent_cluster_t)].failures) {
+            || state_of(ag, cl)->failures) {
             continue;
         }
         kind = v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc";
@@ -1004,8 +1006,7 @@ static void follow_tasks(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
         if (ospab_db_select_one(db, sub, "ospab_agent_vps_one", 1, &id, &v) != APR_SUCCESS
             || !v || !(cl = cluster_of_node(ag, v[V_NODE]))
             /* the agent that polls the cluster follows its tasks */
-            || (m->use_leases
-                && !m->cl[cl - &APR_ARRAY_IDX(ag->conf->clusters, 0, agent_cluster_t)].leased)) {
+            || (m->use_leases && !state_of(ag, cl)->leased)) {
             apr_pool_clear(sub);
             continue;
         }
