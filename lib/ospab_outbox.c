@@ -161,16 +161,27 @@ static void var_error(tvars_t *t, const char *key, const char *msg)
     }
 }
 
-/* A value for one line of text: a string or a number; NULL when absent or wrong. */
-static const char *var_line(tvars_t *t, const char *key, int required, apr_size_t max)
+/* The value of key, or NULL when it is absent or null (an error when required). */
+static json_t *var_get(tvars_t *t, const char *key, int required)
 {
     json_t *v = json_object_get(t->vars, key);
-    const char *s;
 
     if (!v || json_is_null(v)) {
         if (required) {
             var_error(t, key, "is required");
         }
+        return NULL;
+    }
+    return v;
+}
+
+/* A value for one line of text: a string or a number; NULL when absent or wrong. */
+static const char *var_line(tvars_t *t, const char *key, int required, apr_size_t max)
+{
+    json_t *v = var_get(t, key, required);
+    const char *s;
+
+    if (!v) {
         return NULL;
     }
     if (json_is_integer(v)) {
@@ -206,13 +217,10 @@ static const char *var_line(tvars_t *t, const char *key, int required, apr_size_
 
 static const char *var_text(tvars_t *t, const char *key, int required, apr_size_t max)
 {
-    json_t *v = json_object_get(t->vars, key);
+    json_t *v = var_get(t, key, required);
     const char *s;
 
-    if (!v || json_is_null(v)) {
-        if (required) {
-            var_error(t, key, "is required");
-        }
+    if (!v) {
         return NULL;
     }
     if (!json_is_string(v) || !text_ok(t->p, s = unix_lines(t->p, json_string_value(v)), 1, max)) {

@@ -791,6 +791,16 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
 
 /* ---- delete ----------------------------------------------------------------------------- */
 
+/* DELETE's answer when the record went at once, without a Proxmox task. */
+static void deleted_now(apr_pool_t *p, ospab_result_t *res)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "status", json_string("deleted"));
+    json_object_set_new(o, "taskId", json_null());
+    ok_body(p, res, 200, o);
+}
+
 void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                          ospab_result_t *res)
@@ -817,10 +827,7 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
             return;
         }
         apply_outcome(db, p, c, a, v, "delete", 1);
-        o = json_object();
-        json_object_set_new(o, "status", json_string("deleted"));
-        json_object_set_new(o, "taskId", json_null());
-        ok_body(p, res, 200, o);
+        deleted_now(p, res);
         return;
     }
     if (prepare(db, p, c, who, a, id, "delete", &v, &task_id, res)) {
@@ -833,10 +840,7 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         /* gone from Proxmox already (deleted there by hand): the record follows */
         finish_task(db, p, a, task_id, 1, "OK", NULL);
         apply_outcome(db, p, c, a, v, "delete", 1);
-        o = json_object();
-        json_object_set_new(o, "status", json_string("deleted"));
-        json_object_set_new(o, "taskId", json_null());
-        ok_body(p, res, 200, o);
+        deleted_now(p, res);
         return;
     }
     if (started(db, p, a, task_id, rv, &pr, "delete", &upid, res)) {
