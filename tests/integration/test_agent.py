@@ -699,8 +699,14 @@ def test_database_trouble_is_survived(sim, world, srv, database, agent, request)
         before = {r["ID"] for r in database.server.query(q)}
         ag = agent(sections={"agent": {"poll_interval": "500ms"}})
         wait_for(lambda: metric(database, sid), what="first poll")
-        mine = {r["ID"] for r in database.server.query(q)} - before
-        assert len(mine) >= 4, mine            # main thread + 3 workers
+        # its four connections open (main thread + 3 workers), none still preparing
+        def settled():
+            rows = [r for r in database.server.query(
+                f"SELECT ID, COMMAND FROM information_schema.PROCESSLIST "
+                f"WHERE DB = '{database.name}'") if r["ID"] not in before]
+            ok = len(rows) >= 4 and all(r["COMMAND"] == "Sleep" for r in rows)
+            return {r["ID"] for r in rows} if ok else None
+        mine = wait_for(settled, what="the agent's four connections, idle")
         database.server.sql("".join(f"KILL {i};\n" for i in mine))
         gone = {r["ID"] for r in database.server.query(q)} & mine
         assert not gone, gone
