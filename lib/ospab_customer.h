@@ -12,7 +12,8 @@
 
 typedef struct {
     const char *user_id;    /* the caller */
-    int admin;
+    int admin;              /* the user row's role is admin */
+    const char *session;    /* the login (refresh-token family) the token belongs to, or NULL */
 } ospab_principal_t;
 
 typedef struct {

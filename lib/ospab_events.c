@@ -7,8 +7,8 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 
-apr_status_t ospab_event_add(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *event,
-                             json_t *data)
+static apr_status_t insert(ospab_db_t *db, apr_pool_t *p, const char *label, apr_time_t now,
+                           const char *event, json_t *data)
 {
     const char *when = ospab_time_db(p, now);
     json_t *body = json_pack("{s:s, s:s, s:O}", "event", event,
@@ -27,7 +27,39 @@ apr_status_t ospab_event_add(ospab_db_t *db, apr_pool_t *p, apr_time_t now, cons
     args[3] = when;
     free(text);
     json_decref(body);
-    rv = ospab_db_exec(db, p, "ospab_event_insert", 4, args, NULL);
+    rv = ospab_db_exec(db, p, label, 4, args, NULL);
+    return rv;
+}
+
+apr_status_t ospab_event_add(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *event,
+                             json_t *data)
+{
+    return insert(db, p, "ospab_event_insert", now, event, data);
+}
+
+apr_status_t ospab_event_add_internal(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                      const char *event, json_t *data)
+{
+    return insert(db, p, "ospab_event_insert_internal", now, event, data);
+}
+
+apr_status_t ospab_event_access(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                const char *user_id, const char *session, const char *reason)
+{
+    apr_int64_t uid = 0;
+    json_t *data;
+    apr_status_t rv;
+
+    if (ospab_parse_id(user_id, &uid) != 0) {
+        return APR_EINVAL;
+    }
+    data = json_pack("{s:I, s:s, s:s?}", "userId", (json_int_t)uid, "reason", reason,
+                     "sessionId", session);
+    if (!data) {
+        return APR_ENOMEM;
+    }
+    rv = ospab_event_add_internal(db, p, now, OSPAB_EVENT_ACCESS, data);
+    json_decref(data);
     return rv;
 }
 

@@ -19,11 +19,25 @@
 #define OSPAB_EVENT_ALERT_OPENED  "alert.opened"   /* alertId, type, level, value, message,
                                                     * escalated (warning -> critical) */
 #define OSPAB_EVENT_ALERT_CLEARED "alert.cleared"  /* alertId, type, value */
+#define OSPAB_EVENT_OWNER    "server.owner"     /* previousUserId: the server now belongs to
+                                                 * userId (sync update of user_id) */
+/* For the agents only, never delivered as a webhook: what a user may watch changed.
+ * data: userId, reason (disabled, enabled, role, deleted, logout, revoked) and, when one
+ * login ended, sessionId. No serverId. */
+#define OSPAB_EVENT_ACCESS   "user.access"
 
 /* Inserts the event row on db's connection (inside the caller's transaction, if any).
  * data is borrowed. */
 apr_status_t ospab_event_add(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *event,
                              json_t *data);
+
+/* The same for an event only the agents read (OSPAB_EVENT_ACCESS). */
+apr_status_t ospab_event_add_internal(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                      const char *event, json_t *data);
+
+/* user.access for user_id (session may be NULL), in the caller's transaction. */
+apr_status_t ospab_event_access(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                const char *user_id, const char *session, const char *reason);
 
 /* The row's payload as sent: the stored payload with "id" set. NULL if it does not parse. */
 json_t *ospab_event_payload(const char *row_id, const char *stored);

@@ -120,6 +120,23 @@ static int positive_id(json_t *v, apr_int64_t *out)
     return 0;
 }
 
+/* A session id: 1..64 characters of [A-Za-z0-9_-] (the panel's are 32 hex digits). */
+static int sid_ok(json_t *v)
+{
+    const char *s = json_string_value(v);
+    apr_size_t n = json_string_length(v), i;
+
+    if (!json_is_string(v) || n == 0 || n > OSPAB_JWT_SID_MAX) {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        if (!apr_isalnum(s[i]) && s[i] != '-' && s[i] != '_') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int audience_ok(json_t *aud, const char *want)
 {
     size_t i;
@@ -193,11 +210,13 @@ apr_status_t ospab_jwt_cache_create(apr_pool_t *p, int slots, ospab_jwt_cache_t 
 static int still_valid(const ospab_jwt_conf_t *c, const ospab_jwt_claims_t *cl,
                        apr_int64_t nbf, apr_int64_t t, const char **why)
 {
-    if (cl->exp + c->leeway <= t) {
+    /* the leeway moves t, never the token's values: exp and nbf can be anything a signer
+     * wrote, and exp + leeway would overflow near INT64_MAX (undefined behaviour) */
+    if (cl->exp <= t - c->leeway) {
         *why = "token expired";
         return 0;
     }
-    if (nbf - c->leeway > t) {
+    if (nbf > t + c->leeway) {
         *why = "token not yet valid";
         return 0;
     }
@@ -324,11 +343,20 @@ static apr_status_t verify(apr_pool_t *p, const ospab_jwt_conf_t *c, const char 
         return APR_EINVAL;
     }
     out->admin = !strcmp(role, "admin");
+    v = json_object_get(claims, "sid");
+    if (v && !sid_ok(v)) {
+        *why = "malformed claims";
+        return APR_EINVAL;
+    }
+    if (v) {
+        apr_cpystrn(out->sid, json_string_value(v), sizeof(out->sid));
+    }
     return APR_SUCCESS;
 }
 
 apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64_t user_id,
-                             const char *role, apr_time_t now, const char **token)
+                             const char *role, const char *sid, apr_time_t now,
+                             const char **token)
 {
     jwt_t *jwt = NULL;
     char *s = NULL;
@@ -345,6 +373,7 @@ apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64
     rc = jwt_add_grant(jwt, "sub", apr_psprintf(p, "%" APR_INT64_T_FMT, user_id))
       || jwt_add_grant(jwt, "role", role)
       || jwt_add_grant(jwt, "jti", ospab_random_hex(p, 16))
+      || (sid && jwt_add_grant(jwt, "sid", sid))
       || jwt_add_grant_int(jwt, "iat", (long)t)
       || jwt_add_grant_int(jwt, "exp", (long)(t + c->access_ttl))
       || (c->issuer && jwt_add_grant(jwt, "iss", c->issuer))

@@ -21,10 +21,16 @@ typedef struct {
     int access_ttl;                  /* seconds an issued token lives */
 } ospab_jwt_conf_t;
 
+#define OSPAB_JWT_SID_MAX 64
+
 typedef struct {
     apr_int64_t user_id;             /* "sub" */
-    int admin;                       /* "role":"admin" */
+    int admin;                       /* "role":"admin" as the token says: the role that counts
+                                      * is the user row's (ospab_session_principal) */
     apr_int64_t exp;
+    /* "sid": the login session (refresh-token family) a token of the panel's own belongs
+     * to, "" when absent (a token from an external identity provider) */
+    char sid[OSPAB_JWT_SID_MAX + 1];
 } ospab_jwt_claims_t;
 
 /* Maps "HS256"/"RS256"/"ES256" to libjwt; JWT_ALG_INVAL for anything else. */
@@ -50,8 +56,10 @@ apr_status_t ospab_jwt_verify_cached(ospab_jwt_cache_t *cache, apr_pool_t *p,
                                      const ospab_jwt_conf_t *c, const char *token,
                                      apr_time_t now, ospab_jwt_claims_t *out, const char **why);
 
-/* Signs an access token for user_id with role. */
+/* Signs an access token for user_id with role, belonging to login session sid (NULL: none,
+ * as for tokens made by `ospab-admin token`). */
 apr_status_t ospab_jwt_issue(apr_pool_t *p, const ospab_jwt_conf_t *c, apr_int64_t user_id,
-                             const char *role, apr_time_t now, const char **token);
+                             const char *role, const char *sid, apr_time_t now,
+                             const char **token);
 
 #endif

@@ -1,5 +1,8 @@
-/* ospab core: shared-memory failure counters. Keys are stored as 64-bit digests; a small
- * open-addressing table with a bounded probe, evicting the entry whose window is oldest. */
+/* ospab core: shared-memory attempt counters. Keys are stored as 64-bit digests in an
+ * open-addressing table with a bounded probe. A new key takes a free or expired slot of its
+ * run, else the one with the fewest attempts; a counter at its limit is never evicted, so
+ * flooding the table with fresh keys cannot make it forget an account under attack (when
+ * every slot of the run is at its limit, the new key is refused until one expires). */
 #include <string.h>
 
 #include <apr_shm.h>
@@ -7,7 +10,7 @@
 #include "ospab_ratelimit.h"
 #include "ospab_util.h"
 
-#define PROBE 8
+#define PROBE 16
 
 typedef struct {
     apr_uint64_t key;       /* 0: free */
@@ -50,36 +53,48 @@ static apr_uint64_t digest(const char *key)
     return v ? v : 1;
 }
 
-/* The slot of key, a fresh one, or the stalest of its probe run. Mutex held. */
+/* The slot of key; with create, else a new one: free or expired, or the least used
+ * below limit. NULL when key has none (create: every slot of the run is at its limit;
+ * *wait then says when the first of them expires). Mutex held. */
 static slot_t *find(ospab_ratelimit_t *rl, apr_uint64_t k, int create, apr_int64_t now,
-                    int window)
+                    int window, int limit, int *wait)
 {
     apr_size_t i, at = (apr_size_t)(k % rl->nslots);
-    slot_t *oldest = NULL;
+    slot_t *take = NULL, *s;
+    apr_int64_t first_free = 0;
 
     for (i = 0; i < PROBE; ++i) {
-        slot_t *s = &rl->slots[(at + i) % rl->nslots];
-
+        s = &rl->slots[(at + i) % rl->nslots];
         if (s->key == k) {
             return s;
         }
-        if (!create) {
-            continue;
-        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    for (i = 0; i < PROBE; ++i) {
+        s = &rl->slots[(at + i) % rl->nslots];
         if (s->key == 0 || s->start + window <= now) {
-            oldest = s;
+            take = s;
             break;
         }
-        if (!oldest || s->start < oldest->start) {
-            oldest = s;
+        if (s->count < (apr_uint32_t)limit && (!take || s->count < take->count
+                                               || (s->count == take->count
+                                                   && s->start < take->start))) {
+            take = s;
+        }
+        if (!first_free || s->start + window < first_free) {
+            first_free = s->start + window;
         }
     }
-    if (create && oldest) {
-        oldest->key = k;
-        oldest->start = now;
-        oldest->count = 0;
+    if (!take) {
+        *wait = (int)(first_free - now);
+        return NULL;
     }
-    return create ? oldest : NULL;
+    take->key = k;
+    take->start = now;
+    take->count = 0;
+    return take;
 }
 
 int ospab_ratelimit_take(ospab_ratelimit_t *rl, const char *key, int limit, int window,
@@ -92,7 +107,11 @@ int ospab_ratelimit_take(ospab_ratelimit_t *rl, const char *key, int limit, int 
     if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
         return 0;
     }
-    s = find(rl, digest(key), 1, t, window);
+    s = find(rl, digest(key), 1, t, window, limit, &wait);
+    if (!s) {
+        apr_global_mutex_unlock(*rl->mutex);
+        return wait > 0 ? wait : 1;
+    }
     if (s->start + window <= t) {
         s->start = t;
         s->count = 0;
@@ -116,7 +135,7 @@ void ospab_ratelimit_give_back(ospab_ratelimit_t *rl, const char *key, int windo
     if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
         return;
     }
-    s = find(rl, digest(key), 0, t, window);
+    s = find(rl, digest(key), 0, t, window, 0, NULL);
     if (s && s->start + window > t && s->count > 0) {
         --s->count;
     }

@@ -9,6 +9,7 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 #include "ospab_resource.h"
+#include "ospab_events.h"
 
 /* A yescrypt hash of a random password: verifying against it when the e-mail is unknown
  * takes as long as a real check, so response times do not tell which accounts exist. */
@@ -107,7 +108,7 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
 {
     const char *email = body_string(body, "email");
     const char *password = body_string(body, "password");
-    const char *refresh, *access;
+    const char *refresh, *access, *family, *key;
     ospab_row_t u = NULL;
     int ok;
 
@@ -116,7 +117,9 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
         ospab_result_error(p, res, 400, "email and password are required", NULL);
         return;
     }
-    if (ospab_db_select_one(db, p, "ospab_auth_user_by_email", 1, &email, &u) != APR_SUCCESS) {
+    key = ospab_email_key(p, email);
+    if (key && ospab_db_select_one(db, p, "ospab_auth_user_by_email", 1, &key, &u)
+               != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
@@ -125,13 +128,15 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
         ospab_result_error(p, res, 401, "invalid email or password", NULL);
         return;
     }
-    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u[0]), u[3], a->now, &access) != APR_SUCCESS) {
+    family = ospab_random_hex(p, 16);
+    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u[0]), u[3], family, a->now, &access)
+        != APR_SUCCESS) {
         res->log = "could not sign an access token (is OspabJWTSigningKey set?)";
         ospab_result_error(p, res, 500, "login is not available", NULL);
         return;
     }
     if (ospab_db_begin(db, p) != APR_SUCCESS
-        || !(refresh = store_refresh(db, p, c, a, u[0], ospab_random_hex(p, 16), NULL))
+        || !(refresh = store_refresh(db, p, c, a, u[0], family, NULL))
         || audit(db, p, a, "auth.login", u[0]) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
@@ -166,6 +171,7 @@ static void revoke_family(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 
     if (ospab_db_begin(db, p) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_rt_revoke_family", 2, args, NULL) != APR_SUCCESS
+        || ospab_event_access(db, p, a->now, rt[1], rt[2], "revoked") != APR_SUCCESS
         || audit(db, p, a, "auth.refresh_reuse", rt[1]) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
@@ -210,7 +216,8 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
         ospab_result_error(p, res, 401, "account disabled", NULL);
         return;
     }
-    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u[0]), u[3], a->now, &access) != APR_SUCCESS) {
+    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u[0]), u[3], rt[2], a->now, &access)
+        != APR_SUCCESS) {
         res->log = "could not sign an access token";
         ospab_result_error(p, res, 500, "refresh is not available", NULL);
         return;
@@ -252,6 +259,7 @@ void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 
         if (ospab_db_begin(db, p) != APR_SUCCESS
             || ospab_db_exec(db, p, "ospab_rt_revoke_family", 2, args, NULL) != APR_SUCCESS
+            || ospab_event_access(db, p, a->now, rt[1], rt[2], "logout") != APR_SUCCESS
             || audit(db, p, a, "auth.logout", rt[1]) != APR_SUCCESS
             || ospab_db_end(db, 1) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
@@ -263,4 +271,37 @@ void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     json_object_set_new(o, "message", json_string("logged out"));
     res->status = 200;
     res->body = ospab_json_own(p, o);
+}
+
+apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
+                                     const ospab_jwt_claims_t *claims, ospab_principal_t *who,
+                                     const char **why)
+{
+    const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT, claims->user_id);
+    const char *args[2] = { claims->sid, id };
+    ospab_row_t u = NULL;
+    apr_status_t rv;
+
+    if (claims->sid[0]) {
+        rv = ospab_db_select_one(db, p, "ospab_principal_sid", 2, args, &u);
+    }
+    else {
+        rv = ospab_db_select_one(db, p, "ospab_principal", 1, &id, &u);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* enabled role [session live] */
+    if (!u || !u[0] || strcmp(u[0], "1")) {
+        *why = "unknown or disabled user";
+        return APR_EACCES;
+    }
+    if (claims->sid[0] && (!u[2] || strcmp(u[2], "1"))) {
+        *why = "session ended: log in again";
+        return APR_EACCES;
+    }
+    who->user_id = id;
+    who->admin = u[1] && !strcmp(u[1], "admin");
+    who->session = claims->sid[0] ? apr_pstrdup(p, claims->sid) : NULL;
+    return APR_SUCCESS;
 }

@@ -7,6 +7,7 @@
 #include "ospab_db.h"
 #include "ospab_jwt.h"
 #include "ospab_sync.h"
+#include "ospab_customer.h"
 
 typedef struct {
     const ospab_jwt_conf_t *jwt;
@@ -23,5 +24,16 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
 /* body {"refreshToken"}: revokes its family; 200 even for unknown tokens. */
 void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
                           ospab_result_t *res);
+
+/* Who verified claims name, as the database says now: the user must exist and be enabled;
+ * the role is the row's, never the token's (a demoted admin is a user at once); a token of
+ * a panel login (claims->sid) stops working when that login ends (logout, a refresh token
+ * reused, the user deleted — a later user with the same id has no such login). Tokens of
+ * an external identity provider carry no sid: for them the user row alone decides.
+ * APR_SUCCESS with *who filled (strings in p); APR_EACCES with *why for the client;
+ * anything else: the database failed (db->error). One query. */
+apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
+                                     const ospab_jwt_claims_t *claims, ospab_principal_t *who,
+                                     const char **why);
 
 #endif

@@ -50,17 +50,28 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_os_exists", "SELECT id FROM os_templates WHERE id = %s" },
     /* users */
     { "ospab_user_get", "SELECT " USER_COLS " FROM users WHERE id = %s" },
-    { "ospab_user_get_email", "SELECT id FROM users WHERE email = %s" },
+    /* by email_key (ospab_email_key): the address as it identifies an account */
+    { "ospab_user_get_email", "SELECT id FROM users WHERE email_key = %s" },
     { "ospab_user_enabled", "SELECT enabled FROM users WHERE id = %s" },
+    /* who a token names, as the database says now (ospab_session_principal): enabled,
+     * role and, for a token of a panel login, whether that login is still live */
+    { "ospab_principal", "SELECT enabled, role FROM users WHERE id = %s" },
+    { "ospab_principal_sid",
+      "SELECT u.enabled, u.role, EXISTS (SELECT 1 FROM refresh_tokens r "
+      "WHERE r.family_id = %s AND r.user_id = u.id AND r.revoked_at IS NULL) "
+      "FROM users u WHERE u.id = %s" },
     { "ospab_user_insert",
-      "INSERT INTO users (email, name, role, password_hash, enabled, created_at, updated_at) "
-      "VALUES (%s, %s, %s, %s, %s, %s, %s)" },
-    { "ospab_user_insert_id",
-      "INSERT INTO users (id, email, name, role, password_hash, enabled, created_at, "
+      "INSERT INTO users (email, email_key, name, role, password_hash, enabled, created_at, "
       "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_user_insert_id",
+      "INSERT INTO users (id, email, email_key, name, role, password_hash, enabled, "
+      "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)" },
     { "ospab_user_update",
-      "UPDATE users SET email = %s, name = %s, role = %s, enabled = %s, updated_at = %s "
-      "WHERE id = %s" },
+      "UPDATE users SET email = %s, email_key = %s, name = %s, role = %s, enabled = %s, "
+      "updated_at = %s WHERE id = %s" },
+    /* ospab_users_rekey: every account's key computed again by the application */
+    { "ospab_user_keys", "SELECT id, email, email_key FROM users" },
+    { "ospab_user_set_key", "UPDATE users SET email_key = %s WHERE id = %s" },
     { "ospab_user_set_password",
       "UPDATE users SET password_hash = %s, updated_at = %s WHERE id = %s" },
     { "ospab_user_lock", "UPDATE users SET updated_at = updated_at WHERE id = %s" },
@@ -84,7 +95,7 @@ const ospab_sql_t ospab_sql_statements[] = {
       "DELETE FROM idempotency_keys WHERE scope = %s AND idem_key = %s AND created_at < %s" },
     /* sessions */
     { "ospab_auth_user_by_email",
-      "SELECT id, email, name, role, enabled, password_hash FROM users WHERE email = %s" },
+      "SELECT id, email, name, role, enabled, password_hash FROM users WHERE email_key = %s" },
     { "ospab_rt_insert",
       "INSERT INTO refresh_tokens (user_id, family_id, token_hash, parent_id, expires_at, "
       "created_at, user_agent, ip) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
@@ -164,6 +175,10 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_event_insert",
       "INSERT INTO webhook_outbox (event, payload, state, attempts, next_attempt_at, "
       "created_at) VALUES (%s, %s, 'pending', 0, %s, %s)" },
+    /* an event for the agents only (who may watch what changed), never a webhook */
+    { "ospab_event_insert_internal",
+      "INSERT INTO webhook_outbox (event, payload, state, attempts, next_attempt_at, "
+      "created_at) VALUES (%s, %s, 'internal', 0, %s, %s)" },
     { "ospab_task_get",
       "SELECT id, vps_id, user_id, action, status, upid, exitstatus, error "
       "FROM tasks WHERE id = %s" },
@@ -231,7 +246,12 @@ const ospab_sql_t ospab_sql_statements[] = {
       "DELETE FROM webhook_deliveries WHERE webhook_id IN (SELECT id FROM webhook_outbox "
       "WHERE state IN ('delivered', 'skipped') AND created_at < %s)" },
     { "ospab_webhook_prune",
-      "DELETE FROM webhook_outbox WHERE state IN ('delivered', 'skipped') AND created_at < %s" },
+      "DELETE FROM webhook_outbox WHERE state IN ('delivered', 'skipped', 'internal') "
+      "AND created_at < %s" },
+    /* the agent's housekeeping: spent sessions and old replay records */
+    { "ospab_rt_prune",
+      "DELETE FROM refresh_tokens WHERE expires_at < %s OR revoked_at < %s" },
+    { "ospab_idem_prune", "DELETE FROM idempotency_keys WHERE created_at < %s" },
     /* agent: monitor (monitor-agent/agent_monitor.c) */
     { "ospab_agent_vps_index",
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "

@@ -16,6 +16,7 @@
 #include "ospab_util.h"
 #include "ospab_fields.h"
 #include "ospab_resource.h"
+#include "ospab_events.h"
 
 static const char *const actions[] = { "create", "update", "delete", NULL };
 
@@ -430,11 +431,26 @@ static int lock_and_get(ospab_db_t *db, apr_pool_t *p, const char *lock, const c
     return 0;
 }
 
+/* server.owner: the billing site gave the server to another customer. Webhooks tell the
+ * billing site; the agents drop the old owner's live view of it. */
+static apr_status_t owner_changed(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                                  const char *id, const char *from, const char *to)
+{
+    json_t *data = json_pack("{s:I, s:I, s:I}", "serverId", (json_int_t)apr_atoi64(id),
+                             "userId", (json_int_t)apr_atoi64(to),
+                             "previousUserId", (json_int_t)apr_atoi64(from));
+    apr_status_t rv = data ? ospab_event_add(db, p, a->now, OSPAB_EVENT_OWNER, data)
+                           : APR_ENOMEM;
+
+    json_decref(data);
+    return rv;
+}
+
 static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                        ospab_field_value_t *in, const ospab_idem_t *idem, ospab_result_t *res)
 {
     const char *args[OSPAB_VPS_NFIELDS - 1];
-    const char *id;
+    const char *id, *old_owner;
     ospab_row_t row;
     int i;
 
@@ -446,6 +462,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         || refs_missing(db, p, in, res)) {
         return;
     }
+    old_owner = row[OSPAB_VPS_USER_ID];
     for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
         args[i - 1] = in[i].present ? in[i].value : row[i];
     }
@@ -468,6 +485,8 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
+        || (strcmp(old_owner, row[OSPAB_VPS_USER_ID])
+            && owner_changed(db, p, a, id, old_owner, row[OSPAB_VPS_USER_ID]) != APR_SUCCESS)
         || ospab_audit(db, p, a, "vps.update", "vps", id,
                  changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, OSPAB_VPS_ID))
            != APR_SUCCESS) {
@@ -619,11 +638,11 @@ static json_t *user_changes(const ospab_field_value_t *in)
 static void user_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
                           ospab_result_t *res)
 {
-    const char *email = in[OSPAB_USER_EMAIL].value;
+    const char *key = ospab_email_key(p, in[OSPAB_USER_EMAIL].value);
     ospab_row_t row = NULL;
 
-    if (in[OSPAB_USER_EMAIL].present
-        && ospab_db_select_one(db, p, "ospab_user_get_email", 1, &email, &row) != APR_SUCCESS) {
+    if (in[OSPAB_USER_EMAIL].present && key
+        && ospab_db_select_one(db, p, "ospab_user_get_email", 1, &key, &row) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
@@ -644,7 +663,7 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                         const ospab_field_value_t *in, const char *hash,
                         const ospab_idem_t *idem, ospab_result_t *res)
 {
-    const char *args[8];
+    const char *args[9];
     const char *id = in[OSPAB_USER_ID].value;
     const char *now = ospab_time_db(p, a->now);
     const char **v = args;
@@ -654,6 +673,7 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         *v++ = id;
     }
     *v++ = in[OSPAB_USER_EMAIL].value;
+    *v++ = ospab_email_key(p, in[OSPAB_USER_EMAIL].value);
     *v++ = in[OSPAB_USER_NAME].value;
     *v++ = in[OSPAB_USER_ROLE].value;
     *v++ = hash;
@@ -689,21 +709,31 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 {
     const char *id = in[OSPAB_USER_ID].value;
     const char *now = ospab_time_db(p, a->now);
-    const char *args[6];
+    const char *args[7], *reason = NULL;
     ospab_row_t row;
-    int i;
 
     if (begin_change(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
         return;
     }
-    /* row: id, email, name, role, enabled, ...: the field order up to enabled */
-    for (i = OSPAB_USER_EMAIL; i <= OSPAB_USER_ENABLED; ++i) {
-        args[i - 1] = in[i].present ? in[i].value : row[i];
+    /* row: id, email, name, role, enabled, ... */
+#define USER_VALUE(f) (in[f].present ? in[f].value : row[f])
+    args[0] = USER_VALUE(OSPAB_USER_EMAIL);
+    args[1] = ospab_email_key(p, args[0]);
+    args[2] = USER_VALUE(OSPAB_USER_NAME);
+    args[3] = USER_VALUE(OSPAB_USER_ROLE);
+    args[4] = USER_VALUE(OSPAB_USER_ENABLED);
+#undef USER_VALUE
+    args[5] = now;
+    args[6] = id;
+    /* what the user may watch live changes with these: the agents hear of it */
+    if (strcmp(args[4], row[OSPAB_USER_ENABLED])) {
+        reason = strcmp(args[4], "1") ? "disabled" : "enabled";
     }
-    args[4] = now;
-    args[5] = id;
-    if (ospab_db_exec(db, p, "ospab_user_update", 6, args, NULL) != APR_SUCCESS) {
+    else if (strcmp(args[3], row[OSPAB_USER_ROLE])) {
+        reason = "role";
+    }
+    if (ospab_db_exec(db, p, "ospab_user_update", 7, args, NULL) != APR_SUCCESS) {
         if (!ospab_db_is_constraint(db)) {
             ospab_result_db_failed(db, p, res);
             return;
@@ -716,6 +746,7 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     args[1] = now;
     args[2] = id;
     if ((hash && ospab_db_exec(db, p, "ospab_user_set_password", 3, args, NULL) != APR_SUCCESS)
+        || (reason && ospab_event_access(db, p, a->now, id, NULL, reason) != APR_SUCCESS)
         || ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &row) != APR_SUCCESS || !row
         || ospab_audit(db, p, a, "user.update", "user", id, user_changes(in)) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
@@ -751,6 +782,7 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     record = ospab_user_json(p, row);
     if (ospab_db_exec(db, p, "ospab_user_delete_tokens", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_user_delete", 1, &id, NULL) != APR_SUCCESS
+        || ospab_event_access(db, p, a->now, id, NULL, "deleted") != APR_SUCCESS
         || ospab_audit(db, p, a, "user.delete", "user", id, json_deep_copy(record)) != APR_SUCCESS) {
         json_decref(record);
         ospab_result_db_failed(db, p, res);
@@ -803,4 +835,26 @@ void ospab_sync_user(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, 
     else {
         user_update(db, p, actor, in, hash, idem, res);
     }
+}
+
+apr_status_t ospab_sync_user_keys(ospab_db_t *db, apr_pool_t *p, int *changed)
+{
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i, n = 0;
+
+    rv = ospab_db_select(db, p, "ospab_user_keys", 0, NULL, &rows, NULL);
+    for (i = 0; rv == APR_SUCCESS && i < rows->nelts; ++i) {
+        ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);   /* id email email_key */
+        const char *args[2] = { ospab_email_key(p, r[1]), r[0] };
+
+        if (args[0] && (!r[2] || strcmp(r[2], args[0]))) {
+            rv = ospab_db_exec(db, p, "ospab_user_set_key", 2, args, NULL);
+            ++n;
+        }
+    }
+    if (changed) {
+        *changed = n;
+    }
+    return rv;
 }

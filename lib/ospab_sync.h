@@ -76,4 +76,9 @@ apr_status_t ospab_audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 void ospab_result_error(apr_pool_t *p, ospab_result_t *res, int status, const char *msg,
                         json_t *fields);
 
+/* Writes every user's email_key (ospab_email_key) where it differs from the stored one:
+ * after a migration or a seed wrote accounts with SQL alone. *changed (may be NULL) gets
+ * the number of rows updated. */
+apr_status_t ospab_sync_user_keys(ospab_db_t *db, apr_pool_t *p, int *changed);
+
 #endif

@@ -11,6 +11,11 @@
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 
+#include <unicase.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
+
 #include "ospab_util.h"
 
 apr_status_t ospab_secret_resolve(apr_pool_t *p, const char *spec, const char **out,
@@ -209,4 +214,43 @@ int ospab_parse_id(const char *s, apr_int64_t *out)
     }
     *out = v;
     return 0;
+}
+
+const char *ospab_email_key(apr_pool_t *p, const char *email)
+{
+    const uint8_t *s = (const uint8_t *)email, *start, *end;
+    uint8_t *lower;
+    char *key;
+    size_t n = email ? strlen(email) : 0, len = 0;
+    ucs4_t uc;
+    int k;
+
+    if (!n || u8_check(s, n)) {
+        return NULL;
+    }
+    /* trim white space (Unicode's White_Space: NBSP and ideographic space too) */
+    start = s;
+    end = s + n;
+    while (start < end && (k = u8_mbtouc(&uc, start, (size_t)(end - start))) > 0
+           && uc_is_property_white_space(uc)) {
+        start += k;
+    }
+    while (end > start) {
+        const uint8_t *prev = u8_prev(&uc, end, start);
+
+        if (!prev || !uc_is_property_white_space(uc)) {
+            break;
+        }
+        end = prev;
+    }
+    if (start == end) {
+        return NULL;
+    }
+    lower = u8_tolower(start, (size_t)(end - start), NULL, UNINORM_NFC, NULL, &len);
+    if (!lower) {
+        return NULL;
+    }
+    key = apr_pstrmemdup(p, (const char *)lower, len);
+    free(lower);
+    return key;
 }

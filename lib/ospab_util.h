@@ -29,6 +29,13 @@ const char *ospab_time_api(apr_pool_t *p, const char *db_value);
 /* 1 if s is valid UTF-8 of min..max characters with no control characters. */
 int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars);
 
+/* The form of an e-mail address that identifies an account: white space trimmed at both
+ * ends, Unicode NFC, lower case (so "Demo@Example.com " and "demo@example.com" are one
+ * account, while "démo@" and "ｄemo@" stay other addresses). NULL when email is not valid
+ * UTF-8 or is empty once trimmed. Logins look users up by this key and count their
+ * attempts under it. */
+const char *ospab_email_key(apr_pool_t *p, const char *email);
+
 /* Parses a whole decimal integer (no sign, no spaces) into *out; 0 on success. */
 int ospab_parse_id(const char *s, apr_int64_t *out);
 

@@ -23,25 +23,33 @@ static void session_conf(request_rec *r, ospab_session_conf_t *c)
     c->user_agent = apr_table_get(r->headers_in, "User-Agent");
 }
 
-static int too_many(request_rec *r, int wait)
+static int too_many(request_rec *r, int wait, const char *what)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", apr_itoa(r->pool, wait));
     return ospab_mod_error(r, HTTP_TOO_MANY_REQUESTS, apr_psprintf(r->pool,
-                           "too many failed logins; try again in %d seconds", wait));
+                           "too many %s; try again in %d seconds", what, wait));
 }
 
+/* Login attempts are counted in shared memory under three keys: failures per client
+ * address and per account (OspabRateLimit's first number), and every login of an account,
+ * successful or not (its third). Every attempt is taken before anything is checked, so
+ * parallel guesses cannot overtake the counters and a request without a password counts
+ * like a wrong one; only a success (or the server's own failure) gives the failure
+ * attempts back. The account is its e-mail's login key (ospab_email_key), the same the
+ * lookup uses: "Demo@x " and "demo@x" share one counter. */
 int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
 {
     ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
     ospab_ratelimit_t *rl = ospab_mod_ratelimit();
     int limit = sc->rl_limit != -1 ? sc->rl_limit : OSPAB_DEFAULT_RL_LIMIT;
     int window = sc->rl_window != -1 ? sc->rl_window : OSPAB_DEFAULT_RL_WINDOW;
+    int logins = sc->rl_logins != -1 ? sc->rl_logins : OSPAB_DEFAULT_RL_LOGINS;
     ospab_session_conf_t conf;
     ospab_actor_t actor;
     ospab_result_t res;
     ospab_db_t *db;
     json_t *body, *email;
-    const char *raw, *ip_key, *acct_key = NULL;
+    const char *raw, *ip_key, *acct_key = NULL, *login_key = NULL, *what = "failed logins";
     apr_size_t len;
     int rc, wait = 0;
 
@@ -57,25 +65,30 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
     ip_key = apr_pstrcat(r->pool, "ip:", r->useragent_ip, NULL);
     email = json_object_get(body, "email");
     if (json_is_string(email)) {
-        char *e = apr_pstrdup(r->pool, json_string_value(email));
+        const char *k = ospab_email_key(r->pool, json_string_value(email));
 
-        ap_str_tolower(e);
-        acct_key = apr_pstrcat(r->pool, "acct:", e, NULL);
+        if (k) {
+            acct_key = apr_pstrcat(r->pool, "acct:", k, NULL);
+            login_key = apr_pstrcat(r->pool, "login:", k, NULL);
+        }
     }
-    /* every attempt is counted before the password is checked, and given back when it
-     * was right: what remains counted are the failures, and parallel guesses cannot
-     * overtake the counter */
     if (rl) {
         wait = ospab_ratelimit_take(rl, ip_key, limit, window, actor.now);
         if (!wait && acct_key
             && (wait = ospab_ratelimit_take(rl, acct_key, limit, window, actor.now)) > 0) {
             ospab_ratelimit_give_back(rl, ip_key, window, actor.now);
         }
+        if (!wait && login_key
+            && (wait = ospab_ratelimit_take(rl, login_key, logins, window, actor.now)) > 0) {
+            ospab_ratelimit_give_back(rl, ip_key, window, actor.now);
+            ospab_ratelimit_give_back(rl, acct_key, window, actor.now);
+            what = "logins to this account";
+        }
     }
     if (wait > 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00501)
                       "login rate limit reached for %s", r->useragent_ip);
-        return too_many(r, wait);
+        return too_many(r, wait, what);
     }
     if (!(db = ospab_mod_db(r))) {
         memset(&res, 0, sizeof(res));
@@ -91,10 +104,13 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00502)
                       "failed login from %s", r->useragent_ip);
     }
-    else if (rl) {
+    else if (rl && (res.status == HTTP_OK || res.status >= 500)) {
         ospab_ratelimit_give_back(rl, ip_key, window, actor.now);
         if (acct_key) {
             ospab_ratelimit_give_back(rl, acct_key, window, actor.now);
+        }
+        if (res.status >= 500 && login_key) {
+            ospab_ratelimit_give_back(rl, login_key, window, actor.now);
         }
     }
     return ospab_mod_finish(r, &res);

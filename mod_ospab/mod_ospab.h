@@ -46,7 +46,7 @@ typedef struct {
     int jwt_leeway;
     int access_ttl;
     int refresh_ttl;
-    int rl_limit, rl_window;                       /* OspabRateLimit */
+    int rl_limit, rl_window, rl_logins;            /* OspabRateLimit */
     /* ... and what post_config makes of them */
     ospab_jwt_conf_t jwt;
     /* Proxmox VE (NULL/-1 unset) */
@@ -71,6 +71,7 @@ typedef struct {
 #define OSPAB_DEFAULT_REFRESH_TTL (30 * 24 * 3600)
 #define OSPAB_DEFAULT_RL_LIMIT 10
 #define OSPAB_DEFAULT_RL_WINDOW 300
+#define OSPAB_DEFAULT_RL_LOGINS 30
 #define OSPAB_RL_MUTEX "ospab-ratelimit"
 #define OSPAB_STARTUP_MUTEX "ospab-startup"
 

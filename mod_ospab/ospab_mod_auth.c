@@ -2,6 +2,7 @@
 #include <strings.h>
 
 #include "mod_ospab.h"
+#include "ospab_session.h"
 
 static int unauthorized(request_rec *r, const char *error, const char *description)
 {
@@ -19,8 +20,8 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
     ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
     const char *h = apr_table_get(r->headers_in, "Authorization");
     ospab_jwt_claims_t claims;
-    const char *why, *id;
-    ospab_row_t user;
+    const char *why;
+    apr_status_t rv;
 
     if (!h || !*h) {
         *done = unauthorized(r, NULL, "missing bearer token");
@@ -41,21 +42,19 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
         *done = unauthorized(r, "invalid_token", why);
         return 0;
     }
-    /* the token names a user: it must still exist and be enabled */
-    id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, claims.user_id);
-    if (ospab_db_select_one(db, r->pool, "ospab_user_enabled", 1, &id, &user) != APR_SUCCESS) {
+    /* the token names a user: the row decides (enabled, role, the login still live) */
+    rv = ospab_session_principal(db, r->pool, &claims, who, &why);
+    if (rv == APR_EACCES) {
+        *done = unauthorized(r, "invalid_token", why);
+        return 0;
+    }
+    if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00402) "user lookup failed: %s",
                       db->error);
         *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
         return 0;
     }
-    if (!user || !user[0] || !strcmp(user[0], "0")) {
-        *done = unauthorized(r, "invalid_token", "unknown or disabled user");
-        return 0;
-    }
-    who->user_id = id;
-    who->admin = claims.admin;
-    r->user = apr_pstrcat(r->pool, "user:", id, NULL);   /* for the access log */
+    r->user = apr_pstrcat(r->pool, "user:", who->user_id, NULL);   /* for the access log */
     return 1;
 }
 

@@ -28,6 +28,7 @@ void *ospab_mod_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->refresh_ttl = -1;
     c->rl_limit = -1;
     c->rl_window = -1;
+    c->rl_logins = -1;
     c->pve_connect_timeout = -1;
     c->pve_timeout = -1;
     c->self_service = -1;
@@ -62,6 +63,7 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(refresh_ttl);
     MERGE_INT(rl_limit);
     MERGE_INT(rl_window);
+    MERGE_INT(rl_logins);
     MERGE_PTR(pve_url);
     MERGE_PTR(pve_token);
     MERGE_PTR(pve_ca);
@@ -204,12 +206,19 @@ static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
     return parse_seconds(cmd, arg, 300, 365 * 86400, &c->refresh_ttl);
 }
 
-static const char *set_rate_limit(cmd_parms *cmd, void *dc, const char *n, const char *w)
+static const char *set_rate_limit(cmd_parms *cmd, void *dc, const char *n, const char *w,
+                                  const char *l)
 {
     ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
     const char *err = parse_seconds(cmd, n, 1, 100000, &c->rl_limit);
 
-    return err ? err : parse_seconds(cmd, w, 1, 86400, &c->rl_window);
+    if (!err) {
+        err = parse_seconds(cmd, w, 1, 86400, &c->rl_window);
+    }
+    if (!err && l) {
+        err = parse_seconds(cmd, l, 1, 100000, &c->rl_logins);
+    }
+    return err;
 }
 
 /* A whole (small) file into pool memory, NUL-terminated; NULL when fine, else why not. */
@@ -360,9 +369,9 @@ const command_rec ospab_mod_cmds[] = {
                   "Lifetime of issued access tokens in seconds (60-86400, default 900)"),
     AP_INIT_TAKE1("OspabRefreshTokenTTL", set_seconds, NULL, RSRC_CONF,
                   "Lifetime of refresh tokens in seconds (default 2592000 = 30 days)"),
-    AP_INIT_TAKE2("OspabRateLimit", set_rate_limit, NULL, RSRC_CONF,
-                  "Failed logins allowed per client address and per account, and the window "
-                  "in seconds (default: 10 300)"),
+    AP_INIT_TAKE23("OspabRateLimit", set_rate_limit, NULL, RSRC_CONF,
+                   "Failed logins allowed per client address and per account, the window in "
+                   "seconds, and logins of any outcome per account (default: 10 300 30)"),
     AP_INIT_TAKE1("OspabProxmoxURL", set_pve, NULL, RSRC_CONF,
                   "Proxmox VE API base, e.g. https://pve.example.com:8006"),
     AP_INIT_TAKE1("OspabProxmoxToken", set_pve, NULL, RSRC_CONF,
@@ -519,7 +528,7 @@ static int setup_ratelimit(apr_pool_t *pconf, server_rec *s)
         rv = ap_global_mutex_create(&ratelimit_mutex, NULL, OSPAB_RL_MUTEX, NULL, s, pconf, 0);
     }
     if (rv == APR_SUCCESS) {
-        rv = ospab_ratelimit_create(pconf, 4096, &ratelimit_mutex, &ratelimit);
+        rv = ospab_ratelimit_create(pconf, 16384, &ratelimit_mutex, &ratelimit);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, OSPAB_LOGNO(00108)

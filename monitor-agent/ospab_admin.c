@@ -298,6 +298,28 @@ static void print_event(void *baton, ospab_migrate_event_e ev,
     fflush(stdout);
 }
 
+static int core_db(admin_t *a, ospab_db_t *db);
+
+/* After SQL wrote accounts (a migration's first fill, a seed): the login keys as the
+ * application computes them (Unicode, which SQL's LOWER() does not do alike everywhere). */
+static int user_keys(admin_t *a)
+{
+    ospab_db_t db;
+    int rc = core_db(a, &db), n = 0;
+
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    if (ospab_sync_user_keys(&db, a->pool, &n) != APR_SUCCESS) {
+        fail_msg(a, db.error ? db.error : "cannot update the users' login keys");
+        return EXIT_FAIL;
+    }
+    if (n > 0) {
+        printf("login keys of %d user%s updated\n", n, n == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
 static int cmd_migrate(admin_t *a, int argc, const char *const *argv)
 {
     const char *dir = dialect_dir(a), *errmsg = NULL;
@@ -314,6 +336,9 @@ static int cmd_migrate(admin_t *a, int argc, const char *const *argv)
             fprintf(stderr, "ospab-admin: %d migration%s applied before the "
                     "failure\n", n, n == 1 ? " was" : "s were");
         }
+        return EXIT_FAIL;
+    }
+    if (n > 0 && !a->dry_run && user_keys(a) != EXIT_OK) {
         return EXIT_FAIL;
     }
     if (n == 0) {
@@ -407,7 +432,7 @@ static int cmd_seed(admin_t *a, int argc, const char *const *argv)
         fail_msg(a, errmsg ? errmsg : "seed failed");
         return EXIT_FAIL;
     }
-    return EXIT_OK;
+    return applied ? user_keys(a) : EXIT_OK;
 }
 
 /* The core's statements on this connection, for commands that reuse its operations. */
@@ -509,7 +534,9 @@ static int cmd_token(admin_t *a, int argc, const char *const *argv)
     jc.sign_key = jc.verify_key = (const unsigned char *)key;
     jc.sign_key_len = jc.verify_key_len = (int)strlen(key);
     jc.access_ttl = a->ttl > 0 ? a->ttl : 900;
-    if (ospab_jwt_issue(a->pool, &jc, uid, row[3], apr_time_now(), &token) != APR_SUCCESS) {
+    /* no login session: such a token ends with its ttl or when the user is disabled */
+    if (ospab_jwt_issue(a->pool, &jc, uid, row[3], NULL, apr_time_now(), &token)
+        != APR_SUCCESS) {
         fail_msg(a, "could not sign the token");
         return EXIT_FAIL;
     }

@@ -26,7 +26,8 @@ from requests.adapters import HTTPAdapter
 
 import harness
 import authmatrix as am
-from conftest import Api, _started, access_token, create_user, sql_exec
+from conftest import (Api, _started, access_token, create_user, placeholder_proxmox_conf,
+                      sql_exec)
 
 ME = "/api/auth/me"
 LOGIN = "/api/auth/login"
@@ -199,15 +200,29 @@ class MatrixContext:
         return {"owner": self.owner_vps_id, "other": self.other_vps_id}.get(who)
 
 
+# The matrix logs its owner in afresh for every refresh/logout cell: more logins of one
+# account than OspabRateLimit's default 30 per window allow (test_login_count_limit).
+MATRIX_RATE_LIMIT = "OspabRateLimit 10 300 100000"
+
+
 @pytest.fixture(scope="module")
-def hs_ctx(apache):
-    return MatrixContext(apache)
+def hs_apache(database):
+    a = harness.Apache(database, extra_conf=[*placeholder_proxmox_conf(), MATRIX_RATE_LIMIT])
+    _started(a)
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def hs_ctx(hs_apache):
+    return MatrixContext(hs_apache)
 
 
 @pytest.fixture(scope="module")
 def rs_apache(database, keys):
     """RS256 with a signing key: the panel issues and verifies RS256 tokens."""
-    a = harness.Apache(database, jwt_directives=rs256_directives(keys))
+    a = harness.Apache(database, jwt_directives=rs256_directives(keys),
+                       extra_conf=[MATRIX_RATE_LIMIT])
     _started(a)
     yield a
     a.stop()
@@ -584,16 +599,23 @@ def test_role_must_be_user_or_admin(apache, owner, role):
     assert_invalid_token(me(apache, am.token(claim_set, apache.jwt_secret)))
 
 
-def test_role_absent_means_user(apache, owner):
+def test_role_comes_from_the_user_row(apache, owner):
+    """The role claim is read (an unknown one is refused) but never believed: what the
+    user may see is the users row's role (security fix M3: a demoted admin's token must
+    not keep admin rights until it expires)."""
     tok = hs(apache, owner["id"], role=None)
     assert "role" not in am.parts(tok)[1]
     r = http(apache, "GET", "/api/server", headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 200, r.text
     assert {s["userId"] for s in r.json()} == {owner["id"]}
-    # an admin's id without role "admin" does not see everything either
+    # a user's token saying "admin" does not see everything
+    r = http(apache, "GET", "/api/server",
+             headers={"Authorization": f"Bearer {hs(apache, owner['id'], role='admin')}"})
+    assert r.status_code == 200 and {s["userId"] for s in r.json()} == {owner["id"]}, r.text
+    # the admin's (user 1's) token without the claim does, being an admin in the database
     r = http(apache, "GET", "/api/server",
              headers={"Authorization": f"Bearer {hs(apache, 1, role=None)}"})
-    assert r.status_code == 200 and r.json() == [], r.text
+    assert r.status_code == 200 and {s["userId"] for s in r.json()} > {owner["id"]}, r.text
 
 
 # -------------------------------------------------- RS256 / ES256 / configtest --
@@ -994,8 +1016,9 @@ def test_logout(apache, database):
     assert r.json() == {"status": "success", "message": "logged out"}
     error_is(refresh(apache, t2), 401, "refresh token revoked")
     assert all(row["revoked_at"] is not None for row in _family(database, t2))
-    # the access token stays valid until it expires (documented)
-    assert me(apache, body["accessToken"]).status_code == 200
+    # the access tokens of that login end with it (security fix L1), the first one too
+    r = me(apache, body["accessToken"])
+    assert r.status_code == 401 and "session ended" in r.json()["error"], r.text
     # again, and with unknown tokens: still 200
     for t in (t2, "unknown-" + secrets.token_urlsafe(16)):
         r = http(apache, "POST", LOGOUT, json={"refreshToken": t})
@@ -1026,7 +1049,7 @@ def test_secrets_never_logged(start_apache, database):
     tokens += [r.json()["refreshToken"], r.json()["accessToken"]]
     assert refresh(a, body["refreshToken"]).status_code == 401        # reuse: logged at notice
     assert http(a, "POST", LOGOUT, json={"refreshToken": tokens[2]}).status_code == 200
-    assert me(a, tokens[1]).status_code == 200
+    assert me(a, tokens[1]).status_code == 401                       # that login has ended
     assert me(a, am.tamper(tokens[1], role="admin")).status_code == 401   # debug: refused
     assert api.user("update", {"id": u["id"], "password": wrong}).status_code == 200
     time.sleep(0.3)                                  # access log lines are written after the response
