@@ -74,6 +74,8 @@ typedef struct {
 #define OSPAB_DEFAULT_RL_LOGINS 30
 #define OSPAB_RL_MUTEX "ospab-ratelimit"
 #define OSPAB_STARTUP_MUTEX "ospab-startup"
+#define OSPAB_LIVE_MUTEX "ospab-live"
+#define OSPAB_LIVE_PER_ADDRESS 16
 
 /* ospab_mod_config.c */
 extern const command_rec ospab_mod_cmds[];
@@ -94,6 +96,16 @@ ospab_ratelimit_t *ospab_mod_ratelimit(void);
 ospab_jwt_cache_t *ospab_mod_jwt_cache(void);
 /* The request's pooled DB connection (mod_dbd), or NULL when the database is down. */
 ospab_db_t *ospab_mod_db(request_rec *r);
+
+/* ospab_mod_live.c: OspabLivePush, the live-push proxy's worker budget */
+void *ospab_mod_create_dir_conf(apr_pool_t *p, char *dir);
+void *ospab_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+const char *ospab_mod_set_live_push(cmd_parms *cmd, void *dc, const char *args);
+int ospab_mod_live_pre_config(apr_pool_t *pconf);
+int ospab_mod_live_post_config(apr_pool_t *pconf, server_rec *s);
+void ospab_mod_live_child_init(apr_pool_t *p, server_rec *s);
+int ospab_mod_live_handler(request_rec *r);
+int ospab_mod_live_log(request_rec *r);
 
 /* ospab_mod_http.c: every handler ends in one of these */
 int ospab_mod_respond(request_rec *r, int status, json_t *body);

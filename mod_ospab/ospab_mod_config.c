@@ -397,6 +397,10 @@ const command_rec ospab_mod_cmds[] = {
                   "Private key for SSH to the node; enables root password resets"),
     AP_INIT_TAKE1("OspabProxmoxSSHKnownHosts", set_pve, NULL, RSRC_CONF,
                   "known_hosts file holding the node's SSH host key (required with the key)"),
+    AP_INIT_RAW_ARGS("OspabLivePush", ospab_mod_set_live_push, NULL, ACCESS_CONF,
+                     "In the live-push proxy's <Location>: [workers=N] [per-address=M], the "
+                     "Apache workers its requests may hold at once (default: half of "
+                     "MaxRequestWorkers) and from one client address (default 16); Off"),
     { NULL }
 };
 
@@ -483,7 +487,7 @@ int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     return ap_mutex_register(pconf, OSPAB_RL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            && ap_mutex_register(pconf, OSPAB_STARTUP_MUTEX, NULL, APR_LOCK_DEFAULT, 0)
-              == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+              == APR_SUCCESS ? ospab_mod_live_pre_config(pconf) : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 /* The directives as libjwt wants them, once, at configuration time. */
@@ -509,20 +513,28 @@ static void build_jwt_conf(ospab_srv_conf_t *c)
     j->access_ttl = c->access_ttl != -1 ? c->access_ttl : OSPAB_DEFAULT_ACCESS_TTL;
 }
 
-/* Login failure counters in shared memory, created in the parent before the children
- * fork; skipped on the first of httpd's two configuration passes. */
-static int setup_ratelimit(apr_pool_t *pconf, server_rec *s)
+/* 1 on the first of httpd's two configuration passes, where shared memory and locks are
+ * not made yet (they would be thrown away). */
+static int first_pass(server_rec *s)
 {
     static const char *const pass_key = "ospab_post_config_pass";
     void *seen = NULL;
-    apr_status_t rv;
 
     apr_pool_userdata_get(&seen, pass_key, s->process->pool);
     if (!seen) {
         apr_pool_userdata_set((const void *)1, pass_key, apr_pool_cleanup_null,
                               s->process->pool);
-        return OK;
+        return 1;
     }
+    return 0;
+}
+
+/* Login failure counters in shared memory, created in the parent before the children
+ * fork. */
+static int setup_ratelimit(apr_pool_t *pconf, server_rec *s)
+{
+    apr_status_t rv;
+
     rv = ap_global_mutex_create(&startup_mutex, NULL, OSPAB_STARTUP_MUTEX, NULL, s, pconf, 0);
     if (rv == APR_SUCCESS) {
         rv = ap_global_mutex_create(&ratelimit_mutex, NULL, OSPAB_RL_MUTEX, NULL, s, pconf, 0);
@@ -629,6 +641,7 @@ void ospab_mod_child_init(apr_pool_t *p, server_rec *s)
         jwt_cache = NULL;   /* every token is then verified in full: slower, still right */
     }
     pve_clients(p, s);
+    ospab_mod_live_child_init(p, s);
     if (ratelimit_mutex) {
         apr_status_t rv = apr_global_mutex_child_init(&ratelimit_mutex,
                               apr_global_mutex_lockfile(ratelimit_mutex), p);
@@ -650,7 +663,8 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     for (sp = s; sp; sp = sp->next) {
         build_jwt_conf(ap_get_module_config(sp->module_config, &ospab_module));
     }
-    if (setup_ratelimit(pconf, s) != OK) {
+    if (!first_pass(s) && (setup_ratelimit(pconf, s) != OK
+                           || ospab_mod_live_post_config(pconf, s) != OK)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);

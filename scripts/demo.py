@@ -118,7 +118,10 @@ def main():
         f"LoadModule proxy_module {mods}/mod_proxy.so",
         f"LoadModule proxy_http_module {mods}/mod_proxy_http.so",
         f"LoadModule proxy_wstunnel_module {mods}/mod_proxy_wstunnel.so",
-        f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" upgrade=websocket'])
+        f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" upgrade=websocket',
+        # its worker budget: half of the demo's 64 workers, so idle sockets never starve
+        # /api/ (conf/ospab.conf)
+        '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>"])
     (base / "agent").mkdir(mode=0o755)
     agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
                   rundir=base / "agent", sections={
