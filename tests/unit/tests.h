@@ -10,5 +10,6 @@ Suite *ospab_route_suite(void);
 Suite *ospab_fields_suite(void);
 Suite *ospab_pve_suite(void);
 Suite *ospab_outbox_suite(void);
+Suite *ospab_limits_suite(void);
 
 #endif
