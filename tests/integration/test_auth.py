@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 
 import harness
 import authmatrix as am
-from conftest import (Api, _started, access_token, create_user, placeholder_proxmox_conf,
+from conftest import (Api, _started, access_token, create_user, new_vps, placeholder_proxmox_conf,
                       sql_exec)
 
 ME = "/api/auth/me"
@@ -1238,3 +1238,128 @@ def test_rate_limit_concurrent_burst(start_apache):
         codes = sorted(r.status_code for r in ex.map(go, range(8)))
     assert set(codes) <= {401, 429}, codes
     assert codes.count(401) <= 3, f"{codes.count(401)} passwords were tried with a limit of 3"
+
+
+# ------------------------------------------------- security fixes (red-team pass) --
+
+def test_logins_are_looked_up_by_the_normalised_email(start_apache, database):
+    """M4: an address that only looks like an account's does not log into it, and one that
+    is the same address (case, surrounding white space, NFC) shares its counters."""
+    a = start_apache(extra_conf=["OspabRateLimit 3 60"])
+    api = Api(a)
+    tag = secrets.token_hex(4)
+    u = create_user(api, password=password(), email=f"Demo-{tag}@Example.com")
+    assert login(a, f"demo-{tag}@example.com", u["password"], source=fresh_address()).status_code == 200
+    assert login(a, f"  DEMO-{tag}@EXAMPLE.COM \t", u["password"],
+                 source=fresh_address()).status_code == 200
+    # look-alikes: an accent (MariaDB's utf8mb4_unicode_ci calls it equal), full width
+    for other in (f"démo-{tag}@example.com", f"\uff44emo-{tag}@example.com",
+                  f"demo-{tag}@example.com\u200b"):
+        error_is(login(a, other, u["password"], source=fresh_address()), 401,
+                 INVALID_LOGIN["error"])
+    # spellings of one address count as one account: three failures, then 429 for all
+    for spelling in (f"demo-{tag}@example.com", f"DEMO-{tag}@example.com ",
+                     f" Demo-{tag}@EXAMPLE.com"):
+        assert login(a, spelling, "wrong-password", source=fresh_address()).status_code == 401
+    assert_limited(login(a, f"demo-{tag}@example.com", u["password"], source=fresh_address()), 60)
+    # the stored key is what the lookup uses
+    row = database.query("SELECT email, email_key FROM users WHERE id = ?", [u["id"]])[0]
+    assert row == {"email": f"Demo-{tag}@Example.com",
+                   "email_key": f"demo-{tag}@example.com"}, row
+
+
+def test_requests_without_a_password_count(start_apache):
+    """M4: an attempt without a password counts like a wrong one (it used not to count,
+    and filled the table)."""
+    a = start_apache(extra_conf=["OspabRateLimit 3 60"])
+    u = create_user(Api(a), password=password())
+    src = fresh_address()
+    for body in ({"email": u["email"]}, {"email": u["email"], "password": ""},
+                 {"email": u["email"], "password": 5}):
+        r = http(a, "POST", LOGIN, json=body, source=src)
+        assert r.status_code == 400, r.text
+    assert_limited(login(a, u["email"], u["password"], source=fresh_address()), 60)
+
+
+def test_flooding_the_counters_does_not_reset_a_guessed_account(start_apache):
+    """M4: thousands of fresh keys (other e-mails, other addresses, no passwords) cannot
+    evict the counter of an account under attack: the 11th guess is still refused."""
+    a = start_apache()
+    u = create_user(Api(a), password=password())
+    for i in range(9):
+        assert login(a, u["email"], f"guess-{i}", source=fresh_address()).status_code == 401
+    def flood(k):
+        src = f"127.78.{k // 250}.{k % 250 + 1}"
+        with requests.Session() as fs:
+            fs.mount("http://", _SourceAdapter(src))
+            for j in range(10):
+                fs.post(a.url(LOGIN), json={"email": f"x{k}-{j}@flood.example"}, timeout=30)
+
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(flood, range(2000)))            # 20,000 keys, more than the table holds
+    assert login(a, u["email"], "guess-9", source=fresh_address()).status_code == 401
+    assert_limited(login(a, u["email"], "guess-10", source=fresh_address()), 300)
+
+
+def test_login_count_limit(start_apache):
+    """L5: successful logins of one account are limited too (third OspabRateLimit
+    number), while the failure counters stay untouched by them."""
+    a = start_apache(extra_conf=["OspabRateLimit 3 60 5"])
+    u = create_user(Api(a), password=password())
+    for _ in range(5):
+        assert login(a, u["email"], u["password"], source=fresh_address()).status_code == 200
+    r = login(a, u["email"], u["password"], source=fresh_address())
+    assert r.status_code == 429, r.text
+    assert re.match(r"^too many logins to this account; try again in \d+ seconds$",
+                    r.json()["error"]), r.text
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    # another account is not affected
+    v = create_user(Api(a), password=password())
+    assert login(a, v["email"], v["password"], source=fresh_address()).status_code == 200
+
+
+def test_refresh_reuse_ends_the_access_tokens_of_the_login(apache):
+    """L1: when a reused refresh token revokes its family, the access tokens issued in
+    that login stop working at once; another login of the same user goes on."""
+    u = create_user(Api(apache), password=password())
+    first, other = login_ok(apache, u), login_ok(apache, u)
+    second = refresh(apache, first["refreshToken"]).json()
+    for tok in (first["accessToken"], second["accessToken"], other["accessToken"]):
+        assert me(apache, tok).status_code == 200
+    assert refresh(apache, first["refreshToken"]).status_code == 401       # reuse
+    for tok in (first["accessToken"], second["accessToken"]):
+        error_is(me(apache, tok), 401, "session ended: log in again")
+    assert me(apache, other["accessToken"]).status_code == 200
+
+
+def test_a_deleted_users_token_does_not_serve_a_new_user_with_its_id(apache):
+    """L2: the billing site deletes user N and later creates another user with id N: the
+    old user's tokens belong to a login that no longer exists."""
+    api = Api(apache)
+    n = 900000 + secrets.randbelow(99999)
+    u = create_user(api, password=password(), id=n)
+    tok = login_ok(apache, u)["accessToken"]
+    assert me(apache, tok).status_code == 200
+    assert api.user("delete", {"id": n}).status_code == 200
+    v = create_user(api, password=password(), id=n)
+    assert v["id"] == n and v["email"] != u["email"]
+    r = me(apache, tok)
+    assert r.status_code == 401, r.text
+    assert me(apache, login_ok(apache, v)["accessToken"]).json()["email"] == v["email"]
+
+
+def test_demoted_admin_loses_admin_rights_at_once(apache):
+    """M3: an admin's token stops seeing every server the moment the users sync demotes
+    the account, although the token still says role admin."""
+    api = Api(apache)
+    adm = create_user(api, password=password(), role="admin")
+    other = create_user(api)
+    vps = api.vps("create", {**new_vps(), "user_id": other["id"]}).json()["vps"]
+    tok = login_ok(apache, adm)["accessToken"]
+    assert am.parts(tok)[1]["role"] == "admin"
+    r = http(apache, "GET", f"/api/server/{vps['id']}", headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 200, r.text
+    assert api.user("update", {"id": adm["id"], "role": "user"}).status_code == 200
+    r = http(apache, "GET", f"/api/server/{vps['id']}", headers={"Authorization": f"Bearer {tok}"})
+    error_is(r, 404, "server not found")
+    assert me(apache, tok).json()["role"] == "user"
