@@ -21,6 +21,9 @@
 #define OSPAB_EVENT_ALERT_CLEARED "alert.cleared"  /* alertId, type, value */
 #define OSPAB_EVENT_OWNER    "server.owner"     /* previousUserId: the server now belongs to
                                                  * userId (sync update of user_id) */
+#define OSPAB_EVENT_TARIFF   "server.tariff"    /* tariffId, previousTariffId, cores, memory,
+                                                 * disk: a customer moved the server to
+                                                 * another tariff (the billing site charges) */
 /* For the agents only, never delivered as a webhook: what a user may watch changed.
  * data: userId, reason (disabled, enabled, role, deleted, logout, revoked) and, when one
  * login ended, sessionId. No serverId. */

@@ -14,6 +14,7 @@
 #include "ospab_events.h"
 #include "ospab_outbox.h"
 #include "ospab_resource.h"
+#include "ospab_pve_errors.h"
 
 #define QUEUED_TIMEOUT apr_time_from_sec(120)
 
@@ -40,11 +41,13 @@ static json_t *success(const char *action, const char *upid)
     return o;
 }
 
-/* Maps a failed Proxmox call to the answer the customer gets. */
+/* Maps a failed Proxmox call to the answer the customer gets: the panel's words
+ * (lib/ospab_pve_errors.c), never Proxmox's own, which go to the log. */
 static void pve_failed(apr_pool_t *p, const ospab_pve_result_t *pr, const char *what,
                        ospab_result_t *res)
 {
     const char *m = pr->message ? pr->message : "";
+    const ospab_pve_error_t *e;
 
     res->log = apr_psprintf(p, "Proxmox %s: %s (HTTP %d)", what, m, pr->http_status);
     switch (pr->outcome) {
@@ -60,37 +63,15 @@ static void pve_failed(apr_pool_t *p, const ospab_pve_result_t *pr, const char *
     default:
         break;
     }
-    if (strstr(m, "already running")) {
-        res->log = NULL;
-        ospab_result_error(p, res, 409, "server is already running", NULL);
-    }
-    else if (strstr(m, "not running")) {
-        res->log = NULL;
-        ospab_result_error(p, res, 409, "server is not running", NULL);
-    }
-    else if (strstr(m, "is locked")) {
-        const char *lock = strchr(m, '(');
-
-        res->log = NULL;
-        ospab_result_error(p, res, 409, apr_psprintf(p, "server is busy with another operation%s%s",
-                                                     lock ? " " : "", lock ? lock : ""), NULL);
-    }
-    else if (strstr(m, "unable to shrink") || strstr(m, "already at specified size")) {
-        res->log = NULL;
-        ospab_result_error(p, res, 400, "disk can only grow", NULL);
-    }
-    else if (strstr(m, "already used") || strstr(m, "already exists")) {
-        res->log = NULL;
-        ospab_result_error(p, res, 409, m, NULL);
-    }
-    else if (strstr(m, "does not exist") && pr->http_status == 500) {
-        ospab_result_error(p, res, 502, "the server is missing on Proxmox", NULL);
+    if ((e = ospab_pve_error_find(m)) != NULL) {
+        if (e->expected) {
+            res->log = NULL;
+        }
+        ospab_result_error(p, res, e->status, ospab_pve_error_text(p, m), NULL);
     }
     else if (pr->http_status == 400) {
-        json_t *f = pr->errors ? json_deep_copy(pr->errors) : NULL;
-
-        ospab_result_error(p, res, 400, apr_psprintf(p, "Proxmox refused the request: %s", m),
-                           f);
+        ospab_result_error(p, res, 400, "the hypervisor refused these settings; your provider "
+                           "has the details", NULL);
     }
     else if (pr->http_status == 401 || pr->http_status == 403) {
         ospab_result_error(p, res, 502, "Proxmox refused the panel's credentials", NULL);
@@ -99,7 +80,7 @@ static void pve_failed(apr_pool_t *p, const ospab_pve_result_t *pr, const char *
         ospab_result_error(p, res, 502, "the Proxmox node is unreachable", NULL);
     }
     else {
-        ospab_result_error(p, res, 502, apr_psprintf(p, "Proxmox error: %s", m), NULL);
+        ospab_result_error(p, res, 502, OSPAB_PVE_ERROR_GENERIC, NULL);
     }
 }
 
@@ -630,6 +611,37 @@ static int positive_int(json_t *v, apr_int64_t *out)
     return 1;
 }
 
+/* A customer's self-service creates stop at OspabServerQuota servers: checked before
+ * Proxmox is asked, and again inside the create's transaction (db->trans) with the user's
+ * row locked first, so parallel creates cannot all pass the count. 0: go on; 1: res is
+ * set (and the transaction rolled back). */
+static int over_quota(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                      const ospab_principal_t *who, ospab_result_t *res)
+{
+    const char *uid = who->user_id;
+    ospab_row_t count = NULL;
+
+    if (who->admin || c->server_quota <= 0) {
+        return 0;
+    }
+    if ((db->trans && ospab_db_exec(db, p, "ospab_user_lock", 1, &uid, NULL) != APR_SUCCESS)
+        || ospab_db_select_one(db, p, "ospab_vps_count_user", 1, &uid, &count)
+           != APR_SUCCESS || !count) {
+        ospab_result_db_failed(db, p, res);
+        return 1;
+    }
+    if (apr_atoi64(count[0]) >= c->server_quota) {
+        if (db->trans) {
+            ospab_db_end(db, 0);
+        }
+        ospab_result_error(p, res, 403, apr_psprintf(p, "you have %s servers, the most you "
+                           "can order here (%d): delete one or ask your provider", count[0],
+                           c->server_quota), NULL);
+        return 1;
+    }
+    return 0;
+}
+
 void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, json_t *body,
                          ospab_result_t *res)
@@ -685,6 +697,9 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                            "(OspabProxmoxURL, OspabProxmoxNode)", NULL);
         return;
     }
+    if (over_quota(db, p, c, who, res)) {
+        return;
+    }
     password = ospab_server_new_password(p);
     /* Proxmox's next free vmid. Creates running at the same time get the same one until the
      * first container exists: whoever loses (our unique node+vmid, or Proxmox's "already
@@ -721,6 +736,9 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
         if (ospab_db_begin(db, p) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
+            return;
+        }
+        if (over_quota(db, p, c, who, res)) {
             return;
         }
         if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
@@ -1017,6 +1035,124 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
 
 /* ---- resize ----------------------------------------------------------------------------- */
 
+/* The sizes a customer asks for, checked against what the provider allows (OspabResize).
+ * val[3] (cores, memory, disk; NULL: unchanged) may be filled in from a tariff the server
+ * moves to (*tariff then names it). 0: go on; 1: res is set. */
+static int resize_allowed(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                          const ospab_principal_t *who, ospab_row_t v, const char **val,
+                          const char *tariff_id, ospab_row_t *tariff, ospab_result_t *res)
+{
+    static const char *const names[3] = { "cores", "memory", "disk" };
+    static const char *const units[3] = { "", " MB", " GB" };
+    json_t *errors;
+    ospab_row_t t = NULL;
+    int i;
+
+    *tariff = NULL;
+    if (!who->admin && c->resize == OSPAB_RESIZE_OFF) {
+        ospab_result_error(p, res, 403, "resizing is not available to customers: ask your "
+                           "provider", NULL);
+        return 1;
+    }
+    if (tariff_id) {
+        /* a move to another tariff: its sizes, the disk only growing */
+        if (ospab_db_select_one(db, p, "ospab_tariff_get", 1, &tariff_id, &t) != APR_SUCCESS) {
+            ospab_result_db_failed(db, p, res);
+            return 1;
+        }
+        errors = json_object();
+        if (!t) {
+            json_object_set_new(errors, "tariffId", json_string(apr_psprintf(p,
+                                "tariff %s does not exist or is not available", tariff_id)));
+        }
+        else if (apr_atoi64(t[5]) < apr_atoi64(v[OSPAB_VPS_DISK])) {
+            json_object_set_new(errors, "tariffId", json_string(apr_psprintf(p,
+                                "its disk (%s GB) is smaller than the server's (%s GB): disks "
+                                "only grow", t[5], v[OSPAB_VPS_DISK])));
+        }
+        if (json_object_size(errors)) {
+            ospab_result_error(p, res, 422, ospab_fields_summary(p, "resize", errors), errors);
+            return 1;
+        }
+        json_decref(errors);
+        val[0] = t[3];
+        val[1] = t[4];
+        val[2] = t[5];
+        *tariff = t;
+        return 0;
+    }
+    if (who->admin || c->resize == OSPAB_RESIZE_FREE) {
+        return 0;
+    }
+    /* within the server's own tariff */
+    if (!v[OSPAB_VPS_TARIFF_ID]) {
+        ospab_result_error(p, res, 403, "this server has no tariff to resize within: choose "
+                           "one (tariffId) or ask your provider", NULL);
+        return 1;
+    }
+    if (ospab_db_select_one(db, p, "ospab_tariff_get_any", 1, &v[OSPAB_VPS_TARIFF_ID], &t)
+        != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return 1;
+    }
+    if (!t) {
+        ospab_result_error(p, res, 403, "this server's tariff is gone: ask your provider",
+                           NULL);
+        return 1;
+    }
+    errors = json_object();
+    for (i = 0; i < 3; ++i) {
+        if (val[i] && apr_atoi64(val[i]) > apr_atoi64(t[3 + i])) {
+            json_object_set_new(errors, names[i], json_string(apr_psprintf(p,
+                                "at most %s%s on tariff '%s': choose a larger tariff "
+                                "(tariffId)", t[3 + i], units[i], t[1])));
+        }
+    }
+    if (json_object_size(errors)) {
+        ospab_result_error(p, res, 403, ospab_fields_summary(p, "resize", errors), errors);
+        return 1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+/* The new sizes (and tariff) in the record, with server.tariff for a move: one
+ * transaction. */
+static apr_status_t resize_record(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                                  ospab_row_t v, const char **args, ospab_row_t tariff)
+{
+    const char *id = v[OSPAB_VPS_ID];
+    apr_status_t rv = ospab_db_begin(db, p);
+
+    if (rv == APR_SUCCESS) {
+        rv = ospab_db_exec(db, p, "ospab_vps_set_resources", 5, args, NULL);
+    }
+    if (rv == APR_SUCCESS && tariff) {
+        const char *targs[3] = { tariff[0], args[3], id };
+        json_t *data = json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:I}",
+                                 "serverId", (json_int_t)apr_atoi64(id),
+                                 "userId", (json_int_t)apr_atoi64(v[OSPAB_VPS_USER_ID]),
+                                 "tariffId", (json_int_t)apr_atoi64(tariff[0]),
+                                 "previousTariffId", ospab_json_int_or_null(
+                                                         v[OSPAB_VPS_TARIFF_ID]),
+                                 "cores", (json_int_t)apr_atoi64(args[0]),
+                                 "memory", (json_int_t)apr_atoi64(args[1]),
+                                 "disk", (json_int_t)apr_atoi64(args[2]));
+
+        rv = ospab_db_exec(db, p, "ospab_vps_set_tariff", 3, targs, NULL);
+        if (rv == APR_SUCCESS) {
+            rv = data ? ospab_event_add(db, p, a->now, OSPAB_EVENT_TARIFF, data) : APR_ENOMEM;
+        }
+        json_decref(data);
+    }
+    if (db->trans) {
+        apr_status_t end = ospab_db_end(db, rv == APR_SUCCESS);
+
+        rv = rv == APR_SUCCESS ? end : rv;
+    }
+    return rv;
+}
+
 void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                          json_t *body, ospab_result_t *res)
@@ -1028,11 +1164,12 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     };
     json_t *errors = json_object(), *data;
     const char *val[3] = { NULL, NULL, NULL };
-    const char *key, *task_id, *upid = NULL;
+    const char *key, *task_id, *upid = NULL, *tariff_id = NULL;
     const char *args[5];
     ospab_pve_param_t conf_params[3];
     ospab_pve_result_t pr;
-    ospab_row_t v;
+    ospab_row_t v, tariff;
+    apr_int64_t n64;
     json_t *x;
     int i, n = 0;
 
@@ -1045,7 +1182,15 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     json_object_foreach(body, key, x) {
         for (i = 0; i < 3 && strcmp(f[i].name, key); ++i) {
         }
-        if (i == 3) {
+        if (i == 3 && !strcmp(key, "tariffId")) {
+            if (!positive_int(x, &n64)) {
+                json_object_set_new(errors, key, json_string("must be the id of a tariff"));
+            }
+            else {
+                tariff_id = apr_psprintf(p, "%" APR_INT64_T_FMT, n64);
+            }
+        }
+        else if (i == 3) {
             json_object_set_new(errors, ospab_text_ok(key, 1, 64) ? key : "(unprintable)",
                                 json_string("unknown field"));
         }
@@ -1059,17 +1204,22 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
             val[i] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(x));
         }
     }
+    if (tariff_id && (val[0] || val[1] || val[2])) {
+        json_object_set_new(errors, "tariffId", json_string("give either a tariff or sizes, "
+                                                            "not both"));
+    }
     if (json_object_size(errors)) {
         ospab_result_error(p, res, 400, ospab_fields_summary(p, "resize", errors), errors);
         return;
     }
     json_decref(errors);
-    if (!val[0] && !val[1] && !val[2]) {
-        ospab_result_error(p, res, 400, "nothing to change: give cores, memory and/or disk",
-                           NULL);
+    if (!val[0] && !val[1] && !val[2] && !tariff_id) {
+        ospab_result_error(p, res, 400, "nothing to change: give cores, memory and/or disk, "
+                           "or tariffId", NULL);
         return;
     }
-    if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)) {
+    if (load_owned(db, p, who, id, &v, res) || on_proxmox(p, c, v, res)
+        || resize_allowed(db, p, c, who, v, val, tariff_id, &tariff, res)) {
         return;
     }
     if (val[2] && apr_atoi64(val[2]) < apr_atoi64(v[OSPAB_VPS_DISK])) {
@@ -1113,7 +1263,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     args[2] = val[2] ? val[2] : v[OSPAB_VPS_DISK];
     args[3] = ospab_time_db(p, a->now);
     args[4] = id;
-    if (ospab_db_exec(db, p, "ospab_vps_set_resources", 5, args, NULL) != APR_SUCCESS) {
+    if (resize_record(db, p, a, v, args, tariff) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
@@ -1121,6 +1271,9 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     json_object_set_new(data, "cores", ospab_json_int_or_null(args[0]));
     json_object_set_new(data, "memory", ospab_json_int_or_null(args[1]));
     json_object_set_new(data, "disk", ospab_json_int_or_null(args[2]));
+    if (tariff) {
+        json_object_set_new(data, "tariffId", ospab_json_int_or_null(tariff[0]));
+    }
     json_object_set_new(data, "taskId", ospab_json_str_or_null(upid));
     x = success(NULL, NULL);
     json_object_set_new(x, "data", data);
@@ -1371,10 +1524,12 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
         ospab_jw_str(&w, t[2]);
         ospab_jw_key(&w, "upid");
         ospab_jw_str(&w, t[3]);
+        /* a failure in the customer's words; admins see Proxmox's own */
         ospab_jw_key(&w, "exitstatus");
-        ospab_jw_str(&w, t[4]);
+        ospab_jw_str(&w, who->admin || !t[4] || !strcmp(t[4], "OK") ? t[4]
+                                                                   : ospab_pve_error_text(p, t[4]));
         ospab_jw_key(&w, "error");
-        ospab_jw_str(&w, t[5]);
+        ospab_jw_str(&w, who->admin ? t[5] : ospab_pve_error_text(p, t[5]));
         ospab_jw_key(&w, "createdAt");
         ospab_jw_str(&w, ospab_time_api(p, t[6]));
         ospab_jw_key(&w, "updatedAt");

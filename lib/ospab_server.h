@@ -13,6 +13,14 @@
 #include "ospab_sync.h"
 #include "ospab_customer.h"
 
+/* What customers may do with PUT /api/server/{id}/resize (OspabResize); admins may always
+ * set any size within the per-field bounds. */
+typedef enum {
+    OSPAB_RESIZE_TARIFF = 0,        /* within the server's tariff, or move to another one */
+    OSPAB_RESIZE_FREE,              /* any size within the per-field bounds */
+    OSPAB_RESIZE_OFF                /* not at all */
+} ospab_resize_policy_e;
+
 typedef struct {
     ospab_pve_t *pve;               /* NULL: Proxmox is not configured (503) */
     const char *url;                /* Proxmox base URL, for console links */
@@ -20,6 +28,8 @@ typedef struct {
     const char *storage;            /* rootfs storage, e.g. local-lvm */
     const char *bridge;             /* e.g. vmbr0 */
     int self_service;               /* customers may create servers themselves */
+    int server_quota;               /* servers a customer may own to create one (0: any) */
+    ospab_resize_policy_e resize;
     const ospab_ssh_conf_t *ssh;    /* NULL: root password reset of LXC is not configured */
 } ospab_server_conf_t;
 

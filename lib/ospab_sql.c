@@ -169,6 +169,10 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_vps_by_vmid_any", "SELECT " VPS_COLS " FROM vps WHERE vmid = %s ORDER BY id" },
     { "ospab_tariff_get", "SELECT id, name, price, cores, memory, disk FROM tariffs "
       "WHERE id = %s AND enabled = 1" },
+    /* a server's own tariff bounds its resizes even after the tariff was withdrawn */
+    { "ospab_tariff_get_any", "SELECT id, name, price, cores, memory, disk FROM tariffs "
+      "WHERE id = %s" },
+    { "ospab_vps_set_tariff", "UPDATE vps SET tariff_id = %s, updated_at = %s WHERE id = %s" },
     { "ospab_os_get", "SELECT id, name, type, template, kind FROM os_templates "
       "WHERE id = %s AND enabled = 1" },
     /* events (lib/ospab_events.c) */

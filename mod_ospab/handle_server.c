@@ -14,6 +14,8 @@ static void server_conf(request_rec *r, ospab_server_conf_t *c)
     c->storage = sc->pve_storage ? sc->pve_storage : "local-lvm";
     c->bridge = sc->pve_bridge ? sc->pve_bridge : "vmbr0";
     c->self_service = sc->self_service == 1;
+    c->server_quota = sc->server_quota != -1 ? sc->server_quota : OSPAB_DEFAULT_SERVER_QUOTA;
+    c->resize = sc->resize != -1 ? (ospab_resize_policy_e)sc->resize : OSPAB_RESIZE_TARIFF;
     c->ssh = sc->ssh.private_key ? &sc->ssh : NULL;
 }
 

@@ -59,12 +59,15 @@ typedef struct {
     const char *pve_bridge;
     int pve_connect_timeout, pve_timeout;          /* seconds */
     int self_service;
+    int server_quota;                              /* OspabServerQuota (-1 unset) */
+    int resize;                                    /* OspabResize (-1 unset) */
     ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */
     ospab_pve_t *pve;                              /* this child's client (child_init) */
 } ospab_srv_conf_t;
 
 #define OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT 3
 #define OSPAB_DEFAULT_PVE_TIMEOUT 10
+#define OSPAB_DEFAULT_SERVER_QUOTA 5
 
 #define OSPAB_DEFAULT_LEEWAY 30
 #define OSPAB_DEFAULT_ACCESS_TTL 900

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "mod_ospab.h"
+#include "ospab_server.h"
 
 #define OSPAB_MIN_KEY_LEN 32
 
@@ -32,6 +33,8 @@ void *ospab_mod_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->pve_connect_timeout = -1;
     c->pve_timeout = -1;
     c->self_service = -1;
+    c->server_quota = -1;
+    c->resize = -1;
     c->ssh.port = -1;
     c->ssh.timeout_ms = -1;
     return c;
@@ -74,6 +77,8 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(pve_connect_timeout);
     MERGE_INT(pve_timeout);
     MERGE_INT(self_service);
+    MERGE_INT(server_quota);
+    MERGE_INT(resize);
     MERGE_PTR(ssh.host);
     MERGE_INT(ssh.port);
     MERGE_PTR(ssh.user);
@@ -345,6 +350,33 @@ static const char *set_self_service(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+static const char *set_server_quota(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+
+    return parse_seconds(cmd, arg, 0, 100000, &c->server_quota);
+}
+
+static const char *set_resize(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+
+    if (!strcasecmp(arg, "tariff")) {
+        c->resize = OSPAB_RESIZE_TARIFF;
+    }
+    else if (!strcasecmp(arg, "free")) {
+        c->resize = OSPAB_RESIZE_FREE;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        c->resize = OSPAB_RESIZE_OFF;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: must be tariff, free or off, not '%s'",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 const command_rec ospab_mod_cmds[] = {
     AP_INIT_TAKE1("OspabSyncKey", set_sync_key, NULL, RSRC_CONF,
                   "Shared key the billing site sends in X-API-Key (at least 32 characters; "
@@ -388,6 +420,11 @@ const command_rec ospab_mod_cmds[] = {
                    "Seconds to connect to Proxmox and for a whole call (default: 3 10)"),
     AP_INIT_FLAG("OspabSelfService", set_self_service, NULL, RSRC_CONF,
                  "Customers may create servers themselves (default Off: admins only)"),
+    AP_INIT_TAKE1("OspabServerQuota", set_server_quota, NULL, RSRC_CONF,
+                  "Servers a customer may own and still create one (default 5; 0: no limit)"),
+    AP_INIT_TAKE1("OspabResize", set_resize, NULL, RSRC_CONF,
+                  "What customers may resize: tariff (within the server's tariff, or move "
+                  "to another; default), free (any size) or off"),
     AP_INIT_TAKE1("OspabProxmoxSSHHost", set_pve, NULL, RSRC_CONF,
                   "host[:port] of the node for root password resets (default: the API's "
                   "host, port 22)"),

@@ -9,6 +9,7 @@
 
 #include "tests.h"
 #include "ospab_pve.h"
+#include "ospab_pve_errors.h"
 
 static apr_pool_t *pool;
 
@@ -326,6 +327,51 @@ START_TEST(call_to_closed_port_is_unreachable)
 }
 END_TEST
 
+/* Proxmox's messages (pve-container, qemu-server) in the customer's words */
+START_TEST(errors_known_messages)
+{
+    static const struct { const char *proxmox; int status; const char *text; } cases[] = {
+        { "CT 100 already running", 409, "server is already running" },
+        { "VM 100 not running", 409, "server is not running" },
+        { "CT is locked (backup)", 409, "server is busy with another operation (backup)" },
+        { "CT is locked (snapshot-delete)", 409,
+          "server is busy with another operation (snapshot-delete)" },
+        { "can't lock file '/run/lock/lxc/pve-config-100.lock' - got timeout", 409,
+          "server is busy with another operation, try again" },
+        { "unable to shrink disk size", 400, "disk can only grow" },
+        { "snapshot name 'a1' already used", 409, "a snapshot with this name already exists" },
+        { "snapshot 'nosuch' does not exist", 404, "no such snapshot" },
+        { "Configuration file 'nodes/pve1/lxc/100.conf' does not exist", 502,
+          "the server is missing on the hypervisor" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        const ospab_pve_error_t *e = ospab_pve_error_find(cases[i].proxmox);
+
+        ck_assert_msg(e != NULL, "%s", cases[i].proxmox);
+        ck_assert_int_eq(e->status, cases[i].status);
+        ck_assert_str_eq(ospab_pve_error_text(pool, cases[i].proxmox), cases[i].text);
+    }
+}
+END_TEST
+
+START_TEST(errors_unknown_and_odd_messages)
+{
+    /* nothing of Proxmox's own text reaches the customer */
+    ck_assert_ptr_null(ospab_pve_error_find("unable to create CT 100 - storage 'local-lvm' "
+                                            "is not online"));
+    ck_assert_str_eq(ospab_pve_error_text(pool, "storage 'x' is not online"),
+                     OSPAB_PVE_ERROR_GENERIC);
+    /* a lock "name" that is not a plain word is left out */
+    ck_assert_str_eq(ospab_pve_error_text(pool, "CT is locked (<b>evil</b> 1)"),
+                     "server is busy with another operation");
+    ck_assert_str_eq(ospab_pve_error_text(pool, "CT is locked ("),
+                     "server is busy with another operation");
+    ck_assert_ptr_null(ospab_pve_error_text(pool, NULL));
+}
+END_TEST
+
 Suite *ospab_pve_suite(void)
 {
     Suite *s = suite_create("pve");
@@ -350,6 +396,12 @@ Suite *ospab_pve_suite(void)
     tcase_add_test(tc, int_rejects);
     tcase_add_test(tc, double_from_numbers_and_strings);
     tcase_add_test(tc, double_rejects);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, errors_known_messages);
+    tcase_add_test(tc, errors_unknown_and_odd_messages);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("client");
