@@ -110,6 +110,10 @@ void ospab_mod_live_child_init(apr_pool_t *p, server_rec *s);
 int ospab_mod_live_handler(request_rec *r);
 int ospab_mod_live_log(request_rec *r);
 
+/* ospab_mod_errors.c: httpd's own error pages under /api/ as JSON */
+void ospab_mod_insert_error_filter(request_rec *r);
+void ospab_mod_register_error_filter(void);
+
 /* ospab_mod_http.c: every handler ends in one of these */
 int ospab_mod_respond(request_rec *r, int status, json_t *body);
 int ospab_mod_respond_text(request_rec *r, int status, const char *json_text);

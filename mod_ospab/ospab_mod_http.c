@@ -165,6 +165,12 @@ int ospab_mod_read_json(request_rec *r, json_t **json, const char **body, apr_si
         }
         if (n < 0) {
             r->connection->keepalive = AP_CONN_CLOSE;
+            if (r->eos_sent) {
+                /* httpd's body filter found the framing broken (a bad chunk size) and has
+                 * already answered 400 itself (as JSON, ospab_mod_errors.c): a second
+                 * answer would land after the first one's Content-Length */
+                return AP_FILTER_ERROR;
+            }
             return ospab_mod_error(r, HTTP_BAD_REQUEST, "the request body could not be read");
         }
         if (used > (apr_size_t)limit) {
