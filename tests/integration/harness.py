@@ -57,6 +57,17 @@ class HarnessError(RuntimeError):
 
 # ---------------------------------------------------------------- helpers --
 
+def write_private(path, text, mode=0o600):
+    """Writes a file that is never readable by others, not even for a moment (created with
+    its mode, not chmod-ed after writing)."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, text.encode() if isinstance(text, str) else text)
+    finally:
+        os.close(fd)
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -604,11 +615,10 @@ class Apache:
         self.started = False
 
     # -- configuration --------------------------------------------------------
-    def write_key_file(self, content=None, mode=0o640):
-        self.key_file.write_text(self.sync_key if content is None else content)
-        os.chmod(self.key_file, mode)
-        if _is_root():
-            os.chown(self.key_file, 0, _www_ids()[1])
+    def write_key_file(self, content=None, mode=0o600):
+        """The sync key, readable by root alone: Apache reads it before it drops to
+        www-data (conf/ospab.conf), so no other web code on the host can."""
+        write_private(self.key_file, self.sync_key if content is None else content, mode)
 
     def config_text(self):
         mods = APACHE_MODULES
@@ -680,9 +690,9 @@ class Apache:
         if not self.key_file.exists():
             self.write_key_file()
         if not self.jwt_key_file.exists():
-            self.jwt_key_file.write_text(self.jwt_secret)
-            os.chmod(self.jwt_key_file, 0o600)
-        self.conf_file.write_text(self.config_text())
+            write_private(self.jwt_key_file, self.jwt_secret)
+        # it may hold secrets inline (a Proxmox token): root reads it, nobody else
+        write_private(self.conf_file, self.config_text())
 
     # -- control ----------------------------------------------------------------
     def _run(self, *args, timeout=60):
