@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_lib.h>
 
 #include "ospab_customer.h"
 #include "ospab_json.h"
@@ -10,9 +11,82 @@
 
 /* SERVER_COLS positions */
 enum { S_ID, S_USER, S_TARIFF, S_OS, S_STATUS, S_VMID, S_IP, S_CREATED, S_UPDATED, S_NAME,
-       S_OS_ID, S_OS_NAME, S_OS_TYPE, S_T_ID, S_T_NAME, S_T_PRICE };
+       S_OS_ID, S_OS_NAME, S_OS_TYPE, S_T_ID, S_T_NAME, S_T_PRICE, S_OS_TEXT, S_CPU, S_RAM,
+       S_DISK };
 
-void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
+/* The enabled tariff with the record's sizes (ospab_tariff_list: id name price cores memory
+ * disk), or NULL. */
+static ospab_row_t same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t **tariffs,
+                              ospab_row_t r)
+{
+    int i;
+
+    if (!*tariffs && (!db || ospab_db_select(db, p, "ospab_tariff_list", 0, NULL, tariffs, NULL)
+                            != APR_SUCCESS)) {
+        *tariffs = apr_array_make(p, 1, sizeof(ospab_row_t));
+    }
+    for (i = 0; i < (*tariffs)->nelts; ++i) {
+        ospab_row_t t = APR_ARRAY_IDX(*tariffs, i, ospab_row_t);
+
+        if (r[S_CPU] && r[S_RAM] && r[S_DISK] && !strcmp(t[3], r[S_CPU])
+            && !strcmp(t[4], r[S_RAM]) && !strcmp(t[5], r[S_DISK])) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* "windows" for a synced OS text that names Windows, else "linux". */
+static const char *os_type_of(apr_pool_t *p, const char *name)
+{
+    char *lower = apr_pstrdup(p, name ? name : ""), *c;
+
+    for (c = lower; *c; ++c) {
+        *c = (char)apr_tolower(*c);
+    }
+    return strstr(lower, "windows") ? "windows" : "linux";
+}
+
+static void write_os(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
+{
+    const char *name = r[S_OS_ID] ? r[S_OS_NAME] : r[S_OS_TEXT];
+
+    ospab_jw_obj(w);
+    ospab_jw_key(w, "id");
+    ospab_jw_int_text(w, r[S_OS_ID]);
+    ospab_jw_key(w, "name");
+    ospab_jw_str(w, name);
+    ospab_jw_key(w, "type");
+    if (r[S_OS_ID]) {
+        ospab_jw_str(w, r[S_OS_TYPE]);
+    }
+    else {
+        /* the synced text is all there is: "Windows Server 2022" is windows, the rest linux */
+        ospab_jw_str(w, os_type_of(p, name));
+    }
+    ospab_jw_obj_end(w);
+}
+
+static void write_tariff(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
+                         apr_array_header_t **tariffs, ospab_row_t r)
+{
+    ospab_row_t t = r[S_T_ID] ? NULL : same_sizes(db, p, tariffs, r);
+
+    ospab_jw_obj(w);
+    ospab_jw_key(w, "id");
+    ospab_jw_int_text(w, r[S_T_ID] ? r[S_T_ID] : t ? t[0] : NULL);
+    ospab_jw_key(w, "name");
+    ospab_jw_str(w, r[S_T_ID] ? r[S_T_NAME]
+                  : t ? t[1] : apr_psprintf(p, "%s vCPU / %s MB / %s GB",
+                                            r[S_CPU] ? r[S_CPU] : "?", r[S_RAM] ? r[S_RAM] : "?",
+                                            r[S_DISK] ? r[S_DISK] : "?"));
+    ospab_jw_key(w, "price");
+    ospab_jw_int_text(w, r[S_T_ID] ? r[S_T_PRICE] : t ? t[2] : NULL);
+    ospab_jw_obj_end(w);
+}
+
+void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
+                        apr_array_header_t **tariffs, ospab_row_t r)
 {
     ospab_jw_obj(w);
     ospab_jw_key(w, "id");
@@ -36,76 +110,74 @@ void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
     ospab_jw_key(w, "updatedAt");
     ospab_jw_str(w, ospab_time_api(p, r[S_UPDATED]));
     ospab_jw_key(w, "os");
-    if (r[S_OS_ID]) {
-        ospab_jw_obj(w);
-        ospab_jw_key(w, "id");
-        ospab_jw_int_text(w, r[S_OS_ID]);
-        ospab_jw_key(w, "name");
-        ospab_jw_str(w, r[S_OS_NAME]);
-        ospab_jw_key(w, "type");
-        ospab_jw_str(w, r[S_OS_TYPE]);
-        ospab_jw_obj_end(w);
-    }
-    else {
-        ospab_jw_null(w);
-    }
+    write_os(w, p, r);
     ospab_jw_key(w, "tariff");
-    if (r[S_T_ID]) {
-        ospab_jw_obj(w);
-        ospab_jw_key(w, "id");
-        ospab_jw_int_text(w, r[S_T_ID]);
-        ospab_jw_key(w, "name");
-        ospab_jw_str(w, r[S_T_NAME]);
-        ospab_jw_key(w, "price");
-        ospab_jw_int_text(w, r[S_T_PRICE]);
-        ospab_jw_obj_end(w);
-    }
-    else {
-        ospab_jw_null(w);
-    }
+    write_tariff(w, p, db, tariffs, r);
     ospab_jw_obj_end(w);
 }
 
-typedef void row_write_fn(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
+typedef void row_write_fn(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
+                          apr_array_header_t **tariffs, ospab_row_t row);
 
+static void vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
+                      apr_array_header_t **tariffs, ospab_row_t row)
+{
+    ospab_vps_write(w, p, row);
+}
+
+/* One page, or (limit 0) every row in pages of OSPAB_PAGE_MAX. labels: the statements for
+ * 50 and for 200 rows (and one more, to know whether another page follows). */
 static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                 ospab_page_t *pg, const char *what, row_write_fn *write,
+                 ospab_page_t *pg, const char *const labels[2], row_write_fn *write,
                  int owner_col, ospab_result_t *res)
 {
-    const char *label = apr_psprintf(p, "ospab_%s_page_%s_%d", what,
-                                     who->admin ? "all" : "user",
-                                     pg->limit <= OSPAB_PAGE_DEFAULT ? 51 : 201);
-    const char *args[2];
-    apr_array_header_t *rows;
+    /* a customer's "all servers" is a handful; an admin's is the provider's whole fleet,
+     * which stays paged unless asked for page by page */
+    int all = pg->limit == 0 && !who->admin;
+    int limit = all ? OSPAB_PAGE_MAX : pg->limit ? pg->limit : OSPAB_PAGE_DEFAULT;
+    const char *label = labels[limit <= OSPAB_PAGE_DEFAULT ? 0 : 1];
+    const char *args[2], *after = pg->after;
+    apr_array_header_t *rows, *tariffs = NULL;
     ospab_jw_t w;
     int i, n;
 
     memset(res, 0, sizeof(*res));
-    if (who->admin) {
-        args[0] = pg->after;
-    }
-    else {
-        args[0] = who->user_id;
-        args[1] = pg->after;
-    }
-    if (ospab_db_select(db, p, label, who->admin ? 1 : 2, args, &rows, NULL) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-        return;
-    }
-    n = rows->nelts < pg->limit ? rows->nelts : pg->limit;
-    ospab_jw_init(&w, p, 400 * (apr_size_t)n + 16);
+    ospab_jw_init(&w, p, 400 * (apr_size_t)limit + 16);
     ospab_jw_arr(&w);
-    for (i = 0; i < n; ++i) {
-        ospab_row_t row = APR_ARRAY_IDX(rows, i, ospab_row_t);
-
-        /* defence in depth: the statement filters by owner already */
-        if (!who->admin && (!row[owner_col] || strcmp(row[owner_col], who->user_id))) {
-            continue;
+    for (;;) {
+        if (who->admin) {
+            args[0] = after;
         }
-        write(&w, p, row);
+        else {
+            args[0] = who->user_id;
+            args[1] = after;
+        }
+        if (ospab_db_select(db, p, label, who->admin ? 1 : 2, args, &rows, NULL)
+            != APR_SUCCESS) {
+            ospab_result_db_failed(db, p, res);
+            return;
+        }
+        n = rows->nelts < limit ? rows->nelts : limit;
+        for (i = 0; i < n; ++i) {
+            ospab_row_t row = APR_ARRAY_IDX(rows, i, ospab_row_t);
+
+            /* defence in depth: the statement filters by owner already */
+            if (!who->admin && (!row[owner_col] || strcmp(row[owner_col], who->user_id))) {
+                continue;
+            }
+            write(&w, p, db, &tariffs, row);
+        }
+        pg->next = rows->nelts > limit ? APR_ARRAY_IDX(rows, n - 1, ospab_row_t)[0] : NULL;
+        if (!all || !pg->next) {
+            break;
+        }
+        after = pg->next;
     }
     ospab_jw_arr_end(&w);
-    pg->next = rows->nelts > pg->limit ? APR_ARRAY_IDX(rows, n - 1, ospab_row_t)[0] : NULL;
+    if (all) {
+        pg->next = NULL;
+    }
+    pg->limit = limit;              /* for the next page's link */
     res->status = 200;
     res->text = ospab_jw_finish(&w, NULL);
 }
@@ -113,19 +185,28 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
 void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                              ospab_page_t *pg, ospab_result_t *res)
 {
-    page(db, p, who, pg, "vps", ospab_vps_write, OSPAB_VPS_USER_ID, res);
+    static const char *const user[2] = { "ospab_vps_page_user_51", "ospab_vps_page_user_201" };
+    static const char *const any[2] = { "ospab_vps_page_all_51", "ospab_vps_page_all_201" };
+
+    page(db, p, who, pg, who->admin ? any : user, vps_write, OSPAB_VPS_USER_ID, res);
 }
 
 void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                                 ospab_page_t *pg, ospab_result_t *res)
 {
-    page(db, p, who, pg, "server", ospab_server_write, S_USER, res);
+    static const char *const user[2] = { "ospab_server_page_user_51",
+                                         "ospab_server_page_user_201" };
+    static const char *const any[2] = { "ospab_server_page_all_51",
+                                        "ospab_server_page_all_201" };
+
+    page(db, p, who, pg, who->admin ? any : user, ospab_server_write, S_USER, res);
 }
 
 static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                     const char *label, const char *id, row_write_fn *write, int owner_col,
                     ospab_result_t *res)
 {
+    apr_array_header_t *tariffs = NULL;
     ospab_row_t row;
     ospab_jw_t w;
 
@@ -140,7 +221,7 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
         return;
     }
     ospab_jw_init(&w, p, 512);
-    write(&w, p, row);
+    write(&w, p, db, &tariffs, row);
     res->status = 200;
     res->text = ospab_jw_finish(&w, NULL);
 }
@@ -148,7 +229,7 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
 void ospab_customer_vps_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                             const char *id, ospab_result_t *res)
 {
-    get_one(db, p, who, "ospab_vps_get", id, ospab_vps_write, OSPAB_VPS_USER_ID, res);
+    get_one(db, p, who, "ospab_vps_get", id, vps_write, OSPAB_VPS_USER_ID, res);
 }
 
 void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,

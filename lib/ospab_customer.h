@@ -17,7 +17,8 @@ typedef struct {
 } ospab_principal_t;
 
 typedef struct {
-    int limit;              /* 1..OSPAB_PAGE_MAX */
+    int limit;              /* 1..OSPAB_PAGE_MAX; 0 (no ?limit): a customer's every row (seed
+                             * 001/003's "all servers of the user"), an admin's first page */
     const char *after;      /* id cursor, "0" for the first page */
     const char *next;       /* out: cursor of the next page, NULL when this was the last */
 } ospab_page_t;
@@ -35,7 +36,12 @@ void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_princi
 void ospab_customer_tariffs(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
 void ospab_customer_os(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
 
-/* One row of the server view (SERVER_COLS) as seed 003's object. */
-void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
+/* One row of the server view (SERVER_COLS) as seed 003's object. os and tariff are always
+ * objects: a record the billing site synced without os_id/tariff_id gets its OS from the
+ * synced text and the enabled tariff of the same sizes, else one named after its sizes.
+ * tariffs: the enabled tariffs (ospab_tariff_list rows), or NULL to read them when needed;
+ * *tariffs is filled then, so a list reads them once. */
+void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
+                        apr_array_header_t **tariffs, ospab_row_t row);
 
 #endif

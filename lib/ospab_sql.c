@@ -20,7 +20,8 @@
 /* the server view of seed 003: vps with its OS template and tariff */
 #define SERVER_COLS "v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, " \
                     "v.created_at, v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, " \
-                    "t.price FROM vps v LEFT JOIN os_templates o ON o.id = v.os_id " \
+                    "t.price, v.os, v.cpu, v.ram, v.disk FROM vps v " \
+                    "LEFT JOIN os_templates o ON o.id = v.os_id " \
                     "LEFT JOIN tariffs t ON t.id = v.tariff_id"
 
 const ospab_sql_t ospab_sql_statements[] = {

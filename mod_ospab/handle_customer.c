@@ -7,7 +7,7 @@ static int read_page(request_rec *r, ospab_page_t *pg, int *done)
     char *args = r->args ? apr_pstrdup(r->pool, r->args) : NULL;
     char *pair, *last = NULL;
 
-    pg->limit = OSPAB_PAGE_DEFAULT;
+    pg->limit = 0;              /* no ?limit: every server (seed 003's "Get All Servers") */
     pg->after = "0";
     pg->next = NULL;
     for (pair = args ? apr_strtok(args, "&", &last) : NULL; pair;
@@ -33,6 +33,9 @@ static int read_page(request_rec *r, ospab_page_t *pg, int *done)
             pg->limit = (int)v;
         }
         else if (!strcmp(pair, "after")) {
+            if (!pg->limit) {
+                pg->limit = OSPAB_PAGE_DEFAULT;     /* a cursor asks for pages */
+            }
             if (ospab_parse_id(eq, &v)) {
                 *done = ospab_mod_error(r, HTTP_BAD_REQUEST,
                                         "after must be the id the previous page ended with");

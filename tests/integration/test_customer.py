@@ -145,9 +145,25 @@ def expected_server(v):
         "name": v["name"], "status": v["status"], "proxmoxId": v["vmid"],
         "ipAddress": v["ip_address"], "createdAt": v["created_at"],
         "updatedAt": v["updated_at"],
-        "os": {"id": o["id"], "name": o["name"], "type": o["type"]} if o else None,
-        "tariff": {"id": t["id"], "name": t["name"], "price": t["price"]} if t else None,
+        "os": {"id": o["id"], "name": o["name"], "type": o["type"]} if o else synced_os(v),
+        "tariff": ({"id": t["id"], "name": t["name"], "price": t["price"]} if t
+                   else synced_tariff(v)),
     }
+
+
+def synced_os(v):
+    """A record synced without os_id: its OS as the billing site wrote it (issue 10)."""
+    return {"id": None, "name": v["os"],
+            "type": "windows" if v["os"] and "windows" in v["os"].lower() else "linux"}
+
+
+def synced_tariff(v):
+    """A record synced without tariff_id: the enabled tariff of its sizes, else its sizes."""
+    for t in SEED_TARIFFS:
+        if (t["cores"], t["memory"], t["disk"]) == (v["cpu"], v["ram"], v["disk"]):
+            return {"id": t["id"], "name": t["name"], "price": t["price"]}
+    return {"id": None, "name": f"{v['cpu']} vCPU / {v['ram']} MB / {v['disk']} GB",
+            "price": None}
 
 
 def test_server_list_shape(apache, world):
@@ -161,7 +177,10 @@ def test_server_list_shape(apache, world):
     assert first["os"] == {"id": 1, "name": "Ubuntu 22.04", "type": "linux"}
     assert first["tariff"] == {"id": 2, "name": "Базовый", "price": 300}
     assert first["proxmoxId"] == world.alice_vps[0]["vmid"] and first["status"] == "running"
-    assert servers[1]["os"] is None and servers[1]["tariff"] is None
+    # synced without OS and tariff ids: objects all the same, so server.os.name works
+    assert servers[1]["os"] == {"id": None, "name": "Ubuntu 22.04", "type": "linux"}
+    assert servers[1]["tariff"] == {"id": None, "name": "2 vCPU / 2048 MB / 50 GB",
+                                    "price": None}
     no_password_anywhere(servers)
 
 
@@ -252,8 +271,13 @@ def test_tariffs_and_os(apache, world, database):
 # --------------------------------------------------------------- pagination --
 
 def test_default_page_and_next_link(apache, world):
+    """Without ?limit a customer gets every server (seed 003's "Get All Servers", issue
+    10); a cursor asks for pages of 50 with a Link to the next."""
     r = get(apache, "/api/server", world.tokens["pager"])
     assert r.status_code == 200
+    assert [s["id"] for s in r.json()] == world.pager_ids
+    assert "Link" not in r.headers and "X-Next-Cursor" not in r.headers
+    r = get(apache, "/api/server?after=0", world.tokens["pager"])
     page = r.json()
     assert [s["id"] for s in page] == world.pager_ids[:50]
     last = world.pager_ids[49]
@@ -262,7 +286,7 @@ def test_default_page_and_next_link(apache, world):
 
 
 @pytest.mark.parametrize("route", ["/api/server", "/api/vps"])
-@pytest.mark.parametrize("limit,sizes", [(None, [50, 50, 20]), (40, [40, 40, 40]),
+@pytest.mark.parametrize("limit,sizes", [(None, [120]), (40, [40, 40, 40]),
                                          (200, [120]), (7, [7] * 17 + [1])])
 def test_walk_all_pages(apache, world, route, limit, sizes):
     start = route if limit is None else f"{route}?limit={limit}"
@@ -304,7 +328,7 @@ def test_limit_bounds(apache, world):
 
 def test_five_thousand_servers_bounded(apache, world):
     tok = world.tokens["many"]
-    for route, cap in (("/api/server", 50), ("/api/vps", 50),
+    for route, cap in (("/api/server?after=0", 50), ("/api/vps?after=0", 50),
                        ("/api/server?limit=200", 200), ("/api/vps?limit=200", 200)):
         r = get(apache, route, tok)
         assert r.status_code == 200
@@ -313,6 +337,9 @@ def test_five_thousand_servers_bounded(apache, world):
         assert len(r.content) < cap * 600, (route, len(r.content))
         assert r.headers["X-Next-Cursor"] == str(body[-1]["id"])
         assert [x["id"] for x in body] == world.many_ids[:cap]
+    # all of them at once without ?limit, in order
+    for route in ("/api/server", "/api/vps"):
+        assert [x["id"] for x in ok(apache, route, tok)] == world.many_ids
     # every one of them is reachable, once, in order
     pages = walk(apache, "/api/server?limit=200", tok)
     assert len(pages) == MANY // 200
