@@ -304,7 +304,7 @@ static void apply_outcome(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     }
     else if (!strcmp(action, "start") || !strcmp(action, "reboot")
              || !strcmp(action, "restart:start") || !strcmp(action, "create:start")
-             || !strcmp(action, "rollback")) {
+             || !strcmp(action, "rollback") || !strcmp(action, "rollback:start")) {
         /* what the guest really is now (create starts it in a task of its own) */
         ospab_pve_result_t pr;
         const char *st = "running";
@@ -374,7 +374,7 @@ static void start_second_half(ospab_db_t *db, apr_pool_t *p, const ospab_server_
         return;     /* still claimed: taken again after QUEUED_TIMEOUT */
     }
     if (finish_task(db, p, a, task_id, 0, NULL, st.message ? st.message : "start failed")
-        && !strcmp(action, "create:start")) {
+        && (!strcmp(action, "create:start") || !strcmp(action, "rollback:start"))) {
         set_status(db, p, a, v[OSPAB_VPS_ID], "stopped");
     }
 }
@@ -428,7 +428,13 @@ static void follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
         }
         exitstatus = json_string_value(json_object_get(pr.data, "exitstatus"));
         ok = exitstatus && (!strcmp(exitstatus, "OK") || !strncmp(exitstatus, "WARNINGS", 8));
-        if ((!strcmp(t[2], "restart") || !strcmp(t[2], "create")) && ok) {
+        if (ok && (!strcmp(t[2], "restart") || !strcmp(t[2], "create")
+                   || (!strcmp(t[2], "rollback") && v[OSPAB_VPS_STATUS]
+                       && !strcmp(v[OSPAB_VPS_STATUS], "running")))) {
+            /* the second half: restart and create start the guest; a rollback (Proxmox
+             * stops the guest for it) starts one that was running before, as "restores
+             * the server to its previous state" promises. The record still says what the
+             * server was: the agent leaves it alone while a task runs. */
             const char *second = apr_pstrcat(p, t[2], ":start", NULL);
             const char *args[4] = { second, now, t[0], t[1] };
 
@@ -515,9 +521,9 @@ static int started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const 
     }
     *upid = json_string_value(pr->data);
     {
-        const char *args[3] = { *upid, ospab_time_db(p, a->now), task_id };
+        const char *args[4] = { *upid, *upid, ospab_time_db(p, a->now), task_id };
 
-        if (ospab_db_exec(db, p, "ospab_task_start", 3, args, NULL) != APR_SUCCESS) {
+        if (ospab_db_exec(db, p, "ospab_task_start", 4, args, NULL) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return 1;
         }

@@ -148,8 +148,10 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_task_reclaim_start",
       "UPDATE tasks SET updated_at = %s WHERE id = %s AND upid IS NULL AND status = 'queued' "
       "AND updated_at = %s" },
+    /* the first task of an operation: its UPID is the taskId the client got */
     { "ospab_task_start",
-      "UPDATE tasks SET upid = %s, status = 'running', updated_at = %s WHERE id = %s" },
+      "UPDATE tasks SET upid = %s, first_upid = %s, status = 'running', updated_at = %s "
+      "WHERE id = %s" },
     /* the second half of a two-step operation (restart = stop, start; create = create,
      * start): the same row follows the next task under "<action>:start" */
     { "ospab_task_continue",
@@ -160,8 +162,8 @@ const ospab_sql_t ospab_sql_statements[] = {
       "UPDATE tasks SET status = %s, exitstatus = %s, error = %s, updated_at = %s, "
       "finished_at = %s WHERE id = %s AND status IN ('queued', 'running')" },
     { "ospab_task_list",
-      "SELECT id, action, status, upid, exitstatus, error, created_at, updated_at, finished_at "
-      "FROM tasks WHERE vps_id = %s ORDER BY id DESC LIMIT 50" },
+      "SELECT id, action, status, COALESCE(first_upid, upid), exitstatus, error, created_at, "
+      "updated_at, finished_at FROM tasks WHERE vps_id = %s ORDER BY id DESC LIMIT 50" },
     { "ospab_vps_set_status", "UPDATE vps SET status = %s, updated_at = %s WHERE id = %s" },
     { "ospab_vps_set_ip", "UPDATE vps SET ip_address = %s, updated_at = %s WHERE id = %s" },
     { "ospab_vps_set_resources",
@@ -185,8 +187,8 @@ const ospab_sql_t ospab_sql_statements[] = {
       "INSERT INTO webhook_outbox (event, payload, state, attempts, next_attempt_at, "
       "created_at) VALUES (%s, %s, 'internal', 0, %s, %s)" },
     { "ospab_task_get",
-      "SELECT id, vps_id, user_id, action, status, upid, exitstatus, error "
-      "FROM tasks WHERE id = %s" },
+      "SELECT id, vps_id, user_id, action, status, COALESCE(first_upid, upid), exitstatus, "
+      "error FROM tasks WHERE id = %s" },
     { "ospab_vps_status_of", "SELECT status, user_id FROM vps WHERE id = %s" },
     /* outbox: e-mail and webhooks (lib/ospab_outbox.c, the agent's mailer and webhooks) */
     { "ospab_mail_insert",

@@ -309,7 +309,7 @@ def test_create_end_to_end(srv, sim, world, database):
     assert sid in [s["id"] for s in listed]
 
 
-def test_create_touched_before_its_start_finished(srv, sim, world):
+def test_create_touched_before_its_start_finished(srv, sim, world, database):
     """The panel creates the container without start=1 (Proxmox would fork a start task
     whose UPID nobody sees) and starts it itself once vzcreate is done: a customer who looks
     between the two sees the create still running (its start half), and ends up with a
@@ -320,7 +320,10 @@ def test_create_touched_before_its_start_finished(srv, sim, world):
     sim.wait_task(body["taskId"], interval=0.01)
     tasks = task_list(srv, world, sid)       # the follow-up sees vzcreate done: starts it
     assert tasks[0]["action"] == "create" and tasks[0]["status"] == "running", tasks
-    assert tasks[0]["upid"] != body["taskId"] and ":vzstart:" in tasks[0]["upid"], tasks
+    # the list keeps the taskId the client was given (issue 10); the row follows the start
+    assert tasks[0]["upid"] == body["taskId"], tasks
+    following = database.query("SELECT upid FROM tasks WHERE id = ?", [tasks[0]["id"]])[0]
+    assert ":vzstart:" in following["upid"], following
     sim.configure(time_scale=TIME_SCALE)
     tasks = wait_idle(srv, world, sid)
     assert tasks[0]["status"] == "ok", tasks
