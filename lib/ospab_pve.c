@@ -5,6 +5,7 @@
 #include <string.h>
 #include <stdarg.h>
 
+#include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -36,6 +37,7 @@ struct ospab_pve_t {
     apr_uint64_t connects;
     int last_outcome;               /* -1 until the first call */
     apr_time_t last_at;
+    ospab_pve_shared_t *shared;     /* or every process's (apr_atomic) */
 };
 
 /* What one transfer collects; lives on the caller's stack. */
@@ -95,6 +97,10 @@ static void pve_give(ospab_pve_t *pve, CURL *h, long connects)
     apr_thread_mutex_lock(pve->mutex);
     pve->calls++;
     pve->connects += (apr_uint64_t)(connects > 0 ? connects : 0);
+    if (pve->shared) {
+        apr_atomic_inc32(&pve->shared->calls);
+        apr_atomic_add32(&pve->shared->connects, (apr_uint32_t)(connects > 0 ? connects : 0));
+    }
     if (!pve->closed && pve->nidle < pve->max_handles) {
         pve->idle[pve->nidle++] = h;
         h = NULL;
@@ -133,6 +139,7 @@ apr_status_t ospab_pve_create(apr_pool_t *p, const ospab_pve_conf_t *conf, ospab
     }
     pve = apr_pcalloc(p, sizeof(*pve));
     pve->last_outcome = -1;
+    pve->shared = conf->shared;
     pve->pool = p;
     url = apr_pstrdup(p, conf->url);
     n = strlen(url);
@@ -189,6 +196,14 @@ void ospab_pve_stats(ospab_pve_t *pve, ospab_pve_stats_t *out)
     out->last_outcome = pve->last_outcome;
     out->last_at = pve->last_at;
     apr_thread_mutex_unlock(pve->mutex);
+    if (pve->shared) {
+        apr_uint64_t last = apr_atomic_read64(&pve->shared->last);
+
+        out->calls = apr_atomic_read32(&pve->shared->calls);
+        out->connects = apr_atomic_read32(&pve->shared->connects);
+        out->last_outcome = last ? (int)(last & 15) : -1;
+        out->last_at = last ? apr_time_from_msec((apr_time_t)(last >> 4)) : 0;
+    }
 }
 
 /* --- encoding ------------------------------------------------------------------------ */
@@ -598,6 +613,11 @@ static apr_status_t pve_finish(ospab_pve_t *pve, apr_pool_t *p, pve_call_t *c,
     apr_thread_mutex_lock(pve->mutex);
     pve->last_outcome = (int)res->outcome;
     pve->last_at = apr_time_now();
+    if (pve->shared) {
+        /* one word, so a reader never sees one call's outcome with another's time */
+        apr_atomic_set64(&pve->shared->last, ((apr_uint64_t)apr_time_as_msec(pve->last_at) << 4)
+                                             | (apr_uint64_t)res->outcome);
+    }
     apr_thread_mutex_unlock(pve->mutex);
     if (res->outcome == OSPAB_PVE_OK) {
         return APR_SUCCESS;

@@ -11,6 +11,15 @@
 #include <apr_pools.h>
 #include <jansson.h>
 
+/* What every process talking to one Proxmox cluster saw last (Apache's children): the
+ * caller places it in shared memory created before fork and hands it to each process's
+ * client, which updates it with atomic operations after every call. */
+typedef struct {
+    volatile apr_uint64_t last;         /* (ms since the epoch << 4) | outcome; 0: none yet */
+    volatile apr_uint32_t calls;
+    volatile apr_uint32_t connects;
+} ospab_pve_shared_t;
+
 typedef struct {
     const char *url;            /* "https://pve.example.com:8006" (no /api2/json) */
     const char *token;          /* "USER@REALM!TOKENID=SECRET" (the header adds PVEAPIToken=) */
@@ -21,6 +30,7 @@ typedef struct {
     long timeout_ms;            /* whole call, e.g. 10000 */
     apr_size_t max_response;    /* bytes; larger answers fail as OSPAB_PVE_BAD_RESPONSE */
     int max_handles;            /* easy handles kept for reuse (e.g. 8) */
+    ospab_pve_shared_t *shared; /* NULL: the stats are this process's alone */
 } ospab_pve_conf_t;
 
 typedef struct ospab_pve_t ospab_pve_t;
@@ -99,7 +109,8 @@ const char *ospab_pve_path(apr_pool_t *p, ...);
 int ospab_pve_int(json_t *v, apr_int64_t *out);
 int ospab_pve_double(json_t *v, double *out);
 
-/* What a client has done since ospab_pve_create (for health output and tests). */
+/* What a client has done since ospab_pve_create (for health output and tests); with
+ * conf->shared, calls, connections and the latest outcome are those of every process. */
 typedef struct {
     apr_uint64_t calls;         /* transfers attempted */
     apr_uint64_t connects;      /* new TCP connections they needed (the rest reused one) */

@@ -173,6 +173,34 @@ static json_t *changes(const ospab_field_t *spec, int n, const ospab_field_value
     return o;
 }
 
+/* What an update changed, for the audit log: {"field": {"from": old, "to": new}} for each
+ * field the request set to another value. old: the row before, whose columns are the
+ * fields in order up to last_col. secret: a field whose value never goes in, recorded as
+ * "changed" when given (-1: none). */
+static json_t *update_changes(const ospab_field_t *spec, int last_col,
+                              const ospab_field_value_t *in, ospab_row_t old, int skip,
+                              int secret)
+{
+    json_t *o = json_object();
+    int i;
+
+    for (i = 0; i <= last_col; ++i) {
+        const char *was = old[i];
+
+        if (!in[i].present || i == skip
+            || (!was && !in[i].value) || (was && in[i].value && !strcmp(was, in[i].value))) {
+            continue;
+        }
+        json_object_set_new(o, spec[i].name, json_pack("{s:o, s:o}",
+                            "from", ospab_json_str_or_null(was),
+                            "to", ospab_json_str_or_null(in[i].value)));
+    }
+    if (secret >= 0 && in[secret].present) {
+        json_object_set_new(o, spec[secret].name, json_string("changed"));
+    }
+    return o;
+}
+
 /* {"action": ..., "<what>": {...}} with nothing else. 0: ok; 1: res holds a 400. */
 static int read_envelope(apr_pool_t *p, json_t *req, const char *what, const char **action,
                          json_t **obj, ospab_result_t *res)
@@ -451,7 +479,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 {
     const char *args[OSPAB_VPS_NFIELDS - 1];
     const char *id, *old_owner;
-    ospab_row_t row;
+    ospab_row_t row, old;
     int i;
 
     if (vps_identify(db, p, in, &id, res)) {
@@ -462,6 +490,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         || refs_missing(db, p, in, res)) {
         return;
     }
+    old = row;
     old_owner = row[OSPAB_VPS_USER_ID];
     for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
         args[i - 1] = in[i].present ? in[i].value : row[i];
@@ -488,8 +517,8 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         || (strcmp(old_owner, row[OSPAB_VPS_USER_ID])
             && owner_changed(db, p, a, id, old_owner, row[OSPAB_VPS_USER_ID]) != APR_SUCCESS)
         || ospab_audit(db, p, a, "vps.update", "vps", id,
-                 changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, OSPAB_VPS_ID))
-           != APR_SUCCESS) {
+                       update_changes(ospab_vps_fields, OSPAB_VPS_UPDATED_AT, in, old,
+                                      OSPAB_VPS_ID, -1)) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
@@ -710,12 +739,13 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     const char *id = in[OSPAB_USER_ID].value;
     const char *now = ospab_time_db(p, a->now);
     const char *args[7], *reason = NULL;
-    ospab_row_t row;
+    ospab_row_t row, old;
 
     if (begin_change(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
         return;
     }
+    old = row;
     /* row: id, email, name, role, enabled, ... */
 #define USER_VALUE(f) (in[f].present ? in[f].value : row[f])
     args[0] = USER_VALUE(OSPAB_USER_EMAIL);
@@ -748,7 +778,9 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if ((hash && ospab_db_exec(db, p, "ospab_user_set_password", 3, args, NULL) != APR_SUCCESS)
         || (reason && ospab_event_access(db, p, a->now, id, NULL, reason) != APR_SUCCESS)
         || ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &row) != APR_SUCCESS || !row
-        || ospab_audit(db, p, a, "user.update", "user", id, user_changes(in)) != APR_SUCCESS) {
+        || ospab_audit(db, p, a, "user.update", "user", id,
+                       update_changes(ospab_user_fields, OSPAB_USER_ENABLED, in, old,
+                                      OSPAB_USER_ID, OSPAB_USER_PASSWORD)) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }

@@ -63,6 +63,7 @@ typedef struct {
     int resize;                                    /* OspabResize (-1 unset) */
     ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */
     ospab_pve_t *pve;                              /* this child's client (child_init) */
+    ospab_pve_shared_t *pve_shared;                /* what all children saw (post_config) */
 } ospab_srv_conf_t;
 
 #define OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT 3

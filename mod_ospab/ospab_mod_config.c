@@ -4,6 +4,7 @@
 
 #include <apr_hash.h>
 #include <apr_uri.h>
+#include <apr_shm.h>
 #include <util_mutex.h>
 #include <unistd.h>
 #include <apr_file_io.h>
@@ -587,6 +588,40 @@ static int setup_ratelimit(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
+/* Shared memory for what the children's Proxmox clients saw last, one record per server
+ * config that names a Proxmox URL: /api/health answers the same from every child. Made in
+ * the parent before the children fork. */
+static int setup_pve_shared(apr_pool_t *pconf, server_rec *s)
+{
+    ospab_pve_shared_t *mem;
+    apr_shm_t *shm;
+    server_rec *sp;
+    int n = 0;
+
+    for (sp = s; sp; sp = sp->next) {
+        n += ((ospab_srv_conf_t *)ap_get_module_config(sp->module_config,
+                                                       &ospab_module))->pve_url != NULL;
+    }
+    if (!n) {
+        return OK;
+    }
+    if (apr_shm_create(&shm, sizeof(*mem) * (apr_size_t)n, NULL, pconf) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, OSPAB_LOGNO(00117)
+                     "cannot create the shared memory for Proxmox health");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    mem = apr_shm_baseaddr_get(shm);
+    memset(mem, 0, sizeof(*mem) * (apr_size_t)n);
+    for (sp = s; sp; sp = sp->next) {
+        ospab_srv_conf_t *c = ap_get_module_config(sp->module_config, &ospab_module);
+
+        if (c->pve_url) {
+            c->pve_shared = mem++;
+        }
+    }
+    return OK;
+}
+
 /* Children open their pooled connections one at a time. A SQLite database in WAL mode
  * whose shared-memory index nobody holds yet is initialised by the first connection,
  * under an exclusive lock: a second child preparing mod_dbd's statements at that moment
@@ -651,6 +686,7 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
                                                        : OSPAB_DEFAULT_PVE_TIMEOUT);
         pc.max_response = 8 * 1024 * 1024;
         pc.max_handles = 16;
+        pc.shared = c->pve_shared;
         if (ospab_pve_create(p, &pc, &c->pve) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, OSPAB_LOGNO(00114)
                          "cannot create the Proxmox client");
@@ -701,7 +737,8 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         build_jwt_conf(ap_get_module_config(sp->module_config, &ospab_module));
     }
     if (!first_pass(s) && (setup_ratelimit(pconf, s) != OK
-                           || ospab_mod_live_post_config(pconf, s) != OK)) {
+                           || ospab_mod_live_post_config(pconf, s) != OK
+                           || setup_pve_shared(pconf, s) != OK)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);

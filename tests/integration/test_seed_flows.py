@@ -107,3 +107,26 @@ def test_rollback_brings_a_running_server_back_running(srv, sim, world):
     time.sleep(0.5)
     assert sim.guest_info(vmid)["status"] == "stopped"
     assert ok(call(srv, "GET", f"/api/server/{sid}", world.tok["alice"]))["status"] == "stopped"
+
+
+def test_health_tells_the_same_from_every_child(start_apache, database, allow_log):
+    """Issue 10 item 9: /api/health reports how Proxmox last answered any child, not the
+    child that happens to take the health check (each used to report its own)."""
+    from conftest import placeholder_proxmox_conf, new_vps
+    allow_log(r"OSPAB00202: GET /api/server/\d+/status failed: Proxmox status: cannot connect")
+    a = start_apache(extra_conf=placeholder_proxmox_conf() + [
+        "StartServers 4", "MinSpareThreads 64", "MaxSpareThreads 64"])
+    api = Api(a)
+    uid = create_user(api)["id"]
+    v = api.vps("create", {**new_vps(), "user_id": uid, "node": "pve", "vmid": 4242})
+    sid = v.json()["vps"]["id"]
+    seen = {ok(call(a, "GET", "/api/health", None))["proxmox"]["status"] for _ in range(20)}
+    assert seen == {"unknown"}, seen
+    r = call(a, "GET", f"/api/server/{sid}/status", access_token(a, uid))
+    assert r.status_code == 502, r.text
+    for _ in range(40):
+        r = call(a, "GET", "/api/health", None)
+        h = r.json()
+        assert h["proxmox"]["status"] == "unreachable", h
+        assert h["proxmox"]["calls"] >= 1, h
+    assert "checkedSecondsAgo" in h["proxmox"]

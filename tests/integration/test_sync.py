@@ -1272,3 +1272,22 @@ def test_key_never_logged(apache):
         apache.access_log.read_text(errors="replace")
     assert apache.sync_key not in logs
     assert apache.sync_key.upper() not in logs
+
+
+def test_audit_rows_say_what_changed(api, database):
+    """Issue 10 item 9: an update's audit row holds the old and the new value of each field
+    it changed (nothing for fields sent unchanged), and never a password."""
+    vps = api.create_vps(status="creating", cpu=2)
+    api.vps("update", {"id": vps["id"], "status": "running", "cpu": 2, "ram": 4096})
+    row = audit_rows(database, "vps", vps["id"])[-1]
+    assert json.loads(row["details"]) == {
+        "status": {"from": "creating", "to": "running"},
+        "ram": {"from": str(vps["ram"]), "to": "4096"}}, row
+    password = "audit-" + secrets.token_hex(8)
+    u = api.user("create", new_user(password=password)).json()["user"]
+    api.user("update", {"id": u["id"], "name": "New Name", "role": "user",
+                        "password": password + "x"})
+    row = audit_rows(database, "user", u["id"])[-1]
+    assert json.loads(row["details"]) == {
+        "name": {"from": u["name"], "to": "New Name"}, "password": "changed"}, row
+    assert password not in row["details"]
