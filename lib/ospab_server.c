@@ -1159,6 +1159,11 @@ static apr_status_t resize_record(ospab_db_t *db, apr_pool_t *p, const ospab_act
     return rv;
 }
 
+static int resize_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                        const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                        const char **val, ospab_row_t *vp, const char **upid,
+                        ospab_result_t *res);
+
 void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                          json_t *body, ospab_result_t *res)
@@ -1170,14 +1175,12 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     };
     json_t *errors = json_object(), *data;
     const char *val[3] = { NULL, NULL, NULL };
-    const char *key, *task_id, *upid = NULL, *tariff_id = NULL;
+    const char *key, *upid = NULL, *tariff_id = NULL;
     const char *args[5];
-    ospab_pve_param_t conf_params[3];
-    ospab_pve_result_t pr;
     ospab_row_t v, tariff;
     apr_int64_t n64;
     json_t *x;
-    int i, n = 0;
+    int i;
 
     memset(res, 0, sizeof(*res));
     if (!json_is_object(body)) {
@@ -1233,36 +1236,8 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                                                      v[OSPAB_VPS_DISK]), NULL);
         return;
     }
-    follow_up(db, p, c, a, v);
-    if (load_owned(db, p, who, id, &v, res) || begin_op(db, p, a, who, v, "resize", &task_id, res)) {
+    if (resize_guest(db, p, c, who, a, id, val, &v, &upid, res)) {
         return;
-    }
-    if (val[0]) {
-        conf_params[n++] = (ospab_pve_param_t){ "cores", val[0] };
-    }
-    if (val[1]) {
-        conf_params[n++] = (ospab_pve_param_t){ "memory", val[1] };
-    }
-    conf_params[n] = (ospab_pve_param_t){ NULL, NULL };
-    if (n && pve_call(c, p, a, "PUT", guest_path(p, v, "config", NULL, NULL),
-                            conf_params, &pr) != APR_SUCCESS) {
-        finish_task(db, p, a, task_id, 0, NULL, pr.message);
-        pve_failed(p, &pr, "config", res);
-        return;
-    }
-    if (val[2] && strcmp(val[2], v[OSPAB_VPS_DISK])) {
-        ospab_pve_param_t rp[] = { { "disk", !strcmp(kind_of(v), "lxc") ? "rootfs" : "scsi0" },
-                                   { "size", apr_pstrcat(p, val[2], "G", NULL) },
-                                   { NULL, NULL } };
-
-        if (started(db, p, a, task_id,
-                    pve_call(c, p, a, "PUT", guest_path(p, v, "resize", NULL, NULL),
-                                   rp, &pr), &pr, "resize", &upid, res)) {
-            return;
-        }
-    }
-    else {
-        finish_task(db, p, a, task_id, 1, "OK", NULL);
     }
     args[0] = val[0] ? val[0] : v[OSPAB_VPS_CPU];
     args[1] = val[1] ? val[1] : v[OSPAB_VPS_RAM];
@@ -1284,6 +1259,112 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     x = success(NULL, NULL);
     json_object_set_new(x, "data", data);
     ok_body(p, res, 200, x);
+}
+
+/* The guest gets the sizes (val: cores, memory, disk; NULL unchanged): one operation, a
+ * synchronous config change and, for a bigger disk, a resize task (*upid). *v is the
+ * record as it is now. 0: done or started; 1: res is set. */
+static int resize_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                        const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
+                        const char **val, ospab_row_t *vp, const char **upid,
+                        ospab_result_t *res)
+{
+    ospab_pve_param_t conf_params[3];
+    ospab_pve_result_t pr;
+    const char *task_id;
+    ospab_row_t v = *vp;
+    int n = 0;
+
+    *upid = NULL;
+    follow_up(db, p, c, a, v);
+    if (load_owned(db, p, who, id, vp, res) || begin_op(db, p, a, who, *vp, "resize", &task_id,
+                                                        res)) {
+        return 1;
+    }
+    v = *vp;
+    if (val[0]) {
+        conf_params[n++] = (ospab_pve_param_t){ "cores", val[0] };
+    }
+    if (val[1]) {
+        conf_params[n++] = (ospab_pve_param_t){ "memory", val[1] };
+    }
+    conf_params[n] = (ospab_pve_param_t){ NULL, NULL };
+    if (n && pve_call(c, p, a, "PUT", guest_path(p, v, "config", NULL, NULL),
+                            conf_params, &pr) != APR_SUCCESS) {
+        finish_task(db, p, a, task_id, 0, NULL, pr.message);
+        pve_failed(p, &pr, "config", res);
+        return 1;
+    }
+    if (val[2] && strcmp(val[2], v[OSPAB_VPS_DISK])) {
+        ospab_pve_param_t rp[] = { { "disk", !strcmp(kind_of(v), "lxc") ? "rootfs" : "scsi0" },
+                                   { "size", apr_pstrcat(p, val[2], "G", NULL) },
+                                   { NULL, NULL } };
+
+        return started(db, p, a, task_id,
+                       pve_call(c, p, a, "PUT", guest_path(p, v, "resize", NULL, NULL),
+                                rp, &pr), &pr, "resize", upid, res);
+    }
+    finish_task(db, p, a, task_id, 1, "OK", NULL);
+    return 0;
+}
+
+/* The billing site's principal for a server: it may do what an admin may. */
+static void billing(const ospab_row_t v, ospab_principal_t *who)
+{
+    who->user_id = v[OSPAB_VPS_USER_ID];
+    who->admin = 1;
+    who->session = NULL;
+}
+
+int ospab_server_sync_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                             const ospab_actor_t *a, ospab_row_t v, const char **val,
+                             const char **upid, ospab_result_t *res)
+{
+    ospab_principal_t who;
+    ospab_row_t cur = v;
+
+    memset(res, 0, sizeof(*res));
+    *upid = NULL;
+    billing(v, &who);
+    if (on_proxmox(p, c, v, res)) {
+        return 1;
+    }
+    if (val[2] && apr_atoi64(val[2]) < apr_atoi64(v[OSPAB_VPS_DISK])) {
+        json_t *f = json_object();
+
+        json_object_set_new(f, "disk", json_string(apr_psprintf(p, "can only grow: the "
+                            "server's disk has %s GB on Proxmox", v[OSPAB_VPS_DISK])));
+        ospab_result_error(p, res, 422, apr_psprintf(p, "invalid vps: disk: can only grow "
+                           "(it has %s GB)", v[OSPAB_VPS_DISK]), f);
+        return 1;
+    }
+    return resize_guest(db, p, c, &who, a, v[OSPAB_VPS_ID], val, &cur, upid, res);
+}
+
+int ospab_server_panel_made(ospab_db_t *db, apr_pool_t *p, const char *id, int *made)
+{
+    ospab_row_t r = NULL;
+
+    if (ospab_db_select_one(db, p, "ospab_vps_panel_made", 1, &id, &r) != APR_SUCCESS) {
+        return 1;
+    }
+    *made = r && r[0] && strcmp(r[0], "0");
+    return 0;
+}
+
+int ospab_server_sync_destroy(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                              const ospab_actor_t *a, ospab_row_t v, const char **upid,
+                              ospab_result_t *res)
+{
+    ospab_principal_t who;
+
+    billing(v, &who);
+    ospab_server_delete(db, p, c, &who, a, v[OSPAB_VPS_ID], res);
+    if (res->status != 200) {
+        return 1;
+    }
+    *upid = json_string_value(json_object_get(res->body, "taskId"));
+    return 0;
 }
 
 /* ---- snapshots ---------------------------------------------------------------------------- */

@@ -21,7 +21,7 @@ typedef enum {
     OSPAB_RESIZE_OFF                /* not at all */
 } ospab_resize_policy_e;
 
-typedef struct {
+typedef struct ospab_server_conf_t {
     ospab_pve_t *pve;               /* NULL: Proxmox is not configured (503) */
     const char *url;                /* Proxmox base URL, for console links */
     const char *node;               /* node new servers go to */
@@ -85,5 +85,22 @@ void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t 
 const char *ospab_server_new_password(apr_pool_t *p);
 /* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */
 int ospab_server_snapname_ok(const char *name);
+
+/* The billing site's changes reaching the guest (lib/ospab_sync.c, issue 10). v is the
+ * bound record (ospab_vps_get) as it is now; the billing site may do what an admin may.
+ * ospab_server_sync_resize: cores/memory/disk (val, NULL unchanged; the disk only grows,
+ * else 422) as a resize operation; *upid the task's when the disk grows.
+ * ospab_server_sync_destroy: the guest goes (stopped, purged) like DELETE /api/server; the
+ * record when the task has finished, at once when the guest was gone already.
+ * Both: 0 started; 1 res is the refusal and nothing was done. */
+int ospab_server_sync_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                             const ospab_actor_t *a, ospab_row_t v, const char **val,
+                             const char **upid, ospab_result_t *res);
+int ospab_server_sync_destroy(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                              const ospab_actor_t *a, ospab_row_t v, const char **upid,
+                              ospab_result_t *res);
+/* *made: the panel created the server's guest (a create task of it got that far). 0, or 1
+ * when the database failed. */
+int ospab_server_panel_made(ospab_db_t *db, apr_pool_t *p, const char *id, int *made);
 
 #endif

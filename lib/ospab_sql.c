@@ -175,6 +175,10 @@ const ospab_sql_t ospab_sql_statements[] = {
     /* a server's own tariff bounds its resizes even after the tariff was withdrawn */
     { "ospab_tariff_get_any", "SELECT id, name, price, cores, memory, disk FROM tariffs "
       "WHERE id = %s" },
+    /* the panel made the guest: its create got past vzcreate (lib/ospab_server.c) */
+    { "ospab_vps_panel_made",
+      "SELECT COUNT(*) FROM tasks WHERE vps_id = %s AND (action = 'create:start' "
+      "OR (action = 'create' AND status = 'ok'))" },
     { "ospab_vps_set_tariff", "UPDATE vps SET tariff_id = %s, updated_at = %s WHERE id = %s" },
     { "ospab_os_get", "SELECT id, name, type, template, kind FROM os_templates "
       "WHERE id = %s AND enabled = 1" },

@@ -17,6 +17,7 @@
 #include "ospab_fields.h"
 #include "ospab_resource.h"
 #include "ospab_events.h"
+#include "ospab_server.h"
 
 static const char *const actions[] = { "create", "update", "delete", NULL };
 
@@ -474,17 +475,75 @@ static apr_status_t owner_changed(ospab_db_t *db, apr_pool_t *p, const ospab_act
     return rv;
 }
 
+/* The record as it is, when its guest is one the panel can reach: a Proxmox record with a
+ * node and a vmid, and Proxmox configured (guests). NULL otherwise (or when the database
+ * failed: the change itself will say so). */
+static ospab_row_t bound_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *guests,
+                               const char *id)
+{
+    ospab_row_t v = NULL;
+
+    if (!guests || !guests->pve
+        || ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &v) != APR_SUCCESS || !v
+        || strcmp(v[OSPAB_VPS_HYPERVISOR], "proxmox") || !v[OSPAB_VPS_NODE]
+        || !v[OSPAB_VPS_VMID]) {
+        return NULL;
+    }
+    return v;
+}
+
+/* The billing site changed the sizes of a server whose guest the panel can reach: the
+ * guest gets them first (a resize operation, the disk only growing); a refusal there is
+ * the answer and the record stays as it was. 0: go on (*guest says what happened, or is
+ * NULL); 1: res is set. */
+static int sizes_to_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *guests,
+                          const ospab_actor_t *a, const ospab_field_value_t *in,
+                          const char *id, json_t **guest, ospab_result_t *res)
+{
+    static const int cols[3] = { OSPAB_VPS_CPU, OSPAB_VPS_RAM, OSPAB_VPS_DISK };
+    const char *val[3] = { NULL, NULL, NULL }, *upid;
+    ospab_row_t v;
+    int i, any = 0;
+
+    *guest = NULL;
+    for (i = 0; i < 3; ++i) {
+        any |= in[cols[i]].present;
+    }
+    if (!any || !(v = bound_guest(db, p, guests, id))) {
+        return 0;
+    }
+    any = 0;
+    for (i = 0; i < 3; ++i) {
+        if (in[cols[i]].present && strcmp(in[cols[i]].value, v[cols[i]])) {
+            val[i] = in[cols[i]].value;
+            any = 1;
+        }
+    }
+    if (!any) {
+        return 0;
+    }
+    if (ospab_server_sync_resize(db, p, guests, a, v, val, &upid, res)) {
+        return 1;
+    }
+    *guest = json_pack("{s:s, s:o}", "action", "resize", "taskId", ospab_json_str_or_null(upid));
+    return 0;
+}
+
 static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                       ospab_field_value_t *in, const ospab_idem_t *idem, ospab_result_t *res)
+                       ospab_field_value_t *in, const ospab_server_conf_t *guests,
+                       const ospab_idem_t *idem, ospab_result_t *res)
 {
     const char *args[OSPAB_VPS_NFIELDS - 1];
     const char *id, *old_owner;
     ospab_row_t row, old;
+    json_t *guest;
     int i;
 
-    if (vps_identify(db, p, in, &id, res)) {
+    if (vps_identify(db, p, in, &id, res)
+        || sizes_to_guest(db, p, guests, a, in, id, &guest, res)) {
         return;
     }
+    ospab_json_own(p, guest);
     if (begin_change(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)
         || refs_missing(db, p, in, res)) {
@@ -523,19 +582,73 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, row));
+    if (guest) {
+        json_object_set(res->body, "guest", guest);
+    }
     commit_change(db, p, idem, res);
 }
 
+/* What a delete does to the guest of a server the panel can reach. The panel's own guest
+ * (it created it) goes too, unless keep_guest: the destroy task runs and the record goes
+ * when it has finished (answered now, status "deleting"). A guest the panel did not create
+ * (the billing site made it, or it was adopted) stays, and the answer says so. 0: delete
+ * the record now (*guest may say why the guest stays); 1: res is set (destroying started,
+ * or refused). */
+static int delete_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *guests,
+                        const ospab_actor_t *a, const char *id, int keep_guest,
+                        const ospab_idem_t *idem, json_t **guest, ospab_result_t *res)
+{
+    ospab_row_t v = bound_guest(db, p, guests, id), now;
+    const char *upid;
+    int made = 0;
+
+    *guest = NULL;
+    if (!v) {
+        return 0;
+    }
+    if (keep_guest) {
+        *guest = json_pack("{s:s, s:s}", "action", "kept",
+                           "reason", "keep_guest: the guest stays on Proxmox");
+        return 0;
+    }
+    if (ospab_server_panel_made(db, p, id, &made)) {
+        ospab_result_db_failed(db, p, res);
+        return 1;
+    }
+    if (!made) {
+        *guest = json_pack("{s:s, s:s}", "action", "none", "reason", "the panel did not "
+                           "create this guest: it stays on Proxmox");
+        return 0;
+    }
+    if (ospab_server_sync_destroy(db, p, guests, a, v, &upid, res)) {
+        return 1;
+    }
+    /* the record as it is now: deleting, or gone already (the guest was missing) */
+    if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &now) != APR_SUCCESS) {
+        now = NULL;
+    }
+    result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, now ? now : v));
+    json_object_set_new(res->body, "guest", json_pack("{s:s, s:o}", "action", "destroy",
+                                                       "taskId", ospab_json_str_or_null(upid)));
+    if (idem && !begin_change(db, p, a, idem, res)) {
+        commit_change(db, p, idem, res);
+    }
+    return 1;
+}
+
 static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                       ospab_field_value_t *in, const ospab_idem_t *idem, ospab_result_t *res)
+                       ospab_field_value_t *in, const ospab_server_conf_t *guests,
+                       int keep_guest, const ospab_idem_t *idem, ospab_result_t *res)
 {
     const char *id;
     ospab_row_t row;
-    json_t *record;
+    json_t *record, *guest;
 
-    if (vps_identify(db, p, in, &id, res)) {
+    if (vps_identify(db, p, in, &id, res)
+        || delete_guest(db, p, guests, a, id, keep_guest, idem, &guest, res)) {
         return;
     }
+    ospab_json_own(p, guest);
     if (begin_change(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)) {
         return;
@@ -552,22 +665,41 @@ static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     result_ok(p, res, 200, "VPS synced successfully", "vps", record);
+    if (guest) {
+        json_object_set(res->body, "guest", guest);
+    }
     commit_change(db, p, idem, res);
 }
 
 void ospab_sync_vps(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
-                    const ospab_idem_t *idem, ospab_result_t *res)
+                    const ospab_server_conf_t *guests, const ospab_idem_t *idem,
+                    ospab_result_t *res)
 {
     ospab_field_value_t in[OSPAB_VPS_NFIELDS];
     const char *action;
-    json_t *vps, *errors;
-    int creating;
+    json_t *vps, *errors, *keep;
+    int creating, keep_guest = 0;
 
     memset(res, 0, sizeof(*res));
     if (read_envelope(p, req, "vps", &action, &vps, res)) {
         return;
     }
     creating = !strcmp(action, "create");
+    /* a delete may say what becomes of the guest; no other field is a record's */
+    if (!strcmp(action, "delete") && json_is_object(vps)
+        && (keep = json_object_get(vps, "keep_guest")) != NULL) {
+        if (!json_is_boolean(keep)) {
+            json_t *f = json_object();
+
+            json_object_set_new(f, "keep_guest", json_string("must be true or false"));
+            ospab_result_error(p, res, 400, "invalid vps: keep_guest: must be true or false",
+                               f);
+            return;
+        }
+        keep_guest = json_is_true(keep);
+        vps = ospab_json_own(p, json_copy(vps));
+        json_object_del(vps, "keep_guest");
+    }
     errors = json_object();
     if (ospab_fields_read(p, ospab_vps_fields, OSPAB_VPS_NFIELDS, vps, creating, in, errors)) {
         ospab_result_error(p, res, 400, ospab_fields_summary(p, "vps", errors), errors);
@@ -578,15 +710,15 @@ void ospab_sync_vps(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, j
         vps_create(db, p, actor, in, idem, res);
     }
     else if (!strcmp(action, "update")) {
-        vps_update(db, p, actor, in, idem, res);
+        vps_update(db, p, actor, in, guests, idem, res);
     }
     else {
-        vps_delete(db, p, actor, in, idem, res);
+        vps_delete(db, p, actor, in, guests, keep_guest, idem, res);
     }
 }
 
 void ospab_sync_vps_batch(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor,
-                          json_t *req, ospab_result_t *res)
+                          json_t *req, const ospab_server_conf_t *guests, ospab_result_t *res)
 {
     json_t *ops, *results, *body;
     const char *key;
@@ -623,7 +755,7 @@ void ospab_sync_vps_batch(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *ac
         json_t *item = json_object();
 
         apr_pool_create(&sub, p);
-        ospab_sync_vps(db, sub, actor, json_array_get(ops, i), NULL, &r);
+        ospab_sync_vps(db, sub, actor, json_array_get(ops, i), guests, NULL, &r);
         json_object_set_new(item, "index", json_integer((json_int_t)i));
         json_object_set_new(item, "status", json_integer(r.status));
         json_object_update(item, r.body);

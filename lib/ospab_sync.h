@@ -52,12 +52,18 @@ apr_status_t ospab_idem_reserve(ospab_db_t *db, apr_pool_t *p, const ospab_idem_
 apr_status_t ospab_idem_complete(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
                                  int status, const char *body);
 
-/* req is the parsed body {"action":..., "vps":{...}}; idem may be NULL. */
+struct ospab_server_conf_t;
+
+/* req is the parsed body {"action":..., "vps":{...}}; idem may be NULL. guests: the
+ * Proxmox set-up, when the billing site's changes are to reach the guests (an update's
+ * sizes, a delete of the panel's own guest: docs/sync-api.md); NULL: records only. */
 void ospab_sync_vps(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
-                    const ospab_idem_t *idem, ospab_result_t *res);
+                    const struct ospab_server_conf_t *guests, const ospab_idem_t *idem,
+                    ospab_result_t *res);
 /* req is {"operations":[...]}: every item on its own, results in order. */
 void ospab_sync_vps_batch(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor,
-                          json_t *req, ospab_result_t *res);
+                          json_t *req, const struct ospab_server_conf_t *guests,
+                          ospab_result_t *res);
 /* req is {"action":..., "user":{...}}. */
 void ospab_sync_user(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
                      const ospab_idem_t *idem, ospab_result_t *res);

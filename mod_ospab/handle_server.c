@@ -3,22 +3,6 @@
 #include "mod_ospab.h"
 #include "ospab_server.h"
 
-/* The configuration the core needs, from this server's directives. */
-static void server_conf(request_rec *r, ospab_server_conf_t *c)
-{
-    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
-
-    c->pve = sc->pve;
-    c->url = sc->pve_url;
-    c->node = sc->pve_node;
-    c->storage = sc->pve_storage ? sc->pve_storage : "local-lvm";
-    c->bridge = sc->pve_bridge ? sc->pve_bridge : "vmbr0";
-    c->self_service = sc->self_service == 1;
-    c->server_quota = sc->server_quota != -1 ? sc->server_quota : OSPAB_DEFAULT_SERVER_QUOTA;
-    c->resize = sc->resize != -1 ? (ospab_resize_policy_e)sc->resize : OSPAB_RESIZE_TARIFF;
-    c->ssh = sc->ssh.private_key ? &sc->ssh : NULL;
-}
-
 typedef struct {
     ospab_db_t *db;
     ospab_principal_t who;
@@ -53,7 +37,7 @@ static int setup(request_rec *r, const ospab_route_match_t *m, int with_body, ca
     c->actor.id = c->who.user_id;
     c->actor.remote_addr = r->useragent_ip;
     c->actor.now = apr_time_now();
-    server_conf(r, &c->conf);
+    ospab_mod_server_conf(r, &c->conf);
     return OK;
 }
 

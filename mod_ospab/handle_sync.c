@@ -10,8 +10,10 @@
 #define IDEM_POLL       apr_time_from_msec(50)
 #define IDEM_MAX_POLLS  400    /* 20 s of waiting for a concurrent twin request */
 
+/* guests: the Proxmox set-up, so that the billing site's changes reach the guests */
 typedef void sync_fn(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
-                     const ospab_idem_t *idem, ospab_result_t *res);
+                     const ospab_server_conf_t *guests, const ospab_idem_t *idem,
+                     ospab_result_t *res);
 
 static int idem_key_ok(const char *k)
 {
@@ -32,6 +34,7 @@ static int idem_key_ok(const char *k)
  * request that runs many transactions: its key is reserved on its own beforehand. */
 static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
 {
+    ospab_server_conf_t guests;
     ospab_actor_t actor;
     ospab_idem_t idem;
     ospab_result_t res;
@@ -44,10 +47,11 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     if (!ospab_mod_sync_request(r, &req, &body, &len, &db, &actor, &rc)) {
         return rc;
     }
+    ospab_mod_server_conf(r, &guests);
 
     key = apr_table_get(r->headers_in, "Idempotency-Key");
     if (!key) {
-        fn(db, r->pool, &actor, req, NULL, &res);
+        fn(db, r->pool, &actor, req, &guests, NULL, &res);
         return ospab_mod_finish(r, &res);
     }
     if (!idem_key_ok(key)) {
@@ -82,7 +86,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
             break;
         }
         if (!batch) {
-            fn(db, r->pool, &actor, req, &idem, &res);
+            fn(db, r->pool, &actor, req, &guests, &idem, &res);
             if (res.idem_race) {
                 continue; /* the twin committed first: replay its answer */
             }
@@ -97,7 +101,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
             ospab_result_error(r->pool, &res, 503, "database unavailable", NULL);
             return ospab_mod_finish(r, &res);
         }
-        fn(db, r->pool, &actor, req, NULL, &res);
+        fn(db, r->pool, &actor, req, &guests, NULL, &res);
         if (ospab_idem_complete(db, r->pool, &idem, res.status,
                                 ospab_json_dump(r->pool, res.body)) != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00203)
@@ -111,9 +115,17 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
 }
 
 static void batch_fn(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
-                     const ospab_idem_t *idem, ospab_result_t *res)
+                     const ospab_server_conf_t *guests, const ospab_idem_t *idem,
+                     ospab_result_t *res)
 {
-    ospab_sync_vps_batch(db, p, actor, req, res);
+    ospab_sync_vps_batch(db, p, actor, req, guests, res);
+}
+
+static void users_fn(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
+                     const ospab_server_conf_t *guests, const ospab_idem_t *idem,
+                     ospab_result_t *res)
+{
+    ospab_sync_user(db, p, actor, req, idem, res);
 }
 
 int ospab_mod_handle_vps_sync(request_rec *r, const ospab_route_match_t *m)
@@ -128,5 +140,5 @@ int ospab_mod_handle_vps_sync_batch(request_rec *r, const ospab_route_match_t *m
 
 int ospab_mod_handle_users_sync(request_rec *r, const ospab_route_match_t *m)
 {
-    return run_sync(r, "users.sync", ospab_sync_user, 0);
+    return run_sync(r, "users.sync", users_fn, 0);
 }

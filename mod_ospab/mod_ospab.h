@@ -23,6 +23,7 @@
 #include "ospab_ratelimit.h"
 #include "ospab_pve.h"
 #include "ospab_ssh.h"
+#include "ospab_server.h"
 
 extern module AP_MODULE_DECLARE_DATA ospab_module;
 APLOG_USE_MODULE(ospab);
@@ -94,6 +95,8 @@ void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
 void ospab_mod_child_init_first(apr_pool_t *p, server_rec *s);
 void ospab_mod_child_init_last(apr_pool_t *p, server_rec *s);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
+/* What the core's server operations need from this server's directives. */
+void ospab_mod_server_conf(request_rec *r, ospab_server_conf_t *c);
 /* The login failure counters shared by all children (NULL before post_config). */
 ospab_ratelimit_t *ospab_mod_ratelimit(void);
 /* This child's cache of verified access tokens (NULL outside a child). */

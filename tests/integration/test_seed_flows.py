@@ -130,3 +130,87 @@ def test_health_tells_the_same_from_every_child(start_apache, database, allow_lo
         assert h["proxmox"]["status"] == "unreachable", h
         assert h["proxmox"]["calls"] >= 1, h
     assert "checkedSecondsAgo" in h["proxmox"]
+
+
+# --------------------------------------------- the billing site's changes reach the guest --
+
+def made_by_panel(srv, sim, world):
+    body = ok(call(srv, "POST", "/api/server/create", world.tok["alice"],
+                   {"osId": 1, "tariffId": 1}), 201)
+    wait_idle(srv, world, body["id"])
+    wait_guest(sim, body["proxmoxId"], "running")
+    return body["id"], body["proxmoxId"]
+
+
+def made_elsewhere(sim, vmid):
+    """A container the billing site made on Proxmox itself."""
+    upid = sim.data("POST", f"/nodes/{NODE}/lxc", {
+        "vmid": vmid, "ostemplate": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        "rootfs": "local-lvm:8"})
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    return vmid
+
+
+def sync(api, action, vps):
+    return api.post("/api/vps/sync", json={"action": action, "vps": vps})
+
+
+def test_sync_update_of_sizes_resizes_the_guest(srv, sim, world, database):
+    sid, vmid = made_by_panel(srv, sim, world)
+    r = sync(world.api, "update", {"id": sid, "cpu": 2, "ram": 2048, "disk": 15})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["vps"]["cpu"] == 2 and body["vps"]["disk"] == 15, body
+    assert body["guest"]["action"] == "resize" and UPID.match(body["guest"]["taskId"]), body
+    wait_idle(srv, world, sid)
+    conf = sim.guest_info(vmid)["conf"]
+    assert conf["cores"] == 2 and conf["memory"] == 2048, conf
+    assert conf["rootfs"].endswith(",size=15G"), conf
+    # the disk only grows: refused, nothing written, nothing sent to Proxmox
+    r = sync(world.api, "update", {"id": sid, "disk": 12, "cpu": 4})
+    assert r.status_code == 422 and r.json()["fields"]["disk"].startswith("can only grow"), r.text
+    row = database.query("SELECT cpu, disk FROM vps WHERE id = ?", [sid])[0]
+    assert row == {"cpu": "2", "disk": "15"}, row
+    assert sim.guest_info(vmid)["conf"]["cores"] == 2
+    # a change that does not touch the sizes reaches nobody
+    r = sync(world.api, "update", {"id": sid, "name": "renamed-by-billing"})
+    assert r.status_code == 200 and "guest" not in r.json(), r.text
+
+
+def test_sync_delete_destroys_the_panels_own_guest(srv, sim, world, database):
+    sid, vmid = made_by_panel(srv, sim, world)
+    r = sync(world.api, "delete", {"id": sid})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["guest"]["action"] == "destroy" and ":vzdestroy:" in body["guest"]["taskId"], body
+    assert body["vps"]["id"] == sid and body["vps"]["status"] == "deleting", body
+    deadline = time.monotonic() + WAIT
+    while database.count("SELECT COUNT(*) FROM vps WHERE id = ?", [sid]):
+        assert time.monotonic() < deadline, "the record stayed"
+        call(srv, "GET", f"/api/server/{sid}/tasks", world.tok["alice"])   # follows up
+        time.sleep(0.1)
+    with pytest.raises(RuntimeError):
+        sim.guest_info(vmid)
+
+
+def test_sync_delete_keeps_a_guest_when_asked_or_not_the_panels(srv, sim, world, database):
+    sid, vmid = made_by_panel(srv, sim, world)
+    r = sync(world.api, "delete", {"id": sid, "keep_guest": True})
+    assert r.status_code == 200 and r.json()["guest"]["action"] == "kept", r.text
+    assert database.count("SELECT COUNT(*) FROM vps WHERE id = ?", [sid]) == 0
+    assert sim.guest_info(vmid)["status"] == "running"
+    # a guest the billing site made itself and synced with its node and vmid
+    other = made_elsewhere(sim, 8000 + vmid % 1000)
+    v = sync(world.api, "create", {**seed000_body(world.uid), "node": NODE, "vmid": other}).json()
+    r = sync(world.api, "delete", {"id": v["vps"]["id"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["guest"] == {"action": "none", "reason": "the panel did not create this "
+                                 "guest: it stays on Proxmox"}, r.text
+    assert sim.guest_info(other)["vmid"] == other
+    r = sync(world.api, "delete", {"id": 1, "keep_guest": "yes"})
+    assert r.status_code == 400 and "keep_guest" in r.json()["fields"], r.text
+
+
+def seed000_body(user_id):
+    return {"user_id": user_id, "name": "web-server-01", "cpu": 4, "ram": 8 * 1024,
+            "disk": 100, "os": "Ubuntu 22.04 LTS", "status": "creating", "hypervisor": "proxmox"}
