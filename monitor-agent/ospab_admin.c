@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <apr_general.h>
 #include <apr_getopt.h>
@@ -120,7 +121,8 @@ static void usage(FILE *out)
     for (c = commands; c->name; c++) {
         fprintf(out, "  %-8s %-12s %s\n", c->name, c->args, c->help);
     }
-    fprintf(out, "\nSQL-DIR defaults to %s; the dialect directory is "
+    fprintf(out, "\nSQL-DIR defaults to %s (or, run from the build tree, the tree's "
+                 "sql/); the dialect directory is "
                  "SQL-DIR/mysql or SQL-DIR/sqlite.\n"
                  "examples:\n"
                  "  ospab-admin --driver sqlite3 --params /var/lib/ospab/"
@@ -129,6 +131,36 @@ static void usage(FILE *out)
                  "user=ospab pass=... dbname=ospab' ospab-admin status\n"
                  "exit status: 0 done, 1 usage error, 2 failure\n",
             OSPAB_SQL_DIR);
+}
+
+/* The installed migrations, or, for a tool run from the build tree before `make install`
+ * (monitor-agent/ospab-admin), the tree's own sql/ next to it. */
+static const char *default_sql_dir(apr_pool_t *p)
+{
+    char exe[4096];
+    ssize_t n;
+    apr_finfo_t fi;
+    const char *dir;
+
+    if (apr_stat(&fi, OSPAB_SQL_DIR, APR_FINFO_TYPE, p) == APR_SUCCESS && fi.filetype == APR_DIR) {
+        return OSPAB_SQL_DIR;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        char *slash;
+
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            dir = apr_pstrcat(p, exe, "/../sql", NULL);
+            if (apr_stat(&fi, apr_pstrcat(p, dir, "/sqlite", NULL), APR_FINFO_TYPE, p)
+                    == APR_SUCCESS && fi.filetype == APR_DIR) {
+                return dir;
+            }
+        }
+    }
+    return OSPAB_SQL_DIR;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -568,7 +600,7 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
     a.pool = pool;
     a.driver = getenv("OSPAB_DB_DRIVER");
     a.params = getenv("OSPAB_DB_PARAMS");
-    a.sql_dir = OSPAB_SQL_DIR;
+    a.sql_dir = default_sql_dir(pool);
 
     apr_getopt_init(&opt, pool, argc, argv);
     opt->interleave = 1;

@@ -356,3 +356,24 @@ def test_connection_from_environment(tmp_path):
             == [("applied",)]
     finally:
         con.close()
+
+
+def test_build_tree_tool_finds_its_sql(tmp_path):
+    """Issue 10 item 8: `ospab-admin migrate` run from the build tree, before `make
+    install`, finds the tree's sql/ by itself; seeding recomputes the users' login keys."""
+    tool = REPO / "monitor-agent" / "ospab-admin"        # the build tree's, whatever $OSPAB_ADMIN
+    assert os.access(tool, os.X_OK), f"{tool} is not built"
+    db = tmp_path / "tree.db"
+    base = [str(tool), "--driver", "sqlite3", "--params", str(db)]
+    r = subprocess.run(base + ["migrate"], capture_output=True, text=True)
+    assert r.returncode == 0 and "applied 001_init.sql" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(base + ["status"], capture_output=True, text=True)
+    assert f"[{REPO}/monitor-agent/../sql/sqlite]" in r.stdout, r.stdout
+    r = subprocess.run(base + ["seed", "demo.sql"], capture_output=True, text=True)
+    assert r.returncode == 0 and "login keys of 2 users updated" in r.stdout, r.stdout
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT email_key FROM users WHERE id = 5").fetchall() == \
+            [("demo@ospab.local",)]
+    finally:
+        con.close()
