@@ -21,47 +21,59 @@ CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "r
                                       "hypervisor": "proxmox"}}
 
 
+# reads the id out of an answer, so the next lines can use it (jq is not on every box)
+ID_OF = "python3 -c 'import json, sys; print(json.load(sys.stdin){path})'"
+
+
 def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
+    """The lines the demo prints, in order, for one shell that loaded demo.env: the ones that
+    create something keep its id in a shell variable the later ones use."""
     create = json.dumps(CREATE, separators=(",", ":"))
-    update = json.dumps({"action": "update", "vps": {"id": 1, "status": "running",
-                                                      "ip_address": "10.0.0.5"}},
-                        separators=(",", ":"))
-    delete = json.dumps({"action": "delete", "vps": {"id": 1}}, separators=(",", ":"))
     user = json.dumps({"action": "create", "user": {"email": "anna@example.com",
                                                     "name": "Anna", "role": "user"}},
                       separators=(",", ":"))
-    post = (f'curl -s -X POST {url}/api/vps/sync -H "Content-Type: application/json" '
+    sync = (f'curl -s -X POST {url}/api/vps/sync -H "Content-Type: application/json" '
             f'-H "X-API-Key: {key_var}"')
     login = json.dumps({"email": "demo@ospab.local", "password": DEMO_PASSWORD},
                        separators=(",", ":"))
     auth = '-H "Authorization: Bearer $OSPAB_TOKEN"'
     server = json.dumps({"osId": 1, "tariffId": 1}, separators=(",", ":"))
+    vps_id = ID_OF.format(path='["vps"]["id"]')
+    server_id = ID_OF.format(path='["id"]')
+    # the record's id comes from the shell: the JSON stops quoting around $VPS_ID
+    update = ('{"action":"update","vps":{"id":' + "'$VPS_ID'"
+              + ',"status":"running","ip_address":"10.0.0.5"}}')
+    delete = '{"action":"delete","vps":{"id":' + "'$VPS_ID'" + '}}'
     return [
         f"curl -s {url}/api/health",
-        f'curl -s {url}/api/server -H "Authorization: Bearer $OSPAB_TOKEN"',
-        f'curl -s {url}/api/tariffs -H "Authorization: Bearer $OSPAB_TOKEN"',
+        f"curl -s {url}/api/tariffs {auth}",
         (f'curl -s -X POST {url}/api/auth/login -H "Content-Type: application/json" '
          f"-d '{login}'"),
-        f"{post} -d '{create}'",
-        f"{post} -d '{update}'",
-        f"{post} -d '{delete}'",
+        # the billing site (seed 000): a record, its status, the customer's list, its end
+        (f"export VPS_ID=$({sync} -d '{create}' | {vps_id})"
+         '; echo "VPS_ID=$VPS_ID"'),
+        f"{sync} -d '{update}'",
+        f"curl -s {url}/api/server {auth}",
+        f"{sync} -d '{delete}'",
         (f'curl -s -X POST {url}/api/users/sync -H "Content-Type: application/json" '
          f'-H "X-API-Key: {key_var}" -d \'{user}\''),
         # a container on the (simulated) Proxmox node, its task, its live status
-        (f'curl -s -X POST {url}/api/server/create {auth} -H "Content-Type: application/json" '
-         f"-d '{server}'"),
-        f"curl -s {url}/api/server/2/tasks {auth}",
-        f"curl -s {url}/api/server/2/status {auth}",
+        (f"export SERVER_ID=$(curl -s -X POST {url}/api/server/create {auth} "
+         f"-H \"Content-Type: application/json\" -d '{server}' | "
+         f"{server_id})" '; echo "SERVER_ID=$SERVER_ID"'),
+        f"curl -s {url}/api/server/$SERVER_ID/tasks {auth}",
+        f"curl -s {url}/api/server/$SERVER_ID/status {auth}",
     ]
 
 
 def live_line():
     """Seed 003's live push, through Apache, with python-socketio: the first server-stats
-    of server 2 (the container the curl line above creates)."""
+    of $SERVER_ID (the container the curl lines above create)."""
     return ("/usr/bin/python3 -c \"import os, json, socketio; s = socketio.Client(); "
             "s.on('server-stats', lambda d: (print(json.dumps(d)[:300]), s.disconnect())); "
             "s.connect(os.environ['OSPAB_URL'], auth={'token': os.environ['OSPAB_TOKEN']}, "
-            "socketio_path='/socket.io'); s.emit('subscribe-server', 2); s.wait()\"")
+            "socketio_path='/socket.io'); "
+            "s.emit('subscribe-server', int(os.environ['SERVER_ID'])); s.wait()\"")
 
 
 def post(url, key, body):
@@ -143,9 +155,10 @@ def main():
     token = harness.admin(db.driver, db.params, "--jwt-key", f"file:{httpd.jwt_key_file}",
                           "--ttl", "86400", "token", "5").stdout.strip()
     env_file = base / "demo.env"
-    env_file.write_text(f"OSPAB_URL={url}\nOSPAB_SYNC_KEY={httpd.sync_key}\n"
-                        f"OSPAB_TOKEN={token}\n")
-    os.chmod(env_file, 0o600)
+    # exported: the printed python line runs as a child of the shell that loads it
+    harness.write_private(env_file, f"export OSPAB_URL={url}\n"
+                                    f"export OSPAB_SYNC_KEY={httpd.sync_key}\n"
+                                    f"export OSPAB_TOKEN={token}\n")
 
     if args.check:
         try:
@@ -204,12 +217,14 @@ ospab panel demo is running
   customer:   demo@ospab.local / {DEMO_PASSWORD} (user 5), token valid 24 h:
   token:      {token}
 
-Load the settings into your shell, then try the API:
+Load the settings into your shell, then try the API (in this order: the lines that
+create something keep its id in $VPS_ID / $SERVER_ID for the next ones):
   . {env_file}
 """)
     for line in curl_lines("$OSPAB_URL"):
         print("  " + line)
-    print("\nLive push (seed 003's socket.emit('subscribe-server', 2)), through Apache:")
+    print("\nLive push (seed 003's socket.emit('subscribe-server', id)) of $SERVER_ID, "
+          "through Apache:")
     print("  " + live_line())
     print(f"\nSettings written to {env_file}\nCtrl-C stops the demo.", flush=True)
 

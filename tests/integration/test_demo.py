@@ -40,10 +40,18 @@ def demo():
         proc.wait(timeout=30)
 
 
-def env_of(text):
+def env_file_of(text):
     m = re.search(r"Settings written to (\S+)", text)
     assert m, text
-    return dict(l.split("=", 1) for l in open(m.group(1)).read().splitlines())
+    return m.group(1)
+
+
+def env_of(text):
+    """demo.env's settings: "export NAME=value" lines (issue 10: a child process of the
+    shell that loads the file sees them)."""
+    lines = open(env_file_of(text)).read().splitlines()
+    assert lines and all(l.startswith("export ") for l in lines), lines
+    return dict(l[len("export "):].split("=", 1) for l in lines)
 
 
 def test_demo_env_file(demo):
@@ -52,45 +60,69 @@ def test_demo_env_file(demo):
     assert env["OSPAB_URL"] == f"http://127.0.0.1:{port}"
     assert len(env["OSPAB_SYNC_KEY"]) >= 32 and env["OSPAB_SYNC_KEY"] in text
     assert env["OSPAB_TOKEN"].count(".") == 2 and env["OSPAB_TOKEN"] in text
+    assert os.stat(env_file_of(text)).st_mode & 0o077 == 0, "demo.env is readable by others"
+
+
+def run_in_one_shell(text, lines):
+    """The printed lines in order, in one bash that first loads demo.env as the demo says
+    (". <file>"), as a user pasting them would; each line's output, separately."""
+    script = ["set -e", f". {env_file_of(text)}"]
+    for i, line in enumerate(lines):
+        script += [f"echo '@@@{i}'", line, "echo"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSPAB_")}
+    p = subprocess.run(["bash", "-c", "\n".join(script)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    parts = re.split(r"^@@@\d+\n", p.stdout, flags=re.M)[1:]
+    assert len(parts) == len(lines), p.stdout
+    return [x.strip() for x in parts]
 
 
 def test_printed_curl_lines_work(demo):
-    """Every printed curl line, run by a shell with demo.env loaded, answers JSON without an
-    error; the create makes server 1, which the token then lists."""
+    """The printed lines, pasted in order into a shell that loaded demo.env: every answer is
+    JSON without an error; the lines after a create use the id it made (issue 10)."""
     _, _, text = demo
-    env = {**os.environ, **env_of(text)}
-    lines = [l.strip() for l in text.splitlines() if l.strip().startswith("curl ")]
-    assert len(lines) >= 6, text
-    answers = []
-    for line in lines:
-        p = subprocess.run(["bash", "-c", line + ' -w "\\n%{http_code}"'], env=env,
-                           capture_output=True, text=True, timeout=30)
-        body, code = p.stdout.rsplit("\n", 1)
-        assert code.startswith("2"), (line, code, body)
-        answers.append((line, json.loads(body)))
-    creates = [a for l, a in answers if '"action":"create","vps"' in l]
-    assert creates and creates[0]["status"] == "success" and creates[0]["vps"]["id"] == 1
-    logins = [a for l, a in answers if "/api/auth/login" in l]
+    lines = [l.strip() for l in text.splitlines()
+             if l.strip().startswith(("curl ", "export VPS_ID=", "export SERVER_ID="))]
+    assert len(lines) >= 8, text
+    outs = run_in_one_shell(text, lines)
+    answers = {}
+    for line, out in zip(lines, outs):
+        if line.startswith("export "):
+            var, val = out.splitlines()[-1].split("=")
+            assert val.isdigit() and int(val) > 0, (line, out)
+            answers[var] = int(val)
+            continue
+        body = json.loads(out)
+        assert not (isinstance(body, dict) and "error" in body), (line, body)
+        answers[line] = body
+    vps_id, server_id = answers["VPS_ID"], answers["SERVER_ID"]
+    listed = next(a for l, a in answers.items() if l.endswith("/api/server -H \"Authorization:"
+                                                               " Bearer $OSPAB_TOKEN\""))
+    assert vps_id in [s["id"] for s in listed], listed
+    updates = [a for l, a in answers.items() if '"action":"update"' in str(l)]
+    assert updates[0]["vps"] == {**updates[0]["vps"], "id": vps_id, "status": "running"}
+    deletes = [a for l, a in answers.items() if '"action":"delete"' in str(l)]
+    assert deletes[0]["vps"]["id"] == vps_id
+    logins = [a for l, a in answers.items() if "/api/auth/login" in str(l)]
     assert logins and logins[0]["user"]["id"] == 5 and logins[0]["accessToken"]
-    # self-service create on the simulated Proxmox node, with the printed OSPAB_TOKEN
-    servers = [a for l, a in answers if "/api/server/create" in l]
-    assert servers and servers[0]["status"] == "creating" and servers[0]["rootPassword"]
-    assert servers[0]["taskId"].startswith("UPID:pve1:")
-    tasks = [a for l, a in answers if l.endswith("tasks " + '-H "Authorization: Bearer $OSPAB_TOKEN"')]
-    assert tasks and tasks[0][0]["action"] == "create"
+    tasks = next(a for l, a in answers.items() if "/$SERVER_ID/tasks" in str(l))
+    assert tasks and tasks[0]["action"] == "create" and tasks[0]["upid"].startswith("UPID:pve1:")
+    _server_ids.append(server_id)
+
+
+_server_ids = []
 
 
 def test_printed_live_push_line_works(demo):
     """The printed python-socketio line (seed 003's subscribe-server through Apache to the
-    demo's ospab-agent) prints server 2's first server-stats. Server 2 is the container the
-    curl lines create (test_printed_curl_lines_work runs first)."""
+    demo's ospab-agent), run after the lines before it as printed, prints the server's
+    first server-stats."""
     _, _, text = demo
-    env = {**os.environ, **env_of(text)}
     line = next(l.strip() for l in text.splitlines() if "socketio.Client()" in l)
-    p = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 0, (p.stdout, p.stderr)
-    assert '"serverId": 2' in p.stdout and '"vmid"' in p.stdout, p.stdout
+    assert _server_ids, "test_printed_curl_lines_work runs first and creates the server"
+    out = run_in_one_shell(text, [f"export SERVER_ID={_server_ids[0]}", line])[1]
+    assert f'"serverId": {_server_ids[0]}' in out and '"vmid"' in out, out
 
 
 def test_ctrl_c_stops_everything(demo):
