@@ -249,6 +249,19 @@ def test_config_errors_name_the_line_and_key(database, srv):
     assert rc == 1 and "database" in out, out
 
 
+def test_check_and_once_close_what_they_opened(database, srv, sim):
+    """--check and --once exit through their own paths: the database connection they
+    opened must be closed there too. Left open, the dlopened driver's memory was a
+    LeakSanitizer report and a failing exit status of the ASan build (scripts/sanitize
+    runs this file on it)."""
+    a = Agent(database, jwt_secret=srv.jwt_secret, clusters=[sim_cluster(sim)])
+    rc, out = a.check()
+    assert rc == 0 and "config ok" in out and "Sanitizer" not in out, out
+    rc, stdout, stderr = a.once(timeout=120)
+    assert rc == 0 and '"clusters": 1' in stdout, (stdout, stderr)
+    assert "Sanitizer" not in stderr, stderr
+
+
 # ------------------------------------------------------------------------- poll --
 
 def test_poll_stores_metrics_of_our_guests_only(sim, world, database, agent):
