@@ -397,12 +397,37 @@ static int set_websocket(reader_t *r, const char *key, const char *v)
         *(IS("max_payload") ? &s->max_payload : &s->max_queue_bytes) = (apr_size_t)n;
         return 0;
     }
-    if (IS("max_queue") || IS("max_clients") || IS("max_subscriptions")) {
+    if (IS("max_queue") || IS("max_clients") || IS("max_subscriptions")
+        || IS("max_pending") || IS("max_pending_per_address") || IS("max_per_address")) {
         if (get_int(r, key, v, 1, 1000000, &n)) {
             return -1;
         }
         *(IS("max_queue") ? &s->max_queue_msgs
-          : IS("max_clients") ? &s->max_clients : &s->max_subscriptions) = (int)n;
+          : IS("max_clients") ? &s->max_clients
+          : IS("max_pending") ? &s->max_pending
+          : IS("max_pending_per_address") ? &s->max_pending_per_address
+          : IS("max_per_address") ? &s->max_per_address : &s->max_subscriptions) = (int)n;
+        return 0;
+    }
+    if (IS("connect_timeout")) {
+        if (get_duration(r, key, v, APR_USEC_PER_SEC / 10, 300 * APR_USEC_PER_SEC, &t)) {
+            return -1;
+        }
+        s->connect_timeout_ms = (int)apr_time_as_msec(t);
+        return 0;
+    }
+    if (IS("trusted_proxies")) {
+        const char *bad = NULL;
+
+        if (!strcasecmp(v, "none")) {
+            s->trusted_proxies = "";
+            return 0;
+        }
+        if (agent_sio_proxies_check(r->p, v, &bad)) {
+            return fail(r, key, "'%s' is not an address or network (e.g. 127.0.0.1, "
+                        "10.0.0.0/8, ::1)", bad);
+        }
+        s->trusted_proxies = v;
         return 0;
     }
     return fail(r, key, "unknown key");
@@ -535,6 +560,11 @@ static void defaults(agent_conf_t *c)
     c->sio.max_queue_bytes = 1 << 20;
     c->sio.max_clients = 10000;
     c->sio.max_subscriptions = 100;
+    c->sio.connect_timeout_ms = 5000;
+    c->sio.max_pending = 1000;
+    c->sio.max_pending_per_address = 50;
+    c->sio.max_per_address = 500;
+    c->sio.trusted_proxies = "127.0.0.1 ::1";
     c->jwt.alg = JWT_ALG_HS256;
     c->jwt.alg_name = "HS256";
     c->jwt.leeway = 30;
