@@ -82,6 +82,8 @@ typedef struct {
     apr_interval_time_t webhook_retry_base;  /* first retry delay, doubled each time (10 s) */
     apr_interval_time_t retry_max;  /* longest delay between two attempts (1 h) */
     int outbox_keep_days;           /* sent/delivered rows older than this are pruned (30) */
+    apr_interval_time_t idempotency_keep;  /* Idempotency-Key records kept (7 d; at least
+                                            * the replay window, OSPAB_IDEM_TTL) */
     apr_interval_time_t webhook_interval;  /* outbox scan (2 s) */
 
     /* [websocket] */

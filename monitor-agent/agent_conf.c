@@ -26,6 +26,7 @@
 
 #include "agent.h"
 #include "ospab_outbox.h"
+#include "ospab_sync.h"
 #include "ospab_util.h"
 
 typedef struct {
@@ -209,6 +210,10 @@ static int set_agent(reader_t *r, const char *key, const char *v)
     }
     if (IS("retry_max")) {
         return get_duration(r, key, v, S / 10, 7 * 86400 * S, &c->retry_max);
+    }
+    if (IS("idempotency_keep")) {
+        /* never below the module's replay window: a retry within it must find its key */
+        return get_duration(r, key, v, OSPAB_IDEM_TTL, 3650 * 86400 * S, &c->idempotency_keep);
     }
     if (IS("outbox_keep_days")) {
         if (get_int(r, key, v, 1, 3650, &n)) {
@@ -550,6 +555,7 @@ static void defaults(agent_conf_t *c)
     c->webhook_retry_base = 10 * S;
     c->retry_max = 3600 * S;
     c->outbox_keep_days = 30;
+    c->idempotency_keep = 7 * 86400 * S;
     c->sio.listen_addr = "127.0.0.1";
     c->sio.port = 8081;
     c->sio.path = "/socket.io/";

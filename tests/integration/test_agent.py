@@ -234,6 +234,7 @@ def test_config_errors_name_the_line_and_key(database, srv):
         ({"websocket": {"connect_timeout": "0s"}}, r"connect_timeout: 0s is out of range"),
         ({"websocket": {"max_pending": "0"}}, r"max_pending: 0 is out of range"),
         ({"websocket": {"max_per_adress": "5"}}, r"\[websocket\] max_per_adress: unknown key"),
+        ({"agent": {"idempotency_keep": "12h"}}, r"\[agent\] idempotency_keep: 12h is out of range"),
     ]
     for sections, expected in cases:
         a = Agent(database, jwt_secret=srv.jwt_secret, sections=sections)
@@ -830,6 +831,62 @@ def test_session_ids_stay_out_of_the_agents_log(world, srv, agent):
     assert ag.wait_log(r"session #\d+ closed"), ag.log_tail()
     text = ag.log_text()
     assert sid not in text and sock not in text
+
+
+# ------------------------------------------------------------------- pruning --
+
+def db_time(offset):
+    """A database timestamp (UTC, as ospab_time_db writes them) offset seconds from now."""
+    import datetime
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset)
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+
+
+def test_spent_refresh_tokens_and_old_idempotency_keys_are_pruned(world, srv, database, agent):
+    """L5: refresh tokens past their expiry or revoked more than 7 days ago, and
+    Idempotency-Key records older than idempotency_keep, are deleted by the agent's hourly
+    housekeeping (at its start); live logins, recent revocations and keys still in their
+    replay window stay, and a retry within that window still replays."""
+    from conftest import sql_exec, sql_quote, unique
+    day = 86400
+    tokens = {                                   # family -> (expires_at, revoked_at)
+        "expired": (db_time(-day), None),
+        "revoked-long-ago": (db_time(20 * day), db_time(-8 * day)),
+        "revoked-lately": (db_time(20 * day), db_time(-1 * day)),
+        "live": (db_time(20 * day), None),
+    }
+    fam = {k: unique("fam") for k in tokens}
+    sql_exec(database, "".join(
+        "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at, revoked_at, "
+        f"created_at) VALUES ({world.alice}, {sql_quote(fam[k])}, {sql_quote(unique('h'))}, "
+        f"{sql_quote(e)}, {sql_quote(r) if r else 'NULL'}, {sql_quote(db_time(-30 * day))});\n"
+        for k, (e, r) in tokens.items()))
+    keys = {"old": (unique("idem"), db_time(-8 * day)), "recent": (unique("idem"), db_time(-2 * day))}
+    sql_exec(database, "".join(
+        "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status_code, "
+        f"response_body, created_at) VALUES ('test', {sql_quote(k)}, 'x', 200, '{{}}', "
+        f"{sql_quote(t)});\n" for k, t in keys.values()))
+    replay_key = unique("retry")
+    body = {"action": "create", "vps": {"user_id": world.alice, "name": unique("idem"),
+                                        "cpu": 1, "ram": 512, "disk": 10, "os": "Debian 12",
+                                        "status": "creating", "hypervisor": "proxmox"}}
+    first = world.api.post("/api/vps/sync", json=body, headers={"Idempotency-Key": replay_key})
+    assert first.status_code == 201, first.text
+    agent()                                      # idempotency_keep: 7d by default
+
+    def family_left(k):
+        return database.count("SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ?",
+                              [fam[k]]) == 1
+
+    def key_left(k):
+        return database.count("SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = ?",
+                              [keys[k][0]]) == 1
+    wait_for(lambda: not family_left("expired") and not family_left("revoked-long-ago")
+             and not key_left("old"), what="the pruning")
+    assert family_left("revoked-lately") and family_left("live") and key_left("recent")
+    again = world.api.post("/api/vps/sync", json=body, headers={"Idempotency-Key": replay_key})
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
 
 
 # ------------------------------------------------------------ several agents --
