@@ -285,6 +285,9 @@ static int set_smtp(reader_t *r, const char *key, const char *v)
     if (IS("starttls")) {
         return get_bool(r, key, v, &c->smtp_starttls);
     }
+    if (IS("allow_plaintext_auth")) {
+        return get_bool(r, key, v, &c->smtp_allow_plaintext_auth);
+    }
     if (IS("timeout")) {
         if (get_duration(r, key, v, APR_USEC_PER_SEC, 600 * APR_USEC_PER_SEC, &t)) {
             return -1;
@@ -694,6 +697,14 @@ static const char *check(apr_pool_t *p, agent_conf_t *c)
     }
     if (c->smtp_user && !c->smtp_password) {
         return "[smtp] password is required with user";
+    }
+    if (c->smtp_user && c->smtp_url && !strncmp(c->smtp_url, "smtp://", 7)
+        && !c->smtp_starttls && !c->smtp_allow_plaintext_auth) {
+        /* STARTTLS offered but stripped by someone on the path would make curl log in in
+         * clear text: that is a decision to write down, not a default */
+        return "[smtp] user with starttls = off would send the password in clear text to a "
+               "server (or a man in the middle) that offers no STARTTLS: use starttls = on "
+               "or smtps://, or set allow_plaintext_auth = yes";
     }
     if (c->webhook_url && !c->webhook_secret) {
         return "[webhook] secret is required with url (deliveries are signed)";
