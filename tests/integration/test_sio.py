@@ -665,7 +665,7 @@ def connect_timed(url, socketio_path="socket.io"):
     return c, took
 
 
-FLOOD_LIMITS = dict(connect_timeout=1500, max_pending=200, max_pending_per_address=20,
+FLOOD_LIMITS = dict(connect_timeout=3000, max_pending=200, max_pending_per_address=20,
                     max_per_address=40, max_clients=50)
 
 
@@ -684,19 +684,19 @@ def check_flood(driver, host, port, url, spoof):
     time.sleep(0.3)                                  # the flood is under way
     client, took = connect_timed(url)
     try:
-        assert took < 1.5, took                      # at once, not after connect_timeout
+        assert took < 2.5, took                      # at once, not after connect_timeout
         assert client.call("subscribe-server", 1, timeout=10)["ok"] is True
         t.join(120)
         elapsed = time.monotonic() - t0
         codes = result["codes"]
-        # 20 at a time from that address, each gone after 1.5 s (a new share every 1.5 s)
-        share = 20 * (int(elapsed / 1.5) + 2)
+        # 20 at a time from that address, each gone after 3 s (a new share every 3 s)
+        share = 20 * (int(elapsed / 3) + 2)
         assert codes.get(200, 0) <= share, (codes, elapsed)
         assert codes.get(429, 0) >= 3000 - share, codes
         assert set(codes) <= {200, 429}, codes
         assert result["refusal"] == {"code": 4, "message": "Too many sessions from this address"}
         # the flood's sessions are closed after connect_timeout; the client stays
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 8
         while driver.stats()["pending"] > 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert driver.stats()["pending"] == 0
