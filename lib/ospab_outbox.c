@@ -1,4 +1,5 @@
 /* ospab core: the e-mail outbox and webhook helpers (see ospab_outbox.h). */
+#include <math.h>
 #include <string.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -175,6 +176,34 @@ static json_t *var_get(tvars_t *t, const char *key, int required)
     return v;
 }
 
+/* A real as people read it in a mail: at most two decimals without trailing zeros (97.5,
+ * 97), a short exponent form from 1e15 on (%.2f wrote 1e308 as 309 digits), a minus sign
+ * only when something non-zero is left after rounding. NULL for what is not finite. */
+static const char *number_text(apr_pool_t *p, double d)
+{
+    char buf[64], *e;
+
+    if (!isfinite(d)) {
+        return NULL;
+    }
+    if (fabs(d) >= 1e15) {
+        snprintf(buf, sizeof(buf), "%.3g", d);
+        return apr_pstrdup(p, buf);
+    }
+    if (fabs(d) < 0.005) {
+        return "0";                 /* also -0 and what rounds to it */
+    }
+    snprintf(buf, sizeof(buf), "%.2f", d);
+    e = buf + strlen(buf) - 1;      /* 97.50 -> 97.5, 97.00 -> 97 */
+    while (*e == '0') {
+        *e-- = '\0';
+    }
+    if (*e == '.') {
+        *e = '\0';
+    }
+    return apr_pstrdup(p, buf);
+}
+
 /* A value for one line of text: a string or a number; NULL when absent or wrong. */
 static const char *var_line(tvars_t *t, const char *key, int required, apr_size_t max)
 {
@@ -188,17 +217,8 @@ static const char *var_line(tvars_t *t, const char *key, int required, apr_size_
         return apr_psprintf(t->p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(v));
     }
     if (json_is_real(v)) {
-        s = apr_psprintf(t->p, "%.2f", json_real_value(v));
-        /* 97.50 -> 97.5, 97.00 -> 97 */
-        if (strchr(s, '.')) {
-            char *e = (char *)s + strlen(s) - 1;
-
-            while (*e == '0') {
-                *e-- = '\0';
-            }
-            if (*e == '.') {
-                *e = '\0';
-            }
+        if (!(s = number_text(t->p, json_real_value(v)))) {
+            var_error(t, key, "must be a finite number");
         }
         return s;
     }
@@ -317,8 +337,9 @@ static void render_alert(tvars_t *t, const char **subject, const char **text)
     }
     lvl = !level || !strcmp(level, "warning") ? "предупреждение"
           : !strcmp(level, "critical") ? "критично" : level;
-    /* a percentage when the value is a bare number */
-    if (value && strspn(value, "0123456789.") == strlen(value)) {
+    /* a percentage when the value is a number (or a string of digits) */
+    if (value && (json_is_number(json_object_get(t->vars, "value"))
+                  || strspn(value, "0123456789.") == strlen(value))) {
         value = apr_pstrcat(t->p, value, "%", NULL);
     }
     *subject = apr_psprintf(t->p, "[%s] Сервер %s: %s %s", lvl, server, what, value);

@@ -68,6 +68,7 @@ typedef struct {
     const char *smtp_from;          /* "ospab panel <noreply@example.com>" */
     const char *smtp_ca;            /* CA bundle; NULL: system store */
     int smtp_starttls;              /* 1: require STARTTLS on smtp:// (default 1) */
+    int smtp_allow_plaintext_auth;  /* 1: user/password may go over smtp:// without TLS */
     long smtp_timeout_ms;           /* whole exchange (30000) */
     int mail_max_attempts;          /* then state failed (10) */
     apr_interval_time_t mail_retry_base;   /* first retry delay, doubled each time (30 s) */
@@ -82,6 +83,8 @@ typedef struct {
     apr_interval_time_t webhook_retry_base;  /* first retry delay, doubled each time (10 s) */
     apr_interval_time_t retry_max;  /* longest delay between two attempts (1 h) */
     int outbox_keep_days;           /* sent/delivered rows older than this are pruned (30) */
+    apr_interval_time_t idempotency_keep;  /* Idempotency-Key records kept (7 d; at least
+                                            * the replay window, OSPAB_IDEM_TTL) */
     apr_interval_time_t webhook_interval;  /* outbox scan (2 s) */
 
     /* [websocket] */

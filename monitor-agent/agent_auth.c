@@ -2,15 +2,21 @@
  * on the main thread, with the main thread's own database connection).
  *
  * A token is checked exactly as the module checks a Bearer token: signature with the
- * pinned algorithm, exp/nbf/iss/aud, then the user must exist and be enabled (a disabled
- * account loses its live view at once, not when the token expires). Non-admins may watch
- * only their own servers; a server that does not exist and one that belongs to someone
- * else get the same answer. */
+ * pinned algorithm, exp/nbf/iss/aud, then ospab_session_principal: the user must exist and
+ * be enabled, the role is the user row's (never the token's claim), and a token of a panel
+ * login stops working when that login ends. The same check runs again for the connected
+ * sockets of a user when the database says their access changed (user.access events, see
+ * agent_monitor.c). Non-admins may watch only their own servers; a server that does not
+ * exist and one that belongs to someone else get the same answer. */
 #include <string.h>
 
 #include <apr_strings.h>
 
 #include "agent.h"
+#include "ospab_session.h"
+
+/* the socket keeps the token's sid in agent_sio_user_t */
+_Static_assert(AGENT_SIO_SID_MAX == OSPAB_JWT_SID_MAX, "sid sizes differ");
 
 typedef struct {
     agent_t *ag;
@@ -56,12 +62,36 @@ static apr_status_t select_one(auth_t *a, const char *label, const char *arg,
     return rv;
 }
 
+/* One ospab_session_principal, with one reconnect when the connection was lost. */
+static apr_status_t principal(auth_t *a, const ospab_jwt_claims_t *claims,
+                              ospab_principal_t *who, const char **why)
+{
+    apr_status_t rv = ospab_session_principal(a->db, a->scratch, claims, who, why);
+
+    if (rv != APR_SUCCESS && rv != APR_EACCES && db_retry(a)) {
+        rv = ospab_session_principal(a->db, a->scratch, claims, who, why);
+    }
+    return rv;
+}
+
+/* exp (seconds) as an apr_time_t. A signer may write any int64 there: beyond what
+ * apr_time_t holds (about the year 294,000) the token does not expire for us, rather than
+ * overflowing the multiplication (undefined behaviour, seen under UBSan). */
+static apr_time_t expiry_of(apr_int64_t exp)
+{
+    if (exp <= 0 || exp > APR_INT64_MAX / APR_USEC_PER_SEC) {
+        return 0;
+    }
+    return apr_time_from_sec(exp);
+}
+
 static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const char **why)
 {
     auth_t *a = ctx;
     ospab_jwt_claims_t claims;
-    const char *id, *reason = NULL;
-    ospab_row_t row = NULL;
+    ospab_principal_t who;
+    const char *reason = NULL;
+    apr_status_t rv;
 
     apr_pool_clear(a->scratch);
     if (!token || !*token) {
@@ -78,19 +108,50 @@ static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const
         *why = a->msg;
         return 1;
     }
-    id = apr_psprintf(a->scratch, "%" APR_INT64_T_FMT, claims.user_id);
-    if (select_one(a, "ospab_user_enabled", id, &row) != APR_SUCCESS) {
+    rv = principal(a, &claims, &who, &reason);
+    if (rv == APR_EACCES) {
+        apr_snprintf(a->msg, sizeof(a->msg), "invalid token: %s", reason ? reason : "refused");
+        *why = a->msg;
+        return 1;
+    }
+    if (rv != APR_SUCCESS) {
         AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
         *why = "temporarily unavailable, try again";
         return 1;
     }
-    if (!row || !row[0] || strcmp(row[0], "1")) {
-        *why = "invalid token: the user does not exist or is disabled";
+    u->user_id = claims.user_id;
+    u->is_admin = who.admin;
+    u->expires = expiry_of(claims.exp);
+    apr_cpystrn(u->sid, claims.sid, sizeof(u->sid));
+    return 0;
+}
+
+/* A connected user's access changed (disabled, deleted, role, a login ended): the same
+ * check as at connect, from what the socket kept of its token. */
+static int recheck(void *ctx, agent_sio_user_t *u, const char **why)
+{
+    auth_t *a = ctx;
+    ospab_jwt_claims_t claims;
+    ospab_principal_t who;
+    const char *reason = NULL;
+    apr_status_t rv;
+
+    apr_pool_clear(a->scratch);
+    memset(&claims, 0, sizeof(claims));
+    claims.user_id = u->user_id;
+    apr_cpystrn(claims.sid, u->sid, sizeof(claims.sid));
+    rv = principal(a, &claims, &who, &reason);
+    if (rv == APR_EACCES) {
+        apr_snprintf(a->msg, sizeof(a->msg), "%s", reason ? reason : "access withdrawn");
+        *why = a->msg;
         return 1;
     }
-    u->user_id = claims.user_id;
-    u->is_admin = claims.admin;
-    u->expires = claims.exp > 0 ? apr_time_from_sec(claims.exp) : 0;
+    if (rv != APR_SUCCESS) {
+        AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
+        *why = "temporarily unavailable";
+        return -1;
+    }
+    u->is_admin = who.admin;
     return 0;
 }
 
@@ -106,7 +167,7 @@ static int may_subscribe(void *ctx, const agent_sio_user_t *u, apr_int64_t serve
     if (select_one(a, "ospab_vps_status_of", id, &row) != APR_SUCCESS) {
         AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
         *why = "temporarily unavailable, try again";
-        return 1;
+        return -1;
     }
     if (!row || !row[1] || apr_atoi64(row[1]) != u->user_id) {
         *why = "server not found";
@@ -132,6 +193,7 @@ void agent_auth_setup(agent_t *ag, ospab_db_t *db, agent_sio_conf_t *sio)
     apr_pool_create(&a->scratch, ag->pool);
     sio->authenticate = authenticate;
     sio->may_subscribe = may_subscribe;
+    sio->recheck = recheck;
     sio->room_opened = room_opened;
     sio->ctx = a;
 }

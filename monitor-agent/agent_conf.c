@@ -26,6 +26,7 @@
 
 #include "agent.h"
 #include "ospab_outbox.h"
+#include "ospab_sync.h"
 #include "ospab_util.h"
 
 typedef struct {
@@ -210,6 +211,10 @@ static int set_agent(reader_t *r, const char *key, const char *v)
     if (IS("retry_max")) {
         return get_duration(r, key, v, S / 10, 7 * 86400 * S, &c->retry_max);
     }
+    if (IS("idempotency_keep")) {
+        /* never below the module's replay window: a retry within it must find its key */
+        return get_duration(r, key, v, OSPAB_IDEM_TTL, 3650 * 86400 * S, &c->idempotency_keep);
+    }
     if (IS("outbox_keep_days")) {
         if (get_int(r, key, v, 1, 3650, &n)) {
             return -1;
@@ -279,6 +284,9 @@ static int set_smtp(reader_t *r, const char *key, const char *v)
     }
     if (IS("starttls")) {
         return get_bool(r, key, v, &c->smtp_starttls);
+    }
+    if (IS("allow_plaintext_auth")) {
+        return get_bool(r, key, v, &c->smtp_allow_plaintext_auth);
     }
     if (IS("timeout")) {
         if (get_duration(r, key, v, APR_USEC_PER_SEC, 600 * APR_USEC_PER_SEC, &t)) {
@@ -397,12 +405,37 @@ static int set_websocket(reader_t *r, const char *key, const char *v)
         *(IS("max_payload") ? &s->max_payload : &s->max_queue_bytes) = (apr_size_t)n;
         return 0;
     }
-    if (IS("max_queue") || IS("max_clients") || IS("max_subscriptions")) {
+    if (IS("max_queue") || IS("max_clients") || IS("max_subscriptions")
+        || IS("max_pending") || IS("max_pending_per_address") || IS("max_per_address")) {
         if (get_int(r, key, v, 1, 1000000, &n)) {
             return -1;
         }
         *(IS("max_queue") ? &s->max_queue_msgs
-          : IS("max_clients") ? &s->max_clients : &s->max_subscriptions) = (int)n;
+          : IS("max_clients") ? &s->max_clients
+          : IS("max_pending") ? &s->max_pending
+          : IS("max_pending_per_address") ? &s->max_pending_per_address
+          : IS("max_per_address") ? &s->max_per_address : &s->max_subscriptions) = (int)n;
+        return 0;
+    }
+    if (IS("connect_timeout")) {
+        if (get_duration(r, key, v, APR_USEC_PER_SEC / 10, 300 * APR_USEC_PER_SEC, &t)) {
+            return -1;
+        }
+        s->connect_timeout_ms = (int)apr_time_as_msec(t);
+        return 0;
+    }
+    if (IS("trusted_proxies")) {
+        const char *bad = NULL;
+
+        if (!strcasecmp(v, "none")) {
+            s->trusted_proxies = "";
+            return 0;
+        }
+        if (agent_sio_proxies_check(r->p, v, &bad)) {
+            return fail(r, key, "'%s' is not an address or network (e.g. 127.0.0.1, "
+                        "10.0.0.0/8, ::1)", bad);
+        }
+        s->trusted_proxies = v;
         return 0;
     }
     return fail(r, key, "unknown key");
@@ -525,6 +558,7 @@ static void defaults(agent_conf_t *c)
     c->webhook_retry_base = 10 * S;
     c->retry_max = 3600 * S;
     c->outbox_keep_days = 30;
+    c->idempotency_keep = 7 * 86400 * S;
     c->sio.listen_addr = "127.0.0.1";
     c->sio.port = 8081;
     c->sio.path = "/socket.io/";
@@ -535,6 +569,11 @@ static void defaults(agent_conf_t *c)
     c->sio.max_queue_bytes = 1 << 20;
     c->sio.max_clients = 10000;
     c->sio.max_subscriptions = 100;
+    c->sio.connect_timeout_ms = 5000;
+    c->sio.max_pending = 1000;
+    c->sio.max_pending_per_address = 50;
+    c->sio.max_per_address = 500;
+    c->sio.trusted_proxies = "127.0.0.1 ::1";
     c->jwt.alg = JWT_ALG_HS256;
     c->jwt.alg_name = "HS256";
     c->jwt.leeway = 30;
@@ -658,6 +697,14 @@ static const char *check(apr_pool_t *p, agent_conf_t *c)
     }
     if (c->smtp_user && !c->smtp_password) {
         return "[smtp] password is required with user";
+    }
+    if (c->smtp_user && c->smtp_url && !strncmp(c->smtp_url, "smtp://", 7)
+        && !c->smtp_starttls && !c->smtp_allow_plaintext_auth) {
+        /* STARTTLS offered but stripped by someone on the path would make curl log in in
+         * clear text: that is a decision to write down, not a default */
+        return "[smtp] user with starttls = off would send the password in clear text to a "
+               "server (or a man in the middle) that offers no STARTTLS: use starttls = on "
+               "or smtps://, or set allow_plaintext_auth = yes";
     }
     if (c->webhook_url && !c->webhook_secret) {
         return "[webhook] secret is required with url (deliveries are signed)";

@@ -73,8 +73,11 @@ static mail_outcome_e smtp_send(const agent_conf_t *c, apr_pool_t *p, const char
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_USE_SSL, (long)(c->smtp_starttls ? CURLUSESSL_ALL
-                                                                  : CURLUSESSL_TRY));
+    /* credentials go out only over TLS unless the config says otherwise in so many words
+     * (agent_conf.c refuses starttls = off with a user unless allow_plaintext_auth) */
+    curl_easy_setopt(h, CURLOPT_USE_SSL,
+                     (long)(c->smtp_starttls || (c->smtp_user && !c->smtp_allow_plaintext_auth)
+                            ? CURLUSESSL_ALL : CURLUSESSL_TRY));
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (c->smtp_ca) {
@@ -105,6 +108,11 @@ static mail_outcome_e smtp_send(const agent_conf_t *c, apr_pool_t *p, const char
     *err = code ? apr_psprintf(p, "%s (SMTP %ld)", errbuf[0] ? errbuf : curl_easy_strerror(rc),
                                code)
                 : apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    if (rc == CURLE_USE_SSL_FAILED && !strncmp(c->smtp_url, "smtp://", 7)) {
+        /* what an operator must know: nothing went out, the password least of all */
+        *err = apr_psprintf(p, "the server offers no STARTTLS, so nothing was sent%s: %s",
+                            c->smtp_user ? " (the login is not sent without TLS)" : "", *err);
+    }
     /* 530/534/535/538 are about our login (RFC 4954), not the message */
     if (code >= 500 && code < 600 && rc != CURLE_LOGIN_DENIED && rc != CURLE_USE_SSL_FAILED
         && code != 530 && code != 534 && code != 535 && code != 538) {

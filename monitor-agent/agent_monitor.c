@@ -10,7 +10,8 @@
  * pushed as server-stats in the shape of GET /api/server/{id}/status's "stats".
  * Every task_interval: running Proxmox tasks followed up (lib/ospab_server.c's code, the
  * same the module runs lazily).
- * Every event_interval: new event rows (webhook_outbox) pushed to the servers' rooms.
+ * Every event_interval: new event rows (webhook_outbox) pushed to the servers' rooms;
+ * server.owner and user.access rows make the live-push server check its clients again.
  *
  * All of this runs on the monitor thread only: the state below needs no lock. */
 #include <stdio.h>
@@ -1073,7 +1074,20 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
         if (id > m->last_event) {
             m->last_event = id;
         }
-        if (sid > 0 && !strncmp(r[1], "alert.", 6)) {
+        if (!strcmp(r[1], OSPAB_EVENT_OWNER) || !strcmp(r[1], OSPAB_EVENT_ACCESS)) {
+            /* who may watch what changed: the live-push server checks its clients again
+             * (on its own thread) and drops what they may no longer see */
+            json_int_t uid = json_integer_value(json_object_get(data, "userId"));
+            const char *session = json_string_value(json_object_get(data, "sessionId"));
+
+            if (ag->sio && !strcmp(r[1], OSPAB_EVENT_OWNER) && sid > 0) {
+                agent_sio_recheck_server(ag->sio, (apr_int64_t)sid);
+            }
+            else if (ag->sio && !strcmp(r[1], OSPAB_EVENT_ACCESS) && uid > 0) {
+                agent_sio_recheck_user(ag->sio, (apr_int64_t)uid, session);
+            }
+        }
+        else if (sid > 0 && !strncmp(r[1], "alert.", 6)) {
             const char *key = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)sid);
 
             if (apr_hash_get(alerted, key, APR_HASH_KEY_STRING)) {

@@ -14,10 +14,22 @@
  *               direct response being written, or a websocket
  *   sio_room_t  the subscribers of one server id (a list of memberships), found through
  *               a hash so that a publish visits only the room's members
+ *   sio_addr_t  the sessions of one client address (per-address limits, session binding)
  *
  * A session is never freed inside a callback that may still use it: closing detaches it
- * from rooms, connections and timers at once, and a zero-delay timer frees it later. */
+ * from rooms, connections and timers at once, and a zero-delay timer frees it later.
+ *
+ * Abuse limits (docs/live-push.md): a session is "pending" until a CONNECT with a good
+ * token; pending sessions cost a struct and a timer (no subscription array, no socket id),
+ * are closed after connect_timeout, have their own cap (max_pending: the oldest goes for a
+ * new one) and per-address caps, so anonymous handshakes cannot take the places of
+ * authenticated clients (max_clients). The client address is the peer's, or for a
+ * trusted proxy the right-most X-Forwarded-For entry (IPv6: its /64); every request
+ * carrying a sid must come from the address the session was opened from, or the sid is
+ * as unknown. Logs name sessions by a per-process number, never by their sid. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -36,10 +48,15 @@
 
 #define SIO_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
-/* The reference server (socket.io 4) closes a session that has not connected to a
- * namespace within connectTimeout, 45 s: an unauthenticated session must not live on
- * pings alone. */
-#define SIO_CONNECT_TIMEOUT_US  (45 * APR_USEC_PER_SEC)
+/* lws adds a timer's delay to its clock: a token valid until the year 200,000 must not
+ * overflow that sum, so long timers are set in steps of at most a day */
+#define SIO_TIMER_MAX_US        ((lws_usec_t)86400 * APR_USEC_PER_SEC)
+/* recheck requests waiting for the service thread; beyond this everyone is checked */
+#define SIO_MAX_PENDING_CHECKS  65536
+#define SIO_ADDR_MAX            64      /* "a.b.c.d" or "x:x:x:x::/64" */
+#define XFF_KEEP                16      /* X-Forwarded-For entries looked at, from the right */
+#define SIO_WITHDRAWN           "access to this server was withdrawn"
+#define SIO_MAX_AUTH_FAILURES   3       /* refused CONNECTs, then the session is closed */
 /* Publishes waiting for the service thread; beyond this the publisher is faster than
  * the fan-out for long, and the newest events are dropped rather than memory grown. */
 #define SIO_MAX_PENDING_PUBLISH 65536
@@ -70,6 +87,29 @@ typedef struct sio_pub_t {
 typedef struct sio_sess_t sio_sess_t;
 typedef struct sio_room_t sio_room_t;
 
+/* The sessions of one client address; freed with its last session. */
+typedef struct {
+    int sessions;                       /* open, connected or not */
+    int pending;                        /* of them, not connected */
+    char key[SIO_ADDR_MAX];             /* the hash key (see client_key) */
+} sio_addr_t;
+
+/* One trusted_proxies entry: an address or a network. */
+typedef struct {
+    int family;                         /* AF_INET or AF_INET6 */
+    unsigned char net[16];
+    int bits;
+} sio_net_t;
+
+/* A recheck asked for by another thread (agent_sio_recheck_*). */
+typedef struct sio_check_t {
+    struct sio_check_t *next;
+    int server;                         /* 1: server id; 0: user id */
+    apr_int64_t id;
+    int has_sid;
+    char sid[AGENT_SIO_SID_MAX + 1];
+} sio_check_t;
+
 typedef struct sio_member_t {
     sio_room_t *room;
     sio_sess_t *sess;
@@ -84,13 +124,18 @@ struct sio_room_t {
 
 struct sio_sess_t {
     agent_sio_t *s;
-    char sid[32];                       /* Engine.IO session id */
-    char sock_sid[32];                  /* Socket.IO socket id, told in the CONNECT answer */
+    char sid[32];                       /* Engine.IO session id: never logged */
+    char sock_sid[32];                  /* Socket.IO socket id, made at CONNECT */
+    apr_uint64_t num;                   /* what the logs call it */
+    sio_addr_t *addr;                   /* where it was opened from; requests must be too */
+    sio_sess_t *pend_prev, *pend_next;  /* the pending list, oldest first, while pending */
     int transport;
     struct lws *poll_wsi;               /* the held polling GET */
     struct lws *post_wsi;               /* a POST being read */
     struct lws *ws_wsi;                 /* websocket: probing, or the transport once upgraded */
     int connected;                      /* Socket.IO CONNECT accepted */
+    int pending;                        /* in the pending list */
+    int auth_failures;                  /* CONNECTs refused */
     int close_after_flush;
     int dead;
     int awaiting_pong;
@@ -98,7 +143,7 @@ struct sio_sess_t {
     sio_qent_t *qhead, *qtail;
     int qlen;
     apr_size_t qbytes;
-    sio_member_t **subs;
+    sio_member_t **subs;                /* max_subscriptions, allocated at CONNECT */
     int nsubs;
     lws_sorted_usec_list_t ping_sul;
     lws_sorted_usec_list_t expiry_sul;
@@ -137,14 +182,24 @@ struct agent_sio_t {
     volatile sig_atomic_t stop;
     int stopped;
 
-    apr_thread_mutex_t *mutex;          /* guards: pub queue, rooms hash shape, stats */
+    apr_thread_mutex_t *mutex;          /* guards: pub and check queues, rooms hash shape,
+                                         * stats */
     sio_pub_t *pub_head, *pub_tail;
     int pub_len;
+    sio_check_t *check_head, *check_tail;
+    int check_len;
+    int check_all;                      /* the check queue overflowed: check everyone */
     apr_hash_t *rooms;                  /* apr_int64_t -> sio_room_t */
     agent_sio_stats_t stats;
 
     /* service thread only */
     apr_hash_t *sessions;               /* sid -> sio_sess_t */
+    apr_hash_t *addrs;                  /* client key -> sio_addr_t */
+    sio_net_t *proxies;                 /* trusted_proxies */
+    int nproxies;
+    sio_sess_t *pend_head, *pend_tail;  /* pending sessions, oldest first */
+    int npending, nconnected;
+    apr_uint64_t next_num;
     sio_sess_t *dead;
     lws_sorted_usec_list_t reap_sul;
     sio_pkt_t *pkt_ping, *pkt_noop;
@@ -304,6 +359,234 @@ static void conn_respond_error(struct lws *wsi, sio_conn_t *c, unsigned status, 
     json_decref(j);
 }
 
+/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. Websocket
+ * text frames are checked by lws (LWS_SERVER_OPTION_VALIDATE_UTF8); polling bodies here. */
+static int utf8_valid(const unsigned char *p, apr_size_t n)
+{
+    apr_size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = p[i];
+        apr_size_t k;
+        apr_uint32_t cp;
+
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            cp = c & 0x1f;
+        }
+        else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            cp = c & 0x0f;
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            cp = c & 0x07;
+        }
+        else
+            return 0;
+        if (n - i <= k)
+            return 0;
+        for (apr_size_t j = 1; j <= k; ++j) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff
+            || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------ client addresses -- */
+
+/* An address as its family and 16 bytes; ::ffff:a.b.c.d is the IPv4 address. 0: parsed. */
+static int addr_parse(const char *text, int *family, unsigned char *bytes)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    memset(bytes, 0, 16);
+    if (inet_pton(AF_INET, text, &a4) == 1) {
+        *family = AF_INET;
+        memcpy(bytes, &a4, 4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            *family = AF_INET;
+            memcpy(bytes, &a6.s6_addr[12], 4);
+        }
+        else {
+            *family = AF_INET6;
+            memcpy(bytes, &a6, 16);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". 0: parsed. */
+static int net_parse(const char *text, sio_net_t *n)
+{
+    char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+    long bits, max;
+
+    if (strlen(text) >= sizeof(buf))
+        return -1;
+    strcpy(buf, text);
+    if ((slash = strchr(buf, '/')) != NULL)
+        *slash++ = '\0';
+    if (addr_parse(buf, &n->family, n->net))
+        return -1;
+    max = n->family == AF_INET ? 32 : 128;
+    n->bits = (int)max;
+    if (slash) {
+        errno = 0;
+        bits = strtol(slash, &end, 10);
+        if (errno || end == slash || *end || bits < 0 || bits > max)
+            return -1;
+        n->bits = (int)bits;
+    }
+    return 0;
+}
+
+static int net_contains(const sio_net_t *n, int family, const unsigned char *b)
+{
+    int full = n->bits / 8, rest = n->bits % 8;
+
+    if (n->family != family || memcmp(n->net, b, (apr_size_t)full))
+        return 0;
+    return !rest || ((n->net[full] ^ b[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+/* A space- (or comma-) separated trusted_proxies list; *bad names the first bad entry. */
+static int proxies_parse(apr_pool_t *p, const char *text, sio_net_t **out, int *n,
+                         const char **bad)
+{
+    char *copy = apr_pstrdup(p, text), *last, *tok;
+    int cap = 4;
+
+    *n = 0;
+    *out = apr_pcalloc(p, sizeof(**out) * (apr_size_t)cap);
+    for (tok = apr_strtok(copy, " \t,", &last); tok; tok = apr_strtok(NULL, " \t,", &last)) {
+        if (*n == cap) {
+            sio_net_t *more = apr_pcalloc(p, sizeof(*more) * (apr_size_t)cap * 2);
+
+            memcpy(more, *out, sizeof(*more) * (apr_size_t)cap);
+            *out = more;
+            cap *= 2;
+        }
+        if (net_parse(tok, &(*out)[*n])) {
+            *bad = tok;
+            return -1;
+        }
+        ++*n;
+    }
+    return 0;
+}
+
+int agent_sio_proxies_check(apr_pool_t *p, const char *text, const char **bad)
+{
+    sio_net_t *nets;
+    int n;
+
+    return proxies_parse(p, text, &nets, &n, bad);
+}
+
+static int trusted(agent_sio_t *s, int family, const unsigned char *b)
+{
+    int i;
+
+    for (i = 0; i < s->nproxies; ++i)
+        if (net_contains(&s->proxies[i], family, b))
+            return 1;
+    return 0;
+}
+
+/* The client address of a request, as the key its limits and its sessions go by: the
+ * peer's address, or for a trusted proxy the right-most X-Forwarded-For entry that is not
+ * a trusted proxy itself (the entries further left are whatever the client wrote; the
+ * right-most was written by the proxy we trust). An IPv6 client is known by its /64: one
+ * host usually has all of it, so one address each would be no limit at all. */
+static void client_key(agent_sio_t *s, struct lws *wsi, char *key, apr_size_t keysz)
+{
+    char peer[INET6_ADDRSTRLEN + 1], xff[4200];
+    unsigned char b[16], x[16];
+    int family, xfamily;
+
+    if (!lws_get_peer_simple(wsi, peer, sizeof(peer)) || addr_parse(peer, &family, b)) {
+        apr_cpystrn(key, "?", keysz);
+        return;
+    }
+    if (trusted(s, family, b)
+        && lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0) {
+        char *ent[XFF_KEEP], *last, *tok;
+        int n = 0, i;
+
+        /* several X-Forwarded-For lines come joined by commas: the right-most entries are
+         * the ones that count, so a ring keeps the last XFF_KEEP */
+        for (tok = apr_strtok(xff, ",", &last); tok; tok = apr_strtok(NULL, ",", &last))
+            ent[n++ % XFF_KEEP] = tok;
+        for (i = n - 1; i >= 0 && i >= n - XFF_KEEP; --i) {
+            char *e, *v = ent[i % XFF_KEEP];
+
+            while (*v == ' ' || *v == '\t')
+                ++v;
+            e = v + strlen(v);
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                *--e = '\0';
+            if (addr_parse(v, &xfamily, x))
+                break;              /* not an address: the last good one stands */
+            family = xfamily;
+            memcpy(b, x, sizeof(b));
+            if (!trusted(s, family, b))
+                break;
+        }
+    }
+    if (family == AF_INET) {
+        inet_ntop(AF_INET, b, key, (socklen_t)keysz);
+    }
+    else {
+        memset(b + 8, 0, 8);
+        inet_ntop(AF_INET6, b, key, (socklen_t)(keysz - 4));
+        apr_cpystrn(key + strlen(key), "/64", 4);
+    }
+}
+
+static sio_addr_t *addr_get(agent_sio_t *s, const char *key)
+{
+    return apr_hash_get(s->addrs, key, APR_HASH_KEY_STRING);
+}
+
+/* One more session from key (NULL: out of memory). */
+static sio_addr_t *addr_hold(agent_sio_t *s, const char *key)
+{
+    sio_addr_t *a = addr_get(s, key);
+
+    if (!a) {
+        if (!(a = calloc(1, sizeof(*a))))
+            return NULL;
+        apr_cpystrn(a->key, key, sizeof(a->key));
+        apr_hash_set(s->addrs, a->key, APR_HASH_KEY_STRING, a);
+    }
+    a->sessions++;
+    return a;
+}
+
+static void addr_release(agent_sio_t *s, sio_addr_t *a)
+{
+    if (a && --a->sessions == 0) {
+        apr_hash_set(s->addrs, a->key, APR_HASH_KEY_STRING, NULL);
+        free(a);
+    }
+}
+
 /* --------------------------------------------------------------- rooms -- */
 
 static void room_leave(agent_sio_t *s, sio_member_t *m)
@@ -421,9 +704,9 @@ static int sess_push(sio_sess_t *sess, sio_pkt_t *pkt)
         apr_thread_mutex_lock(s->mutex);
         s->stats.dropped_slow++;
         apr_thread_mutex_unlock(s->mutex);
-        AGENT_INFO("live-push: client %s (user %" APR_INT64_T_FMT ") too slow: %d packets, "
-                   "%" APR_SIZE_T_FMT " bytes waiting; disconnected",
-                   sess->sid, sess->user.user_id, sess->qlen, sess->qbytes);
+        AGENT_INFO("live-push: session #%" APR_UINT64_T_FMT " (user %" APR_INT64_T_FMT ") "
+                   "too slow: %d packets, %" APR_SIZE_T_FMT " bytes waiting; disconnected",
+                   sess->num, sess->user.user_id, sess->qlen, sess->qbytes);
         sess_close(sess, "queue full");
         return -1;
     }
@@ -498,6 +781,45 @@ static void detach_conn(struct lws *wsi)
         c->sess = NULL;
 }
 
+/* Into the pending list (oldest first): not connected with a good token. */
+static void pend_add(sio_sess_t *sess)
+{
+    agent_sio_t *s = sess->s;
+
+    sess->pend_next = NULL;
+    sess->pend_prev = s->pend_tail;
+    if (s->pend_tail)
+        s->pend_tail->pend_next = sess;
+    else
+        s->pend_head = sess;
+    s->pend_tail = sess;
+    sess->pending = 1;
+    s->npending++;
+    sess->addr->pending++;
+    stats_add(s, &s->stats.pending, 1);
+}
+
+static void pend_remove(sio_sess_t *sess)
+{
+    agent_sio_t *s = sess->s;
+
+    if (!sess->pending)
+        return;
+    if (sess->pend_prev)
+        sess->pend_prev->pend_next = sess->pend_next;
+    else
+        s->pend_head = sess->pend_next;
+    if (sess->pend_next)
+        sess->pend_next->pend_prev = sess->pend_prev;
+    else
+        s->pend_tail = sess->pend_prev;
+    sess->pend_prev = sess->pend_next = NULL;
+    sess->pending = 0;
+    s->npending--;
+    sess->addr->pending--;
+    stats_add(s, &s->stats.pending, -1);
+}
+
 /* Ends the session now: out of every room and timer; a websocket is closed, a held poll
  * answered with the close packet, a POST being read answered when it completes. The
  * struct itself is freed from a timer, after the current callback. */
@@ -509,8 +831,13 @@ static void sess_close(sio_sess_t *sess, const char *why)
     if (sess->dead)
         return;
     sess->dead = 1;
-    AGENT_DEBUG("live-push: session %s closed: %s", sess->sid, why);
+    AGENT_DEBUG("live-push: session #%" APR_UINT64_T_FMT " closed: %s", sess->num, why);
     apr_hash_set(s->sessions, sess->sid, APR_HASH_KEY_STRING, NULL);
+    pend_remove(sess);
+    if (sess->connected)
+        s->nconnected--;
+    addr_release(s, sess->addr);
+    sess->addr = NULL;
     sess_leave_all(sess);
     lws_sul_cancel(&sess->ping_sul);
     lws_sul_cancel(&sess->expiry_sul);
@@ -562,42 +889,100 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
     sess_push(sess, s->pkt_ping);
 }
 
-static void expiry_cb(lws_sorted_usec_list_t *sul)
-{
-    sio_sess_t *sess = SIO_CONTAINER(sul, sio_sess_t, expiry_sul);
+static void expiry_cb(lws_sorted_usec_list_t *sul);
 
-    if (!sess->connected) {
-        sess_close(sess, "no Socket.IO connect in time");
-        return;
-    }
-    /* the client hears "io server disconnect" and does not reconnect with the old token */
+/* The token's expiry timer, in steps of at most SIO_TIMER_MAX_US (see there). */
+static void expiry_arm(sio_sess_t *sess)
+{
+    apr_time_t left = sess->user.expires - apr_time_now();
+
+    if (left < 0)
+        left = 0;
+    if ((lws_usec_t)left > SIO_TIMER_MAX_US)
+        left = (apr_time_t)SIO_TIMER_MAX_US;
+    lws_sul_schedule(sess->s->ctx, 0, &sess->expiry_sul, expiry_cb, (lws_usec_t)left);
+}
+
+/* The server ends the client's Socket.IO connection ("41"): the client hears "io server
+ * disconnect" and does not reconnect by itself with what it had. Nothing more is sent. */
+static void sess_disconnect(sio_sess_t *sess)
+{
+    sess_leave_all(sess);
     sess_send(sess, pkt_text("41"));
     sess->close_after_flush = 1;
     sess_kick(sess);
 }
 
-static sio_sess_t *sess_new(agent_sio_t *s, int transport, const char **why)
+static void expiry_cb(lws_sorted_usec_list_t *sul)
+{
+    sio_sess_t *sess = SIO_CONTAINER(sul, sio_sess_t, expiry_sul);
+
+    if (!sess->connected) {
+        sess_close(sess, "no Socket.IO connect with a good token in time");
+        return;
+    }
+    if (sess->user.expires > apr_time_now()) {
+        expiry_arm(sess);           /* one step of a long wait */
+        return;
+    }
+    sess_disconnect(sess);
+}
+
+/* An unauthenticated session starts (or, after a client's DISCONNECT, starts again): it
+ * has connect_timeout to connect with a good token. */
+static void sess_pending(sio_sess_t *sess)
+{
+    pend_add(sess);
+    lws_sul_schedule(sess->s->ctx, 0, &sess->expiry_sul, expiry_cb,
+                     (lws_usec_t)sess->s->conf.connect_timeout_ms * 1000);
+}
+
+/* A new session for a client at key, or NULL with the HTTP status and the message of the
+ * refusal. Per-address limits first (429), then room for an authenticated client (503);
+ * the pending limit makes room by closing the oldest pending session, so a flood of
+ * handshakes delays nobody who connects promptly. */
+static const char *sess_refusal(agent_sio_t *s, const char *key, unsigned *status)
+{
+    sio_addr_t *a = addr_get(s, key);
+
+    if (a && (a->sessions >= s->conf.max_per_address
+              || a->pending >= s->conf.max_pending_per_address)) {
+        *status = 429;
+        return "Too many sessions from this address";
+    }
+    if (s->nconnected >= s->conf.max_clients) {
+        *status = 503;
+        return "Too many clients";
+    }
+    return NULL;
+}
+
+static sio_sess_t *sess_new(agent_sio_t *s, int transport, const char *key, unsigned *status,
+                            const char **why)
 {
     sio_sess_t *sess;
 
-    if (s->stats.sessions >= s->conf.max_clients) {
-        *why = "Too many clients";
+    if ((*why = sess_refusal(s, key, status)) != NULL)
         return NULL;
-    }
-    sess = calloc(1, sizeof(*sess));
-    if (!sess || !(sess->subs = calloc((apr_size_t)s->conf.max_subscriptions + 1,
-                                       sizeof(*sess->subs)))) {
-        free(sess);
+    if (s->npending >= s->conf.max_pending && s->pend_head)
+        sess_close(s->pend_head, "the oldest pending session, for a new one");
+    *status = 503;
+    if (!(sess = calloc(1, sizeof(*sess)))) {
         *why = "Out of memory";
         return NULL;
     }
-    if (random_id(sess->sid, sizeof(sess->sid)) || random_id(sess->sock_sid, sizeof(sess->sock_sid))) {
-        free(sess->subs);
+    if (random_id(sess->sid, sizeof(sess->sid))) {
         free(sess);
         *why = "No randomness";
         return NULL;
     }
+    if (!(sess->addr = addr_hold(s, key))) {
+        free(sess);
+        *why = "Out of memory";
+        return NULL;
+    }
     sess->s = s;
+    sess->num = ++s->next_num;
     sess->transport = transport;
     apr_hash_set(s->sessions, sess->sid, APR_HASH_KEY_STRING, sess);
     apr_thread_mutex_lock(s->mutex);
@@ -607,7 +992,21 @@ static sio_sess_t *sess_new(agent_sio_t *s, int transport, const char **why)
     apr_thread_mutex_unlock(s->mutex);
     lws_sul_schedule(s->ctx, 0, &sess->ping_sul, ping_cb,
                      (lws_usec_t)s->conf.ping_interval_ms * 1000);
-    lws_sul_schedule(s->ctx, 0, &sess->expiry_sul, expiry_cb, SIO_CONNECT_TIMEOUT_US);
+    sess_pending(sess);
+    AGENT_DEBUG("live-push: session #%" APR_UINT64_T_FMT " opened from %s (%s)", sess->num,
+                key, transport == T_WEBSOCKET ? "websocket" : "polling");
+    return sess;
+}
+
+/* The session of sid, if it was opened from the same client address: to anyone else a sid
+ * is as unknown as a made-up one, so a sid seen in a log or over a shoulder does not open
+ * the session to another machine. */
+static sio_sess_t *sess_lookup(agent_sio_t *s, const char *sid, const char *key)
+{
+    sio_sess_t *sess = apr_hash_get(s->sessions, sid, APR_HASH_KEY_STRING);
+
+    if (!sess || !sess->addr || strcmp(sess->addr->key, key))
+        return NULL;
     return sess;
 }
 
@@ -740,6 +1139,13 @@ static void sio_connect(sio_sess_t *sess, const char *nsp, const char *payload)
     }
     else if (u.expires && u.expires <= apr_time_now())
         why = "Token expired";
+    else if (s->nconnected >= s->conf.max_clients)
+        why = "Too many clients";
+    else if (!sess->subs && !(sess->subs = calloc((apr_size_t)s->conf.max_subscriptions + 1,
+                                                  sizeof(*sess->subs))))
+        why = "Out of memory";
+    else if (random_id(sess->sock_sid, sizeof(sess->sock_sid)))
+        why = "No randomness";
     else
         why = NULL;
 
@@ -750,14 +1156,23 @@ static void sio_connect(sio_sess_t *sess, const char *nsp, const char *payload)
         err = json_pack("{ss}", "message", why);
         sess_send(sess, pkt_json("44", err));
         json_decref(err);
+        /* a client may try again with a fresh token on the same session (socket.connect()
+         * after connect_error), but a session is no place to try token after token */
+        if (++sess->auth_failures >= SIO_MAX_AUTH_FAILURES) {
+            sess->close_after_flush = 1;
+            sess_kick(sess);
+        }
     }
     else {
+        pend_remove(sess);
         sess->connected = 1;
+        s->nconnected++;
         sess->user = u;
         lws_sul_cancel(&sess->expiry_sul);
         if (u.expires)
-            lws_sul_schedule(s->ctx, 0, &sess->expiry_sul, expiry_cb,
-                             (lws_usec_t)(u.expires - apr_time_now()));
+            expiry_arm(sess);
+        AGENT_DEBUG("live-push: session #%" APR_UINT64_T_FMT " connected: user %"
+                    APR_INT64_T_FMT "%s", sess->num, u.user_id, u.is_admin ? " (admin)" : "");
         ok = json_pack("{ss}", "sid", sess->sock_sid);
         sess_send(sess, pkt_json("40", ok));
         json_decref(ok);
@@ -825,9 +1240,21 @@ static void sio_packet(sio_sess_t *sess, const char *p, apr_size_t len)
         sio_connect(sess, nsp, p);
         return;
     case 1:                             /* DISCONNECT */
-        if (!strcmp(nsp, "/")) {
-            sess->connected = 0;
+        if (!strcmp(nsp, "/") && sess->connected) {
+            agent_sio_t *s = sess->s;
+
+            /* unauthenticated again: the same limits and timeout as a new session */
             sess_leave_all(sess);
+            sess->connected = 0;
+            s->nconnected--;
+            memset(&sess->user, 0, sizeof(sess->user));
+            lws_sul_cancel(&sess->expiry_sul);
+            if (s->npending >= s->conf.max_pending
+                || sess->addr->pending >= s->conf.max_pending_per_address) {
+                sess_close(sess, "disconnected, and no room for a pending session");
+                return;
+            }
+            sess_pending(sess);
         }
         return;
     case 2:                             /* EVENT */
@@ -995,6 +1422,8 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
     sio_args_t a;
     sio_sess_t *sess;
     const char *msg, *why = NULL;
+    char key[SIO_ADDR_MAX];
+    unsigned status;
     int code, is_get, is_post;
 
     conn_free_buffers(c);
@@ -1037,9 +1466,10 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
             conn_respond_error(wsi, c, 503, 4, "Server stopping");
             return 0;
         }
-        sess = sess_new(s, T_POLLING, &why);
+        client_key(s, wsi, key, sizeof(key));
+        sess = sess_new(s, T_POLLING, key, &status, &why);
         if (!sess) {
-            conn_respond_error(wsi, c, 503, 4, why);
+            conn_respond_error(wsi, c, status, 4, why);
             return 0;
         }
         open = open_packet(sess);
@@ -1052,8 +1482,8 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
         pkt_unref(open);
         return 0;
     }
-    sess = apr_hash_get(s->sessions, a.sid, APR_HASH_KEY_STRING);
-    if (!sess) {
+    client_key(s, wsi, key, sizeof(key));
+    if (!(sess = sess_lookup(s, a.sid, key))) {
         conn_respond_error(wsi, c, 400, 1, "Session ID unknown");
         return 0;
     }
@@ -1132,6 +1562,12 @@ static void http_body_done(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
     }
     if (c->in_len == 0) {
         sess_close(sess, "empty POST");
+        conn_respond_error(wsi, c, 400, 3, "Bad request");
+        return;
+    }
+    /* Engine.IO payloads are text; what is not UTF-8 is not a client of ours */
+    if (!utf8_valid((const unsigned char *)c->in, c->in_len)) {
+        sess_close(sess, "POST body not UTF-8");
         conn_respond_error(wsi, c, 400, 3, "Bad request");
         return;
     }
@@ -1253,9 +1689,10 @@ static void conn_gone(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
 /* The upgrade request: refused with a status before the 101 when it cannot succeed. */
 static int ws_confirm(agent_sio_t *s, struct lws *wsi)
 {
-    char uri[256];
+    char uri[256], key[SIO_ADDR_MAX];
     sio_args_t a;
     sio_sess_t *sess;
+    unsigned status;
     int code, n;
 
     n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
@@ -1272,14 +1709,15 @@ static int ws_confirm(agent_sio_t *s, struct lws *wsi)
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }
+    client_key(s, wsi, key, sizeof(key));
     if (!a.has_sid) {
-        if (s->stats.sessions >= s->conf.max_clients) {
-            lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+        if (sess_refusal(s, key, &status)) {
+            lws_return_http_status(wsi, status, NULL);
             return 1;
         }
         return 0;
     }
-    sess = apr_hash_get(s->sessions, a.sid, APR_HASH_KEY_STRING);
+    sess = sess_lookup(s, a.sid, key);
     if (!sess || sess->transport != T_POLLING || sess->ws_wsi) {
         lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
         return 1;
@@ -1292,6 +1730,8 @@ static int ws_established(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
     sio_args_t a;
     sio_sess_t *sess;
     const char *why = NULL;
+    char key[SIO_ADDR_MAX];
+    unsigned status;
 
     conn_free_buffers(c);
     memset(c, 0, sizeof(*c));
@@ -1299,16 +1739,17 @@ static int ws_established(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
     c->counted_ws = 1;
     s->ws_conns++;
     read_args(wsi, &a);
+    client_key(s, wsi, key, sizeof(key));
     if (a.has_sid) {
         /* an upgrade probe of a polling session (checked in ws_confirm) */
-        sess = apr_hash_get(s->sessions, a.sid, APR_HASH_KEY_STRING);
+        sess = sess_lookup(s, a.sid, key);
         if (!sess || sess->transport != T_POLLING || sess->ws_wsi)
             return -1;
         sess->ws_wsi = wsi;
         c->sess = sess;
         return 0;
     }
-    sess = sess_new(s, T_WEBSOCKET, &why);
+    sess = sess_new(s, T_WEBSOCKET, key, &status, &why);
     if (!sess) {
         AGENT_INFO("live-push: websocket refused: %s", why);
         return -1;
@@ -1426,6 +1867,187 @@ static void fan_out(agent_sio_t *s)
     }
 }
 
+/* ------------------------------------------------------------- rechecks -- */
+
+/* Is sess still allowed in room id (after an owner change, or a demotion)? If not it
+ * leaves and hears why: the data of a server must stop when its access does. */
+static void sub_recheck(sio_sess_t *sess, apr_int64_t id)
+{
+    agent_sio_t *s = sess->s;
+    const char *why = NULL;
+    json_t *ev;
+    int rc;
+
+    if (sess->dead || !sess->connected || sess->user.is_admin || !s->conf.may_subscribe
+        || sess_find_sub(sess, id) < 0)
+        return;
+    rc = s->conf.may_subscribe(s->conf.ctx, &sess->user, id, &why);
+    if (rc == 0)
+        return;
+    /* refused: withdrawn; the database failing: out all the same (it may have been
+     * withdrawn), and the client may subscribe again */
+    why = rc > 0 || !why ? SIO_WITHDRAWN : why;
+    sess_leave(sess, id);
+    AGENT_INFO("live-push: session #%" APR_UINT64_T_FMT " (user %" APR_INT64_T_FMT ") left "
+               "server %" APR_INT64_T_FMT ": %s", sess->num, sess->user.user_id, id, why);
+    ev = json_pack("[s{sIss}]", "subscribe-error", "serverId", (json_int_t)id, "error", why);
+    sess_send(sess, pkt_json("42", ev));
+    json_decref(ev);
+}
+
+/* The connected sessions that match (user_id < 0: all), into a malloc'd array: the checks
+ * below may close sessions, which changes the session hash. */
+static sio_sess_t **sessions_of(agent_sio_t *s, apr_int64_t user_id, const char *sid, int *n)
+{
+    apr_hash_index_t *hi;
+    sio_sess_t **list = malloc(sizeof(*list) * (apr_hash_count(s->sessions) + 1));
+
+    *n = 0;
+    if (!list)
+        return NULL;
+    for (hi = apr_hash_first(NULL, s->sessions); hi; hi = apr_hash_next(hi)) {
+        sio_sess_t *sess = apr_hash_this_val(hi);
+
+        if (sess->connected && !sess->dead && (user_id < 0 || sess->user.user_id == user_id)
+            && (!sid || !strcmp(sess->user.sid, sid)))
+            list[(*n)++] = sess;
+    }
+    return list;
+}
+
+/* A user's access changed: each matching session is checked as at connect. */
+static void check_user(agent_sio_t *s, apr_int64_t user_id, const char *sid)
+{
+    sio_sess_t **list;
+    int n, i;
+
+    if (!s->conf.recheck || !(list = sessions_of(s, user_id, sid, &n)))
+        return;
+    for (i = 0; i < n; ++i) {
+        sio_sess_t *sess = list[i];
+        const char *why = NULL;
+        int was_admin = sess->user.is_admin, rc;
+
+        if (sess->dead || !sess->connected)
+            continue;
+        rc = s->conf.recheck(s->conf.ctx, &sess->user, &why);
+        if (rc > 0) {
+            AGENT_INFO("live-push: session #%" APR_UINT64_T_FMT " (user %" APR_INT64_T_FMT
+                       ") disconnected: %s", sess->num, sess->user.user_id,
+                       why ? why : "access withdrawn");
+            sess_disconnect(sess);
+        }
+        else if (rc < 0) {
+            /* cannot tell: closed, and checked again when the client reconnects */
+            sess_close(sess, why ? why : "recheck failed");
+        }
+        else if (was_admin && !sess->user.is_admin) {
+            apr_int64_t *ids = malloc(sizeof(*ids) * (apr_size_t)(sess->nsubs + 1));
+            int k, m = sess->nsubs;
+
+            if (!ids) {
+                sess_close(sess, "out of memory");
+                continue;
+            }
+            for (k = 0; k < m; ++k)
+                ids[k] = sess->subs[k]->room->id;
+            for (k = 0; k < m; ++k)
+                sub_recheck(sess, ids[k]);
+            free(ids);
+        }
+    }
+    free(list);
+}
+
+/* A server changed hands: its non-admin subscribers are checked again. */
+static void check_server(agent_sio_t *s, apr_int64_t id)
+{
+    sio_room_t *room = apr_hash_get(s->rooms, &id, sizeof(id));
+    sio_member_t *m;
+    sio_sess_t **list;
+    int n = 0, i;
+
+    if (!room || !(list = malloc(sizeof(*list) * (apr_size_t)room->count)))
+        return;
+    /* leaving may free the room: collect first */
+    for (m = room->head; m; m = m->next)
+        list[n++] = m->sess;
+    for (i = 0; i < n; ++i)
+        sub_recheck(list[i], id);
+    free(list);
+}
+
+static void run_checks(agent_sio_t *s)
+{
+    sio_check_t *list, *c;
+    int all;
+
+    apr_thread_mutex_lock(s->mutex);
+    list = s->check_head;
+    s->check_head = s->check_tail = NULL;
+    s->check_len = 0;
+    all = s->check_all;
+    s->check_all = 0;
+    apr_thread_mutex_unlock(s->mutex);
+
+    if (all) {
+        /* requests were lost to the queue's bound: whatever they were, this covers them */
+        apr_pool_t *tmp;
+        apr_array_header_t *rooms;
+        int i;
+
+        AGENT_WARN("live-push: too many access changes at once; checking every client");
+        check_user(s, -1, NULL);
+        apr_pool_create(&tmp, s->pool);
+        rooms = agent_sio_rooms(s, tmp);
+        for (i = 0; i < rooms->nelts; ++i)
+            check_server(s, APR_ARRAY_IDX(rooms, i, apr_int64_t));
+        apr_pool_destroy(tmp);
+    }
+    while ((c = list) != NULL) {
+        list = c->next;
+        if (!all) {
+            if (c->server)
+                check_server(s, c->id);
+            else
+                check_user(s, c->id, c->has_sid ? c->sid : NULL);
+        }
+        free(c);
+    }
+}
+
+static void check_queue(agent_sio_t *s, int server, apr_int64_t id, const char *sid)
+{
+    sio_check_t *c;
+
+    if (s->stop)
+        return;
+    c = calloc(1, sizeof(*c));
+    if (c) {
+        c->server = server;
+        c->id = id;
+        if (sid && *sid) {
+            c->has_sid = 1;
+            apr_cpystrn(c->sid, sid, sizeof(c->sid));
+        }
+    }
+    apr_thread_mutex_lock(s->mutex);
+    if (!c || s->check_len >= SIO_MAX_PENDING_CHECKS) {
+        s->check_all = 1;
+        free(c);
+    }
+    else {
+        if (s->check_tail)
+            s->check_tail->next = c;
+        else
+            s->check_head = c;
+        s->check_tail = c;
+        s->check_len++;
+    }
+    apr_thread_mutex_unlock(s->mutex);
+    lws_cancel_service(s->ctx);
+}
+
 static void close_all(agent_sio_t *s)
 {
     apr_hash_index_t *hi;
@@ -1486,6 +2108,9 @@ static int sio_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return 0;
 
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* access first: what was published before an access change must not reach a
+         * client that has lost the access in the meantime */
+        run_checks(s);
         fan_out(s);
         return 0;
     default:
@@ -1541,6 +2166,20 @@ static apr_status_t sio_cleanup(void *data)
         pkt_unref(pub->pkt);
         free(pub);
     }
+    while (s->check_head) {
+        sio_check_t *c = s->check_head;
+
+        s->check_head = c->next;
+        free(c);
+    }
+    /* what sessions closed above did not give back (none when all went through
+     * sess_close) */
+    while ((hi = apr_hash_first(NULL, s->addrs)) != NULL) {
+        sio_addr_t *a = apr_hash_this_val(hi);
+
+        apr_hash_set(s->addrs, a->key, APR_HASH_KEY_STRING, NULL);
+        free(a);
+    }
     pkt_unref(s->pkt_ping);
     pkt_unref(s->pkt_noop);
     s->pkt_ping = s->pkt_noop = NULL;
@@ -1574,10 +2213,29 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
         s->conf.max_clients = 10000;
     if (s->conf.max_subscriptions <= 0)
         s->conf.max_subscriptions = 64;
+    if (s->conf.connect_timeout_ms <= 0)
+        s->conf.connect_timeout_ms = 5000;
+    if (s->conf.max_pending <= 0)
+        s->conf.max_pending = 1000;
+    if (s->conf.max_pending_per_address <= 0)
+        s->conf.max_pending_per_address = 50;
+    if (s->conf.max_per_address <= 0)
+        s->conf.max_per_address = 500;
+    if (!s->conf.trusted_proxies)
+        s->conf.trusted_proxies = "127.0.0.1 ::1";
     apr_cpystrn(s->path, conf->path, sizeof(s->path));
     s->path_len = strlen(s->path);
     s->rooms = apr_hash_make(p);
     s->sessions = apr_hash_make(p);
+    s->addrs = apr_hash_make(p);
+    {
+        const char *bad = NULL;
+
+        if (proxies_parse(p, s->conf.trusted_proxies, &s->proxies, &s->nproxies, &bad)) {
+            AGENT_ERROR("live-push: trusted_proxies: '%s' is not an address or network", bad);
+            return APR_EINVAL;
+        }
+    }
     rv = apr_thread_mutex_create(&s->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     if (rv != APR_SUCCESS)
         return rv;
@@ -1602,7 +2260,10 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
     info.port = conf->port;
     info.iface = conf->listen_addr;
     info.protocols = s->protocols;
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* VALIDATE_UTF8: a text frame (or message, across its fragments) that is not UTF-8 is
+     * closed with 1007 by lws, before it reaches us */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6
+                   | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.vhost_name = "ospab-live-push";
     /* a held poll lasts up to a ping interval; lws must not time it out first */
     t = (s->conf.ping_interval_ms + s->conf.ping_timeout_ms) / 1000 + 10;
@@ -1761,4 +2422,14 @@ void agent_sio_stats(agent_sio_t *s, agent_sio_stats_t *out)
     apr_thread_mutex_lock(s->mutex);
     *out = s->stats;
     apr_thread_mutex_unlock(s->mutex);
+}
+
+void agent_sio_recheck_user(agent_sio_t *s, apr_int64_t user_id, const char *session)
+{
+    check_queue(s, 0, user_id, session);
+}
+
+void agent_sio_recheck_server(agent_sio_t *s, apr_int64_t server_id)
+{
+    check_queue(s, 1, server_id, NULL);
 }

@@ -10,9 +10,10 @@
  * ack (when the client asked for one) and a 'subscribe-error' event.
  *
  * Threads: agent_sio_run() serves on the calling thread; agent_sio_publish(),
- * agent_sio_rooms(), agent_sio_stats() and agent_sio_stop() may be called from any
- * thread. Every client has a bounded queue of outgoing packets (count and bytes): a client
- * that cannot keep up is disconnected rather than allowed to grow the agent's memory. */
+ * agent_sio_rooms(), agent_sio_stats(), agent_sio_recheck_*() and agent_sio_stop() may be
+ * called from any thread. Every client has a bounded queue of outgoing packets (count and
+ * bytes): a client that cannot keep up is disconnected rather than allowed to grow the
+ * agent's memory. */
 #ifndef AGENT_SIO_H
 #define AGENT_SIO_H
 
@@ -22,11 +23,16 @@
 
 typedef struct agent_sio_t agent_sio_t;
 
+#define AGENT_SIO_SID_MAX 64
+
 /* Who a connected client is, as the authenticate callback found. */
 typedef struct {
     apr_int64_t user_id;
-    int is_admin;               /* may subscribe to any server */
+    int is_admin;               /* may subscribe to any server (the user row's role) */
     apr_time_t expires;         /* the token's exp: the client is disconnected then; 0: never */
+    /* the login (refresh-token family) the token belongs to, "" for a token without one:
+     * a logout ends the sockets of that login only */
+    char sid[AGENT_SIO_SID_MAX + 1];
 } agent_sio_user_t;
 
 typedef struct {
@@ -38,8 +44,20 @@ typedef struct {
     apr_size_t max_payload;     /* largest incoming POST body / websocket message (1e6) */
     int max_queue_msgs;         /* per client, outgoing packets waiting (e.g. 256) */
     apr_size_t max_queue_bytes; /* per client, bytes waiting (e.g. 1 MiB) */
-    int max_clients;            /* Engine.IO sessions at once; more are refused */
+    int max_clients;            /* connected (authenticated) clients at once; more are refused */
     int max_subscriptions;      /* rooms per client */
+    /* Sessions that have not (yet) connected with a good token cost a struct and a timer
+     * and have limits of their own, so that anonymous handshakes never take the places of
+     * authenticated clients: */
+    int connect_timeout_ms;     /* without a good CONNECT by then the session is closed (5000) */
+    int max_pending;            /* unauthenticated sessions at once; at the limit the oldest
+                                 * one is closed for a new one (1000) */
+    int max_pending_per_address;    /* of them, from one client address (50) */
+    int max_per_address;        /* sessions of one client address, authenticated or not (500) */
+    /* Peers whose X-Forwarded-For names the client (Apache's mod_proxy_http adds it): its
+     * right-most entry is the client address then, else the peer's address is. Addresses
+     * or networks (a.b.c.d/n, x::y/n) separated by spaces; NULL: "127.0.0.1 ::1". */
+    const char *trusted_proxies;
 
     /* Called on the service thread. Returns 0 and fills *u when token is good; else
      * non-zero with *why set to the message the client's connect_error carries. */
@@ -49,11 +67,17 @@ typedef struct {
                          const char **why);
     /* Optional, on the service thread: a room got its first subscriber. */
     void (*room_opened)(void *ctx, apr_int64_t server_id);
+    /* Optional, on the service thread, for agent_sio_recheck_user(): is the connected u
+     * still allowed in? 0: yes, u->is_admin updated; 1: no (*why), the client is
+     * disconnected as at token expiry; -1: cannot tell now (*why), the transport is closed
+     * and the client reconnects (and is checked again) on its own. */
+    int (*recheck)(void *ctx, agent_sio_user_t *u, const char **why);
     void *ctx;
 } agent_sio_conf_t;
 
 typedef struct {
     int sessions;               /* Engine.IO sessions open */
+    int pending;                /* of them, not connected with a good token (yet) */
     int websocket;              /* of them, on the websocket transport */
     int rooms;                  /* rooms with subscribers */
     apr_uint64_t published;     /* agent_sio_publish calls */
@@ -75,5 +99,16 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
 /* The server ids that have at least one subscriber now (array of apr_int64_t). */
 apr_array_header_t *agent_sio_rooms(agent_sio_t *s, apr_pool_t *p);
 void agent_sio_stats(agent_sio_t *s, agent_sio_stats_t *out);
+/* What a user may watch changed (disabled, deleted, role, a login ended): every connected
+ * client of user_id — of its login session only, when session is not NULL — is checked
+ * again with conf.recheck on the service thread; one that was demoted from admin has its
+ * rooms checked again with conf.may_subscribe. Any thread. */
+void agent_sio_recheck_user(agent_sio_t *s, apr_int64_t user_id, const char *session);
+/* server_id changed hands: its non-admin subscribers are checked again with
+ * conf.may_subscribe; those refused leave the room and get a 'subscribe-error'. Any
+ * thread. */
+void agent_sio_recheck_server(agent_sio_t *s, apr_int64_t server_id);
+/* 0 if text is a valid trusted_proxies list; else -1 and *bad the first bad entry (in p). */
+int agent_sio_proxies_check(apr_pool_t *p, const char *text, const char **bad);
 
 #endif

@@ -27,6 +27,9 @@
 #define WEBHOOK_BATCH 8                          /* LIMIT of ospab_webhook_due */
 #define LEASE_MARGIN apr_time_from_sec(10)
 #define PRUNE_EVERY apr_time_from_sec(3600)
+/* revoked refresh tokens kept a while: they only tell, in the database, how a login ended
+ * (a logout, a reused refresh token) */
+#define REVOKED_KEEP apr_time_from_sec(7 * 86400)
 #define CONNECT_TIMEOUT_MS 5000L
 #define SNIPPET 200                              /* bytes of an error answer kept */
 
@@ -181,6 +184,33 @@ static int prepare(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, apr_tim
     return 1;
 }
 
+/* The module's tables nobody else prunes: refresh tokens past their expiry or revoked for
+ * REVOKED_KEEP, Idempotency-Key records past idempotency_keep (never inside the 24 h in
+ * which a retry replays them). Several agents may do it at once: a second DELETE finds
+ * nothing. */
+static void prune_logins(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, apr_time_t now)
+{
+    const char *rt[2] = { ospab_time_db(p, now), ospab_time_db(p, now - REVOKED_KEEP) };
+    const char *idem = ospab_time_db(p, now - c->idempotency_keep);
+    int nrt = 0, nidem = 0;
+
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        return;
+    }
+    if (ospab_db_exec(db, p, "ospab_rt_prune", 2, rt, &nrt) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_idem_prune", 1, &idem, &nidem) != APR_SUCCESS) {
+        AGENT_WARN("webhooks: pruning logins and Idempotency-Keys: %s",
+                   db->error ? db->error : "database error");
+        ospab_db_end(db, 0);
+        return;
+    }
+    ospab_db_end(db, 1);
+    if (nrt > 0 || nidem > 0) {
+        AGENT_INFO("webhooks: pruned %d expired or revoked refresh token(s) and %d old "
+                   "Idempotency-Key record(s)", nrt, nidem);
+    }
+}
+
 /* Records the outcome of one delivery with its webhook_deliveries row. */
 static void finish(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, delivery_t *d)
 {
@@ -287,6 +317,7 @@ static void housekeeping(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, a
             AGENT_INFO("webhooks: pruned %d delivered or skipped event(s) older than %d days",
                        n, c->outbox_keep_days);
         }
+        prune_logins(db, p, c, now);
         wh_next_prune = now + PRUNE_EVERY;
     }
 }

@@ -11,6 +11,7 @@ Socket.IO protocol itself in test_sio.py.
 
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ from agentharness import Agent, sim_cluster
 from conftest import Api, _started, access_token, create_user
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+sys.path.insert(0, str(harness.REPO / "tests" / "sio"))
 from simctl import PveSim  # noqa: E402
+import siolib  # noqa: E402
 
 NODES = ("pve1", "pve2")
 TIME_SCALE = 0.05
@@ -225,6 +228,13 @@ def test_config_errors_name_the_line_and_key(database, srv):
         ({"smtp": {"url": "smtp://127.0.0.1:25", "from": "panel <not an@address>"}},
          r"holds no address mail can be sent from"),
         ({"websocket": {"listen": "nowhere"}}, r"ADDRESS:PORT"),
+        ({"websocket": {"trusted_proxies": "127.0.0.1 apache.local"}},
+         r"\[websocket\] trusted_proxies: 'apache.local' is not an address or network"),
+        ({"websocket": {"trusted_proxies": "10.0.0.0/33"}}, r"'10.0.0.0/33' is not an address"),
+        ({"websocket": {"connect_timeout": "0s"}}, r"connect_timeout: 0s is out of range"),
+        ({"websocket": {"max_pending": "0"}}, r"max_pending: 0 is out of range"),
+        ({"websocket": {"max_per_adress": "5"}}, r"\[websocket\] max_per_adress: unknown key"),
+        ({"agent": {"idempotency_keep": "12h"}}, r"\[agent\] idempotency_keep: 12h is out of range"),
     ]
     for sections, expected in cases:
         a = Agent(database, jwt_secret=srv.jwt_secret, sections=sections)
@@ -243,10 +253,28 @@ def test_config_errors_name_the_line_and_key(database, srv):
     a = Agent(database, jwt_secret=srv.jwt_secret)
     rc, out = a.check()
     assert rc == 0 and "config ok" in out, out
+    a = Agent(database, jwt_secret=srv.jwt_secret, sections={"websocket": {
+        "connect_timeout": "2s", "max_pending": "10", "max_pending_per_address": "2",
+        "max_per_address": "4", "trusted_proxies": "127.0.0.1 10.1.0.0/16 fd00::/8"}})
+    rc, out = a.check()
+    assert rc == 0 and "config ok" in out, out
     # a database that is not there
     a = Agent(harness.SqliteDatabase("/nonexistent/dir/x.db"), jwt_secret=srv.jwt_secret)
     rc, out = a.check()
     assert rc == 1 and "database" in out, out
+
+
+def test_check_and_once_close_what_they_opened(database, srv, sim):
+    """--check and --once exit through their own paths: the database connection they
+    opened must be closed there too. Left open, the dlopened driver's memory was a
+    LeakSanitizer report and a failing exit status of the ASan build (scripts/sanitize
+    runs this file on it)."""
+    a = Agent(database, jwt_secret=srv.jwt_secret, clusters=[sim_cluster(sim)])
+    rc, out = a.check()
+    assert rc == 0 and "config ok" in out and "Sanitizer" not in out, out
+    rc, stdout, stderr = a.once(timeout=120)
+    assert rc == 0 and '"clusters": 1' in stdout, (stdout, stderr)
+    assert "Sanitizer" not in stderr, stderr
 
 
 # ------------------------------------------------------------------------- poll --
@@ -638,6 +666,227 @@ setTimeout(() => {{ console.log('timeout'); process.exit(3); }}, 15000);
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["data"]["serverId"] == sid, out
     assert out["data"]["stats"]["data"]["vmid"] == vmid, out
+
+
+# ------------------------------------------------- who may watch (issue 9) --
+
+@pytest.fixture
+def nodes(srv):
+    """nodes(token, mode="websocket") -> an npm socket.io-client (tests/sio/client.js)
+    through Apache; closed after the test."""
+    started = []
+
+    def start(tok, mode="websocket"):
+        c = siolib.NodeClient("client.js", srv.url(""), tok, mode)
+        started.append(c)
+        return c
+    yield start
+    for c in started:
+        c.close()
+
+
+def subscribed(c, sid):
+    """Waits for the connect, subscribes to sid, waits for its first server-stats."""
+    c.wait("connect")
+    c.send(f"sub {sid}")
+    assert c.wait("ack")["res"] == {"ok": True, "serverId": sid}
+    c.wait("event", name="server-stats", timeout=WAIT)
+
+
+def stats_of(events, sid):
+    return [e for e in events if e["ev"] == "event" and e["name"] == "server-stats"
+            and e["data"]["serverId"] == sid]
+
+
+def login(srv, email, password):
+    r = requests.post(srv.url("/api/auth/login"), json={"email": email, "password": password},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_server_given_to_someone_else_leaves_the_old_owners_view(sim, world, srv, agent,
+                                                                   nodes):
+    """M2: a sync update moves the server to bob; alice's subscription ends within a few
+    event intervals with a subscribe-error, and no server-stats reach her after it. The
+    admin watching it keeps it; bob may now subscribe, alice may not."""
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    agent()
+    alice, admin = nodes(world.tok["alice"]), nodes(world.tok["admin"], "polling")
+    subscribed(alice, sid)
+    subscribed(admin, sid)
+    r = world.api.vps("update", {"id": sid, "user_id": world.bob})
+    assert r.status_code == 200, r.text
+    t0 = time.monotonic()
+    err = alice.wait("event", name="subscribe-error", timeout=10)["data"]
+    assert time.monotonic() - t0 < 3, "not within a few event intervals (200 ms)"
+    assert {k: v for k, v in err.items() if k != "sentAt"} == \
+        {"serverId": sid, "error": "access to this server was withdrawn"}, err
+    alice.events()
+    time.sleep(2.5)                                  # two and a half live rounds (1 s)
+    after = alice.events()
+    assert not stats_of(after, sid), after
+    assert not [e for e in after if e["ev"] == "disconnect"], after
+    assert stats_of(admin.events(0.5), sid), "the admin lost the server too"
+    alice.send(f"sub {sid}")
+    assert alice.wait("ack")["res"]["ok"] is False
+    bob = nodes(world.tok["bob"])
+    subscribed(bob, sid)
+
+
+def test_disabled_or_deleted_user_is_disconnected(sim, world, srv, agent, nodes):
+    """M2: users sync disables a user (or deletes one): their sockets get the server-side
+    disconnect (no automatic reconnect) within a few event intervals, and a new connect
+    is refused."""
+    u = create_user(world.api)
+    gone = create_user(world.api)                   # no servers: it may be deleted
+    sid = ours(world, make_guest(sim), user=u["id"])
+    agent()
+    c = nodes(access_token(srv, u["id"]), "default")
+    subscribed(c, sid)
+    d = nodes(access_token(srv, gone["id"]), "polling")
+    d.wait("connect")
+    assert world.api.user("update", {"id": u["id"], "enabled": False}).status_code == 200
+    assert world.api.user("delete", {"id": gone["id"]}).status_code == 200
+    t0 = time.monotonic()
+    assert c.wait("disconnect", timeout=10)["reason"] == "io server disconnect"
+    assert d.wait("disconnect", timeout=10)["reason"] == "io server disconnect"
+    assert time.monotonic() - t0 < 3
+    again = nodes(access_token(srv, u["id"]))
+    assert "disabled" in again.wait("connect_error")["message"]
+
+
+def test_logout_ends_the_sockets_of_that_login_only(sim, world, srv, agent, nodes):
+    """L1/L2 + M2: two logins of one user, a socket each; logging one out disconnects its
+    socket, the other login's socket goes on; the logged-out access token no longer
+    connects (it is still within its exp)."""
+    password = "pw-" + secrets.token_urlsafe(12)
+    u = create_user(world.api, password=password)
+    sid = ours(world, make_guest(sim), user=u["id"])
+    agent()
+    first, second = login(srv, u["email"], password), login(srv, u["email"], password)
+    a, b = nodes(first["accessToken"]), nodes(second["accessToken"], "polling")
+    subscribed(a, sid)
+    subscribed(b, sid)
+    r = requests.post(srv.url("/api/auth/logout"), json={"refreshToken": first["refreshToken"]},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    assert a.wait("disconnect", timeout=10)["reason"] == "io server disconnect"
+    b.events()
+    time.sleep(2)
+    rest = b.events()
+    assert not [e for e in rest if e["ev"] == "disconnect"], rest
+    assert stats_of(rest, sid), "the other login's socket stopped receiving"
+    again = nodes(first["accessToken"])
+    assert "session ended" in again.wait("connect_error")["message"]
+
+
+def test_the_role_is_the_user_rows_not_the_tokens(sim, world, srv, agent, nodes):
+    """M3: a token that says admin for a user whose row says user subscribes like a user;
+    an admin demoted by users sync loses the servers that are not theirs, at once."""
+    bobs = ours(world, make_guest(sim), user=world.bob)
+    adm = create_user(world.api, role="admin")
+    agent()
+    liar = nodes(access_token(srv, world.alice, role="admin"))
+    liar.wait("connect")
+    liar.send(f"sub {bobs}")
+    assert liar.wait("ack")["res"]["ok"] is False
+    boss = nodes(access_token(srv, adm["id"], role="admin"))
+    subscribed(boss, bobs)
+    assert world.api.user("update", {"id": adm["id"], "role": "user"}).status_code == 200
+    err = boss.wait("event", name="subscribe-error", timeout=10)["data"]
+    assert err["serverId"] == bobs and err["error"] == "access to this server was withdrawn"
+    boss.events()
+    time.sleep(2)
+    rest = boss.events()
+    assert not stats_of(rest, bobs) and not [e for e in rest if e["ev"] == "disconnect"], rest
+
+
+def test_an_exp_far_in_the_future_is_no_overflow(sim, world, srv, agent, nodes):
+    """L4: exp near INT64_MAX (as any signer may write) connects and stays connected; under
+    scripts/sanitize's UBSan build the seconds-to-microseconds conversion overflowed."""
+    sid = ours(world, make_guest(sim))
+    agent()
+    clients = [nodes(access_token(srv, world.alice, exp=e))
+               for e in (2 ** 63 - 1, 9223372036855, 9223372036854, 10 ** 12)]
+    for c in clients:
+        subscribed(c, sid)
+    time.sleep(1.5)
+    for c in clients:
+        assert not [e for e in c.events() if e["ev"] == "disconnect"]
+
+
+def test_session_ids_stay_out_of_the_agents_log(world, srv, agent):
+    """L3: at log level debug, neither the Engine.IO sid nor the Socket.IO id is written
+    (a sid in a log was enough to take a session over); sessions are numbered instead."""
+    ag = agent(log_level="debug")
+    base = srv.url("/socket.io/?EIO=4&transport=polling")
+    r = requests.get(base, timeout=10)
+    sid = json.loads(r.text[1:])["sid"]
+    requests.post(base + "&sid=" + sid, data="40" + json.dumps({"token": world.tok["alice"]}),
+                  timeout=10)
+    sock = json.loads(requests.get(base + "&sid=" + sid, timeout=10).text[2:])["sid"]
+    assert requests.post(base + "&sid=" + sid, data="1", timeout=10).text == "ok"
+    assert ag.wait_log(r"session #\d+ closed"), ag.log_tail()
+    text = ag.log_text()
+    assert sid not in text and sock not in text
+
+
+# ------------------------------------------------------------------- pruning --
+
+def db_time(offset):
+    """A database timestamp (UTC, as ospab_time_db writes them) offset seconds from now."""
+    import datetime
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset)
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+
+
+def test_spent_refresh_tokens_and_old_idempotency_keys_are_pruned(world, srv, database, agent):
+    """L5: refresh tokens past their expiry or revoked more than 7 days ago, and
+    Idempotency-Key records older than idempotency_keep, are deleted by the agent's hourly
+    housekeeping (at its start); live logins, recent revocations and keys still in their
+    replay window stay, and a retry within that window still replays."""
+    from conftest import sql_exec, sql_quote, unique
+    day = 86400
+    tokens = {                                   # family -> (expires_at, revoked_at)
+        "expired": (db_time(-day), None),
+        "revoked-long-ago": (db_time(20 * day), db_time(-8 * day)),
+        "revoked-lately": (db_time(20 * day), db_time(-1 * day)),
+        "live": (db_time(20 * day), None),
+    }
+    fam = {k: unique("fam") for k in tokens}
+    sql_exec(database, "".join(
+        "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at, revoked_at, "
+        f"created_at) VALUES ({world.alice}, {sql_quote(fam[k])}, {sql_quote(unique('h'))}, "
+        f"{sql_quote(e)}, {sql_quote(r) if r else 'NULL'}, {sql_quote(db_time(-30 * day))});\n"
+        for k, (e, r) in tokens.items()))
+    keys = {"old": (unique("idem"), db_time(-8 * day)), "recent": (unique("idem"), db_time(-2 * day))}
+    sql_exec(database, "".join(
+        "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status_code, "
+        f"response_body, created_at) VALUES ('test', {sql_quote(k)}, 'x', 200, '{{}}', "
+        f"{sql_quote(t)});\n" for k, t in keys.values()))
+    replay_key = unique("retry")
+    body = {"action": "create", "vps": {"user_id": world.alice, "name": unique("idem"),
+                                        "cpu": 1, "ram": 512, "disk": 10, "os": "Debian 12",
+                                        "status": "creating", "hypervisor": "proxmox"}}
+    first = world.api.post("/api/vps/sync", json=body, headers={"Idempotency-Key": replay_key})
+    assert first.status_code == 201, first.text
+    agent()                                      # idempotency_keep: 7d by default
+
+    def family_left(k):
+        return database.count("SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ?",
+                              [fam[k]]) == 1
+
+    def key_left(k):
+        return database.count("SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = ?",
+                              [keys[k][0]]) == 1
+    wait_for(lambda: not family_left("expired") and not family_left("revoked-long-ago")
+             and not key_left("old"), what="the pruning")
+    assert family_left("revoked-lately") and family_left("live") and key_left("recent")
+    again = world.api.post("/api/vps/sync", json=body, headers={"Idempotency-Key": replay_key})
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
 
 
 # ------------------------------------------------------------ several agents --

@@ -175,6 +175,48 @@ def test_no_starttls_means_nothing_is_sent_and_no_password_goes_out(api, databas
         assert row(database, row_id)["state"] in ("pending", "sending")
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_stripped_starttls_keeps_the_login_and_says_why(api, database, start_agent):
+    """L7: a server (or a man in the middle) that offers AUTH without STARTTLS gets neither
+    the login nor the message, and last_error says so in words."""
+    with SmtpServer(tls=False) as plain:
+        row_id, to = queue(api)
+        start_agent(plain)
+        assert wait_for(lambda: row(database, row_id)["attempts"] not in ("0", "1"))
+        assert plain.logins == [] and to_of(plain, to) == []
+        r = row(database, row_id)
+        assert r["state"] in ("pending", "sending", "failed")
+        assert "offers no STARTTLS" in r["last_error"], r
+        assert "login is not sent without TLS" in r["last_error"], r
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_plaintext_login_only_when_allowed_in_so_many_words(api, database, start_agent):
+    """L7: starttls = off with a user and password fails --check (the password would go
+    out in clear text wherever STARTTLS is missing or stripped) unless
+    allow_plaintext_auth = yes; with it, the login is sent without TLS."""
+    with SmtpServer(tls=False) as plain:
+        section = {"url": plain.url, "user": "mailer", "password": "mailer-password",
+                   "from": FROM, "starttls": "off"}
+        a = Agent(database, websocket=False, sections={"smtp": section})
+        rc, out = a.check()
+        assert rc == 1 and "allow_plaintext_auth" in out and "clear text" in out, out
+        a = Agent(database, websocket=False,
+                  sections={"smtp": dict(section, allow_plaintext_auth="on")})
+        rc, out = a.check()
+        assert rc == 0, out
+        a = Agent(database, websocket=False,
+                  sections={"smtp": dict(section, allow_plaintext_auth="perhaps")})
+        rc, out = a.check()
+        assert rc == 1 and re.search(r"agent\.conf:\d+: \[smtp\] allow_plaintext_auth: "
+                                     r"'perhaps' is not on/off", out), out
+        row_id, to = queue(api)
+        start_agent(plain, starttls="off", allow_plaintext_auth="yes")
+        [m] = wait_for(lambda: to_of(plain, to))
+        assert m.login == "mailer" and not m.tls
+        assert ("PLAIN", "mailer", True) in plain.logins or ("LOGIN", "mailer", True) in plain.logins
+
+
 def test_a_certificate_of_another_ca_is_refused(api, database, smtp, start_agent):
     other, _ = make_cert(harness.make_run_dir("otherca-"))
     row_id, to = queue(api)

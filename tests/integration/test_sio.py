@@ -554,17 +554,25 @@ def test_post_with_a_body_to_an_unknown_sid_is_still_a_clean_400(stack):
 
 
 def test_session_and_subscription_limits(pyclients):
-    """Straight to a driver of its own (no Apache): its limits are what is tested."""
+    """Straight to a driver of its own (no Apache): its limits are what is tested.
+    max_clients counts connected clients only: anonymous handshakes have limits of their
+    own (before issue 9 two of them took both places here)."""
     d = siolib.Driver(KEY, OWN, max_clients=2, max_subscriptions=2)
     try:
         base = f"http://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=polling"
-        first, second = requests.get(base, timeout=10), requests.get(base, timeout=10)
-        assert first.status_code == second.status_code == 200
+        anonymous = [requests.get(base, timeout=10) for _ in range(5)]
+        assert [r.status_code for r in anonymous] == [200] * 5
+        first, second = pyclients(), pyclients()
+        for c in (first, second):
+            c.connect(f"http://127.0.0.1:{d.port}", auth={"token": token()},
+                      transports=["websocket"], wait_timeout=10)
         third = requests.get(base, timeout=10)
         assert third.status_code == 503
         assert third.json() == {"code": 4, "message": "Too many clients"}
-        sid = json.loads(first.text[1:])["sid"]
-        requests.post(base + "&sid=" + sid, data="1", timeout=10)         # close one
+        first.disconnect()
+        deadline = time.monotonic() + 5
+        while d.stats()["sessions"] - d.stats()["pending"] > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         sio = pyclients()
         sio.connect(f"http://127.0.0.1:{d.port}", auth={"token": token()},
                     transports=["websocket"], wait_timeout=10)
@@ -588,3 +596,300 @@ def test_sigterm_stops_the_server_and_closes_clients(pyclients):
     assert d.proc.wait(10) == 0
     assert "stopped" in d.lines.drain(1)
     assert gone.wait(10)
+
+
+# ------------------------------------------------- abuse limits (issue 9) --
+#
+# Loopback addresses other than 127.0.0.1 stand for other machines: a client socket bound
+# to 127.0.0.3 is another client address to the driver, and (through Apache, which adds
+# X-Forwarded-For) to the driver behind Apache too.
+
+ATTACKER, OTHER_HOST = "127.0.0.3", "127.0.0.4"
+
+
+class _Source(requests.adapters.HTTPAdapter):
+    """requests from a given local address."""
+
+    def __init__(self, source):
+        self._source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self._source, 0)
+        super().init_poolmanager(*args, **kw)
+
+
+def from_address(source):
+    s = requests.Session()
+    s.mount("http://", _Source(source))
+    return s
+
+
+def eio_error(r):
+    return r.status_code, r.json()
+
+
+def flood(host, port, n, source, path="/socket.io/?EIO=4&transport=polling",
+          headers=None):
+    """n handshakes on one keep-alive connection from source, as fast as they go:
+    {status: count}, the sids it got and the last refusal's body."""
+    import http.client
+    codes, sids, refusal = {}, [], None
+    conn = http.client.HTTPConnection(host, port, timeout=20, source_address=(source, 0))
+    for i in range(n):
+        h = dict(headers or {})
+        if "X-Forwarded-For" in h:               # a new made-up client every time
+            h["X-Forwarded-For"] = f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
+        conn.request("GET", path, headers=h)
+        r = conn.getresponse()
+        body = r.read().decode()
+        codes[r.status] = codes.get(r.status, 0) + 1
+        if r.status == 200:
+            sids.append(json.loads(body[1:])["sid"])
+        else:
+            refusal = json.loads(body)
+        if r.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=20,
+                                              source_address=(source, 0))
+    conn.close()
+    return codes, sids, refusal
+
+
+def connect_timed(url, socketio_path="socket.io"):
+    """A python-socketio client with the default transports: seconds until connected."""
+    c = socketio.Client(reconnection=False)
+    t0 = time.monotonic()
+    c.connect(url, auth={"token": token()}, socketio_path=socketio_path, wait_timeout=10)
+    took = time.monotonic() - t0
+    return c, took
+
+
+FLOOD_LIMITS = dict(connect_timeout=3000, max_pending=200, max_pending_per_address=20,
+                    max_per_address=40, max_clients=50)
+
+
+def check_flood(driver, host, port, url, spoof):
+    """3000 anonymous handshakes from ATTACKER while a real client connects from
+    127.0.0.1: the client is in at once; the flood gets at most its per-address share,
+    then 429 with the Engine.IO error body, and what it got is closed after
+    connect_timeout."""
+    result = {}
+    t = threading.Thread(target=lambda: result.update(zip(
+        ("codes", "sids", "refusal"),
+        flood(host, port, 3000, ATTACKER,
+              headers={"X-Forwarded-For": "x"} if spoof else None))))
+    t0 = time.monotonic()
+    t.start()
+    time.sleep(0.3)                                  # the flood is under way
+    client, took = connect_timed(url)
+    try:
+        assert took < 2.5, took                      # at once, not after connect_timeout
+        assert client.call("subscribe-server", 1, timeout=10)["ok"] is True
+        t.join(120)
+        elapsed = time.monotonic() - t0
+        codes = result["codes"]
+        # 20 at a time from that address, each gone after 3 s (a new share every 3 s)
+        share = 20 * (int(elapsed / 3) + 2)
+        assert codes.get(200, 0) <= share, (codes, elapsed)
+        assert codes.get(429, 0) >= 3000 - share, codes
+        assert set(codes) <= {200, 429}, codes
+        assert result["refusal"] == {"code": 4, "message": "Too many sessions from this address"}
+        # the flood's sessions are closed after connect_timeout; the client stays
+        deadline = time.monotonic() + 8
+        while driver.stats()["pending"] > 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert driver.stats()["pending"] == 0
+        last = result["sids"][-1]
+        r = from_address(ATTACKER).get(
+            f"http://{host}:{port}/socket.io/?EIO=4&transport=polling&sid={last}", timeout=10)
+        assert eio_error(r) == (400, {"code": 1, "message": "Session ID unknown"})
+        assert client.connected
+        assert client.call("subscribe-server", 3, timeout=10)["ok"] is True
+    finally:
+        client.disconnect()
+
+
+def test_anonymous_handshake_flood_straight():
+    """Straight to the driver: the attacker's X-Forwarded-For is ignored (127.0.0.3 is no
+    trusted proxy), each made-up address notwithstanding."""
+    d = siolib.Driver(KEY, OWN, **FLOOD_LIMITS)
+    try:
+        check_flood(d, "127.0.0.1", d.port, f"http://127.0.0.1:{d.port}", spoof=True)
+        assert d.alive()
+    finally:
+        assert d.stop() == 0
+
+
+def test_anonymous_handshake_flood_through_apache():
+    """Through Apache every connection comes from 127.0.0.1: the client address is the
+    right-most X-Forwarded-For entry (Apache's), never what the client wrote to the left
+    of it, and the real client from another address is not counted with the flood."""
+    d = siolib.Driver(KEY, OWN, **FLOOD_LIMITS)
+    apache = harness.Apache(
+        None, load_dbd=False,
+        extra_conf=[f"LoadModule dbd_module {harness.APACHE_MODULES}/mod_dbd.so",
+                    *siolib.proxy_conf(d.port)])
+    apache.start()
+    try:
+        check_flood(d, "127.0.0.1", apache.port, apache.url(""), spoof=True)
+        assert not apache.bad_log_lines()
+    finally:
+        apache.stop()
+        assert d.stop() == 0
+
+
+def test_per_address_limit_counts_connected_clients_too(pyclients):
+    d = siolib.Driver(KEY, OWN, max_per_address=3)
+    try:
+        base = f"http://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=polling"
+        clients = [pyclients() for _ in range(3)]
+        for c in clients:
+            c.connect(f"http://127.0.0.1:{d.port}", auth={"token": token()},
+                      transports=["websocket"], wait_timeout=10)
+        assert eio_error(requests.get(base, timeout=10)) == (
+            429, {"code": 4, "message": "Too many sessions from this address"})
+        # a websocket without a session is refused before the 101 as well
+        with pytest.raises(websocket.WebSocketBadStatusException) as e:
+            websocket.create_connection(
+                f"ws://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=websocket", timeout=10)
+        assert e.value.status_code == 429
+        # another address is not affected
+        assert from_address(OTHER_HOST).get(base, timeout=10).status_code == 200
+        clients[0].disconnect()
+        deadline = time.monotonic() + 5
+        while requests.get(base, timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the freed place was not given back"
+            time.sleep(0.1)
+    finally:
+        assert d.stop() == 0
+
+
+def test_oldest_pending_session_makes_room_for_a_new_one():
+    d = siolib.Driver(KEY, OWN, max_pending=3)
+    try:
+        base = f"http://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=polling"
+        sids = [json.loads(from_address(f"127.0.1.{i}").get(base, timeout=10).text[1:])["sid"]
+                for i in range(1, 5)]
+        assert d.stats()["pending"] == 3
+        alive = [from_address(f"127.0.1.{i}").post(base + "&sid=" + sid, data="6", timeout=10)
+                 for i, sid in enumerate(sids, 1)]
+        assert [r.status_code for r in alive] == [400, 200, 200, 200]
+        assert alive[0].json()["code"] == 1
+    finally:
+        assert d.stop() == 0
+
+
+def test_session_without_a_good_connect_is_closed_after_connect_timeout(pyclients):
+    d = siolib.Driver(KEY, OWN, connect_timeout=1000)
+    try:
+        base = f"http://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=polling"
+        idle = json.loads(requests.get(base, timeout=10).text[1:])["sid"]
+        refused = json.loads(requests.get(base, timeout=10).text[1:])["sid"]
+        r = requests.post(base + "&sid=" + refused,
+                          data="40" + json.dumps({"token": token(exp=-60, iat=-1000)}),
+                          timeout=10)
+        assert r.text == "ok"
+        good = pyclients()
+        good.connect(f"http://127.0.0.1:{d.port}", auth={"token": token()},
+                     transports=["polling"], wait_timeout=10)
+        time.sleep(1.6)
+        for sid in (idle, refused):
+            r = requests.post(base + "&sid=" + sid, data="6", timeout=10)
+            assert eio_error(r) == (400, {"code": 1, "message": "Session ID unknown"})
+        assert good.connected and good.call("subscribe-server", 1, timeout=10)["ok"]
+        assert d.stats()["pending"] == 0
+    finally:
+        assert d.stop() == 0
+
+
+def test_a_session_belongs_to_the_address_it_was_opened_from(stack):
+    """Through Apache (X-Forwarded-For): the sid used from another address is as unknown
+    as a made-up one — polling GET, POST and the websocket upgrade — and the session goes
+    on for its own address."""
+    owner, thief = from_address("127.0.0.2"), from_address(OTHER_HOST)
+    r = owner.get(stack.eio(), timeout=10)
+    sid = json.loads(r.text[1:])["sid"]
+    unknown = (400, {"code": 1, "message": "Session ID unknown"})
+    assert eio_error(thief.get(stack.eio("&sid=" + sid), timeout=10)) == unknown
+    assert eio_error(thief.post(stack.eio("&sid=" + sid), data="40", timeout=10)) == unknown
+    sock = socket.create_connection(("127.0.0.1", stack.apache.port), timeout=10,
+                                    source_address=(OTHER_HOST, 0))
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        websocket.create_connection(stack.ws_url("&sid=" + sid), socket=sock, timeout=10)
+    assert e.value.status_code in (400, 502), e.value.status_code
+    # the session is still the owner's: connect, and upgrade from its own address
+    r = owner.post(stack.eio("&sid=" + sid), data="40" + json.dumps({"token": token()}),
+                   timeout=10)
+    assert r.text == "ok"
+    assert owner.get(stack.eio("&sid=" + sid), timeout=10).text.startswith('40{"sid":')
+    sock = socket.create_connection(("127.0.0.1", stack.apache.port), timeout=10,
+                                    source_address=("127.0.0.2", 0))
+    ws = websocket.create_connection(stack.ws_url("&sid=" + sid), socket=sock, timeout=10)
+    ws.send("2probe")
+    assert ws.recv() == "3probe"
+    ws.send("5")
+    ws.send('421["subscribe-server",1]')
+    m = ws.recv()
+    while m == "2":
+        m = ws.recv()
+    assert m == '431[{"ok":true,"serverId":1}]'
+    ws.close()
+
+
+def test_a_session_belongs_to_its_address_straight():
+    d = siolib.Driver(KEY, OWN)
+    try:
+        base = f"http://127.0.0.1:{d.port}/socket.io/?EIO=4&transport=polling"
+        sid = json.loads(from_address("127.0.0.2").get(base, timeout=10).text[1:])["sid"]
+        r = from_address(OTHER_HOST).post(base + "&sid=" + sid, data="6", timeout=10)
+        assert eio_error(r) == (400, {"code": 1, "message": "Session ID unknown"})
+        # the trusted proxy is 127.0.0.1 only: X-Forwarded-For from elsewhere is no key
+        r = from_address(OTHER_HOST).post(base + "&sid=" + sid, data="6", timeout=10,
+                                          headers={"X-Forwarded-For": "127.0.0.2"})
+        assert r.status_code == 400
+        assert from_address("127.0.0.2").post(base + "&sid=" + sid, data="6",
+                                              timeout=10).text == "ok"
+    finally:
+        assert d.stop() == 0
+
+
+def ws_close_code(ws):
+    """Reads until the server's close frame; its status code."""
+    ws.settimeout(10)
+    while True:
+        op, frame = ws.recv_data_frame(control_frame=True)
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
+
+
+@pytest.mark.parametrize("via", ["apache", "straight"])
+def test_invalid_utf8_in_a_text_frame_is_closed_with_1007(stack, via):
+    url = (stack.ws_url() if via == "apache"
+           else f"ws://127.0.0.1:{stack.driver.port}/socket.io/?EIO=4&transport=websocket")
+    ABNF = websocket.ABNF
+    # a valid character split across two fragments is one message, accepted
+    ws = websocket.create_connection(url, timeout=10)
+    assert ws.recv().startswith("0{")
+    ws.send_frame(ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data="40/\xc3".encode("latin-1")))
+    ws.send_frame(ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data="\xa9,{}".encode("latin-1")))
+    m = ws.recv()
+    while m == "2":
+        m = ws.recv()
+    assert m == '44/\u00e9,{"message":"Invalid namespace"}'
+    # an invalid one in the second fragment, and in a whole frame
+    ws.send_frame(ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data=b"40/\xc3"))
+    ws.send_frame(ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data=b"\x28,{}"))
+    assert ws_close_code(ws) == 1007
+    ws = websocket.create_connection(url, timeout=10)
+    assert ws.recv().startswith("0{")
+    ws.send_frame(ABNF(fin=1, opcode=ABNF.OPCODE_TEXT, data=b'42["x","\xff\xfe"]'))
+    assert ws_close_code(ws) == 1007
+    assert stack.driver.alive()
+
+
+def test_invalid_utf8_in_a_polling_post_is_400_and_closes(stack):
+    sid = handshake(stack)
+    r = post(stack, sid, b'40{"token":"\xc0\xaf"}')
+    assert eio_error(r) == (400, {"code": 3, "message": "Bad request"})
+    assert eio_error(poll(stack, sid)) == (400, {"code": 1, "message": "Session ID unknown"})

@@ -5,7 +5,9 @@
  *              [--listen 127.0.0.1] [--port 0] [--path /socket.io/]
  *              [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]
  *              [--max-queue-msgs N] [--max-queue-bytes BYTES] [--max-clients N]
- *              [--max-subscriptions N] [--debug]
+ *              [--max-subscriptions N] [--connect-timeout MS] [--max-pending N]
+ *              [--max-pending-per-address N] [--max-per-address N]
+ *              [--trusted-proxies "ADDR ..."] [--debug]
  *
  * Tokens are HS256 access tokens checked by the core (ospab_jwt_verify); a user may
  * subscribe to the servers --own gives it, an admin token to any. Prints
@@ -69,7 +71,10 @@ static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const
         return -1;
     u->user_id = claims.user_id;
     u->is_admin = claims.admin;
-    u->expires = claims.exp ? apr_time_from_sec(claims.exp) : 0;
+    /* as the agent: an exp beyond apr_time_t never expires rather than overflowing */
+    u->expires = claims.exp > 0 && claims.exp <= APR_INT64_MAX / APR_USEC_PER_SEC
+                 ? apr_time_from_sec(claims.exp) : 0;
+    apr_cpystrn(u->sid, claims.sid, sizeof(u->sid));
     return 0;
 }
 
@@ -156,7 +161,8 @@ static void print_stats(driver_t *d, apr_pool_t *p)
     ids = json_array();
     for (i = 0; i < rooms->nelts; ++i)
         json_array_append_new(ids, json_integer(APR_ARRAY_IDX(rooms, i, apr_int64_t)));
-    j = json_pack("{sisisisIsIsIsIsosI}", "sessions", st.sessions, "websocket", st.websocket,
+    j = json_pack("{sisisisisIsIsIsIsosI}", "sessions", st.sessions, "pending", st.pending,
+                  "websocket", st.websocket,
                   "rooms", st.rooms, "published", (json_int_t)st.published,
                   "delivered", (json_int_t)st.delivered,
                   "dropped_slow", (json_int_t)st.dropped_slow,
@@ -264,7 +270,10 @@ int main(int argc, const char *const *argv)
         { "ping-interval", 'i', 1, "" }, { "ping-timeout", 't', 1, "" },
         { "max-payload", 'm', 1, "" }, { "max-queue-msgs", 'q', 1, "" },
         { "max-queue-bytes", 'b', 1, "" }, { "max-clients", 'c', 1, "" },
-        { "max-subscriptions", 's', 1, "" }, { "debug", 'd', 0, "" }, { NULL, 0, 0, NULL }
+        { "max-subscriptions", 's', 1, "" }, { "debug", 'd', 0, "" },
+        { "connect-timeout", 'T', 1, "" }, { "max-pending", 'n', 1, "" },
+        { "max-pending-per-address", 'N', 1, "" }, { "max-per-address", 'A', 1, "" },
+        { "trusted-proxies", 'x', 1, "" }, { NULL, 0, 0, NULL }
     };
     apr_pool_t *pool, *cmd_pool;
     apr_getopt_t *g;
@@ -311,6 +320,11 @@ int main(int argc, const char *const *argv)
         case 'c': conf.max_clients = atoi(arg); break;
         case 's': conf.max_subscriptions = atoi(arg); break;
         case 'd': agent_log_set_level(AGENT_LOG_DEBUG); break;
+        case 'T': conf.connect_timeout_ms = atoi(arg); break;
+        case 'n': conf.max_pending = atoi(arg); break;
+        case 'N': conf.max_pending_per_address = atoi(arg); break;
+        case 'A': conf.max_per_address = atoi(arg); break;
+        case 'x': conf.trusted_proxies = arg; break;
         default: usage();
         }
     }

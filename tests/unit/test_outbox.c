@@ -84,6 +84,54 @@ START_TEST(templates)
 }
 END_TEST
 
+/* The alert's subject for a value (the text has the same value after "— "). */
+static const char *alert_subject(json_t *value)
+{
+    const char *subject = NULL, *text = NULL;
+    json_t *vars = json_pack("{s:s, s:s, s:o, s:s}", "serverName", "web-1", "type", "cpu",
+                             "value", value, "level", "critical");
+    json_t *errs = ospab_mail_render(pool, "alert", vars, &subject, &text);
+
+    ck_assert_ptr_null(errs);
+    json_decref(vars);
+    ck_assert_ptr_nonnull(strstr(text, strrchr(subject, ' ') + 1));
+    return subject;
+}
+
+/* Reals are written for people: two decimals at most, a short exponent form for huge ones
+ * (1e308 was 309 digits), a sign when negative, never "-0". */
+#define CPU_SUBJECT(v) "[критично] Сервер «web-1»: загрузка процессора " v
+
+START_TEST(template_numbers)
+{
+    const char *subject = NULL, *text = NULL;
+    json_t *vars;
+
+    ck_assert_str_eq(alert_subject(json_real(97.5)), CPU_SUBJECT("97.5%"));
+    ck_assert_str_eq(alert_subject(json_real(97.0)), CPU_SUBJECT("97%"));
+    ck_assert_str_eq(alert_subject(json_integer(95)), CPU_SUBJECT("95%"));
+    ck_assert_str_eq(alert_subject(json_real(1e308)), CPU_SUBJECT("1e+308%"));
+    ck_assert_str_eq(alert_subject(json_real(-1e308)), CPU_SUBJECT("-1e+308%"));
+    ck_assert_str_eq(alert_subject(json_real(1e15)), CPU_SUBJECT("1e+15%"));
+    ck_assert_str_eq(alert_subject(json_real(-5.25)), CPU_SUBJECT("-5.25%"));
+    ck_assert_str_eq(alert_subject(json_real(-0.001)), CPU_SUBJECT("0%"));
+    ck_assert_str_eq(alert_subject(json_real(4.9e-324)), CPU_SUBJECT("0%"));
+    ck_assert_str_eq(alert_subject(json_real(99.999)), CPU_SUBJECT("100%"));
+    ck_assert_str_eq(alert_subject(json_integer(-9223372036854775807LL - 1)),
+                     CPU_SUBJECT("-9223372036854775808%"));
+    /* a string stays as given; a percent sign only for a bare number */
+    ck_assert_str_eq(alert_subject(json_string("97 of 100")),
+                     CPU_SUBJECT("97 of 100"));
+    /* another template's number */
+    vars = json_pack("{s:s, s:f}", "resetUrl", "https://example.com/reset?t=1",
+                     "expiresInMinutes", 1e308);
+    ck_assert_ptr_null(ospab_mail_render(pool, "password-reset", vars, &subject, &text));
+    ck_assert_ptr_nonnull(strstr(text, "1e+308"));
+    ck_assert_uint_lt(strlen(text), 2000);
+    json_decref(vars);
+}
+END_TEST
+
 /* the body of a message: the part after the blank line, base64 decoded */
 static char *decoded_body(const char *msg)
 {
@@ -224,6 +272,7 @@ Suite *ospab_outbox_suite(void)
     tcase_add_test(tc, addresses);
     tcase_add_test(tc, from_address);
     tcase_add_test(tc, templates);
+    tcase_add_test(tc, template_numbers);
     tcase_add_test(tc, message);
     tcase_add_test(tc, message_id_is_stable);
     tcase_add_test(tc, backoff_doubles_and_is_capped);
