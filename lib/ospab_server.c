@@ -169,12 +169,14 @@ static int finish_task(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (ospab_db_exec(db, p, "ospab_task_finish", 6, args, &n) == APR_SUCCESS && n == 1
         && ospab_db_select_one(db, p, "ospab_task_get", 1, &task_id, &t) == APR_SUCCESS && t
         && t[1]) {
-        /* id vps_id user_id action status upid exitstatus error */
-        json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s?, s:s?}",
+        /* id vps_id user_id action status upid exitstatus error: "error" in the customer's
+         * words (browsers get it pushed), Proxmox's own as "detail" (webhooks only) */
+        json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s?, s:s?, s:s?}",
                                  "serverId", (json_int_t)apr_atoi64(t[1]),
                                  "userId", (json_int_t)apr_atoi64(t[2] ? t[2] : "0"),
                                  "taskId", (json_int_t)apr_atoi64(t[0]),
-                                 "action", t[3], "status", t[4], "upid", t[5], "error", t[7]);
+                                 "action", t[3], "status", t[4], "upid", t[5],
+                                 "error", ospab_pve_error_text(p, t[7]), "detail", t[7]);
 
         if (!data || ospab_event_add(db, p, a->now, OSPAB_EVENT_TASK, data) != APR_SUCCESS) {
             n = 0;

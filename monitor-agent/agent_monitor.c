@@ -1105,7 +1105,9 @@ static void push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
         else if (ev && sid > 0) {
             json_t *msg = json_deep_copy(data);
 
+            /* the browser gets the panel's words; Proxmox's own are the provider's */
             json_object_del(msg, "userId");
+            json_object_del(msg, "detail");
             agent_publish(ag, (apr_int64_t)sid, ev, msg);
             json_decref(msg);
         }

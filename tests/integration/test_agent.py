@@ -980,3 +980,35 @@ def test_database_trouble_is_survived(sim, world, srv, database, agent, request)
         # lib/ospab_db.c, or opened again)
         now = {r["ID"] for r in database.server.query(q)}
         assert len(now - before - mine) >= 2, (now, before, mine)
+
+
+def test_task_finished_push_speaks_the_panels_words(sim, world, srv, database, agent):
+    """A failed task is pushed to the owner's browser in the panel's words, never with
+    Proxmox's own message (a storage, a path): that goes to the billing site's webhook as
+    "detail" only (security fix: Proxmox's raw text reached customers)."""
+    agent()
+    sim.configure(time_scale=0.5)               # vzcreate takes 4 s: time to subscribe
+    sim.fault(kind="task_error", type="vzcreate", message="no space left on device")
+    try:
+        r = requests.post(srv.url("/api/server/create"), json={"osId": 1, "tariffId": 1},
+                          headers={"Authorization": f"Bearer {world.tok['alice']}"}, timeout=30)
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        c, got = sio_client(srv, world.tok["alice"])
+        try:
+            assert c.call("subscribe-server", sid, timeout=10)["ok"] is True
+            ev = wait_for(lambda: got["task-finished"], timeout=30, what="task-finished")[-1]
+        finally:
+            c.disconnect()
+    finally:
+        sim.clear_faults()
+        sim.configure(time_scale=TIME_SCALE)
+    assert ev["serverId"] == sid and ev["status"] == "error", ev
+    assert ev["error"] == ("the operation failed on the hypervisor; your provider has the "
+                           "details"), ev
+    assert "detail" not in ev and "no space" not in json.dumps(ev), ev
+    rows = database.query("SELECT payload FROM webhook_outbox WHERE event = 'task.finished'")
+    data = [json.loads(x["payload"])["data"] for x in rows]
+    mine = [d for d in data if d["serverId"] == sid]
+    assert mine and "no space left on device" in mine[-1]["detail"], mine
+    assert mine[-1]["error"] == ev["error"], mine
