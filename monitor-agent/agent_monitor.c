@@ -278,6 +278,9 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
     if (!have) {
         return 0;
     }
+    /* one rounding for everything the sample decides and says (seed 003: "CPU usage is at
+     * 95%" is a whole percent): the thresholds, the level, the text and the value agree */
+    value = floor(value + 0.5);
     if (!streak) {
         streak = apr_pcalloc(m->state_pool, sizeof(*streak));
         apr_hash_set(m->streak, apr_pstrdup(m->state_pool, key), APR_HASH_KEY_STRING, streak);
@@ -322,8 +325,10 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
     if (*streak < c->alert_samples) {
         return 0;
     }
-    level = value >= c->alert_critical ? "critical" : "warning";
-    message = apr_psprintf(p, "%s usage is at %.0f%%", alert_names[type], floor(value));
+    /* critical only above the provider's threshold, like warning above high: seed 003's
+     * 95 % is a warning with the default critical = 95 */
+    level = value > c->alert_critical ? "critical" : "warning";
+    message = apr_psprintf(p, "%s usage is at %.0f%%", alert_names[type], value);
     if (cur && (!strcmp(cur[3], "critical") || !strcmp(level, "warning"))) {
         return 0;               /* open already, and not getting worse */
     }
@@ -345,7 +350,7 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
         return 0;
     }
     {
-        const char *val = apr_psprintf(p, "%.1f", value);
+        const char *val = apr_psprintf(p, "%.0f", value);
         int good;
 
         const char *alert_id = cur ? cur[0] : NULL;
@@ -368,7 +373,7 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
                                      "userId", (json_int_t)apr_atoi64(v[V_USER]),
                                      "alertId", (json_int_t)apr_atoi64(alert_id),
                                      "type", alert_types[type], "level", level,
-                                     "value", floor(value * 10) / 10, "message", message,
+                                     "value", value, "message", message,
                                      "escalated", cur != NULL);
 
             good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_OPENED, data) == APR_SUCCESS;
@@ -379,7 +384,7 @@ static int alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *
             json_t *vars = json_pack("{s:I, s:s, s:s, s:f, s:s, s:s}",
                                      "serverId", (json_int_t)apr_atoi64(v[V_ID]),
                                      "serverName", v[V_NAME] ? v[V_NAME] : "",
-                                     "type", alert_types[type], "value", floor(value),
+                                     "type", alert_types[type], "value", value,
                                      "level", level, "message", message);
             /* one e-mail per alert episode and level, even if this round is repeated */
             const char *dedupe = apr_psprintf(p, "alert:%s:%s:%s:%s", v[V_ID], alert_types[type],

@@ -402,6 +402,28 @@ def test_alert_needs_two_samples_and_clears_below_85(sim, world, database, agent
     assert ev[0][1]["escalated"] is False and ev[0][1]["userId"] == world.alice, ev
 
 
+def test_alert_levels_and_rounding_as_seed_003_shows_them(sim, world, database, agent):
+    """Issue 10 item 6: 95 % is a warning (seed 003: {type:'cpu', message:'CPU usage is at
+    95%', level:'warning'}), critical only above the critical threshold; the message, the
+    stored value and the event's value are one rounding (94.96 % is 95 % everywhere)."""
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    sim.guest(vmid, cpu=0.9496)
+    agent(sections={"agent": {"poll_interval": "1s"}, "alerts": {"samples": "1"}})
+    al = wait_for(lambda: open_alerts(database, sid), what="an alert at 95 %")
+    assert al == [{"type": "cpu", "level": "warning", "message": "CPU usage is at 95%",
+                   "state": "open"}], al
+    row = database.query("SELECT value FROM alerts WHERE vps_id = ?", [sid])[0]
+    assert float(row["value"]) == 95.0, row
+    ev = [e["data"] for e in events(database, sid, "alert.opened")]
+    assert ev and ev[0]["value"] == 95 and ev[0]["level"] == "warning", ev
+    sim.guest(vmid, cpu=0.956)            # 96 %: above the threshold, critical
+    wait_for(lambda: open_alerts(database, sid)[0]["level"] == "critical", what="escalation")
+    assert open_alerts(database, sid)[0]["message"] == "CPU usage is at 96%"
+    ev = [e["data"] for e in events(database, sid, "alert.opened")]
+    assert ev[-1]["value"] == 96 and ev[-1]["escalated"] is True, ev
+
+
 def test_critical_alert_is_emailed_once_per_cooldown(sim, world, database, agent):
     vmid = make_guest(sim)
     sid = ours(world, vmid)
