@@ -13,6 +13,7 @@ The agent runs as www-data when the tests run as root, as in production (it shar
 SQLite file with Apache's children: a root-owned -wal/-shm would lock them out).
 """
 
+import grp
 import os
 import re
 import signal
@@ -45,19 +46,25 @@ class Agent:
     clusters:  [(name, {key: value})] for [cluster NAME] sections
     sections:  {"agent": {...}, "alerts": {...}, "smtp": {...}, ...} overriding defaults
     websocket: False turns [websocket] off
+    user:      run as this user (and its group, plus www-data's for a shared SQLite file),
+               with its config and JWT key root:<group> 0640 as the README's layout has
+               them (tests/integration/test_layout.py); default: www-data
+    etc:       where the config and the JWT key go (default: the run directory)
     """
 
     def __init__(self, db, jwt_secret=None, clusters=(), sections=None, websocket=True,
-                 rundir=None, log_level="info"):
+                 rundir=None, log_level="info", user=None, etc=None):
         self.db = db
+        self.user = user
         self.jwt_secret = jwt_secret
         self.clusters = list(clusters)
         self.sections = {k: dict(v) for k, v in (sections or {}).items()}
         self.websocket = websocket
         self.rundir = Path(rundir) if rundir else harness.make_run_dir("agent-")
-        self.conf_file = self.rundir / "agent.conf"
+        etc = Path(etc) if etc else self.rundir
+        self.conf_file = etc / "agent.conf"
         self.log_file = self.rundir / "agent.log"
-        self.jwt_key_file = self.rundir / "jwt.key"
+        self.jwt_key_file = etc / "jwt.key"
         self.log_level = log_level
         self.proc = None
         self.port = None
@@ -92,19 +99,28 @@ class Agent:
         return "\n".join(lines) + "\n"
 
     def write_config(self):
+        if self.user:
+            # the README's layout: root owns them, the agent's group may read them
+            gid = grp.getgrnam(self.user).gr_gid
+            for path, text in ((self.jwt_key_file, self.jwt_secret),
+                               (self.conf_file, self.config_text())):
+                if text is not None:
+                    harness.write_private(path, text, 0o640)
+                    os.chown(path, 0, gid)
+            return
         if self.jwt_secret is not None:
-            self.jwt_key_file.write_text(self.jwt_secret)
-            os.chmod(self.jwt_key_file, 0o600)
+            harness.write_private(self.jwt_key_file, self.jwt_secret)
             harness._chown_www(self.jwt_key_file)
-        self.conf_file.write_text(self.config_text())
-        os.chmod(self.conf_file, 0o600)
+        harness.write_private(self.conf_file, self.config_text())
         harness._chown_www(self.conf_file)
         harness._chown_www(self.rundir)
 
     # -- control ------------------------------------------------------------------------
     def _popen_kw(self):
         kw = {}
-        if harness._is_root():
+        if self.user:
+            kw = {"user": self.user, "group": self.user, "extra_groups": [harness.WWW_USER]}
+        elif harness._is_root():
             kw = {"user": harness.WWW_USER, "group": harness.WWW_USER}
         return kw
 
