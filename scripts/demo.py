@@ -11,9 +11,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "tests" / "pvesim"))
+sys.path.insert(0, str(REPO / "tests" / "sshd"))
 import harness  # noqa: E402
 from simctl import PveSim  # noqa: E402
 from agentharness import Agent, sim_cluster  # noqa: E402
+from smtpserver import SmtpServer  # noqa: E402
+from webhookreceiver import Receiver  # noqa: E402
+import sshd as sshdmod  # noqa: E402
+
+WEBHOOK_SECRET = "demo-webhook-secret-" + "0123456789abcdef"
 
 DEMO_PASSWORD = "demo-password"
 CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "ram": 2048,
@@ -63,6 +69,8 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
          f"{server_id})" '; echo "SERVER_ID=$SERVER_ID"'),
         f"curl -s {url}/api/server/$SERVER_ID/tasks {auth}",
         f"curl -s {url}/api/server/$SERVER_ID/status {auth}",
+        # a new root password, set over the node's SSH (shown this once)
+        f"curl -s -X POST {url}/api/server/$SERVER_ID/password {auth}",
     ]
 
 
@@ -119,11 +127,30 @@ def main():
     harness.prepare_database(db)
     # the Proxmox VE simulator (tests/pvesim) stands in for a Proxmox node
     sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25).start()
+    # where the e-mail goes: a local SMTP server (STARTTLS, AUTH) that keeps every message
+    # as an .eml file; the billing site's webhook: a receiver that checks the signatures
+    maildir = base / "mail"
+    maildir.mkdir(mode=0o755)
+    (base / "smtp-tls").mkdir(mode=0o755)
+    smtp = SmtpServer(users={"panel": "demo-smtp-password"}, rundir=base / "smtp-tls",
+                      maildir=maildir).start()
+    hooks = Receiver(secret=WEBHOOK_SECRET, log_file=base / "webhooks.log").start()
+    # the node's SSH for root password resets (pct exec ... chpasswd): a private sshd whose
+    # forced command sets the password on the simulator (tests/sshd); it needs root
+    node = None
+    ssh_conf = []
+    if os.geteuid() == 0:
+        sshdmod.reap_orphans(base)
+        node = sshdmod.Sshd(base / "sshd", control=sim.info["control"], ca=sim.ca,
+                            node="pve1").start()
+        ssh_conf = [f"OspabProxmoxSSHHost 127.0.0.1:{node.port}", "OspabProxmoxSSHUser root",
+                    f"OspabProxmoxSSHKey {node.client_key}",
+                    f"OspabProxmoxSSHKnownHosts {node.known_hosts}"]
     rundir = base / "httpd"
     rundir.mkdir(mode=0o755)
     agent_port = harness.free_port()
     mods = harness.APACHE_MODULES
-    httpd = harness.Apache(db, port=args.port, rundir=rundir, extra_conf=[
+    httpd = harness.Apache(db, port=args.port, rundir=rundir, extra_conf=ssh_conf + [
         f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
         f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1", "OspabSelfService On",
         # the agent's live push on the same origin (conf/ospab.conf)
@@ -140,13 +167,27 @@ def main():
                       "agent": {"poll_interval": "10s", "live_interval": "2s",
                                 "task_interval": "1s", "event_interval": "500ms"},
                       "websocket": {"listen": f"127.0.0.1:{agent_port}",
-                                    "ping_interval": "25s", "ping_timeout": "20s"}})
+                                    "ping_interval": "25s", "ping_timeout": "20s"},
+                      "smtp": {"url": smtp.url, "user": "panel",
+                               "password": "demo-smtp-password", "ca": smtp.ca,
+                               "from": "ospab panel <panel@ospab.local>", "interval": "1s"},
+                      "webhook": {"url": hooks.url, "secret": WEBHOOK_SECRET,
+                                  "interval": "1s"}})
+
+    def stop_all():
+        for part in (agent, httpd, sim, smtp, hooks, node):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception as e:          # the rest must stop all the same
+                    print(f"scripts/demo: stopping {type(part).__name__}: {e}",
+                          file=sys.stderr)
+
     try:
         httpd.start()
         agent.start()
     except Exception:
-        httpd.stop()
-        sim.stop()
+        stop_all()
         raise
     url = f"http://127.0.0.1:{args.port}"
     # the demo customer (user 5) gets a password and a token
@@ -200,9 +241,7 @@ def main():
                   f"{created['id']} is {status_now}")
             ok = ok and bool(got) and got[0]["serverId"] == created["id"]
         finally:
-            agent.stop()
-            httpd.stop()
-            sim.stop()
+            stop_all()
         sys.exit(0 if ok else 1)
 
     print(f"""
@@ -213,6 +252,10 @@ ospab panel demo is running
   Proxmox:    simulator at {sim.url} (node pve1; self-service on)
   agent:      ospab-agent, config {agent.conf_file} (log: {agent.log_file});
               live push at {url}/socket.io/ (Apache -> 127.0.0.1:{agent_port})
+  e-mail:     SMTP sink {smtp.url}: every message lands in {maildir}/ as an .eml file
+  webhooks:   receiver {hooks.url}: each signed delivery is a line of {base / "webhooks.log"}
+  node SSH:   {f"sshd 127.0.0.1:{node.port} (root password resets of containers)" if node
+               else "not started (needs root): POST /api/server/ID/password answers 503"}
   sync key:   {httpd.sync_key}
   customer:   demo@ospab.local / {DEMO_PASSWORD} (user 5), token valid 24 h:
   token:      {token}
@@ -229,9 +272,7 @@ create something keep its id in $VPS_ID / $SERVER_ID for the next ones):
     print(f"\nSettings written to {env_file}\nCtrl-C stops the demo.", flush=True)
 
     def stop(*_):
-        agent.stop()
-        httpd.stop()
-        sim.stop()
+        stop_all()
         print("\ndemo stopped", flush=True)
         sys.exit(0)
 

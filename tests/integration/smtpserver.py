@@ -9,6 +9,7 @@ made by `openssl`, AUTH PLAIN/LOGIN required, every accepted message recorded.
     smtp.always = "554 5.7.1 refused"                                # every message
     smtp.delay = 2.0             # seconds before the final 250 (a kill lands inside)
     smtp.messages                # [Received], only those answered with 250
+    SmtpServer(maildir=path)     # each of them also written to path/NNNN.eml
     smtp.stop()
 
 A message counts as received only when the server answered 250: a client that goes
@@ -83,16 +84,22 @@ class _Handler:
             return reply
         login = (session.auth_data.login.decode()
                  if isinstance(session.auth_data, LoginPassword) else None)
+        data = bytes(envelope.original_content or envelope.content)
         with s.lock:
-            s.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                       bytes(envelope.original_content or envelope.content),
+            s.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data,
                                        login, s.implicit_tls or session.ssl is not None))
+            n = len(s.messages)
+        if s.maildir:
+            # one file per accepted message, as a mail client would save it (the demo's sink)
+            (s.maildir / f"{n:04d}.eml").write_bytes(data)
         return "250 2.0.0 OK queued"
 
 
 class SmtpServer:
-    def __init__(self, users=None, implicit_tls=False, tls=True, rundir=None):
+    def __init__(self, users=None, implicit_tls=False, tls=True, rundir=None, maildir=None):
+        """maildir: also write every accepted message there as NNNN.eml."""
         self.users = dict(users or {"mailer": "mailer-password"})
+        self.maildir = maildir
         self.implicit_tls = implicit_tls
         self.tls = tls              # False: no STARTTLS offered, AUTH in the clear allowed
         self.rundir = rundir or harness.make_run_dir("smtp-")
