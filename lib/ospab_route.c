@@ -1,5 +1,6 @@
-/* ospab core: the router. Patterns and paths are compared segment by segment; "{id}"
- * takes a positive decimal integer without leading zeros (ids are never 0). */
+/* ospab core: the router and the API's route table. Patterns and paths are compared segment
+ * by segment; "{id}" takes a positive decimal integer without leading zeros (ids are never
+ * 0). */
 #include <string.h>
 
 #include <apr_strings.h>
@@ -71,3 +72,45 @@ ospab_route_result_e ospab_route_find(const ospab_route_t *table, const char *me
     }
     return OSPAB_ROUTE_NOT_FOUND;
 }
+
+const ospab_route_t ospab_api_routes[] = {
+    /* the billing site (X-API-Key) */
+    { "POST", "/api/vps/sync", OSPAB_OP_VPS_SYNC, NULL },
+    { "POST", "/api/vps/sync/batch", OSPAB_OP_VPS_SYNC_BATCH, NULL },
+    { "POST", "/api/users/sync", OSPAB_OP_USERS_SYNC, NULL },
+    { "POST", "/api/notify", OSPAB_OP_NOTIFY, NULL },
+    { "GET", "/api/health", OSPAB_OP_HEALTH, NULL },
+    /* sessions */
+    { "POST", "/api/auth/login", OSPAB_OP_LOGIN, NULL },
+    { "POST", "/api/auth/refresh", OSPAB_OP_REFRESH, NULL },
+    { "POST", "/api/auth/logout", OSPAB_OP_LOGOUT, NULL },
+    { "GET", "/api/auth/me", OSPAB_OP_ME, NULL },
+    /* customers' reads (seed 001, seed 003) */
+    { "GET", "/api/vps", OSPAB_OP_VPS_LIST, NULL },
+    { "GET", "/api/vps/{id}", OSPAB_OP_VPS_GET, NULL },
+    { "GET", "/api/server", OSPAB_OP_SERVER_LIST, NULL },
+    { "GET", "/api/server/{id}", OSPAB_OP_SERVER_GET, NULL },
+    { "GET", "/api/tariffs", OSPAB_OP_TARIFFS, NULL },
+    { "GET", "/api/os", OSPAB_OP_OS, NULL },
+    /* server management (seed 003), the power routes of seed 001 */
+    { "POST", "/api/server/create", OSPAB_OP_SERVER_CREATE, NULL },
+    { "POST", "/api/server/console", OSPAB_OP_CONSOLE, NULL },
+    { "DELETE", "/api/server/{id}", OSPAB_OP_SERVER_DELETE, NULL },
+    { "GET", "/api/server/{id}/status", OSPAB_OP_STATUS, NULL },
+    { "POST", "/api/server/{id}/start", OSPAB_OP_POWER, "start" },
+    { "POST", "/api/server/{id}/stop", OSPAB_OP_POWER, "stop" },
+    { "POST", "/api/server/{id}/restart", OSPAB_OP_POWER, "restart" },
+    { "POST", "/api/server/{id}/password", OSPAB_OP_PASSWORD, NULL },
+    { "PUT", "/api/server/{id}/resize", OSPAB_OP_RESIZE, NULL },
+    { "GET", "/api/server/{id}/snapshots", OSPAB_OP_SNAPSHOTS, "list" },
+    { "POST", "/api/server/{id}/snapshots", OSPAB_OP_SNAPSHOTS, "create" },
+    { "DELETE", "/api/server/{id}/snapshots", OSPAB_OP_SNAPSHOTS, "delete" },
+    { "POST", "/api/server/{id}/snapshots/rollback", OSPAB_OP_SNAPSHOTS, "rollback" },
+    { "GET", "/api/server/{id}/tasks", OSPAB_OP_TASKS, NULL },
+    { "POST", "/api/vps/{id}/start", OSPAB_OP_POWER, "start" },
+    { "POST", "/api/vps/{id}/stop", OSPAB_OP_POWER, "stop" },
+    { "POST", "/api/vps/{id}/restart", OSPAB_OP_POWER, "restart" },
+    { "POST", "/api/vps/{id}/reboot", OSPAB_OP_POWER, "reboot" },
+    { "GET", "/api/vps/{id}/stats", OSPAB_OP_STATUS, NULL },
+    { NULL, NULL, OSPAB_OP_NONE, NULL }
+};

@@ -1,4 +1,6 @@
-/* ospab core: method + path -> route, with {id} path parameters. */
+/* ospab core: the API's routes (method + path pattern -> what to do) and the router, with
+ * {id} path parameters. The table is data the module dispatches on (one handler per
+ * operation, mod_ospab/ospab_mod_handler.c) and that the tests and fuzzers read too. */
 #ifndef OSPAB_ROUTE_H
 #define OSPAB_ROUTE_H
 
@@ -6,11 +8,29 @@
 
 #define OSPAB_ROUTE_MAX_PARAMS 4
 
+/* What a route does. Routes that differ only in a variant (the power actions, the
+ * snapshot operations) share an operation and name the variant in their action. */
+typedef enum {
+    OSPAB_OP_NONE = 0,
+    OSPAB_OP_VPS_SYNC, OSPAB_OP_VPS_SYNC_BATCH, OSPAB_OP_USERS_SYNC, OSPAB_OP_NOTIFY,
+    OSPAB_OP_HEALTH,
+    OSPAB_OP_LOGIN, OSPAB_OP_REFRESH, OSPAB_OP_LOGOUT, OSPAB_OP_ME,
+    OSPAB_OP_VPS_LIST, OSPAB_OP_VPS_GET, OSPAB_OP_SERVER_LIST, OSPAB_OP_SERVER_GET,
+    OSPAB_OP_TARIFFS, OSPAB_OP_OS,
+    OSPAB_OP_SERVER_CREATE, OSPAB_OP_CONSOLE, OSPAB_OP_SERVER_DELETE, OSPAB_OP_STATUS,
+    OSPAB_OP_POWER, OSPAB_OP_PASSWORD, OSPAB_OP_RESIZE, OSPAB_OP_SNAPSHOTS, OSPAB_OP_TASKS,
+    OSPAB_OP_COUNT
+} ospab_op_e;
+
 typedef struct {
     const char *method;   /* "GET", "POST", ... ; GET also answers HEAD */
     const char *pattern;  /* "/api/vps/{id}/start": "{id}" matches a positive integer */
-    const void *data;     /* what the caller dispatches to */
+    ospab_op_e op;
+    const char *action;   /* the variant: "start" (power), "rollback" (snapshots); or NULL */
 } ospab_route_t;
+
+/* Every route of the API, in one table ending with a NULL method. */
+extern const ospab_route_t ospab_api_routes[];
 
 typedef struct {
     const ospab_route_t *route;

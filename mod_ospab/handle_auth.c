@@ -57,8 +57,7 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
         return ospab_mod_error(r, HTTP_NOT_IMPLEMENTED, "login is handled by the identity "
                                "provider: no OspabJWTSigningKey is configured");
     }
-    rc = ospab_mod_read_json(r, &body, &raw, &len);
-    if (!body) {
+    if (!ospab_mod_json_body(r, &body, &raw, &len, &rc)) {
         return rc;
     }
     actor_of(r, &actor);
@@ -128,9 +127,9 @@ static int with_refresh_token(request_rec *r, session_fn *fn)
     json_t *body;
     const char *raw;
     apr_size_t len;
-    int rc = ospab_mod_read_json(r, &body, &raw, &len);
+    int rc;
 
-    if (!body) {
+    if (!ospab_mod_json_body(r, &body, &raw, &len, &rc)) {
         return rc;
     }
     if (!(db = ospab_mod_db(r))) {

@@ -123,10 +123,14 @@ int ospab_mod_respond(request_rec *r, int status, json_t *body);
 int ospab_mod_respond_text(request_rec *r, int status, const char *json_text);
 int ospab_mod_error(request_rec *r, int status, const char *msg);
 int ospab_mod_error_fields(request_rec *r, int status, const char *msg, json_t *fields);
-/* Reads and parses a JSON request body with the size limit and the Content-Type check.
- * Returns OK with *json and the raw *body, or an error response was already sent (the
- * return value is then what the handler must return). */
-int ospab_mod_read_json(request_rec *r, json_t **json, const char **body, apr_size_t *len);
+/* The glue's one convention: a helper that may answer the request itself returns 1 when
+ * the handler should go on, and 0 when the response was sent, with the handler's return
+ * value in *done. */
+
+/* Reads and parses a JSON request body with the size limit and the Content-Type check: 1
+ * with *json and the raw *body; 0 after the 4xx (413, 415, 400 with the position). */
+int ospab_mod_json_body(request_rec *r, json_t **json, const char **body, apr_size_t *len,
+                        int *done);
 
 /* ospab_mod_auth.c: Bearer tokens. Returns 1 with *who filled, or 0 after sending the 401
  * (or 503) whose return value is in *done. */
@@ -146,33 +150,17 @@ int ospab_mod_handler(request_rec *r);
 int ospab_mod_translate_name(request_rec *r);
 int ospab_mod_map_to_storage(request_rec *r);
 
-/* route handlers */
+/* route handlers: one per operation of lib/ospab_route.c's table (ospab_mod_handler.c
+ * dispatches); the route's action is m->route->action */
 typedef int ospab_mod_route_fn(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_vps_sync(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_vps_sync_batch(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_users_sync(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_health(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_refresh(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_logout(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_vps_list(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_vps_get(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_list(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_get(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_tariffs(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_power(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_create(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_delete(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_status(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_password(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_resize(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_snapshots(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_snapshot_rollback(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_console(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_server_tasks(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_os(request_rec *r, const ospab_route_match_t *m);
-int ospab_mod_handle_notify(request_rec *r, const ospab_route_match_t *m);
+ospab_mod_route_fn ospab_mod_handle_vps_sync, ospab_mod_handle_vps_sync_batch,
+    ospab_mod_handle_users_sync, ospab_mod_handle_notify, ospab_mod_handle_health,
+    ospab_mod_handle_login, ospab_mod_handle_refresh, ospab_mod_handle_logout,
+    ospab_mod_handle_me, ospab_mod_handle_vps_list, ospab_mod_handle_vps_get,
+    ospab_mod_handle_server_list, ospab_mod_handle_server_get, ospab_mod_handle_tariffs,
+    ospab_mod_handle_os;
+/* every server-management operation (seed 003, the power routes of seed 001) */
+ospab_mod_route_fn ospab_mod_handle_server;
 /* the result of a core call as the response (logs 5xx causes) */
 int ospab_mod_finish(request_rec *r, ospab_result_t *res);
 

@@ -100,8 +100,7 @@ int ospab_mod_sync_request(request_rec *r, json_t **req, const char **body, apr_
     if (!sync_key(r, done)) {
         return 0;
     }
-    *done = ospab_mod_read_json(r, req, body, len);
-    if (!*req) {
+    if (!ospab_mod_json_body(r, req, body, len, done)) {
         return 0;
     }
     if (!(*db = ospab_mod_db(r))) {

@@ -1,4 +1,5 @@
-/* mod_ospab: the route table and the content handler that dispatches to it. */
+/* mod_ospab: the content handler. The routes are lib/ospab_route.c's table; each operation
+ * has one handler here. */
 #include <strings.h>
 
 #include <ap_expr.h>
@@ -7,45 +8,32 @@
 
 #define ROUTE_NOTE "ospab-route"
 
-/* One table for every route; later resources join it here. */
-static const ospab_route_t routes[] = {
-    { "POST", "/api/vps/sync", (const void *)ospab_mod_handle_vps_sync },
-    { "POST", "/api/vps/sync/batch", (const void *)ospab_mod_handle_vps_sync_batch },
-    { "POST", "/api/users/sync", (const void *)ospab_mod_handle_users_sync },
-    { "POST", "/api/notify", (const void *)ospab_mod_handle_notify },
-    { "GET", "/api/health", (const void *)ospab_mod_handle_health },
-    { "POST", "/api/auth/login", (const void *)ospab_mod_handle_login },
-    { "POST", "/api/auth/refresh", (const void *)ospab_mod_handle_refresh },
-    { "POST", "/api/auth/logout", (const void *)ospab_mod_handle_logout },
-    { "GET", "/api/auth/me", (const void *)ospab_mod_handle_me },
-    { "GET", "/api/vps", (const void *)ospab_mod_handle_vps_list },
-    { "GET", "/api/vps/{id}", (const void *)ospab_mod_handle_vps_get },
-    { "GET", "/api/server", (const void *)ospab_mod_handle_server_list },
-    { "GET", "/api/server/{id}", (const void *)ospab_mod_handle_server_get },
-    { "GET", "/api/tariffs", (const void *)ospab_mod_handle_tariffs },
-    /* server management (seed 003), power routes of seed 001 */
-    { "POST", "/api/server/create", (const void *)ospab_mod_handle_server_create },
-    { "POST", "/api/server/console", (const void *)ospab_mod_handle_console },
-    { "DELETE", "/api/server/{id}", (const void *)ospab_mod_handle_server_delete },
-    { "GET", "/api/server/{id}/status", (const void *)ospab_mod_handle_server_status },
-    { "POST", "/api/server/{id}/start", (const void *)ospab_mod_handle_power },
-    { "POST", "/api/server/{id}/stop", (const void *)ospab_mod_handle_power },
-    { "POST", "/api/server/{id}/restart", (const void *)ospab_mod_handle_power },
-    { "POST", "/api/server/{id}/password", (const void *)ospab_mod_handle_server_password },
-    { "PUT", "/api/server/{id}/resize", (const void *)ospab_mod_handle_server_resize },
-    { "GET", "/api/server/{id}/snapshots", (const void *)ospab_mod_handle_snapshots },
-    { "POST", "/api/server/{id}/snapshots", (const void *)ospab_mod_handle_snapshots },
-    { "DELETE", "/api/server/{id}/snapshots", (const void *)ospab_mod_handle_snapshots },
-    { "POST", "/api/server/{id}/snapshots/rollback",
-      (const void *)ospab_mod_handle_snapshot_rollback },
-    { "GET", "/api/server/{id}/tasks", (const void *)ospab_mod_handle_server_tasks },
-    { "POST", "/api/vps/{id}/start", (const void *)ospab_mod_handle_power },
-    { "POST", "/api/vps/{id}/stop", (const void *)ospab_mod_handle_power },
-    { "POST", "/api/vps/{id}/restart", (const void *)ospab_mod_handle_power },
-    { "POST", "/api/vps/{id}/reboot", (const void *)ospab_mod_handle_power },
-    { "GET", "/api/vps/{id}/stats", (const void *)ospab_mod_handle_server_status },
-    { "GET", "/api/os", (const void *)ospab_mod_handle_os },
-    { NULL, NULL, NULL }
+/* Every operation's handler (the server-management ones share one dispatcher). */
+static ospab_mod_route_fn *const handlers[OSPAB_OP_COUNT] = {
+    [OSPAB_OP_VPS_SYNC] = ospab_mod_handle_vps_sync,
+    [OSPAB_OP_VPS_SYNC_BATCH] = ospab_mod_handle_vps_sync_batch,
+    [OSPAB_OP_USERS_SYNC] = ospab_mod_handle_users_sync,
+    [OSPAB_OP_NOTIFY] = ospab_mod_handle_notify,
+    [OSPAB_OP_HEALTH] = ospab_mod_handle_health,
+    [OSPAB_OP_LOGIN] = ospab_mod_handle_login,
+    [OSPAB_OP_REFRESH] = ospab_mod_handle_refresh,
+    [OSPAB_OP_LOGOUT] = ospab_mod_handle_logout,
+    [OSPAB_OP_ME] = ospab_mod_handle_me,
+    [OSPAB_OP_VPS_LIST] = ospab_mod_handle_vps_list,
+    [OSPAB_OP_VPS_GET] = ospab_mod_handle_vps_get,
+    [OSPAB_OP_SERVER_LIST] = ospab_mod_handle_server_list,
+    [OSPAB_OP_SERVER_GET] = ospab_mod_handle_server_get,
+    [OSPAB_OP_TARIFFS] = ospab_mod_handle_tariffs,
+    [OSPAB_OP_OS] = ospab_mod_handle_os,
+    [OSPAB_OP_SERVER_CREATE] = ospab_mod_handle_server,
+    [OSPAB_OP_CONSOLE] = ospab_mod_handle_server,
+    [OSPAB_OP_SERVER_DELETE] = ospab_mod_handle_server,
+    [OSPAB_OP_STATUS] = ospab_mod_handle_server,
+    [OSPAB_OP_POWER] = ospab_mod_handle_server,
+    [OSPAB_OP_PASSWORD] = ospab_mod_handle_server,
+    [OSPAB_OP_RESIZE] = ospab_mod_handle_server,
+    [OSPAB_OP_SNAPSHOTS] = ospab_mod_handle_server,
+    [OSPAB_OP_TASKS] = ospab_mod_handle_server,
 };
 
 int ospab_mod_handler(request_rec *r)
@@ -57,7 +45,7 @@ int ospab_mod_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, OSPAB_HANDLER)) {
         return DECLINED;
     }
-    switch (ospab_route_find(routes, r->method, r->uri, &m, &allow, r->pool)) {
+    switch (ospab_route_find(ospab_api_routes, r->method, r->uri, &m, &allow, r->pool)) {
     case OSPAB_ROUTE_FOUND:
         break;
     case OSPAB_ROUTE_BAD_METHOD:
@@ -68,8 +56,13 @@ int ospab_mod_handler(request_rec *r)
     default:
         return ospab_mod_error(r, HTTP_NOT_FOUND, "not found");
     }
-    /* function pointers travel through the core's route table as data */
-    fn = (ospab_mod_route_fn *)(apr_uintptr_t)m.route->data;
+    fn = handlers[m.route->op];
+    if (!fn) {
+        /* a route whose operation has no handler: the table and this file disagree */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00204)
+                      "no handler for %s %s", m.route->method, m.route->pattern);
+        return ospab_mod_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+    }
     return fn(r, &m);
 }
 

@@ -106,7 +106,8 @@ static int json_content_type(const char *ct)
     return 1;
 }
 
-int ospab_mod_read_json(request_rec *r, json_t **json, const char **body, apr_size_t *len)
+/* The body as read, or the answer that refused it (its return value). */
+static int read_json(request_rec *r, json_t **json, const char **body, apr_size_t *len)
 {
     ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
     apr_off_t limit = sc->max_body > 0 ? sc->max_body : OSPAB_DEFAULT_MAX_BODY;
@@ -202,4 +203,11 @@ int ospab_mod_read_json(request_rec *r, json_t **json, const char **body, apr_si
     *body = buf;
     *len = used;
     return OK;
+}
+
+int ospab_mod_json_body(request_rec *r, json_t **json, const char **body, apr_size_t *len,
+                        int *done)
+{
+    *done = read_json(r, json, body, len);
+    return *json != NULL;
 }

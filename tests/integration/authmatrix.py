@@ -3,7 +3,7 @@ answer (docs/auth.md, docs/sync-api.md).
 
 A new route joins by adding one `Route` row to ROUTES; test_auth.py runs it
 against every entry of CREDENTIALS, on SQLite and MariaDB, and fails if a
-route of mod_ospab's route table (mod_ospab/ospab_mod_handler.c) has no row.
+route of the API's route table (lib/ospab_route.c) has no row.
 
 Route fields
   method, path   "{id}" in the path is replaced by the id of a VPS owned by

@@ -19,16 +19,17 @@ static void teardown(void)
     pool = NULL;
 }
 
+/* the router's own behaviour, on a table whose actions name the routes */
 static const ospab_route_t table[] = {
-    { "GET",    "/api/health",                 "health" },
-    { "POST",   "/api/vps/sync",               "sync" },
-    { "POST",   "/api/vps/sync/batch",         "batch" },
-    { "GET",    "/api/vps/{id}",               "vps_get" },
-    { "DELETE", "/api/vps/{id}",               "vps_delete" },
-    { "PUT",    "/api/vps/{id}",               "vps_put" },
-    { "POST",   "/api/vps/{id}/start",         "vps_start" },
-    { "GET",    "/api/users/{id}/vps/{id}",    "user_vps" },
-    { NULL, NULL, NULL }
+    { "GET",    "/api/health",                 OSPAB_OP_HEALTH, "health" },
+    { "POST",   "/api/vps/sync",               OSPAB_OP_VPS_SYNC, "sync" },
+    { "POST",   "/api/vps/sync/batch",         OSPAB_OP_VPS_SYNC_BATCH, "batch" },
+    { "GET",    "/api/vps/{id}",               OSPAB_OP_VPS_GET, "vps_get" },
+    { "DELETE", "/api/vps/{id}",               OSPAB_OP_NONE, "vps_delete" },
+    { "PUT",    "/api/vps/{id}",               OSPAB_OP_NONE, "vps_put" },
+    { "POST",   "/api/vps/{id}/start",         OSPAB_OP_POWER, "vps_start" },
+    { "GET",    "/api/users/{id}/vps/{id}",    OSPAB_OP_NONE, "user_vps" },
+    { NULL, NULL, OSPAB_OP_NONE, NULL }
 };
 
 static ospab_route_match_t m;
@@ -44,10 +45,10 @@ static ospab_route_result_e find(const char *method, const char *path)
 START_TEST(exact_match)
 {
     ck_assert_int_eq(find("GET", "/api/health"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "health");
+    ck_assert_str_eq(m.route->action, "health");
     ck_assert_int_eq(m.nparams, 0);
     ck_assert_int_eq(find("POST", "/api/vps/sync/batch"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "batch");
+    ck_assert_str_eq(m.route->action, "batch");
     ck_assert_int_eq(find("GET", "/api/healthz"), OSPAB_ROUTE_NOT_FOUND);
     ck_assert_int_eq(find("GET", "/api"), OSPAB_ROUTE_NOT_FOUND);
     ck_assert_int_eq(find("GET", ""), OSPAB_ROUTE_NOT_FOUND);
@@ -65,11 +66,11 @@ END_TEST
 START_TEST(id_param)
 {
     ck_assert_int_eq(find("GET", "/api/vps/42"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "vps_get");
+    ck_assert_str_eq(m.route->action, "vps_get");
     ck_assert_int_eq(m.nparams, 1);
     ck_assert(m.params[0] == 42);
     ck_assert_int_eq(find("POST", "/api/vps/7/start"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "vps_start");
+    ck_assert_str_eq(m.route->action, "vps_start");
     ck_assert(m.params[0] == 7);
     ck_assert_int_eq(find("GET", "/api/vps/999999999999999"), OSPAB_ROUTE_FOUND);
     ck_assert(m.params[0] == 999999999999999LL);
@@ -93,7 +94,7 @@ END_TEST
 START_TEST(several_params)
 {
     ck_assert_int_eq(find("GET", "/api/users/3/vps/19"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "user_vps");
+    ck_assert_str_eq(m.route->action, "user_vps");
     ck_assert_int_eq(m.nparams, 2);
     ck_assert(m.params[0] == 3);
     ck_assert(m.params[1] == 19);
@@ -104,9 +105,9 @@ END_TEST
 START_TEST(head_answers_get_routes)
 {
     ck_assert_int_eq(find("HEAD", "/api/health"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "health");
+    ck_assert_str_eq(m.route->action, "health");
     ck_assert_int_eq(find("HEAD", "/api/vps/5"), OSPAB_ROUTE_FOUND);
-    ck_assert_str_eq(m.route->data, "vps_get");
+    ck_assert_str_eq(m.route->action, "vps_get");
     /* HEAD is not POST */
     ck_assert_int_eq(find("HEAD", "/api/vps/sync"), OSPAB_ROUTE_BAD_METHOD);
     ck_assert_str_eq(allow, "POST");
@@ -125,6 +126,38 @@ START_TEST(method_not_allowed)
 }
 END_TEST
 
+/* the API's own table: every route does something, once */
+START_TEST(api_table)
+{
+    const ospab_route_t *a, *b;
+    int ops[OSPAB_OP_COUNT] = { 0 }, i;
+
+    for (a = ospab_api_routes; a->method; ++a) {
+        ck_assert_msg(a->op > OSPAB_OP_NONE && a->op < OSPAB_OP_COUNT, "%s", a->pattern);
+        ops[a->op]++;
+        if (a->op == OSPAB_OP_POWER || a->op == OSPAB_OP_SNAPSHOTS) {
+            ck_assert_msg(a->action != NULL, "%s %s has no action", a->method, a->pattern);
+        }
+        for (b = a + 1; b->method; ++b) {
+            ck_assert_msg(strcmp(a->method, b->method) || strcmp(a->pattern, b->pattern),
+                          "%s %s twice", a->method, a->pattern);
+        }
+    }
+    for (i = OSPAB_OP_NONE + 1; i < OSPAB_OP_COUNT; ++i) {
+        ck_assert_msg(ops[i] > 0, "operation %d has no route", i);
+    }
+    /* a few by path: the action comes with the route */
+    memset(&m, 0, sizeof(m));
+    ck_assert_int_eq(ospab_route_find(ospab_api_routes, "POST", "/api/vps/12/reboot", &m,
+                                      &allow, pool), OSPAB_ROUTE_FOUND);
+    ck_assert_int_eq(m.route->op, OSPAB_OP_POWER);
+    ck_assert_str_eq(m.route->action, "reboot");
+    ck_assert_int_eq(ospab_route_find(ospab_api_routes, "DELETE", "/api/server/3/snapshots",
+                                      &m, &allow, pool), OSPAB_ROUTE_FOUND);
+    ck_assert_str_eq(m.route->action, "delete");
+}
+END_TEST
+
 Suite *ospab_route_suite(void)
 {
     Suite *s = suite_create("route");
@@ -138,6 +171,7 @@ Suite *ospab_route_suite(void)
     tcase_add_test(tc, several_params);
     tcase_add_test(tc, head_answers_get_routes);
     tcase_add_test(tc, method_not_allowed);
+    tcase_add_test(tc, api_table);
     suite_add_tcase(s, tc);
     return s;
 }
