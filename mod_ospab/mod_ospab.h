@@ -82,7 +82,8 @@ typedef struct {
 #define OSPAB_LIVE_MUTEX "ospab-live"
 #define OSPAB_LIVE_PER_ADDRESS 16
 
-/* ospab_mod_config.c */
+/* ospab_mod_config.c: settings, directives, configtest's checks;
+ * ospab_mod_process.c: shared memory, locks, per-child clients; ospab_mod_dbd.c: mod_dbd */
 extern const command_rec ospab_mod_cmds[];
 void *ospab_mod_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
@@ -103,6 +104,11 @@ ospab_ratelimit_t *ospab_mod_ratelimit(void);
 ospab_jwt_cache_t *ospab_mod_jwt_cache(void);
 /* The request's pooled DB connection (mod_dbd), or NULL when the database is down. */
 ospab_db_t *ospab_mod_db(request_rec *r);
+/* mod_dbd is there (else logged, 0); its start-up lock, our statements handed to it */
+int ospab_mod_dbd_loaded(server_rec *s);
+int ospab_mod_dbd_pre_config(apr_pool_t *pconf);
+int ospab_mod_dbd_startup_lock(apr_pool_t *pconf, server_rec *s);
+int ospab_mod_dbd_post_config(apr_pool_t *ptemp, server_rec *s);
 
 /* ospab_mod_live.c: OspabLivePush, the live-push proxy's worker budget */
 void *ospab_mod_create_dir_conf(apr_pool_t *p, char *dir);
