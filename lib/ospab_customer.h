@@ -4,17 +4,11 @@
 #define OSPAB_CUSTOMER_H
 
 #include "ospab_db.h"
-#include "ospab_sync.h"
+#include "ospab_result.h"
 #include "ospab_jsonw.h"
 
 #define OSPAB_PAGE_DEFAULT 50
 #define OSPAB_PAGE_MAX 200
-
-typedef struct {
-    const char *user_id;    /* the caller */
-    int admin;              /* the user row's role is admin */
-    const char *session;    /* the login (refresh-token family) the token belongs to, or NULL */
-} ospab_principal_t;
 
 typedef struct {
     int limit;              /* 1..OSPAB_PAGE_MAX; 0 (no ?limit): a customer's every row (seed

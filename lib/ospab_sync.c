@@ -21,13 +21,6 @@
 
 static const char *const actions[] = { "create", "update", "delete", NULL };
 
-void ospab_result_error(apr_pool_t *p, ospab_result_t *res, int status, const char *msg,
-                        json_t *fields)
-{
-    res->status = status;
-    res->body = ospab_json_own(p, ospab_json_error(msg, fields));
-}
-
 static void result_ok(apr_pool_t *p, ospab_result_t *res, int status, const char *message,
                       const char *key, json_t *record)
 {
@@ -38,125 +31,6 @@ static void result_ok(apr_pool_t *p, ospab_result_t *res, int status, const char
     json_object_set_new(o, key, record);
     res->status = status;
     res->body = ospab_json_own(p, o);
-}
-
-void ospab_result_db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
-{
-    const char *why = db->error;
-
-    ospab_db_end(db, 0);
-    res->log = why ? why : "database error";
-    ospab_result_error(p, res, 503, "database unavailable", NULL);
-}
-
-/* ---- Idempotency-Key --------------------------------------------------------------- */
-
-apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                               apr_time_t now, ospab_idem_state_e *state, int *status,
-                               const char **body)
-{
-    const char *args[3] = { idem->scope, idem->key, NULL };
-    ospab_row_t row;
-    apr_status_t rv;
-
-    *state = OSPAB_IDEM_NEW;
-    if ((rv = ospab_db_select_one(db, p, "ospab_idem_get", 2, args, &row)) != APR_SUCCESS) {
-        return rv;
-    }
-    if (!row) {
-        return APR_SUCCESS;
-    }
-    /* timestamps in the same fixed format compare as text */
-    args[2] = ospab_time_db(p, now - OSPAB_IDEM_TTL);
-    if (row[3] && strcmp(row[3], args[2]) < 0) {
-        return ospab_db_exec(db, p, "ospab_idem_forget", 3, args, NULL);
-    }
-    if (!row[0] || strcmp(row[0], idem->hash)) {
-        *state = OSPAB_IDEM_MISMATCH;
-        return APR_SUCCESS;
-    }
-    if (!row[1]) {
-        args[2] = ospab_time_db(p, now - OSPAB_IDEM_ABANDONED);
-        if (row[3] && strcmp(row[3], args[2]) < 0) {
-            /* its request died half-way (process killed): let this one run */
-            return ospab_db_exec(db, p, "ospab_idem_forget", 3, args, NULL);
-        }
-        *state = OSPAB_IDEM_PENDING;
-        return APR_SUCCESS;
-    }
-    *state = OSPAB_IDEM_REPLAY;
-    *status = atoi(row[1]);
-    *body = row[2] ? row[2] : "";
-    return APR_SUCCESS;
-}
-
-apr_status_t ospab_idem_reserve(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                                apr_time_t now)
-{
-    const char *args[4] = { idem->scope, idem->key, idem->hash, ospab_time_db(p, now) };
-
-    return ospab_db_exec(db, p, "ospab_idem_insert", 4, args, NULL);
-}
-
-apr_status_t ospab_idem_complete(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                                 int status, const char *body)
-{
-    const char *args[4] = { apr_itoa(p, status), body, idem->scope, idem->key };
-
-    return ospab_db_exec(db, p, "ospab_idem_complete", 4, args, NULL);
-}
-
-/* Opens the transaction and, with a key, records it first. 0: go on; 1: res is set. */
-static int begin_change(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                        const ospab_idem_t *idem, ospab_result_t *res)
-{
-    if (ospab_db_begin(db, p) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-        return 1;
-    }
-    if (idem && ospab_idem_reserve(db, p, idem, a->now) != APR_SUCCESS) {
-        if (ospab_db_is_constraint(db)) {
-            ospab_db_end(db, 0);
-            res->idem_race = 1;
-            res->status = 0;
-            return 1;
-        }
-        ospab_result_db_failed(db, p, res);
-        return 1;
-    }
-    return 0;
-}
-
-/* Stores the response under the key and commits. */
-static void commit_change(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                          ospab_result_t *res)
-{
-    if (idem && ospab_idem_complete(db, p, idem, res->status,
-                                    ospab_json_dump(p, res->body)) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-        return;
-    }
-    if (ospab_db_end(db, 1) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-    }
-}
-
-apr_status_t ospab_audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                         const char *action, const char *target_type, const char *target_id,
-                         json_t *details)
-{
-    const char *args[8];
-
-    args[0] = a->type;
-    args[1] = a->id;
-    args[2] = action;
-    args[3] = target_type;
-    args[4] = target_id;
-    args[5] = details ? ospab_json_dump(p, details) : NULL;
-    args[6] = a->remote_addr;
-    args[7] = ospab_time_db(p, a->now);
-    json_decref(details);
-    return ospab_db_exec(db, p, "ospab_audit_insert", 8, args, NULL);
 }
 
 /* The fields a request set, as a JSON object for the audit log. */
@@ -364,13 +238,13 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
             }
             if (row) {
                 result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, row));
-                if (idem && !begin_change(db, p, a, idem, res)) {
-                    commit_change(db, p, idem, res);
+                if (idem && !ospab_idem_begin(db, p, a, idem, res)) {
+                    ospab_idem_commit(db, p, idem, res);
                 }
                 return;
             }
         }
-        if (begin_change(db, p, a, idem, res)) {
+        if (ospab_idem_begin(db, p, a, idem, res)) {
             return;
         }
         for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
@@ -405,7 +279,7 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
             return;
         }
         result_ok(p, res, 201, "VPS synced successfully", "vps", ospab_vps_json(p, row));
-        commit_change(db, p, idem, res);
+        ospab_idem_commit(db, p, idem, res);
         return;
     }
     vps_conflict(db, p, in, NULL, res);
@@ -544,7 +418,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     ospab_json_own(p, guest);
-    if (begin_change(db, p, a, idem, res)
+    if (ospab_idem_begin(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)
         || refs_missing(db, p, in, res)) {
         return;
@@ -585,7 +459,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (guest) {
         json_object_set(res->body, "guest", guest);
     }
-    commit_change(db, p, idem, res);
+    ospab_idem_commit(db, p, idem, res);
 }
 
 /* What a delete does to the guest of a server the panel can reach. The panel's own guest
@@ -630,8 +504,8 @@ static int delete_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
     result_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, now ? now : v));
     json_object_set_new(res->body, "guest", json_pack("{s:s, s:o}", "action", "destroy",
                                                        "taskId", ospab_json_str_or_null(upid)));
-    if (idem && !begin_change(db, p, a, idem, res)) {
-        commit_change(db, p, idem, res);
+    if (idem && !ospab_idem_begin(db, p, a, idem, res)) {
+        ospab_idem_commit(db, p, idem, res);
     }
     return 1;
 }
@@ -649,7 +523,7 @@ static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     ospab_json_own(p, guest);
-    if (begin_change(db, p, a, idem, res)
+    if (ospab_idem_begin(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)) {
         return;
     }
@@ -668,7 +542,7 @@ static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (guest) {
         json_object_set(res->body, "guest", guest);
     }
-    commit_change(db, p, idem, res);
+    ospab_idem_commit(db, p, idem, res);
 }
 
 void ospab_sync_vps(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,
@@ -841,7 +715,7 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     *v++ = in[OSPAB_USER_ENABLED].value;
     *v++ = now;
     *v++ = now;
-    if (begin_change(db, p, a, idem, res)) {
+    if (ospab_idem_begin(db, p, a, idem, res)) {
         return;
     }
     if (ospab_db_exec(db, p, id ? "ospab_user_insert_id" : "ospab_user_insert",
@@ -861,7 +735,7 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     result_ok(p, res, 201, "User synced successfully", "user", ospab_user_json(p, row));
-    commit_change(db, p, idem, res);
+    ospab_idem_commit(db, p, idem, res);
 }
 
 static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
@@ -873,7 +747,7 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     const char *args[7], *reason = NULL;
     ospab_row_t row, old;
 
-    if (begin_change(db, p, a, idem, res)
+    if (ospab_idem_begin(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
         return;
     }
@@ -917,7 +791,7 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     result_ok(p, res, 200, "User synced successfully", "user", ospab_user_json(p, row));
-    commit_change(db, p, idem, res);
+    ospab_idem_commit(db, p, idem, res);
 }
 
 static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
@@ -928,7 +802,7 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     ospab_row_t row, count;
     json_t *record;
 
-    if (begin_change(db, p, a, idem, res)
+    if (ospab_idem_begin(db, p, a, idem, res)
         || lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
         return;
     }
@@ -953,7 +827,7 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return;
     }
     result_ok(p, res, 200, "User synced successfully", "user", record);
-    commit_change(db, p, idem, res);
+    ospab_idem_commit(db, p, idem, res);
 }
 
 void ospab_sync_user(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, json_t *req,

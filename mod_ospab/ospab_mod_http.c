@@ -64,9 +64,14 @@ int ospab_mod_finish(request_rec *r, ospab_result_t *res)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00202) "%s %s failed: %s",
                       r->method, r->uri, res->log);
     }
-    else if (res->log) {
+    else if (res->log && res->status >= 400) {
         /* a refusal the customer got in the panel's words: Proxmox's own, for the operator */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00203) "%s %s refused: %s",
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00206) "%s %s refused: %s",
+                      r->method, r->uri, res->log);
+    }
+    else if (res->log) {
+        /* done, but something behind it failed (an Idempotency-Key's answer not stored) */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00203) "%s %s: %s",
                       r->method, r->uri, res->log);
     }
     if (res->text) {
