@@ -944,3 +944,57 @@ apr_status_t ospab_upid_parse(apr_pool_t *p, const char *s, ospab_upid_t *out)
     out->user = apr_pstrmemdup(p, f[6], len[6]);
     return APR_SUCCESS;
 }
+
+const char *ospab_pve_url_problem(const char *url)
+{
+    const char *host = url, *slash;
+
+    if (!url || strncmp(url, "https://", 8)) {
+        return "must be an https:// URL (TLS is always verified), e.g. "
+               "https://pve.example.com:8006";
+    }
+    host = url + 8;
+    slash = strchr(host, '/');
+    if (!*host || host[0] == '/' || host[0] == ':' || (slash && slash[1])) {
+        return "must be https://host[:port], without a path (the client adds /api2/json)";
+    }
+    for (; *host; ++host) {
+        if (apr_isspace(*host) || apr_iscntrl(*host)) {
+            return "must not contain white space";
+        }
+    }
+    return NULL;
+}
+
+const char *ospab_pve_token_problem(const char *token)
+{
+    const char *at, *bang, *eq, *c;
+
+    if (!token || !*token) {
+        return "is empty";
+    }
+    for (c = token; *c; ++c) {
+        if (apr_isspace(*c) || apr_iscntrl(*c)) {
+            return "must not contain white space (USER@REALM!TOKENID=SECRET)";
+        }
+    }
+    at = strchr(token, '@');
+    bang = strchr(token, '!');
+    eq = strrchr(token, '=');
+    if (!at || !bang || !eq || at == token || bang < at || eq < bang || !eq[1]) {
+        return "must be USER@REALM!TOKENID=SECRET (as Proxmox shows it when the token is "
+               "created)";
+    }
+    /* TOKENID: [A-Za-z][A-Za-z0-9._-]+ (pve-access-control's TokenConfig) */
+    if (eq - bang < 3 || !apr_isalpha(bang[1])) {
+        return "has a token id Proxmox would not accept (a letter, then letters, digits, "
+               "'.', '-' or '_')";
+    }
+    for (c = bang + 1; c < eq; ++c) {
+        if (!apr_isalnum(*c) && *c != '.' && *c != '-' && *c != '_') {
+            return "has a token id Proxmox would not accept (a letter, then letters, digits, "
+                   "'.', '-' or '_')";
+        }
+    }
+    return NULL;
+}

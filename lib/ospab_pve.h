@@ -58,6 +58,13 @@ typedef struct {
     const char *value;
 } ospab_pve_param_t;
 
+/* The one check of a configured Proxmox API base and token, for the module's directives
+ * and the agent's config file alike: NULL when fine, else why not (never the token). The
+ * URL is https://host[:port] (a trailing '/' is allowed); the token
+ * USER@REALM!TOKENID=SECRET as Proxmox shows it, TOKENID [A-Za-z][A-Za-z0-9._-]+. */
+const char *ospab_pve_url_problem(const char *url);
+const char *ospab_pve_token_problem(const char *token);
+
 /* p lives as long as the client (the child's pool): handles are cleaned up with it.
  * curl_global_init is the caller's business (once per process, before threads). */
 apr_status_t ospab_pve_create(apr_pool_t *p, const ospab_pve_conf_t *conf, ospab_pve_t **pve);

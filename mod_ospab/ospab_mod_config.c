@@ -272,9 +272,8 @@ static const char *set_pve(cmd_parms *cmd, void *dc, const char *arg)
     if (!strcmp(n, "OspabProxmoxURL")) {
         apr_size_t len = strlen(arg);
 
-        if (strncmp(arg, "https://", 8) || len < 9) {
-            return apr_psprintf(cmd->pool, "%s: must be an https:// URL (TLS is always "
-                                "verified), not '%s'", n, arg);
+        if ((err = ospab_pve_url_problem(arg)) != NULL) {
+            return apr_psprintf(cmd->pool, "%s: %s, not '%s'", n, err, arg);
         }
         c->pve_url = apr_pstrndup(cmd->pool, arg, arg[len - 1] == '/' ? len - 1 : len);
     }
@@ -282,11 +281,8 @@ static const char *set_pve(cmd_parms *cmd, void *dc, const char *arg)
         if (ospab_secret_resolve(cmd->pool, arg, &v, &err) != APR_SUCCESS) {
             return apr_psprintf(cmd->pool, "%s: %s", n, err);
         }
-        /* USER@REALM!TOKENID=SECRET */
-        if (!strchr(v, '@') || !strchr(v, '!') || !strchr(v, '=')
-            || strchr(v, '=') < strchr(v, '!') || strpbrk(v, " \t\r\n")) {
-            return apr_psprintf(cmd->pool, "%s: must be USER@REALM!TOKENID=SECRET (as "
-                                "Proxmox shows it when the token is created)", n);
+        if ((err = ospab_pve_token_problem(v)) != NULL) {
+            return apr_psprintf(cmd->pool, "%s: %s", n, err);
         }
         c->pve_token = v;
     }

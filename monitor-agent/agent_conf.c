@@ -488,21 +488,22 @@ static int set_cluster(reader_t *r, const char *key, const char *v)
     apr_interval_time_t t;
 
     if (IS("url")) {
-        if (strncmp(v, "https://", 8)) {
-            return fail(r, key, "'%s': the Proxmox API is https:// (e.g. "
-                        "https://pve.example.com:8006)", v);
+        const char *why = ospab_pve_url_problem(v);
+
+        if (why) {
+            return fail(r, key, "'%s': %s", v, why);
         }
         cl->pve.url = v;
         return 0;
     }
     if (IS("token")) {
-        const char *tok;
+        const char *tok, *why;
 
         if (get_secret(r, key, v, &tok)) {
             return -1;
         }
-        if (!strchr(tok, '!') || !strchr(tok, '=')) {
-            return fail(r, key, "not an API token (USER@REALM!TOKENID=SECRET)");
+        if ((why = ospab_pve_token_problem(tok)) != NULL) {
+            return fail(r, key, "the API token %s", why);
         }
         cl->pve.token = tok;
         return 0;

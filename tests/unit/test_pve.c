@@ -372,6 +372,33 @@ START_TEST(errors_unknown_and_odd_messages)
 }
 END_TEST
 
+/* the one check of a configured URL and token (module and agent alike) */
+START_TEST(config_url_and_token)
+{
+    ck_assert_ptr_null(ospab_pve_url_problem("https://pve.example.com:8006"));
+    ck_assert_ptr_null(ospab_pve_url_problem("https://10.0.0.2:8006/"));
+    ck_assert_ptr_nonnull(ospab_pve_url_problem("http://pve:8006"));
+    ck_assert_ptr_nonnull(ospab_pve_url_problem("https://"));
+    ck_assert_ptr_nonnull(ospab_pve_url_problem("https://pve:8006/api2/json"));
+    ck_assert_ptr_nonnull(ospab_pve_url_problem("https://pve :8006"));
+    ck_assert_ptr_nonnull(ospab_pve_url_problem(NULL));
+    ck_assert_ptr_null(ospab_pve_token_problem(
+        "root@pam!ospab=3f2c9a7e-1b2d-4c5e-8f90-a1b2c3d4e5f6"));
+    ck_assert_ptr_null(ospab_pve_token_problem("ospab@pve!panel.v2_x-y=s3cret"));
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root@pam=secret"));        /* no token id */
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root!tok=secret"));        /* no realm */
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root@pam!tok="));          /* no secret */
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root@pam!1tok=secret"));   /* a digit first */
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root@pam!t=secret"));      /* too short */
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root@pam!to k=secret"));
+    ck_assert_ptr_nonnull(ospab_pve_token_problem("root@pam!tok=sec\nret"));
+    ck_assert_ptr_nonnull(ospab_pve_token_problem(""));
+    /* never the token in the message */
+    ck_assert_ptr_null(strstr(ospab_pve_token_problem("root@pam!t=hunter2-secret"),
+                              "hunter2"));
+}
+END_TEST
+
 Suite *ospab_pve_suite(void)
 {
     Suite *s = suite_create("pve");
@@ -396,6 +423,10 @@ Suite *ospab_pve_suite(void)
     tcase_add_test(tc, int_rejects);
     tcase_add_test(tc, double_from_numbers_and_strings);
     tcase_add_test(tc, double_rejects);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_test(tc, config_url_and_token);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
