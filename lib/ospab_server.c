@@ -12,7 +12,7 @@
 #include "ospab_jsonw.h"
 #include "ospab_util.h"
 #include "ospab_events.h"
-#include "ospab_outbox.h"
+#include "ospab_mail.h"
 #include "ospab_resource.h"
 #include "ospab_pve_errors.h"
 

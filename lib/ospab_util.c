@@ -254,3 +254,27 @@ const char *ospab_email_key(apr_pool_t *p, const char *email)
     free(lower);
     return key;
 }
+
+apr_time_t ospab_time_parse_db(const char *s)
+{
+    apr_time_exp_t tm;
+    apr_time_t t;
+    int y, mo, d, h, mi, sec, ms = 0, n;
+
+    if (!s || (n = sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d.%3d", &y, &mo, &d, &h, &mi, &sec, &ms))
+              < 6) {
+        return 0;
+    }
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    if (apr_time_exp_gmt_get(&t, &tm) != APR_SUCCESS) {
+        return 0;
+    }
+    return t + apr_time_from_msec(n == 7 && ms >= 0 && ms < 1000 ? ms : 0);
+}
+

@@ -25,6 +25,8 @@ int ospab_key_matches(const unsigned char expected_digest[OSPAB_SHA256_LEN], con
  * "YYYY-MM-DDTHH:MM:SS.mmmZ" (what JavaScript's Date.toISOString() prints). */
 const char *ospab_time_db(apr_pool_t *p, apr_time_t t);
 const char *ospab_time_api(apr_pool_t *p, const char *db_value);
+/* A database timestamp ("YYYY-MM-DD HH:MM:SS[.mmm]", UTC) as apr_time_t; 0 if unreadable. */
+apr_time_t ospab_time_parse_db(const char *s);
 
 /* 1 if s is valid UTF-8 of min..max characters with no control characters. */
 int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars);

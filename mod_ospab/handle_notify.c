@@ -2,7 +2,7 @@
  * replies, password resets) through the panel's outbox. Authenticated like the sync API
  * (X-API-Key); the work is ospab_notify() in the core (lib/ospab_outbox.c). */
 #include "mod_ospab.h"
-#include "ospab_outbox.h"
+#include "ospab_notify.h"
 
 int ospab_mod_handle_notify(request_rec *r, const ospab_route_match_t *m)
 {

@@ -25,7 +25,7 @@
 #include <apr_file_io.h>
 
 #include "agent.h"
-#include "ospab_outbox.h"
+#include "ospab_mail.h"
 #include "ospab_sync.h"
 #include "ospab_util.h"
 

@@ -18,6 +18,7 @@
 #include <apr_strings.h>
 
 #include "agent.h"
+#include "ospab_mail.h"
 #include "ospab_outbox.h"
 #include "ospab_util.h"
 

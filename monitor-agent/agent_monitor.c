@@ -25,7 +25,7 @@
 #include "agent_monitor.h"
 #include "ospab_events.h"
 #include "ospab_json.h"
-#include "ospab_outbox.h"
+#include "ospab_mail.h"
 #include "ospab_util.h"
 
 #define LIVE_MAX_ROOMS   2000       /* servers fetched per live round */

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "ospab_outbox.h"
+#include "ospab_webhook.h"
 #include "ospab_events.h"
 #include "ospab_json.h"
 #include "ospab_util.h"

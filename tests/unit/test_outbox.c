@@ -8,7 +8,9 @@
 #include <openssl/evp.h>
 
 #include "tests.h"
+#include "ospab_mail.h"
 #include "ospab_outbox.h"
+#include "ospab_webhook.h"
 #include "ospab_events.h"
 #include "ospab_util.h"
 
