@@ -232,7 +232,7 @@ def test_kill9_mid_batch_then_restart_delivers_every_mail_exactly_once(api, data
                                                                       start_agent):
     tag = unique("batch")
     ids = [queue(api, to=f"{tag}-{i}@example.com")[0] for i in range(12)]
-    smtp.delay = 0.4
+    smtp.delay = 1.5               # the kill lands well inside the wait for the 250
     agent = start_agent(smtp, timeout="3s")
     mine = lambda: [m for m in smtp.received() if m.rcpt_tos[0].startswith(tag)]  # noqa: E731
     kills = 0
