@@ -29,28 +29,53 @@ void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *ha
     db->driver = driver;
     db->handle = handle;
     db->prepared = prepared;
+    db->sets = OSPAB_SQL_API;
     db->dialect = !strcmp(name, "mysql") ? OSPAB_DB_MYSQL
                 : !strcmp(name, "sqlite3") ? OSPAB_DB_SQLITE : OSPAB_DB_OTHER;
 }
 
+const ospab_sql_t *ospab_sql_set(unsigned set)
+{
+    return set == OSPAB_SQL_API ? ospab_sql_api : set == OSPAB_SQL_AGENT ? ospab_sql_agent
+                                                                        : NULL;
+}
+
+/* Prepares the statements of db->sets into p and db->prepared; the failing label's rc. */
+static int prepare_sets(ospab_db_t *db, apr_pool_t *p, const char **label)
+{
+    unsigned set;
+
+    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_AGENT; set <<= 1) {
+        const ospab_sql_t *s;
+
+        for (s = (db->sets & set) ? ospab_sql_set(set) : NULL; s && s->label; ++s) {
+            apr_dbd_prepared_t *stmt = NULL;
+            int rc = apr_dbd_prepare(db->driver, p, db->handle, s->sql, s->label, &stmt);
+
+            if (rc) {
+                *label = s->label;
+                return rc;
+            }
+            apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
+        }
+    }
+    return 0;
+}
+
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p)
 {
-    const ospab_sql_t *s;
+    const char *label = NULL;
+    int rc;
 
     if (!db->prepared) {
         db->prepared = apr_hash_make(p);
     }
-    for (s = ospab_sql_statements; s->label; ++s) {
-        apr_dbd_prepared_t *stmt = NULL;
-        int rc = apr_dbd_prepare(db->driver, p, db->handle, s->sql, s->label, &stmt);
-
-        if (rc) {
-            db->errcode = rc;
-            db->error = apr_psprintf(p, "preparing %s: %s", s->label,
-                                     apr_dbd_error(db->driver, db->handle, rc));
-            return APR_EGENERAL;
-        }
-        apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
+    db->sets = OSPAB_SQL_API | OSPAB_SQL_AGENT;
+    if ((rc = prepare_sets(db, p, &label)) != 0) {
+        db->errcode = rc;
+        db->error = apr_psprintf(p, "preparing %s: %s", label,
+                                 apr_dbd_error(db->driver, db->handle, rc));
+        return APR_EGENERAL;
     }
     return APR_SUCCESS;
 }
@@ -70,8 +95,8 @@ static apr_dbd_prepared_t *statement(ospab_db_t *db, apr_pool_t *p, const char *
  * itself (its default "reconnect=1": mod_dbd's check of a pooled connection pings, and the
  * ping reconnects), but a new connection has none of the prepared statements: every
  * statement would fail with "Statement not prepared" for as long as the connection lives.
- * lost(): the failure is of that kind; heal(): reconnect if needed and prepare every
- * statement again, into the connection's own pool and statement table. */
+ * lost(): the failure is of that kind; heal(): reconnect if needed and prepare the
+ * connection's statement sets again, into its own pool and statement table. */
 static int lost(const ospab_db_t *db, int rc, int writing)
 {
     if (db->dialect != OSPAB_DB_MYSQL) {
@@ -85,7 +110,7 @@ static int lost(const ospab_db_t *db, int rc, int writing)
 
 static int heal(ospab_db_t *db)
 {
-    const ospab_sql_t *s;
+    const char *label;
     int n = 0;
 
     if (!db->conn_pool || !db->prepared
@@ -96,15 +121,7 @@ static int heal(ospab_db_t *db)
     if (apr_dbd_query(db->driver, db->handle, &n, "SET NAMES utf8mb4")) {
         return 0;
     }
-    for (s = ospab_sql_statements; s->label; ++s) {
-        apr_dbd_prepared_t *stmt = NULL;
-
-        if (apr_dbd_prepare(db->driver, db->conn_pool, db->handle, s->sql, s->label, &stmt)) {
-            return 0;
-        }
-        apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
-    }
-    return 1;
+    return prepare_sets(db, db->conn_pool, &label) == 0;
 }
 
 static apr_status_t failed(ospab_db_t *db, apr_pool_t *p, const char *label, int rc)

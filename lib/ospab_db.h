@@ -23,6 +23,8 @@ typedef struct {
     apr_pool_t *conn_pool;           /* lives as long as the connection: statements are
                                       * prepared again into it after MariaDB dropped the
                                       * connection (see ospab_db.c); NULL: not done */
+    unsigned sets;                   /* the statement sets the connection has prepared
+                                      * (OSPAB_SQL_API, | OSPAB_SQL_AGENT) */
 } ospab_db_t;
 
 typedef struct {
@@ -33,14 +35,21 @@ typedef struct {
 /* Rows of ospab_metrics_put_batch (each of 11 values). */
 #define OSPAB_METRICS_BATCH 50
 
-/* Every statement the module and the tools use; the module hands them to mod_dbd at
- * configuration time, the tools prepare them on their own connection. */
-extern const ospab_sql_t ospab_sql_statements[];
+/* The statements by who runs them, each array ending with { NULL, NULL }. Labels are
+ * literals, unique across both sets (tests/unit/test_db.c checks). */
+#define OSPAB_SQL_API   1u      /* the library's operations: module, agent and tools */
+#define OSPAB_SQL_AGENT 2u      /* the agent's own rounds: outboxes, monitor, leases */
+extern const ospab_sql_t ospab_sql_api[];       /* lib/ospab_sql.c */
+extern const ospab_sql_t ospab_sql_agent[];     /* lib/ospab_sql_agent.c */
 
-/* Fills db for a connection; prepared may be NULL for tools that prepare on their own. */
+/* The set's array (OSPAB_SQL_API or OSPAB_SQL_AGENT), NULL for another value. */
+const ospab_sql_t *ospab_sql_set(unsigned set);
+
+/* Fills db for a connection whose statements of OSPAB_SQL_API are in prepared (the module:
+ * mod_dbd prepared them); prepared may be NULL for programs that prepare on their own. */
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared);
-/* Prepares ospab_sql_statements on db's connection (for tools). */
+/* Prepares both sets on db's connection (the agent and the tools). */
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p);
 
 /* A row is an array of column values as text; NULL for SQL NULL. */

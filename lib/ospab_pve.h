@@ -69,6 +69,16 @@ const char *ospab_pve_token_problem(const char *token);
  * curl_global_init is the caller's business (once per process, before threads). */
 apr_status_t ospab_pve_create(apr_pool_t *p, const ospab_pve_conf_t *conf, ospab_pve_t **pve);
 
+/* A client that answers from fn instead of Proxmox, for the in-process unit tests of the
+ * core (tests/unit/fixture.c): fn fills res as the real client would (outcome, http_status,
+ * message, data allocated from p or owned by p) and returns what ospab_pve_call would.
+ * Calls through it count in ospab_pve_stats. */
+typedef apr_status_t ospab_pve_stub_fn(void *baton, apr_pool_t *p, const char *method,
+                                       const char *path, const ospab_pve_param_t *params,
+                                       ospab_pve_result_t *res);
+apr_status_t ospab_pve_create_stub(apr_pool_t *p, long timeout_ms, ospab_pve_stub_fn *fn,
+                                   void *baton, ospab_pve_t **pve);
+
 /* method "GET"|"POST"|"PUT"|"DELETE"; path relative to /api2/json, e.g.
  * "/nodes/pve1/lxc/100/status/start" — build it with ospab_pve_path() so that every
  * segment is URL-encoded. GET and DELETE send params in the query string, POST and PUT as

@@ -67,7 +67,7 @@ int ospab_mod_dbd_post_config(apr_pool_t *ptemp, server_rec *s)
             *key = dc;
             apr_hash_set(seen, key, sizeof(*key), sp);
         }
-        for (q = ospab_sql_statements; q->label; ++q) {
+        for (q = ospab_sql_api; q->label; ++q) {     /* not the agent's own */
             dbd_prepare(sp, q->sql, q->label);
         }
     }

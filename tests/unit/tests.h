@@ -11,5 +11,9 @@ Suite *ospab_fields_suite(void);
 Suite *ospab_pve_suite(void);
 Suite *ospab_outbox_suite(void);
 Suite *ospab_limits_suite(void);
+Suite *ospab_db_suite(void);
+Suite *ospab_sync_suite(void);
+Suite *ospab_session_suite(void);
+Suite *ospab_task_suite(void);
 
 #endif

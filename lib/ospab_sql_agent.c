@@ -1,0 +1,131 @@
+/* ospab core: the statements only ospab-agent runs (OSPAB_SQL_AGENT): its mailer and
+ * webhook sender, housekeeping, the monitor's rounds and the cluster leases. Apache's
+ * connections never prepare them. Same rules as ospab_sql.c. */
+#include <stddef.h>
+
+#include "ospab_db.h"
+
+/* metrics_latest rows for the agent (OSPAB_METRICS_BATCH = 50 rows of 11 values) */
+#define METRICS_COLS "vps_id, status, cpu, mem, maxmem, disk, maxdisk, netin, netout, " \
+                     "uptime, sampled_at"
+#define METRICS_ROW "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+#define METRICS_ROWS10 METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " \
+                       METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " METRICS_ROW ", " \
+                       METRICS_ROW ", " METRICS_ROW
+#define METRICS_ROWS50 METRICS_ROWS10 ", " METRICS_ROWS10 ", " METRICS_ROWS10 ", " \
+                       METRICS_ROWS10 ", " METRICS_ROWS10
+
+const ospab_sql_t ospab_sql_agent[] = {
+    /* servers with tasks to follow (the agent) */
+    { "ospab_task_active_servers",
+      "SELECT DISTINCT vps_id FROM tasks WHERE status IN ('queued', 'running') "
+      "AND vps_id IS NOT NULL ORDER BY vps_id" },
+    /* a sender takes a row for one attempt: state sending, next_attempt_at = the end of its
+     * lease, which is also its claim (the later updates name it); a row whose lease ran out
+     * (its sender died) is due again */
+    { "ospab_mail_due",
+      "SELECT id FROM email_outbox WHERE state IN ('pending', 'sending') "
+      "AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT 20" },
+    { "ospab_mail_claim",
+      "UPDATE email_outbox SET state = 'sending', attempts = attempts + 1, next_attempt_at = %s "
+      "WHERE id = %s AND state IN ('pending', 'sending') AND next_attempt_at <= %s "
+      "AND attempts < %s" },
+    { "ospab_mail_get",
+      "SELECT id, to_addr, subject, body_text, attempts, created_at FROM email_outbox "
+      "WHERE id = %s" },
+    { "ospab_mail_sent",
+      "UPDATE email_outbox SET state = 'sent', sent_at = %s, last_error = NULL "
+      "WHERE id = %s AND state = 'sending' AND next_attempt_at = %s" },
+    { "ospab_mail_retry",
+      "UPDATE email_outbox SET state = 'pending', next_attempt_at = %s, last_error = %s "
+      "WHERE id = %s AND state = 'sending' AND next_attempt_at = %s" },
+    { "ospab_mail_fail",
+      "UPDATE email_outbox SET state = 'failed', last_error = %s "
+      "WHERE id = %s AND state = 'sending' AND next_attempt_at = %s" },
+    /* a lease that ran out after the last allowed attempt */
+    { "ospab_mail_expire",
+      "UPDATE email_outbox SET state = 'failed', last_error = %s WHERE state = 'sending' "
+      "AND next_attempt_at <= %s AND attempts >= %s" },
+    { "ospab_mail_prune",
+      "DELETE FROM email_outbox WHERE state = 'sent' AND created_at < %s" },
+    { "ospab_webhook_skip",
+      "UPDATE webhook_outbox SET state = 'skipped', last_error = %s WHERE state = 'pending'" },
+    { "ospab_webhook_due",
+      "SELECT id FROM webhook_outbox WHERE state IN ('pending', 'sending') "
+      "AND next_attempt_at <= %s ORDER BY id LIMIT 8" },
+    { "ospab_webhook_claim",
+      "UPDATE webhook_outbox SET state = 'sending', attempts = attempts + 1, "
+      "next_attempt_at = %s WHERE id = %s AND state IN ('pending', 'sending') "
+      "AND next_attempt_at <= %s AND attempts < %s" },
+    { "ospab_webhook_get",
+      "SELECT id, event, payload, attempts FROM webhook_outbox WHERE id = %s" },
+    { "ospab_webhook_delivered",
+      "UPDATE webhook_outbox SET state = 'delivered', delivered_at = %s, last_status = %s, "
+      "last_error = NULL WHERE id = %s AND state = 'sending' AND next_attempt_at = %s" },
+    { "ospab_webhook_retry",
+      "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = %s, last_status = %s, "
+      "last_error = %s WHERE id = %s AND state = 'sending' AND next_attempt_at = %s" },
+    { "ospab_webhook_fail",
+      "UPDATE webhook_outbox SET state = 'failed', last_status = %s, last_error = %s "
+      "WHERE id = %s AND state = 'sending' AND next_attempt_at = %s" },
+    { "ospab_webhook_expire",
+      "UPDATE webhook_outbox SET state = 'failed', last_error = %s WHERE state = 'sending' "
+      "AND next_attempt_at <= %s AND attempts >= %s" },
+    { "ospab_webhook_log",
+      "INSERT INTO webhook_deliveries (webhook_id, attempt, http_status, error, duration_ms, "
+      "created_at) VALUES (%s, %s, %s, %s, %s, %s)" },
+    { "ospab_webhook_prune_log",
+      "DELETE FROM webhook_deliveries WHERE webhook_id IN (SELECT id FROM webhook_outbox "
+      "WHERE state IN ('delivered', 'skipped') AND created_at < %s)" },
+    { "ospab_webhook_prune",
+      "DELETE FROM webhook_outbox WHERE state IN ('delivered', 'skipped', 'internal') "
+      "AND created_at < %s" },
+    /* the agent's housekeeping: spent sessions and old replay records */
+    { "ospab_rt_prune",
+      "DELETE FROM refresh_tokens WHERE expires_at < %s OR revoked_at < %s" },
+    { "ospab_idem_prune", "DELETE FROM idempotency_keys WHERE created_at < %s" },
+    /* agent: monitor (monitor-agent/agent_monitor.c) */
+    { "ospab_agent_vps_index",
+      "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
+      "WHERE hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
+    { "ospab_agent_vps_one",
+      "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
+      "WHERE id = %s AND hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
+    /* REPLACE INTO: the same statement in MySQL and SQLite (delete + insert of the row);
+     * the agent writes OSPAB_METRICS_BATCH rows per statement (one round trip to MariaDB
+     * instead of 50) and the rest one by one */
+    { "ospab_metrics_put",
+      "REPLACE INTO metrics_latest (" METRICS_COLS ") VALUES " METRICS_ROW },
+    { "ospab_metrics_put_batch",
+      "REPLACE INTO metrics_latest (" METRICS_COLS ") VALUES " METRICS_ROWS50 },
+    { "ospab_agent_alerts_open",
+      "SELECT id, vps_id, type, level, value, message, opened_at, last_notified_at "
+      "FROM alerts WHERE state = 'open'" },
+    { "ospab_agent_alerts_open_of",
+      "SELECT id, vps_id, type, level, value, message, opened_at, last_notified_at "
+      "FROM alerts WHERE state = 'open' AND vps_id = %s ORDER BY id" },
+    { "ospab_alert_insert",
+      "INSERT INTO alerts (vps_id, type, level, message, value, state, opened_at, "
+      "last_notified_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)" },
+    { "ospab_alert_update",
+      "UPDATE alerts SET level = %s, message = %s, value = %s, last_notified_at = %s "
+      "WHERE id = %s AND state = 'open'" },
+    { "ospab_alert_clear",
+      "UPDATE alerts SET state = 'cleared', cleared_at = %s WHERE id = %s AND state = 'open'" },
+    { "ospab_alert_last_notified",
+      "SELECT MAX(last_notified_at) FROM alerts WHERE vps_id = %s AND type = %s" },
+    { "ospab_agent_events_after",
+      "SELECT id, event, payload FROM webhook_outbox WHERE id > %s ORDER BY id LIMIT 500" },
+    { "ospab_agent_events_max", "SELECT MAX(id) FROM webhook_outbox" },
+    /* per-cluster leases (002_agent_leases.sql): one agent polls a cluster at a time, and
+     * the clusters of an agent that stopped renewing move on to the others */
+    { "ospab_lease_renew",
+      "UPDATE agent_leases SET owner = %s, expires_at = %s, updated_at = %s "
+      "WHERE name = %s AND (owner = %s OR expires_at < %s)" },
+    { "ospab_lease_insert",
+      "INSERT INTO agent_leases (name, owner, expires_at, updated_at) VALUES (%s, %s, %s, %s)" },
+    { "ospab_lease_get", "SELECT owner, expires_at FROM agent_leases WHERE name = %s" },
+    { "ospab_lease_release",
+      "UPDATE agent_leases SET expires_at = %s, updated_at = %s WHERE name = %s AND owner = %s" },
+    { NULL, NULL }
+};
