@@ -123,6 +123,18 @@ def polls(agent_, n=3):
 DEBUG = {"agent": {"log_level": "debug"}}
 
 
+def left_unbound(ag, database, sid, expected):
+    """The agent leaves the record unbound with the note expected, written once: a few
+    polls later still unbound, not adopted, the note not written again."""
+    note = note_of(database, sid)
+    assert note == expected, note
+    polls(ag)
+    assert record(database, sid)["vmid"] is None
+    assert audit(database, sid, "vps.adopt") == []
+    assert ag.log_text().count(f"server {sid} is not linked") == 1, ag.log_tail()
+    return note
+
+
 # ------------------------------------------------------------- the seeds' flow --
 
 def test_seed_000_record_is_adopted_and_its_customer_manages_it(sim, world, srv, database,
@@ -199,14 +211,8 @@ def test_two_guests_of_the_name_leave_it_unbound_until_a_sync_binds_it(sim, worl
     a, b = billing_creates(sim, name, "pve1"), billing_creates(sim, name, "pve2")
     sid = synced(world, name)
     ag = agent(sections=DEBUG)
-    note = note_of(database, sid)
-    assert note == (f"2 guests are named '{name}' (pve1/{a}, pve2/{b}): bind the record with "
-                    f"node and vmid in a sync update"), note
-    polls(ag)
-    assert record(database, sid)["vmid"] is None
-    assert audit(database, sid, "vps.adopt") == []
-    # written once, not at every poll
-    assert ag.log_text().count(f"server {sid} is not linked") == 1, ag.log_tail()
+    note = left_unbound(ag, database, sid, f"2 guests are named '{name}' (pve1/{a}, pve2/{b}): "
+                        f"bind the record with node and vmid in a sync update")
 
     for verb in ("start", "stop", "restart"):
         err(call(srv, "POST", f"/api/server/{sid}/{verb}", world.tok["alice"]), 409,
@@ -246,15 +252,12 @@ def test_no_guest_of_the_name_then_the_billing_site_creates_it(sim, world, srv, 
     name = unique("db")
     sid = synced(world, name)
     ag = agent(sections=DEBUG)
-    note = note_of(database, sid)
-    assert note == (f"no guest named '{name}' on the Proxmox clusters: give its guest this "
-                    f"name, or bind the record with node and vmid in a sync update"), note
+    left_unbound(ag, database, sid, f"no guest named '{name}' on the Proxmox clusters: give "
+                 f"its guest this name, or bind the record with node and vmid in a sync update")
     e = err(call(srv, "POST", f"/api/server/{sid}/start", world.tok["alice"]), 409)
     assert e == {"error": f"{UNLINKED} (no guest named '{name}' was found): ask support"}, e
     err(call(srv, "POST", f"/api/vps/{sid}/stop", world.tok["alice"]), 409,
         f"no guest named '{name}' was found")
-    polls(ag)
-    assert ag.log_text().count(f"server {sid} is not linked") == 1, ag.log_tail()
 
     vmid = billing_creates(sim, name, "pve2", kind="qemu", running=False)
     wait_for(lambda: record(database, sid)["vmid"], what="the adoption")
@@ -276,11 +279,8 @@ def test_a_guest_bound_to_another_record_is_never_taken(sim, world, srv, databas
     oid = owner.json()["vps"]["id"]
     sid = synced(world, name)
     ag = agent(sections=DEBUG)
-    note = note_of(database, sid)
-    assert note == (f"the guest named '{name}' (pve1/{vmid}) is bound to VPS {oid} already: "
-                    f"bind the record with node and vmid in a sync update"), note
-    polls(ag)
-    assert record(database, sid)["vmid"] is None and audit(database, sid, "vps.adopt") == []
+    left_unbound(ag, database, sid, f"the guest named '{name}' (pve1/{vmid}) is bound to VPS "
+                 f"{oid} already: bind the record with node and vmid in a sync update")
     assert record(database, oid)["vmid"] == str(vmid)
     err(call(srv, "POST", f"/api/server/{sid}/start", world.tok["alice"]), 409,
         f"(the guest named '{name}' is linked to another server): ask support")
@@ -293,12 +293,11 @@ def test_two_records_of_one_name_and_one_guest_are_both_left_alone(sim, world, s
     name = unique("app")
     vmid = billing_creates(sim, name)
     first, second = synced(world, name), synced(world, name, user=world.bob)
-    agent(sections=DEBUG)
+    ag = agent(sections=DEBUG)
     expected = (f"2 servers are named '{name}' (VPS {first}, VPS {second}) and one guest "
                 f"(pve1/{vmid}) waits: bind each with node and vmid in a sync update")
-    assert note_of(database, first) == expected
-    assert note_of(database, second) == expected
-    assert record(database, first)["vmid"] is None and record(database, second)["vmid"] is None
+    left_unbound(ag, database, first, expected)
+    left_unbound(ag, database, second, expected)
     bob = access_token(srv, world.bob)
     err(call(srv, "POST", f"/api/server/{second}/start", bob), 409,
         f"(more than one server is named '{name}')")
