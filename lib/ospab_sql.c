@@ -281,8 +281,9 @@ const ospab_sql_t ospab_sql_statements[] = {
     { "ospab_agent_vps_one",
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE id = %s AND hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
-    /* adoption (docs/agent.md): the unbound records, OSPAB_AGENT_UNBOUND_BATCH a round
-     * from where the last round stopped; the columns of ospab_agent_vps_index, then the note */
+    /* adoption (docs/agent.md): the unbound records, 500 a round (UNBOUND_BATCH in
+     * agent_monitor.c) from where the last round stopped; the columns of
+     * ospab_agent_vps_index, then the note */
     { "ospab_agent_vps_unbound",
       "SELECT id, user_id, name, status, node, vmid, kind, binding_note FROM vps "
       "WHERE " VPS_UNBOUND " AND id > %s ORDER BY id LIMIT 500" },
