@@ -122,7 +122,14 @@ typedef void row_write_fn(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
 static void vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
                       apr_array_header_t **tariffs, ospab_row_t row)
 {
-    ospab_vps_write(w, p, row);
+    ospab_vps_write(w, p, row, 0);
+}
+
+/* an admin sees the record as the billing site does: with its binding_note */
+static void vps_write_admin(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
+                            apr_array_header_t **tariffs, ospab_row_t row)
+{
+    ospab_vps_write(w, p, row, 1);
 }
 
 /* One page, or (limit 0) every row in pages of OSPAB_PAGE_MAX. labels: the statements for
@@ -188,7 +195,8 @@ void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principa
     static const char *const user[2] = { "ospab_vps_page_user_51", "ospab_vps_page_user_201" };
     static const char *const any[2] = { "ospab_vps_page_all_51", "ospab_vps_page_all_201" };
 
-    page(db, p, who, pg, who->admin ? any : user, vps_write, OSPAB_VPS_USER_ID, res);
+    page(db, p, who, pg, who->admin ? any : user, who->admin ? vps_write_admin : vps_write,
+         OSPAB_VPS_USER_ID, res);
 }
 
 void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
@@ -229,7 +237,8 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
 void ospab_customer_vps_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                             const char *id, ospab_result_t *res)
 {
-    get_one(db, p, who, "ospab_vps_get", id, vps_write, OSPAB_VPS_USER_ID, res);
+    get_one(db, p, who, "ospab_vps_get", id, who->admin ? vps_write_admin : vps_write,
+            OSPAB_VPS_USER_ID, res);
 }
 
 void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,

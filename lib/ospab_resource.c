@@ -51,7 +51,7 @@ const ospab_field_t ospab_user_fields[OSPAB_USER_NFIELDS] = {
     { "updated_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
 };
 
-void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row)
+void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row, int provider)
 {
     int i;
 
@@ -70,18 +70,24 @@ void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row)
             ospab_jw_str(w, row[i]);
         }
     }
+    /* only when set: a bound record keeps the shape seed 000 documents */
+    if (provider && row[OSPAB_VPS_BINDING_NOTE]) {
+        ospab_jw_key(w, "binding_note");
+        ospab_jw_str(w, row[OSPAB_VPS_BINDING_NOTE]);
+    }
     ospab_jw_obj_end(w);
 }
 
 json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row)
 {
-    /* one definition of the shape: the writer's, read back for callers that compose */
+    /* one definition of the shape: the writer's, read back for callers that compose (the
+     * sync API: the provider's view) */
     ospab_jw_t w;
     apr_size_t len;
     const char *text;
 
     ospab_jw_init(&w, p, 512);
-    ospab_vps_write(&w, p, row);
+    ospab_vps_write(&w, p, row, 1);
     text = ospab_jw_finish(&w, &len);
     return json_loadb(text, len, 0, NULL);
 }

@@ -20,8 +20,13 @@ enum {
     OSPAB_VPS_NFIELDS
 };
 extern const ospab_field_t ospab_vps_fields[OSPAB_VPS_NFIELDS];
-/* The API shape of a vps row: written (hot list path) or as a jansson object. */
-void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row);
+/* Rows of VPS_COLS go on after the fields: 18 binding_note, why the agent could not link
+ * an unbound Proxmox record to its guest (the agent's alone; no sync field). */
+enum { OSPAB_VPS_BINDING_NOTE = OSPAB_VPS_NFIELDS, OSPAB_VPS_NCOLS };
+/* The API shape of a vps row (VPS_COLS): written (hot list path) or as a jansson object.
+ * provider: the view of the billing site and admins, which adds "binding_note" when the
+ * record has one (customers get the reason in their own words from the power routes). */
+void ospab_vps_write(ospab_jw_t *w, apr_pool_t *p, ospab_row_t row, int provider);
 json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row);
 
 /* users: 0 id, 1 email, 2 name, 3 role, 4 enabled, 5 password (not a column),

@@ -81,6 +81,37 @@ json_t *ospab_server_stats_json(const char *vmid, json_t *current, json_t *rrd);
 void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                              const char *id, const char *status);
 
+/* Adoption (docs/agent.md): the billing site synced a Proxmox server without node and vmid
+ * (seed 000); the agent links it to the one guest of its name. */
+typedef struct {
+    const char *id, *user_id, *name, *status;           /* the record as the agent read it */
+    const char *old_node, *old_vmid, *old_kind;         /* what it had of them (audit) */
+    const char *node, *vmid, *kind, *guest_status;      /* the guest (/cluster/resources) */
+} ospab_adoption_t;
+
+/* Binds the record to the guest: node, vmid, kind, and the guest's running/stopped for a
+ * creating/running/stopped record; its binding_note cleared; a vps.adopt audit row and,
+ * when the status changed, server.status — one transaction, and only while the record is
+ * still unbound, so named and in that state (several agents, a sync update meanwhile: one
+ * wins). 1: adopted; 0: not this time (changed or bound meanwhile, the guest taken by
+ * another record: the unique node+vmid); 2: *twins unbound records share the name (not
+ * adopted); -1: the database failed. */
+int ospab_server_adopt(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                       const ospab_adoption_t *ad, int *twins);
+
+/* Why an unbound record was not adopted, as vps.binding_note says it (for admins; the
+ * power routes' 409 tells the customer the reason in their words). */
+typedef enum {
+    OSPAB_BINDING_MISSING,          /* no guest of that name */
+    OSPAB_BINDING_TAKEN,            /* the n guests of that name are bound to other records */
+    OSPAB_BINDING_SEVERAL,          /* n unbound guests bear the name */
+    OSPAB_BINDING_TWINS             /* n unbound records bear it, one unbound guest does */
+} ospab_binding_e;
+/* guests: "pve1/101, pve2/102"; servers: "VPS 7, VPS 9" (TAKEN: the holders; TWINS: the
+ * records, NULL when not known). */
+const char *ospab_server_binding_note(apr_pool_t *p, ospab_binding_e why, const char *name,
+                                      int n, const char *guests, const char *servers);
+
 /* A root password from the CSPRNG: 20 characters of letters and digits without look-alikes. */
 const char *ospab_server_new_password(apr_pool_t *p);
 /* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */

@@ -6,8 +6,10 @@
 
 #include "ospab_db.h"
 
+/* the fields of ospab_vps_fields in order, then binding_note (OSPAB_VPS_BINDING_NOTE) */
 #define VPS_COLS "id, external_id, name, status, ip_address, cpu, ram, disk, os, user_id, " \
-                 "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at"
+                 "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at, " \
+                 "binding_note"
 #define USER_COLS "id, email, name, role, enabled, created_at, updated_at"
 /* the server view of seed 003: vps with its OS template and tariff */
 #define SERVER_COLS "v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, " \
@@ -32,6 +34,10 @@ const ospab_sql_t ospab_sql_api[] = {
     /* a write that changes nothing: takes the row lock (MySQL) or the write lock (SQLite)
      * before the transaction reads anything */
     { "ospab_vps_lock", "UPDATE vps SET updated_at = updated_at WHERE id = %s" },
+    /* a sync update that bound the record (or moved it off Proxmox) ends the agent's note */
+    { "ospab_vps_clear_note",
+      "UPDATE vps SET binding_note = NULL WHERE id = %s AND binding_note IS NOT NULL "
+      "AND (hypervisor <> 'proxmox' OR (node IS NOT NULL AND vmid IS NOT NULL))" },
     { "ospab_vps_delete", "DELETE FROM vps WHERE id = %s" },
     { "ospab_vps_delete_metrics", "DELETE FROM metrics_latest WHERE vps_id = %s" },
     { "ospab_vps_delete_alerts", "DELETE FROM alerts WHERE vps_id = %s" },

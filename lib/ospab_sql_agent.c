@@ -15,6 +15,12 @@
 #define METRICS_ROWS50 METRICS_ROWS10 ", " METRICS_ROWS10 ", " METRICS_ROWS10 ", " \
                        METRICS_ROWS10 ", " METRICS_ROWS10
 
+/* records the billing site synced for Proxmox without a node or vmid, in a state the
+ * agent may link them to their guest in (docs/agent.md, "Adoption"; not the panel's own
+ * failed creates, 'error', nor records on their way out) */
+#define VPS_UNBOUND "hypervisor = 'proxmox' AND (node IS NULL OR vmid IS NULL) " \
+                    "AND status IN ('creating', 'running', 'stopped', 'suspended')"
+
 const ospab_sql_t ospab_sql_agent[] = {
     /* servers with tasks to follow (the agent) */
     { "ospab_task_active_servers",
@@ -91,6 +97,23 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_agent_vps_one",
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE id = %s AND hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
+    /* adoption (docs/agent.md): the unbound records, 500 a round (UNBOUND_BATCH in
+     * agent_monitor.c) from where the last round stopped; the columns of
+     * ospab_agent_vps_index, then the note */
+    { "ospab_agent_vps_unbound",
+      "SELECT id, user_id, name, status, node, vmid, kind, binding_note FROM vps "
+      "WHERE " VPS_UNBOUND " AND id > %s ORDER BY id LIMIT 500" },
+    /* unbound records sharing a name (also those beyond the round's batch) */
+    { "ospab_agent_vps_unbound_named",
+      "SELECT COUNT(*) FROM vps WHERE name = %s AND " VPS_UNBOUND },
+    /* only while still unbound, still so named and in the state the agent read: with
+     * several agents, or a sync update meanwhile, one change wins and the others find no
+     * row; the unique (node, vmid) refuses a guest bound in between */
+    { "ospab_agent_vps_adopt",
+      "UPDATE vps SET node = %s, vmid = %s, kind = %s, status = %s, binding_note = NULL, "
+      "updated_at = %s WHERE id = %s AND name = %s AND status = %s AND " VPS_UNBOUND },
+    { "ospab_agent_vps_note",
+      "UPDATE vps SET binding_note = %s WHERE id = %s AND " VPS_UNBOUND },
     /* REPLACE INTO: the same statement in MySQL and SQLite (delete + insert of the row);
      * the agent writes OSPAB_METRICS_BATCH rows per statement (one round trip to MariaDB
      * instead of 50) and the rest one by one */
@@ -125,6 +148,8 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_lease_insert",
       "INSERT INTO agent_leases (name, owner, expires_at, updated_at) VALUES (%s, %s, %s, %s)" },
     { "ospab_lease_get", "SELECT owner, expires_at FROM agent_leases WHERE name = %s" },
+    /* the clusters some agent polls now (adoption notes need to have seen them all) */
+    { "ospab_lease_live", "SELECT name, owner FROM agent_leases WHERE expires_at > %s" },
     { "ospab_lease_release",
       "UPDATE agent_leases SET expires_at = %s, updated_at = %s WHERE name = %s AND owner = %s" },
     { NULL, NULL }

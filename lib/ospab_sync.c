@@ -446,7 +446,9 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         vps_conflict(db, p, in, id, res);
         return;
     }
-    if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
+    /* bound now (node and vmid): the agent's note of why it could not link it is over */
+    if (ospab_db_exec(db, p, "ospab_vps_clear_note", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
         || (strcmp(old_owner, row[OSPAB_VPS_USER_ID])
             && owner_changed(db, p, a, id, old_owner, row[OSPAB_VPS_USER_ID]) != APR_SUCCESS)
         || ospab_audit(db, p, a, "vps.update", "vps", id,

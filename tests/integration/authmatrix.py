@@ -215,13 +215,13 @@ OTHER_USER_BY_SCOPE = {
 # -- server management (seed 003, the power routes of seed 001): Bearer JWT ---------------
 # These routes act on Proxmox. The matrix's Apache (conftest's `apache` fixture) has Proxmox
 # configured at an address nobody listens on, and the owner's VPS comes from the sync API
-# without node/vmid: the right credentials (the owner's token, an admin's) therefore get past
-# authentication and ownership as far as `409 {"error": "the server has no Proxmox
-# node/vmid yet"}`, before any call to Proxmox; another user's token gets the byte-identical
-# 404 of a missing server (scope "owned"). `ok` and `keys` name the real success answer
-# (test_server.py checks it against the simulator). Self-service ordering is off on the
-# matrix's Apache: a user's create is 403 and an admin's reaches the catalogue check (422
-# for a tariff that does not exist).
+# without node/vmid (and no agent links it): the right credentials (the owner's token, an
+# admin's) therefore get past authentication and ownership as far as `409 {"error": "this
+# server is not linked to its guest on Proxmox yet: …"}`, before any call to Proxmox; another
+# user's token gets the byte-identical 404 of a missing server (scope "owned"). `ok` and
+# `keys` name the real success answer (test_server.py checks it against the simulator).
+# Self-service ordering is off on the matrix's Apache: a user's create is 403 and an admin's
+# reaches the catalogue check (422 for a tariff that does not exist).
 NO_VMID = 409
 
 

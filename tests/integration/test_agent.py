@@ -83,7 +83,8 @@ def srv(database, sim, agent_port):
             f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1",
             "OspabProxmoxStorage local-lvm", "OspabProxmoxBridge vmbr0",
             "OspabProxmoxTimeout 2 3", "OspabSelfService On",
-            # alice orders many servers here; the quota is test_policy.py's
+            # alice owns more servers than the default quota (5) by the tests that create
+            # some through the API; quotas are test_policy.py's
             "OspabServerQuota 0"]
     a = harness.Apache(database, extra_conf=conf + proxy_conf(agent_port))
     _started(a)

@@ -372,11 +372,12 @@ END_TEST
 
 START_TEST(vps_json_shape)
 {
-    static const char *const row[OSPAB_VPS_NFIELDS] = {
+    static const char *const row[OSPAB_VPS_NCOLS] = {
         "1", NULL, "test", "creating", NULL, "2", "2048", "50", "Ubuntu 22.04", "5",
         "proxmox", "pve1", "100", "qemu", NULL, "3", "2026-01-01 00:00:00",
-        "2026-11-22 17:20:00.123"
+        "2026-11-22 17:20:00.123", NULL
     };
+    /* binding_note (the last column) goes in only when set */
     json_t *j = ospab_json_own(pool, ospab_vps_json(pool, (ospab_row_t)row));
 
     ck_assert_int_eq(json_object_size(j), OSPAB_VPS_NFIELDS);
@@ -389,6 +390,25 @@ START_TEST(vps_json_shape)
         "\"kind\":\"qemu\",\"tariff_id\":null,\"os_id\":3,"
         "\"created_at\":\"2026-01-01T00:00:00.000Z\","
         "\"updated_at\":\"2026-11-22T17:20:00.123Z\"}");
+}
+END_TEST
+
+START_TEST(vps_json_binding_note)
+{
+    static const char *const row[OSPAB_VPS_NCOLS] = {
+        "1", NULL, "web-1", "creating", NULL, "2", "2048", "50", NULL, "5", "proxmox", NULL,
+        NULL, NULL, NULL, NULL, "2026-01-01 00:00:00", "2026-01-01 00:00:00",
+        "no guest named 'web-1' on the Proxmox clusters"
+    };
+    json_t *j = ospab_json_own(pool, ospab_vps_json(pool, (ospab_row_t)row));
+    ospab_jw_t w;
+
+    ck_assert_int_eq(json_object_size(j), OSPAB_VPS_NFIELDS + 1);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "binding_note")), row[18]);
+    /* a customer's view leaves it out */
+    ospab_jw_init(&w, pool, 64);
+    ospab_vps_write(&w, pool, (ospab_row_t)row, 0);
+    ck_assert_ptr_null(strstr(ospab_jw_finish(&w, NULL), "binding_note"));
 }
 END_TEST
 
@@ -461,6 +481,7 @@ Suite *ospab_fields_suite(void)
     tcase_add_test(tc, vps_text_fields);
     tcase_add_test(tc, vps_several_errors_and_summary);
     tcase_add_test(tc, vps_json_shape);
+    tcase_add_test(tc, vps_json_binding_note);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(tu, setup, teardown);
