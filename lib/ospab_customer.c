@@ -8,16 +8,50 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 #include "ospab_resource.h"
+#include "ospab_vps.h"
+#include "ospab_catalog.h"
 
-/* SERVER_COLS positions */
-enum { S_ID, S_USER, S_TARIFF, S_OS, S_STATUS, S_VMID, S_IP, S_CREATED, S_UPDATED, S_NAME,
-       S_OS_ID, S_OS_NAME, S_OS_TYPE, S_T_ID, S_T_NAME, S_T_PRICE, S_OS_TEXT, S_CPU, S_RAM,
-       S_DISK };
+/* A row of the server view (SERVER_COLS in ospab_sql.c): the record with its OS template
+ * and tariff. */
+typedef struct {
+    const char *id, *user_id, *tariff_id, *os_id, *status, *vmid, *ip;
+    const char *created_at, *updated_at, *name;
+    const char *tmpl_id, *tmpl_name, *tmpl_type;    /* the OS template, if os_id names one */
+    const char *t_id, *t_name, *t_price;            /* the tariff, if tariff_id names one */
+    const char *os_text;                            /* the synced OS text */
+    const char *cpu, *ram, *disk;
+} server_row_t;
 
-/* The enabled tariff with the record's sizes (ospab_tariff_list: id name price cores memory
- * disk), or NULL. */
-static ospab_row_t same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t **tariffs,
-                              ospab_row_t r)
+static void server_from_row(ospab_row_t r, server_row_t *v)
+{
+    /* v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, v.created_at,
+     * v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, t.price, v.os, v.cpu,
+     * v.ram, v.disk */
+    v->id = r[0];
+    v->user_id = r[1];
+    v->tariff_id = r[2];
+    v->os_id = r[3];
+    v->status = r[4];
+    v->vmid = r[5];
+    v->ip = r[6];
+    v->created_at = r[7];
+    v->updated_at = r[8];
+    v->name = r[9];
+    v->tmpl_id = r[10];
+    v->tmpl_name = r[11];
+    v->tmpl_type = r[12];
+    v->t_id = r[13];
+    v->t_name = r[14];
+    v->t_price = r[15];
+    v->os_text = r[16];
+    v->cpu = r[17];
+    v->ram = r[18];
+    v->disk = r[19];
+}
+
+/* The enabled tariff with the record's sizes (*found), or none. */
+static int same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t **tariffs,
+                      const server_row_t *v, ospab_tariff_t *found)
 {
     int i;
 
@@ -25,15 +59,17 @@ static ospab_row_t same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t 
                             != APR_SUCCESS)) {
         *tariffs = apr_array_make(p, 1, sizeof(ospab_row_t));
     }
+    if (!v->cpu || !v->ram || !v->disk) {
+        return 0;
+    }
     for (i = 0; i < (*tariffs)->nelts; ++i) {
-        ospab_row_t t = APR_ARRAY_IDX(*tariffs, i, ospab_row_t);
-
-        if (r[S_CPU] && r[S_RAM] && r[S_DISK] && !strcmp(t[3], r[S_CPU])
-            && !strcmp(t[4], r[S_RAM]) && !strcmp(t[5], r[S_DISK])) {
-            return t;
+        ospab_tariff_from_row(APR_ARRAY_IDX(*tariffs, i, ospab_row_t), found);
+        if (!strcmp(found->cores, v->cpu) && !strcmp(found->memory, v->ram)
+            && !strcmp(found->disk, v->disk)) {
+            return 1;
         }
     }
-    return NULL;
+    return 0;
 }
 
 /* "windows" for a synced OS text that names Windows, else "linux". */
@@ -47,18 +83,18 @@ static const char *os_type_of(apr_pool_t *p, const char *name)
     return strstr(lower, "windows") ? "windows" : "linux";
 }
 
-static void write_os(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
+static void write_os(ospab_jw_t *w, apr_pool_t *p, const server_row_t *v)
 {
-    const char *name = r[S_OS_ID] ? r[S_OS_NAME] : r[S_OS_TEXT];
+    const char *name = v->tmpl_id ? v->tmpl_name : v->os_text;
 
     ospab_jw_obj(w);
     ospab_jw_key(w, "id");
-    ospab_jw_int_text(w, r[S_OS_ID]);
+    ospab_jw_int_text(w, v->tmpl_id);
     ospab_jw_key(w, "name");
     ospab_jw_str(w, name);
     ospab_jw_key(w, "type");
-    if (r[S_OS_ID]) {
-        ospab_jw_str(w, r[S_OS_TYPE]);
+    if (v->tmpl_id) {
+        ospab_jw_str(w, v->tmpl_type);
     }
     else {
         /* the synced text is all there is: "Windows Server 2022" is windows, the rest linux */
@@ -68,52 +104,77 @@ static void write_os(ospab_jw_t *w, apr_pool_t *p, ospab_row_t r)
 }
 
 static void write_tariff(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
-                         apr_array_header_t **tariffs, ospab_row_t r)
+                         apr_array_header_t **tariffs, const server_row_t *v)
 {
-    ospab_row_t t = r[S_T_ID] ? NULL : same_sizes(db, p, tariffs, r);
+    ospab_tariff_t same;
+    int t = !v->t_id && same_sizes(db, p, tariffs, v, &same);
 
     ospab_jw_obj(w);
     ospab_jw_key(w, "id");
-    ospab_jw_int_text(w, r[S_T_ID] ? r[S_T_ID] : t ? t[0] : NULL);
+    ospab_jw_int_text(w, v->t_id ? v->t_id : t ? same.id : NULL);
     ospab_jw_key(w, "name");
-    ospab_jw_str(w, r[S_T_ID] ? r[S_T_NAME]
-                  : t ? t[1] : apr_psprintf(p, "%s vCPU / %s MB / %s GB",
-                                            r[S_CPU] ? r[S_CPU] : "?", r[S_RAM] ? r[S_RAM] : "?",
-                                            r[S_DISK] ? r[S_DISK] : "?"));
+    ospab_jw_str(w, v->t_id ? v->t_name
+                  : t ? same.name : apr_psprintf(p, "%s vCPU / %s MB / %s GB",
+                                                 v->cpu ? v->cpu : "?", v->ram ? v->ram : "?",
+                                                 v->disk ? v->disk : "?"));
     ospab_jw_key(w, "price");
-    ospab_jw_int_text(w, r[S_T_ID] ? r[S_T_PRICE] : t ? t[2] : NULL);
+    ospab_jw_int_text(w, v->t_id ? v->t_price : t ? same.price : NULL);
     ospab_jw_obj_end(w);
 }
 
 void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
                         apr_array_header_t **tariffs, ospab_row_t r)
 {
+    server_row_t v;
+
+    server_from_row(r, &v);
     ospab_jw_obj(w);
     ospab_jw_key(w, "id");
-    ospab_jw_int_text(w, r[S_ID]);
+    ospab_jw_int_text(w, v.id);
     ospab_jw_key(w, "userId");
-    ospab_jw_int_text(w, r[S_USER]);
+    ospab_jw_int_text(w, v.user_id);
     ospab_jw_key(w, "tariffId");
-    ospab_jw_int_text(w, r[S_TARIFF]);
+    ospab_jw_int_text(w, v.tariff_id);
     ospab_jw_key(w, "osId");
-    ospab_jw_int_text(w, r[S_OS]);
+    ospab_jw_int_text(w, v.os_id);
     ospab_jw_key(w, "name");
-    ospab_jw_str(w, r[S_NAME]);
+    ospab_jw_str(w, v.name);
     ospab_jw_key(w, "status");
-    ospab_jw_str(w, r[S_STATUS]);
+    ospab_jw_str(w, v.status);
     ospab_jw_key(w, "proxmoxId");
-    ospab_jw_int_text(w, r[S_VMID]);
+    ospab_jw_int_text(w, v.vmid);
     ospab_jw_key(w, "ipAddress");
-    ospab_jw_str(w, r[S_IP]);
+    ospab_jw_str(w, v.ip);
     ospab_jw_key(w, "createdAt");
-    ospab_jw_str(w, ospab_time_api(p, r[S_CREATED]));
+    ospab_jw_str(w, ospab_time_api(p, v.created_at));
     ospab_jw_key(w, "updatedAt");
-    ospab_jw_str(w, ospab_time_api(p, r[S_UPDATED]));
+    ospab_jw_str(w, ospab_time_api(p, v.updated_at));
     ospab_jw_key(w, "os");
-    write_os(w, p, r);
+    write_os(w, p, &v);
     ospab_jw_key(w, "tariff");
-    write_tariff(w, p, db, tariffs, r);
+    write_tariff(w, p, db, tariffs, &v);
     ospab_jw_obj_end(w);
+}
+
+/* A row's id and owner, whatever its shape. */
+typedef void row_key_fn(ospab_row_t row, const char **id, const char **owner);
+
+static void vps_key(ospab_row_t row, const char **id, const char **owner)
+{
+    ospab_vps_t v;
+
+    ospab_vps_from_row(row, &v);
+    *id = v.id;
+    *owner = v.user_id;
+}
+
+static void server_key(ospab_row_t row, const char **id, const char **owner)
+{
+    server_row_t v;
+
+    server_from_row(row, &v);
+    *id = v.id;
+    *owner = v.user_id;
 }
 
 typedef void row_write_fn(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
@@ -136,7 +197,7 @@ static void vps_write_admin(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
  * 50 and for 200 rows (and one more, to know whether another page follows). */
 static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                  ospab_page_t *pg, const char *const labels[2], row_write_fn *write,
-                 int owner_col, ospab_result_t *res)
+                 row_key_fn *key, ospab_result_t *res)
 {
     /* a customer's "all servers" is a handful; an admin's is the provider's whole fleet,
      * which stays paged unless asked for page by page */
@@ -165,16 +226,21 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
             return;
         }
         n = rows->nelts < limit ? rows->nelts : limit;
+        pg->next = NULL;
         for (i = 0; i < n; ++i) {
             ospab_row_t row = APR_ARRAY_IDX(rows, i, ospab_row_t);
+            const char *id, *owner;
 
+            key(row, &id, &owner);
+            if (rows->nelts > limit && i == n - 1) {
+                pg->next = id;
+            }
             /* defence in depth: the statement filters by owner already */
-            if (!who->admin && (!row[owner_col] || strcmp(row[owner_col], who->user_id))) {
+            if (!who->admin && (!owner || strcmp(owner, who->user_id))) {
                 continue;
             }
             write(&w, p, db, &tariffs, row);
         }
-        pg->next = rows->nelts > limit ? APR_ARRAY_IDX(rows, n - 1, ospab_row_t)[0] : NULL;
         if (!all || !pg->next) {
             break;
         }
@@ -196,7 +262,7 @@ void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principa
     static const char *const any[2] = { "ospab_vps_page_all_51", "ospab_vps_page_all_201" };
 
     page(db, p, who, pg, who->admin ? any : user, who->admin ? vps_write_admin : vps_write,
-         OSPAB_VPS_USER_ID, res);
+         vps_key, res);
 }
 
 void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
@@ -207,15 +273,16 @@ void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_princ
     static const char *const any[2] = { "ospab_server_page_all_51",
                                         "ospab_server_page_all_201" };
 
-    page(db, p, who, pg, who->admin ? any : user, ospab_server_write, S_USER, res);
+    page(db, p, who, pg, who->admin ? any : user, ospab_server_write, server_key, res);
 }
 
 static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                    const char *label, const char *id, row_write_fn *write, int owner_col,
+                    const char *label, const char *id, row_write_fn *write, row_key_fn *key,
                     ospab_result_t *res)
 {
     apr_array_header_t *tariffs = NULL;
     ospab_row_t row;
+    const char *row_id, *owner = NULL;
     ospab_jw_t w;
 
     memset(res, 0, sizeof(*res));
@@ -224,7 +291,10 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
         return;
     }
     /* someone else's server answers exactly like a missing one */
-    if (!row || (!who->admin && (!row[owner_col] || strcmp(row[owner_col], who->user_id)))) {
+    if (row) {
+        key(row, &row_id, &owner);
+    }
+    if (!row || (!who->admin && (!owner || strcmp(owner, who->user_id)))) {
         ospab_result_error(p, res, 404, "server not found", NULL);
         return;
     }
@@ -237,14 +307,14 @@ static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
 void ospab_customer_vps_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                             const char *id, ospab_result_t *res)
 {
-    get_one(db, p, who, "ospab_vps_get", id, who->admin ? vps_write_admin : vps_write,
-            OSPAB_VPS_USER_ID, res);
+    get_one(db, p, who, "ospab_vps_get", id, who->admin ? vps_write_admin : vps_write, vps_key,
+            res);
 }
 
 void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                                const char *id, ospab_result_t *res)
 {
-    get_one(db, p, who, "ospab_server_get", id, ospab_server_write, S_USER, res);
+    get_one(db, p, who, "ospab_server_get", id, ospab_server_write, server_key, res);
 }
 
 static void catalogue(ospab_db_t *db, apr_pool_t *p, const char *label,

@@ -269,6 +269,16 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit)
     return APR_SUCCESS;
 }
 
+apr_status_t ospab_db_select_value(ospab_db_t *db, apr_pool_t *p, const char *label,
+                                   int nargs, const char **args, const char **value)
+{
+    ospab_row_t row = NULL;
+    apr_status_t rv = ospab_db_select_one(db, p, label, nargs, args, &row);
+
+    *value = rv == APR_SUCCESS && row ? row[0] : NULL;
+    return rv;
+}
+
 apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id)
 {
     /* A constant, parameterless query per dialect: apr_dbd has no call for this. */

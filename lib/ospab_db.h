@@ -64,6 +64,11 @@ apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, i
 apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *label,
                                  int nargs, const char **args, ospab_row_t *row);
 
+/* The first column of the first row (a COUNT, an id, a MAX): *value NULL when there is no
+ * row or the value is NULL (check the return value first). */
+apr_status_t ospab_db_select_value(ospab_db_t *db, apr_pool_t *p, const char *label,
+                                   int nargs, const char **args, const char **value);
+
 /* How long a transaction waits for SQLite's write lock before giving up (503). */
 #define OSPAB_DB_BEGIN_WAIT apr_time_from_sec(10)
 

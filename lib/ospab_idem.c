@@ -8,12 +8,29 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 
+/* An idempotency_keys row (ospab_idem_get). */
+typedef struct {
+    const char *hash;           /* of the request that took the key */
+    const char *status, *body;  /* its answer; status NULL while it runs */
+    const char *created_at;
+} idem_row_t;
+
+static void idem_from_row(ospab_row_t r, idem_row_t *k)
+{
+    /* request_hash status_code response_body created_at */
+    k->hash = r[0];
+    k->status = r[1];
+    k->body = r[2];
+    k->created_at = r[3];
+}
+
 apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
                                apr_time_t now, ospab_idem_state_e *state, int *status,
                                const char **body)
 {
     const char *args[3] = { idem->scope, idem->key, NULL };
     ospab_row_t row;
+    idem_row_t k;
     apr_status_t rv;
 
     *state = OSPAB_IDEM_NEW;
@@ -23,18 +40,19 @@ apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t
     if (!row) {
         return APR_SUCCESS;
     }
+    idem_from_row(row, &k);
     /* timestamps in the same fixed format compare as text */
     args[2] = ospab_time_db(p, now - OSPAB_IDEM_TTL);
-    if (row[3] && strcmp(row[3], args[2]) < 0) {
+    if (k.created_at && strcmp(k.created_at, args[2]) < 0) {
         return ospab_db_exec(db, p, "ospab_idem_forget", 3, args, NULL);
     }
-    if (!row[0] || strcmp(row[0], idem->hash)) {
+    if (!k.hash || strcmp(k.hash, idem->hash)) {
         *state = OSPAB_IDEM_MISMATCH;
         return APR_SUCCESS;
     }
-    if (!row[1]) {
+    if (!k.status) {
         args[2] = ospab_time_db(p, now - OSPAB_IDEM_ABANDONED);
-        if (row[3] && strcmp(row[3], args[2]) < 0) {
+        if (k.created_at && strcmp(k.created_at, args[2]) < 0) {
             /* its request died half-way (process killed): let this one run */
             return ospab_db_exec(db, p, "ospab_idem_forget", 3, args, NULL);
         }
@@ -42,8 +60,8 @@ apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t
         return APR_SUCCESS;
     }
     *state = OSPAB_IDEM_REPLAY;
-    *status = atoi(row[1]);
-    *body = row[2] ? row[2] : "";
+    *status = atoi(k.status);
+    *body = k.body ? k.body : "";
     return APR_SUCCESS;
 }
 

@@ -9,6 +9,7 @@
 #include <apr_lib.h>
 
 #include "ospab_mail.h"
+#include "ospab_user.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
 
@@ -470,7 +471,7 @@ apr_status_t ospab_mail_insert(ospab_db_t *db, apr_pool_t *p, apr_time_t now, co
                                const char **why)
 {
     const char *args[7], *when = ospab_time_db(p, now);
-    ospab_row_t row;
+    const char *found = NULL;
     int own = !db->trans;
     apr_status_t rv;
 
@@ -499,12 +500,12 @@ apr_status_t ospab_mail_insert(ospab_db_t *db, apr_pool_t *p, apr_time_t now, co
         return rv;
     }
     if (dedupe_key) {
-        if ((rv = ospab_db_select_one(db, p, "ospab_mail_by_key", 1, &dedupe_key, &row))
+        if ((rv = ospab_db_select_value(db, p, "ospab_mail_by_key", 1, &dedupe_key, &found))
             != APR_SUCCESS) {
             goto failed;
         }
-        if (row) {
-            *id = row[0];
+        if (found) {
+            *id = found;
             *duplicate = 1;
             return own ? ospab_db_end(db, 1) : APR_SUCCESS;
         }
@@ -520,9 +521,9 @@ apr_status_t ospab_mail_insert(ospab_db_t *db, apr_pool_t *p, apr_time_t now, co
         if (own && dedupe_key && ospab_db_is_constraint(db)) {
             /* the same key was queued by someone else since the check */
             ospab_db_end(db, 0);
-            if (ospab_db_select_one(db, p, "ospab_mail_by_key", 1, &dedupe_key, &row)
-                    == APR_SUCCESS && row) {
-                *id = row[0];
+            if (ospab_db_select_value(db, p, "ospab_mail_by_key", 1, &dedupe_key, &found)
+                    == APR_SUCCESS && found) {
+                *id = found;
                 *duplicate = 1;
                 return APR_SUCCESS;
             }
@@ -582,12 +583,11 @@ apr_status_t ospab_mail_queue_user(ospab_db_t *db, apr_pool_t *p, apr_time_t now
                                    const char *user_id, const char *tmpl, json_t *vars,
                                    const char *dedupe_key, const char **why)
 {
-    ospab_row_t u;
+    const ospab_user_t *u;
     json_t *v;
     apr_status_t rv;
 
-    /* id email name role enabled created_at updated_at */
-    if ((rv = ospab_db_select_one(db, p, "ospab_user_get", 1, &user_id, &u)) != APR_SUCCESS) {
+    if ((rv = ospab_user_load(db, p, user_id, &u)) != APR_SUCCESS) {
         *why = db->error;
         return rv;
     }
@@ -595,8 +595,8 @@ apr_status_t ospab_mail_queue_user(ospab_db_t *db, apr_pool_t *p, apr_time_t now
         *why = apr_psprintf(p, "user %s does not exist", user_id);
         return APR_NOTFOUND;
     }
-    v = ospab_mail_vars_with_name(vars, u[2]);
-    rv = ospab_mail_queue(db, p, now, u[1], tmpl, v, dedupe_key, why);
+    v = ospab_mail_vars_with_name(vars, u->name);
+    rv = ospab_mail_queue(db, p, now, u->email, tmpl, v, dedupe_key, why);
     json_decref(v);
     return rv;
 }

@@ -618,14 +618,30 @@ static apr_status_t ensure_table(migrate_ctx_t *c, const char **errmsg)
     return rv;
 }
 
-/* Rows of schema_migrations: version, name, checksum, state, applied_at.  */
+/* A row of schema_migrations, as RECORD_COLS reads it. */
+#define RECORD_COLS "version, name, checksum, state, applied_at"
+typedef struct {
+    int version;
+    const char *name, *checksum, *state, *applied_at;
+} record_t;
+
+static void record_from_row(const char **r, record_t *rec)
+{
+    rec->version = r[0] ? atoi(r[0]) : 0;
+    rec->name = r[1];
+    rec->checksum = r[2];
+    rec->state = r[3];
+    rec->applied_at = r[4];
+}
+
+/* Rows of schema_migrations (RECORD_COLS).  */
 static apr_status_t load_records(migrate_ctx_t *c, apr_array_header_t **rows,
                                  const char **errmsg)
 {
     const char *dberr = NULL;
     apr_status_t rv;
 
-    rv = db_select(c, "SELECT version, name, checksum, state, applied_at"
+    rv = db_select(c, "SELECT " RECORD_COLS
                    " FROM " OSPAB_MIGRATE_TABLE " ORDER BY version", 5,
                    rows, &dberr);
     if (rv != APR_SUCCESS) {
@@ -650,9 +666,12 @@ static void merge(apr_pool_t *p, apr_array_header_t *files,
             APR_ARRAY_IDX(files, i, migrate_file_t *);
     }
     for (j = 0; j < records->nelts; j++) {
-        const char **r = APR_ARRAY_IDX(records, j, const char **);
-        int version = r[0] ? atoi(r[0]) : 0;
+        record_t rec;
+        int version;
         migrate_file_t *mf = NULL;
+
+        record_from_row(APR_ARRAY_IDX(records, j, const char **), &rec);
+        version = rec.version;
 
         for (i = 0; i < files->nelts; i++) {
             migrate_file_t *f = APR_ARRAY_IDX(files, i, migrate_file_t *);
@@ -665,20 +684,20 @@ static void merge(apr_pool_t *p, apr_array_header_t *files,
         if (mf == NULL) {
             mf = apr_pcalloc(p, sizeof(*mf));
             mf->e.version = version;
-            mf->e.name = r[1];
+            mf->e.name = rec.name;
             mf->e.state = OSPAB_MIGRATE_MISSING;
             APR_ARRAY_PUSH(version < 0 ? sd : out, migrate_file_t *) = mf;
         }
-        mf->e.db_checksum = r[2];
-        mf->e.applied_at = r[4];
-        if (r[3] == NULL || strcmp(r[3], "applied") != 0) {
+        mf->e.db_checksum = rec.checksum;
+        mf->e.applied_at = rec.applied_at;
+        if (rec.state == NULL || strcmp(rec.state, "applied") != 0) {
             mf->e.state = OSPAB_MIGRATE_APPLYING;
         }
         else if (version < 0) {
             mf->e.state = OSPAB_MIGRATE_APPLIED;
         }
         else if (mf->e.checksum != NULL) {
-            mf->e.state = (r[2] && strcmp(r[2], mf->e.checksum) == 0)
+            mf->e.state = (rec.checksum && strcmp(rec.checksum, mf->e.checksum) == 0)
                           ? OSPAB_MIGRATE_APPLIED : OSPAB_MIGRATE_CHANGED;
         }
     }
@@ -759,7 +778,7 @@ static apr_status_t sqlite_fk_check(migrate_ctx_t *c, const char *fname,
 {
     apr_array_header_t *rows;
     const char *dberr = NULL;
-    const char **r;
+    const char **r, *table, *rowid, *parent;
     apr_status_t rv;
 
     rv = db_select(c, "PRAGMA foreign_key_check", 4, &rows, &dberr);
@@ -771,11 +790,15 @@ static apr_status_t sqlite_fk_check(migrate_ctx_t *c, const char *fname,
     if (rows->nelts == 0) {
         return APR_SUCCESS;
     }
+    /* PRAGMA foreign_key_check: table, rowid, parent, fkid */
     r = APR_ARRAY_IDX(rows, 0, const char **);
+    table = r[0];
+    rowid = r[1];
+    parent = r[2];
     *errmsg = apr_psprintf(c->p, "%s leaves %d row(s) violating foreign keys, "
                            "e.g. %s rowid %s -> %s", fname, rows->nelts,
-                           r[0] ? r[0] : "?", r[1] ? r[1] : "?",
-                           r[2] ? r[2] : "?");
+                           table ? table : "?", rowid ? rowid : "?",
+                           parent ? parent : "?");
     return APR_EGENERAL;
 }
 
@@ -1188,23 +1211,24 @@ apr_status_t ospab_migrate_seed(apr_pool_t *p, const apr_dbd_driver_t *drv,
                                db_error(&c, rc));
         goto leave;
     }
-    sql = apr_psprintf(p, "SELECT version, checksum, applied_at FROM "
+    sql = apr_psprintf(p, "SELECT " RECORD_COLS " FROM "
                        OSPAB_MIGRATE_TABLE " WHERE name = '%s'", ename);
-    rv = db_select(&c, sql, 3, &rows, &dberr);
+    rv = db_select(&c, sql, 5, &rows, &dberr);
     if (rv != APR_SUCCESS) {
         *errmsg = apr_psprintf(p, "cannot read " OSPAB_MIGRATE_TABLE ": %s",
                                dberr);
         goto leave;
     }
     if (rows->nelts > 0) {
-        const char **r = APR_ARRAY_IDX(rows, 0, const char **);
+        record_t rec;
 
-        mf->e.version = r[0] ? atoi(r[0]) : 0;
-        mf->e.db_checksum = r[1];
-        mf->e.applied_at = r[2];
+        record_from_row(APR_ARRAY_IDX(rows, 0, const char **), &rec);
+        mf->e.version = rec.version;
+        mf->e.db_checksum = rec.checksum;
+        mf->e.applied_at = rec.applied_at;
         mf->e.state = OSPAB_MIGRATE_APPLIED;
         report_ev(report, baton, OSPAB_MIGRATE_EV_SEED_SKIPPED, &mf->e,
-                  (r[1] && strcmp(r[1], mf->e.checksum) == 0)
+                  (rec.checksum && strcmp(rec.checksum, mf->e.checksum) == 0)
                   ? "already applied"
                   : "already applied (the file has changed since; it is not "
                     "run again)");

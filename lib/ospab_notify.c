@@ -7,6 +7,7 @@
 
 #include "ospab_notify.h"
 #include "ospab_mail.h"
+#include "ospab_user.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
 
@@ -41,7 +42,8 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
     json_t *errors, *x, *vars = NULL, *v, *details;
     const char *name, *to = NULL, *user_id = NULL, *tmpl = NULL, *key = NULL, *subject, *text;
     const char *id, *why;
-    ospab_row_t u = NULL;
+    const ospab_user_t *u = NULL;
+    const char *queued = NULL;
     int i, dup;
 
     memset(res, 0, sizeof(*res));
@@ -156,8 +158,7 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
         return;
     }
     if (user_id) {
-        /* id email name role enabled created_at updated_at */
-        if (ospab_db_select_one(db, p, "ospab_user_get", 1, &user_id, &u) != APR_SUCCESS) {
+        if (ospab_user_load(db, p, user_id, &u) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return;
         }
@@ -165,12 +166,12 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
             ospab_result_error(p, res, 404, "user not found", NULL);
             return;
         }
-        if (!ospab_mail_addr_ok(u[1])) {
+        if (!ospab_mail_addr_ok(u->email)) {
             ospab_result_error(p, res, 422, "the user's e-mail address cannot be used", NULL);
             return;
         }
-        to = u[1];
-        v = ospab_json_own(p, ospab_mail_vars_with_name(vars, u[2]));
+        to = u->email;
+        v = ospab_json_own(p, ospab_mail_vars_with_name(vars, u->name));
         if ((errors = ospab_mail_render(p, tmpl, v, &subject, &text)) != NULL) {
             notify_invalid(p, res, errors);   /* the user's name does not fit a line */
             return;
@@ -189,9 +190,9 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
             const char *k = apr_pstrcat(p, "notify:", key, NULL);
 
             ospab_db_end(db, 0);
-            if (ospab_db_select_one(db, p, "ospab_mail_by_key", 1, &k, &u) == APR_SUCCESS
-                && u) {
-                notify_queued(p, res, u[0], 1);
+            if (ospab_db_select_value(db, p, "ospab_mail_by_key", 1, &k, &queued)
+                    == APR_SUCCESS && queued) {
+                notify_queued(p, res, queued, 1);
                 return;
             }
         }

@@ -92,20 +92,6 @@ json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row)
     return json_loadb(text, len, 0, NULL);
 }
 
-json_t *ospab_user_json(apr_pool_t *p, ospab_row_t row)
-{
-    json_t *o = json_object();
-
-    json_object_set_new(o, "id", ospab_json_int_or_null(row[0]));
-    json_object_set_new(o, "email", ospab_json_str_or_null(row[1]));
-    json_object_set_new(o, "name", ospab_json_str_or_null(row[2]));
-    json_object_set_new(o, "role", ospab_json_str_or_null(row[3]));
-    json_object_set_new(o, "enabled", json_boolean(row[4] && strcmp(row[4], "0")));
-    json_object_set_new(o, "created_at", ospab_json_str_or_null(ospab_time_api(p, row[5])));
-    json_object_set_new(o, "updated_at", ospab_json_str_or_null(ospab_time_api(p, row[6])));
-    return o;
-}
-
 apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char **hash)
 {
     static const char *const prefixes[] = { "$y$", "$2b$", NULL };

@@ -36,7 +36,6 @@ enum {
     OSPAB_USER_PASSWORD, OSPAB_USER_CREATED_AT, OSPAB_USER_UPDATED_AT, OSPAB_USER_NFIELDS
 };
 extern const ospab_field_t ospab_user_fields[OSPAB_USER_NFIELDS];
-json_t *ospab_user_json(apr_pool_t *p, ospab_row_t row);
 
 /* yescrypt (bcrypt where libcrypt lacks it) with a salt from the system's CSPRNG. */
 apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char **hash);

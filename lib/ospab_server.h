@@ -12,6 +12,7 @@
 #include "ospab_ssh.h"
 #include "ospab_sync.h"
 #include "ospab_customer.h"
+#include "ospab_vps.h"
 
 /* What customers may do with PUT /api/server/{id}/resize (OspabResize); admins may always
  * set any size within the per-field bounds. */
@@ -125,10 +126,10 @@ int ospab_server_snapname_ok(const char *name);
  * record when the task has finished, at once when the guest was gone already.
  * Both: 0 started; 1 res is the refusal and nothing was done. */
 int ospab_server_sync_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
-                             const ospab_actor_t *a, ospab_row_t v, const char **val,
+                             const ospab_actor_t *a, const ospab_vps_t *v, const char **val,
                              const char **upid, ospab_result_t *res);
 int ospab_server_sync_destroy(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
-                              const ospab_actor_t *a, ospab_row_t v, const char **upid,
+                              const ospab_actor_t *a, const ospab_vps_t *v, const char **upid,
                               ospab_result_t *res);
 /* *made: the panel created the server's guest (a create task of it got that far). 0, or 1
  * when the database failed. */

@@ -6,6 +6,7 @@
 #include <apr_general.h>
 
 #include "ospab_session.h"
+#include "ospab_user.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
 #include "ospab_resource.h"
@@ -46,14 +47,14 @@ static const char *body_string(json_t *body, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static json_t *user_brief(ospab_row_t u)
+static json_t *user_brief(const ospab_user_t *u)
 {
     json_t *o = json_object();
 
-    json_object_set_new(o, "id", ospab_json_int_or_null(u[0]));
-    json_object_set_new(o, "email", ospab_json_str_or_null(u[1]));
-    json_object_set_new(o, "name", ospab_json_str_or_null(u[2]));
-    json_object_set_new(o, "role", ospab_json_str_or_null(u[3]));
+    json_object_set_new(o, "id", ospab_json_int_or_null(u->id));
+    json_object_set_new(o, "email", ospab_json_str_or_null(u->email));
+    json_object_set_new(o, "name", ospab_json_str_or_null(u->name));
+    json_object_set_new(o, "role", ospab_json_str_or_null(u->role));
     return o;
 }
 
@@ -89,7 +90,7 @@ static apr_status_t audit(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     return ospab_audit(db, p, &self, action, "user", user_id, NULL);
 }
 
-static void tokens_ok(apr_pool_t *p, const ospab_session_conf_t *c, ospab_row_t user,
+static void tokens_ok(apr_pool_t *p, const ospab_session_conf_t *c, const ospab_user_t *user,
                       const char *access, const char *refresh, ospab_result_t *res)
 {
     json_t *o = json_object();
@@ -109,7 +110,8 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
     const char *email = body_string(body, "email");
     const char *password = body_string(body, "password");
     const char *refresh, *access, *family, *key;
-    ospab_row_t u = NULL;
+    ospab_row_t r = NULL;
+    ospab_user_t u = { 0 };
     int ok;
 
     memset(res, 0, sizeof(*res));
@@ -118,61 +120,91 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
         return;
     }
     key = ospab_email_key(p, email);
-    if (key && ospab_db_select_one(db, p, "ospab_auth_user_by_email", 1, &key, &u)
+    if (key && ospab_db_select_one(db, p, "ospab_auth_user_by_email", 1, &key, &r)
                != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    ok = ospab_password_verify(password, u && u[5] ? u[5] : dummy_hash);
-    if (!u || !ok || !u[5] || !u[4] || !strcmp(u[4], "0")) {
+    if (r) {
+        ospab_user_from_auth_row(r, &u);
+    }
+    /* a password is checked also for no account, so that timing does not tell */
+    ok = ospab_password_verify(password, u.password_hash ? u.password_hash : dummy_hash);
+    if (!r || !ok || !u.password_hash || !ospab_user_enabled(u.enabled)) {
         ospab_result_error(p, res, 401, "invalid email or password", NULL);
         return;
     }
     family = ospab_random_hex(p, 16);
-    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u[0]), u[3], family, a->now, &access)
+    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u.id), u.role, family, a->now, &access)
         != APR_SUCCESS) {
         res->log = "could not sign an access token (is OspabJWTSigningKey set?)";
         ospab_result_error(p, res, 500, "login is not available", NULL);
         return;
     }
     if (ospab_db_begin(db, p) != APR_SUCCESS
-        || !(refresh = store_refresh(db, p, c, a, u[0], family, NULL))
-        || audit(db, p, a, "auth.login", u[0]) != APR_SUCCESS
+        || !(refresh = store_refresh(db, p, c, a, u.id, family, NULL))
+        || audit(db, p, a, "auth.login", u.id) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    tokens_ok(p, c, u, access, refresh, res);
+    tokens_ok(p, c, &u, access, refresh, res);
 }
 
-/* The refresh token's row: id, user_id, family_id, expires_at, used_at, revoked_at. */
-static int find_refresh(ospab_db_t *db, apr_pool_t *p, json_t *body, ospab_row_t *row,
-                        ospab_result_t *res)
+/* A refresh_tokens row (ospab_rt_get). */
+typedef struct {
+    const char *id, *user_id, *family_id, *expires_at, *used_at, *revoked_at;
+} refresh_row_t;
+
+static void refresh_from_row(ospab_row_t r, refresh_row_t *rt)
+{
+    /* id, user_id, family_id, expires_at, used_at, revoked_at */
+    rt->id = r[0];
+    rt->user_id = r[1];
+    rt->family_id = r[2];
+    rt->expires_at = r[3];
+    rt->used_at = r[4];
+    rt->revoked_at = r[5];
+}
+
+/* The presented refresh token's row (*found: NULL when unknown). 1: go on; 0: res is
+ * set. */
+static int find_refresh(ospab_db_t *db, apr_pool_t *p, json_t *body,
+                        const refresh_row_t **found, ospab_result_t *res)
 {
     const char *token = body_string(body, "refreshToken");
     const char *hash;
+    ospab_row_t r = NULL;
+    refresh_row_t *rt;
 
     if (!json_is_object(body) || !token || !*token || strlen(token) > 512) {
         ospab_result_error(p, res, 400, "refreshToken is required", NULL);
         return 0;
     }
     hash = ospab_sha256_hex(p, token, strlen(token));
-    if (ospab_db_select_one(db, p, "ospab_rt_get", 1, &hash, row) != APR_SUCCESS) {
+    if (ospab_db_select_one(db, p, "ospab_rt_get", 1, &hash, &r) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return 0;
+    }
+    *found = NULL;
+    if (r) {
+        rt = apr_palloc(p, sizeof(*rt));
+        refresh_from_row(r, rt);
+        *found = rt;
     }
     return 1;
 }
 
 static void revoke_family(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
-                          ospab_row_t rt, const char *why, ospab_result_t *res)
+                          const refresh_row_t *rt, const char *why, ospab_result_t *res)
 {
-    const char *args[2] = { ospab_time_db(p, a->now), rt[2] };
+    const char *args[2] = { ospab_time_db(p, a->now), rt->family_id };
 
     if (ospab_db_begin(db, p) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_rt_revoke_family", 2, args, NULL) != APR_SUCCESS
-        || ospab_event_access(db, p, a->now, rt[1], rt[2], "revoked") != APR_SUCCESS
-        || audit(db, p, a, "auth.refresh_reuse", rt[1]) != APR_SUCCESS
+        || ospab_event_access(db, p, a->now, rt->user_id, rt->family_id, "revoked")
+           != APR_SUCCESS
+        || audit(db, p, a, "auth.refresh_reuse", rt->user_id) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
@@ -188,42 +220,43 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
     const char *now = ospab_time_db(p, a->now);
     const char *args[2];
     const char *access, *refresh;
-    ospab_row_t rt, u;
+    const refresh_row_t *rt;
+    const ospab_user_t *u;
     int n = 0;
 
     memset(res, 0, sizeof(*res));
     if (!find_refresh(db, p, body, &rt, res)) {
         return;
     }
-    if (!rt || rt[5]) {
+    if (!rt || rt->revoked_at) {
         ospab_result_error(p, res, 401, rt ? "refresh token revoked" : "invalid refresh token",
                            NULL);
         return;
     }
-    if (rt[4]) {
+    if (rt->used_at) {
         revoke_family(db, p, a, rt, "a spent refresh token was presented again", res);
         return;
     }
-    if (strcmp(rt[3], now) <= 0) {
+    if (strcmp(rt->expires_at, now) <= 0) {
         ospab_result_error(p, res, 401, "refresh token expired", NULL);
         return;
     }
-    if (ospab_db_select_one(db, p, "ospab_user_get", 1, &rt[1], &u) != APR_SUCCESS) {
+    if (ospab_user_load(db, p, rt->user_id, &u) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    if (!u || !u[4] || !strcmp(u[4], "0")) {
+    if (!u || !ospab_user_enabled(u->enabled)) {
         ospab_result_error(p, res, 401, "account disabled", NULL);
         return;
     }
-    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u[0]), u[3], rt[2], a->now, &access)
+    if (ospab_jwt_issue(p, c->jwt, apr_atoi64(u->id), u->role, rt->family_id, a->now, &access)
         != APR_SUCCESS) {
         res->log = "could not sign an access token";
         ospab_result_error(p, res, 500, "refresh is not available", NULL);
         return;
     }
     args[0] = now;
-    args[1] = rt[0];
+    args[1] = rt->id;
     if (ospab_db_begin(db, p) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_rt_use", 2, args, &n) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
@@ -235,8 +268,8 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
         revoke_family(db, p, a, rt, "a refresh token was used twice at once", res);
         return;
     }
-    if (!(refresh = store_refresh(db, p, c, a, u[0], rt[2], rt[0]))
-        || audit(db, p, a, "auth.refresh", u[0]) != APR_SUCCESS
+    if (!(refresh = store_refresh(db, p, c, a, u->id, rt->family_id, rt->id))
+        || audit(db, p, a, "auth.refresh", u->id) != APR_SUCCESS
         || ospab_db_end(db, 1) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
@@ -247,20 +280,21 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
 void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
                           ospab_result_t *res)
 {
-    ospab_row_t rt;
+    const refresh_row_t *rt;
     json_t *o;
 
     memset(res, 0, sizeof(*res));
     if (!find_refresh(db, p, body, &rt, res)) {
         return;
     }
-    if (rt && !rt[5]) {
-        const char *args[2] = { ospab_time_db(p, a->now), rt[2] };
+    if (rt && !rt->revoked_at) {
+        const char *args[2] = { ospab_time_db(p, a->now), rt->family_id };
 
         if (ospab_db_begin(db, p) != APR_SUCCESS
             || ospab_db_exec(db, p, "ospab_rt_revoke_family", 2, args, NULL) != APR_SUCCESS
-            || ospab_event_access(db, p, a->now, rt[1], rt[2], "logout") != APR_SUCCESS
-            || audit(db, p, a, "auth.logout", rt[1]) != APR_SUCCESS
+            || ospab_event_access(db, p, a->now, rt->user_id, rt->family_id, "logout")
+               != APR_SUCCESS
+            || audit(db, p, a, "auth.logout", rt->user_id) != APR_SUCCESS
             || ospab_db_end(db, 1) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return;
@@ -273,35 +307,51 @@ void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     res->body = ospab_json_own(p, o);
 }
 
+/* The row of ospab_principal (enabled, role) or ospab_principal_sid (enabled, role, live). */
+typedef struct {
+    const char *enabled, *role;
+    const char *live;               /* "1": the login (refresh-token family) is not over */
+} principal_row_t;
+
+static void principal_from_row(ospab_row_t r, int with_sid, principal_row_t *pr)
+{
+    pr->enabled = r[0];
+    pr->role = r[1];
+    pr->live = with_sid ? r[2] : NULL;
+}
+
 apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
                                      const ospab_jwt_claims_t *claims, ospab_principal_t *who,
                                      const char **why)
 {
     const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT, claims->user_id);
     const char *args[2] = { claims->sid, id };
-    ospab_row_t u = NULL;
+    ospab_row_t r = NULL;
+    principal_row_t u;
     apr_status_t rv;
 
     if (claims->sid[0]) {
-        rv = ospab_db_select_one(db, p, "ospab_principal_sid", 2, args, &u);
+        rv = ospab_db_select_one(db, p, "ospab_principal_sid", 2, args, &r);
     }
     else {
-        rv = ospab_db_select_one(db, p, "ospab_principal", 1, &id, &u);
+        rv = ospab_db_select_one(db, p, "ospab_principal", 1, &id, &r);
     }
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    /* enabled role [session live] */
-    if (!u || !u[0] || strcmp(u[0], "1")) {
+    if (r) {
+        principal_from_row(r, claims->sid[0] != '\0', &u);
+    }
+    if (!r || !ospab_user_enabled(u.enabled)) {
         *why = "unknown or disabled user";
         return APR_EACCES;
     }
-    if (claims->sid[0] && (!u[2] || strcmp(u[2], "1"))) {
+    if (claims->sid[0] && (!u.live || strcmp(u.live, "1"))) {
         *why = "session ended: log in again";
         return APR_EACCES;
     }
     who->user_id = id;
-    who->admin = u[1] && !strcmp(u[1], "admin");
+    who->admin = u.role && !strcmp(u.role, "admin");
     who->session = claims->sid[0] ? apr_pstrdup(p, claims->sid) : NULL;
     return APR_SUCCESS;
 }

@@ -4,7 +4,7 @@
 #include "mod_ospab.h"
 #include "ospab_json.h"
 #include "ospab_session.h"
-#include "ospab_resource.h"
+#include "ospab_user.h"
 
 static void actor_of(request_rec *r, ospab_actor_t *a)
 {
@@ -166,16 +166,15 @@ int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m)
 {
     ospab_principal_t who;
     ospab_db_t *db;
-    ospab_row_t user;
+    const ospab_user_t *user;
     int done;
 
     if (!ospab_mod_caller(r, &db, &who, &done)) {
         return done;
     }
-    if (ospab_db_select_one(db, r->pool, "ospab_user_get", 1, &who.user_id, &user)
-        != APR_SUCCESS || !user) {
+    if (ospab_user_load(db, r->pool, who.user_id, &user) != APR_SUCCESS || !user) {
         return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
     }
-    return ospab_mod_respond(r, HTTP_OK, ospab_json_own(r->pool, ospab_user_json(r->pool,
-                                                                                 user)));
+    return ospab_mod_respond(r, HTTP_OK, ospab_json_own(r->pool,
+                                                        ospab_user_record_json(r->pool, user)));
 }
