@@ -11,18 +11,7 @@
 #include "ospab_vps.h"
 #include "ospab_catalog.h"
 
-/* A row of the server view (SERVER_COLS in ospab_sql.c): the record with its OS template
- * and tariff. */
-typedef struct {
-    const char *id, *user_id, *tariff_id, *os_id, *status, *vmid, *ip;
-    const char *created_at, *updated_at, *name;
-    const char *tmpl_id, *tmpl_name, *tmpl_type;    /* the OS template, if os_id names one */
-    const char *t_id, *t_name, *t_price;            /* the tariff, if tariff_id names one */
-    const char *os_text;                            /* the synced OS text */
-    const char *cpu, *ram, *disk;
-} server_row_t;
-
-static void server_from_row(ospab_row_t r, server_row_t *v)
+void ospab_server_view_from_row(ospab_row_t r, ospab_server_view_t *v)
 {
     /* v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, v.created_at,
      * v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, t.price, v.os, v.cpu,
@@ -51,7 +40,7 @@ static void server_from_row(ospab_row_t r, server_row_t *v)
 
 /* The enabled tariff with the record's sizes (*found), or none. */
 static int same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t **tariffs,
-                      const server_row_t *v, ospab_tariff_t *found)
+                      const ospab_server_view_t *v, ospab_tariff_t *found)
 {
     int i;
 
@@ -83,7 +72,7 @@ static const char *os_type_of(apr_pool_t *p, const char *name)
     return strstr(lower, "windows") ? "windows" : "linux";
 }
 
-static void write_os(ospab_jw_t *w, apr_pool_t *p, const server_row_t *v)
+static void write_os(ospab_jw_t *w, apr_pool_t *p, const ospab_server_view_t *v)
 {
     const char *name = v->tmpl_id ? v->tmpl_name : v->os_text;
 
@@ -104,7 +93,7 @@ static void write_os(ospab_jw_t *w, apr_pool_t *p, const server_row_t *v)
 }
 
 static void write_tariff(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
-                         apr_array_header_t **tariffs, const server_row_t *v)
+                         apr_array_header_t **tariffs, const ospab_server_view_t *v)
 {
     ospab_tariff_t same;
     int t = !v->t_id && same_sizes(db, p, tariffs, v, &same);
@@ -125,9 +114,9 @@ static void write_tariff(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
 void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
                         apr_array_header_t **tariffs, ospab_row_t r)
 {
-    server_row_t v;
+    ospab_server_view_t v;
 
-    server_from_row(r, &v);
+    ospab_server_view_from_row(r, &v);
     ospab_jw_obj(w);
     ospab_jw_key(w, "id");
     ospab_jw_int_text(w, v.id);
@@ -170,9 +159,9 @@ static void vps_key(ospab_row_t row, const char **id, const char **owner)
 
 static void server_key(ospab_row_t row, const char **id, const char **owner)
 {
-    server_row_t v;
+    ospab_server_view_t v;
 
-    server_from_row(row, &v);
+    ospab_server_view_from_row(row, &v);
     *id = v.id;
     *owner = v.user_id;
 }

@@ -30,6 +30,20 @@ void ospab_customer_server_get(ospab_db_t *db, apr_pool_t *p, const ospab_princi
 void ospab_customer_tariffs(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
 void ospab_customer_os(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);
 
+/* A row of the server view (SERVER_COLS in ospab_sql.c): the record with its OS template
+ * and tariff. */
+typedef struct {
+    const char *id, *user_id, *tariff_id, *os_id, *status, *vmid, *ip;
+    const char *created_at, *updated_at, *name;
+    const char *tmpl_id, *tmpl_name, *tmpl_type;    /* the OS template, if os_id names one */
+    const char *t_id, *t_name, *t_price;            /* the tariff, if tariff_id names one */
+    const char *os_text;                            /* the synced OS text */
+    const char *cpu, *ram, *disk;
+} ospab_server_view_t;
+
+/* r: a row of SERVER_COLS (ospab_server_get, the ospab_server_page_* statements). */
+void ospab_server_view_from_row(ospab_row_t r, ospab_server_view_t *v);
+
 /* One row of the server view (SERVER_COLS) as seed 003's object. os and tariff are always
  * objects: a record the billing site synced without os_id/tariff_id gets its OS from the
  * synced text and the enabled tariff of the same sizes, else one named after its sizes.

@@ -10,6 +10,7 @@
 
 #include "ospab_mail.h"
 #include "ospab_user.h"
+#include "ospab_customer.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
 
@@ -604,25 +605,27 @@ apr_status_t ospab_mail_queue_user(ospab_db_t *db, apr_pool_t *p, apr_time_t now
 apr_status_t ospab_mail_server_created(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
                                        const char *vps_id, const char **why)
 {
-    ospab_row_t s;
+    ospab_row_t r;
+    ospab_server_view_t s;
     json_t *vars;
     apr_status_t rv;
 
-    /* v.id user_id tariff_id os_id status vmid ip_address created_at updated_at name,
-     * o.id name type, t.id name price */
-    if ((rv = ospab_db_select_one(db, p, "ospab_server_get", 1, &vps_id, &s)) != APR_SUCCESS) {
+    if ((rv = ospab_db_select_one(db, p, "ospab_server_get", 1, &vps_id, &r)) != APR_SUCCESS) {
         *why = db->error;
         return rv;
     }
-    if (!s || !s[1]) {
+    if (r) {
+        ospab_server_view_from_row(r, &s);
+    }
+    if (!r || !s.user_id) {
         *why = "no such server, or it has no owner";
         return APR_NOTFOUND;
     }
     vars = json_pack("{s:I, s:s?, s:s?, s:s?, s:s?}",
-                     "serverId", (json_int_t)apr_atoi64(s[0]), "serverName", s[9],
-                     "ipAddress", s[6], "os", s[11], "tariff", s[14]);
-    rv = ospab_mail_queue_user(db, p, now, s[1], "server-created", vars,
-                               apr_pstrcat(p, "server-created:", s[0], NULL), why);
+                     "serverId", (json_int_t)apr_atoi64(s.id), "serverName", s.name,
+                     "ipAddress", s.ip, "os", s.tmpl_name, "tariff", s.t_name);
+    rv = ospab_mail_queue_user(db, p, now, s.user_id, "server-created", vars,
+                               apr_pstrcat(p, "server-created:", s.id, NULL), why);
     json_decref(vars);
     return rv;
 }
