@@ -1,54 +1,34 @@
 /* ospab core: tariffs and OS templates, typed (ospab_catalog.h). */
+#include <stddef.h>
+
 #include <apr_strings.h>
 
 #include "ospab_catalog.h"
 
-void ospab_tariff_from_row(ospab_row_t r, ospab_tariff_t *t)
-{
-    /* id name price cores memory disk */
-    t->id = r[0];
-    t->name = r[1];
-    t->price = r[2];
-    t->cores = r[3];
-    t->memory = r[4];
-    t->disk = r[5];
-}
+/* ospab_tariff_get, _get_any, _list: id name price cores memory disk */
+static const apr_size_t tariff_cols[] = {
+    offsetof(ospab_tariff_t, id), offsetof(ospab_tariff_t, name),
+    offsetof(ospab_tariff_t, price), offsetof(ospab_tariff_t, cores),
+    offsetof(ospab_tariff_t, memory), offsetof(ospab_tariff_t, disk)
+};
+/* ospab_os_get: id name type template kind */
+static const apr_size_t os_cols[] = {
+    offsetof(ospab_os_t, id), offsetof(ospab_os_t, name), offsetof(ospab_os_t, type),
+    offsetof(ospab_os_t, template_), offsetof(ospab_os_t, kind)
+};
+
+const ospab_row_shape_t ospab_tariff_row =
+    OSPAB_ROW_SHAPE(tariff_cols, ospab_tariff_t, OSPAB_ROW_NO_RAW);
+static const ospab_row_shape_t os_shape = OSPAB_ROW_SHAPE(os_cols, ospab_os_t, OSPAB_ROW_NO_RAW);
 
 apr_status_t ospab_tariff_load(ospab_db_t *db, apr_pool_t *p, const char *label,
                                const char *id, const ospab_tariff_t **out)
 {
-    ospab_row_t r = NULL;
-    ospab_tariff_t *t;
-    apr_status_t rv = ospab_db_select_one(db, p, label, 1, &id, &r);
-
-    *out = NULL;
-    if (rv != APR_SUCCESS || !r) {
-        return rv;
-    }
-    t = apr_palloc(p, sizeof(*t));
-    ospab_tariff_from_row(r, t);
-    *out = t;
-    return APR_SUCCESS;
+    return ospab_db_load(db, p, label, 1, &id, &ospab_tariff_row, (void **)out);
 }
 
 apr_status_t ospab_os_load(ospab_db_t *db, apr_pool_t *p, const char *id,
                            const ospab_os_t **out)
 {
-    ospab_row_t r = NULL;
-    ospab_os_t *o;
-    apr_status_t rv = ospab_db_select_one(db, p, "ospab_os_get", 1, &id, &r);
-
-    *out = NULL;
-    if (rv != APR_SUCCESS || !r) {
-        return rv;
-    }
-    /* id name type template kind */
-    o = apr_palloc(p, sizeof(*o));
-    o->id = r[0];
-    o->name = r[1];
-    o->type = r[2];
-    o->template_ = r[3];
-    o->kind = r[4];
-    *out = o;
-    return APR_SUCCESS;
+    return ospab_db_load(db, p, "ospab_os_get", 1, &id, &os_shape, (void **)out);
 }

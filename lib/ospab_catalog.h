@@ -15,8 +15,9 @@ typedef struct {
     const char *kind;                       /* lxc, qemu */
 } ospab_os_t;
 
-/* r: a row of ospab_tariff_get, _get_any or _list: id name price cores memory disk. */
-void ospab_tariff_from_row(ospab_row_t r, ospab_tariff_t *t);
+/* The row shape of ospab_tariff_get, _get_any and _list (id name price cores memory
+ * disk), for ospab_row_fill. */
+extern const ospab_row_shape_t ospab_tariff_row;
 
 /* By one id through label: ospab_tariff_get (enabled ones) or ospab_tariff_get_any;
  * ospab_os_get. APR_SUCCESS with *out, NULL when there is none; else the database failed. */

@@ -1,4 +1,5 @@
 /* ospab core: customer reads. */
+#include <stddef.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -11,32 +12,19 @@
 #include "ospab_vps.h"
 #include "ospab_catalog.h"
 
-void ospab_server_view_from_row(ospab_row_t r, ospab_server_view_t *v)
-{
-    /* v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, v.created_at,
-     * v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, t.price, v.os, v.cpu,
-     * v.ram, v.disk */
-    v->id = r[0];
-    v->user_id = r[1];
-    v->tariff_id = r[2];
-    v->os_id = r[3];
-    v->status = r[4];
-    v->vmid = r[5];
-    v->ip = r[6];
-    v->created_at = r[7];
-    v->updated_at = r[8];
-    v->name = r[9];
-    v->tmpl_id = r[10];
-    v->tmpl_name = r[11];
-    v->tmpl_type = r[12];
-    v->t_id = r[13];
-    v->t_name = r[14];
-    v->t_price = r[15];
-    v->os_text = r[16];
-    v->cpu = r[17];
-    v->ram = r[18];
-    v->disk = r[19];
-}
+#define S(member) offsetof(ospab_server_view_t, member)
+
+/* SERVER_COLS: v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address,
+ * v.created_at, v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, t.price, v.os,
+ * v.cpu, v.ram, v.disk */
+static const apr_size_t server_cols[] = {
+    S(id), S(user_id), S(tariff_id), S(os_id), S(status), S(vmid), S(ip), S(created_at),
+    S(updated_at), S(name), S(tmpl_id), S(tmpl_name), S(tmpl_type), S(t_id), S(t_name),
+    S(t_price), S(os_text), S(cpu), S(ram), S(disk)
+};
+
+const ospab_row_shape_t ospab_server_view_row =
+    OSPAB_ROW_SHAPE(server_cols, ospab_server_view_t, OSPAB_ROW_NO_RAW);
 
 /* The enabled tariff with the record's sizes (*found), or none. */
 static int same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t **tariffs,
@@ -52,7 +40,7 @@ static int same_sizes(ospab_db_t *db, apr_pool_t *p, apr_array_header_t **tariff
         return 0;
     }
     for (i = 0; i < (*tariffs)->nelts; ++i) {
-        ospab_tariff_from_row(APR_ARRAY_IDX(*tariffs, i, ospab_row_t), found);
+        ospab_row_fill(&ospab_tariff_row, APR_ARRAY_IDX(*tariffs, i, ospab_row_t), found);
         if (!strcmp(found->cores, v->cpu) && !strcmp(found->memory, v->ram)
             && !strcmp(found->disk, v->disk)) {
             return 1;
@@ -116,7 +104,7 @@ void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
 {
     ospab_server_view_t v;
 
-    ospab_server_view_from_row(r, &v);
+    ospab_row_fill(&ospab_server_view_row, r, &v);
     ospab_jw_obj(w);
     ospab_jw_key(w, "id");
     ospab_jw_int_text(w, v.id);
@@ -152,7 +140,7 @@ static void vps_key(ospab_row_t row, const char **id, const char **owner)
 {
     ospab_vps_t v;
 
-    ospab_vps_from_row(row, &v);
+    ospab_row_fill(&ospab_vps_row, row, &v);
     *id = v.id;
     *owner = v.user_id;
 }
@@ -161,7 +149,7 @@ static void server_key(ospab_row_t row, const char **id, const char **owner)
 {
     ospab_server_view_t v;
 
-    ospab_server_view_from_row(row, &v);
+    ospab_row_fill(&ospab_server_view_row, row, &v);
     *id = v.id;
     *owner = v.user_id;
 }

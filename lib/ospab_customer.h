@@ -41,8 +41,9 @@ typedef struct {
     const char *cpu, *ram, *disk;
 } ospab_server_view_t;
 
-/* r: a row of SERVER_COLS (ospab_server_get, the ospab_server_page_* statements). */
-void ospab_server_view_from_row(ospab_row_t r, ospab_server_view_t *v);
+/* The row shape of SERVER_COLS (ospab_server_get, the ospab_server_page_* statements), for
+ * ospab_row_fill. */
+extern const ospab_row_shape_t ospab_server_view_row;
 
 /* One row of the server view (SERVER_COLS) as seed 003's object. os and tariff are always
  * objects: a record the billing site synced without os_id/tariff_id gets its OS from the

@@ -269,6 +269,33 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit)
     return APR_SUCCESS;
 }
 
+void ospab_row_fill(const ospab_row_shape_t *shape, ospab_row_t r, void *out)
+{
+    int i;
+
+    memset(out, 0, shape->size);
+    for (i = 0; i < shape->n; ++i) {
+        *(const char **)(void *)((char *)out + shape->cols[i]) = r[i];
+    }
+    if (shape->raw != OSPAB_ROW_NO_RAW) {
+        *(ospab_row_t *)(void *)((char *)out + shape->raw) = r;
+    }
+}
+
+apr_status_t ospab_db_load(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                           const char **args, const ospab_row_shape_t *shape, void **out)
+{
+    ospab_row_t r = NULL;
+    apr_status_t rv = ospab_db_select_one(db, p, label, nargs, args, &r);
+
+    *out = NULL;
+    if (rv == APR_SUCCESS && r) {
+        *out = apr_palloc(p, shape->size);
+        ospab_row_fill(shape, r, *out);
+    }
+    return rv;
+}
+
 apr_status_t ospab_db_select_value(ospab_db_t *db, apr_pool_t *p, const char *label,
                                    int nargs, const char **args, const char **value)
 {

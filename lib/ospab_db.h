@@ -64,6 +64,28 @@ apr_status_t ospab_db_select(ospab_db_t *db, apr_pool_t *p, const char *label, i
 apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *label,
                                  int nargs, const char **args, ospab_row_t *row);
 
+/* Typed rows. A row shape says where each column of a statement goes in a struct of
+ * const char * members (cols[i]: offsetof the member of column i), how big the struct is,
+ * and where the row itself is kept for code driven by a field table (raw: offsetof an
+ * ospab_row_t member, or OSPAB_ROW_NO_RAW). */
+typedef struct {
+    const apr_size_t *cols;
+    int n;
+    apr_size_t size;
+    apr_size_t raw;
+} ospab_row_shape_t;
+#define OSPAB_ROW_NO_RAW ((apr_size_t)-1)
+#define OSPAB_ROW_SHAPE(cols, type, raw) \
+    { (cols), (int)(sizeof(cols) / sizeof((cols)[0])), sizeof(type), (raw) }
+
+/* out (a struct of the shape's type) zeroed, then filled from r: the one way code reads a
+ * row's columns. */
+void ospab_row_fill(const ospab_row_shape_t *shape, ospab_row_t r, void *out);
+/* The first row of a select as a new struct of the shape from p: APR_SUCCESS with *out,
+ * NULL when there is no row; anything else: the database failed. */
+apr_status_t ospab_db_load(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                           const char **args, const ospab_row_shape_t *shape, void **out);
+
 /* The first column of the first row (a COUNT, an id, a MAX): *value NULL when there is no
  * row or the value is NULL (check the return value first). */
 apr_status_t ospab_db_select_value(ospab_db_t *db, apr_pool_t *p, const char *label,

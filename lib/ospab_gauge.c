@@ -46,16 +46,6 @@ apr_status_t ospab_gauge_create(apr_pool_t *p, apr_size_t slots, apr_global_mute
     return APR_SUCCESS;
 }
 
-static apr_uint64_t digest(const char *key)
-{
-    unsigned char d[OSPAB_SHA256_LEN];
-    apr_uint64_t v;
-
-    ospab_sha256(key, strlen(key), d);
-    memcpy(&v, d, sizeof(v));
-    return v ? v : 1;
-}
-
 /* The slot of k, or (create) a free one; NULL when there is none. A slot is freed as soon
  * as its count drops to zero, so a free slot may sit inside another key's probe run and a
  * lookup cannot stop at the first one: the whole table is scanned, from k's home slot. The
@@ -100,7 +90,7 @@ ospab_gauge_e ospab_gauge_take(ospab_gauge_t *g, const char *key, int max_total,
     if (max_total > 0 && g->mem->total >= (apr_uint32_t)max_total) {
         rv = OSPAB_GAUGE_FULL;
     }
-    else if (!(s = find(g, digest(key), 1))) {
+    else if (!(s = find(g, ospab_key_hash64(key), 1))) {
         rv = OSPAB_GAUGE_KEY_FULL;
     }
     else if (max_per_key > 0 && s->count >= (apr_uint32_t)max_per_key) {
@@ -124,7 +114,7 @@ void ospab_gauge_release(ospab_gauge_t *g, const char *key)
     if (apr_global_mutex_lock(*g->mutex) != APR_SUCCESS) {
         return;
     }
-    s = find(g, digest(key), 0);
+    s = find(g, ospab_key_hash64(key), 0);
     if (s && s->count > 0) {
         if (--s->count == 0) {
             s->key = 0;
@@ -148,7 +138,7 @@ int ospab_gauge_count(ospab_gauge_t *g, const char *key, int *per_key)
         return -1;
     }
     total = (int)g->mem->total;
-    if (key && per_key && (s = find(g, digest(key), 0)) != NULL) {
+    if (key && per_key && (s = find(g, ospab_key_hash64(key), 0)) != NULL) {
         *per_key = (int)s->count;
     }
     apr_global_mutex_unlock(*g->mutex);

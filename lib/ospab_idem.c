@@ -1,4 +1,5 @@
 /* ospab core: the Idempotency-Key protocol (see ospab_idem.h). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,14 +16,13 @@ typedef struct {
     const char *created_at;
 } idem_row_t;
 
-static void idem_from_row(ospab_row_t r, idem_row_t *k)
-{
-    /* request_hash status_code response_body created_at */
-    k->hash = r[0];
-    k->status = r[1];
-    k->body = r[2];
-    k->created_at = r[3];
-}
+/* request_hash status_code response_body created_at */
+static const apr_size_t idem_cols[] = {
+    offsetof(idem_row_t, hash), offsetof(idem_row_t, status), offsetof(idem_row_t, body),
+    offsetof(idem_row_t, created_at)
+};
+static const ospab_row_shape_t idem_shape =
+    OSPAB_ROW_SHAPE(idem_cols, idem_row_t, OSPAB_ROW_NO_RAW);
 
 apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
                                apr_time_t now, ospab_idem_state_e *state, int *status,
@@ -40,7 +40,7 @@ apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t
     if (!row) {
         return APR_SUCCESS;
     }
-    idem_from_row(row, &k);
+    ospab_row_fill(&idem_shape, row, &k);
     /* timestamps in the same fixed format compare as text */
     args[2] = ospab_time_db(p, now - OSPAB_IDEM_TTL);
     if (k.created_at && strcmp(k.created_at, args[2]) < 0) {

@@ -126,21 +126,6 @@ static const char *unix_lines(apr_pool_t *p, const char *s)
     return out;
 }
 
-int ospab_mail_key_ok(const char *k, apr_size_t max)
-{
-    apr_size_t n = k ? strlen(k) : 0, i;
-
-    if (n < 1 || n > max || k[0] == ' ' || k[n - 1] == ' ') {
-        return 0;
-    }
-    for (i = 0; i < n; ++i) {
-        if (k[i] < 0x20 || k[i] > 0x7e) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ---- templates --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -492,7 +477,7 @@ apr_status_t ospab_mail_insert(ospab_db_t *db, apr_pool_t *p, apr_time_t now, co
         *why = "text must be 1 to 50000 characters without control characters";
         return APR_EINVAL;
     }
-    if (dedupe_key && !ospab_mail_key_ok(dedupe_key, 128)) {
+    if (dedupe_key && !ospab_key_ok(dedupe_key, 128)) {
         *why = "dedupe key must be 1 to 128 printable ASCII characters";
         return APR_EINVAL;
     }
@@ -615,7 +600,7 @@ apr_status_t ospab_mail_server_created(ospab_db_t *db, apr_pool_t *p, apr_time_t
         return rv;
     }
     if (r) {
-        ospab_server_view_from_row(r, &s);
+        ospab_row_fill(&ospab_server_view_row, r, &s);
     }
     if (!r || !s.user_id) {
         *why = "no such server, or it has no owner";

@@ -25,8 +25,6 @@
  * "payment-reminder", "ticket-reply", "raw". */
 int ospab_mail_template_known(const char *name);
 
-/* 1 if k is a caller's key (dedupe, notice): printable ASCII, 1..max bytes. */
-int ospab_mail_key_ok(const char *k, apr_size_t max);
 /* vars with "name" set to name unless the caller gave one (a new reference). */
 json_t *ospab_mail_vars_with_name(json_t *vars, const char *name);
 

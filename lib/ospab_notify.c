@@ -101,7 +101,7 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
                                                            "template (or with \"raw\")"));
     }
     if ((x = json_object_get(req, "key")) != NULL) {
-        if (!json_is_string(x) || !ospab_mail_key_ok(json_string_value(x), OSPAB_MAIL_KEY_MAX)) {
+        if (!json_is_string(x) || !ospab_key_ok(json_string_value(x), OSPAB_MAIL_KEY_MAX)) {
             json_object_set_new(errors, "key", json_string("must be 1 to 120 printable ASCII "
                                                            "characters"));
         }
@@ -114,7 +114,7 @@ void ospab_notify(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t 
         }
     }
     else if (idem_key) {
-        if (!ospab_mail_key_ok(idem_key, OSPAB_MAIL_KEY_MAX)) {
+        if (!ospab_key_ok(idem_key, OSPAB_MAIL_KEY_MAX)) {
             json_object_set_new(errors, "Idempotency-Key", json_string(
                 "must be 1 to 120 printable ASCII characters"));
         }

@@ -43,16 +43,6 @@ apr_status_t ospab_ratelimit_create(apr_pool_t *p, apr_size_t slots,
     return APR_SUCCESS;
 }
 
-static apr_uint64_t digest(const char *key)
-{
-    unsigned char d[OSPAB_SHA256_LEN];
-    apr_uint64_t v;
-
-    ospab_sha256(key, strlen(key), d);
-    memcpy(&v, d, sizeof(v));
-    return v ? v : 1;
-}
-
 /* The slot of key; with create, else a new one: free or expired, or the least used
  * below limit. NULL when key has none (create: every slot of the run is at its limit;
  * *wait then says when the first of them expires). Mutex held. */
@@ -107,7 +97,7 @@ int ospab_ratelimit_take(ospab_ratelimit_t *rl, const char *key, int limit, int 
     if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
         return 0;
     }
-    s = find(rl, digest(key), 1, t, window, limit, &wait);
+    s = find(rl, ospab_key_hash64(key), 1, t, window, limit, &wait);
     if (!s) {
         apr_global_mutex_unlock(*rl->mutex);
         return wait > 0 ? wait : 1;
@@ -135,7 +125,7 @@ void ospab_ratelimit_give_back(ospab_ratelimit_t *rl, const char *key, int windo
     if (apr_global_mutex_lock(*rl->mutex) != APR_SUCCESS) {
         return;
     }
-    s = find(rl, digest(key), 0, t, window, 0, NULL);
+    s = find(rl, ospab_key_hash64(key), 0, t, window, 0, NULL);
     if (s && s->start + window > t && s->count > 0) {
         --s->count;
     }

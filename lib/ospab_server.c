@@ -590,7 +590,7 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
             return;
         }
         if (rows->nelts > 0) {
-            ospab_vps_from_row(APR_ARRAY_IDX(rows, 0, ospab_row_t), &found);
+            ospab_row_fill(&ospab_vps_row, APR_ARRAY_IDX(rows, 0, ospab_row_t), &found);
             v = &found;
         }
         if (!v) {
@@ -660,7 +660,7 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
         ospab_task_t t;
         const char *half;
 
-        ospab_task_from_list(APR_ARRAY_IDX(rows, i, ospab_row_t), &t);
+        ospab_row_fill(&ospab_task_list_row, APR_ARRAY_IDX(rows, i, ospab_row_t), &t);
         /* "restart:start" is the second half of a restart: to the customer, a restart */
         half = strchr(t.action, ':');
         ospab_jw_obj(&w);

@@ -1,4 +1,5 @@
 /* ospab core: login, refresh rotation with reuse detection, logout. */
+#include <stddef.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -126,7 +127,7 @@ void ospab_session_login(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf
         return;
     }
     if (r) {
-        ospab_user_from_auth_row(r, &u);
+        ospab_row_fill(&ospab_user_auth_row, r, &u);
     }
     /* a password is checked also for no account, so that timing does not tell */
     ok = ospab_password_verify(password, u.password_hash ? u.password_hash : dummy_hash);
@@ -156,16 +157,13 @@ typedef struct {
     const char *id, *user_id, *family_id, *expires_at, *used_at, *revoked_at;
 } refresh_row_t;
 
-static void refresh_from_row(ospab_row_t r, refresh_row_t *rt)
-{
-    /* id, user_id, family_id, expires_at, used_at, revoked_at */
-    rt->id = r[0];
-    rt->user_id = r[1];
-    rt->family_id = r[2];
-    rt->expires_at = r[3];
-    rt->used_at = r[4];
-    rt->revoked_at = r[5];
-}
+static const apr_size_t refresh_cols[] = {
+    offsetof(refresh_row_t, id), offsetof(refresh_row_t, user_id),
+    offsetof(refresh_row_t, family_id), offsetof(refresh_row_t, expires_at),
+    offsetof(refresh_row_t, used_at), offsetof(refresh_row_t, revoked_at)
+};
+static const ospab_row_shape_t refresh_shape =
+    OSPAB_ROW_SHAPE(refresh_cols, refresh_row_t, OSPAB_ROW_NO_RAW);
 
 /* The presented refresh token's row (*found: NULL when unknown). 1: go on; 0: res is
  * set. */
@@ -189,7 +187,7 @@ static int find_refresh(ospab_db_t *db, apr_pool_t *p, json_t *body,
     *found = NULL;
     if (r) {
         rt = apr_palloc(p, sizeof(*rt));
-        refresh_from_row(r, rt);
+        ospab_row_fill(&refresh_shape, r, rt);
         *found = rt;
     }
     return 1;
@@ -313,12 +311,15 @@ typedef struct {
     const char *live;               /* "1": the login (refresh-token family) is not over */
 } principal_row_t;
 
-static void principal_from_row(ospab_row_t r, int with_sid, principal_row_t *pr)
-{
-    pr->enabled = r[0];
-    pr->role = r[1];
-    pr->live = with_sid ? r[2] : NULL;
-}
+static const apr_size_t principal_cols[] = {
+    offsetof(principal_row_t, enabled), offsetof(principal_row_t, role),
+    offsetof(principal_row_t, live)
+};
+/* ospab_principal has no third column */
+static const ospab_row_shape_t principal_shape =
+    { principal_cols, 2, sizeof(principal_row_t), OSPAB_ROW_NO_RAW };
+static const ospab_row_shape_t principal_sid_shape =
+    OSPAB_ROW_SHAPE(principal_cols, principal_row_t, OSPAB_ROW_NO_RAW);
 
 apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
                                      const ospab_jwt_claims_t *claims, ospab_principal_t *who,
@@ -327,7 +328,7 @@ apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
     const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT, claims->user_id);
     const char *args[2] = { claims->sid, id };
     ospab_row_t r = NULL;
-    principal_row_t u;
+    principal_row_t u = { NULL, NULL, NULL };
     apr_status_t rv;
 
     if (claims->sid[0]) {
@@ -340,7 +341,7 @@ apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
         return rv;
     }
     if (r) {
-        principal_from_row(r, claims->sid[0] != '\0', &u);
+        ospab_row_fill(claims->sid[0] ? &principal_sid_shape : &principal_shape, r, &u);
     }
     if (!r || !ospab_user_enabled(u.enabled)) {
         *why = "unknown or disabled user";

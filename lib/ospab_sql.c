@@ -112,7 +112,8 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_vps_page_user_201", "SELECT " VPS_COLS " FROM vps WHERE user_id = %s AND id > %s "
       "ORDER BY id LIMIT 201" },
     { "ospab_vps_page_all_51", "SELECT " VPS_COLS " FROM vps WHERE id > %s ORDER BY id LIMIT 51" },
-    { "ospab_vps_page_all_201", "SELECT " VPS_COLS " FROM vps WHERE id > %s ORDER BY id LIMIT 201" },
+    { "ospab_vps_page_all_201",
+      "SELECT " VPS_COLS " FROM vps WHERE id > %s ORDER BY id LIMIT 201" },
     { "ospab_server_page_user_51", "SELECT " SERVER_COLS " WHERE v.user_id = %s AND v.id > %s "
       "ORDER BY v.id LIMIT 51" },
     { "ospab_server_page_user_201", "SELECT " SERVER_COLS " WHERE v.user_id = %s AND v.id > %s "

@@ -136,7 +136,8 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                 return;
             }
             if (row) {
-                ospab_sync_ok(p, res, 200, "VPS synced successfully", "vps", ospab_vps_json(p, row));
+                ospab_sync_ok(p, res, 200, "VPS synced successfully", "vps",
+                              ospab_vps_json(p, row));
                 if (idem && !ospab_idem_begin(db, p, a, idem, res)) {
                     ospab_idem_commit(db, p, idem, res);
                 }
@@ -173,7 +174,8 @@ static void vps_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         if (ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS
             || !row
             || ospab_audit(db, p, a, "vps.create", "vps", id,
-                     ospab_sync_changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, -1)) != APR_SUCCESS) {
+                     ospab_sync_changes(ospab_vps_fields, OSPAB_VPS_NFIELDS, in, -1))
+            != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return;
         }
@@ -305,7 +307,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         || refs_missing(db, p, in, res)) {
         return;
     }
-    ospab_vps_from_row(row, &old);
+    ospab_row_fill(&ospab_vps_row, row, &old);
     /* the columns in the field table's order: what the request did not set stays */
     for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
         args[i - 1] = in[i].present ? in[i].value : old.cols[i];
@@ -331,11 +333,11 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     /* bound now (node and vmid): the agent's note of why it could not link it is over */
     if (ospab_db_exec(db, p, "ospab_vps_clear_note", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
-        || (ospab_vps_from_row(row, &now), strcmp(old.user_id, now.user_id)
+        || (ospab_row_fill(&ospab_vps_row, row, &now), strcmp(old.user_id, now.user_id)
             && owner_changed(db, p, a, id, old.user_id, now.user_id) != APR_SUCCESS)
         || ospab_audit(db, p, a, "vps.update", "vps", id,
-                       ospab_sync_update_changes(ospab_vps_fields, OSPAB_VPS_UPDATED_AT, in, old.cols,
-                                      OSPAB_VPS_ID, -1)) != APR_SUCCESS) {
+                       ospab_sync_update_changes(ospab_vps_fields, OSPAB_VPS_UPDATED_AT, in,
+                                                 old.cols, OSPAB_VPS_ID, -1)) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
@@ -409,7 +411,8 @@ static void vps_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     }
     ospab_json_own(p, guest);
     if (ospab_idem_begin(db, p, a, idem, res)
-        || ospab_sync_lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row, res)) {
+        || ospab_sync_lock_and_get(db, p, "ospab_vps_lock", "ospab_vps_get", id, "VPS", &row,
+                                   res)) {
         return;
     }
     record = ospab_vps_json(p, row);

@@ -1,5 +1,6 @@
 /* ospab core: POST /api/users/sync (create, update, delete an account) and the e-mail
  * keys of accounts written with SQL alone. */
+#include <stddef.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -107,10 +108,11 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     const ospab_user_t *now_u;
 
     if (ospab_idem_begin(db, p, a, idem, res)
-        || ospab_sync_lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
+        || ospab_sync_lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user",
+                                   &row, res)) {
         return;
     }
-    ospab_user_from_row(row, &old);
+    ospab_row_fill(&ospab_user_row, row, &old);
     /* the columns in the field table's order up to enabled: what the request did not set
      * stays */
 #define USER_VALUE(f) (in[f].present ? in[f].value : old.cols[f])
@@ -166,7 +168,8 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     json_t *record;
 
     if (ospab_idem_begin(db, p, a, idem, res)
-        || ospab_sync_lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user", &row, res)) {
+        || ospab_sync_lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user",
+                                   &row, res)) {
         return;
     }
     if (ospab_db_select_value(db, p, "ospab_vps_count_user", 1, &id, &count) != APR_SUCCESS) {
@@ -183,7 +186,8 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (ospab_db_exec(db, p, "ospab_user_delete_tokens", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_user_delete", 1, &id, NULL) != APR_SUCCESS
         || ospab_event_access(db, p, a->now, id, NULL, "deleted") != APR_SUCCESS
-        || ospab_audit(db, p, a, "user.delete", "user", id, json_deep_copy(record)) != APR_SUCCESS) {
+        || ospab_audit(db, p, a, "user.delete", "user", id, json_deep_copy(record))
+           != APR_SUCCESS) {
         json_decref(record);
         ospab_result_db_failed(db, p, res);
         return;
@@ -242,13 +246,11 @@ typedef struct {
     const char *id, *email, *key;
 } key_row_t;
 
-static void key_from_row(ospab_row_t r, key_row_t *k)
-{
-    /* id email email_key */
-    k->id = r[0];
-    k->email = r[1];
-    k->key = r[2];
-}
+/* id email email_key */
+static const apr_size_t key_cols[] = {
+    offsetof(key_row_t, id), offsetof(key_row_t, email), offsetof(key_row_t, key)
+};
+static const ospab_row_shape_t key_shape = OSPAB_ROW_SHAPE(key_cols, key_row_t, OSPAB_ROW_NO_RAW);
 
 apr_status_t ospab_sync_user_keys(ospab_db_t *db, apr_pool_t *p, int *changed)
 {
@@ -261,7 +263,7 @@ apr_status_t ospab_sync_user_keys(ospab_db_t *db, apr_pool_t *p, int *changed)
         key_row_t k;
         const char *args[2];
 
-        key_from_row(APR_ARRAY_IDX(rows, i, ospab_row_t), &k);
+        ospab_row_fill(&key_shape, APR_ARRAY_IDX(rows, i, ospab_row_t), &k);
         args[0] = ospab_email_key(p, k.email);
         args[1] = k.id;
         if (args[0] && (!k.key || strcmp(k.key, args[0]))) {

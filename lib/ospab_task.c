@@ -1,4 +1,5 @@
 /* ospab core: the task machine of server management (ospab_task.h). */
+#include <stddef.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -17,44 +18,25 @@
 
 /* ---- the rows ---------------------------------------------------------------------------- */
 
-void ospab_task_from_active(ospab_row_t r, ospab_task_t *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->id = r[0];
-    t->upid = r[1];
-    t->action = r[2];
-    t->node = r[3];
-    t->status = r[4];
-    t->created_at = r[5];
-    t->updated_at = r[6];
-}
+#define T(member) offsetof(ospab_task_t, member)
 
-void ospab_task_from_get(ospab_row_t r, ospab_task_t *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->id = r[0];
-    t->vps_id = r[1];
-    t->user_id = r[2];
-    t->action = r[3];
-    t->status = r[4];
-    t->upid = r[5];
-    t->exitstatus = r[6];
-    t->error = r[7];
-}
+static const apr_size_t active_cols[] = {        /* ospab_task_active */
+    T(id), T(upid), T(action), T(node), T(status), T(created_at), T(updated_at)
+};
+static const apr_size_t get_cols[] = {           /* ospab_task_get */
+    T(id), T(vps_id), T(user_id), T(action), T(status), T(upid), T(exitstatus), T(error)
+};
+static const apr_size_t list_cols[] = {          /* ospab_task_list */
+    T(id), T(action), T(status), T(upid), T(exitstatus), T(error), T(created_at),
+    T(updated_at), T(finished_at)
+};
 
-void ospab_task_from_list(ospab_row_t r, ospab_task_t *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->id = r[0];
-    t->action = r[1];
-    t->status = r[2];
-    t->upid = r[3];
-    t->exitstatus = r[4];
-    t->error = r[5];
-    t->created_at = r[6];
-    t->updated_at = r[7];
-    t->finished_at = r[8];
-}
+const ospab_row_shape_t ospab_task_active_row =
+    OSPAB_ROW_SHAPE(active_cols, ospab_task_t, OSPAB_ROW_NO_RAW);
+const ospab_row_shape_t ospab_task_get_row =
+    OSPAB_ROW_SHAPE(get_cols, ospab_task_t, OSPAB_ROW_NO_RAW);
+const ospab_row_shape_t ospab_task_list_row =
+    OSPAB_ROW_SHAPE(list_cols, ospab_task_t, OSPAB_ROW_NO_RAW);
 
 /* ---- the machine ------------------------------------------------------------------------- */
 
@@ -82,7 +64,7 @@ int ospab_task_finish(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     }
     if (ospab_db_exec(db, p, "ospab_task_finish", 6, args, &n) == APR_SUCCESS && n == 1
         && ospab_db_select_one(db, p, "ospab_task_get", 1, &task_id, &r) == APR_SUCCESS && r
-        && (ospab_task_from_get(r, &t), t.vps_id)) {
+        && (ospab_row_fill(&ospab_task_get_row, r, &t), t.vps_id)) {
         /* "error" in the customer's words (browsers get it pushed), Proxmox's own as
          * "detail" (webhooks only) */
         json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s?, s:s?, s:s?}",
@@ -125,7 +107,7 @@ void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t 
     }
     good = ospab_db_select_one(db, p, "ospab_vps_status_of", 1, &id, &r) == APR_SUCCESS
            && ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL) == APR_SUCCESS;
-    if (good && r && (ospab_vps_status_from_row(r, &old), !old.status
+    if (good && r && (ospab_row_fill(&ospab_vps_status_row, r, &old), !old.status
                          || strcmp(old.status, status))) {
         json_t *data = json_pack("{s:I, s:I, s:s, s:s?}",
                                  "serverId", (json_int_t)apr_atoi64(id),
@@ -318,7 +300,7 @@ void ospab_task_follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         apr_size_t alen;
         int ok;
 
-        ospab_task_from_active(APR_ARRAY_IDX(tasks, i, ospab_row_t), &t);
+        ospab_row_fill(&ospab_task_active_row, APR_ARRAY_IDX(tasks, i, ospab_row_t), &t);
         alen = strlen(t.action);
 
         if (!t.upid) {
@@ -396,7 +378,7 @@ int ospab_task_begin(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         return 1;
     }
     if (busy) {
-        ospab_task_from_active(busy, &b);
+        ospab_row_fill(&ospab_task_active_row, busy, &b);
         ospab_db_end(db, 0);
         ospab_result_error(p, res, 409, apr_psprintf(p, "operation '%s' is still running on "
                            "this server%s%s", b.action, b.upid ? " (task " : "",

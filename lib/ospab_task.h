@@ -28,13 +28,13 @@ typedef struct {
     const char *created_at, *updated_at, *finished_at;
 } ospab_task_t;
 
-/* ospab_task_active: id upid action node status created_at updated_at */
-void ospab_task_from_active(ospab_row_t r, ospab_task_t *t);
-/* ospab_task_get: id vps_id user_id action status upid(first) exitstatus error */
-void ospab_task_from_get(ospab_row_t r, ospab_task_t *t);
-/* ospab_task_list: id action status upid(first) exitstatus error created_at updated_at
- * finished_at */
-void ospab_task_from_list(ospab_row_t r, ospab_task_t *t);
+/* Row shapes for ospab_row_fill: ospab_task_active (id upid action node status created_at
+ * updated_at), ospab_task_get (id vps_id user_id action status upid(first) exitstatus
+ * error), ospab_task_list (id action status upid(first) exitstatus error created_at
+ * updated_at finished_at). */
+extern const ospab_row_shape_t ospab_task_active_row;
+extern const ospab_row_shape_t ospab_task_get_row;
+extern const ospab_row_shape_t ospab_task_list_row;
 
 /* Finishes a queued or running task and records task.finished with it. 1: this call
  * finished it; 0: it was already finished (another follower won) or the write failed. */

@@ -1,4 +1,5 @@
 /* ospab core: a users row, typed (ospab_user.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -7,45 +8,25 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 
-void ospab_user_from_row(ospab_row_t r, ospab_user_t *u)
-{
-    memset(u, 0, sizeof(*u));
-    u->id = r[0];
-    u->email = r[1];
-    u->name = r[2];
-    u->role = r[3];
-    u->enabled = r[4];
-    u->created_at = r[5];
-    u->updated_at = r[6];
-    u->cols = r;
-}
+#define U(member) offsetof(ospab_user_t, member)
 
-void ospab_user_from_auth_row(ospab_row_t r, ospab_user_t *u)
-{
-    memset(u, 0, sizeof(*u));
-    u->id = r[0];
-    u->email = r[1];
-    u->name = r[2];
-    u->role = r[3];
-    u->enabled = r[4];
-    u->password_hash = r[5];
-}
+/* USER_COLS */
+static const apr_size_t user_cols[] = {
+    U(id), U(email), U(name), U(role), U(enabled), U(created_at), U(updated_at)
+};
+/* ospab_auth_user_by_email */
+static const apr_size_t auth_cols[] = {
+    U(id), U(email), U(name), U(role), U(enabled), U(password_hash)
+};
+
+const ospab_row_shape_t ospab_user_row = OSPAB_ROW_SHAPE(user_cols, ospab_user_t, U(cols));
+const ospab_row_shape_t ospab_user_auth_row =
+    OSPAB_ROW_SHAPE(auth_cols, ospab_user_t, OSPAB_ROW_NO_RAW);
 
 apr_status_t ospab_user_load(ospab_db_t *db, apr_pool_t *p, const char *id,
                              const ospab_user_t **u)
 {
-    ospab_row_t r = NULL;
-    ospab_user_t *out;
-    apr_status_t rv = ospab_db_select_one(db, p, "ospab_user_get", 1, &id, &r);
-
-    *u = NULL;
-    if (rv != APR_SUCCESS || !r) {
-        return rv;
-    }
-    out = apr_palloc(p, sizeof(*out));
-    ospab_user_from_row(r, out);
-    *u = out;
-    return APR_SUCCESS;
+    return ospab_db_load(db, p, "ospab_user_get", 1, &id, &ospab_user_row, (void **)u);
 }
 
 int ospab_user_enabled(const char *enabled)
@@ -73,6 +54,6 @@ json_t *ospab_user_json(apr_pool_t *p, ospab_row_t row)
 {
     ospab_user_t u;
 
-    ospab_user_from_row(row, &u);
+    ospab_row_fill(&ospab_user_row, row, &u);
     return ospab_user_record_json(p, &u);
 }

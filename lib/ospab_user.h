@@ -16,11 +16,11 @@ typedef struct {
     ospab_row_t cols;
 } ospab_user_t;
 
-/* r: a row of USER_COLS (ospab_user_get): id email name role enabled created_at
- * updated_at. */
-void ospab_user_from_row(ospab_row_t r, ospab_user_t *u);
-/* r: a row of ospab_auth_user_by_email: id email name role enabled password_hash. */
-void ospab_user_from_auth_row(ospab_row_t r, ospab_user_t *u);
+/* Row shapes for ospab_row_fill: USER_COLS (ospab_user_get: id email name role enabled
+ * created_at updated_at; cols is set) and ospab_auth_user_by_email (id email name role
+ * enabled password_hash). */
+extern const ospab_row_shape_t ospab_user_row;
+extern const ospab_row_shape_t ospab_user_auth_row;
 /* By id (ospab_user_get). APR_SUCCESS with *u, NULL when there is none; else the database
  * failed. */
 apr_status_t ospab_user_load(ospab_db_t *db, apr_pool_t *p, const char *id,

@@ -278,3 +278,27 @@ apr_time_t ospab_time_parse_db(const char *s)
     return t + apr_time_from_msec(n == 7 && ms >= 0 && ms < 1000 ? ms : 0);
 }
 
+int ospab_key_ok(const char *k, apr_size_t max)
+{
+    apr_size_t n = k ? strlen(k) : 0, i;
+
+    if (n < 1 || n > max || k[0] == ' ' || k[n - 1] == ' ') {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        if (k[i] < 0x20 || k[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+apr_uint64_t ospab_key_hash64(const char *key)
+{
+    unsigned char d[OSPAB_SHA256_LEN];
+    apr_uint64_t v;
+
+    ospab_sha256(key, strlen(key), d);
+    memcpy(&v, d, sizeof(v));
+    return v ? v : 1;
+}

@@ -41,4 +41,12 @@ const char *ospab_email_key(apr_pool_t *p, const char *email);
 /* Parses a whole decimal integer (no sign, no spaces) into *out; 0 on success. */
 int ospab_parse_id(const char *s, apr_int64_t *out);
 
+/* A key a client names something by (Idempotency-Key, a notice's key, a dedupe key): 1 to
+ * max bytes of printable ASCII, no space at either end. */
+int ospab_key_ok(const char *k, apr_size_t max);
+
+/* 64 bits of key's SHA-256, never 0 (0 marks a free slot in the shared-memory tables of
+ * ospab_ratelimit.c and ospab_gauge.c). */
+apr_uint64_t ospab_key_hash64(const char *key);
+
 #endif

@@ -1,57 +1,29 @@
 /* ospab core: a vps row, typed (ospab_vps.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include <apr_strings.h>
 
 #include "ospab_vps.h"
-#include "ospab_resource.h"
 
-void ospab_vps_from_row(ospab_row_t r, ospab_vps_t *v)
-{
-    v->id = r[OSPAB_VPS_ID];
-    v->external_id = r[OSPAB_VPS_EXTERNAL_ID];
-    v->name = r[OSPAB_VPS_NAME];
-    v->status = r[OSPAB_VPS_STATUS];
-    v->ip = r[OSPAB_VPS_IP];
-    v->cpu = r[OSPAB_VPS_CPU];
-    v->ram = r[OSPAB_VPS_RAM];
-    v->disk = r[OSPAB_VPS_DISK];
-    v->os = r[OSPAB_VPS_OS];
-    v->user_id = r[OSPAB_VPS_USER_ID];
-    v->hypervisor = r[OSPAB_VPS_HYPERVISOR];
-    v->node = r[OSPAB_VPS_NODE];
-    v->vmid = r[OSPAB_VPS_VMID];
-    v->kind = r[OSPAB_VPS_KIND];
-    v->tariff_id = r[OSPAB_VPS_TARIFF_ID];
-    v->os_id = r[OSPAB_VPS_OS_ID];
-    v->created_at = r[OSPAB_VPS_CREATED_AT];
-    v->updated_at = r[OSPAB_VPS_UPDATED_AT];
-    v->binding_note = r[OSPAB_VPS_BINDING_NOTE];
-    v->cols = r;
-}
+#define V(member) offsetof(ospab_vps_t, member)
 
-void ospab_vps_status_from_row(ospab_row_t r, ospab_vps_t *v)
-{
-    memset(v, 0, sizeof(*v));
-    v->status = r[0];
-    v->user_id = r[1];
-}
+/* VPS_COLS: the fields of ospab_vps_fields in order, then binding_note */
+static const apr_size_t vps_cols[] = {
+    V(id), V(external_id), V(name), V(status), V(ip), V(cpu), V(ram), V(disk), V(os),
+    V(user_id), V(hypervisor), V(node), V(vmid), V(kind), V(tariff_id), V(os_id),
+    V(created_at), V(updated_at), V(binding_note)
+};
+/* ospab_vps_status_of */
+static const apr_size_t status_cols[] = { V(status), V(user_id) };
+const ospab_row_shape_t ospab_vps_row = OSPAB_ROW_SHAPE(vps_cols, ospab_vps_t, V(cols));
+const ospab_row_shape_t ospab_vps_status_row =
+    OSPAB_ROW_SHAPE(status_cols, ospab_vps_t, OSPAB_ROW_NO_RAW);
 
 apr_status_t ospab_vps_load(ospab_db_t *db, apr_pool_t *p, const char *label,
                             const char *arg, const ospab_vps_t **v)
 {
-    ospab_row_t r = NULL;
-    apr_status_t rv = ospab_db_select_one(db, p, label, 1, &arg, &r);
-    ospab_vps_t *out;
-
-    *v = NULL;
-    if (rv != APR_SUCCESS || !r) {
-        return rv;
-    }
-    out = apr_palloc(p, sizeof(*out));
-    ospab_vps_from_row(r, out);
-    *v = out;
-    return APR_SUCCESS;
+    return ospab_db_load(db, p, label, 1, &arg, &ospab_vps_row, (void **)v);
 }
 
 int ospab_vps_load_owned(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,

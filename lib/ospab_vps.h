@@ -17,11 +17,10 @@ typedef struct {
     ospab_row_t cols;
 } ospab_vps_t;
 
-/* r: a row of VPS_COLS (ospab_vps_get, _get_ext, _by_vmid, the pages of GET /api/vps). */
-void ospab_vps_from_row(ospab_row_t r, ospab_vps_t *v);
-
-/* r: a row of ospab_vps_status_of (status, user_id); the other members are NULL. */
-void ospab_vps_status_from_row(ospab_row_t r, ospab_vps_t *v);
+/* Row shapes for ospab_row_fill: VPS_COLS (ospab_vps_get, _get_ext, _by_vmid, the pages
+ * of GET /api/vps; cols is set), ospab_vps_status_of (status, user_id; the rest NULL). */
+extern const ospab_row_shape_t ospab_vps_row;
+extern const ospab_row_shape_t ospab_vps_status_row;
 
 /* The record by a VPS_COLS statement with one argument (ospab_vps_get by id,
  * ospab_vps_get_ext by external id). APR_SUCCESS with *v, NULL when there is none;

@@ -12,21 +12,6 @@ typedef void sync_fn(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, 
                      const ospab_server_conf_t *guests, const ospab_idem_t *idem,
                      ospab_result_t *res);
 
-static int idem_key_ok(const char *k)
-{
-    apr_size_t n = strlen(k), i;
-
-    if (n < 1 || n > 255 || k[0] == ' ' || k[n - 1] == ' ') {
-        return 0;
-    }
-    for (i = 0; i < n; ++i) {
-        if (k[i] < 0x20 || k[i] > 0x7e) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* One sync operation, as ospab_idem_run calls it. */
 typedef struct {
     sync_fn *fn;
@@ -70,7 +55,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
         run_call(&call, NULL, &res);
         return ospab_mod_finish(r, &res);
     }
-    if (!idem_key_ok(key)) {
+    if (!ospab_key_ok(key, 255)) {
         return ospab_mod_error(r, HTTP_BAD_REQUEST, "Idempotency-Key must be 1 to 255 "
                                "printable ASCII characters");
     }
