@@ -9,6 +9,7 @@
 #include "ospab_json.h"
 #include "ospab_fields.h"
 #include "ospab_resource.h"
+#include "ospab_user.h"
 
 static apr_pool_t *pool;
 static ospab_field_value_t out[OSPAB_VPS_NFIELDS];

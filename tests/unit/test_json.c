@@ -1,4 +1,4 @@
-/* lib/ospab_json.h: parsing request bodies, pool ownership, compact dumps, error shapes. */
+/* lib/ospab_json.h: parsing request bodies, test_pool ownership, compact dumps, error shapes. */
 #include <string.h>
 
 #include <apr_pools.h>
@@ -6,22 +6,9 @@
 #include "tests.h"
 #include "ospab_json.h"
 
-static apr_pool_t *pool;
-
-static void setup(void)
-{
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-}
-
 static apr_status_t parse(const char *s, json_t **j, ospab_json_error_t *err)
 {
-    return ospab_json_parse(pool, s, strlen(s), j, err);
+    return ospab_json_parse(test_pool, s, strlen(s), j, err);
 }
 
 START_TEST(parse_ok)
@@ -44,9 +31,9 @@ START_TEST(parse_respects_length)
     ospab_json_error_t err;
     json_t *j = NULL;
 
-    ck_assert_int_eq(ospab_json_parse(pool, body, 7, &j, &err), APR_SUCCESS);
+    ck_assert_int_eq(ospab_json_parse(test_pool, body, 7, &j, &err), APR_SUCCESS);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "a")), 1);
-    ck_assert_int_eq(ospab_json_parse(pool, body, sizeof(body) - 1, &j, &err), APR_EINVAL);
+    ck_assert_int_eq(ospab_json_parse(test_pool, body, sizeof(body) - 1, &j, &err), APR_EINVAL);
     ck_assert_ptr_null(j);
 }
 END_TEST
@@ -112,12 +99,12 @@ START_TEST(parse_result_owned_by_pool)
     ospab_json_error_t err;
     json_t *j = NULL;
 
-    ck_assert_int_eq(apr_pool_create(&sub, pool), APR_SUCCESS);
+    ck_assert_int_eq(apr_pool_create(&sub, test_pool), APR_SUCCESS);
     ck_assert_int_eq(ospab_json_parse(sub, "[1,2]", 5, &j, &err), APR_SUCCESS);
     json_incref(j);
     ck_assert_int_eq(j->refcount, 2);
     apr_pool_destroy(sub);
-    /* the pool's reference is gone, ours remains */
+    /* the test_pool's reference is gone, ours remains */
     ck_assert_int_eq(j->refcount, 1);
     ck_assert_int_eq(json_array_size(j), 2);
     json_decref(j);
@@ -129,7 +116,7 @@ START_TEST(own_releases_at_clear)
     apr_pool_t *sub;
     json_t *o = json_object();
 
-    ck_assert_int_eq(apr_pool_create(&sub, pool), APR_SUCCESS);
+    ck_assert_int_eq(apr_pool_create(&sub, test_pool), APR_SUCCESS);
     ck_assert_ptr_eq(ospab_json_own(sub, o), o);
     json_incref(o);
     apr_pool_clear(sub);
@@ -142,20 +129,20 @@ END_TEST
 
 START_TEST(dump_compact)
 {
-    json_t *j = ospab_json_own(pool, json_pack("{s:i, s:[i,i], s:s, s:n}", "a", 1, "b", 2, 3,
+    json_t *j = ospab_json_own(test_pool, json_pack("{s:i, s:[i,i], s:s, s:n}", "a", 1, "b", 2, 3,
                                                "c", "\xd0\xaf", "d"));
 
-    ck_assert_str_eq(ospab_json_dump(pool, j), "{\"a\":1,\"b\":[2,3],\"c\":\"\xd0\xaf\",\"d\":null}");
-    ck_assert_str_eq(ospab_json_dump(pool, ospab_json_own(pool, json_string("x"))), "\"x\"");
+    ck_assert_str_eq(ospab_json_dump(test_pool, j), "{\"a\":1,\"b\":[2,3],\"c\":\"\xd0\xaf\",\"d\":null}");
+    ck_assert_str_eq(ospab_json_dump(test_pool, ospab_json_own(test_pool, json_string("x"))), "\"x\"");
 }
 END_TEST
 
 START_TEST(error_without_fields)
 {
-    json_t *e = ospab_json_own(pool, ospab_json_error("not found", NULL));
+    json_t *e = ospab_json_own(test_pool, ospab_json_error("not found", NULL));
 
-    ck_assert_str_eq(ospab_json_dump(pool, e), "{\"error\":\"not found\"}");
-    e = ospab_json_own(pool, ospab_json_error("invalid vps", json_object()));
+    ck_assert_str_eq(ospab_json_dump(test_pool, e), "{\"error\":\"not found\"}");
+    e = ospab_json_own(test_pool, ospab_json_error("invalid vps", json_object()));
     ck_assert_int_eq(json_object_size(e), 1);
     ck_assert_ptr_null(json_object_get(e, "fields"));
 }
@@ -170,7 +157,7 @@ START_TEST(error_with_fields)
     e = ospab_json_error("invalid vps: ram: must be an integer", fields);
     ck_assert_ptr_eq(json_object_get(e, "fields"), fields);
     ck_assert_int_eq(fields->refcount, 2);
-    ck_assert_str_eq(ospab_json_dump(pool, e),
+    ck_assert_str_eq(ospab_json_dump(test_pool, e),
                      "{\"error\":\"invalid vps: ram: must be an integer\","
                      "\"fields\":{\"ram\":\"must be an integer\"}}");
     json_decref(e);
@@ -184,24 +171,24 @@ START_TEST(int_or_null)
 {
     json_t *v;
 
-    v = ospab_json_own(pool, ospab_json_int_or_null("42"));
+    v = ospab_json_own(test_pool, ospab_json_int_or_null("42"));
     ck_assert(json_is_integer(v));
     ck_assert_int_eq(json_integer_value(v), 42);
-    v = ospab_json_own(pool, ospab_json_int_or_null("9007199254740991"));
+    v = ospab_json_own(test_pool, ospab_json_int_or_null("9007199254740991"));
     ck_assert(json_integer_value(v) == 9007199254740991LL);
-    ck_assert(json_is_null(ospab_json_own(pool, ospab_json_int_or_null(NULL))));
-    ck_assert(json_is_null(ospab_json_own(pool, ospab_json_int_or_null(""))));
-    ck_assert(json_is_null(ospab_json_own(pool, ospab_json_int_or_null("12abc"))));
+    ck_assert(json_is_null(ospab_json_own(test_pool, ospab_json_int_or_null(NULL))));
+    ck_assert(json_is_null(ospab_json_own(test_pool, ospab_json_int_or_null(""))));
+    ck_assert(json_is_null(ospab_json_own(test_pool, ospab_json_int_or_null("12abc"))));
 }
 END_TEST
 
 START_TEST(str_or_null)
 {
-    json_t *v = ospab_json_own(pool, ospab_json_str_or_null("Ubuntu 22.04"));
+    json_t *v = ospab_json_own(test_pool, ospab_json_str_or_null("Ubuntu 22.04"));
 
     ck_assert_str_eq(json_string_value(v), "Ubuntu 22.04");
-    ck_assert(json_is_string(ospab_json_own(pool, ospab_json_str_or_null(""))));
-    ck_assert(json_is_null(ospab_json_own(pool, ospab_json_str_or_null(NULL))));
+    ck_assert(json_is_string(ospab_json_own(test_pool, ospab_json_str_or_null(""))));
+    ck_assert(json_is_null(ospab_json_own(test_pool, ospab_json_str_or_null(NULL))));
 }
 END_TEST
 
@@ -210,7 +197,7 @@ Suite *ospab_json_suite(void)
     Suite *s = suite_create("json");
     TCase *tc = tcase_create("core");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, parse_ok);
     tcase_add_test(tc, parse_respects_length);
     tcase_add_test(tc, parse_malformed_position);

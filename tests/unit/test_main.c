@@ -5,6 +5,19 @@
 
 #include "tests.h"
 
+apr_pool_t *test_pool;
+
+void test_pool_setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&test_pool, NULL), APR_SUCCESS);
+}
+
+void test_pool_teardown(void)
+{
+    apr_pool_destroy(test_pool);
+    test_pool = NULL;
+}
+
 int main(void)
 {
     SRunner *sr;

@@ -14,19 +14,6 @@
 #include "ospab_events.h"
 #include "ospab_util.h"
 
-static apr_pool_t *pool;
-
-static void setup(void)
-{
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-}
-
 START_TEST(addresses)
 {
     char longest[300];
@@ -51,12 +38,12 @@ END_TEST
 
 START_TEST(from_address)
 {
-    ck_assert_str_eq(ospab_mail_from_addr(pool, "ospab panel <noreply@example.com>"),
+    ck_assert_str_eq(ospab_mail_from_addr(test_pool, "ospab panel <noreply@example.com>"),
                      "noreply@example.com");
-    ck_assert_str_eq(ospab_mail_from_addr(pool, "noreply@example.com"),
+    ck_assert_str_eq(ospab_mail_from_addr(test_pool, "noreply@example.com"),
                      "noreply@example.com");
-    ck_assert_ptr_null(ospab_mail_from_addr(pool, "ospab panel"));
-    ck_assert_ptr_null(ospab_mail_from_addr(pool, "x <not an address>"));
+    ck_assert_ptr_null(ospab_mail_from_addr(test_pool, "ospab panel"));
+    ck_assert_ptr_null(ospab_mail_from_addr(test_pool, "x <not an address>"));
 }
 END_TEST
 
@@ -72,13 +59,13 @@ START_TEST(templates)
     ck_assert(ospab_mail_template_known("server-created"));
     ck_assert(ospab_mail_template_known("password-reset"));
     ck_assert(!ospab_mail_template_known("no-such-template"));
-    errs = ospab_mail_render(pool, "alert", vars, &subject, &text);
+    errs = ospab_mail_render(test_pool, "alert", vars, &subject, &text);
     ck_assert_ptr_null(errs);
     ck_assert_ptr_nonnull(strstr(subject, "web-1"));
     ck_assert_ptr_nonnull(strstr(text, "97%"));
     /* a missing value is named, not rendered as "(null)" */
     json_object_del(vars, "type");
-    errs = ospab_mail_render(pool, "alert", vars, &subject, &text);
+    errs = ospab_mail_render(test_pool, "alert", vars, &subject, &text);
     ck_assert_ptr_nonnull(errs);
     ck_assert(json_object_size(errs) >= 1);
     json_decref(errs);
@@ -92,7 +79,7 @@ static const char *alert_subject(json_t *value)
     const char *subject = NULL, *text = NULL;
     json_t *vars = json_pack("{s:s, s:s, s:o, s:s}", "serverName", "web-1", "type", "cpu",
                              "value", value, "level", "critical");
-    json_t *errs = ospab_mail_render(pool, "alert", vars, &subject, &text);
+    json_t *errs = ospab_mail_render(test_pool, "alert", vars, &subject, &text);
 
     ck_assert_ptr_null(errs);
     json_decref(vars);
@@ -127,7 +114,7 @@ START_TEST(template_numbers)
     /* another template's number */
     vars = json_pack("{s:s, s:f}", "resetUrl", "https://example.com/reset?t=1",
                      "expiresInMinutes", 1e308);
-    ck_assert_ptr_null(ospab_mail_render(pool, "password-reset", vars, &subject, &text));
+    ck_assert_ptr_null(ospab_mail_render(test_pool, "password-reset", vars, &subject, &text));
     ck_assert_ptr_nonnull(strstr(text, "1e+308"));
     ck_assert_uint_lt(strlen(text), 2000);
     json_decref(vars);
@@ -143,14 +130,14 @@ static char *decoded_body(const char *msg)
     int n;
 
     ck_assert_ptr_nonnull(sep);
-    b64 = apr_pstrdup(pool, sep + 4);
+    b64 = apr_pstrdup(test_pool, sep + 4);
     for (r = w = b64; *r; ++r) {
         if (*r != '\r' && *r != '\n') {
             *w++ = *r;
         }
     }
     *w = '\0';
-    out = apr_pcalloc(pool, strlen(b64) + 1);
+    out = apr_pcalloc(test_pool, strlen(b64) + 1);
     n = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)b64, (int)strlen(b64));
     ck_assert_int_ge(n, 0);
     /* EVP_DecodeBlock counts the padding as zero bytes */
@@ -161,9 +148,9 @@ static char *decoded_body(const char *msg)
 START_TEST(message)
 {
     const char *text = "Здравствуйте!\nСервер web-1 создан.\n";
-    const char *id = ospab_mail_message_id(pool, "42", "2026-11-22 19:00:00.000",
+    const char *id = ospab_mail_message_id(test_pool, "42", "2026-11-22 19:00:00.000",
                                            "anna@example.com");
-    const char *msg = ospab_mail_message(pool, "ospab panel <noreply@example.com>",
+    const char *msg = ospab_mail_message(test_pool, "ospab panel <noreply@example.com>",
                                          "anna@example.com", "Сервер создан", text, id,
                                          apr_time_from_sec(1763838000));
     const char *p;
@@ -171,7 +158,7 @@ START_TEST(message)
     ck_assert_ptr_nonnull(strstr(msg, "To: anna@example.com\r\n"));
     ck_assert_ptr_nonnull(strstr(msg, "From: ospab panel <noreply@example.com>\r\n"));
     ck_assert_ptr_nonnull(strstr(msg, "Subject: =?UTF-8?B?"));
-    ck_assert_ptr_nonnull(strstr(msg, apr_pstrcat(pool, "Message-ID: ", id, "\r\n", NULL)));
+    ck_assert_ptr_nonnull(strstr(msg, apr_pstrcat(test_pool, "Message-ID: ", id, "\r\n", NULL)));
     ck_assert_ptr_nonnull(strstr(msg, "MIME-Version: 1.0\r\n"));
     ck_assert_ptr_nonnull(strstr(msg, "charset=utf-8"));
     ck_assert_ptr_nonnull(strstr(msg, "Date: "));
@@ -190,9 +177,9 @@ END_TEST
 
 START_TEST(message_id_is_stable)
 {
-    const char *a = ospab_mail_message_id(pool, "42", "2026-11-22 19:00:00.000", "a@x.io");
-    const char *b = ospab_mail_message_id(pool, "42", "2026-11-22 19:00:00.000", "a@x.io");
-    const char *c = ospab_mail_message_id(pool, "43", "2026-11-22 19:00:00.000", "a@x.io");
+    const char *a = ospab_mail_message_id(test_pool, "42", "2026-11-22 19:00:00.000", "a@x.io");
+    const char *b = ospab_mail_message_id(test_pool, "42", "2026-11-22 19:00:00.000", "a@x.io");
+    const char *c = ospab_mail_message_id(test_pool, "43", "2026-11-22 19:00:00.000", "a@x.io");
 
     ck_assert_str_eq(a, b);
     ck_assert_str_ne(a, c);
@@ -230,12 +217,12 @@ START_TEST(webhook_signature)
     const char *secret = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
     const char *body = "{\"id\":1}";
     /* computed independently: python3 hmac.new(b"k"*32, b'1700000000.{"id":1}', sha256) */
-    ck_assert_str_eq(ospab_webhook_signature(pool, secret, apr_time_from_sec(1700000000),
+    ck_assert_str_eq(ospab_webhook_signature(test_pool, secret, apr_time_from_sec(1700000000),
                                              body, strlen(body)),
                      "t=1700000000,v1=b0dcba5a42969fb3cc9dbf46fb0278a25a6d777ca4b49a285591"
                      "a893c6e32e1d");
     /* the body is signed as bytes: one more byte changes it */
-    ck_assert_str_ne(ospab_webhook_signature(pool, secret, apr_time_from_sec(1700000000),
+    ck_assert_str_ne(ospab_webhook_signature(test_pool, secret, apr_time_from_sec(1700000000),
                                              body, strlen(body) - 1),
                      "t=1700000000,v1=b0dcba5a42969fb3cc9dbf46fb0278a25a6d777ca4b49a285591"
                      "a893c6e32e1d");
@@ -246,7 +233,7 @@ START_TEST(time_parse_round_trip)
 {
     apr_time_t t = apr_time_from_sec(1763838000) + 123000;
 
-    ck_assert(ospab_time_parse_db(ospab_time_db(pool, t)) == t);
+    ck_assert(ospab_time_parse_db(ospab_time_db(test_pool, t)) == t);
     ck_assert(ospab_time_parse_db("2026-11-22 19:00:00") == apr_time_from_sec(1795374000));
     ck_assert(ospab_time_parse_db("yesterday") == 0);
 }
@@ -270,7 +257,7 @@ Suite *ospab_outbox_suite(void)
     Suite *s = suite_create("outbox");
     TCase *tc = tcase_create("core");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, addresses);
     tcase_add_test(tc, from_address);
     tcase_add_test(tc, templates);

@@ -11,19 +11,6 @@
 #include "ospab_pve.h"
 #include "ospab_pve_errors.h"
 
-static apr_pool_t *pool;
-
-static void setup(void)
-{
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-}
-
 #define EXAMPLE "UPID:pve:0012A4B3:0A1B2C3D:6718A3B2:vzstart:100:root@pam!mytoken:"
 
 /* --- UPIDs ---------------------------------------------------------------------------- */
@@ -32,7 +19,7 @@ START_TEST(upid_behaviour_example)
 {
     ospab_upid_t u;
 
-    ck_assert_int_eq(ospab_upid_parse(pool, EXAMPLE, &u), APR_SUCCESS);
+    ck_assert_int_eq(ospab_upid_parse(test_pool, EXAMPLE, &u), APR_SUCCESS);
     ck_assert_str_eq(u.node, "pve");
     ck_assert_uint_eq(u.pid, 0x0012A4B3UL);
     ck_assert_uint_eq(u.pstart, 0x0A1B2C3DULL);
@@ -47,7 +34,7 @@ START_TEST(upid_nine_digit_pstart_and_empty_id)
 {
     ospab_upid_t u;
 
-    ck_assert_int_eq(ospab_upid_parse(pool, "UPID:node-2:000004D2:1FFFFFFFF:6718A3B2:"
+    ck_assert_int_eq(ospab_upid_parse(test_pool, "UPID:node-2:000004D2:1FFFFFFFF:6718A3B2:"
                                       "vzdump::backup@pve:", &u), APR_SUCCESS);
     ck_assert_str_eq(u.node, "node-2");
     ck_assert_uint_eq(u.pid, 1234UL);
@@ -62,7 +49,7 @@ START_TEST(upid_lower_case_hex_as_proxmox)
 {
     ospab_upid_t u;
 
-    ck_assert_int_eq(ospab_upid_parse(pool, "UPID:pve:0012a4b3:0a1b2c3d:6718a3b2:qmstart:101:"
+    ck_assert_int_eq(ospab_upid_parse(test_pool, "UPID:pve:0012a4b3:0a1b2c3d:6718a3b2:qmstart:101:"
                                       "root@pam:", &u), APR_SUCCESS);
     ck_assert_uint_eq(u.pid, 0x0012A4B3UL);
 }
@@ -102,7 +89,7 @@ START_TEST(upid_rejects)
     ospab_upid_t u;
     const char *s = bad_upids[_i];
 
-    ck_assert_msg(ospab_upid_parse(pool, s, &u) != APR_SUCCESS, "accepted: %s", s);
+    ck_assert_msg(ospab_upid_parse(test_pool, s, &u) != APR_SUCCESS, "accepted: %s", s);
 }
 END_TEST
 
@@ -110,7 +97,7 @@ START_TEST(upid_null)
 {
     ospab_upid_t u;
 
-    ck_assert_int_ne(ospab_upid_parse(pool, NULL, &u), APR_SUCCESS);
+    ck_assert_int_ne(ospab_upid_parse(test_pool, NULL, &u), APR_SUCCESS);
 }
 END_TEST
 
@@ -118,7 +105,7 @@ END_TEST
 
 START_TEST(path_upid_is_one_segment)
 {
-    const char *path = ospab_pve_path(pool, "nodes", "pve", "tasks", EXAMPLE, "status", NULL);
+    const char *path = ospab_pve_path(test_pool, "nodes", "pve", "tasks", EXAMPLE, "status", NULL);
 
     ck_assert_str_eq(path, "/nodes/pve/tasks/UPID%3Apve%3A0012A4B3%3A0A1B2C3D%3A6718A3B2"
                      "%3Avzstart%3A100%3Aroot%40pam%21mytoken%3A/status");
@@ -127,13 +114,13 @@ END_TEST
 
 START_TEST(path_escapes_everything_but_unreserved)
 {
-    ck_assert_str_eq(ospab_pve_path(pool, "a b/c?d#e%f&g=h", "x-y.z_~", NULL),
+    ck_assert_str_eq(ospab_pve_path(test_pool, "a b/c?d#e%f&g=h", "x-y.z_~", NULL),
                      "/a%20b%2Fc%3Fd%23e%25f%26g%3Dh/x-y.z_~");
-    ck_assert_str_eq(ospab_pve_path(pool, "\xc3\xa9", NULL), "/%C3%A9");
-    ck_assert_str_eq(ospab_pve_path(pool, "nodes", "pve1", "lxc", "100", "status", "start",
+    ck_assert_str_eq(ospab_pve_path(test_pool, "\xc3\xa9", NULL), "/%C3%A9");
+    ck_assert_str_eq(ospab_pve_path(test_pool, "nodes", "pve1", "lxc", "100", "status", "start",
                                     NULL), "/nodes/pve1/lxc/100/status/start");
-    ck_assert_str_eq(ospab_pve_path(pool, "version", NULL), "/version");
-    ck_assert_str_eq(ospab_pve_path(pool, NULL), "/");
+    ck_assert_str_eq(ospab_pve_path(test_pool, "version", NULL), "/version");
+    ck_assert_str_eq(ospab_pve_path(test_pool, NULL), "/");
 }
 END_TEST
 
@@ -258,31 +245,31 @@ START_TEST(create_refuses_unsafe_conf)
     ospab_pve_t *pve = NULL;
 
     c = good_conf();
-    ck_assert_int_eq(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_eq(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     ck_assert_ptr_nonnull(pve);
 
     c = good_conf();
     c.timeout_ms = 0;                       /* libcurl: wait for ever */
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     ck_assert_ptr_null(pve);
     c = good_conf();
     c.connect_timeout_ms = 0;
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     c = good_conf();
     c.max_response = 0;
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     c = good_conf();
     c.token = "root@pam!x=1\r\nX-Injected: 1";
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     c = good_conf();
     c.token = "";
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     c = good_conf();
     c.url = "ftp://127.0.0.1/";
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
     c = good_conf();
     c.max_handles = -1;
-    ck_assert_int_ne(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
 }
 END_TEST
 
@@ -293,14 +280,14 @@ START_TEST(call_refuses_bad_method_and_path)
     ospab_pve_result_t res;
     ospab_pve_stats_t st;
 
-    ck_assert_int_eq(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
-    ck_assert_int_eq(ospab_pve_call(pve, pool, "PATCH", "/version", NULL, &res), APR_EINVAL);
+    ck_assert_int_eq(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_eq(ospab_pve_call(pve, test_pool, "PATCH", "/version", NULL, &res), APR_EINVAL);
     ck_assert_int_eq(res.outcome, OSPAB_PVE_BAD_RESPONSE);
     ck_assert_int_eq(res.http_status, 0);
     ck_assert_ptr_nonnull(res.message);
     ck_assert_ptr_null(res.data);
-    ck_assert_int_eq(ospab_pve_call(pve, pool, "GET", "version", NULL, &res), APR_EINVAL);
-    ck_assert_int_eq(ospab_pve_call(pve, pool, "GET", "/version?x=1", NULL, &res),
+    ck_assert_int_eq(ospab_pve_call(pve, test_pool, "GET", "version", NULL, &res), APR_EINVAL);
+    ck_assert_int_eq(ospab_pve_call(pve, test_pool, "GET", "/version?x=1", NULL, &res),
                      APR_EINVAL);
     ospab_pve_stats(pve, &st);
     ck_assert(st.calls == 0);               /* refused before any transfer */
@@ -315,8 +302,8 @@ START_TEST(call_to_closed_port_is_unreachable)
     ospab_pve_result_t res;
     ospab_pve_stats_t st;
 
-    ck_assert_int_eq(ospab_pve_create(pool, &c, &pve), APR_SUCCESS);
-    ck_assert_int_ne(ospab_pve_call(pve, pool, "GET", "/version", NULL, &res), APR_SUCCESS);
+    ck_assert_int_eq(ospab_pve_create(test_pool, &c, &pve), APR_SUCCESS);
+    ck_assert_int_ne(ospab_pve_call(pve, test_pool, "GET", "/version", NULL, &res), APR_SUCCESS);
     ck_assert_int_eq(res.outcome, OSPAB_PVE_UNREACHABLE);
     ck_assert_int_eq(res.http_status, 0);
     ck_assert_ptr_nonnull(strstr(res.message, "cannot connect"));
@@ -351,7 +338,7 @@ START_TEST(errors_known_messages)
 
         ck_assert_msg(e != NULL, "%s", cases[i].proxmox);
         ck_assert_int_eq(e->status, cases[i].status);
-        ck_assert_str_eq(ospab_pve_error_text(pool, cases[i].proxmox), cases[i].text);
+        ck_assert_str_eq(ospab_pve_error_text(test_pool, cases[i].proxmox), cases[i].text);
     }
 }
 END_TEST
@@ -361,14 +348,14 @@ START_TEST(errors_unknown_and_odd_messages)
     /* nothing of Proxmox's own text reaches the customer */
     ck_assert_ptr_null(ospab_pve_error_find("unable to create CT 100 - storage 'local-lvm' "
                                             "is not online"));
-    ck_assert_str_eq(ospab_pve_error_text(pool, "storage 'x' is not online"),
+    ck_assert_str_eq(ospab_pve_error_text(test_pool, "storage 'x' is not online"),
                      OSPAB_PVE_ERROR_GENERIC);
     /* a lock "name" that is not a plain word is left out */
-    ck_assert_str_eq(ospab_pve_error_text(pool, "CT is locked (<b>evil</b> 1)"),
+    ck_assert_str_eq(ospab_pve_error_text(test_pool, "CT is locked (<b>evil</b> 1)"),
                      "server is busy with another operation");
-    ck_assert_str_eq(ospab_pve_error_text(pool, "CT is locked ("),
+    ck_assert_str_eq(ospab_pve_error_text(test_pool, "CT is locked ("),
                      "server is busy with another operation");
-    ck_assert_ptr_null(ospab_pve_error_text(pool, NULL));
+    ck_assert_ptr_null(ospab_pve_error_text(test_pool, NULL));
 }
 END_TEST
 
@@ -404,7 +391,7 @@ Suite *ospab_pve_suite(void)
     Suite *s = suite_create("pve");
     TCase *tc = tcase_create("upid");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, upid_behaviour_example);
     tcase_add_test(tc, upid_nine_digit_pstart_and_empty_id);
     tcase_add_test(tc, upid_lower_case_hex_as_proxmox);
@@ -413,7 +400,7 @@ Suite *ospab_pve_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("path");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, path_upid_is_one_segment);
     tcase_add_test(tc, path_escapes_everything_but_unreserved);
     suite_add_tcase(s, tc);
@@ -430,13 +417,13 @@ Suite *ospab_pve_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, errors_known_messages);
     tcase_add_test(tc, errors_unknown_and_odd_messages);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("client");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, create_refuses_unsafe_conf);
     tcase_add_test(tc, call_refuses_bad_method_and_path);
     tcase_add_test(tc, call_to_closed_port_is_unreachable);

@@ -6,19 +6,6 @@
 #include "tests.h"
 #include "ospab_route.h"
 
-static apr_pool_t *pool;
-
-static void setup(void)
-{
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-}
-
 /* the router's own behaviour, on a table whose actions name the routes */
 static const ospab_route_t table[] = {
     { "GET",    "/api/health",                 OSPAB_OP_HEALTH, "health" },
@@ -39,7 +26,7 @@ static ospab_route_result_e find(const char *method, const char *path)
 {
     memset(&m, 0, sizeof(m));
     allow = NULL;
-    return ospab_route_find(table, method, path, &m, &allow, pool);
+    return ospab_route_find(table, method, path, &m, &allow, test_pool);
 }
 
 START_TEST(exact_match)
@@ -149,11 +136,11 @@ START_TEST(api_table)
     /* a few by path: the action comes with the route */
     memset(&m, 0, sizeof(m));
     ck_assert_int_eq(ospab_route_find(ospab_api_routes, "POST", "/api/vps/12/reboot", &m,
-                                      &allow, pool), OSPAB_ROUTE_FOUND);
+                                      &allow, test_pool), OSPAB_ROUTE_FOUND);
     ck_assert_int_eq(m.route->op, OSPAB_OP_POWER);
     ck_assert_str_eq(m.route->action, "reboot");
     ck_assert_int_eq(ospab_route_find(ospab_api_routes, "DELETE", "/api/server/3/snapshots",
-                                      &m, &allow, pool), OSPAB_ROUTE_FOUND);
+                                      &m, &allow, test_pool), OSPAB_ROUTE_FOUND);
     ck_assert_str_eq(m.route->action, "delete");
 }
 END_TEST
@@ -163,7 +150,7 @@ Suite *ospab_route_suite(void)
     Suite *s = suite_create("route");
     TCase *tc = tcase_create("core");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, exact_match);
     tcase_add_test(tc, trailing_slash_not_matched);
     tcase_add_test(tc, id_param);

@@ -9,31 +9,18 @@
 #include "tests.h"
 #include "ospab_util.h"
 
-static apr_pool_t *pool;
-
-static void setup(void)
-{
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-}
-
-/* A temporary file holding len bytes of data; removed when the pool goes. */
+/* A temporary file holding len bytes of data; removed when the test_pool goes. */
 static const char *temp_file(const char *data, apr_size_t len)
 {
-    char *path = apr_pstrdup(pool, "/tmp/ospab-unit-XXXXXX");
+    char *path = apr_pstrdup(test_pool, "/tmp/ospab-unit-XXXXXX");
     apr_file_t *f;
     apr_size_t written;
 
     ck_assert_int_eq(apr_file_mktemp(&f, path, APR_FOPEN_CREATE | APR_FOPEN_READ
                                      | APR_FOPEN_WRITE | APR_FOPEN_EXCL
-                                     | APR_FOPEN_DELONCLOSE, pool), APR_SUCCESS);
+                                     | APR_FOPEN_DELONCLOSE, test_pool), APR_SUCCESS);
     ck_assert_int_eq(apr_file_write_full(f, data, len, &written), APR_SUCCESS);
-    /* keep f open: APR_FOPEN_DELONCLOSE removes it at pool clean-up */
+    /* keep f open: APR_FOPEN_DELONCLOSE removes it at test_pool clean-up */
     return path;
 }
 
@@ -43,7 +30,7 @@ START_TEST(secret_literal)
 {
     const char *out, *err;
 
-    ck_assert_int_eq(ospab_secret_resolve(pool, SECRET, &out, &err), APR_SUCCESS);
+    ck_assert_int_eq(ospab_secret_resolve(test_pool, SECRET, &out, &err), APR_SUCCESS);
     ck_assert_str_eq(out, SECRET);
     ck_assert_ptr_null(err);
 }
@@ -54,7 +41,7 @@ START_TEST(secret_env)
     const char *out, *err;
 
     ck_assert_int_eq(setenv("OSPAB_UNIT_SECRET", SECRET, 1), 0);
-    ck_assert_int_eq(ospab_secret_resolve(pool, "env:OSPAB_UNIT_SECRET", &out, &err),
+    ck_assert_int_eq(ospab_secret_resolve(test_pool, "env:OSPAB_UNIT_SECRET", &out, &err),
                      APR_SUCCESS);
     ck_assert_str_eq(out, SECRET);
     unsetenv("OSPAB_UNIT_SECRET");
@@ -66,7 +53,7 @@ START_TEST(secret_env_unset)
     const char *out = "x", *err = NULL;
 
     unsetenv("OSPAB_UNIT_MISSING");
-    ck_assert_int_ne(ospab_secret_resolve(pool, "env:OSPAB_UNIT_MISSING", &out, &err),
+    ck_assert_int_ne(ospab_secret_resolve(test_pool, "env:OSPAB_UNIT_MISSING", &out, &err),
                      APR_SUCCESS);
     ck_assert_ptr_null(out);
     ck_assert_ptr_nonnull(err);
@@ -74,7 +61,7 @@ START_TEST(secret_env_unset)
 
     /* set but empty counts as unset */
     ck_assert_int_eq(setenv("OSPAB_UNIT_EMPTY", "", 1), 0);
-    ck_assert_int_ne(ospab_secret_resolve(pool, "env:OSPAB_UNIT_EMPTY", &out, &err),
+    ck_assert_int_ne(ospab_secret_resolve(test_pool, "env:OSPAB_UNIT_EMPTY", &out, &err),
                      APR_SUCCESS);
     ck_assert_ptr_null(out);
     unsetenv("OSPAB_UNIT_EMPTY");
@@ -86,12 +73,12 @@ START_TEST(secret_file)
     const char *path = temp_file(SECRET "\n", strlen(SECRET) + 1);
     const char *out, *err;
 
-    ck_assert_int_eq(ospab_secret_resolve(pool, apr_pstrcat(pool, "file:", path, NULL), &out,
+    ck_assert_int_eq(ospab_secret_resolve(test_pool, apr_pstrcat(test_pool, "file:", path, NULL), &out,
                                           &err), APR_SUCCESS);
     ck_assert_str_eq(out, SECRET);
 
     path = temp_file("  " SECRET " \r\n\n", strlen(SECRET) + 6);
-    ck_assert_int_eq(ospab_secret_resolve(pool, apr_pstrcat(pool, "file:", path, NULL), &out,
+    ck_assert_int_eq(ospab_secret_resolve(test_pool, apr_pstrcat(test_pool, "file:", path, NULL), &out,
                                           &err), APR_SUCCESS);
     /* only trailing white space goes */
     ck_assert_str_eq(out, "  " SECRET);
@@ -102,7 +89,7 @@ START_TEST(secret_file_missing)
 {
     const char *out = "x", *err = NULL;
 
-    ck_assert_int_ne(ospab_secret_resolve(pool, "file:/nonexistent/ospab/sync.key", &out,
+    ck_assert_int_ne(ospab_secret_resolve(test_pool, "file:/nonexistent/ospab/sync.key", &out,
                                           &err), APR_SUCCESS);
     ck_assert_ptr_null(out);
     ck_assert_ptr_nonnull(err);
@@ -114,7 +101,7 @@ START_TEST(secret_file_too_large)
 {
     /* a file that is refused must not have its contents echoed in the message */
     apr_size_t len = 5000;
-    char *data = apr_palloc(pool, len + 1);
+    char *data = apr_palloc(test_pool, len + 1);
     const char *path, *out = "x", *err = NULL;
     apr_size_t i;
 
@@ -123,7 +110,7 @@ START_TEST(secret_file_too_large)
     }
     data[len] = '\0';
     path = temp_file(data, len);
-    ck_assert_int_ne(ospab_secret_resolve(pool, apr_pstrcat(pool, "file:", path, NULL), &out,
+    ck_assert_int_ne(ospab_secret_resolve(test_pool, apr_pstrcat(test_pool, "file:", path, NULL), &out,
                                           &err), APR_SUCCESS);
     ck_assert_ptr_null(out);
     ck_assert_ptr_nonnull(err);
@@ -133,15 +120,15 @@ END_TEST
 
 START_TEST(sha256_vectors)
 {
-    ck_assert_str_eq(ospab_sha256_hex(pool, "abc", 3),
+    ck_assert_str_eq(ospab_sha256_hex(test_pool, "abc", 3),
                      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    ck_assert_str_eq(ospab_sha256_hex(pool, "", 0),
+    ck_assert_str_eq(ospab_sha256_hex(test_pool, "", 0),
                      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    ck_assert_str_eq(ospab_sha256_hex(pool,
+    ck_assert_str_eq(ospab_sha256_hex(test_pool,
                      "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56),
                      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     /* the length is honoured, not the terminator */
-    ck_assert_str_eq(ospab_sha256_hex(pool, "abc\0def", 3), ospab_sha256_hex(pool, "abc", 3));
+    ck_assert_str_eq(ospab_sha256_hex(test_pool, "abc\0def", 3), ospab_sha256_hex(test_pool, "abc", 3));
 }
 END_TEST
 
@@ -163,23 +150,23 @@ END_TEST
 START_TEST(time_db_format)
 {
     /* 2026-01-01T00:00:00Z is 1767225600 */
-    ck_assert_str_eq(ospab_time_db(pool, apr_time_from_sec(1767225600) + 123456),
+    ck_assert_str_eq(ospab_time_db(test_pool, apr_time_from_sec(1767225600) + 123456),
                      "2026-01-01 00:00:00.123");
-    ck_assert_str_eq(ospab_time_db(pool, apr_time_from_sec(1767225600) - 1000),
+    ck_assert_str_eq(ospab_time_db(test_pool, apr_time_from_sec(1767225600) - 1000),
                      "2025-12-31 23:59:59.999");
-    ck_assert_str_eq(ospab_time_db(pool, 0), "1970-01-01 00:00:00.000");
+    ck_assert_str_eq(ospab_time_db(test_pool, 0), "1970-01-01 00:00:00.000");
 }
 END_TEST
 
 START_TEST(time_api_conversion)
 {
-    ck_assert_str_eq(ospab_time_api(pool, "2026-01-01 00:00:00"), "2026-01-01T00:00:00.000Z");
-    ck_assert_str_eq(ospab_time_api(pool, "2026-11-22 17:20:00.123"),
+    ck_assert_str_eq(ospab_time_api(test_pool, "2026-01-01 00:00:00"), "2026-01-01T00:00:00.000Z");
+    ck_assert_str_eq(ospab_time_api(test_pool, "2026-11-22 17:20:00.123"),
                      "2026-11-22T17:20:00.123Z");
-    ck_assert_str_eq(ospab_time_api(pool, "2026-11-22 17:20:00.5"), "2026-11-22T17:20:00.500Z");
-    ck_assert_str_eq(ospab_time_api(pool, "2026-11-22 17:20:00.987654"),
+    ck_assert_str_eq(ospab_time_api(test_pool, "2026-11-22 17:20:00.5"), "2026-11-22T17:20:00.500Z");
+    ck_assert_str_eq(ospab_time_api(test_pool, "2026-11-22 17:20:00.987654"),
                      "2026-11-22T17:20:00.987Z");
-    ck_assert_ptr_null(ospab_time_api(pool, NULL));
+    ck_assert_ptr_null(ospab_time_api(test_pool, NULL));
 }
 END_TEST
 
@@ -268,7 +255,7 @@ Suite *ospab_util_suite(void)
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("core");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, secret_literal);
     tcase_add_test(tc, secret_env);
     tcase_add_test(tc, secret_env_unset);

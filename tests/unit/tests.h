@@ -3,6 +3,13 @@
 #define OSPAB_TESTS_H
 
 #include <check.h>
+#include <apr_pools.h>
+
+/* The pool of the running test: the checked fixture test_pool_setup / test_pool_teardown
+ * (test_main.c) makes it before each test and destroys it after. */
+extern apr_pool_t *test_pool;
+void test_pool_setup(void);
+void test_pool_teardown(void);
 
 Suite *ospab_json_suite(void);
 Suite *ospab_util_suite(void);
