@@ -17,6 +17,7 @@ from simctl import PveSim  # noqa: E402
 from agentharness import Agent, sim_cluster  # noqa: E402
 from smtpserver import SmtpServer  # noqa: E402
 from webhookreceiver import Receiver  # noqa: E402
+from panelconf import panel_conf  # noqa: E402
 import sshd as sshdmod  # noqa: E402
 
 WEBHOOK_SECRET = "demo-webhook-secret-" + "0123456789abcdef"
@@ -95,6 +96,20 @@ def post(url, key, body):
         return e.code, json.load(e)
 
 
+def order_server(url, token, os_id=1, tariff_id=1):
+    """POST /api/server/create as the customer; the new server's id (None if refused)."""
+    req = urllib.request.Request(url + "/api/server/create", method="POST",
+                                 data=json.dumps({"osId": os_id, "tariffId": tariff_id}).encode(),
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)["id"]
+    except (urllib.error.URLError, KeyError, ValueError) as e:
+        print(f"scripts/demo: ordering the demo server failed: {e}", file=sys.stderr)
+        return None
+
+
 def stop_old_simulator(state_dir):
     """A demo killed without Ctrl-C leaves its simulator running: stop it."""
     try:
@@ -160,7 +175,9 @@ def main():
         f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" upgrade=websocket',
         # its worker budget: half of the demo's 64 workers, so idle sockets never starve
         # /api/ (conf/ospab.conf)
-        '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>"])
+        '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>",
+        # the customer panel (www/) at the site root: conf/ospab.conf's panel block
+        *panel_conf(at="/")])
     (base / "agent").mkdir(mode=0o755)
     agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
                   rundir=base / "agent", sections={
@@ -195,6 +212,8 @@ def main():
          {"action": "update", "user": {"id": 5, "password": DEMO_PASSWORD}})
     token = harness.admin(db.driver, db.params, "--jwt-key", f"file:{httpd.jwt_key_file}",
                           "--ttl", "86400", "token", "5").stdout.strip()
+    # a server of the demo customer's own, so the panel's "My servers" is not empty
+    order_server(url, token, tariff_id=2)
     env_file = base / "demo.env"
     # exported: the printed python line runs as a child of the shell that loads it
     harness.write_private(env_file, f"export OSPAB_URL={url}\n"
@@ -246,6 +265,7 @@ def main():
 
     print(f"""
 ospab panel demo is running
+  panel:      {url}/   (open it in a browser; log in as demo@ospab.local / {DEMO_PASSWORD})
   API:        {url}/api/
   database:   SQLite {db.path}
   Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})
