@@ -199,6 +199,7 @@ export default {
   'resize.diskHint': 'now {value}; the disk can only grow',
   'resize.diskGrows': 'The disk can only grow: it has {size} now.',
   'resize.wholeNumber': 'Enter a whole number.',
+  'resize.fixFields': 'The panel cannot apply these values: see the messages next to them.',
   'resize.nothing': 'Change a value first.',
   'resize.apply': 'Apply',
   'resize.moveTitle': 'Change the tariff',

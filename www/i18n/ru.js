@@ -200,6 +200,7 @@ export default {
   'resize.diskHint': 'сейчас {value}; диск можно только увеличить',
   'resize.diskGrows': 'Диск можно только увеличить: сейчас {size}.',
   'resize.wholeNumber': 'Введите целое число.',
+  'resize.fixFields': 'Эти значения применить нельзя: см. сообщения рядом с ними.',
   'resize.nothing': 'Сначала измените значение.',
   'resize.apply': 'Применить',
   'resize.moveTitle': 'Сменить тариф',

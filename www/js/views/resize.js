@@ -55,7 +55,9 @@ export function Resize({ id, vps, server, busy, start }) {
                   true);
     } catch (err) {
       setFields(err.fields || {});
-      setError({ text: errorText(err) });
+      // the fields say what is wrong next to each input; the form only points at them
+      setError({ text: err.fields && Object.keys(err.fields).some((k) => k in want)
+        ? t('resize.fixFields') : errorText(err) });
     }
   };
 
