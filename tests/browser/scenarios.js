@@ -589,11 +589,20 @@ exports.first_load = async (t, c) => {
     const s = seen.get(e.requestId);
     if (s) s.fromCache = true;
   });
+  let body = 0;
+  const perFile = {};
+  // encodedDataLength of loadingFinished: the whole response as it crossed the network
+  // (headers and compressed body); of dataReceived: the compressed body alone
+  cdp.on('Network.dataReceived', (e) => {
+    const s = seen.get(e.requestId);
+    if (s && (s.type === 'Script' || s.type === 'Stylesheet')) body += e.encodedDataLength;
+  });
   cdp.on('Network.loadingFinished', (e) => {
     const s = seen.get(e.requestId);
     if (s && (s.type === 'Script' || s.type === 'Stylesheet')) {
       bytes += e.encodedDataLength;
       files += 1;
+      perFile[s.url.replace(/^https?:\/\/[^/]+\//, '')] = e.encodedDataLength;
     }
   });
   await t.open(page);
@@ -605,7 +614,9 @@ exports.first_load = async (t, c) => {
   await t.until(page, () => [...document.querySelectorAll('figure.chart')].every((f) => Number(f.dataset.points) > 0));
   await sleep(300);
   t.result.firstLoadBytes = bytes;
+  t.result.firstLoadBodyBytes = body;
   t.result.firstLoadFiles = files;
+  t.result.perFile = perFile;
   for (const [url, h] of Object.entries(headers)) {
     const lower = Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
     assert(/max-age=31536000/.test(lower['cache-control'] || ''), `vendor cached for long: ${url}`);
