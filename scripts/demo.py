@@ -28,6 +28,14 @@ CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "r
                                       "hypervisor": "proxmox"}}
 
 
+# the demo customer's first server: the simulator's container 101 (running, a month old)
+WEB1 = {"action": "create", "vps": {"user_id": 5, "name": "web-1", "status": "running",
+                                    "ip_address": "10.0.0.101", "cpu": 2, "ram": 1024,
+                                    "disk": 24, "os": "Debian 12", "os_id": 2,
+                                    "hypervisor": "proxmox", "node": "pve1", "vmid": 101,
+                                    "kind": "lxc", "external_id": "demo-web-1"}}
+
+
 # reads the id out of an answer, so the next lines can use it (jq is not on every box)
 ID_OF = "python3 -c 'import json, sys; print(json.load(sys.stdin){path})'"
 
@@ -96,20 +104,6 @@ def post(url, key, body):
         return e.code, json.load(e)
 
 
-def order_server(url, token, os_id=1, tariff_id=1):
-    """POST /api/server/create as the customer; the new server's id (None if refused)."""
-    req = urllib.request.Request(url + "/api/server/create", method="POST",
-                                 data=json.dumps({"osId": os_id, "tariffId": tariff_id}).encode(),
-                                 headers={"Authorization": "Bearer " + token,
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)["id"]
-    except (urllib.error.URLError, KeyError, ValueError) as e:
-        print(f"scripts/demo: ordering the demo server failed: {e}", file=sys.stderr)
-        return None
-
-
 def stop_old_simulator(state_dir):
     """A demo killed without Ctrl-C leaves its simulator running: stop it."""
     try:
@@ -141,7 +135,9 @@ def main():
     db = harness.SqliteDatabase.create(base=base)
     harness.prepare_database(db)
     # the Proxmox VE simulator (tests/pvesim) stands in for a Proxmox node
-    sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25).start()
+    # two containers exist already (vmids 100 and 101, made "30 days ago", 101 running for
+    # days): 101 becomes the demo customer's web-1, with a month of graphs in the panel
+    sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25, guests=2).start()
     # where the e-mail goes: a local SMTP server (STARTTLS, AUTH) that keeps every message
     # as an .eml file; the billing site's webhook: a receiver that checks the signatures
     maildir = base / "mail"
@@ -212,8 +208,9 @@ def main():
          {"action": "update", "user": {"id": 5, "password": DEMO_PASSWORD}})
     token = harness.admin(db.driver, db.params, "--jwt-key", f"file:{httpd.jwt_key_file}",
                           "--ttl", "86400", "token", "5").stdout.strip()
-    # a server of the demo customer's own, so the panel's "My servers" is not empty
-    order_server(url, token, tariff_id=2)
+    # a server of the demo customer's own, so the panel's "My servers" is not empty: the
+    # running container, bound by the billing site's sync (as seed 000 would)
+    post(url + "/api/vps/sync", httpd.sync_key, WEB1)
     env_file = base / "demo.env"
     # exported: the printed python line runs as a child of the shell that loads it
     harness.write_private(env_file, f"export OSPAB_URL={url}\n"
