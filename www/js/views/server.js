@@ -29,7 +29,7 @@ export function Server({ id, user }) {
   const [vps, setVps] = useState(null);
   const [missing, setMissing] = useState(false);
   const [error, setError] = useState(null);
-  const [op, setOp] = useState(null);            // {action, upid, status, since}
+  const [op, setOp] = useState(null);            // {action, upid, status}
   const [outcome, setOutcome] = useState(null);  // {kind, text}
   const [alerts, setAlerts] = useState([]);
   const [current, setCurrent] = useState(null);  // stats.data of the last status/live sample
@@ -51,7 +51,9 @@ export function Server({ id, user }) {
       setServer(s);
       setVps(v);
     } catch (e) {
-      if (e.status === 404) setMissing(true);
+      // gone while it was being deleted: that is the delete's success
+      if (e.status === 404 && opRef.current?.action === 'delete') finishRef.current('delete', true);
+      else if (e.status === 404) setMissing(true);
       else setError(e);
     }
   }, [id]);
@@ -75,8 +77,7 @@ export function Server({ id, user }) {
     loadTasks().then((list) => {
       const running = (list || []).find((x) => x.status === 'queued' || x.status === 'running');
       if (running && !opRef.current) {
-        setOp({ action: running.action, upid: running.upid, status: running.status,
-                since: Date.now() });
+        setOp({ action: running.action, upid: running.upid, status: running.status });
       }
     });
   }, [id]);
@@ -153,12 +154,12 @@ export function Server({ id, user }) {
   const start = async (action, call, ownErrors = false) => {
     setOutcome(null);
     setConsoleUrl(null);
-    setOp({ action, upid: null, status: 'queued', since: Date.now() });
+    setOp({ action, upid: null, status: 'queued' });
     try {
       const r = await call();
       const upid = r?.taskId || r?.data?.taskId || null;
       if (upid) {
-        setOp({ action, upid, status: 'queued', since: Date.now() });
+        setOp({ action, upid, status: 'queued' });
       } else {
         finish(action, true);
       }
@@ -182,7 +183,10 @@ export function Server({ id, user }) {
     try {
       const r = await api('POST', '/api/server/console', { serverId: id });
       const url = safeUrl(r.data?.url || '');
-      if (!url) throw new Error('no url');
+      if (!url) {
+        setOutcome({ kind: 'error', text: t('console.failed', { error: t('error.server') }) });
+        return;
+      }
       setConsoleUrl(url);
       window.open(url, '_blank', 'noopener,noreferrer');
     } catch (e) {
