@@ -18,7 +18,6 @@ The browser does not care which database the module uses: these tests run on SQL
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import harness
 from agentharness import Agent, sim_cluster
 from conftest import Api, _started, create_user
 from panelconf import panel_conf
+from test_server import ssh_conf as server_ssh_conf
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
 sys.path.insert(0, str(harness.REPO / "tests" / "sshd"))
@@ -78,19 +78,8 @@ def node(sim):
 
 
 def ssh_conf(node):
-    if node is None:
-        return []
-    import pwd
-    d = harness.make_run_dir("sshkey-")
-    key, kh = d / "pve-ssh.key", d / "pve-known_hosts"
-    shutil.copyfile(node.client_key, key)
-    shutil.copyfile(node.known_hosts, kh)
-    www = pwd.getpwnam(harness.WWW_USER)
-    os.chown(key, www.pw_uid, www.pw_gid)
-    os.chmod(key, 0o600)
-    os.chmod(kh, 0o644)
-    return [f"OspabProxmoxSSHHost 127.0.0.1:{node.port}", f"OspabProxmoxSSHKey {key}",
-            f"OspabProxmoxSSHKnownHosts {kh}"]
+    """test_server.py's SSH directives for the node's sshd (none without it)."""
+    return [] if node is None else server_ssh_conf(node)
 
 
 @pytest.fixture(scope="module")
