@@ -13,7 +13,7 @@ import pytest
 
 from conftest import Api, create_user
 from test_auth import (LOGIN, LOGIN_KEYS, LOGOUT, REFRESH, REUSED, error_is, fresh_address,
-                       http, login_ok, me, password)
+                       http, me, password)
 
 COOKIE = "ospab_refresh"
 TTL = 2592000                      # OspabRefreshTokenTTL's default
