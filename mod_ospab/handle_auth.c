@@ -1,5 +1,8 @@
 /* mod_ospab: /api/auth/login, /refresh, /logout, /me. */
 #include <string.h>
+#include <strings.h>
+
+#include <util_cookies.h>
 
 #include "mod_ospab.h"
 #include "ospab_json.h"
@@ -21,6 +24,53 @@ static void session_conf(request_rec *r, ospab_session_conf_t *c)
     c->jwt = &sc->jwt;
     c->refresh_ttl = sc->refresh_ttl != -1 ? sc->refresh_ttl : OSPAB_DEFAULT_REFRESH_TTL;
     c->user_agent = apr_table_get(r->headers_in, "User-Agent");
+}
+
+/* Browsers (the panel in www/) keep the refresh token where their JavaScript cannot read
+ * it: an HttpOnly cookie sent to /api/auth/ alone. API clients keep the JSON refresh token;
+ * a body that names a refreshToken always wins over the cookie. */
+#define REFRESH_COOKIE "ospab_refresh"
+#define REFRESH_COOKIE_PATH "/api/auth/"
+
+static void refresh_cookie(request_rec *r, const char *token, int max_age)
+{
+    int https = !strcasecmp(ap_http_scheme(r), "https");
+
+    apr_table_addn(r->err_headers_out, "Set-Cookie", apr_psprintf(r->pool,
+                   REFRESH_COOKIE "=%s; Path=" REFRESH_COOKIE_PATH "; Max-Age=%d; HttpOnly; "
+                   "SameSite=Strict%s", token ? token : "", token ? max_age : 0,
+                   https ? "; Secure" : ""));
+}
+
+/* The answer's refresh token moves from the JSON body into the cookie. */
+static void token_to_cookie(request_rec *r, ospab_result_t *res)
+{
+    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
+    json_t *t = res->body ? json_object_get(res->body, "refreshToken") : NULL;
+
+    if (json_is_string(t)) {
+        refresh_cookie(r, apr_pstrdup(r->pool, json_string_value(t)),
+                       sc->refresh_ttl != -1 ? sc->refresh_ttl : OSPAB_DEFAULT_REFRESH_TTL);
+        json_object_del(res->body, "refreshToken");
+    }
+}
+
+/* A cookie goes with every request to its path, whoever's page made it: a request the
+ * cookie authenticates must come from this site's own pages, whose Origin is the scheme
+ * (ServerName https://... behind a TLS proxy) and the Host the browser asked for. */
+static int own_origin(request_rec *r)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+
+    return origin && host && !strcasecmp(origin, apr_pstrcat(r->pool, ap_http_scheme(r),
+                                                              "://", host, NULL));
+}
+
+static int foreign_origin(request_rec *r)
+{
+    return ospab_mod_error(r, HTTP_FORBIDDEN, "the refresh cookie is accepted from this "
+                           "site's own pages only (Origin)");
 }
 
 static int too_many(request_rec *r, int wait, const char *what)
@@ -51,7 +101,8 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
     json_t *body, *email;
     const char *raw, *ip_key, *acct_key = NULL, *login_key = NULL, *what = "failed logins";
     apr_size_t len;
-    int rc, wait = 0;
+    int rc, wait = 0, cookie = 0;
+    json_t *session;
 
     if (!sc->jwt.sign_key) {
         return ospab_mod_error(r, HTTP_NOT_IMPLEMENTED, "login is handled by the identity "
@@ -59,6 +110,23 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
     }
     if (!ospab_mod_json_body(r, &body, &raw, &len, &rc)) {
         return rc;
+    }
+    /* "session": "cookie" (the browser's way) or "token" (the default) */
+    session = json_is_object(body) ? json_object_get(body, "session") : NULL;
+    if (session) {
+        const char *v = json_is_string(session) ? json_string_value(session) : "";
+
+        if (!strcmp(v, "cookie")) {
+            cookie = 1;
+        }
+        else if (strcmp(v, "token")) {
+            return ospab_mod_error(r, HTTP_BAD_REQUEST,
+                                   "session must be \"cookie\" or \"token\"");
+        }
+    }
+    /* a page elsewhere must not log a browser into an account of its choosing */
+    if (cookie && apr_table_get(r->headers_in, "Origin") && !own_origin(r)) {
+        return foreign_origin(r);
     }
     actor_of(r, &actor);
     ip_key = apr_pstrcat(r->pool, "ip:", r->useragent_ip, NULL);
@@ -112,25 +180,54 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
             ospab_ratelimit_give_back(rl, login_key, window, actor.now);
         }
     }
+    if (cookie && res.status == HTTP_OK) {
+        token_to_cookie(r, &res);
+    }
     return ospab_mod_finish(r, &res);
 }
 
 typedef void session_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t *c,
                         const ospab_actor_t *a, json_t *body, ospab_result_t *res);
 
-static int with_refresh_token(request_rec *r, session_fn *fn)
+static int without_body(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    return !apr_table_get(r->headers_in, "Transfer-Encoding") && (!cl || !strcmp(cl, "0"));
+}
+
+/* Refresh and logout take the refresh token from the JSON body, or, when the body names
+ * none (an empty body or {} will do), from the cookie: then the request must come from the
+ * site's own pages, and the answer's new token goes back into the cookie. Rotation and
+ * reuse detection are the core's (ospab_session.c), whichever way the token came. */
+static int with_refresh_token(request_rec *r, session_fn *fn, int logout)
 {
     ospab_session_conf_t conf;
     ospab_actor_t actor;
     ospab_result_t res;
     ospab_db_t *db;
     json_t *body;
-    const char *raw;
+    const char *raw, *cookie = NULL;
     apr_size_t len;
-    int rc;
+    int rc, from_cookie = 0;
 
-    if (!ospab_mod_json_body(r, &body, &raw, &len, &rc)) {
+    if (ap_cookie_read(r, REFRESH_COOKIE, &cookie, 0) != APR_SUCCESS || (cookie && !*cookie)) {
+        cookie = NULL;
+    }
+    if (cookie && without_body(r)) {
+        body = ospab_json_own(r->pool, json_object());
+    }
+    else if (!ospab_mod_json_body(r, &body, &raw, &len, &rc)) {
         return rc;
+    }
+    if (cookie && json_is_object(body) && !json_object_get(body, "refreshToken")) {
+        if (!own_origin(r)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00504)
+                          "refresh cookie from another origin refused (%s)", r->useragent_ip);
+            return foreign_origin(r);
+        }
+        json_object_set_new(body, "refreshToken", json_string(cookie));
+        from_cookie = 1;
     }
     if (!(db = ospab_mod_db(r))) {
         return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
@@ -143,12 +240,18 @@ static int with_refresh_token(request_rec *r, session_fn *fn)
                       res.log, r->useragent_ip);
         res.log = NULL;
     }
+    if (from_cookie && res.status == HTTP_OK && !logout) {
+        token_to_cookie(r, &res);
+    }
+    else if (from_cookie && (logout || res.status == HTTP_UNAUTHORIZED)) {
+        refresh_cookie(r, NULL, 0);          /* spent, revoked or logged out: forget it */
+    }
     return ospab_mod_finish(r, &res);
 }
 
 int ospab_mod_handle_refresh(request_rec *r, const ospab_route_match_t *m)
 {
-    return with_refresh_token(r, ospab_session_refresh);
+    return with_refresh_token(r, ospab_session_refresh, 0);
 }
 
 static void logout_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t *c,
@@ -159,7 +262,7 @@ static void logout_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t 
 
 int ospab_mod_handle_logout(request_rec *r, const ospab_route_match_t *m)
 {
-    return with_refresh_token(r, logout_fn);
+    return with_refresh_token(r, logout_fn, 1);
 }
 
 int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m)

@@ -133,6 +133,7 @@ struct sio_sess_t {
     struct lws *poll_wsi;               /* the held polling GET */
     struct lws *post_wsi;               /* a POST being read */
     struct lws *ws_wsi;                 /* websocket: probing, or the transport once upgraded */
+    int probed;                         /* "2probe" answered: polls end at once until "5" */
     int connected;                      /* Socket.IO CONNECT accepted */
     int pending;                        /* in the pending list */
     int auth_failures;                  /* CONNECTs refused */
@@ -1282,6 +1283,7 @@ static void sess_upgrade(sio_sess_t *sess, struct lws *wsi)
 
     sess->transport = T_WEBSOCKET;
     sess->ws_wsi = wsi;
+    sess->probed = 0;
     stats_add(s, &s->stats.websocket, 1);
     if (sess->poll_wsi) {
         struct lws *pw = sess->poll_wsi;
@@ -1320,7 +1322,9 @@ static void eio_packet(sio_sess_t *sess, struct lws *ws, const char *p, apr_size
 
             c->probe_pending = 1;
             lws_callback_on_writable(ws);
-            /* the client pauses polling once its poll returns: end the held one */
+            /* the client pauses polling once its poll returns: end the held one, and any
+             * poll that comes before "5" (the GET handler) */
+            sess->probed = 1;
             if (sess->poll_wsi)
                 sess_push(sess, s->pkt_noop);
         }
@@ -1502,8 +1506,12 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
         c->kind = K_POLL;
         c->sess = sess;
         sess->poll_wsi = wsi;
-        /* held until a packet (at worst the next ping) is due */
+        /* held until a packet (at worst the next ping) is due; during an upgrade the
+         * client waits for this poll to end before it sends "5": a noop at once (the
+         * reference server's upgrade check does the same) */
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        if (sess->probed && !sess->qhead)
+            sess_push(sess, s->pkt_noop);
         if (sess->qhead)
             lws_callback_on_writable(wsi);
         return 0;
@@ -1674,6 +1682,7 @@ static void conn_gone(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
             if (sess->transport == T_WEBSOCKET)
                 sess_close(sess, "websocket closed");
             /* a failed probe leaves the session on polling */
+            sess->probed = 0;
         }
     }
     if (c->counted_ws) {

@@ -17,6 +17,7 @@ from simctl import PveSim  # noqa: E402
 from agentharness import Agent, sim_cluster  # noqa: E402
 from smtpserver import SmtpServer  # noqa: E402
 from webhookreceiver import Receiver  # noqa: E402
+from panelconf import panel_conf  # noqa: E402
 import sshd as sshdmod  # noqa: E402
 
 WEBHOOK_SECRET = "demo-webhook-secret-" + "0123456789abcdef"
@@ -25,6 +26,14 @@ DEMO_PASSWORD = "demo-password"
 CREATE = {"action": "create", "vps": {"user_id": 5, "name": "test", "cpu": 2, "ram": 2048,
                                       "disk": 50, "os": "Ubuntu 22.04", "status": "creating",
                                       "hypervisor": "proxmox"}}
+
+
+# the demo customer's first server: the simulator's container 101 (running, a month old)
+WEB1 = {"action": "create", "vps": {"user_id": 5, "name": "web-1", "status": "running",
+                                    "ip_address": "10.0.0.101", "cpu": 2, "ram": 1024,
+                                    "disk": 24, "os": "Debian 12", "os_id": 2,
+                                    "hypervisor": "proxmox", "node": "pve1", "vmid": 101,
+                                    "kind": "lxc", "external_id": "demo-web-1"}}
 
 
 # reads the id out of an answer, so the next lines can use it (jq is not on every box)
@@ -126,7 +135,9 @@ def main():
     db = harness.SqliteDatabase.create(base=base)
     harness.prepare_database(db)
     # the Proxmox VE simulator (tests/pvesim) stands in for a Proxmox node
-    sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25).start()
+    # two containers exist already (vmids 100 and 101, made "30 days ago", 101 running for
+    # days): 101 becomes the demo customer's web-1, with a month of graphs in the panel
+    sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25, guests=2).start()
     # where the e-mail goes: a local SMTP server (STARTTLS, AUTH) that keeps every message
     # as an .eml file; the billing site's webhook: a receiver that checks the signatures
     maildir = base / "mail"
@@ -160,7 +171,9 @@ def main():
         f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" upgrade=websocket',
         # its worker budget: half of the demo's 64 workers, so idle sockets never starve
         # /api/ (conf/ospab.conf)
-        '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>"])
+        '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>",
+        # the customer panel (www/) at the site root: conf/ospab.conf's panel block
+        *panel_conf(at="/")])
     (base / "agent").mkdir(mode=0o755)
     agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
                   rundir=base / "agent", sections={
@@ -195,6 +208,9 @@ def main():
          {"action": "update", "user": {"id": 5, "password": DEMO_PASSWORD}})
     token = harness.admin(db.driver, db.params, "--jwt-key", f"file:{httpd.jwt_key_file}",
                           "--ttl", "86400", "token", "5").stdout.strip()
+    # a server of the demo customer's own, so the panel's "My servers" is not empty: the
+    # running container, bound by the billing site's sync (as seed 000 would)
+    post(url + "/api/vps/sync", httpd.sync_key, WEB1)
     env_file = base / "demo.env"
     # exported: the printed python line runs as a child of the shell that loads it
     harness.write_private(env_file, f"export OSPAB_URL={url}\n"
@@ -246,6 +262,7 @@ def main():
 
     print(f"""
 ospab panel demo is running
+  panel:      {url}/   (open it in a browser; log in as demo@ospab.local / {DEMO_PASSWORD})
   API:        {url}/api/
   database:   SQLite {db.path}
   Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import requests
 
 import harness
 
@@ -38,6 +39,26 @@ def demo():
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def test_the_panel_is_the_first_thing_printed(demo):
+    """Issue 12: the demo serves the customer panel at the site root and says so first;
+    /api/ and /socket.io/ stay where they are."""
+    _, port, text = demo
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    first = lines[lines.index("ospab panel demo is running") + 1]
+    assert first.split()[:2] == ["panel:", f"http://127.0.0.1:{port}/"], first
+    assert "demo@ospab.local / demo-password" in first
+    r = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+    assert r.status_code == 200 and 'src="panel.js"' in r.text
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).json()
+    # the demo customer has a server of their own to see in it
+    login = requests.post(f"http://127.0.0.1:{port}/api/auth/login", timeout=30,
+                          json={"email": "demo@ospab.local", "password": "demo-password"})
+    servers = requests.get(f"http://127.0.0.1:{port}/api/server", timeout=10, headers={
+        "Authorization": "Bearer " + login.json()["accessToken"]}).json()
+    assert servers and servers[0]["userId"] == 5, servers
 
 
 def env_file_of(text):

@@ -843,6 +843,32 @@ def test_a_session_belongs_to_the_address_it_was_opened_from(stack):
     ws.close()
 
 
+def test_a_poll_sent_after_the_upgrade_probe_is_ended_at_once(stack):
+    """The client pauses polling once the probe is answered and waits for its poll to end
+    before it sends "5": a poll that arrives after the probe (the client had none held at
+    that moment) must end at once with a noop, as the reference server's upgrade check
+    does, not at the next ping. Held, it kept a browser's emits (its subscriptions) from
+    being sent for a whole ping interval (issue 12's panel saw it)."""
+    sid = handshake(stack)
+    assert post(stack, sid, "40" + json.dumps({"token": token()})).text == "ok"
+    assert poll(stack, sid).text.startswith('40{"sid":')          # nothing is held now
+    ws = websocket.create_connection(stack.ws_url("&sid=" + sid), timeout=10)
+    ws.send("2probe")
+    assert ws.recv() == "3probe"
+    started = time.monotonic()
+    r = poll(stack, sid, timeout=PING_MS / 1000 * 3)
+    took = time.monotonic() - started
+    assert r.status_code == 200 and r.text == "6", r.text
+    assert took < PING_MS / 1000 / 2, f"the poll was held {took:.2f} s"
+    ws.send("5")
+    ws.send('421["subscribe-server",1]')
+    m = ws.recv()
+    while m == "2":
+        m = ws.recv()
+    assert m == '431[{"ok":true,"serverId":1}]'
+    ws.close()
+
+
 def test_a_session_belongs_to_its_address_straight():
     d = siolib.Driver(KEY, OWN)
     try:

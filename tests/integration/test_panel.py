@@ -1,0 +1,403 @@
+"""The customer panel (issue 12, docs/panel.md) in a real browser: Debian's chromium driven by
+puppeteer-core (tests/browser, installed by scripts/test from its lock file) against the real
+Apache with mod_ospab serving www/ with conf/ospab.conf's panel block, ospab-agent behind
+/socket.io/, the Proxmox simulator and the node's sshd.
+
+Each test runs one scenario of tests/browser/scenarios.js in its own browser context, with
+users (and servers) of its own made here first. A scenario fails on any console error,
+uncaught exception, failed request or HTTP error it did not declare, or CSP violation
+(tests/browser/lib.js). Screenshots of every screen go to run/panel-screens/ (kept after
+the run; docs/panel.md shows some of them).
+
+Access tokens live 60 s here (OspabAccessTokenTTL 60, no leeway): the panel renews them
+while the tests run, and test_silent_refresh waits for one to expire.
+
+The browser does not care which database the module uses: these tests run on SQLite only
+(the API under them is tested on both in the other files).
+"""
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+import harness
+from agentharness import Agent, sim_cluster
+from conftest import Api, _started, create_user
+from panelconf import panel_conf
+from test_server import ssh_conf as server_ssh_conf
+
+sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+sys.path.insert(0, str(harness.REPO / "tests" / "sshd"))
+from simctl import PveSim  # noqa: E402
+
+BROWSER_DIR = harness.REPO / "tests" / "browser"
+SCREENS = harness.REPO / "run" / "panel-screens"
+CHROMIUM = "/usr/bin/chromium"
+NODE = "pve1"
+TIME_SCALE = 0.05
+ACCESS_TTL = 60
+SCENARIO_TIMEOUT = 240
+
+# ------------------------------------------------------------------------- the stack --
+
+@pytest.fixture(scope="module")
+def panel_db():
+    db = harness.SqliteDatabase.create()
+    return harness.prepare_database(db)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = PveSim(str(harness.make_run_dir("pvesim-")), nodes=(NODE,), time_scale=TIME_SCALE,
+               resources_lag=0.2, auth_fail_delay=0.2)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def node(sim):
+    """The node's sshd (root password resets of containers); needs root."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    import sshd as sshdmod
+    sshdmod.reap_orphans(harness.RUN_BASE)
+    n = sshdmod.Sshd(harness.make_run_dir("sshd-") / "node", control=sim.info["control"],
+                     ca=sim.ca, node=NODE)
+    n.start()
+    yield n
+    n.stop()
+
+
+def ssh_conf(node):
+    """test_server.py's SSH directives for the node's sshd (none without it)."""
+    return [] if node is None else server_ssh_conf(node)
+
+
+@pytest.fixture(scope="module")
+def agent_port():
+    return harness.free_port()
+
+
+@pytest.fixture(scope="module")
+def web(panel_db, sim, node, agent_port):
+    """Apache as a provider runs it: the API, the panel at the site root, live push."""
+    mods = harness.APACHE_MODULES
+    conf = [f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
+            f"OspabProxmoxCA {sim.ca}", f"OspabProxmoxNode {NODE}",
+            "OspabProxmoxStorage local-lvm", "OspabProxmoxBridge vmbr0",
+            "OspabProxmoxTimeout 3 10", "OspabSelfService On",
+            f"OspabAccessTokenTTL {ACCESS_TTL}", "OspabJWTLeeway 0",
+            f"LoadModule proxy_module {mods}/mod_proxy.so",
+            f"LoadModule proxy_http_module {mods}/mod_proxy_http.so",
+            f"LoadModule proxy_wstunnel_module {mods}/mod_proxy_wstunnel.so",
+            f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" '
+            "upgrade=websocket",
+            '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16",
+            "</Location>"]
+    a = harness.Apache(panel_db, extra_conf=conf + ssh_conf(node) + panel_conf(at="/"))
+    _started(a)
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def agent(panel_db, web, sim, agent_port):
+    ag = Agent(panel_db, jwt_secret=web.jwt_secret, clusters=[sim_cluster(sim, node=NODE)],
+               sections={"agent": {"poll_interval": "1s", "live_interval": "1s",
+                                   "task_interval": "500ms", "event_interval": "200ms"},
+                         "websocket": {"listen": f"127.0.0.1:{agent_port}",
+                                       "ping_interval": "25s", "ping_timeout": "20s"}})
+    ag.start()
+    yield ag
+    ag.stop()
+    bad = ag.bad_log_lines(allow=[r"is gone from Proxmox"])
+    assert not bad, "the agent logged problems:\n" + "\n".join(bad)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Debian chromium for the module; each test opens its own contexts."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: scripts/deps installs Debian's chromium",
+                    pytrace=False)
+    if not (BROWSER_DIR / "node_modules" / "puppeteer-core").is_dir():
+        pytest.fail("tests/browser/node_modules is missing: scripts/test runs `npm ci` there",
+                    pytrace=False)
+    profile = harness.make_run_dir("chromium-")
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-dev-shm-usage", "--remote-debugging-port=0",
+         f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=open(profile / "chromium.log", "wb"),
+        start_new_session=True)
+    port_file = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 60
+    while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("chromium did not start:\n" + (profile / "chromium.log").read_text())
+        time.sleep(0.1)
+    port, path = port_file.read_text().splitlines()[:2]
+    yield f"ws://127.0.0.1:{port}{path}"
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+class World:
+    """What the scenarios use: users with passwords, their servers, the simulator."""
+
+    def __init__(self, web, db, sim, agent, chromium, node):
+        self.web, self.db, self.sim, self.agent, self.ws, self.node = (web, db, sim, agent,
+                                                                       chromium, node)
+        self.api = Api(web)
+
+    def user(self, role="user", name="Анна Петрова"):
+        u = create_user(self.api, password="pw-" + os.urandom(9).hex(), role=role, name=name)
+        return {"id": u["id"], "email": u["email"], "password": u["password"]}
+
+    def token(self, user):
+        r = requests.post(self.web.url("/api/auth/login"),
+                          json={"email": user["email"], "password": user["password"]},
+                          timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["accessToken"]
+
+    def server(self, user, tariff=1, os_id=1):
+        """A running server of the user's, ordered through the API; {id, vmid, name}."""
+        tok = self.token(user)
+        h = {"Authorization": f"Bearer {tok}"}
+        r = requests.post(self.web.url("/api/server/create"), json={"osId": os_id,
+                                                                    "tariffId": tariff},
+                          headers=h, timeout=30)
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        self.wait_status(sid, "running", headers=h)
+        row = self.db.query("SELECT name, vmid FROM vps WHERE id = ?", [sid])[0]
+        return {"id": sid, "vmid": int(row["vmid"]), "name": row["name"]}
+
+    def wait_status(self, sid, status, headers=None, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            if headers:     # the module follows tasks up when they are listed
+                requests.get(self.web.url(f"/api/server/{sid}/tasks"), headers=headers,
+                             timeout=30)
+            now = self.db.scalar("SELECT status FROM vps WHERE id = ?", [sid])
+            if now == status:
+                return
+            assert time.monotonic() < deadline, f"server {sid} is {now}, not {status}"
+            time.sleep(0.2)
+
+    # ---- what scenarios may ask for (t.rpc) ----
+    def rpc(self, op, args):
+        if op == "guest":
+            return self.sim.guest(int(args["vmid"]), **args["fields"])
+        if op == "guest_info":
+            return self.sim.guest_info(int(args["vmid"]))
+        if op == "status":
+            return self.db.scalar("SELECT status FROM vps WHERE id = ?", [args["id"]])
+        if op == "logout":          # another device ends the login (JSON flow)
+            r = requests.post(self.web.url("/api/auth/logout"),
+                              json={"refreshToken": args["refreshToken"]}, timeout=30)
+            return r.status_code
+        if op == "server":
+            return self.server(args["user"], tariff=args.get("tariff", 1))
+        raise ValueError(f"unknown rpc {op}")
+
+    def run(self, scenario, **config):
+        """Runs tests/browser/run.js <scenario>; its @@result."""
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        cfg = {"url": self.web.url("").rstrip("/"), "ws": self.ws, "screens": str(SCREENS),
+               "sim": self.sim.url, "ssh": self.node is not None, **config}
+        d = harness.make_run_dir(f"panel-{scenario}-")
+        cfg_file = d / "config.json"
+        harness.write_private(cfg_file, json.dumps(cfg))
+        proc = subprocess.Popen(["node", str(BROWSER_DIR / "run.js"), scenario],
+                                cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, bufsize=1,
+                                env={**os.environ, "OSPAB_PANEL_TEST": str(cfg_file)})
+        lines, err = queue.Queue(), []
+        threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put(None)],
+                         daemon=True).start()
+        threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
+        result, log = None, []
+        deadline = time.monotonic() + SCENARIO_TIMEOUT
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                proc.kill()
+                pytest.fail(f"{scenario}: no end within {SCENARIO_TIMEOUT} s\n" + "".join(log))
+            if line is None:
+                break
+            if line.startswith("@@rpc "):
+                req = json.loads(line[6:])
+                try:
+                    answer = {"id": req["id"], "result": self.rpc(req["op"], req["args"])}
+                except Exception as e:                   # the scenario fails on it
+                    answer = {"id": req["id"], "error": f"{type(e).__name__}: {e}"}
+                proc.stdin.write(json.dumps(answer) + "\n")
+                proc.stdin.flush()
+            elif line.startswith("@@result "):
+                result = json.loads(line[9:])
+            else:
+                log.append(line)
+        rc = proc.wait(30)
+        time.sleep(0.05)
+        if rc != 0 or result is None:
+            pytest.fail(f"scenario {scenario} failed (exit {rc}):\n{''.join(err)}\n"
+                        f"{''.join(log)}", pytrace=False)
+        for l in log:
+            print(l.rstrip())
+        return result
+
+
+@pytest.fixture(scope="module")
+def world(web, panel_db, sim, agent, chromium, node):
+    return World(web, panel_db, sim, agent, chromium, node)
+
+
+# ------------------------------------------------------------------------- the tests --
+
+def test_login_wrong_then_right_password_by_keyboard(world):
+    """Login by keyboard alone: a wrong password is said in words (401), the right one opens
+    My servers; the focused field shows a visible focus ring; every input has a label."""
+    world.run("login", user=world.user())
+
+
+def test_login_rate_limit_says_when_to_try_again(world):
+    """After the account's logins of the window (OspabRateLimit's third number, 30 by
+    default) the 429's Retry-After is shown in words."""
+    u = world.user()
+    for _ in range(30):
+        r = requests.post(world.web.url("/api/auth/login"),
+                          json={"email": u["email"], "password": u["password"]}, timeout=30)
+        assert r.status_code == 200, r.text
+    world.run("rate_limit", user=u)
+
+
+def test_create_server_and_watch_it_run(world):
+    """An empty list; New server with tariff and OS pickers; the root password shown once
+    with a copy button; the new server becomes running (with its IP) without a reload."""
+    world.run("create", user=world.user())
+
+
+def test_stop_and_start_change_the_badge_live(world):
+    """Stop, then start: the buttons wait while the task runs, its progress and outcome are
+    shown, and the badge changes on the server page and in another tab's list."""
+    u = world.user()
+    world.run("power", user=u, server=world.server(u))
+
+
+def test_graphs_have_points_for_every_timeframe(world):
+    u = world.user()
+    world.run("graphs", user=u, server=world.server(u))
+
+
+def test_snapshot_round_trip(world):
+    """Take a snapshot, roll back to it and delete it (each destructive step confirmed)."""
+    u = world.user()
+    world.run("snapshots", user=u, server=world.server(u))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the node's sshd needs root")
+def test_password_reset_is_shown_once(world):
+    """The new root password (the one the node got: the simulator's record) is shown once,
+    with "shown only now", and is gone when the dialog closes."""
+    u = world.user()
+    world.run("password", user=u, server=world.server(u))
+
+
+def test_resize_shows_the_apis_field_errors(world):
+    """Cores beyond the tariff: the API's 403 fields message next to the cores input; a
+    smaller disk is refused before asking; a move to a bigger tariff is applied."""
+    u = world.user()
+    world.run("resize", user=u, server=world.server(u, tariff=1))
+
+
+def test_alert_notice_when_the_guest_runs_hot(world):
+    u = world.user()
+    world.run("alerts", user=u, server=world.server(u))
+
+
+def test_silent_refresh_after_the_access_token_expires(world):
+    """Tokens live 60 s here: one tab renews before expiry, another (whose timers were
+    held, like a laptop that slept) gets a 401, renews once and repeats the request; both
+    keep their live updates (the agent ends each socket at its token's expiry)."""
+    u = world.user()
+    world.run("refresh", user=u, server=world.server(u), ttl=ACCESS_TTL)
+
+
+def test_another_customer_sees_not_found(world):
+    owner, other = world.user(), world.user(name="Boris")
+    world.run("not_found", user=other, server=world.server(owner))
+
+
+def test_logout_and_a_revoked_session(world):
+    """Log out: the login page, also after a reload (the cookie is gone). A login ended
+    elsewhere (its refresh token used to log out) lands on the login page with a notice."""
+    u = world.user()
+    world.run("logout", user=u, server=world.server(u))
+
+
+def test_console_and_delete(world):
+    """The console opens what POST /api/server/console answers; delete asks for the
+    server's name, then the server goes and the list says so."""
+    u = world.user()
+    world.run("console_delete", user=u, server=world.server(u))
+
+
+def test_admin_sees_every_server_and_whose_it_is(world):
+    """An admin's list: every customer's servers with their owner, in keyset pages (the
+    billing site's records fill more than one)."""
+    owner = world.user()
+    s = world.server(owner)
+    ops = [{"action": "create", "vps": {"user_id": owner["id"], "name": f"billing-{i:02d}",
+                                        "cpu": 1, "ram": 1024, "disk": 10, "os": "Debian 12",
+                                        "status": "running", "hypervisor": "proxmox"}}
+           for i in range(30)]
+    r = world.api.post("/api/vps/sync/batch", json={"operations": ops})
+    assert r.status_code == 200, r.text
+    total = world.db.count("SELECT COUNT(*) FROM vps")
+    world.run("admin", user=world.user(role="admin", name="Admin"), server=s, owner=owner,
+              total=total)
+
+
+def test_russian_and_english(world):
+    """The browser's language picks Russian (texts, dates, sizes, percentages); the switch
+    turns it to English, and the choice stays after a reload."""
+    u = world.user()
+    world.run("languages", user=u, server=world.server(u, tariff=2))
+
+
+def test_phone_width(world):
+    """375 px wide: every screen fits without sideways scrolling."""
+    u = world.user()
+    world.run("phone", user=u, server=world.server(u))
+
+
+def test_first_load_size_and_caching(world):
+    """The compressed JS and CSS a first visit loads (login, list, a server page with its
+    graphs) stays under 150 KB; a second visit takes vendor/ from the cache."""
+    u = world.user()
+    res = world.run("first_load", user=u, server=world.server(u))
+    print(f"\nfirst load: {res['firstLoadBytes']} bytes of JS+CSS over the network "
+          f"({res['firstLoadBodyBytes']} of them compressed bodies, the rest headers; "
+          f"{res['firstLoadFiles']} files; the login page alone {res['loginBytes']}); "
+          f"second visit: {res['secondLoadBytes']} bytes (vendor/ from the cache)")
+    for name, size in sorted(res["perFile"].items(), key=lambda x: -x[1]):
+        print(f"  {size:7d}  {name}")
+    assert res["firstLoadBytes"] <= 150 * 1024, res
