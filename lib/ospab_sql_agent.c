@@ -90,7 +90,7 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_rt_prune",
       "DELETE FROM refresh_tokens WHERE expires_at < %s OR revoked_at < %s" },
     { "ospab_idem_prune", "DELETE FROM idempotency_keys WHERE created_at < %s" },
-    /* agent: monitor (monitor-agent/agent_monitor.c) */
+    /* agent: monitor (monitor-agent/agent_poll.c, agent_alerts.c, agent_live.c, ...) */
     { "ospab_agent_vps_index",
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
@@ -98,7 +98,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE id = %s AND hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
     /* adoption (docs/agent.md): the unbound records, 500 a round (UNBOUND_BATCH in
-     * agent_monitor.c) from where the last round stopped; the columns of
+     * agent_adopt.c) from where the last round stopped; the columns of
      * ospab_agent_vps_index, then the note */
     { "ospab_agent_vps_unbound",
       "SELECT id, user_id, name, status, node, vmid, kind, binding_note FROM vps "
