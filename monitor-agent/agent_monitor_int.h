@@ -14,6 +14,7 @@
 #include <apr_hash.h>
 
 #include "agent_monitor.h"
+#include "ospab_alerts.h"
 
 #define LIVE_PARALLEL    8          /* Proxmox requests in flight for live stats */
 #define EVENT_WINDOW     64         /* event ids read again (late commits) */
@@ -85,7 +86,8 @@ void agent_adopt_unbound(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
 apr_hash_t *agent_alerts_open(ospab_db_t *db, apr_pool_t *p);
 json_t *agent_alerts_message(ospab_db_t *db, apr_pool_t *p, const char *vps_id);
 int agent_alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *open,
-                       vps_row_t v, int type, double value, int have, apr_time_t now);
+                       vps_row_t v, ospab_alert_metric_e type, double value, int have,
+                       apr_time_t now);
 
 /* agent_leases.c */
 int agent_lease_take(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int i, apr_time_t now);

@@ -228,8 +228,8 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
             apr_int64_t vmid;
             vps_row_t v;
             const char **args;
-            int ok[3], t;
-            double val[3];
+            int ok[OSPAB_ALERT_METRICS], t;
+            double val[OSPAB_ALERT_METRICS];
 
             if (!node || !type || (strcmp(type, "lxc") && strcmp(type, "qemu"))
                 || !ospab_pve_int(json_object_get(g, "vmid"), &vmid)) {
@@ -275,14 +275,16 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
             }
 
             /* alerts: a stopped guest uses nothing */
-            val[0] = 0;
-            ok[0] = ospab_pve_double(json_object_get(g, "cpu"), &val[0]);
-            val[0] *= 100.0;
-            val[1] = percent(g, "mem", "maxmem", &ok[1]);
-            val[2] = percent(g, "disk", "maxdisk", &ok[2]);
+            val[OSPAB_ALERT_CPU] = 0;
+            ok[OSPAB_ALERT_CPU] = ospab_pve_double(json_object_get(g, "cpu"),
+                                                   &val[OSPAB_ALERT_CPU]);
+            val[OSPAB_ALERT_CPU] *= 100.0;
+            val[OSPAB_ALERT_MEMORY] = percent(g, "mem", "maxmem", &ok[OSPAB_ALERT_MEMORY]);
+            val[OSPAB_ALERT_DISK] = percent(g, "disk", "maxdisk", &ok[OSPAB_ALERT_DISK]);
             /* changes are events: every agent pushes them (agent_push_events) */
-            for (t = 0; t < 3; ++t) {
-                agent_alert_sample(ag, db, p, open, v, t, val[t], ok[t], now);
+            for (t = 0; t < OSPAB_ALERT_METRICS; ++t) {
+                agent_alert_sample(ag, db, p, open, v, (ospab_alert_metric_e)t, val[t], ok[t],
+                                   now);
             }
         }
         /* guests of this cluster's nodes that Proxmox no longer lists */
