@@ -42,37 +42,19 @@ static void list_add(apr_pool_t *p, const char **list, int n, const char *item)
     }
 }
 
-/* 1 when this agent polled, this round, every cluster an agent polls now (the live
- * leases): only then may it say that no guest, or several, bear a name. With clusters split
- * between agents each sees a part, and their notes would overwrite each other's. */
-static int sees_every_cluster(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
-                              const int *which, int nreq)
+/* One unbound record and the guests of its name that fit what it has of a binding. */
+typedef struct {
+    named_guest_t *found;           /* the free one, when nfree is 1 */
+    const char *free_list;          /* "node/vmid, ..." of the free ones */
+    const char *bound_list;         /* of those bound to other records */
+    const char *holders;            /* "VPS 7, ..." bound to them */
+    int nfree, nbound;
+} match_t;
+
+static void set_binding_note(ospab_db_t *db, apr_pool_t *p, const agent_vps_t *v,
+                             const char *note)
 {
-    const char *nowt = ospab_time_db(p, now);
-    apr_array_header_t *rows;
-    int i, j;
-
-    if (ospab_db_select(db, p, "ospab_lease_live", 1, &nowt, &rows, NULL) != APR_SUCCESS) {
-        return 0;
-    }
-    for (i = 0; i < rows->nelts; ++i) {
-        const char *name = APR_ARRAY_IDX(rows, i, ospab_row_t)[0];
-        int ours = strncmp(name, "cluster:", 8) != 0;
-
-        for (j = 0; j < nreq && !ours; ++j) {
-            ours = !strcmp(name + 8, APR_ARRAY_IDX(ag->conf->clusters, which[j],
-                                                   agent_cluster_t).name);
-        }
-        if (!ours) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static void set_binding_note(ospab_db_t *db, apr_pool_t *p, vps_row_t v, const char *note)
-{
-    const char *args[2] = { note, v[V_ID] };
+    const char *args[2] = { note, v->id };
     int n = 0, good;
 
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
@@ -80,52 +62,173 @@ static void set_binding_note(ospab_db_t *db, apr_pool_t *p, vps_row_t v, const c
     }
     good = ospab_db_exec(db, p, "ospab_agent_vps_note", 2, args, &n) == APR_SUCCESS;
     if (ospab_db_end(db, good) != APR_SUCCESS || !good) {
-        AGENT_WARN("adoption: the note of server %s not stored: %s", v[V_ID],
+        AGENT_WARN("adoption: the note of server %s not stored: %s", v->id,
                    db->error ? db->error : "?");
         return;
     }
     if (n == 1) {
-        AGENT_INFO("adoption: server %s is not linked to a guest: %s", v[V_ID], note);
+        AGENT_INFO("adoption: server %s is not linked to a guest: %s", v->id, note);
     }
 }
 
 /* Adopts v by its guest g, whose own status/current (q) says its state. */
-static void adopt_one(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now, vps_row_t v,
-                      named_guest_t *g, const char *free_list, const ospab_pve_req_t *q)
+static void adopt_one(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                      const agent_vps_t *v, named_guest_t *g, const char *free_list,
+                      const ospab_pve_req_t *q)
 {
     monitor_t *m = mon_of(ag);
     ospab_actor_t act = agent_monitor_actor(now);
     const char *st = json_string_value(json_object_get(q->res.data, "status"));
-    ospab_adoption_t ad = { v[V_ID], v[V_USER], v[V_NAME], v[V_STATUS], v[V_NODE], v[V_VMID],
-                            v[V_KIND], g->node, g->vmid, g->kind, st };
+    ospab_adoption_t ad = { v->id, v->user_id, v->name, v->status, v->node, v->vmid,
+                            v->kind, g->node, g->vmid, g->kind, st };
     int twins = 0, rc;
 
     if (q->rv != APR_SUCCESS || !st) {
-        AGENT_DEBUG("adoption: server %s waits: %s/%s did not say its state: %s", v[V_ID],
+        AGENT_DEBUG("adoption: server %s waits: %s/%s did not say its state: %s", v->id,
                     g->node, g->vmid, q->res.message ? q->res.message : "?");
         return;                     /* gone meanwhile, or Proxmox busy: the next round */
     }
     act.now = apr_time_now();
     rc = ospab_server_adopt(db, p, &act, &ad, &twins);
     if (rc == 1) {
-        g->bound_to = v[V_ID];
+        g->bound_to = v->id;
         m->adopted++;
-        AGENT_INFO("adoption: server %s ('%s') is %s %s on node %s now", v[V_ID], v[V_NAME],
+        AGENT_INFO("adoption: server %s ('%s') is %s %s on node %s now", v->id, v->name,
                    g->kind, g->vmid, g->node);
     }
     else if (rc < 0) {
-        AGENT_WARN("adoption: server %s: database: %s", v[V_ID], db->error ? db->error : "?");
+        AGENT_WARN("adoption: server %s: database: %s", v->id, db->error ? db->error : "?");
     }
     else if (rc == 2) {
         /* a namesake beyond this round's batch */
-        const char *note = ospab_server_binding_note(p, OSPAB_BINDING_TWINS, v[V_NAME], twins,
+        const char *note = ospab_server_binding_note(p, OSPAB_BINDING_TWINS, v->name, twins,
                                                      free_list, NULL);
 
-        if (!v[V_NOTE] || strcmp(v[V_NOTE], note)) {
+        if (!v->binding_note || strcmp(v->binding_note, note)) {
             set_binding_note(db, p, v, note);
         }
     }
     /* 0: changed or bound meanwhile; the next round sees it as it is */
+}
+
+/* The round's unbound records by name. */
+static apr_hash_t *names_of(apr_pool_t *p, const agent_vps_t *recs, int n)
+{
+    apr_hash_t *names = apr_hash_make(p);
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        name_use_t *u = apr_hash_get(names, recs[i].name, APR_HASH_KEY_STRING);
+
+        if (!u) {
+            u = apr_pcalloc(p, sizeof(*u));
+            u->guests = apr_array_make(p, 2, sizeof(named_guest_t));
+            u->records = apr_array_make(p, 1, sizeof(const char *));
+            apr_hash_set(names, recs[i].name, APR_HASH_KEY_STRING, u);
+        }
+        APR_ARRAY_PUSH(u->records, const char *) = recs[i].id;
+    }
+    return names;
+}
+
+/* Adds the guests of the answers that bear one of the names, with the record each is bound
+ * to (index), in the order of their node and vmid. */
+static void add_guests(agent_t *ag, apr_pool_t *p, apr_hash_t *names,
+                       const ospab_pve_req_t *answers, const int *which, int nreq,
+                       apr_hash_t *index)
+{
+    apr_hash_index_t *hi;
+    int j;
+
+    for (j = 0; j < nreq; ++j) {
+        json_t *data = answers[j].res.data;
+        size_t k;
+
+        for (k = 0; k < json_array_size(data); ++k) {
+            json_t *g = json_array_get(data, k);
+            const char *name = json_string_value(json_object_get(g, "name"));
+            const char *node = json_string_value(json_object_get(g, "node"));
+            const char *type = json_string_value(json_object_get(g, "type"));
+            apr_int64_t vmid, tmpl = 0;
+            named_guest_t *ng;
+            name_use_t *u;
+            const agent_vps_t *holder;
+
+            if (!name || !(u = apr_hash_get(names, name, APR_HASH_KEY_STRING)) || !node
+                || !type || (strcmp(type, "lxc") && strcmp(type, "qemu"))
+                || !ospab_pve_int(json_object_get(g, "vmid"), &vmid)
+                || (ospab_pve_int(json_object_get(g, "template"), &tmpl) && tmpl)) {
+                continue;           /* a template is never a customer's server */
+            }
+            ng = apr_array_push(u->guests);
+            ng->node = node;
+            ng->vmid = apr_psprintf(p, "%" APR_INT64_T_FMT, vmid);
+            ng->kind = type;
+            ng->cl = &APR_ARRAY_IDX(ag->conf->clusters, which[j], agent_cluster_t);
+            holder = apr_hash_get(index, apr_pstrcat(p, node, "/", ng->vmid, NULL),
+                                  APR_HASH_KEY_STRING);
+            ng->bound_to = holder ? holder->id : NULL;
+        }
+    }
+    /* the lists in a note keep their order from round to round (no rewrite for nothing) */
+    for (hi = apr_hash_first(p, names); hi; hi = apr_hash_next(hi)) {
+        name_use_t *u = apr_hash_this_val(hi);
+
+        qsort(u->guests->elts, (size_t)u->guests->nelts, sizeof(named_guest_t), guest_order);
+    }
+}
+
+/* The guests of v's name that fit the half of a binding v has, free or bound. */
+static void match(apr_pool_t *p, const agent_vps_t *v, const name_use_t *u, match_t *mt)
+{
+    int k;
+
+    memset(mt, 0, sizeof(*mt));
+    for (k = 0; k < u->guests->nelts; ++k) {
+        named_guest_t *ng = &APR_ARRAY_IDX(u->guests, k, named_guest_t);
+        const char *where = apr_pstrcat(p, ng->node, "/", ng->vmid, NULL);
+
+        /* the half of a binding the record has narrows it down */
+        if ((v->node && strcmp(v->node, ng->node)) || (v->vmid && strcmp(v->vmid, ng->vmid))) {
+            continue;
+        }
+        if (ng->bound_to) {
+            list_add(p, &mt->bound_list, mt->nbound, where);
+            list_add(p, &mt->holders, mt->nbound, apr_pstrcat(p, "VPS ", ng->bound_to, NULL));
+            mt->nbound++;
+        }
+        else {
+            list_add(p, &mt->free_list, mt->nfree, where);
+            mt->nfree++;
+            mt->found = ng;
+        }
+    }
+}
+
+/* Why v, which is not adopted this round, stays unbound (its binding_note). */
+static const char *why_unbound(apr_pool_t *p, const agent_vps_t *v, const name_use_t *u,
+                               const match_t *mt)
+{
+    if (mt->nfree == 1) {
+        const char *ids = NULL;
+        int k;
+
+        for (k = 0; k < u->records->nelts; ++k) {
+            list_add(p, &ids, k, apr_pstrcat(p, "VPS ", APR_ARRAY_IDX(u->records, k,
+                                                                   const char *), NULL));
+        }
+        return ospab_server_binding_note(p, OSPAB_BINDING_TWINS, v->name, u->records->nelts,
+                                         mt->free_list, ids);
+    }
+    if (mt->nfree > 1) {
+        return ospab_server_binding_note(p, OSPAB_BINDING_SEVERAL, v->name, mt->nfree,
+                                         mt->free_list, NULL);
+    }
+    if (mt->nbound) {
+        return ospab_server_binding_note(p, OSPAB_BINDING_TAKEN, v->name, mt->nbound,
+                                         mt->bound_list, mt->holders);
+    }
+    return ospab_server_binding_note(p, OSPAB_BINDING_MISSING, v->name, 0, NULL, NULL);
 }
 
 /* Links the round's unbound records (hypervisor proxmox, no node or vmid: seed 000's sync)
@@ -144,139 +247,54 @@ void agent_adopt_unbound(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     monitor_t *m = mon_of(ag);
     const char *after = apr_psprintf(p, "%" APR_INT64_T_FMT, m->unbound_after);
     apr_array_header_t *rows, *asks, *found_of, *free_of;
+    agent_vps_t *recs;
     apr_hash_t *names;
-    apr_hash_index_t *hi;
-    int i, j, every = -1;
+    int i, every = -1;
 
     if (ospab_db_select(db, p, "ospab_agent_vps_unbound", 1, &after, &rows, NULL)
         != APR_SUCCESS) {
         AGENT_WARN("adoption: database: %s", db->error ? db->error : "?");
         return;
     }
+    recs = apr_palloc(p, sizeof(*recs) * (apr_size_t)(rows->nelts + 1));
+    for (i = 0; i < rows->nelts; ++i) {
+        agent_vps_unbound_from_row(APR_ARRAY_IDX(rows, i, ospab_row_t), &recs[i]);
+    }
     /* a full batch: the next round goes on after it (and starts over after the last) */
-    m->unbound_after = rows->nelts >= UNBOUND_BATCH
-                       ? apr_atoi64(APR_ARRAY_IDX(rows, rows->nelts - 1, vps_row_t)[V_ID]) : 0;
+    m->unbound_after = rows->nelts >= UNBOUND_BATCH ? apr_atoi64(recs[rows->nelts - 1].id) : 0;
     if (!rows->nelts) {
         return;
     }
-    names = apr_hash_make(p);
-    for (i = 0; i < rows->nelts; ++i) {
-        vps_row_t v = APR_ARRAY_IDX(rows, i, vps_row_t);
-        name_use_t *u = apr_hash_get(names, v[V_NAME], APR_HASH_KEY_STRING);
-
-        if (!u) {
-            u = apr_pcalloc(p, sizeof(*u));
-            u->guests = apr_array_make(p, 2, sizeof(named_guest_t));
-            u->records = apr_array_make(p, 1, sizeof(const char *));
-            apr_hash_set(names, v[V_NAME], APR_HASH_KEY_STRING, u);
-        }
-        APR_ARRAY_PUSH(u->records, const char *) = v[V_ID];
-    }
-    for (j = 0; j < nreq; ++j) {
-        json_t *data = answers[j].res.data;
-        size_t k;
-
-        for (k = 0; k < json_array_size(data); ++k) {
-            json_t *g = json_array_get(data, k);
-            const char *name = json_string_value(json_object_get(g, "name"));
-            const char *node = json_string_value(json_object_get(g, "node"));
-            const char *type = json_string_value(json_object_get(g, "type"));
-            apr_int64_t vmid, tmpl = 0;
-            named_guest_t *ng;
-            name_use_t *u;
-            vps_row_t holder;
-
-            if (!name || !(u = apr_hash_get(names, name, APR_HASH_KEY_STRING)) || !node
-                || !type || (strcmp(type, "lxc") && strcmp(type, "qemu"))
-                || !ospab_pve_int(json_object_get(g, "vmid"), &vmid)
-                || (ospab_pve_int(json_object_get(g, "template"), &tmpl) && tmpl)) {
-                continue;           /* a template is never a customer's server */
-            }
-            ng = apr_array_push(u->guests);
-            ng->node = node;
-            ng->vmid = apr_psprintf(p, "%" APR_INT64_T_FMT, vmid);
-            ng->kind = type;
-            ng->cl = &APR_ARRAY_IDX(ag->conf->clusters, which[j], agent_cluster_t);
-            holder = apr_hash_get(index, apr_pstrcat(p, node, "/", ng->vmid, NULL),
-                                  APR_HASH_KEY_STRING);
-            ng->bound_to = holder ? holder[V_ID] : NULL;
-        }
-    }
-    /* the lists in a note keep their order from round to round (no rewrite for nothing) */
-    for (hi = apr_hash_first(p, names); hi; hi = apr_hash_next(hi)) {
-        name_use_t *u = apr_hash_this_val(hi);
-
-        qsort(u->guests->elts, (size_t)u->guests->nelts, sizeof(named_guest_t), guest_order);
-    }
+    names = names_of(p, recs, rows->nelts);
+    add_guests(ag, p, names, answers, which, nreq, index);
     asks = apr_array_make(p, 4, sizeof(ospab_pve_req_t));
     found_of = apr_array_make(p, 4, sizeof(named_guest_t *));
     free_of = apr_array_make(p, 4, sizeof(const char *));
     for (i = 0; i < rows->nelts && !ag->stopping; ++i) {
-        vps_row_t v = APR_ARRAY_IDX(rows, i, vps_row_t);
-        name_use_t *u = apr_hash_get(names, v[V_NAME], APR_HASH_KEY_STRING);
-        named_guest_t *found = NULL;
-        const char *free_list = NULL, *bound_list = NULL, *holders = NULL, *note;
-        int nfree = 0, nbound = 0, k;
+        agent_vps_t *v = &recs[i];
+        name_use_t *u = apr_hash_get(names, v->name, APR_HASH_KEY_STRING);
+        const char *note;
+        match_t mt;
 
-        for (k = 0; k < u->guests->nelts; ++k) {
-            named_guest_t *ng = &APR_ARRAY_IDX(u->guests, k, named_guest_t);
-            const char *where = apr_pstrcat(p, ng->node, "/", ng->vmid, NULL);
-
-            /* the half of a binding the record has narrows it down */
-            if ((v[V_NODE] && strcmp(v[V_NODE], ng->node))
-                || (v[V_VMID] && strcmp(v[V_VMID], ng->vmid))) {
-                continue;
-            }
-            if (ng->bound_to) {
-                list_add(p, &bound_list, nbound, where);
-                list_add(p, &holders, nbound, apr_pstrcat(p, "VPS ", ng->bound_to, NULL));
-                nbound++;
-            }
-            else {
-                list_add(p, &free_list, nfree, where);
-                nfree++;
-                found = ng;
-            }
-        }
-        if (nfree == 1 && u->records->nelts == 1) {
+        match(p, v, u, &mt);
+        if (mt.nfree == 1 && u->records->nelts == 1) {
             /* the one: adopted below, once the guest itself has said its state */
-            vps_row_t at = apr_pmemdup(p, v, sizeof(char *) * (V_NOTE + 1));
+            agent_vps_t *at = apr_pmemdup(p, v, sizeof(*v));
 
-            at[V_NODE] = found->node;
-            at[V_VMID] = found->vmid;
-            agent_ask_status(asks, p, found->cl, at, found->kind);
+            at->node = mt.found->node;
+            at->vmid = mt.found->vmid;
+            agent_ask_status(asks, p, mt.found->cl, at, mt.found->kind);
             APR_ARRAY_IDX(asks, asks->nelts - 1, ospab_pve_req_t).data = (void *)v;
-            APR_ARRAY_PUSH(found_of, named_guest_t *) = found;
-            APR_ARRAY_PUSH(free_of, const char *) = free_list;
+            APR_ARRAY_PUSH(found_of, named_guest_t *) = mt.found;
+            APR_ARRAY_PUSH(free_of, const char *) = mt.free_list;
             continue;
         }
-        if (nfree == 1) {
-            const char *ids = NULL;
-
-            for (k = 0; k < u->records->nelts; ++k) {
-                list_add(p, &ids, k, apr_pstrcat(p, "VPS ", APR_ARRAY_IDX(u->records, k,
-                                                                       const char *), NULL));
-            }
-            note = ospab_server_binding_note(p, OSPAB_BINDING_TWINS, v[V_NAME],
-                                             u->records->nelts, free_list, ids);
-        }
-        else if (nfree > 1) {
-            note = ospab_server_binding_note(p, OSPAB_BINDING_SEVERAL, v[V_NAME], nfree,
-                                             free_list, NULL);
-        }
-        else if (nbound) {
-            note = ospab_server_binding_note(p, OSPAB_BINDING_TAKEN, v[V_NAME], nbound,
-                                             bound_list, holders);
-        }
-        else {
-            note = ospab_server_binding_note(p, OSPAB_BINDING_MISSING, v[V_NAME], 0, NULL,
-                                             NULL);
-        }
-        if (v[V_NOTE] && !strcmp(v[V_NOTE], note)) {
+        note = why_unbound(p, v, u, &mt);
+        if (v->binding_note && !strcmp(v->binding_note, note)) {
             continue;
         }
         if (every < 0) {
-            every = sees_every_cluster(ag, db, p, now, which, nreq);
+            every = agent_leases_cover(ag, db, p, now, which, nreq);
         }
         if (every) {
             set_binding_note(db, p, v, note);

@@ -18,7 +18,7 @@ typedef struct {
 } rrd_entry_t;
 
 typedef struct {
-    vps_row_t v;
+    agent_vps_t v;
     int cur;                        /* index of its status/current request */
     int rrd;                        /* index of its rrddata request, -1: from the cache */
     rrd_entry_t *cached;
@@ -71,14 +71,93 @@ static void rrd_cache_renew(monitor_t *m, apr_array_header_t *rooms, apr_pool_t 
     m->rrd = nh;
 }
 
+/* Queues on reqs (at *n) the requests for the watched server id: its status/current, and
+ * its rrddata unless the cache has it. 0: nothing to ask (not a bound record, or its
+ * cluster is failing). */
+static int ask_room(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                    const char *id, ospab_pve_req_t *reqs, int *n, live_item_t *it)
+{
+    static const ospab_pve_param_t rrd_params[3] = { { "timeframe", "hour" },
+                                                     { "cf", "AVERAGE" }, { NULL, NULL } };
+    monitor_t *m = mon_of(ag);
+    ospab_row_t row = NULL;
+    agent_cluster_t *cl;
+    const char *kind;
+
+    if (ospab_db_select_one(db, p, "ospab_agent_vps_one", 1, &id, &row) != APR_SUCCESS
+        || !row) {
+        return 0;
+    }
+    agent_vps_from_row(row, &it->v);
+    if (!(cl = agent_cluster_of_node(ag, it->v.node)) || agent_cluster_state(ag, cl)->failures) {
+        return 0;
+    }
+    kind = it->v.kind && !strcmp(it->v.kind, "qemu") ? "qemu" : "lxc";
+    it->cur = *n;
+    reqs[*n].pve = cl->client;
+    reqs[*n].method = "GET";
+    reqs[*n].path = ospab_pve_path(p, "nodes", it->v.node, kind, it->v.vmid, "status",
+                                   "current", NULL);
+    ++*n;
+    it->cached = m->rrd ? apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING) : NULL;
+    if (it->cached && it->cached->rrd && now - it->cached->at < RRD_REFRESH) {
+        it->rrd = -1;
+        return 1;
+    }
+    it->cached = NULL;
+    it->rrd = *n;
+    reqs[*n].pve = cl->client;
+    reqs[*n].method = "GET";
+    reqs[*n].path = ospab_pve_path(p, "nodes", it->v.node, kind, it->v.vmid, "rrddata", NULL);
+    reqs[*n].params = rrd_params;
+    ++*n;
+    return 1;
+}
+
+/* Pushes the server-stats of it from the answers (a fresh rrddata goes into the cache). */
+static void publish_item(agent_t *ag, apr_pool_t *p, apr_time_t now, apr_array_header_t *rooms,
+                         const ospab_pve_req_t *reqs, const live_item_t *it)
+{
+    monitor_t *m = mon_of(ag);
+    json_t *rrd = NULL, *stats, *msg;
+
+    if (reqs[it->cur].rv != APR_SUCCESS) {
+        AGENT_DEBUG("live: server %s: %s", it->v.id, reqs[it->cur].res.message);
+        return;
+    }
+    if (it->rrd < 0) {
+        rrd = it->cached->rrd;
+    }
+    else if (reqs[it->rrd].rv == APR_SUCCESS && json_is_array(reqs[it->rrd].res.data)) {
+        rrd_entry_t *e;
+
+        rrd = reqs[it->rrd].res.data;
+        if (!m->rrd) {
+            rrd_cache_renew(m, rooms, p, now);
+        }
+        e = apr_hash_get(m->rrd, it->v.id, APR_HASH_KEY_STRING);
+        if (!e) {
+            e = apr_palloc(m->rrd_pool, sizeof(*e));
+            e->rrd = NULL;
+            apr_hash_set(m->rrd, apr_pstrdup(m->rrd_pool, it->v.id), APR_HASH_KEY_STRING, e);
+        }
+        json_decref(e->rrd);
+        e->rrd = json_incref(rrd);
+        e->at = now;
+    }
+    stats = ospab_server_stats_json(it->v.vmid, reqs[it->cur].res.data, rrd);
+    msg = json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(it->v.id),
+                    "stats", stats);
+    agent_publish(ag, apr_atoi64(it->v.id), "server-stats", msg);
+    json_decref(msg);
+}
+
 void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
 {
     monitor_t *m = mon_of(ag);
     apr_array_header_t *rooms;
     ospab_pve_req_t *reqs;
     live_item_t *items;
-    static const ospab_pve_param_t rrd_params[3] = { { "timeframe", "hour" },
-                                                     { "cf", "AVERAGE" }, { NULL, NULL } };
     apr_time_t now = apr_time_now();
     int i, n = 0, nitems = 0;
 
@@ -96,10 +175,6 @@ void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
     for (i = 0; i < rooms->nelts && nitems < LIVE_MAX_ROOMS; ++i) {
         const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT,
                                       APR_ARRAY_IDX(rooms, i, apr_int64_t));
-        const char *kind;
-        live_item_t *it;
-        vps_row_t v = NULL;
-        agent_cluster_t *cl;
 
         if (apr_hash_get(m->live_seen, id, APR_HASH_KEY_STRING)) {
             continue;
@@ -112,70 +187,15 @@ void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
             agent_publish(ag, apr_atoi64(id), "server-alerts", msg);
             json_decref(msg);
         }
-        if (ospab_db_select_one(db, p, "ospab_agent_vps_one", 1, &id, &v) != APR_SUCCESS
-            || !v || !(cl = agent_cluster_of_node(ag, v[V_NODE]))
-            || agent_cluster_state(ag, cl)->failures) {
-            continue;
+        if (ask_room(ag, db, p, now, id, reqs, &n, &items[nitems])) {
+            nitems++;
         }
-        kind = v[V_KIND] && !strcmp(v[V_KIND], "qemu") ? "qemu" : "lxc";
-        it = &items[nitems++];
-        it->v = v;
-        it->cur = n;
-        reqs[n].pve = cl->client;
-        reqs[n].method = "GET";
-        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE], kind, v[V_VMID], "status",
-                                      "current", NULL);
-        n++;
-        it->cached = m->rrd ? apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING) : NULL;
-        if (it->cached && it->cached->rrd && now - it->cached->at < RRD_REFRESH) {
-            it->rrd = -1;
-            continue;
-        }
-        it->cached = NULL;
-        it->rrd = n;
-        reqs[n].pve = cl->client;
-        reqs[n].method = "GET";
-        reqs[n].path = ospab_pve_path(p, "nodes", v[V_NODE], kind, v[V_VMID], "rrddata", NULL);
-        reqs[n].params = rrd_params;
-        n++;
     }
     if (!n) {
         return;
     }
     ospab_pve_call_many(p, 0, reqs, n, LIVE_PARALLEL);
     for (i = 0; i < nitems; ++i) {
-        live_item_t *it = &items[i];
-        json_t *rrd = NULL, *stats, *msg;
-
-        if (reqs[it->cur].rv != APR_SUCCESS) {
-            AGENT_DEBUG("live: server %s: %s", it->v[V_ID], reqs[it->cur].res.message);
-            continue;
-        }
-        if (it->rrd < 0) {
-            rrd = it->cached->rrd;
-        }
-        else if (reqs[it->rrd].rv == APR_SUCCESS && json_is_array(reqs[it->rrd].res.data)) {
-            rrd_entry_t *e;
-
-            rrd = reqs[it->rrd].res.data;
-            if (!m->rrd) {
-                rrd_cache_renew(m, rooms, p, now);
-            }
-            e = apr_hash_get(m->rrd, it->v[V_ID], APR_HASH_KEY_STRING);
-            if (!e) {
-                e = apr_palloc(m->rrd_pool, sizeof(*e));
-                e->rrd = NULL;
-                apr_hash_set(m->rrd, apr_pstrdup(m->rrd_pool, it->v[V_ID]),
-                             APR_HASH_KEY_STRING, e);
-            }
-            json_decref(e->rrd);
-            e->rrd = json_incref(rrd);
-            e->at = now;
-        }
-        stats = ospab_server_stats_json(it->v[V_VMID], reqs[it->cur].res.data, rrd);
-        msg = json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(it->v[V_ID]),
-                        "stats", stats);
-        agent_publish(ag, apr_atoi64(it->v[V_ID]), "server-stats", msg);
-        json_decref(msg);
+        publish_item(ag, p, now, rooms, reqs, &items[i]);
     }
 }

@@ -1,5 +1,6 @@
 /* ospab-agent: the monitor thread's private header, shared by its rounds:
  *   agent_monitor.c  set-up, reconfiguration, the tick and --once
+ *   agent_rows.c     the rows of the statements several rounds read, as structs
  *   agent_poll.c     the poll: /cluster/resources, metrics_latest, status drift
  *   agent_adopt.c    records synced without node/vmid linked to their guest by name
  *   agent_alerts.c   the alert round's reads and writes (the decision: lib/ospab_alerts.c)
@@ -20,10 +21,15 @@
 #define EVENT_WINDOW     64         /* event ids read again (late commits) */
 #define EVENT_RING       1024       /* pushed ids remembered; > EVENT_WINDOW + one batch */
 
-/* One vps row the monitor knows: id user_id name status node vmid kind (and, in rows of
- * unbound records, binding_note) */
-typedef ospab_row_t vps_row_t;
-enum { V_ID, V_USER, V_NAME, V_STATUS, V_NODE, V_VMID, V_KIND, V_NOTE };
+/* A server the monitor knows: a row of ospab_agent_vps_index or ospab_agent_vps_one (the
+ * bound records), or of ospab_agent_vps_unbound (with the note). */
+typedef struct {
+    const char *id, *user_id, *name;
+    const char *status;             /* vps.status */
+    const char *node, *vmid;        /* NULL in an unbound record (one of them at least) */
+    const char *kind;               /* "lxc", "qemu" or NULL */
+    const char *binding_note;       /* why it is not bound yet (unbound rows; else NULL) */
+} agent_vps_t;
 
 typedef struct {
     int failures;                   /* polls failed in a row */
@@ -71,11 +77,19 @@ ospab_actor_t agent_monitor_actor(apr_time_t now);
 agent_cluster_t *agent_cluster_of_node(agent_t *ag, const char *node);
 cluster_state_t *agent_cluster_state(agent_t *ag, agent_cluster_t *cl);
 
+/* agent_rows.c: the loaders of the rows several rounds read; no other code reads a row of
+ * these statements by its column numbers */
+void agent_vps_from_row(ospab_row_t r, agent_vps_t *v);           /* _index, _one */
+void agent_vps_unbound_from_row(ospab_row_t r, agent_vps_t *v);   /* _unbound */
+/* The one column of ospab_task_active_servers: a server with a task queued or running. */
+const char *agent_active_server_from_row(ospab_row_t r);
+
 /* agent_poll.c */
 void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now);
-/* Queues the guest's own status/current on reqs (the row v rides along as data). */
+/* Queues the guest's own status/current on reqs (v, which must outlive the call, rides
+ * along as data). */
 void agent_ask_status(apr_array_header_t *reqs, apr_pool_t *p, agent_cluster_t *cl,
-                      vps_row_t v, const char *kind);
+                      const agent_vps_t *v, const char *kind);
 
 /* agent_adopt.c: called by the poll once every cluster it polls has answered */
 void agent_adopt_unbound(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
@@ -83,14 +97,23 @@ void agent_adopt_unbound(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
                          apr_hash_t *index);
 
 /* agent_alerts.c */
+/* The open alerts by "vps:type"; NULL: the database failed. */
 apr_hash_t *agent_alerts_open(ospab_db_t *db, apr_pool_t *p);
+/* The server's open alerts in seed 003's shape: {serverId, alerts:[{type,message,level,..}]} */
 json_t *agent_alerts_message(ospab_db_t *db, apr_pool_t *p, const char *vps_id);
+/* Decides for one sample of one server (lib/ospab_alerts.c) with open (agent_alerts_open)
+ * and writes what the decision says. Returns 1 when its open alerts changed. */
 int agent_alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *open,
-                       vps_row_t v, ospab_alert_metric_e type, double value, int have,
-                       apr_time_t now);
+                       const agent_vps_t *v, ospab_alert_metric_e type, double value,
+                       int have, apr_time_t now);
 
 /* agent_leases.c */
+/* Takes or renews the lease of cluster i. 1: ours now. */
 int agent_lease_take(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int i, apr_time_t now);
+/* 1 when the clusters polled this round (which, nreq) are every cluster an agent holds a
+ * live lease of. */
+int agent_leases_cover(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                       const int *which, int nreq);
 
 /* agent_live.c */
 void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new);
