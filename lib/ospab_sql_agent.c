@@ -29,6 +29,7 @@ const ospab_sql_t ospab_sql_agent[] = {
     /* a sender takes a row for one attempt: state sending, next_attempt_at = the end of its
      * lease, which is also its claim (the later updates name it); a row whose lease ran out
      * (its sender died) is due again */
+    /* rows: due_id_from_row (monitor-agent/agent_mail.c) */
     { "ospab_mail_due",
       "SELECT id FROM email_outbox WHERE state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT 20" },
@@ -36,6 +37,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "UPDATE email_outbox SET state = 'sending', attempts = attempts + 1, next_attempt_at = %s "
       "WHERE id = %s AND state IN ('pending', 'sending') AND next_attempt_at <= %s "
       "AND attempts < %s" },
+    /* mail_from_row (agent_mail.c) */
     { "ospab_mail_get",
       "SELECT id, to_addr, subject, body_text, attempts, created_at FROM email_outbox "
       "WHERE id = %s" },
@@ -56,6 +58,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "DELETE FROM email_outbox WHERE state = 'sent' AND created_at < %s" },
     { "ospab_webhook_skip",
       "UPDATE webhook_outbox SET state = 'skipped', last_error = %s WHERE state = 'pending'" },
+    /* rows: due_id_from_row (agent_webhook.c) */
     { "ospab_webhook_due",
       "SELECT id FROM webhook_outbox WHERE state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s ORDER BY id LIMIT 8" },
@@ -63,6 +66,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "UPDATE webhook_outbox SET state = 'sending', attempts = attempts + 1, "
       "next_attempt_at = %s WHERE id = %s AND state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s AND attempts < %s" },
+    /* webhook_from_row (agent_webhook.c) */
     { "ospab_webhook_get",
       "SELECT id, event, payload, attempts FROM webhook_outbox WHERE id = %s" },
     { "ospab_webhook_delivered",
