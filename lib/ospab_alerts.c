@@ -47,8 +47,9 @@ void ospab_alert_decide(const ospab_alert_rules_t *r, const ospab_alert_state_t 
     if (d->streak < r->samples) {
         return;
     }
-    /* critical only above the provider's threshold, like warning above high: seed 003's
-     * 95 % is a warning with the default critical = 95 */
+    /* critical only above the provider's threshold, like warning above high: the client
+     * documentation's example alert, "CPU usage is at 95%", is a warning with the default
+     * critical = 95 */
     d->level = d->value > r->critical ? OSPAB_ALERT_CRITICAL : OSPAB_ALERT_WARNING;
     if (s->open == OSPAB_ALERT_CRITICAL
         || (s->open != OSPAB_ALERT_NONE && d->level == OSPAB_ALERT_WARNING)) {

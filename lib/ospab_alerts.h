@@ -4,7 +4,8 @@
  * critical, or the open alert clears; and whether the owner is e-mailed.
  *
  *   - a sample is rounded to a whole percent once; the thresholds, the level, the message
- *     and the stored value all use that number (seed 003: "CPU usage is at 95%");
+ *     and the stored value all use that number ("CPU usage is at 95%", as the panel's
+ *     client documentation shows it);
  *   - above high for samples samples in a row: an alert opens, critical above critical,
  *     otherwise warning; at most one is open per server and metric;
  *   - an open warning whose sample is critical becomes critical (escalation); nothing else
@@ -78,7 +79,7 @@ const char *ospab_alert_metric_name(ospab_alert_metric_e metric);
 const char *ospab_alert_level_name(ospab_alert_level_e level);
 /* The level stored in an alert row: "critical" is critical, anything else a warning. */
 ospab_alert_level_e ospab_alert_level_of(const char *name);
-/* The alert's message, as in seed 003: "CPU usage is at 95%". */
+/* The alert's message, as the panel's client documentation shows it: "CPU usage is at 95%". */
 const char *ospab_alert_message(apr_pool_t *p, ospab_alert_metric_e metric, double value);
 
 #endif

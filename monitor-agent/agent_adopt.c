@@ -231,8 +231,9 @@ static const char *why_unbound(apr_pool_t *p, const agent_vps_t *v, const name_u
     return ospab_server_binding_note(p, OSPAB_BINDING_MISSING, v->name, 0, NULL, NULL);
 }
 
-/* Links the round's unbound records (hypervisor proxmox, no node or vmid: seed 000's sync)
- * to the one guest of the same name on the clusters polled (answers: this round's
+/* Links the round's unbound records (hypervisor proxmox, no node or vmid: a billing site
+ * that creates the guest on Proxmox itself syncs only name, resources and status) to the one
+ * guest of the same name on the clusters polled (answers: this round's
  * /cluster/resources of every cluster the agent polls; index: the bound records by
  * node/vmid). A guest bound to another record is never taken; no guest, several, or
  * several records of one name leave the record unbound with binding_note saying why,

@@ -142,7 +142,7 @@ static void push_one(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const event_row
             json_t *msg;
 
             apr_hash_set(alerted, key, APR_HASH_KEY_STRING, "");
-            /* the server's open alerts as they are now (seed 003's server-alerts) */
+            /* the server's open alerts as they are now, the whole list (server-alerts) */
             msg = agent_alerts_message(db, p, key);
             agent_publish(ag, (apr_int64_t)sid, "server-alerts", msg);
             json_decref(msg);

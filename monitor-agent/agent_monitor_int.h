@@ -99,7 +99,8 @@ void agent_adopt_unbound(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
 /* agent_alerts.c */
 /* The open alerts by "vps:type"; NULL: the database failed. */
 apr_hash_t *agent_alerts_open(ospab_db_t *db, apr_pool_t *p);
-/* The server's open alerts in seed 003's shape: {serverId, alerts:[{type,message,level,..}]} */
+/* The server's open alerts as server-alerts carries them to the panel's client code:
+ * {serverId, alerts: [{type, message, level, id, value, openedAt}]}. */
 json_t *agent_alerts_message(ospab_db_t *db, apr_pool_t *p, const char *vps_id);
 /* Decides for one sample of one server (lib/ospab_alerts.c) with open (agent_alerts_open)
  * and writes what the decision says. Returns 1 when its open alerts changed. */

@@ -61,7 +61,8 @@ START_TEST(whole_percent_at_the_thresholds)
     ck_assert_int_eq(m.state.open, OSPAB_ALERT_WARNING);
     ck_assert_int_eq(sample(&m, 84.4), OSPAB_ALERT_CLEAR);
     ck_assert(m.d.value == 84.0);
-    /* seed 003: 95 % is a warning, critical only above 95; 94.96 is 95 everywhere */
+    /* 95 % is a warning (the client documentation's example: "CPU usage is at 95%", level
+     * warning), critical only above 95; 94.96 is 95 everywhere */
     start(&m, 1);
     ck_assert_int_eq(sample(&m, 94.96), OSPAB_ALERT_OPEN);
     ck_assert_int_eq(m.d.level, OSPAB_ALERT_WARNING);
@@ -262,7 +263,7 @@ START_TEST(names_and_messages)
     ck_assert_int_eq(ospab_alert_level_of("critical"), OSPAB_ALERT_CRITICAL);
     ck_assert_int_eq(ospab_alert_level_of("warning"), OSPAB_ALERT_WARNING);
     ck_assert_int_eq(ospab_alert_level_of(NULL), OSPAB_ALERT_WARNING);
-    /* seed 003's words */
+    /* the words the panel's client documentation shows */
     ck_assert_str_eq(ospab_alert_message(p, OSPAB_ALERT_CPU, 95), "CPU usage is at 95%");
     ck_assert_str_eq(ospab_alert_message(p, OSPAB_ALERT_MEMORY, 97), "Memory usage is at 97%");
     ck_assert_str_eq(ospab_alert_message(p, OSPAB_ALERT_DISK, 100), "Disk usage is at 100%");
