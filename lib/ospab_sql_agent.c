@@ -22,13 +22,14 @@
                     "AND status IN ('creating', 'running', 'stopped', 'suspended')"
 
 const ospab_sql_t ospab_sql_agent[] = {
-    /* servers with tasks to follow (the agent) */
+    /* servers with tasks to follow (the agent; rows: agent_active_server_from_row) */
     { "ospab_task_active_servers",
       "SELECT DISTINCT vps_id FROM tasks WHERE status IN ('queued', 'running') "
       "AND vps_id IS NOT NULL ORDER BY vps_id" },
     /* a sender takes a row for one attempt: state sending, next_attempt_at = the end of its
      * lease, which is also its claim (the later updates name it); a row whose lease ran out
      * (its sender died) is due again */
+    /* rows: due_id_from_row (monitor-agent/agent_mail.c) */
     { "ospab_mail_due",
       "SELECT id FROM email_outbox WHERE state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT 20" },
@@ -36,6 +37,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "UPDATE email_outbox SET state = 'sending', attempts = attempts + 1, next_attempt_at = %s "
       "WHERE id = %s AND state IN ('pending', 'sending') AND next_attempt_at <= %s "
       "AND attempts < %s" },
+    /* mail_from_row (agent_mail.c) */
     { "ospab_mail_get",
       "SELECT id, to_addr, subject, body_text, attempts, created_at FROM email_outbox "
       "WHERE id = %s" },
@@ -56,6 +58,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "DELETE FROM email_outbox WHERE state = 'sent' AND created_at < %s" },
     { "ospab_webhook_skip",
       "UPDATE webhook_outbox SET state = 'skipped', last_error = %s WHERE state = 'pending'" },
+    /* rows: due_id_from_row (agent_webhook.c) */
     { "ospab_webhook_due",
       "SELECT id FROM webhook_outbox WHERE state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s ORDER BY id LIMIT 8" },
@@ -63,6 +66,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "UPDATE webhook_outbox SET state = 'sending', attempts = attempts + 1, "
       "next_attempt_at = %s WHERE id = %s AND state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s AND attempts < %s" },
+    /* webhook_from_row (agent_webhook.c) */
     { "ospab_webhook_get",
       "SELECT id, event, payload, attempts FROM webhook_outbox WHERE id = %s" },
     { "ospab_webhook_delivered",
@@ -90,7 +94,8 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_rt_prune",
       "DELETE FROM refresh_tokens WHERE expires_at < %s OR revoked_at < %s" },
     { "ospab_idem_prune", "DELETE FROM idempotency_keys WHERE created_at < %s" },
-    /* agent: monitor (monitor-agent/agent_monitor.c) */
+    /* agent: monitor (monitor-agent/agent_poll.c, agent_alerts.c, agent_live.c, ...);
+     * rows of _index and _one: agent_vps_from_row (agent_rows.c) */
     { "ospab_agent_vps_index",
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
@@ -98,8 +103,8 @@ const ospab_sql_t ospab_sql_agent[] = {
       "SELECT id, user_id, name, status, node, vmid, kind FROM vps "
       "WHERE id = %s AND hypervisor = 'proxmox' AND node IS NOT NULL AND vmid IS NOT NULL" },
     /* adoption (docs/agent.md): the unbound records, 500 a round (UNBOUND_BATCH in
-     * agent_monitor.c) from where the last round stopped; the columns of
-     * ospab_agent_vps_index, then the note */
+     * agent_adopt.c) from where the last round stopped; the columns of
+     * ospab_agent_vps_index, then the note (rows: agent_vps_unbound_from_row) */
     { "ospab_agent_vps_unbound",
       "SELECT id, user_id, name, status, node, vmid, kind, binding_note FROM vps "
       "WHERE " VPS_UNBOUND " AND id > %s ORDER BY id LIMIT 500" },
@@ -121,6 +126,7 @@ const ospab_sql_t ospab_sql_agent[] = {
       "REPLACE INTO metrics_latest (" METRICS_COLS ") VALUES " METRICS_ROW },
     { "ospab_metrics_put_batch",
       "REPLACE INTO metrics_latest (" METRICS_COLS ") VALUES " METRICS_ROWS50 },
+    /* rows of both: alert_from_row (agent_alerts.c) */
     { "ospab_agent_alerts_open",
       "SELECT id, vps_id, type, level, value, message, opened_at, last_notified_at "
       "FROM alerts WHERE state = 'open'" },
@@ -135,8 +141,10 @@ const ospab_sql_t ospab_sql_agent[] = {
       "WHERE id = %s AND state = 'open'" },
     { "ospab_alert_clear",
       "UPDATE alerts SET state = 'cleared', cleared_at = %s WHERE id = %s AND state = 'open'" },
+    /* last_notified_from_row (agent_alerts.c) */
     { "ospab_alert_last_notified",
       "SELECT MAX(last_notified_at) FROM alerts WHERE vps_id = %s AND type = %s" },
+    /* event_from_row, max_id_from_row (agent_events.c) */
     { "ospab_agent_events_after",
       "SELECT id, event, payload FROM webhook_outbox WHERE id > %s ORDER BY id LIMIT 500" },
     { "ospab_agent_events_max", "SELECT MAX(id) FROM webhook_outbox" },
@@ -147,8 +155,10 @@ const ospab_sql_t ospab_sql_agent[] = {
       "WHERE name = %s AND (owner = %s OR expires_at < %s)" },
     { "ospab_lease_insert",
       "INSERT INTO agent_leases (name, owner, expires_at, updated_at) VALUES (%s, %s, %s, %s)" },
+    /* lease_from_get_row (agent_leases.c) */
     { "ospab_lease_get", "SELECT owner, expires_at FROM agent_leases WHERE name = %s" },
-    /* the clusters some agent polls now (adoption notes need to have seen them all) */
+    /* the clusters some agent polls now (adoption notes need to have seen them all);
+     * lease_from_live_row */
     { "ospab_lease_live", "SELECT name, owner FROM agent_leases WHERE expires_at > %s" },
     { "ospab_lease_release",
       "UPDATE agent_leases SET expires_at = %s, updated_at = %s WHERE name = %s AND owner = %s" },

@@ -6,7 +6,7 @@
  * be enabled, the role is the user row's (never the token's claim), and a token of a panel
  * login stops working when that login ends. The same check runs again for the connected
  * sockets of a user when the database says their access changed (user.access events, see
- * agent_monitor.c). Non-admins may watch only their own servers; a server that does not
+ * agent_events.c). Non-admins may watch only their own servers; a server that does not
  * exist and one that belongs to someone else get the same answer. */
 #include <string.h>
 

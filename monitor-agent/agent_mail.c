@@ -34,6 +34,31 @@ static CURL *mail_curl;                /* kept across ticks: its SMTP connection
 static apr_time_t mail_next_prune;
 static int mail_from_warned;
 
+/* A row of ospab_mail_get: one queued e-mail, rendered when it was queued. */
+typedef struct {
+    const char *id;
+    const char *to;                 /* to_addr */
+    const char *subject, *body;     /* body_text */
+    int attempts;                   /* with the one just claimed */
+    const char *created_at;         /* the Date: and Message-ID are made from it */
+} mail_row_t;
+
+static void mail_from_row(ospab_row_t r, mail_row_t *m)
+{
+    m->id = r[0];
+    m->to = r[1];
+    m->subject = r[2];
+    m->body = r[3];
+    m->attempts = r[4] ? atoi(r[4]) : 0;
+    m->created_at = r[5];
+}
+
+/* The one column of ospab_mail_due: the id of a row due now. */
+static const char *due_id_from_row(ospab_row_t r)
+{
+    return r[0];
+}
+
 typedef struct {
     const char *data;
     apr_size_t len, pos;
@@ -155,8 +180,9 @@ static int send_one(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c,
                                          + LEASE_MARGIN);
     const char *args[4], *msg, *mid, *err = NULL;
     ospab_row_t row = NULL;
+    mail_row_t mail;
     mail_outcome_e outcome;
-    int n = 0, attempts;
+    int n = 0;
 
     args[0] = lease;
     args[1] = id;
@@ -174,37 +200,37 @@ static int send_one(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c,
     if (ospab_db_end(db, 1) != APR_SUCCESS) {
         return 0;
     }
-    /* id to_addr subject body_text attempts created_at */
-    attempts = atoi(row[4]);
-    mid = ospab_mail_message_id(p, row[0], row[5], row[1]);
-    date = ospab_time_parse_db(row[5]);
-    msg = ospab_mail_message(p, c->smtp_from, row[1], row[2], row[3], mid, date ? date : now);
+    mail_from_row(row, &mail);
+    mid = ospab_mail_message_id(p, mail.id, mail.created_at, mail.to);
+    date = ospab_time_parse_db(mail.created_at);
+    msg = ospab_mail_message(p, c->smtp_from, mail.to, mail.subject, mail.body, mid,
+                             date ? date : now);
     if (!msg) {
         outcome = MAIL_FAILED;
         err = "the message could not be built";
     }
     else {
-        outcome = smtp_send(c, p, from_addr, row[1], msg, &err);
+        outcome = smtp_send(c, p, from_addr, mail.to, msg, &err);
     }
     now = apr_time_now();
     if (outcome == MAIL_SENT) {
         const char *a[3] = { ospab_time_db(p, now), id, lease };
 
-        AGENT_INFO("mail %s %s: sent (attempt %d)", id, mid, attempts);
+        AGENT_INFO("mail %s %s: sent (attempt %d)", id, mid, mail.attempts);
         record(db, p, "ospab_mail_sent", 3, a, id);
     }
-    else if (outcome == MAIL_FAILED || attempts >= c->mail_max_attempts) {
+    else if (outcome == MAIL_FAILED || mail.attempts >= c->mail_max_attempts) {
         const char *a[3] = { err, id, lease };
 
-        AGENT_WARN("mail %s: failed for good after attempt %d: %s", id, attempts, err);
+        AGENT_WARN("mail %s: failed for good after attempt %d: %s", id, mail.attempts, err);
         record(db, p, "ospab_mail_fail", 3, a, id);
     }
     else {
         apr_interval_time_t wait = ospab_outbox_backoff(c->mail_retry_base, c->retry_max,
-                                                        attempts);
+                                                        mail.attempts);
         const char *a[4] = { ospab_time_db(p, now + wait), err, id, lease };
 
-        AGENT_WARN("mail %s: attempt %d failed, retry in %ds: %s", id, attempts,
+        AGENT_WARN("mail %s: attempt %d failed, retry in %ds: %s", id, mail.attempts,
                    (int)apr_time_sec(wait), err);
         record(db, p, "ospab_mail_retry", 4, a, id);
     }
@@ -281,7 +307,7 @@ apr_interval_time_t agent_mail_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
         return c->mail_interval;
     }
     for (i = 0; i < rows->nelts && !ag->stopping; ++i) {
-        send_one(db, p, c, from_addr, APR_ARRAY_IDX(rows, i, ospab_row_t)[0]);
+        send_one(db, p, c, from_addr, due_id_from_row(APR_ARRAY_IDX(rows, i, ospab_row_t)));
     }
     return rows->nelts == MAIL_BATCH ? 0 : c->mail_interval;
 }

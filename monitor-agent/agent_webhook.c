@@ -40,6 +40,28 @@ static CURLM *wh_multi;                         /* its connection cache outlives
 static CURL *wh_easy[WEBHOOK_BATCH];
 static apr_time_t wh_next_prune;
 
+/* A row of ospab_webhook_get: one event to deliver. */
+typedef struct {
+    const char *id;
+    const char *event;              /* OSPAB_EVENT_*: the X-Ospab-Event header */
+    const char *payload;            /* the stored body (lib/ospab_events.c) */
+    int attempts;                   /* with the one just claimed */
+} webhook_row_t;
+
+static void webhook_from_row(ospab_row_t r, webhook_row_t *w)
+{
+    w->id = r[0];
+    w->event = r[1];
+    w->payload = r[2];
+    w->attempts = r[3] ? atoi(r[3]) : 0;
+}
+
+/* The one column of ospab_webhook_due: the id of a row due now. */
+static const char *due_id_from_row(ospab_row_t r)
+{
+    return r[0];
+}
+
 typedef struct {
     CURL *h;
     const char *id, *lease;
@@ -117,6 +139,7 @@ static int prepare(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, apr_tim
                             apr_itoa(p, c->webhook_max_attempts) };
     const char *body, *sig;
     ospab_row_t row = NULL;
+    webhook_row_t w;
     json_t *payload;
     int n = 0;
 
@@ -132,16 +155,16 @@ static int prepare(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, apr_tim
     if (ospab_db_end(db, 1) != APR_SUCCESS) {
         return 0;
     }
-    /* id event payload attempts */
+    webhook_from_row(row, &w);
     memset(d, 0, sizeof(*d));
     d->h = h;
     d->id = id;
     d->lease = lease;
-    d->attempt = atoi(row[3]);
+    d->attempt = w.attempts;
     d->rc = CURLE_ABORTED_BY_CALLBACK;  /* until curl says the transfer is done */
     apr_cpystrn(d->errbuf, "the transfer did not finish", sizeof(d->errbuf));
-    payload = ospab_json_own(p, ospab_event_payload(row[0], row[2]));
-    if (!payload || !(body = ospab_json_dump(p, payload)) || strpbrk(row[1], "\r\n")) {
+    payload = ospab_json_own(p, ospab_event_payload(w.id, w.payload));
+    if (!payload || !(body = ospab_json_dump(p, payload)) || strpbrk(w.event, "\r\n")) {
         const char *f[4] = { NULL, "the stored event cannot be sent", id, lease };
 
         if (ospab_db_begin(db, p) == APR_SUCCESS) {
@@ -153,7 +176,7 @@ static int prepare(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, apr_tim
     }
     sig = ospab_webhook_signature(p, c->webhook_secret, now, body, strlen(body));
     d->headers = curl_slist_append(d->headers, "Content-Type: application/json");
-    d->headers = curl_slist_append(d->headers, apr_pstrcat(p, "X-Ospab-Event: ", row[1], NULL));
+    d->headers = curl_slist_append(d->headers, apr_pstrcat(p, "X-Ospab-Event: ", w.event, NULL));
     d->headers = curl_slist_append(d->headers, apr_pstrcat(p, "X-Ospab-Delivery: ", id, NULL));
     if (sig) {
         d->headers = curl_slist_append(d->headers,
@@ -355,7 +378,7 @@ apr_interval_time_t agent_webhook_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *
         if (!wh_easy[n] && !(wh_easy[n] = curl_easy_init())) {
             break;
         }
-        if (prepare(db, p, c, now, APR_ARRAY_IDX(rows, i, ospab_row_t)[0], &d[n],
+        if (prepare(db, p, c, now, due_id_from_row(APR_ARRAY_IDX(rows, i, ospab_row_t)), &d[n],
                     wh_easy[n])) {
             curl_multi_add_handle(wh_multi, wh_easy[n]);
             ++n;

@@ -37,6 +37,7 @@ int main(void)
     srunner_add_suite(sr, ospab_sync_suite());
     srunner_add_suite(sr, ospab_session_suite());
     srunner_add_suite(sr, ospab_task_suite());
+    srunner_add_suite(sr, ospab_alerts_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

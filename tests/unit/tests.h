@@ -22,5 +22,6 @@ Suite *ospab_db_suite(void);
 Suite *ospab_sync_suite(void);
 Suite *ospab_session_suite(void);
 Suite *ospab_task_suite(void);
+Suite *ospab_alerts_suite(void);
 
 #endif
