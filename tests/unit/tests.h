@@ -11,5 +11,6 @@ Suite *ospab_fields_suite(void);
 Suite *ospab_pve_suite(void);
 Suite *ospab_outbox_suite(void);
 Suite *ospab_limits_suite(void);
+Suite *ospab_sio_codec_suite(void);
 
 #endif
