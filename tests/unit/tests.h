@@ -12,5 +12,6 @@ Suite *ospab_pve_suite(void);
 Suite *ospab_outbox_suite(void);
 Suite *ospab_limits_suite(void);
 Suite *ospab_sio_codec_suite(void);
+Suite *ospab_migrate_suite(void);
 
 #endif
