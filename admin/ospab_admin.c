@@ -134,7 +134,7 @@ static void usage(FILE *out)
 }
 
 /* The installed migrations, or, for a tool run from the build tree before `make install`
- * (monitor-agent/ospab-admin), the tree's own sql/ next to it. */
+ * (admin/ospab-admin), the tree's own sql/ next to it. */
 static const char *default_sql_dir(apr_pool_t *p)
 {
     char exe[4096];
