@@ -12,7 +12,7 @@
 
 #include <apr_strings.h>
 
-#include "agent.h"
+#include "agent_auth.h"
 #include "ospab_session.h"
 
 /* the socket keeps the token's sid in agent_sio_user_t */

@@ -26,6 +26,7 @@
 #include "ospab_events.h"
 #include "ospab_json.h"
 #include "ospab_mail.h"
+#include "ospab_server.h"
 #include "ospab_util.h"
 
 #define LIVE_MAX_ROOMS   2000       /* servers fetched per live round */
