@@ -29,7 +29,6 @@
  * carrying a sid must come from the address the session was opened from, or the sid is
  * as unknown. Logs name sessions by a per-process number, never by their sid. */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -46,6 +45,7 @@
 
 #include "agent_log.h"
 #include "agent_sio.h"
+#include "ospab_net.h"
 #include "ospab_sio_codec.h"
 
 #define SIO_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -55,8 +55,7 @@
 #define SIO_TIMER_MAX_US        ((lws_usec_t)86400 * APR_USEC_PER_SEC)
 /* recheck requests waiting for the service thread; beyond this everyone is checked */
 #define SIO_MAX_PENDING_CHECKS  65536
-#define SIO_ADDR_MAX            64      /* "a.b.c.d" or "x:x:x:x::/64" */
-#define XFF_KEEP                16      /* X-Forwarded-For entries looked at, from the right */
+#define SIO_ADDR_MAX            OSPAB_NET_KEY_MAX   /* "a.b.c.d" or "x:x:x:x::/64" */
 #define SIO_WITHDRAWN           "access to this server was withdrawn"
 #define SIO_MAX_AUTH_FAILURES   3       /* refused CONNECTs, then the session is closed */
 /* Publishes waiting for the service thread; beyond this the publisher is faster than
@@ -95,13 +94,6 @@ typedef struct {
     int pending;                        /* of them, not connected */
     char key[SIO_ADDR_MAX];             /* the hash key (see client_key) */
 } sio_addr_t;
-
-/* One trusted_proxies entry: an address or a network. */
-typedef struct {
-    int family;                         /* AF_INET or AF_INET6 */
-    unsigned char net[16];
-    int bits;
-} sio_net_t;
 
 /* A recheck asked for by another thread (agent_sio_recheck_*). */
 typedef struct sio_check_t {
@@ -197,7 +189,7 @@ struct agent_sio_t {
     /* service thread only */
     apr_hash_t *sessions;               /* sid -> sio_sess_t */
     apr_hash_t *addrs;                  /* client key -> sio_addr_t */
-    sio_net_t *proxies;                 /* trusted_proxies */
+    ospab_net_t *proxies;               /* trusted_proxies */
     int nproxies;
     sio_sess_t *pend_head, *pend_tail;  /* pending sessions, oldest first */
     int npending, nconnected;
@@ -348,158 +340,24 @@ static void conn_respond_error(struct lws *wsi, sio_conn_t *c, unsigned status, 
 
 /* ------------------------------------------------------ client addresses -- */
 
-/* An address as its family and 16 bytes; ::ffff:a.b.c.d is the IPv4 address. 0: parsed. */
-static int addr_parse(const char *text, int *family, unsigned char *bytes)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    memset(bytes, 0, 16);
-    if (inet_pton(AF_INET, text, &a4) == 1) {
-        *family = AF_INET;
-        memcpy(bytes, &a4, 4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            *family = AF_INET;
-            memcpy(bytes, &a6.s6_addr[12], 4);
-        }
-        else {
-            *family = AF_INET6;
-            memcpy(bytes, &a6, 16);
-        }
-        return 0;
-    }
-    return -1;
-}
-
-/* "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". 0: parsed. */
-static int net_parse(const char *text, sio_net_t *n)
-{
-    char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-    long bits, max;
-
-    if (strlen(text) >= sizeof(buf))
-        return -1;
-    strcpy(buf, text);
-    if ((slash = strchr(buf, '/')) != NULL)
-        *slash++ = '\0';
-    if (addr_parse(buf, &n->family, n->net))
-        return -1;
-    max = n->family == AF_INET ? 32 : 128;
-    n->bits = (int)max;
-    if (slash) {
-        errno = 0;
-        bits = strtol(slash, &end, 10);
-        if (errno || end == slash || *end || bits < 0 || bits > max)
-            return -1;
-        n->bits = (int)bits;
-    }
-    return 0;
-}
-
-static int net_contains(const sio_net_t *n, int family, const unsigned char *b)
-{
-    int full = n->bits / 8, rest = n->bits % 8;
-
-    if (n->family != family || memcmp(n->net, b, (apr_size_t)full))
-        return 0;
-    return !rest || ((n->net[full] ^ b[full]) & (0xff << (8 - rest)) & 0xff) == 0;
-}
-
-/* A space- (or comma-) separated trusted_proxies list; *bad names the first bad entry. */
-static int proxies_parse(apr_pool_t *p, const char *text, sio_net_t **out, int *n,
-                         const char **bad)
-{
-    char *copy = apr_pstrdup(p, text), *last, *tok;
-    int cap = 4;
-
-    *n = 0;
-    *out = apr_pcalloc(p, sizeof(**out) * (apr_size_t)cap);
-    for (tok = apr_strtok(copy, " \t,", &last); tok; tok = apr_strtok(NULL, " \t,", &last)) {
-        if (*n == cap) {
-            sio_net_t *more = apr_pcalloc(p, sizeof(*more) * (apr_size_t)cap * 2);
-
-            memcpy(more, *out, sizeof(*more) * (apr_size_t)cap);
-            *out = more;
-            cap *= 2;
-        }
-        if (net_parse(tok, &(*out)[*n])) {
-            *bad = tok;
-            return -1;
-        }
-        ++*n;
-    }
-    return 0;
-}
-
 int agent_sio_proxies_check(apr_pool_t *p, const char *text, const char **bad)
 {
-    sio_net_t *nets;
+    ospab_net_t *nets;
     int n;
 
-    return proxies_parse(p, text, &nets, &n, bad);
+    return ospab_net_list_parse(p, text, &nets, &n, bad);
 }
 
-static int trusted(agent_sio_t *s, int family, const unsigned char *b)
-{
-    int i;
-
-    for (i = 0; i < s->nproxies; ++i)
-        if (net_contains(&s->proxies[i], family, b))
-            return 1;
-    return 0;
-}
-
-/* The client address of a request, as the key its limits and its sessions go by: the
- * peer's address, or for a trusted proxy the right-most X-Forwarded-For entry that is not
- * a trusted proxy itself (the entries further left are whatever the client wrote; the
- * right-most was written by the proxy we trust). An IPv6 client is known by its /64: one
- * host usually has all of it, so one address each would be no limit at all. */
+/* The client address of a request, as the key its limits and its sessions go by
+ * (lib/ospab_net.c): the peer's, or the one a trusted proxy names, an IPv6 client by its
+ * /64 (one host usually has all of it, so one address each would be no limit at all). */
 static void client_key(agent_sio_t *s, struct lws *wsi, char *key, apr_size_t keysz)
 {
     char peer[INET6_ADDRSTRLEN + 1], xff[4200];
-    unsigned char b[16], x[16];
-    int family, xfamily;
+    const char *from = lws_get_peer_simple(wsi, peer, sizeof(peer));
+    int has_xff = lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0;
 
-    if (!lws_get_peer_simple(wsi, peer, sizeof(peer)) || addr_parse(peer, &family, b)) {
-        apr_cpystrn(key, "?", keysz);
-        return;
-    }
-    if (trusted(s, family, b)
-        && lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0) {
-        char *ent[XFF_KEEP], *last, *tok;
-        int n = 0, i;
-
-        /* several X-Forwarded-For lines come joined by commas: the right-most entries are
-         * the ones that count, so a ring keeps the last XFF_KEEP */
-        for (tok = apr_strtok(xff, ",", &last); tok; tok = apr_strtok(NULL, ",", &last))
-            ent[n++ % XFF_KEEP] = tok;
-        for (i = n - 1; i >= 0 && i >= n - XFF_KEEP; --i) {
-            char *e, *v = ent[i % XFF_KEEP];
-
-            while (*v == ' ' || *v == '\t')
-                ++v;
-            e = v + strlen(v);
-            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-                *--e = '\0';
-            if (addr_parse(v, &xfamily, x))
-                break;              /* not an address: the last good one stands */
-            family = xfamily;
-            memcpy(b, x, sizeof(b));
-            if (!trusted(s, family, b))
-                break;
-        }
-    }
-    if (family == AF_INET) {
-        inet_ntop(AF_INET, b, key, (socklen_t)keysz);
-    }
-    else {
-        memset(b + 8, 0, 8);
-        inet_ntop(AF_INET6, b, key, (socklen_t)(keysz - 4));
-        apr_cpystrn(key + strlen(key), "/64", 4);
-    }
+    ospab_net_client_key(s->proxies, s->nproxies, from, has_xff ? xff : NULL, key, keysz);
 }
 
 static sio_addr_t *addr_get(agent_sio_t *s, const char *key)
@@ -2136,7 +1994,8 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
     {
         const char *bad = NULL;
 
-        if (proxies_parse(p, s->conf.trusted_proxies, &s->proxies, &s->nproxies, &bad)) {
+        if (ospab_net_list_parse(p, s->conf.trusted_proxies, &s->proxies, &s->nproxies,
+                                 &bad)) {
             AGENT_ERROR("live-push: trusted_proxies: '%s' is not an address or network", bad);
             return APR_EINVAL;
         }

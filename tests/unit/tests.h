@@ -13,5 +13,6 @@ Suite *ospab_outbox_suite(void);
 Suite *ospab_limits_suite(void);
 Suite *ospab_sio_codec_suite(void);
 Suite *ospab_migrate_suite(void);
+Suite *ospab_net_suite(void);
 
 #endif
