@@ -12,8 +12,9 @@
 
 #include <apr_strings.h>
 
-#include "agent.h"
+#include "agent_auth.h"
 #include "ospab_session.h"
+#include "ospab_vps.h"
 
 /* the socket keeps the token's sid in agent_sio_user_t */
 _Static_assert(AGENT_SIO_SID_MAX == OSPAB_JWT_SID_MAX, "sid sizes differ");
@@ -161,6 +162,7 @@ static int may_subscribe(void *ctx, const agent_sio_user_t *u, apr_int64_t serve
     auth_t *a = ctx;
     const char *id;
     ospab_row_t row = NULL;
+    ospab_vps_t v;
 
     apr_pool_clear(a->scratch);
     id = apr_psprintf(a->scratch, "%" APR_INT64_T_FMT, server_id);
@@ -169,7 +171,10 @@ static int may_subscribe(void *ctx, const agent_sio_user_t *u, apr_int64_t serve
         *why = "temporarily unavailable, try again";
         return -1;
     }
-    if (!row || !row[1] || apr_atoi64(row[1]) != u->user_id) {
+    if (row) {
+        ospab_row_fill(&ospab_vps_status_row, row, &v);
+    }
+    if (!row || !v.user_id || apr_atoi64(v.user_id) != u->user_id) {
         *why = "server not found";
         return 1;
     }

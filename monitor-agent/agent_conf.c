@@ -24,7 +24,7 @@
 #include <apr_lib.h>
 #include <apr_file_io.h>
 
-#include "agent.h"
+#include "agent_conf.h"
 #include "ospab_mail.h"
 #include "ospab_sync.h"
 #include "ospab_util.h"

@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 
+#include "agent_monitor.h"
 #include "agent_monitor_int.h"
 #include "ospab_util.h"
 

@@ -17,7 +17,7 @@
 #include <curl/curl.h>
 #include <apr_strings.h>
 
-#include "agent.h"
+#include "agent_mail.h"
 #include "ospab_mail.h"
 #include "ospab_outbox.h"
 #include "ospab_util.h"

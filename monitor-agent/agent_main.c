@@ -1,4 +1,19 @@
-/* ospab-agent: the daemon (see agent.h for the threads).
+/* ospab-agent: the background half of ospab panel, the daemon that does what no HTTP request
+ * should wait for. This file starts it, takes the signals and stops it; the threads are:
+ *
+ *   main thread      the live-push server (agent_sio), its own DB connection for
+ *                    token and ownership checks (agent_auth)
+ *   "monitor"        polls every cluster's /cluster/resources, stores metrics_latest,
+ *                    reflects status drift, raises and clears alerts, fetches live stats of
+ *                    servers with subscribers, follows running Proxmox tasks, and turns new
+ *                    events (webhook_outbox rows) into pushes (agent_monitor)
+ *   "mailer"         sends email_outbox over SMTP (agent_mail)
+ *   "webhooks"       delivers webhook_outbox to the main site (agent_webhook)
+ *   signals          one thread takes SIGTERM, SIGINT and SIGHUP
+ *
+ * The workers run on agent_pool.c's threads and share agent_ctx.h's services. SIGTERM
+ * stops the workers after their current tick; SIGHUP re-reads the config file and restarts
+ * the workers with it (a config that does not load is logged and the old one kept).
  *
  *   ospab-agent [-c FILE] [--foreground] [--check] [--once]
  *
@@ -26,202 +41,25 @@
 #include <apr_dbd.h>
 #include <curl/curl.h>
 
-#include "agent.h"
+#include "agent_auth.h"
+#include "agent_ctx.h"
+#include "agent_mail.h"
 #include "agent_monitor.h"
+#include "agent_pool.h"
+#include "agent_webhook.h"
 
 #ifndef OSPAB_AGENT_CONF
 #define OSPAB_AGENT_CONF "/etc/ospab/agent.conf"
 #endif
 
-typedef struct {
-    const char *name;
-    agent_tick_fn *tick;
-    agent_t *ag;
-    apr_thread_t *thread;
-    unsigned long seen_wake;
-} worker_t;
-
-static worker_t workers[] = {
-    { "monitor", agent_monitor_tick, NULL, NULL, 0 },
-    { "mailer", agent_mail_tick, NULL, NULL, 0 },
-    { "webhooks", agent_webhook_tick, NULL, NULL, 0 },
+static const agent_worker_t worker_table[] = {
+    { "monitor", agent_monitor_tick },
+    { "mailer", agent_mail_tick },
+    { "webhooks", agent_webhook_tick },
 };
-#define NWORKERS (sizeof(workers) / sizeof(workers[0]))
+#define NWORKERS ((int)(sizeof(worker_table) / sizeof(worker_table[0])))
 
-static unsigned long wake_gen;      /* under ag->lock */
-
-apr_status_t agent_db_open(agent_t *ag, apr_pool_t *p, ospab_db_t *db, const char **why)
-{
-    const apr_dbd_driver_t *drv;
-    apr_dbd_t *handle;
-    const char *err = NULL;
-    apr_status_t rv;
-
-    if ((rv = apr_dbd_get_driver(p, ag->conf->db_driver, &drv)) != APR_SUCCESS) {
-        *why = apr_psprintf(p, "no apr_dbd driver %s (install libaprutil1-dbd-%s)",
-                            ag->conf->db_driver, ag->conf->db_driver);
-        return rv;
-    }
-    if ((rv = apr_dbd_open_ex(drv, p, ag->conf->db_params, &handle, &err)) != APR_SUCCESS) {
-        /* the driver's message never holds the password, the params may: not logged */
-        *why = apr_psprintf(p, "cannot connect to the %s database: %s", ag->conf->db_driver,
-                            err ? err : "no reason given");
-        return rv;
-    }
-    ospab_db_init(db, drv, handle, NULL);
-    db->conn_pool = p;
-    if ((rv = ospab_db_prepare_all(db, p)) != APR_SUCCESS) {
-        *why = apr_psprintf(p, "preparing statements failed (%s): is the schema migrated? "
-                            "(ospab-admin migrate)", db->error ? db->error : "?");
-        apr_dbd_close(drv, handle);
-        return rv;
-    }
-    return APR_SUCCESS;
-}
-
-void agent_wake(agent_t *ag)
-{
-    apr_thread_mutex_lock(ag->lock);
-    wake_gen++;
-    apr_thread_cond_broadcast(ag->wake);
-    apr_thread_mutex_unlock(ag->lock);
-}
-
-void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data)
-{
-    if (ag->sio) {
-        /* when the agent sent it, in ms since the epoch: a page can show how fresh the
-         * data is, and bench/fanout measures the push's latency from it */
-        json_object_set_new(data, "sentAt",
-                            json_integer((json_int_t)apr_time_as_msec(apr_time_now())));
-        agent_sio_publish(ag->sio, server_id, event, data);
-    }
-}
-
-/* Waits up to t, or until woken or stopping. */
-static void worker_wait(worker_t *w, apr_interval_time_t t)
-{
-    agent_t *ag = w->ag;
-    apr_time_t until = apr_time_now() + t;
-
-    apr_thread_mutex_lock(ag->lock);
-    while (!ag->stopping && w->seen_wake == wake_gen) {
-        apr_time_t left = until - apr_time_now();
-
-        if (left <= 0) {
-            break;
-        }
-        apr_thread_cond_timedwait(ag->wake, ag->lock, left);
-    }
-    w->seen_wake = wake_gen;
-    apr_thread_mutex_unlock(ag->lock);
-}
-
-int agent_db_usable(ospab_db_t *db, apr_pool_t *p)
-{
-    ospab_row_t row = NULL;
-
-    if (apr_dbd_check_conn(db->driver, p, db->handle) != APR_SUCCESS) {
-        return 0;
-    }
-    return ospab_db_select_one(db, p, "ospab_ping", 0, NULL, &row) == APR_SUCCESS && row;
-}
-
-static void *APR_THREAD_FUNC worker_main(apr_thread_t *t, void *data)
-{
-    worker_t *w = data;
-    agent_t *ag = w->ag;
-    apr_pool_t *conn_pool, *tick_pool;
-    apr_interval_time_t retry = apr_time_from_sec(1);
-    ospab_db_t db;
-    int open = 0;
-
-    apr_pool_create(&conn_pool, NULL);
-    apr_pool_create(&tick_pool, NULL);
-    while (!ag->stopping) {
-        apr_interval_time_t next;
-
-        if (!open) {
-            const char *why = NULL;
-
-            apr_pool_clear(conn_pool);
-            if (agent_db_open(ag, conn_pool, &db, &why) != APR_SUCCESS) {
-                AGENT_ERROR("%s: %s (retry in %ds)", w->name, why, (int)apr_time_sec(retry));
-                worker_wait(w, retry);
-                retry = retry * 2 > apr_time_from_sec(60) ? apr_time_from_sec(60) : retry * 2;
-                continue;
-            }
-            open = 1;
-            retry = apr_time_from_sec(1);
-        }
-        db.errcode = 0;
-        next = w->tick(ag, &db, tick_pool);
-        apr_pool_clear(tick_pool);
-        if (db.trans) {
-            ospab_db_end(&db, 0);
-        }
-        /* After a failed statement, a prepared one must still work: MariaDB may have
-         * dropped the connection (restart, wait_timeout, KILL), and apr_dbd_mysql's
-         * automatic reconnect brings the connection back without our statements. Then
-         * the connection is opened again and everything prepared anew. */
-        if (db.errcode != 0 && !agent_db_usable(&db, tick_pool)) {
-            AGENT_WARN("%s: database connection lost, reconnecting", w->name);
-            apr_dbd_close(db.driver, db.handle);
-            open = 0;
-            next = 0;
-        }
-        apr_pool_clear(tick_pool);
-        if (next > 0) {
-            worker_wait(w, next);
-        }
-    }
-    if (open) {
-        apr_dbd_close(db.driver, db.handle);
-    }
-    apr_pool_destroy(tick_pool);
-    apr_pool_destroy(conn_pool);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
-}
-
-static apr_status_t workers_start(agent_t *ag)
-{
-    apr_threadattr_t *attr;
-    apr_size_t i;
-
-    ag->stopping = 0;
-    apr_threadattr_create(&attr, ag->pool);
-    apr_threadattr_stacksize_set(attr, 1 << 20);
-    for (i = 0; i < NWORKERS; ++i) {
-        apr_status_t rv;
-
-        workers[i].ag = ag;
-        workers[i].seen_wake = wake_gen;
-        if ((rv = apr_thread_create(&workers[i].thread, attr, worker_main, &workers[i],
-                                    ag->pool)) != APR_SUCCESS) {
-            AGENT_ERROR("cannot start the %s thread", workers[i].name);
-            return rv;
-        }
-    }
-    return APR_SUCCESS;
-}
-
-static void workers_stop(agent_t *ag)
-{
-    apr_size_t i;
-    apr_status_t rv;
-
-    apr_thread_mutex_lock(ag->lock);
-    ag->stopping = 1;
-    apr_thread_cond_broadcast(ag->wake);
-    apr_thread_mutex_unlock(ag->lock);
-    for (i = 0; i < NWORKERS; ++i) {
-        if (workers[i].thread) {
-            apr_thread_join(&rv, workers[i].thread);
-            workers[i].thread = NULL;
-        }
-    }
-}
+static agent_pool_t *workers;
 
 /* ---- signals: one thread takes them all (sigwait), the others have them blocked ---- */
 
@@ -253,11 +91,11 @@ static void *signal_main(void *data)
                 continue;
             }
             AGENT_INFO("reload: stopping the workers");
-            workers_stop(ag);
+            agent_pool_stop(workers);
             agent_log_set_level(c->log_level);
             agent_monitor_reconfigure(ag, c);
             ag->conf = c;
-            if (workers_start(ag) != APR_SUCCESS) {
+            if (agent_pool_start(workers) != APR_SUCCESS) {
                 AGENT_ERROR("reload: workers did not start; exiting");
                 exit(2);
             }
@@ -431,7 +269,8 @@ int main(int argc, const char *const *argv)
     sigaddset(&handled, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &handled, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (workers_start(ag) != APR_SUCCESS) {
+    workers = agent_pool_create(ag, worker_table, NWORKERS);
+    if (agent_pool_start(workers) != APR_SUCCESS) {
         return 2;
     }
     pthread_create(&sig_thread, NULL, signal_main, ag);
@@ -455,7 +294,7 @@ int main(int argc, const char *const *argv)
         apr_thread_mutex_unlock(ag->lock);
     }
     pthread_join(sig_thread, NULL);
-    workers_stop(ag);
+    agent_pool_stop(workers);
     agent_monitor_release(ag, &db);
     if (ag->conf->pid_file) {
         unlink(ag->conf->pid_file);

@@ -18,6 +18,7 @@
 #include <apr_strings.h>
 #include <apr_hash.h>
 
+#include "agent_monitor.h"
 #include "agent_monitor_int.h"
 #include "ospab_util.h"
 

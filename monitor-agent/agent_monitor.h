@@ -2,8 +2,10 @@
 #ifndef AGENT_MONITOR_H
 #define AGENT_MONITOR_H
 
-#include "agent.h"
+#include "agent_ctx.h"
 
+/* The monitor thread's tick. */
+agent_tick_fn agent_monitor_tick;
 /* Makes the Proxmox clients of ag->conf's clusters and the monitor's state. */
 apr_status_t agent_monitor_setup(agent_t *ag);
 /* Called with the workers stopped, before ag->conf becomes c: clients for c's clusters. */

@@ -14,7 +14,8 @@
 
 #include <apr_hash.h>
 
-#include "agent_monitor.h"
+#include "agent_ctx.h"
+#include "ospab_server.h"
 #include "ospab_alerts.h"
 
 #define LIVE_PARALLEL    8          /* Proxmox requests in flight for live stats */

@@ -6,8 +6,9 @@
  * flag, and wake the service thread with lws_cancel_service().
  *
  * Objects:
- *   sio_pkt_t   one encoded Engine.IO packet ("42[...]") with LWS_PRE headroom, shared
- *               by every client it goes to (refcounted, service thread only once queued)
+ *   sio_pkt_t   one encoded Engine.IO packet ("42[...]", made by the codec in
+ *               lib/ospab_sio_codec.c) with LWS_PRE headroom, shared by every client it
+ *               goes to (refcounted, service thread only once queued)
  *   sio_sess_t  one Engine.IO session = one Socket.IO client on namespace "/"; owns a
  *               bounded queue of packet references and its room memberships
  *   sio_conn_t  lws per-connection data: a held polling GET, a POST being read, a
@@ -28,7 +29,6 @@
  * carrying a sid must come from the address the session was opened from, or the sid is
  * as unknown. Logs name sessions by a per-process number, never by their sid. */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -45,6 +45,8 @@
 
 #include "agent_log.h"
 #include "agent_sio.h"
+#include "ospab_net.h"
+#include "ospab_sio_codec.h"
 
 #define SIO_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
@@ -53,15 +55,13 @@
 #define SIO_TIMER_MAX_US        ((lws_usec_t)86400 * APR_USEC_PER_SEC)
 /* recheck requests waiting for the service thread; beyond this everyone is checked */
 #define SIO_MAX_PENDING_CHECKS  65536
-#define SIO_ADDR_MAX            64      /* "a.b.c.d" or "x:x:x:x::/64" */
-#define XFF_KEEP                16      /* X-Forwarded-For entries looked at, from the right */
+#define SIO_ADDR_MAX            OSPAB_NET_KEY_MAX   /* "a.b.c.d" or "x:x:x:x::/64" */
 #define SIO_WITHDRAWN           "access to this server was withdrawn"
 #define SIO_MAX_AUTH_FAILURES   3       /* refused CONNECTs, then the session is closed */
 /* Publishes waiting for the service thread; beyond this the publisher is faster than
  * the fan-out for long, and the newest events are dropped rather than memory grown. */
 #define SIO_MAX_PENDING_PUBLISH 65536
 #define SIO_SID_BYTES           15      /* 20 base64url characters, as engine.io's */
-#define SIO_MAX_NSP_LEN         128
 
 enum { T_POLLING = 1, T_WEBSOCKET = 2 };
 enum { K_NONE = 0, K_POLL, K_POST, K_RESP, K_WS };
@@ -71,6 +71,7 @@ typedef struct sio_pkt_t {
     int refs;
     apr_size_t len;
     unsigned char *data;                /* LWS_PRE bytes of headroom before it */
+    char *buf;                          /* the codec's buffer: data - LWS_PRE */
 } sio_pkt_t;
 
 typedef struct sio_qent_t {
@@ -93,13 +94,6 @@ typedef struct {
     int pending;                        /* of them, not connected */
     char key[SIO_ADDR_MAX];             /* the hash key (see client_key) */
 } sio_addr_t;
-
-/* One trusted_proxies entry: an address or a network. */
-typedef struct {
-    int family;                         /* AF_INET or AF_INET6 */
-    unsigned char net[16];
-    int bits;
-} sio_net_t;
 
 /* A recheck asked for by another thread (agent_sio_recheck_*). */
 typedef struct sio_check_t {
@@ -196,7 +190,7 @@ struct agent_sio_t {
     /* service thread only */
     apr_hash_t *sessions;               /* sid -> sio_sess_t */
     apr_hash_t *addrs;                  /* client key -> sio_addr_t */
-    sio_net_t *proxies;                 /* trusted_proxies */
+    ospab_net_t *proxies;               /* trusted_proxies */
     int nproxies;
     sio_sess_t *pend_head, *pend_tail;  /* pending sessions, oldest first */
     int npending, nconnected;
@@ -211,56 +205,42 @@ struct agent_sio_t {
 
 /* --------------------------------------------------------------- packets -- */
 
-static sio_pkt_t *pkt_alloc(apr_size_t len)
+/* A packet the codec encoded with LWS_PRE bytes of headroom (buf is handed over; *len is
+ * read only when buf is not NULL). NULL when out of memory. */
+static sio_pkt_t *pkt_wrap(char *buf, const apr_size_t *len)
 {
-    sio_pkt_t *pkt = malloc(sizeof(*pkt) + LWS_PRE + len + 1);
-
-    if (!pkt)
-        return NULL;
-    pkt->refs = 1;
-    pkt->len = len;
-    pkt->data = (unsigned char *)(pkt + 1) + LWS_PRE;
-    pkt->data[len] = '\0';
-    return pkt;
-}
-
-/* prefix followed by the JSON text of j (NULL: just the prefix). */
-static sio_pkt_t *pkt_json(const char *prefix, const json_t *j)
-{
-    char *text = NULL;
-    apr_size_t plen = strlen(prefix), tlen = 0;
     sio_pkt_t *pkt;
 
-    if (j) {
-        text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!text)
-            return NULL;
-        tlen = strlen(text);
+    if (!buf)
+        return NULL;
+    if (!(pkt = malloc(sizeof(*pkt)))) {
+        free(buf);
+        return NULL;
     }
-    pkt = pkt_alloc(plen + tlen);
-    if (pkt) {
-        memcpy(pkt->data, prefix, plen);
-        if (tlen)
-            memcpy(pkt->data + plen, text, tlen);
-    }
-    free(text);
+    pkt->refs = 1;
+    pkt->len = *len;
+    pkt->buf = buf;
+    pkt->data = (unsigned char *)buf + LWS_PRE;
     return pkt;
 }
 
+/* One of the codec's packets without data ("2", "41", ...). */
 static sio_pkt_t *pkt_text(const char *text)
 {
     apr_size_t len = strlen(text);
-    sio_pkt_t *pkt = pkt_alloc(len);
+    char *buf = malloc(LWS_PRE + len + 1);
 
-    if (pkt)
-        memcpy(pkt->data, text, len);
-    return pkt;
+    if (buf)
+        memcpy(buf + LWS_PRE, text, len + 1);
+    return pkt_wrap(buf, &len);
 }
 
 static void pkt_unref(sio_pkt_t *pkt)
 {
-    if (pkt && --pkt->refs == 0)
+    if (pkt && --pkt->refs == 0) {
+        free(pkt->buf);
         free(pkt);
+    }
 }
 
 /* ------------------------------------------------------------ helpers -- */
@@ -349,215 +329,36 @@ static void conn_respond(struct lws *wsi, sio_conn_t *c, unsigned status, const 
 static void conn_respond_error(struct lws *wsi, sio_conn_t *c, unsigned status, int code,
                                const char *message)
 {
-    json_t *j = json_pack("{siss}", "code", code, "message", message);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    apr_size_t len = 0;
+    char *text = ospab_eio_encode_error(code, message, &len);
 
     if (text)
-        conn_respond(wsi, c, status, "application/json", text, strlen(text));
+        conn_respond(wsi, c, status, "application/json", text, len);
     else
         conn_respond(wsi, c, 500, "text/plain", "error", 5);
     free(text);
-    json_decref(j);
-}
-
-/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. Websocket
- * text frames are checked by lws (LWS_SERVER_OPTION_VALIDATE_UTF8); polling bodies here. */
-static int utf8_valid(const unsigned char *p, apr_size_t n)
-{
-    apr_size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = p[i];
-        apr_size_t k;
-        apr_uint32_t cp;
-
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        }
-        else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        }
-        else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        }
-        else
-            return 0;
-        if (n - i <= k)
-            return 0;
-        for (apr_size_t j = 1; j <= k; ++j) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff
-            || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
 }
 
 /* ------------------------------------------------------ client addresses -- */
 
-/* An address as its family and 16 bytes; ::ffff:a.b.c.d is the IPv4 address. 0: parsed. */
-static int addr_parse(const char *text, int *family, unsigned char *bytes)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    memset(bytes, 0, 16);
-    if (inet_pton(AF_INET, text, &a4) == 1) {
-        *family = AF_INET;
-        memcpy(bytes, &a4, 4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            *family = AF_INET;
-            memcpy(bytes, &a6.s6_addr[12], 4);
-        }
-        else {
-            *family = AF_INET6;
-            memcpy(bytes, &a6, 16);
-        }
-        return 0;
-    }
-    return -1;
-}
-
-/* "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". 0: parsed. */
-static int net_parse(const char *text, sio_net_t *n)
-{
-    char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-    long bits, max;
-
-    if (strlen(text) >= sizeof(buf))
-        return -1;
-    strcpy(buf, text);
-    if ((slash = strchr(buf, '/')) != NULL)
-        *slash++ = '\0';
-    if (addr_parse(buf, &n->family, n->net))
-        return -1;
-    max = n->family == AF_INET ? 32 : 128;
-    n->bits = (int)max;
-    if (slash) {
-        errno = 0;
-        bits = strtol(slash, &end, 10);
-        if (errno || end == slash || *end || bits < 0 || bits > max)
-            return -1;
-        n->bits = (int)bits;
-    }
-    return 0;
-}
-
-static int net_contains(const sio_net_t *n, int family, const unsigned char *b)
-{
-    int full = n->bits / 8, rest = n->bits % 8;
-
-    if (n->family != family || memcmp(n->net, b, (apr_size_t)full))
-        return 0;
-    return !rest || ((n->net[full] ^ b[full]) & (0xff << (8 - rest)) & 0xff) == 0;
-}
-
-/* A space- (or comma-) separated trusted_proxies list; *bad names the first bad entry. */
-static int proxies_parse(apr_pool_t *p, const char *text, sio_net_t **out, int *n,
-                         const char **bad)
-{
-    char *copy = apr_pstrdup(p, text), *last, *tok;
-    int cap = 4;
-
-    *n = 0;
-    *out = apr_pcalloc(p, sizeof(**out) * (apr_size_t)cap);
-    for (tok = apr_strtok(copy, " \t,", &last); tok; tok = apr_strtok(NULL, " \t,", &last)) {
-        if (*n == cap) {
-            sio_net_t *more = apr_pcalloc(p, sizeof(*more) * (apr_size_t)cap * 2);
-
-            memcpy(more, *out, sizeof(*more) * (apr_size_t)cap);
-            *out = more;
-            cap *= 2;
-        }
-        if (net_parse(tok, &(*out)[*n])) {
-            *bad = tok;
-            return -1;
-        }
-        ++*n;
-    }
-    return 0;
-}
-
 int agent_sio_proxies_check(apr_pool_t *p, const char *text, const char **bad)
 {
-    sio_net_t *nets;
+    ospab_net_t *nets;
     int n;
 
-    return proxies_parse(p, text, &nets, &n, bad);
+    return ospab_net_list_parse(p, text, &nets, &n, bad);
 }
 
-static int trusted(agent_sio_t *s, int family, const unsigned char *b)
-{
-    int i;
-
-    for (i = 0; i < s->nproxies; ++i)
-        if (net_contains(&s->proxies[i], family, b))
-            return 1;
-    return 0;
-}
-
-/* The client address of a request, as the key its limits and its sessions go by: the
- * peer's address, or for a trusted proxy the right-most X-Forwarded-For entry that is not
- * a trusted proxy itself (the entries further left are whatever the client wrote; the
- * right-most was written by the proxy we trust). An IPv6 client is known by its /64: one
- * host usually has all of it, so one address each would be no limit at all. */
+/* The client address of a request, as the key its limits and its sessions go by
+ * (lib/ospab_net.c): the peer's, or the one a trusted proxy names, an IPv6 client by its
+ * /64 (one host usually has all of it, so one address each would be no limit at all). */
 static void client_key(agent_sio_t *s, struct lws *wsi, char *key, apr_size_t keysz)
 {
     char peer[INET6_ADDRSTRLEN + 1], xff[4200];
-    unsigned char b[16], x[16];
-    int family, xfamily;
+    const char *from = lws_get_peer_simple(wsi, peer, sizeof(peer));
+    int has_xff = lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0;
 
-    if (!lws_get_peer_simple(wsi, peer, sizeof(peer)) || addr_parse(peer, &family, b)) {
-        apr_cpystrn(key, "?", keysz);
-        return;
-    }
-    if (trusted(s, family, b)
-        && lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0) {
-        char *ent[XFF_KEEP], *last, *tok;
-        int n = 0, i;
-
-        /* several X-Forwarded-For lines come joined by commas: the right-most entries are
-         * the ones that count, so a ring keeps the last XFF_KEEP */
-        for (tok = apr_strtok(xff, ",", &last); tok; tok = apr_strtok(NULL, ",", &last))
-            ent[n++ % XFF_KEEP] = tok;
-        for (i = n - 1; i >= 0 && i >= n - XFF_KEEP; --i) {
-            char *e, *v = ent[i % XFF_KEEP];
-
-            while (*v == ' ' || *v == '\t')
-                ++v;
-            e = v + strlen(v);
-            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-                *--e = '\0';
-            if (addr_parse(v, &xfamily, x))
-                break;              /* not an address: the last good one stands */
-            family = xfamily;
-            memcpy(b, x, sizeof(b));
-            if (!trusted(s, family, b))
-                break;
-        }
-    }
-    if (family == AF_INET) {
-        inet_ntop(AF_INET, b, key, (socklen_t)keysz);
-    }
-    else {
-        memset(b + 8, 0, 8);
-        inet_ntop(AF_INET6, b, key, (socklen_t)(keysz - 4));
-        apr_cpystrn(key + strlen(key), "/64", 4);
-    }
+    ospab_net_client_key(s->proxies, s->nproxies, from, has_xff ? xff : NULL, key, keysz);
 }
 
 static sio_addr_t *addr_get(agent_sio_t *s, const char *key)
@@ -858,7 +659,8 @@ static void sess_close(sio_sess_t *sess, const char *why)
 
         if (c) {
             c->sess = NULL;
-            conn_respond(sess->poll_wsi, c, 200, "text/plain; charset=UTF-8", "1", 1);
+            conn_respond(sess->poll_wsi, c, 200, "text/plain; charset=UTF-8",
+                         OSPAB_EIO_PKT_CLOSE, 1);
         }
     }
     detach_conn(sess->post_wsi);
@@ -909,7 +711,7 @@ static void expiry_arm(sio_sess_t *sess)
 static void sess_disconnect(sio_sess_t *sess)
 {
     sess_leave_all(sess);
-    sess_send(sess, pkt_text("41"));
+    sess_send(sess, pkt_text(OSPAB_SIO_PKT_DISCONNECT));
     sess->close_after_flush = 1;
     sess_kick(sess);
 }
@@ -1011,23 +813,19 @@ static sio_sess_t *sess_lookup(agent_sio_t *s, const char *sid, const char *key)
     return sess;
 }
 
-/* The Engine.IO open packet: 0{"sid":..,"upgrades":[..],"pingInterval":..,...}. */
+/* The Engine.IO open packet: a polling session may upgrade to a websocket. */
 static sio_pkt_t *open_packet(sio_sess_t *sess)
 {
     agent_sio_t *s = sess->s;
-    json_t *j = json_pack("{sss[]sisisI}", "sid", sess->sid, "upgrades",
-                          "pingInterval", s->conf.ping_interval_ms,
-                          "pingTimeout", s->conf.ping_timeout_ms,
-                          "maxPayload", (json_int_t)s->conf.max_payload);
-    sio_pkt_t *pkt;
+    ospab_eio_open_t o;
+    apr_size_t len = 0;
 
-    if (!j)
-        return NULL;
-    if (sess->transport == T_POLLING)
-        json_array_append_new(json_object_get(j, "upgrades"), json_string("websocket"));
-    pkt = pkt_json("0", j);
-    json_decref(j);
-    return pkt;
+    o.sid = sess->sid;
+    o.upgrade_websocket = sess->transport == T_POLLING;
+    o.ping_interval_ms = s->conf.ping_interval_ms;
+    o.ping_timeout_ms = s->conf.ping_timeout_ms;
+    o.max_payload = (apr_int64_t)s->conf.max_payload;
+    return pkt_wrap(ospab_eio_encode_open(&o, LWS_PRE, &len), &len);
 }
 
 /* ----------------------------------------------------------- Socket.IO -- */
@@ -1061,14 +859,21 @@ static int parse_server_id(const json_t *v, apr_int64_t *out)
     return -1;
 }
 
+/* Answers the client's ack id with result (the reference is taken over). */
 static void send_ack(sio_sess_t *sess, long ack_id, json_t *result)
 {
-    char prefix[32];
-    json_t *args = json_pack("[o]", result);
+    apr_size_t len = 0;
 
-    apr_snprintf(prefix, sizeof(prefix), "43%ld", ack_id);
-    sess_send(sess, pkt_json(prefix, args));
-    json_decref(args);
+    sess_send(sess, pkt_wrap(ospab_sio_encode_ack(ack_id, result, LWS_PRE, &len), &len));
+    json_decref(result);
+}
+
+/* An event of ours to this client alone (data: the caller keeps its reference). */
+static void send_event(sio_sess_t *sess, const char *name, const json_t *data)
+{
+    apr_size_t len = 0;
+
+    sess_send(sess, pkt_wrap(ospab_sio_encode_event(name, data, LWS_PRE, &len), &len));
 }
 
 static void subscription(sio_sess_t *sess, int subscribe, const json_t *arg, long ack_id)
@@ -1101,36 +906,30 @@ static void subscription(sio_sess_t *sess, int subscribe, const json_t *arg, lon
         send_ack(sess, ack_id, r);
     }
     if (why && subscribe && !sess->dead) {
-        json_t *ev = json_pack("[s{soss}]", "subscribe-error",
-                               "serverId", id > 0 ? json_integer(id) : json_null(),
+        json_t *ev = json_pack("{soss}", "serverId", id > 0 ? json_integer(id) : json_null(),
                                "error", why);
-        sess_send(sess, pkt_json("42", ev));
+
+        send_event(sess, "subscribe-error", ev);
         json_decref(ev);
     }
 }
 
-static void sio_connect(sio_sess_t *sess, const char *nsp, const char *payload)
+static void sio_connect(sio_sess_t *sess, const ospab_sio_packet_t *pkt)
 {
     agent_sio_t *s = sess->s;
-    json_t *auth = NULL, *err, *ok;
-    const char *token = NULL, *why = NULL;
+    json_t *auth = NULL;
+    const char *token, *why = NULL;
     agent_sio_user_t u;
+    apr_size_t len = 0;
 
-    if (strcmp(nsp, "/")) {
-        char prefix[SIO_MAX_NSP_LEN + 8];
-
-        apr_snprintf(prefix, sizeof(prefix), "44%s,", nsp);
-        err = json_pack("{ss}", "message", "Invalid namespace");
-        sess_send(sess, pkt_json(prefix, err));
-        json_decref(err);
+    if (strcmp(pkt->nsp, "/")) {
+        sess_send(sess, pkt_wrap(ospab_sio_encode_connect_error(pkt->nsp, "Invalid namespace",
+                                                                LWS_PRE, &len), &len));
         return;
     }
     if (sess->connected)
         return;                         /* a client connects once; a repeat is noise */
-    if (*payload)
-        auth = json_loads(payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
-    if (auth && json_is_object(auth) && json_is_string(json_object_get(auth, "token")))
-        token = json_string_value(json_object_get(auth, "token"));
+    token = ospab_sio_connect_token(pkt, &auth);
     memset(&u, 0, sizeof(u));
     if (!token)
         why = "Authentication required: auth {token} missing";
@@ -1154,9 +953,8 @@ static void sio_connect(sio_sess_t *sess, const char *nsp, const char *payload)
         apr_thread_mutex_lock(s->mutex);
         s->stats.auth_failed++;
         apr_thread_mutex_unlock(s->mutex);
-        err = json_pack("{ss}", "message", why);
-        sess_send(sess, pkt_json("44", err));
-        json_decref(err);
+        sess_send(sess, pkt_wrap(ospab_sio_encode_connect_error("/", why, LWS_PRE, &len),
+                                 &len));
         /* a client may try again with a fresh token on the same session (socket.connect()
          * after connect_error), but a session is no place to try token after token */
         if (++sess->auth_failures >= SIO_MAX_AUTH_FAILURES) {
@@ -1174,24 +972,21 @@ static void sio_connect(sio_sess_t *sess, const char *nsp, const char *payload)
             expiry_arm(sess);
         AGENT_DEBUG("live-push: session #%" APR_UINT64_T_FMT " connected: user %"
                     APR_INT64_T_FMT "%s", sess->num, u.user_id, u.is_admin ? " (admin)" : "");
-        ok = json_pack("{ss}", "sid", sess->sock_sid);
-        sess_send(sess, pkt_json("40", ok));
-        json_decref(ok);
+        sess_send(sess, pkt_wrap(ospab_sio_encode_connect(sess->sock_sid, LWS_PRE, &len), &len));
     }
     json_decref(auth);
 }
 
-static void sio_event(sio_sess_t *sess, long ack_id, const char *payload)
+static void sio_event(sio_sess_t *sess, const ospab_sio_packet_t *pkt)
 {
-    json_t *args = json_loads(payload, JSON_REJECT_DUPLICATES, NULL);
     const char *name;
+    json_t *args = ospab_sio_event_args(pkt, &name);
+    long ack_id = pkt->ack_id;
 
-    if (!json_is_array(args) || !json_is_string(json_array_get(args, 0))) {
-        json_decref(args);
+    if (!args) {
         sess_close(sess, "malformed event");
         return;
     }
-    name = json_string_value(json_array_get(args, 0));
     if (!strcmp(name, "subscribe-server"))
         subscription(sess, 1, json_array_get(args, 1), ack_id);
     else if (!strcmp(name, "unsubscribe-server"))
@@ -1201,47 +996,22 @@ static void sio_event(sio_sess_t *sess, long ack_id, const char *payload)
     json_decref(args);
 }
 
-/* One Socket.IO packet: <type>[/nsp,][ackid][json]. */
-static void sio_packet(sio_sess_t *sess, const char *p, apr_size_t len)
+/* One Socket.IO packet (the data of an Engine.IO message). */
+static void sio_packet(sio_sess_t *sess, const char *text, apr_size_t len)
 {
-    char nsp[SIO_MAX_NSP_LEN + 1] = "/";
-    long ack_id = -1;
-    int type;
+    ospab_sio_packet_t pkt;
+    const char *why;
 
-    if (len < 1 || p[0] < '0' || p[0] > '6') {
-        sess_close(sess, "bad Socket.IO packet type");
+    if (ospab_sio_parse(text, len, &pkt, &why) != APR_SUCCESS) {
+        sess_close(sess, why);
         return;
     }
-    type = p[0] - '0';
-    p++;
-    if (*p == '/') {
-        const char *comma = strchr(p, ',');
-        apr_size_t n = comma ? (apr_size_t)(comma - p) : strlen(p);
-
-        if (n > SIO_MAX_NSP_LEN) {
-            sess_close(sess, "namespace too long");
-            return;
-        }
-        memcpy(nsp, p, n);
-        nsp[n] = '\0';
-        p += n + (comma ? 1 : 0);
-    }
-    if (*p >= '0' && *p <= '9') {
-        ack_id = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (ack_id > 100000000L) {
-                sess_close(sess, "ack id too large");
-                return;
-            }
-            ack_id = ack_id * 10 + (*p++ - '0');
-        }
-    }
-    switch (type) {
-    case 0:                             /* CONNECT */
-        sio_connect(sess, nsp, p);
+    switch (pkt.type) {
+    case OSPAB_SIO_CONNECT:
+        sio_connect(sess, &pkt);
         return;
-    case 1:                             /* DISCONNECT */
-        if (!strcmp(nsp, "/") && sess->connected) {
+    case OSPAB_SIO_DISCONNECT:
+        if (!strcmp(pkt.nsp, "/") && sess->connected) {
             agent_sio_t *s = sess->s;
 
             /* unauthenticated again: the same limits and timeout as a new session */
@@ -1258,14 +1028,14 @@ static void sio_packet(sio_sess_t *sess, const char *p, apr_size_t len)
             sess_pending(sess);
         }
         return;
-    case 2:                             /* EVENT */
-        if (!sess->connected || strcmp(nsp, "/")) {
+    case OSPAB_SIO_EVENT:
+        if (!sess->connected || strcmp(pkt.nsp, "/")) {
             sess_close(sess, "event before connect");
             return;
         }
-        sio_event(sess, ack_id, p);
+        sio_event(sess, &pkt);
         return;
-    case 3:                             /* ACK: we never ask for one */
+    case OSPAB_SIO_ACK:                 /* we never ask for one */
         if (!sess->connected)
             sess_close(sess, "ack before connect");
         return;
@@ -1292,31 +1062,37 @@ static void sess_upgrade(sio_sess_t *sess, struct lws *wsi)
         sess->poll_wsi = NULL;
         if (c) {
             c->sess = NULL;
-            conn_respond(pw, c, 200, "text/plain; charset=UTF-8", "6", 1);
+            conn_respond(pw, c, 200, "text/plain; charset=UTF-8", OSPAB_EIO_PKT_NOOP, 1);
         }
     }
     sess_kick(sess);
 }
 
 /* One Engine.IO packet from the client; ws is the websocket it came on (NULL: a POST). */
-static void eio_packet(sio_sess_t *sess, struct lws *ws, const char *p, apr_size_t len)
+static void eio_packet(sio_sess_t *sess, struct lws *ws, const char *text, apr_size_t len)
 {
     agent_sio_t *s = sess->s;
     int probing = ws && sess->transport == T_POLLING;
+    ospab_eio_packet_t pkt;
+    apr_status_t rv = ospab_eio_parse(text, len, &pkt);
 
-    if (len < 1) {
+    if (rv == APR_EINVAL) {
         sess_close(sess, "empty packet");
         return;
     }
-    if (probing && !(len == 6 && !memcmp(p, "2probe", 6)) && !(len == 1 && p[0] == '5')) {
+    if (probing && (rv != APR_SUCCESS || !ospab_eio_is_probe(&pkt))) {
         sess_close(sess, "unexpected packet during upgrade");
         return;
     }
-    switch (p[0]) {
-    case '1':                           /* close */
+    if (rv != APR_SUCCESS) {
+        sess_close(sess, "unsupported Engine.IO packet");    /* binary ("b...") and garbage */
+        return;
+    }
+    switch (pkt.type) {
+    case OSPAB_EIO_CLOSE:
         sess_close(sess, "closed by client");
         return;
-    case '2':                           /* ping: only the upgrade probe in Engine.IO 4 */
+    case OSPAB_EIO_PING:                /* only the upgrade probe in Engine.IO 4 */
         if (probing) {
             sio_conn_t *c = lws_wsi_user(ws);
 
@@ -1328,42 +1104,38 @@ static void eio_packet(sio_sess_t *sess, struct lws *ws, const char *p, apr_size
             if (sess->poll_wsi)
                 sess_push(sess, s->pkt_noop);
         }
-        else
-            sess_send(sess, pkt_text(len == 6 ? "3probe" : "3"));
+        else        /* as ever: any five bytes after the 2 are taken for "probe" */
+            sess_send(sess, pkt_text(pkt.len == 5 ? OSPAB_EIO_PKT_PROBE_PONG
+                                                  : OSPAB_EIO_PKT_PONG));
         return;
-    case '3':                           /* pong */
+    case OSPAB_EIO_PONG:
         sess->awaiting_pong = 0;
         lws_sul_schedule(s->ctx, 0, &sess->ping_sul, ping_cb,
                          (lws_usec_t)s->conf.ping_interval_ms * 1000);
         return;
-    case '4':
-        sio_packet(sess, p + 1, len - 1);
+    case OSPAB_EIO_MESSAGE:
+        sio_packet(sess, pkt.data, pkt.len);
         return;
-    case '5':                           /* upgrade */
+    case OSPAB_EIO_UPGRADE:
         if (probing)
             sess_upgrade(sess, ws);
         return;
-    case '6':                           /* noop */
+    case OSPAB_EIO_NOOP:
         return;
-    default:                            /* binary ("b...") and garbage */
+    default:                            /* an open packet from a client */
         sess_close(sess, "unsupported Engine.IO packet");
         return;
     }
 }
 
-/* A POST body: packets separated by the record separator 0x1e. */
-static void eio_payload(sio_sess_t *sess, char *body, apr_size_t len)
+/* A POST body: packets separated by the record separator. */
+static void eio_payload(sio_sess_t *sess, const char *body, apr_size_t len)
 {
-    char *p = body, *end = body + len;
+    apr_size_t pos = 0, n;
+    const char *rec;
 
-    while (p < end && !sess->dead) {
-        char *sep = memchr(p, 0x1e, (apr_size_t)(end - p));
-        apr_size_t n = sep ? (apr_size_t)(sep - p) : (apr_size_t)(end - p);
-
-        p[n] = '\0';                    /* packets are parsed as C strings (JSON) */
-        eio_packet(sess, NULL, p, n);
-        p += n + 1;
-    }
+    while (!sess->dead && ospab_eio_payload_next(body, len, &pos, &rec, &n))
+        eio_packet(sess, NULL, rec, n);
 }
 
 /* ---------------------------------------------------------------- HTTP -- */
@@ -1408,16 +1180,8 @@ static int path_matches(agent_sio_t *s, const char *uri, apr_size_t len)
  * *code. */
 static const char *check_args(const sio_args_t *a, int *code)
 {
-    if (!a->has_eio || strcmp(a->eio, "4")) {
-        *code = 5;
-        return "Unsupported protocol version";
-    }
-    if (!a->has_transport
-        || (strcmp(a->transport, "polling") && strcmp(a->transport, "websocket"))) {
-        *code = 0;
-        return "Transport unknown";
-    }
-    return NULL;
+    return ospab_eio_query_problem(a->has_eio ? a->eio : NULL,
+                                   a->has_transport ? a->transport : NULL, code);
 }
 
 static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const char *uri,
@@ -1574,7 +1338,7 @@ static void http_body_done(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
         return;
     }
     /* Engine.IO payloads are text; what is not UTF-8 is not a client of ours */
-    if (!utf8_valid((const unsigned char *)c->in, c->in_len)) {
+    if (!ospab_eio_utf8_valid(c->in, c->in_len)) {
         sess_close(sess, "POST body not UTF-8");
         conn_respond_error(wsi, c, 400, 3, "Bad request");
         return;
@@ -1588,32 +1352,31 @@ static void poll_flush(struct lws *wsi, sio_conn_t *c)
 {
     sio_sess_t *sess = c->sess;
     apr_size_t total = 0;
-    unsigned char *out, *p;
+    ospab_eio_text_t *texts = malloc(sizeof(*texts) * (apr_size_t)(sess->qlen + 1));
+    char *out = NULL;
     sio_qent_t *e;
     sio_pkt_t *pkt;
     int n = 0, close_now;
 
-    for (e = sess->qhead; e; e = e->next, ++n)
-        total += e->pkt->len + (n ? 1 : 0);
-    out = malloc(LWS_PRE + total + 1);
+    if (texts) {
+        for (e = sess->qhead; e; e = e->next, ++n) {
+            texts[n].text = (const char *)e->pkt->data;
+            texts[n].len = e->pkt->len;
+        }
+        out = ospab_eio_payload_join(texts, n, LWS_PRE, &total);
+        free(texts);
+    }
     if (!out) {
         sess_close(sess, "out of memory");
         return;
     }
-    p = out + LWS_PRE;
-    n = 0;
-    while ((pkt = sess_pop(sess)) != NULL) {
-        if (n++)
-            *p++ = 0x1e;
-        memcpy(p, pkt->data, pkt->len);
-        p += pkt->len;
+    while ((pkt = sess_pop(sess)) != NULL)
         pkt_unref(pkt);
-    }
     sess->poll_wsi = NULL;
     c->sess = NULL;
     close_now = sess->close_after_flush;
     free(c->out);
-    c->out = out;
+    c->out = (unsigned char *)out;
     c->out_len = total;
     c->kind = K_RESP;
     c->status = 200;
@@ -1812,7 +1575,7 @@ static int ws_writeable(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
         unsigned char buf[LWS_PRE + 8];
 
         c->probe_pending = 0;
-        memcpy(buf + LWS_PRE, "3probe", 6);
+        memcpy(buf + LWS_PRE, OSPAB_EIO_PKT_PROBE_PONG, 6);
         if (lws_write(wsi, buf + LWS_PRE, 6, LWS_WRITE_TEXT) < 6)
             return -1;
         if (c->ws_close || (sess && sess->transport == T_WEBSOCKET && sess->qhead))
@@ -1899,8 +1662,8 @@ static void sub_recheck(sio_sess_t *sess, apr_int64_t id)
     sess_leave(sess, id);
     AGENT_INFO("live-push: session #%" APR_UINT64_T_FMT " (user %" APR_INT64_T_FMT ") left "
                "server %" APR_INT64_T_FMT ": %s", sess->num, sess->user.user_id, id, why);
-    ev = json_pack("[s{sIss}]", "subscribe-error", "serverId", (json_int_t)id, "error", why);
-    sess_send(sess, pkt_json("42", ev));
+    ev = json_pack("{sIss}", "serverId", (json_int_t)id, "error", why);
+    send_event(sess, "subscribe-error", ev);
     json_decref(ev);
 }
 
@@ -2240,7 +2003,8 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
     {
         const char *bad = NULL;
 
-        if (proxies_parse(p, s->conf.trusted_proxies, &s->proxies, &s->nproxies, &bad)) {
+        if (ospab_net_list_parse(p, s->conf.trusted_proxies, &s->proxies, &s->nproxies,
+                                 &bad)) {
             AGENT_ERROR("live-push: trusted_proxies: '%s' is not an address or network", bad);
             return APR_EINVAL;
         }
@@ -2248,8 +2012,8 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
     rv = apr_thread_mutex_create(&s->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     if (rv != APR_SUCCESS)
         return rv;
-    s->pkt_ping = pkt_text("2");
-    s->pkt_noop = pkt_text("6");
+    s->pkt_ping = pkt_text(OSPAB_EIO_PKT_PING);
+    s->pkt_noop = pkt_text(OSPAB_EIO_PKT_NOOP);
     if (!s->pkt_ping || !s->pkt_noop) {
         sio_cleanup(s);
         return APR_ENOMEM;
@@ -2331,52 +2095,23 @@ void agent_sio_stop(agent_sio_t *s)
 void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
                        const json_t *data)
 {
-    json_t *name;
-    char *ename, *edata;
-    apr_size_t nlen, dlen;
+    apr_size_t len = 0;
     sio_pkt_t *pkt;
     sio_pub_t *pub;
     int dropped = 0, wake;
 
     if (s->stop)
         return;
-    name = json_string(event);
-    ename = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
-    json_decref(name);
-    /* reals with 10 significant digits, as the API's answers (lib/ospab_json.c): jansson's
-     * default 17 writes 0.0123 as 0.012300000000000001, which made a server-stats with an
-     * hour of rrdData 20,674 bytes instead of about 17,000 */
-    edata = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10))
-                 : strdup("null");
-    if (!ename || !edata) {
-        free(ename);
-        free(edata);
+    /* reals with 10 significant digits (the codec's): jansson's default 17 made a
+     * server-stats with an hour of rrdData 20,674 bytes instead of about 17,000 */
+    pkt = pkt_wrap(ospab_sio_encode_event(event, data, LWS_PRE, &len), &len);
+    if (!pkt) {
         AGENT_WARN("live-push: event %s for server %" APR_INT64_T_FMT " not encodable",
                    event, server_id);
         return;
     }
-    nlen = strlen(ename);
-    dlen = strlen(edata);
-    /* 42[<event>,<data>]: the array is the two encoded parts joined */
-    pkt = pkt_alloc(3 + nlen + 1 + dlen + 1);
-    pub = malloc(sizeof(*pub));
-    if (pkt && pub) {
-        unsigned char *p = pkt->data;
-
-        memcpy(p, "42[", 3);
-        p += 3;
-        memcpy(p, ename, nlen);
-        p += nlen;
-        *p++ = ',';
-        memcpy(p, edata, dlen);
-        p += dlen;
-        *p = ']';
-    }
-    free(ename);
-    free(edata);
-    if (!pkt || !pub) {
-        free(pkt);
-        free(pub);
+    if (!(pub = malloc(sizeof(*pub)))) {
+        pkt_unref(pkt);
         return;
     }
     pub->next = NULL;
@@ -2401,7 +2136,7 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
     }
     apr_thread_mutex_unlock(s->mutex);
     if (dropped) {
-        free(pkt);
+        pkt_unref(pkt);
         free(pub);
         return;
     }

@@ -18,7 +18,7 @@
 #include <curl/curl.h>
 #include <apr_strings.h>
 
-#include "agent.h"
+#include "agent_webhook.h"
 #include "ospab_outbox.h"
 #include "ospab_webhook.h"
 #include "ospab_events.h"

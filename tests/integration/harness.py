@@ -38,7 +38,7 @@ RUN_BASE = REPO / "run"
 APACHE_BIN = "/usr/sbin/apache2"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 MOD_OSPAB = REPO / "mod_ospab" / ".libs" / "mod_ospab.so"
-OSPAB_ADMIN = REPO / "monitor-agent" / "ospab-admin"
+OSPAB_ADMIN = REPO / "admin" / "ospab-admin"
 SQL_DIR = REPO / "sql"
 DEMO_SEED = SQL_DIR / "seed" / "demo.sql"
 WWW_USER = "www-data"
@@ -524,7 +524,7 @@ class Mariadb:
 # -------------------------------------------------------------- ospab-admin --
 
 def admin(driver, params, *args, check=True, timeout=120):
-    """Run monitor-agent/ospab-admin with the given driver and params."""
+    """Run admin/ospab-admin with the given driver and params."""
     if not os.access(OSPAB_ADMIN, os.X_OK):
         raise HarnessError(f"{OSPAB_ADMIN} is not built (run scripts/build)")
     cmd = [str(OSPAB_ADMIN), "--driver", driver, "--params", params,

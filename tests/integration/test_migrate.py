@@ -3,7 +3,7 @@
 Every test runs on a fresh SQLite file (tmp_path) and on a fresh database in
 the session's private MariaDB (the conftest's `mariadb_server`);
 OSPAB_TEST_DBS=sqlite (or mariadb) restricts the run to one kind, as for the
-other integration tests.  The binary is monitor-agent/ospab-admin in the
+other integration tests.  The binary is admin/ospab-admin in the
 build tree, or $OSPAB_ADMIN.  Tests that edit migrations work on a copy of
 sql/ in tmp_path.
 """
@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SQL_DIR = REPO / "sql"
-ADMIN = Path(os.environ.get("OSPAB_ADMIN") or REPO / "monitor-agent" / "ospab-admin")
+ADMIN = Path(os.environ.get("OSPAB_ADMIN") or REPO / "admin" / "ospab-admin")
 KINDS = [k for k in os.environ.get("OSPAB_TEST_DBS", "sqlite,mariadb").split(",") if k]
 
 # Tables of SPEC §5, plus webhook_deliveries (the webhook outbox's attempt log).
@@ -361,14 +361,14 @@ def test_connection_from_environment(tmp_path):
 def test_build_tree_tool_finds_its_sql(tmp_path):
     """Issue 10 item 8: `ospab-admin migrate` run from the build tree, before `make
     install`, finds the tree's sql/ by itself; seeding recomputes the users' login keys."""
-    tool = REPO / "monitor-agent" / "ospab-admin"        # the build tree's, whatever $OSPAB_ADMIN
+    tool = REPO / "admin" / "ospab-admin"        # the build tree's, whatever $OSPAB_ADMIN
     assert os.access(tool, os.X_OK), f"{tool} is not built"
     db = tmp_path / "tree.db"
     base = [str(tool), "--driver", "sqlite3", "--params", str(db)]
     r = subprocess.run(base + ["migrate"], capture_output=True, text=True)
     assert r.returncode == 0 and "applied 001_init.sql" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(base + ["status"], capture_output=True, text=True)
-    assert f"[{REPO}/monitor-agent/../sql/sqlite]" in r.stdout, r.stdout
+    assert f"[{REPO}/admin/../sql/sqlite]" in r.stdout, r.stdout
     r = subprocess.run(base + ["seed", "demo.sql"], capture_output=True, text=True)
     assert r.returncode == 0 and "login keys of 2 users updated" in r.stdout, r.stdout
     con = sqlite3.connect(db)

@@ -38,6 +38,9 @@ int main(void)
     srunner_add_suite(sr, ospab_session_suite());
     srunner_add_suite(sr, ospab_task_suite());
     srunner_add_suite(sr, ospab_alerts_suite());
+    srunner_add_suite(sr, ospab_sio_codec_suite());
+    srunner_add_suite(sr, ospab_migrate_suite());
+    srunner_add_suite(sr, ospab_net_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

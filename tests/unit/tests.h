@@ -23,5 +23,8 @@ Suite *ospab_sync_suite(void);
 Suite *ospab_session_suite(void);
 Suite *ospab_task_suite(void);
 Suite *ospab_alerts_suite(void);
+Suite *ospab_sio_codec_suite(void);
+Suite *ospab_migrate_suite(void);
+Suite *ospab_net_suite(void);
 
 #endif

@@ -1,31 +1,14 @@
-/* ospab-agent: the background half of ospab panel (SPEC §4).
- *
- *   main thread      the live-push server (agent_sio), its own DB connection for
- *                    token and ownership checks
- *   "monitor"        polls every cluster's /cluster/resources, stores metrics_latest,
- *                    reflects status drift, raises and clears alerts, fetches live stats of
- *                    servers with subscribers, follows running Proxmox tasks, and turns new
- *                    events (webhook_outbox rows) into pushes
- *   "mailer"         sends email_outbox over SMTP
- *   "webhooks"       delivers webhook_outbox to the main site
- *
- * Each worker thread owns one database connection (apr_dbd, the module's statements) and
- * runs ticks: a tick does one round of work and says when it wants to run again. SIGTERM
- * stops the workers after their current tick; SIGHUP re-reads the config file and restarts
- * the workers with it (a config that does not load is logged and the old one kept). */
-#ifndef AGENT_H
-#define AGENT_H
+/* ospab-agent: the configuration file's settings (agent_conf.c reads and checks the file; the
+ * agent reads it at start and again on SIGHUP). */
+#ifndef AGENT_CONF_H
+#define AGENT_CONF_H
 
 #include <apr_pools.h>
 #include <apr_tables.h>
-#include <apr_thread_proc.h>
-#include <apr_thread_mutex.h>
-#include <apr_thread_cond.h>
+#include <apr_time.h>
 
-#include "ospab_db.h"
 #include "ospab_pve.h"
 #include "ospab_jwt.h"
-#include "ospab_server.h"
 #include "agent_log.h"
 #include "agent_sio.h"
 
@@ -97,42 +80,8 @@ typedef struct {
     apr_array_header_t *clusters;   /* agent_cluster_t */
 } agent_conf_t;
 
-typedef struct agent_t agent_t;
-
-/* One round of a worker's work on its own connection. p is cleared after each tick.
- * Returns how long to wait before the next round (the worker may be woken earlier). */
-typedef apr_interval_time_t agent_tick_fn(agent_t *ag, ospab_db_t *db, apr_pool_t *p);
-
-struct agent_t {
-    apr_pool_t *pool;
-    agent_conf_t *conf;             /* replaced on SIGHUP while the workers are stopped */
-    agent_sio_t *sio;               /* NULL when [websocket] is off */
-    volatile int stopping;          /* workers end after their current tick */
-    apr_thread_mutex_t *lock;
-    apr_thread_cond_t *wake;        /* signalled on stop/reload and by agent_wake() */
-    void *monitor;                  /* agent_monitor.c's state (alert counters, backoff) */
-};
-
-/* agent_conf.c: reads and checks the file; on failure *why names the line and key. */
+/* Reads and checks the file; on failure *why names the line and key. */
 apr_status_t agent_conf_load(apr_pool_t *p, const char *path, agent_conf_t **out,
                              const char **why);
-
-/* agent_main.c: opens a connection with the statements prepared. */
-apr_status_t agent_db_open(agent_t *ag, apr_pool_t *p, ospab_db_t *db, const char **why);
-/* The connection answers a prepared statement (after a failure: is it worth keeping?). */
-int agent_db_usable(ospab_db_t *db, apr_pool_t *p);
-/* Wakes every worker now (e.g. after the sio server saw a new room). */
-void agent_wake(agent_t *ag);
-/* Publishes to the live-push server if there is one; adds "sentAt" (ms since the epoch)
- * to data. */
-void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data);
-
-/* the workers' ticks */
-agent_tick_fn agent_monitor_tick;   /* agent_monitor.c */
-agent_tick_fn agent_mail_tick;      /* agent_mail.c */
-agent_tick_fn agent_webhook_tick;   /* agent_webhook.c */
-
-/* agent_auth.c: the sio callbacks (token -> user, ownership) on the main thread's conn. */
-void agent_auth_setup(agent_t *ag, ospab_db_t *db, agent_sio_conf_t *sio);
 
 #endif

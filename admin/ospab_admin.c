@@ -25,6 +25,7 @@
 #include "ospab_json.h"
 #include "ospab_jwt.h"
 #include "ospab_sync.h"
+#include "ospab_user.h"
 #include "ospab_util.h"
 
 #ifndef OSPAB_SQL_DIR
@@ -134,7 +135,7 @@ static void usage(FILE *out)
 }
 
 /* The installed migrations, or, for a tool run from the build tree before `make install`
- * (monitor-agent/ospab-admin), the tree's own sql/ next to it. */
+ * (admin/ospab-admin), the tree's own sql/ next to it. */
 static const char *default_sql_dir(apr_pool_t *p)
 {
     char exe[4096];
@@ -527,7 +528,7 @@ static int cmd_token(admin_t *a, int argc, const char *const *argv)
 {
     ospab_jwt_conf_t jc;
     const char *key, *err, *token, *id = argv[0];
-    ospab_row_t row;
+    const ospab_user_t *user;
     ospab_db_t db;
     apr_int64_t uid;
     int rc;
@@ -552,11 +553,11 @@ static int cmd_token(admin_t *a, int argc, const char *const *argv)
     if ((rc = core_db(a, &db)) != EXIT_OK) {
         return rc;
     }
-    if (ospab_db_select_one(&db, a->pool, "ospab_user_get", 1, &id, &row) != APR_SUCCESS) {
+    if (ospab_user_load(&db, a->pool, id, &user) != APR_SUCCESS) {
         fail_msg(a, db.error);
         return EXIT_FAIL;
     }
-    if (!row || !row[4] || !strcmp(row[4], "0")) {
+    if (!user || !ospab_user_enabled(user->enabled)) {
         fail_msg(a, apr_psprintf(a->pool, "user %s does not exist or is disabled", id));
         return EXIT_FAIL;
     }
@@ -567,7 +568,7 @@ static int cmd_token(admin_t *a, int argc, const char *const *argv)
     jc.sign_key_len = jc.verify_key_len = (int)strlen(key);
     jc.access_ttl = a->ttl > 0 ? a->ttl : 900;
     /* no login session: such a token ends with its ttl or when the user is disabled */
-    if (ospab_jwt_issue(a->pool, &jc, uid, row[3], NULL, apr_time_now(), &token)
+    if (ospab_jwt_issue(a->pool, &jc, uid, user->role, NULL, apr_time_now(), &token)
         != APR_SUCCESS) {
         fail_msg(a, "could not sign the token");
         return EXIT_FAIL;
