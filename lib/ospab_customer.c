@@ -99,6 +99,29 @@ static void write_tariff(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
     ospab_jw_obj_end(w);
 }
 
+/* The record's own keys of seed 003's object: ids as JSON numbers, the rest as strings. */
+static void write_fields(ospab_jw_t *w, apr_pool_t *p, const ospab_server_view_t *v)
+{
+    const struct { const char *key; const char *value; int number; } fields[] = {
+        { "id", v->id, 1 }, { "userId", v->user_id, 1 }, { "tariffId", v->tariff_id, 1 },
+        { "osId", v->os_id, 1 }, { "name", v->name, 0 }, { "status", v->status, 0 },
+        { "proxmoxId", v->vmid, 1 }, { "ipAddress", v->ip, 0 },
+        { "createdAt", ospab_time_api(p, v->created_at), 0 },
+        { "updatedAt", ospab_time_api(p, v->updated_at), 0 },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); ++i) {
+        ospab_jw_key(w, fields[i].key);
+        if (fields[i].number) {
+            ospab_jw_int_text(w, fields[i].value);
+        }
+        else {
+            ospab_jw_str(w, fields[i].value);
+        }
+    }
+}
+
 void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
                         apr_array_header_t **tariffs, ospab_row_t r)
 {
@@ -106,26 +129,7 @@ void ospab_server_write(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
 
     ospab_row_fill(&ospab_server_view_row, r, &v);
     ospab_jw_obj(w);
-    ospab_jw_key(w, "id");
-    ospab_jw_int_text(w, v.id);
-    ospab_jw_key(w, "userId");
-    ospab_jw_int_text(w, v.user_id);
-    ospab_jw_key(w, "tariffId");
-    ospab_jw_int_text(w, v.tariff_id);
-    ospab_jw_key(w, "osId");
-    ospab_jw_int_text(w, v.os_id);
-    ospab_jw_key(w, "name");
-    ospab_jw_str(w, v.name);
-    ospab_jw_key(w, "status");
-    ospab_jw_str(w, v.status);
-    ospab_jw_key(w, "proxmoxId");
-    ospab_jw_int_text(w, v.vmid);
-    ospab_jw_key(w, "ipAddress");
-    ospab_jw_str(w, v.ip);
-    ospab_jw_key(w, "createdAt");
-    ospab_jw_str(w, ospab_time_api(p, v.created_at));
-    ospab_jw_key(w, "updatedAt");
-    ospab_jw_str(w, ospab_time_api(p, v.updated_at));
+    write_fields(w, p, &v);
     ospab_jw_key(w, "os");
     write_os(w, p, &v);
     ospab_jw_key(w, "tariff");

@@ -51,6 +51,45 @@ static void user_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value
     }
 }
 
+/* Writes an account (label, args). 1: written; 0: res is set (a constraint says which
+ * conflict, after the rollback; or the database failed). */
+static int user_written(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
+                        const char **args, const ospab_field_value_t *in, ospab_result_t *res)
+{
+    if (ospab_db_exec(db, p, label, nargs, args, NULL) == APR_SUCCESS) {
+        return 1;
+    }
+    if (!ospab_db_is_constraint(db)) {
+        ospab_result_db_failed(db, p, res);
+        return 0;
+    }
+    ospab_db_end(db, 0);
+    user_conflict(db, p, in, res);
+    return 0;
+}
+
+/* The end of a change to account id: the account as it is now is the answer (status), the
+ * change is audited (action, details: consumed) and the answer stored under the key. */
+static void user_changed(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                         const char *id, const char *action, json_t *details, int status,
+                         const ospab_idem_t *idem, ospab_result_t *res)
+{
+    const ospab_user_t *u;
+
+    if (ospab_user_load(db, p, id, &u) != APR_SUCCESS || !u) {
+        json_decref(details);
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (ospab_audit(db, p, a, action, "user", id, details) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    ospab_sync_ok(p, res, status, "User synced successfully", "user",
+                  ospab_user_record_json(p, u));
+    ospab_idem_commit(db, p, idem, res);
+}
+
 static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                         const ospab_field_value_t *in, const char *hash,
                         const ospab_idem_t *idem, ospab_result_t *res)
@@ -59,7 +98,6 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     const char *id = in[OSPAB_USER_ID].value;
     const char *now = ospab_time_db(p, a->now);
     const char **v = args;
-    const ospab_user_t *u;
 
     if (id) {
         *v++ = id;
@@ -75,25 +113,15 @@ static void user_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (ospab_idem_begin(db, p, a, idem, res)) {
         return;
     }
-    if (ospab_db_exec(db, p, id ? "ospab_user_insert_id" : "ospab_user_insert",
-                      (int)(v - args), args, NULL) != APR_SUCCESS) {
-        if (!ospab_db_is_constraint(db)) {
-            ospab_result_db_failed(db, p, res);
-            return;
-        }
-        ospab_db_end(db, 0);
-        user_conflict(db, p, in, res);
+    if (!user_written(db, p, id ? "ospab_user_insert_id" : "ospab_user_insert",
+                      (int)(v - args), args, in, res)) {
         return;
     }
-    if ((!id && ospab_db_last_id(db, p, &id) != APR_SUCCESS)
-        || ospab_user_load(db, p, id, &u) != APR_SUCCESS || !u
-        || ospab_audit(db, p, a, "user.create", "user", id, user_changes(in)) != APR_SUCCESS) {
+    if (!id && ospab_db_last_id(db, p, &id) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    ospab_sync_ok(p, res, 201, "User synced successfully", "user",
-                  ospab_user_record_json(p, u));
-    ospab_idem_commit(db, p, idem, res);
+    user_changed(db, p, a, id, "user.create", user_changes(in), 201, idem, res);
 }
 
 static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
@@ -105,7 +133,6 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     const char *args[7], *reason = NULL;
     ospab_row_t row;
     ospab_user_t old;
-    const ospab_user_t *now_u;
 
     if (ospab_idem_begin(db, p, a, idem, res)
         || ospab_sync_lock_and_get(db, p, "ospab_user_lock", "ospab_user_get", id, "user",
@@ -131,31 +158,21 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     else if (strcmp(args[3], old.role)) {
         reason = "role";
     }
-    if (ospab_db_exec(db, p, "ospab_user_update", 7, args, NULL) != APR_SUCCESS) {
-        if (!ospab_db_is_constraint(db)) {
-            ospab_result_db_failed(db, p, res);
-            return;
-        }
-        ospab_db_end(db, 0);
-        user_conflict(db, p, in, res);
+    if (!user_written(db, p, "ospab_user_update", 7, args, in, res)) {
         return;
     }
     args[0] = hash;
     args[1] = now;
     args[2] = id;
     if ((hash && ospab_db_exec(db, p, "ospab_user_set_password", 3, args, NULL) != APR_SUCCESS)
-        || (reason && ospab_event_access(db, p, a->now, id, NULL, reason) != APR_SUCCESS)
-        || ospab_user_load(db, p, id, &now_u) != APR_SUCCESS || !now_u
-        || ospab_audit(db, p, a, "user.update", "user", id,
-                       ospab_sync_update_changes(ospab_user_fields, OSPAB_USER_ENABLED, in,
-                                                 old.cols, OSPAB_USER_ID, OSPAB_USER_PASSWORD))
-           != APR_SUCCESS) {
+        || (reason && ospab_event_access(db, p, a->now, id, NULL, reason) != APR_SUCCESS)) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    ospab_sync_ok(p, res, 200, "User synced successfully", "user",
-                  ospab_user_record_json(p, now_u));
-    ospab_idem_commit(db, p, idem, res);
+    user_changed(db, p, a, id, "user.update",
+                 ospab_sync_update_changes(ospab_user_fields, OSPAB_USER_ENABLED, in, old.cols,
+                                           OSPAB_USER_ID, OSPAB_USER_PASSWORD),
+                 200, idem, res);
 }
 
 static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,

@@ -1,4 +1,5 @@
 /* ospab-agent: the alert round's reads and writes (docs/agent.md, "Alerts"). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,21 +15,26 @@ typedef struct {
     const char *id, *vps_id;
     const char *type;               /* "cpu", "memory", "disk" */
     const char *level;              /* "warning", "critical" */
-    double value;                   /* whole percent */
+    const char *value_text;
     const char *message, *opened_at;
     const char *last_notified_at;   /* NULL: not e-mailed */
+    double value;                   /* whole percent */
 } open_alert_t;
+
+/* id, vps_id, type, level, value, message, opened_at, last_notified_at */
+static const apr_size_t alert_cols[] = {
+    offsetof(open_alert_t, id), offsetof(open_alert_t, vps_id), offsetof(open_alert_t, type),
+    offsetof(open_alert_t, level), offsetof(open_alert_t, value_text),
+    offsetof(open_alert_t, message), offsetof(open_alert_t, opened_at),
+    offsetof(open_alert_t, last_notified_at)
+};
+static const ospab_row_shape_t alert_shape =
+    OSPAB_ROW_SHAPE(alert_cols, open_alert_t, OSPAB_ROW_NO_RAW);
 
 static void alert_from_row(ospab_row_t r, open_alert_t *a)
 {
-    a->id = r[0];
-    a->vps_id = r[1];
-    a->type = r[2];
-    a->level = r[3];
-    a->value = r[4] ? atof(r[4]) : 0.0;
-    a->message = r[5];
-    a->opened_at = r[6];
-    a->last_notified_at = r[7];
+    ospab_row_fill(&alert_shape, r, a);
+    a->value = a->value_text ? atof(a->value_text) : 0.0;
 }
 
 /* The one value of ospab_alert_last_notified: when an e-mail last went out for a server

@@ -75,6 +75,27 @@ static apr_status_t principal(auth_t *a, const ospab_jwt_claims_t *claims,
     return rv;
 }
 
+/* Who claims name now: 0 allowed (*who); 1 refused, *why = prefix and the reason (dflt
+ * when there is none); -1 the database failed, *why = busy. */
+static int decide(auth_t *a, const ospab_jwt_claims_t *claims, ospab_principal_t *who,
+                  const char *prefix, const char *dflt, const char *busy, const char **why)
+{
+    const char *reason = NULL;
+    apr_status_t rv = principal(a, claims, who, &reason);
+
+    if (rv == APR_EACCES) {
+        apr_snprintf(a->msg, sizeof(a->msg), "%s%s", prefix, reason ? reason : dflt);
+        *why = a->msg;
+        return 1;
+    }
+    if (rv != APR_SUCCESS) {
+        AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
+        *why = busy;
+        return -1;
+    }
+    return 0;
+}
+
 /* exp (seconds) as an apr_time_t. A signer may write any int64 there: beyond what
  * apr_time_t holds (about the year 294,000) the token does not expire for us, rather than
  * overflowing the multiplication (undefined behaviour, seen under UBSan). */
@@ -92,7 +113,6 @@ static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const
     ospab_jwt_claims_t claims;
     ospab_principal_t who;
     const char *reason = NULL;
-    apr_status_t rv;
 
     apr_pool_clear(a->scratch);
     if (!token || !*token) {
@@ -109,15 +129,8 @@ static int authenticate(void *ctx, const char *token, agent_sio_user_t *u, const
         *why = a->msg;
         return 1;
     }
-    rv = principal(a, &claims, &who, &reason);
-    if (rv == APR_EACCES) {
-        apr_snprintf(a->msg, sizeof(a->msg), "invalid token: %s", reason ? reason : "refused");
-        *why = a->msg;
-        return 1;
-    }
-    if (rv != APR_SUCCESS) {
-        AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
-        *why = "temporarily unavailable, try again";
+    if (decide(a, &claims, &who, "invalid token: ", "refused",
+               "temporarily unavailable, try again", why) != 0) {
         return 1;
     }
     u->user_id = claims.user_id;
@@ -134,23 +147,15 @@ static int recheck(void *ctx, agent_sio_user_t *u, const char **why)
     auth_t *a = ctx;
     ospab_jwt_claims_t claims;
     ospab_principal_t who;
-    const char *reason = NULL;
-    apr_status_t rv;
+    int rc;
 
     apr_pool_clear(a->scratch);
     memset(&claims, 0, sizeof(claims));
     claims.user_id = u->user_id;
     apr_cpystrn(claims.sid, u->sid, sizeof(claims.sid));
-    rv = principal(a, &claims, &who, &reason);
-    if (rv == APR_EACCES) {
-        apr_snprintf(a->msg, sizeof(a->msg), "%s", reason ? reason : "access withdrawn");
-        *why = a->msg;
-        return 1;
-    }
-    if (rv != APR_SUCCESS) {
-        AGENT_WARN("live push: database: %s", a->db->error ? a->db->error : "?");
-        *why = "temporarily unavailable";
-        return -1;
+    if ((rc = decide(a, &claims, &who, "", "access withdrawn", "temporarily unavailable",
+                     why)) != 0) {
+        return rc;
     }
     u->is_admin = who.admin;
     return 0;

@@ -11,6 +11,7 @@
  * the row is due again and is sent once more with the same Message-ID. So no message is
  * lost, and a message is sent twice only when the kill (or a database failure) falls
  * between the server's final 250 and step 3: SMTP has no exactly-once delivery. */
+#include <stddef.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -39,18 +40,24 @@ typedef struct {
     const char *id;
     const char *to;                 /* to_addr */
     const char *subject, *body;     /* body_text */
-    int attempts;                   /* with the one just claimed */
+    const char *attempts_text;
     const char *created_at;         /* the Date: and Message-ID are made from it */
+    int attempts;                   /* with the one just claimed */
 } mail_row_t;
+
+/* id, to_addr, subject, body_text, attempts, created_at */
+static const apr_size_t mail_cols[] = {
+    offsetof(mail_row_t, id), offsetof(mail_row_t, to), offsetof(mail_row_t, subject),
+    offsetof(mail_row_t, body), offsetof(mail_row_t, attempts_text),
+    offsetof(mail_row_t, created_at)
+};
+static const ospab_row_shape_t mail_shape = OSPAB_ROW_SHAPE(mail_cols, mail_row_t,
+                                                            OSPAB_ROW_NO_RAW);
 
 static void mail_from_row(ospab_row_t r, mail_row_t *m)
 {
-    m->id = r[0];
-    m->to = r[1];
-    m->subject = r[2];
-    m->body = r[3];
-    m->attempts = r[4] ? atoi(r[4]) : 0;
-    m->created_at = r[5];
+    ospab_row_fill(&mail_shape, r, m);
+    m->attempts = m->attempts_text ? atoi(m->attempts_text) : 0;
 }
 
 /* The one column of ospab_mail_due: the id of a row due now. */

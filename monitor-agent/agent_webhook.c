@@ -12,6 +12,7 @@
  * at the request and refused it: the same bytes would be refused again); anything else
  * (no connection, timeout, 408, 429, 5xx, 3xx) retried with backoff until
  * webhook_max_attempts. Without [webhook] url, pending rows become 'skipped'. */
+#include <stddef.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -45,15 +46,22 @@ typedef struct {
     const char *id;
     const char *event;              /* OSPAB_EVENT_*: the X-Ospab-Event header */
     const char *payload;            /* the stored body (lib/ospab_events.c) */
+    const char *attempts_text;
     int attempts;                   /* with the one just claimed */
 } webhook_row_t;
 
+/* id, event, payload, attempts */
+static const apr_size_t webhook_cols[] = {
+    offsetof(webhook_row_t, id), offsetof(webhook_row_t, event),
+    offsetof(webhook_row_t, payload), offsetof(webhook_row_t, attempts_text)
+};
+static const ospab_row_shape_t webhook_shape =
+    OSPAB_ROW_SHAPE(webhook_cols, webhook_row_t, OSPAB_ROW_NO_RAW);
+
 static void webhook_from_row(ospab_row_t r, webhook_row_t *w)
 {
-    w->id = r[0];
-    w->event = r[1];
-    w->payload = r[2];
-    w->attempts = r[3] ? atoi(r[3]) : 0;
+    ospab_row_fill(&webhook_shape, r, w);
+    w->attempts = w->attempts_text ? atoi(w->attempts_text) : 0;
 }
 
 /* The one column of ospab_webhook_due: the id of a row due now. */

@@ -160,6 +160,17 @@ def _started(apache, allow=()):
     return apache
 
 
+def served(database, extra_conf, allow=()):
+    """The body of a module-scoped Apache fixture: `yield from served(database, conf)`
+    yields Apache with the module and extra_conf, started (a problem logged at start-up
+    fails), and stops it afterwards."""
+    a = _started(harness.Apache(database, extra_conf=extra_conf), allow=allow)
+    try:
+        yield a
+    finally:
+        a.stop()
+
+
 def placeholder_proxmox_conf():
     """Proxmox directives naming an address nobody listens on (a port the OS has just
     handed out and taken back). With them the server-management routes answer after their

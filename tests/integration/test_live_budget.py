@@ -65,13 +65,10 @@ class Tarpit:
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
-        data = b""
         try:
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
+            data = recv_head(c)
+            if b"\r\n\r\n" not in data:
+                return
             head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
             key = re.search(r"(?im)^sec-websocket-key:\s*(\S+)", head)
             if re.search(r"(?im)^upgrade:\s*websocket", head) and key:
@@ -144,16 +141,22 @@ def open_idle(apache, source, websocket):
     return s
 
 
+def recv_head(s):
+    """What s brings until the end of an HTTP head (or until the peer closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def read_answer(s, wait):
     """(status, headers, body) of an answer that came within `wait` seconds, else None."""
     s.settimeout(wait)
-    data = b""
     try:
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_head(s)
     except socket.timeout:
         return None
     if not data:

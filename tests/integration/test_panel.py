@@ -29,9 +29,10 @@ import requests
 
 import harness
 from agentharness import Agent, sim_cluster
-from conftest import Api, _started, create_user
+from conftest import Api, create_user, served
 from panelconf import panel_conf
 from test_server import ssh_conf as server_ssh_conf
+from test_server import node as server_node  # noqa: F401  (the fixture, by that name)
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
 sys.path.insert(0, str(harness.REPO / "tests" / "sshd"))
@@ -63,18 +64,11 @@ def sim():
 
 
 @pytest.fixture(scope="module")
-def node(sim):
-    """The node's sshd (root password resets of containers); needs root."""
+def node(request, sim):
+    """The node's sshd (root password resets of containers), test_server.py's; needs root."""
     if os.geteuid() != 0:
-        yield None
-        return
-    import sshd as sshdmod
-    sshdmod.reap_orphans(harness.RUN_BASE)
-    n = sshdmod.Sshd(harness.make_run_dir("sshd-") / "node", control=sim.info["control"],
-                     ca=sim.ca, node=NODE)
-    n.start()
-    yield n
-    n.stop()
+        return None
+    return request.getfixturevalue("server_node")
 
 
 def ssh_conf(node):
@@ -103,10 +97,7 @@ def web(panel_db, sim, node, agent_port):
             "upgrade=websocket",
             '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16",
             "</Location>"]
-    a = harness.Apache(panel_db, extra_conf=conf + ssh_conf(node) + panel_conf(at="/"))
-    _started(a)
-    yield a
-    a.stop()
+    yield from served(panel_db, conf + ssh_conf(node) + panel_conf(at="/"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import harness
-from conftest import _started
+from conftest import served
 from panelconf import WWW, panel_conf
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -30,19 +30,13 @@ def panel_db():
 @pytest.fixture(scope="module")
 def root(panel_db):
     """The panel at the site root, as the demo serves it."""
-    a = harness.Apache(panel_db, extra_conf=panel_conf(at="/"))
-    _started(a)
-    yield a
-    a.stop()
+    yield from served(panel_db, panel_conf(at="/"))
 
 
 @pytest.fixture(scope="module")
 def prefixed(panel_db):
     """The panel at /panel/, exactly as conf/ospab.conf has it."""
-    a = harness.Apache(panel_db, extra_conf=panel_conf(at="/panel"))
-    _started(a)
-    yield a
-    a.stop()
+    yield from served(panel_db, panel_conf(at="/panel"))
 
 
 def get(apache, path, **headers):

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import harness
-from conftest import Api, _started, access_token, create_user, new_vps, sql_exec
+from conftest import Api, access_token, create_user, new_vps, sql_exec, served
 from test_server import (NODE, WORKERS, call, err, ok, pve_conf, sim, _sim_clean,  # noqa: F401
                          sim_calls, wait_guest, wait_idle)
 
@@ -26,11 +26,7 @@ QUOTA = 2
 @pytest.fixture(scope="module")
 def srv(database, sim):
     """Customer self-service with the default resize policy and a quota of QUOTA."""
-    a = harness.Apache(database, extra_conf=pve_conf(sim) + WORKERS
-                       + [f"OspabServerQuota {QUOTA}"])
-    _started(a)
-    yield a
-    a.stop()
+    yield from served(database, pve_conf(sim) + WORKERS + [f"OspabServerQuota {QUOTA}"])
 
 
 class World:

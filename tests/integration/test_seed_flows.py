@@ -9,17 +9,14 @@ import time
 import pytest
 
 import harness
-from conftest import Api, _started, access_token, create_user
+from conftest import Api, access_token, create_user, served
 from test_server import (NODE, UPID, WAIT, WORKERS, call, ok, pve_conf, sim,  # noqa: F401
                          _sim_clean, wait_guest, wait_idle)
 
 
 @pytest.fixture(scope="module")
 def srv(database, sim):
-    a = harness.Apache(database, extra_conf=pve_conf(sim) + WORKERS + ["OspabServerQuota 0"])
-    _started(a)
-    yield a
-    a.stop()
+    yield from served(database, pve_conf(sim) + WORKERS + ["OspabServerQuota 0"])
 
 
 class World:

@@ -23,6 +23,7 @@ container; the demo's mail folder and webhook log are checked last.
 """
 
 import email
+import functools
 import email.policy
 import hashlib
 import json
@@ -41,6 +42,8 @@ import harness
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
 from simctl import PveSim  # noqa: E402
+from test_agent import wait_for as agent_wait_for  # noqa: E402
+from test_server import call as server_call  # noqa: E402
 from test_demo import demo as demo_run  # noqa: E402,F401  (the demo, started once)
 
 HERE = Path(__file__).resolve().parent
@@ -78,15 +81,8 @@ def need(key, test):
     return STATE[key]
 
 
-def wait_for(fn, timeout=WAIT, interval=0.1, what="condition"):
-    """fn() until it returns something truthy; that value. Fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(interval)
+# fn() until it returns something truthy (test_agent.py's), with this file's longer wait
+wait_for = functools.partial(agent_wait_for, timeout=WAIT, interval=0.1)
 
 
 # --------------------------------------------------------------------- the seeds --
@@ -174,6 +170,9 @@ class Demo:
         self.email, self.password, self.customer_id = m[1], m[2], int(m[3])
         self.sim = self._sim()
 
+    def url(self, path):
+        return self.local + path
+
     def grab(self, pattern):
         m = re.search(pattern, self.text)
         assert m, (pattern, self.text)
@@ -216,18 +215,9 @@ def localize(demo, text, token=None):
 
 def call(demo, method, path, token, body=None, timeout=30):
     """A request to seed 003's base URL (http://localhost:<port>/api) as the seed shows it:
-    `Authorization: Bearer <access_token>`, JSON bodies."""
-    h = {"Connection": "close"}
-    if token is not None:
-        h["Authorization"] = f"Bearer {token}"
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = "application/json"
-    r = requests.request(method, demo.api + path, headers=h, data=data, timeout=timeout)
-    assert r.headers.get("Content-Type", "").startswith("application/json"), \
-        (method, path, r.status_code, r.headers, r.text[:300])
-    return r
+    `Authorization: Bearer <access_token>`, JSON bodies (test_server.py's, which also checks
+    the answer is JSON)."""
+    return server_call(demo, method, "/api" + path, token, body=body, timeout=timeout)
 
 
 def ok(r, status=200):
