@@ -1,13 +1,19 @@
 // The reference for bench/fanout: a Node socket.io v4 server doing what the agent's
 // live-push server does (HS256 token in the auth payload, 'subscribe-server' joins a
-// room per server id, events stamped just before they are emitted). Same stdin commands
-// and output as sio-driver: "listening PORT", "emitts SERVER EVENT [N [STAMP [PAD]]]", "stats", "quit".
+// room per server id). Same stdin commands and output as sio-driver: "listening PORT",
+// "emitts SERVER EVENT [N [STAMP [PAD]]]", "stats", "sync", "quit". STAMP and a default
+// sentAt are wall-clock ms since the epoch (Date.now(), the clock bench-client.js reads).
+// One more command makes it the fake server of `bench/fanout --self-test`: "delay MS"
+// holds every later emit (and sync) MS milliseconds after its command arrived, so their
+// latencies must come out MS higher.
 const crypto = require('crypto');
 const http = require('http');
 const readline = require('readline');
 const { Server } = require('socket.io');
 
 const key = process.env.OSPAB_SIO_KEY;
+let delay = 0;
+const later = (fn) => (delay > 0 ? setTimeout(fn, delay) : fn());
 const b64url = (s) => Buffer.from(s, 'base64url');
 
 // HS256 verification with node's crypto (the check the agent does through libjwt)
@@ -63,16 +69,20 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     const id = Number(a);
     // PAD: a string of that many bytes in the event, to match the agent's real messages
     const pad = e ? padding(Number(e)) : undefined;
-    for (let i = 0; i < Number(c || 1); ++i) {
-      const sentAt = d ? Number(d) : performance.timeOrigin + performance.now();
-      io.to('s:' + id).emit(b, pad === undefined ? { serverId: id, sentAt }
-                                                 : { serverId: id, sentAt, pad });
-    }
+    later(() => {
+      for (let i = 0; i < Number(c || 1); ++i) {
+        const sentAt = d ? Number(d) : Date.now();
+        io.to('s:' + id).emit(b, pad === undefined ? { serverId: id, sentAt }
+                                                   : { serverId: id, sentAt, pad });
+      }
+    });
+  } else if (cmd === 'delay') {
+    delay = Number(a) || 0;
   } else if (cmd === 'stats') {
     process.stdout.write(`stats ${JSON.stringify({ sessions: io.engine.clientsCount,
       rss_kb: Math.round(process.memoryUsage().rss / 1024) })}\n`);
   } else if (cmd === 'sync') {
-    process.stdout.write('sync\n');
+    later(() => process.stdout.write('sync\n'));
   } else if (cmd === 'quit') {
     io.close();
     process.exit(0);
