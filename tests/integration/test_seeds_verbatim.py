@@ -156,7 +156,7 @@ class Demo:
     def __init__(self, proc, port, text, rundir):
         self.proc, self.port, self.text, self.rundir = proc, port, text, rundir
         self.env = self._env()
-        self.url = self.env["OSPAB_URL"]
+        self.base_url = self.env["OSPAB_URL"]
         self.key = self.env["OSPAB_SYNC_KEY"]
         # the seeds' examples talk to localhost: only the port changes
         self.local = f"http://localhost:{port}"
@@ -230,7 +230,7 @@ def customer_token(demo):
     """Seed 000: "Зайдите в Панель управления под пользователем с ID 5": the demo's customer
     logs in (POST /api/auth/login) with the credentials the demo prints."""
     if "token" not in STATE:
-        r = requests.post(demo.url + "/api/auth/login", timeout=30,
+        r = requests.post(demo.base_url + "/api/auth/login", timeout=30,
                           json={"email": demo.email, "password": demo.password})
         body = ok(r)
         assert body["user"]["id"] == 5 == demo.customer_id, body
