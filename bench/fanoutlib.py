@@ -180,6 +180,16 @@ class Watch:
 
 # ----------------------------------------------------------------------- servers ---
 
+def bench_limits(n):
+    """The live push's abuse limits (issue 9) lifted for the benchmark: its N clients all
+    come from 127.0.0.1 and open within a quarter of a second (100 every 20 ms per client
+    process), which the defaults (1,000 unauthenticated sessions at once, 50 and 500 per
+    address, 5 s to send a good CONNECT) rightly take for a flood. What is measured is the
+    fan-out to connected clients, as before those limits existed."""
+    return {"max_pending": n, "max_pending_per_address": n, "max_per_address": n,
+            "connect_timeout": 60000}
+
+
 class Driver(siolib.Driver):
     """tests/sio/sio-driver: monitor-agent/agent_sio.c alone."""
     kind = "agent"
@@ -248,10 +258,10 @@ class RealAgent:
                                              "task_interval": "30s"},
                                    "websocket": {"listen": "127.0.0.1:0",
                                                  "max_clients": str(max_clients),
-                                                 # every client comes from 127.0.0.1
-                                                 "max_per_address": str(max_clients),
-                                                 "max_pending_per_address":
-                                                     str(max_clients),
+                                                 **{k: (f"{v // 1000}s"
+                                                        if k == "connect_timeout"
+                                                        else str(v)) for k, v in
+                                                    bench_limits(max_clients).items()},
                                                  "ping_interval": "25s",
                                                  "ping_timeout": "20s"}})
             self.dirs.append(self.agent.rundir)
