@@ -24,9 +24,16 @@ static const apr_size_t idem_cols[] = {
 static const ospab_row_shape_t idem_shape =
     OSPAB_ROW_SHAPE(idem_cols, idem_row_t, OSPAB_ROW_NO_RAW);
 
-apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                               apr_time_t now, ospab_idem_state_e *state, int *status,
-                               const char **body)
+typedef enum {
+    OSPAB_IDEM_NEW,       /* never seen (or expired): execute */
+    OSPAB_IDEM_REPLAY,    /* completed with the same request: answer with status/body */
+    OSPAB_IDEM_MISMATCH,  /* completed or running with another request: 409 */
+    OSPAB_IDEM_PENDING    /* the same request is still running elsewhere */
+} ospab_idem_state_e;
+
+static apr_status_t idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                                apr_time_t now, ospab_idem_state_e *state, int *status,
+                                const char **body)
 {
     const char *args[3] = { idem->scope, idem->key, NULL };
     ospab_row_t row;
@@ -65,16 +72,17 @@ apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t
     return APR_SUCCESS;
 }
 
-apr_status_t ospab_idem_reserve(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                                apr_time_t now)
+/* Records idem as running (inside the caller's transaction, if one is open). */
+static apr_status_t idem_reserve(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                                 apr_time_t now)
 {
     const char *args[4] = { idem->scope, idem->key, idem->hash, ospab_time_db(p, now) };
 
     return ospab_db_exec(db, p, "ospab_idem_insert", 4, args, NULL);
 }
 
-apr_status_t ospab_idem_complete(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                                 int status, const char *body)
+static apr_status_t idem_complete(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
+                                  int status, const char *body)
 {
     const char *args[4] = { apr_itoa(p, status), body, idem->scope, idem->key };
 
@@ -88,7 +96,7 @@ int ospab_idem_begin(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         ospab_result_db_failed(db, p, res);
         return 1;
     }
-    if (idem && ospab_idem_reserve(db, p, idem, a->now) != APR_SUCCESS) {
+    if (idem && idem_reserve(db, p, idem, a->now) != APR_SUCCESS) {
         if (ospab_db_is_constraint(db)) {
             ospab_db_end(db, 0);
             res->idem_race = 1;
@@ -104,7 +112,7 @@ int ospab_idem_begin(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 void ospab_idem_commit(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
                        ospab_result_t *res)
 {
-    if (idem && ospab_idem_complete(db, p, idem, res->status,
+    if (idem && idem_complete(db, p, idem, res->status,
                                     ospab_json_dump(p, res->body)) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
@@ -129,7 +137,7 @@ void ospab_idem_run(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem, int
         ospab_idem_state_e state;
 
         *now = apr_time_now();
-        if (ospab_idem_lookup(db, p, idem, *now, &state, &status, &stored) != APR_SUCCESS) {
+        if (idem_lookup(db, p, idem, *now, &state, &status, &stored) != APR_SUCCESS) {
             memset(res, 0, sizeof(*res));
             ospab_result_db_failed(db, p, res);
             return;
@@ -161,7 +169,7 @@ void ospab_idem_run(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem, int
             return;
         }
         /* an operation of many transactions: the key on its own first, its answer after */
-        if (ospab_idem_reserve(db, p, idem, *now) != APR_SUCCESS) {
+        if (idem_reserve(db, p, idem, *now) != APR_SUCCESS) {
             if (ospab_db_is_constraint(db)) {
                 continue;
             }
@@ -170,7 +178,7 @@ void ospab_idem_run(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem, int
             return;
         }
         fn(ctx, NULL, res);
-        if (ospab_idem_complete(db, p, idem, res->status, ospab_json_dump(p, res->body))
+        if (idem_complete(db, p, idem, res->status, ospab_json_dump(p, res->body))
             != APR_SUCCESS && !res->log) {
             res->log = apr_pstrcat(p, "could not store the response for an Idempotency-Key: ",
                                    db->error ? db->error : "?", NULL);

@@ -15,24 +15,8 @@ typedef struct {
     const char *hash;
 } ospab_idem_t;
 
-typedef enum {
-    OSPAB_IDEM_NEW,       /* never seen (or expired): execute */
-    OSPAB_IDEM_REPLAY,    /* completed with the same request: answer with status/body */
-    OSPAB_IDEM_MISMATCH,  /* completed or running with another request: 409 */
-    OSPAB_IDEM_PENDING    /* the same request is still running elsewhere */
-} ospab_idem_state_e;
-
 #define OSPAB_IDEM_TTL        apr_time_from_sec(24 * 3600)
 #define OSPAB_IDEM_ABANDONED  apr_time_from_sec(300)
-
-apr_status_t ospab_idem_lookup(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                               apr_time_t now, ospab_idem_state_e *state, int *status,
-                               const char **body);
-/* Records idem as running (inside the caller's transaction, if one is open). */
-apr_status_t ospab_idem_reserve(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                                apr_time_t now);
-apr_status_t ospab_idem_complete(ospab_db_t *db, apr_pool_t *p, const ospab_idem_t *idem,
-                                 int status, const char *body);
 
 /* Opens the change's transaction and, with a key, records it first. 0: go on; 1: res is
  * set (a twin holding the key committed first: res->idem_race). */

@@ -115,8 +115,6 @@ const char *ospab_server_binding_note(apr_pool_t *p, ospab_binding_e why, const 
 
 /* A root password from the CSPRNG: 20 characters of letters and digits without look-alikes. */
 const char *ospab_server_new_password(apr_pool_t *p);
-/* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */
-int ospab_server_snapname_ok(const char *name);
 
 /* The billing site's changes reaching the guest (lib/ospab_sync.c, issue 10). v is the
  * bound record (ospab_vps_get) as it is now; the billing site may do what an admin may.

@@ -11,7 +11,8 @@
 
 /* ---- snapshots ---------------------------------------------------------------------------- */
 
-int ospab_server_snapname_ok(const char *s)
+/* Proxmox snapshot name rule: ^[a-zA-Z][a-zA-Z0-9_-]+$, at most 40, not a reserved name. */
+static int snapname_ok(const char *s)
 {
     static const char *const reserved[] = { "current", "vzdump", "pending", NULL };
     const char *const *r;
@@ -89,7 +90,7 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
     json_t *o;
 
     memset(res, 0, sizeof(*res));
-    if (!json_is_object(body) || !name || !ospab_server_snapname_ok(name)) {
+    if (!json_is_object(body) || !name || !snapname_ok(name)) {
         json_t *f = json_object();
 
         json_object_set_new(f, "snapname", json_string("must start with a letter, then "

@@ -126,7 +126,6 @@ void ospab_mod_register_error_filter(void);
 
 /* ospab_mod_http.c: every handler ends in one of these */
 int ospab_mod_respond(request_rec *r, int status, json_t *body);
-int ospab_mod_respond_text(request_rec *r, int status, const char *json_text);
 int ospab_mod_error(request_rec *r, int status, const char *msg);
 int ospab_mod_error_fields(request_rec *r, int status, const char *msg, json_t *fields);
 /* The glue's one convention: a helper that may answer the request itself returns 1 when

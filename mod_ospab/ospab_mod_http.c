@@ -8,7 +8,7 @@
 #include "mod_ospab.h"
 #include "ospab_json.h"
 
-int ospab_mod_respond_text(request_rec *r, int status, const char *text)
+static int respond_text(request_rec *r, int status, const char *text)
 {
     apr_bucket_brigade *bb;
     apr_size_t len = strlen(text);
@@ -41,9 +41,9 @@ int ospab_mod_respond(request_rec *r, int status, json_t *body)
     const char *text = ospab_json_dump(r->pool, body);
 
     if (!text) {
-        return ospab_mod_respond_text(r, 500, "{\"error\":\"internal error\"}");
+        return respond_text(r, 500, "{\"error\":\"internal error\"}");
     }
-    return ospab_mod_respond_text(r, status, text);
+    return respond_text(r, status, text);
 }
 
 int ospab_mod_error_fields(request_rec *r, int status, const char *msg, json_t *fields)
@@ -75,7 +75,7 @@ int ospab_mod_finish(request_rec *r, ospab_result_t *res)
                       r->method, r->uri, res->log);
     }
     if (res->text) {
-        return ospab_mod_respond_text(r, res->status, res->text);
+        return respond_text(r, res->status, res->text);
     }
     return ospab_mod_respond(r, res->status, res->body);
 }
