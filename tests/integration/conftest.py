@@ -171,6 +171,21 @@ def served(database, extra_conf, allow=()):
         a.stop()
 
 
+def simulated(prefix="pvesim-", **kw):
+    """The body of a module-scoped simulator fixture: `yield from simulated(nodes=...)`
+    yields tests/pvesim started with those settings (simctl.PveSim's), and stops it
+    afterwards."""
+    if str(harness.REPO / "tests" / "pvesim") not in sys.path:
+        sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+    from simctl import PveSim
+    s = PveSim(str(harness.make_run_dir(prefix)), **kw)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
 def placeholder_proxmox_conf():
     """Proxmox directives naming an address nobody listens on (a port the OS has just
     handed out and taken back). With them the server-management routes answer after their

@@ -14,13 +14,12 @@ import sys
 import pytest
 
 import harness
-from conftest import access_token, unique
+from conftest import access_token, unique, simulated
 from test_agent import (TEMPLATE, TIME_SCALE, agent, agent_port, srv, wait_for,  # noqa: F401
                         world)
 from test_server import ACTION_KEYS, UPID, call, err, ok, wait_guest, wait_idle
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
-from simctl import PveSim  # noqa: E402
 
 NODES = ("pve1", "pve2")
 SEED_NAME = "web-server-01"          # seed 000's server
@@ -31,11 +30,8 @@ UNLINKED = "this server is not linked to its guest on Proxmox yet"
 def sim(database):
     """A simulator per database: the tests name guests after their servers (the seed's
     web-server-01 among them), and the other database's guests would share those names."""
-    s = PveSim(str(harness.make_run_dir("pvesim-")), nodes=NODES, time_scale=TIME_SCALE,
-               resources_lag=0.2, auth_fail_delay=0.2)
-    s.start()
-    yield s
-    s.stop()
+    yield from simulated(nodes=NODES, time_scale=TIME_SCALE, resources_lag=0.2,
+                         auth_fail_delay=0.2)
 
 
 _next_vmid = [2000]

@@ -21,11 +21,10 @@ import requests
 
 import harness
 from agentharness import Agent, sim_cluster
-from conftest import Api, _started, access_token, create_user
+from conftest import Api, _started, access_token, create_user, simulated
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
 sys.path.insert(0, str(harness.REPO / "tests" / "sio"))
-from simctl import PveSim  # noqa: E402
 import siolib  # noqa: E402
 
 NODES = ("pve1", "pve2")
@@ -50,11 +49,8 @@ def wait_for(fn, timeout=WAIT, interval=0.05, what="condition"):
 
 @pytest.fixture(scope="module")
 def sim():
-    s = PveSim(str(harness.make_run_dir("pvesim-")), nodes=NODES, time_scale=TIME_SCALE,
-               resources_lag=0.2, auth_fail_delay=0.2)
-    s.start()
-    yield s
-    s.stop()
+    yield from simulated(nodes=NODES, time_scale=TIME_SCALE, resources_lag=0.2,
+                         auth_fail_delay=0.2)
 
 
 @pytest.fixture(autouse=True)

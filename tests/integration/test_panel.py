@@ -29,14 +29,13 @@ import requests
 
 import harness
 from agentharness import Agent, sim_cluster
-from conftest import Api, create_user, served
+from conftest import Api, create_user, served, simulated
 from panelconf import panel_conf
 from test_server import ssh_conf as server_ssh_conf
 from test_server import node as server_node  # noqa: F401  (the fixture, by that name)
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
 sys.path.insert(0, str(harness.REPO / "tests" / "sshd"))
-from simctl import PveSim  # noqa: E402
 
 BROWSER_DIR = harness.REPO / "tests" / "browser"
 SCREENS = harness.REPO / "run" / "panel-screens"
@@ -56,11 +55,8 @@ def panel_db():
 
 @pytest.fixture(scope="module")
 def sim():
-    s = PveSim(str(harness.make_run_dir("pvesim-")), nodes=(NODE,), time_scale=TIME_SCALE,
-               resources_lag=0.2, auth_fail_delay=0.2)
-    s.start()
-    yield s
-    s.stop()
+    yield from simulated(nodes=(NODE,), time_scale=TIME_SCALE, resources_lag=0.2,
+                         auth_fail_delay=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ import time
 import pytest
 
 import harness
+from conftest import simulated
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
-from simctl import PveSim  # noqa: E402
 
 # OSPAB_PVECALL=<path> runs another build of the driver (say, one with sanitizers)
 PVECALL = harness.Path(os.environ.get("OSPAB_PVECALL")
@@ -47,11 +47,7 @@ def _check_driver():
 @pytest.fixture(scope="module")
 def sim():
     _check_driver()
-    s = PveSim(str(harness.make_run_dir("pvesim-client-")), nodes=("pve",), time_scale=0.1,
-               auth_fail_delay=0.2)
-    s.start()
-    yield s
-    s.stop()
+    yield from simulated("pvesim-client-", nodes=("pve",), time_scale=0.1, auth_fail_delay=0.2)
 
 
 @pytest.fixture(autouse=True)

@@ -38,10 +38,9 @@ import pytest
 import requests
 
 import harness
-from conftest import Api, _started, access_token, create_user
+from conftest import Api, _started, access_token, create_user, simulated
 
 sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
-from simctl import PveSim  # noqa: E402
 
 NODE = "pve1"
 TIME_SCALE = 0.05
@@ -76,11 +75,8 @@ def expected_ip(vmid):
 
 @pytest.fixture(scope="module")
 def sim():
-    s = PveSim(str(harness.make_run_dir("pvesim-")), nodes=(NODE,), time_scale=TIME_SCALE,
-               resources_lag=1.0, auth_fail_delay=0.2)
-    s.start()
-    yield s
-    s.stop()
+    yield from simulated(nodes=(NODE,), time_scale=TIME_SCALE, resources_lag=1.0,
+                         auth_fail_delay=0.2)
 
 
 @pytest.fixture(autouse=True)

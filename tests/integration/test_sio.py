@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "tests" / "sio"))
 import authmatrix  # noqa: E402
 import harness  # noqa: E402
 import siolib  # noqa: E402
+from test_auth import _SourceAdapter  # noqa: E402
 
 socketio = pytest.importorskip("socketio")
 websocket = pytest.importorskip("websocket")
@@ -613,21 +614,10 @@ def test_sigterm_stops_the_server_and_closes_clients(pyclients):
 ATTACKER, OTHER_HOST = "127.0.0.3", "127.0.0.4"
 
 
-class _Source(requests.adapters.HTTPAdapter):
-    """requests from a given local address."""
-
-    def __init__(self, source):
-        self._source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kw):
-        kw["source_address"] = (self._source, 0)
-        super().init_poolmanager(*args, **kw)
-
-
 def from_address(source):
+    """A requests session whose connections come from another loopback address."""
     s = requests.Session()
-    s.mount("http://", _Source(source))
+    s.mount("http://", _SourceAdapter(source))
     return s
 
 
