@@ -39,7 +39,7 @@ static const char *timeframe_of(request_rec *r)
 int ospab_mod_handle_server(request_rec *r, const ospab_route_match_t *m)
 {
     const ospab_route_t *route = m->route;
-    ospab_server_conf_t conf;
+    const ospab_server_conf_t *conf;
     ospab_principal_t who;
     ospab_actor_t actor;
     ospab_result_t res;
@@ -62,40 +62,40 @@ int ospab_mod_handle_server(request_rec *r, const ospab_route_match_t *m)
     actor.id = who.user_id;
     actor.remote_addr = r->useragent_ip;
     actor.now = apr_time_now();
-    ospab_mod_server_conf(r, &conf);
+    conf = ospab_mod_server_conf(r);
     switch (route->op) {
     case OSPAB_OP_POWER:
-        ospab_server_power(db, r->pool, &conf, &who, &actor, id, route->action, &res);
+        ospab_server_power(db, r->pool, conf, &who, &actor, id, route->action, &res);
         break;
     case OSPAB_OP_SERVER_CREATE:
-        ospab_server_create(db, r->pool, &conf, &who, &actor, body, &res);
+        ospab_server_create(db, r->pool, conf, &who, &actor, body, &res);
         break;
     case OSPAB_OP_SERVER_DELETE:
-        ospab_server_delete(db, r->pool, &conf, &who, &actor, id, &res);
+        ospab_server_delete(db, r->pool, conf, &who, &actor, id, &res);
         break;
     case OSPAB_OP_STATUS:
-        ospab_server_status(db, r->pool, &conf, &who, id, timeframe_of(r), &res);
+        ospab_server_status(db, r->pool, conf, &who, id, timeframe_of(r), &res);
         break;
     case OSPAB_OP_PASSWORD:
-        ospab_server_password(db, r->pool, &conf, &who, &actor, id, &res);
+        ospab_server_password(db, r->pool, conf, &who, &actor, id, &res);
         break;
     case OSPAB_OP_RESIZE:
-        ospab_server_resize(db, r->pool, &conf, &who, &actor, id, body, &res);
+        ospab_server_resize(db, r->pool, conf, &who, &actor, id, body, &res);
         break;
     case OSPAB_OP_SNAPSHOTS:
         if (!strcmp(route->action, "list")) {
-            ospab_server_snapshots(db, r->pool, &conf, &who, id, &res);
+            ospab_server_snapshots(db, r->pool, conf, &who, id, &res);
         }
         else {
-            ospab_server_snapshot_op(db, r->pool, &conf, &who, &actor, id, route->action,
+            ospab_server_snapshot_op(db, r->pool, conf, &who, &actor, id, route->action,
                                      body, &res);
         }
         break;
     case OSPAB_OP_CONSOLE:
-        ospab_server_console(db, r->pool, &conf, &who, body, &res);
+        ospab_server_console(db, r->pool, conf, &who, body, &res);
         break;
     case OSPAB_OP_TASKS:
-        ospab_server_tasks(db, r->pool, &conf, &who, id, &res);
+        ospab_server_tasks(db, r->pool, conf, &who, id, &res);
         break;
     default:
         return ospab_mod_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");

@@ -33,7 +33,6 @@ static void run_call(void *ctx, const ospab_idem_t *idem, ospab_result_t *res)
  * batch marks a request that runs many transactions. */
 static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
 {
-    ospab_server_conf_t guests;
     ospab_actor_t actor;
     ospab_idem_t idem;
     ospab_result_t res;
@@ -45,11 +44,10 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     if (!ospab_mod_sync_request(r, &call.req, &body, &len, &call.db, &actor, &done)) {
         return done;
     }
-    ospab_mod_server_conf(r, &guests);
     call.fn = fn;
     call.p = r->pool;
     call.actor = &actor;
-    call.guests = &guests;
+    call.guests = ospab_mod_server_conf(r);
     key = apr_table_get(r->headers_in, "Idempotency-Key");
     if (!key) {
         run_call(&call, NULL, &res);

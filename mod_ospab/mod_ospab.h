@@ -65,6 +65,9 @@ typedef struct {
     ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */
     ospab_pve_t *pve;                              /* this child's client (child_init) */
     ospab_pve_shared_t *pve_shared;                /* what all children saw (post_config) */
+    ospab_server_conf_t server;                    /* the above with their defaults, as
+                                                    * the core's operations take them
+                                                    * (child_init, after the client) */
 } ospab_srv_conf_t;
 
 #define OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT 3
@@ -97,7 +100,7 @@ void ospab_mod_child_init_first(apr_pool_t *p, server_rec *s);
 void ospab_mod_child_init_last(apr_pool_t *p, server_rec *s);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
 /* What the core's server operations need from this server's directives. */
-void ospab_mod_server_conf(request_rec *r, ospab_server_conf_t *c);
+const ospab_server_conf_t *ospab_mod_server_conf(const request_rec *r);
 /* The login failure counters shared by all children (NULL before post_config). */
 ospab_ratelimit_t *ospab_mod_ratelimit(void);
 /* This child's cache of verified access tokens (NULL outside a child). */

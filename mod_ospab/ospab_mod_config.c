@@ -90,20 +90,9 @@ ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r)
     return ap_get_module_config(r->server->module_config, &ospab_module);
 }
 
-void ospab_mod_server_conf(request_rec *r, ospab_server_conf_t *c)
+const ospab_server_conf_t *ospab_mod_server_conf(const request_rec *r)
 {
-    ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
-
-    memset(c, 0, sizeof(*c));
-    c->pve = sc->pve;
-    c->url = sc->pve_url;
-    c->node = sc->pve_node;
-    c->storage = sc->pve_storage ? sc->pve_storage : "local-lvm";
-    c->bridge = sc->pve_bridge ? sc->pve_bridge : "vmbr0";
-    c->self_service = sc->self_service == 1;
-    c->server_quota = sc->server_quota != -1 ? sc->server_quota : OSPAB_DEFAULT_SERVER_QUOTA;
-    c->resize = sc->resize != -1 ? (ospab_resize_policy_e)sc->resize : OSPAB_RESIZE_TARIFF;
-    c->ssh = sc->ssh.private_key ? &sc->ssh : NULL;
+    return &ospab_mod_srv_conf(r)->server;
 }
 
 static const char *set_sync_key(cmd_parms *cmd, void *dc, const char *arg)

@@ -175,12 +175,38 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
     }
 }
 
+/* The directives with their defaults, as the core's server operations take them: once per
+ * server config and child, after its Proxmox client and SSH defaults exist. */
+static void server_confs(server_rec *s)
+{
+    server_rec *sp;
+
+    for (sp = s; sp; sp = sp->next) {
+        ospab_srv_conf_t *sc = ap_get_module_config(sp->module_config, &ospab_module);
+        ospab_server_conf_t *c = &sc->server;
+
+        memset(c, 0, sizeof(*c));
+        c->pve = sc->pve;
+        c->url = sc->pve_url;
+        c->node = sc->pve_node;
+        c->storage = sc->pve_storage ? sc->pve_storage : "local-lvm";
+        c->bridge = sc->pve_bridge ? sc->pve_bridge : "vmbr0";
+        c->self_service = sc->self_service == 1;
+        c->server_quota = sc->server_quota != -1 ? sc->server_quota
+                                                 : OSPAB_DEFAULT_SERVER_QUOTA;
+        c->resize = sc->resize != -1 ? (ospab_resize_policy_e)sc->resize
+                                     : OSPAB_RESIZE_TARIFF;
+        c->ssh = sc->ssh.private_key ? &sc->ssh : NULL;
+    }
+}
+
 void ospab_mod_child_init(apr_pool_t *p, server_rec *s)
 {
     if (ospab_jwt_cache_create(p, 1024, &jwt_cache) != APR_SUCCESS) {
         jwt_cache = NULL;   /* every token is then verified in full: slower, still right */
     }
     pve_clients(p, s);
+    server_confs(s);
     ospab_mod_live_child_init(p, s);
     if (ratelimit_mutex) {
         apr_status_t rv = apr_global_mutex_child_init(&ratelimit_mutex,
