@@ -683,7 +683,7 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
     agent_sio_t *s = sess->s;
 
     if (sess->awaiting_pong) {
-        sess_close(sess, "ping timeout");
+        sess_close(sess, sess->close_after_flush ? "closed after flush" : "ping timeout");
         return;
     }
     sess->awaiting_pong = 1;
@@ -1260,6 +1260,12 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
         return 0;
     }
     if (is_get) {
+        if (sess->close_after_flush && !sess->qhead) {
+            /* its last packets went out (sess_closing): the close packet ends its polls */
+            conn_respond(wsi, c, 200, "text/plain; charset=UTF-8", OSPAB_EIO_PKT_CLOSE, 1);
+            sess_close(sess, "closed after flush");
+            return 0;
+        }
         if (sess->poll_wsi) {
             /* two polls at once: a confused or hostile client; the reference server
              * closes the session ("overlap from client") */
@@ -1347,6 +1353,18 @@ static void http_body_done(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
     conn_respond(wsi, c, 200, "text/html", "ok", 2);
 }
 
+/* A polling client has its last packets ("41"). Like the reference server, which keeps a
+ * closing session until its close packet is delivered, the session stays known for a
+ * moment: the client's next poll gets the close packet and its own close ("1") an "ok",
+ * not a 400 for an unknown sid (a browser shows that as an error). Then it goes. */
+#define SIO_CLOSE_GRACE_US (5 * LWS_US_PER_SEC)
+
+static void sess_closing(sio_sess_t *sess)
+{
+    sess->awaiting_pong = 1;
+    lws_sul_schedule(sess->s->ctx, 0, &sess->ping_sul, ping_cb, SIO_CLOSE_GRACE_US);
+}
+
 /* A held poll can go: join the queued packets with 0x1e into one response. */
 static void poll_flush(struct lws *wsi, sio_conn_t *c)
 {
@@ -1383,7 +1401,7 @@ static void poll_flush(struct lws *wsi, sio_conn_t *c)
     c->ctype = "text/plain; charset=UTF-8";
     c->resp_state = RESP_HEADERS;
     if (close_now)
-        sess_close(sess, "closed after flush");
+        sess_closing(sess);
     lws_callback_on_writable(wsi);
 }
 

@@ -435,6 +435,37 @@ def test_token_expiry_disconnects(stack, nodes):
     assert time.monotonic() - t0 < 6
 
 
+def test_a_polling_client_disconnected_by_the_server_is_told_to_close(stack):
+    """The server ends a polling session ("41", here at token expiry): as with the
+    reference server, the session stays known until the client has its close. The poll
+    after the "41" gets the close packet and the client's own close ("1") an "ok" — not a
+    400 for an unknown sid, which a browser reports as an error (the panel's logout test
+    saw it)."""
+    sid = handshake(stack)
+    assert post(stack, sid, "40" + json.dumps({"token": token(exp=2)})).text == "ok"
+    assert poll(stack, sid).text.startswith('40{"sid":')
+    packets = []
+    deadline = time.monotonic() + 10
+    while "41" not in packets and time.monotonic() < deadline:
+        packets += poll(stack, sid).text.split("\x1e")
+    assert "41" in packets, packets
+    r = post(stack, sid, "1")
+    assert (r.status_code, r.text) == (200, "ok")
+    r = poll(stack, sid)                 # the close went: now the sid is gone
+    assert r.status_code == 400, r.text
+
+    sid = handshake(stack)
+    assert post(stack, sid, "40" + json.dumps({"token": token(exp=2)})).text == "ok"
+    assert poll(stack, sid).text.startswith('40{"sid":')
+    packets = []
+    while "41" not in packets and time.monotonic() < deadline + 10:
+        packets += poll(stack, sid).text.split("\x1e")
+    assert "41" in packets, packets
+    r = poll(stack, sid)
+    assert (r.status_code, r.text) == (200, "1")
+    assert poll(stack, sid).status_code == 400
+
+
 # ----------------------------------------------------------- python clients --
 
 @pytest.mark.parametrize("transports", [None, ["websocket"], ["polling"]],
