@@ -1,6 +1,7 @@
 /* ospab core: apr_dbd access. */
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "ospab_db.h"
@@ -128,6 +129,9 @@ static apr_status_t failed(ospab_db_t *db, apr_pool_t *p, const char *label, int
 {
     const char *msg = apr_dbd_error(db->driver, db->handle, rc);
 
+    if (db->failures) {
+        apr_atomic_inc32(db->failures);
+    }
     db->errcode = rc;
     db->errtext = msg ? apr_pstrdup(p, msg) : NULL;
     db->error = apr_psprintf(p, "%s: %s (%d)", label, msg ? msg : "unknown error", rc);
@@ -262,6 +266,9 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit)
     rc = apr_dbd_transaction_end(db->driver, NULL, db->trans);
     db->trans = NULL;
     if (rc) {
+        if (db->failures) {
+            apr_atomic_inc32(db->failures);
+        }
         db->errcode = rc;
         db->error = commit ? "COMMIT failed" : "ROLLBACK failed";
         return APR_EGENERAL;

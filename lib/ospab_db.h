@@ -25,6 +25,8 @@ typedef struct {
                                       * connection (see ospab_db.c); NULL: not done */
     unsigned sets;                   /* the statement sets the connection has prepared
                                       * (OSPAB_SQL_API, | OSPAB_SQL_AGENT) */
+    volatile apr_uint32_t *failures; /* counts failed statements and COMMITs (apr_atomic,
+                                      * e.g. in shared memory for metrics); NULL: none */
 } ospab_db_t;
 
 typedef struct {

@@ -41,6 +41,8 @@ struct ospab_pve_t {
     int last_outcome;               /* -1 until the first call */
     apr_time_t last_at;
     ospab_pve_shared_t *shared;     /* or every process's (apr_atomic) */
+    ospab_pve_observe_fn *observe;  /* conf->observe */
+    void *observe_baton;
     ospab_pve_stub_fn *stub;        /* answers instead of Proxmox (unit tests); NULL */
     void *stub_baton;
 };
@@ -145,6 +147,8 @@ apr_status_t ospab_pve_create(apr_pool_t *p, const ospab_pve_conf_t *conf, ospab
     pve = apr_pcalloc(p, sizeof(*pve));
     pve->last_outcome = -1;
     pve->shared = conf->shared;
+    pve->observe = conf->observe;
+    pve->observe_baton = conf->observe_baton;
     pve->pool = p;
     url = apr_pstrdup(p, conf->url);
     n = strlen(url);
@@ -469,6 +473,7 @@ typedef struct {
     char errbuf[CURL_ERROR_SIZE];
     CURL *h;
     CURLcode cc;
+    const char *method, *path;      /* for the observer */
 } pve_call_t;
 
 /* Prepares c->h for the request. APR_SUCCESS: ready to perform. Otherwise res is set (and
@@ -486,6 +491,8 @@ static apr_status_t pve_setup(ospab_pve_t *pve, apr_pool_t *p, apr_time_t deadli
 
     memset(res, 0, sizeof(*res));
     memset(c, 0, sizeof(*c));
+    c->method = method ? method : "GET";
+    c->path = path;
     res->outcome = OSPAB_PVE_BAD_RESPONSE;
 
     if (!method || !strcmp(method, "GET")) {
@@ -597,9 +604,11 @@ static apr_status_t pve_finish(ospab_pve_t *pve, apr_pool_t *p, pve_call_t *c,
                                ospab_pve_result_t *res)
 {
     long status = 0, connects = 0;
+    curl_off_t took = 0;
 
     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(c->h, CURLINFO_TOTAL_TIME_T, &took);
     /* the error buffer and the callbacks' data belong to c */
     curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(c->h, CURLOPT_WRITEDATA, NULL);
@@ -625,6 +634,10 @@ static apr_status_t pve_finish(ospab_pve_t *pve, apr_pool_t *p, pve_call_t *c,
                                              | (apr_uint64_t)res->outcome);
     }
     apr_thread_mutex_unlock(pve->mutex);
+    if (pve->observe) {
+        pve->observe(pve->observe_baton, c->method, c->path, (int)res->outcome,
+                     (apr_interval_time_t)took);
+    }
     if (res->outcome == OSPAB_PVE_OK) {
         return APR_SUCCESS;
     }

@@ -20,6 +20,12 @@ typedef struct {
     volatile apr_uint32_t connects;
 } ospab_pve_shared_t;
 
+/* Told of every call that reached curl when it ends: its method, the path as given
+ * (relative to /api2/json), its outcome and how long the transfer took. Runs on the
+ * caller's thread; must be cheap and must not call the client. */
+typedef void ospab_pve_observe_fn(void *baton, const char *method, const char *path,
+                                  int outcome, apr_interval_time_t took);
+
 typedef struct {
     const char *url;            /* "https://pve.example.com:8006" (no /api2/json) */
     const char *token;          /* "USER@REALM!TOKENID=SECRET" (the header adds PVEAPIToken=) */
@@ -31,6 +37,8 @@ typedef struct {
     apr_size_t max_response;    /* bytes; larger answers fail as OSPAB_PVE_BAD_RESPONSE */
     int max_handles;            /* easy handles kept for reuse (e.g. 8) */
     ospab_pve_shared_t *shared; /* NULL: the stats are this process's alone */
+    ospab_pve_observe_fn *observe;  /* NULL: nobody is told (metrics) */
+    void *observe_baton;
 } ospab_pve_conf_t;
 
 typedef struct ospab_pve_t ospab_pve_t;

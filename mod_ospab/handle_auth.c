@@ -75,6 +75,7 @@ static int foreign_origin(request_rec *r)
 
 static int too_many(request_rec *r, int wait, const char *what)
 {
+    ospab_mod_metric(OSPAB_METRIC_RL_LOGIN);
     apr_table_setn(r->err_headers_out, "Retry-After", apr_itoa(r->pool, wait));
     return ospab_mod_error(r, HTTP_TOO_MANY_REQUESTS, apr_psprintf(r->pool,
                            "too many %s; try again in %d seconds", what, wait));
@@ -168,6 +169,7 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
     }
     if (res.status == HTTP_UNAUTHORIZED) {
         /* who tried, never with what */
+        ospab_mod_metric(OSPAB_METRIC_LOGIN_FAILED);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00502)
                       "failed login from %s", r->useragent_ip);
     }

@@ -63,6 +63,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     ospab_idem_run(call.db, r->pool, &idem, batch, run_call, &call, &actor.now, &res,
                    &replayed);
     if (replayed) {
+        ospab_mod_metric(OSPAB_METRIC_IDEM_REPLAY);
         apr_table_setn(r->headers_out, "Idempotent-Replayed", "true");
     }
     return ospab_mod_finish(r, &res);

@@ -22,6 +22,8 @@ static void ospab_mod_register_hooks(apr_pool_t *p)
      * session ids leave the request before mod_log_config writes it */
     ap_hook_handler(ospab_mod_live_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_log_transaction(ospab_mod_live_log, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_log_transaction(ospab_mod_metrics_log, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(ospab_mod_metrics_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_insert_error_filter(ospab_mod_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ospab_mod_register_error_filter();
 }
@@ -29,7 +31,7 @@ static void ospab_mod_register_hooks(apr_pool_t *p)
 /* spelled out rather than AP_DECLARE_MODULE: mod_ospab.h already declares the log index */
 module AP_MODULE_DECLARE_DATA ospab_module = {
     STANDARD20_MODULE_STUFF,
-    ospab_mod_create_dir_conf,  /* per-directory config (OspabLivePush) */
+    ospab_mod_create_dir_conf,  /* per-directory config (OspabLivePush, OspabMetrics) */
     ospab_mod_merge_dir_conf,   /* merge per-directory config */
     ospab_mod_create_srv_conf,  /* per-server config */
     ospab_mod_merge_srv_conf,   /* merge per-server config */

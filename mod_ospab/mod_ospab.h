@@ -113,6 +113,14 @@ int ospab_mod_dbd_pre_config(apr_pool_t *pconf);
 int ospab_mod_dbd_startup_lock(apr_pool_t *pconf, server_rec *s);
 int ospab_mod_dbd_post_config(apr_pool_t *ptemp, server_rec *s);
 
+/* Per-directory settings (<Location>): OspabLivePush and OspabMetrics. */
+typedef struct {
+    int live;                   /* -1 unset, 0 off, 1 on */
+    int workers;                /* -1: the default share of MaxRequestWorkers */
+    int per_address;            /* -1: OSPAB_LIVE_PER_ADDRESS; 0: no cap */
+    int metrics;                /* OspabMetrics: -1 unset, 0 off, 1 on */
+} ospab_dir_conf_t;
+
 /* ospab_mod_live.c: OspabLivePush, the live-push proxy's worker budget */
 void *ospab_mod_create_dir_conf(apr_pool_t *p, char *dir);
 void *ospab_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
@@ -122,6 +130,34 @@ int ospab_mod_live_post_config(apr_pool_t *pconf, server_rec *s);
 void ospab_mod_live_child_init(apr_pool_t *p, server_rec *s);
 int ospab_mod_live_handler(request_rec *r);
 int ospab_mod_live_log(request_rec *r);
+/* live-push requests holding a place now (0 without the budget) */
+int ospab_mod_live_in_use(void);
+
+/* ospab_mod_metrics.c: OspabMetrics, Prometheus counters in shared memory */
+typedef enum {
+    OSPAB_METRIC_LOGIN_FAILED,
+    OSPAB_METRIC_RL_LOGIN,
+    OSPAB_METRIC_RL_LIVE_WORKERS,
+    OSPAB_METRIC_RL_LIVE_ADDRESS,
+    OSPAB_METRIC_IDEM_REPLAY,
+    OSPAB_METRIC_COUNT
+} ospab_metric_e;
+const char *ospab_mod_set_metrics(cmd_parms *cmd, void *dc, int on);
+int ospab_mod_metrics_pre_config(apr_pool_t *pconf);
+int ospab_mod_metrics_post_config(apr_pool_t *pconf, server_rec *s);
+/* counting at all (some location has OspabMetrics On) */
+int ospab_mod_metrics_on(void);
+/* one more of which; nothing when metrics are off */
+void ospab_mod_metric(ospab_metric_e which);
+/* the counter ospab_db_t.failures points at, or NULL */
+volatile apr_uint32_t *ospab_mod_metrics_db_failures(void);
+void ospab_mod_metrics_db_unavailable(void);
+/* the request's route (NULL: an /api/ path no route matches), for its histogram */
+void ospab_mod_metrics_route(request_rec *r, const ospab_route_t *route);
+int ospab_mod_metrics_log(request_rec *r);
+int ospab_mod_metrics_handler(request_rec *r);
+void ospab_mod_metrics_pve(void *baton, const char *method, const char *path, int outcome,
+                           apr_interval_time_t took);
 
 /* ospab_mod_errors.c: httpd's own error pages under /api/ as JSON */
 void ospab_mod_insert_error_filter(request_rec *r);

@@ -429,6 +429,9 @@ const command_rec ospab_mod_cmds[] = {
                   "Private key for SSH to the node; enables root password resets"),
     AP_INIT_TAKE1("OspabProxmoxSSHKnownHosts", set_pve, NULL, RSRC_CONF,
                   "known_hosts file holding the node's SSH host key (required with the key)"),
+    AP_INIT_FLAG("OspabMetrics", ospab_mod_set_metrics, NULL, ACCESS_CONF,
+                 "On: this location answers GET with the module's Prometheus metrics "
+                 "(and the module counts them); restrict it with Require"),
     AP_INIT_RAW_ARGS("OspabLivePush", ospab_mod_set_live_push, NULL, ACCESS_CONF,
                      "In the live-push proxy's <Location>: [workers=N] [per-address=M], the "
                      "Apache workers its requests may hold at once (default: half of "

@@ -110,6 +110,7 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     ospab_db_t *db;
 
     if (!dbd) {
+        ospab_mod_metrics_db_unavailable();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00103)
                       "no database connection from mod_dbd (check DBDriver/DBDParams and "
                       "that the database is up)");
@@ -118,5 +119,6 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     db = apr_palloc(r->pool, sizeof(*db));
     ospab_db_init(db, dbd->driver, dbd->handle, dbd->prepared);
     db->conn_pool = dbd->pool;      /* mod_dbd's pool of this connection */
+    db->failures = ospab_mod_metrics_db_failures();
     return db;
 }

@@ -47,13 +47,16 @@ int ospab_mod_handler(request_rec *r)
     }
     switch (ospab_route_find(ospab_api_routes, r->method, r->uri, &m, &allow, r->pool)) {
     case OSPAB_ROUTE_FOUND:
+        ospab_mod_metrics_route(r, m.route);
         break;
     case OSPAB_ROUTE_BAD_METHOD:
+        ospab_mod_metrics_route(r, NULL);
         apr_table_setn(r->err_headers_out, "Allow", allow);
         return ospab_mod_error(r, HTTP_METHOD_NOT_ALLOWED,
                                apr_psprintf(r->pool, "method %s not allowed",
                                             ap_escape_html(r->pool, r->method)));
     default:
+        ospab_mod_metrics_route(r, NULL);
         return ospab_mod_error(r, HTTP_NOT_FOUND, "not found");
     }
     fn = handlers[m.route->op];

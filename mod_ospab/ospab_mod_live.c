@@ -21,38 +21,33 @@
 
 #define LIVE_NOTE "ospab-live"
 
-typedef struct {
-    int live;                   /* -1 unset, 0 off, 1 on */
-    int workers;                /* -1: the default share of MaxRequestWorkers */
-    int per_address;            /* -1: OSPAB_LIVE_PER_ADDRESS; 0: no cap */
-} live_dir_conf_t;
-
 static ospab_gauge_t *gauge;
 static apr_global_mutex_t *gauge_mutex;
 static int default_workers = 1;
 
 void *ospab_mod_create_dir_conf(apr_pool_t *p, char *dir)
 {
-    live_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    ospab_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
-    c->live = c->workers = c->per_address = -1;
+    c->live = c->workers = c->per_address = c->metrics = -1;
     return c;
 }
 
 void *ospab_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
-    live_dir_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    ospab_dir_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
 
     c->live = add->live != -1 ? add->live : base->live;
     c->workers = add->workers != -1 ? add->workers : base->workers;
     c->per_address = add->per_address != -1 ? add->per_address : base->per_address;
+    c->metrics = add->metrics != -1 ? add->metrics : base->metrics;
     return c;
 }
 
 /* OspabLivePush On|Off | [workers=N] [per-address=M] */
 const char *ospab_mod_set_live_push(cmd_parms *cmd, void *dc, const char *args)
 {
-    live_dir_conf_t *c = dc;
+    ospab_dir_conf_t *c = dc;
     const char *word;
 
     c->live = 1;
@@ -131,6 +126,11 @@ void ospab_mod_live_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
+int ospab_mod_live_in_use(void)
+{
+    return gauge ? ospab_gauge_count(gauge, NULL, NULL) : 0;
+}
+
 typedef struct {
     ospab_gauge_t *gauge;
     const char *key;
@@ -144,9 +144,9 @@ static apr_status_t give_back(void *data)
     return APR_SUCCESS;
 }
 
-static live_dir_conf_t *live_conf(request_rec *r)
+static ospab_dir_conf_t *live_conf(request_rec *r)
 {
-    live_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &ospab_module);
+    ospab_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &ospab_module);
 
     return c && c->live == 1 ? c : NULL;
 }
@@ -154,7 +154,7 @@ static live_dir_conf_t *live_conf(request_rec *r)
 /* Before mod_proxy's handler: a place in the budget, or the answer. */
 int ospab_mod_live_handler(request_rec *r)
 {
-    live_dir_conf_t *c;
+    ospab_dir_conf_t *c;
     live_place_t *pl;
     int workers, per_address;
 
@@ -174,6 +174,7 @@ int ospab_mod_live_handler(request_rec *r)
     case OSPAB_GAUGE_FULL:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00601)
                       "live push: all %d workers of its budget are busy", workers);
+        ospab_mod_metric(OSPAB_METRIC_RL_LIVE_WORKERS);
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         r->connection->keepalive = AP_CONN_CLOSE;
         return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE,
@@ -182,6 +183,7 @@ int ospab_mod_live_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00602)
                       "live push: %s has %d connections already", r->useragent_ip,
                       per_address);
+        ospab_mod_metric(OSPAB_METRIC_RL_LIVE_ADDRESS);
         apr_table_setn(r->err_headers_out, "Retry-After", "10");
         r->connection->keepalive = AP_CONN_CLOSE;
         return ospab_mod_error(r, HTTP_TOO_MANY_REQUESTS,

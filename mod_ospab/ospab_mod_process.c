@@ -25,6 +25,7 @@ int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
         || ospab_mod_dbd_pre_config(pconf) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    ospab_mod_metrics_pre_config(pconf);
     return ospab_mod_live_pre_config(pconf);
 }
 
@@ -154,6 +155,9 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
         pc.max_response = 8 * 1024 * 1024;
         pc.max_handles = 16;
         pc.shared = c->pve_shared;
+        if (ospab_mod_metrics_on()) {
+            pc.observe = ospab_mod_metrics_pve;
+        }
         if (ospab_pve_create(p, &pc, &c->pve) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, OSPAB_LOGNO(00114)
                          "cannot create the Proxmox client");
@@ -230,7 +234,8 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     if (!first_pass(s) && (setup_ratelimit(pconf, s) != OK
                            || ospab_mod_dbd_startup_lock(pconf, s) != OK
                            || ospab_mod_live_post_config(pconf, s) != OK
-                           || setup_pve_shared(pconf, s) != OK)) {
+                           || setup_pve_shared(pconf, s) != OK
+                           || ospab_mod_metrics_post_config(pconf, s) != OK)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return ospab_mod_dbd_post_config(ptemp, s);

@@ -26,5 +26,6 @@ Suite *ospab_alerts_suite(void);
 Suite *ospab_sio_codec_suite(void);
 Suite *ospab_migrate_suite(void);
 Suite *ospab_net_suite(void);
+Suite *ospab_prom_suite(void);
 
 #endif
