@@ -33,6 +33,11 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_mail_due",
       "SELECT id FROM email_outbox WHERE state IN ('pending', 'sending') "
       "AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT 20" },
+    /* the queues' depth, for the agent's metrics */
+    { "ospab_mail_queued",
+      "SELECT COUNT(*) FROM email_outbox WHERE state IN ('pending', 'sending')" },
+    { "ospab_webhook_queued",
+      "SELECT COUNT(*) FROM webhook_outbox WHERE state IN ('pending', 'sending')" },
     { "ospab_mail_claim",
       "UPDATE email_outbox SET state = 'sending', attempts = attempts + 1, next_attempt_at = %s "
       "WHERE id = %s AND state IN ('pending', 'sending') AND next_attempt_at <= %s "

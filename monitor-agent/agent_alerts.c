@@ -9,6 +9,7 @@
 #include "ospab_events.h"
 #include "ospab_mail.h"
 #include "ospab_util.h"
+#include "agent_metrics.h"
 
 /* A row of ospab_agent_alerts_open and ospab_agent_alerts_open_of: an open alert. */
 typedef struct {
@@ -206,6 +207,7 @@ static int alert_raise(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
     }
     if (!cur) {
         mon_of(ag)->opened++;
+        AGENT_COUNT(alerts);
     }
     AGENT_INFO("alert %s: server %s %s", level, v->id, message);
     return 1;

@@ -177,6 +177,25 @@ static int set_database(reader_t *r, const char *key, const char *v)
     return fail(r, key, "unknown key");
 }
 
+/* ADDRESS:PORT, or off (*port -1). */
+static int get_listen(reader_t *r, const char *key, const char *v, const char **addr,
+                      int *port)
+{
+    const char *colon = strrchr(v, ':');
+    long n;
+
+    if (!strcasecmp(v, "off")) {
+        *port = -1;
+        return 0;
+    }
+    if (!colon || colon == v || get_int(r, key, colon + 1, 0, 65535, &n)) {
+        return r->why ? -1 : fail(r, key, "'%s': ADDRESS:PORT (e.g. 127.0.0.1:8081) or off", v);
+    }
+    *addr = apr_pstrndup(r->p, v, (apr_size_t)(colon - v));
+    *port = (int)n;
+    return 0;
+}
+
 static int set_agent(reader_t *r, const char *key, const char *v)
 {
     agent_conf_t *c = r->c;
@@ -192,6 +211,10 @@ static int set_agent(reader_t *r, const char *key, const char *v)
     if (IS("pid_file")) {
         c->pid_file = v;
         return 0;
+    }
+    if (IS("metrics_listen")) {
+        /* served by the live-push event loop: see check() */
+        return get_listen(r, key, v, &c->sio.metrics_addr, &c->sio.metrics_port);
     }
     if (IS("poll_interval")) {
         return get_duration(r, key, v, S / 10, 3600 * S, &c->poll_interval);
@@ -370,18 +393,7 @@ static int set_websocket(reader_t *r, const char *key, const char *v)
     long n;
 
     if (IS("listen")) {
-        const char *colon = strrchr(v, ':');
-
-        if (!strcasecmp(v, "off")) {
-            s->port = -1;
-            return 0;
-        }
-        if (!colon || colon == v || get_int(r, key, colon + 1, 0, 65535, &n)) {
-            return r->why ? -1 : fail(r, key, "'%s': ADDRESS:PORT (e.g. 127.0.0.1:8081) or off", v);
-        }
-        s->listen_addr = apr_pstrndup(r->p, v, (apr_size_t)(colon - v));
-        s->port = (int)n;
-        return 0;
+        return get_listen(r, key, v, &s->listen_addr, &s->port);
     }
     if (IS("path")) {
         if (v[0] != '/' || v[strlen(v) - 1] != '/') {
@@ -562,6 +574,7 @@ static void defaults(agent_conf_t *c)
     c->idempotency_keep = 7 * 86400 * S;
     c->sio.listen_addr = "127.0.0.1";
     c->sio.port = 8081;
+    c->sio.metrics_port = -1;           /* [agent] metrics_listen: off unless set */
     c->sio.path = "/socket.io/";
     c->sio.ping_interval_ms = 25000;
     c->sio.ping_timeout_ms = 20000;
@@ -688,6 +701,10 @@ static const char *check(apr_pool_t *p, agent_conf_t *c)
     }
     if (c->alert_critical < c->alert_high) {
         return "[alerts] critical must not be below high";
+    }
+    if (c->sio.metrics_port >= 0 && c->sio.port < 0) {
+        return "[agent] metrics_listen needs the live-push listener ([websocket] listen): "
+               "both are served by its event loop";
     }
     if (c->smtp_url && !c->smtp_from) {
         return "[smtp] from is required with url";

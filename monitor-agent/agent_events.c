@@ -7,6 +7,7 @@
 
 #include "agent_monitor_int.h"
 #include "ospab_events.h"
+#include "agent_metrics.h"
 
 /* ---- tasks ---------------------------------------------------------------------------------- */
 
@@ -63,6 +64,7 @@ void agent_follow_tasks(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t n
             server_conf(cl, &sc);
             act.now = apr_time_now();
             ospab_server_follow(db, sub, &sc, &act, id);
+            AGENT_COUNT(task_followups);
         }
         apr_pool_clear(sub);
     }

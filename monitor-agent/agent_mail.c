@@ -22,6 +22,7 @@
 #include "ospab_mail.h"
 #include "ospab_outbox.h"
 #include "ospab_util.h"
+#include "agent_metrics.h"
 
 #define MAIL_BATCH 20                           /* LIMIT of ospab_mail_due */
 #define LEASE_MARGIN apr_time_from_sec(10)      /* beyond the SMTP timeout */
@@ -224,12 +225,14 @@ static int send_one(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c,
         const char *a[3] = { ospab_time_db(p, now), id, lease };
 
         AGENT_INFO("mail %s %s: sent (attempt %d)", id, mid, mail.attempts);
+        AGENT_COUNT(mail_sent);
         record(db, p, "ospab_mail_sent", 3, a, id);
     }
     else if (outcome == MAIL_FAILED || mail.attempts >= c->mail_max_attempts) {
         const char *a[3] = { err, id, lease };
 
         AGENT_WARN("mail %s: failed for good after attempt %d: %s", id, mail.attempts, err);
+        AGENT_COUNT(mail_failed);
         record(db, p, "ospab_mail_fail", 3, a, id);
     }
     else {
@@ -237,6 +240,7 @@ static int send_one(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c,
                                                         mail.attempts);
         const char *a[4] = { ospab_time_db(p, now + wait), err, id, lease };
 
+        AGENT_COUNT(mail_retried);
         AGENT_WARN("mail %s: attempt %d failed, retry in %ds: %s", id, mail.attempts,
                    (int)apr_time_sec(wait), err);
         record(db, p, "ospab_mail_retry", 4, a, id);
@@ -294,6 +298,8 @@ apr_interval_time_t agent_mail_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
         mail_from_warned = 0;
         mail_next_prune = 0;
     }
+    agent_metrics_queue(db, p, "ospab_mail_queued", &agent_metrics.mail_queued,
+                        &agent_metrics.mail_queue_known);
     if (!c->smtp_url) {
         return c->mail_interval;     /* no [smtp] url: e-mails stay queued */
     }

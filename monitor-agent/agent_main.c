@@ -47,6 +47,7 @@
 #include "agent_monitor.h"
 #include "agent_pool.h"
 #include "agent_webhook.h"
+#include "agent_metrics.h"
 
 #ifndef OSPAB_AGENT_CONF
 #define OSPAB_AGENT_CONF "/etc/ospab/agent.conf"
@@ -252,10 +253,12 @@ int main(int argc, const char *const *argv)
         agent_sio_conf_t sc = ag->conf->sio;
 
         agent_auth_setup(ag, &db, &sc);
+        sc.metrics = agent_metrics_text;
         if ((rv = agent_sio_create(pool, &sc, &ag->sio)) != APR_SUCCESS) {
             fprintf(stderr, "ospab-agent: cannot listen on %s:%d\n", sc.listen_addr, sc.port);
             return 2;
         }
+        agent_metrics_live(ag->sio);
     }
     if (!foreground && daemonize() != 0) {
         fprintf(stderr, "ospab-agent: cannot detach\n");
@@ -279,6 +282,12 @@ int main(int argc, const char *const *argv)
                ag->sio ? ag->conf->sio.listen_addr : "off", ag->sio ? ":" : "",
                ag->sio ? agent_sio_port(ag->sio) : 0);
     if (ag->sio) {
+        if (agent_sio_metrics_port(ag->sio) >= 0) {
+            AGENT_INFO("metrics: http://%s:%d/metrics",
+                       ag->conf->sio.metrics_addr ? ag->conf->sio.metrics_addr
+                                                  : ag->conf->sio.listen_addr,
+                       agent_sio_metrics_port(ag->sio));
+        }
         /* print the port for whoever started us with port 0 (tests) */
         if (foreground) {
             printf("listening %d\n", agent_sio_port(ag->sio));

@@ -10,6 +10,7 @@
 
 #include "agent_monitor_int.h"
 #include "ospab_util.h"
+#include "agent_metrics.h"
 
 #define MISSING_POLLS    2          /* a guest must be absent this often to count as gone */
 
@@ -171,6 +172,23 @@ static int ask_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t n
     return nreq;
 }
 
+/* Which clusters this agent polls now, for its metrics. */
+static void publish_leases(agent_t *ag, apr_pool_t *p)
+{
+    apr_array_header_t *clusters = ag->conf->clusters;
+    const char **names = apr_palloc(p, sizeof(char *) * (apr_size_t)(clusters->nelts + 1));
+    int *held = apr_palloc(p, sizeof(int) * (apr_size_t)(clusters->nelts + 1));
+    monitor_t *m = mon_of(ag);
+    int i;
+
+    for (i = 0; i < clusters->nelts; ++i) {
+        names[i] = APR_ARRAY_IDX(clusters, i, agent_cluster_t).name;
+        /* without leases (a single agent) every cluster is this agent's */
+        held[i] = m->use_leases ? m->cl[i].leased : 1;
+    }
+    agent_metrics_leases(names, held, clusters->nelts);
+}
+
 /* A cluster's poll failed: the next try waits poll_interval, doubled for each failure
  * after the first, at most backoff_max. */
 static void back_off(const agent_conf_t *c, agent_cluster_t *cl, cluster_state_t *cs,
@@ -180,6 +198,7 @@ static void back_off(const agent_conf_t *c, agent_cluster_t *cl, cluster_state_t
     int f;
 
     cs->failures++;
+    AGENT_COUNT(poll_failures);
     for (f = 1; f < cs->failures && wait < c->backoff_max; ++f) {
         wait *= 2;
     }
@@ -384,6 +403,7 @@ static void apply_drift(poll_round_t *r, const ospab_actor_t *act)
                    v->status);
         ospab_server_set_status(r->db, r->p, act, v->id, st);
         m->drifted++;
+        AGENT_COUNT(drift);
     }
 }
 
@@ -411,6 +431,7 @@ static void apply_gone(poll_round_t *r, const ospab_actor_t *act)
                    v->node, v->vmid);
         ospab_server_set_status(r->db, r->p, act, v->id, "missing");
         m->drifted++;
+        AGENT_COUNT(drift);
     }
 }
 
@@ -429,9 +450,11 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     reqs = apr_pcalloc(p, sizeof(*reqs) * (apr_size_t)(c->clusters->nelts + 1));
     which = apr_pcalloc(p, sizeof(int) * (apr_size_t)(c->clusters->nelts + 1));
     nreq = ask_clusters(ag, db, p, now, reqs, which, &complete);
+    publish_leases(ag, p);
     if (!nreq) {
         return;
     }
+    apr_atomic_add64(&agent_metrics.polls, (apr_uint64_t)nreq);
     ospab_pve_call_many(p, 0, reqs, nreq, nreq);
 
     memset(&r, 0, sizeof(r));
@@ -464,6 +487,8 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     store_metrics(db, p, r.metrics);
     m->written = r.metrics->nelts;
     m->poll_time = apr_time_now() - t0;
+    agent_metrics_poll_time(m->poll_time);
+    apr_atomic_set32(&agent_metrics.guests, (apr_uint32_t)m->polled_guests);
     AGENT_DEBUG("poll: %d guests, %d ours, %d drifted, %d alerts opened, %d cleared, "
                 "%d adopted, %.3fs", m->polled_guests, m->matched, m->drifted, m->opened,
                 m->cleared, m->adopted, (double)m->poll_time / 1e6);

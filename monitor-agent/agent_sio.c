@@ -172,8 +172,10 @@ struct agent_sio_t {
     agent_sio_conf_t conf;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    struct lws_vhost *metrics_vhost;    /* conf.metrics_port: GET /metrics only; or NULL */
     struct lws_protocols protocols[2];
     int port;
+    int metrics_port;
     volatile sig_atomic_t stop;
     int stopped;
 
@@ -1184,6 +1186,38 @@ static const char *check_args(const sio_args_t *a, int *code)
                                    a->has_transport ? a->transport : NULL, code);
 }
 
+/* A request on the metrics listener: GET /metrics, nothing else. */
+static int metrics_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const char *uri,
+                           apr_size_t len)
+{
+    static const char allow_only_get[] = "metrics are read with GET\n";
+    apr_pool_t *p;
+    const char *text;
+    apr_size_t n = 0;
+
+    conn_free_buffers(c);
+    c->kind = K_NONE;
+    c->sess = NULL;
+    c->body_pending = 0;
+    /* a body we do not read must not be parsed as the next request */
+    c->close_after_resp = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0;
+    if (len != 8 || memcmp(uri, "/metrics", 8)) {
+        conn_respond(wsi, c, 404, "text/plain", "Not Found", 9);
+        return 0;
+    }
+    if (c->close_after_resp) {
+        conn_respond(wsi, c, 405, "text/plain", allow_only_get, sizeof(allow_only_get) - 1);
+        return 0;
+    }
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    text = s->conf.metrics ? s->conf.metrics(s->conf.ctx, p, &n) : "";
+    conn_respond(wsi, c, 200, "text/plain; version=0.0.4; charset=utf-8", text, n);
+    apr_pool_destroy(p);
+    return 0;
+}
+
 static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const char *uri,
                         apr_size_t len)
 {
@@ -1864,6 +1898,8 @@ static int sio_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
+        if (c && s->metrics_vhost && lws_get_vhost(wsi) == s->metrics_vhost)
+            return metrics_request(s, wsi, c, in, len);
         return c ? http_request(s, wsi, c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY:
         if (c && c->kind == K_POST)
@@ -1886,6 +1922,10 @@ static int sio_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return 0;
 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (s->metrics_vhost && lws_get_vhost(wsi) == s->metrics_vhost) {
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+            return 1;
+        }
         return ws_confirm(s, wsi);
     case LWS_CALLBACK_ESTABLISHED:
         return ws_established(s, wsi, c);
@@ -2075,8 +2115,25 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
         return APR_EGENERAL;
     }
     s->port = lws_get_vhost_listen_port(s->vhost);
+    s->metrics_port = -1;
+    if (conf->metrics && conf->metrics_port >= 0) {
+        info.port = conf->metrics_port;
+        info.iface = conf->metrics_addr ? conf->metrics_addr : conf->listen_addr;
+        info.vhost_name = "ospab-metrics";
+        s->metrics_vhost = lws_create_vhost(s->ctx, &info);
+        if (!s->metrics_vhost) {
+            AGENT_ERROR("metrics: cannot listen on %s:%d", info.iface, conf->metrics_port);
+            return APR_EGENERAL;
+        }
+        s->metrics_port = lws_get_vhost_listen_port(s->metrics_vhost);
+    }
     *out = s;
     return APR_SUCCESS;
+}
+
+int agent_sio_metrics_port(agent_sio_t *s)
+{
+    return s->metrics_port;
 }
 
 int agent_sio_port(agent_sio_t *s)

@@ -72,7 +72,14 @@ typedef struct {
      * disconnected as at token expiry; -1: cannot tell now (*why), the transport is closed
      * and the client reconnects (and is checked again) on its own. */
     int (*recheck)(void *ctx, agent_sio_user_t *u, const char **why);
+    /* Optional, on the service thread: the Prometheus text for GET /metrics on the metrics
+     * listener (metrics_port), allocated in p. */
+    const char *(*metrics)(void *ctx, apr_pool_t *p, apr_size_t *len);
     void *ctx;
+    /* A second listener on the same event loop answering only GET /metrics (-1: none;
+     * 0: any free port, agent_sio_metrics_port() tells which). */
+    const char *metrics_addr;
+    int metrics_port;
 } agent_sio_conf_t;
 
 typedef struct {
@@ -89,6 +96,8 @@ typedef struct {
 /* Binds and listens (so the port is known on return); p outlives the server. */
 apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent_sio_t **out);
 int agent_sio_port(agent_sio_t *s);
+/* The metrics listener's port, or -1 without one. */
+int agent_sio_metrics_port(agent_sio_t *s);
 /* Serves until agent_sio_stop(); then closes every client and returns. */
 void agent_sio_run(agent_sio_t *s);
 void agent_sio_stop(agent_sio_t *s);

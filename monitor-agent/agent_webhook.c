@@ -25,6 +25,7 @@
 #include "ospab_events.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
+#include "agent_metrics.h"
 
 #define WEBHOOK_BATCH 8                          /* LIMIT of ospab_webhook_due */
 #define LEASE_MARGIN apr_time_from_sec(10)
@@ -265,6 +266,7 @@ static void finish(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, deliver
         args[2] = d->id;
         args[3] = d->lease;
         nargs = 4;
+        AGENT_COUNT(webhook_delivered);
         AGENT_DEBUG("webhook %s: delivered (HTTP %ld, %ld ms)", d->id, d->status,
                     d->duration_ms);
     }
@@ -277,6 +279,7 @@ static void finish(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, deliver
         args[3] = d->lease;
         nargs = 4;
         AGENT_WARN("webhook %s: failed for good after attempt %d: %s", d->id, d->attempt, err);
+        AGENT_COUNT(webhook_failed);
     }
     else {
         apr_interval_time_t wait = ospab_outbox_backoff(c->webhook_retry_base, c->retry_max,
@@ -289,6 +292,7 @@ static void finish(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, deliver
         args[3] = d->id;
         args[4] = d->lease;
         nargs = 5;
+        AGENT_COUNT(webhook_retried);
         AGENT_WARN("webhook %s: attempt %d failed, retry in %ds: %s", d->id, d->attempt,
                    (int)apr_time_sec(wait), err);
     }
@@ -370,6 +374,8 @@ apr_interval_time_t agent_webhook_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *
         wh_next_prune = 0;
     }
     housekeeping(db, p, c, now);
+    agent_metrics_queue(db, p, "ospab_webhook_queued", &agent_metrics.webhook_queued,
+                        &agent_metrics.webhook_queue_known);
     if (!c->webhook_url || !c->webhook_secret) {
         return c->webhook_interval;
     }

@@ -1,0 +1,181 @@
+/* ospab-agent: its Prometheus metrics (agent_metrics.h). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "agent_metrics.h"
+#include "agent_sio.h"
+
+agent_metrics_t agent_metrics;
+
+/* the lease lines, rebuilt by the monitor thread, read by the event loop */
+static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *lease_names;               /* NUL-separated, n of them; malloc'd */
+static int *lease_held;
+static int lease_n;
+
+void agent_metrics_poll_time(apr_interval_time_t took)
+{
+    if (took < 0) {
+        took = 0;
+    }
+    apr_atomic_inc64(&agent_metrics.poll_buckets[ospab_prom_bucket(took)]);
+    apr_atomic_add64(&agent_metrics.poll_sum_us, (apr_uint64_t)took);
+}
+
+void agent_metrics_leases(const char *const *names, const int *held, int n)
+{
+    apr_size_t size = 0;
+    char *nn, *w;
+    int *nh, i;
+
+    for (i = 0; i < n; i++) {
+        size += strlen(names[i]) + 1;
+    }
+    nn = malloc(size ? size : 1);
+    nh = malloc(sizeof(int) * (apr_size_t)(n ? n : 1));
+    if (!nn || !nh) {
+        free(nn);
+        free(nh);
+        return;
+    }
+    for (i = 0, w = nn; i < n; i++) {
+        apr_size_t k = strlen(names[i]) + 1;
+
+        memcpy(w, names[i], k);
+        w += k;
+        nh[i] = held[i];
+    }
+    pthread_mutex_lock(&lease_lock);
+    free(lease_names);
+    free(lease_held);
+    lease_names = nn;
+    lease_held = nh;
+    lease_n = n;
+    pthread_mutex_unlock(&lease_lock);
+}
+
+void agent_metrics_queue(ospab_db_t *db, apr_pool_t *p, const char *label,
+                         volatile apr_uint32_t *depth, volatile apr_uint32_t *known)
+{
+    ospab_row_t row = NULL;
+
+    if (ospab_db_select_one(db, p, label, 0, NULL, &row) == APR_SUCCESS && row && row[0]) {
+        apr_atomic_set32(depth, (apr_uint32_t)apr_atoi64(row[0]));
+        apr_atomic_set32(known, 1);
+    }
+}
+
+static void counter(ospab_prom_t *b, const char *name, const char *help,
+                    volatile apr_uint64_t *v)
+{
+    ospab_prom_family(b, name, "counter", help);
+    ospab_prom_u64(b, name, NULL, apr_atomic_read64(v));
+}
+
+static void gauge(ospab_prom_t *b, const char *name, const char *help, apr_uint64_t v)
+{
+    ospab_prom_family(b, name, "gauge", help);
+    ospab_prom_u64(b, name, NULL, v);
+}
+
+static agent_sio_t *live;
+
+void agent_metrics_live(agent_sio_t *s)
+{
+    live = s;
+}
+
+const char *agent_metrics_text(void *ctx, apr_pool_t *p, apr_size_t *len)
+{
+    agent_metrics_t *m = &agent_metrics;
+    ospab_prom_t *b = ospab_prom_make(p);
+    ospab_prom_hist_t h;
+    const char *name;
+    int i;
+
+    memset(&h, 0, sizeof(h));
+    for (i = 0; i <= OSPAB_PROM_BUCKETS; i++) {
+        h.buckets[i] = apr_atomic_read64(&m->poll_buckets[i]);
+        h.count += h.buckets[i];
+    }
+    h.sum_us = apr_atomic_read64(&m->poll_sum_us);
+    ospab_prom_family(b, "ospab_agent_poll_duration_seconds", "histogram",
+                      "One polling round: every cluster's /cluster/resources, drift, alerts "
+                      "and metrics stored");
+    ospab_prom_hist(b, "ospab_agent_poll_duration_seconds", NULL, &h);
+    counter(b, "ospab_agent_cluster_polls_total", "Cluster polls asked of Proxmox",
+            &m->polls);
+    counter(b, "ospab_agent_cluster_poll_failures_total",
+            "Cluster polls without a usable answer (the cluster backs off)", &m->poll_failures);
+    gauge(b, "ospab_agent_guests", "Guests Proxmox listed in the last round (clusters this "
+          "agent polls)", apr_atomic_read32(&m->guests));
+    counter(b, "ospab_agent_drift_corrections_total",
+            "Server records corrected to what Proxmox reports (status drift, guests gone)",
+            &m->drift);
+    counter(b, "ospab_agent_task_followups_total",
+            "Follow-ups of servers with running Proxmox tasks", &m->task_followups);
+    counter(b, "ospab_agent_alerts_raised_total", "Alerts opened (a resource above the "
+            "threshold for the configured samples)", &m->alerts);
+
+    ospab_prom_family(b, "ospab_agent_outbox_queued", "gauge",
+                      "E-mails and webhook events pending or being sent, at the last scan");
+    if (apr_atomic_read32(&m->mail_queue_known)) {
+        ospab_prom_u64(b, "ospab_agent_outbox_queued", "outbox=\"mail\"",
+                       apr_atomic_read32(&m->mail_queued));
+    }
+    if (apr_atomic_read32(&m->webhook_queue_known)) {
+        ospab_prom_u64(b, "ospab_agent_outbox_queued", "outbox=\"webhook\"",
+                       apr_atomic_read32(&m->webhook_queued));
+    }
+    name = "ospab_agent_outbox_attempts_total";
+    ospab_prom_family(b, name, "counter", "Delivery attempts of e-mails and webhooks by "
+                      "result: sent, retry (failed, tried again later), failed (for good)");
+    ospab_prom_u64(b, name, "outbox=\"mail\",result=\"sent\"",
+                   apr_atomic_read64(&m->mail_sent));
+    ospab_prom_u64(b, name, "outbox=\"mail\",result=\"retry\"",
+                   apr_atomic_read64(&m->mail_retried));
+    ospab_prom_u64(b, name, "outbox=\"mail\",result=\"failed\"",
+                   apr_atomic_read64(&m->mail_failed));
+    ospab_prom_u64(b, name, "outbox=\"webhook\",result=\"sent\"",
+                   apr_atomic_read64(&m->webhook_delivered));
+    ospab_prom_u64(b, name, "outbox=\"webhook\",result=\"retry\"",
+                   apr_atomic_read64(&m->webhook_retried));
+    ospab_prom_u64(b, name, "outbox=\"webhook\",result=\"failed\"",
+                   apr_atomic_read64(&m->webhook_failed));
+
+    if (live) {
+        agent_sio_stats_t st;
+
+        agent_sio_stats(live, &st);
+        ospab_prom_family(b, "ospab_agent_socketio_sessions", "gauge",
+                          "Engine.IO sessions open, by state");
+        ospab_prom_u64(b, "ospab_agent_socketio_sessions", "state=\"connected\"",
+                       (apr_uint64_t)(st.sessions - st.pending));
+        ospab_prom_u64(b, "ospab_agent_socketio_sessions", "state=\"pending\"",
+                       (apr_uint64_t)st.pending);
+        gauge(b, "ospab_agent_socketio_rooms", "Servers with at least one subscriber",
+              (apr_uint64_t)st.rooms);
+        ospab_prom_family(b, "ospab_agent_pushes_total", "counter",
+                          "Live-push packets queued to clients (delivered), and clients "
+                          "disconnected because their queue was full (dropped)");
+        ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"delivered\"", st.delivered);
+        ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"dropped\"", st.dropped_slow);
+        ospab_prom_family(b, "ospab_agent_socketio_auth_failures_total", "counter",
+                          "Socket.IO connects refused (connect_error)");
+        ospab_prom_u64(b, "ospab_agent_socketio_auth_failures_total", NULL, st.auth_failed);
+    }
+
+    ospab_prom_family(b, "ospab_agent_cluster_lease", "gauge",
+                      "1 for each Proxmox cluster this agent polls (holds the lease of), "
+                      "0 for one another agent polls");
+    pthread_mutex_lock(&lease_lock);
+    for (i = 0, name = lease_names; i < lease_n; i++, name += strlen(name) + 1) {
+        ospab_prom_u64(b, "ospab_agent_cluster_lease", ospab_prom_label(p, "cluster", name),
+                       (apr_uint64_t)lease_held[i]);
+    }
+    pthread_mutex_unlock(&lease_lock);
+    return ospab_prom_text(b, len);
+}
