@@ -160,6 +160,7 @@ def main():
     rundir = base / "httpd"
     rundir.mkdir(mode=0o755)
     agent_port = harness.free_port()
+    agent_metrics_port = harness.free_port()
     mods = harness.APACHE_MODULES
     httpd = harness.Apache(db, port=args.port, rundir=rundir, extra_conf=ssh_conf + [
         f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
@@ -172,13 +173,18 @@ def main():
         # its worker budget: half of the demo's 64 workers, so idle sockets never starve
         # /api/ (conf/ospab.conf)
         '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>",
+        # Prometheus metrics at $OSPAB_URL/metrics, for this machine only (conf/ospab.conf)
+        f"LoadModule authz_host_module {mods}/mod_authz_host.so",
+        '<Location "/metrics">', "  OspabMetrics On", "  Require ip 127.0.0.1 ::1",
+        "</Location>",
         # the customer panel (www/) at the site root: conf/ospab.conf's panel block
         *panel_conf(at="/")])
     (base / "agent").mkdir(mode=0o755)
     agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
                   rundir=base / "agent", sections={
                       "agent": {"poll_interval": "10s", "live_interval": "2s",
-                                "task_interval": "1s", "event_interval": "500ms"},
+                                "task_interval": "1s", "event_interval": "500ms",
+                                "metrics_listen": f"127.0.0.1:{agent_metrics_port}"},
                       "websocket": {"listen": f"127.0.0.1:{agent_port}",
                                     "ping_interval": "25s", "ping_timeout": "20s"},
                       "smtp": {"url": smtp.url, "user": "panel",
@@ -269,6 +275,8 @@ ospab panel demo is running
   Proxmox:    simulator at {sim.url} (node pve1; self-service on)
   agent:      ospab-agent, config {agent.conf_file} (log: {agent.log_file});
               live push at {url}/socket.io/ (Apache -> 127.0.0.1:{agent_port})
+  metrics:    {url}/metrics (the module's, Prometheus text format);
+              http://127.0.0.1:{agent_metrics_port}/metrics (the agent's)
   e-mail:     SMTP sink {smtp.url}: every message lands in {maildir}/ as an .eml file
   webhooks:   receiver {hooks.url}: each signed delivery is a line of {base / "webhooks.log"}
   node SSH:   {f"sshd 127.0.0.1:{node.port} (root password resets of containers)" if node

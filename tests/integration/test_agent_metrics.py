@@ -3,7 +3,8 @@ on its own port from the live-push event loop; `promtool check metrics` accepts 
 counters move as the agent works (polls, guests seen, drift corrected, Socket.IO clients
 and pushes, the mail queue, the cluster lease), on SQLite and MariaDB."""
 
-import subprocess
+import json
+import re
 import time
 
 import pytest
@@ -12,7 +13,7 @@ import requests
 import harness
 from agentharness import Agent, sim_cluster
 from conftest import Api, access_token, create_user, served, simulated, sql_exec
-from test_metrics import promtool, value
+from test_metrics import CONF, promtool, value
 
 WAIT = 20.0
 GUESTS = 3                          # tests/pvesim --guests: ct100..ct102 on pve1
@@ -35,7 +36,7 @@ def sim():
 
 @pytest.fixture(scope="module")
 def srv(database):
-    yield from served(database, [])
+    yield from served(database, CONF)
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +151,23 @@ def test_metrics_listen_needs_the_websocket_listener(database, sim, srv):
     rc, out = a.check()
     assert rc != 0
     assert "metrics_listen needs the live-push listener" in out
+
+
+def test_the_grafana_dashboard_uses_names_both_expose(agent, ports, srv):
+    """docs/grafana-ospab.json is built on the metrics' real names: every ospab_* series
+    its queries use is a family the module or the agent declares."""
+    families = set()
+    for text in (scrape(ports), requests.get(srv.url("/metrics"), timeout=10).text):
+        families |= set(re.findall(r"^# TYPE (\S+) (\S+)", text, re.M))
+    names = set()
+    for name, kind in families:
+        names.add(name)
+        if kind == "histogram":
+            names |= {name + "_bucket", name + "_sum", name + "_count"}
+    dash = json.loads((harness.REPO / "docs" / "grafana-ospab.json").read_text())
+    used = set()
+    for panel in dash["panels"]:
+        for t in panel.get("targets", []):
+            used |= set(re.findall(r"\b(ospab_[a-z0-9_]+)", t["expr"]))
+    assert len(used) >= 20, used
+    assert used <= names, f"the dashboard uses names nobody exposes: {sorted(used - names)}"

@@ -188,6 +188,25 @@ def test_printed_live_push_line_works(demo):
     assert f'"serverId": {_server_ids[0]}' in out and '"vmid"' in out, out
 
 
+def test_metrics_are_served_where_printed(demo):
+    """Issue 16: the module's metrics at $OSPAB_URL/metrics, the agent's at the printed
+    URL; both in the Prometheus text format, accepted by promtool."""
+    _, port, text = demo
+    m = re.search(r"metrics:\s+(\S+/metrics) .*\n\s+(http://127\.0\.0\.1:\d+/metrics)", text)
+    assert m, text
+    assert m.group(1) == f"http://127.0.0.1:{port}/metrics"
+    requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10)
+    for url in m.groups():
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 200, (url, r.text)
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        p = subprocess.run(["promtool", "check", "metrics"], input=r.text, text=True,
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0, (url, p.stdout + p.stderr)
+    module = requests.get(m.group(1), timeout=10).text
+    assert 'ospab_http_requests_total{method="GET",route="/api/health",status="2xx"}' in module
+
+
 def test_ctrl_c_stops_everything(demo):
     proc, port, text = demo
     assert harness.port_open(port)
