@@ -72,7 +72,9 @@ def login(url, key, user_id):
                                     "password": "bench-password"})["accessToken"]
 
 
-def run_one(kind, args):
+def start_db(kind):
+    """A migrated and seeded database of kind sqlite or mariadb, and the MariaDB server to
+    stop afterwards (None for SQLite)."""
     server = None
     if kind == "sqlite":
         db = harness.SqliteDatabase.create()
@@ -81,6 +83,11 @@ def run_one(kind, args):
         server.start()
         db = server.create_database()
     harness.prepare_database(db)
+    return db, server
+
+
+def run_one(kind, args):
+    db, server = start_db(kind)
     # keep-alive connections live for the whole measurement, as a browser's would
     httpd = harness.Apache(db, mpm=args.mpm, extra_conf=["MaxKeepAliveRequests 0"] + args.conf)
     httpd.start()

@@ -24,14 +24,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
-    server = None
-    if args.db == "sqlite":
-        db = harness.SqliteDatabase.create()
-    else:
-        server = harness.Mariadb()
-        server.start()
-        db = server.create_database()
-    harness.prepare_database(db)
+    db, server = bench.start_db(args.db)
     common = ["MaxKeepAliveRequests 0"]
     off = harness.Apache(db, extra_conf=common)
     on = harness.Apache(db, extra_conf=common + METRICS, sync_key=off.sync_key,
