@@ -218,3 +218,18 @@ def test_metrics_location_answers_get_only(srv):
     assert r.json() == {"error": "metrics are read with GET"}
     h = requests.head(srv.url("/metrics"), timeout=10)
     assert h.status_code == 200 and h.content == b""
+
+
+def test_children_add_to_one_count(start_apache):
+    """prefork: every request in its own child process (MaxConnectionsPerChild 1 ends a
+    child after one connection), all counted in the one shared segment."""
+    a = start_apache(mpm="prefork", extra_conf=CONF + [
+        "StartServers 4", "MinSpareServers 4", "MaxSpareServers 8", "ServerLimit 16",
+        "MaxRequestWorkers 16", "MaxConnectionsPerChild 1"])
+    n = 12
+    for _ in range(n):
+        r = requests.get(a.url("/api/health"), timeout=10, headers={"Connection": "close"})
+        assert r.status_code == 200
+    text = scrape(a)
+    assert value(text, "ospab_http_requests_total", method="GET", route="/api/health",
+                 status="2xx") == n
