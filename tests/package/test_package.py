@@ -13,8 +13,9 @@ checks them with lintian. The test then, as root (or through `sudo -n`):
     ospab.load and the installed ospab.conf switched to that database, and asks it for
     /api/health and the panel;
   * purges them and checks that nothing of theirs is left.
-The machine is left as it was, also when a test fails: the packages are purged and the
-Apache modules a2enmod enabled are disabled again in the fixture's clean-up. The system's
+The machine is left as it was, also when a test fails: the fixture's clean-up purges the
+packages, disables the Apache modules a2enmod enabled and removes the user `ospab` if the
+test created it. The system's
 apache2 service is never started, stopped or reloaded by the test (its state is checked).
 Secrets are compared by digest and never printed.
 """
@@ -157,6 +158,14 @@ def system_apache_running():
     return Path(f"/proc/{pid}").exists()
 
 
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 def files_owned_by_agent_user():
     try:
         uid = pwd.getpwnam(AGENT_USER).pw_uid
@@ -196,6 +205,7 @@ def installed():
     packages = debs()
     apache_before = apache_module_state()
     system_apache_before = system_apache_running()
+    user_before = user_exists(AGENT_USER)
     owned_before = files_owned_by_agent_user()
     try:
         ok(apt_get("install", "--no-install-recommends", *packages.values()))
@@ -211,6 +221,9 @@ def installed():
             if line.split()[-1].startswith(str(ETC)):
                 ok(as_root("dpkg-statoverride", "--remove", line.split()[-1]))
         restore_apache_module_state(apache_before)
+        # the packages keep their user after a purge, as Debian does; the test does not
+        if not user_before and user_exists(AGENT_USER):
+            ok(as_root("userdel", AGENT_USER))
         assert cleanup is None or cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
         assert apache_module_state() == apache_before, "Apache's enabled modules changed"
         assert system_apache_running() == system_apache_before, \
