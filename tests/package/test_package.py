@@ -15,9 +15,9 @@ checks them with lintian. The test then, as root (or through `sudo -n`):
   * purges them and checks that nothing of theirs is left.
 The machine is left as it was, also when a test fails: the fixture's clean-up purges the
 packages, disables the Apache modules a2enmod enabled and removes the user `ospab` if the
-test created it. The system's
-apache2 service is never started, stopped or reloaded by the test (its state is checked).
-Secrets are compared by digest and never printed.
+test created it. The test never starts, stops or reloads the system's apache2 service
+(whether it runs is the same before and after). Secrets are compared by digest and never
+printed.
 """
 
 import functools
@@ -37,7 +37,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO / "run" / "package"
-# in the order apt would configure them; all four are installed and purged together
+# all four are installed and purged together
 PACKAGES = ("ospab-admin", "libapache2-mod-ospab", "ospab-agent", "ospab-panel-www")
 AGENT_USER = "ospab"
 MODULE = Path("/usr/lib/apache2/modules/mod_ospab.so")
@@ -87,7 +87,8 @@ def as_root(*cmd, timeout=120, **kwargs):
 
 
 def ok(result):
-    assert result.returncode == 0, (result.args, result.stdout[-3000:], result.stderr[-3000:])
+    assert result.returncode == 0, \
+        (result.args, (result.stdout or "")[-3000:], (result.stderr or "")[-3000:])
     return result
 
 
@@ -321,7 +322,7 @@ def sqlite_module_conf(db):
     """The installed ospab.conf with mod_dbd pointed at the SQLite file (the steps of
     docs/install-debian.md for one box): every other line as installed."""
     conf = ok(as_root("cat", MODS_ENABLED / "ospab.conf")).stdout
-    edits = ((r'^(\s*)DBDriver mysql$', rf"\1DBDriver sqlite3"),
+    edits = ((r'^(\s*)DBDriver mysql$', r"\1DBDriver sqlite3"),
              (r'^(\s*)DBDParams "host=.*"$', rf"\1DBDParams {db}"),
              (r'^\s*DBDInitSQL "SET NAMES utf8mb4"\n', ""))
     for pattern, replacement in edits:
