@@ -20,6 +20,7 @@ HEAD is GET's operation without a body.
 import contextlib
 import json
 import re
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -265,7 +266,8 @@ class ResponseCheck:
         self.checked = 0
         self.seconds = 0.0              # the checks and loading the document: the overhead
         self.seen = set()               # (method, template) that answered
-        self.pending = []
+        self.pending = []               # (status, problems, body) since the last report
+        self.lock = threading.Lock()    # tests send from threads of their own too
 
     def watch_port(self, port):
         self.extra_ports.add(int(port))
@@ -273,7 +275,7 @@ class ResponseCheck:
     def is_module(self, url):
         u = urllib.parse.urlsplit(url)
         path = urllib.parse.unquote(u.path)
-        return (u.hostname == "127.0.0.1"
+        return (u.hostname in ("127.0.0.1", "localhost")
                 and (path == "/api" or path.startswith("/api/"))
                 and (u.port in self.extra_ports or u.port in self.ports()))
 
@@ -290,24 +292,42 @@ class ResponseCheck:
         except Exception as e:          # the checker's own fault must show, not hide
             found = [f"{req.method} {path}: the OpenAPI check failed: {e!r}"]
         template, op = self.doc.match(req.method, path)
-        if op is not None:
-            self.seen.add(("GET" if req.method == "HEAD" else req.method, template))
-        self.checked += 1
-        self.seconds += time.perf_counter() - t0
-        if found:
-            self.pending.append((response.status_code, found, response.text[:500]))
+        with self.lock:
+            if op is not None:
+                self.seen.add(("GET" if req.method == "HEAD" else req.method, template))
+            self.checked += 1
+            self.seconds += time.perf_counter() - t0
+            if found:
+                self.pending.append((response.status_code, found, response.text[:500]))
 
     def take(self):
-        found, self.pending = self.pending, []
+        with self.lock:
+            found, self.pending = self.pending, []
         return found
+
+    @staticmethod
+    def explain(found):
+        problems = "\n".join(f"* {p}" for _, ps, _ in found for p in ps)
+        bodies = "\n".join(f"{status}: {body}" for status, _, body in found)
+        return ("answers from /api/ that docs/openapi.yaml does not describe (fix the "
+                f"document or the module):\n{problems}\n\nthe answers:\n{bodies}")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         self.report(outcome.get_result())
 
+    def pytest_sessionfinish(self, session, exitstatus):
+        # answers that came after the last test's report (a thread of its own still
+        # running): no test to fail, so the session fails
+        self.late = self.take()
+        if self.late and session.exitstatus == 0:
+            session.exitstatus = 1
+
     def pytest_terminal_summary(self, terminalreporter):
         terminalreporter.write_line(self.summary())
+        if getattr(self, "late", None):
+            terminalreporter.write_line("after the last test, " + self.explain(self.late))
 
     def report(self, rep):
         """Fails rep (a TestReport) if answers that arrived during its phase did not
@@ -315,16 +335,12 @@ class ResponseCheck:
         found = self.take()
         if not found:
             return
-        text = "\n".join(f"* {p}" for _, problems, _ in found for p in problems)
-        bodies = "\n".join(f"{status}: {body}" for status, _, body in found)
-        rep.sections.append(("answers that do not conform to docs/openapi.yaml", bodies))
-        msg = ("answers from /api/ that docs/openapi.yaml does not describe (fix the "
-               f"document or the module):\n{text}")
+        msg = self.explain(found)
         if rep.passed:
             rep.outcome = "failed"
             rep.longrepr = msg
         else:
-            rep.longrepr = f"{rep.longrepr}\n\n{msg}"
+            rep.sections.append(("docs/openapi.yaml", msg))
 
     def summary(self):
         unseen = sorted(set(self.doc.operations) - self.seen)

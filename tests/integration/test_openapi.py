@@ -99,13 +99,41 @@ def test_document_is_openapi_3_1():
     assert all(p.startswith("/api/") for p in d["paths"]), list(d["paths"])
 
 
+def references(node, where="", kind="openapi"):
+    """(where, object with $ref, kind) for every reference: kind "schema" inside a JSON
+    Schema (where $ref may have sibling keywords), "value" inside an example's literal value
+    (where "$ref" would be data, not a reference), else "openapi" (a Reference Object)."""
+    if isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from references(v, f"{where}/{i}", kind)
+        return
+    if not isinstance(node, dict):
+        return
+    if "$ref" in node:
+        yield where, node, kind
+    for k, v in node.items():
+        inner = kind
+        if kind == "openapi" and (k == "schema" or where == "/components/schemas"):
+            inner = "schema"
+        elif kind != "value" and (k == "example" or (k == "value"
+                                                      and "/examples/" in where + "/")):
+            inner = "value"
+        yield from references(v, f"{where}/{k}", inner)
+
+
 def test_every_reference_resolves():
-    refs = [(where, node["$ref"]) for where, node in walk(DOC.doc) if "$ref" in node]
+    refs = list(references(DOC.doc))
     assert len(refs) > 100, len(refs)
     broken = []
-    for where, ref in refs:
+    for where, node, kind in refs:
+        if kind == "value":
+            broken.append(f"{where}: a $ref inside an example's value is data, not a reference")
+            continue
+        if kind == "openapi" and set(node) - {"$ref", "summary", "description"}:
+            broken.append(f"{where}: a Reference Object has only summary and description "
+                          f"beside $ref, not {sorted(set(node) - {'$ref'})}")
         try:
-            DOC.pointer(ref)
+            DOC.pointer(node["$ref"])
         except (KeyError, IndexError, ValueError) as e:
             broken.append(f"{where}: {e}")
     assert not broken, "\n".join(broken)
