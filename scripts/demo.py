@@ -178,7 +178,12 @@ def main():
         '<Location "/metrics">', "  OspabMetrics On", "  Require ip 127.0.0.1 ::1",
         "</Location>",
         # the customer panel (www/) at the site root: conf/ospab.conf's panel block
-        *panel_conf(at="/")])
+        *panel_conf(at="/"),
+        # the API's OpenAPI document as text a browser shows (a <Location>'s Alias comes
+        # before the panel's Alias "/")
+        '<Location "/openapi.yaml">', f'  Alias "{REPO}/docs/openapi.yaml"',
+        "  Require all granted", '  ForceType "text/plain; charset=utf-8"',
+        '  Header set X-Content-Type-Options "nosniff"', "</Location>"])
     (base / "agent").mkdir(mode=0o755)
     agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
                   rundir=base / "agent", sections={
@@ -269,7 +274,7 @@ def main():
     print(f"""
 ospab panel demo is running
   panel:      {url}/   (open it in a browser; log in as demo@ospab.local / {DEMO_PASSWORD})
-  API:        {url}/api/
+  API:        {url}/api/   (described: {url}/openapi.yaml)
   database:   SQLite {db.path}
   Apache:     {rundir}/httpd.conf (error log: {httpd.error_log})
   Proxmox:    simulator at {sim.url} (node pve1; self-service on)

@@ -349,3 +349,20 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = ("unexpected lines in Apache's error log (allow them with "
                         "allow_log(regex) if the test causes them on purpose):\n"
                         + "\n".join(problems))
+
+
+# ----------------------------------------------------- OpenAPI: every answer checked --
+# Every answer the tests receive through requests from the module's /api/ on a test Apache
+# is checked against docs/openapi.yaml (openapi_check.py): a test that received one the
+# document does not describe fails, naming the route, the status and what did not match.
+
+import openapi_check  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openapi_answers(request):
+    """The session's openapi_check.ResponseCheck (watch_port(port): an Apache started
+    outside this process, such as the demo's)."""
+    with openapi_check.watching(request.config,
+                                lambda: {a.port for a in harness.Apache.registry}) as check:
+        yield check

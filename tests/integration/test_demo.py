@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+import yaml
 
 import harness
 
@@ -16,8 +17,9 @@ DEMO = harness.REPO / "scripts" / "demo.py"
 
 
 @pytest.fixture(scope="module")
-def demo():
+def demo(openapi_answers):
     port = harness.free_port()
+    openapi_answers.watch_port(port)        # its /api/ answers are checked like the others'
     rundir = harness.RUN_BASE / "test-demo"
     proc = subprocess.Popen([sys.executable, str(DEMO), "--port", str(port),
                              "--run-dir", str(rundir)],
@@ -59,6 +61,19 @@ def test_the_panel_is_the_first_thing_printed(demo):
     servers = requests.get(f"http://127.0.0.1:{port}/api/server", timeout=10, headers={
         "Authorization": "Bearer " + login.json()["accessToken"]}).json()
     assert servers and servers[0]["userId"] == 5, servers
+
+
+def test_openapi_document_is_served(demo):
+    """Issue 16: the demo serves docs/openapi.yaml where it says, as text a browser shows."""
+    _, port, text = demo
+    url = f"http://127.0.0.1:{port}/openapi.yaml"
+    assert url in text
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8", r.headers
+    assert r.headers["X-Content-Type-Options"] == "nosniff", r.headers
+    assert r.content == (harness.REPO / "docs" / "openapi.yaml").read_bytes()
+    assert yaml.safe_load(r.text)["openapi"] == "3.1.0"
 
 
 def env_file_of(text):
