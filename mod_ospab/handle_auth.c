@@ -277,8 +277,12 @@ int ospab_mod_handle_me(request_rec *r, const ospab_route_match_t *m)
     if (!ospab_mod_caller(r, &db, &who, &done)) {
         return done;
     }
-    if (ospab_user_load(db, r->pool, who.user_id, &user) != APR_SUCCESS || !user) {
+    if (ospab_user_load(db, r->pool, who.user_id, &user) != APR_SUCCESS) {
         return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    if (!user) {
+        /* deleted since ospab_mod_caller looked it up: what its token would get now */
+        return ospab_mod_unauthorized(r, "invalid_token", "unknown or disabled user");
     }
     return ospab_mod_respond(r, HTTP_OK, ospab_json_own(r->pool,
                                                         ospab_user_record_json(r->pool, user)));

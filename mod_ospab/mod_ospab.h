@@ -176,6 +176,8 @@ int ospab_mod_error_fields(request_rec *r, int status, const char *msg, json_t *
 int ospab_mod_json_body(request_rec *r, json_t **json, const char **body, apr_size_t *len,
                         int *done);
 
+/* ospab_mod_auth.c: a 401 with its Bearer challenge (error NULL: none named). */
+int ospab_mod_unauthorized(request_rec *r, const char *error, const char *description);
 /* ospab_mod_auth.c: Bearer tokens. Returns 1 with *who filled, or 0 after sending the 401
  * (or 503) whose return value is in *done. */
 int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done);

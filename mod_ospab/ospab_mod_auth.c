@@ -4,7 +4,7 @@
 #include "mod_ospab.h"
 #include "ospab_session.h"
 
-static int unauthorized(request_rec *r, const char *error, const char *description)
+int ospab_mod_unauthorized(request_rec *r, const char *error, const char *description)
 {
     const char *challenge = error
         ? apr_psprintf(r->pool, "Bearer realm=\"ospab\", error=\"%s\", error_description=\"%s\"",
@@ -24,11 +24,12 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
     apr_status_t rv;
 
     if (!h || !*h) {
-        *done = unauthorized(r, NULL, "missing bearer token");
+        *done = ospab_mod_unauthorized(r, NULL, "missing bearer token");
         return 0;
     }
     if (strncasecmp(h, "Bearer ", 7) || !h[7]) {
-        *done = unauthorized(r, "invalid_request", "Authorization must be 'Bearer <token>'");
+        *done = ospab_mod_unauthorized(r, "invalid_request",
+                                       "Authorization must be 'Bearer <token>'");
         return 0;
     }
     h += 7;
@@ -39,13 +40,13 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
                                 &claims, &why) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, OSPAB_LOGNO(00401)
                       "bearer token refused: %s", why);
-        *done = unauthorized(r, "invalid_token", why);
+        *done = ospab_mod_unauthorized(r, "invalid_token", why);
         return 0;
     }
     /* the token names a user: the row decides (enabled, role, the login still live) */
     rv = ospab_session_principal(db, r->pool, &claims, who, &why);
     if (rv == APR_EACCES) {
-        *done = unauthorized(r, "invalid_token", why);
+        *done = ospab_mod_unauthorized(r, "invalid_token", why);
         return 0;
     }
     if (rv != APR_SUCCESS) {
