@@ -72,6 +72,16 @@ def login(url, key, user_id):
                                     "password": "bench-password"})["accessToken"]
 
 
+def median_round(rounds):
+    """The round with the median req/s, with the non-2xx answers and socket errors of all
+    rounds."""
+    rs = sorted(rounds, key=lambda r: r["rps"])
+    median = dict(rs[len(rs) // 2])
+    median["non2xx"] = sum(r["non2xx"] for r in rs)
+    median["socket_errors"] = sum(r["socket_errors"] for r in rs)
+    return median
+
+
 def start_db(kind):
     """A migrated and seeded database of kind sqlite or mariadb, and the MariaDB server to
     stop afterwards (None for SQLite)."""
@@ -117,13 +127,7 @@ def run_one(kind, args):
             for name, path, script in cases:
                 runs[name].append(wrk(base + path, script, args.duration, args.connections,
                                       env))
-        results = {}
-        for name, rs in runs.items():
-            rs.sort(key=lambda r: r["rps"])
-            median = dict(rs[len(rs) // 2])
-            median["non2xx"] = sum(r["non2xx"] for r in rs)
-            median["socket_errors"] = sum(r["socket_errors"] for r in rs)
-            results[name] = median
+        results = {name: median_round(rs) for name, rs in runs.items()}
     finally:
         httpd.stop()
         if server:

@@ -55,17 +55,14 @@ def main():
           f"connections; {args.rounds} rounds of {args.duration} s each, taking turns, median "
           f"round; {os.cpu_count()} CPUs shared by wrk, Apache and the database")
     print(f"{'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    med = {}
-    for name, rs in runs.items():
-        rs.sort(key=lambda r: r["rps"])
-        med[name] = rs[len(rs) // 2]
-        r = med[name]
+    med = {name: bench.median_round(rs) for name, rs in runs.items()}
+    for name, r in med.items():
         print(f"{name:18} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
-              f"{sum(x['non2xx'] for x in rs):8d}")
+              f"{r['non2xx']:8d}")
     ratio = med["OspabMetrics On"]["rps"] / med["metrics off"]["rps"]
     print(f"with metrics / without: {ratio:.3f} ({(1 - ratio) * 100:+.1f} % lost); "
           f"requests the metrics counted: {counted:.0f}")
-    bad = any(x["non2xx"] for rs in runs.values() for x in rs)
+    bad = any(r["non2xx"] for r in med.values())
     return 1 if bad or counted == 0 else 0
 
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <math.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "ospab_prom.h"
@@ -27,6 +28,27 @@ int ospab_prom_bucket(apr_interval_time_t took)
         }
     }
     return OSPAB_PROM_BUCKETS;
+}
+
+void ospab_prom_observe(ospab_prom_shared_hist_t *h, apr_interval_time_t took)
+{
+    if (took < 0) {
+        took = 0;
+    }
+    apr_atomic_inc64(&h->buckets[ospab_prom_bucket(took)]);
+    apr_atomic_add64(&h->sum_us, (apr_uint64_t)took);
+}
+
+void ospab_prom_read(ospab_prom_shared_hist_t *h, ospab_prom_hist_t *out)
+{
+    int i;
+
+    out->count = 0;
+    for (i = 0; i <= OSPAB_PROM_BUCKETS; i++) {
+        out->buckets[i] = apr_atomic_read64(&h->buckets[i]);
+        out->count += out->buckets[i];
+    }
+    out->sum_us = apr_atomic_read64(&h->sum_us);
 }
 
 struct ospab_prom_t {
@@ -123,6 +145,13 @@ void ospab_prom_u64(ospab_prom_t *b, const char *name, const char *labels, apr_u
 
     sample_name(b, name, NULL, labels, NULL);
     put(b, num, (apr_size_t)n);
+}
+
+void ospab_prom_one(ospab_prom_t *b, const char *name, const char *type, const char *help,
+                    apr_uint64_t v)
+{
+    ospab_prom_family(b, name, type, help);
+    ospab_prom_u64(b, name, NULL, v);
 }
 
 void ospab_prom_double(ospab_prom_t *b, const char *name, const char *labels, double v)

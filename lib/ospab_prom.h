@@ -26,11 +26,25 @@ typedef struct {
     apr_uint64_t buckets[OSPAB_PROM_BUCKETS + 1];
 } ospab_prom_hist_t;
 
+/* A histogram several threads or processes add to (e.g. in shared memory): observe with
+ * atomic additions, read into an ospab_prom_hist_t whose count is the buckets' sum, so a
+ * reading stays consistent while others add. Zeroed memory is an empty one. */
+typedef struct {
+    volatile apr_uint64_t sum_us;
+    volatile apr_uint64_t buckets[OSPAB_PROM_BUCKETS + 1];
+} ospab_prom_shared_hist_t;
+
+void ospab_prom_observe(ospab_prom_shared_hist_t *h, apr_interval_time_t took);
+void ospab_prom_read(ospab_prom_shared_hist_t *h, ospab_prom_hist_t *out);
+
 typedef struct ospab_prom_t ospab_prom_t;
 
 ospab_prom_t *ospab_prom_make(apr_pool_t *p);
 /* # HELP and # TYPE of a family; type "counter", "gauge" or "histogram". */
 void ospab_prom_family(ospab_prom_t *b, const char *name, const char *type, const char *help);
+/* A family of one unlabelled sample: # HELP, # TYPE and the value. */
+void ospab_prom_one(ospab_prom_t *b, const char *name, const char *type, const char *help,
+                    apr_uint64_t v);
 /* One sample; labels is NULL or already escaped "k=\"v\",k2=\"v2\"" (ospab_prom_label). */
 void ospab_prom_u64(ospab_prom_t *b, const char *name, const char *labels, apr_uint64_t v);
 void ospab_prom_double(ospab_prom_t *b, const char *name, const char *labels, double v);

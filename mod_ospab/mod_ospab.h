@@ -140,6 +140,7 @@ typedef enum {
     OSPAB_METRIC_RL_LIVE_WORKERS,
     OSPAB_METRIC_RL_LIVE_ADDRESS,
     OSPAB_METRIC_IDEM_REPLAY,
+    OSPAB_METRIC_DB_UNAVAILABLE,    /* no connection from mod_dbd */
     OSPAB_METRIC_COUNT
 } ospab_metric_e;
 const char *ospab_mod_set_metrics(cmd_parms *cmd, void *dc, int on);
@@ -151,7 +152,6 @@ int ospab_mod_metrics_on(void);
 void ospab_mod_metric(ospab_metric_e which);
 /* the counter ospab_db_t.failures points at, or NULL */
 volatile apr_uint32_t *ospab_mod_metrics_db_failures(void);
-void ospab_mod_metrics_db_unavailable(void);
 /* the request's route (NULL: an /api/ path no route matches), for its histogram */
 void ospab_mod_metrics_route(request_rec *r, const ospab_route_t *route);
 int ospab_mod_metrics_log(request_rec *r);

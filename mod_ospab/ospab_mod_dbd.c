@@ -110,7 +110,7 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     ospab_db_t *db;
 
     if (!dbd) {
-        ospab_mod_metrics_db_unavailable();
+        ospab_mod_metric(OSPAB_METRIC_DB_UNAVAILABLE);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00103)
                       "no database connection from mod_dbd (check DBDriver/DBDParams and "
                       "that the database is up)");

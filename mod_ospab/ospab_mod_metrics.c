@@ -25,10 +25,6 @@
 #define PVE_ENDPOINT_MAX 96
 
 typedef struct {
-    volatile apr_uint64_t count, sum_us, buckets[OSPAB_PROM_BUCKETS + 1];
-} hist_t;
-
-typedef struct {
     volatile apr_uint32_t state;    /* 0 free, 1 being claimed, 2 ready */
     apr_uint32_t hash;
     char method[8];
@@ -39,12 +35,11 @@ typedef struct {
 
 typedef struct {
     volatile apr_uint32_t db_failures;      /* statements and COMMITs (ospab_db_t) */
-    volatile apr_uint64_t db_unavailable;   /* no connection from mod_dbd */
     volatile apr_uint64_t counters[OSPAB_METRIC_COUNT];
     volatile apr_uint64_t pve_unlisted;     /* calls when every slot was taken */
     apr_time_t since;
     pve_slot_t pve[PVE_SLOTS];
-    hist_t http[1];                         /* (routes + 1) * STATUS_CLASSES */
+    ospab_prom_shared_hist_t http[1];       /* (routes + 1) * STATUS_CLASSES */
 } metrics_shm_t;
 
 static metrics_shm_t *shm;
@@ -83,7 +78,8 @@ int ospab_mod_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     for (nroutes = 0; ospab_api_routes[nroutes].method; nroutes++) {
     }
     size = sizeof(metrics_shm_t)
-           + sizeof(hist_t) * ((apr_size_t)(nroutes + 1) * STATUS_CLASSES - 1);
+           + sizeof(ospab_prom_shared_hist_t)
+             * ((apr_size_t)(nroutes + 1) * STATUS_CLASSES - 1);
     if (apr_shm_create(&seg, size, NULL, pconf) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, OSPAB_LOGNO(00701)
                      "cannot create the shared memory for OspabMetrics (%" APR_SIZE_T_FMT
@@ -113,29 +109,12 @@ volatile apr_uint32_t *ospab_mod_metrics_db_failures(void)
     return shm ? &shm->db_failures : NULL;
 }
 
-void ospab_mod_metrics_db_unavailable(void)
-{
-    if (shm) {
-        apr_atomic_inc64(&shm->db_unavailable);
-    }
-}
-
 void ospab_mod_metrics_route(request_rec *r, const ospab_route_t *route)
 {
     if (shm) {
         ap_set_module_config(r->request_config, &ospab_module,
                              (void *)(route ? route : &unmatched));
     }
-}
-
-static void hist_add(hist_t *h, apr_interval_time_t took)
-{
-    if (took < 0) {
-        took = 0;
-    }
-    apr_atomic_inc64(&h->buckets[ospab_prom_bucket(took)]);
-    apr_atomic_add64(&h->sum_us, (apr_uint64_t)took);
-    apr_atomic_inc64(&h->count);
 }
 
 /* After the response: the request's route, its final status's class, its duration. */
@@ -166,7 +145,8 @@ int ospab_mod_metrics_log(request_rec *r)
     if (cls < 0 || cls >= STATUS_CLASSES) {
         cls = STATUS_CLASSES - 1;
     }
-    hist_add(&shm->http[idx * STATUS_CLASSES + cls], apr_time_now() - r->request_time);
+    ospab_prom_observe(&shm->http[idx * STATUS_CLASSES + cls],
+                       apr_time_now() - r->request_time);
     return DECLINED;
 }
 
@@ -252,25 +232,16 @@ static void http_families(ospab_prom_t *b, apr_pool_t *p)
             const ospab_route_t *rt = i < nroutes ? &ospab_api_routes[i] : &unmatched;
 
             for (c = 0; c < STATUS_CLASSES; c++) {
-                hist_t *h = &shm->http[i * STATUS_CLASSES + c];
                 ospab_prom_hist_t snap;
                 const char *labels;
-                int k;
 
-                if (!apr_atomic_read64(&h->count)) {
+                ospab_prom_read(&shm->http[i * STATUS_CLASSES + c], &snap);
+                if (!snap.count) {
                     continue;
                 }
                 labels = apr_pstrcat(p, ospab_prom_label(p, "method", rt->method), ",",
                                      ospab_prom_label(p, "route", rt->pattern), ",",
                                      ospab_prom_label(p, "status", class_names[c]), NULL);
-                /* count from the buckets themselves: the exposition stays consistent
-                 * while other children add */
-                snap.count = 0;
-                for (k = 0; k <= OSPAB_PROM_BUCKETS; k++) {
-                    snap.buckets[k] = apr_atomic_read64(&h->buckets[k]);
-                    snap.count += snap.buckets[k];
-                }
-                snap.sum_us = apr_atomic_read64(&h->sum_us);
                 if (pass == 0) {
                     ospab_prom_u64(b, "ospab_http_requests_total", labels, snap.count);
                 }
@@ -346,10 +317,9 @@ static const char *exposition(request_rec *r, apr_size_t *len)
     ospab_prom_u64(b, "ospab_db_errors_total", "kind=\"statement\"",
                    apr_atomic_read32(&shm->db_failures));
     ospab_prom_u64(b, "ospab_db_errors_total", "kind=\"connection\"",
-                   apr_atomic_read64(&shm->db_unavailable));
-    ospab_prom_family(b, "ospab_login_failures_total", "counter",
-                      "Logins refused for a wrong e-mail or password, or a disabled account");
-    ospab_prom_u64(b, "ospab_login_failures_total", NULL,
+                   apr_atomic_read64(&shm->counters[OSPAB_METRIC_DB_UNAVAILABLE]));
+    ospab_prom_one(b, "ospab_login_failures_total", "counter",
+                   "Logins refused for a wrong e-mail or password, or a disabled account",
                    apr_atomic_read64(&shm->counters[OSPAB_METRIC_LOGIN_FAILED]));
     ospab_prom_family(b, "ospab_rate_limited_total", "counter",
                       "Requests refused by a limit (429 or 503 with Retry-After), by limit");
@@ -357,13 +327,11 @@ static const char *exposition(request_rec *r, apr_size_t *len)
         ospab_prom_u64(b, "ospab_rate_limited_total", rejections[i].labels,
                        apr_atomic_read64(&shm->counters[rejections[i].which]));
     }
-    ospab_prom_family(b, "ospab_idempotent_replays_total", "counter",
-                      "Sync requests answered from a stored Idempotency-Key answer");
-    ospab_prom_u64(b, "ospab_idempotent_replays_total", NULL,
+    ospab_prom_one(b, "ospab_idempotent_replays_total", "counter",
+                   "Sync requests answered from a stored Idempotency-Key answer",
                    apr_atomic_read64(&shm->counters[OSPAB_METRIC_IDEM_REPLAY]));
-    ospab_prom_family(b, "ospab_live_push_connections", "gauge",
-                      "Live-push requests (websockets, long polls) proxied right now");
-    ospab_prom_u64(b, "ospab_live_push_connections", NULL,
+    ospab_prom_one(b, "ospab_live_push_connections", "gauge",
+                   "Live-push requests (websockets, long polls) proxied right now",
                    (apr_uint64_t)ospab_mod_live_in_use());
     ospab_prom_family(b, "ospab_metrics_start_time_seconds", "gauge",
                       "When these counters started (the last start or restart of Apache)");

@@ -258,7 +258,7 @@ int main(int argc, const char *const *argv)
             fprintf(stderr, "ospab-agent: cannot listen on %s:%d\n", sc.listen_addr, sc.port);
             return 2;
         }
-        agent_metrics_live(ag->sio);
+        agent_metrics.served = agent_sio_metrics_port(ag->sio) >= 0;
     }
     if (!foreground && daemonize() != 0) {
         fprintf(stderr, "ospab-agent: cannot detach\n");
@@ -282,7 +282,7 @@ int main(int argc, const char *const *argv)
                ag->sio ? ag->conf->sio.listen_addr : "off", ag->sio ? ":" : "",
                ag->sio ? agent_sio_port(ag->sio) : 0);
     if (ag->sio) {
-        if (agent_sio_metrics_port(ag->sio) >= 0) {
+        if (agent_metrics.served) {
             AGENT_INFO("metrics: http://%s:%d/metrics",
                        ag->conf->sio.metrics_addr ? ag->conf->sio.metrics_addr
                                                   : ag->conf->sio.listen_addr,

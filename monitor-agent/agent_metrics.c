@@ -1,5 +1,6 @@
 /* ospab-agent: its Prometheus metrics (agent_metrics.h). */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,15 +16,6 @@ static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *lease_names;               /* NUL-separated, n of them; malloc'd */
 static int *lease_held;
 static int lease_n;
-
-void agent_metrics_poll_time(apr_interval_time_t took)
-{
-    if (took < 0) {
-        took = 0;
-    }
-    apr_atomic_inc64(&agent_metrics.poll_buckets[ospab_prom_bucket(took)]);
-    apr_atomic_add64(&agent_metrics.poll_sum_us, (apr_uint64_t)took);
-}
 
 void agent_metrics_leases(const char *const *names, const int *held, int n)
 {
@@ -62,7 +54,7 @@ void agent_metrics_queue(ospab_db_t *db, apr_pool_t *p, const char *label,
 {
     ospab_row_t row = NULL;
 
-    if (ospab_db_select_one(db, p, label, 0, NULL, &row) == APR_SUCCESS && row && row[0]) {
+    if (agent_metrics.served && ospab_db_select_one(db, p, label, 0, NULL, &row) == APR_SUCCESS && row && row[0]) {
         apr_atomic_set32(depth, (apr_uint32_t)apr_atoi64(row[0]));
         apr_atomic_set32(known, 1);
     }
@@ -71,37 +63,35 @@ void agent_metrics_queue(ospab_db_t *db, apr_pool_t *p, const char *label,
 static void counter(ospab_prom_t *b, const char *name, const char *help,
                     volatile apr_uint64_t *v)
 {
-    ospab_prom_family(b, name, "counter", help);
-    ospab_prom_u64(b, name, NULL, apr_atomic_read64(v));
+    ospab_prom_one(b, name, "counter", help, apr_atomic_read64(v));
 }
 
-static void gauge(ospab_prom_t *b, const char *name, const char *help, apr_uint64_t v)
+const char *agent_metrics_text(agent_sio_t *s, apr_pool_t *p, apr_size_t *len)
 {
-    ospab_prom_family(b, name, "gauge", help);
-    ospab_prom_u64(b, name, NULL, v);
-}
-
-static agent_sio_t *live;
-
-void agent_metrics_live(agent_sio_t *s)
-{
-    live = s;
-}
-
-const char *agent_metrics_text(void *ctx, apr_pool_t *p, apr_size_t *len)
-{
+    /* the attempts by outbox and result, as ospab_agent_outbox_attempts_total's samples */
+    static const struct {
+        const char *labels;
+        size_t field;
+    } attempts[] = {
+        { "outbox=\"mail\",result=\"sent\"", offsetof(agent_metrics_t, mail_sent) },
+        { "outbox=\"mail\",result=\"retry\"", offsetof(agent_metrics_t, mail_retried) },
+        { "outbox=\"mail\",result=\"failed\"", offsetof(agent_metrics_t, mail_failed) },
+        { "outbox=\"webhook\",result=\"sent\"",
+          offsetof(agent_metrics_t, webhook_delivered) },
+        { "outbox=\"webhook\",result=\"retry\"",
+          offsetof(agent_metrics_t, webhook_retried) },
+        { "outbox=\"webhook\",result=\"failed\"",
+          offsetof(agent_metrics_t, webhook_failed) },
+    };
     agent_metrics_t *m = &agent_metrics;
     ospab_prom_t *b = ospab_prom_make(p);
     ospab_prom_hist_t h;
+    agent_sio_stats_t st;
     const char *name;
+    size_t k;
     int i;
 
-    memset(&h, 0, sizeof(h));
-    for (i = 0; i <= OSPAB_PROM_BUCKETS; i++) {
-        h.buckets[i] = apr_atomic_read64(&m->poll_buckets[i]);
-        h.count += h.buckets[i];
-    }
-    h.sum_us = apr_atomic_read64(&m->poll_sum_us);
+    ospab_prom_read(&m->poll, &h);
     ospab_prom_family(b, "ospab_agent_poll_duration_seconds", "histogram",
                       "One polling round: every cluster's /cluster/resources, drift, alerts "
                       "and metrics stored");
@@ -110,8 +100,8 @@ const char *agent_metrics_text(void *ctx, apr_pool_t *p, apr_size_t *len)
             &m->polls);
     counter(b, "ospab_agent_cluster_poll_failures_total",
             "Cluster polls without a usable answer (the cluster backs off)", &m->poll_failures);
-    gauge(b, "ospab_agent_guests", "Guests Proxmox listed in the last round (clusters this "
-          "agent polls)", apr_atomic_read32(&m->guests));
+    ospab_prom_one(b, "ospab_agent_guests", "gauge", "Guests Proxmox listed in the last "
+                   "round (clusters this agent polls)", apr_atomic_read32(&m->guests));
     counter(b, "ospab_agent_drift_corrections_total",
             "Server records corrected to what Proxmox reports (status drift, guests gone)",
             &m->drift);
@@ -133,40 +123,27 @@ const char *agent_metrics_text(void *ctx, apr_pool_t *p, apr_size_t *len)
     name = "ospab_agent_outbox_attempts_total";
     ospab_prom_family(b, name, "counter", "Delivery attempts of e-mails and webhooks by "
                       "result: sent, retry (failed, tried again later), failed (for good)");
-    ospab_prom_u64(b, name, "outbox=\"mail\",result=\"sent\"",
-                   apr_atomic_read64(&m->mail_sent));
-    ospab_prom_u64(b, name, "outbox=\"mail\",result=\"retry\"",
-                   apr_atomic_read64(&m->mail_retried));
-    ospab_prom_u64(b, name, "outbox=\"mail\",result=\"failed\"",
-                   apr_atomic_read64(&m->mail_failed));
-    ospab_prom_u64(b, name, "outbox=\"webhook\",result=\"sent\"",
-                   apr_atomic_read64(&m->webhook_delivered));
-    ospab_prom_u64(b, name, "outbox=\"webhook\",result=\"retry\"",
-                   apr_atomic_read64(&m->webhook_retried));
-    ospab_prom_u64(b, name, "outbox=\"webhook\",result=\"failed\"",
-                   apr_atomic_read64(&m->webhook_failed));
-
-    if (live) {
-        agent_sio_stats_t st;
-
-        agent_sio_stats(live, &st);
-        ospab_prom_family(b, "ospab_agent_socketio_sessions", "gauge",
-                          "Engine.IO sessions open, by state");
-        ospab_prom_u64(b, "ospab_agent_socketio_sessions", "state=\"connected\"",
-                       (apr_uint64_t)(st.sessions - st.pending));
-        ospab_prom_u64(b, "ospab_agent_socketio_sessions", "state=\"pending\"",
-                       (apr_uint64_t)st.pending);
-        gauge(b, "ospab_agent_socketio_rooms", "Servers with at least one subscriber",
-              (apr_uint64_t)st.rooms);
-        ospab_prom_family(b, "ospab_agent_pushes_total", "counter",
-                          "Live-push packets queued to clients (delivered), and clients "
-                          "disconnected because their queue was full (dropped)");
-        ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"delivered\"", st.delivered);
-        ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"dropped\"", st.dropped_slow);
-        ospab_prom_family(b, "ospab_agent_socketio_auth_failures_total", "counter",
-                          "Socket.IO connects refused (connect_error)");
-        ospab_prom_u64(b, "ospab_agent_socketio_auth_failures_total", NULL, st.auth_failed);
+    for (k = 0; k < sizeof(attempts) / sizeof(attempts[0]); k++) {
+        ospab_prom_u64(b, name, attempts[k].labels, apr_atomic_read64(
+                       (volatile apr_uint64_t *)((char *)m + attempts[k].field)));
     }
+
+    agent_sio_stats(s, &st);
+    ospab_prom_family(b, "ospab_agent_socketio_sessions", "gauge",
+                      "Engine.IO sessions open, by state");
+    ospab_prom_u64(b, "ospab_agent_socketio_sessions", "state=\"connected\"",
+                   (apr_uint64_t)(st.sessions - st.pending));
+    ospab_prom_u64(b, "ospab_agent_socketio_sessions", "state=\"pending\"",
+                   (apr_uint64_t)st.pending);
+    ospab_prom_one(b, "ospab_agent_socketio_rooms", "gauge",
+                   "Servers with at least one subscriber", (apr_uint64_t)st.rooms);
+    ospab_prom_family(b, "ospab_agent_pushes_total", "counter",
+                      "Live-push packets queued to clients (delivered), and clients "
+                      "disconnected because their queue was full (dropped)");
+    ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"delivered\"", st.delivered);
+    ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"dropped\"", st.dropped_slow);
+    ospab_prom_one(b, "ospab_agent_socketio_auth_failures_total", "counter",
+                   "Socket.IO connects refused (connect_error)", st.auth_failed);
 
     ospab_prom_family(b, "ospab_agent_cluster_lease", "gauge",
                       "1 for each Proxmox cluster this agent polls (holds the lease of), "

@@ -21,26 +21,25 @@ typedef struct {
     volatile apr_uint32_t guests;                       /* guests seen in the last round */
     volatile apr_uint32_t mail_queued, webhook_queued;  /* pending or being sent */
     volatile apr_uint32_t mail_queue_known, webhook_queue_known;
-    volatile apr_uint64_t poll_buckets[OSPAB_PROM_BUCKETS + 1], poll_sum_us;
+    ospab_prom_shared_hist_t poll;                      /* one polling round's duration */
+    int served;     /* a metrics listener exists (set before the workers start): without
+                     * one, nothing that costs a query or an allocation is gathered */
 } agent_metrics_t;
 
 extern agent_metrics_t agent_metrics;
 
 #define AGENT_COUNT(field) apr_atomic_inc64(&agent_metrics.field)
 
-/* One polling round's duration. */
-void agent_metrics_poll_time(apr_interval_time_t took);
 /* The clusters this agent holds the lease of, by name, and those it does not: set by the
  * monitor thread after each round (names[i], held[i], n of them). */
 void agent_metrics_leases(const char *const *names, const int *held, int n);
 /* Counts a queue with the one-value statement label into *depth (*known set once it
- * worked); a failed count leaves the last one. */
+ * worked); a failed count leaves the last one. Nothing without a metrics listener. */
 void agent_metrics_queue(ospab_db_t *db, apr_pool_t *p, const char *label,
                          volatile apr_uint32_t *depth, volatile apr_uint32_t *known);
-/* The live-push server whose statistics the text includes (on the service thread). */
+/* The text for GET /metrics, with the statistics of s, the live-push server serving it
+ * (agent_sio_conf_t.metrics; on its service thread). */
 struct agent_sio_t;
-void agent_metrics_live(struct agent_sio_t *s);
-/* The text for GET /metrics (agent_sio_conf_t.metrics; ctx unused). */
-const char *agent_metrics_text(void *ctx, apr_pool_t *p, apr_size_t *len);
+const char *agent_metrics_text(struct agent_sio_t *s, apr_pool_t *p, apr_size_t *len);
 
 #endif

@@ -176,11 +176,15 @@ static int ask_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t n
 static void publish_leases(agent_t *ag, apr_pool_t *p)
 {
     apr_array_header_t *clusters = ag->conf->clusters;
-    const char **names = apr_palloc(p, sizeof(char *) * (apr_size_t)(clusters->nelts + 1));
-    int *held = apr_palloc(p, sizeof(int) * (apr_size_t)(clusters->nelts + 1));
     monitor_t *m = mon_of(ag);
-    int i;
+    const char **names;
+    int *held, i;
 
+    if (!agent_metrics.served) {
+        return;
+    }
+    names = apr_palloc(p, sizeof(char *) * (apr_size_t)(clusters->nelts + 1));
+    held = apr_palloc(p, sizeof(int) * (apr_size_t)(clusters->nelts + 1));
     for (i = 0; i < clusters->nelts; ++i) {
         names[i] = APR_ARRAY_IDX(clusters, i, agent_cluster_t).name;
         /* without leases (a single agent) every cluster is this agent's */
@@ -487,7 +491,7 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     store_metrics(db, p, r.metrics);
     m->written = r.metrics->nelts;
     m->poll_time = apr_time_now() - t0;
-    agent_metrics_poll_time(m->poll_time);
+    ospab_prom_observe(&agent_metrics.poll, m->poll_time);
     apr_atomic_set32(&agent_metrics.guests, (apr_uint32_t)m->polled_guests);
     AGENT_DEBUG("poll: %d guests, %d ours, %d drifted, %d alerts opened, %d cleared, "
                 "%d adopted, %.3fs", m->polled_guests, m->matched, m->drifted, m->opened,

@@ -1212,7 +1212,7 @@ static int metrics_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const
     if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
         return -1;
     }
-    text = s->conf.metrics ? s->conf.metrics(s->conf.ctx, p, &n) : "";
+    text = s->conf.metrics(s, p, &n);       /* the listener exists only with it */
     conn_respond(wsi, c, 200, "text/plain; version=0.0.4; charset=utf-8", text, n);
     apr_pool_destroy(p);
     return 0;

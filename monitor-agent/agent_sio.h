@@ -73,8 +73,8 @@ typedef struct {
      * and the client reconnects (and is checked again) on its own. */
     int (*recheck)(void *ctx, agent_sio_user_t *u, const char **why);
     /* Optional, on the service thread: the Prometheus text for GET /metrics on the metrics
-     * listener (metrics_port), allocated in p. */
-    const char *(*metrics)(void *ctx, apr_pool_t *p, apr_size_t *len);
+     * listener (metrics_port), allocated in p; s is this server (for its statistics). */
+    const char *(*metrics)(struct agent_sio_t *s, apr_pool_t *p, apr_size_t *len);
     void *ctx;
     /* A second listener on the same event loop answering only GET /metrics (-1: none;
      * 0: any free port, agent_sio_metrics_port() tells which). */

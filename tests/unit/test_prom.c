@@ -51,6 +51,23 @@ START_TEST(buckets)
 }
 END_TEST
 
+START_TEST(shared_histogram)
+{
+    ospab_prom_shared_hist_t sh;
+    ospab_prom_hist_t h;
+
+    memset(&sh, 0, sizeof(sh));
+    ospab_prom_observe(&sh, 500);
+    ospab_prom_observe(&sh, -7);                        /* a clock step: counted as 0 */
+    ospab_prom_observe(&sh, apr_time_from_sec(60));
+    ospab_prom_read(&sh, &h);
+    ck_assert_uint_eq(h.count, 3);
+    ck_assert_uint_eq(h.buckets[0], 2);
+    ck_assert_uint_eq(h.buckets[OSPAB_PROM_BUCKETS], 1);
+    ck_assert_uint_eq(h.sum_us, 500 + 60000000);
+}
+END_TEST
+
 START_TEST(exposition)
 {
     ospab_prom_t *b = ospab_prom_make(test_pool);
@@ -66,7 +83,7 @@ START_TEST(exposition)
     h.sum_us = 12500000;
     ospab_prom_family(b, "x_seconds", "histogram", "a back\\slash\nand a line");
     ospab_prom_hist(b, "x_seconds", "route=\"/a\"", &h);
-    ospab_prom_u64(b, "y_total", NULL, 7);
+    ospab_prom_one(b, "y_total", "counter", "sevens", 7);
     ospab_prom_double(b, "z", ospab_prom_label(test_pool, "k", "q\"u\\o\nte"), 0.5);
     text = ospab_prom_text(b, &len);
     ck_assert_uint_eq(len, strlen(text));
@@ -79,7 +96,7 @@ START_TEST(exposition)
     ck_assert_ptr_nonnull(strstr(text, "x_seconds_bucket{route=\"/a\",le=\"+Inf\"} 4\n"));
     ck_assert_ptr_nonnull(strstr(text, "x_seconds_sum{route=\"/a\"} 12.500000\n"));
     ck_assert_ptr_nonnull(strstr(text, "x_seconds_count{route=\"/a\"} 4\n"));
-    ck_assert_ptr_nonnull(strstr(text, "y_total 7\n"));
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE y_total counter\ny_total 7\n"));
     ck_assert_ptr_nonnull(strstr(text, "z{k=\"q\\\"u\\\\o\\nte\"} 0.5\n"));
     /* the buffer grows past its first size */
     for (i = 0; i < 2000; i++) {
@@ -99,6 +116,7 @@ Suite *ospab_prom_suite(void)
     tcase_add_checked_fixture(tc, test_pool_setup, test_pool_teardown);
     tcase_add_test(tc, pve_endpoints);
     tcase_add_test(tc, buckets);
+    tcase_add_test(tc, shared_histogram);
     tcase_add_test(tc, exposition);
     suite_add_tcase(s, tc);
     return s;
