@@ -26,8 +26,8 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +36,9 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import harness  # noqa: E402  (plain Python: ports, Apache's module directory)
+
 PACKAGE_DIR = REPO / "run" / "package"
 # all four are installed and purged together
 PACKAGES = ("ospab-admin", "libapache2-mod-ospab", "ospab-agent", "ospab-panel-www")
@@ -312,12 +315,6 @@ def test_an_upgrade_keeps_the_secrets(installed):
     assert stat_of(ETC) == f"root:{AGENT_USER}:750"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sqlite_module_conf(db):
     """The installed ospab.conf with mod_dbd pointed at the SQLite file (the steps of
     docs/install-debian.md for one box): every other line as installed."""
@@ -350,8 +347,8 @@ def test_migrate_enable_and_serve_health(installed, workdir):
     r = ok(as_root("apache2ctl", "-t"))
     assert "Syntax OK" in r.stderr, r.stderr
 
-    port = free_port()
-    mods = Path("/usr/lib/apache2/modules")
+    port = harness.free_port()
+    mods = harness.APACHE_MODULES
     (workdir / "ospab.conf").write_text(sqlite_module_conf(db))
     (workdir / "ospab.conf").chmod(0o600)
     conf = workdir / "httpd.conf"
@@ -376,14 +373,8 @@ def test_migrate_enable_and_serve_health(installed, workdir):
     ok(as_root(*httpd, "-k", "start"))
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                r = requests.get(f"{base}/api/health", timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "Apache did not answer on its port"
-                time.sleep(0.2)
+        assert harness.wait_port(port, timeout=20), "Apache did not answer on its port"
+        r = requests.get(f"{base}/api/health", timeout=5)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "ok" and r.json()["database"] == "ok", r.text
         # ospab-panel-www at /panel/ (the module's configuration), branding from /etc
