@@ -220,6 +220,12 @@ def test_metrics_location_answers_get_only(srv):
     assert h.status_code == 200 and h.content == b""
 
 
+# Children ending and starting all the time on SQLite meet the known mod_dbd start-up race
+# (a new child prepares its statements while an exiting child's connection checkpoints the
+# WAL: "database is locked", child init failed; mod_dbd sets the connection up again at the
+# child's first request, which is then answered and counted, as asserted below).
+@pytest.mark.allow_log(r"AH00632: failed to prepare SQL statements: database is locked",
+                       r"AH00633: failed to initialise", r"AH00636: child init failed")
 def test_children_add_to_one_count(start_apache):
     """prefork: every request in its own child process (MaxConnectionsPerChild 1 ends a
     child after one connection), all counted in the one shared segment."""
