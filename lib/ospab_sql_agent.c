@@ -153,6 +153,11 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_agent_events_after",
       "SELECT id, event, payload FROM webhook_outbox WHERE id > %s ORDER BY id LIMIT 500" },
     { "ospab_agent_events_max", "SELECT MAX(id) FROM webhook_outbox" },
+    /* rows made lately that got an id below the window read again: on Galera another
+     * node's row that committed after many newer ones (006_galera.sql's index) */
+    { "ospab_agent_events_late",
+      "SELECT id, event, payload FROM webhook_outbox WHERE created_at >= %s AND id <= %s "
+      "ORDER BY id LIMIT 500" },
     /* per-cluster leases (002_agent_leases.sql): one agent polls a cluster at a time, and
      * the clusters of an agent that stopped renewing move on to the others */
     /* the fencing token (006_galera.sql) goes up when the lease changes hands; MariaDB

@@ -7,6 +7,7 @@
 
 #include "agent_monitor_int.h"
 #include "ospab_events.h"
+#include "ospab_util.h"
 #include "agent_metrics.h"
 
 /* ---- tasks ---------------------------------------------------------------------------------- */
@@ -93,22 +94,64 @@ static apr_int64_t max_id_from_row(ospab_row_t r)
     return r && r[0] ? apr_atoi64(r[0]) : 0;
 }
 
-/* 1 when e was pushed already (it came again in the window); else remembers it. */
-static int pushed_before(monitor_t *m, const event_row_t *e)
+/* 1 when e was pushed already (it came again in the window, or as a late row); else
+ * remembers it: in the ring of the last EVENT_RING ids (the id window) and, with the time,
+ * in pushed_recent (late rows: made at most EVENT_LATE ago, so pushed since then). */
+static int pushed_before(monitor_t *m, const event_row_t *e, apr_time_t now)
 {
+    apr_int64_t *key;
+    apr_time_t *when;
     int k, dup = 0;
 
     for (k = 0; k < EVENT_RING; ++k) {
         dup |= m->pushed[k] == e->id;
     }
-    if (dup) {
+    if (dup || apr_hash_get(m->pushed_recent, &e->id, sizeof(e->id))) {
         return 1;
     }
     m->pushed[m->pushed_next++ % EVENT_RING] = e->id;
     if (e->id > m->last_event) {
         m->last_event = e->id;
     }
+    key = apr_palloc(m->pushed_pool, sizeof(*key));
+    when = apr_palloc(m->pushed_pool, sizeof(*when));
+    *key = e->id;
+    *when = now;
+    apr_hash_set(m->pushed_recent, key, sizeof(*key), when);
     return 0;
+}
+
+/* pushed_recent keeps what was pushed in the last EVENT_LATE at least: made anew from its
+ * younger half every EVENT_LATE, so it holds at most two of them. */
+static void age_pushed(monitor_t *m, apr_time_t now)
+{
+    apr_pool_t *pool;
+    apr_hash_t *fresh;
+    apr_hash_index_t *hi;
+
+    if (m->pushed_recent && now - m->pushed_since < EVENT_LATE) {
+        return;
+    }
+    apr_pool_create(&pool, m->pool);
+    fresh = apr_hash_make(pool);
+    for (hi = m->pushed_recent ? apr_hash_first(pool, m->pushed_recent) : NULL; hi;
+         hi = apr_hash_next(hi)) {
+        const void *k;
+        void *v;
+
+        apr_hash_this(hi, &k, NULL, &v);
+        if (*(apr_time_t *)v >= now - EVENT_LATE) {
+            apr_int64_t *key = apr_pmemdup(pool, k, sizeof(apr_int64_t));
+
+            apr_hash_set(fresh, key, sizeof(*key), apr_pmemdup(pool, v, sizeof(apr_time_t)));
+        }
+    }
+    if (m->pushed_pool) {
+        apr_pool_destroy(m->pushed_pool);
+    }
+    m->pushed_pool = pool;
+    m->pushed_recent = fresh;
+    m->pushed_since = now;
 }
 
 /* Pushes one new event to its server's room, or has the live-push server check its
@@ -165,10 +208,13 @@ static void push_one(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const event_row
 void agent_push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
 {
     monitor_t *m = mon_of(ag);
-    apr_array_header_t *rows;
+    apr_array_header_t *rows, *late = NULL;
     apr_hash_t *alerted;
+    apr_time_t now = apr_time_now();
+    apr_int64_t from;
     int i;
 
+    age_pushed(m, now);
     if (m->last_event < 0) {
         ospab_row_t r = NULL;
 
@@ -177,26 +223,42 @@ void agent_push_events(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
             return;
         }
         m->last_event = max_id_from_row(r);
+        m->events_from = now;
         return;
     }
+    /* MariaDB hands out ids at insert and the rows appear at commit: a row with a smaller
+     * id may show up after a larger one was read. The window re-reads the last EVENT_WINDOW
+     * ids; below it, the rows made in the last EVENT_LATE (on Galera a row of another node
+     * can commit after hundreds of newer ones); the ring and pushed_recent keep each from
+     * being pushed twice. */
+    from = m->last_event > EVENT_WINDOW ? m->last_event - EVENT_WINDOW : 0;
     {
-        /* MariaDB hands out ids at insert and the rows appear at commit: a row with a
-         * smaller id may show up after a larger one was read. The window re-reads the last
-         * EVENT_WINDOW ids; the ring of pushed ids keeps each from being pushed twice. */
-        apr_int64_t from = m->last_event > EVENT_WINDOW ? m->last_event - EVENT_WINDOW : 0;
         const char *after = apr_psprintf(p, "%" APR_INT64_T_FMT, from);
+        apr_time_t since = now - EVENT_LATE > m->events_from ? now - EVENT_LATE
+                                                             : m->events_from;
+        const char *args[2] = { ospab_time_db(p, since), after };
 
         if (ospab_db_select(db, p, "ospab_agent_events_after", 1, &after, &rows, NULL)
-            != APR_SUCCESS) {
+            != APR_SUCCESS
+            || (from > 0 && ospab_db_select(db, p, "ospab_agent_events_late", 2, args, &late,
+                                            NULL) != APR_SUCCESS)) {
             return;
         }
     }
     alerted = apr_hash_make(p);
+    for (i = 0; late && i < late->nelts; ++i) {
+        event_row_t e;
+
+        event_from_row(APR_ARRAY_IDX(late, i, ospab_row_t), &e);
+        if (!pushed_before(m, &e, now)) {
+            push_one(ag, db, p, &e, alerted);
+        }
+    }
     for (i = 0; i < rows->nelts; ++i) {
         event_row_t e;
 
         event_from_row(APR_ARRAY_IDX(rows, i, ospab_row_t), &e);
-        if (!pushed_before(m, &e)) {
+        if (!pushed_before(m, &e, now)) {
             push_one(ag, db, p, &e, alerted);
         }
     }

@@ -173,7 +173,8 @@ static void record(ospab_db_t *db, apr_pool_t *p, const char *label, int nargs,
         if (db->trans) {
             ospab_db_end(db, 0);
         }
-        apr_sleep(apr_time_from_sec(1));
+        /* a write conflict (Galera: another node's rows) goes again at once */
+        apr_sleep(db->conflict ? apr_time_from_msec(5 << i) : apr_time_from_sec(1));
     }
     AGENT_ERROR("mail %s: could not record the outcome (%s); it is sent again after its "
                 "lease", id, db->error ? db->error : "database error");

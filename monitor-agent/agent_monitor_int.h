@@ -22,6 +22,7 @@
 #define EVENT_WINDOW     256        /* event ids read again (late commits; on Galera ids
                                      * advance by the cluster size per row) */
 #define EVENT_RING       1024       /* pushed ids remembered; > EVENT_WINDOW + one batch */
+#define EVENT_LATE       apr_time_from_sec(30)  /* rows committed up to this late pushed */
 
 /* A server the monitor knows: a row of ospab_agent_vps_index or ospab_agent_vps_one (the
  * bound records), or of ospab_agent_vps_unbound (with the note). */
@@ -61,6 +62,10 @@ typedef struct {
     apr_int64_t last_event;         /* -1: not read yet */
     apr_int64_t pushed[EVENT_RING]; /* ids pushed lately (see agent_push_events) */
     unsigned pushed_next;
+    apr_hash_t *pushed_recent;      /* id -> when pushed, the last 2 x EVENT_LATE ... */
+    apr_pool_t *pushed_pool;        /* ... kept here, made anew as they age */
+    apr_time_t pushed_since;        /* when pushed_pool was made */
+    apr_time_t events_from;         /* when pushing began: late rows made before are not */
     /* last round, for --once and the log */
     int polled_guests, matched, written, drifted, opened, cleared;
     apr_interval_time_t poll_time;

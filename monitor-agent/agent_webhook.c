@@ -27,6 +27,7 @@
 #include "ospab_util.h"
 #include "agent_metrics.h"
 
+#define RECORD_TRIES 5     /* to record a delivery's outcome (see finish) */
 #define WEBHOOK_BATCH 8                          /* LIMIT of ospab_webhook_due */
 #define LEASE_MARGIN apr_time_from_sec(10)
 #define PRUNE_EVERY apr_time_from_sec(3600)
@@ -251,7 +252,7 @@ static void finish(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, deliver
     const char *nowdb = ospab_time_db(p, now);
     const char *status = d->status ? apr_ltoa(p, d->status) : NULL;
     const char *err = NULL, *label, *args[5], *log[6];
-    int nargs, n = 0;
+    int nargs, n = 0, tries;
 
     if (d->rc != CURLE_OK) {
         err = apr_pstrdup(p, d->errbuf[0] ? d->errbuf : curl_easy_strerror(d->rc));
@@ -302,16 +303,26 @@ static void finish(ospab_db_t *db, apr_pool_t *p, const agent_conf_t *c, deliver
     log[3] = err;
     log[4] = apr_ltoa(p, d->duration_ms);
     log[5] = nowdb;
-    if (ospab_db_begin(db, p) != APR_SUCCESS
-        || ospab_db_exec(db, p, label, nargs, args, &n) != APR_SUCCESS
-        || (n == 1 && ospab_db_exec(db, p, "ospab_webhook_log", 6, log, NULL) != APR_SUCCESS)
-        || ospab_db_end(db, 1) != APR_SUCCESS) {
+    /* the outcome must be recorded, or the webhook goes again after its lease: tried again
+     * after a write conflict (another node's event rows abort it on Galera) at once, after
+     * any other failure a second later, as the mailer does */
+    for (tries = 0;; ++tries) {
+        if (ospab_db_begin(db, p) == APR_SUCCESS
+            && ospab_db_exec(db, p, label, nargs, args, &n) == APR_SUCCESS
+            && (n != 1 || ospab_db_exec(db, p, "ospab_webhook_log", 6, log, NULL)
+                          == APR_SUCCESS)
+            && ospab_db_end(db, 1) == APR_SUCCESS) {
+            break;
+        }
         if (db->trans) {
             ospab_db_end(db, 0);
         }
-        AGENT_ERROR("webhook %s: could not record the outcome (%s); it is sent again after "
-                    "its lease", d->id, db->error ? db->error : "database error");
-        return;
+        if (tries + 1 >= RECORD_TRIES) {
+            AGENT_ERROR("webhook %s: could not record the outcome (%s); it is sent again "
+                        "after its lease", d->id, db->error ? db->error : "database error");
+            return;
+        }
+        apr_sleep(db->conflict ? apr_time_from_msec(5 << tries) : apr_time_from_sec(1));
     }
     if (n != 1) {
         AGENT_WARN("webhook %s: its lease ran out before the outcome was recorded", d->id);

@@ -14,3 +14,6 @@ ALTER TABLE agent_leases ADD COLUMN lock_seq INTEGER NOT NULL DEFAULT 0;
 -- * a server's tasks newest first by time (GET /api/server/{id}/tasks): ids are not in
 --   time order when each Galera node hands out its own (auto_increment_offset).
 CREATE INDEX ix_tasks_vps_created ON tasks (vps_id, created_at);
+-- * the agents read event rows made lately by time too (ospab_agent_events_late): a row
+--   another node committed late, with an id far below the newest, is still pushed.
+CREATE INDEX ix_webhook_outbox_created ON webhook_outbox (created_at);
