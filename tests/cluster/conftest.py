@@ -27,6 +27,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +72,43 @@ def pytest_configure(config):
                    "cause")
 
 
+# What the tests measured (start and rejoin times, takeover, retries, ...), printed at the end
+# of the run (pytest_terminal_summary) whether the tests pass or not.
+FIGURES = {}
+
+
+def figure(name, value):
+    FIGURES[name] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.write_sep("-", "cluster figures (tests/cluster)")
+        for k, v in FIGURES.items():
+            terminalreporter.write_line(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def together(*calls):
+    """Runs the calls at the same moment (threads released by one barrier); their results,
+    an exception standing for a call that raised."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            results[i] = fn()
+        except Exception as e:          # noqa: BLE001 (reported by the caller)
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def wait_for(fn, timeout=WAIT, interval=0.05, what="condition"):
     """fn() until truthy; that value (test_agent.py's, with this suite's wait)."""
     return test_agent.wait_for(fn, timeout=timeout, interval=interval, what=what)
@@ -94,7 +132,6 @@ class ClusterEnv:
     def __init__(self, stack):
         self.stack = stack
         self.base = harness.make_run_dir("cluster-")
-        self.timings = {}
 
     # -- start --------------------------------------------------------------------
     def start(self):
@@ -102,7 +139,7 @@ class ClusterEnv:
         self.galera = GaleraCluster(self.base / "galera")
         st.callback(self.galera.stop)
         self.galera.start()
-        self.timings["galera start"] = self.galera.start_seconds
+        figure("Galera start (3 nodes Synced), s", self.galera.start_seconds)
         self.db = self.galera.create_database(DB_NAME)
         harness.prepare_database(self.db)          # migrations and demo seed, once, via node 1
         self.dbs = {i: self.galera.database(i, DB_NAME) for i in (1, 2, 3)}
@@ -253,7 +290,6 @@ def env():
             print(f"\ncluster setup failed; logs in {e.base}")
             raise
         yield e
-        print("\n" + ", ".join(f"{k}: {v:.1f} s" for k, v in e.timings.items()))
 
 
 def pytest_sessionstart(session):
