@@ -20,7 +20,8 @@ tests/integration's when both directories run in one pytest session (scripts/tes
 
 Log guard: a test fails if an Apache error.log or an agent log gained a line at warn level or
 worse that the test did not allow: `@pytest.mark.allow_log(regex)` / the `allow_log`
-fixture for Apache, `@pytest.mark.allow_agent_log(regex)` / `allow_agent_log` for agents.
+fixture for Apache, `@pytest.mark.allow_agent_log(regex)` / `allow_agent_log` for agents
+(matched against "agent N (node M): <line>", so a pattern can name the agent).
 """
 
 import contextlib
@@ -216,9 +217,9 @@ class ClusterEnv:
                       "event_interval": "200ms", "backoff_max": "2s", "retry_max": "2s"},
             "websocket": {"listen": f"127.0.0.1:{port}"},
             "smtp": {"url": self.smtp.url, "user": SMTP_USER, "password": SMTP_PASSWORD,
-                     "from": MAIL_FROM, "ca": self.smtp.ca, "timeout": "5s",
+                     "from": MAIL_FROM, "ca": self.smtp.ca, "timeout": "3s",
                      "interval": "200ms", "retry_base": "500ms", "max_attempts": 10},
-            "webhook": {"url": self.hooks.url, "secret": WEBHOOK_SECRET, "timeout": "5s",
+            "webhook": {"url": self.hooks.url, "secret": WEBHOOK_SECRET, "timeout": "3s",
                         "interval": "200ms", "retry_base": "500ms", "max_attempts": 10},
         }
 
@@ -373,8 +374,9 @@ def pytest_runtest_makereport(item, call):
         context.append(f"{a.error_log}:\n" + "\n".join(a.error_log_lines(start)[-60:]))
     for ag in env.agents:
         lines = _new_agent_lines(ag, item._agent_offsets.get(id(ag), 0))
+        # a pattern may name the agent: it is matched against "agent 2 (node 3): <line>"
         bad = [l for l in lines if BAD_LINE.search(l)
-               and not any(re.search(p, l) for p in item._agent_allow)]
+               and not any(re.search(p, f"{ag.name}: {l}") for p in item._agent_allow)]
         if bad:
             problems.append(f"{ag.name} {ag.log_file}:\n  " + "\n  ".join(bad))
         if lines:

@@ -1,7 +1,7 @@
 """A three-node MariaDB Galera cluster on 127.0.0.1 for the cluster tests (issue 18).
 Plain Python, no pytest:
 
-    from galera import GaleraCluster
+    from .galera import GaleraCluster        (tests/cluster is a package)
     cluster = GaleraCluster(harness.make_run_dir("galera-")).start()
     db = cluster.create_database("ospab")        # through node 1; replicates
     cluster.database(2, "ospab")                 # the same database, reached on node 2
@@ -261,3 +261,52 @@ def pids_below(base):
         except OSError:
             continue
     return found
+
+
+class Session:
+    """One open connection to a node as root (the mariadb client reading statements from a
+    pipe), to hold a transaction open across other requests:
+
+        s = Session(node, "ospab")
+        s.run("BEGIN; INSERT INTO t (v) VALUES (1)")
+        [x] = s.run("SELECT LAST_INSERT_ID()")
+        ...
+        s.run("COMMIT"); s.close()
+
+    run() returns the output lines (tab-separated columns, no header) of the statements; an
+    SQL error raises GaleraError (the client stops at the first error)."""
+
+    MARK = "@@ospab-session-done@@"
+
+    def __init__(self, node, database):
+        self.node = node
+        self.proc = subprocess.Popen(
+            [harness.Mariadb.CLIENT, "--no-defaults", f"--socket={node.socket}", "--user=root",
+             "--default-character-set=utf8mb4", "--batch", "--skip-column-names",
+             "--unbuffered", database],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(self, statements):
+        self.proc.stdin.write(f"{statements.rstrip().rstrip(';')};\nSELECT '{self.MARK}';\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait(10)
+                raise GaleraError(f"on {self.node.name}: {statements}\n{self.proc.stderr.read()}")
+            line = line.rstrip("\n")
+            if line == self.MARK:
+                return lines
+            lines.append(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
