@@ -481,7 +481,7 @@ static int core_db(admin_t *a, ospab_db_t *db)
 
 static int cmd_user_add(admin_t *a, int argc, const char *const *argv)
 {
-    ospab_actor_t actor = { "admin", "ospab-admin", NULL, apr_time_now() };
+    ospab_actor_t actor = { .type = "admin", .id = "ospab-admin", .now = apr_time_now() };
     json_t *req = ospab_json_own(a->pool, json_object());
     json_t *user = json_object();
     ospab_result_t res;

@@ -20,6 +20,9 @@
 #define MYSQL_CR_SERVER_LOST      2013
 #define MYSQL_CR_NO_PREPARE_STMT  2030
 #define MYSQL_ER_UNKNOWN_STMT     1243
+/* ER_LOCK_DEADLOCK: an InnoDB deadlock, or a Galera certification failure / brute-force
+ * abort (wsrep reports both with this code) */
+#define MYSQL_ER_LOCK_DEADLOCK    1213
 
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared)
@@ -133,6 +136,7 @@ static apr_status_t failed(ospab_db_t *db, apr_pool_t *p, const char *label, int
         apr_atomic_inc32(db->failures);
     }
     db->errcode = rc;
+    db->conflict = db->dialect == OSPAB_DB_MYSQL && rc == MYSQL_ER_LOCK_DEADLOCK;
     db->errtext = msg ? apr_pstrdup(p, msg) : NULL;
     db->error = apr_psprintf(p, "%s: %s (%d)", label, msg ? msg : "unknown error", rc);
     return APR_EGENERAL;
@@ -255,25 +259,54 @@ apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
 
 apr_status_t ospab_db_end(ospab_db_t *db, int commit)
 {
-    int rc;
+    int rc = 0, n = 0;
 
     if (!db->trans) {
         return APR_SUCCESS;
     }
+    /* apr_dbd_mysql's end of a transaction (mysql_commit, then autocommit back on) answers
+     * a failed COMMIT with 1 and the server's error already overwritten by the second
+     * call: the COMMIT is sent on its own first, so a write conflict is told apart from a
+     * lost server. Once it failed, the transaction's error makes apr_dbd roll back. */
+    if (commit && db->dialect == OSPAB_DB_MYSQL) {
+        rc = apr_dbd_query(db->driver, db->handle, &n, "COMMIT");
+    }
     if (!commit) {
         apr_dbd_transaction_mode_set(db->driver, db->trans, APR_DBD_TRANSACTION_ROLLBACK);
     }
-    rc = apr_dbd_transaction_end(db->driver, NULL, db->trans);
+    if (apr_dbd_transaction_end(db->driver, NULL, db->trans) && !rc) {
+        rc = -1;
+    }
     db->trans = NULL;
     if (rc) {
         if (db->failures) {
             apr_atomic_inc32(db->failures);
         }
         db->errcode = rc;
-        db->error = commit ? "COMMIT failed" : "ROLLBACK failed";
+        db->conflict = db->dialect == OSPAB_DB_MYSQL && rc == MYSQL_ER_LOCK_DEADLOCK;
+        db->error = !commit ? "ROLLBACK failed"
+                  : db->conflict ? "COMMIT failed: write conflict (deadlock or Galera "
+                                   "certification)"
+                  : "COMMIT failed";
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
+}
+
+int ospab_db_conflict_retry(ospab_db_t *db, int status, unsigned effects, int *attempt)
+{
+    apr_interval_time_t most;
+
+    if (!db->conflict || status != 503 || effects || *attempt + 1 >= OSPAB_DB_CONFLICT_TRIES) {
+        return 0;
+    }
+    db->conflict = 0;
+    ++*attempt;
+    /* 1-2 ms, then up to 4, 8, 16: the two sides of a conflict should not meet again */
+    most = apr_time_from_msec(1) << *attempt;
+    apr_sleep(apr_time_from_msec(1) + (apr_interval_time_t)((apr_uint64_t)apr_time_now()
+                                                             % (apr_uint64_t)most));
+    return 1;
 }
 
 void ospab_row_fill(const ospab_row_shape_t *shape, ospab_row_t r, void *out)

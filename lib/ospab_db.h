@@ -27,6 +27,8 @@ typedef struct {
                                       * (OSPAB_SQL_API, | OSPAB_SQL_AGENT) */
     volatile apr_uint32_t *failures; /* counts failed statements and COMMITs (apr_atomic,
                                       * e.g. in shared memory for metrics); NULL: none */
+    int conflict;                    /* the last failure was a write conflict: the whole
+                                      * transaction may run again (ospab_db_conflict_retry) */
 } ospab_db_t;
 
 typedef struct {
@@ -102,6 +104,18 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit);
 
 /* Id the last INSERT on this connection generated. */
 apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id);
+
+/* Write conflicts. MariaDB answers a transaction that lost a deadlock, and Galera one that
+ * lost certification against a transaction committed on another node (at COMMIT, or at
+ * its next statement when that transaction aborted it), with error 1213: nothing of it was
+ * written, and running it again from its first statement is how it is meant to be
+ * handled. An operation refused that way (status 503 and db->conflict) is run again, at
+ * most OSPAB_DB_CONFLICT_TRIES times in all, after a short random pause, unless it already
+ * did something outside the database (effects: Proxmox or SSH calls made, which must not
+ * be repeated). 1: run it again (db->conflict is reset; *attempt counted); 0: keep the
+ * answer. */
+#define OSPAB_DB_CONFLICT_TRIES 5
+int ospab_db_conflict_retry(ospab_db_t *db, int status, unsigned effects, int *attempt);
 
 /* 1 if the last failure was a UNIQUE or FOREIGN KEY constraint. */
 int ospab_db_is_constraint(const ospab_db_t *db);

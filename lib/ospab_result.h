@@ -17,6 +17,14 @@ typedef struct {
     const char *id;           /* audit actor_id, may be NULL */
     const char *remote_addr;  /* may be NULL */
     apr_time_t now;
+    unsigned *effects;        /* counts the calls outside the database the operation made
+                               * (Proxmox, SSH): one that made none may run again after a
+                               * write conflict (ospab_db_conflict_retry); NULL: not counted */
+    /* run first in the transaction of a change made from what a poll saw
+     * (ospab_server_set_status): 0 means the actor may no longer write (an agent that lost
+     * its lease) and the change is dropped; NULL: none */
+    int (*guard)(void *baton, ospab_db_t *db, apr_pool_t *p);
+    void *guard_baton;
 } ospab_actor_t;
 
 /* Who a customer route's caller is (ospab_session_principal). */

@@ -93,6 +93,9 @@ apr_status_t ospab_srv_pve_call(const ospab_server_conf_t *c, apr_pool_t *p,
                                 const ospab_actor_t *a, const char *method, const char *path,
                                 const ospab_pve_param_t *params, ospab_pve_result_t *res)
 {
+    if (a->effects) {
+        ++*a->effects;
+    }
     return ospab_pve_call_until(c->pve, p, ospab_pve_deadline(c->pve, a->now), method, path,
                                 params, res);
 }
@@ -483,6 +486,9 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
     }
     if (!strcmp(ospab_vps_kind(v), "lxc")) {
         /* no API for it: `pct exec <vmid> -- chpasswd` on the node, the password on stdin */
+        if (a->effects) {
+            ++*a->effects;
+        }
         if (ospab_ssh_set_root_password(p, c->ssh, atol(v->vmid), password, &err)
             != APR_SUCCESS) {
             ospab_task_finish(db, p, a, task_id, 0, NULL, err);
@@ -561,7 +567,7 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
                           const ospab_principal_t *who, json_t *body, ospab_result_t *res)
 {
     static const ospab_pve_param_t params[] = { { "websocket", "1" }, { NULL, NULL } };
-    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_actor_t act = { .type = "user", .id = who->user_id, .now = apr_time_now() };
     const ospab_actor_t *a = &act;
     apr_int64_t n;
     ospab_pve_result_t pr;
@@ -635,7 +641,7 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
 void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                         const ospab_principal_t *who, const char *id, ospab_result_t *res)
 {
-    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_actor_t act = { .type = "user", .id = who->user_id, .now = apr_time_now() };
     const ospab_actor_t *a = &act;
     apr_array_header_t *rows;
     const ospab_vps_t *v;

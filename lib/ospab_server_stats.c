@@ -61,7 +61,7 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                                         { NULL, NULL } };
     const char *const *tf;
     ospab_pve_result_t cur, rrd;
-    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_actor_t act = { .type = "user", .id = who->user_id, .now = apr_time_now() };
     const ospab_actor_t *a = &act;
     const ospab_vps_t *v;
     json_t *stats, *o;

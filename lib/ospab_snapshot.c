@@ -37,7 +37,7 @@ static int snapname_ok(const char *s)
 void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                             const ospab_principal_t *who, const char *id, ospab_result_t *res)
 {
-    ospab_actor_t act = { "user", who->user_id, NULL, apr_time_now() };
+    ospab_actor_t act = { .type = "user", .id = who->user_id, .now = apr_time_now() };
     const ospab_actor_t *a = &act;
     ospab_pve_result_t pr;
     const ospab_vps_t *v;

@@ -31,9 +31,11 @@ const ospab_sql_t ospab_sql_api[] = {
       "UPDATE vps SET external_id = %s, name = %s, status = %s, ip_address = %s, cpu = %s, "
       "ram = %s, disk = %s, os = %s, user_id = %s, hypervisor = %s, node = %s, vmid = %s, "
       "kind = %s, tariff_id = %s, os_id = %s, updated_at = %s WHERE id = %s" },
-    /* a write that changes nothing: takes the row lock (MySQL) or the write lock (SQLite)
-     * before the transaction reads anything */
-    { "ospab_vps_lock", "UPDATE vps SET updated_at = updated_at WHERE id = %s" },
+    /* takes the row lock (MySQL) or the write lock (SQLite) before the transaction reads
+     * anything. It changes the row (lock_seq, 006_galera.sql): Galera certifies the rows a
+     * transaction wrote, and an UPDATE that leaves a row as it was writes none, so two
+     * nodes could otherwise each hold the "lock" at once */
+    { "ospab_vps_lock", "UPDATE vps SET lock_seq = lock_seq + 1 WHERE id = %s" },
     /* a sync update that bound the record (or moved it off Proxmox) ends the agent's note */
     { "ospab_vps_clear_note",
       "UPDATE vps SET binding_note = NULL WHERE id = %s AND binding_note IS NOT NULL "
@@ -72,7 +74,8 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_user_set_key", "UPDATE users SET email_key = %s WHERE id = %s" },
     { "ospab_user_set_password",
       "UPDATE users SET password_hash = %s, updated_at = %s WHERE id = %s" },
-    { "ospab_user_lock", "UPDATE users SET updated_at = updated_at WHERE id = %s" },
+    /* as ospab_vps_lock */
+    { "ospab_user_lock", "UPDATE users SET lock_seq = lock_seq + 1 WHERE id = %s" },
     { "ospab_user_delete", "DELETE FROM users WHERE id = %s" },
     { "ospab_user_delete_tokens", "DELETE FROM refresh_tokens WHERE user_id = %s" },
     /* audit */
@@ -155,9 +158,12 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_task_finish",
       "UPDATE tasks SET status = %s, exitstatus = %s, error = %s, updated_at = %s, "
       "finished_at = %s WHERE id = %s AND status IN ('queued', 'running')" },
+    /* newest first by time: ids are not in time order on Galera (each node hands out its
+     * own, auto_increment_offset), so the id only breaks ties */
     { "ospab_task_list",
       "SELECT id, action, status, COALESCE(first_upid, upid), exitstatus, error, created_at, "
-      "updated_at, finished_at FROM tasks WHERE vps_id = %s ORDER BY id DESC LIMIT 50" },
+      "updated_at, finished_at FROM tasks WHERE vps_id = %s "
+      "ORDER BY created_at DESC, id DESC LIMIT 50" },
     { "ospab_vps_set_status", "UPDATE vps SET status = %s, updated_at = %s WHERE id = %s" },
     { "ospab_vps_set_ip", "UPDATE vps SET ip_address = %s, updated_at = %s WHERE id = %s" },
     { "ospab_vps_set_resources",

@@ -155,13 +155,22 @@ const ospab_sql_t ospab_sql_agent[] = {
     { "ospab_agent_events_max", "SELECT MAX(id) FROM webhook_outbox" },
     /* per-cluster leases (002_agent_leases.sql): one agent polls a cluster at a time, and
      * the clusters of an agent that stopped renewing move on to the others */
+    /* the fencing token (006_galera.sql) goes up when the lease changes hands; MariaDB
+     * assigns left to right, so fence is computed from the owner before the change */
     { "ospab_lease_renew",
-      "UPDATE agent_leases SET owner = %s, expires_at = %s, updated_at = %s "
-      "WHERE name = %s AND (owner = %s OR expires_at < %s)" },
+      "UPDATE agent_leases SET fence = fence + (owner <> %s), owner = %s, expires_at = %s, "
+      "updated_at = %s WHERE name = %s AND (owner = %s OR expires_at < %s)" },
     { "ospab_lease_insert",
-      "INSERT INTO agent_leases (name, owner, expires_at, updated_at) VALUES (%s, %s, %s, %s)" },
+      "INSERT INTO agent_leases (name, owner, expires_at, updated_at, fence) "
+      "VALUES (%s, %s, %s, %s, 1)" },
     /* lease_from_get_row (agent_leases.c) */
-    { "ospab_lease_get", "SELECT owner, expires_at FROM agent_leases WHERE name = %s" },
+    { "ospab_lease_get", "SELECT owner, expires_at, fence FROM agent_leases WHERE name = %s" },
+    /* in the holder's writing transactions: 1 row while the lease is still its own with
+     * the same token; it changes the row, so Galera orders it against a takeover made on
+     * another node (certification) as the row lock does on one server */
+    { "ospab_lease_fence",
+      "UPDATE agent_leases SET lock_seq = lock_seq + 1 "
+      "WHERE name = %s AND owner = %s AND fence = %s AND expires_at > %s" },
     /* the clusters some agent polls now (adoption notes need to have seen them all);
      * lease_from_live_row */
     { "ospab_lease_live", "SELECT name, owner FROM agent_leases WHERE expires_at > %s" },

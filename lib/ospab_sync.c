@@ -511,9 +511,18 @@ void ospab_sync_vps_batch(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *ac
         apr_pool_t *sub;
         ospab_result_t r;
         json_t *item = json_object();
+        ospab_actor_t a = *actor;
+        unsigned effects;
+        int attempt = 0;
 
         apr_pool_create(&sub, p);
-        ospab_sync_vps(db, sub, actor, json_array_get(ops, i), guests, NULL, &r);
+        /* each operation is its own transaction: one refused for a write conflict runs
+         * again on its own (the request's answer is a 200 whatever the items' are) */
+        a.effects = &effects;
+        do {
+            effects = 0;
+            ospab_sync_vps(db, sub, &a, json_array_get(ops, i), guests, NULL, &r);
+        } while (ospab_db_conflict_retry(db, r.status, effects, &attempt));
         json_object_set_new(item, "index", json_integer((json_int_t)i));
         json_object_set_new(item, "status", json_integer(r.status));
         json_object_update(item, r.body);

@@ -105,6 +105,12 @@ void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t 
     if (tx < 0) {
         return;
     }
+    if (a->guard && !a->guard(a->guard_baton, db, p)) {
+        if (tx) {
+            ospab_db_end(db, 0);
+        }
+        return;
+    }
     good = ospab_db_select_one(db, p, "ospab_vps_status_of", 1, &id, &r) == APR_SUCCESS
            && ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL) == APR_SUCCESS;
     if (good && r && (ospab_row_fill(&ospab_vps_status_row, r, &old), !old.status

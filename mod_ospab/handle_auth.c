@@ -9,12 +9,34 @@
 #include "ospab_session.h"
 #include "ospab_user.h"
 
+/* login, refresh and logout as the core has them */
+typedef void session_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t *c,
+                        const ospab_actor_t *a, json_t *body, ospab_result_t *res);
+
 static void actor_of(request_rec *r, ospab_actor_t *a)
 {
     a->type = "user";
     a->id = NULL;
     a->remote_addr = r->useragent_ip;
     a->now = apr_time_now();
+    a->effects = NULL;
+}
+
+/* A login, refresh or logout, as ospab_mod_run runs it. */
+typedef struct {
+    session_fn *fn;
+    ospab_db_t *db;
+    apr_pool_t *p;
+    const ospab_session_conf_t *conf;
+    ospab_actor_t *actor;
+    json_t *body;
+} session_call_t;
+
+static void session_op(void *ctx, ospab_result_t *res)
+{
+    session_call_t *c = ctx;
+
+    c->fn(c->db, c->p, c->conf, c->actor, c->body, res);
 }
 
 static void session_conf(request_rec *r, ospab_session_conf_t *c)
@@ -164,8 +186,10 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
                            NULL);
     }
     else {
+        session_call_t call = { ospab_session_login, db, r->pool, &conf, &actor, body };
+
         session_conf(r, &conf);
-        ospab_session_login(db, r->pool, &conf, &actor, body, &res);
+        ospab_mod_run(r, db, &actor, session_op, &call, &res);
     }
     if (res.status == HTTP_UNAUTHORIZED) {
         /* who tried, never with what */
@@ -188,8 +212,6 @@ int ospab_mod_handle_login(request_rec *r, const ospab_route_match_t *m)
     return ospab_mod_finish(r, &res);
 }
 
-typedef void session_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_t *c,
-                        const ospab_actor_t *a, json_t *body, ospab_result_t *res);
 
 static int without_body(request_rec *r)
 {
@@ -236,7 +258,11 @@ static int with_refresh_token(request_rec *r, session_fn *fn, int logout)
     }
     actor_of(r, &actor);
     session_conf(r, &conf);
-    fn(db, r->pool, &conf, &actor, body, &res);
+    {
+        session_call_t call = { fn, db, r->pool, &conf, &actor, body };
+
+        ospab_mod_run(r, db, &actor, session_op, &call, &res);
+    }
     if (res.status == HTTP_UNAUTHORIZED && res.log) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, OSPAB_LOGNO(00503) "%s from %s",
                       res.log, r->useragent_ip);

@@ -4,20 +4,37 @@
 #include "mod_ospab.h"
 #include "ospab_notify.h"
 
+/* One notify call, as ospab_mod_run runs it. */
+typedef struct {
+    ospab_db_t *db;
+    apr_pool_t *p;
+    ospab_actor_t *actor;
+    json_t *req;
+    const char *key;
+} notify_call_t;
+
+static void notify_op(void *ctx, ospab_result_t *res)
+{
+    notify_call_t *c = ctx;
+
+    ospab_notify(c->db, c->p, c->actor, c->req, c->key, res);
+}
+
 int ospab_mod_handle_notify(request_rec *r, const ospab_route_match_t *m)
 {
     const char *body;
     ospab_actor_t actor;
     ospab_result_t res;
-    ospab_db_t *db;
-    json_t *req;
+    notify_call_t call;
     apr_size_t len;
     int rc;
 
-    if (!ospab_mod_sync_request(r, &req, &body, &len, &db, &actor, &rc)) {
+    if (!ospab_mod_sync_request(r, &call.req, &body, &len, &call.db, &actor, &rc)) {
         return rc;
     }
-    ospab_notify(db, r->pool, &actor, req, apr_table_get(r->headers_in, "Idempotency-Key"),
-                 &res);
+    call.p = r->pool;
+    call.actor = &actor;
+    call.key = apr_table_get(r->headers_in, "Idempotency-Key");
+    ospab_mod_run(r, call.db, &actor, notify_op, &call, &res);
     return ospab_mod_finish(r, &res);
 }

@@ -36,69 +36,91 @@ static const char *timeframe_of(request_rec *r)
     return NULL;
 }
 
-int ospab_mod_handle_server(request_rec *r, const ospab_route_match_t *m)
-{
-    const ospab_route_t *route = m->route;
+/* One server-management call, as ospab_mod_run runs it. */
+typedef struct {
+    request_rec *r;
+    const ospab_route_t *route;
     const ospab_server_conf_t *conf;
     ospab_principal_t who;
     ospab_actor_t actor;
-    ospab_result_t res;
     ospab_db_t *db;
-    json_t *body = NULL;
-    const char *raw, *id = NULL;
-    apr_size_t len;
-    int done;
+    json_t *body;
+    const char *id;
+} server_call_t;
 
-    if (!ospab_mod_caller(r, &db, &who, &done)) {
-        return done;
-    }
-    if (takes_body(route) && !ospab_mod_json_body(r, &body, &raw, &len, &done)) {
-        return done;
-    }
-    if (m->nparams > 0) {
-        id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]);
-    }
-    actor.type = who.admin ? "admin" : "user";
-    actor.id = who.user_id;
-    actor.remote_addr = r->useragent_ip;
-    actor.now = apr_time_now();
-    conf = ospab_mod_server_conf(r);
-    switch (route->op) {
+static void server_op(void *ctx, ospab_result_t *res)
+{
+    server_call_t *c = ctx;
+    apr_pool_t *p = c->r->pool;
+    const char *action = c->route->action;
+
+    switch (c->route->op) {
     case OSPAB_OP_POWER:
-        ospab_server_power(db, r->pool, conf, &who, &actor, id, route->action, &res);
+        ospab_server_power(c->db, p, c->conf, &c->who, &c->actor, c->id, action, res);
         break;
     case OSPAB_OP_SERVER_CREATE:
-        ospab_server_create(db, r->pool, conf, &who, &actor, body, &res);
+        ospab_server_create(c->db, p, c->conf, &c->who, &c->actor, c->body, res);
         break;
     case OSPAB_OP_SERVER_DELETE:
-        ospab_server_delete(db, r->pool, conf, &who, &actor, id, &res);
+        ospab_server_delete(c->db, p, c->conf, &c->who, &c->actor, c->id, res);
         break;
     case OSPAB_OP_STATUS:
-        ospab_server_status(db, r->pool, conf, &who, id, timeframe_of(r), &res);
+        ospab_server_status(c->db, p, c->conf, &c->who, c->id, timeframe_of(c->r), res);
         break;
     case OSPAB_OP_PASSWORD:
-        ospab_server_password(db, r->pool, conf, &who, &actor, id, &res);
+        ospab_server_password(c->db, p, c->conf, &c->who, &c->actor, c->id, res);
         break;
     case OSPAB_OP_RESIZE:
-        ospab_server_resize(db, r->pool, conf, &who, &actor, id, body, &res);
+        ospab_server_resize(c->db, p, c->conf, &c->who, &c->actor, c->id, c->body, res);
         break;
     case OSPAB_OP_SNAPSHOTS:
-        if (!strcmp(route->action, "list")) {
-            ospab_server_snapshots(db, r->pool, conf, &who, id, &res);
+        if (!strcmp(action, "list")) {
+            ospab_server_snapshots(c->db, p, c->conf, &c->who, c->id, res);
         }
         else {
-            ospab_server_snapshot_op(db, r->pool, conf, &who, &actor, id, route->action,
-                                     body, &res);
+            ospab_server_snapshot_op(c->db, p, c->conf, &c->who, &c->actor, c->id, action,
+                                     c->body, res);
         }
         break;
     case OSPAB_OP_CONSOLE:
-        ospab_server_console(db, r->pool, conf, &who, body, &res);
+        ospab_server_console(c->db, p, c->conf, &c->who, c->body, res);
         break;
     case OSPAB_OP_TASKS:
-        ospab_server_tasks(db, r->pool, conf, &who, id, &res);
+        ospab_server_tasks(c->db, p, c->conf, &c->who, c->id, res);
         break;
     default:
-        return ospab_mod_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+        /* a route of the table this file does not know: the dispatcher's mistake */
+        res->log = "no server operation for this route";
+        ospab_result_error(p, res, 500, "internal error", NULL);
+        break;
     }
+}
+
+int ospab_mod_handle_server(request_rec *r, const ospab_route_match_t *m)
+{
+    server_call_t c;
+    ospab_result_t res;
+    const char *raw;
+    apr_size_t len;
+    int done;
+
+    memset(&c, 0, sizeof(c));
+    if (!ospab_mod_caller(r, &c.db, &c.who, &done)) {
+        return done;
+    }
+    c.r = r;
+    c.route = m->route;
+    if (takes_body(c.route) && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
+        return done;
+    }
+    if (m->nparams > 0) {
+        c.id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]);
+    }
+    c.actor.type = c.who.admin ? "admin" : "user";
+    c.actor.id = c.who.user_id;
+    c.actor.remote_addr = r->useragent_ip;
+    c.actor.now = apr_time_now();
+    c.conf = ospab_mod_server_conf(r);
+    ospab_mod_run(r, c.db, &c.actor, server_op, &c, &res);
     return ospab_mod_finish(r, &res);
 }

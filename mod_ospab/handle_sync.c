@@ -12,7 +12,8 @@ typedef void sync_fn(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *actor, 
                      const ospab_server_conf_t *guests, const ospab_idem_t *idem,
                      ospab_result_t *res);
 
-/* One sync operation, as ospab_idem_run calls it. */
+/* One sync operation, as ospab_idem_run calls it (idem, batch, replayed: with an
+ * Idempotency-Key) and ospab_mod_run runs it. */
 typedef struct {
     sync_fn *fn;
     ospab_db_t *db;
@@ -20,6 +21,9 @@ typedef struct {
     ospab_actor_t *actor;
     json_t *req;
     const ospab_server_conf_t *guests;
+    const ospab_idem_t *idem;
+    int batch;
+    int replayed;
 } sync_call_t;
 
 static void run_call(void *ctx, const ospab_idem_t *idem, ospab_result_t *res)
@@ -27,6 +31,19 @@ static void run_call(void *ctx, const ospab_idem_t *idem, ospab_result_t *res)
     sync_call_t *c = ctx;
 
     c->fn(c->db, c->p, c->actor, c->req, c->guests, idem, res);
+}
+
+static void sync_op(void *ctx, ospab_result_t *res)
+{
+    sync_call_t *c = ctx;
+
+    if (!c->idem) {
+        run_call(c, NULL, res);
+        return;
+    }
+    /* again after a write conflict: the twin that won is then found and replayed */
+    ospab_idem_run(c->db, c->p, c->idem, c->batch, run_call, c, &c->actor->now, res,
+                   &c->replayed);
 }
 
 /* Reads the request, then runs fn; with an Idempotency-Key, at most once (lib/ospab_idem.c).
@@ -39,7 +56,7 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     sync_call_t call;
     const char *body, *key;
     apr_size_t len;
-    int done, replayed;
+    int done;
 
     if (!ospab_mod_sync_request(r, &call.req, &body, &len, &call.db, &actor, &done)) {
         return done;
@@ -48,21 +65,22 @@ static int run_sync(request_rec *r, const char *scope, sync_fn *fn, int batch)
     call.p = r->pool;
     call.actor = &actor;
     call.guests = ospab_mod_server_conf(r);
+    call.idem = NULL;
+    call.batch = batch;
+    call.replayed = 0;
     key = apr_table_get(r->headers_in, "Idempotency-Key");
-    if (!key) {
-        run_call(&call, NULL, &res);
-        return ospab_mod_finish(r, &res);
+    if (key) {
+        if (!ospab_key_ok(key, 255)) {
+            return ospab_mod_error(r, HTTP_BAD_REQUEST, "Idempotency-Key must be 1 to 255 "
+                                   "printable ASCII characters");
+        }
+        idem.scope = scope;
+        idem.key = key;
+        idem.hash = ospab_sha256_hex(r->pool, body, len);
+        call.idem = &idem;
     }
-    if (!ospab_key_ok(key, 255)) {
-        return ospab_mod_error(r, HTTP_BAD_REQUEST, "Idempotency-Key must be 1 to 255 "
-                               "printable ASCII characters");
-    }
-    idem.scope = scope;
-    idem.key = key;
-    idem.hash = ospab_sha256_hex(r->pool, body, len);
-    ospab_idem_run(call.db, r->pool, &idem, batch, run_call, &call, &actor.now, &res,
-                   &replayed);
-    if (replayed) {
+    ospab_mod_run(r, call.db, &actor, sync_op, &call, &res);
+    if (call.replayed) {
         ospab_mod_metric(OSPAB_METRIC_IDEM_REPLAY);
         apr_table_setn(r->headers_out, "Idempotent-Replayed", "true");
     }

@@ -107,6 +107,13 @@ ospab_ratelimit_t *ospab_mod_ratelimit(void);
 ospab_jwt_cache_t *ospab_mod_jwt_cache(void);
 /* The request's pooled DB connection (mod_dbd), or NULL when the database is down. */
 ospab_db_t *ospab_mod_db(request_rec *r);
+/* Runs a core operation, op(ctx, res), and again while the database refuses it for a write
+ * conflict before it called anything outside the database (ospab_db_conflict_retry:
+ * MariaDB deadlocks, Galera certification failures between Apache nodes). actor->effects
+ * counts those calls meanwhile. */
+typedef void ospab_mod_op_fn(void *ctx, ospab_result_t *res);
+void ospab_mod_run(request_rec *r, ospab_db_t *db, ospab_actor_t *actor, ospab_mod_op_fn *op,
+                   void *ctx, ospab_result_t *res);
 /* mod_dbd is there (else logged, 0); its start-up lock, our statements handed to it */
 int ospab_mod_dbd_loaded(server_rec *s);
 int ospab_mod_dbd_pre_config(apr_pool_t *pconf);
@@ -141,6 +148,7 @@ typedef enum {
     OSPAB_METRIC_RL_LIVE_ADDRESS,
     OSPAB_METRIC_IDEM_REPLAY,
     OSPAB_METRIC_DB_UNAVAILABLE,    /* no connection from mod_dbd */
+    OSPAB_METRIC_DB_CONFLICT_RETRY, /* an operation run again after a write conflict */
     OSPAB_METRIC_COUNT
 } ospab_metric_e;
 const char *ospab_mod_set_metrics(cmd_parms *cmd, void *dc, int on);

@@ -112,5 +112,6 @@ int ospab_mod_sync_request(request_rec *r, json_t **req, const char **body, apr_
     actor->id = NULL;
     actor->remote_addr = r->useragent_ip;
     actor->now = apr_time_now();
+    actor->effects = NULL;
     return 1;
 }

@@ -2,6 +2,8 @@
  * mod_dbd at configuration time (it prepares them on every pooled connection), a request's
  * connection comes from ap_dbd_acquire, and the children open their pools one after
  * another at start-up. */
+#include <string.h>
+
 #include <apr_hash.h>
 #include <util_mutex.h>
 
@@ -121,4 +123,27 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     db->conn_pool = dbd->pool;      /* mod_dbd's pool of this connection */
     db->failures = ospab_mod_metrics_db_failures();
     return db;
+}
+
+void ospab_mod_run(request_rec *r, ospab_db_t *db, ospab_actor_t *actor, ospab_mod_op_fn *op,
+                   void *ctx, ospab_result_t *res)
+{
+    unsigned effects;
+    int attempt = 0;
+
+    actor->effects = &effects;
+    for (;;) {
+        effects = 0;
+        memset(res, 0, sizeof(*res));
+        op(ctx, res);
+        if (!db || !ospab_db_conflict_retry(db, res->status, effects, &attempt)) {
+            break;
+        }
+        ospab_mod_metric(OSPAB_METRIC_DB_CONFLICT_RETRY);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, OSPAB_LOGNO(00118)
+                      "%s %s: %s; running it again (attempt %d of %d)", r->method, r->uri,
+                      res->log ? res->log : "write conflict", attempt + 1,
+                      OSPAB_DB_CONFLICT_TRIES);
+    }
+    actor->effects = NULL;
 }

@@ -318,6 +318,10 @@ static const char *exposition(request_rec *r, apr_size_t *len)
                    apr_atomic_read32(&shm->db_failures));
     ospab_prom_u64(b, "ospab_db_errors_total", "kind=\"connection\"",
                    apr_atomic_read64(&shm->counters[OSPAB_METRIC_DB_UNAVAILABLE]));
+    ospab_prom_one(b, "ospab_db_conflict_retries_total", "counter",
+                   "Operations run again after the database refused them for a write "
+                   "conflict (a deadlock, or Galera certification against another node)",
+                   apr_atomic_read64(&shm->counters[OSPAB_METRIC_DB_CONFLICT_RETRY]));
     ospab_prom_one(b, "ospab_login_failures_total", "counter",
                    "Logins refused for a wrong e-mail or password, or a disabled account",
                    apr_atomic_read64(&shm->counters[OSPAB_METRIC_LOGIN_FAILED]));

@@ -108,6 +108,10 @@ static int alert_clear(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
         return 0;
     }
+    if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
+        ospab_db_end(db, 0);        /* the cluster is another agent's now */
+        return 0;
+    }
     good = ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n) == APR_SUCCESS;
     if (good && n == 1) {
         json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:f}",
@@ -154,6 +158,10 @@ static int alert_raise(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
                  || ospab_alert_mail_due(rules, last_notified_from_row(last), now);
     }
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        return 0;
+    }
+    if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
+        ospab_db_end(db, 0);        /* the cluster is another agent's now */
         return 0;
     }
     if (cur) {

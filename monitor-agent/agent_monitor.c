@@ -98,6 +98,7 @@ ospab_actor_t agent_monitor_actor(apr_time_t now)
 {
     ospab_actor_t a;
 
+    memset(&a, 0, sizeof(a));
     a.type = "agent";
     a.id = NULL;
     a.remote_addr = NULL;

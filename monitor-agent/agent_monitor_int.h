@@ -19,7 +19,8 @@
 #include "ospab_alerts.h"
 
 #define LIVE_PARALLEL    8          /* Proxmox requests in flight for live stats */
-#define EVENT_WINDOW     64         /* event ids read again (late commits) */
+#define EVENT_WINDOW     256        /* event ids read again (late commits; on Galera ids
+                                     * advance by the cluster size per row) */
 #define EVENT_RING       1024       /* pushed ids remembered; > EVENT_WINDOW + one batch */
 
 /* A server the monitor knows: a row of ospab_agent_vps_index or ospab_agent_vps_one (the
@@ -38,6 +39,7 @@ typedef struct {
     apr_hash_t *nodes;              /* node names seen in its last good poll */
     apr_pool_t *pool;               /* for nodes */
     int leased;                     /* this agent holds the cluster's lease */
+    char fence[24];                 /* the lease's fencing token when it was taken */
     char holder[192];               /* who does, when another agent ("" unknown) */
     char logged_holder[192];        /* the holder last logged */
 } cluster_state_t;
@@ -112,6 +114,16 @@ int agent_alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *o
 /* agent_leases.c */
 /* Takes or renews the lease of cluster i. 1: ours now. */
 int agent_lease_take(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int i, apr_time_t now);
+/* In an open transaction that writes what a poll of cluster cl saw: 1 when the agent may
+ * (leases off, or the lease is still its own with the token it took it with); 0: it lost
+ * the lease meanwhile (paused, cut off from the database), the caller rolls back. */
+int agent_lease_fence(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_cluster_t *cl);
+/* ospab_actor_t.guard for ospab_server_set_status: baton is an agent_fence_t */
+typedef struct {
+    agent_t *ag;
+    const agent_cluster_t *cl;
+} agent_fence_t;
+int agent_lease_guard(void *baton, ospab_db_t *db, apr_pool_t *p);
 /* 1 when the clusters polled this round (which, nreq) are every cluster an agent holds a
  * live lease of. */
 int agent_leases_cover(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,

@@ -34,6 +34,8 @@ typedef struct {
     apr_array_header_t *suspects;   /* status/current of servers that seem to have drifted */
     apr_array_header_t *gone;       /* status/current of servers missing from the list */
     int nvps;                       /* bound records */
+    const int *polled;              /* the clusters asked (conf->clusters indexes) ... */
+    int npolled;                    /* ... and how many */
 } poll_round_t;
 
 static double percent(json_t *o, const char *used_key, const char *max_key, int *ok)
@@ -59,9 +61,27 @@ static const char *num_text(apr_pool_t *p, json_t *o, const char *key)
     return NULL;
 }
 
-/* All rows in one transaction: OSPAB_METRICS_BATCH per statement, the rest one by one. */
-static int store_metrics_once(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *rows)
+/* The clusters a round polled (which[0..n-1]): their leases checked in the transaction
+ * that writes what the round saw. 1: all still this agent's. */
+static int fenced(poll_round_t *r)
 {
+    int j;
+
+    for (j = 0; j < r->npolled; ++j) {
+        if (!agent_lease_fence(r->ag, r->db, r->p, &APR_ARRAY_IDX(r->ag->conf->clusters,
+                                                                   r->polled[j],
+                                                                   agent_cluster_t))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* All rows in one transaction: OSPAB_METRICS_BATCH per statement, the rest one by one. */
+static int store_metrics_once(poll_round_t *r, apr_array_header_t *rows)
+{
+    ospab_db_t *db = r->db;
+    apr_pool_t *p = r->p;
     const char **batch = apr_palloc(p, sizeof(char *) * M_VALUES * OSPAB_METRICS_BATCH);
     int i = 0, good = 1;
 
@@ -70,6 +90,10 @@ static int store_metrics_once(ospab_db_t *db, apr_pool_t *p, apr_array_header_t 
     }
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
         return 0;
+    }
+    if (!fenced(r)) {
+        ospab_db_end(db, 0);
+        return 1;                   /* not this agent's to write any more */
     }
     for (; good && i + OSPAB_METRICS_BATCH <= rows->nelts; i += OSPAB_METRICS_BATCH) {
         int k;
@@ -88,13 +112,15 @@ static int store_metrics_once(ospab_db_t *db, apr_pool_t *p, apr_array_header_t 
     return ospab_db_end(db, good) == APR_SUCCESS && good;
 }
 
-static void store_metrics(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *rows)
+static void store_metrics(poll_round_t *r, apr_array_header_t *rows)
 {
+    ospab_db_t *db = r->db;
+    apr_pool_t *p = r->p;
     apr_array_header_t *left, *ids;
     apr_hash_t *exists;
     int i;
 
-    if (!rows->nelts || store_metrics_once(db, p, rows)) {
+    if (!rows->nelts || store_metrics_once(r, rows)) {
         return;
     }
     /* MariaDB checks the foreign key: a server deleted while the cycle ran fails the whole
@@ -119,7 +145,7 @@ static void store_metrics(ospab_db_t *db, apr_pool_t *p, apr_array_header_t *row
             APR_ARRAY_PUSH(left, const char **) = values;
         }
     }
-    if (!store_metrics_once(db, p, left)) {
+    if (!store_metrics_once(r, left)) {
         AGENT_WARN("metrics not stored: %s", db->error ? db->error : "?");
     }
 }
@@ -381,6 +407,21 @@ static void take_cluster(poll_round_t *r, agent_cluster_t *cl, cluster_state_t *
     find_missing(r, cl, nodes);
 }
 
+/* A server's status as the round found it, written only while the agent still holds the
+ * lease of the server's cluster with the same token. */
+static void set_status_fenced(poll_round_t *r, const ospab_actor_t *act, const agent_vps_t *v,
+                              const char *status)
+{
+    agent_fence_t f;
+    ospab_actor_t a = *act;
+
+    f.ag = r->ag;
+    f.cl = agent_cluster_of_node(r->ag, v->node);
+    a.guard = agent_lease_guard;
+    a.guard_baton = &f;
+    ospab_server_set_status(r->db, r->p, &a, v->id, status);
+}
+
 /* The suspects' own status/current: a running/stopped that differs from ours, with no
  * Proxmox lock, is the server's status now (with its server.status event). */
 static void apply_drift(poll_round_t *r, const ospab_actor_t *act)
@@ -405,7 +446,7 @@ static void apply_drift(poll_round_t *r, const ospab_actor_t *act)
         }
         AGENT_INFO("drift: server %s (%s/%s) is %s, was %s", v->id, v->node, v->vmid, st,
                    v->status);
-        ospab_server_set_status(r->db, r->p, act, v->id, st);
+        set_status_fenced(r, act, v, st);
         m->drifted++;
         AGENT_COUNT(drift);
     }
@@ -433,7 +474,7 @@ static void apply_gone(poll_round_t *r, const ospab_actor_t *act)
         }
         AGENT_WARN("drift: server %s (%s/%s) is gone from Proxmox; marked missing", v->id,
                    v->node, v->vmid);
-        ospab_server_set_status(r->db, r->p, act, v->id, "missing");
+        set_status_fenced(r, act, v, "missing");
         m->drifted++;
         AGENT_COUNT(drift);
     }
@@ -467,6 +508,8 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     r.p = p;
     r.now = now;
     r.nowt = ospab_time_db(p, now);
+    r.polled = which;
+    r.npolled = nreq;
     if (!load_round(&r)) {
         return;
     }
@@ -488,7 +531,7 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     if (complete) {
         agent_adopt_unbound(ag, db, p, now, reqs, which, nreq, r.index);
     }
-    store_metrics(db, p, r.metrics);
+    store_metrics(&r, r.metrics);
     m->written = r.metrics->nelts;
     m->poll_time = apr_time_now() - t0;
     ospab_prom_observe(&agent_metrics.poll, m->poll_time);

@@ -931,6 +931,9 @@ def test_two_agents_share_a_cluster_through_its_lease(sim, world, database, srv,
     owner = database.scalar("SELECT owner FROM agent_leases WHERE name = 'cluster:main'")
     assert owner and f":{a.pid}:" in owner, owner
 
+    fence = int(database.scalar("SELECT fence FROM agent_leases WHERE name = 'cluster:main'"))
+    assert fence >= 1
+
     # the holder dies: after the lease (3 polls = 1.5 s) the standby polls
     a.kill9()
     t0 = time.monotonic()
@@ -940,6 +943,9 @@ def test_two_agents_share_a_cluster_through_its_lease(sim, world, database, srv,
     wait_for(lambda: metric(database, sid)["sampled_at"] > s, what="polls by b")
     owner = database.scalar("SELECT owner FROM agent_leases WHERE name = 'cluster:main'")
     assert f":{b.pid}:" in owner, owner
+    # the lease changed hands: its fencing token went up by one (renewals keep it)
+    assert int(database.scalar("SELECT fence FROM agent_leases "
+                               "WHERE name = 'cluster:main'")) == fence + 1
 
     # a clean stop gives the lease up: a new agent polls at once
     c = agent(sections={**fast, "websocket": {"listen": f"127.0.0.1:{harness.free_port()}"}})
@@ -949,6 +955,37 @@ def test_two_agents_share_a_cluster_through_its_lease(sim, world, database, srv,
     t0 = time.monotonic()
     assert c.wait_log(r"this agent \(.*\) polls it now", timeout=10), c.log_tail()
     assert time.monotonic() - t0 < 1.5, "waited for the expiry instead"
+
+
+def test_a_holder_paused_past_its_lease_writes_nothing(sim, world, database, srv, agent,
+                                                        request):
+    """Fencing: the holder's poll is held up (Proxmox answers it after 3 s) longer than its
+    lease (1.5 s); the standby takes the cluster over with the next fencing token. When the
+    old holder's answer finally comes, what it saw is not written: its transaction checks
+    the token it took the lease with and rolls back."""
+    allow_agent_log(request, r"lease lost", r"lost while polling")
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    fast = {"agent": {"poll_interval": "500ms"}}
+    a = agent(sections=fast)
+    wait_for(lambda: metric(database, sid), what="first poll by a")
+    b = agent(sections={**fast, "websocket": {"listen": f"127.0.0.1:{harness.free_port()}"}})
+    assert b.wait_log(r"this agent stands by"), b.log_tail()
+    fence = int(database.scalar("SELECT fence FROM agent_leases WHERE name = 'cluster:main'"))
+    # the holder's next poll (the standby does not poll) waits 3 s for its answer
+    sim.fault(kind="latency", seconds=3.0, path_prefix="/cluster/resources", count=1)
+    assert b.wait_log(r"this agent \(.*\) polls it now", timeout=15), b.log_tail()
+    assert a.wait_log(r"lease \(token %d\) lost while polling; what this poll saw is not "
+                      r"written" % fence, timeout=15), a.log_tail()
+    owner = database.scalar("SELECT owner FROM agent_leases WHERE name = 'cluster:main'")
+    assert f":{b.pid}:" in owner, owner
+    assert int(database.scalar("SELECT fence FROM agent_leases "
+                               "WHERE name = 'cluster:main'")) == fence + 1
+    # and the new holder's writes go on
+    s = metric(database, sid)["sampled_at"]
+    sim.guest(vmid, cpu=0.37)
+    wait_for(lambda: metric(database, sid)["sampled_at"] > s
+             and metric(database, sid)["cpu"] == "0.37", what="polls by b")
 
 
 # ------------------------------------------------------------- database trouble --

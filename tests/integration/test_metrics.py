@@ -80,6 +80,8 @@ def test_promtool_accepts_the_exposition(srv):
     rc, out = promtool(text)
     assert rc == 0, out
     assert "# TYPE ospab_http_request_duration_seconds histogram" in text
+    # counted by the Galera suite (tests/cluster), where nodes' writes really conflict
+    assert "# TYPE ospab_db_conflict_retries_total counter" in text
 
 
 def test_route_counters_move_by_template_and_status_class(srv):

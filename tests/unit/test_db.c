@@ -62,6 +62,81 @@ START_TEST(every_statement_prepares_on_the_migrated_schema)
 }
 END_TEST
 
+START_TEST(a_write_conflict_runs_again_only_when_nothing_left_the_database)
+{
+    ospab_db_t db;
+    int attempt = 0, n;
+
+    memset(&db, 0, sizeof(db));
+    db.dialect = OSPAB_DB_MYSQL;
+    ck_assert_int_eq(ospab_db_conflict_retry(&db, 503, 0, &attempt), 0);   /* no conflict */
+    db.conflict = 1;
+    ck_assert_int_eq(ospab_db_conflict_retry(&db, 409, 0, &attempt), 0);   /* answered */
+    ck_assert_int_eq(ospab_db_conflict_retry(&db, 503, 1, &attempt), 0);   /* Proxmox called */
+    ck_assert_int_eq(attempt, 0);
+    for (n = 1; n < OSPAB_DB_CONFLICT_TRIES; ++n) {
+        db.conflict = 1;
+        ck_assert_int_eq(ospab_db_conflict_retry(&db, 503, 0, &attempt), 1);
+        ck_assert_int_eq(db.conflict, 0);
+        ck_assert_int_eq(attempt, n);
+    }
+    db.conflict = 1;
+    ck_assert_int_eq(ospab_db_conflict_retry(&db, 503, 0, &attempt), 0);   /* tries used up */
+}
+END_TEST
+
+/* The row "locks" write (Galera certifies only rows a transaction changed), and a lease's
+ * fencing token goes up when it changes hands and stops its old holder's writes. */
+START_TEST(locks_change_their_row_and_leases_fence_their_old_holder)
+{
+    fx_t *fx = fx_open();
+    const char *uid = fx_user(fx, "fence@example.com", "user");
+    const char *vps = fx_server(fx, uid, "101", "running");
+    const char *t0 = "2026-01-01 00:00:00.000", *t1 = "2026-01-01 00:01:00.000";
+    const char *t2 = "2026-01-01 00:02:00.000", *t3 = "2026-01-01 00:03:00.000";
+    const char *insert[4] = { "cluster:main", "agent-a", t1, t0 };
+    const char *renew_b[7] = { "agent-b", "agent-b", t3, t2, "cluster:main", "agent-b", t2 };
+    const char *renew_a[7] = { "agent-a", "agent-a", t2, t0, "cluster:main", "agent-a", t0 };
+    const char *fence_a1[4] = { "cluster:main", "agent-a", "1", t0 };
+    const char *fence_a1_late[4] = { "cluster:main", "agent-a", "1", t2 };
+    const char *fence_b2[4] = { "cluster:main", "agent-b", "2", t2 };
+    int n = -1;
+
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_vps_lock", 1, &vps, &n),
+                     APR_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_user_lock", 1, &uid, &n),
+                     APR_SUCCESS);
+    ck_assert_str_eq(fx_scalar(fx, apr_psprintf(fx->pool, "SELECT lock_seq FROM vps WHERE "
+                                                "id = %s", vps)), "1");
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_lease_insert", 4, insert, NULL),
+                     APR_SUCCESS);
+    ck_assert_str_eq(fx_scalar(fx, "SELECT fence FROM agent_leases"), "1");
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_lease_fence", 4, fence_a1, &n),
+                     APR_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    /* its own renewal keeps the token; expired, it fences nothing */
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_lease_renew", 7, renew_a, &n),
+                     APR_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(fx_scalar(fx, "SELECT fence FROM agent_leases"), "1");
+    /* b takes it over once a's lease has ended (at t2: just after) */
+    renew_b[6] = "2026-01-01 00:02:00.001";
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_lease_renew", 7, renew_b, &n),
+                     APR_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(fx_scalar(fx, "SELECT owner || ' ' || fence FROM agent_leases"),
+                     "agent-b 2");
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_lease_fence", 4, fence_a1_late,
+                                   &n), APR_SUCCESS);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(ospab_db_exec(&fx->db, fx->pool, "ospab_lease_fence", 4, fence_b2, &n),
+                     APR_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    fx_close(fx);
+}
+END_TEST
+
 Suite *ospab_db_suite(void)
 {
     Suite *s = suite_create("statements");
@@ -69,6 +144,8 @@ Suite *ospab_db_suite(void)
 
     tcase_add_test(tc, labels_are_unique_literals_across_the_sets);
     tcase_add_test(tc, every_statement_prepares_on_the_migrated_schema);
+    tcase_add_test(tc, a_write_conflict_runs_again_only_when_nothing_left_the_database);
+    tcase_add_test(tc, locks_change_their_row_and_leases_fence_their_old_holder);
     suite_add_tcase(s, tc);
     return s;
 }
