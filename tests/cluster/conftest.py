@@ -176,7 +176,7 @@ class ClusterEnv:
             itc._started(a)
         self.agents = []
         for i, (node, port) in enumerate(zip(AGENT_DB_NODE, self.agent_ports), 1):
-            ag = Agent(self.dbs[node], jwt_secret=self.jwt_secret,
+            ag = Agent(self.agent_database(i, node), jwt_secret=self.jwt_secret,
                        clusters=[sim_cluster(self.sim, "alpha", node=SIM_NODE),
                                  sim_cluster(self.sim2, "beta", node=SIM2_NODE)],
                        rundir=harness.make_run_dir(f"agent{i}-", base=self.base),
@@ -189,6 +189,25 @@ class ClusterEnv:
         r = self.api("A").user("update", {"id": CUSTOMER_ID, "password": CUSTOMER_PASSWORD})
         assert r.status_code == 200, r.text
         return self
+
+    def agent_database(self, i, node):
+        """The panel's database on `node` for agent i, as a database user of its own
+        (ospab_agent<i>, the same rights as the module's): its connections can be told
+        apart from Apache's in the node's process list (agent_connected)."""
+        user, password = f"ospab_agent{i}", harness.secrets.token_hex(16)
+        for host in ("localhost", "127.0.0.1"):
+            self.galera.node(1).sql(
+                f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}';\n"
+                f"GRANT ALL PRIVILEGES ON `{DB_NAME}`.* TO '{user}'@'{host}';\n")
+        return AgentDatabase(self.galera.node(node), DB_NAME, user, password)
+
+    def agent_connected(self, ag):
+        """Until each of the agent's workers (monitor, mailer, webhooks: three) has its
+        database connection (after its node came back, they reconnect with a back-off)."""
+        user = ag.db.user
+        wait_for(lambda: ag.db.server.running() and ag.db.count(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", [user]) >= 3,
+            timeout=90, interval=0.2, what=f"{ag.name}'s database connections")
 
     def _sshd(self):
         import sshd as sshdmod
@@ -278,7 +297,21 @@ class ClusterEnv:
             if not ag.running():
                 ag.start()
                 restarted = True
+            self.agent_connected(ag)
         return restarted
+
+
+class AgentDatabase(harness.MariadbDatabase):
+    """The panel's database reached as another MariaDB user (an agent's own)."""
+
+    def __init__(self, server, name, user, password):
+        super().__init__(server, name)
+        self.user, self.password = user, password
+
+    @property
+    def params(self):
+        return (f"sock={self.server.socket} user={self.user} pass={self.password} "
+                f"dbname={self.name}")
 
 
 @pytest.fixture(scope="session")

@@ -96,6 +96,9 @@ class GaleraNode(harness.Mariadb):
             f"ist.recv_addr=127.0.0.1:{self.ist_port};{PROVIDER_OPTIONS}",
             f"--wsrep-sst-receive-address=127.0.0.1:{self.sst_port}",
             "--wsrep-sst-method=rsync", "--wsrep-slave-threads=2",
+            # every certification failure and brute-force abort in the node's error log,
+            # with the keys and statements involved (what a failing test points at)
+            "--wsrep-log-conflicts=ON",
         ]
         if new_cluster:
             args.append("--wsrep-new-cluster")

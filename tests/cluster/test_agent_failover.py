@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 
 import harness
-from .conftest import LEASE_POLLS, POLL, figure, itc, wait_for
+import test_agent          # tests/integration: make_guest
+from .conftest import LEASE_POLLS, POLL, SIM2_NODE, figure, itc, wait_for
 
 POLL_S = float(POLL.rstrip("s"))
 N_BEFORE, N_DURING = 16, 8        # e-mails and events queued before / right after the kill
@@ -176,3 +177,44 @@ def test_a_stalled_agent_does_not_take_its_cluster_back(env):
     assert owner_agent(env, now) is survivor, now
     assert fence0 is not None, "agent_leases has no fence column"
     assert int(fence1) > int(fence0) and now["fence"] == fence1, (fence0, fence1, now)
+
+
+@pytest.mark.allow_agent_log(r"lease lost", r"lease \(token \d+\) lost while polling")
+def test_a_holder_whose_poll_outlasts_its_lease_writes_nothing(env, customer):
+    """Proxmox of cluster beta answers the holder's next /cluster/resources only after
+    longer than a lease (4.5 s > 3 polls): the poll is still in flight when the other agent
+    takes the leases over. When the answer comes, the old holder checks its fencing token in
+    the transaction that would write what it saw (the metrics of a guest on beta), finds the
+    lease gone and writes nothing (docs/agent.md); the leases stay with the new holder, each
+    token one up."""
+    vmid = test_agent.make_guest(env.sim2, node=SIM2_NODE)
+    sid = env.api("A").create_vps(name=f"beta-{vmid}", node=SIM2_NODE, vmid=vmid, kind="lxc",
+                                  status="running", user_id=customer.id)["id"]
+    wait_for(lambda: env.db.count("SELECT COUNT(*) FROM metrics_latest WHERE vps_id = ?",
+                                  [sid]), what="a poll of cluster beta")
+    victim = live_owner(env, "cluster:beta")
+    survivor = next(a for a in env.agents if a is not victim)
+    before = leases(env)
+    assert before["cluster:beta"]["fence"] is not None, "agent_leases has no fence column"
+    mark = len(victim.log_text())
+    # the next /cluster/resources of beta (the holder's) only: the new holder's polls answer
+    env.sim2.fault(kind="latency", seconds=LEASE_POLLS * POLL_S + 1.5,
+                   path_prefix="/cluster/resources", count=1)
+    try:
+        wait_for(lambda: owner_agent(env, leases(env).get("cluster:beta")) is survivor,
+                 timeout=30, what="the takeover of cluster beta")
+        line = wait_for(lambda: re.search(r"\[cluster (\w+)\]: lease \(token (\d+)\) lost "
+                                          r"while polling; what this poll saw is not written",
+                                          victim.log_text()[mark:]),
+                        what="the old holder's fenced write")
+    finally:
+        env.sim2.clear_faults()
+    held = before[f"cluster:{line.group(1)}"]
+    assert line.group(2) == held["fence"], (line.group(0), held)
+    time.sleep(LEASE_POLLS * POLL_S)
+    now = leases(env)
+    for name in ("cluster:alpha", "cluster:beta"):
+        if owner_agent(env, before[name]) is victim:
+            assert owner_agent(env, now[name]) is survivor, (name, now[name])
+            assert int(now[name]["fence"]) == int(before[name]["fence"]) + 1, \
+                (name, before[name], now[name])
