@@ -45,7 +45,7 @@ import conftest as itc  # noqa: E402  (tests/integration/conftest.py: Api, helpe
 from agentharness import AGENT_BIN, BAD_LINE, Agent, sim_cluster  # noqa: E402
 from smtpserver import SmtpServer  # noqa: E402
 from webhookreceiver import Receiver  # noqa: E402
-from .galera import GaleraCluster, pids_below  # noqa: E402
+from .galera import GaleraCluster, fixed_port, pids_naming  # noqa: E402
 import test_server  # noqa: E402  (pve_conf, ssh_conf, call, ok)
 import test_agent  # noqa: E402  (proxy_conf)
 
@@ -145,12 +145,8 @@ class ClusterEnv:
         harness.prepare_database(self.db)          # migrations and demo seed, once, via node 1
         self.dbs = {i: self.galera.database(i, DB_NAME) for i in (1, 2, 3)}
 
-        self.sim = st.enter_context(contextlib.contextmanager(itc.simulated)(
-            "pvesim-alpha-", nodes=(SIM_NODE,), time_scale=TIME_SCALE, resources_lag=0.2,
-            auth_fail_delay=0.2))
-        self.sim2 = st.enter_context(contextlib.contextmanager(itc.simulated)(
-            "pvesim-beta-", nodes=(SIM2_NODE,), time_scale=TIME_SCALE, resources_lag=0.2,
-            auth_fail_delay=0.2))
+        self.sim = self._sim("pvesim-alpha-", SIM_NODE)
+        self.sim2 = self._sim("pvesim-beta-", SIM2_NODE)
         self.sshd = self._sshd()
 
         self.maildir = self.base / "mail"
@@ -164,7 +160,9 @@ class ClusterEnv:
 
         self.sync_key = harness.secrets.token_hex(32)
         self.jwt_secret = harness.secrets.token_hex(32)
-        self.agent_ports = [harness.free_port(), harness.free_port()]
+        # fixed for the session (Apache proxies to them; a killed agent restarts on its
+        # own): outside the range the OS hands out to outgoing connections
+        self.agent_ports = [fixed_port(), fixed_port()]
         self.apaches = {}
         for name, agent_port in (("A", self.agent_ports[0]), ("B", self.agent_ports[1])):
             a = harness.Apache(self.dbs[APACHE_DB_NODE[name]], sync_key=self.sync_key,
@@ -208,6 +206,16 @@ class ClusterEnv:
         wait_for(lambda: ag.db.server.running() and ag.db.count(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", [user]) >= 3,
             timeout=90, interval=0.2, what=f"{ag.name}'s database connections")
+
+    def _sim(self, prefix, node):
+        """tests/pvesim (as the integration conftest's simulated() starts it), its state in
+        this setup's directory: everything the setup runs names a path below it."""
+        from simctl import PveSim
+        sim = PveSim(str(harness.make_run_dir(prefix, base=self.base)), nodes=(node,),
+                     time_scale=TIME_SCALE, resources_lag=0.2, auth_fail_delay=0.2)
+        sim.start()
+        self.stack.callback(sim.stop)
+        return sim
 
     def _sshd(self):
         import sshd as sshdmod
@@ -346,10 +354,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def _reap_clusters(base):
-    """Processes a killed run left below base/cluster-*/galera (mariadbd as mysql, an SST's
-    rsync daemon), by pid: harness.reap_run_base knows only one directory level."""
-    for d in Path(base).glob("cluster-*/galera") if Path(base).is_dir() else ():
-        harness.kill_pids(pids_below(d))
+    """What a killed run left running below base/cluster-* — mariadbd (as mysql), an SST's
+    rsync daemon, Apache, the agents (as www-data), the simulators, sshd — by pid: every
+    process the setup starts names a path below its directory (found whether or not the
+    directory is still there). harness.reap_run_base knows Apache and MariaDB one directory
+    level down only."""
+    harness.kill_pids(pids_naming(f"{Path(base)}/cluster-"))
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,10 @@ empty datadir and get it by SST (or IST after a kill -9 and restart).
 
 import os
 import pwd
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -56,6 +58,39 @@ def _chown_tree(path, uid, gid):
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
+def _ephemeral_range():
+    try:
+        lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_taken = set()
+
+
+def fixed_port(host="127.0.0.1"):
+    """A free TCP port below the kernel's ephemeral range. A node's ports are chosen once
+    and bound much later (the IST listener only when a restarted node rejoins); a port the
+    OS hands out (harness.free_port) may meanwhile be the local end of some outgoing
+    connection — Galera's own among them — and the bind fails. Ports below the range are
+    never given to outgoing connections."""
+    lo, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(max(1024, lo - 12000), lo)
+        if port in _taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+    raise GaleraError("no free port below the ephemeral range")
+
+
 class GaleraNode(harness.Mariadb):
     """One node of a GaleraCluster (1-based `index`). Its ports are chosen once, so that a
     restarted node has the address the others know it by."""
@@ -66,10 +101,7 @@ class GaleraNode(harness.Mariadb):
         self.index = index
         self.name = f"node{index}"
         self.password = password            # the same ospab password on every node
-        self.port = harness.free_port()
-        self.gport = harness.free_port()
-        self.ist_port = harness.free_port()
-        self.sst_port = harness.free_port()
+        self.port, self.gport, self.ist_port, self.sst_port = (fixed_port() for _ in range(4))
         self.starts = 0
 
     @property
@@ -253,7 +285,12 @@ class GaleraCluster:
 
 def pids_below(base):
     """Processes (other than this one) whose command line names a path below `base`."""
-    marker = (str(base).rstrip("/") + "/").encode()
+    return pids_naming(str(base).rstrip("/") + "/")
+
+
+def pids_naming(text):
+    """Processes (other than this one) whose command line contains `text`."""
+    marker = str(text).encode()
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
