@@ -3,6 +3,7 @@
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
+#include <sqlite3.h>
 
 #include "ospab_db.h"
 
@@ -64,6 +65,31 @@ static int prepare_sets(ospab_db_t *db, apr_pool_t *p, const char **label)
         }
     }
     return 0;
+}
+
+apr_status_t ospab_db_tune(ospab_db_t *db)
+{
+    sqlite3 *h;
+    const char *label = NULL;
+    int on = 0;
+
+    if (db->dialect != OSPAB_DB_SQLITE
+        || !(h = apr_dbd_native_handle(db->driver, db->handle))   /* apr_dbd_sqlite3's */
+        || sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1, &on) != SQLITE_OK
+        || on) {
+        return APR_SUCCESS;
+    }
+    sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+    /* a changed setting expires the connection's prepared statements, and apr_dbd_sqlite3
+     * prepares with the legacy sqlite3_prepare(), whose statements then fail rather than
+     * prepare themselves again: the ones made so far (mod_dbd's) are made again */
+    if (db->prepared && apr_hash_count(db->prepared) && db->conn_pool
+        && prepare_sets(db, db->conn_pool, &label) != 0) {
+        db->error = apr_psprintf(db->conn_pool, "preparing %s again: %s", label,
+                                 apr_dbd_error(db->driver, db->handle, 1));
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
 }
 
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p)

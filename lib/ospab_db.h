@@ -53,6 +53,14 @@ const ospab_sql_t *ospab_sql_set(unsigned set);
  * mod_dbd prepared them); prepared may be NULL for programs that prepare on their own. */
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared);
+/* Settings of a new connection that apr_dbd has no call for. SQLite: no checkpoint when
+ * the connection closes. The last connection to close checkpoints the WAL and deletes it
+ * under an exclusive lock, and a connection opened meanwhile (a new Apache child preparing
+ * its statements) fails with "database is locked"; with this off, the WAL is checkpointed
+ * by the writers as it grows (wal_autocheckpoint) and kept. Others: nothing. Statements
+ * already prepared in db->prepared are prepared again into db->conn_pool (SQLite expires
+ * them); anything else than APR_SUCCESS: that failed (db->error). */
+apr_status_t ospab_db_tune(ospab_db_t *db);
 /* Prepares both sets on db's connection (the agent and the tools). */
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p);
 

@@ -15,11 +15,10 @@ typedef void session_fn(ospab_db_t *db, apr_pool_t *p, const ospab_session_conf_
 
 static void actor_of(request_rec *r, ospab_actor_t *a)
 {
+    memset(a, 0, sizeof(*a));
     a->type = "user";
-    a->id = NULL;
     a->remote_addr = r->useragent_ip;
     a->now = apr_time_now();
-    a->effects = NULL;
 }
 
 /* A login, refresh or logout, as ospab_mod_run runs it. */

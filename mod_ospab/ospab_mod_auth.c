@@ -1,4 +1,5 @@
 /* mod_ospab: "Authorization: Bearer <JWT>" for the customer routes. */
+#include <string.h>
 #include <strings.h>
 
 #include "mod_ospab.h"
@@ -108,10 +109,9 @@ int ospab_mod_sync_request(request_rec *r, json_t **req, const char **body, apr_
         *done = ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
         return 0;
     }
+    memset(actor, 0, sizeof(*actor));
     actor->type = "sync";
-    actor->id = NULL;
     actor->remote_addr = r->useragent_ip;
     actor->now = apr_time_now();
-    actor->effects = NULL;
     return 1;
 }

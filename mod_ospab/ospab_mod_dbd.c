@@ -10,6 +10,8 @@
 #include "mod_ospab.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
+
+#define TUNED_KEY "ospab-db-tuned"      /* on a connection's pool: ospab_db_tune done */
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
 static apr_global_mutex_t *startup_mutex;
 
@@ -121,6 +123,20 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     db = apr_palloc(r->pool, sizeof(*db));
     ospab_db_init(db, dbd->driver, dbd->handle, dbd->prepared);
     db->conn_pool = dbd->pool;      /* mod_dbd's pool of this connection */
+    /* mod_dbd has no hook of its own for new connections a module can count on (its
+     * post_connect is not an optional hook): the first request on one tunes it */
+    if (db->dialect == OSPAB_DB_SQLITE) {
+        void *tuned = NULL;
+
+        apr_pool_userdata_get(&tuned, TUNED_KEY, dbd->pool);
+        if (!tuned) {
+            if (ospab_db_tune(db) != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00119)
+                              "setting up the database connection: %s", db->error);
+            }
+            apr_pool_userdata_setn((void *)1, TUNED_KEY, NULL, dbd->pool);
+        }
+    }
     db->failures = ospab_mod_metrics_db_failures();
     return db;
 }

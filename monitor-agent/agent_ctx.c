@@ -23,6 +23,7 @@ apr_status_t agent_db_open(agent_t *ag, apr_pool_t *p, ospab_db_t *db, const cha
         return rv;
     }
     ospab_db_init(db, drv, handle, NULL);
+    ospab_db_tune(db);
     db->conn_pool = p;
     if ((rv = ospab_db_prepare_all(db, p)) != APR_SUCCESS) {
         *why = apr_psprintf(p, "preparing statements failed (%s): is the schema migrated? "

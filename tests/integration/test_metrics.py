@@ -6,6 +6,7 @@ The agent's own metrics listener is test_agent_metrics.py's."""
 
 import re
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -222,10 +223,11 @@ def test_metrics_location_answers_get_only(srv):
     assert h.status_code == 200 and h.content == b""
 
 
-# Children ending and starting all the time on SQLite meet the known mod_dbd start-up race
-# (a new child prepares its statements while an exiting child's connection checkpoints the
-# WAL: "database is locked", child init failed; mod_dbd sets the connection up again at the
-# child's first request, which is then answered and counted, as asserted below).
+# A child whose mod_dbd connection is made at child init while another connection holds
+# the SQLite file's lock fails its statements ("database is locked", child init failed) and
+# mod_dbd sets the connection up again at its first request, which is then answered and
+# counted as asserted below. Exiting children no longer cause it (ospab_db_tune: no
+# checkpoint on close); it was still seen once in 40 runs at start-up.
 @pytest.mark.allow_log(r"AH00632: failed to prepare SQL statements: database is locked",
                        r"AH00633: failed to initialise", r"AH00636: child init failed")
 def test_children_add_to_one_count(start_apache):
@@ -238,6 +240,13 @@ def test_children_add_to_one_count(start_apache):
     for _ in range(n):
         r = requests.get(a.url("/api/health"), timeout=10, headers={"Connection": "close"})
         assert r.status_code == 200
-    text = scrape(a)
-    assert value(text, "ospab_http_requests_total", method="GET", route="/api/health",
-                 status="2xx") == n
+    # a child counts a request in its log phase, just after the client got the answer:
+    # the last one may come a moment after the scrape
+    deadline = time.monotonic() + 10
+    while True:
+        got = value(scrape(a), "ospab_http_requests_total", method="GET",
+                    route="/api/health", status="2xx")
+        if got >= n or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert got == n

@@ -1,10 +1,12 @@
 /* Unit tests: the statement sets (lib/ospab_sql.c, lib/ospab_sql_agent.c). Every statement
  * prepares on a database migrated by the real migrations (the fixture), labels are unique
  * across the sets, and the module's set leaves the agent's own out. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <sqlite3.h>
 
 #include "tests.h"
 #include "fixture.h"
@@ -137,6 +139,33 @@ START_TEST(locks_change_their_row_and_leases_fence_their_old_holder)
 }
 END_TEST
 
+/* SQLite connections do not checkpoint when they close (the last one to close would hold
+ * an exclusive lock that fails a new Apache child's statements) */
+START_TEST(a_tuned_sqlite_connection_does_not_checkpoint_on_close)
+{
+    fx_t *fx = fx_open();
+    sqlite3 *h = apr_dbd_native_handle(fx->db.driver, fx->db.handle);
+    const char *v = NULL;
+    int on = -1;
+
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1, &on),
+                     SQLITE_OK);
+    ck_assert_int_eq(on, 0);
+    fx->db.conn_pool = fx->pool;
+    ck_assert_int_eq(ospab_db_tune(&fx->db), APR_SUCCESS);
+    ck_assert_int_eq(sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1, &on),
+                     SQLITE_OK);
+    ck_assert_int_eq(on, 1);
+    /* the statements prepared before (SQLite expired them) work: prepared again */
+    ck_assert_int_eq(ospab_db_select_value(&fx->db, fx->pool, "ospab_ping", 0, NULL, &v),
+                     APR_SUCCESS);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_ge(atoi(v), 6);                  /* the migrations applied */
+    fx_close(fx);
+}
+END_TEST
+
 Suite *ospab_db_suite(void)
 {
     Suite *s = suite_create("statements");
@@ -146,6 +175,7 @@ Suite *ospab_db_suite(void)
     tcase_add_test(tc, every_statement_prepares_on_the_migrated_schema);
     tcase_add_test(tc, a_write_conflict_runs_again_only_when_nothing_left_the_database);
     tcase_add_test(tc, locks_change_their_row_and_leases_fence_their_old_holder);
+    tcase_add_test(tc, a_tuned_sqlite_connection_does_not_checkpoint_on_close);
     suite_add_tcase(s, tc);
     return s;
 }
