@@ -11,7 +11,8 @@ Plain Python, no pytest:
 Each node is a harness.Mariadb (its datadir, socket, client port, error log and the
 harness's sql/query/create_database) started with Galera's options instead of the
 harness's single-server ones: --no-defaults, wsrep on, its own group-communication,
-IST and SST ports, binlog_format=ROW, innodb_autoinc_lock_mode=2, rsync state transfer.
+IST and SST ports, binlog_format=ROW, innodb_autoinc_lock_mode=2, wsrep_sync_wait=1 (the
+settings docs/scaling.md asks for), rsync state transfer.
 The servers run as the `mysql` user (the state transfer fails as root), so every node's
 directory belongs to mysql; it stays 0755 so that Apache's www-data children reach the
 socket. Node 1 bootstraps the cluster (--wsrep-new-cluster), the others join with an
@@ -128,6 +129,9 @@ class GaleraNode(harness.Mariadb):
             f"ist.recv_addr=127.0.0.1:{self.ist_port};{PROVIDER_OPTIONS}",
             f"--wsrep-sst-receive-address=127.0.0.1:{self.sst_port}",
             "--wsrep-sst-method=rsync", "--wsrep-slave-threads=2",
+            # read-your-writes across nodes, as docs/scaling.md has every node configured: a
+            # read first waits until its node has applied what was committed before it
+            "--wsrep-sync-wait=1",
             # every certification failure and brute-force abort in the node's error log,
             # with the keys and statements involved (what a failing test points at)
             "--wsrep-log-conflicts=ON",

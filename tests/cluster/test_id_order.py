@@ -114,12 +114,14 @@ def test_task_list_is_newest_first_when_ids_are_not(env, customer):
         assert stamps == sorted(stamps, reverse=True), (node, "not newest first", t)
 
 
-@pytest.mark.parametrize("meanwhile", [25, 100], ids=["25-events", "burst-of-100"])
-def test_an_event_committed_late_is_still_pushed(env, customer, meanwhile):
+@pytest.mark.parametrize("meanwhile,beyond", [(25, 64), (100, 256)],
+                         ids=["25-events", "burst-of-100"])
+def test_an_event_committed_late_is_still_pushed(env, customer, meanwhile, beyond):
     """A status change's event row takes its id on one node and commits a second later,
     while `meanwhile` events of other changes commit through Apache A (Galera's ids step by
-    3: 25 events move the ids on by 75, a burst of 100 by 300 — past a re-read window of
-    256 ids): a browser subscribed through Apache A (agent 1) still gets the late one."""
+    3: 25 events move the ids on by more than 64, a burst of 100 by more than 256 — the
+    agents' re-read window of event ids before and since issue 18): a browser subscribed
+    through Apache A (agent 1) still gets the late one."""
     sid, _ = bound_server(env, customer)
     other = itc.create_user(env.api("A"))["id"]
     flip = env.api("A").create_vps(user_id=customer.id, hypervisor="kvm",
@@ -151,7 +153,7 @@ def test_an_event_committed_late_is_still_pushed(env, customer, meanwhile):
         last = int(env.db.scalar("SELECT MAX(id) FROM webhook_outbox"))
         figure(f"late event id / newest id when it committed ({meanwhile} meanwhile)",
                f"{late} / {last}")
-        assert last - late >= 3 * meanwhile - 3, (late, last)
+        assert last - late > beyond, ("the late row is not that late", late, last)
         wait_for(lambda: [e for e in got["server-status"]
                           if e["serverId"] == sid and e["status"] == "stopped"],
                  timeout=10, what=f"the late event {late} on the socket (newest id {last})")
