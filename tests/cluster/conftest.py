@@ -406,15 +406,8 @@ def pytest_runtest_makereport(item, call):
     if rep.when != "call" or not hasattr(item, "_ospab_offsets"):
         return
     env = item._ospab_env
-    problems, context = [], []
-    for a in env.apaches.values():
-        start = item._ospab_offsets.get(id(a), 0)
-        if start == a.error_log_size():
-            continue
-        bad = a.bad_log_lines(start, item._ospab_allow)
-        if bad:
-            problems.append(f"{a.error_log}:\n  " + "\n  ".join(bad))
-        context.append(f"{a.error_log}:\n" + "\n".join(a.error_log_lines(start)[-60:]))
+    problems, context = harness.new_log_lines(env.apaches.values(), item._ospab_offsets,
+                                              item._ospab_allow)
     for ag in env.agents:
         lines = _new_agent_lines(ag, item._agent_offsets.get(id(ag), 0))
         # a pattern may name the agent: it is matched against "agent 2 (node 3): <line>"

@@ -332,16 +332,8 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when != "call" or not hasattr(item, "_ospab_offsets"):
         return
-    offsets = item._ospab_offsets
-    problems, context = [], []
-    for a in harness.Apache.registry:
-        start = offsets.get(id(a), 0)
-        if start == a.error_log_size():
-            continue
-        bad = a.bad_log_lines(start, item._ospab_allow)
-        if bad:
-            problems.append(f"{a.error_log}:\n  " + "\n  ".join(bad))
-        context.append(f"{a.error_log}:\n" + "\n".join(a.error_log_lines(start)[-60:]))
+    problems, context = harness.new_log_lines(harness.Apache.registry, item._ospab_offsets,
+                                              item._ospab_allow)
     if context:
         rep.sections.append(("Apache error.log (this test)", "\n\n".join(context)))
     if problems and rep.passed:

@@ -800,6 +800,22 @@ class Apache:
         return f"Apache({self.mpm}, port {self.port}, {self.rundir})"
 
 
+def new_log_lines(apaches, offsets, allow):
+    """What the error logs of apaches got since offsets (id(apache) -> size): (problems,
+    context) — the unexpected lines (not matching the allow regexes) per log, and each
+    log's last 60 new lines, for a test report."""
+    problems, context = [], []
+    for a in apaches:
+        start = offsets.get(id(a), 0)
+        if start == a.error_log_size():
+            continue
+        bad = a.bad_log_lines(start, allow)
+        if bad:
+            problems.append(f"{a.error_log}:\n  " + "\n  ".join(bad))
+        context.append(f"{a.error_log}:\n" + "\n".join(a.error_log_lines(start)[-60:]))
+    return problems, context
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
