@@ -421,13 +421,8 @@ def pytest_runtest_makereport(item, call):
                        WEBHOOK_SECRET):
             if any(secret in l for l in lines):
                 problems.append(f"{ag.name}: a secret in its log")
-    if context:
-        rep.sections.append(("Apache and agent logs (this test)", "\n\n".join(context)))
-    if problems and rep.passed:
-        rep.outcome = "failed"
-        rep.longrepr = ("unexpected lines in the logs (allow them with allow_log / "
-                        "allow_agent_log if the test causes them on purpose):\n"
-                        + "\n".join(problems))
+    harness.report_log_lines(rep, problems, context, "Apache and agent logs (this test)",
+                             "the logs (allow them with allow_log / allow_agent_log")
 
 
 # ------------------------------------------------------------------- customers --

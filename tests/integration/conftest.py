@@ -334,13 +334,8 @@ def pytest_runtest_makereport(item, call):
         return
     problems, context = harness.new_log_lines(harness.Apache.registry, item._ospab_offsets,
                                               item._ospab_allow)
-    if context:
-        rep.sections.append(("Apache error.log (this test)", "\n\n".join(context)))
-    if problems and rep.passed:
-        rep.outcome = "failed"
-        rep.longrepr = ("unexpected lines in Apache's error log (allow them with "
-                        "allow_log(regex) if the test causes them on purpose):\n"
-                        + "\n".join(problems))
+    harness.report_log_lines(rep, problems, context, "Apache error.log (this test)",
+                             "Apache's error log (allow them with allow_log(regex)")
 
 
 # ----------------------------------------------------- OpenAPI: every answer checked --

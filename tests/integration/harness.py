@@ -816,6 +816,17 @@ def new_log_lines(apaches, offsets, allow):
     return problems, context
 
 
+def report_log_lines(rep, problems, context, title, how_to_allow):
+    """Puts a test's new log lines (context) into its report under title, and fails a
+    passed test whose logs got unexpected lines (problems)."""
+    if context:
+        rep.sections.append((title, "\n\n".join(context)))
+    if problems and rep.passed:
+        rep.outcome = "failed"
+        rep.longrepr = (f"unexpected lines in {how_to_allow} if the test causes them on "
+                        "purpose):\n" + "\n".join(problems))
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
