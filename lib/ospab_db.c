@@ -45,69 +45,73 @@ const ospab_sql_t *ospab_sql_set(unsigned set)
                                                                         : NULL;
 }
 
-/* Prepares the statements of db->sets into p and db->prepared; the failing label's rc. */
-static int prepare_sets(ospab_db_t *db, apr_pool_t *p, const char **label)
+/* Prepares one statement. SQLite reads the schema to prepare, and answers SQLITE_BUSY when
+ * another connection holds the database exclusively for a moment (one closing without
+ * NO_CKPT_ON_CLOSE, as sqlite3 tools do, or one rebuilding the WAL index): waited out here,
+ * outside apr_dbd_sqlite3's process-wide mutex, as ospab_db_begin does. */
+static int prepare_one(ospab_db_t *db, apr_pool_t *p, const ospab_sql_t *s,
+                       apr_dbd_prepared_t **stmt, apr_time_t *deadline)
 {
-    unsigned set;
+    apr_interval_time_t pause = apr_time_from_msec(1);
+    int rc;
 
-    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_AGENT; set <<= 1) {
-        const ospab_sql_t *s;
-
-        for (s = (db->sets & set) ? ospab_sql_set(set) : NULL; s && s->label; ++s) {
-            apr_dbd_prepared_t *stmt = NULL;
-            int rc = apr_dbd_prepare(db->driver, p, db->handle, s->sql, s->label, &stmt);
-
-            if (rc) {
-                *label = s->label;
-                return rc;
-            }
-            apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
+    while ((rc = apr_dbd_prepare(db->driver, p, db->handle, s->sql, s->label, stmt)) != 0
+           && db->dialect == OSPAB_DB_SQLITE && rc == SQLITE_BUSY_CODE) {
+        if (!*deadline) {
+            *deadline = apr_time_now() + OSPAB_DB_BEGIN_WAIT;
+        }
+        if (apr_time_now() + pause > *deadline) {
+            break;
+        }
+        apr_sleep(pause);
+        if (pause < apr_time_from_msec(20)) {
+            pause *= 2;
         }
     }
-    return 0;
+    return rc;
 }
 
-apr_status_t ospab_db_tune(ospab_db_t *db)
+apr_status_t ospab_db_prepare(ospab_db_t *db, apr_pool_t *p, unsigned sets)
 {
-    sqlite3 *h;
-    const char *label = NULL;
-    int on = 0;
-
-    if (db->dialect != OSPAB_DB_SQLITE
-        || !(h = apr_dbd_native_handle(db->driver, db->handle))   /* apr_dbd_sqlite3's */
-        || sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1, &on) != SQLITE_OK
-        || on) {
-        return APR_SUCCESS;
-    }
-    sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
-    /* a changed setting expires the connection's prepared statements, and apr_dbd_sqlite3
-     * prepares with the legacy sqlite3_prepare(), whose statements then fail rather than
-     * prepare themselves again: the ones made so far (mod_dbd's) are made again */
-    if (db->prepared && apr_hash_count(db->prepared) && db->conn_pool
-        && prepare_sets(db, db->conn_pool, &label) != 0) {
-        db->error = apr_psprintf(db->conn_pool, "preparing %s again: %s", label,
-                                 apr_dbd_error(db->driver, db->handle, 1));
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
-}
-
-apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p)
-{
-    const char *label = NULL;
-    int rc;
+    apr_time_t deadline = 0;
+    unsigned set;
 
     if (!db->prepared) {
         db->prepared = apr_hash_make(p);
     }
-    db->sets = OSPAB_SQL_API | OSPAB_SQL_AGENT;
-    if ((rc = prepare_sets(db, p, &label)) != 0) {
-        db->errcode = rc;
-        db->error = apr_psprintf(p, "preparing %s: %s", label,
-                                 apr_dbd_error(db->driver, db->handle, rc));
-        return APR_EGENERAL;
+    db->sets = sets;
+    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_AGENT; set <<= 1) {
+        const ospab_sql_t *s;
+
+        for (s = (sets & set) ? ospab_sql_set(set) : NULL; s && s->label; ++s) {
+            apr_dbd_prepared_t *stmt = NULL;
+            int rc = prepare_one(db, p, s, &stmt, &deadline);
+
+            if (rc) {
+                db->errcode = rc;
+                db->error = apr_psprintf(p, "preparing %s: %s", s->label,
+                                         apr_dbd_error(db->driver, db->handle, rc));
+                return APR_EGENERAL;
+            }
+            apr_hash_set(db->prepared, s->label, APR_HASH_KEY_STRING, stmt);
+        }
     }
     return APR_SUCCESS;
+}
+
+void ospab_db_tune(ospab_db_t *db)
+{
+    sqlite3 *h;
+
+    if (db->dialect == OSPAB_DB_SQLITE
+        && (h = apr_dbd_native_handle(db->driver, db->handle))) {  /* apr_dbd_sqlite3's */
+        sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+    }
+}
+
+apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p)
+{
+    return ospab_db_prepare(db, p, OSPAB_SQL_API | OSPAB_SQL_AGENT);
 }
 
 static apr_dbd_prepared_t *statement(ospab_db_t *db, apr_pool_t *p, const char *label)
@@ -140,7 +144,6 @@ static int lost(const ospab_db_t *db, int rc, int writing)
 
 static int heal(ospab_db_t *db)
 {
-    const char *label;
     int n = 0;
 
     if (!db->conn_pool || !db->prepared
@@ -151,7 +154,7 @@ static int heal(ospab_db_t *db)
     if (apr_dbd_query(db->driver, db->handle, &n, "SET NAMES utf8mb4")) {
         return 0;
     }
-    return prepare_sets(db, db->conn_pool, &label) == 0;
+    return ospab_db_prepare(db, db->conn_pool, db->sets) == APR_SUCCESS;
 }
 
 static apr_status_t failed(ospab_db_t *db, apr_pool_t *p, const char *label, int rc)

@@ -49,19 +49,23 @@ extern const ospab_sql_t ospab_sql_agent[];     /* lib/ospab_sql_agent.c */
 /* The set's array (OSPAB_SQL_API or OSPAB_SQL_AGENT), NULL for another value. */
 const ospab_sql_t *ospab_sql_set(unsigned set);
 
-/* Fills db for a connection whose statements of OSPAB_SQL_API are in prepared (the module:
- * mod_dbd prepared them); prepared may be NULL for programs that prepare on their own. */
+/* Fills db for a connection whose statements of OSPAB_SQL_API are in prepared; prepared may
+ * be NULL (then ospab_db_prepare fills db->prepared). */
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared);
-/* Settings of a new connection that apr_dbd has no call for. SQLite: no checkpoint when
- * the connection closes. The last connection to close checkpoints the WAL and deletes it
- * under an exclusive lock, and a connection opened meanwhile (a new Apache child preparing
- * its statements) fails with "database is locked"; with this off, the WAL is checkpointed
- * by the writers as it grows (wal_autocheckpoint) and kept. Others: nothing. Statements
- * already prepared in db->prepared are prepared again into db->conn_pool (SQLite expires
- * them); anything else than APR_SUCCESS: that failed (db->error). */
-apr_status_t ospab_db_tune(ospab_db_t *db);
-/* Prepares both sets on db's connection (the agent and the tools). */
+/* Settings of a new connection that apr_dbd has no call for; call it before preparing (a
+ * changed SQLite setting expires the statements prepared so far, and apr_dbd_sqlite3's
+ * legacy sqlite3_prepare() statements then fail instead of preparing themselves again).
+ * SQLite: no checkpoint when the connection closes. The last connection to close would
+ * checkpoint the WAL and delete it under an exclusive lock, failing statements a new
+ * Apache child prepares meanwhile; with this off, the writers checkpoint the WAL as it
+ * grows (wal_autocheckpoint) and keep it. Others: nothing. */
+void ospab_db_tune(ospab_db_t *db);
+/* Prepares the statement sets (OSPAB_SQL_API and/or OSPAB_SQL_AGENT) on db's connection
+ * into p and db->prepared (made if NULL); SQLite's "database is locked" is waited out for up
+ * to OSPAB_DB_BEGIN_WAIT. Else than APR_SUCCESS: db->error names the statement. */
+apr_status_t ospab_db_prepare(ospab_db_t *db, apr_pool_t *p, unsigned sets);
+/* Both sets (the agent and the tools). */
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p);
 
 /* A row is an array of column values as text; NULL for SQL NULL. */

@@ -5,16 +5,10 @@
 
 static void ospab_mod_register_hooks(apr_pool_t *p)
 {
-    /* our statements must reach mod_dbd before its post_config prepares the pool */
-    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
-
     ap_hook_pre_config(ospab_mod_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(ospab_mod_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ospab_mod_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    /* around mod_dbd's child_init: children set up their DB pools one after another */
-    ap_hook_child_init(ospab_mod_child_init_first, NULL, before_dbd, APR_HOOK_FIRST);
-    ap_hook_child_init(ospab_mod_child_init_last, before_dbd, NULL, APR_HOOK_LAST);
-    ap_hook_post_config(ospab_mod_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_post_config(ospab_mod_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(ospab_mod_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(ospab_mod_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(ospab_mod_handler, NULL, NULL, APR_HOOK_MIDDLE);

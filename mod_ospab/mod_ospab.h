@@ -81,7 +81,6 @@ typedef struct {
 #define OSPAB_DEFAULT_RL_WINDOW 300
 #define OSPAB_DEFAULT_RL_LOGINS 30
 #define OSPAB_RL_MUTEX "ospab-ratelimit"
-#define OSPAB_STARTUP_MUTEX "ospab-startup"
 #define OSPAB_LIVE_MUTEX "ospab-live"
 #define OSPAB_LIVE_PER_ADDRESS 16
 
@@ -96,8 +95,6 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                           server_rec *s);
 int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
-void ospab_mod_child_init_first(apr_pool_t *p, server_rec *s);
-void ospab_mod_child_init_last(apr_pool_t *p, server_rec *s);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
 /* What the core's server operations need from this server's directives. */
 const ospab_server_conf_t *ospab_mod_server_conf(const request_rec *r);
@@ -114,11 +111,8 @@ ospab_db_t *ospab_mod_db(request_rec *r);
 typedef void ospab_mod_op_fn(void *ctx, ospab_result_t *res);
 void ospab_mod_run(request_rec *r, ospab_db_t *db, ospab_actor_t *actor, ospab_mod_op_fn *op,
                    void *ctx, ospab_result_t *res);
-/* mod_dbd is there (else logged, 0); its start-up lock, our statements handed to it */
+/* mod_dbd is there (else logged, 0) */
 int ospab_mod_dbd_loaded(server_rec *s);
-int ospab_mod_dbd_pre_config(apr_pool_t *pconf);
-int ospab_mod_dbd_startup_lock(apr_pool_t *pconf, server_rec *s);
-int ospab_mod_dbd_post_config(apr_pool_t *ptemp, server_rec *s);
 
 /* Per-directory settings (<Location>): OspabLivePush and OspabMetrics. */
 typedef struct {

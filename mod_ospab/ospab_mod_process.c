@@ -21,8 +21,7 @@ ospab_ratelimit_t *ospab_mod_ratelimit(void)
 
 int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    if (ap_mutex_register(pconf, OSPAB_RL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) != APR_SUCCESS
-        || ospab_mod_dbd_pre_config(pconf) != OK) {
+    if (ap_mutex_register(pconf, OSPAB_RL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ospab_mod_metrics_pre_config(pconf);
@@ -232,11 +231,10 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         build_jwt_conf(ap_get_module_config(sp->module_config, &ospab_module));
     }
     if (!first_pass(s) && (setup_ratelimit(pconf, s) != OK
-                           || ospab_mod_dbd_startup_lock(pconf, s) != OK
                            || ospab_mod_live_post_config(pconf, s) != OK
                            || setup_pve_shared(pconf, s) != OK
                            || ospab_mod_metrics_post_config(pconf, s) != OK)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return ospab_mod_dbd_post_config(ptemp, s);
+    return OK;
 }

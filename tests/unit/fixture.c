@@ -201,6 +201,7 @@ fx_t *fx_open(void)
     /* as the agent and Apache's connections have it; before preparing, since apr_dbd's
      * legacy sqlite3_prepare() statements fail after a change of the schema cookie */
     fx_exec(fx, "PRAGMA foreign_keys = ON");
+    ospab_db_tune(&fx->db);
     if (ospab_db_prepare_all(&fx->db, p) != APR_SUCCESS) {
         ck_abort_msg("%s", fx->db.error);
     }

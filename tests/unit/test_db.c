@@ -5,11 +5,14 @@
 #include <string.h>
 
 #include <apr_hash.h>
+#include <apr_file_io.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 #include <sqlite3.h>
 
 #include "tests.h"
 #include "fixture.h"
+#include "ospab_migrate.h"
 
 START_TEST(labels_are_unique_literals_across_the_sets)
 {
@@ -144,25 +147,90 @@ END_TEST
 START_TEST(a_tuned_sqlite_connection_does_not_checkpoint_on_close)
 {
     fx_t *fx = fx_open();
-    sqlite3 *h = apr_dbd_native_handle(fx->db.driver, fx->db.handle);
-    const char *v = NULL;
+    apr_dbd_t *handle = NULL;
+    ospab_db_t db;
+    sqlite3 *h;
     int on = -1;
 
+    ck_assert_int_eq(apr_dbd_open(fx->db.driver, fx->pool, ":memory:", &handle), APR_SUCCESS);
+    ospab_db_init(&db, fx->db.driver, handle, NULL);
+    h = apr_dbd_native_handle(db.driver, db.handle);
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1, &on),
                      SQLITE_OK);
     ck_assert_int_eq(on, 0);
-    fx->db.conn_pool = fx->pool;
-    ck_assert_int_eq(ospab_db_tune(&fx->db), APR_SUCCESS);
+    ospab_db_tune(&db);
     ck_assert_int_eq(sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1, &on),
                      SQLITE_OK);
     ck_assert_int_eq(on, 1);
-    /* the statements prepared before (SQLite expired them) work: prepared again */
-    ck_assert_int_eq(ospab_db_select_value(&fx->db, fx->pool, "ospab_ping", 0, NULL, &v),
-                     APR_SUCCESS);
-    ck_assert_ptr_nonnull(v);
-    ck_assert_int_ge(atoi(v), 6);                  /* the migrations applied */
+    apr_dbd_close(db.driver, handle);
     fx_close(fx);
+}
+END_TEST
+
+typedef struct {
+    sqlite3 *holder;
+    int rc;
+} release_t;
+
+static void *APR_THREAD_FUNC release_later(apr_thread_t *t, void *data)
+{
+    release_t *rel = data;
+
+    apr_sleep(apr_time_from_msec(300));
+    rel->rc = sqlite3_exec(rel->holder, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+/* Another connection holds the database exclusively while a new connection prepares its
+ * statements (as at an Apache child's start): the prepare waits for it instead of failing
+ * with "database is locked". */
+START_TEST(preparing_waits_for_a_lock_another_connection_holds)
+{
+    apr_pool_t *p;
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *handle = NULL;
+    const char *dir = NULL, *path, *err = NULL;
+    apr_file_t *f;
+    apr_thread_t *thread;
+    apr_status_t trv;
+    release_t rel = { NULL, -1 };
+    ospab_db_t db;
+    apr_time_t t0;
+    int applied = 0;
+
+    ck_assert_int_eq(apr_pool_create(&p, NULL), APR_SUCCESS);
+    ck_assert_int_eq(apr_temp_dir_get(&dir, p), APR_SUCCESS);
+    path = apr_pstrcat(p, dir, "/ospab-unit-XXXXXX", NULL);
+    ck_assert_int_eq(apr_file_mktemp(&f, (char *)path, 0, p), APR_SUCCESS);
+    apr_file_close(f);
+    ck_assert_int_eq(apr_dbd_init(p), APR_SUCCESS);
+    ck_assert_int_eq(apr_dbd_get_driver(p, "sqlite3", &drv), APR_SUCCESS);
+    ck_assert_int_eq(apr_dbd_open(drv, p, path, &handle), APR_SUCCESS);
+    ck_assert_int_eq(ospab_migrate_run(p, drv, handle, OSPAB_TEST_SQL_DIR "/sqlite", 0, NULL,
+                                       NULL, &applied, &err), APR_SUCCESS);
+    apr_dbd_close(drv, handle);
+
+    /* a rollback journal: an exclusive lock keeps readers (a prepare reads the schema) out */
+    ck_assert_int_eq(sqlite3_open(path, &rel.holder), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(rel.holder, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(apr_dbd_open(drv, p, path, &handle), APR_SUCCESS);
+    ospab_db_init(&db, drv, handle, NULL);
+    ospab_db_tune(&db);
+    ck_assert_int_eq(sqlite3_exec(rel.holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    t0 = apr_time_now();
+    ck_assert_int_eq(apr_thread_create(&thread, NULL, release_later, &rel, p), APR_SUCCESS);
+    ck_assert_msg(ospab_db_prepare(&db, p, OSPAB_SQL_API) == APR_SUCCESS, "%s", db.error);
+    ck_assert_int_ge(apr_time_now() - t0, apr_time_from_msec(250));     /* it did wait */
+    apr_thread_join(&trv, thread);
+    ck_assert_int_eq(rel.rc, SQLITE_OK);
+    ck_assert_int_gt(apr_hash_count(db.prepared), 10);
+
+    apr_dbd_close(drv, handle);
+    sqlite3_close(rel.holder);
+    apr_file_remove(path, p);
+    apr_pool_destroy(p);
 }
 END_TEST
 
@@ -176,6 +244,7 @@ Suite *ospab_db_suite(void)
     tcase_add_test(tc, a_write_conflict_runs_again_only_when_nothing_left_the_database);
     tcase_add_test(tc, locks_change_their_row_and_leases_fence_their_old_holder);
     tcase_add_test(tc, a_tuned_sqlite_connection_does_not_checkpoint_on_close);
+    tcase_add_test(tc, preparing_waits_for_a_lock_another_connection_holds);
     suite_add_tcase(s, tc);
     return s;
 }
