@@ -174,16 +174,23 @@ static void vps_write_admin(ospab_jw_t *w, apr_pool_t *p, ospab_db_t *db,
     ospab_vps_write(w, p, row, 1);
 }
 
+/* How many rows a page has: a customer's "all servers" is a handful; an admin's is the
+ * provider's whole fleet, which stays paged unless asked for page by page. */
+static int page_limit(const ospab_principal_t *who, const ospab_page_t *pg, int *all)
+{
+    *all = pg->limit == 0 && !who->admin;
+    return *all ? OSPAB_PAGE_MAX : pg->limit ? pg->limit : OSPAB_PAGE_DEFAULT;
+}
+
 /* One page, or (limit 0) every row in pages of OSPAB_PAGE_MAX. labels: the statements for
- * 50 and for 200 rows (and one more, to know whether another page follows). */
+ * 50 and for 200 rows (and one more, to know whether another page follows); first: the
+ * first page's rows when they were selected already (ospab_customer_list), else NULL. */
 static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                  ospab_page_t *pg, const char *const labels[2], row_write_fn *write,
-                 row_key_fn *key, ospab_result_t *res)
+                 row_key_fn *key, apr_array_header_t *first, ospab_result_t *res)
 {
-    /* a customer's "all servers" is a handful; an admin's is the provider's whole fleet,
-     * which stays paged unless asked for page by page */
-    int all = pg->limit == 0 && !who->admin;
-    int limit = all ? OSPAB_PAGE_MAX : pg->limit ? pg->limit : OSPAB_PAGE_DEFAULT;
+    int all;
+    int limit = page_limit(who, pg, &all);
     const char *label = labels[limit <= OSPAB_PAGE_DEFAULT ? 0 : 1];
     const char *args[2], *after = pg->after;
     apr_array_header_t *rows, *tariffs = NULL;
@@ -201,8 +208,12 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
             args[0] = who->user_id;
             args[1] = after;
         }
-        if (ospab_db_select(db, p, label, who->admin ? 1 : 2, args, &rows, NULL)
-            != APR_SUCCESS) {
+        if (first) {
+            rows = first;
+            first = NULL;
+        }
+        else if (ospab_db_select(db, p, label, who->admin ? 1 : 2, args, &rows, NULL)
+                 != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return;
         }
@@ -236,25 +247,40 @@ static void page(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
     res->text = ospab_jw_finish(&w, NULL);
 }
 
-void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                             ospab_page_t *pg, ospab_result_t *res)
-{
-    static const char *const user[2] = { "ospab_vps_page_user_51", "ospab_vps_page_user_201" };
-    static const char *const any[2] = { "ospab_vps_page_all_51", "ospab_vps_page_all_201" };
+/* The statements of each list: a customer's pages, an admin's, and a customer's first page
+ * with the caller's row ahead (ospab_session_list), each for 50 and for 200 rows. */
+static const struct {
+    const char *user[2], *any[2], *me[2];
+    row_write_fn *write, *write_admin;
+    row_key_fn *key;
+} lists[] = {
+    [OSPAB_LIST_VPS] = {
+        { "ospab_vps_page_user_51", "ospab_vps_page_user_201" },
+        { "ospab_vps_page_all_51", "ospab_vps_page_all_201" },
+        { "ospab_vps_page_me_51", "ospab_vps_page_me_201" },
+        vps_write, vps_write_admin, vps_key },
+    [OSPAB_LIST_SERVER] = {
+        { "ospab_server_page_user_51", "ospab_server_page_user_201" },
+        { "ospab_server_page_all_51", "ospab_server_page_all_201" },
+        { "ospab_server_page_me_51", "ospab_server_page_me_201" },
+        ospab_server_write, ospab_server_write, server_key },
+};
 
-    page(db, p, who, pg, who->admin ? any : user, who->admin ? vps_write_admin : vps_write,
-         vps_key, res);
+void ospab_customer_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                         ospab_list_e kind, ospab_page_t *pg, apr_array_header_t *first,
+                         ospab_result_t *res)
+{
+    page(db, p, who, pg, who->admin ? lists[kind].any : lists[kind].user,
+         who->admin ? lists[kind].write_admin : lists[kind].write, lists[kind].key,
+         who->admin ? NULL : first, res);
 }
 
-void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                                ospab_page_t *pg, ospab_result_t *res)
+const char *ospab_customer_list_first(ospab_list_e kind, const ospab_page_t *pg)
 {
-    static const char *const user[2] = { "ospab_server_page_user_51",
-                                         "ospab_server_page_user_201" };
-    static const char *const any[2] = { "ospab_server_page_all_51",
-                                        "ospab_server_page_all_201" };
+    static const ospab_principal_t customer = { NULL, 0, NULL };
+    int all;
 
-    page(db, p, who, pg, who->admin ? any : user, ospab_server_write, server_key, res);
+    return lists[kind].me[page_limit(&customer, pg, &all) <= OSPAB_PAGE_DEFAULT ? 0 : 1];
 }
 
 static void get_one(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,

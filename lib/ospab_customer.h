@@ -17,11 +17,16 @@ typedef struct {
     const char *next;       /* out: cursor of the next page, NULL when this was the last */
 } ospab_page_t;
 
-/* GET /api/vps and /api/server: res->body is a JSON array. */
-void ospab_customer_vps_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                             ospab_page_t *page, ospab_result_t *res);
-void ospab_customer_server_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                                ospab_page_t *page, ospab_result_t *res);
+/* GET /api/vps and /api/server (kind): res->text is a JSON array. first: the first page's
+ * rows when they were selected already (ospab_session_list, a customer only), else NULL. */
+typedef enum { OSPAB_LIST_VPS, OSPAB_LIST_SERVER } ospab_list_e;
+void ospab_customer_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
+                         ospab_list_e kind, ospab_page_t *pg, apr_array_header_t *first,
+                         ospab_result_t *res);
+/* The statement of a customer's first page of kind for pg with the caller's row ahead of
+ * each (OSPAB_PRINCIPAL_COLS columns; arguments: the login's family id, the cursor, the
+ * user id), as ospab_session_list runs it. */
+const char *ospab_customer_list_first(ospab_list_e kind, const ospab_page_t *pg);
 /* GET /api/vps/{id} and /api/server/{id}: 404 for a server the caller does not own. */
 void ospab_customer_vps_get(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                             const char *id, ospab_result_t *res);

@@ -255,12 +255,26 @@ apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *labe
     return rv;
 }
 
+static void write_unlock(ospab_db_t *db)
+{
+    if (db->write_locked) {
+        db->write_locked = 0;
+        db->write_lock(db->write_baton, 0);
+    }
+}
+
 apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
 {
     apr_interval_time_t pause = apr_time_from_msec(1);
     apr_time_t deadline = apr_time_now() + OSPAB_DB_BEGIN_WAIT;
     int rc;
 
+    /* in the queue of this database's writers (the others wait for the lock rather than
+     * for SQLite's): what is left to wait for below is a writer of another program */
+    if (db->write_lock && !db->write_locked && db->dialect == OSPAB_DB_SQLITE
+        && db->write_lock(db->write_baton, 1) == APR_SUCCESS) {
+        db->write_locked = 1;
+    }
     for (;;) {
         db->trans = NULL;
         rc = apr_dbd_transaction_start(db->driver, p, db->handle, &db->trans);
@@ -277,6 +291,7 @@ apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
          * inside it and stall every other thread of the process, the writer included) */
         if (db->dialect != OSPAB_DB_SQLITE || rc != SQLITE_BUSY_CODE
             || apr_time_now() + pause > deadline) {
+            write_unlock(db);
             return failed(db, p, "BEGIN", rc);
         }
         apr_sleep(pause);
@@ -307,6 +322,7 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit)
         rc = -1;
     }
     db->trans = NULL;
+    write_unlock(db);
     if (rc) {
         if (db->failures) {
             apr_atomic_inc32(db->failures);

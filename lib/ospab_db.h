@@ -11,6 +11,10 @@
 
 typedef enum { OSPAB_DB_MYSQL, OSPAB_DB_SQLITE, OSPAB_DB_OTHER } ospab_db_dialect_e;
 
+/* Takes (lock 1) or releases (lock 0) a lock shared by every process writing the database;
+ * see ospab_db_t.write_lock. */
+typedef apr_status_t ospab_db_lock_fn(void *baton, int lock);
+
 typedef struct {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
@@ -29,6 +33,12 @@ typedef struct {
                                       * e.g. in shared memory for metrics); NULL: none */
     int conflict;                    /* the last failure was a write conflict: the whole
                                       * transaction may run again (ospab_db_conflict_retry) */
+    ospab_db_lock_fn *write_lock;    /* SQLite: a transaction waits here, from before its
+                                      * BEGIN to after its end, so writers queue instead of
+                                      * polling SQLite's lock (whose losers could wait on
+                                      * for a second); NULL: none */
+    void *write_baton;
+    int write_locked;                /* write_lock is held */
 } ospab_db_t;
 
 typedef struct {

@@ -321,6 +321,25 @@ static const ospab_row_shape_t principal_shape =
 static const ospab_row_shape_t principal_sid_shape =
     OSPAB_ROW_SHAPE(principal_cols, principal_row_t, OSPAB_ROW_NO_RAW);
 
+/* Who claims name by the user's row u (NULL: no such user); see ospab_session_principal. */
+static apr_status_t principal(apr_pool_t *p, const ospab_jwt_claims_t *claims, const char *id,
+                              const principal_row_t *u, ospab_principal_t *who,
+                              const char **why)
+{
+    if (!u || !ospab_user_enabled(u->enabled)) {
+        *why = "unknown or disabled user";
+        return APR_EACCES;
+    }
+    if (claims->sid[0] && (!u->live || strcmp(u->live, "1"))) {
+        *why = "session ended: log in again";
+        return APR_EACCES;
+    }
+    who->user_id = id;
+    who->admin = u->role && !strcmp(u->role, "admin");
+    who->session = claims->sid[0] ? apr_pstrdup(p, claims->sid) : NULL;
+    return APR_SUCCESS;
+}
+
 apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
                                      const ospab_jwt_claims_t *claims, ospab_principal_t *who,
                                      const char **why)
@@ -343,16 +362,39 @@ apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
     if (r) {
         ospab_row_fill(claims->sid[0] ? &principal_sid_shape : &principal_shape, r, &u);
     }
-    if (!r || !ospab_user_enabled(u.enabled)) {
-        *why = "unknown or disabled user";
-        return APR_EACCES;
+    return principal(p, claims, id, r ? &u : NULL, who, why);
+}
+
+apr_status_t ospab_session_list(ospab_db_t *db, apr_pool_t *p, const ospab_jwt_claims_t *claims,
+                                ospab_list_e kind, ospab_page_t *pg, ospab_principal_t *who,
+                                ospab_result_t *res, const char **why)
+{
+    const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT, claims->user_id);
+    const char *args[3] = { claims->sid, pg->after, id };
+    apr_array_header_t *rows, *first;
+    principal_row_t u = { NULL, NULL, NULL };
+    apr_status_t rv;
+    int i;
+
+    rv = ospab_db_select(db, p, ospab_customer_list_first(kind, pg), 3, args, &rows, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    if (claims->sid[0] && (!u.live || strcmp(u.live, "1"))) {
-        *why = "session ended: log in again";
-        return APR_EACCES;
+    if (rows->nelts) {
+        ospab_row_fill(&principal_sid_shape, APR_ARRAY_IDX(rows, 0, ospab_row_t), &u);
     }
-    who->user_id = id;
-    who->admin = u.role && !strcmp(u.role, "admin");
-    who->session = claims->sid[0] ? apr_pstrdup(p, claims->sid) : NULL;
+    if ((rv = principal(p, claims, id, rows->nelts ? &u : NULL, who, why)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* the list's own columns; a user without any has one row of NULLs */
+    first = apr_array_make(p, rows->nelts, sizeof(ospab_row_t));
+    for (i = 0; i < rows->nelts; ++i) {
+        ospab_row_t row = APR_ARRAY_IDX(rows, i, ospab_row_t) + OSPAB_PRINCIPAL_COLS;
+
+        if (row[0]) {
+            APR_ARRAY_PUSH(first, ospab_row_t) = row;
+        }
+    }
+    ospab_customer_list(db, p, who, kind, pg, first, res);
     return APR_SUCCESS;
 }

@@ -12,11 +12,23 @@
                  "binding_note"
 #define USER_COLS "id, email, name, role, enabled, created_at, updated_at"
 /* the server view of seed 003: vps with its OS template and tariff */
-#define SERVER_COLS "v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, v.ip_address, " \
-                    "v.created_at, v.updated_at, v.name, o.id, o.name, o.type, t.id, t.name, " \
-                    "t.price, v.os, v.cpu, v.ram, v.disk FROM vps v " \
-                    "LEFT JOIN os_templates o ON o.id = v.os_id " \
-                    "LEFT JOIN tariffs t ON t.id = v.tariff_id"
+#define SERVER_SELECT "v.id, v.user_id, v.tariff_id, v.os_id, v.status, v.vmid, " \
+                      "v.ip_address, v.created_at, v.updated_at, v.name, o.id, o.name, o.type, " \
+                      "t.id, t.name, t.price, v.os, v.cpu, v.ram, v.disk"
+#define SERVER_JOINS "LEFT JOIN os_templates o ON o.id = v.os_id " \
+                     "LEFT JOIN tariffs t ON t.id = v.tariff_id"
+#define SERVER_COLS SERVER_SELECT " FROM vps v " SERVER_JOINS
+/* a customer's list and who the token names, in one round trip (ospab_session_list): the
+ * caller's row (enabled, role, whether the login of family %1 is live; OSPAB_PRINCIPAL_COLS)
+ * on every row, then the page's rows after id %2 of user %3 - one row with NULLs for a
+ * user without any, none for an unknown user */
+#define ME_COLS "u.enabled, u.role, EXISTS (SELECT 1 FROM refresh_tokens r " \
+                "WHERE r.family_id = %s AND r.user_id = u.id AND r.revoked_at IS NULL), "
+#define ME_VPS_COLS "v.id, v.external_id, v.name, v.status, v.ip_address, v.cpu, v.ram, " \
+                    "v.disk, v.os, v.user_id, v.hypervisor, v.node, v.vmid, v.kind, " \
+                    "v.tariff_id, v.os_id, v.created_at, v.updated_at, v.binding_note"
+#define ME_JOIN "FROM users u LEFT JOIN vps v ON v.user_id = u.id AND v.id > %s "
+#define ME_WHERE "WHERE u.id = %s ORDER BY v.id LIMIT "
 
 const ospab_sql_t ospab_sql_api[] = {
     /* vps */
@@ -121,6 +133,12 @@ const ospab_sql_t ospab_sql_api[] = {
       "ORDER BY v.id LIMIT 51" },
     { "ospab_server_page_user_201", "SELECT " SERVER_COLS " WHERE v.user_id = %s AND v.id > %s "
       "ORDER BY v.id LIMIT 201" },
+    { "ospab_vps_page_me_51", "SELECT " ME_COLS ME_VPS_COLS " " ME_JOIN ME_WHERE "51" },
+    { "ospab_vps_page_me_201", "SELECT " ME_COLS ME_VPS_COLS " " ME_JOIN ME_WHERE "201" },
+    { "ospab_server_page_me_51", "SELECT " ME_COLS SERVER_SELECT " " ME_JOIN SERVER_JOINS " "
+      ME_WHERE "51" },
+    { "ospab_server_page_me_201", "SELECT " ME_COLS SERVER_SELECT " " ME_JOIN SERVER_JOINS " "
+      ME_WHERE "201" },
     { "ospab_server_page_all_51", "SELECT " SERVER_COLS " WHERE v.id > %s ORDER BY v.id LIMIT 51" },
     { "ospab_server_page_all_201", "SELECT " SERVER_COLS " WHERE v.id > %s ORDER BY v.id "
       "LIMIT 201" },

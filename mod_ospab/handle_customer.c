@@ -1,8 +1,9 @@
 /* mod_ospab: the customer's read routes (Bearer JWT): /api/vps, /api/server, catalogues. */
 #include "mod_ospab.h"
+#include "ospab_session.h"
 
-/* ?limit=N&after=ID; 0 when fine, else the 400 was sent and *done holds the return. */
-static int read_page(request_rec *r, ospab_page_t *pg, int *done)
+/* ?limit=N&after=ID; NULL when fine, else what the 400 says. */
+static const char *read_page(request_rec *r, ospab_page_t *pg)
 {
     char *args = r->args ? apr_pstrdup(r->pool, r->args) : NULL;
     char *pair, *last = NULL;
@@ -20,15 +21,12 @@ static int read_page(request_rec *r, ospab_page_t *pg, int *done)
         }
         *eq++ = '\0';
         if (ap_unescape_url(eq) != OK) {
-            *done = ospab_mod_error(r, HTTP_BAD_REQUEST, "malformed query string");
-            return 1;
+            return "malformed query string";
         }
         if (!strcmp(pair, "limit")) {
             if (ospab_parse_id(eq, &v) || v < 1 || v > OSPAB_PAGE_MAX) {
-                *done = ospab_mod_error(r, HTTP_BAD_REQUEST, apr_psprintf(r->pool,
-                                        "limit must be a whole number from 1 to %d",
-                                        OSPAB_PAGE_MAX));
-                return 1;
+                return apr_psprintf(r->pool, "limit must be a whole number from 1 to %d",
+                                    OSPAB_PAGE_MAX);
             }
             pg->limit = (int)v;
         }
@@ -37,33 +35,46 @@ static int read_page(request_rec *r, ospab_page_t *pg, int *done)
                 pg->limit = OSPAB_PAGE_DEFAULT;     /* a cursor asks for pages */
             }
             if (ospab_parse_id(eq, &v)) {
-                *done = ospab_mod_error(r, HTTP_BAD_REQUEST,
-                                        "after must be the id the previous page ended with");
-                return 1;
+                return "after must be the id the previous page ended with";
             }
             pg->after = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, v);
         }
     }
-    return 0;
+    return NULL;
 }
 
-typedef void list_fn(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
-                     ospab_page_t *page, ospab_result_t *res);
 typedef void get_fn(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *who,
                     const char *id, ospab_result_t *res);
 
-static int list(request_rec *r, list_fn *fn)
+/* A customer's list: who the token names and the first page in one round trip
+ * (ospab_session_list). */
+static int list(request_rec *r, ospab_list_e kind)
 {
+    ospab_jwt_claims_t claims;
     ospab_principal_t who;
     ospab_page_t pg;
     ospab_result_t res;
     ospab_db_t *db;
+    const char *bad, *why = NULL;
+    apr_status_t rv;
     int done;
 
-    if (!ospab_mod_caller(r, &db, &who, &done) || read_page(r, &pg, &done)) {
+    if (!(db = ospab_mod_db(r))) {
+        return ospab_mod_error(r, HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    if (!ospab_mod_token(r, &claims, &done)) {
         return done;
     }
-    fn(db, r->pool, &who, &pg, &res);
+    /* a refused caller hears 401 before a bad query string's 400, as on every route */
+    bad = read_page(r, &pg);
+    rv = bad ? ospab_session_principal(db, r->pool, &claims, &who, &why)
+             : ospab_session_list(db, r->pool, &claims, kind, &pg, &who, &res, &why);
+    if (!ospab_mod_principal(r, db, rv, why, &who, &done)) {
+        return done;
+    }
+    if (bad) {
+        return ospab_mod_error(r, HTTP_BAD_REQUEST, bad);
+    }
     if (res.status == HTTP_OK && pg.next) {
         apr_table_setn(r->headers_out, "Link", apr_psprintf(r->pool,
                        "<%s?limit=%d&after=%s>; rel=\"next\"", r->uri, pg.limit, pg.next));
@@ -88,12 +99,12 @@ static int get(request_rec *r, const ospab_route_match_t *m, get_fn *fn)
 
 int ospab_mod_handle_vps_list(request_rec *r, const ospab_route_match_t *m)
 {
-    return list(r, ospab_customer_vps_list);
+    return list(r, OSPAB_LIST_VPS);
 }
 
 int ospab_mod_handle_server_list(request_rec *r, const ospab_route_match_t *m)
 {
-    return list(r, ospab_customer_server_list);
+    return list(r, OSPAB_LIST_SERVER);
 }
 
 int ospab_mod_handle_vps_get(request_rec *r, const ospab_route_match_t *m)

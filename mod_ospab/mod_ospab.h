@@ -81,6 +81,7 @@ typedef struct {
 #define OSPAB_DEFAULT_RL_WINDOW 300
 #define OSPAB_DEFAULT_RL_LOGINS 30
 #define OSPAB_RL_MUTEX "ospab-ratelimit"
+#define OSPAB_WRITE_MUTEX "ospab-sqlite-write"
 #define OSPAB_LIVE_MUTEX "ospab-live"
 #define OSPAB_LIVE_PER_ADDRESS 16
 
@@ -111,8 +112,11 @@ ospab_db_t *ospab_mod_db(request_rec *r);
 typedef void ospab_mod_op_fn(void *ctx, ospab_result_t *res);
 void ospab_mod_run(request_rec *r, ospab_db_t *db, ospab_actor_t *actor, ospab_mod_op_fn *op,
                    void *ctx, ospab_result_t *res);
-/* mod_dbd is there (else logged, 0) */
+/* mod_dbd is there (else logged, 0); the lock SQLite's writers queue on */
 int ospab_mod_dbd_loaded(server_rec *s);
+int ospab_mod_dbd_pre_config(apr_pool_t *pconf);
+int ospab_mod_dbd_post_config(apr_pool_t *pconf, server_rec *s);
+void ospab_mod_dbd_child_init(apr_pool_t *p, server_rec *s);
 
 /* Per-directory settings (<Location>): OspabLivePush and OspabMetrics. */
 typedef struct {
@@ -183,6 +187,11 @@ int ospab_mod_unauthorized(request_rec *r, const char *error, const char *descri
 /* ospab_mod_auth.c: Bearer tokens. Returns 1 with *who filled, or 0 after sending the 401
  * (or 503) whose return value is in *done. */
 int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done);
+/* Its two halves: the token verified (*claims), then the outcome rv of asking the database
+ * who the claims name (ospab_session_principal or ospab_session_list; why: its reason). */
+int ospab_mod_token(request_rec *r, ospab_jwt_claims_t *claims, int *done);
+int ospab_mod_principal(request_rec *r, ospab_db_t *db, apr_status_t rv, const char *why,
+                        const ospab_principal_t *who, int *done);
 /* The request's database connection and its Bearer caller: 1, or 0 after the 503/401 was
  * sent with the handler's return value in *done. */
 int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done);

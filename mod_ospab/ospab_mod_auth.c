@@ -16,13 +16,11 @@ int ospab_mod_unauthorized(request_rec *r, const char *error, const char *descri
     return ospab_mod_error(r, HTTP_UNAUTHORIZED, description);
 }
 
-int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done)
+int ospab_mod_token(request_rec *r, ospab_jwt_claims_t *claims, int *done)
 {
     ospab_srv_conf_t *sc = ospab_mod_srv_conf(r);
     const char *h = apr_table_get(r->headers_in, "Authorization");
-    ospab_jwt_claims_t claims;
     const char *why;
-    apr_status_t rv;
 
     if (!h || !*h) {
         *done = ospab_mod_unauthorized(r, NULL, "missing bearer token");
@@ -38,14 +36,18 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
         ++h;
     }
     if (ospab_jwt_verify_cached(ospab_mod_jwt_cache(), r->pool, &sc->jwt, h, apr_time_now(),
-                                &claims, &why) != APR_SUCCESS) {
+                                claims, &why) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, OSPAB_LOGNO(00401)
                       "bearer token refused: %s", why);
         *done = ospab_mod_unauthorized(r, "invalid_token", why);
         return 0;
     }
-    /* the token names a user: the row decides (enabled, role, the login still live) */
-    rv = ospab_session_principal(db, r->pool, &claims, who, &why);
+    return 1;
+}
+
+int ospab_mod_principal(request_rec *r, ospab_db_t *db, apr_status_t rv, const char *why,
+                        const ospab_principal_t *who, int *done)
+{
     if (rv == APR_EACCES) {
         *done = ospab_mod_unauthorized(r, "invalid_token", why);
         return 0;
@@ -58,6 +60,20 @@ int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int
     }
     r->user = apr_pstrcat(r->pool, "user:", who->user_id, NULL);   /* for the access log */
     return 1;
+}
+
+int ospab_mod_bearer(request_rec *r, ospab_db_t *db, ospab_principal_t *who, int *done)
+{
+    ospab_jwt_claims_t claims;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (!ospab_mod_token(r, &claims, done)) {
+        return 0;
+    }
+    /* the token names a user: the row decides (enabled, role, the login still live) */
+    rv = ospab_session_principal(db, r->pool, &claims, who, &why);
+    return ospab_mod_principal(r, db, rv, why, who, done);
 }
 
 int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done)

@@ -11,10 +11,13 @@
 #include <string.h>
 
 #include <apr_hash.h>
+#include <util_mutex.h>
 
 #include "mod_ospab.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
+/* SQLite's writers of all children queue on it (ospab_db_t.write_lock) */
+static apr_global_mutex_t *write_mutex;
 
 #define STATEMENTS_KEY "ospab-statements"   /* a connection's pool: our prepared statements */
 
@@ -28,6 +31,58 @@ int ospab_mod_dbd_loaded(server_rec *s)
         return 0;
     }
     return 1;
+}
+
+int ospab_mod_dbd_pre_config(apr_pool_t *pconf)
+{
+    return ap_mutex_register(pconf, OSPAB_WRITE_MUTEX, NULL, APR_LOCK_DEFAULT, 0)
+           == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Made whatever the database (mod_dbd's driver is known only to a connection): a lock file
+ * or a little shared memory, unused with MariaDB. */
+int ospab_mod_dbd_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_status_t rv = ap_global_mutex_create(&write_mutex, NULL, OSPAB_WRITE_MUTEX, NULL, s,
+                                             pconf, 0);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, OSPAB_LOGNO(00110)
+                     "cannot create the lock SQLite's writers queue on");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+void ospab_mod_dbd_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (write_mutex
+        && (rv = apr_global_mutex_child_init(&write_mutex, apr_global_mutex_lockfile(write_mutex),
+                                             p)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, OSPAB_LOGNO(00112)
+                     "cannot attach to the lock SQLite's writers queue on; they poll "
+                     "SQLite's lock instead");
+        write_mutex = NULL;
+    }
+}
+
+static apr_status_t write_lock(void *baton, int lock)
+{
+    return lock ? apr_global_mutex_lock(write_mutex) : apr_global_mutex_unlock(write_mutex);
+}
+
+/* the request ends with the lock held only if an operation left its transaction open */
+static apr_status_t write_release(void *data)
+{
+    ospab_db_t *db = data;
+
+    if (db->write_locked) {
+        db->write_locked = 0;
+        apr_global_mutex_unlock(write_mutex);
+    }
+    return APR_SUCCESS;
 }
 
 /* The statements of a connection mod_dbd handed out, prepared on its first use; NULL when
@@ -73,6 +128,10 @@ ospab_db_t *ospab_mod_db(request_rec *r)
     db = apr_palloc(r->pool, sizeof(*db));
     ospab_db_init(db, dbd->driver, dbd->handle, prepared);
     db->conn_pool = dbd->pool;      /* mod_dbd's pool of this connection */
+    if (db->dialect == OSPAB_DB_SQLITE && write_mutex) {
+        db->write_lock = write_lock;
+        apr_pool_cleanup_register(r->pool, db, write_release, apr_pool_cleanup_null);
+    }
     db->failures = ospab_mod_metrics_db_failures();
     return db;
 }

@@ -21,7 +21,8 @@ ospab_ratelimit_t *ospab_mod_ratelimit(void)
 
 int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    if (ap_mutex_register(pconf, OSPAB_RL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) != APR_SUCCESS) {
+    if (ap_mutex_register(pconf, OSPAB_RL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) != APR_SUCCESS
+        || ospab_mod_dbd_pre_config(pconf) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ospab_mod_metrics_pre_config(pconf);
@@ -211,6 +212,7 @@ void ospab_mod_child_init(apr_pool_t *p, server_rec *s)
     pve_clients(p, s);
     server_confs(s);
     ospab_mod_live_child_init(p, s);
+    ospab_mod_dbd_child_init(p, s);
     if (ratelimit_mutex) {
         apr_status_t rv = apr_global_mutex_child_init(&ratelimit_mutex,
                               apr_global_mutex_lockfile(ratelimit_mutex), p);
@@ -231,6 +233,7 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         build_jwt_conf(ap_get_module_config(sp->module_config, &ospab_module));
     }
     if (!first_pass(s) && (setup_ratelimit(pconf, s) != OK
+                           || ospab_mod_dbd_post_config(pconf, s) != OK
                            || ospab_mod_live_post_config(pconf, s) != OK
                            || setup_pve_shared(pconf, s) != OK
                            || ospab_mod_metrics_post_config(pconf, s) != OK)) {

@@ -1101,6 +1101,45 @@ def test_other_mpms(start_apache, database, mpm):
     assert vps_row(database, vps["id"])["status"] == "running"
 
 
+@pytest.mark.parametrize("mpm,mechanism", [("event", "default"), ("prefork", "fcntl"),
+                                           ("prefork", "sem"), ("event", "pthread")])
+def test_concurrent_writers_take_turns_on_the_write_lock(start_apache, database, tmp_path, mpm,
+                                                        mechanism):
+    """16 writers at once, in threads and in child processes: on SQLite they queue on the
+    module's lock (any mechanism Apache's Mutex directive names) before each transaction;
+    every write answers 200 and is in the database with its audit row."""
+    os.chmod(tmp_path, 0o777)
+    lock = "default" if mechanism == "default" else \
+        f"fcntl:{tmp_path}" if mechanism == "fcntl" else mechanism
+    a = start_apache(mpm=mpm, extra_conf=[f"Mutex {lock} ospab-sqlite-write"])
+    api = Api(a)
+    ids = [api.create_vps()["id"] for _ in range(16)]
+    audit_before = database.count("SELECT COUNT(*) FROM audit_log WHERE action = 'vps.update'")
+    rounds = 8
+    answers = []
+
+    def writer(vps_id):
+        with requests.Session() as s:
+            for n in range(rounds):
+                r = s.post(a.url("/api/vps/sync"), timeout=30,
+                           data=json.dumps({"action": "update",
+                                            "vps": {"id": vps_id, "cpu": n + 1}}),
+                           headers={"Content-Type": "application/json",
+                                    "X-API-Key": a.sync_key})
+                answers.append(r.status_code)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert answers == [200] * (16 * rounds)
+    for i in ids:
+        assert vps_row(database, i)["cpu"] in (rounds, str(rounds))
+    assert database.count("SELECT COUNT(*) FROM audit_log WHERE action = 'vps.update'") \
+        == audit_before + 16 * rounds
+
+
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_graceful_restart_loses_no_request(start_apache, database, mpm):
     a = start_apache(mpm=mpm)

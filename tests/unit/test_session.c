@@ -60,14 +60,54 @@ static const char *field(const ospab_result_t *res, const char *name)
     return v ? apr_pstrdup(fx->pool, v) : NULL;
 }
 
-/* ospab_session_principal for an access token: APR_SUCCESS, APR_EACCES, ... */
+/* ospab_session_list for claims and page pg must agree with ospab_session_principal and
+ * then ospab_customer_list (two round trips): the same outcome, reason, caller and body. */
+static void list_agrees(const ospab_jwt_claims_t *claims, int limit, const char *after)
+{
+    ospab_list_e kind;
+
+    for (kind = OSPAB_LIST_VPS; kind <= OSPAB_LIST_SERVER; ++kind) {
+        ospab_page_t one = { limit, after, NULL }, two = one;
+        ospab_principal_t who1, who2;
+        ospab_result_t res1 = { 0 }, res2 = { 0 };
+        const char *why1 = NULL, *why2 = NULL;
+        apr_status_t rv1, rv2;
+
+        rv1 = ospab_session_list(&fx->db, fx->pool, claims, kind, &one, &who1, &res1, &why1);
+        rv2 = ospab_session_principal(&fx->db, fx->pool, claims, &who2, &why2);
+        ck_assert_int_eq(rv1, rv2);
+        if (rv2 != APR_SUCCESS) {
+            ck_assert_str_eq(why1, why2);
+            continue;
+        }
+        ck_assert_str_eq(who1.user_id, who2.user_id);
+        ck_assert_int_eq(who1.admin, who2.admin);
+        ospab_customer_list(&fx->db, fx->pool, &who2, kind, &two, NULL, &res2);
+        ck_assert_int_eq(res1.status, 200);
+        ck_assert_int_eq(res2.status, 200);
+        ck_assert_str_eq(res1.text, res2.text);
+        ck_assert_int_eq(one.limit, two.limit);
+        ck_assert_str_eq(one.next ? one.next : "-", two.next ? two.next : "-");
+    }
+}
+
+static void verify(const char *access, ospab_jwt_claims_t *claims)
+{
+    const char *why = NULL;
+
+    ck_assert_int_eq(ospab_jwt_verify(fx->pool, &jwt, access, fx->actor.now, claims, &why),
+                     APR_SUCCESS);
+}
+
+/* ospab_session_principal for an access token: APR_SUCCESS, APR_EACCES, ...; the lists
+ * that select the caller with their first page decide the same */
 static apr_status_t principal(const char *access, ospab_principal_t *who)
 {
     ospab_jwt_claims_t claims;
     const char *why = NULL;
 
-    ck_assert_int_eq(ospab_jwt_verify(fx->pool, &jwt, access, fx->actor.now, &claims, &why),
-                     APR_SUCCESS);
+    verify(access, &claims);
+    list_agrees(&claims, 0, "0");
     return ospab_session_principal(&fx->db, fx->pool, &claims, who, &why);
 }
 
@@ -145,6 +185,44 @@ START_TEST(the_user_row_decides_enabled_and_role)
 }
 END_TEST
 
+/* The lists' one round trip (ospab_session_list) answers what the principal check and the
+ * list did in two: for a customer with none, one, and several pages of servers, for an
+ * admin, for a token of no login (an identity provider's: no sid), for an unknown user. */
+START_TEST(a_list_with_its_caller_in_one_round_trip_answers_as_in_two)
+{
+    const char *dave = fx_user(fx, "dave@example.com", "user");
+    ospab_jwt_claims_t claims;
+    ospab_result_t in;
+    int i;
+
+    in = login("dave@example.com", "correct horse");
+    ck_assert_int_eq(in.status, 200);
+    verify(field(&in, "accessToken"), &claims);
+    list_agrees(&claims, 0, "0");                   /* none: [] */
+    for (i = 0; i < 7; ++i) {
+        fx_server(fx, dave, apr_psprintf(fx->pool, "%d", 300 + i), "running");
+        fx_server(fx, uid, apr_psprintf(fx->pool, "%d", 400 + i), "stopped");
+    }
+    list_agrees(&claims, 0, "0");
+    list_agrees(&claims, 2, "0");                   /* paged */
+    list_agrees(&claims, 3, "2");
+    list_agrees(&claims, 50, "999999");             /* past the end */
+    /* the admin: everyone's servers */
+    in = login("carol@example.com", "correct horse");
+    verify(field(&in, "accessToken"), &claims);
+    list_agrees(&claims, 0, "0");
+    list_agrees(&claims, 4, "0");
+    /* no sid (an identity provider's token): the user row alone */
+    claims.sid[0] = '\0';
+    list_agrees(&claims, 0, "0");
+    fx_exec(fx, apr_psprintf(fx->pool, "UPDATE users SET enabled = 0 WHERE id = %s", uid));
+    list_agrees(&claims, 0, "0");
+    /* nobody */
+    claims.user_id = 987654;
+    list_agrees(&claims, 0, "0");
+}
+END_TEST
+
 Suite *ospab_session_suite(void)
 {
     Suite *s = suite_create("sessions (in process)");
@@ -155,6 +233,7 @@ Suite *ospab_session_suite(void)
     tcase_add_test(tc, refresh_rotates_and_a_reused_token_ends_the_login);
     tcase_add_test(tc, logout_ends_the_login_and_its_access_tokens);
     tcase_add_test(tc, the_user_row_decides_enabled_and_role);
+    tcase_add_test(tc, a_list_with_its_caller_in_one_round_trip_answers_as_in_two);
     suite_add_tcase(s, tc);
     return s;
 }
