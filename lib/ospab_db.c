@@ -88,6 +88,9 @@ apr_status_t ospab_db_prepare(ospab_db_t *db, apr_pool_t *p, unsigned sets)
             int rc = prepare_one(db, p, s, &stmt, &deadline);
 
             if (rc) {
+                if (db->failures) {
+                    apr_atomic_inc32(db->failures);
+                }
                 db->errcode = rc;
                 db->error = apr_psprintf(p, "preparing %s: %s", s->label,
                                          apr_dbd_error(db->driver, db->handle, rc));

@@ -73,7 +73,8 @@ void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *ha
 void ospab_db_tune(ospab_db_t *db);
 /* Prepares the statement sets (OSPAB_SQL_API and/or OSPAB_SQL_AGENT) on db's connection
  * into p and db->prepared (made if NULL); SQLite's "database is locked" is waited out for up
- * to OSPAB_DB_BEGIN_WAIT. Else than APR_SUCCESS: db->error names the statement. */
+ * to OSPAB_DB_BEGIN_WAIT. Else than APR_SUCCESS: db->error names the statement (counted in
+ * db->failures). */
 apr_status_t ospab_db_prepare(ospab_db_t *db, apr_pool_t *p, unsigned sets);
 /* Both sets (the agent and the tools). */
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p);

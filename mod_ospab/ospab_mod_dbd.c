@@ -97,6 +97,7 @@ static apr_hash_t *statements(request_rec *r, ap_dbd_t *dbd)
         return prepared;
     }
     ospab_db_init(&setup, dbd->driver, dbd->handle, NULL);
+    setup.failures = ospab_mod_metrics_db_failures();  /* a statement that fails to prepare */
     ospab_db_tune(&setup);
     if (ospab_db_prepare(&setup, dbd->pool, OSPAB_SQL_API) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00119)
@@ -122,7 +123,6 @@ ospab_db_t *ospab_mod_db(request_rec *r)
         return NULL;
     }
     if (!(prepared = statements(r, dbd))) {
-        ospab_mod_metric(OSPAB_METRIC_DB_UNAVAILABLE);
         return NULL;
     }
     db = apr_palloc(r->pool, sizeof(*db));
