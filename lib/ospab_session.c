@@ -380,20 +380,22 @@ apr_status_t ospab_session_list(ospab_db_t *db, apr_pool_t *p, const ospab_jwt_c
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (rows->nelts) {
-        ospab_row_fill(&principal_sid_shape, APR_ARRAY_IDX(rows, 0, ospab_row_t), &u);
+    /* no row: nothing on this page, or no such user - the user's row alone decides */
+    if (!rows->nelts) {
+        rv = ospab_session_principal(db, p, claims, who, why);
     }
-    if ((rv = principal(p, claims, id, rows->nelts ? &u : NULL, who, why)) != APR_SUCCESS) {
+    else {
+        ospab_row_fill(&principal_sid_shape, APR_ARRAY_IDX(rows, 0, ospab_row_t), &u);
+        rv = principal(p, claims, id, &u, who, why);
+    }
+    if (rv != APR_SUCCESS) {
         return rv;
     }
-    /* the list's own columns; a user without any has one row of NULLs */
-    first = apr_array_make(p, rows->nelts, sizeof(ospab_row_t));
+    /* the list's own columns */
+    first = apr_array_make(p, rows->nelts ? rows->nelts : 1, sizeof(ospab_row_t));
     for (i = 0; i < rows->nelts; ++i) {
-        ospab_row_t row = APR_ARRAY_IDX(rows, i, ospab_row_t) + OSPAB_PRINCIPAL_COLS;
-
-        if (row[0]) {
-            APR_ARRAY_PUSH(first, ospab_row_t) = row;
-        }
+        APR_ARRAY_PUSH(first, ospab_row_t) = APR_ARRAY_IDX(rows, i, ospab_row_t)
+                                             + OSPAB_PRINCIPAL_COLS;
     }
     ospab_customer_list(db, p, who, kind, pg, first, res);
     return APR_SUCCESS;

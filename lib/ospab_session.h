@@ -37,8 +37,9 @@ apr_status_t ospab_session_principal(ospab_db_t *db, apr_pool_t *p,
                                      const char **why);
 
 /* GET /api/vps and /api/server for the caller claims name, in one round trip: who they name
- * (as ospab_session_principal decides) selected with the first page's rows. An admin's
- * list is then selected apart (every user's servers). APR_SUCCESS: *who and res filled
+ * (as ospab_session_principal decides) selected with the first page's rows; when there are
+ * none, ospab_session_principal decides on its own. An admin's list is then selected apart
+ * (every user's servers). APR_SUCCESS: *who and res filled
  * (ospab_customer_list); APR_EACCES with *why; anything else: the database failed. */
 #define OSPAB_PRINCIPAL_COLS 3
 apr_status_t ospab_session_list(ospab_db_t *db, apr_pool_t *p, const ospab_jwt_claims_t *claims,

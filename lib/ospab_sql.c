@@ -20,14 +20,15 @@
 #define SERVER_COLS SERVER_SELECT " FROM vps v " SERVER_JOINS
 /* a customer's list and who the token names, in one round trip (ospab_session_list): the
  * caller's row (enabled, role, whether the login of family %1 is live; OSPAB_PRINCIPAL_COLS)
- * on every row, then the page's rows after id %2 of user %3 - one row with NULLs for a
- * user without any, none for an unknown user */
+ * on every row, then the page's rows after id %2 of user %3; none for a user without any
+ * or an unknown one (an inner join: MariaDB sorts an outer join's rows in a temporary
+ * table) */
 #define ME_COLS "u.enabled, u.role, EXISTS (SELECT 1 FROM refresh_tokens r " \
                 "WHERE r.family_id = %s AND r.user_id = u.id AND r.revoked_at IS NULL), "
 #define ME_VPS_COLS "v.id, v.external_id, v.name, v.status, v.ip_address, v.cpu, v.ram, " \
                     "v.disk, v.os, v.user_id, v.hypervisor, v.node, v.vmid, v.kind, " \
                     "v.tariff_id, v.os_id, v.created_at, v.updated_at, v.binding_note"
-#define ME_JOIN "FROM users u LEFT JOIN vps v ON v.user_id = u.id AND v.id > %s "
+#define ME_JOIN "FROM users u JOIN vps v ON v.user_id = u.id AND v.id > %s "
 #define ME_WHERE "WHERE u.id = %s ORDER BY v.id LIMIT "
 
 const ospab_sql_t ospab_sql_api[] = {
