@@ -206,7 +206,9 @@ function worker() {
       claims = jwt.verify(m[1], key, { algorithms: ['HS256'], clockTolerance: LEEWAY });
     } catch (e) {
       const why = e.name === 'TokenExpiredError' ? 'token expired'
-        : e.name === 'NotBeforeError' ? 'token not yet valid' : 'invalid signature';
+        : e.name === 'NotBeforeError' ? 'token not yet valid'
+        : e.message === 'invalid algorithm' ? 'algorithm not accepted'
+        : e.message === 'jwt malformed' ? 'malformed token' : 'invalid signature';
       return unauthorized(res, 'invalid_token', why);
     }
     const problem = claimsProblem(claims);
