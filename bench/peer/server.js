@@ -41,9 +41,10 @@ function need(name) {
 /*
  * The customer's list with the user check in the same statement (the same text for SQLite
  * and MariaDB). No row: the user does not exist or is disabled. live = 0: the token's login
- * session was revoked (logout, refresh-token reuse). A user without servers gives one row
- * with v.id NULL. These are the rows of mod_ospab's two statements, ospab_principal_sid and
- * ospab_server_page_user_201 (lib/ospab_sql.c), in one round trip.
+ * session was revoked (logout, refresh-token reuse); a token without "sid" (ospab-admin
+ * token) belongs to no login session and binds '' twice. A user without servers gives one
+ * row with v.id NULL. These are the rows of mod_ospab's two statements, ospab_principal_sid
+ * and ospab_server_page_user_201 (lib/ospab_sql.c), in one round trip.
  */
 const SERVER_COLS = `
        v.id, v.user_id, v.tariff_id, v.os_id, v.name, v.status, v.vmid, v.ip_address,
@@ -55,17 +56,10 @@ const JOINS = `
   LEFT JOIN tariffs t ON t.id = v.tariff_id`;
 const LIST_SQL = `
 SELECT u.role,
-       EXISTS (SELECT 1 FROM refresh_tokens r
-                WHERE r.family_id = ? AND r.user_id = u.id AND r.revoked_at IS NULL) AS live,
+       (? = '' OR EXISTS (SELECT 1 FROM refresh_tokens r
+                           WHERE r.family_id = ? AND r.user_id = u.id
+                             AND r.revoked_at IS NULL)) AS live,
        ${SERVER_COLS}
-  FROM users u
-  LEFT JOIN vps v ON v.user_id = u.id
-  ${JOINS}
- WHERE u.id = ? AND u.enabled = 1
- ORDER BY v.id`;
-/* a token without "sid" (ospab-admin token) belongs to no login session */
-const LIST_NO_SID_SQL = `
-SELECT u.role, 1 AS live, ${SERVER_COLS}
   FROM users u
   LEFT JOIN vps v ON v.user_id = u.id
   ${JOINS}
@@ -84,11 +78,10 @@ function sqliteDb() {
   const Database = require('better-sqlite3');
   const db = new Database(need('OSPAB_PEER_SQLITE'), { fileMustExist: true });
   const list = db.prepare(LIST_SQL);
-  const listNoSid = db.prepare(LIST_NO_SID_SQL);
   const all = db.prepare(ALL_SQL);
   const tariffs = db.prepare(TARIFFS_SQL);
   return {
-    list: async (userId, sid) => (sid ? list.all(sid, userId) : listNoSid.all(userId)),
+    list: async (userId, sid) => list.all(sid, sid, userId),
     all: async () => all.all(),
     tariffs: async () => tariffs.all(),
   };
@@ -107,7 +100,7 @@ function mysqlDb() {
   });
   const rows = async (sql, args) => (await pool.execute(sql, args))[0];
   return {
-    list: (userId, sid) => (sid ? rows(LIST_SQL, [sid, userId]) : rows(LIST_NO_SID_SQL, [userId])),
+    list: (userId, sid) => rows(LIST_SQL, [sid, sid, userId]),
     all: () => rows(ALL_SQL, []),
     tariffs: () => rows(TARIFFS_SQL, []),
   };
@@ -216,7 +209,7 @@ function worker() {
 
     let rows;
     try {
-      rows = await db.list(Number(claims.sub), claims.sid);
+      rows = await db.list(Number(claims.sub), claims.sid || '');
       if (!rows.length) return unauthorized(res, 'invalid_token', 'unknown or disabled user');
       if (Number(rows[0].live) !== 1) {
         return unauthorized(res, 'invalid_token', 'session ended: log in again');
