@@ -7,7 +7,10 @@
  * lock, so a child starting while another connection held the database for a moment (the
  * last one of a graceful restart's old children closing, a sqlite3 tool, a WAL index being
  * rebuilt) failed with "database is locked" (AH00632) and lost its pool; and connections it
- * opened but no request used closed without our settings (ospab_db_tune). */
+ * opened but no request used closed without our settings (ospab_db_tune).
+ *
+ * With SQLite, the transactions of all children queue on one global mutex (Mutex
+ * ospab-sqlite-write) from before their BEGIN to after their end (ospab_db_t.write_lock). */
 #include <string.h>
 
 #include <apr_hash.h>
