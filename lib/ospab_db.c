@@ -258,7 +258,7 @@ apr_status_t ospab_db_select_one(ospab_db_t *db, apr_pool_t *p, const char *labe
     return rv;
 }
 
-static void write_unlock(ospab_db_t *db)
+void ospab_db_write_unlock(ospab_db_t *db)
 {
     if (db->write_locked) {
         db->write_locked = 0;
@@ -294,7 +294,7 @@ apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
          * inside it and stall every other thread of the process, the writer included) */
         if (db->dialect != OSPAB_DB_SQLITE || rc != SQLITE_BUSY_CODE
             || apr_time_now() + pause > deadline) {
-            write_unlock(db);
+            ospab_db_write_unlock(db);
             return failed(db, p, "BEGIN", rc);
         }
         apr_sleep(pause);
@@ -325,7 +325,7 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit)
         rc = -1;
     }
     db->trans = NULL;
-    write_unlock(db);
+    ospab_db_write_unlock(db);
     if (rc) {
         if (db->failures) {
             apr_atomic_inc32(db->failures);

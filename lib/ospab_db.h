@@ -122,6 +122,9 @@ apr_status_t ospab_db_select_value(ospab_db_t *db, apr_pool_t *p, const char *la
 #define OSPAB_DB_BEGIN_WAIT apr_time_from_sec(10)
 
 apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p);
+/* Gives db->write_lock back if db holds it (ospab_db_end does; also for a caller whose
+ * request ends with a transaction left open). */
+void ospab_db_write_unlock(ospab_db_t *db);
 /* Commits when commit is set and nothing failed, else rolls back. */
 apr_status_t ospab_db_end(ospab_db_t *db, int commit);
 

@@ -79,12 +79,7 @@ static apr_status_t write_lock(void *baton, int lock)
 /* the request ends with the lock held only if an operation left its transaction open */
 static apr_status_t write_release(void *data)
 {
-    ospab_db_t *db = data;
-
-    if (db->write_locked) {
-        db->write_locked = 0;
-        apr_global_mutex_unlock(write_mutex);
-    }
+    ospab_db_write_unlock(data);
     return APR_SUCCESS;
 }
 
