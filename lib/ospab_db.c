@@ -272,6 +272,7 @@ apr_status_t ospab_db_begin(ospab_db_t *db, apr_pool_t *p)
     apr_time_t deadline = apr_time_now() + OSPAB_DB_BEGIN_WAIT;
     int rc;
 
+    db->conflict = 0;               /* a conflict is this transaction's, if any */
     /* in the queue of this database's writers (the others wait for the lock rather than
      * for SQLite's): what is left to wait for below is a writer of another program */
     if (db->write_lock && !db->write_locked && db->dialect == OSPAB_DB_SQLITE
@@ -343,9 +344,14 @@ apr_status_t ospab_db_end(ospab_db_t *db, int commit)
 
 int ospab_db_conflict_retry(ospab_db_t *db, int status, unsigned effects, int *attempt)
 {
+    return status == 503 && !effects && ospab_db_conflict_again(db, attempt);
+}
+
+int ospab_db_conflict_again(ospab_db_t *db, int *attempt)
+{
     apr_interval_time_t most;
 
-    if (!db->conflict || status != 503 || effects || *attempt + 1 >= OSPAB_DB_CONFLICT_TRIES) {
+    if (!db->conflict || *attempt + 1 >= OSPAB_DB_CONFLICT_TRIES) {
         return 0;
     }
     db->conflict = 0;

@@ -142,6 +142,9 @@ apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id);
  * answer. */
 #define OSPAB_DB_CONFLICT_TRIES 5
 int ospab_db_conflict_retry(ospab_db_t *db, int status, unsigned effects, int *attempt);
+/* The same for a transaction that is not an API operation (the agent's writes): 1 when
+ * its last failure was a write conflict and it has tries left (after the pause). */
+int ospab_db_conflict_again(ospab_db_t *db, int *attempt);
 
 /* 1 if the last failure was a UNIQUE or FOREIGN KEY constraint. */
 int ospab_db_is_constraint(const ospab_db_t *db);

@@ -5,6 +5,7 @@
 
 #include <apr_strings.h>
 
+#include "agent_metrics.h"
 #include "agent_monitor_int.h"
 #include "ospab_util.h"
 
@@ -55,13 +56,16 @@ static void set_binding_note(ospab_db_t *db, apr_pool_t *p, const agent_vps_t *v
                              const char *note)
 {
     const char *args[2] = { note, v->id };
-    int n = 0, good;
+    int n = 0, good, attempt = 0;
 
-    if (ospab_db_begin(db, p) != APR_SUCCESS) {
-        return;                     /* busy: the next round */
-    }
-    good = ospab_db_exec(db, p, "ospab_agent_vps_note", 2, args, &n) == APR_SUCCESS;
-    if (ospab_db_end(db, good) != APR_SUCCESS || !good) {
+    do {                            /* again after a write conflict (Galera) */
+        if (ospab_db_begin(db, p) != APR_SUCCESS) {
+            return;                 /* busy: the next round */
+        }
+        good = ospab_db_exec(db, p, "ospab_agent_vps_note", 2, args, &n) == APR_SUCCESS;
+        good = ospab_db_end(db, good) == APR_SUCCESS && good;
+    } while (!good && agent_db_conflict_again(db, &attempt));
+    if (!good) {
         AGENT_WARN("adoption: the note of server %s not stored: %s", v->id,
                    db->error ? db->error : "?");
         return;

@@ -103,27 +103,30 @@ static int alert_clear(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
                        apr_time_t now)
 {
     const char *args[2] = { ospab_time_db(p, now), cur->id };
-    int n = 0, good;
+    int n = 0, good, attempt = 0;
 
-    if (ospab_db_begin(db, p) != APR_SUCCESS) {
-        return 0;
-    }
-    if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
-        ospab_db_end(db, 0);        /* the cluster is another agent's now */
-        return 0;
-    }
-    good = ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n) == APR_SUCCESS;
-    if (good && n == 1) {
-        json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:f}",
-                                 "serverId", (json_int_t)apr_atoi64(v->id),
-                                 "userId", (json_int_t)apr_atoi64(v->user_id),
-                                 "alertId", (json_int_t)apr_atoi64(cur->id),
-                                 "type", ospab_alert_metric_name(type), "value", value);
+    do {                            /* again after a write conflict (Galera) */
+        if (ospab_db_begin(db, p) != APR_SUCCESS) {
+            return 0;
+        }
+        if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
+            ospab_db_end(db, 0);    /* the cluster is another agent's now */
+            return 0;
+        }
+        good = ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n) == APR_SUCCESS;
+        if (good && n == 1) {
+            json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:f}",
+                                     "serverId", (json_int_t)apr_atoi64(v->id),
+                                     "userId", (json_int_t)apr_atoi64(v->user_id),
+                                     "alertId", (json_int_t)apr_atoi64(cur->id),
+                                     "type", ospab_alert_metric_name(type), "value", value);
 
-        good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_CLEARED, data) == APR_SUCCESS;
-        json_decref(data);
-    }
-    if (ospab_db_end(db, good) != APR_SUCCESS || !good) {
+            good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_CLEARED, data) == APR_SUCCESS;
+            json_decref(data);
+        }
+        good = ospab_db_end(db, good) == APR_SUCCESS && good;
+    } while (!good && agent_db_conflict_again(db, &attempt));
+    if (!good) {
         AGENT_WARN("alert %s not cleared: %s", cur->id, db->error ? db->error : "?");
         return 0;
     }
@@ -145,7 +148,7 @@ static int alert_raise(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
     const char *nowt = ospab_time_db(p, now);
     const char *val = apr_psprintf(p, "%.0f", d->value);
     const char *alert_id = cur ? cur->id : NULL;
-    int notify = 0, good;
+    int notify = 0, good, attempt = 0;
 
     if (d->mail) {
         const char *args[2] = { v->id, tname };
@@ -157,57 +160,62 @@ static int alert_raise(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
                  != APR_SUCCESS
                  || ospab_alert_mail_due(rules, last_notified_from_row(last), now);
     }
-    if (ospab_db_begin(db, p) != APR_SUCCESS) {
-        return 0;
-    }
-    if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
-        ospab_db_end(db, 0);        /* the cluster is another agent's now */
-        return 0;
-    }
-    if (cur) {
-        const char *args[5] = { level, message, val, notify ? nowt : cur->last_notified_at,
-                                cur->id };
-
-        good = ospab_db_exec(db, p, "ospab_alert_update", 5, args, NULL) == APR_SUCCESS;
-    }
-    else {
-        const char *args[7] = { v->id, tname, level, message, val, nowt,
-                                notify ? nowt : NULL };
-
-        good = ospab_db_exec(db, p, "ospab_alert_insert", 7, args, NULL) == APR_SUCCESS
-               && ospab_db_last_id(db, p, &alert_id) == APR_SUCCESS;
-    }
-    if (good) {
-        json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:s, s:b}",
-                                 "serverId", (json_int_t)apr_atoi64(v->id),
-                                 "userId", (json_int_t)apr_atoi64(v->user_id),
-                                 "alertId", (json_int_t)apr_atoi64(alert_id),
-                                 "type", tname, "level", level,
-                                 "value", d->value, "message", message,
-                                 "escalated", cur != NULL);
-
-        good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_OPENED, data) == APR_SUCCESS;
-        json_decref(data);
-    }
-    if (good && notify) {
-        const char *why = NULL;
-        json_t *vars = json_pack("{s:I, s:s, s:s, s:f, s:s, s:s}",
-                                 "serverId", (json_int_t)apr_atoi64(v->id),
-                                 "serverName", v->name ? v->name : "",
-                                 "type", tname, "value", d->value,
-                                 "level", level, "message", message);
-        /* one e-mail per alert episode and level, even if this round is repeated */
-        const char *dedupe = apr_psprintf(p, "alert:%s:%s:%s:%s", v->id, tname, level, nowt);
-        apr_status_t rv = ospab_mail_queue_user(db, p, now, v->user_id, "alert", vars,
-                                                dedupe, &why);
-
-        json_decref(vars);
-        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-            AGENT_WARN("alert e-mail for server %s not queued: %s", v->id, why ? why : "?");
-            good = 0;
+    do {                            /* again after a write conflict (Galera) */
+        if (ospab_db_begin(db, p) != APR_SUCCESS) {
+            return 0;
         }
-    }
-    ospab_db_end(db, good);
+        if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
+            ospab_db_end(db, 0);    /* the cluster is another agent's now */
+            return 0;
+        }
+        if (cur) {
+            const char *args[5] = { level, message, val, notify ? nowt : cur->last_notified_at,
+                                    cur->id };
+
+            good = ospab_db_exec(db, p, "ospab_alert_update", 5, args, NULL) == APR_SUCCESS;
+        }
+        else {
+            const char *args[7] = { v->id, tname, level, message, val, nowt,
+                                    notify ? nowt : NULL };
+
+            good = ospab_db_exec(db, p, "ospab_alert_insert", 7, args, NULL) == APR_SUCCESS
+                   && ospab_db_last_id(db, p, &alert_id) == APR_SUCCESS;
+        }
+        if (good) {
+            json_t *data = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:s, s:b}",
+                                     "serverId", (json_int_t)apr_atoi64(v->id),
+                                     "userId", (json_int_t)apr_atoi64(v->user_id),
+                                     "alertId", (json_int_t)apr_atoi64(alert_id),
+                                     "type", tname, "level", level,
+                                     "value", d->value, "message", message,
+                                     "escalated", cur != NULL);
+
+            good = ospab_event_add(db, p, now, OSPAB_EVENT_ALERT_OPENED, data) == APR_SUCCESS;
+            json_decref(data);
+        }
+        if (good && notify) {
+            const char *why = NULL;
+            json_t *vars = json_pack("{s:I, s:s, s:s, s:f, s:s, s:s}",
+                                     "serverId", (json_int_t)apr_atoi64(v->id),
+                                     "serverName", v->name ? v->name : "",
+                                     "type", tname, "value", d->value,
+                                     "level", level, "message", message);
+            /* one e-mail per alert episode and level, even if this round is repeated */
+            const char *dedupe = apr_psprintf(p, "alert:%s:%s:%s:%s", v->id, tname, level, nowt);
+            apr_status_t rv = ospab_mail_queue_user(db, p, now, v->user_id, "alert", vars,
+                                                    dedupe, &why);
+
+            json_decref(vars);
+            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+                if (!db->conflict) {    /* a conflict is tried again below */
+                    AGENT_WARN("alert e-mail for server %s not queued: %s", v->id,
+                               why ? why : "?");
+                }
+                good = 0;
+            }
+        }
+        good = ospab_db_end(db, good) == APR_SUCCESS && good;
+    } while (!good && agent_db_conflict_again(db, &attempt));
     if (!good) {
         AGENT_WARN("alert for server %s (%s) not stored: %s", v->id, tname,
                    db->error ? db->error : "?");

@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 
+#include "agent_metrics.h"
 #include "agent_monitor.h"
 #include "agent_monitor_int.h"
 #include "ospab_util.h"
@@ -57,34 +58,38 @@ int agent_lease_take(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int i, apr_time
     const char *insert[4] = { name, m->me, until, nowt };
     ospab_row_t row = NULL;
     lease_t l;
-    int n = 0, was = cs->leased;
+    int n = 0, was = cs->leased, attempt = 0;
 
-    if (ospab_db_begin(db, p) != APR_SUCCESS) {
-        return cs->leased;          /* the database is busy: keep what we had */
-    }
-    if (ospab_db_exec(db, p, "ospab_lease_renew", 7, renew, &n) == APR_SUCCESS && n == 0) {
-        if (ospab_db_select_one(db, p, "ospab_lease_get", 1, &name, &row) == APR_SUCCESS
-            && !row && ospab_db_exec(db, p, "ospab_lease_insert", 4, insert, NULL)
-                       == APR_SUCCESS) {
-            n = 1;
+    do {                            /* again after a write conflict (Galera) */
+        n = 0;
+        row = NULL;
+        if (ospab_db_begin(db, p) != APR_SUCCESS) {
+            return cs->leased;      /* the database is busy: keep what we had */
         }
-        else if (row) {
+        if (ospab_db_exec(db, p, "ospab_lease_renew", 7, renew, &n) == APR_SUCCESS && n == 0) {
+            if (ospab_db_select_one(db, p, "ospab_lease_get", 1, &name, &row) == APR_SUCCESS
+                && !row && ospab_db_exec(db, p, "ospab_lease_insert", 4, insert, NULL)
+                           == APR_SUCCESS) {
+                n = 1;
+            }
+            else if (row) {
+                lease_from_get_row(row, &l);
+                apr_cpystrn(cs->holder, l.owner, sizeof(cs->holder));
+            }
+        }
+        /* the token this agent holds it with: its writes name it (agent_lease_fence) */
+        if (n == 1 && (ospab_db_select_one(db, p, "ospab_lease_get", 1, &name, &row)
+                       != APR_SUCCESS || !row)) {
+            n = 0;
+        }
+        if (n == 1) {
             lease_from_get_row(row, &l);
-            apr_cpystrn(cs->holder, l.owner, sizeof(cs->holder));
+            apr_cpystrn(cs->fence, l.fence ? l.fence : "0", sizeof(cs->fence));
         }
-    }
-    /* the token this agent holds it with: its writes name it (agent_lease_fence) */
-    if (n == 1 && (ospab_db_select_one(db, p, "ospab_lease_get", 1, &name, &row) != APR_SUCCESS
-                   || !row)) {
-        n = 0;
-    }
-    if (n == 1) {
-        lease_from_get_row(row, &l);
-        apr_cpystrn(cs->fence, l.fence ? l.fence : "0", sizeof(cs->fence));
-    }
-    if (ospab_db_end(db, n == 1) != APR_SUCCESS) {
-        n = 0;
-    }
+        if (ospab_db_end(db, n == 1) != APR_SUCCESS) {
+            n = 0;
+        }
+    } while (n != 1 && agent_db_conflict_again(db, &attempt));
     cs->leased = n == 1;
     if (cs->leased && !was) {
         AGENT_INFO("[cluster %s]: this agent (%s) polls it now (lease token %s)", cl->name,

@@ -60,6 +60,15 @@ void agent_metrics_queue(ospab_db_t *db, apr_pool_t *p, const char *label,
     }
 }
 
+int agent_db_conflict_again(ospab_db_t *db, int *attempt)
+{
+    if (!ospab_db_conflict_again(db, attempt)) {
+        return 0;
+    }
+    AGENT_COUNT(db_conflict_retries);
+    return 1;
+}
+
 static void counter(ospab_prom_t *b, const char *name, const char *help,
                     volatile apr_uint64_t *v)
 {
@@ -109,6 +118,8 @@ const char *agent_metrics_text(agent_sio_t *s, apr_pool_t *p, apr_size_t *len)
             "Follow-ups of servers with running Proxmox tasks", &m->task_followups);
     counter(b, "ospab_agent_alerts_raised_total", "Alerts opened (a resource above the "
             "threshold for the configured samples)", &m->alerts);
+    counter(b, "ospab_agent_db_conflict_retries_total", "Agent transactions run again after "
+            "a write conflict (deadlock or Galera certification)", &m->db_conflict_retries);
 
     ospab_prom_family(b, "ospab_agent_outbox_queued", "gauge",
                       "E-mails and webhook events pending or being sent, at the last scan");

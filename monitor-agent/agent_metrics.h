@@ -16,6 +16,7 @@ typedef struct {
     volatile apr_uint64_t drift;                        /* records corrected from Proxmox */
     volatile apr_uint64_t task_followups;               /* servers' running tasks asked after */
     volatile apr_uint64_t alerts;                       /* alerts opened */
+    volatile apr_uint64_t db_conflict_retries;          /* transactions run again */
     volatile apr_uint64_t mail_sent, mail_retried, mail_failed;
     volatile apr_uint64_t webhook_delivered, webhook_retried, webhook_failed;
     volatile apr_uint32_t guests;                       /* guests seen in the last round */
@@ -29,6 +30,10 @@ typedef struct {
 extern agent_metrics_t agent_metrics;
 
 #define AGENT_COUNT(field) apr_atomic_inc64(&agent_metrics.field)
+
+/* ospab_db_conflict_again, counted: 1 when the agent's transaction that failed on a write
+ * conflict (Galera: another node's rows) is to run again. */
+int agent_db_conflict_again(ospab_db_t *db, int *attempt);
 
 /* The clusters this agent holds the lease of, by name, and those it does not: set by the
  * monitor thread after each round (names[i], held[i], n of them). */

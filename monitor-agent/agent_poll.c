@@ -78,7 +78,7 @@ static int fenced(poll_round_t *r)
 }
 
 /* All rows in one transaction: OSPAB_METRICS_BATCH per statement, the rest one by one. */
-static int store_metrics_once(poll_round_t *r, apr_array_header_t *rows)
+static int store_metrics_txn(poll_round_t *r, apr_array_header_t *rows)
 {
     ospab_db_t *db = r->db;
     apr_pool_t *p = r->p;
@@ -110,6 +110,20 @@ static int store_metrics_once(poll_round_t *r, apr_array_header_t *rows)
                              APR_ARRAY_IDX(rows, i, const char **), NULL) == APR_SUCCESS;
     }
     return ospab_db_end(db, good) == APR_SUCCESS && good;
+}
+
+/* store_metrics_txn, run again after a write conflict (on Galera another node's rows of
+ * the same servers, e.g. a power operation's status, abort it at COMMIT) */
+static int store_metrics_once(poll_round_t *r, apr_array_header_t *rows)
+{
+    int attempt = 0;
+
+    while (!store_metrics_txn(r, rows)) {
+        if (!agent_db_conflict_again(r->db, &attempt)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static void store_metrics(poll_round_t *r, apr_array_header_t *rows)

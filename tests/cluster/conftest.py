@@ -173,12 +173,13 @@ class ClusterEnv:
             st.callback(a.stop)
             itc._started(a)
         self.agents = []
+        self.agent_metrics_ports = [fixed_port(), fixed_port()]
         for i, (node, port) in enumerate(zip(AGENT_DB_NODE, self.agent_ports), 1):
             ag = Agent(self.agent_database(i, node), jwt_secret=self.jwt_secret,
                        clusters=[sim_cluster(self.sim, "alpha", node=SIM_NODE),
                                  sim_cluster(self.sim2, "beta", node=SIM2_NODE)],
                        rundir=harness.make_run_dir(f"agent{i}-", base=self.base),
-                       sections=self.agent_sections(port))
+                       sections=self.agent_sections(port, self.agent_metrics_ports[i - 1]))
             ag.name = f"agent {i} (node {node})"
             self.agents.append(ag)
             st.callback(self._stop_agent, ag)
@@ -238,10 +239,11 @@ class ClusterEnv:
                    '<Location "/metrics">', "  OspabMetrics On", "  Require ip 127.0.0.1",
                    "</Location>"])
 
-    def agent_sections(self, port):
+    def agent_sections(self, port, metrics_port):
         return {
             "agent": {"poll_interval": POLL, "task_interval": "500ms", "live_interval": "1s",
-                      "event_interval": "200ms", "backoff_max": "2s", "retry_max": "2s"},
+                      "event_interval": "200ms", "backoff_max": "2s", "retry_max": "2s",
+                      "metrics_listen": f"127.0.0.1:{metrics_port}"},
             "websocket": {"listen": f"127.0.0.1:{port}"},
             "smtp": {"url": self.smtp.url, "user": SMTP_USER, "password": SMTP_PASSWORD,
                      "from": MAIL_FROM, "ca": self.smtp.ca, "timeout": "3s",
@@ -279,8 +281,20 @@ class ClusterEnv:
     def metric(self, name, family, labels=None):
         """A counter's value from Apache `name`'s /metrics (None when it has no such
         family): the sum over its samples, or the sample with these labels."""
+        return self._metric(self.apaches[name].url("/metrics"), family, labels)
+
+    def agent_metric(self, i, family, labels=None):
+        """The same from agent i's (0, 1) metrics listener; None while it is down."""
+        return self._metric(f"http://127.0.0.1:{self.agent_metrics_ports[i]}/metrics",
+                            family, labels)
+
+    @staticmethod
+    def _metric(url, family, labels):
         import requests
-        r = requests.get(self.apaches[name].url("/metrics"), timeout=10)
+        try:
+            r = requests.get(url, timeout=10)
+        except requests.ConnectionError:
+            return None
         if r.status_code != 200:
             return None
         total, seen = 0.0, False
@@ -332,6 +346,11 @@ def env():
             print(f"\ncluster setup failed; logs in {e.base}")
             raise
         yield e
+        figure("agent transactions run again after a write conflict (agents 1 / 2, since "
+               "their last start)",
+               " / ".join(str(int(v)) if v is not None else "?" for v in
+                          (e.agent_metric(i, "ospab_agent_db_conflict_retries_total")
+                           for i in (0, 1))))
 
 
 def pytest_sessionstart(session):

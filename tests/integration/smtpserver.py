@@ -8,6 +8,8 @@ made by `openssl`, AUTH PLAIN/LOGIN required, every accepted message recorded.
     smtp.fail_next("451 4.3.0 try again", "451 4.3.0 try again")   # then 250
     smtp.always = "554 5.7.1 refused"                                # every message
     smtp.delay = 2.0             # seconds before the final 250 (a kill lands inside)
+    smtp.frozen = True           # every final answer held until it is False again
+    smtp.waiting                 # messages whose final answer is held now
     smtp.messages                # [Received], only those answered with 250
     SmtpServer(maildir=path)     # each of them also written to path/NNNN.eml
     smtp.stop()
@@ -78,8 +80,16 @@ class _Handler:
         with s.lock:
             s.attempts += 1
             reply = s.always or (s.replies.popleft() if s.replies else None)
-        if s.delay:
-            await asyncio.sleep(s.delay)        # cancelled if the client goes away
+        with s.lock:
+            s.waiting += 1
+        try:
+            if s.delay:
+                await asyncio.sleep(s.delay)    # cancelled if the client goes away
+            while s.frozen:
+                await asyncio.sleep(0.01)
+        finally:
+            with s.lock:
+                s.waiting -= 1
         if reply:
             return reply
         login = (session.auth_data.login.decode()
@@ -112,6 +122,8 @@ class SmtpServer:
         self.always = None          # an answer for every message
         self.rcpt_response = None   # an answer to RCPT TO instead of 250
         self.delay = 0.0
+        self.frozen = False
+        self.waiting = 0
         self.port = None
         self.controller = None
 

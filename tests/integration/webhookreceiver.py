@@ -33,7 +33,8 @@ def verify(secret, header, body, now=None):
 class Receiver:
     """Records each POST it answered with 2xx (`delivered`) and every request seen
     (`seen`). `statuses` are answers for the next requests; `delay` holds each answer
-    back; a request whose client went away meanwhile is not delivered."""
+    back, `frozen` every answer until it is cleared; a request whose client went away
+    meanwhile is not delivered."""
 
     def __init__(self, secret=None, log_file=None):
         """secret and log_file: each delivery is also appended to log_file as a JSON line
@@ -46,6 +47,7 @@ class Receiver:
         self.statuses = []
         self.always = None
         self.delay = 0.0
+        self.frozen = False         # True: every answer held until it is False again
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,8 +62,10 @@ class Receiver:
                 with outer.lock:
                     outer.seen.append(req)
                     status = outer.always or (outer.statuses.pop(0) if outer.statuses else 200)
-                if outer.delay:
+                if outer.delay or outer.frozen:
                     time.sleep(outer.delay)
+                    while outer.frozen:
+                        time.sleep(0.01)
                     r, _, _ = select.select([self.connection], [], [], 0)
                     if r and not self.connection.recv(1, 0x40):   # MSG_DONTWAIT: EOF = gone
                         req["gone"] = True

@@ -90,6 +90,29 @@ START_TEST(a_write_conflict_runs_again_only_when_nothing_left_the_database)
 }
 END_TEST
 
+/* The agent's transactions are not API operations: no status, no effects, the same tries;
+ * a conflict left from an earlier transaction is not the next one's. */
+START_TEST(an_agent_transaction_runs_again_after_its_own_write_conflict)
+{
+    fx_t *fx = fx_open();
+    int attempt = 0, n;
+
+    ck_assert_int_eq(ospab_db_conflict_again(&fx->db, &attempt), 0);        /* no conflict */
+    for (n = 1; n < OSPAB_DB_CONFLICT_TRIES; ++n) {
+        fx->db.conflict = 1;
+        ck_assert_int_eq(ospab_db_conflict_again(&fx->db, &attempt), 1);
+        ck_assert_int_eq(fx->db.conflict, 0);
+        ck_assert_int_eq(attempt, n);
+    }
+    fx->db.conflict = 1;
+    ck_assert_int_eq(ospab_db_conflict_again(&fx->db, &attempt), 0);        /* tries used up */
+    ck_assert_int_eq(ospab_db_begin(&fx->db, fx->pool), APR_SUCCESS);
+    ck_assert_int_eq(fx->db.conflict, 0);
+    ck_assert_int_eq(ospab_db_end(&fx->db, 0), APR_SUCCESS);
+    fx_close(fx);
+}
+END_TEST
+
 /* The row "locks" write (Galera certifies only rows a transaction changed), and a lease's
  * fencing token goes up when it changes hands and stops its old holder's writes. */
 START_TEST(locks_change_their_row_and_leases_fence_their_old_holder)
@@ -242,6 +265,7 @@ Suite *ospab_db_suite(void)
     tcase_add_test(tc, labels_are_unique_literals_across_the_sets);
     tcase_add_test(tc, every_statement_prepares_on_the_migrated_schema);
     tcase_add_test(tc, a_write_conflict_runs_again_only_when_nothing_left_the_database);
+    tcase_add_test(tc, an_agent_transaction_runs_again_after_its_own_write_conflict);
     tcase_add_test(tc, locks_change_their_row_and_leases_fence_their_old_holder);
     tcase_add_test(tc, a_tuned_sqlite_connection_does_not_checkpoint_on_close);
     tcase_add_test(tc, preparing_waits_for_a_lock_another_connection_holds);
