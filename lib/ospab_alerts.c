@@ -60,6 +60,11 @@ void ospab_alert_decide(const ospab_alert_rules_t *r, const ospab_alert_state_t 
     d->mail = d->level == OSPAB_ALERT_CRITICAL;
 }
 
+int ospab_alert_wakes(const ospab_alert_rules_t *r, int have, double percent)
+{
+    return have && !isnan(percent) && ospab_alert_round(percent) > r->high;
+}
+
 int ospab_alert_mail_due(const ospab_alert_rules_t *r, apr_time_t last_notified,
                          apr_time_t now)
 {

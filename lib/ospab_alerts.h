@@ -65,6 +65,12 @@ typedef struct {
 void ospab_alert_decide(const ospab_alert_rules_t *rules, const ospab_alert_state_t *state,
                         int have, double percent, ospab_alert_decision_t *d);
 
+/* 1 when a sample of a metric with no open alert and no streak (the state of almost every
+ * server) changes that state: it is above the threshold. The same as ospab_alert_decide
+ * from that empty state giving a streak or an action; lets the agent look the state of
+ * only the servers that have one. */
+int ospab_alert_wakes(const ospab_alert_rules_t *rules, int have, double percent);
+
 /* 1 when an e-mail may go out now: none for the server and metric yet (last_notified 0) or
  * the last one at least the cool-down ago. */
 int ospab_alert_mail_due(const ospab_alert_rules_t *rules, apr_time_t last_notified,

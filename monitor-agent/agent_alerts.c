@@ -229,6 +229,43 @@ static int alert_raise(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
     return 1;
 }
 
+/* "vps:type" -> vps, into set */
+static void add_server(apr_hash_t *set, apr_pool_t *p, const char *key)
+{
+    const char *colon = strchr(key, ':');
+
+    if (colon) {
+        const char *id = apr_pstrmemdup(p, key, (apr_size_t)(colon - key));
+
+        apr_hash_set(set, id, APR_HASH_KEY_STRING, id);
+    }
+}
+
+apr_hash_t *agent_alerts_warm(agent_t *ag, apr_hash_t *open, apr_pool_t *p)
+{
+    monitor_t *m = mon_of(ag);
+    apr_hash_t *warm = apr_hash_make(p);
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(p, open); hi; hi = apr_hash_next(hi)) {
+        add_server(warm, p, apr_hash_this_key(hi));
+    }
+    for (hi = apr_hash_first(p, m->streak); hi; hi = apr_hash_next(hi)) {
+        if (*(const int *)apr_hash_this_val(hi)) {
+            add_server(warm, p, apr_hash_this_key(hi));
+        }
+    }
+    return warm;
+}
+
+int agent_alert_wakes(const agent_t *ag, double value, int have)
+{
+    ospab_alert_rules_t rules;
+
+    rules_of(ag->conf, &rules);
+    return ospab_alert_wakes(&rules, have, value);
+}
+
 /* Decides for one sample of one server (lib/ospab_alerts.c) and writes what the decision
  * says. Returns 1 when its open alerts changed. */
 int agent_alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *open,
@@ -250,11 +287,13 @@ int agent_alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *o
     if (!d.counted) {
         return 0;
     }
-    if (!streak) {
+    if (!streak && d.streak) {      /* no entry is a streak of 0: none made for one */
         streak = apr_pcalloc(m->state_pool, sizeof(*streak));
         apr_hash_set(m->streak, apr_pstrdup(m->state_pool, key), APR_HASH_KEY_STRING, streak);
     }
-    *streak = d.streak;
+    if (streak) {
+        *streak = d.streak;
+    }
     switch (d.action) {
     case OSPAB_ALERT_CLEAR:
         return alert_clear(ag, db, p, v, cur, type, d.value, now);

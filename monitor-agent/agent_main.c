@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sys/resource.h>
 
@@ -195,6 +196,14 @@ int main(int argc, const char *const *argv)
     ospab_db_t db;
     apr_status_t rv;
 
+    /* No fastbins (glibc's per-size lists of freed small chunks, merged only when a large
+     * request comes): a poll round frees the whole parsed /cluster/resources answer, one
+     * small chunk per JSON value, and the next large request then merged them all while
+     * their memory stayed out of reach of the allocations in between, which touched new
+     * pages instead. Freed chunks now merge at once; the per-thread cache (tcache) still
+     * serves the short-lived small allocations of the live push. Measured with bench/poll
+     * (100,000 guests): 13 % less CPU a cycle (docs/benchmarks.md "At scale"). */
+    mallopt(M_MXFAST, 0);
     apr_app_initialize(&argc, &argv, NULL);
     atexit(apr_terminate);
     apr_pool_create(&pool, NULL);

@@ -115,6 +115,12 @@ json_t *agent_alerts_message(ospab_db_t *db, apr_pool_t *p, const char *vps_id);
 int agent_alert_sample(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_hash_t *open,
                        const agent_vps_t *v, ospab_alert_metric_e type, double value,
                        int have, apr_time_t now);
+/* The ids of the servers whose samples need their alert state: an open alert (open) or a
+ * streak of samples above the threshold under way. Any other server's state is empty. */
+apr_hash_t *agent_alerts_warm(agent_t *ag, apr_hash_t *open, apr_pool_t *p);
+/* 1 when a sample of a server with an empty alert state changes anything (it is above
+ * the threshold): only then must agent_alert_sample see it. */
+int agent_alert_wakes(const agent_t *ag, double value, int have);
 
 /* agent_leases.c */
 /* Takes or renews the lease of cluster i. 1: ours now. */

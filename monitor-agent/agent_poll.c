@@ -4,6 +4,7 @@
  * a guest deleted behind the panel's back) applied with its event; then adoption and the
  * alerts' samples. A cluster that fails is backed off (doubling up to backoff_max) and
  * tried again by itself. */
+#include <limits.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -29,6 +30,7 @@ typedef struct {
     apr_hash_t *index;              /* "node/vmid" -> agent_vps_t *: the bound records */
     apr_hash_t *busy;               /* ids of servers with a task queued or running -> "" */
     apr_hash_t *open;               /* the open alerts (agent_alerts_open) */
+    apr_hash_t *warm;               /* servers with alert state (agent_alerts_warm) */
     apr_hash_t *seen;               /* ids of the servers found in this round's answers */
     apr_array_header_t *metrics;    /* const char *[M_VALUES], one per server found */
     apr_array_header_t *suspects;   /* status/current of servers that seem to have drifted */
@@ -53,7 +55,9 @@ static const char *num_text(apr_pool_t *p, json_t *o, const char *key)
     double d;
 
     if (ospab_pve_int(json_object_get(o, key), &n)) {
-        return apr_psprintf(p, "%" APR_INT64_T_FMT, n);
+        /* apr_ltoa: cheaper than apr_psprintf, and seven of the values are integers */
+        return n >= LONG_MIN && n <= LONG_MAX ? apr_ltoa(p, (long)n)
+                                              : apr_psprintf(p, "%" APR_INT64_T_FMT, n);
     }
     if (ospab_pve_double(json_object_get(o, key), &d)) {
         return apr_psprintf(p, "%.6f", d);
@@ -272,6 +276,7 @@ static int load_round(poll_round_t *r)
         AGENT_WARN("poll: database: %s", r->db->error ? r->db->error : "?");
         return 0;
     }
+    r->warm = agent_alerts_warm(r->ag, r->open, r->p);
     r->nvps = vrows->nelts;
     r->index = apr_hash_make(r->p);
     all = apr_palloc(r->p, sizeof(*all) * (apr_size_t)(vrows->nelts + 1));
@@ -303,12 +308,14 @@ static void take_guest(poll_round_t *r, agent_cluster_t *cl, agent_vps_t *v, jso
     monitor_t *m = mon_of(r->ag);
     const char *st = json_string_value(json_object_get(g, "status"));
     const char **values = apr_palloc(r->p, sizeof(char *) * M_VALUES);
-    int ok[OSPAB_ALERT_METRICS], t;
+    int ok[OSPAB_ALERT_METRICS], t, warm;
     double val[OSPAB_ALERT_METRICS];
 
     m->matched++;
     apr_hash_set(r->seen, v->id, APR_HASH_KEY_STRING, "");
-    apr_hash_set(m->missing, v->id, APR_HASH_KEY_STRING, NULL);
+    if (apr_hash_count(m->missing)) {
+        apr_hash_set(m->missing, v->id, APR_HASH_KEY_STRING, NULL);
+    }
     values[M_VPS_ID] = v->id;
     values[M_STATUS] = st;
     values[M_CPU] = num_text(r->p, g, "cpu");
@@ -340,10 +347,14 @@ static void take_guest(poll_round_t *r, agent_cluster_t *cl, agent_vps_t *v, jso
     val[OSPAB_ALERT_CPU] *= 100.0;
     val[OSPAB_ALERT_MEMORY] = percent(g, "mem", "maxmem", &ok[OSPAB_ALERT_MEMORY]);
     val[OSPAB_ALERT_DISK] = percent(g, "disk", "maxdisk", &ok[OSPAB_ALERT_DISK]);
-    /* changes are events: every agent pushes them (agent_push_events) */
+    /* changes are events: every agent pushes them (agent_push_events); a server without
+     * alert state (most of them) is looked up only for a sample above the threshold */
+    warm = apr_hash_get(r->warm, v->id, APR_HASH_KEY_STRING) != NULL;
     for (t = 0; t < OSPAB_ALERT_METRICS; ++t) {
-        agent_alert_sample(r->ag, r->db, r->p, r->open, v, (ospab_alert_metric_e)t, val[t],
-                           ok[t], r->now);
+        if (warm || agent_alert_wakes(r->ag, val[t], ok[t])) {
+            agent_alert_sample(r->ag, r->db, r->p, r->open, v, (ospab_alert_metric_e)t,
+                               val[t], ok[t], r->now);
+        }
     }
 }
 

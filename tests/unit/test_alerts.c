@@ -248,6 +248,36 @@ START_TEST(missing_samples)
 }
 END_TEST
 
+/* What lets the agent skip the state of a server that has none: a sample "wakes" it
+ * exactly when the full decision from the empty state would give a streak or an action,
+ * at every threshold's rounding and for missing samples. */
+START_TEST(only_a_sample_above_the_threshold_wakes_an_empty_state)
+{
+    static const ospab_alert_state_t empty = { OSPAB_ALERT_NONE, 0 };
+    ospab_alert_rules_t r = defaults;
+    ospab_alert_decision_t d;
+    int samples, have, i, woke = 0;
+
+    for (samples = 0; samples <= 3; ++samples) {
+        r.samples = samples;
+        for (have = 0; have <= 1; ++have) {
+            for (i = -20; i <= 2020; ++i) {
+                double pc = i / 20.0;           /* -1 % to 101 % by 0.05 */
+
+                ospab_alert_decide(&r, &empty, have, pc, &d);
+                ck_assert_int_eq(ospab_alert_wakes(&r, have, pc),
+                                 d.streak != 0 || d.action != OSPAB_ALERT_KEEP);
+                woke += ospab_alert_wakes(&r, have, pc);
+            }
+            ck_assert_int_eq(ospab_alert_wakes(&r, have, NAN), 0);
+        }
+    }
+    ck_assert_int_eq(ospab_alert_wakes(&defaults, 1, 90.49), 0);   /* 90 is not above 90 */
+    ck_assert_int_eq(ospab_alert_wakes(&defaults, 1, 90.5), 1);    /* 91 is */
+    ck_assert_int_gt(woke, 0);
+}
+END_TEST
+
 START_TEST(names_and_messages)
 {
     apr_pool_t *p;
@@ -286,6 +316,7 @@ Suite *ospab_alerts_suite(void)
     tcase_add_test(tc, escalation_and_mail);
     tcase_add_test(tc, cooldown);
     tcase_add_test(tc, missing_samples);
+    tcase_add_test(tc, only_a_sample_above_the_threshold_wakes_an_empty_state);
     tcase_add_test(tc, names_and_messages);
     suite_add_tcase(s, tc);
     return s;
