@@ -97,6 +97,20 @@ static void rules_of(const agent_conf_t *c, ospab_alert_rules_t *r)
     r->cooldown = c->alert_cooldown;
 }
 
+/* Opens the transaction of an alert of v's: 1 when it is open and v's cluster still this
+ * agent's (agent_lease_fence); 0: nothing open. */
+static int begin_fenced(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_vps_t *v)
+{
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        return 0;
+    }
+    if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
+        ospab_db_end(db, 0);        /* the cluster is another agent's now */
+        return 0;
+    }
+    return 1;
+}
+
 /* Clears v's open alert cur, with its alert.cleared event. 1: cleared now. */
 static int alert_clear(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_vps_t *v,
                        const open_alert_t *cur, ospab_alert_metric_e type, double value,
@@ -106,11 +120,7 @@ static int alert_clear(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
     int n = 0, good, attempt = 0;
 
     do {                            /* again after a write conflict (Galera) */
-        if (ospab_db_begin(db, p) != APR_SUCCESS) {
-            return 0;
-        }
-        if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
-            ospab_db_end(db, 0);    /* the cluster is another agent's now */
+        if (!begin_fenced(ag, db, p, v)) {
             return 0;
         }
         good = ospab_db_exec(db, p, "ospab_alert_clear", 2, args, &n) == APR_SUCCESS;
@@ -161,11 +171,7 @@ static int alert_raise(agent_t *ag, ospab_db_t *db, apr_pool_t *p, const agent_v
                  || ospab_alert_mail_due(rules, last_notified_from_row(last), now);
     }
     do {                            /* again after a write conflict (Galera) */
-        if (ospab_db_begin(db, p) != APR_SUCCESS) {
-            return 0;
-        }
-        if (!agent_lease_fence(ag, db, p, agent_cluster_of_node(ag, v->node))) {
-            ospab_db_end(db, 0);    /* the cluster is another agent's now */
+        if (!begin_fenced(ag, db, p, v)) {
             return 0;
         }
         if (cur) {
