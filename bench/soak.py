@@ -14,7 +14,9 @@ sync writes with X-API-Key (update of a bound record, create of an unbound one d
 few seconds later), power operations (stop/start/restart of guests kept for them, each
 followed through GET /api/server/{id}/tasks until its task has ended; every guest belongs
 to one power worker, which runs one operation at a time, so no 409 "busy" is expected),
-and sessions (login, refreshes, logout).
+and sessions (login, refreshes, logout). Every rate is an option; 0 leaves that part out,
+to run one part of the load alone (--power-workers 0, --sockets 0 likewise), and --conf adds
+Apache directives.
 
 Every --sample seconds: the RSS (VmRSS) of Apache's parent and each child, and of the
 agent; the clients' socket counters. At the end: requests, errors, p50/p99 per route;
@@ -486,6 +488,8 @@ def parse():
     ap.add_argument("--power-workers", type=int, default=4)
     ap.add_argument("--power-guests", type=int, default=40)
     ap.add_argument("--client-procs", type=int, default=4)
+    ap.add_argument("--conf", action="append", default=[],
+                    help="an extra Apache directive (repeatable), e.g. 'MaxMemFree 256'")
     ap.add_argument("--json", help="also write the figures to this file")
     return ap.parse_args()
 
@@ -501,12 +505,13 @@ def setup(args, stack):
     bench.populate(db, users=args.users, per_user=0)
     poll.populate(db, NODES, args.guests, owner=lambda i: FIRST_USER + i % args.users)
     agent_port = harness.free_port()
-    httpd = SoakApache(db, args.sockets, extra_conf=apache_conf(sim, agent_port, args.sockets))
+    httpd = SoakApache(db, args.sockets,
+                       extra_conf=apache_conf(sim, agent_port, args.sockets) + args.conf)
     httpd.start(timeout=60)
     stack["httpd"] = httpd
     say(f"Apache {httpd.url('')}: {httpd.children} children x {THREADS_PER_CHILD} threads "
         f"({httpd.rundir})")
-    limits = fl.bench_limits(args.sockets)
+    limits = fl.bench_limits(max(1, args.sockets))
     agent = Agent(db, jwt_secret=httpd.jwt_secret,
                   clusters=[sim_cluster(sim, timeout="30s")], log_level="warn",
                   sections={"agent": {"poll_interval": args.poll_interval,
@@ -580,7 +585,8 @@ def main():
               f"{args.minutes:g} min on {args.db}; {args.guests} guests on "
               f"{len(NODES)} simulated nodes (real task durations), {args.users} users; "
               f"Apache event MPM, {httpd.children} children x {THREADS_PER_CHILD} threads, "
-              f"MaxConnectionsPerChild 0; agent poll_interval {args.poll_interval}, "
+              f"MaxConnectionsPerChild 0{''.join('; ' + c for c in args.conf)}; agent "
+              f"poll_interval {args.poll_interval}, "
               f"live_interval {args.live_interval}; {args.sockets} sockets (websocket, "
               f"through Apache) on {args.watched} servers; {os.cpu_count()} CPUs")
         print("load (requests a second): " + ", ".join(f"{n} {r:g}" for n, r in rates)
@@ -590,15 +596,20 @@ def main():
         t0 = time.monotonic()
         def mk(fn, *a):
             threads.append(threading.Thread(target=fn, args=a, daemon=True))
+
+        def paced_mk(fn, rate, *a):           # a rate of 0 leaves that part of the load out
+            if rate > 0:
+                mk(fn, *a)
         for kind, rate in (("list", args.list_rate), ("detail", args.detail_rate),
                            ("status", args.status_rate)):
             for _ in range(2):
-                mk(reader, world, stats, stop, kind, rate / 2)
+                paced_mk(reader, rate, world, stats, stop, kind, rate / 2)
         for _ in range(2):
-            mk(sync_updater, world, stats, stop, args.update_rate / 2)
-        mk(sync_creator, world, stats, stop, args.create_rate)
+            paced_mk(sync_updater, args.update_rate, world, stats, stop, args.update_rate / 2)
+        paced_mk(sync_creator, args.create_rate, world, stats, stop, args.create_rate)
         for _ in range(2):
-            mk(sessions, world, stats, stop, args.session_rate / 2, args.refreshes)
+            paced_mk(sessions, args.session_rate, world, stats, stop, args.session_rate / 2,
+                     args.refreshes)
         for w in range(args.power_workers):
             mine = world.power[w::args.power_workers]
             if mine:
