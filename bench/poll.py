@@ -24,17 +24,18 @@ from agentharness import Agent, sim_cluster  # noqa: E402
 from simctl import PveSim  # noqa: E402
 
 
-def populate(db, sim_nodes, guests):
+def populate(db, sim_nodes, guests, owner=lambda i: 5):
     """A vps row for every simulated guest (vmids from 100, round-robin over the nodes, as
-    pvesim --guests makes them)."""
+    pvesim --guests makes them), guest i owned by user owner(i) (bench/soak spreads them
+    over many users)."""
     ts = "'2026-01-01 00:00:00.000'"
     rows = []
     for i in range(guests):
         vmid = 100 + i
         node = sim_nodes[i % len(sim_nodes)]
         status = "stopped" if vmid % 5 == 0 else "running"
-        rows.append(f"('g{vmid}', '{status}', NULL, 2, 2048, 20, 'Debian 12', 5, 'proxmox', "
-                    f"'{node}', {vmid}, 'lxc', {ts}, {ts})")
+        rows.append(f"('g{vmid}', '{status}', NULL, 2, 2048, 20, 'Debian 12', {owner(i)}, "
+                    f"'proxmox', '{node}', {vmid}, 'lxc', {ts}, {ts})")
     stmts = []
     for i in range(0, len(rows), 1000):
         stmts.append("INSERT INTO vps (name, status, ip_address, cpu, ram, disk, os, user_id, "
