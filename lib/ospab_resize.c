@@ -206,7 +206,9 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                            "or tariffId", NULL);
         return;
     }
-    if (ospab_vps_load_owned(db, p, who, id, &v, res) || ospab_srv_on_proxmox(p, c, v, res)
+    if (ospab_vps_load_owned(db, p, who, id, &v, res)
+        || ospab_srv_refuse_suspended(p, who, v, "resize", res)
+        || ospab_srv_on_proxmox(p, c, v, res)
         || resize_allowed(db, p, c, who, v, val, tariff_id, &tariff, res)) {
         return;
     }
@@ -257,6 +259,7 @@ static int resize_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
     *upid = NULL;
     ospab_task_follow_up(db, p, c, a, v);
     if (ospab_vps_load_owned(db, p, who, id, vp, res)
+        || ospab_srv_refuse_suspended(p, who, *vp, "resize", res)
         || ospab_task_begin(db, p, a, *vp, "resize", &task_id, res)) {
         return 1;
     }

@@ -422,7 +422,8 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_vps_load_owned(db, p, who, id, &v, res)) {
+    if (ospab_vps_load_owned(db, p, who, id, &v, res)
+        || ospab_srv_refuse_suspended(p, who, v, "delete", res)) {
         return;
     }
     if (!strcmp(v->hypervisor, "proxmox") && !v->vmid
@@ -471,7 +472,9 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
     json_t *o;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_vps_load_owned(db, p, who, id, &v, res) || ospab_srv_on_proxmox(p, c, v, res)) {
+    if (ospab_vps_load_owned(db, p, who, id, &v, res)
+        || ospab_srv_refuse_suspended(p, who, v, "password", res)
+        || ospab_srv_on_proxmox(p, c, v, res)) {
         return;
     }
     if (!strcmp(ospab_vps_kind(v), "lxc") && !c->ssh) {
@@ -611,7 +614,8 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         ospab_result_error(p, res, 400, "vmid or serverId is required", f);
         return;
     }
-    if (ospab_srv_on_proxmox(p, c, v, res)) {
+    if (ospab_srv_refuse_suspended(p, who, v, "console", res)
+        || ospab_srv_on_proxmox(p, c, v, res)) {
         return;
     }
     if (ospab_srv_pve_call(c, p, a, "POST", ospab_srv_guest_path(p, v, "vncproxy", NULL, NULL),

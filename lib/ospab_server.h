@@ -133,4 +133,30 @@ int ospab_server_sync_destroy(ospab_db_t *db, apr_pool_t *p, const ospab_server_
  * when the database failed. */
 int ospab_server_panel_made(ospab_db_t *db, apr_pool_t *p, const char *id, int *made);
 
+/* Suspension (lib/ospab_suspend.c, docs/operations.md): a suspended server keeps its status
+ * whatever its guest does, its guest is kept stopped, customers' operations on it answer
+ * 403. In the caller's transaction, which holds the server's row lock: suspends (on) or
+ * unsuspends the record — the state before kept, restored when unsuspended — with its
+ * server.status event and a vps.suspend / vps.unsuspend audit row (details: stolen, may
+ * be NULL). 0: changed (*now_status: the new status); 1: nothing to do (*now_status: the
+ * status it has, NULL when there is no such server); -1: the database failed. */
+int ospab_suspension_change(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                            const char *id, int on, json_t *details, const char **now_status);
+/* After the change's commit: brings the guest to what the record says (a suspended server
+ * stopped, an unsuspended 'running' one started) as a stop/start operation of its own.
+ * What happened, as a new reference: {"action":"stop"|"start","taskId":UPID},
+ * {"action":"none"[,"guest":state|"reason":why]}, or {"action":...,"taskId":null,
+ * "error":why}; NULL when the server is gone. */
+json_t *ospab_suspension_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                               const ospab_actor_t *a, const char *id);
+/* The agent's rule, run for a suspended server whose guest its poll saw running with
+ * nothing of ours on it: stops it. 1 when a stop was started. */
+int ospab_suspension_enforce(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                             const ospab_actor_t *a, const char *id);
+/* An admin's POST /api/admin/servers/{id}/suspend|unsuspend (and ospab-admin): the change
+ * in a transaction of its own, then the guest; reason (may be NULL) goes to the audit. */
+void ospab_server_suspend(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                          const ospab_actor_t *a, const char *id, int on, const char *reason,
+                          ospab_result_t *res);
+
 #endif

@@ -37,4 +37,9 @@ void ospab_srv_billing(const ospab_vps_t *v, ospab_principal_t *who);
  * (ospab_adopt.c): the reason of vps.binding_note in their words. */
 const char *ospab_srv_unlinked_text(apr_pool_t *p, const ospab_vps_t *v);
 
+/* A suspended server (lib/ospab_suspend.c): customers may not run action on it (403);
+ * admins and the billing site may, but for starting it (409). 0: go on; 1: res is set. */
+int ospab_srv_refuse_suspended(apr_pool_t *p, const ospab_principal_t *who,
+                               const ospab_vps_t *v, const char *action, ospab_result_t *res);
+
 #endif

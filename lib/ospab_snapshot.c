@@ -45,7 +45,9 @@ void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_co
     size_t i;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_vps_load_owned(db, p, who, id, &v, res) || ospab_srv_on_proxmox(p, c, v, res)) {
+    if (ospab_vps_load_owned(db, p, who, id, &v, res)
+        || ospab_srv_refuse_suspended(p, who, v, "snapshots", res)
+        || ospab_srv_on_proxmox(p, c, v, res)) {
         return;
     }
     if (ospab_srv_pve_call(c, p, a, "GET", ospab_srv_guest_path(p, v, "snapshot", NULL, NULL),

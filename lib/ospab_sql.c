@@ -183,7 +183,19 @@ const ospab_sql_t ospab_sql_api[] = {
       "SELECT id, action, status, COALESCE(first_upid, upid), exitstatus, error, created_at, "
       "updated_at, finished_at FROM tasks WHERE vps_id = %s "
       "ORDER BY created_at DESC, id DESC LIMIT 50" },
-    { "ospab_vps_set_status", "UPDATE vps SET status = %s, updated_at = %s WHERE id = %s" },
+    /* a suspended server keeps its status whatever its guest does (007_suspension.sql):
+     * only suspending and unsuspending change it */
+    { "ospab_vps_set_status",
+      "UPDATE vps SET status = %s, updated_at = %s WHERE id = %s AND status <> 'suspended'" },
+    /* suspension (lib/ospab_suspend.c): the state before it is kept for unsuspending */
+    { "ospab_vps_suspend",
+      "UPDATE vps SET suspended_status = status, status = 'suspended', updated_at = %s "
+      "WHERE id = %s AND status <> 'suspended'" },
+    { "ospab_vps_unsuspend",
+      "UPDATE vps SET status = %s, suspended_status = NULL, updated_at = %s "
+      "WHERE id = %s AND status = 'suspended'" },
+    { "ospab_vps_suspended_status",
+      "SELECT status, suspended_status, user_id FROM vps WHERE id = %s" },
     { "ospab_vps_set_ip", "UPDATE vps SET ip_address = %s, updated_at = %s WHERE id = %s" },
     { "ospab_vps_set_resources",
       "UPDATE vps SET cpu = %s, ram = %s, disk = %s, updated_at = %s WHERE id = %s" },

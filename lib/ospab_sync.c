@@ -291,11 +291,11 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                        const ospab_idem_t *idem, ospab_result_t *res)
 {
     const char *args[OSPAB_VPS_NFIELDS - 1];
-    const char *id;
+    const char *id, *st;
     ospab_row_t row;
     ospab_vps_t old, now;
     json_t *guest;
-    int i;
+    int i, suspend = -1;
 
     if (vps_identify(db, p, in, &id, res)
         || sizes_to_guest(db, p, guests, a, in, id, &guest, res)) {
@@ -311,6 +311,14 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     /* the columns in the field table's order: what the request did not set stays */
     for (i = 1; i < OSPAB_VPS_CREATED_AT; ++i) {
         args[i - 1] = in[i].present ? in[i].value : old.cols[i];
+    }
+    /* into or out of suspension (lib/ospab_suspend.c): the status is the suspension's to
+     * change, after the other fields; out of it, the state before comes back whatever
+     * status the request names */
+    if (in[OSPAB_VPS_STATUS].present
+        && !strcmp(in[OSPAB_VPS_STATUS].value, "suspended") != !strcmp(old.status, "suspended")) {
+        suspend = !strcmp(in[OSPAB_VPS_STATUS].value, "suspended");
+        args[OSPAB_VPS_STATUS - 1] = old.status;
     }
     args[OSPAB_VPS_CREATED_AT - 1] = ospab_time_db(p, a->now);
     args[OSPAB_VPS_CREATED_AT] = id;
@@ -332,6 +340,7 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     }
     /* bound now (node and vmid): the agent's note of why it could not link it is over */
     if (ospab_db_exec(db, p, "ospab_vps_clear_note", 1, &id, NULL) != APR_SUCCESS
+        || (suspend >= 0 && ospab_suspension_change(db, p, a, id, suspend, NULL, &st) != 0)
         || ospab_db_select_one(db, p, "ospab_vps_get", 1, &id, &row) != APR_SUCCESS || !row
         || (ospab_row_fill(&ospab_vps_row, row, &now), strcmp(old.user_id, now.user_id)
             && owner_changed(db, p, a, id, old.user_id, now.user_id) != APR_SUCCESS)
@@ -346,6 +355,15 @@ static void vps_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         json_object_set(res->body, "guest", guest);
     }
     ospab_idem_commit(db, p, idem, res);
+    if (suspend >= 0 && res->status == 200) {
+        /* the guest follows the committed record (a replay of the request answers without
+         * this: the guest was brought in line by the first) */
+        json_t *g = ospab_suspension_guest(db, p, guests, a, id);
+
+        if (g) {
+            json_object_set_new(res->body, "guest", g);
+        }
+    }
 }
 
 /* What a delete does to the guest of a server the panel can reach. The panel's own guest

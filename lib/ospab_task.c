@@ -100,7 +100,7 @@ void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t 
     const char *args[3] = { status, ospab_time_db(p, a->now), id };
     ospab_row_t r = NULL;
     ospab_vps_t old;
-    int tx = own_tx(db, p), good;
+    int tx = own_tx(db, p), good, n = 0;
 
     if (tx < 0) {
         return;
@@ -111,9 +111,10 @@ void ospab_server_set_status(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t 
         }
         return;
     }
+    /* n = 0: the server is suspended, and stays so (lib/ospab_suspend.c) */
     good = ospab_db_select_one(db, p, "ospab_vps_status_of", 1, &id, &r) == APR_SUCCESS
-           && ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, NULL) == APR_SUCCESS;
-    if (good && r && (ospab_row_fill(&ospab_vps_status_row, r, &old), !old.status
+           && ospab_db_exec(db, p, "ospab_vps_set_status", 3, args, &n) == APR_SUCCESS;
+    if (good && r && n == 1 && (ospab_row_fill(&ospab_vps_status_row, r, &old), !old.status
                          || strcmp(old.status, status))) {
         json_t *data = json_pack("{s:I, s:I, s:s, s:s?}",
                                  "serverId", (json_int_t)apr_atoi64(id),
@@ -443,12 +444,15 @@ int ospab_task_prepare(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t 
                        const char *action, const ospab_vps_t **v, const char **task_id,
                        ospab_result_t *res)
 {
-    if (ospab_vps_load_owned(db, p, who, id, v, res) || ospab_srv_on_proxmox(p, c, *v, res)) {
+    if (ospab_vps_load_owned(db, p, who, id, v, res)
+        || ospab_srv_refuse_suspended(p, who, *v, action, res)
+        || ospab_srv_on_proxmox(p, c, *v, res)) {
         return 1;
     }
     ospab_task_follow_up(db, p, c, a, *v);
     /* again: a finished task may have changed it, or deleted it */
-    if (ospab_vps_load_owned(db, p, who, id, v, res)) {
+    if (ospab_vps_load_owned(db, p, who, id, v, res)
+        || ospab_srv_refuse_suspended(p, who, *v, action, res)) {
         return 1;
     }
     return ospab_task_begin(db, p, a, *v, action, task_id, res);

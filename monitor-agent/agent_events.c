@@ -12,7 +12,7 @@
 
 /* ---- tasks ---------------------------------------------------------------------------------- */
 
-static void server_conf(agent_cluster_t *cl, ospab_server_conf_t *sc)
+void agent_server_conf(agent_cluster_t *cl, ospab_server_conf_t *sc)
 {
     memset(sc, 0, sizeof(*sc));
     sc->pve = cl->client;
@@ -62,7 +62,7 @@ void agent_follow_tasks(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t n
         ospab_server_conf_t sc;
 
         if (cl) {
-            server_conf(cl, &sc);
+            agent_server_conf(cl, &sc);
             act.now = apr_time_now();
             ospab_server_follow(db, sub, &sc, &act, id);
             AGENT_COUNT(task_followups);

@@ -114,6 +114,9 @@ const char *agent_metrics_text(agent_sio_t *s, apr_pool_t *p, apr_size_t *len)
     counter(b, "ospab_agent_drift_corrections_total",
             "Server records corrected to what Proxmox reports (status drift, guests gone)",
             &m->drift);
+    counter(b, "ospab_agent_suspension_stops_total",
+            "Guests of suspended servers found running and stopped by the agent",
+            &m->suspension_stops);
     counter(b, "ospab_agent_task_followups_total",
             "Follow-ups of servers with running Proxmox tasks", &m->task_followups);
     counter(b, "ospab_agent_alerts_raised_total", "Alerts opened (a resource above the "

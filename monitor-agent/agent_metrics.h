@@ -14,6 +14,7 @@
 typedef struct {
     volatile apr_uint64_t polls, poll_failures;         /* cluster polls, failed ones */
     volatile apr_uint64_t drift;                        /* records corrected from Proxmox */
+    volatile apr_uint64_t suspension_stops;             /* suspended servers' guests stopped */
     volatile apr_uint64_t task_followups;               /* servers' running tasks asked after */
     volatile apr_uint64_t alerts;                       /* alerts opened */
     volatile apr_uint64_t db_conflict_retries;          /* transactions run again */

@@ -92,6 +92,9 @@ void agent_vps_unbound_from_row(ospab_row_t r, agent_vps_t *v);   /* _unbound */
 /* The one column of ospab_task_active_servers: a server with a task queued or running. */
 const char *agent_active_server_from_row(ospab_row_t r);
 
+/* agent_events.c: what the library's server code needs of a cluster */
+void agent_server_conf(agent_cluster_t *cl, ospab_server_conf_t *sc);
+
 /* agent_poll.c */
 void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now);
 /* Queues the guest's own status/current on reqs (v, which must outlive the call, rides

@@ -20,6 +20,12 @@
 enum { M_VPS_ID, M_STATUS, M_CPU, M_MEM, M_MAXMEM, M_DISK, M_MAXDISK, M_NETIN, M_NETOUT,
        M_UPTIME, M_SAMPLED_AT, M_VALUES };
 
+/* A suspended server whose guest a round found running, with nothing of ours on it. */
+typedef struct {
+    agent_cluster_t *cl;
+    const agent_vps_t *v;
+} suspended_guest_t;
+
 /* What one poll round works with, once Proxmox has answered. */
 typedef struct {
     agent_t *ag;
@@ -35,6 +41,7 @@ typedef struct {
     apr_array_header_t *metrics;    /* const char *[M_VALUES], one per server found */
     apr_array_header_t *suspects;   /* status/current of servers that seem to have drifted */
     apr_array_header_t *gone;       /* status/current of servers missing from the list */
+    apr_array_header_t *suspended;  /* suspended_guest_t: suspended servers found running */
     int nvps;                       /* bound records */
     const int *polled;              /* the clusters asked (conf->clusters indexes) ... */
     int npolled;                    /* ... and how many */
@@ -297,6 +304,7 @@ static int load_round(poll_round_t *r)
     r->metrics = apr_array_make(r->p, vrows->nelts + 1, sizeof(const char **));
     r->suspects = apr_array_make(r->p, 8, sizeof(ospab_pve_req_t));
     r->gone = apr_array_make(r->p, 8, sizeof(ospab_pve_req_t));
+    r->suspended = apr_array_make(r->p, 4, sizeof(suspended_guest_t));
     return 1;
 }
 
@@ -339,6 +347,15 @@ static void take_guest(poll_round_t *r, agent_cluster_t *cl, agent_vps_t *v, jso
         && !json_is_string(json_object_get(g, "lock"))) {
         /* /cluster/resources lags (pvestatd): asked directly before believing it */
         agent_ask_status(r->suspects, r->p, cl, v, type);
+    }
+    /* suspension (lib/ospab_suspend.c): the record wins, its guest is stopped */
+    if (st && !strcmp(st, "running") && v->status && !strcmp(v->status, "suspended")
+        && !apr_hash_get(r->busy, v->id, APR_HASH_KEY_STRING)
+        && !json_is_string(json_object_get(g, "lock"))) {
+        suspended_guest_t *s = apr_array_push(r->suspended);
+
+        s->cl = cl;
+        s->v = v;
     }
 
     /* alerts: a stopped guest uses nothing */
@@ -477,6 +494,34 @@ static void apply_drift(poll_round_t *r, const ospab_actor_t *act)
     }
 }
 
+/* Suspended servers found running: stopped (ospab_suspension_enforce asks the guest's own
+ * status first, so a lagging list stops nothing twice), while the agent still holds the
+ * cluster's lease. */
+static void apply_suspension(poll_round_t *r, const ospab_actor_t *act)
+{
+    int i;
+
+    for (i = 0; i < r->suspended->nelts && !r->ag->stopping; ++i) {
+        suspended_guest_t *s = &APR_ARRAY_IDX(r->suspended, i, suspended_guest_t);
+        agent_fence_t f;
+        ospab_server_conf_t sc;
+        ospab_actor_t a = *act;
+
+        f.ag = r->ag;
+        f.cl = s->cl;
+        if (!agent_lease_guard(&f, r->db, r->p)) {
+            continue;
+        }
+        agent_server_conf(s->cl, &sc);
+        a.now = apr_time_now();
+        if (ospab_suspension_enforce(r->db, r->p, &sc, &a, s->v->id)) {
+            AGENT_INFO("suspension: server %s (%s/%s) was running; stopping it", s->v->id,
+                       s->v->node, s->v->vmid);
+            AGENT_COUNT(suspension_stops);
+        }
+    }
+}
+
 /* Absent twice from the list; Proxmox itself must also say it does not exist (a 500
  * "Configuration file ... does not exist"), not merely fail to answer: status missing. */
 static void apply_gone(poll_round_t *r, const ospab_actor_t *act)
@@ -551,6 +596,7 @@ void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t 
     }
     apply_drift(&r, &act);
     apply_gone(&r, &act);
+    apply_suspension(&r, &act);
     /* every guest of the clusters this agent polls is known only when all of them
      * answered: one that did not might hold the record's guest, or its namesake */
     if (complete) {

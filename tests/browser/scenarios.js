@@ -520,6 +520,25 @@ exports.admin = async (t, c) => {
   await waitBadge(t, page, 'running');
 };
 
+exports.suspended = async (t, c) => {
+  const page = await t.page();
+  await t.login(page, c.user);
+  await page.waitForSelector(`tr[data-server="${c.server.id}"]`);
+  equal(await rowBadge(page, c.server.id), 'suspended', 'the list says suspended');
+  await openServer(t, page, c.server);
+  await waitBadge(t, page, 'suspended');
+  await page.waitForSelector('[data-testid=suspended]');
+  assert((await t.text(page, '[data-testid=suspended]')).includes('contact support'),
+         'the notice tells what to do');
+  const enabled = await page.$$eval('section.server-page button[data-action]',
+                                    (els) => els.filter((b) => !b.disabled)
+                                                .map((b) => b.dataset.action));
+  equal(enabled.join(','), '', 'no action can be started');
+  assert(!(await page.$('section[aria-labelledby=snap-h], section[aria-labelledby=resize-h]')),
+         'no resize form, no snapshot list');
+  await t.shot(page, 'server-suspended');
+};
+
 exports.languages = async (t, c) => {
   const page = await t.page({ lang: ['ru-RU', 'ru'] });
   await t.open(page);

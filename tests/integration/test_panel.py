@@ -363,6 +363,19 @@ def test_admin_sees_every_server_and_whose_it_is(world):
               total=total)
 
 
+def test_a_suspended_server_is_shown_not_managed(world):
+    """Billing suspends a customer's server (docs/operations.md): its page says so, every
+    button that would manage it is disabled, and the page asks nothing the API refuses
+    (no 403 in the console: the scenario fails on any console error)."""
+    owner = world.user()
+    s = world.server(owner)
+    r = world.api.post("/api/vps/sync", json={"action": "update",
+                                               "vps": {"id": s["id"], "status": "suspended"}})
+    assert r.status_code == 200 and r.json()["vps"]["status"] == "suspended", r.text
+    world.wait_status(s["id"], "suspended")
+    world.run("suspended", user=owner, server=s)
+
+
 def test_russian_and_english(world):
     """The browser's language picks Russian (texts, dates, sizes, percentages); the switch
     turns it to English, and the choice stays after a reload."""

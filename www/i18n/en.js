@@ -105,6 +105,7 @@ export default {
   'server.notFound': 'Server not found',
   'server.notFoundText': 'There is no server at this address among yours.',
   'server.size': 'Size',
+  'server.suspended': 'This server is suspended: it cannot be started or changed until it is unsuspended. Please contact support.',
   'server.deleted': 'The server {name} has been deleted.',
 
   'alert.warning': 'Warning:',

@@ -211,7 +211,9 @@ export function Server({ id, user }) {
   const status = server.status;
   const busy = !!op;
   const running = status === 'running';
-  const unsettled = status === 'creating' || status === 'deleting';
+  // suspended (docs/operations.md): seen, not managed — the API answers 403 to all of it
+  const suspended = status === 'suspended';
+  const unsettled = status === 'creating' || status === 'deleting' || suspended;
   const canPower = {
     start: !busy && !unsettled && status !== 'running',
     stop: !busy && running, restart: !busy && running, reboot: !busy && running,
@@ -225,6 +227,8 @@ export function Server({ id, user }) {
       <h1 ref=${heading} tabindex="-1">${server.name || `#${id}`}</h1>
       <${StatusBadge} status=${status} />
     </div>
+    ${suspended && html`<${Notice} kind="warning"><span data-testid="suspended">
+      ${t('server.suspended')}</span></${Notice}>`}
     <dl class="facts">
       <div><dt>${t('servers.ip')}</dt><dd class="mono" data-testid="ip">${server.ipAddress || t('common.none')}</dd></div>
       <div><dt>${t('servers.os')}</dt><dd>${server.os?.name || t('common.none')}</dd></div>
@@ -286,10 +290,10 @@ export function Server({ id, user }) {
     <${Graphs} id=${id} livePoints=${livePoints}
         onCurrent=${(r) => { if (!current && r?.stats?.data) setCurrent(r.stats.data); }} />
 
-    <${Snapshots} id=${id} busy=${busy || unsettled} version=${version} start=${start}
-        setDialog=${setDialog} />
+    ${!suspended && html`<${Snapshots} id=${id} busy=${busy || unsettled} version=${version}
+        start=${start} setDialog=${setDialog} />`}
 
-    ${vps && html`<${Resize} id=${id} vps=${vps} server=${server} busy=${busy || unsettled}
+    ${vps && !suspended && html`<${Resize} id=${id} vps=${vps} server=${server} busy=${busy || unsettled}
         start=${start} />`}
 
     <section class="panel" aria-labelledby="access-h">
@@ -307,7 +311,7 @@ export function Server({ id, user }) {
     <section class="panel danger" aria-labelledby="danger-h">
       <div class="panel-head"><h2 id="danger-h">${t('delete.title')}</h2></div>
       <p>${t('delete.text')}</p>
-      <button type="button" class="danger" disabled=${busy || status === 'deleting'}
+      <button type="button" class="danger" disabled=${busy || status === 'deleting' || suspended}
           data-action="delete" onClick=${() => setDialog({ kind: 'delete' })}>
         ${t('delete.button')}</button>
     </section>
