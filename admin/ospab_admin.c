@@ -27,6 +27,8 @@
 #include "ospab_sync.h"
 #include "ospab_user.h"
 #include "ospab_util.h"
+#include "ospab_ippool.h"
+#include "ospab_fields.h"
 
 #ifndef OSPAB_SQL_DIR
 #define OSPAB_SQL_DIR "/usr/local/share/ospab-panel/sql"
@@ -66,6 +68,8 @@ static int cmd_seed(admin_t *a, int argc, const char *const *argv);
 static int cmd_help(admin_t *a, int argc, const char *const *argv);
 static int cmd_user_add(admin_t *a, int argc, const char *const *argv);
 static int cmd_token(admin_t *a, int argc, const char *const *argv);
+static int cmd_pool_add(admin_t *a, int argc, const char *const *argv);
+static int cmd_pool_list(admin_t *a, int argc, const char *const *argv);
 
 static const admin_cmd_t commands[] = {
     { "migrate", "[--dry-run]",
@@ -83,6 +87,13 @@ static const admin_cmd_t commands[] = {
     { "token", "USER_ID",
       "print an access token for the user, signed with --jwt-key (HS256)",
       1, 1, 1, 0, cmd_token },
+    { "pool-add", "JSON",
+      "make an IP pool: the body of POST /api/admin/ip-pools, e.g. '{\"name\":\"v4\","
+      "\"bridge\":\"vmbr0\",\"first\":\"192.0.2.10\",\"last\":\"192.0.2.200\","
+      "\"prefix\":24,\"gateway\":\"192.0.2.1\"}' (docs/operations.md); prints it",
+      1, 1, 1, 0, cmd_pool_add },
+    { "pool-list", "", "the IP pools with their usage (size, used, cooling, free), as JSON",
+      0, 0, 1, 0, cmd_pool_list },
     { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
     { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
 };
@@ -577,6 +588,62 @@ static int cmd_token(admin_t *a, int argc, const char *const *argv)
     return EXIT_OK;
 }
 
+/* The answer of a core operation on standard output, or its error. */
+static int print_result(admin_t *a, const ospab_result_t *res, int want)
+{
+    char *text;
+
+    if (res->status != want) {
+        fail_msg(a, json_string_value(json_object_get(res->body, "error")));
+        return EXIT_FAIL;
+    }
+    text = json_dumps(res->body, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    return EXIT_OK;
+}
+
+static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_actor_t actor = { .type = "admin", .id = "ospab-admin", .now = apr_time_now() };
+    ospab_ippool_spec_t spec;
+    ospab_result_t res;
+    ospab_db_t db;
+    json_error_t jerr;
+    json_t *body = ospab_json_own(a->pool, json_loads(argv[0], 0, &jerr)), *errors;
+    int rc;
+
+    (void)argc;
+    if (!body) {
+        fail_msg(a, apr_psprintf(a->pool, "JSON: %s", jerr.text));
+        return EXIT_USAGE;
+    }
+    if ((errors = ospab_ippool_read(a->pool, body, &spec)) != NULL) {
+        fail_msg(a, ospab_fields_summary(a->pool, "pool", ospab_json_own(a->pool, errors)));
+        return EXIT_USAGE;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_ippool_create(&db, a->pool, &actor, &spec, &res);
+    return print_result(a, &res, 201);
+}
+
+static int cmd_pool_list(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_result_t res;
+    ospab_db_t db;
+    int rc;
+
+    (void)argc;
+    (void)argv;
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_ippool_list(&db, a->pool, apr_time_now(), &res);
+    return print_result(a, &res, 200);
+}
+
 static int cmd_help(admin_t *a, int argc, const char *const *argv)
 {
     (void)a;
@@ -667,7 +734,17 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
             return rc;
         }
     }
-    rc = cmd->fn(&a, nargs, opt->argv + opt->ind + 1);
+    /* the command's pool goes before the connection: apr_dbd_mysql's transactions and
+     * statements clean up on it, and need the connection still open */
+    {
+        apr_pool_t *outer = a.pool, *cmdpool;
+
+        apr_pool_create(&cmdpool, outer);
+        a.pool = cmdpool;
+        rc = cmd->fn(&a, nargs, opt->argv + opt->ind + 1);
+        apr_pool_destroy(cmdpool);
+        a.pool = outer;
+    }
     if (a.dbh) {
         apr_dbd_close(a.drv, a.dbh);
     }

@@ -20,6 +20,7 @@
 #include "ospab_resource.h"
 #include "ospab_pve_errors.h"
 #include "ospab_catalog.h"
+#include "ospab_ippool.h"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -229,6 +230,10 @@ static int over_quota(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
     return 0;
 }
 
+/* vmids a create tries before it gives up (many customers ordering at once all start from
+ * the same nextid) */
+#define CREATE_ATTEMPTS 32
+
 void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, json_t *body,
                          ospab_result_t *res)
@@ -240,7 +245,9 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     const ospab_tariff_t *tariff;
     const ospab_vps_t *v;
     ospab_pve_result_t pr;
-    int attempt, i;
+    int attempt, i, taken;
+    ospab_ippool_set_t pools;
+    ospab_ip_lease_t lease;
 
     memset(res, 0, sizeof(*res));
     if (!who->admin && !c->self_service) {
@@ -289,6 +296,11 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     if (over_quota(db, p, c, who, res)) {
         return;
     }
+    /* the IP pools that serve the node's bridge (taken from in the record's transaction) */
+    if (ospab_ippool_pools(db, p, c->node, c->bridge, &pools) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
     password = ospab_server_new_password(p);
     /* Proxmox's next free vmid. Creates running at the same time get the same one until the
      * first container exists: whoever loses (our unique node+vmid, or Proxmox's "already
@@ -302,7 +314,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
         return;
     }
-    for (attempt = 0; attempt < 16; ++attempt, ++vmid) {
+    for (attempt = 0; attempt < CREATE_ATTEMPTS; ++attempt, ++vmid) {
         ospab_pve_param_t params[12];
 
         now = ospab_time_db(p, a->now);
@@ -323,7 +335,10 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         args[OSPAB_VPS_TARIFF_ID - 1] = tariff_s;
         args[OSPAB_VPS_OS_ID - 1] = os_s;
         args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
-        if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        /* the pools' locks come first: what this transaction reads of them afterwards is
+         * what the create before it committed (lib/ospab_ippool.h) */
+        if (ospab_db_begin(db, p) != APR_SUCCESS
+            || ospab_ippool_lock(db, p, &pools) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return;
         }
@@ -332,14 +347,53 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         }
         if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
             if (ospab_db_is_constraint(db)) {   /* vmid taken in our own table */
+                const char *top = NULL;
+
                 ospab_db_end(db, 0);
+                /* many creates at once all got the same nextid: go past the ones they took
+                 * rather than one step at a time, spread out so that they do not all try
+                 * the same next one again */
+                if (ospab_db_select_value(db, p, "ospab_vps_max_vmid", 0, NULL, &top)
+                    == APR_SUCCESS && top && apr_atoi64(top) > vmid) {
+                    unsigned char r;
+
+                    apr_generate_random_bytes(&r, 1);
+                    vmid = apr_atoi64(top) + r % (4 * (attempt + 1) < 64 ? 4 * (attempt + 1)
+                                                                        : 64);
+                }
                 continue;
             }
             ospab_result_db_failed(db, p, res);
             return;
         }
         if (ospab_db_last_id(db, p, &vps_id) != APR_SUCCESS
-            || ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v
+            || (taken = ospab_ippool_take(db, p, a->now, &pools, vps_id, &lease)) < 0) {
+            ospab_result_db_failed(db, p, res);
+            return;
+        }
+        if (taken) {
+            ospab_db_end(db, 0);
+            ospab_ippool_exhausted(db, p, a->now, lease.exhausted);
+            res->log = apr_psprintf(p, "IP pool '%s' has no free address", lease.exhausted);
+            ospab_result_error(p, res, 409, apr_psprintf(p, "no free IP address is left in "
+                               "pool '%s': a server cannot be made now, please contact "
+                               "support", lease.exhausted), NULL);
+            return;
+        }
+        if (lease.ip4 || lease.ip6) {
+            const char *ip = apr_pstrdup(p, lease.ip4 ? lease.ip4 : lease.ip6);
+            const char *ipargs[3];
+
+            *strchr(ip, '/') = '\0';
+            ipargs[0] = ip;
+            ipargs[1] = now;
+            ipargs[2] = vps_id;
+            if (ospab_db_exec(db, p, "ospab_vps_set_ip", 3, ipargs, NULL) != APR_SUCCESS) {
+                ospab_result_db_failed(db, p, res);
+                return;
+            }
+        }
+        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v
             || ospab_db_end(db, 1) != APR_SUCCESS) {
             ospab_result_db_failed(db, p, res);
             return;
@@ -355,8 +409,10 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         params[i++] = (ospab_pve_param_t){ "memory", tariff->memory };
         params[i++] = (ospab_pve_param_t){ "rootfs", apr_psprintf(p, "%s:%s", c->storage,
                                                                   tariff->disk) };
-        params[i++] = (ospab_pve_param_t){ "net0", apr_psprintf(p, "name=eth0,bridge=%s,"
-                                                                "ip=dhcp", c->bridge) };
+        params[i++] = (ospab_pve_param_t){ "net0", ospab_ippool_net0(p, c->bridge, &lease) };
+        if (lease.dns) {
+            params[i++] = (ospab_pve_param_t){ "nameserver", lease.dns };
+        }
         params[i++] = (ospab_pve_param_t){ "password", password };
         params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
         /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
@@ -367,9 +423,18 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
             /* nothing was created: the record goes again */
             ospab_task_finish(db, p, a, task_id, 0, NULL, pr.message ? pr.message : "failed");
             ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &vps_id, NULL);
+            ospab_ippool_release(db, p, vps_id, a->now, 1);
             ospab_db_exec(db, p, "ospab_vps_delete", 1, &vps_id, NULL);
             if (pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
                 && strstr(pr.message, "already exists")) {
+                apr_int64_t next;
+
+                /* a guest the panel does not know holds it: nextid again (the lowest free
+                 * id; the ids after a hole are often all taken) */
+                if (ospab_srv_pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr)
+                        == APR_SUCCESS && ospab_pve_int(pr.data, &next) && next > vmid + 1) {
+                    vmid = next - 1;
+                }
                 continue;
             }
             ospab_srv_pve_failed(p, &pr, "create", res);
@@ -385,14 +450,14 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
             json_object_set_new(o, "id", ospab_json_int_or_null(vps_id));
             json_object_set_new(o, "status", json_string("creating"));
             json_object_set_new(o, "proxmoxId", ospab_json_int_or_null(v->vmid));
-            json_object_set_new(o, "ipAddress", json_null());
+            json_object_set_new(o, "ipAddress", ospab_json_str_or_null(v->ip));
             json_object_set_new(o, "rootPassword", json_string(password));
             json_object_set_new(o, "taskId", json_string(upid));
             ospab_srv_ok_body(p, res, 201, o);
         }
         return;
     }
-    res->log = "sixteen vmids in a row were taken";
+    res->log = apr_psprintf(p, "%d vmids in a row were taken", CREATE_ATTEMPTS);
     ospab_result_error(p, res, 409, "could not reserve a vmid, try again", NULL);
 }
 

@@ -31,11 +31,17 @@
 #define ME_JOIN "FROM users u JOIN vps v ON v.user_id = u.id AND v.id > %s "
 #define ME_WHERE "WHERE u.id = %s ORDER BY v.id LIMIT "
 
+/* 32 rows of ip_addresses (OSPAB_IPADDR_BATCH) */
+#define IPADDR_ROWS8 "(%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), " \
+                     "(%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s)"
+#define IPADDR_ROWS32 IPADDR_ROWS8 ", " IPADDR_ROWS8 ", " IPADDR_ROWS8 ", " IPADDR_ROWS8
+
 const ospab_sql_t ospab_sql_api[] = {
     /* vps */
     { "ospab_vps_get", "SELECT " VPS_COLS " FROM vps WHERE id = %s" },
     { "ospab_vps_get_ext", "SELECT " VPS_COLS " FROM vps WHERE external_id = %s" },
     { "ospab_vps_get_node_vmid", "SELECT id FROM vps WHERE node = %s AND vmid = %s" },
+    { "ospab_vps_max_vmid", "SELECT MAX(vmid) FROM vps" },
     { "ospab_vps_insert",
       "INSERT INTO vps (external_id, name, status, ip_address, cpu, ram, disk, os, user_id, "
       "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at) "
@@ -230,6 +236,61 @@ const ospab_sql_t ospab_sql_api[] = {
       "INSERT INTO email_outbox (to_addr, subject, body_text, template, dedupe_key, state, "
       "attempts, next_attempt_at, created_at) VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, %s)" },
     { "ospab_mail_by_key", "SELECT id FROM email_outbox WHERE dedupe_key = %s" },
+    /* IP pools (lib/ospab_ippool.c, 008_ip_pools.sql) */
+    { "ospab_ippool_insert",
+      "INSERT INTO ip_pools (name, family, node, bridge, first_address, last_address, prefix, "
+      "gateway, dns, cooldown, enabled, created_at, updated_at) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s)" },
+    { "ospab_ippool_row_get",
+      "SELECT id, name, first_address, prefix, gateway, dns, cooldown, enabled FROM ip_pools "
+      "WHERE id = %s" },
+    { "ospab_ippool_update",
+      "UPDATE ip_pools SET name = %s, gateway = %s, dns = %s, cooldown = %s, enabled = %s, "
+      "updated_at = %s WHERE id = %s" },
+    { "ospab_ippool_held",
+      "SELECT COUNT(*) FROM ip_addresses WHERE pool_id = %s AND vps_id IS NOT NULL" },
+    { "ospab_ipaddr_delete_pool", "DELETE FROM ip_addresses WHERE pool_id = %s" },
+    { "ospab_ippool_delete", "DELETE FROM ip_pools WHERE id = %s" },
+    /* rows: ospab_ippool_row */
+    { "ospab_ippool_list",
+      "SELECT p.id, p.name, p.family, p.node, p.bridge, p.first_address, p.last_address, "
+      "p.prefix, p.gateway, p.dns, p.cooldown, p.enabled, p.created_at, p.updated_at, "
+      "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id), "
+      "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id AND a.vps_id IS NOT NULL) "
+      "FROM ip_pools p ORDER BY p.id" },
+    { "ospab_ippool_cooling",
+      "SELECT COUNT(*) FROM ip_addresses WHERE pool_id = %s AND vps_id IS NULL "
+      "AND released_at > %s" },
+    /* the pools that serve a new guest on node %2 and bridge %1: IPv4 first, a node's own
+     * before those of every node */
+    { "ospab_ippool_for",
+      "SELECT id FROM ip_pools WHERE enabled = 1 AND bridge = %s "
+      "AND (node = %s OR node IS NULL) "
+      "ORDER BY family, CASE WHEN node IS NULL THEN 1 ELSE 0 END, id" },
+    /* taken first in a server's create transaction: creates on one pool queue here, and
+     * what they read afterwards is what the one before them committed */
+    { "ospab_ippool_lock", "UPDATE ip_pools SET lock_seq = lock_seq + 1 WHERE id = %s" },
+    { "ospab_ippool_get",
+      "SELECT id, name, family, prefix, gateway, dns, cooldown FROM ip_pools WHERE id = %s" },
+    { "ospab_ipaddr_insert",
+      "INSERT INTO ip_addresses (pool_id, address, seq) VALUES (%s, %s, %s)" },
+    { "ospab_ipaddr_insert_batch",
+      "INSERT INTO ip_addresses (pool_id, address, seq) VALUES " IPADDR_ROWS32 },
+    /* the first free address of pool %1 that has rested since %2 */
+    { "ospab_ipaddr_free",
+      "SELECT id, address FROM ip_addresses WHERE pool_id = %s AND vps_id IS NULL "
+      "AND (released_at IS NULL OR released_at <= %s) ORDER BY seq LIMIT 1" },
+    { "ospab_ipaddr_take",
+      "UPDATE ip_addresses SET vps_id = %s, taken_at = %s, released_at = NULL "
+      "WHERE id = %s AND vps_id IS NULL" },
+    { "ospab_ipaddr_release",
+      "UPDATE ip_addresses SET vps_id = NULL, taken_at = NULL, released_at = %s "
+      "WHERE vps_id = %s" },
+    { "ospab_ipaddr_forget",
+      "UPDATE ip_addresses SET vps_id = NULL, taken_at = NULL, released_at = NULL "
+      "WHERE vps_id = %s" },
+    { "ospab_user_admins", "SELECT id FROM users WHERE role = 'admin' AND enabled = 1 "
+      "ORDER BY id" },
     /* health */
     { "ospab_ping", "SELECT COUNT(*) FROM schema_migrations" },
     { NULL, NULL }

@@ -9,6 +9,7 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 #include "ospab_events.h"
+#include "ospab_ippool.h"
 #include "ospab_mail.h"
 #include "ospab_pve_errors.h"
 
@@ -198,6 +199,8 @@ void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
 
             ospab_server_set_status(db, p, a, id, "error");
             ospab_db_exec(db, p, "ospab_vps_clear_vmid", 2, args, NULL);
+            /* its addresses were never in use */
+            ospab_ippool_release(db, p, id, a->now, 1);
         }
         else if (!strcmp(action, "create:start")) {
             ospab_server_set_status(db, p, a, id, "stopped");

@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 
 #include "ospab_vps.h"
+#include "ospab_ippool.h"
 
 #define V(member) offsetof(ospab_vps_t, member)
 
@@ -52,6 +53,10 @@ apr_status_t ospab_vps_remove(ospab_db_t *db, apr_pool_t *p, const char *id)
     apr_status_t rv;
     apr_size_t i;
 
+    /* its addresses go back to their pools, resting for the pools' cooldown */
+    if ((rv = ospab_ippool_release(db, p, id, apr_time_now(), 0)) != APR_SUCCESS) {
+        return rv;
+    }
     for (i = 0; i < sizeof(steps) / sizeof(steps[0]); ++i) {
         if ((rv = ospab_db_exec(db, p, steps[i], 1, &id, NULL)) != APR_SUCCESS) {
             return rv;

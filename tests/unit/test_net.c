@@ -1,6 +1,7 @@
 /* lib/ospab_net.h: addresses, networks and the client behind trusted proxies, as the live
  * push keys its per-address limits and sessions. */
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_pools.h>
@@ -8,6 +9,7 @@
 
 #include "tests.h"
 #include "ospab_net.h"
+#include "ospab_ippool.h"
 
 START_TEST(addresses)
 {
@@ -182,6 +184,108 @@ START_TEST(client_keys)
 }
 END_TEST
 
+/* IP pools (lib/ospab_ippool.c): ranges, their arithmetic and what a pool may be. */
+START_TEST(pool_ranges)
+{
+    ospab_ip_t a, b;
+
+    ck_assert(ospab_ip_parse("192.0.2.10", &a) && a.family == 4);
+    ck_assert(ospab_ip_parse("192.0.2.200", &b));
+    ck_assert_uint_eq(ospab_ip_span(&a, &b, 65536), 191);
+    ck_assert_uint_eq(ospab_ip_span(&b, &a, 65536), 0);           /* reversed */
+    ck_assert_uint_eq(ospab_ip_span(&a, &a, 65536), 1);
+    ck_assert(ospab_ip_parse("10.0.0.0", &a) && ospab_ip_parse("10.1.0.0", &b));
+    ck_assert_uint_eq(ospab_ip_span(&a, &b, 65536), 65537);       /* one too many */
+    ck_assert(ospab_ip_parse("10.0.0.255", &a));
+    ospab_ip_next(&a);                                             /* carries */
+    ck_assert_str_eq(ospab_ip_text(test_pool, &a), "10.0.1.0");
+    ck_assert(ospab_ip_parse("2001:db8::ffff", &a) && a.family == 6);
+    ospab_ip_next(&a);
+    ck_assert_str_eq(ospab_ip_text(test_pool, &a), "2001:db8::1:0");
+    ck_assert(ospab_ip_parse("2001:db8::1", &a) && ospab_ip_parse("2001:db8::1:0", &b));
+    ck_assert_uint_eq(ospab_ip_span(&a, &b, 65536), 65536);
+    ck_assert(ospab_ip_parse("2001:db8:1::", &b));                 /* far beyond the limit */
+    ck_assert_uint_eq(ospab_ip_span(&a, &b, 65536), 65537);
+    ck_assert(ospab_ip_parse("192.0.2.1", &b));
+    ck_assert_uint_eq(ospab_ip_span(&a, &b, 65536), 0);           /* families differ */
+    ck_assert(ospab_ip_parse("192.0.2.1", &a) && ospab_ip_parse("192.0.3.1", &b));
+    ck_assert(ospab_ip_same_net(&a, &b, 16) && !ospab_ip_same_net(&a, &b, 24));
+    ck_assert(!ospab_ip_parse("192.0.2", &a) && !ospab_ip_parse(NULL, &a));
+}
+END_TEST
+
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The errors ospab_ippool_read finds in body (JSON text), as "field;" in sorted order. */
+static const char *pool_errors(const char *text, ospab_ippool_spec_t *s)
+{
+    json_t *body = json_loads(text, 0, NULL), *e;
+    const char *out = "";
+
+    ck_assert_ptr_nonnull(body);
+    e = ospab_ippool_read(test_pool, body, s);
+    json_decref(body);
+    if (e) {
+        const char *k, *keys[16];
+        json_t *v;
+        int n = 0, i;
+
+        json_object_foreach(e, k, v) {
+            ck_assert(json_is_string(v) && n < 16);
+            keys[n++] = apr_pstrdup(test_pool, k);
+        }
+        qsort(keys, (size_t)n, sizeof(keys[0]), by_text);
+        for (i = 0; i < n; ++i) {
+            out = apr_pstrcat(test_pool, out, keys[i], ";", NULL);
+        }
+        json_decref(e);
+    }
+    return out;
+}
+
+START_TEST(pool_rules)
+{
+    ospab_ippool_spec_t s;
+    ospab_ip_lease_t l;
+
+    ck_assert_str_eq(pool_errors("{\"name\":\"v4\",\"bridge\":\"vmbr0\",\"first\":"
+                                 "\"192.0.2.10\",\"last\":\"192.0.2.20\",\"prefix\":24,"
+                                 "\"gateway\":\"192.0.2.1\",\"dns\":\"1.1.1.1, 2606:4700::1111\"}",
+                                 &s), "");
+    ck_assert_str_eq(s.dns, "1.1.1.1 2606:4700::1111");
+    ck_assert_int_eq(s.cooldown, 86400);
+    ck_assert_ptr_null(s.node);
+    ck_assert_str_eq(pool_errors("{\"name\":\"v4\",\"bridge\":\"vmbr0\",\"first\":"
+                                 "\"192.0.2.10\",\"last\":\"2001:db8::1\",\"prefix\":24}", &s),
+                     "last;");
+    ck_assert_str_eq(pool_errors("{\"name\":\"v4\",\"bridge\":\"vmbr0\",\"first\":"
+                                 "\"10.0.0.0\",\"last\":\"10.2.0.0\",\"prefix\":8}", &s), "last;");
+    ck_assert_str_eq(pool_errors("{\"name\":\"v4\",\"bridge\":\"vmbr0\",\"first\":"
+                                 "\"192.0.2.10\",\"last\":\"192.0.3.10\",\"prefix\":24}", &s),
+                     "last;");
+    ck_assert_str_eq(pool_errors("{\"name\":\"v4\",\"bridge\":\"vmbr0\",\"first\":"
+                                 "\"192.0.2.10\",\"last\":\"192.0.2.20\",\"prefix\":64}", &s),
+                     "prefix;");
+    ck_assert_str_eq(pool_errors("{\"name\":\"v4\",\"bridge\":\"vm br0\",\"first\":"
+                                 "\"192.0.2.10\",\"last\":\"192.0.2.20\",\"prefix\":24,"
+                                 "\"gateway\":\"192.0.3.1\",\"dns\":\"one.one\"}", &s),
+                     "bridge;dns;gateway;");
+    ck_assert_str_eq(pool_errors("{\"bridge\":\"vmbr0\",\"first\":\"192.0.2.10\","
+                                 "\"last\":\"192.0.2.20\",\"prefix\":24,\"mask\":1}", &s),
+                     "mask;name;");
+    memset(&l, 0, sizeof(l));
+    ck_assert_str_eq(ospab_ippool_net0(test_pool, "vmbr0", &l), "name=eth0,bridge=vmbr0,ip=dhcp");
+    l.ip4 = "192.0.2.10/24";
+    l.gw4 = "192.0.2.1";
+    l.ip6 = "2001:db8::10/64";
+    ck_assert_str_eq(ospab_ippool_net0(test_pool, "vmbr1", &l), "name=eth0,bridge=vmbr1,"
+                     "ip=192.0.2.10/24,gw=192.0.2.1,ip6=2001:db8::10/64");
+}
+END_TEST
+
 Suite *ospab_net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -193,6 +297,8 @@ Suite *ospab_net_suite(void)
     tcase_add_test(tc, contains);
     tcase_add_test(tc, lists);
     tcase_add_test(tc, client_keys);
+    tcase_add_test(tc, pool_ranges);
+    tcase_add_test(tc, pool_rules);
     suite_add_tcase(s, tc);
     return s;
 }
