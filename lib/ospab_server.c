@@ -21,6 +21,7 @@
 #include "ospab_pve_errors.h"
 #include "ospab_catalog.h"
 #include "ospab_ippool.h"
+#include "ospab_placement.h"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -234,22 +235,296 @@ static int over_quota(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
  * the same nextid) */
 #define CREATE_ATTEMPTS 32
 
+/* Where a new server goes: a registered node (id set: placement, lib/ospab_placement.h)
+ * or the configured one. */
+typedef struct {
+    const char *id, *name, *storage, *bridge;
+} target_t;
+
+/* What a create needs on its way (ospab_server_create -> create_on). */
+typedef struct {
+    const ospab_server_conf_t *c;
+    const ospab_principal_t *who;
+    const ospab_actor_t *a;
+    const ospab_os_t *os;
+    const ospab_tariff_t *tariff;
+    const char *os_s, *tariff_s, *password;
+    ospab_need_t need;
+    apr_int64_t vmid;           /* the next one to try */
+    int attempts;               /* vmids tried so far */
+} create_t;
+
+/* The record (with its addresses, on a locked node within its limits) and the Proxmox
+ * create, on target t. 0: res is the answer; 1: t cannot take it any more (its limits, with
+ * what committed meanwhile): the next one; 2: no vmid could be reserved. */
+static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t *t,
+                     ospab_result_t *res)
+{
+    const ospab_server_conf_t *c = k->c;
+    const ospab_actor_t *a = k->a;
+    const char *args[17], *now, *vps_id, *task_id, *upid;
+    const ospab_vps_t *v;
+    ospab_pve_result_t pr;
+    ospab_ippool_set_t pools;
+    ospab_ip_lease_t lease;
+    int i, taken;
+
+    /* the IP pools that serve the node's bridge (taken from in the record's transaction) */
+    if (ospab_ippool_pools(db, p, t->name, t->bridge, &pools) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return 0;
+    }
+    for (; k->attempts < CREATE_ATTEMPTS; ++k->attempts, ++k->vmid) {
+        ospab_pve_param_t params[12];
+
+        now = ospab_time_db(p, a->now);
+        for (i = 0; i < 17; ++i) {
+            args[i] = NULL;
+        }
+        args[OSPAB_VPS_NAME - 1] = apr_psprintf(p, "ct%" APR_INT64_T_FMT, k->vmid);
+        args[OSPAB_VPS_STATUS - 1] = "creating";
+        args[OSPAB_VPS_CPU - 1] = k->tariff->cores;
+        args[OSPAB_VPS_RAM - 1] = k->tariff->memory;
+        args[OSPAB_VPS_DISK - 1] = k->tariff->disk;
+        args[OSPAB_VPS_OS - 1] = k->os->name;
+        args[OSPAB_VPS_USER_ID - 1] = k->who->user_id;
+        args[OSPAB_VPS_HYPERVISOR - 1] = "proxmox";
+        args[OSPAB_VPS_NODE - 1] = t->name;
+        args[OSPAB_VPS_VMID - 1] = apr_psprintf(p, "%" APR_INT64_T_FMT, k->vmid);
+        args[OSPAB_VPS_KIND - 1] = "lxc";
+        args[OSPAB_VPS_TARIFF_ID - 1] = k->tariff_s;
+        args[OSPAB_VPS_OS_ID - 1] = k->os_s;
+        args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
+        /* the node's lock, then the pools': what this transaction reads of them afterwards
+         * is what the create before it committed (lib/ospab_placement.h, ospab_ippool.h) */
+        if (ospab_db_begin(db, p) != APR_SUCCESS
+            || (t->id && ospab_node_lock(db, p, t->id) != APR_SUCCESS)
+            || ospab_ippool_lock(db, p, &pools) != APR_SUCCESS) {
+            ospab_result_db_failed(db, p, res);
+            return 0;
+        }
+        if (t->id) {
+            const ospab_node_t *n;
+            const char *why;
+
+            if (ospab_node_reload(db, p, t->id, &n) != APR_SUCCESS) {
+                ospab_result_db_failed(db, p, res);
+                return 0;
+            }
+            if (!n || (why = ospab_node_unfit(p, n, &k->need, a->now)) != NULL) {
+                ospab_db_end(db, 0);
+                return 1;
+            }
+        }
+        if (over_quota(db, p, c, k->who, res)) {
+            return 0;
+        }
+        if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
+            if (ospab_db_is_constraint(db)) {   /* vmid taken in our own table */
+                const char *top = NULL;
+
+                ospab_db_end(db, 0);
+                /* many creates at once all got the same nextid: go past the ones they took
+                 * rather than one step at a time, spread out so that they do not all try
+                 * the same next one again */
+                if (ospab_db_select_value(db, p, "ospab_vps_max_vmid", 0, NULL, &top)
+                    == APR_SUCCESS && top && apr_atoi64(top) > k->vmid) {
+                    unsigned char r;
+                    int spread = 4 * (k->attempts + 1) < 64 ? 4 * (k->attempts + 1) : 64;
+
+                    apr_generate_random_bytes(&r, 1);
+                    k->vmid = apr_atoi64(top) + r % spread;
+                }
+                continue;
+            }
+            ospab_result_db_failed(db, p, res);
+            return 0;
+        }
+        if (ospab_db_last_id(db, p, &vps_id) != APR_SUCCESS
+            || (taken = ospab_ippool_take(db, p, a->now, &pools, vps_id, &lease)) < 0) {
+            ospab_result_db_failed(db, p, res);
+            return 0;
+        }
+        if (taken) {
+            ospab_db_end(db, 0);
+            ospab_ippool_exhausted(db, p, a->now, lease.exhausted);
+            res->log = apr_psprintf(p, "IP pool '%s' has no free address", lease.exhausted);
+            ospab_result_error(p, res, 409, apr_psprintf(p, "no free IP address is left in "
+                               "pool '%s': a server cannot be made now, please contact "
+                               "support", lease.exhausted), NULL);
+            return 0;
+        }
+        if (lease.ip4 || lease.ip6) {
+            char *ip = apr_pstrdup(p, lease.ip4 ? lease.ip4 : lease.ip6);
+            const char *ipargs[3];
+
+            *strchr(ip, '/') = '\0';
+            ipargs[0] = ip;
+            ipargs[1] = now;
+            ipargs[2] = vps_id;
+            if (ospab_db_exec(db, p, "ospab_vps_set_ip", 3, ipargs, NULL) != APR_SUCCESS) {
+                ospab_result_db_failed(db, p, res);
+                return 0;
+            }
+        }
+        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v
+            || ospab_db_end(db, 1) != APR_SUCCESS) {
+            ospab_result_db_failed(db, p, res);
+            return 0;
+        }
+        if (ospab_task_begin(db, p, a, v, "create", &task_id, res)) {
+            return 0;
+        }
+        i = 0;
+        params[i++] = (ospab_pve_param_t){ "vmid", v->vmid };
+        params[i++] = (ospab_pve_param_t){ "ostemplate", k->os->template_ };
+        params[i++] = (ospab_pve_param_t){ "hostname", v->name };
+        params[i++] = (ospab_pve_param_t){ "cores", k->tariff->cores };
+        params[i++] = (ospab_pve_param_t){ "memory", k->tariff->memory };
+        params[i++] = (ospab_pve_param_t){ "rootfs", apr_psprintf(p, "%s:%s", t->storage,
+                                                                  k->tariff->disk) };
+        params[i++] = (ospab_pve_param_t){ "net0", ospab_ippool_net0(p, t->bridge, &lease) };
+        if (lease.dns) {
+            params[i++] = (ospab_pve_param_t){ "nameserver", lease.dns };
+        }
+        params[i++] = (ospab_pve_param_t){ "password", k->password };
+        params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
+        /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
+         * the follow-up starts it and follows that task (create:start) */
+        params[i] = (ospab_pve_param_t){ NULL, NULL };
+        if (ospab_srv_pve_call(c, p, a, "POST", ospab_pve_path(p, "nodes", t->name, "lxc", NULL),
+                               params, &pr) != APR_SUCCESS) {
+            /* nothing was created: the record goes again */
+            ospab_task_finish(db, p, a, task_id, 0, NULL, pr.message ? pr.message : "failed");
+            ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &vps_id, NULL);
+            ospab_ippool_release(db, p, vps_id, a->now, 1);
+            ospab_db_exec(db, p, "ospab_vps_delete", 1, &vps_id, NULL);
+            if (pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
+                && strstr(pr.message, "already exists")) {
+                apr_int64_t next;
+
+                /* a guest the panel does not know holds it: nextid again (the lowest free
+                 * id; the ids after a hole are often all taken) */
+                if (ospab_srv_pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr)
+                        == APR_SUCCESS && ospab_pve_int(pr.data, &next) && next > k->vmid + 1) {
+                    k->vmid = next - 1;
+                }
+                continue;
+            }
+            ospab_srv_pve_failed(p, &pr, "create", res);
+            return 0;
+        }
+        if (ospab_task_started(db, p, a, task_id, APR_SUCCESS, &pr, "create", &upid, res)) {
+            return 0;
+        }
+        {
+            /* seed 003's answer; the root password is shown this once and kept nowhere */
+            json_t *o = json_object();
+
+            json_object_set_new(o, "id", ospab_json_int_or_null(vps_id));
+            json_object_set_new(o, "status", json_string("creating"));
+            json_object_set_new(o, "proxmoxId", ospab_json_int_or_null(v->vmid));
+            json_object_set_new(o, "ipAddress", ospab_json_str_or_null(v->ip));
+            json_object_set_new(o, "rootPassword", json_string(k->password));
+            json_object_set_new(o, "taskId", json_string(upid));
+            ospab_srv_ok_body(p, res, 201, o);
+        }
+        return 0;
+    }
+    return 2;
+}
+
+/* 1 when node's storage lists volid (an OS template: "local:vztmpl/..."). */
+static int node_has_template(apr_pool_t *p, const ospab_server_conf_t *c, const ospab_actor_t *a,
+                             const char *node, const char *volid)
+{
+    static const ospab_pve_param_t vztmpl[] = { { "content", "vztmpl" }, { NULL, NULL } };
+    const char *colon = strchr(volid, ':');
+    ospab_pve_result_t pr;
+    size_t i;
+
+    if (!colon || ospab_srv_pve_call(c, p, a, "GET", ospab_pve_path(p, "nodes", node, "storage",
+                                     apr_pstrndup(p, volid, (apr_size_t)(colon - volid)),
+                                     "content", NULL), vztmpl, &pr) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < json_array_size(pr.data); ++i) {
+        const char *id = json_string_value(json_object_get(json_array_get(pr.data, i), "volid"));
+
+        if (id && !strcmp(id, volid)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The targets of a create, best first: the registered nodes that can take it (placement)
+ * or the configured node. 0: *targets; 1: res is set (none can). */
+static int targets_of(ospab_db_t *db, apr_pool_t *p, create_t *k, apr_array_header_t **targets,
+                      ospab_result_t *res)
+{
+    const ospab_server_conf_t *c = k->c;
+    apr_array_header_t *nodes, *ranked;
+    const char *why;
+    int any, i;
+
+    *targets = apr_array_make(p, 4, sizeof(target_t));
+    if (ospab_nodes_load(db, p, &nodes, &any) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return 1;
+    }
+    if (!any) {
+        target_t *t = apr_array_push(*targets);
+
+        t->id = NULL;
+        t->name = c->node;
+        t->storage = c->storage;
+        t->bridge = c->bridge;
+        return 0;
+    }
+    ranked = ospab_nodes_rank(p, nodes, &k->need, k->a->now, &why);
+    for (i = 0; i < ranked->nelts; ++i) {
+        const ospab_node_t *n = APR_ARRAY_IDX(ranked, i, const ospab_node_t *);
+        target_t *t;
+
+        /* a node that has not got the template cannot make the container */
+        if (!node_has_template(p, c, k->a, n->name, k->os->template_)) {
+            why = apr_psprintf(p, "%s%s%s: no %s", why ? why : "", why ? "; " : "", n->name,
+                               k->os->template_);
+            continue;
+        }
+        t = apr_array_push(*targets);
+        t->id = n->id;
+        t->name = n->name;
+        t->storage = n->storage ? n->storage : c->storage;
+        t->bridge = n->bridge ? n->bridge : c->bridge;
+    }
+    if (!(*targets)->nelts) {
+        res->log = apr_psprintf(p, "no node can take a server of %s vCPU, %s MB, %s GB: %s",
+                                k->tariff->cores, k->tariff->memory, k->tariff->disk,
+                                why ? why : "none takes new servers");
+        ospab_result_error(p, res, 409, "no server of this size can be made now: try a "
+                           "smaller tariff, or contact support", NULL);
+        return 1;
+    }
+    return 0;
+}
+
 void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, json_t *body,
                          ospab_result_t *res)
 {
     json_t *errors = json_object();
-    apr_int64_t os_id = 0, tariff_id = 0, vmid;
-    const char *args[17], *os_s, *tariff_s, *password, *now, *vps_id, *task_id, *upid;
+    apr_int64_t os_id = 0, tariff_id = 0;
     const ospab_os_t *os;
     const ospab_tariff_t *tariff;
-    const ospab_vps_t *v;
     ospab_pve_result_t pr;
-    int attempt, i, taken;
-    ospab_ippool_set_t pools;
-    ospab_ip_lease_t lease;
+    apr_array_header_t *targets;
+    create_t k;
+    int i, rc = 1;
 
     memset(res, 0, sizeof(*res));
+    memset(&k, 0, sizeof(k));
     if (!who->admin && !c->self_service) {
         json_decref(errors);
         ospab_result_error(p, res, 403, "ordering servers here is disabled: order on the main "
@@ -267,21 +542,21 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         ospab_result_error(p, res, 400, ospab_fields_summary(p, "request", errors), errors);
         return;
     }
-    os_s = apr_psprintf(p, "%" APR_INT64_T_FMT, os_id);
-    tariff_s = apr_psprintf(p, "%" APR_INT64_T_FMT, tariff_id);
-    if (ospab_os_load(db, p, os_s, &os) != APR_SUCCESS
-        || ospab_tariff_load(db, p, "ospab_tariff_get", tariff_s, &tariff) != APR_SUCCESS) {
+    k.os_s = apr_psprintf(p, "%" APR_INT64_T_FMT, os_id);
+    k.tariff_s = apr_psprintf(p, "%" APR_INT64_T_FMT, tariff_id);
+    if (ospab_os_load(db, p, k.os_s, &os) != APR_SUCCESS
+        || ospab_tariff_load(db, p, "ospab_tariff_get", k.tariff_s, &tariff) != APR_SUCCESS) {
         json_decref(errors);
         ospab_result_db_failed(db, p, res);
         return;
     }
     if (!os) {
         json_object_set_new(errors, "osId", json_string(apr_psprintf(p, "OS template %s does "
-                                                                     "not exist", os_s)));
+                                                                     "not exist", k.os_s)));
     }
     if (!tariff) {
         json_object_set_new(errors, "tariffId", json_string(apr_psprintf(p, "tariff %s does "
-                                                                         "not exist", tariff_s)));
+                                                                         "not exist", k.tariff_s)));
     }
     if (json_object_size(errors)) {
         ospab_result_error(p, res, 422, ospab_fields_summary(p, "request", errors), errors);
@@ -296,169 +571,43 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     if (over_quota(db, p, c, who, res)) {
         return;
     }
-    /* the IP pools that serve the node's bridge (taken from in the record's transaction) */
-    if (ospab_ippool_pools(db, p, c->node, c->bridge, &pools) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
+    k.c = c;
+    k.who = who;
+    k.a = a;
+    k.os = os;
+    k.tariff = tariff;
+    k.need.cores = apr_atoi64(tariff->cores);
+    k.need.memory = apr_atoi64(tariff->memory);
+    k.need.disk = apr_atoi64(tariff->disk);
+    if (targets_of(db, p, &k, &targets, res)) {
         return;
     }
-    password = ospab_server_new_password(p);
+    k.password = ospab_server_new_password(p);
     /* Proxmox's next free vmid. Creates running at the same time get the same one until the
      * first container exists: whoever loses (our unique node+vmid, or Proxmox's "already
-     * exists") takes the next number rather than asking again. */
+     * exists") moves on to another rather than asking again. */
     if (ospab_srv_pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
         ospab_srv_pve_failed(p, &pr, "nextid", res);
         return;
     }
-    if (!ospab_pve_int(pr.data, &vmid)) {
+    if (!ospab_pve_int(pr.data, &k.vmid)) {
         res->log = "Proxmox nextid: not a number";
         ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
         return;
     }
-    for (attempt = 0; attempt < CREATE_ATTEMPTS; ++attempt, ++vmid) {
-        ospab_pve_param_t params[12];
-
-        now = ospab_time_db(p, a->now);
-        for (i = 0; i < 17; ++i) {
-            args[i] = NULL;
-        }
-        args[OSPAB_VPS_NAME - 1] = apr_psprintf(p, "ct%" APR_INT64_T_FMT, vmid);
-        args[OSPAB_VPS_STATUS - 1] = "creating";
-        args[OSPAB_VPS_CPU - 1] = tariff->cores;
-        args[OSPAB_VPS_RAM - 1] = tariff->memory;
-        args[OSPAB_VPS_DISK - 1] = tariff->disk;
-        args[OSPAB_VPS_OS - 1] = os->name;
-        args[OSPAB_VPS_USER_ID - 1] = who->user_id;
-        args[OSPAB_VPS_HYPERVISOR - 1] = "proxmox";
-        args[OSPAB_VPS_NODE - 1] = c->node;
-        args[OSPAB_VPS_VMID - 1] = apr_psprintf(p, "%" APR_INT64_T_FMT, vmid);
-        args[OSPAB_VPS_KIND - 1] = "lxc";
-        args[OSPAB_VPS_TARIFF_ID - 1] = tariff_s;
-        args[OSPAB_VPS_OS_ID - 1] = os_s;
-        args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
-        /* the pools' locks come first: what this transaction reads of them afterwards is
-         * what the create before it committed (lib/ospab_ippool.h) */
-        if (ospab_db_begin(db, p) != APR_SUCCESS
-            || ospab_ippool_lock(db, p, &pools) != APR_SUCCESS) {
-            ospab_result_db_failed(db, p, res);
-            return;
-        }
-        if (over_quota(db, p, c, who, res)) {
-            return;
-        }
-        if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
-            if (ospab_db_is_constraint(db)) {   /* vmid taken in our own table */
-                const char *top = NULL;
-
-                ospab_db_end(db, 0);
-                /* many creates at once all got the same nextid: go past the ones they took
-                 * rather than one step at a time, spread out so that they do not all try
-                 * the same next one again */
-                if (ospab_db_select_value(db, p, "ospab_vps_max_vmid", 0, NULL, &top)
-                    == APR_SUCCESS && top && apr_atoi64(top) > vmid) {
-                    unsigned char r;
-
-                    apr_generate_random_bytes(&r, 1);
-                    vmid = apr_atoi64(top) + r % (4 * (attempt + 1) < 64 ? 4 * (attempt + 1)
-                                                                        : 64);
-                }
-                continue;
-            }
-            ospab_result_db_failed(db, p, res);
-            return;
-        }
-        if (ospab_db_last_id(db, p, &vps_id) != APR_SUCCESS
-            || (taken = ospab_ippool_take(db, p, a->now, &pools, vps_id, &lease)) < 0) {
-            ospab_result_db_failed(db, p, res);
-            return;
-        }
-        if (taken) {
-            ospab_db_end(db, 0);
-            ospab_ippool_exhausted(db, p, a->now, lease.exhausted);
-            res->log = apr_psprintf(p, "IP pool '%s' has no free address", lease.exhausted);
-            ospab_result_error(p, res, 409, apr_psprintf(p, "no free IP address is left in "
-                               "pool '%s': a server cannot be made now, please contact "
-                               "support", lease.exhausted), NULL);
-            return;
-        }
-        if (lease.ip4 || lease.ip6) {
-            const char *ip = apr_pstrdup(p, lease.ip4 ? lease.ip4 : lease.ip6);
-            const char *ipargs[3];
-
-            *strchr(ip, '/') = '\0';
-            ipargs[0] = ip;
-            ipargs[1] = now;
-            ipargs[2] = vps_id;
-            if (ospab_db_exec(db, p, "ospab_vps_set_ip", 3, ipargs, NULL) != APR_SUCCESS) {
-                ospab_result_db_failed(db, p, res);
-                return;
-            }
-        }
-        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v
-            || ospab_db_end(db, 1) != APR_SUCCESS) {
-            ospab_result_db_failed(db, p, res);
-            return;
-        }
-        if (ospab_task_begin(db, p, a, v, "create", &task_id, res)) {
-            return;
-        }
-        i = 0;
-        params[i++] = (ospab_pve_param_t){ "vmid", v->vmid };
-        params[i++] = (ospab_pve_param_t){ "ostemplate", os->template_ };
-        params[i++] = (ospab_pve_param_t){ "hostname", v->name };
-        params[i++] = (ospab_pve_param_t){ "cores", tariff->cores };
-        params[i++] = (ospab_pve_param_t){ "memory", tariff->memory };
-        params[i++] = (ospab_pve_param_t){ "rootfs", apr_psprintf(p, "%s:%s", c->storage,
-                                                                  tariff->disk) };
-        params[i++] = (ospab_pve_param_t){ "net0", ospab_ippool_net0(p, c->bridge, &lease) };
-        if (lease.dns) {
-            params[i++] = (ospab_pve_param_t){ "nameserver", lease.dns };
-        }
-        params[i++] = (ospab_pve_param_t){ "password", password };
-        params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
-        /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
-         * the follow-up starts it and follows that task (create:start) */
-        params[i] = (ospab_pve_param_t){ NULL, NULL };
-        if (ospab_srv_pve_call(c, p, a, "POST", ospab_pve_path(p, "nodes", c->node, "lxc", NULL),
-                           params, &pr) != APR_SUCCESS) {
-            /* nothing was created: the record goes again */
-            ospab_task_finish(db, p, a, task_id, 0, NULL, pr.message ? pr.message : "failed");
-            ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &vps_id, NULL);
-            ospab_ippool_release(db, p, vps_id, a->now, 1);
-            ospab_db_exec(db, p, "ospab_vps_delete", 1, &vps_id, NULL);
-            if (pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
-                && strstr(pr.message, "already exists")) {
-                apr_int64_t next;
-
-                /* a guest the panel does not know holds it: nextid again (the lowest free
-                 * id; the ids after a hole are often all taken) */
-                if (ospab_srv_pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr)
-                        == APR_SUCCESS && ospab_pve_int(pr.data, &next) && next > vmid + 1) {
-                    vmid = next - 1;
-                }
-                continue;
-            }
-            ospab_srv_pve_failed(p, &pr, "create", res);
-            return;
-        }
-        if (ospab_task_started(db, p, a, task_id, APR_SUCCESS, &pr, "create", &upid, res)) {
-            return;
-        }
-        {
-            /* seed 003's answer; the root password is shown this once and kept nowhere */
-            json_t *o = json_object();
-
-            json_object_set_new(o, "id", ospab_json_int_or_null(vps_id));
-            json_object_set_new(o, "status", json_string("creating"));
-            json_object_set_new(o, "proxmoxId", ospab_json_int_or_null(v->vmid));
-            json_object_set_new(o, "ipAddress", ospab_json_str_or_null(v->ip));
-            json_object_set_new(o, "rootPassword", json_string(password));
-            json_object_set_new(o, "taskId", json_string(upid));
-            ospab_srv_ok_body(p, res, 201, o);
-        }
-        return;
+    for (i = 0; i < targets->nelts && rc == 1; ++i) {
+        rc = create_on(db, p, &k, &APR_ARRAY_IDX(targets, i, target_t), res);
     }
-    res->log = apr_psprintf(p, "%d vmids in a row were taken", CREATE_ATTEMPTS);
-    ospab_result_error(p, res, 409, "could not reserve a vmid, try again", NULL);
+    if (rc == 1) {
+        /* every node that could take it had been filled by creates at the same time */
+        res->log = "the nodes that could take the server were filled meanwhile";
+        ospab_result_error(p, res, 409, "no server of this size can be made now: try a "
+                           "smaller tariff, or contact support", NULL);
+    }
+    else if (rc == 2) {
+        res->log = apr_psprintf(p, "%d vmids in a row were taken", CREATE_ATTEMPTS);
+        ospab_result_error(p, res, 409, "could not reserve a vmid, try again", NULL);
+    }
 }
 
 /* ---- delete ----------------------------------------------------------------------------- */

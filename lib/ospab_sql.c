@@ -36,6 +36,15 @@
                      "(%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s)"
 #define IPADDR_ROWS32 IPADDR_ROWS8 ", " IPADDR_ROWS8 ", " IPADDR_ROWS8 ", " IPADDR_ROWS8
 
+/* a node with what it was given (ospab_placement.c's row) */
+#define NODE_PLACE "n.id, n.name, n.storage, n.bridge, n.cpu_ratio, n.mem_ratio, " \
+    "n.disk_ratio, n.status, n.maxcpu, n.maxmem, n.mem, n.maxdisk, n.disk, n.sampled_at, " \
+    "(SELECT COALESCE(SUM(v.cpu), 0) FROM vps v WHERE v.node = n.name), " \
+    "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name), " \
+    "(SELECT COALESCE(SUM(v.disk), 0) FROM vps v WHERE v.node = n.name), " \
+    "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name " \
+    "AND v.created_at > n.sampled_at) FROM nodes n"
+
 const ospab_sql_t ospab_sql_api[] = {
     /* vps */
     { "ospab_vps_get", "SELECT " VPS_COLS " FROM vps WHERE id = %s" },
@@ -236,6 +245,12 @@ const ospab_sql_t ospab_sql_api[] = {
       "INSERT INTO email_outbox (to_addr, subject, body_text, template, dedupe_key, state, "
       "attempts, next_attempt_at, created_at) VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, %s)" },
     { "ospab_mail_by_key", "SELECT id FROM email_outbox WHERE dedupe_key = %s" },
+    /* placement (lib/ospab_placement.c, 009_nodes.sql): the nodes that take new servers,
+     * their sample, what servers on them were given and, of memory, since the sample */
+    { "ospab_nodes_count", "SELECT COUNT(*) FROM nodes" },
+    { "ospab_nodes_place", "SELECT " NODE_PLACE " WHERE n.accepts = 1 ORDER BY n.id" },
+    { "ospab_node_place_one", "SELECT " NODE_PLACE " WHERE n.id = %s" },
+    { "ospab_node_lock", "UPDATE nodes SET lock_seq = lock_seq + 1 WHERE id = %s" },
     /* IP pools (lib/ospab_ippool.c, 008_ip_pools.sql) */
     { "ospab_ippool_insert",
       "INSERT INTO ip_pools (name, family, node, bridge, first_address, last_address, prefix, "

@@ -22,6 +22,12 @@
                     "AND status IN ('creating', 'running', 'stopped', 'suspended')"
 
 const ospab_sql_t ospab_sql_agent[] = {
+    /* the registered nodes (009_nodes.sql) and their sample from a poll round, for
+     * placement (lib/ospab_placement.c) */
+    { "ospab_agent_nodes", "SELECT name, storage FROM nodes ORDER BY name" },
+    { "ospab_node_sample",
+      "UPDATE nodes SET status = %s, maxcpu = %s, maxmem = %s, mem = %s, maxdisk = %s, "
+      "disk = %s, sampled_at = %s WHERE name = %s" },
     /* servers with tasks to follow (the agent; rows: agent_active_server_from_row) */
     { "ospab_task_active_servers",
       "SELECT DISTINCT vps_id FROM tasks WHERE status IN ('queued', 'running') "

@@ -1,4 +1,4 @@
-/* ospab-agent: the poll. One GET /cluster/resources?type=vm per cluster, all clusters at
+/* ospab-agent: the poll. One GET /cluster/resources per cluster, all clusters at
  * once over libcurl multi; guests matched to `vps` rows by node + vmid; metrics_latest
  * written for all of them in one transaction; status drift (a guest stopped from inside,
  * a guest deleted behind the panel's back) applied with its event; then adoption and the
@@ -26,6 +26,15 @@ typedef struct {
     const agent_vps_t *v;
 } suspended_guest_t;
 
+/* A registered node (009_nodes.sql) as the round saw it in /cluster/resources: its own
+ * entry and its guest storage's. NULL: not seen. */
+enum { N_STATUS, N_MAXCPU, N_MAXMEM, N_MEM, N_MAXDISK, N_DISK, N_SAMPLED_AT, N_NAME, N_VALUES };
+typedef struct {
+    const char *storage;            /* its guests' storage: the row's, or the cluster's */
+    const char *values[N_VALUES];   /* ospab_node_sample's arguments */
+    int seen;
+} node_sample_t;
+
 /* What one poll round works with, once Proxmox has answered. */
 typedef struct {
     agent_t *ag;
@@ -42,6 +51,7 @@ typedef struct {
     apr_array_header_t *suspects;   /* status/current of servers that seem to have drifted */
     apr_array_header_t *gone;       /* status/current of servers missing from the list */
     apr_array_header_t *suspended;  /* suspended_guest_t: suspended servers found running */
+    apr_hash_t *nodes;              /* name -> node_sample_t *: the registered nodes */
     int nvps;                       /* bound records */
     const int *polled;              /* the clusters asked (conf->clusters indexes) ... */
     int npolled;                    /* ... and how many */
@@ -94,9 +104,10 @@ static int store_metrics_txn(poll_round_t *r, apr_array_header_t *rows)
     ospab_db_t *db = r->db;
     apr_pool_t *p = r->p;
     const char **batch = apr_palloc(p, sizeof(char *) * M_VALUES * OSPAB_METRICS_BATCH);
+    apr_hash_index_t *hi;
     int i = 0, good = 1;
 
-    if (!rows->nelts) {
+    if (!rows->nelts && !apr_hash_count(r->nodes)) {
         return 1;
     }
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
@@ -119,6 +130,15 @@ static int store_metrics_txn(poll_round_t *r, apr_array_header_t *rows)
     for (; good && i < rows->nelts; ++i) {
         good = ospab_db_exec(db, p, "ospab_metrics_put", M_VALUES,
                              APR_ARRAY_IDX(rows, i, const char **), NULL) == APR_SUCCESS;
+    }
+    /* the registered nodes this round saw: placement's view of them (lib/ospab_placement.h) */
+    for (hi = apr_hash_first(p, r->nodes); good && hi; hi = apr_hash_next(hi)) {
+        node_sample_t *s = apr_hash_this_val(hi);
+
+        if (s->seen) {
+            good = ospab_db_exec(db, p, "ospab_node_sample", N_VALUES, s->values, NULL)
+                   == APR_SUCCESS;
+        }
     }
     return ospab_db_end(db, good) == APR_SUCCESS && good;
 }
@@ -145,7 +165,7 @@ static void store_metrics(poll_round_t *r, apr_array_header_t *rows)
     apr_hash_t *exists;
     int i;
 
-    if (!rows->nelts || store_metrics_once(r, rows)) {
+    if ((!rows->nelts && !apr_hash_count(r->nodes)) || store_metrics_once(r, rows)) {
         return;
     }
     /* MariaDB checks the foreign key: a server deleted while the cycle ran fails the whole
@@ -193,7 +213,6 @@ void agent_ask_status(apr_array_header_t *reqs, apr_pool_t *p, agent_cluster_t *
 static int ask_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
                         ospab_pve_req_t *reqs, int *which, int *complete)
 {
-    static const ospab_pve_param_t vm_only[2] = { { "type", "vm" }, { NULL, NULL } };
     monitor_t *m = mon_of(ag);
     apr_array_header_t *clusters = ag->conf->clusters;
     int i, nreq = 0;
@@ -217,7 +236,7 @@ static int ask_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t n
         reqs[nreq].pve = cl->client;
         reqs[nreq].method = "GET";
         reqs[nreq].path = "/cluster/resources";
-        reqs[nreq].params = vm_only;
+        reqs[nreq].params = NULL;   /* guests, and the nodes and storages placement needs */
         which[nreq++] = i;
     }
     return nreq;
@@ -305,7 +324,48 @@ static int load_round(poll_round_t *r)
     r->suspects = apr_array_make(r->p, 8, sizeof(ospab_pve_req_t));
     r->gone = apr_array_make(r->p, 8, sizeof(ospab_pve_req_t));
     r->suspended = apr_array_make(r->p, 4, sizeof(suspended_guest_t));
+    r->nodes = apr_hash_make(r->p);
+    if (ospab_db_select(r->db, r->p, "ospab_agent_nodes", 0, NULL, &vrows, NULL) != APR_SUCCESS) {
+        AGENT_WARN("poll: database: %s", r->db->error ? r->db->error : "?");
+        return 0;
+    }
+    for (i = 0; i < vrows->nelts; ++i) {
+        ospab_row_t row = APR_ARRAY_IDX(vrows, i, ospab_row_t);
+        node_sample_t *s = apr_pcalloc(r->p, sizeof(*s));
+
+        s->storage = row[1];
+        s->values[N_NAME] = row[0];
+        apr_hash_set(r->nodes, row[0], APR_HASH_KEY_STRING, s);
+    }
     return 1;
+}
+
+/* An entry of type node or storage of a cluster's answer: a registered node's sample. */
+static void take_node(poll_round_t *r, agent_cluster_t *cl, json_t *e, const char *type,
+                      const char *node)
+{
+    node_sample_t *s = apr_hash_get(r->nodes, node, APR_HASH_KEY_STRING);
+
+    if (!s) {
+        return;
+    }
+    if (!strcmp(type, "node")) {
+        s->values[N_STATUS] = json_string_value(json_object_get(e, "status"));
+        s->values[N_MAXCPU] = num_text(r->p, e, "maxcpu");
+        s->values[N_MAXMEM] = num_text(r->p, e, "maxmem");
+        s->values[N_MEM] = num_text(r->p, e, "mem");
+        s->values[N_SAMPLED_AT] = r->nowt;
+        s->seen = 1;
+    }
+    else {
+        const char *storage = json_string_value(json_object_get(e, "storage"));
+        const char *mine = s->storage ? s->storage : cl->storage;
+
+        if (storage && mine && !strcmp(storage, mine)) {
+            s->values[N_MAXDISK] = num_text(r->p, e, "maxdisk");
+            s->values[N_DISK] = num_text(r->p, e, "disk");
+        }
+    }
 }
 
 /* One guest of a cluster's answer g that is ours (v): its metrics row, a drift to check,
@@ -431,6 +491,10 @@ static void take_cluster(poll_round_t *r, agent_cluster_t *cl, cluster_state_t *
         apr_int64_t vmid;
         agent_vps_t *v;
 
+        if (node && type && (!strcmp(type, "node") || !strcmp(type, "storage"))) {
+            take_node(r, cl, g, type, node);
+            continue;
+        }
         if (!node || !type || (strcmp(type, "lxc") && strcmp(type, "qemu"))
             || !ospab_pve_int(json_object_get(g, "vmid"), &vmid)) {
             continue;
