@@ -19,6 +19,8 @@ typedef enum {
     OSPAB_OP_TARIFFS, OSPAB_OP_OS,
     OSPAB_OP_SERVER_CREATE, OSPAB_OP_CONSOLE, OSPAB_OP_SERVER_DELETE, OSPAB_OP_STATUS,
     OSPAB_OP_POWER, OSPAB_OP_PASSWORD, OSPAB_OP_RESIZE, OSPAB_OP_SNAPSHOTS, OSPAB_OP_TASKS,
+    /* the admin API (role admin; the action names the collection and what is done) */
+    OSPAB_OP_ADMIN,
     OSPAB_OP_COUNT
 } ospab_op_e;
 
