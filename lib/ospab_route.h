@@ -19,8 +19,9 @@ typedef enum {
     OSPAB_OP_TARIFFS, OSPAB_OP_OS,
     OSPAB_OP_SERVER_CREATE, OSPAB_OP_CONSOLE, OSPAB_OP_SERVER_DELETE, OSPAB_OP_STATUS,
     OSPAB_OP_POWER, OSPAB_OP_PASSWORD, OSPAB_OP_RESIZE, OSPAB_OP_SNAPSHOTS, OSPAB_OP_TASKS,
-    /* the admin API (role admin; the action names the collection and what is done) */
-    OSPAB_OP_ADMIN,
+    /* the admin API (role admin), one operation per collection; the action is the verb */
+    OSPAB_OP_ADMIN_USERS, OSPAB_OP_ADMIN_TARIFFS, OSPAB_OP_ADMIN_OS, OSPAB_OP_ADMIN_AUDIT,
+    OSPAB_OP_ADMIN_ALERTS, OSPAB_OP_ADMIN_OUTBOX,
     OSPAB_OP_COUNT
 } ospab_op_e;
 

@@ -7,7 +7,8 @@
 /* One admin call, as ospab_mod_run runs it. */
 typedef struct {
     request_rec *r;
-    const char *action;         /* the route's: "users.list", "tariffs.update", ... */
+    ospab_op_e op;              /* the collection ... */
+    const char *action;         /* ... and the verb: "list", "update", ...; NULL: list */
     ospab_actor_t actor;
     ospab_db_t *db;
     json_t *body;
@@ -15,11 +16,16 @@ typedef struct {
     const char *id;
 } admin_call_t;
 
-/* The routes that read a JSON body. */
-static int takes_body(const char *action)
+static int is(const admin_call_t *c, const char *verb)
 {
-    return !strcmp(action, "tariffs.create") || !strcmp(action, "tariffs.update")
-           || !strcmp(action, "os.create") || !strcmp(action, "os.update");
+    return c->action && !strcmp(c->action, verb);
+}
+
+/* The routes that read a JSON body: the catalogue's create and update. */
+static int takes_body(const admin_call_t *c)
+{
+    return (c->op == OSPAB_OP_ADMIN_TARIFFS || c->op == OSPAB_OP_ADMIN_OS)
+           && (is(c, "create") || is(c, "update"));
 }
 
 /* The query string as parameter -> value, unescaped ('+' is a space); NULL when malformed. */
@@ -50,53 +56,59 @@ static void admin_op(void *ctx, ospab_result_t *res)
 {
     admin_call_t *c = ctx;
     apr_pool_t *p = c->r->pool;
-    const char *a = c->action;
-    ospab_admin_catalog_e kind = !strncmp(a, "os.", 3) ? OSPAB_ADMIN_OS : OSPAB_ADMIN_TARIFF;
-    const char *verb = strchr(a, '.') + 1;
+    ospab_admin_catalog_e kind = c->op == OSPAB_OP_ADMIN_OS ? OSPAB_ADMIN_OS
+                                                            : OSPAB_ADMIN_TARIFF;
 
-    if (!strcmp(a, "users.list")) {
-        ospab_admin_users(c->db, p, c->query, res);
-    }
-    else if (!strcmp(a, "users.get")) {
-        ospab_admin_user_get(c->db, p, c->id, res);
-    }
-    else if (!strcmp(a, "users.disable") || !strcmp(a, "users.enable")) {
-        ospab_admin_user_set_enabled(c->db, p, &c->actor, c->id,
-                                     !strcmp(a, "users.enable"), res);
-    }
-    else if (!strncmp(a, "tariffs.", 8) || !strncmp(a, "os.", 3)) {
-        if (!strcmp(verb, "list")) {
+    switch (c->op) {
+    case OSPAB_OP_ADMIN_USERS:
+        if (is(c, "list")) {
+            ospab_admin_users(c->db, p, c->query, res);
+        }
+        else if (is(c, "get")) {
+            ospab_admin_user_get(c->db, p, c->id, res);
+        }
+        else {
+            ospab_admin_user_set_enabled(c->db, p, &c->actor, c->id, is(c, "enable"), res);
+        }
+        break;
+    case OSPAB_OP_ADMIN_TARIFFS:
+    case OSPAB_OP_ADMIN_OS:
+        if (is(c, "list")) {
             ospab_admin_catalog_list(c->db, p, kind, res);
         }
-        else if (!strcmp(verb, "get")) {
+        else if (is(c, "get")) {
             ospab_admin_catalog_get(c->db, p, kind, c->id, res);
         }
-        else if (!strcmp(verb, "create")) {
+        else if (is(c, "create")) {
             ospab_admin_catalog_create(c->db, p, &c->actor, kind, c->body, res);
         }
-        else if (!strcmp(verb, "update")) {
+        else if (is(c, "update")) {
             ospab_admin_catalog_update(c->db, p, &c->actor, kind, c->id, c->body, res);
         }
         else {
             ospab_admin_catalog_delete(c->db, p, &c->actor, kind, c->id, res);
         }
-    }
-    else if (!strcmp(a, "audit.list")) {
+        break;
+    case OSPAB_OP_ADMIN_AUDIT:
         ospab_admin_audit(c->db, p, c->query, res);
-    }
-    else if (!strcmp(a, "alerts.list")) {
+        break;
+    case OSPAB_OP_ADMIN_ALERTS:
         ospab_admin_alerts(c->db, p, c->query, res);
-    }
-    else if (!strcmp(a, "outbox.list")) {
-        ospab_admin_outbox(c->db, p, c->query, res);
-    }
-    else if (!strncmp(a, "outbox.retry.", 13)) {
-        ospab_admin_outbox_retry(c->db, p, &c->actor, a + 13, c->id, res);
-    }
-    else {
+        break;
+    case OSPAB_OP_ADMIN_OUTBOX:
+        if (is(c, "list")) {
+            ospab_admin_outbox(c->db, p, c->query, res);
+        }
+        else {
+            /* the retry routes' action is the outbox: "email", "webhook" */
+            ospab_admin_outbox_retry(c->db, p, &c->actor, c->action, c->id, res);
+        }
+        break;
+    default:
         /* a route of the table this file does not know: the dispatcher's mistake */
         res->log = "no admin operation for this route";
         ospab_result_error(p, res, 500, "internal error", NULL);
+        break;
     }
 }
 
@@ -118,8 +130,9 @@ int ospab_mod_handle_admin(request_rec *r, const ospab_route_match_t *m)
         return ospab_mod_error(r, HTTP_FORBIDDEN, "admin role required");
     }
     c.r = r;
+    c.op = m->route->op;
     c.action = m->route->action;
-    if (takes_body(c.action) && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
+    if (takes_body(&c) && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
         return done;
     }
     if (!(c.query = query_of(r))) {
