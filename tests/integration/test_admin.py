@@ -353,3 +353,38 @@ def test_outbox_list_and_retry(apache, admin, database):
     assert r.status_code == 400 and "kind" in r.json()["fields"]
     body = ok(call(apache, "GET", "/api/admin/outbox", admin, params={"kind": "webhook"}))
     assert all("payload" not in w and w["state"] != "internal" for w in body["items"])
+
+
+# ------------------------------------------------------------------- ospab-admin --
+
+def cli(database, *args, check=True):
+    """ospab-admin on the module's database; on SQLite as the web server's user, as
+    sql_exec does, so no root-owned -wal/-shm file appears under Apache"""
+    import os
+    import subprocess
+    import harness
+    cmd = [str(harness.OSPAB_ADMIN), "--driver", database.driver, "--params", database.params,
+           "--sql-dir", str(harness.SQL_DIR), *[str(a) for a in args]]
+    kw = {}
+    if isinstance(database, harness.SqliteDatabase) and os.geteuid() == 0:
+        kw = {"user": harness.WWW_USER, "group": harness.WWW_USER}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
+    assert not check or p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def test_cli_users_list_disable_enable(apache, database):
+    user = create_user(Api(apache), name="Cli " + uid(), password="pw-" + uid())
+    out = cli(database, "--q", user["email"], "users", "list").stdout
+    assert out.split("\t")[:4] == [str(user["id"]), user["email"], "user", "enabled"], out
+    refresh = login(apache, user["email"], user["password"]).json()["refreshToken"]
+    cli(database, "user", "disable", user["id"])
+    r = requests.post(apache.url("/api/auth/refresh"), json={"refreshToken": refresh},
+                      timeout=30)
+    assert r.status_code == 401
+    rows = audit_rows(database, "user.disable", user["id"])
+    assert [(t, a) for t, a, _ in rows] == [("admin", "ospab-admin")]
+    cli(database, "user", "enable", user["id"])
+    assert login(apache, user["email"], user["password"]).status_code == 200
+    p = cli(database, "user", "disable", 987654321, check=False)
+    assert p.returncode != 0 and "user not found" in p.stderr
