@@ -17,6 +17,7 @@ Route fields
                    "list"      a list: 200 with only the caller's own records
                    "self"      the caller's own record (/api/auth/me): 200
                    "catalogue" the same for everybody: 200
+                   "admin"     the admin API: 403 for any customer (set in `expect`)
   owner_field    the field of a record naming its owner ("user_id", "userId")
   written        sync routes: (database, body) -> rows the body made (0 if refused)
   keys           keys the success body must have
