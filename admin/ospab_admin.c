@@ -20,6 +20,7 @@
 #include <apr_file_info.h>
 #include <apr_dbd.h>
 
+#include "ospab_admin.h"
 #include "ospab_migrate.h"
 #include "ospab_db.h"
 #include "ospab_json.h"
@@ -46,7 +47,7 @@ typedef struct {
     int dry_run;
     const apr_dbd_driver_t *drv;
     apr_dbd_t *dbh;
-    const char *name, *role, *jwt_key;
+    const char *name, *role, *jwt_key, *q;
     int password_stdin, ttl;
 } admin_t;
 
@@ -68,6 +69,8 @@ static int cmd_seed(admin_t *a, int argc, const char *const *argv);
 static int cmd_help(admin_t *a, int argc, const char *const *argv);
 static int cmd_user_add(admin_t *a, int argc, const char *const *argv);
 static int cmd_token(admin_t *a, int argc, const char *const *argv);
+static int cmd_users(admin_t *a, int argc, const char *const *argv);
+static int cmd_user(admin_t *a, int argc, const char *const *argv);
 static int cmd_pool_add(admin_t *a, int argc, const char *const *argv);
 static int cmd_pool_list(admin_t *a, int argc, const char *const *argv);
 
@@ -87,6 +90,12 @@ static const admin_cmd_t commands[] = {
     { "token", "USER_ID",
       "print an access token for the user, signed with --jwt-key (HS256)",
       1, 1, 1, 0, cmd_token },
+    { "users", "list",
+      "list the users (--q: e-mail or name contains it): id, e-mail, role, enabled, name",
+      1, 1, 1, 0, cmd_users },
+    { "user", "disable|enable ID",
+      "disable a user (every login ends) or enable it, audited as the admin API does",
+      2, 2, 1, 0, cmd_user },
     { "pool-add", "JSON",
       "make an IP pool: the body of POST /api/admin/ip-pools, e.g. '{\"name\":\"v4\","
       "\"bridge\":\"vmbr0\",\"first\":\"192.0.2.10\",\"last\":\"192.0.2.200\","
@@ -99,7 +108,7 @@ static const admin_cmd_t commands[] = {
 };
 
 enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP, OPT_NAME, OPT_ROLE,
-       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL };
+       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL, OPT_Q };
 
 static const apr_getopt_option_t options[] = {
     { "driver",  OPT_DRIVER,  1, "sqlite3 or mysql (env OSPAB_DB_DRIVER)" },
@@ -114,6 +123,7 @@ static const apr_getopt_option_t options[] = {
     { "jwt-key", OPT_JWT_KEY, 1, "token: the HS256 secret, as for OspabJWTKey "
                                  "(file:/path or env:NAME)" },
     { "ttl",     OPT_TTL,     1, "token: lifetime in seconds (default 900)" },
+    { "q",       OPT_Q,       1, "users list: only users whose e-mail or name contains it" },
     { "help",    OPT_HELP,    0, "show this text" },
     { NULL, 0, 0, NULL }
 };
@@ -588,6 +598,101 @@ static int cmd_token(admin_t *a, int argc, const char *const *argv)
     return EXIT_OK;
 }
 
+/* The admin API's operations (lib/ospab_admin.c) as the tool's actor. */
+static ospab_actor_t cli_actor(void)
+{
+    ospab_actor_t actor = { .type = "admin", .id = "ospab-admin", .now = apr_time_now() };
+
+    return actor;
+}
+
+static int admin_failed(admin_t *a, const ospab_result_t *res)
+{
+    const char *msg = json_string_value(json_object_get(res->body, "error"));
+
+    fail_msg(a, res->log ? res->log : msg ? msg : "failed");
+    return EXIT_FAIL;
+}
+
+static int cmd_users(admin_t *a, int argc, const char *const *argv)
+{
+    apr_table_t *query = apr_table_make(a->pool, 4);
+    const char *after = NULL;
+    ospab_result_t res;
+    ospab_db_t db;
+    int rc;
+
+    (void)argc;
+    if (strcmp(argv[0], "list")) {
+        fprintf(stderr, "usage: ospab-admin [--q TEXT] users list\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    /* every page, as the route hands them out */
+    do {
+        json_t *u;
+        size_t i;
+
+        apr_table_clear(query);
+        apr_table_setn(query, "limit", "200");
+        if (a->q) {
+            apr_table_setn(query, "q", a->q);
+        }
+        if (after) {
+            apr_table_setn(query, "after", after);
+        }
+        ospab_admin_users(&db, a->pool, query, &res);
+        if (res.status != 200) {
+            return admin_failed(a, &res);
+        }
+        json_array_foreach(json_object_get(res.body, "users"), i, u) {
+            printf("%" JSON_INTEGER_FORMAT "\t%s\t%s\t%s\t%s\n",
+                   json_integer_value(json_object_get(u, "id")),
+                   json_string_value(json_object_get(u, "email")),
+                   json_string_value(json_object_get(u, "role")),
+                   json_is_true(json_object_get(u, "enabled")) ? "enabled" : "disabled",
+                   json_string_value(json_object_get(u, "name")));
+        }
+        after = json_is_integer(json_object_get(res.body, "next"))
+                ? apr_psprintf(a->pool, "%" JSON_INTEGER_FORMAT,
+                               json_integer_value(json_object_get(res.body, "next")))
+                : NULL;
+    } while (after);
+    return EXIT_OK;
+}
+
+static int cmd_user(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_actor_t actor = cli_actor();
+    ospab_result_t res;
+    ospab_db_t db;
+    apr_pool_t *op;
+    apr_int64_t id;
+    int rc, enable = !strcmp(argv[0], "enable");
+
+    (void)argc;
+    if ((!enable && strcmp(argv[0], "disable")) || ospab_parse_id(argv[1], &id) || id < 1) {
+        fprintf(stderr, "usage: ospab-admin user disable|enable ID\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    /* the transaction's clean-up (apr_dbd's, on the pool it began in) runs before the
+     * connection closes, as a request's does in Apache */
+    apr_pool_create(&op, a->pool);
+    ospab_admin_user_set_enabled(&db, op, &actor, apr_psprintf(op, "%" APR_INT64_T_FMT, id),
+                                 enable, &res);
+    rc = res.status == 200 ? EXIT_OK : admin_failed(a, &res);
+    apr_pool_destroy(op);
+    if (rc == EXIT_OK) {
+        printf("user %s %s\n", argv[1], enable ? "enabled" : "disabled");
+    }
+    return rc;
+}
+
 /* The answer of a core operation on standard output, or its error. */
 static int print_result(admin_t *a, const ospab_result_t *res, int want)
 {
@@ -685,6 +790,7 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
         case OPT_PASSWORD_STDIN: a.password_stdin = 1; break;
         case OPT_JWT_KEY: a.jwt_key = optarg; break;
         case OPT_TTL:     a.ttl = atoi(optarg); break;
+        case OPT_Q:       a.q = optarg;       break;
         }
     }
     if (rv != APR_EOF) {

@@ -34,7 +34,7 @@ void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *ha
     db->driver = driver;
     db->handle = handle;
     db->prepared = prepared;
-    db->sets = OSPAB_SQL_API;
+    db->sets = OSPAB_SQL_API | OSPAB_SQL_ADMIN;
     db->dialect = !strcmp(name, "mysql") ? OSPAB_DB_MYSQL
                 : !strcmp(name, "sqlite3") ? OSPAB_DB_SQLITE : OSPAB_DB_OTHER;
 }
@@ -42,7 +42,7 @@ void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *ha
 const ospab_sql_t *ospab_sql_set(unsigned set)
 {
     return set == OSPAB_SQL_API ? ospab_sql_api : set == OSPAB_SQL_AGENT ? ospab_sql_agent
-                                                                        : NULL;
+           : set == OSPAB_SQL_ADMIN ? ospab_sql_admin : NULL;
 }
 
 /* Prepares one statement. SQLite reads the schema to prepare, and answers SQLITE_BUSY when
@@ -80,7 +80,7 @@ apr_status_t ospab_db_prepare(ospab_db_t *db, apr_pool_t *p, unsigned sets)
         db->prepared = apr_hash_make(p);
     }
     db->sets = sets;
-    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_AGENT; set <<= 1) {
+    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_LAST; set <<= 1) {
         const ospab_sql_t *s;
 
         for (s = (sets & set) ? ospab_sql_set(set) : NULL; s && s->label; ++s) {
@@ -114,7 +114,7 @@ void ospab_db_tune(ospab_db_t *db)
 
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p)
 {
-    return ospab_db_prepare(db, p, OSPAB_SQL_API | OSPAB_SQL_AGENT);
+    return ospab_db_prepare(db, p, OSPAB_SQL_ALL);
 }
 
 static apr_dbd_prepared_t *statement(ospab_db_t *db, apr_pool_t *p, const char *label)

@@ -28,7 +28,8 @@ typedef struct {
                                       * prepared again into it after MariaDB dropped the
                                       * connection (see ospab_db.c); NULL: not done */
     unsigned sets;                   /* the statement sets the connection has prepared
-                                      * (OSPAB_SQL_API, | OSPAB_SQL_AGENT) */
+                                      * (OSPAB_SQL_API, | OSPAB_SQL_AGENT,
+                                      * | OSPAB_SQL_ADMIN) */
     volatile apr_uint32_t *failures; /* counts failed statements and COMMITs (apr_atomic,
                                       * e.g. in shared memory for metrics); NULL: none */
     int conflict;                    /* the last failure was a write conflict: the whole
@@ -53,13 +54,19 @@ typedef struct {
  * literals, unique across both sets (tests/unit/test_db.c checks). */
 #define OSPAB_SQL_API   1u      /* the library's operations: module, agent and tools */
 #define OSPAB_SQL_AGENT 2u      /* the agent's own rounds: outboxes, monitor, leases */
+#define OSPAB_SQL_ADMIN 4u      /* the admin API (lib/ospab_admin.c): module and tools */
+#define OSPAB_SQL_LAST  OSPAB_SQL_ADMIN
+#define OSPAB_SQL_ALL   (OSPAB_SQL_API | OSPAB_SQL_AGENT | OSPAB_SQL_ADMIN)
 extern const ospab_sql_t ospab_sql_api[];       /* lib/ospab_sql.c */
 extern const ospab_sql_t ospab_sql_agent[];     /* lib/ospab_sql_agent.c */
+extern const ospab_sql_t ospab_sql_admin[];     /* lib/ospab_sql_admin.c */
 
-/* The set's array (OSPAB_SQL_API or OSPAB_SQL_AGENT), NULL for another value. */
+/* The set's array (OSPAB_SQL_API, OSPAB_SQL_AGENT or OSPAB_SQL_ADMIN), NULL for another
+ * value. */
 const ospab_sql_t *ospab_sql_set(unsigned set);
 
-/* Fills db for a connection whose statements of OSPAB_SQL_API are in prepared; prepared may
+/* Fills db for a connection whose statements of OSPAB_SQL_API and OSPAB_SQL_ADMIN (Apache's
+ * sets) are in prepared; prepared may
  * be NULL (then ospab_db_prepare fills db->prepared). */
 void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                    apr_hash_t *prepared);
@@ -71,12 +78,12 @@ void ospab_db_init(ospab_db_t *db, const apr_dbd_driver_t *driver, apr_dbd_t *ha
  * Apache child prepares meanwhile; with this off, the writers checkpoint the WAL as it
  * grows (wal_autocheckpoint) and keep it. Others: nothing. */
 void ospab_db_tune(ospab_db_t *db);
-/* Prepares the statement sets (OSPAB_SQL_API and/or OSPAB_SQL_AGENT) on db's connection
+/* Prepares the statement sets (OSPAB_SQL_API, OSPAB_SQL_AGENT, OSPAB_SQL_ADMIN) on db's connection
  * into p and db->prepared (made if NULL); SQLite's "database is locked" is waited out for up
  * to OSPAB_DB_BEGIN_WAIT. Else than APR_SUCCESS: db->error names the statement (counted in
  * db->failures). */
 apr_status_t ospab_db_prepare(ospab_db_t *db, apr_pool_t *p, unsigned sets);
-/* Both sets (the agent and the tools). */
+/* Every set (the agent and the tools). */
 apr_status_t ospab_db_prepare_all(ospab_db_t *db, apr_pool_t *p);
 
 /* A row is an array of column values as text; NULL for SQL NULL. */

@@ -305,6 +305,14 @@ void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     res->body = ospab_json_own(p, o);
 }
 
+apr_status_t ospab_session_revoke_user(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                       const char *user_id, int *n)
+{
+    const char *args[2] = { ospab_time_db(p, now), user_id };
+
+    return ospab_db_exec(db, p, "ospab_rt_revoke_user", 2, args, n);
+}
+
 /* The row of ospab_principal (enabled, role) or ospab_principal_sid (enabled, role, live). */
 typedef struct {
     const char *enabled, *role;

@@ -25,6 +25,12 @@ void ospab_session_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_session_co
 void ospab_session_logout(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
                           ospab_result_t *res);
 
+/* Ends every login of user_id inside the caller's transaction: all its refresh tokens
+ * revoked (so are the access tokens of those logins, which ospab_session_principal
+ * checks), *n how many (may be NULL). The admin API's disable. */
+apr_status_t ospab_session_revoke_user(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
+                                       const char *user_id, int *n);
+
 /* Who verified claims name, as the database says now: the user must exist and be enabled;
  * the role is the row's, never the token's (a demoted admin is a user at once); a token of
  * a panel login (claims->sid) stops working when that login ends (logout, a refresh token

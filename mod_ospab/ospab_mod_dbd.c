@@ -97,7 +97,8 @@ static apr_hash_t *statements(request_rec *r, ap_dbd_t *dbd)
     ospab_db_init(&setup, dbd->driver, dbd->handle, NULL);
     setup.failures = ospab_mod_metrics_db_failures();  /* a statement that fails to prepare */
     ospab_db_tune(&setup);
-    if (ospab_db_prepare(&setup, dbd->pool, OSPAB_SQL_API) != APR_SUCCESS) {
+    if (ospab_db_prepare(&setup, dbd->pool, OSPAB_SQL_API | OSPAB_SQL_ADMIN)
+        != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, OSPAB_LOGNO(00119)
                       "setting up a new database connection: %s (is the schema migrated? "
                       "ospab-admin migrate)", setup.error);

@@ -62,6 +62,8 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
     return [
         f"curl -s {url}/api/health",
         f"curl -s {url}/api/tariffs {auth}",
+        # the provider's admin API (docs/operations.md) with the seed's admin, user 1
+        f'curl -s {url}/api/admin/users -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
         (f'curl -s -X POST {url}/api/auth/login -H "Content-Type: application/json" '
          f"-d '{login}'"),
         # the billing site (seed 000): a record, its status, the customer's list, its end
@@ -219,6 +221,10 @@ def main():
          {"action": "update", "user": {"id": 5, "password": DEMO_PASSWORD}})
     token = harness.admin(db.driver, db.params, "--jwt-key", f"file:{httpd.jwt_key_file}",
                           "--ttl", "86400", "token", "5").stdout.strip()
+    # the seed's admin (user 1, sql/seed/demo.sql) for the admin API
+    admin_token = harness.admin(db.driver, db.params, "--jwt-key",
+                                f"file:{httpd.jwt_key_file}", "--ttl", "86400", "token",
+                                "1").stdout.strip()
     # a server of the demo customer's own, so the panel's "My servers" is not empty: the
     # running container, bound by the billing site's sync (as seed 000 would)
     post(url + "/api/vps/sync", httpd.sync_key, WEB1)
@@ -226,7 +232,8 @@ def main():
     # exported: the printed python line runs as a child of the shell that loads it
     harness.write_private(env_file, f"export OSPAB_URL={url}\n"
                                     f"export OSPAB_SYNC_KEY={httpd.sync_key}\n"
-                                    f"export OSPAB_TOKEN={token}\n")
+                                    f"export OSPAB_TOKEN={token}\n"
+                                    f"export OSPAB_ADMIN_TOKEN={admin_token}\n")
 
     if args.check:
         try:
@@ -289,6 +296,8 @@ ospab panel demo is running
   sync key:   {httpd.sync_key}
   customer:   demo@ospab.local / {DEMO_PASSWORD} (user 5), token valid 24 h:
   token:      {token}
+  admin:      admin@ospab.local (user 1, role admin), token valid 24 h (OSPAB_ADMIN_TOKEN):
+  admin token: {admin_token}
 
 Load the settings into your shell, then try the API (in this order: the lines that
 create something keep its id in $VPS_ID / $SERVER_ID for the next ones):

@@ -17,12 +17,14 @@ Route fields
                    "list"      a list: 200 with only the caller's own records
                    "self"      the caller's own record (/api/auth/me): 200
                    "catalogue" the same for everybody: 200
+                   "admin"     the admin API: 403 for any customer (set in `expect`)
   owner_field    the field of a record naming its owner ("user_id", "userId")
   written        sync routes: (database, body) -> rows the body made (0 if refused)
   keys           keys the success body must have
   expect         per-credential overrides, ((credential name, Expect), ...), for routes
                  whose answer to the right credentials depends on more than them: the
-                 server-management routes (see SERVER ROUTES below)
+                 server-management routes (see SERVER ROUTES below), the admin API's
+  id_of          ctx -> the id that replaces "{id}" (default: the owner's VPS id)
 
 `ctx` is built by test_auth.py (MatrixContext): sync_key, the users
 (owner/other/admin ids, owner e-mail and password), their tokens, the owner's
@@ -66,13 +68,15 @@ class Route:
     written: Optional[Callable] = None          # (database, body) -> int rows
     keys: frozenset = frozenset()               # what the success body has at least
     expect: tuple = ()                          # ((credential name, Expect), ...) overrides
+    id_of: Optional[Callable] = None            # ctx -> the id in the path
 
     @property
     def id(self):
         return f"{self.method} {self.path}"
 
     def url_path(self, ctx):
-        return self.path.replace("{id}", str(ctx.owner_vps_id))
+        the_id = self.id_of(ctx) if self.id_of else ctx.owner_vps_id
+        return self.path.replace("{id}", str(the_id))
 
 
 TOKENS = frozenset({"accessToken", "refreshToken", "tokenType", "expiresIn", "user"})
@@ -266,6 +270,56 @@ ROUTES += [
     _server("POST", "/api/vps/{id}/restart", keys=_ACTION),
     _server("POST", "/api/vps/{id}/reboot", keys=_ACTION),
     _server("GET", "/api/vps/{id}/stats", keys=("id", "status", "stats")),
+]
+
+
+# -- the admin API (docs/operations.md): role admin only. A customer's token (the owner's, or
+# another user's) is 403 {"error": "admin role required"}, whatever the record. The ids are
+# chosen so an admin's cell changes nothing another cell relies on: the admin's own account
+# for disable (409: an admin cannot disable themself), an enabled account for enable, seed
+# records rewritten with the values they have, ids nobody has for delete and retry (404).
+ADMIN_ONLY = Expect(403)
+MISSING = 987654321
+
+
+def _admin(method, path, ok=200, keys=("status",), body=None, id_of=None, admin=None):
+    expect = (("jwt", ADMIN_ONLY), ("other_user", ADMIN_ONLY),
+              ("admin", admin if admin is not None else OK))
+    return Route(method, path, "jwt", body=body, ok=ok, scope="admin", keys=frozenset(keys),
+                 expect=expect, id_of=id_of)
+
+
+ROUTES += [
+    _admin("GET", "/api/admin/users", keys=("status", "users", "next")),
+    _admin("GET", "/api/admin/users/{id}", keys=("status", "user"), id_of=lambda c: c.owner_id),
+    _admin("POST", "/api/admin/users/{id}/disable", id_of=lambda c: c.admin_id,
+           admin=Expect(409)),
+    _admin("POST", "/api/admin/users/{id}/enable", keys=("status", "user"),
+           id_of=lambda c: c.other_id),
+    _admin("GET", "/api/admin/tariffs", keys=("status", "tariffs")),
+    _admin("POST", "/api/admin/tariffs", ok=201, keys=("status", "tariff"),
+           body=lambda ctx: {"name": _name("matrix"), "price": 1, "cores": 1, "memory": 512,
+                             "disk": 5}),
+    _admin("GET", "/api/admin/tariffs/{id}", keys=("status", "tariff"), id_of=lambda c: 1),
+    _admin("PUT", "/api/admin/tariffs/{id}", keys=("status", "tariff"), id_of=lambda c: 1,
+           body=lambda ctx: {"price": 150}),
+    _admin("DELETE", "/api/admin/tariffs/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    _admin("GET", "/api/admin/os", keys=("status", "os")),
+    _admin("POST", "/api/admin/os", ok=201, keys=("status", "os"),
+           body=lambda ctx: {"name": _name("matrix"),
+                             "template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}),
+    _admin("GET", "/api/admin/os/{id}", keys=("status", "os"), id_of=lambda c: 1),
+    _admin("PUT", "/api/admin/os/{id}", keys=("status", "os"), id_of=lambda c: 1,
+           body=lambda ctx: {"kind": "lxc"}),
+    _admin("DELETE", "/api/admin/os/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    _admin("GET", "/api/admin/audit", keys=("status", "entries", "next")),
+    _admin("GET", "/api/admin/alerts", keys=("status", "alerts", "next")),
+    # without ?kind= (the matrix's paths are the table's): a 400 naming the parameter
+    _admin("GET", "/api/admin/outbox", admin=Expect(400)),
+    _admin("POST", "/api/admin/outbox/email/{id}/retry", id_of=lambda c: MISSING,
+           admin=Expect(404)),
+    _admin("POST", "/api/admin/outbox/webhook/{id}/retry", id_of=lambda c: MISSING,
+           admin=Expect(404)),
 ]
 
 

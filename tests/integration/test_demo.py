@@ -99,6 +99,21 @@ def test_demo_env_file(demo):
     assert os.stat(env_file_of(text)).st_mode & 0o077 == 0, "demo.env is readable by others"
 
 
+def test_demo_admin_token(demo):
+    """demo.env's OSPAB_ADMIN_TOKEN is the seed admin's: the admin API answers it, and the
+    customer's OSPAB_TOKEN gets 403 there."""
+    _, _, text = demo
+    env = env_of(text)
+    assert env["OSPAB_ADMIN_TOKEN"].count(".") == 2 and env["OSPAB_ADMIN_TOKEN"] in text
+    assert "/api/admin/users" in text
+    for var, status in (("OSPAB_ADMIN_TOKEN", 200), ("OSPAB_TOKEN", 403)):
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            f"{env['OSPAB_URL']}/api/admin/users",
+                            "-H", f"Authorization: Bearer {env[var]}"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.stdout == str(status), (var, r.stdout)
+
+
 def run_in_one_shell(text, lines):
     """The printed lines in order, in one bash that first loads demo.env as the demo says
     (". <file>"), as a user pasting them would; each line's output, separately."""

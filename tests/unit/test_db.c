@@ -19,11 +19,11 @@ START_TEST(labels_are_unique_literals_across_the_sets)
     apr_pool_t *p;
     apr_hash_t *seen;
     unsigned set;
-    int n[3] = { 0, 0, 0 };
+    int n[OSPAB_SQL_LAST + 1] = { 0 };
 
     apr_pool_create(&p, NULL);
     seen = apr_hash_make(p);
-    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_AGENT; set <<= 1) {
+    for (set = OSPAB_SQL_API; set <= OSPAB_SQL_LAST; set <<= 1) {
         const ospab_sql_t *s;
 
         for (s = ospab_sql_set(set); s->label; ++s) {
@@ -59,7 +59,9 @@ START_TEST(every_statement_prepares_on_the_migrated_schema)
 {
     fx_t *fx = fx_open();      /* ospab_db_prepare_all of both sets, or it fails */
 
-    ck_assert_int_eq(fx->db.sets, OSPAB_SQL_API | OSPAB_SQL_AGENT);
+    ck_assert_int_eq(fx->db.sets, OSPAB_SQL_ALL);
+    ck_assert_ptr_nonnull(apr_hash_get(fx->db.prepared, "ospab_admin_audit",
+                                       APR_HASH_KEY_STRING));
     ck_assert_ptr_nonnull(apr_hash_get(fx->db.prepared, "ospab_vps_get", APR_HASH_KEY_STRING));
     ck_assert_ptr_nonnull(apr_hash_get(fx->db.prepared, "ospab_lease_get",
                                        APR_HASH_KEY_STRING));

@@ -122,7 +122,9 @@ START_TEST(api_table)
     for (a = ospab_api_routes; a->method; ++a) {
         ck_assert_msg(a->op > OSPAB_OP_NONE && a->op < OSPAB_OP_COUNT, "%s", a->pattern);
         ops[a->op]++;
-        if (a->op == OSPAB_OP_POWER || a->op == OSPAB_OP_SNAPSHOTS) {
+        if (a->op == OSPAB_OP_POWER || a->op == OSPAB_OP_SNAPSHOTS
+            || (a->op >= OSPAB_OP_ADMIN_USERS && a->op <= OSPAB_OP_ADMIN_OS)
+            || a->op == OSPAB_OP_ADMIN_OUTBOX) {
             ck_assert_msg(a->action != NULL, "%s %s has no action", a->method, a->pattern);
         }
         for (b = a + 1; b->method; ++b) {
@@ -142,6 +144,16 @@ START_TEST(api_table)
     ck_assert_int_eq(ospab_route_find(ospab_api_routes, "DELETE", "/api/server/3/snapshots",
                                       &m, &allow, test_pool), OSPAB_ROUTE_FOUND);
     ck_assert_str_eq(m.route->action, "delete");
+    /* the admin API: the collection's operation, the verb as action, the id */
+    ck_assert_int_eq(ospab_route_find(ospab_api_routes, "POST",
+                                      "/api/admin/outbox/webhook/9/retry", &m, &allow,
+                                      test_pool), OSPAB_ROUTE_FOUND);
+    ck_assert_int_eq(m.route->op, OSPAB_OP_ADMIN_OUTBOX);
+    ck_assert_str_eq(m.route->action, "webhook");
+    ck_assert(m.params[0] == 9);
+    ck_assert_int_eq(ospab_route_find(ospab_api_routes, "PATCH", "/api/admin/tariffs/9",
+                                      &m, &allow, test_pool), OSPAB_ROUTE_BAD_METHOD);
+    ck_assert_str_eq(allow, "GET, HEAD, PUT, DELETE");
 }
 END_TEST
 

@@ -27,5 +27,6 @@ Suite *ospab_sio_codec_suite(void);
 Suite *ospab_migrate_suite(void);
 Suite *ospab_net_suite(void);
 Suite *ospab_prom_suite(void);
+Suite *ospab_admin_suite(void);
 
 #endif

@@ -1,0 +1,150 @@
+/* mod_ospab: the admin API (/api/admin/..., role admin). HTTP only: the caller (401 without
+ * a token, 403 for a customer), the query string or the JSON body, then one call into
+ * lib/ospab_admin.c by the route's action. */
+#include "mod_ospab.h"
+#include "ospab_admin.h"
+
+/* One admin call, as ospab_mod_run runs it. */
+typedef struct {
+    request_rec *r;
+    ospab_op_e op;              /* the collection ... */
+    const char *action;         /* ... and the verb: "list", "update", ...; NULL: list */
+    ospab_actor_t actor;
+    ospab_db_t *db;
+    json_t *body;
+    apr_table_t *query;
+    const char *id;
+} admin_call_t;
+
+static int is(const admin_call_t *c, const char *verb)
+{
+    return c->action && !strcmp(c->action, verb);
+}
+
+/* The routes that read a JSON body: the catalogue's create and update. */
+static int takes_body(const admin_call_t *c)
+{
+    return (c->op == OSPAB_OP_ADMIN_TARIFFS || c->op == OSPAB_OP_ADMIN_OS)
+           && (is(c, "create") || is(c, "update"));
+}
+
+/* The query string as parameter -> value, unescaped ('+' is a space); NULL when malformed. */
+static apr_table_t *query_of(request_rec *r)
+{
+    apr_table_t *t = apr_table_make(r->pool, 8);
+    char *args, *pair, *last = NULL;
+
+    if (!r->args) {
+        return t;
+    }
+    args = apr_pstrdup(r->pool, r->args);
+    for (pair = apr_strtok(args, "&", &last); pair; pair = apr_strtok(NULL, "&", &last)) {
+        char *eq = strchr(pair, '=');
+
+        if (eq) {
+            *eq++ = '\0';
+        }
+        if (ap_unescape_urlencoded(pair) != OK || (eq && ap_unescape_urlencoded(eq) != OK)) {
+            return NULL;
+        }
+        apr_table_add(t, pair, eq ? eq : "");
+    }
+    return t;
+}
+
+static void admin_op(void *ctx, ospab_result_t *res)
+{
+    admin_call_t *c = ctx;
+    apr_pool_t *p = c->r->pool;
+    ospab_admin_catalog_e kind = c->op == OSPAB_OP_ADMIN_OS ? OSPAB_ADMIN_OS
+                                                            : OSPAB_ADMIN_TARIFF;
+
+    switch (c->op) {
+    case OSPAB_OP_ADMIN_USERS:
+        if (is(c, "list")) {
+            ospab_admin_users(c->db, p, c->query, res);
+        }
+        else if (is(c, "get")) {
+            ospab_admin_user_get(c->db, p, c->id, res);
+        }
+        else {
+            ospab_admin_user_set_enabled(c->db, p, &c->actor, c->id, is(c, "enable"), res);
+        }
+        break;
+    case OSPAB_OP_ADMIN_TARIFFS:
+    case OSPAB_OP_ADMIN_OS:
+        if (is(c, "list")) {
+            ospab_admin_catalog_list(c->db, p, kind, res);
+        }
+        else if (is(c, "get")) {
+            ospab_admin_catalog_get(c->db, p, kind, c->id, res);
+        }
+        else if (is(c, "create")) {
+            ospab_admin_catalog_create(c->db, p, &c->actor, kind, c->body, res);
+        }
+        else if (is(c, "update")) {
+            ospab_admin_catalog_update(c->db, p, &c->actor, kind, c->id, c->body, res);
+        }
+        else {
+            ospab_admin_catalog_delete(c->db, p, &c->actor, kind, c->id, res);
+        }
+        break;
+    case OSPAB_OP_ADMIN_AUDIT:
+        ospab_admin_audit(c->db, p, c->query, res);
+        break;
+    case OSPAB_OP_ADMIN_ALERTS:
+        ospab_admin_alerts(c->db, p, c->query, res);
+        break;
+    case OSPAB_OP_ADMIN_OUTBOX:
+        if (is(c, "list")) {
+            ospab_admin_outbox(c->db, p, c->query, res);
+        }
+        else {
+            /* the retry routes' action is the outbox: "email", "webhook" */
+            ospab_admin_outbox_retry(c->db, p, &c->actor, c->action, c->id, res);
+        }
+        break;
+    default:
+        /* a route of the table this file does not know: the dispatcher's mistake */
+        res->log = "no admin operation for this route";
+        ospab_result_error(p, res, 500, "internal error", NULL);
+        break;
+    }
+}
+
+int ospab_mod_handle_admin(request_rec *r, const ospab_route_match_t *m)
+{
+    ospab_principal_t who;
+    admin_call_t c;
+    ospab_result_t res;
+    const char *raw;
+    apr_size_t len;
+    int done;
+
+    memset(&c, 0, sizeof(c));
+    if (!ospab_mod_caller(r, &c.db, &who, &done)) {
+        return done;
+    }
+    /* the role of the user row, as the database says now (ospab_session_principal) */
+    if (!who.admin) {
+        return ospab_mod_error(r, HTTP_FORBIDDEN, "admin role required");
+    }
+    c.r = r;
+    c.op = m->route->op;
+    c.action = m->route->action;
+    if (takes_body(&c) && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
+        return done;
+    }
+    if (!(c.query = query_of(r))) {
+        return ospab_mod_error(r, HTTP_BAD_REQUEST, "malformed query string");
+    }
+    if (m->nparams > 0) {
+        c.id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]);
+    }
+    c.actor.type = "admin";
+    c.actor.id = who.user_id;
+    c.actor.remote_addr = r->useragent_ip;
+    c.actor.now = apr_time_now();
+    ospab_mod_run(r, c.db, &c.actor, admin_op, &c, &res);
+    return ospab_mod_finish(r, &res);
+}
