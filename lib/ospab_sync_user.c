@@ -7,6 +7,7 @@
 #include <apr_strings.h>
 
 #include "ospab_sync_int.h"
+#include "ospab_session.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
 #include "ospab_resource.h"
@@ -164,7 +165,11 @@ static void user_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     args[0] = hash;
     args[1] = now;
     args[2] = id;
+    /* disabled: every login of the account ends, as an admin's disable does (enabling it
+     * again does not bring them back) */
     if ((hash && ospab_db_exec(db, p, "ospab_user_set_password", 3, args, NULL) != APR_SUCCESS)
+        || (reason && !strcmp(reason, "disabled")
+            && ospab_session_revoke_user(db, p, a->now, id, NULL) != APR_SUCCESS)
         || (reason && ospab_event_access(db, p, a->now, id, NULL, reason) != APR_SUCCESS)) {
         ospab_result_db_failed(db, p, res);
         return;
