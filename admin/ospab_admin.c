@@ -29,7 +29,6 @@
 #include "ospab_user.h"
 #include "ospab_util.h"
 #include "ospab_ippool.h"
-#include "ospab_fields.h"
 
 #ifndef OSPAB_SQL_DIR
 #define OSPAB_SQL_DIR "/usr/local/share/ospab-panel/sql"
@@ -711,11 +710,10 @@ static int print_result(admin_t *a, const ospab_result_t *res, int want)
 static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
 {
     ospab_actor_t actor = { .type = "admin", .id = "ospab-admin", .now = apr_time_now() };
-    ospab_ippool_spec_t spec;
     ospab_result_t res;
     ospab_db_t db;
     json_error_t jerr;
-    json_t *body = ospab_json_own(a->pool, json_loads(argv[0], 0, &jerr)), *errors;
+    json_t *body = ospab_json_own(a->pool, json_loads(argv[0], 0, &jerr));
     int rc;
 
     (void)argc;
@@ -723,14 +721,14 @@ static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
         fail_msg(a, apr_psprintf(a->pool, "JSON: %s", jerr.text));
         return EXIT_USAGE;
     }
-    if ((errors = ospab_ippool_read(a->pool, body, &spec)) != NULL) {
-        fail_msg(a, ospab_fields_summary(a->pool, "pool", ospab_json_own(a->pool, errors)));
-        return EXIT_USAGE;
-    }
     if ((rc = core_db(a, &db)) != EXIT_OK) {
         return rc;
     }
-    ospab_ippool_create(&db, a->pool, &actor, &spec, &res);
+    ospab_ippool_add(&db, a->pool, &actor, body, &res);
+    if (res.status == 400) {
+        fail_msg(a, json_string_value(json_object_get(res.body, "error")));
+        return EXIT_USAGE;
+    }
     return print_result(a, &res, 201);
 }
 

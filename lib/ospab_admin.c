@@ -7,6 +7,8 @@
 #include <apr_base64.h>
 
 #include "ospab_admin.h"
+#include "ospab_sync.h"
+#include "ospab_resource.h"
 #include "ospab_customer.h"
 #include "ospab_events.h"
 #include "ospab_fields.h"
@@ -208,6 +210,89 @@ static void id_page(apr_pool_t *p, ospab_result_t *res, const char *key,
     success(p, res, 200, key, list);
     json_object_set_new(res->body, "next", last ? ospab_json_int_or_null(last[0])
                                                 : json_null());
+}
+
+/* ---- servers -------------------------------------------------------------------------------- */
+
+void ospab_admin_servers(ospab_db_t *db, apr_pool_t *p, apr_table_t *query,
+                         ospab_result_t *res)
+{
+    static const char *const known[] = { "user", "node", "status", "limit", "after", NULL };
+    static const char *const statuses[] = { "creating", "running", "stopped", "suspended",
+                                            "deleting", "error", "missing", NULL };
+    const char *v[5], *args[7], *user, *after;
+    apr_array_header_t *rows;
+    json_t *list;
+    int limit, i;
+
+    memset(res, 0, sizeof(*res));
+    if (!query_read(p, query, known, v, res) || !read_id(p, "user", v[0], NULL, &user, res)
+        || !read_choice(p, "status", v[2], statuses, res) || !read_limit(p, v[3], &limit, res)
+        || !read_id(p, "after", v[4], "0", &after, res)) {
+        return;
+    }
+    args[0] = args[1] = user;
+    args[2] = args[3] = v[1];
+    args[4] = args[5] = v[2];
+    args[6] = after;
+    if (ospab_db_select(db, p, "ospab_admin_servers", 7, args, &rows, NULL) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    /* each the sync API's record (its columns, VPS_COLS's order) */
+    list = json_array();
+    for (i = 0; i < rows->nelts && i < limit; ++i) {
+        json_array_append_new(list, ospab_vps_json(p, APR_ARRAY_IDX(rows, i, ospab_row_t)));
+    }
+    success(p, res, 200, "servers", list);
+    json_object_set_new(res->body, "next", rows->nelts > limit
+                        ? ospab_json_int_or_null(APR_ARRAY_IDX(rows, limit - 1, ospab_row_t)[0])
+                        : json_null());
+}
+
+void ospab_admin_server_owner(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                              const struct ospab_server_conf_t *c, const char *id,
+                              json_t *body, ospab_result_t *res)
+{
+    json_t *uid = json_is_object(body) ? json_object_get(body, "userId") : NULL, *req, *rec;
+    const char *key;
+    json_t *val;
+
+    memset(res, 0, sizeof(*res));
+    json_object_foreach(json_is_object(body) ? body : NULL, key, val) {
+        if (strcmp(key, "userId")) {
+            json_t *f = json_pack("{s:s}", ospab_text_ok(key, 1, 64) ? key : "(unprintable)",
+                                  "unknown field");
+
+            ospab_result_error(p, res, 400, ospab_fields_summary(p, "request", f), f);
+            return;
+        }
+    }
+    if (!json_is_integer(uid) || json_integer_value(uid) < 1) {
+        json_t *f = json_pack("{s:s}", "userId", "must be the id of a user");
+
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "request", f), f);
+        return;
+    }
+    /* the billing site's update of the owner: one place that moves a server */
+    req = ospab_json_own(p, json_pack("{s:s, s:{s:I, s:O}}", "action", "update", "vps",
+                                      "id", (json_int_t)apr_atoi64(id), "user_id", uid));
+    ospab_sync_vps(db, p, a, req, c, NULL, res);
+    if (res->status == 200 && (rec = json_object_get(res->body, "vps")) != NULL) {
+        res->body = ospab_json_own(p, json_pack("{s:s, s:O}", "status", "success",
+                                                "server", rec));
+    }
+    else if (res->status == 404 || res->status == 422) {
+        /* the sync API's words name its fields; the admin's are the route's */
+        json_t *e = json_object_get(res->body, "error");
+        const char *m = json_string_value(e);
+
+        if (m && strstr(m, "user_id")) {
+            json_t *f = json_pack("{s:s}", "userId", "no such user");
+
+            ospab_result_error(p, res, 422, "invalid request: userId: no such user", f);
+        }
+    }
 }
 
 /* ---- pure helpers ------------------------------------------------------------------------- */

@@ -67,6 +67,17 @@ void ospab_admin_outbox(ospab_db_t *db, apr_pool_t *p, apr_table_t *query,
 void ospab_admin_outbox_retry(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                               const char *kind, const char *id, ospab_result_t *res);
 
+/* GET /api/admin/servers?user=&node=&status=&limit=&after= : {"status","servers","next"},
+ * every server as the billing site sees it (docs/sync-api.md's record), pages by id. */
+void ospab_admin_servers(ospab_db_t *db, apr_pool_t *p, apr_table_t *query,
+                         ospab_result_t *res);
+/* POST /api/admin/servers/{id}/owner {"userId"}: the record moves to another user (the
+ * sync API's update of user_id: its server.owner event, audited as the admin). */
+struct ospab_server_conf_t;
+void ospab_admin_server_owner(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                              const struct ospab_server_conf_t *c, const char *id,
+                              json_t *body, ospab_result_t *res);
+
 /* ---- pure helpers (unit-tested) ---------------------------------------------------------- */
 
 /* The audit cursor: base64url (no padding) of "created_at|id", created_at as stored. */

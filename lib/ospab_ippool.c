@@ -307,6 +307,20 @@ void ospab_ippool_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     res->body = ospab_json_own(p, json_pack("{s:s, s:o}", "status", "success", "pool", pool));
 }
 
+void ospab_ippool_add(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
+                      ospab_result_t *res)
+{
+    ospab_ippool_spec_t s;
+    json_t *errors = ospab_ippool_read(p, body, &s);
+
+    memset(res, 0, sizeof(*res));
+    if (errors) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "pool", errors), errors);
+        return;
+    }
+    ospab_ippool_create(db, p, a, &s, res);
+}
+
 /* ospab_ippool_list's rows */
 typedef struct {
     const char *id, *name, *family, *node, *bridge, *first, *last, *prefix, *gateway, *dns;
@@ -370,7 +384,8 @@ void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_resu
             "prefix", (json_int_t)apr_atoi64(r.prefix),
             "gateway", ospab_json_str_or_null(r.gateway), "dns", ospab_json_str_or_null(r.dns),
             "cooldown", (json_int_t)apr_atoi64(r.cooldown), "enabled", !strcmp(r.enabled, "1"),
-            "created_at", r.created_at, "updated_at", r.updated_at,
+            "created_at", ospab_time_api(p, r.created_at),
+            "updated_at", ospab_time_api(p, r.updated_at),
             "size", (json_int_t)size, "used", (json_int_t)used, "cooling", (json_int_t)cool,
             "free", (json_int_t)(size - used - cool)));
     }

@@ -52,6 +52,10 @@ json_t *ospab_ippool_read(apr_pool_t *p, json_t *body, ospab_ippool_spec_t *s);
  * another pool already. */
 void ospab_ippool_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                          const ospab_ippool_spec_t *s, ospab_result_t *res);
+/* POST /api/admin/ip-pools and ospab-admin pool-add: ospab_ippool_read, then (a pool)
+ * ospab_ippool_create; 400 naming every wrong field. */
+void ospab_ippool_add(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
+                      ospab_result_t *res);
 /* 200 {"status":"success","pools":[{..., "size", "used", "cooling", "free"}]}. */
 void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_result_t *res);
 

@@ -2,9 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "ospab_placement.h"
+#include "ospab_fields.h"
+#include "ospab_json.h"
 #include "ospab_util.h"
 
 #define MiB ((apr_int64_t)1024 * 1024)
@@ -168,4 +171,250 @@ apr_array_header_t *ospab_nodes_rank(apr_pool_t *p, const apr_array_header_t *no
         APR_ARRAY_PUSH(out, const ospab_node_t *) = APR_ARRAY_IDX(fit, i, ranked_t).n;
     }
     return out;
+}
+
+/* ---- the nodes as data ------------------------------------------------------------------------ */
+
+enum { F_NAME, F_STORAGE, F_BRIDGE, F_CPU_RATIO, F_MEM_RATIO, F_DISK_RATIO, F_ACCEPTS, F_N };
+
+static const ospab_field_t node_fields[F_N] = {
+    { "name", OSPAB_FT_NODE, 0, 0, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
+    { "storage", OSPAB_FT_TEXT, 1, 64, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "bridge", OSPAB_FT_TEXT, 1, 64, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "cpu_ratio", OSPAB_FT_INT, 10, 10000, NULL, 0, "400", "percent", NULL },
+    { "mem_ratio", OSPAB_FT_INT, 10, 1000, NULL, 0, "100", "percent", NULL },
+    { "disk_ratio", OSPAB_FT_INT, 10, 1000, NULL, 0, "100", "percent", NULL },
+    { "accepts", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
+};
+
+/* storage and bridge: Proxmox ids (letters, digits, '-', '_', '.') */
+static int id_ok(const char *s)
+{
+    if (!s) {
+        return 1;
+    }
+    for (; *s; ++s) {
+        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The fields of body (creating: with defaults) into in; 0 with res the 400. */
+static int node_read(apr_pool_t *p, json_t *body, int creating, ospab_field_value_t *in,
+                     ospab_result_t *res)
+{
+    json_t *errors = json_object();
+
+    if (!json_is_object(body)) {
+        json_decref(errors);
+        ospab_result_error(p, res, 400, "request body must be a JSON object", NULL);
+        return 0;
+    }
+    ospab_fields_read(p, node_fields, F_N, body, creating, in, errors);
+    if (in[F_STORAGE].present && !id_ok(in[F_STORAGE].value)) {
+        json_object_set_new(errors, "storage", json_string("letters, digits, '-', '_', '.'"));
+    }
+    if (in[F_BRIDGE].present && !id_ok(in[F_BRIDGE].value)) {
+        json_object_set_new(errors, "bridge", json_string("letters, digits, '-', '_', '.'"));
+    }
+    if (json_object_size(errors)) {
+        ospab_result_error(p, res, 400, ospab_fields_summary(p, "node", errors), errors);
+        return 0;
+    }
+    json_decref(errors);
+    return 1;
+}
+
+static json_t *int_or_null(apr_int64_t v)
+{
+    return v < 0 ? json_null() : json_integer((json_int_t)v);
+}
+
+static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accepts)
+{
+    json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:b}",
+                          "id", (json_int_t)apr_atoi64(n->id), "name", n->name,
+                          "storage", ospab_json_str_or_null(n->storage),
+                          "bridge", ospab_json_str_or_null(n->bridge),
+                          "cpu_ratio", (json_int_t)n->cpu_ratio,
+                          "mem_ratio", (json_int_t)n->mem_ratio,
+                          "disk_ratio", (json_int_t)n->disk_ratio,
+                          "accepts", accepts && !strcmp(accepts, "1"));
+
+    json_object_set_new(o, "sample", !n->sampled_at ? json_null() : json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "status", ospab_json_str_or_null(n->status),
+        "maxcpu", int_or_null(n->maxcpu), "maxmem", int_or_null(n->maxmem),
+        "mem", int_or_null(n->mem), "maxdisk", int_or_null(n->maxdisk),
+        "disk", int_or_null(n->disk), "sampled_at", ospab_time_api(p, n->sampled_at)));
+    json_object_set_new(o, "given", json_pack("{s:I, s:I, s:I}",
+                                              "cpu", (json_int_t)n->given_cpu,
+                                              "ram", (json_int_t)n->given_ram,
+                                              "disk", (json_int_t)n->given_disk));
+    return o;
+}
+
+void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_result_t *res)
+{
+    apr_array_header_t *rows;
+    json_t *list = json_array();
+    int i;
+
+    memset(res, 0, sizeof(*res));
+    if (ospab_db_select(db, p, id ? "ospab_node_admin_one" : "ospab_nodes_admin", id ? 1 : 0,
+                        &id, &rows, NULL) != APR_SUCCESS) {
+        json_decref(list);
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    for (i = 0; i < rows->nelts; ++i) {
+        ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
+
+        /* the placement row, then accepts */
+        json_array_append_new(list, node_json(p, node_of(p, r), r[C_RECENT_RAM + 1]));
+    }
+    if (id && !json_array_size(list)) {
+        json_decref(list);
+        ospab_result_error(p, res, 404, "node not found", NULL);
+        return;
+    }
+    res->status = 200;
+    res->body = ospab_json_own(p, id ? json_pack("{s:s, s:O}", "status", "success", "node",
+                                                 json_array_get(list, 0))
+                                     : json_pack("{s:s, s:O}", "status", "success", "nodes",
+                                                 list));
+    json_decref(list);
+}
+
+/* {"field": value} of what a create or an update set, for the audit log */
+static json_t *node_details(const ospab_field_value_t *in)
+{
+    json_t *d = json_object();
+    int i;
+
+    for (i = 0; i < F_N; ++i) {
+        if (in[i].present) {
+            json_object_set_new(d, node_fields[i].name, ospab_json_str_or_null(in[i].value));
+        }
+    }
+    return d;
+}
+
+void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
+                       ospab_result_t *res)
+{
+    ospab_field_value_t in[F_N];
+    const char *args[F_N + 2], *id, *now = ospab_time_db(p, a->now);
+    int i;
+
+    memset(res, 0, sizeof(*res));
+    if (!node_read(p, body, 1, in, res)) {
+        return;
+    }
+    for (i = 0; i < F_N; ++i) {
+        args[i] = in[i].present ? in[i].value : NULL;
+    }
+    args[F_N] = args[F_N + 1] = now;
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (ospab_db_exec(db, p, "ospab_node_insert", F_N + 2, args, NULL) != APR_SUCCESS) {
+        if (ospab_db_is_constraint(db)) {
+            ospab_db_end(db, 0);
+            ospab_result_error(p, res, 409, apr_psprintf(p, "node '%s' is registered already",
+                                                         args[F_NAME]), NULL);
+            return;
+        }
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (ospab_db_last_id(db, p, &id) != APR_SUCCESS
+        || ospab_audit(db, p, a, "node.create", "node", id, node_details(in)) != APR_SUCCESS
+        || ospab_db_end(db, 1) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    ospab_nodes_list(db, p, id, res);
+    if (res->status == 200) {
+        res->status = 201;
+    }
+}
+
+void ospab_node_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
+                       json_t *body, ospab_result_t *res)
+{
+    ospab_field_value_t in[F_N];
+    const char *args[F_N + 2];
+    ospab_row_t row = NULL;
+    int i;
+
+    memset(res, 0, sizeof(*res));
+    if (!node_read(p, body, 0, in, res)) {
+        return;
+    }
+    if (ospab_db_begin(db, p) != APR_SUCCESS
+        || ospab_node_lock(db, p, id) != APR_SUCCESS
+        || ospab_db_select_one(db, p, "ospab_node_settings", 1, &id, &row) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (!row) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 404, "node not found", NULL);
+        return;
+    }
+    /* the settings in the field table's order: what the request did not set stays */
+    for (i = 0; i < F_N; ++i) {
+        args[i] = in[i].present ? in[i].value : row[i];
+    }
+    args[F_N] = ospab_time_db(p, a->now);
+    args[F_N + 1] = id;
+    if (ospab_db_exec(db, p, "ospab_node_update", F_N + 2, args, NULL) != APR_SUCCESS) {
+        if (ospab_db_is_constraint(db)) {
+            ospab_db_end(db, 0);
+            ospab_result_error(p, res, 409, apr_psprintf(p, "node '%s' is registered already",
+                                                         args[F_NAME]), NULL);
+            return;
+        }
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (ospab_audit(db, p, a, "node.update", "node", id, node_details(in)) != APR_SUCCESS
+        || ospab_db_end(db, 1) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    ospab_nodes_list(db, p, id, res);
+}
+
+void ospab_node_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
+                       ospab_result_t *res)
+{
+    ospab_row_t row = NULL;
+    int n = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (ospab_db_begin(db, p) != APR_SUCCESS
+        || ospab_db_select_one(db, p, "ospab_node_settings", 1, &id, &row) != APR_SUCCESS
+        || (row && ospab_db_exec(db, p, "ospab_node_delete", 1, &id, &n) != APR_SUCCESS)) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (!row) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 404, "node not found", NULL);
+        return;
+    }
+    if (ospab_audit(db, p, a, "node.delete", "node", id, json_pack("{s:s}", "name", row[0]))
+            != APR_SUCCESS
+        || ospab_db_end(db, 1) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    res->status = 200;
+    res->body = ospab_json_own(p, json_pack("{s:s, s:s}", "status", "success", "message",
+                                            "node deleted: new servers are no longer placed "
+                                            "on it"));
 }

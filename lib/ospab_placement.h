@@ -14,7 +14,10 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
+#include <jansson.h>
+
 #include "ospab_db.h"
+#include "ospab_result.h"
 
 /* The agent's sample older than this: the node is not placed on. */
 #define OSPAB_NODE_SAMPLE_MAX_AGE apr_time_from_sec(300)
@@ -53,5 +56,21 @@ apr_int64_t ospab_node_free_after(const ospab_node_t *n, const ospab_need_t *nee
 apr_array_header_t *ospab_nodes_rank(apr_pool_t *p, const apr_array_header_t *nodes,
                                      const ospab_need_t *need, apr_time_t now,
                                      const char **why);
+
+/* ---- the nodes as data: /api/admin/nodes (docs/operations.md) ---------------------------- */
+
+/* GET: {"status","nodes":[{id, name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio,
+ * accepts, sample: {status, maxcpu, maxmem, mem, maxdisk, disk, sampled_at} | null,
+ * given: {cpu, ram, disk}}]}; with id: {"status","node"}, 404. */
+void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_result_t *res);
+/* POST {name, storage?, bridge?, cpu_ratio?, mem_ratio?, disk_ratio?, accepts?}: 201;
+ * PUT /{id}: the fields given; DELETE /{id}: the registration goes (servers on the node stay
+ * as they are). Audited (node.create / node.update / node.delete). */
+void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
+                       ospab_result_t *res);
+void ospab_node_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
+                       json_t *body, ospab_result_t *res);
+void ospab_node_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, const char *id,
+                       ospab_result_t *res);
 
 #endif

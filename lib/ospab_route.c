@@ -132,5 +132,18 @@ const ospab_route_t ospab_api_routes[] = {
     { "GET", "/api/admin/outbox", OSPAB_OP_ADMIN_OUTBOX, "list" },
     { "POST", "/api/admin/outbox/email/{id}/retry", OSPAB_OP_ADMIN_OUTBOX, "email" },
     { "POST", "/api/admin/outbox/webhook/{id}/retry", OSPAB_OP_ADMIN_OUTBOX, "webhook" },
+    { "GET", "/api/admin/servers", OSPAB_OP_ADMIN_SERVERS, "list" },
+    { "POST", "/api/admin/servers/{id}/suspend", OSPAB_OP_ADMIN_SERVERS, "suspend" },
+    { "POST", "/api/admin/servers/{id}/unsuspend", OSPAB_OP_ADMIN_SERVERS, "unsuspend" },
+    { "POST", "/api/admin/servers/{id}/owner", OSPAB_OP_ADMIN_SERVERS, "owner" },
+    { "GET", "/api/admin/ip-pools", OSPAB_OP_ADMIN_IPPOOLS, "list" },
+    { "POST", "/api/admin/ip-pools", OSPAB_OP_ADMIN_IPPOOLS, "create" },
+    { "PUT", "/api/admin/ip-pools/{id}", OSPAB_OP_ADMIN_IPPOOLS, "update" },
+    { "DELETE", "/api/admin/ip-pools/{id}", OSPAB_OP_ADMIN_IPPOOLS, "delete" },
+    { "GET", "/api/admin/nodes", OSPAB_OP_ADMIN_NODES, "list" },
+    { "POST", "/api/admin/nodes", OSPAB_OP_ADMIN_NODES, "create" },
+    { "GET", "/api/admin/nodes/{id}", OSPAB_OP_ADMIN_NODES, "get" },
+    { "PUT", "/api/admin/nodes/{id}", OSPAB_OP_ADMIN_NODES, "update" },
+    { "DELETE", "/api/admin/nodes/{id}", OSPAB_OP_ADMIN_NODES, "delete" },
     { NULL, NULL, OSPAB_OP_NONE, NULL }
 };

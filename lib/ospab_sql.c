@@ -36,14 +36,16 @@
                      "(%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s)"
 #define IPADDR_ROWS32 IPADDR_ROWS8 ", " IPADDR_ROWS8 ", " IPADDR_ROWS8 ", " IPADDR_ROWS8
 
-/* a node with what it was given (ospab_placement.c's row) */
-#define NODE_PLACE "n.id, n.name, n.storage, n.bridge, n.cpu_ratio, n.mem_ratio, " \
+/* a node with what it was given (ospab_placement.c's row); the admin API's adds accepts */
+#define NODE_PLACE_COLS "n.id, n.name, n.storage, n.bridge, n.cpu_ratio, n.mem_ratio, " \
     "n.disk_ratio, n.status, n.maxcpu, n.maxmem, n.mem, n.maxdisk, n.disk, n.sampled_at, " \
     "(SELECT COALESCE(SUM(v.cpu), 0) FROM vps v WHERE v.node = n.name), " \
     "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name), " \
     "(SELECT COALESCE(SUM(v.disk), 0) FROM vps v WHERE v.node = n.name), " \
     "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name " \
-    "AND v.created_at > n.sampled_at) FROM nodes n"
+    "AND v.created_at > n.sampled_at)"
+#define NODE_PLACE NODE_PLACE_COLS " FROM nodes n"
+#define NODE_PLACE_ACCEPTS NODE_PLACE_COLS ", n.accepts FROM nodes n"
 
 const ospab_sql_t ospab_sql_api[] = {
     /* vps */
@@ -251,6 +253,20 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_nodes_place", "SELECT " NODE_PLACE " WHERE n.accepts = 1 ORDER BY n.id" },
     { "ospab_node_place_one", "SELECT " NODE_PLACE " WHERE n.id = %s" },
     { "ospab_node_lock", "UPDATE nodes SET lock_seq = lock_seq + 1 WHERE id = %s" },
+    /* the admin API's nodes: the placement row and accepts */
+    { "ospab_nodes_admin", "SELECT " NODE_PLACE_ACCEPTS " ORDER BY n.id" },
+    { "ospab_node_admin_one", "SELECT " NODE_PLACE_ACCEPTS " WHERE n.id = %s" },
+    /* the settings in ospab_placement.c's field order */
+    { "ospab_node_settings",
+      "SELECT name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts FROM nodes "
+      "WHERE id = %s" },
+    { "ospab_node_insert",
+      "INSERT INTO nodes (name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, "
+      "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_node_update",
+      "UPDATE nodes SET name = %s, storage = %s, bridge = %s, cpu_ratio = %s, mem_ratio = %s, "
+      "disk_ratio = %s, accepts = %s, updated_at = %s WHERE id = %s" },
+    { "ospab_node_delete", "DELETE FROM nodes WHERE id = %s" },
     /* IP pools (lib/ospab_ippool.c, 008_ip_pools.sql) */
     { "ospab_ippool_insert",
       "INSERT INTO ip_pools (name, family, node, bridge, first_address, last_address, prefix, "

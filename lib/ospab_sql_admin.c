@@ -74,6 +74,12 @@ const ospab_sql_t ospab_sql_admin[] = {
       "AND (%s IS NULL OR created_at >= %s) AND (%s IS NULL OR created_at <= %s) "
       "AND (%s IS NULL OR created_at < %s OR (created_at = %s AND id < %s)) "
       "ORDER BY created_at DESC, id DESC LIMIT 201" },
+    /* servers: user, node, status, after id (the sync API's record's columns) */
+    { "ospab_admin_servers",
+      "SELECT id, external_id, name, status, ip_address, cpu, ram, disk, os, user_id, "
+      "hypervisor, node, vmid, kind, tariff_id, os_id, created_at, updated_at, binding_note "
+      "FROM vps WHERE (%s IS NULL OR user_id = %s) AND (%s IS NULL OR node = %s) "
+      "AND (%s IS NULL OR status = %s) AND id > %s ORDER BY id LIMIT 201" },
     /* alerts: state, server, after id */
     { "ospab_admin_alerts",
       "SELECT " ALERT_COLS " FROM alerts WHERE (%s IS NULL OR state = %s) "

@@ -3,6 +3,9 @@
  * lib/ospab_admin.c by the route's action. */
 #include "mod_ospab.h"
 #include "ospab_admin.h"
+#include "ospab_ippool.h"
+#include "ospab_placement.h"
+#include "ospab_server.h"
 
 /* One admin call, as ospab_mod_run runs it. */
 typedef struct {
@@ -14,6 +17,7 @@ typedef struct {
     json_t *body;
     apr_table_t *query;
     const char *id;
+    const ospab_server_conf_t *conf;    /* the servers' routes: Proxmox */
 } admin_call_t;
 
 static int is(const admin_call_t *c, const char *verb)
@@ -21,11 +25,55 @@ static int is(const admin_call_t *c, const char *verb)
     return c->action && !strcmp(c->action, verb);
 }
 
-/* The routes that read a JSON body: the catalogue's create and update. */
+/* The routes that read a JSON body: the creates and updates, moving a server; 2: may have
+ * one (suspend and unsuspend: an optional reason). */
 static int takes_body(const admin_call_t *c)
 {
-    return (c->op == OSPAB_OP_ADMIN_TARIFFS || c->op == OSPAB_OP_ADMIN_OS)
-           && (is(c, "create") || is(c, "update"));
+    switch (c->op) {
+    case OSPAB_OP_ADMIN_TARIFFS:
+    case OSPAB_OP_ADMIN_OS:
+    case OSPAB_OP_ADMIN_IPPOOLS:
+    case OSPAB_OP_ADMIN_NODES:
+        return is(c, "create") || is(c, "update");
+    case OSPAB_OP_ADMIN_SERVERS:
+        return is(c, "owner") ? 1 : is(c, "suspend") || is(c, "unsuspend") ? 2 : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Whether the request carries a body at all. */
+static int has_body(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    return apr_table_get(r->headers_in, "Transfer-Encoding") || (cl && apr_atoi64(cl) > 0);
+}
+
+/* suspend/unsuspend: {"reason": text} or nothing. NULL and *reason: fine; else the 400. */
+static const char *reason_of(apr_pool_t *p, json_t *body, const char **reason)
+{
+    const char *key;
+    json_t *v;
+
+    *reason = NULL;
+    if (!body) {
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        return "request body must be a JSON object";
+    }
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "reason")) {
+            return apr_psprintf(p, "invalid request: %s: unknown field",
+                                ospab_text_ok(key, 1, 64) ? key : "(unprintable)");
+        }
+        if (!json_is_string(v) || !ospab_text_ok(json_string_value(v), 1, 500)) {
+            return "invalid request: reason: must be 1 to 500 printable characters";
+        }
+        *reason = json_string_value(v);
+    }
+    return NULL;
 }
 
 /* The query string as parameter -> value, unescaped ('+' is a space); NULL when malformed. */
@@ -104,6 +152,52 @@ static void admin_op(void *ctx, ospab_result_t *res)
             ospab_admin_outbox_retry(c->db, p, &c->actor, c->action, c->id, res);
         }
         break;
+    case OSPAB_OP_ADMIN_SERVERS:
+        if (is(c, "list")) {
+            ospab_admin_servers(c->db, p, c->query, res);
+        }
+        else if (is(c, "owner")) {
+            ospab_admin_server_owner(c->db, p, &c->actor, c->conf, c->id, c->body, res);
+        }
+        else {
+            const char *reason, *bad = reason_of(p, c->body, &reason);
+
+            if (bad) {
+                ospab_result_error(p, res, 400, bad, NULL);
+                break;
+            }
+            ospab_server_suspend(c->db, p, c->conf, &c->actor, c->id, is(c, "suspend"),
+                                 reason, res);
+        }
+        break;
+    case OSPAB_OP_ADMIN_IPPOOLS:
+        if (is(c, "list")) {
+            ospab_ippool_list(c->db, p, c->actor.now, res);
+        }
+        else if (is(c, "create")) {
+            ospab_ippool_add(c->db, p, &c->actor, c->body, res);
+        }
+        else if (is(c, "update")) {
+            ospab_ippool_update(c->db, p, &c->actor, c->id, c->body, res);
+        }
+        else {
+            ospab_ippool_delete(c->db, p, &c->actor, c->id, res);
+        }
+        break;
+    case OSPAB_OP_ADMIN_NODES:
+        if (is(c, "list") || is(c, "get")) {
+            ospab_nodes_list(c->db, p, c->id, res);
+        }
+        else if (is(c, "create")) {
+            ospab_node_create(c->db, p, &c->actor, c->body, res);
+        }
+        else if (is(c, "update")) {
+            ospab_node_update(c->db, p, &c->actor, c->id, c->body, res);
+        }
+        else {
+            ospab_node_delete(c->db, p, &c->actor, c->id, res);
+        }
+        break;
     default:
         /* a route of the table this file does not know: the dispatcher's mistake */
         res->log = "no admin operation for this route";
@@ -132,7 +226,8 @@ int ospab_mod_handle_admin(request_rec *r, const ospab_route_match_t *m)
     c.r = r;
     c.op = m->route->op;
     c.action = m->route->action;
-    if (takes_body(&c) && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
+    if ((takes_body(&c) == 1 || (takes_body(&c) == 2 && has_body(r)))
+        && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
         return done;
     }
     if (!(c.query = query_of(r))) {
@@ -145,6 +240,7 @@ int ospab_mod_handle_admin(request_rec *r, const ospab_route_match_t *m)
     c.actor.id = who.user_id;
     c.actor.remote_addr = r->useragent_ip;
     c.actor.now = apr_time_now();
+    c.conf = ospab_mod_server_conf(r);
     ospab_mod_run(r, c.db, &c.actor, admin_op, &c, &res);
     return ospab_mod_finish(r, &res);
 }

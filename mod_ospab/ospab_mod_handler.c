@@ -40,6 +40,9 @@ static ospab_mod_route_fn *const handlers[OSPAB_OP_COUNT] = {
     [OSPAB_OP_ADMIN_AUDIT] = ospab_mod_handle_admin,
     [OSPAB_OP_ADMIN_ALERTS] = ospab_mod_handle_admin,
     [OSPAB_OP_ADMIN_OUTBOX] = ospab_mod_handle_admin,
+    [OSPAB_OP_ADMIN_SERVERS] = ospab_mod_handle_admin,
+    [OSPAB_OP_ADMIN_IPPOOLS] = ospab_mod_handle_admin,
+    [OSPAB_OP_ADMIN_NODES] = ospab_mod_handle_admin,
 };
 
 int ospab_mod_handler(request_rec *r)

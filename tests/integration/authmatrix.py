@@ -279,6 +279,13 @@ ROUTES += [
 # for disable (409: an admin cannot disable themself), an enabled account for enable, seed
 # records rewritten with the values they have, ids nobody has for delete and retry (404).
 ADMIN_ONLY = Expect(403)
+
+
+def _address():
+    """A fresh address of 10.0.0.0/8 for a one-address pool (_address.last: the same)."""
+    n = uuid.uuid4().int & 0xFFFFFF
+    _address.last = f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
+    return _address.last
 MISSING = 987654321
 
 
@@ -320,6 +327,31 @@ ROUTES += [
            admin=Expect(404)),
     _admin("POST", "/api/admin/outbox/webhook/{id}/retry", id_of=lambda c: MISSING,
            admin=Expect(404)),
+    # servers: suspending a missing one (the owner's would turn the owner's cells into
+    # 403s), unsuspending one that is not suspended, moving a missing one
+    _admin("GET", "/api/admin/servers", keys=("status", "servers", "next")),
+    _admin("POST", "/api/admin/servers/{id}/suspend", id_of=lambda c: MISSING,
+           admin=Expect(404)),
+    _admin("POST", "/api/admin/servers/{id}/unsuspend", admin=Expect(409)),
+    _admin("POST", "/api/admin/servers/{id}/owner", id_of=lambda c: MISSING,
+           body=lambda ctx: {"userId": ctx.owner_id}, admin=Expect(404)),
+    # a pool of one address on a bridge no server uses
+    _admin("GET", "/api/admin/ip-pools", keys=("status", "pools")),
+    _admin("POST", "/api/admin/ip-pools", ok=201, keys=("status", "pool"),
+           body=lambda ctx: {"name": _name("matrix"), "bridge": "vmbrmatrix",
+                             "first": _address(), "last": _address.last, "prefix": 32}),
+    _admin("PUT", "/api/admin/ip-pools/{id}", id_of=lambda c: MISSING, admin=Expect(404),
+           body=lambda ctx: {"enabled": False}),
+    _admin("DELETE", "/api/admin/ip-pools/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    # nodes: a registered node turns placement on for every create; the matrix's is refused
+    # (not a node name), the rest name a node nobody has
+    _admin("GET", "/api/admin/nodes", keys=("status", "nodes")),
+    _admin("POST", "/api/admin/nodes", body=lambda ctx: {"name": "not a node"},
+           admin=Expect(400)),
+    _admin("GET", "/api/admin/nodes/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    _admin("PUT", "/api/admin/nodes/{id}", id_of=lambda c: MISSING, admin=Expect(404),
+           body=lambda ctx: {"accepts": False}),
+    _admin("DELETE", "/api/admin/nodes/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
 ]
 
 

@@ -37,7 +37,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 # ------------------------------------------------------------------ the route table --
 
 _TABLE = re.compile(r"^const ospab_route_t ospab_api_routes\[\] = \{\n(.*?)^\};", re.S | re.M)
-_ROW = re.compile(r'\{ "(GET|POST|PUT|DELETE|PATCH)", "(/api(?:/(?:[a-z]+|\{id\}))+)", '
+_ROW = re.compile(r'\{ "(GET|POST|PUT|DELETE|PATCH)", "(/api(?:/(?:[a-z]+(?:-[a-z]+)*|\{id\}))+)", '
                   r'OSPAB_OP_[A-Z_]+, (?:NULL|"[a-z]+") \},')
 _END = "{ NULL, NULL, OSPAB_OP_NONE, NULL }"
 _COMMENT = re.compile(r"/\*.*\*/")

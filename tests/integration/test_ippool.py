@@ -211,3 +211,50 @@ def test_pools_that_cannot_be(database):
     p = pool_add(database, check=False, first="10.0.0.0", last="10.1.0.0", prefix=8)
     assert p.returncode == 1 and "at most 65536" in p.stderr, p
     assert database.count("SELECT COUNT(*) FROM ip_addresses") == before
+
+
+def admin(srv, world, method, path, body=None):
+    return call(srv, method, path, world.tok["admin"], body)
+
+
+def test_pools_through_the_admin_api(srv, sim, world, database):
+    """/api/admin/ip-pools: made, listed with its usage, changed (a disabled pool hands out
+    nothing: the next server gets DHCP), refused to delete while a server holds one of its
+    addresses, deleted once none does; each change audited as the admin; customers 403."""
+    err(call(srv, "GET", "/api/admin/ip-pools", world.tok["alice"]), 403, "admin role")
+    r = admin(srv, world, "POST", "/api/admin/ip-pools",
+              {"name": "api-pool", "bridge": "vmbr0", "first": "192.0.2.50",
+               "last": "192.0.2.51", "prefix": 24, "gateway": "192.0.2.1", "cooldown": 0})
+    pool = ok(r, 201)["pool"]
+    assert pool["size"] == 2 and pool["name"] == "api-pool", pool
+    e = err(admin(srv, world, "POST", "/api/admin/ip-pools",
+                  {"name": "bad", "bridge": "vmbr0", "first": "192.0.2.60",
+                   "last": "192.0.2.59", "prefix": 24, "mask": 1}), 400)
+    assert "mask" in e["fields"], e
+    a = ok(create(srv, world), 201)
+    world.secrets.append(a["rootPassword"])
+    assert a["ipAddress"] == "192.0.2.50"
+    listed = {p["name"]: p for p in ok(admin(srv, world, "GET", "/api/admin/ip-pools"))["pools"]}
+    assert (listed["api-pool"]["used"], listed["api-pool"]["free"]) == (1, 1), listed
+    err(admin(srv, world, "DELETE", f"/api/admin/ip-pools/{pool['id']}"), 409,
+        "1 address of pool 'api-pool' is held")
+    changed = ok(admin(srv, world, "PUT", f"/api/admin/ip-pools/{pool['id']}",
+                       {"enabled": False, "dns": "192.0.2.53"}))["pool"]
+    assert changed["enabled"] is False and changed["dns"] == "192.0.2.53", changed
+    err(admin(srv, world, "PUT", f"/api/admin/ip-pools/{pool['id']}",
+              {"gateway": "198.51.100.1"}), 400, "gateway")
+    b = ok(create(srv, world), 201)
+    world.secrets.append(b["rootPassword"])
+    assert b["ipAddress"] is None, b                      # DHCP: no pool serves the bridge
+    assert "ip=dhcp" in guest_conf(sim, b["proxmoxId"])["net0"]
+    wait_idle(srv, world, a["id"])
+    deleted(srv, world, a["id"])
+    ok(admin(srv, world, "DELETE", f"/api/admin/ip-pools/{pool['id']}"))
+    assert pool["name"] not in pool_list(database)
+    assert database.count("SELECT COUNT(*) FROM ip_addresses WHERE pool_id = ?",
+                          [pool["id"]]) == 0
+    actions = [r["action"] for r in database.query(
+        "SELECT action FROM audit_log WHERE target_type = 'ip_pool' AND target_id = ? "
+        "AND actor_type = 'admin' ORDER BY id", [str(pool["id"])])]
+    assert actions == ["ippool.create", "ippool.update", "ippool.delete"], actions
+    wait_idle(srv, world, b["id"])

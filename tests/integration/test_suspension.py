@@ -198,3 +198,82 @@ def test_a_server_synced_suspended_from_the_start(srv, sim, world, database, age
     body = sync_status(world, sid, "stopped")
     assert body["vps"]["status"] == "running" and body["guest"]["action"] == "start", body
     wait_guest(sim, vmid, "running")
+
+
+# ------------------------------------------------------------------ the admin API --
+
+def admin_call(srv, world, method, path, body=None, raw=None):
+    return call(srv, method, path, world.tok["admin"], body, raw)
+
+
+def test_an_admin_suspends_with_a_reason_and_unsuspends(srv, sim, world, database):
+    """POST /api/admin/servers/{id}/suspend and /unsuspend: the same suspension as the
+    billing site's (guest stopped, customer refused), the reason in the audit row, the
+    admin as its actor; twice is a 409; a customer's token is 403."""
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    err(call(srv, "POST", f"/api/admin/servers/{sid}/suspend", world.tok["alice"]), 403,
+        "admin role required")
+    body = ok(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/suspend",
+                         {"reason": "abuse report 4711"}))
+    assert body["message"] == "server suspended" and body["server"]["status"] == "suspended"
+    assert body["guest"]["action"] == "stop" and UPID.match(body["guest"]["taskId"]), body
+    wait_guest(sim, vmid, "stopped")
+    wait_idle(srv, world, sid)
+    err(call(srv, "POST", f"/api/server/{sid}/start", world.tok["alice"]), 403, SUSPENDED)
+    err(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/suspend"), 409,
+        "suspended already")
+    rows = audit(database, sid, "vps.suspend")
+    assert rows == [("admin", {"before": "running", "reason": "abuse report 4711"})], rows
+    listed = ok(admin_call(srv, world, "GET", f"/api/admin/servers?status=suspended"))
+    assert sid in [s["id"] for s in listed["servers"]], listed
+
+    body = ok(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/unsuspend"))
+    assert body["server"]["status"] == "running" and body["guest"]["action"] == "start", body
+    wait_guest(sim, vmid, "running")
+    wait_idle(srv, world, sid)
+    err(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/unsuspend"), 409,
+        "not suspended")
+    assert audit(database, sid, "vps.unsuspend") == [("admin", {"restored": "running"})]
+    # bad bodies: nothing changes
+    for raw, text in ((b'{"reason": 5}', "reason"), (b'{"why": "x"}', "why"),
+                      (b'[1]', "JSON object")):
+        err(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/suspend", raw=raw),
+            400, text)
+    assert vps_status(database, sid) == "running"
+    err(admin_call(srv, world, "POST", "/api/admin/servers/987654321/suspend"), 404)
+
+
+def test_admin_server_list_filters_and_pages(srv, sim, world):
+    """GET /api/admin/servers: every server as the billing site sees it, filtered by owner,
+    node and status, in keyset pages by id; unknown parameters are named."""
+    mine = [ours(world, make_guest(sim, running=False), status="stopped", user=world.bob)
+            for _ in range(3)]
+    page = ok(admin_call(srv, world, "GET", f"/api/admin/servers?user={world.bob}&limit=2"))
+    assert [s["id"] for s in page["servers"]] == mine[:2] and page["next"] == mine[1], page
+    assert all(s["user_id"] == world.bob and s["node"] == "pve1" for s in page["servers"])
+    rest = ok(admin_call(srv, world, "GET",
+                         f"/api/admin/servers?user={world.bob}&limit=2&after={page['next']}"))
+    assert [s["id"] for s in rest["servers"]] == mine[2:] and rest["next"] is None, rest
+    none = ok(admin_call(srv, world, "GET", f"/api/admin/servers?user={world.bob}&node=pve2"))
+    assert none["servers"] == [], none
+    err(admin_call(srv, world, "GET", "/api/admin/servers?owner=1"), 400, "owner")
+    err(admin_call(srv, world, "GET", "/api/admin/servers?status=asleep"), 400, "status")
+
+
+def test_an_admin_moves_a_server_to_another_user(srv, sim, world, database):
+    """POST /api/admin/servers/{id}/owner: the record is bob's now (alice no longer sees
+    it), with the sync API's server.owner event and the admin's audit row."""
+    sid = ours(world, make_guest(sim, running=False), status="stopped")
+    body = ok(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/owner",
+                         {"userId": world.bob}))
+    assert body["server"]["user_id"] == world.bob, body
+    err(call(srv, "GET", f"/api/server/{sid}", world.tok["alice"]), 404)
+    ok(call(srv, "GET", f"/api/server/{sid}", world.tok["bob"]))
+    rows = database.query("SELECT actor_type FROM audit_log WHERE action = 'vps.update' "
+                          "AND target_id = ?", [str(sid)])
+    assert rows[-1]["actor_type"] == "admin", rows
+    err(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/owner",
+                   {"userId": 987654321}), 422, "userId")
+    err(admin_call(srv, world, "POST", f"/api/admin/servers/{sid}/owner", {"user": 1}), 400,
+        "user")
