@@ -2763,18 +2763,21 @@ class Control:
             if st is None:
                 raise ValueError("storage '%s' does not exist on node %s" % (sid, node.name))
             new.setdefault(sid, []).append(volid)
-        for sid, st in node.storages.items():
-            old = st.files
-            st.files = OrderedDict((k, v) for k, v in old.items() if v["content"] != "vztmpl")
-            try:
+        olds = {sid: st.files for sid, st in node.storages.items()}
+        try:
+            for sid, st in node.storages.items():
+                old = olds[sid]
+                st.files = OrderedDict((k, v) for k, v in old.items()
+                                       if v["content"] != "vztmpl")
                 for volid in new.get(sid, []):
                     if volid in old:
                         st.files[volid] = old[volid]
                     else:
                         st.add_template(volid, ctime)
-            except ValueError:
-                st.files = old
-                raise
+        except ValueError:
+            for sid, st in node.storages.items():       # all or nothing
+                st.files = olds[sid]
+            raise
 
     def templates_get(self, query):
         q = dict(urllib.parse.parse_qsl(query))
