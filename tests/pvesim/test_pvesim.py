@@ -1,6 +1,7 @@
 """Tests of the Proxmox VE simulator: its route table against the official
 schema, and its behaviour against BEHAVIOUR.md (auth, envelope, errors, UPIDs,
-tasks, locks, lag, faults, snapshots, resize, consoles).
+tasks, locks, lag, faults, snapshots, resize, consoles, storages and templates per
+node, node load, /cluster/status, two simulators side by side).
 
 Run: /usr/bin/python3 -m pytest tests/pvesim -q
 """
