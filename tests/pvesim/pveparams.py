@@ -159,6 +159,21 @@ def _check_storage_id(v):
         raise FormatError("storage ID '%s' contains illegal characters" % v)
 
 
+# PVE::Storage::Plugin::verify_content: the content types of a 'dir' storage (it has all)
+STORAGE_CONTENT_TYPES = ("backup", "images", "import", "iso", "none", "rootdir", "snippets",
+                         "vztmpl")
+
+
+def _check_storage_content(v):
+    if v not in STORAGE_CONTENT_TYPES:
+        raise FormatError("invalid content type '%s'" % v)
+
+
+def _check_storage_content_list(v):
+    for item in _split_list(v):
+        _check_storage_content(item)
+
+
 def _check_dns_name(v):
     if not _DNS_NAME.match(v):
         raise FormatError("value does not look like a valid DNS name")
@@ -262,6 +277,8 @@ FORMATS = {
     "pve-configid": _check_configid,
     "pve-configid-list": _check_configid_list,
     "pve-storage-id": _check_storage_id,
+    "pve-storage-content": _check_storage_content,
+    "pve-storage-content-list": _check_storage_content_list,
     "dns-name": _check_dns_name,
     "dns-name-list": _check_dns_name_list,
     "mac-addr": _check_mac,

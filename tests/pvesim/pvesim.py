@@ -179,6 +179,7 @@ LXC_UPDATE = dict(LXC_OPTIONS, node=NODE, vmid=VMID,
 GUEST = {"node": NODE, "vmid": VMID}
 SNAP = {"node": NODE, "vmid": VMID, "snapname": SNAPNAME}
 TASK = {"node": NODE, "upid": UPID_P}
+STORAGE = {"node": NODE, "storage": Str(fmt="pve-storage-id")}
 
 QEMU_MACHINE_KEYS = {
     "aw-bits": Num(32, 64, opt=1),
@@ -222,12 +223,23 @@ ROUTES = [
     R("GET", "/cluster/resources", "resources",
       {"type": Str(enum=["vm", "storage", "node", "sdn"], opt=1)}, proxyto=None),
     R("GET", "/cluster/tasks", "cluster_tasks", {}, proxyto=None),
+    R("GET", "/cluster/status", "cluster_status", {}, proxyto=None),
     R("GET", "/nodes", "nodes", {}, proxyto=None),
     R("GET", "/nodes/{node}/status", "node_status", {"node": NODE}),
     R("GET", "/nodes/{node}/rrddata", "node_rrddata", {
         "node": NODE, "cf": CF,
         "timeframe": Str(enum=["hour", "day", "week", "month", "year", "decade"])},
       proxyto=None),
+    # storage
+    R("GET", "/nodes/{node}/storage", "storage_index", {
+        "node": NODE, "content": Str(fmt="pve-storage-content-list", opt=1),
+        "enabled": Bool(opt=1), "format": Bool(opt=1),
+        "storage": Str(fmt="pve-storage-id", opt=1), "target": Str(fmt="pve-node", opt=1)}),
+    R("GET", "/nodes/{node}/storage/{storage}", "storage_diridx", STORAGE, proxyto=None),
+    R("GET", "/nodes/{node}/storage/{storage}/status", "storage_read_status", STORAGE),
+    R("GET", "/nodes/{node}/storage/{storage}/content", "storage_content", dict(
+        STORAGE, content=Str(fmt="pve-storage-content", opt=1),
+        vmid=Int(100, 999999999, fmt="pve-vmid", opt=1))),
     # tasks
     R("GET", "/nodes/{node}/tasks", "node_tasks", {
         "node": NODE, "vmid": Int(100, 999999999, fmt="pve-vmid", opt=1),
@@ -438,30 +450,77 @@ def lock_path(guest):
 # ==========================================================================
 # The model: nodes, storages, guests, tasks
 
+# The OS templates every node's 'local' storage holds by default: the one the
+# project's tests use and every one in sql/seed/demo.sql.
+DEFAULT_TEMPLATES = (
+    "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+    "local:vztmpl/ubuntu-22.04-standard_22.04-1_amd64.tar.zst",
+    "local:vztmpl/almalinux-9-default_20240911_amd64.tar.xz",
+)
+# PVE::Storage VZTMPL_EXT_RE_1; the volume's format is "t" + the compression
+VZTMPL_RE = re.compile(r"([^/]+\.tar\.(gz|xz|zst|bz2))\Z", re.I)
+# the content types in the order volume_list walks them
+CONTENT_ORDER = ("rootdir", "images", "vztmpl", "iso", "backup", "snippets", "import")
+# disk formats per storage type (plugindata 'format': supported, default)
+STORAGE_FORMATS = {"dir": (["qcow2", "raw", "subvol", "vmdk"], "raw"),
+                   "lvmthin": (["raw", "subvol"], "raw")}
+DISK_KEY_RE = re.compile(r"(rootfs|mp\d+|unused\d+|scsi\d+|virtio\d+|sata\d+|ide\d+|"
+                         r"efidisk\d+|tpmstate\d+)\Z")
+GUEST_VOL_RE = re.compile(r"([A-Za-z][\w.-]*):((?:\d+/)?(?:vm|base|subvol)-(\d+)-disk-\d+"
+                          r"(?:\.(raw|qcow2|vmdk))?)\Z")
+
+
 class Storage:
-    def __init__(self, sid, kind, content, total):
+    def __init__(self, sid, kind, content, total, base_used=0):
         self.sid = sid
         self.kind = kind            # "dir" or "lvmthin"
         self.content = content      # set of content types
         self.total = total
+        self.base_used = base_used  # bytes used by other things (the root fs for 'local')
+        self.enabled = True         # not "disable" in storage.cfg
+        self.active = True          # activate_storage works
+        self.files = OrderedDict()  # volid -> {"content", "format", "size", "ctime"}
+
+    def add_template(self, volid, ctime):
+        m = VZTMPL_RE.search(volid)
+        if not volid.startswith(self.sid + ":vztmpl/") or not m or \
+                "/" in volid.split(":vztmpl/", 1)[1]:
+            raise ValueError("not a template volume of storage '%s': %r" % (self.sid, volid))
+        if "vztmpl" not in self.content:
+            raise ValueError("storage '%s' does not hold vztmpl content" % self.sid)
+        self.files[volid] = {"content": "vztmpl", "format": "t" + m.group(2).lower(),
+                             "size": int(100 * MiB + 100 * MiB * unit_float("tmpl", volid)),
+                             "ctime": int(ctime)}
 
 
-def default_storages():
+def default_storages(started):
+    local = Storage("local", "dir", {"iso", "vztmpl", "backup"}, 96 * GiB, 9 * GiB)
+    for volid in DEFAULT_TEMPLATES:
+        local.add_template(volid, started - 40 * 86400)
     return {
-        "local": Storage("local", "dir", {"iso", "vztmpl", "backup"}, 100 * GiB),
+        "local": local,
         "local-lvm": Storage("local-lvm", "lvmthin", {"images", "rootdir"}, 1024 * GiB),
     }
 
 
 class Node:
-    def __init__(self, name, index):
+    def __init__(self, name, index, started, cpus=16, memory=128 * GiB):
         self.name = name
+        self.index = index
+        self.nodeid = index + 1
+        self.ip = "192.168.100.%d" % (11 + index)
         self.online = True
-        self.cpus = 16
-        self.memory = 128 * GiB
+        self.cpus = cpus
+        self.memory = memory        # maxmem
+        self.base_mem = 3 * GiB     # used by the host itself, without guests
+        self.base_cpu = 0.02        # load of the host itself (fraction of all CPUs)
         self.boot = now() - 12 * 86400 - 3600 * index
-        self.storages = default_storages()
+        self.storages = default_storages(started)
         self.next_pid = 100000 + 1000 * index
+
+    def templates(self):
+        return [v for st in self.storages.values() for v, f in st.files.items()
+                if f["content"] == "vztmpl"]
 
 
 class Guest:
@@ -680,9 +739,13 @@ class Sim:
     """All simulated cluster state; one RLock guards it."""
 
     def __init__(self, nodes, tokens, users, time_scale=1.0, resources_lag=5.0,
-                 auth_fail_delay=3.0, lock_timeout=10.0, guests=0, qemu_guests=0):
+                 auth_fail_delay=3.0, lock_timeout=10.0, guests=0, qemu_guests=0,
+                 cluster_name="pvesim", node_cpus=16, node_memory=128 * GiB):
         self.lock = threading.RLock()
         self.node_names = list(nodes)
+        self.cluster_name = cluster_name
+        self.node_cpus = node_cpus
+        self.node_memory = node_memory
         self.tokens = dict(tokens)          # "user@realm!id" -> secret
         self.users = dict(users)            # "user@realm" -> password
         self.time_scale = time_scale
@@ -703,7 +766,9 @@ class Sim:
         with self.lock:
             for t in getattr(self, "tasks", {}).values():
                 t.abort.set()
-            self.nodes = OrderedDict((n, Node(n, i)) for i, n in enumerate(self.node_names))
+            self.nodes = OrderedDict(
+                (n, Node(n, i, self.started, self.node_cpus, self.node_memory))
+                for i, n in enumerate(self.node_names))
             self.guests = {}
             self.tasks = OrderedDict()
             self.faults = []
@@ -992,11 +1057,7 @@ class Sim:
                 if not node.online:
                     continue
                 cpu_used, mem_used = node_usage[name]
-                nodes[name] = {
-                    "cpu": round(min(1.0, 0.02 + cpu_used / node.cpus), 4),
-                    "mem": min(node.memory, 3 * GiB + mem_used),
-                    "uptime": int(now() - node.boot),
-                }
+                nodes[name] = self.node_load(node, cpu_used, mem_used)
             self.snap = snap
             self.snap_nodes = nodes
             self.snap_time = now()
@@ -1012,17 +1073,78 @@ class Sim:
             if not woke:
                 self.refresh_resources()
 
-    def storage_usage(self, node):
-        used = Counter()
+    @staticmethod
+    def node_load(node, cpu_used, mem_used):
+        """A node's load: its own base load plus what its running guests use."""
+        return {"cpu": round(min(1.0, node.base_cpu + cpu_used / node.cpus), 4),
+                "mem": int(min(node.memory, node.base_mem + mem_used)),
+                "uptime": int(now() - node.boot)}
+
+    def node_live(self, name):
+        """node_load right now (what /nodes/{node}/status reads from /proc)."""
+        node = self.nodes[name]
+        cpu_used = mem_used = 0
+        for g in self.guests.values():
+            if g.node == name and g.status == "running":
+                st = g.stats(node.cpus)
+                cpu_used += st["cpu"] * st["cpus"]
+                mem_used += st["mem"]
+        return self.node_load(node, cpu_used, mem_used)
+
+    def node_rootfs(self, name):
+        """(used, total) of the node's root file system, which holds 'local'."""
+        local = self.nodes[name].storages.get("local")
+        if local is None:
+            return 9 * GiB, 96 * GiB
+        return (min(local.total, local.base_used + sum(f["size"] for f in local.files.values())),
+                local.total)
+
+    # --- storages ---------------------------------------------------------------------
+    def guest_volumes(self, node):
+        """Guest volumes on a node's storages, as list_images finds them:
+        {storage: {volid: entry}}, entry as the content list shows it."""
+        out = {}
         for g in self.guests.values():
             if g.node != node:
                 continue
-            for v in g.conf.values():
-                if isinstance(v, str):
-                    m = re.match(r"([a-z][\w.-]*):[^,]*vm-\d+-disk-\d+[^,]*,.*size=([^,]+)", v)
-                    if m:
-                        used[m.group(1)] += parse_size(m.group(2)) or 0
-        return used
+            for key, value in g.conf.items():
+                if not isinstance(value, str) or not DISK_KEY_RE.match(key):
+                    continue
+                volid = value.split(",", 1)[0]
+                if volid.startswith("volume="):
+                    volid = volid[len("volume="):]
+                m = GUEST_VOL_RE.match(volid)
+                if not m:
+                    continue
+                sm = re.search(r"(?:^|,)size=([^,]+)", value)
+                owner = int(m.group(3))
+                og = self.guests.get(owner)
+                out.setdefault(m.group(1), {})[volid] = {
+                    "volid": volid, "format": m.group(4) or "raw",
+                    "size": (parse_size(sm.group(1)) or 0) if sm else 0,
+                    "vmid": owner, "ctime": int((og or g).created),
+                    "content": "rootdir" if (og or g).kind == "lxc" else "images"}
+        return out
+
+    def storage_status(self, node, sid, vols=None):
+        """storage_info's entry for one storage of a node."""
+        st = self.nodes[node].storages[sid]
+        d = {"type": st.kind, "content": ",".join(sorted(st.content)), "shared": 0,
+             "enabled": int(st.enabled), "active": 0, "total": 0, "used": 0, "avail": 0}
+        if st.enabled and st.active:
+            if vols is None:
+                vols = self.guest_volumes(node)
+            used = st.base_used + sum(f["size"] for f in st.files.values()) + \
+                sum(v["size"] for v in vols.get(sid, {}).values())
+            used = min(used, st.total)
+            d.update(active=1, total=st.total, used=used, avail=st.total - used)
+        return d
+
+    def has_volume(self, node, volid):
+        """Whether a file volume (template, ISO, backup) exists on the node."""
+        sid = volid.split(":", 1)[0]
+        st = self.nodes[node].storages.get(sid)
+        return st is not None and volid in st.files
 
     def resources(self, rtype):
         key = (self.snap_gen, self.state_gen, rtype)
@@ -1056,20 +1178,25 @@ class Sim:
                          "status": "online" if node.online else "offline"}
                     st = self.snap_nodes.get(name)
                     if st is not None and node.online:
+                        disk, maxdisk = self.node_rootfs(name)
                         e.update(cpu=st["cpu"], maxcpu=node.cpus, mem=st["mem"],
-                                 maxmem=node.memory, disk=9 * GiB, maxdisk=96 * GiB,
+                                 maxmem=node.memory, disk=disk, maxdisk=maxdisk,
                                  uptime=st["uptime"], level="", **{"cgroup-mode": 2})
                     out.append(e)
             if rtype in (None, "storage"):
                 for name, node in self.nodes.items():
-                    used = self.storage_usage(name)
+                    vols = self.guest_volumes(name) if node.online else {}
                     for sid, st in node.storages.items():
+                        if not st.enabled:
+                            continue            # storage_check_enabled skips it
                         e = {"id": "storage/%s/%s" % (name, sid), "type": "storage",
                              "storage": sid, "node": name, "plugintype": st.kind,
                              "content": ",".join(sorted(st.content)), "shared": 0,
-                             "status": "available" if node.online else "unknown"}
-                        if node.online:
-                            e.update(disk=used[sid], maxdisk=st.total)
+                             "status": "unknown"}
+                        if node.online and st.active:
+                            info = self.storage_status(name, sid, vols)
+                            e.update(status="available", disk=info["used"],
+                                     maxdisk=info["total"])
                         out.append(e)
             body = json.dumps({"data": out}, separators=(",", ":")).encode()
             self.res_cache[rtype] = (key, RawJson(body))
@@ -1215,15 +1342,33 @@ class Api:
                      "status": "online" if node.online else "offline"}
                 st = self.sim.snap_nodes.get(name)
                 if node.online and st:
+                    disk, maxdisk = self.sim.node_rootfs(name)
                     e.update(cpu=st["cpu"], maxcpu=node.cpus, mem=st["mem"], maxmem=node.memory,
-                             disk=9 * GiB, maxdisk=96 * GiB, uptime=int(now() - node.boot),
+                             disk=disk, maxdisk=maxdisk, uptime=int(now() - node.boot),
                              level="", ssl_fingerprint=self.sim.fingerprint)
                 out.append(e)
         return out
 
+    def cluster_status(self, ctx, p):
+        """pvecm status as the API shows it: the cluster, then every node."""
+        sim = self.sim
+        with sim.lock:
+            nodes = list(sim.nodes.values())
+            online = sum(1 for n in nodes if n.online)
+            out = [{"type": "cluster", "id": "cluster", "name": sim.cluster_name,
+                    "nodes": len(nodes), "quorate": int(online * 2 > len(nodes)),
+                    "version": len(nodes)}]
+            for n in nodes:
+                out.append({"type": "node", "id": "node/%s" % n.name, "name": n.name,
+                            "nodeid": n.nodeid, "ip": n.ip, "online": int(n.online),
+                            "local": int(n.index == 0), "level": ""})
+        return out
+
     def node_status(self, ctx, p):
         node = self.sim.nodes[p["node"]]
-        st = self.sim.snap_nodes.get(p["node"], {"cpu": 0.02, "mem": 3 * GiB})
+        with self.sim.lock:
+            st = self.sim.node_live(p["node"])
+            root_used, root_total = self.sim.node_rootfs(p["node"])
         return {
             "boot-info": {"mode": "efi", "secureboot": 0},
             "cpu": st["cpu"], "wait": 0.0012, "idle": 0,
@@ -1240,7 +1385,8 @@ class Api:
             "swap": {"total": 8 * GiB, "used": 0, "free": 8 * GiB},
             "ksm": {"shared": 0},
             "pveversion": PVEVERSION_STRING,
-            "rootfs": {"total": 96 * GiB, "used": 9 * GiB, "free": 87 * GiB, "avail": 82 * GiB},
+            "rootfs": {"total": root_total, "used": root_used, "free": root_total - root_used,
+                       "avail": max(0, root_total - root_used - root_total // 20)},
             "uptime": int(now() - node.boot),
         }
 
@@ -1259,6 +1405,82 @@ class Api:
                         "swaptotal": float(8 * GiB), "swapused": 0.0,
                         "roottotal": float(96 * GiB), "rootused": float(9 * GiB),
                         "netin": 120000.0 * w * peak, "netout": 80000.0 * w * peak})
+        return out
+
+    # --- storage (pve-storage API2/Storage/Status.pm, Content.pm) -------------
+    def storage_index(self, ctx, p):
+        sim = self.sim
+        node = p["node"]
+        target = p.get("target")
+        if target in (node, "localhost"):
+            target = None
+        wanted = [x for x in re.split(r"[\s,;]+", p.get("content", "")) if x]
+        with sim.lock:
+            vols = sim.guest_volumes(node)
+            info = {}
+            for sid, st in sim.nodes[node].storages.items():
+                if "content" in p and (not st.enabled or
+                                       not any(c in st.content for c in wanted)):
+                    continue
+                info[sid] = sim.storage_status(node, sid, vols)
+            if p.get("storage") and p["storage"] not in info:
+                param_error({"storage": "No such storage."})
+            out = []
+            for sid, data in sorted(info.items()):
+                st = sim.nodes[node].storages[sid]
+                if p.get("storage") and p["storage"] != sid:
+                    continue
+                if p.get("enabled") and not st.enabled:
+                    continue
+                if target:
+                    continue                # no storage here is shared
+                if data["total"]:
+                    data["used_fraction"] = data["used"] / data["total"]
+                if p.get("format"):
+                    supported, default = STORAGE_FORMATS.get(st.kind, (["raw"], "raw"))
+                    data["formats"] = {"default": default, "supported": list(supported)}
+                data["storage"] = sid
+                out.append(data)
+        return out
+
+    def storage_diridx(self, ctx, p):
+        return [{"subdir": s} for s in ("content", "download-url", "file-restore",
+                                        "import-metadata", "prunebackups", "rrd", "rrddata",
+                                        "status", "upload")]
+
+    def storage_read_status(self, ctx, p):
+        with self.sim.lock:
+            if p["storage"] not in self.sim.nodes[p["node"]].storages:
+                param_error({"storage": "No such storage."})
+            return self.sim.storage_status(p["node"], p["storage"])
+
+    def storage_content(self, ctx, p):
+        """PVE::Storage::volume_list: the volumes of the content types the storage has."""
+        sim = self.sim
+        node, sid = p["node"], p["storage"]
+        with sim.lock:
+            st = sim.storage(node, sid)         # storage 'x' does not exist
+            if not st.enabled:
+                die("storage '%s' is disabled" % sid)
+            if not st.active:
+                die("storage '%s' is not online" % sid)
+            ctypes = [p["content"]] if "content" in p else list(CONTENT_ORDER)
+            ctypes = [c for c in ctypes if c in st.content]
+            vols = sim.guest_volumes(node).get(sid, {}) \
+                if ("images" in ctypes or "rootdir" in ctypes) else {}
+            out = []
+            for ctype in ctypes:
+                if ctype in ("images", "rootdir"):
+                    items = [dict(v) for v in vols.values() if v["content"] == ctype]
+                else:
+                    if "vmid" in p and ctype in ("vztmpl", "iso", "snippets"):
+                        continue
+                    items = [dict(f, volid=volid) for volid, f in st.files.items()
+                             if f["content"] == ctype and
+                             ("vmid" not in p or f.get("vmid") == p["vmid"])]
+                if "vmid" in p:
+                    items = [v for v in items if v.get("vmid") == p["vmid"]]
+                out += sorted(items, key=lambda v: v["volid"])
         return out
 
     # --- tasks ------------------------------------------------------------
@@ -1478,7 +1700,14 @@ class Api:
             if not m and not ostemplate.startswith("/"):
                 die("unable to parse volume ID '%s'" % ostemplate)
             if m:
-                sim.storage(node, m.group(1))
+                tst = sim.storage(node, m.group(1))
+                if not restore:
+                    # PVE::Storage::check_volume_access(..., 'vztmpl'): parse_volname
+                    # and the content type; whether the file exists is seen in the task
+                    vtype = self._volume_type(tst, m.group(2))
+                    if vtype != "vztmpl":
+                        die("unable to use volume %s - content type needs to be 'vztmpl'"
+                            % ostemplate)
             storage = p.get("storage", "local")
             disks = {k: v for k, v in p.items() if k == "rootfs" or re.fullmatch(r"mp\d+", k)}
             if disks and "rootfs" not in disks:
@@ -1509,7 +1738,7 @@ class Api:
 
         def worker(task):
             try:
-                self._create_log(task, g, ostemplate)
+                self._create_log(task, g, ostemplate, restore)
                 task.work()
                 task.injected_failure()
             except TaskError as e:
@@ -1528,12 +1757,36 @@ class Api:
                          worker).upid
 
     @staticmethod
-    def _create_log(task, g, ostemplate):
+    def _volume_type(st, volname):
+        """The plugins' parse_volname: the content type of a volume name."""
+        if st.kind == "dir":
+            for prefix, vtype in (("vztmpl/", "vztmpl"), ("iso/", "iso"), ("dump/", "backup"),
+                                  ("snippets/", "snippets"), ("import/", "import")):
+                if volname.startswith(prefix):
+                    return vtype
+            if re.match(r"\d+/", volname):
+                return "images"
+            die("unable to parse directory volume name '%s'" % volname)
+        if re.fullmatch(r"(vm|base)-\d+-\S+", volname):
+            return "images"
+        die("unable to parse lvm volume name '%s'" % volname)
+
+    def _create_log(self, task, g, ostemplate, restore=False):
         root = parse_property_string(ROOTFS_KEYS, g.conf["rootfs"])
-        if root["volume"].startswith("local-lvm:"):
-            task.log('  Logical volume "%s" created.' % root["volume"].split(":", 1)[1])
+        lv = root["volume"].split(":", 1)[1] if root["volume"].startswith("local-lvm:") \
+            else None
+        if lv:
+            task.log('  Logical volume "%s" created.' % lv)
         blocks = (parse_size(root.get("size", "4G")) or 4 * GiB) // 4096
         task.log("Creating filesystem with %d 4k blocks and %d inodes" % (blocks, blocks // 4))
+        # the worker looks for the archive after making the disks
+        # (PVE::Storage::abs_filesystem_path in pve-container's create_vm)
+        if not restore and ":" in ostemplate and \
+                not self.sim.has_volume(g.node, ostemplate):
+            task.work(0.1 * DURATIONS["vzcreate"])
+            if lv:
+                task.log('  Logical volume "%s" successfully removed.' % lv)
+            raise TaskError("can't find file '%s'" % ostemplate)
         task.log("extracting archive '/var/lib/vz/template/cache/%s'"
                  % ostemplate.rsplit("/", 1)[-1])
         task.log("Total bytes read: 521902080 (498MiB, 187MiB/s)")
@@ -2268,6 +2521,18 @@ class Control:
                 return self.guest_password(int(parts[1]), data)
             if parts == ["node"] and method == "POST":
                 return self.node_set(data)
+            if len(parts) == 2 and parts[0] == "node" and method in ("POST", "PUT"):
+                return self.node_set(dict(data, node=parts[1]))
+            if len(parts) == 2 and parts[0] == "node" and method == "GET":
+                with self.sim.lock:
+                    node = self.sim.nodes.get(parts[1])
+                    if node is None:
+                        return 404, {"error": "no such node"}
+                    return 200, self.node_info(node)
+            if parts == ["templates"] and method == "GET":
+                return self.templates_get(query)
+            if parts == ["templates"] and method in ("POST", "PUT"):
+                return self.templates_set(data)
             if parts == ["refresh"] and method == "POST":
                 self.sim.refresh_resources()
                 return 200, {"refreshed": self.sim.snap_time}
@@ -2316,7 +2581,10 @@ class Control:
         with sim.lock:
             d = {"time_scale": sim.time_scale, "resources_lag": sim.resources_lag,
                  "resources_age": round(now() - sim.snap_time, 3),
-                 "nodes": [{"node": n.name, "online": n.online} for n in sim.nodes.values()],
+                 "cluster_name": sim.cluster_name,
+                 "nodes": [{"node": n.name, "online": n.online, "cpus": n.cpus,
+                            "memory": n.memory, "templates": n.templates()}
+                           for n in sim.nodes.values()],
                  "locks": {str(v): g.conf["lock"] for v, g in sim.guests.items()
                            if g.conf.get("lock")},
                  "faults": [dict(f) for f in sim.faults],
@@ -2432,16 +2700,112 @@ class Control:
                                            data.get("hash"), source=data.get("source", "sim"))
             return 200, {"vmid": vmid, "user": data.get("user", "root"), "record": rec}
 
+    def node_info(self, node):
+        sim = self.sim
+        live = sim.node_live(node.name)
+        return {"node": node.name, "online": node.online, "nodeid": node.nodeid,
+                "ip": node.ip, "cpus": node.cpus, "memory": node.memory,
+                "base_mem": node.base_mem, "base_cpu": node.base_cpu,
+                "mem": live["mem"], "cpu": live["cpu"],
+                "storages": {sid: dict(sim.storage_status(node.name, sid),
+                                       enabled=int(st.enabled), active=int(st.active))
+                             for sid, st in node.storages.items()},
+                "templates": node.templates()}
+
     def node_set(self, data):
-        with self.sim.lock:
-            node = self.sim.nodes.get(data.get("node"))
+        """Node facts: online, cpus, memory (maxmem), base_mem, base_cpu, templates,
+        storages {sid: {total, enabled, active}}."""
+        sim = self.sim
+        with sim.lock:
+            node = sim.nodes.get(data.get("node"))
             if node is None:
                 return 404, {"error": "no such node"}
             if "online" in data:
                 node.online = bool(data["online"])
-            self.sim.changed()
-        self.sim.refresh_resources()
-        return 200, {"node": node.name, "online": node.online}
+            for key, conv in (("cpus", int), ("memory", int), ("base_mem", int),
+                              ("base_cpu", float)):
+                if key in data:
+                    value = conv(data[key])
+                    if value < 0 or (key in ("cpus", "memory") and value == 0):
+                        raise ValueError("%s must be positive" % key)
+                    setattr(node, key, value)
+            for sid, spec in (data.get("storages") or {}).items():
+                st = node.storages.get(sid)
+                if st is None:
+                    raise ValueError("no storage %r on node %s" % (sid, node.name))
+                for key in ("total", "base_used"):
+                    if key in spec:
+                        setattr(st, key, int(spec[key]))
+                for key in ("enabled", "active"):
+                    if key in spec:
+                        setattr(st, key, bool(spec[key]))
+            if "templates" in data:
+                self._set_templates(node, data["templates"])
+            sim.changed()
+        sim.refresh_resources()
+        with sim.lock:
+            return 200, self.node_info(node)
+
+    def _set_templates(self, node, volids, add=(), remove=()):
+        """Replace (volids not None), then add and remove template volumes of a node."""
+        if isinstance(volids, str) or isinstance(add, str) or isinstance(remove, str):
+            raise ValueError("templates must be lists of volume IDs")
+        ctime = now()
+        if volids is not None:
+            wanted = list(volids) + [v for v in add if v not in volids]
+        else:
+            wanted = node.templates() + [v for v in add if v not in node.templates()]
+        wanted = [v for v in wanted if v not in remove]
+        new = {}
+        for volid in wanted:
+            sid = str(volid).split(":", 1)[0]
+            st = node.storages.get(sid)
+            if st is None:
+                raise ValueError("storage '%s' does not exist on node %s" % (sid, node.name))
+            new.setdefault(sid, []).append(volid)
+        olds = {sid: st.files for sid, st in node.storages.items()}
+        try:
+            for sid, st in node.storages.items():
+                old = olds[sid]
+                st.files = OrderedDict((k, v) for k, v in old.items()
+                                       if v["content"] != "vztmpl")
+                for volid in new.get(sid, []):
+                    if volid in old:
+                        st.files[volid] = old[volid]
+                    else:
+                        st.add_template(volid, ctime)
+        except ValueError:
+            for sid, st in node.storages.items():       # all or nothing
+                st.files = olds[sid]
+            raise
+
+    def templates_get(self, query):
+        q = dict(urllib.parse.parse_qsl(query))
+        with self.sim.lock:
+            if q.get("node"):
+                node = self.sim.nodes.get(q["node"])
+                if node is None:
+                    return 404, {"error": "no such node"}
+                return 200, {node.name: node.templates()}
+            return 200, {n.name: n.templates() for n in self.sim.nodes.values()}
+
+    def templates_set(self, data):
+        """{"node": "pve2" (default: every node), "templates": [volid…]} replaces the
+        list; "add" / "remove" change it."""
+        sim = self.sim
+        with sim.lock:
+            if data.get("node") is not None:
+                node = sim.nodes.get(data["node"])
+                if node is None:
+                    return 404, {"error": "no such node"}
+                nodes = [node]
+            else:
+                nodes = list(sim.nodes.values())
+            for node in nodes:
+                self._set_templates(node, data.get("templates"), data.get("add") or (),
+                                    data.get("remove") or ())
+            sim.changed()
+            return 200, {n.name: n.templates() for n in nodes}
 
 
 # ==========================================================================
@@ -2803,6 +3167,13 @@ def parse_token(text):
     return tokenid, secret
 
 
+def parse_cli_size(text):
+    size = parse_size(text.strip())
+    if not size:
+        raise argparse.ArgumentTypeError("size must look like 64G, 512M or a byte count")
+    return size
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Proxmox VE API simulator (see README.md)")
     ap.add_argument("--host", default="127.0.0.1")
@@ -2823,9 +3194,18 @@ def main(argv=None):
                     help="delay before a 401 (Proxmox waits about 3 s)")
     ap.add_argument("--lock-timeout", type=float, default=10.0,
                     help="how long lock_config waits for a busy config lock")
+    ap.add_argument("--cluster-name", default="pvesim",
+                    help="the cluster's name in /cluster/status")
+    ap.add_argument("--node-memory", type=parse_cli_size, default=128 * GiB,
+                    help="every node's memory (maxmem), e.g. 64G; a plain number is bytes")
+    ap.add_argument("--node-cpus", type=int, default=16, help="every node's CPU count")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = ap.parse_args(argv)
 
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,14}", args.cluster_name):
+        ap.error("invalid cluster name %r (pvecm: at most 15 of A-Za-z0-9-_)" % args.cluster_name)
+    if args.node_cpus < 1:
+        ap.error("--node-cpus must be at least 1")
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
     for n in nodes:
         if not re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?", n):
@@ -2837,7 +3217,9 @@ def main(argv=None):
 
     sim = Sim(nodes, tokens, {"root@pam": password}, time_scale=args.time_scale,
               resources_lag=args.resources_lag, auth_fail_delay=args.auth_fail_delay,
-              lock_timeout=args.lock_timeout, guests=args.guests, qemu_guests=args.qemu_guests)
+              lock_timeout=args.lock_timeout, guests=args.guests, qemu_guests=args.qemu_guests,
+              cluster_name=args.cluster_name, node_cpus=args.node_cpus,
+              node_memory=args.node_memory)
     with open(ca) as f:
         sim.ca_pem = f.read()
     sim.fingerprint = cert_fingerprint(pem)
@@ -2859,7 +3241,8 @@ def main(argv=None):
             "key": os.path.abspath(key), "fingerprint": sim.fingerprint,
             "token": "%s=%s" % (tokenid, secret), "token_id": tokenid, "token_secret": secret,
             "tokens": ["%s=%s" % t for t in tokens], "user": "root@pam", "password": password,
-            "nodes": nodes, "time_scale": args.time_scale,
+            "nodes": nodes, "cluster_name": args.cluster_name,
+            "state_dir": os.path.abspath(args.state_dir), "time_scale": args.time_scale,
             "resources_lag": args.resources_lag}
     path = os.path.join(args.state_dir, "pvesim.json")
     with open(path + ".tmp", "w") as f:

@@ -26,7 +26,8 @@ PVESIM = os.path.join(HERE, "pvesim.py")
 class PveSim:
     def __init__(self, state_dir, port=0, host="127.0.0.1", nodes=("pve",), guests=0,
                  qemu_guests=0, time_scale=1.0, resources_lag=5.0, auth_fail_delay=3.0,
-                 token=None, extra_args=(), python="/usr/bin/python3"):
+                 token=None, extra_args=(), python="/usr/bin/python3", cluster_name=None,
+                 node_memory=None, node_cpus=None):
         self.state_dir = state_dir
         self.args = [python, PVESIM, "--host", host, "--port", str(port),
                      "--state-dir", state_dir, "--nodes", ",".join(nodes),
@@ -35,6 +36,12 @@ class PveSim:
                      "--auth-fail-delay", str(auth_fail_delay)] + list(extra_args)
         if token:
             self.args += ["--token", token]
+        if cluster_name:
+            self.args += ["--cluster-name", cluster_name]
+        if node_memory is not None:
+            self.args += ["--node-memory", str(node_memory)]
+        if node_cpus is not None:
+            self.args += ["--node-cpus", str(node_cpus)]
         self.proc = None
         self.info = None
         self._ctx = None
@@ -91,6 +98,10 @@ class PveSim:
     @property
     def port(self):
         return self.info["port"]
+
+    @property
+    def cluster_name(self):
+        return self.info.get("cluster_name")
 
     @property
     def ca(self):
@@ -203,8 +214,37 @@ class PveSim:
             body["hash"] = hashed
         return self.control("POST", "/guest/%d/password" % vmid, body)
 
-    def node(self, name, online):
-        return self.control("POST", "/node", {"node": name, "online": online})
+    def node(self, name, online=None, **fields):
+        """Set node facts: online, cpus, memory (bytes), base_mem (bytes the host
+        uses without guests), base_cpu (fraction), templates [volid…],
+        storages {sid: {total, base_used, enabled, active}}.  Returns the node's info."""
+        body = dict(fields, node=name)
+        if online is not None:
+            body["online"] = online
+        return self.control("POST", "/node", body)
+
+    def node_info(self, name):
+        return self.control("GET", "/node/%s" % urllib.parse.quote(name))
+
+    def templates(self, node=None, volids=None):
+        """Without volids: the node's template volids (every node's, by name, when
+        node is None).  With volids: set the node's list and return it."""
+        if volids is not None:
+            return self.set_templates(node, volids)
+        q = "?" + urllib.parse.urlencode({"node": node}) if node else ""
+        out = self.control("GET", "/templates" + q)
+        return out[node] if node else out
+
+    def set_templates(self, node, volids):
+        """Replace the templates a node's storages hold (node None: every node)."""
+        out = self.control("POST", "/templates", {"node": node, "templates": list(volids)})
+        return out[node] if node else out
+
+    def add_template(self, node, volid):
+        return self.control("POST", "/templates", {"node": node, "add": [volid]})[node]
+
+    def remove_template(self, node, volid):
+        return self.control("POST", "/templates", {"node": node, "remove": [volid]})[node]
 
     def refresh(self):
         return self.control("POST", "/refresh", {})

@@ -1,6 +1,7 @@
 """Tests of the Proxmox VE simulator: its route table against the official
 schema, and its behaviour against BEHAVIOUR.md (auth, envelope, errors, UPIDs,
-tasks, locks, lag, faults, snapshots, resize, consoles).
+tasks, locks, lag, faults, snapshots, resize, consoles, storages and templates per
+node, node load, /cluster/status, two simulators side by side).
 
 Run: /usr/bin/python3 -m pytest tests/pvesim -q
 """
@@ -25,6 +26,9 @@ from simctl import PveSim
 TOKEN = "root@pam!ospab=4f4c3a52-1d3e-4b8e-9a43-0d7f0e6b8c11"
 AUTH_DELAY = 0.3
 TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+UBUNTU = "local:vztmpl/ubuntu-22.04-standard_22.04-1_amd64.tar.zst"
+ALMA = "local:vztmpl/almalinux-9-default_20240911_amd64.tar.xz"
+GiB = 2 ** 30
 UPID_RE = re.compile(r"^UPID:([a-zA-Z0-9-]+):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):"
                      r"([^:\s]+):([^:\s]*):([^:\s]+):$")
 _vmids = itertools.count(300)
@@ -125,7 +129,10 @@ def test_every_required_path_is_served():
                 ("GET", lxc + "/interfaces"), ("GET", "/nodes/{node}/tasks"),
                 ("GET", "/nodes/{node}/tasks/{upid}/status"),
                 ("GET", "/nodes/{node}/tasks/{upid}/log"),
-                ("POST", "/nodes/{node}/qemu/{vmid}/agent/set-user-password")] + \
+                ("POST", "/nodes/{node}/qemu/{vmid}/agent/set-user-password"),
+                ("GET", "/cluster/status"), ("GET", "/nodes/{node}/storage"),
+                ("GET", "/nodes/{node}/storage/{storage}/status"),
+                ("GET", "/nodes/{node}/storage/{storage}/content")] + \
             [("POST", lxc + "/status/" + a) for a in
              ("start", "stop", "shutdown", "reboot", "suspend", "resume")]:
         assert key in served, key
@@ -785,3 +792,265 @@ def test_certificate_names_and_state_file(sim):
         with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as s:
             with ctx.wrap_socket(s, server_hostname=host) as tls:
                 assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+# ---------------------------------------------------------------------------
+# Storages, templates, node load, clusters
+
+def lvm_status(sim, node):
+    return sim.data("GET", "/nodes/%s/storage/local-lvm/status" % node)
+
+
+def test_storage_index_and_its_filters(sim, schema):
+    path = "/nodes/pve1/storage"
+    data = sim.data("GET", path)
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/storage", data) == []
+    by_id = {d["storage"]: d for d in data}
+    assert sorted(by_id) == ["local", "local-lvm"]
+    assert (by_id["local"]["type"], by_id["local"]["content"]) == ("dir", "backup,iso,vztmpl")
+    assert (by_id["local-lvm"]["type"], by_id["local-lvm"]["content"]) == \
+        ("lvmthin", "images,rootdir")
+    for d in data:
+        assert (d["enabled"], d["active"], d["shared"]) == (1, 1, 0)
+        assert d["used"] + d["avail"] == d["total"] > 0
+        assert d["used_fraction"] == d["used"] / d["total"]
+        assert "formats" not in d
+    assert [d["storage"] for d in sim.data("GET", path, {"content": "vztmpl"})] == ["local"]
+    assert [d["storage"] for d in sim.data("GET", path, {"content": "rootdir,iso"})] == \
+        ["local", "local-lvm"]
+    assert [d["storage"] for d in sim.data("GET", path, {"content": "snippets"})] == []
+    assert [d["storage"] for d in sim.data("GET", path, {"storage": "local-lvm"})] == \
+        ["local-lvm"]
+    fmt = sim.data("GET", path, {"format": 1, "storage": "local-lvm"})
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/storage", fmt) == []
+    assert fmt[0]["formats"] == {"default": "raw", "supported": ["raw", "subvol"]}
+    assert sim.data("GET", path, {"target": "pve2"}) == []         # nothing is shared
+    assert len(sim.data("GET", path, {"target": "pve1"})) == 2
+    status, _, _, body = sim.request("GET", path, {"storage": "nope"})
+    assert (status, body["errors"]) == (400, {"storage": "No such storage."})
+    status, _, _, body = sim.request("GET", path, {"content": "vm"})
+    assert (status, body["errors"]) == (400, {"content": "invalid format - invalid content "
+                                                         "type 'vm'\n"})
+    # a disabled storage: listed with enabled 0 and no usage, gone with enabled=1 or content
+    sim.node("pve1", storages={"local-lvm": {"enabled": False}})
+    try:
+        off = {d["storage"]: d for d in sim.data("GET", path)}["local-lvm"]
+        assert (off["enabled"], off["active"], off["total"]) == (0, 0, 0)
+        assert [d["storage"] for d in sim.data("GET", path, {"enabled": 1})] == ["local"]
+        assert sim.data("GET", path, {"content": "rootdir"}) == []
+        assert sim.request("GET", "/nodes/pve1/storage/local-lvm/content")[:2] == \
+            (500, "storage 'local-lvm' is disabled")
+        res = sim.data("GET", "/cluster/resources", {"type": "storage"})
+        assert "storage/pve1/local-lvm" not in [e["id"] for e in res]
+    finally:
+        sim.node("pve1", storages={"local-lvm": {"enabled": True}})
+
+
+def test_storage_status_and_usage_follow_guests(sim, schema):
+    path = "/nodes/pve2/storage/local-lvm/status"
+    before = sim.data("GET", path)
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/storage/{storage}/status",
+                                      before) == []
+    assert set(before) == {"type", "content", "shared", "enabled", "active", "total", "used",
+                           "avail"}
+    vmid, _ = create_ct(sim, node="pve2", rootfs="local-lvm:8")
+    assert lvm_status(sim, "pve2")["used"] == before["used"] + 8 * GiB
+    assert lvm_status(sim, "pve2")["avail"] == before["avail"] - 8 * GiB
+    upid = sim.data("PUT", "/nodes/pve2/lxc/%d/resize" % vmid, {"disk": "rootfs", "size": "+2G"})
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert lvm_status(sim, "pve2")["used"] == before["used"] + 10 * GiB
+    res = {e["id"]: e for e in sim.data("GET", "/cluster/resources", {"type": "storage"})}
+    entry = res["storage/pve2/local-lvm"]
+    assert (entry["disk"], entry["maxdisk"], entry["status"]) == \
+        (before["used"] + 10 * GiB, before["total"], "available")
+    upid = sim.data("DELETE", "/nodes/pve2/lxc/%d" % vmid)
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert lvm_status(sim, "pve2")["used"] == before["used"]
+    # the missing storage: read_status raises a parameter error
+    status, reason, _, body = sim.request("GET", "/nodes/pve2/storage/nope/status")
+    assert (status, reason, body["errors"]) == (400, "Parameter verification failed.",
+                                                {"storage": "No such storage."})
+    assert sim.request("GET", "/nodes/pve2/storage/bad$id/status")[3]["errors"] == \
+        {"storage": "invalid format - storage ID 'bad$id' contains illegal characters\n"}
+    # storage totals can be driven, e.g. to make a node's pool nearly full
+    sim.node("pve2", storages={"local-lvm": {"total": 100 * GiB}})
+    try:
+        st = lvm_status(sim, "pve2")
+        assert (st["total"], st["avail"]) == (100 * GiB, 100 * GiB - st["used"])
+    finally:
+        sim.node("pve2", storages={"local-lvm": {"total": 1024 * GiB}})
+
+
+def test_storage_content_lists_templates_and_guest_volumes(sim, schema):
+    rpath = "/nodes/{node}/storage/{storage}/content"
+    local = sim.data("GET", "/nodes/pve1/storage/local/content")
+    assert schema_check.check_returns(schema, "GET", rpath, local) == []
+    assert [e["volid"] for e in local] == [ALMA, TEMPLATE, UBUNTU]
+    for e in local:
+        assert e["content"] == "vztmpl" and "vmid" not in e
+        assert e["format"] == ("txz" if e["volid"].endswith(".xz") else "tzst")
+        assert isinstance(e["size"], int) and e["size"] > 50 * 2 ** 20
+        assert isinstance(e["ctime"], int) and e["ctime"] < time.time()
+    assert sim.data("GET", "/nodes/pve1/storage/local/content", {"content": "vztmpl"}) == local
+    assert sim.data("GET", "/nodes/pve1/storage/local/content", {"content": "iso"}) == []
+    assert sim.data("GET", "/nodes/pve1/storage/local/content", {"vmid": 100}) == []
+    assert sim.data("GET", "/nodes/pve1/storage/local/content", {"content": "rootdir"}) == []
+    # guest volumes: rootfs of containers (rootdir) and disks of VMs (images), vmid 104 is
+    # the VM on pve1
+    lvm = sim.data("GET", "/nodes/pve1/storage/local-lvm/content")
+    assert schema_check.check_returns(schema, "GET", rpath, lvm) == []
+    vols = {e["volid"]: e for e in lvm}
+    assert vols["local-lvm:vm-100-disk-0"] == {
+        "volid": "local-lvm:vm-100-disk-0", "content": "rootdir", "format": "raw",
+        "vmid": 100, "size": 16 * GiB, "ctime": vols["local-lvm:vm-100-disk-0"]["ctime"]}
+    assert vols["local-lvm:vm-104-disk-0"]["content"] == "images"
+    assert vols["local-lvm:vm-104-disk-0"]["size"] == 32 * GiB
+    assert "local-lvm:vm-101-disk-0" not in vols                     # on pve2
+    assert [e["volid"] for e in sim.data("GET", "/nodes/pve2/storage/local-lvm/content",
+                                         {"vmid": 101})] == ["local-lvm:vm-101-disk-0"]
+    images = sim.data("GET", "/nodes/pve1/storage/local-lvm/content", {"content": "images"})
+    assert {e["vmid"] for e in images} == {104}
+    vmid, _ = create_ct(sim, rootfs="local-lvm:4")
+    new = sim.data("GET", "/nodes/pve1/storage/local-lvm/content", {"vmid": vmid})
+    assert [(e["volid"], e["size"], e["content"]) for e in new] == \
+        [("local-lvm:vm-%d-disk-0" % vmid, 4 * GiB, "rootdir")]
+    assert sim.data("GET", "/nodes/pve1/storage/local-lvm/content",
+                    {"content": "vztmpl"}) == []
+    status, reason, _, body = sim.request("GET", "/nodes/pve1/storage/nope/content")
+    assert (status, reason, body) == (500, "storage 'nope' does not exist",
+                                      {"data": None, "message": "storage 'nope' does not exist\n"})
+    assert sim.request("GET", "/nodes/pve1/storage/local/content",
+                       {"content": "templates"})[3]["errors"] == \
+        {"content": "invalid format - invalid content type 'templates'\n"}
+    assert sim.data("GET", "/nodes/pve1/storage/local")[0] == {"subdir": "content"}
+
+
+def test_templates_per_node_and_a_missing_template_fails_the_create(sim):
+    assert sim.templates("pve1") == [TEMPLATE, UBUNTU, ALMA]
+    assert sim.templates() == {"pve1": [TEMPLATE, UBUNTU, ALMA],
+                               "pve2": [TEMPLATE, UBUNTU, ALMA]}
+    try:
+        assert sim.set_templates("pve2", [TEMPLATE]) == [TEMPLATE]
+        assert [e["volid"] for e in sim.data("GET", "/nodes/pve2/storage/local/content")] == \
+            [TEMPLATE]
+        assert len(sim.data("GET", "/nodes/pve1/storage/local/content")) == 3
+        # pve-container 9 checks only the volume ID and its content type before the fork;
+        # the archive is looked up in the worker, after the disks are made
+        vmid = new_vmid()
+        upid = sim.data("POST", "/nodes/pve2/lxc", {"vmid": vmid, "ostemplate": UBUNTU,
+                                                   "rootfs": "local-lvm:8"})
+        st = sim.wait_task(upid)
+        assert st["exitstatus"] == \
+            "unable to create CT %d - can't find file '%s'" % (vmid, UBUNTU)
+        log = sim.data("GET", "/nodes/pve2/tasks/%s/log" % urllib.parse.quote(upid))
+        assert log[-1]["t"] == "TASK ERROR: " + st["exitstatus"]
+        assert sim.request("GET", "/nodes/pve2/lxc/%d/status/current" % vmid)[0] == 500
+        assert "local-lvm:vm-%d-disk-0" % vmid not in [
+            e["volid"] for e in sim.data("GET", "/nodes/pve2/storage/local-lvm/content")]
+        # the same template on a node that has it
+        create_ct(sim, node="pve1", ostemplate=UBUNTU)
+        # refused before the fork: not a template volume, unknown storage
+        status, reason, _, _ = sim.request("POST", "/nodes/pve2/lxc", {
+            "vmid": new_vmid(), "ostemplate": "local-lvm:vm-100-disk-0"})
+        assert (status, reason) == (500, "unable to use volume local-lvm:vm-100-disk-0 - "
+                                         "content type needs to be 'vztmpl'")
+        assert sim.request("POST", "/nodes/pve2/lxc", {
+            "vmid": new_vmid(), "ostemplate": "nas:vztmpl/x.tar.zst"})[:2] == \
+            (500, "storage 'nas' does not exist")
+        assert sim.add_template("pve2", ALMA) == [TEMPLATE, ALMA]
+        create_ct(sim, node="pve2", ostemplate=ALMA)
+        assert sim.remove_template("pve2", ALMA) == [TEMPLATE]
+        with pytest.raises(RuntimeError, match="400"):
+            sim.set_templates("pve2", ["local-lvm:vztmpl/x.tar.zst"])
+        with pytest.raises(RuntimeError, match="400"):
+            sim.set_templates("pve2", ["local:iso/x.iso"])
+        assert sim.templates("pve2") == [TEMPLATE]
+    finally:
+        sim.set_templates("pve2", [TEMPLATE, UBUNTU, ALMA])
+    assert sim.templates("pve2") == [TEMPLATE, UBUNTU, ALMA]
+
+
+def test_node_entries_and_memory_follow_running_guests(sim, schema):
+    def node_entry(name):
+        sim.refresh()
+        return [e for e in sim.data("GET", "/cluster/resources", {"type": "node"})
+                if e["node"] == name][0]
+    e = node_entry("pve2")
+    assert schema_check.check_returns(schema, "GET", "/cluster/resources", [e]) == []
+    assert (e["id"], e["type"], e["status"], e["level"]) == ("node/pve2", "node", "online", "")
+    for key in ("maxcpu", "cpu", "maxmem", "mem", "maxdisk", "disk", "uptime"):
+        assert key in e, key
+    assert e["maxmem"] == 128 * GiB and e["maxcpu"] == 16
+    # a node's mem is its own base plus the memory its running guests use
+    vmid = new_vmid()
+    sim.guest(vmid, node="pve2", memory=4096, status="stopped")
+    base = node_entry("pve2")["mem"]
+    try:
+        sim.guest(vmid, status="running", mem=3 * GiB)
+        assert node_entry("pve2")["mem"] == base + 3 * GiB
+        status = sim.data("GET", "/nodes/pve2/status")
+        assert status["memory"]["used"] == base + 3 * GiB        # live, no lag
+        assert status["memory"]["free"] == 128 * GiB - base - 3 * GiB
+        sim.guest(vmid, status="stopped")
+        assert node_entry("pve2")["mem"] == base
+        # make pve2 a small, busy node
+        info = sim.node("pve2", memory=32 * GiB, base_mem=20 * GiB, cpus=4, base_cpu=0.5)
+        assert (info["memory"], info["cpus"]) == (32 * GiB, 4)
+        e = node_entry("pve2")
+        assert (e["maxmem"], e["maxcpu"]) == (32 * GiB, 4)
+        assert e["mem"] == base - 3 * GiB + 20 * GiB and e["cpu"] >= 0.5
+        st = sim.data("GET", "/nodes/pve2/status")
+        assert st["memory"]["total"] == 32 * GiB and st["cpuinfo"]["cpus"] == 4
+        assert [n for n in sim.data("GET", "/nodes") if n["node"] == "pve2"][0]["maxmem"] == \
+            32 * GiB
+    finally:
+        sim.control("DELETE", "/guest/%d" % vmid)
+        sim.node("pve2", memory=128 * GiB, base_mem=3 * GiB, cpus=16, base_cpu=0.02)
+    with pytest.raises(RuntimeError, match="400"):
+        sim.node("pve2", memory=0)
+
+
+def test_cluster_status_has_the_cluster_name_and_the_nodes(sim, schema):
+    data = sim.data("GET", "/cluster/status")
+    assert schema_check.check_returns(schema, "GET", "/cluster/status", data) == []
+    assert data[0] == {"type": "cluster", "id": "cluster", "name": "pvesim", "nodes": 2,
+                       "quorate": 1, "version": 2}
+    nodes = data[1:]
+    assert [(n["type"], n["name"], n["nodeid"], n["online"], n["local"]) for n in nodes] == \
+        [("node", "pve1", 1, 1, 1), ("node", "pve2", 2, 1, 0)]
+    assert all(n["ip"] and n["id"] == "node/" + n["name"] for n in nodes)
+    sim.node("pve2", online=False)
+    try:
+        data = sim.data("GET", "/cluster/status")
+        assert data[0]["quorate"] == 0 and data[2]["online"] == 0
+    finally:
+        sim.node("pve2", online=True)
+
+
+def test_two_clusters_side_by_side(tmp_path):
+    a = PveSim(str(tmp_path / "a"), nodes=("pve1", "pve2"), guests=2, cluster_name="alpha",
+               time_scale=0.05, auth_fail_delay=AUTH_DELAY)
+    b = PveSim(str(tmp_path / "b"), nodes=("node-b1",), guests=1, cluster_name="beta",
+               time_scale=0.05, auth_fail_delay=AUTH_DELAY, node_memory="64G", node_cpus=8)
+    with a, b:
+        assert a.port != b.port and a.token != b.token and a.ca != b.ca
+        assert (a.cluster_name, b.cluster_name) == ("alpha", "beta")
+        assert a.data("GET", "/cluster/status")[0]["name"] == "alpha"
+        assert b.data("GET", "/cluster/status")[0]["name"] == "beta"
+        assert [n["node"] for n in b.data("GET", "/nodes")] == ["node-b1"]
+        # each has its own tokens, guests, templates and node facts
+        assert b.request("GET", "/version", token="PVEAPIToken=" + a.token)[0] == 401
+        vmid, _ = create_ct(a, vmid=150, node="pve1")
+        assert [g["vmid"] for g in a.data("GET", "/cluster/resources", {"type": "vm"})] == \
+            [100, 101, 150]
+        assert [g["vmid"] for g in b.data("GET", "/cluster/resources", {"type": "vm"})] == [100]
+        b.set_templates("node-b1", [TEMPLATE])
+        assert a.templates("pve1") == [TEMPLATE, UBUNTU, ALMA]
+        b.refresh()
+        node = b.data("GET", "/cluster/resources", {"type": "node"})[0]
+        assert (node["maxmem"], node["maxcpu"]) == (64 * GiB, 8)
+        st = b.data("GET", "/nodes/node-b1/storage/local-lvm/content")
+        assert [e["volid"] for e in st] == ["local-lvm:vm-100-disk-0"]
+        # the same vmid can exist in both clusters
+        assert a.data("GET", "/cluster/nextid") == "102"
+        assert b.data("GET", "/cluster/nextid") == "101"
