@@ -9,6 +9,7 @@
 #include "ospab_fields.h"
 #include "ospab_json.h"
 #include "ospab_util.h"
+#include "ospab_ssh.h"
 
 #define MiB ((apr_int64_t)1024 * 1024)
 #define GiB (1024 * MiB)
@@ -83,6 +84,21 @@ apr_status_t ospab_node_reload(ospab_db_t *db, apr_pool_t *p, const char *id,
 
     *n = rv == APR_SUCCESS && r ? node_of(p, r) : NULL;
     return rv;
+}
+
+const ospab_ssh_conf_t *ospab_node_ssh(ospab_db_t *db, apr_pool_t *p,
+                                       const ospab_ssh_conf_t *ssh, const char *node)
+{
+    const char *host = NULL;
+    ospab_ssh_conf_t *own;
+
+    if (!ssh || !node || ospab_db_select_value(db, p, "ospab_node_ssh_host", 1, &node, &host)
+                         != APR_SUCCESS || !host) {
+        return ssh;
+    }
+    own = apr_pmemdup(p, ssh, sizeof(*ssh));
+    own->port = 22;
+    return ospab_ssh_set_host(p, own, host) ? ssh : own;
 }
 
 apr_status_t ospab_node_lock(ospab_db_t *db, apr_pool_t *p, const char *id)
@@ -175,7 +191,8 @@ apr_array_header_t *ospab_nodes_rank(apr_pool_t *p, const apr_array_header_t *no
 
 /* ---- the nodes as data ------------------------------------------------------------------------ */
 
-enum { F_NAME, F_STORAGE, F_BRIDGE, F_CPU_RATIO, F_MEM_RATIO, F_DISK_RATIO, F_ACCEPTS, F_N };
+enum { F_NAME, F_STORAGE, F_BRIDGE, F_CPU_RATIO, F_MEM_RATIO, F_DISK_RATIO, F_ACCEPTS,
+       F_SSH_HOST, F_N };
 
 static const ospab_field_t node_fields[F_N] = {
     { "name", OSPAB_FT_NODE, 0, 0, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
@@ -185,6 +202,7 @@ static const ospab_field_t node_fields[F_N] = {
     { "mem_ratio", OSPAB_FT_INT, 10, 1000, NULL, 0, "100", "percent", NULL },
     { "disk_ratio", OSPAB_FT_INT, 10, 1000, NULL, 0, "100", "percent", NULL },
     { "accepts", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
+    { "ssh_host", OSPAB_FT_TEXT, 1, 255, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
 };
 
 /* storage and bridge: Proxmox ids (letters, digits, '-', '_', '.') */
@@ -219,6 +237,15 @@ static int node_read(apr_pool_t *p, json_t *body, int creating, ospab_field_valu
     if (in[F_BRIDGE].present && !id_ok(in[F_BRIDGE].value)) {
         json_object_set_new(errors, "bridge", json_string("letters, digits, '-', '_', '.'"));
     }
+    if (in[F_SSH_HOST].present && in[F_SSH_HOST].value) {
+        ospab_ssh_conf_t scratch;
+        const char *why;
+
+        memset(&scratch, 0, sizeof(scratch));
+        if ((why = ospab_ssh_set_host(p, &scratch, in[F_SSH_HOST].value)) != NULL) {
+            json_object_set_new(errors, "ssh_host", json_string(why));
+        }
+    }
     if (json_object_size(errors)) {
         ospab_result_error(p, res, 400, ospab_fields_summary(p, "node", errors), errors);
         return 0;
@@ -232,7 +259,8 @@ static json_t *int_or_null(apr_int64_t v)
     return v < 0 ? json_null() : json_integer((json_int_t)v);
 }
 
-static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accepts)
+static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accepts,
+                         const char *ssh_host)
 {
     json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:b}",
                           "id", (json_int_t)apr_atoi64(n->id), "name", n->name,
@@ -243,6 +271,7 @@ static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accep
                           "disk_ratio", (json_int_t)n->disk_ratio,
                           "accepts", accepts && !strcmp(accepts, "1"));
 
+    json_object_set_new(o, "ssh_host", ospab_json_str_or_null(ssh_host));
     json_object_set_new(o, "sample", !n->sampled_at ? json_null() : json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "status", ospab_json_str_or_null(n->status),
         "maxcpu", int_or_null(n->maxcpu), "maxmem", int_or_null(n->maxmem),
@@ -271,8 +300,9 @@ void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_resul
     for (i = 0; i < rows->nelts; ++i) {
         ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
 
-        /* the placement row, then accepts */
-        json_array_append_new(list, node_json(p, node_of(p, r), r[C_RECENT_RAM + 1]));
+        /* the placement row, then accepts and ssh_host */
+        json_array_append_new(list, node_json(p, node_of(p, r), r[C_RECENT_RAM + 1],
+                                              r[C_RECENT_RAM + 2]));
     }
     if (id && !json_array_size(list)) {
         json_decref(list);

@@ -18,6 +18,7 @@
 
 #include "ospab_db.h"
 #include "ospab_result.h"
+#include "ospab_ssh.h"
 
 /* The agent's sample older than this: the node is not placed on. */
 #define OSPAB_NODE_SAMPLE_MAX_AGE apr_time_from_sec(300)
@@ -44,6 +45,10 @@ apr_status_t ospab_nodes_load(ospab_db_t *db, apr_pool_t *p, apr_array_header_t 
 apr_status_t ospab_node_reload(ospab_db_t *db, apr_pool_t *p, const char *id,
                                const ospab_node_t **n);
 apr_status_t ospab_node_lock(ospab_db_t *db, apr_pool_t *p, const char *id);
+/* The SSH settings for a server on node: ssh with the registered node's ssh_host, or ssh
+ * itself (no such node, none set, the database failed). */
+const ospab_ssh_conf_t *ospab_node_ssh(ospab_db_t *db, apr_pool_t *p,
+                                       const ospab_ssh_conf_t *ssh, const char *node);
 
 /* Why n cannot take the server now (for the log), or NULL when it can. */
 const char *ospab_node_unfit(apr_pool_t *p, const ospab_node_t *n, const ospab_need_t *need,
@@ -63,7 +68,8 @@ apr_array_header_t *ospab_nodes_rank(apr_pool_t *p, const apr_array_header_t *no
  * accepts, sample: {status, maxcpu, maxmem, mem, maxdisk, disk, sampled_at} | null,
  * given: {cpu, ram, disk}}]}; with id: {"status","node"}, 404. */
 void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_result_t *res);
-/* POST {name, storage?, bridge?, cpu_ratio?, mem_ratio?, disk_ratio?, accepts?}: 201;
+/* POST {name, storage?, bridge?, cpu_ratio?, mem_ratio?, disk_ratio?, accepts?, ssh_host?}:
+ * 201;
  * PUT /{id}: the fields given; DELETE /{id}: the registration goes (servers on the node stay
  * as they are). Audited (node.create / node.update / node.delete). */
 void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,

@@ -706,7 +706,9 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
         if (a->effects) {
             ++*a->effects;
         }
-        if (ospab_ssh_set_root_password(p, c->ssh, atol(v->vmid), password, &err)
+        /* the node's own sshd when it is registered with one (docs/operations.md) */
+        if (ospab_ssh_set_root_password(p, ospab_node_ssh(db, p, c->ssh, v->node),
+                                        atol(v->vmid), password, &err)
             != APR_SUCCESS) {
             ospab_task_finish(db, p, a, task_id, 0, NULL, err);
             res->log = apr_psprintf(p, "password reset over SSH failed: %s", err);

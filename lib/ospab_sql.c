@@ -45,7 +45,7 @@
     "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name " \
     "AND v.created_at > n.sampled_at)"
 #define NODE_PLACE NODE_PLACE_COLS " FROM nodes n"
-#define NODE_PLACE_ACCEPTS NODE_PLACE_COLS ", n.accepts FROM nodes n"
+#define NODE_PLACE_ACCEPTS NODE_PLACE_COLS ", n.accepts, n.ssh_host FROM nodes n"
 
 const ospab_sql_t ospab_sql_api[] = {
     /* vps */
@@ -258,14 +258,16 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_node_admin_one", "SELECT " NODE_PLACE_ACCEPTS " WHERE n.id = %s" },
     /* the settings in ospab_placement.c's field order */
     { "ospab_node_settings",
-      "SELECT name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts FROM nodes "
-      "WHERE id = %s" },
+      "SELECT name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, ssh_host "
+      "FROM nodes WHERE id = %s" },
     { "ospab_node_insert",
       "INSERT INTO nodes (name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, "
-      "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      "ssh_host, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
     { "ospab_node_update",
       "UPDATE nodes SET name = %s, storage = %s, bridge = %s, cpu_ratio = %s, mem_ratio = %s, "
-      "disk_ratio = %s, accepts = %s, updated_at = %s WHERE id = %s" },
+      "disk_ratio = %s, accepts = %s, ssh_host = %s, updated_at = %s WHERE id = %s" },
+    /* a server's node's own sshd (root password resets) */
+    { "ospab_node_ssh_host", "SELECT ssh_host FROM nodes WHERE name = %s" },
     { "ospab_node_delete", "DELETE FROM nodes WHERE id = %s" },
     /* IP pools (lib/ospab_ippool.c, 008_ip_pools.sql) */
     { "ospab_ippool_insert",

@@ -635,6 +635,32 @@ static apr_status_t ssh_check_conf(ssh_call_t *c, const char *command)
 
 /* ------------------------------------------------------------------- API -- */
 
+const char *ospab_ssh_set_host(apr_pool_t *p, ospab_ssh_conf_t *c, const char *hostport)
+{
+    const char *colon = strrchr(hostport, ':');
+    const char *s;
+
+    for (s = hostport; *s; ++s) {
+        if (!apr_isgraph(*s)) {
+            return "a host name or address, and :port";
+        }
+    }
+    if (!*hostport) {
+        return "a host name or address, and :port";
+    }
+    if (colon && !strchr(colon, ']') && (colon == strchr(hostport, ':') || *hostport == '[')) {
+        c->host = apr_pstrndup(p, hostport, (apr_size_t)(colon - hostport));
+        c->port = atoi(colon + 1);
+        if (c->port < 1 || c->port > 65535 || !*c->host) {
+            return apr_psprintf(p, "bad port in '%s'", hostport);
+        }
+    }
+    else {
+        c->host = hostport;
+    }
+    return NULL;
+}
+
 apr_status_t ospab_ssh_exec(apr_pool_t *p, const ospab_ssh_conf_t *conf, const char *command,
                             const char *stdin_data, int *exit_status, const char **output,
                             const char **err)

@@ -20,6 +20,9 @@ typedef struct {
     long timeout_ms;            /* connect + whole exchange */
 } ospab_ssh_conf_t;
 
+/* c->host and c->port from "host", "host:port" or "[v6]:port". NULL, or why not. */
+const char *ospab_ssh_set_host(apr_pool_t *p, ospab_ssh_conf_t *c, const char *hostport);
+
 /* Runs command on the node, writes stdin_data (may be NULL) to its standard input and
  * closes it, reads up to 64 KiB of its output. *exit_status is the command's exit code.
  * On failure (connection, host key, auth, timeout) returns non-APR_SUCCESS with *err set

@@ -309,17 +309,10 @@ static const char *set_pve(cmd_parms *cmd, void *dc, const char *arg)
         c->ssh.known_hosts = ap_server_root_relative(cmd->pool, arg);
     }
     else if (!strcmp(n, "OspabProxmoxSSHHost")) {
-        const char *colon = strrchr(arg, ':');
+        const char *why = ospab_ssh_set_host(cmd->pool, &c->ssh, arg);
 
-        if (colon && !strchr(colon, ']')) {
-            c->ssh.host = apr_pstrndup(cmd->pool, arg, (apr_size_t)(colon - arg));
-            c->ssh.port = atoi(colon + 1);
-            if (c->ssh.port < 1 || c->ssh.port > 65535) {
-                return apr_psprintf(cmd->pool, "%s: bad port in '%s'", n, arg);
-            }
-        }
-        else {
-            c->ssh.host = arg;
+        if (why) {
+            return apr_psprintf(cmd->pool, "%s: %s", n, why);
         }
     }
     return NULL;

@@ -64,6 +64,7 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
         f"curl -s {url}/api/tariffs {auth}",
         # the provider's admin API (docs/operations.md) with the seed's admin, user 1
         f'curl -s {url}/api/admin/users -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
+        f'curl -s {url}/api/admin/nodes -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
         (f'curl -s -X POST {url}/api/auth/login -H "Content-Type: application/json" '
          f"-d '{login}'"),
         # the billing site (seed 000): a record, its status, the customer's list, its end
@@ -93,6 +94,22 @@ def live_line():
             "s.connect(os.environ['OSPAB_URL'], auth={'token': os.environ['OSPAB_TOKEN']}, "
             "socketio_path='/socket.io'); "
             "s.emit('subscribe-server', int(os.environ['SERVER_ID'])); s.wait()\"")
+
+
+DEMO_NODES = ("pve1", "pve2")
+DEMO_POOL = {"name": "demo-v4", "bridge": "vmbr0", "first": "192.168.200.10",
+             "last": "192.168.200.250", "prefix": 24, "gateway": "192.168.200.1",
+             "dns": "192.168.200.1", "cooldown": 600}
+
+
+def demo_admin(url, token, path, body=None):
+    """The admin API as the seed's admin (GET, or POST with body); the answer's JSON."""
+    req = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
 
 
 def post(url, key, body):
@@ -139,7 +156,10 @@ def main():
     # the Proxmox VE simulator (tests/pvesim) stands in for a Proxmox node
     # two containers exist already (vmids 100 and 101, made "30 days ago", 101 running for
     # days): 101 becomes the demo customer's web-1, with a month of graphs in the panel
-    sim = PveSim(str(base / "pvesim"), nodes=("pve1",), time_scale=0.25, guests=2).start()
+    # two nodes (new servers are placed on the one with the most free memory: pve2 starts
+    # emptier; docs/operations.md "Nodes and placement")
+    sim = PveSim(str(base / "pvesim"), nodes=DEMO_NODES, time_scale=0.25, guests=2).start()
+    sim.node("pve1", base_mem=6 * 1024 ** 3)
     # where the e-mail goes: a local SMTP server (STARTTLS, AUTH) that keeps every message
     # as an .eml file; the billing site's webhook: a receiver that checks the signatures
     maildir = base / "mail"
@@ -150,15 +170,24 @@ def main():
     hooks = Receiver(secret=WEBHOOK_SECRET, log_file=base / "webhooks.log").start()
     # the node's SSH for root password resets (pct exec ... chpasswd): a private sshd whose
     # forced command sets the password on the simulator (tests/sshd); it needs root
-    node = None
+    node = node2 = None
     ssh_conf = []
+    ssh_hosts = {}
     if os.geteuid() == 0:
         sshdmod.reap_orphans(base)
         node = sshdmod.Sshd(base / "sshd", control=sim.info["control"], ca=sim.ca,
                             node="pve1").start()
+        # pve2's own sshd (its registered ssh_host), taking the panel's one key; one
+        # known_hosts file holds both nodes' host keys
+        node2 = sshdmod.Sshd(base / "sshd2", control=sim.info["control"], ca=sim.ca,
+                             node="pve2").start()
+        node2.authorize(node.client_key)
+        known = node.write_known_hosts(base / "known_hosts", node.known_hosts_line(),
+                                       node2.known_hosts_line())
+        ssh_hosts["pve2"] = f"127.0.0.1:{node2.port}"
         ssh_conf = [f"OspabProxmoxSSHHost 127.0.0.1:{node.port}", "OspabProxmoxSSHUser root",
                     f"OspabProxmoxSSHKey {node.client_key}",
-                    f"OspabProxmoxSSHKnownHosts {node.known_hosts}"]
+                    f"OspabProxmoxSSHKnownHosts {known}"]
     rundir = base / "httpd"
     rundir.mkdir(mode=0o755)
     agent_port = harness.free_port()
@@ -201,7 +230,7 @@ def main():
                                   "interval": "1s"}})
 
     def stop_all():
-        for part in (agent, httpd, sim, smtp, hooks, node):
+        for part in (agent, httpd, sim, smtp, hooks, node, node2):
             if part is not None:
                 try:
                     part.stop()
@@ -225,6 +254,23 @@ def main():
     admin_token = harness.admin(db.driver, db.params, "--jwt-key",
                                 f"file:{httpd.jwt_key_file}", "--ttl", "86400", "token",
                                 "1").stdout.strip()
+    # the provider's side: both nodes registered for placement, and an IPv4 pool new servers
+    # take their addresses from (docs/operations.md)
+    for name in DEMO_NODES:
+        demo_admin(url, admin_token, "/api/admin/nodes",
+                   dict({"name": name}, **({"ssh_host": ssh_hosts[name]}
+                                           if name in ssh_hosts else {})))
+    try:
+        harness.admin(db.driver, db.params, "pool-add", json.dumps(DEMO_POOL))
+    finally:
+        db.after_admin()
+    # placement needs the agent's first sample of the nodes
+    deadline = time.monotonic() + 30
+    while not all(n["sample"] for n in demo_admin(url, admin_token, "/api/admin/nodes")["nodes"]):
+        if time.monotonic() > deadline:
+            stop_all()
+            raise SystemExit("scripts/demo: the agent did not sample the nodes in 30 s")
+        time.sleep(0.25)
     # a server of the demo customer's own, so the panel's "My servers" is not empty: the
     # running container, bound by the billing site's sync (as seed 000 would)
     post(url + "/api/vps/sync", httpd.sync_key, WEB1)

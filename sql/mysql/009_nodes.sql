@@ -1,7 +1,8 @@
 -- ospab panel: the Proxmox nodes new servers are placed on (issue 13 items 1-2,
 -- docs/operations.md "Nodes and placement"). A row per node of the configured cluster
 -- that the provider registered: the storage and bridge its new guests get (NULL: the
--- module's OspabProxmoxStorage / OspabProxmoxBridge), how far it may be over-allocated
+-- module's OspabProxmoxStorage / OspabProxmoxBridge), its sshd for root password resets
+-- (host[:port]; NULL: OspabProxmoxSSHHost; its key in OspabProxmoxSSHKnownHosts), how far it may be over-allocated
 -- (percent of its CPUs, memory and storage that servers may be given), whether it takes
 -- new servers, and the agent's latest view of it (/cluster/resources: status, CPUs,
 -- memory, its guest storage's size) with the time it was sampled. Without rows every new
@@ -11,6 +12,7 @@ CREATE TABLE nodes (
   name        VARCHAR(63)  NOT NULL,
   storage     VARCHAR(64)  NULL,
   bridge      VARCHAR(64)  NULL,
+  ssh_host    VARCHAR(255) NULL,
   cpu_ratio   INT          NOT NULL DEFAULT 400,
   mem_ratio   INT          NOT NULL DEFAULT 100,
   disk_ratio  INT          NOT NULL DEFAULT 100,

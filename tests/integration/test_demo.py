@@ -161,7 +161,8 @@ def test_printed_curl_lines_work(demo):
     logins = [a for l, a in answers.items() if "/api/auth/login" in str(l)]
     assert logins and logins[0]["user"]["id"] == 5 and logins[0]["accessToken"]
     tasks = next(a for l, a in answers.items() if "/$SERVER_ID/tasks" in str(l))
-    assert tasks and tasks[0]["action"] == "create" and tasks[0]["upid"].startswith("UPID:pve1:")
+    # placed on pve2, the node with more free memory (the demo's pve1 carries more load)
+    assert tasks and tasks[0]["action"] == "create" and tasks[0]["upid"].startswith("UPID:pve2:")
     _server_ids.append(server_id)
     env = env_of(text)
     deadline = time.monotonic() + 60
@@ -176,6 +177,24 @@ def test_printed_curl_lines_work(demo):
     out = run_in_one_shell(text, [f"export SERVER_ID={server_id}", lines[-1]])[1]
     body = json.loads(out)
     assert body["status"] == "success" and len(body["password"]) >= 12, body
+
+
+def test_demo_has_two_nodes_and_a_pool(demo):
+    """Issue 13's demo: two registered nodes the agent samples, an IPv4 pool, and the server
+    the printed lines created placed on the emptier node with an address of the pool."""
+    _, _, text = demo
+    env = env_of(text)
+    h = {"Authorization": f"Bearer {env['OSPAB_ADMIN_TOKEN']}"}
+    nodes = requests.get(f"{env['OSPAB_URL']}/api/admin/nodes", headers=h, timeout=30).json()
+    assert [n["name"] for n in nodes["nodes"]] == ["pve1", "pve2"], nodes
+    assert all(n["sample"] and n["sample"]["status"] == "online" for n in nodes["nodes"])
+    pools = requests.get(f"{env['OSPAB_URL']}/api/admin/ip-pools", headers=h, timeout=30).json()
+    assert [(p["name"], p["family"]) for p in pools["pools"]] == [("demo-v4", 4)], pools
+    assert _server_ids, "test_printed_curl_lines_work runs first and creates the server"
+    mine = requests.get(f"{env['OSPAB_URL']}/api/admin/servers", params={"node": "pve2"},
+                        headers=h, timeout=30).json()["servers"]
+    made = [s for s in mine if s["id"] == _server_ids[0]]
+    assert made and made[0]["ip_address"].startswith("192.168.200."), mine
 
 
 def test_demo_mail_lands_as_eml_files_and_webhooks_are_logged(demo):
