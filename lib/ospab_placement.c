@@ -331,6 +331,25 @@ static json_t *node_details(const ospab_field_value_t *in)
     return d;
 }
 
+/* The insert or update (label) of a node's settings, args in the field table's order then
+ * the times or the id, in the open transaction. 1: written; 0: res is the answer (a name
+ * registered already: 409) and the transaction is over. */
+static int node_write(ospab_db_t *db, apr_pool_t *p, const char *label, const char **args,
+                      ospab_result_t *res)
+{
+    if (ospab_db_exec(db, p, label, F_N + 2, args, NULL) == APR_SUCCESS) {
+        return 1;
+    }
+    if (ospab_db_is_constraint(db)) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 409, apr_psprintf(p, "node '%s' is registered already",
+                                                     args[F_NAME]), NULL);
+        return 0;
+    }
+    ospab_result_db_failed(db, p, res);
+    return 0;
+}
+
 void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
                        ospab_result_t *res)
 {
@@ -350,14 +369,7 @@ void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, js
         ospab_result_db_failed(db, p, res);
         return;
     }
-    if (ospab_db_exec(db, p, "ospab_node_insert", F_N + 2, args, NULL) != APR_SUCCESS) {
-        if (ospab_db_is_constraint(db)) {
-            ospab_db_end(db, 0);
-            ospab_result_error(p, res, 409, apr_psprintf(p, "node '%s' is registered already",
-                                                         args[F_NAME]), NULL);
-            return;
-        }
-        ospab_result_db_failed(db, p, res);
+    if (!node_write(db, p, "ospab_node_insert", args, res)) {
         return;
     }
     if (ospab_db_last_id(db, p, &id) != APR_SUCCESS
@@ -401,14 +413,7 @@ void ospab_node_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, co
     }
     args[F_N] = ospab_time_db(p, a->now);
     args[F_N + 1] = id;
-    if (ospab_db_exec(db, p, "ospab_node_update", F_N + 2, args, NULL) != APR_SUCCESS) {
-        if (ospab_db_is_constraint(db)) {
-            ospab_db_end(db, 0);
-            ospab_result_error(p, res, 409, apr_psprintf(p, "node '%s' is registered already",
-                                                         args[F_NAME]), NULL);
-            return;
-        }
-        ospab_result_db_failed(db, p, res);
+    if (!node_write(db, p, "ospab_node_update", args, res)) {
         return;
     }
     if (ospab_audit(db, p, a, "node.update", "node", id, node_details(in)) != APR_SUCCESS

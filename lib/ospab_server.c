@@ -267,7 +267,7 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
     ospab_pve_result_t pr;
     ospab_ippool_set_t pools;
     ospab_ip_lease_t lease;
-    int i, taken;
+    int i, taken, conflicts = 0;
 
     /* the IP pools that serve the node's bridge (taken from in the record's transaction) */
     if (ospab_ippool_pools(db, p, t->name, t->bridge, &pools) != APR_SUCCESS) {
@@ -367,8 +367,16 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
                 return 0;
             }
         }
-        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v
-            || ospab_db_end(db, 1) != APR_SUCCESS) {
+        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v) {
+            ospab_result_db_failed(db, p, res);
+            return 0;
+        }
+        if (ospab_db_end(db, 1) != APR_SUCCESS) {
+            /* Galera: another node's create took the same node's or pool's row; nothing
+             * outside the database was done yet, so the record's transaction runs again */
+            if (ospab_db_conflict_again(db, &conflicts)) {
+                continue;
+            }
             ospab_result_db_failed(db, p, res);
             return 0;
         }

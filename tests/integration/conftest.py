@@ -18,7 +18,9 @@ import json as jsonlib
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -118,6 +120,19 @@ con.executescript(sys.stdin.read())
 con.commit()
 con.close()
 """
+
+
+def all_at_once(n, fn):
+    """fn(i) for i in range(n), started together from n threads (a barrier): the answers in
+    order (concurrency tests: customers ordering at the same moment)."""
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        barrier.wait()
+        return fn(i)
+
+    with ThreadPoolExecutor(n) as ex:
+        return list(ex.map(one, range(n)))
 
 
 def sql_exec(database, statements):

@@ -7,13 +7,12 @@ with mod_ospab and the Proxmox simulator, on SQLite and MariaDB (docs/operations
 """
 
 import json
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import harness
+from conftest import all_at_once
 from test_server import (NODE, PVE_ERRORS, call, err, ok, sim, srv, wait_guest, wait_idle,  # noqa: F401
                          world)
 
@@ -104,15 +103,8 @@ def test_fifty_creates_at_once_never_share_an_address(srv, sim, world, database)
     pool = pool_add(database, first="198.51.100.1", last="198.51.100.40", prefix=24,
                     gateway="198.51.100.254")
     sim.fault(kind="latency", seconds=0.2, path_prefix=f"/nodes/{NODE}/lxc", method="POST")
-    barrier = threading.Barrier(50)
-
-    def one(_):
-        barrier.wait()
-        return create(srv, world)
-
     try:
-        with ThreadPoolExecutor(50) as ex:
-            rs = list(ex.map(one, range(50)))
+        rs = all_at_once(50, lambda _: create(srv, world))
     finally:
         sim.clear_faults()
     made = [r.json() for r in rs if r.status_code == 201]

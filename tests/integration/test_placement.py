@@ -8,14 +8,12 @@ simulator with four nodes, on SQLite and MariaDB (docs/operations.md, "Nodes and
 placement").
 """
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import simulated, sql_exec
+from conftest import all_at_once, simulated, sql_exec
 from test_agent import agent, agent_port, wait_for  # noqa: F401
 from test_server import TIME_SCALE, call, err, ok, srv, wait_idle, world  # noqa: F401
 
@@ -144,15 +142,8 @@ def test_fifty_creates_at_once_never_overfill_a_node(srv, sim, world, database):
         # room for exactly 8 more servers of 1024 MB besides what the node has
         sample(database, n, (given[n] + 8 * 1024) / 1024, 0)
     sim.fault(kind="latency", seconds=0.2, path_prefix="/nodes/", method="POST")
-    barrier = threading.Barrier(50)
-
-    def one(_):
-        barrier.wait()
-        return create(srv, world)
-
     try:
-        with ThreadPoolExecutor(50) as ex:
-            rs = list(ex.map(one, range(50)))
+        rs = all_at_once(50, lambda _: create(srv, world))
     finally:
         sim.clear_faults()
     good = [r.json() for r in rs if r.status_code == 201]
