@@ -273,6 +273,8 @@ def main():
         time.sleep(0.25)
     # a server of the demo customer's own, so the panel's "My servers" is not empty: the
     # running container, bound by the billing site's sync (as seed 000 would)
+    # (the simulator spreads its first guests over the nodes: 101 is on whichever it chose)
+    WEB1["vps"]["node"] = sim.guest_info(101)["node"]
     post(url + "/api/vps/sync", httpd.sync_key, WEB1)
     env_file = base / "demo.env"
     # exported: the printed python line runs as a child of the shell that loads it
