@@ -1,4 +1,4 @@
-"""bench/poll: `ospab-agent --once` (one GET /cluster/resources?type=vm per cluster, the
+"""bench/poll: `ospab-agent --once` (one GET /cluster/resources per cluster, the
 guests matched to vps rows by node+vmid, metrics_latest written in one transaction, drift
 and alerts decided) against tests/pvesim with N guests on M nodes, every guest one of ours.
 
@@ -69,7 +69,7 @@ def sim_alone(sim, rounds):
         p = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
                             "--cacert", str(sim.ca), "-H",
                             f"Authorization: PVEAPIToken={sim.token}",
-                            sim.url + "/api2/json/cluster/resources?type=vm"],
+                            sim.url + "/api2/json/cluster/resources"],
                            capture_output=True, text=True, check=True)
         t, size = p.stdout.split()
         assert int(size) > 100 * 1000, f"the simulator's answer is only {size} bytes"
