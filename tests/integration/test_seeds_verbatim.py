@@ -581,8 +581,10 @@ def test_seed_003_server_management_on_a_new_container(demo):
     made = ok(call(demo, "POST", "/server/create", token, create["body"]), 201)
     conforms(made, create["answer"], "POST /server/create")
     # the seed's example has ipAddress null (DHCP: known once it runs); the demo's provider
-    # hands out addresses from an IP pool (issue 13), known at once
-    assert made["status"] == "creating" and made["ipAddress"].startswith("192.168.200."), made
+    # hands out addresses from an IP pool (issue 13), known at once (the cluster suite,
+    # which runs this flow too, has no pool)
+    assert made["status"] == "creating" and (made["ipAddress"] is None
+                                             or made["ipAddress"].startswith("192.168.200.")), made
     assert isinstance(made["proxmoxId"], int) and isinstance(made["rootPassword"], str) \
         and len(made["rootPassword"]) >= 12, made
     assert UPID.match(made["taskId"]), made
