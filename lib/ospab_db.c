@@ -410,7 +410,11 @@ apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id)
     int rc;
 
     *id = NULL;
-    rc = apr_dbd_select(db->driver, p, db->handle, &res, sql, 0);
+    /* random access (mysql_store_result): an error that comes instead of the row (Galera
+     * aborting this transaction for another node's write, 1213) is the select's own, so it
+     * is told apart as a conflict and the operation runs again; read row by row it looked
+     * like an empty answer */
+    rc = apr_dbd_select(db->driver, p, db->handle, &res, sql, 1);
     if (rc) {
         return failed(db, p, "last insert id", rc);
     }
@@ -420,7 +424,12 @@ apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id)
             *id = apr_pstrdup(p, v);
         }
     }
-    return *id ? APR_SUCCESS : APR_EGENERAL;
+    if (!*id) {
+        db->errcode = -1;
+        db->error = "last insert id: no answer";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
 }
 
 int ospab_db_is_constraint(const ospab_db_t *db)
