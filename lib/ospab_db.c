@@ -403,8 +403,8 @@ apr_status_t ospab_db_select_value(ospab_db_t *db, apr_pool_t *p, const char *la
 apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id)
 {
     /* A constant, parameterless query per dialect: apr_dbd has no call for this. */
-    const char *sql = db->dialect == OSPAB_DB_MYSQL ? "SELECT LAST_INSERT_ID()"
-                                                    : "SELECT last_insert_rowid()";
+    int mysql = db->dialect == OSPAB_DB_MYSQL;
+    const char *sql = mysql ? "SELECT LAST_INSERT_ID()" : "SELECT last_insert_rowid()";
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int rc;
@@ -414,14 +414,17 @@ apr_status_t ospab_db_last_id(ospab_db_t *db, apr_pool_t *p, const char **id)
      * aborting this transaction for another node's write, 1213) is the select's own, so it
      * is told apart as a conflict and the operation runs again; read row by row it looked
      * like an empty answer */
-    rc = apr_dbd_select(db->driver, p, db->handle, &res, sql, 1);
+    rc = apr_dbd_select(db->driver, p, db->handle, &res, sql, mysql);
     if (rc) {
         return failed(db, p, "last insert id", rc);
     }
-    while ((rc = apr_dbd_get_row(db->driver, p, res, &row, -1)) == 0) {
+    /* random access counts rows from 1; the sequential form takes -1 (the next) */
+    if (apr_dbd_get_row(db->driver, p, res, &row, mysql ? 1 : -1) == 0) {
         const char *v = apr_dbd_get_entry(db->driver, row, 0);
-        if (!*id && v) {
-            *id = apr_pstrdup(p, v);
+
+        *id = v ? apr_pstrdup(p, v) : NULL;
+        /* the sequential form's results must be read to the end */
+        while (!mysql && apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
         }
     }
     if (!*id) {
