@@ -620,14 +620,16 @@ static const ospab_field_t tariff_fields[] = {
     { "memory", OSPAB_FT_INT, 128, 4194304, NULL, OSPAB_FF_REQUIRED, NULL, "MB",
       "did you send GB? multiply by 1024" },
     { "disk", OSPAB_FT_INT, 1, 1048576, NULL, OSPAB_FF_REQUIRED, NULL, "GB", NULL },
+    /* the cluster its servers are placed in (lib/ospab_cluster.h); 0 or null: any */
+    { "cluster_id", OSPAB_FT_INT, 0, 2147483647, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
     { "enabled", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
     { "created_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
     { "updated_at", OSPAB_FT_TEXT, 0, 0, NULL, OSPAB_FF_READONLY, NULL, NULL, NULL },
 };
 static const col_t tariff_cols[] = {
     { "id", 'i' }, { "name", 's' }, { "price", 'i' }, { "cores", 'i' }, { "memory", 'i' },
-    { "disk", 'i' }, { "enabled", 'b' }, { "created_at", 't' }, { "updated_at", 't' },
-    { NULL, 0 }
+    { "disk", 'i' }, { "cluster_id", 'i' }, { "enabled", 'b' }, { "created_at", 't' },
+    { "updated_at", 't' }, { NULL, 0 }
 };
 
 static const ospab_field_t os_fields[] = {
@@ -755,6 +757,31 @@ void ospab_admin_catalog_get(ospab_db_t *db, apr_pool_t *p, ospab_admin_catalog_
     success(p, res, 200, c->what, rec);
 }
 
+/* In the open transaction: a tariff's cluster_id names a cluster (0/null: any). 1: fine;
+ * 0: res is the 422 and the transaction is over. */
+static int catalog_refs_ok(ospab_db_t *db, apr_pool_t *p, const catalog_t *c,
+                           const ospab_field_value_t *in, ospab_result_t *res)
+{
+    int i = ospab_fields_index(c->fields, c->nfields, "cluster_id");
+    const char *id, *found = NULL;
+
+    if (i < 0 || !in[i].present || !(id = in[i].value) || !strcmp(id, "0")) {
+        return 1;
+    }
+    if (ospab_db_select_value(db, p, "ospab_cluster_exists", 1, &id, &found) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return 0;
+    }
+    if (!found) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 422, apr_psprintf(p, "invalid %s: cluster_id: no cluster "
+                                                     "%s", c->what, id),
+                           json_pack("{s:s}", "cluster_id", "no such cluster"));
+        return 0;
+    }
+    return 1;
+}
+
 /* The end of a change: audited with details (stolen), committed, the record answered. */
 static void catalog_done(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                          const catalog_t *c, const char *action, const char *id,
@@ -788,8 +815,14 @@ void ospab_admin_catalog_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor
     }
     args[n++] = now;
     args[n++] = now;
-    if (ospab_db_begin(db, p) != APR_SUCCESS
-        || ospab_db_exec(db, p, c->insert, n, args, NULL) != APR_SUCCESS
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (!catalog_refs_ok(db, p, c, in, res)) {
+        return;
+    }
+    if (ospab_db_exec(db, p, c->insert, n, args, NULL) != APR_SUCCESS
         || ospab_db_last_id(db, p, &id) != APR_SUCCESS
         || catalog_load(db, p, c, id, &rec) != APR_SUCCESS || !rec) {
         ospab_result_db_failed(db, p, res);
@@ -821,8 +854,16 @@ void ospab_admin_catalog_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor
     }
     args[n++] = ospab_time_db(p, a->now);
     args[n++] = id;
-    if (ospab_db_begin(db, p) != APR_SUCCESS
-        || ospab_db_exec(db, p, c->update, n, args, NULL) != APR_SUCCESS
+    if (ospab_db_begin(db, p) != APR_SUCCESS) {
+        json_decref(changes);
+        ospab_result_db_failed(db, p, res);
+        return;
+    }
+    if (!catalog_refs_ok(db, p, c, in, res)) {
+        json_decref(changes);
+        return;
+    }
+    if (ospab_db_exec(db, p, c->update, n, args, NULL) != APR_SUCCESS
         || catalog_load(db, p, c, id, &rec) != APR_SUCCESS) {
         json_decref(changes);
         ospab_result_db_failed(db, p, res);

@@ -17,7 +17,7 @@
 /* ospab_nodes_place / ospab_node_place_one rows */
 enum { C_ID, C_NAME, C_STORAGE, C_BRIDGE, C_CPU_RATIO, C_MEM_RATIO, C_DISK_RATIO, C_STATUS,
        C_MAXCPU, C_MAXMEM, C_MEM, C_MAXDISK, C_DISK, C_SAMPLED_AT, C_GIVEN_CPU, C_GIVEN_RAM,
-       C_GIVEN_DISK, C_RECENT_RAM };
+       C_GIVEN_DISK, C_RECENT_RAM, C_CLUSTER_ID, C_CLUSTER_ENABLED };
 
 static apr_int64_t num(const char *s)
 {
@@ -46,6 +46,9 @@ static ospab_node_t *node_of(apr_pool_t *p, ospab_row_t r)
     n->given_ram = num(r[C_GIVEN_RAM]);
     n->given_disk = num(r[C_GIVEN_DISK]);
     n->recent_ram = num(r[C_RECENT_RAM]);
+    n->cluster_id = r[C_CLUSTER_ID];
+    n->cluster_enabled = !r[C_CLUSTER_ID] || (r[C_CLUSTER_ENABLED]
+                                              && !strcmp(r[C_CLUSTER_ENABLED], "1"));
     return n;
 }
 
@@ -192,7 +195,7 @@ apr_array_header_t *ospab_nodes_rank(apr_pool_t *p, const apr_array_header_t *no
 /* ---- the nodes as data ------------------------------------------------------------------------ */
 
 enum { F_NAME, F_STORAGE, F_BRIDGE, F_CPU_RATIO, F_MEM_RATIO, F_DISK_RATIO, F_ACCEPTS,
-       F_SSH_HOST, F_N };
+       F_SSH_HOST, F_CLUSTER_ID, F_N };
 
 static const ospab_field_t node_fields[F_N] = {
     { "name", OSPAB_FT_NODE, 0, 0, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
@@ -203,6 +206,7 @@ static const ospab_field_t node_fields[F_N] = {
     { "disk_ratio", OSPAB_FT_INT, 10, 1000, NULL, 0, "100", "percent", NULL },
     { "accepts", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
     { "ssh_host", OSPAB_FT_TEXT, 1, 255, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "cluster_id", OSPAB_FT_INT, 1, 2147483647LL, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
 };
 
 /* storage and bridge: Proxmox ids (letters, digits, '-', '_', '.') */
@@ -272,6 +276,7 @@ static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accep
                           "accepts", accepts && !strcmp(accepts, "1"));
 
     json_object_set_new(o, "ssh_host", ospab_json_str_or_null(ssh_host));
+    json_object_set_new(o, "cluster_id", ospab_json_int_or_null(n->cluster_id));
     json_object_set_new(o, "sample", !n->sampled_at ? json_null() : json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "status", ospab_json_str_or_null(n->status),
         "maxcpu", int_or_null(n->maxcpu), "maxmem", int_or_null(n->maxmem),
@@ -301,8 +306,8 @@ void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_resul
         ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
 
         /* the placement row, then accepts and ssh_host */
-        json_array_append_new(list, node_json(p, node_of(p, r), r[C_RECENT_RAM + 1],
-                                              r[C_RECENT_RAM + 2]));
+        json_array_append_new(list, node_json(p, node_of(p, r), r[C_CLUSTER_ENABLED + 1],
+                                              r[C_CLUSTER_ENABLED + 2]));
     }
     if (id && !json_array_size(list)) {
         json_decref(list);
@@ -350,6 +355,30 @@ static int node_write(ospab_db_t *db, apr_pool_t *p, const char *label, const ch
     return 0;
 }
 
+/* In the open transaction: the cluster the request names exists. 1: it does (or none was
+ * named); 0: res is the answer and the transaction is over. */
+static int cluster_known(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
+                         ospab_result_t *res)
+{
+    const char *found = NULL, *id = in[F_CLUSTER_ID].value;
+
+    if (!in[F_CLUSTER_ID].present || !id) {
+        return 1;
+    }
+    if (ospab_db_select_value(db, p, "ospab_cluster_exists", 1, &id, &found) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return 0;
+    }
+    if (!found) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 422, apr_psprintf(p, "invalid node: cluster_id: no "
+                                                     "cluster %s", in[F_CLUSTER_ID].value),
+                           json_pack("{s:s}", "cluster_id", "no such cluster"));
+        return 0;
+    }
+    return 1;
+}
+
 void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,
                        ospab_result_t *res)
 {
@@ -369,7 +398,7 @@ void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, js
         ospab_result_db_failed(db, p, res);
         return;
     }
-    if (!node_write(db, p, "ospab_node_insert", args, res)) {
+    if (!cluster_known(db, p, in, res) || !node_write(db, p, "ospab_node_insert", args, res)) {
         return;
     }
     if (ospab_db_last_id(db, p, &id) != APR_SUCCESS
@@ -413,7 +442,7 @@ void ospab_node_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, co
     }
     args[F_N] = ospab_time_db(p, a->now);
     args[F_N + 1] = id;
-    if (!node_write(db, p, "ospab_node_update", args, res)) {
+    if (!cluster_known(db, p, in, res) || !node_write(db, p, "ospab_node_update", args, res)) {
         return;
     }
     if (ospab_audit(db, p, a, "node.update", "node", id, node_details(in)) != APR_SUCCESS

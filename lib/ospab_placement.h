@@ -27,6 +27,8 @@
  * sample (bytes; maxcpu: CPUs) and what servers on it have been given (MB, GB). */
 typedef struct {
     const char *id, *name, *storage, *bridge, *status, *sampled_at;
+    const char *cluster_id;         /* NULL: the configured cluster's node */
+    int cluster_enabled;            /* its cluster takes new servers (1 for NULL) */
     apr_int64_t cpu_ratio, mem_ratio, disk_ratio;
     apr_int64_t maxcpu, maxmem, mem, maxdisk, disk;     /* -1: not sampled */
     apr_int64_t given_cpu, given_ram, given_disk, recent_ram;

@@ -208,7 +208,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     }
     if (ospab_vps_load_owned(db, p, who, id, &v, res)
         || ospab_srv_refuse_suspended(p, who, v, "resize", res)
-        || ospab_srv_on_proxmox(p, c, v, res)
+        || ospab_srv_on_proxmox(db, p, &c, v, res)
         || resize_allowed(db, p, c, who, v, val, tariff_id, &tariff, res)) {
         return;
     }
@@ -302,7 +302,7 @@ int ospab_server_sync_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_c
     memset(res, 0, sizeof(*res));
     *upid = NULL;
     ospab_srv_billing(v, &who);
-    if (ospab_srv_on_proxmox(p, c, v, res)) {
+    if (ospab_srv_on_proxmox(db, p, &c, v, res)) {
         return 1;
     }
     if (val[2] && apr_atoi64(val[2]) < apr_atoi64(v->disk)) {

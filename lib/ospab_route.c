@@ -145,5 +145,11 @@ const ospab_route_t ospab_api_routes[] = {
     { "GET", "/api/admin/nodes/{id}", OSPAB_OP_ADMIN_NODES, "get" },
     { "PUT", "/api/admin/nodes/{id}", OSPAB_OP_ADMIN_NODES, "update" },
     { "DELETE", "/api/admin/nodes/{id}", OSPAB_OP_ADMIN_NODES, "delete" },
+    { "GET", "/api/admin/clusters", OSPAB_OP_ADMIN_CLUSTERS, "list" },
+    { "POST", "/api/admin/clusters", OSPAB_OP_ADMIN_CLUSTERS, "create" },
+    { "GET", "/api/admin/clusters/{id}", OSPAB_OP_ADMIN_CLUSTERS, "get" },
+    { "PUT", "/api/admin/clusters/{id}", OSPAB_OP_ADMIN_CLUSTERS, "update" },
+    { "DELETE", "/api/admin/clusters/{id}", OSPAB_OP_ADMIN_CLUSTERS, "delete" },
+    { "POST", "/api/admin/clusters/{id}/test", OSPAB_OP_ADMIN_CLUSTERS, "test" },
     { NULL, NULL, OSPAB_OP_NONE, NULL }
 };

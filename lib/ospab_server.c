@@ -110,17 +110,51 @@ const char *ospab_srv_guest_path(apr_pool_t *p, const ospab_vps_t *v, const char
                           c, NULL);
 }
 
-/* Proxmox configured, a Proxmox server, provisioned. 0: fine; 1: res is set. */
-int ospab_srv_on_proxmox(apr_pool_t *p, const ospab_server_conf_t *c, const ospab_vps_t *v,
-                         ospab_result_t *res)
+const ospab_server_conf_t *ospab_srv_for(ospab_db_t *db, apr_pool_t *p,
+                                         const ospab_server_conf_t *c, const char *node,
+                                         ospab_result_t *res)
 {
+    ospab_server_conf_t *cc;
+    ospab_pve_t *pve = NULL;
+    const char *url = NULL;
+
+    if (c->clusters) {
+        pve = ospab_clusters_pve(c->clusters, db, p, node, &url);
+    }
+    if (!url) {                         /* no registered cluster's: the configured one */
+        if (!c->pve && res) {
+            ospab_result_error(p, res, 503, "server management is not configured "
+                               "(OspabProxmoxURL, or a cluster for this node)", NULL);
+        }
+        return c->pve ? c : NULL;
+    }
+    if (!pve) {
+        if (res) {
+            res->log = apr_psprintf(p, "the cluster of node %s cannot be used: its token "
+                                    "does not open with OspabSecretKey", node);
+            ospab_result_error(p, res, 503, "server management is unavailable for this "
+                               "server's node, please contact support", NULL);
+        }
+        return NULL;
+    }
+    cc = apr_pmemdup(p, c, sizeof(*c));
+    cc->pve = pve;
+    cc->url = url;
+    return cc;
+}
+
+int ospab_srv_on_proxmox(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t **c,
+                         const ospab_vps_t *v, ospab_result_t *res)
+{
+    const ospab_server_conf_t *cc;
+
     if (strcmp(v->hypervisor, "proxmox")) {
         ospab_result_error(p, res, 501, apr_psprintf(p, "this server runs on %s: the panel "
                            "manages Proxmox servers only, ask support", v->hypervisor),
                            NULL);
         return 1;
     }
-    if (!c->pve) {
+    if (!(*c)->pve && !(*c)->clusters) {
         ospab_result_error(p, res, 503, "server management is not configured "
                            "(OspabProxmoxURL)", NULL);
         return 1;
@@ -129,6 +163,10 @@ int ospab_srv_on_proxmox(apr_pool_t *p, const ospab_server_conf_t *c, const ospa
         ospab_result_error(p, res, 409, ospab_srv_unlinked_text(p, v), NULL);
         return 1;
     }
+    if (!(cc = ospab_srv_for(db, p, *c, v->node, res))) {
+        return 1;
+    }
+    *c = cc;
     return 0;
 }
 
@@ -147,7 +185,7 @@ void ospab_server_power(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
     int only_start = 0;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_task_prepare(db, p, c, who, a, id, action, &v, &task_id, res)) {
+    if (ospab_task_prepare(db, p, &c, who, a, id, action, &v, &task_id, res)) {
         return;
     }
 
@@ -239,6 +277,7 @@ static int over_quota(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
  * or the configured one. */
 typedef struct {
     const char *id, *name, *storage, *bridge;
+    const ospab_server_conf_t *c;       /* its cluster's settings (ospab_srv_for) */
 } target_t;
 
 /* What a create needs on its way (ospab_server_create -> create_on). */
@@ -471,37 +510,62 @@ static int node_has_template(apr_pool_t *p, const ospab_server_conf_t *c, const 
 static int targets_of(ospab_db_t *db, apr_pool_t *p, create_t *k, apr_array_header_t **targets,
                       ospab_result_t *res)
 {
-    const ospab_server_conf_t *c = k->c;
+    const ospab_server_conf_t *c = k->c, *nc;
     apr_array_header_t *nodes, *ranked;
-    const char *why;
+    const char *why, *cluster = NULL;
     int any, i;
 
     *targets = apr_array_make(p, 4, sizeof(target_t));
-    if (ospab_nodes_load(db, p, &nodes, &any) != APR_SUCCESS) {
+    if (ospab_nodes_load(db, p, &nodes, &any) != APR_SUCCESS
+        || ospab_db_select_value(db, p, "ospab_tariff_cluster", 1, &k->tariff_s, &cluster)
+            != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return 1;
     }
     if (!any) {
-        target_t *t = apr_array_push(*targets);
+        target_t *t;
 
+        if (!c->pve || !c->node) {
+            ospab_result_error(p, res, 503, "server management is not configured "
+                               "(OspabProxmoxURL, OspabProxmoxNode, or registered nodes)",
+                               NULL);
+            return 1;
+        }
+        t = apr_array_push(*targets);
         t->id = NULL;
         t->name = c->node;
         t->storage = c->storage;
         t->bridge = c->bridge;
+        t->c = c;
         return 0;
     }
     ranked = ospab_nodes_rank(p, nodes, &k->need, k->a->now, &why);
     for (i = 0; i < ranked->nelts; ++i) {
         const ospab_node_t *n = APR_ARRAY_IDX(ranked, i, const ospab_node_t *);
+        const char *skip = NULL;
         target_t *t;
 
-        /* a node that has not got the template cannot make the container */
-        if (!node_has_template(p, c, k->a, n->name, k->os->template_)) {
-            why = apr_psprintf(p, "%s%s%s: no %s", why ? why : "", why ? "; " : "", n->name,
-                               k->os->template_);
+        /* the tariff's cluster only; not a cluster taken out of placement, nor one the
+         * panel cannot reach; and a node that has not got the template cannot make it */
+        if (cluster && (!n->cluster_id || strcmp(cluster, n->cluster_id))) {
+            skip = "not in the tariff's cluster";
+        }
+        else if (!n->cluster_enabled) {
+            skip = "its cluster takes no new servers";
+        }
+        else if (!(nc = ospab_srv_for(db, p, c, n->name, NULL))) {
+            skip = "its cluster cannot be reached by the panel";
+        }
+        else if (!node_has_template(p, nc, k->a, n->name, k->os->template_)) {
+            skip = apr_pstrcat(p, "no ", k->os->template_, NULL);
+        }
+        if (skip) {
+            why = apr_psprintf(p, "%s%s%s: %s", why ? why : "", why ? "; " : "", n->name,
+                               skip);
             continue;
         }
         t = apr_array_push(*targets);
+        t->c = nc;
         t->id = n->id;
         t->name = n->name;
         t->storage = n->storage ? n->storage : c->storage;
@@ -571,7 +635,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         return;
     }
     json_decref(errors);
-    if (!c->pve || !c->node) {
+    if (!c->pve && !c->clusters) {
         ospab_result_error(p, res, 503, "server management is not configured "
                            "(OspabProxmoxURL, OspabProxmoxNode)", NULL);
         return;
@@ -591,20 +655,28 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         return;
     }
     k.password = ospab_server_new_password(p);
-    /* Proxmox's next free vmid. Creates running at the same time get the same one until the
-     * first container exists: whoever loses (our unique node+vmid, or Proxmox's "already
-     * exists") moves on to another rather than asking again. */
-    if (ospab_srv_pve_call(c, p, a, "GET", "/cluster/nextid", NULL, &pr) != APR_SUCCESS) {
-        ospab_srv_pve_failed(p, &pr, "nextid", res);
-        return;
-    }
-    if (!ospab_pve_int(pr.data, &k.vmid)) {
-        res->log = "Proxmox nextid: not a number";
-        ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
-        return;
-    }
     for (i = 0; i < targets->nelts && rc == 1; ++i) {
-        rc = create_on(db, p, &k, &APR_ARRAY_IDX(targets, i, target_t), res);
+        const target_t *t = &APR_ARRAY_IDX(targets, i, target_t);
+
+        /* Proxmox's next free vmid, of the target's cluster. Creates running at the same
+         * time get the same one until the first container exists: whoever loses (our
+         * unique node+vmid, or Proxmox's "already exists") moves on to another rather than
+         * asking again. */
+        if (!i || t->c->pve != k.c->pve) {
+            k.c = t->c;
+            if (ospab_srv_pve_call(k.c, p, a, "GET", "/cluster/nextid", NULL, &pr)
+                    != APR_SUCCESS) {
+                ospab_srv_pve_failed(p, &pr, "nextid", res);
+                return;
+            }
+            if (!ospab_pve_int(pr.data, &k.vmid)) {
+                res->log = "Proxmox nextid: not a number";
+                ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read",
+                                   NULL);
+                return;
+            }
+        }
+        rc = create_on(db, p, &k, t, res);
     }
     if (rc == 1) {
         /* every node that could take it had been filled by creates at the same time */
@@ -660,7 +732,7 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         deleted_now(p, res);
         return;
     }
-    if (ospab_task_prepare(db, p, c, who, a, id, "delete", &v, &task_id, res)) {
+    if (ospab_task_prepare(db, p, &c, who, a, id, "delete", &v, &task_id, res)) {
         return;
     }
     rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
@@ -696,7 +768,7 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
     memset(res, 0, sizeof(*res));
     if (ospab_vps_load_owned(db, p, who, id, &v, res)
         || ospab_srv_refuse_suspended(p, who, v, "password", res)
-        || ospab_srv_on_proxmox(p, c, v, res)) {
+        || ospab_srv_on_proxmox(db, p, &c, v, res)) {
         return;
     }
     if (!strcmp(ospab_vps_kind(v), "lxc") && !c->ssh) {
@@ -839,7 +911,7 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         return;
     }
     if (ospab_srv_refuse_suspended(p, who, v, "console", res)
-        || ospab_srv_on_proxmox(p, c, v, res)) {
+        || ospab_srv_on_proxmox(db, p, &c, v, res)) {
         return;
     }
     if (ospab_srv_pve_call(c, p, a, "POST", ospab_srv_guest_path(p, v, "vncproxy", NULL, NULL),
@@ -880,7 +952,7 @@ void ospab_server_tasks(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
     if (ospab_vps_load_owned(db, p, who, id, &v, res)) {
         return;
     }
-    if (c->pve && !ospab_srv_on_proxmox(p, c, v, res)) {
+    if ((c->pve || c->clusters) && !ospab_srv_on_proxmox(db, p, &c, v, res)) {
         ospab_task_follow_up(db, p, c, a, v);
     }
     memset(res, 0, sizeof(*res));

@@ -13,6 +13,7 @@
 #include "ospab_sync.h"
 #include "ospab_customer.h"
 #include "ospab_vps.h"
+#include "ospab_cluster.h"
 
 /* What customers may do with PUT /api/server/{id}/resize (OspabResize); admins may always
  * set any size within the per-field bounds. */
@@ -23,8 +24,13 @@ typedef enum {
 } ospab_resize_policy_e;
 
 typedef struct ospab_server_conf_t {
-    ospab_pve_t *pve;               /* NULL: Proxmox is not configured (503) */
-    const char *url;                /* Proxmox base URL, for console links */
+    ospab_pve_t *pve;               /* the configured cluster's (OspabProxmoxURL; NULL: none):
+                                     * for servers on nodes of no registered cluster */
+    const char *url;                /* its base URL, for console links */
+    ospab_clusters_t *clusters;     /* the clusters registered in the database (lib/
+                                     * ospab_cluster.h): a server on one of their nodes is
+                                     * managed through its cluster's client (ospab_srv_for);
+                                     * NULL: none are used */
     const char *node;               /* node new servers go to */
     const char *storage;            /* rootfs storage, e.g. local-lvm */
     const char *bridge;             /* e.g. vmbr0 */

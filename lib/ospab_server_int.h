@@ -25,9 +25,16 @@ apr_status_t ospab_srv_pve_call(const ospab_server_conf_t *c, apr_pool_t *p,
 /* "/nodes/<node>/<lxc|qemu>/<vmid>/<a>/<b>/<c>" (NULL ends it early) */
 const char *ospab_srv_guest_path(apr_pool_t *p, const ospab_vps_t *v, const char *a,
                                  const char *b, const char *c);
-/* Proxmox configured, a Proxmox server, linked to its guest. 0: fine; 1: res is set. */
-int ospab_srv_on_proxmox(apr_pool_t *p, const ospab_server_conf_t *c, const ospab_vps_t *v,
-                         ospab_result_t *res);
+/* The settings for a guest on node: c itself for a node of no registered cluster, else a
+ * copy with its cluster's client and URL. NULL with res a 503 (when res is not NULL): the
+ * node's cluster cannot be used, or no cluster serves the node at all. */
+const ospab_server_conf_t *ospab_srv_for(ospab_db_t *db, apr_pool_t *p,
+                                         const ospab_server_conf_t *c, const char *node,
+                                         ospab_result_t *res);
+/* Proxmox configured, a Proxmox server, linked to its guest; *c becomes the settings of its
+ * node's cluster (ospab_srv_for). 0: fine; 1: res is set. */
+int ospab_srv_on_proxmox(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t **c,
+                         const ospab_vps_t *v, ospab_result_t *res);
 /* 1 and *out when v is a JSON integer >= 1 (an id in a request body). */
 int ospab_srv_positive_int(json_t *v, apr_int64_t *out);
 /* The billing site's principal for a server (the sync API's changes to guests): it may do

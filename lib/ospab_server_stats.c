@@ -75,7 +75,7 @@ void ospab_server_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                            NULL);
         return;
     }
-    if (ospab_vps_load_owned(db, p, who, id, &v, res) || ospab_srv_on_proxmox(p, c, v, res)) {
+    if (ospab_vps_load_owned(db, p, who, id, &v, res) || ospab_srv_on_proxmox(db, p, &c, v, res)) {
         return;
     }
     ospab_task_follow_up(db, p, c, a, v);

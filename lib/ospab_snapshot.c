@@ -47,7 +47,7 @@ void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_co
     memset(res, 0, sizeof(*res));
     if (ospab_vps_load_owned(db, p, who, id, &v, res)
         || ospab_srv_refuse_suspended(p, who, v, "snapshots", res)
-        || ospab_srv_on_proxmox(p, c, v, res)) {
+        || ospab_srv_on_proxmox(db, p, &c, v, res)) {
         return;
     }
     if (ospab_srv_pve_call(c, p, a, "GET", ospab_srv_guest_path(p, v, "snapshot", NULL, NULL),
@@ -111,7 +111,7 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
     }
     action = !strcmp(op, "create") ? "snapshot" : !strcmp(op, "delete") ? "delsnapshot"
                                                                         : "rollback";
-    if (ospab_task_prepare(db, p, c, who, a, id, action, &v, &task_id, res)) {
+    if (ospab_task_prepare(db, p, &c, who, a, id, action, &v, &task_id, res)) {
         return;
     }
     if (!strcmp(op, "create")) {

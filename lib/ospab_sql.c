@@ -43,8 +43,12 @@
     "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name), " \
     "(SELECT COALESCE(SUM(v.disk), 0) FROM vps v WHERE v.node = n.name), " \
     "(SELECT COALESCE(SUM(v.ram), 0) FROM vps v WHERE v.node = n.name " \
-    "AND v.created_at > n.sampled_at)"
+    "AND v.created_at > n.sampled_at), n.cluster_id, " \
+    "(SELECT c.enabled FROM clusters c WHERE c.id = n.cluster_id)"
 #define NODE_PLACE NODE_PLACE_COLS " FROM nodes n"
+#define CLUSTER_ADMIN "c.id, c.name, c.api_url, c.token_id, c.ca_pem, c.enabled, " \
+    "c.created_at, c.updated_at, (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id) " \
+    "FROM clusters c"
 #define NODE_PLACE_ACCEPTS NODE_PLACE_COLS ", n.accepts, n.ssh_host FROM nodes n"
 
 const ospab_sql_t ospab_sql_api[] = {
@@ -258,14 +262,45 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_node_admin_one", "SELECT " NODE_PLACE_ACCEPTS " WHERE n.id = %s" },
     /* the settings in ospab_placement.c's field order */
     { "ospab_node_settings",
-      "SELECT name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, ssh_host "
-      "FROM nodes WHERE id = %s" },
+      "SELECT name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, ssh_host, "
+      "cluster_id FROM nodes WHERE id = %s" },
     { "ospab_node_insert",
       "INSERT INTO nodes (name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, "
-      "ssh_host, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      "ssh_host, cluster_id, created_at, updated_at) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
     { "ospab_node_update",
       "UPDATE nodes SET name = %s, storage = %s, bridge = %s, cpu_ratio = %s, mem_ratio = %s, "
-      "disk_ratio = %s, accepts = %s, ssh_host = %s, updated_at = %s WHERE id = %s" },
+      "disk_ratio = %s, accepts = %s, ssh_host = %s, cluster_id = %s, updated_at = %s "
+      "WHERE id = %s" },
+    { "ospab_cluster_exists", "SELECT id FROM clusters WHERE id = %s" },
+    /* the cluster a tariff's servers are placed in (NULL: any) */
+    { "ospab_tariff_cluster", "SELECT cluster_id FROM tariffs WHERE id = %s" },
+    /* Proxmox clusters as data (lib/ospab_cluster.c, 010_clusters.sql); rows:
+     * ospab_cluster.c's C_* columns */
+    { "ospab_clusters_all",
+      "SELECT id, name, api_url, token_id, token_secret, ca_pem, enabled, updated_at "
+      "FROM clusters ORDER BY id" },
+    { "ospab_cluster_row",
+      "SELECT id, name, api_url, token_id, token_secret, ca_pem, enabled, updated_at "
+      "FROM clusters WHERE id = %s" },
+    { "ospab_clusters_stamp", "SELECT COUNT(*), MAX(updated_at) FROM clusters" },
+    { "ospab_cluster_same", "SELECT id FROM clusters WHERE name = %s OR api_url = %s" },
+    { "ospab_cluster_insert",
+      "INSERT INTO clusters (name, api_url, token_id, token_secret, ca_pem, enabled, "
+      "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "ospab_cluster_update",
+      "UPDATE clusters SET name = %s, api_url = %s, token_id = %s, token_secret = %s, "
+      "ca_pem = %s, enabled = %s, updated_at = %s WHERE id = %s" },
+    { "ospab_cluster_users",
+      "SELECT (SELECT COUNT(*) FROM nodes WHERE cluster_id = %s), "
+      "(SELECT COUNT(*) FROM tariffs WHERE cluster_id = %s)" },
+    { "ospab_cluster_delete", "DELETE FROM clusters WHERE id = %s" },
+    /* an imported cluster takes the nodes of none */
+    { "ospab_nodes_claim", "UPDATE nodes SET cluster_id = %s WHERE cluster_id IS NULL" },
+    { "ospab_node_clusters", "SELECT name, cluster_id FROM nodes WHERE cluster_id IS NOT NULL" },
+    /* the admin API's view: never the secret */
+    { "ospab_clusters_admin", "SELECT " CLUSTER_ADMIN " ORDER BY c.id" },
+    { "ospab_cluster_admin_one", "SELECT " CLUSTER_ADMIN " WHERE c.id = %s" },
     /* a server's node's own sshd (root password resets) */
     { "ospab_node_ssh_host", "SELECT ssh_host FROM nodes WHERE name = %s" },
     { "ospab_node_delete", "DELETE FROM nodes WHERE id = %s" },

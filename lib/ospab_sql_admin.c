@@ -10,7 +10,8 @@
 #include "ospab_db.h"
 
 #define USER_COLS "id, email, name, role, enabled, created_at, updated_at"
-#define TARIFF_COLS "id, name, price, cores, memory, disk, enabled, created_at, updated_at"
+#define TARIFF_COLS "id, name, price, cores, memory, disk, cluster_id, enabled, created_at, " \
+    "updated_at"
 #define OS_COLS "id, name, type, template, kind, enabled, created_at, updated_at"
 #define AUDIT_COLS "id, actor_type, actor_id, action, target_type, target_id, details, " \
                    "remote_addr, created_at"
@@ -39,15 +40,17 @@ const ospab_sql_t ospab_sql_admin[] = {
     { "ospab_admin_tariffs", "SELECT " TARIFF_COLS " FROM tariffs ORDER BY id" },
     { "ospab_admin_tariff_get", "SELECT " TARIFF_COLS " FROM tariffs WHERE id = %s" },
     { "ospab_admin_tariff_insert",
-      "INSERT INTO tariffs (name, price, cores, memory, disk, enabled, created_at, updated_at) "
-      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+      "INSERT INTO tariffs (name, price, cores, memory, disk, cluster_id, enabled, "
+      "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, NULLIF(%s, '0'), %s, %s, %s)" },
     /* a partial update in one statement: NULL keeps the column (none of them is nullable),
      * so two admins changing different fields at once both win */
     { "ospab_admin_tariff_update",
       "UPDATE tariffs SET name = COALESCE(%s, name), price = COALESCE(%s, price), "
       "cores = COALESCE(%s, cores), memory = COALESCE(%s, memory), "
-      "disk = COALESCE(%s, disk), enabled = COALESCE(%s, enabled), updated_at = %s "
-      "WHERE id = %s" },
+      "disk = COALESCE(%s, disk), "
+      /* cluster_id may be cleared: 0 or null means any cluster, so absent (NULL) keeps it */
+      "cluster_id = NULLIF(COALESCE(%s, COALESCE(cluster_id, '0')), '0'), "
+      "enabled = COALESCE(%s, enabled), updated_at = %s WHERE id = %s" },
     { "ospab_admin_tariff_delete", "DELETE FROM tariffs WHERE id = %s" },
     { "ospab_admin_tariff_used", "SELECT COUNT(*) FROM vps WHERE tariff_id = %s" },
     /* OS templates */

@@ -123,7 +123,8 @@ json_t *ospab_suspension_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server
     if (ospab_vps_load(db, p, "ospab_vps_get", id, &v) != APR_SUCCESS || !v) {
         return NULL;
     }
-    if (!c || !c->pve || strcmp(v->hypervisor, "proxmox") || !v->node || !v->vmid) {
+    if (!c || strcmp(v->hypervisor, "proxmox") || !v->node || !v->vmid
+        || !(c = ospab_srv_for(db, p, c, v->node, NULL))) {
         return json_pack("{s:s, s:s}", "action", "none",
                          "reason", "no Proxmox guest the panel reaches");
     }

@@ -241,7 +241,7 @@ static const ospab_vps_t *bound_guest(ospab_db_t *db, apr_pool_t *p,
 {
     const ospab_vps_t *v = NULL;
 
-    if (!guests || !guests->pve
+    if (!guests || (!guests->pve && !guests->clusters)
         || ospab_vps_load(db, p, "ospab_vps_get", id, &v) != APR_SUCCESS || !v
         || strcmp(v->hypervisor, "proxmox") || !v->node || !v->vmid) {
         return NULL;

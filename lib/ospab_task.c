@@ -365,8 +365,8 @@ void ospab_server_follow(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
 {
     const ospab_vps_t *v;
 
-    if (c->pve && ospab_vps_load(db, p, "ospab_vps_get", id, &v) == APR_SUCCESS && v
-        && v->node && v->vmid) {
+    if ((c->pve || c->clusters) && ospab_vps_load(db, p, "ospab_vps_get", id, &v) == APR_SUCCESS
+        && v && v->node && v->vmid && (c = ospab_srv_for(db, p, c, v->node, NULL)) != NULL) {
         ospab_task_follow_up(db, p, c, a, v);
     }
 }
@@ -442,17 +442,17 @@ int ospab_task_started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, co
     return 0;
 }
 
-int ospab_task_prepare(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+int ospab_task_prepare(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t **c,
                        const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                        const char *action, const ospab_vps_t **v, const char **task_id,
                        ospab_result_t *res)
 {
     if (ospab_vps_load_owned(db, p, who, id, v, res)
         || ospab_srv_refuse_suspended(p, who, *v, action, res)
-        || ospab_srv_on_proxmox(p, c, *v, res)) {
+        || ospab_srv_on_proxmox(db, p, c, *v, res)) {
         return 1;
     }
-    ospab_task_follow_up(db, p, c, a, *v);
+    ospab_task_follow_up(db, p, *c, a, *v);
     /* again: a finished task may have changed it, or deleted it */
     if (ospab_vps_load_owned(db, p, who, id, v, res)
         || ospab_srv_refuse_suspended(p, who, *v, action, res)) {

@@ -64,8 +64,9 @@ int ospab_task_started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                        const char *task_id, apr_status_t rv, ospab_pve_result_t *pr,
                        const char *what, const char **upid, ospab_result_t *res);
 /* Load the caller's server, check it is on Proxmox, follow its tasks up, take it for
- * action. 0: ready (*v, *task_id); 1: res is set. */
-int ospab_task_prepare(ospab_db_t *db, apr_pool_t *p, const struct ospab_server_conf_t *c,
+ * action. 0: ready (*v, *task_id, *c the settings of the server's cluster); 1: res is
+ * set. */
+int ospab_task_prepare(ospab_db_t *db, apr_pool_t *p, const struct ospab_server_conf_t **c,
                        const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                        const char *action, const ospab_vps_t **v, const char **task_id,
                        ospab_result_t *res);

@@ -5,6 +5,7 @@
 #include "ospab_admin.h"
 #include "ospab_ippool.h"
 #include "ospab_placement.h"
+#include "ospab_cluster.h"
 #include "ospab_server.h"
 
 /* One admin call, as ospab_mod_run runs it. */
@@ -34,6 +35,7 @@ static int takes_body(const admin_call_t *c)
     case OSPAB_OP_ADMIN_OS:
     case OSPAB_OP_ADMIN_IPPOOLS:
     case OSPAB_OP_ADMIN_NODES:
+    case OSPAB_OP_ADMIN_CLUSTERS:
         return is(c, "create") || is(c, "update");
     case OSPAB_OP_ADMIN_SERVERS:
         return is(c, "owner") ? 1 : is(c, "suspend") || is(c, "unsuspend") ? 2 : 0;
@@ -98,6 +100,44 @@ static apr_table_t *query_of(request_rec *r)
         apr_table_add(t, pair, eq ? eq : "");
     }
     return t;
+}
+
+/* /api/admin/clusters: the key seals tokens; a change is seen by this process at once and
+ * by the others within their cache's ttl */
+static void clusters_op(admin_call_t *c, apr_pool_t *p, ospab_result_t *res)
+{
+    ospab_srv_conf_t *sc = ospab_mod_srv_conf(c->r);
+
+    if (is(c, "list") || is(c, "get")) {
+        if (c->conf->clusters) {        /* the configured cluster is imported by now */
+            ospab_clusters_refresh(c->conf->clusters, c->db, p);
+        }
+        ospab_clusters_list(c->db, p, c->id, res);
+        return;
+    }
+    if (is(c, "test")) {
+        ospab_cluster_test_conf_t tc;
+
+        tc.connect_timeout_ms = 1000L * (sc->pve_connect_timeout != -1
+                                         ? sc->pve_connect_timeout
+                                         : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
+        tc.timeout_ms = 1000L * (sc->pve_timeout != -1 ? sc->pve_timeout
+                                                       : OSPAB_DEFAULT_PVE_TIMEOUT);
+        ospab_cluster_test(c->db, p, sc->seal_key, &tc, &c->actor, c->id, res);
+        return;
+    }
+    if (is(c, "create")) {
+        ospab_cluster_create(c->db, p, sc->seal_key, &c->actor, c->body, res);
+    }
+    else if (is(c, "update")) {
+        ospab_cluster_update(c->db, p, sc->seal_key, &c->actor, c->id, c->body, res);
+    }
+    else {
+        ospab_cluster_delete(c->db, p, &c->actor, c->id, res);
+    }
+    if (res->status < 300 && c->conf->clusters) {
+        ospab_clusters_invalidate(c->conf->clusters);
+    }
 }
 
 static void admin_op(void *ctx, ospab_result_t *res)
@@ -197,6 +237,12 @@ static void admin_op(void *ctx, ospab_result_t *res)
         else {
             ospab_node_delete(c->db, p, &c->actor, c->id, res);
         }
+        if (res->status < 300 && c->conf->clusters) {
+            ospab_clusters_invalidate(c->conf->clusters);   /* its cluster may have changed */
+        }
+        break;
+    case OSPAB_OP_ADMIN_CLUSTERS:
+        clusters_op(c, p, res);
         break;
     default:
         /* a route of the table this file does not know: the dispatcher's mistake */

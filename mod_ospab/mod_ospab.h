@@ -24,6 +24,8 @@
 #include "ospab_pve.h"
 #include "ospab_ssh.h"
 #include "ospab_server.h"
+#include "ospab_cluster.h"
+#include "ospab_seal.h"
 
 extern module AP_MODULE_DECLARE_DATA ospab_module;
 APLOG_USE_MODULE(ospab);
@@ -63,6 +65,9 @@ typedef struct {
     int server_quota;                              /* OspabServerQuota (-1 unset) */
     int resize;                                    /* OspabResize (-1 unset) */
     ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */
+    const ospab_seal_key_t *seal_key;              /* OspabSecretKey (read as root) */
+    ospab_clusters_t *clusters;                    /* this child's clients of the clusters
+                                                    * in the database (child_init) */
     ospab_pve_t *pve;                              /* this child's client (child_init) */
     ospab_pve_shared_t *pve_shared;                /* what all children saw (post_config) */
     ospab_server_conf_t server;                    /* the above with their defaults, as
@@ -73,6 +78,8 @@ typedef struct {
 #define OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT 3
 #define OSPAB_DEFAULT_PVE_TIMEOUT 10
 #define OSPAB_DEFAULT_SERVER_QUOTA 5
+/* how long a child trusts its read of the clusters and nodes tables */
+#define OSPAB_CLUSTERS_TTL apr_time_from_sec(10)
 
 #define OSPAB_DEFAULT_LEEWAY 30
 #define OSPAB_DEFAULT_ACCESS_TTL 900

@@ -61,6 +61,7 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(rl_limit);
     MERGE_INT(rl_window);
     MERGE_INT(rl_logins);
+    MERGE_PTR(seal_key);
     MERGE_PTR(pve_url);
     MERGE_PTR(pve_token);
     MERGE_PTR(pve_ca);
@@ -253,6 +254,23 @@ static const char *read_small_file(apr_pool_t *p, const char *path, const char *
 }
 
 /* Proxmox directives taking one word: stored by name. */
+/* read now, as root: the key file can stay readable by root (and the agent's user) only */
+static const char *set_secret_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+    const char *why = NULL, *spec = arg;
+
+    (void)dc;
+    if (!strncmp(arg, "file:", 5)) {
+        spec = apr_pstrcat(cmd->pool, "file:", ap_server_root_relative(cmd->pool, arg + 5),
+                           NULL);
+    }
+    if (ospab_seal_key_load(cmd->pool, spec, &c->seal_key, &why) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "OspabSecretKey: %s", why);
+    }
+    return NULL;
+}
+
 static const char *set_pve(cmd_parms *cmd, void *dc, const char *arg)
 {
     ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
@@ -392,6 +410,9 @@ const command_rec ospab_mod_cmds[] = {
     AP_INIT_TAKE23("OspabRateLimit", set_rate_limit, NULL, RSRC_CONF,
                    "Failed logins allowed per client address and per account, the window in "
                    "seconds, and logins of any outcome per account (default: 10 300 30)"),
+    AP_INIT_TAKE1("OspabSecretKey", set_secret_key, NULL, RSRC_CONF,
+                  "file:/path of the 32-byte key (64 hex digits) sealing the secrets kept in "
+                  "the database (clusters' API tokens); the agent's [secrets] key"),
     AP_INIT_TAKE1("OspabProxmoxURL", set_pve, NULL, RSRC_CONF,
                   "Proxmox VE API base, e.g. https://pve.example.com:8006"),
     AP_INIT_TAKE1("OspabProxmoxToken", set_pve, NULL, RSRC_CONF,

@@ -43,6 +43,7 @@ static ospab_mod_route_fn *const handlers[OSPAB_OP_COUNT] = {
     [OSPAB_OP_ADMIN_SERVERS] = ospab_mod_handle_admin,
     [OSPAB_OP_ADMIN_IPPOOLS] = ospab_mod_handle_admin,
     [OSPAB_OP_ADMIN_NODES] = ospab_mod_handle_admin,
+    [OSPAB_OP_ADMIN_CLUSTERS] = ospab_mod_handle_admin,
 };
 
 int ospab_mod_handler(request_rec *r)

@@ -177,6 +177,38 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
             c->ssh.timeout_ms = pc.timeout_ms;
         }
     }
+    /* the clusters registered in the database, with the same timeouts and limits */
+    for (sp = s; sp; sp = sp->next) {
+        ospab_srv_conf_t *c = ap_get_module_config(sp->module_config, &ospab_module);
+        ospab_pve_conf_t pc;
+
+        if (!c->seal_key || c->clusters) {
+            continue;
+        }
+        memset(&pc, 0, sizeof(pc));
+        pc.connect_timeout_ms = 1000L * (c->pve_connect_timeout != -1
+                                         ? c->pve_connect_timeout
+                                         : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
+        pc.timeout_ms = 1000L * (c->pve_timeout != -1 ? c->pve_timeout
+                                                       : OSPAB_DEFAULT_PVE_TIMEOUT);
+        pc.max_response = 8 * 1024 * 1024;
+        pc.max_handles = 16;
+        if (ospab_mod_metrics_on()) {
+            pc.observe = ospab_mod_metrics_pve;
+        }
+        if (ospab_clusters_create(p, c->seal_key, &pc, OSPAB_CLUSTERS_TTL, &c->clusters)
+                != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, OSPAB_LOGNO(00120)
+                         "cannot keep the clusters' Proxmox clients");
+            c->clusters = NULL;
+            continue;
+        }
+        if (c->pve_url && c->pve_token) {
+            /* the configured cluster becomes a row (010_clusters.sql) */
+            ospab_clusters_import_first(c->clusters, "default", c->pve_url, c->pve_token,
+                                        c->pve_ca_pem);
+        }
+    }
 }
 
 /* The directives with their defaults, as the core's server operations take them: once per
@@ -191,6 +223,7 @@ static void server_confs(server_rec *s)
 
         memset(c, 0, sizeof(*c));
         c->pve = sc->pve;
+        c->clusters = sc->clusters;
         c->url = sc->pve_url;
         c->node = sc->pve_node;
         c->storage = sc->pve_storage ? sc->pve_storage : "local-lvm";

@@ -453,6 +453,19 @@ static int set_websocket(reader_t *r, const char *key, const char *v)
     return fail(r, key, "unknown key");
 }
 
+static int set_secrets(reader_t *r, const char *key, const char *v)
+{
+    const char *why = NULL;
+
+    if (IS("key")) {
+        if (ospab_seal_key_load(r->p, v, &r->c->seal_key, &why) != APR_SUCCESS) {
+            return fail(r, key, "%s", why);
+        }
+        return 0;
+    }
+    return fail(r, key, "unknown key");
+}
+
 static int set_jwt(reader_t *r, const char *key, const char *v)
 {
     ospab_jwt_conf_t *j = &r->c->jwt;
@@ -637,7 +650,7 @@ static int line(reader_t *r, char *s)
         }
         if (strcmp(name, "database") && strcmp(name, "agent") && strcmp(name, "alerts")
             && strcmp(name, "smtp") && strcmp(name, "webhook") && strcmp(name, "websocket")
-            && strcmp(name, "jwt")) {
+            && strcmp(name, "jwt") && strcmp(name, "secrets")) {
             return fail(r, NULL, "unknown section [%s]", name);
         }
         r->section = apr_pstrdup(r->p, name);
@@ -684,6 +697,9 @@ static int line(reader_t *r, char *s)
     }
     if (!strcmp(r->section, "websocket")) {
         return set_websocket(r, key, val);
+    }
+    if (!strcmp(r->section, "secrets")) {
+        return set_secrets(r, key, val);
     }
     return set_jwt(r, key, val);
 }

@@ -9,6 +9,7 @@
 
 #include "ospab_pve.h"
 #include "ospab_jwt.h"
+#include "ospab_seal.h"
 #include "agent_log.h"
 #include "agent_sio.h"
 
@@ -77,7 +78,12 @@ typedef struct {
     /* [jwt] — the module's OspabJWT* values */
     ospab_jwt_conf_t jwt;
 
-    apr_array_header_t *clusters;   /* agent_cluster_t */
+    /* [secrets] key: seals the secrets kept in the database (the module's OspabSecretKey);
+     * with it, the clusters registered there are polled too (agent_clusters.c) */
+    const ospab_seal_key_t *seal_key;
+
+    apr_array_header_t *clusters;   /* agent_cluster_t: the file's [cluster] sections, then
+                                     * the database's (the monitor thread's alone) */
 } agent_conf_t;
 
 /* Reads and checks the file; on failure *why names the line and key. */

@@ -41,7 +41,7 @@ static apr_status_t make_clients(apr_pool_t *p, agent_conf_t *c)
     return APR_SUCCESS;
 }
 
-static void reset_state(monitor_t *m, agent_conf_t *c)
+void agent_monitor_clusters_changed(monitor_t *m, agent_conf_t *c)
 {
     int i;
 
@@ -52,6 +52,16 @@ static void reset_state(monitor_t *m, agent_conf_t *c)
         m->cl[i].nodes = apr_hash_make(m->cl[i].pool);
     }
     m->next_poll = m->next_live = m->next_tasks = m->next_events = 0;
+}
+
+/* A configuration (the first, or a reload's): the file's clusters, the database's to be
+ * read again (agent_clusters.c). */
+static void reset_state(monitor_t *m, agent_conf_t *c)
+{
+    m->file_clusters = c->clusters;
+    m->clusters_stamp = NULL;
+    m->imported = 0;
+    agent_monitor_clusters_changed(m, c);
 }
 
 apr_status_t agent_monitor_setup(agent_t *ag)
@@ -161,6 +171,7 @@ apr_interval_time_t agent_monitor_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *
         m->next_tasks = apr_time_now() + c->task_interval;
     }
     if (now >= m->next_poll) {
+        agent_clusters_refresh(ag, db, p);
         agent_poll_clusters(ag, db, p, now);
         m->next_poll = now + c->poll_interval;
         /* cluster back-offs are in cs->retry_at; the next poll is not before the first */
@@ -185,6 +196,7 @@ apr_status_t agent_monitor_once(agent_t *ag, ospab_db_t *db)
 
     apr_pool_create(&p, ag->pool);
     m->use_leases = 0;              /* an explicit one-off run, beside any running agent */
+    agent_clusters_refresh(ag, db, p);
     agent_follow_tasks(ag, db, p, now);
     t0 = apr_time_now();
     agent_poll_clusters(ag, db, p, now);

@@ -50,6 +50,9 @@ typedef struct {
     const char *me;                 /* lease owner id: host:pid:random */
     int use_leases;                 /* off for --once */
     agent_conf_t *conf;             /* the conf the state below was made for */
+    apr_array_header_t *file_clusters;  /* its own [cluster] sections (agent_clusters.c) */
+    const char *clusters_stamp;     /* the clusters table as last read; NULL: not yet */
+    int imported;                   /* the sections are rows in the database */
     cluster_state_t *cl;            /* one per conf->clusters */
     apr_time_t next_poll, next_live, next_tasks, next_events;
     apr_hash_t *streak;             /* "vps:type" -> int samples above high in a row */
@@ -97,6 +100,11 @@ void agent_server_conf(agent_cluster_t *cl, ospab_server_conf_t *sc);
 
 /* agent_poll.c */
 void agent_poll_clusters(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now);
+/* agent_clusters.c: the database's clusters joined to the file's when the table changed
+ * (before each poll round) */
+void agent_clusters_refresh(agent_t *ag, ospab_db_t *db, apr_pool_t *p);
+/* agent_monitor.c: c->clusters is a new list: the per-cluster state starts anew */
+void agent_monitor_clusters_changed(monitor_t *m, agent_conf_t *c);
 /* Queues the guest's own status/current on reqs (v, which must outlive the call, rides
  * along as data). */
 void agent_ask_status(apr_array_header_t *reqs, apr_pool_t *p, agent_cluster_t *cl,

@@ -8,6 +8,7 @@
 
 #include "tests.h"
 #include "ospab_util.h"
+#include "ospab_seal.h"
 
 /* A temporary file holding len bytes of data; removed when the test_pool goes. */
 static const char *temp_file(const char *data, apr_size_t len)
@@ -250,6 +251,75 @@ START_TEST(parse_id)
 }
 END_TEST
 
+/* ---- lib/ospab_seal.h: AES-256-GCM sealing of the secrets kept in the database ---------- */
+
+#define SEAL_KEY_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+START_TEST(seal_round_trip)
+{
+    const ospab_seal_key_t *key;
+    const char *why = NULL, *a, *b;
+
+    ck_assert_int_eq(ospab_seal_key_load(test_pool, apr_pstrcat(test_pool, "file:",
+                     temp_file(" " SEAL_KEY_HEX "\n", 66), NULL), &key, &why), APR_SUCCESS);
+    a = ospab_seal(test_pool, key, "cluster-token", "root@pam!ospab=1234-5678");
+    b = ospab_seal(test_pool, key, "cluster-token", "root@pam!ospab=1234-5678");
+    ck_assert_ptr_nonnull(a);
+    ck_assert(!strncmp(a, "v1:", 3));
+    ck_assert_ptr_null(strstr(a, "1234-5678"));
+    ck_assert_str_ne(a, b);                             /* a fresh nonce each time */
+    ck_assert_str_eq(ospab_unseal(test_pool, key, "cluster-token", a),
+                     "root@pam!ospab=1234-5678");
+    ck_assert_str_eq(ospab_unseal(test_pool, key, "cluster-token", b),
+                     "root@pam!ospab=1234-5678");
+    ck_assert_str_eq(ospab_unseal(test_pool, key, "x", ospab_seal(test_pool, key, "x", "")),
+                     "");
+}
+END_TEST
+
+START_TEST(seal_refuses_what_it_did_not_seal)
+{
+    static const unsigned char raw1[OSPAB_SEAL_KEY_LEN] = { 1 }, raw2[OSPAB_SEAL_KEY_LEN] = { 2 };
+    const ospab_seal_key_t *k1 = ospab_seal_key_make(test_pool, raw1);
+    const ospab_seal_key_t *k2 = ospab_seal_key_make(test_pool, raw2);
+    const char *s = ospab_seal(test_pool, k1, "cluster-token", "secret-value");
+    char *bent = apr_pstrdup(test_pool, s);
+
+    ck_assert_ptr_null(ospab_unseal(test_pool, k2, "cluster-token", s));     /* other key */
+    ck_assert_ptr_null(ospab_unseal(test_pool, k1, "smtp-password", s));     /* other aad */
+    bent[10] = bent[10] == 'A' ? 'B' : 'A';                                  /* altered */
+    ck_assert_ptr_null(ospab_unseal(test_pool, k1, "cluster-token", bent));
+    ck_assert_ptr_null(ospab_unseal(test_pool, k1, "cluster-token", s + 3)); /* no prefix */
+    ck_assert_ptr_null(ospab_unseal(test_pool, k1, "cluster-token", "v1:AAAA"));
+    ck_assert_ptr_null(ospab_unseal(test_pool, k1, "cluster-token", "v1:not base64!"));
+    ck_assert_ptr_null(ospab_unseal(test_pool, k1, "cluster-token", NULL));
+    ck_assert_str_eq(ospab_unseal(test_pool, k1, "cluster-token", s), "secret-value");
+}
+END_TEST
+
+START_TEST(seal_key_file_forms)
+{
+    const ospab_seal_key_t *key = (const ospab_seal_key_t *)1;
+    const char *why = NULL;
+
+    ck_assert_int_ne(ospab_seal_key_load(test_pool, SEAL_KEY_HEX, &key, &why), APR_SUCCESS);
+    ck_assert_ptr_null(key);
+    ck_assert_ptr_nonnull(strstr(why, "file:"));
+    ck_assert_int_ne(ospab_seal_key_load(test_pool, "file:/nonexistent/ospab/secret.key", &key,
+                                         &why), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(why, "/nonexistent/ospab/secret.key"));
+    /* 31 bytes, 33 bytes, not hex: refused, and the message never shows the digits */
+    ck_assert_int_ne(ospab_seal_key_load(test_pool, apr_pstrcat(test_pool, "file:",
+                     temp_file(SEAL_KEY_HEX, 62), NULL), &key, &why), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(why, "64 hexadecimal digits"));
+    ck_assert_ptr_null(strstr(why, "0011223344"));
+    ck_assert_int_ne(ospab_seal_key_load(test_pool, apr_pstrcat(test_pool, "file:",
+                     temp_file(SEAL_KEY_HEX "00", 66), NULL), &key, &why), APR_SUCCESS);
+    ck_assert_int_ne(ospab_seal_key_load(test_pool, apr_pstrcat(test_pool, "file:",
+                     temp_file("zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 64), NULL), &key, &why), APR_SUCCESS);
+}
+END_TEST
+
 Suite *ospab_util_suite(void)
 {
     Suite *s = suite_create("util");
@@ -272,6 +342,9 @@ Suite *ospab_util_suite(void)
     tcase_add_test(tc, text_ok_invalid_utf8);
     tcase_add_test(tc, text_ok_overlong_and_surrogates);
     tcase_add_test(tc, parse_id);
+    tcase_add_test(tc, seal_round_trip);
+    tcase_add_test(tc, seal_refuses_what_it_did_not_seal);
+    tcase_add_test(tc, seal_key_file_forms);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,28 @@
+-- ospab panel: Proxmox clusters as data (issue 13 item 1, docs/operations.md "Clusters").
+-- A row per Proxmox VE cluster the panel manages: its API URL, its API token (the id
+-- USER@REALM!TOKENID in clear, the secret sealed with AES-256-GCM under OspabSecretKey /
+-- the agent's [secrets] key: "v1:" base64(nonce | ciphertext | tag); never answered by any
+-- route), the CA its certificate is verified against (PEM; NULL: the system's CAs), and
+-- whether it is used. A node belongs to one cluster (nodes.cluster_id; NULL: the cluster
+-- of the configuration files, OspabProxmoxURL / the agent's [cluster] section, as before);
+-- a tariff may name the cluster its servers are placed in (NULL: any). The configured
+-- cluster is imported as a row the first time the module or the agent starts with a key.
+CREATE TABLE clusters (
+  id            INT           NOT NULL AUTO_INCREMENT,
+  name          VARCHAR(64)   NOT NULL,
+  api_url       VARCHAR(255)  NOT NULL,
+  token_id      VARCHAR(255)  NOT NULL,
+  token_secret  VARCHAR(512)  NOT NULL,
+  ca_pem        MEDIUMTEXT    NULL,
+  enabled       TINYINT(1)    NOT NULL DEFAULT 1,
+  created_at    DATETIME(3)   NOT NULL,
+  updated_at    DATETIME(3)   NOT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY ux_clusters_name (name),
+  CONSTRAINT ck_clusters_enabled CHECK (enabled IN (0, 1))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+ALTER TABLE nodes ADD COLUMN cluster_id INT NULL,
+  ADD CONSTRAINT fk_nodes_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);
+ALTER TABLE tariffs ADD COLUMN cluster_id INT NULL,
+  ADD CONSTRAINT fk_tariffs_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);
