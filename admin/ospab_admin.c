@@ -127,20 +127,36 @@ static const apr_getopt_option_t options[] = {
     { NULL, 0, 0, NULL }
 };
 
+/* One row of the help's tables: what to type, then what it does, in one column however
+ * long the left side is (on a line of its own when it does not fit). */
+static void help_row(FILE *out, const char *left1, const char *left2, const char *right)
+{
+    char left[128];
+    int n = snprintf(left, sizeof(left), "%s%s%s", left1, *left2 ? " " : "", left2);
+
+    if (n > 24) {
+        fprintf(out, "  %s\n  %-24s %s\n", left, "", right);
+    }
+    else {
+        fprintf(out, "  %-24s %s\n", left, right);
+    }
+}
+
 static void usage(FILE *out)
 {
     const admin_cmd_t *c;
     const apr_getopt_option_t *o;
+    char name[64];
 
     fprintf(out, "usage: ospab-admin [OPTIONS] COMMAND [ARGS]\n\n"
                  "options:\n");
     for (o = options; o->name; o++) {
-        fprintf(out, "  --%-10s %s %s\n", o->name, o->has_arg ? "ARG" : "   ",
-                o->description);
+        snprintf(name, sizeof(name), "--%s", o->name);
+        help_row(out, name, o->has_arg ? "ARG" : "", o->description);
     }
     fprintf(out, "\ncommands:\n");
     for (c = commands; c->name; c++) {
-        fprintf(out, "  %-8s %-12s %s\n", c->name, c->args, c->help);
+        help_row(out, c->name, c->args, c->help);
     }
     fprintf(out, "\nSQL-DIR defaults to %s (or, run from the build tree, the tree's "
                  "sql/); the dialect directory is "
@@ -613,53 +629,80 @@ static int admin_failed(admin_t *a, const ospab_result_t *res)
     return EXIT_FAIL;
 }
 
-static int cmd_users(admin_t *a, int argc, const char *const *argv)
+/* A list route of lib/ospab_admin.c (they page by id: ?limit=&after=, "next"). */
+typedef void admin_list_fn(ospab_db_t *db, apr_pool_t *p, apr_table_t *query,
+                           ospab_result_t *res);
+
+/* Every row of a list route, page after page as the route hands them out, each shown as
+ * it comes: the whole list is never held at once (thousands of servers). filters: the
+ * route's other parameters; key: the answer's array. */
+static int list_all(admin_t *a, admin_list_fn *list, const apr_table_t *filters,
+                    const char *key, void (*show)(json_t *row))
 {
-    apr_table_t *query = apr_table_make(a->pool, 4);
-    const char *after = NULL;
+    char after[32] = "";
+    apr_pool_t *page;
     ospab_result_t res;
     ospab_db_t db;
     int rc;
+
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    apr_pool_create(&page, a->pool);
+    do {
+        apr_table_t *query = apr_table_copy(page, filters);
+        json_t *row, *next;
+        size_t i;
+
+        apr_table_setn(query, "limit", "200");
+        if (*after) {
+            apr_table_setn(query, "after", after);
+        }
+        list(&db, page, query, &res);
+        if (res.status != 200) {
+            rc = admin_failed(a, &res);
+            break;
+        }
+        json_array_foreach(json_object_get(res.body, key), i, row) {
+            show(row);
+        }
+        next = json_object_get(res.body, "next");
+        if (json_is_integer(next)) {
+            apr_snprintf(after, sizeof(after), "%" JSON_INTEGER_FORMAT,
+                         json_integer_value(next));
+        }
+        else {
+            *after = '\0';
+        }
+        apr_pool_clear(page);
+    } while (*after);
+    apr_pool_destroy(page);
+    return rc;
+}
+
+static void show_user(json_t *u)
+{
+    printf("%" JSON_INTEGER_FORMAT "\t%s\t%s\t%s\t%s\n",
+           json_integer_value(json_object_get(u, "id")),
+           json_string_value(json_object_get(u, "email")),
+           json_string_value(json_object_get(u, "role")),
+           json_is_true(json_object_get(u, "enabled")) ? "enabled" : "disabled",
+           json_string_value(json_object_get(u, "name")));
+}
+
+static int cmd_users(admin_t *a, int argc, const char *const *argv)
+{
+    apr_table_t *filters = apr_table_make(a->pool, 1);
 
     (void)argc;
     if (strcmp(argv[0], "list")) {
         fprintf(stderr, "usage: ospab-admin [--q TEXT] users list\n");
         return EXIT_USAGE;
     }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
+    if (a->q) {
+        apr_table_setn(filters, "q", a->q);
     }
-    /* every page, as the route hands them out */
-    do {
-        json_t *u;
-        size_t i;
-
-        apr_table_clear(query);
-        apr_table_setn(query, "limit", "200");
-        if (a->q) {
-            apr_table_setn(query, "q", a->q);
-        }
-        if (after) {
-            apr_table_setn(query, "after", after);
-        }
-        ospab_admin_users(&db, a->pool, query, &res);
-        if (res.status != 200) {
-            return admin_failed(a, &res);
-        }
-        json_array_foreach(json_object_get(res.body, "users"), i, u) {
-            printf("%" JSON_INTEGER_FORMAT "\t%s\t%s\t%s\t%s\n",
-                   json_integer_value(json_object_get(u, "id")),
-                   json_string_value(json_object_get(u, "email")),
-                   json_string_value(json_object_get(u, "role")),
-                   json_is_true(json_object_get(u, "enabled")) ? "enabled" : "disabled",
-                   json_string_value(json_object_get(u, "name")));
-        }
-        after = json_is_integer(json_object_get(res.body, "next"))
-                ? apr_psprintf(a->pool, "%" JSON_INTEGER_FORMAT,
-                               json_integer_value(json_object_get(res.body, "next")))
-                : NULL;
-    } while (after);
-    return EXIT_OK;
+    return list_all(a, ospab_admin_users, filters, "users", show_user);
 }
 
 static int cmd_user(admin_t *a, int argc, const char *const *argv)
@@ -698,8 +741,7 @@ static int print_result(admin_t *a, const ospab_result_t *res, int want)
     char *text;
 
     if (res->status != want) {
-        fail_msg(a, json_string_value(json_object_get(res->body, "error")));
-        return EXIT_FAIL;
+        return admin_failed(a, res);
     }
     text = json_dumps(res->body, JSON_INDENT(2) | JSON_SORT_KEYS);
     printf("%s\n", text ? text : "{}");
@@ -707,18 +749,30 @@ static int print_result(admin_t *a, const ospab_result_t *res, int want)
     return EXIT_OK;
 }
 
+/* A command's JSON argument (a request body), owned by the command's pool; NULL after
+ * saying what is wrong with it. */
+static json_t *json_arg(admin_t *a, const char *text)
+{
+    json_error_t jerr;
+    json_t *body = ospab_json_own(a->pool, json_loads(text, 0, &jerr));
+
+    if (!body) {
+        fprintf(stderr, "ospab-admin: JSON argument: %s (line %d, column %d)\n", jerr.text,
+                jerr.line, jerr.column);
+    }
+    return body;
+}
+
 static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
 {
-    ospab_actor_t actor = { .type = "admin", .id = "ospab-admin", .now = apr_time_now() };
+    ospab_actor_t actor = cli_actor();
     ospab_result_t res;
     ospab_db_t db;
-    json_error_t jerr;
-    json_t *body = ospab_json_own(a->pool, json_loads(argv[0], 0, &jerr));
+    json_t *body = json_arg(a, argv[0]);
     int rc;
 
     (void)argc;
     if (!body) {
-        fail_msg(a, apr_psprintf(a->pool, "JSON: %s", jerr.text));
         return EXIT_USAGE;
     }
     if ((rc = core_db(a, &db)) != EXIT_OK) {
