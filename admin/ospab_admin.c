@@ -29,6 +29,7 @@
 #include "ospab_user.h"
 #include "ospab_util.h"
 #include "ospab_ippool.h"
+#include "ospab_placement.h"
 
 #ifndef OSPAB_SQL_DIR
 #define OSPAB_SQL_DIR "/usr/local/share/ospab-panel/sql"
@@ -72,6 +73,10 @@ static int cmd_users(admin_t *a, int argc, const char *const *argv);
 static int cmd_user(admin_t *a, int argc, const char *const *argv);
 static int cmd_pool_add(admin_t *a, int argc, const char *const *argv);
 static int cmd_pool_list(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_add(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_set(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_del(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_list(admin_t *a, int argc, const char *const *argv);
 
 static const admin_cmd_t commands[] = {
     { "migrate", "[--dry-run]",
@@ -102,6 +107,18 @@ static const admin_cmd_t commands[] = {
       1, 1, 1, 0, cmd_pool_add },
     { "pool-list", "", "the IP pools with their usage (size, used, cooling, free), as JSON",
       0, 0, 1, 0, cmd_pool_list },
+    { "node-add", "JSON",
+      "register a Proxmox node for placement: the body of POST /api/admin/nodes, e.g. "
+      "'{\"name\":\"pve2\",\"storage\":\"local-lvm\",\"mem_ratio\":120}' "
+      "(docs/operations.md); prints it", 1, 1, 1, 0, cmd_node_add },
+    { "node-set", "ID JSON",
+      "change a node: the fields given, as PUT /api/admin/nodes/{id}; prints it",
+      2, 2, 1, 0, cmd_node_set },
+    { "node-del", "ID",
+      "remove a node's registration: new servers no longer go there (those on it stay)",
+      1, 1, 1, 0, cmd_node_del },
+    { "node-list", "", "the nodes with their settings, the agent's last sample and what "
+      "servers on each are given, as JSON", 0, 0, 1, 0, cmd_node_list },
     { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
     { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
 };
@@ -623,9 +640,18 @@ static ospab_actor_t cli_actor(void)
 
 static int admin_failed(admin_t *a, const ospab_result_t *res)
 {
-    const char *msg = json_string_value(json_object_get(res->body, "error"));
+    const char *msg = json_string_value(json_object_get(res->body, "error")), *key;
+    json_t *fields = json_object_get(res->body, "fields"), *why;
 
     fail_msg(a, res->log ? res->log : msg ? msg : "failed");
+    /* the message names the first bad field and counts the others: a shell has no body to
+     * read them in, so they follow, one a line */
+    if (json_object_size(fields) > 1) {
+        json_object_foreach(fields, key, why) {
+            fprintf(stderr, "ospab-admin:   %s: %s\n", key,
+                    json_is_string(why) ? json_string_value(why) : "invalid");
+        }
+    }
     return EXIT_FAIL;
 }
 
@@ -798,6 +824,92 @@ static int cmd_pool_list(admin_t *a, int argc, const char *const *argv)
         return rc;
     }
     ospab_ippool_list(&db, a->pool, apr_time_now(), &res);
+    return print_result(a, &res, 200);
+}
+
+/* A command's ID argument, as the routes' {id}: a positive integer (normalised: "007" is
+ * 7); NULL after saying it is not one. */
+static const char *id_arg(admin_t *a, const char *text)
+{
+    apr_int64_t id;
+
+    if (ospab_parse_id(text, &id) || id < 1) {
+        fprintf(stderr, "ospab-admin: ID must be a positive integer, not '%s'\n", text);
+        return NULL;
+    }
+    return apr_psprintf(a->pool, "%" APR_INT64_T_FMT, id);
+}
+
+static int cmd_node_add(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_actor_t actor = cli_actor();
+    ospab_result_t res;
+    ospab_db_t db;
+    json_t *body = json_arg(a, argv[0]);
+    int rc;
+
+    (void)argc;
+    if (!body) {
+        return EXIT_USAGE;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_node_create(&db, a->pool, &actor, body, &res);
+    return print_result(a, &res, 201);
+}
+
+static int cmd_node_set(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_actor_t actor = cli_actor();
+    ospab_result_t res;
+    ospab_db_t db;
+    const char *id = id_arg(a, argv[0]);
+    json_t *body = id ? json_arg(a, argv[1]) : NULL;
+    int rc;
+
+    (void)argc;
+    if (!body) {
+        return EXIT_USAGE;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_node_update(&db, a->pool, &actor, id, body, &res);
+    return print_result(a, &res, 200);
+}
+
+static int cmd_node_del(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_actor_t actor = cli_actor();
+    ospab_result_t res;
+    ospab_db_t db;
+    const char *id = id_arg(a, argv[0]);
+    int rc;
+
+    (void)argc;
+    if (!id) {
+        return EXIT_USAGE;
+    }
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_node_delete(&db, a->pool, &actor, id, &res);
+    return print_result(a, &res, 200);
+}
+
+static int cmd_node_list(admin_t *a, int argc, const char *const *argv)
+{
+    ospab_result_t res;
+    ospab_db_t db;
+    int rc;
+
+    (void)argc;
+    (void)argv;
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    ospab_nodes_list(&db, a->pool, NULL, &res);
     return print_result(a, &res, 200);
 }
 
