@@ -703,8 +703,8 @@ static int list_all(admin_t *a, admin_list_fn *list, const apr_table_t *filters,
         }
         next = json_object_get(res.body, "next");
         if (json_is_integer(next)) {
-            apr_snprintf(after, sizeof(after), "%" JSON_INTEGER_FORMAT,
-                         json_integer_value(next));
+            /* libc's: apr_snprintf knows no "ll", JSON_INTEGER_FORMAT's length */
+            snprintf(after, sizeof(after), "%" JSON_INTEGER_FORMAT, json_integer_value(next));
         }
         else {
             *after = '\0';
