@@ -798,44 +798,6 @@ static json_t *json_arg(admin_t *a, const char *text)
     return body;
 }
 
-static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
-{
-    ospab_actor_t actor = cli_actor();
-    ospab_result_t res;
-    ospab_db_t db;
-    json_t *body = json_arg(a, argv[0]);
-    int rc;
-
-    (void)argc;
-    if (!body) {
-        return EXIT_USAGE;
-    }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
-    }
-    ospab_ippool_add(&db, a->pool, &actor, body, &res);
-    if (res.status == 400) {
-        fail_msg(a, json_string_value(json_object_get(res.body, "error")));
-        return EXIT_USAGE;
-    }
-    return print_result(a, &res, 201);
-}
-
-static int cmd_pool_list(admin_t *a, int argc, const char *const *argv)
-{
-    ospab_result_t res;
-    ospab_db_t db;
-    int rc;
-
-    (void)argc;
-    (void)argv;
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
-    }
-    ospab_ippool_list(&db, a->pool, apr_time_now(), &res);
-    return print_result(a, &res, 200);
-}
-
 /* A command's ID argument, as the routes' {id}: a positive integer (normalised: "007" is
  * 7); NULL after saying it is not one. */
 static const char *id_arg(admin_t *a, const char *text)
@@ -849,77 +811,113 @@ static const char *id_arg(admin_t *a, const char *text)
     return apr_psprintf(a->pool, "%" APR_INT64_T_FMT, id);
 }
 
-static int cmd_node_add(admin_t *a, int argc, const char *const *argv)
-{
-    ospab_actor_t actor = cli_actor();
-    ospab_result_t res;
+/* One call of the admin API's core as a command makes it: what a route would hand it. */
+typedef struct {
     ospab_db_t db;
-    json_t *body = json_arg(a, argv[0]);
+    apr_pool_t *p;
+    ospab_actor_t actor;
+    const char *id;             /* the route's {id} */
+    json_t *body;
+} core_call_t;
+
+typedef void core_fn(core_call_t *c, ospab_result_t *res);
+
+enum {
+    ARG_ID = 1,                 /* the command's first argument is an ID */
+    ARG_JSON = 2,               /* its (next) argument is the request body */
+    BAD_BODY_USAGE = 4          /* a 400 is bad usage (exit 1): pool-add, as it always was */
+};
+
+/* The commands that are one core call: their arguments read as flags say, then the call,
+ * its answer printed as JSON when its status is want, else its message (exit 2). */
+static int core_command(admin_t *a, const char *const *argv, int flags, core_fn *fn, int want)
+{
+    core_call_t c;
+    ospab_result_t res;
     int rc;
 
-    (void)argc;
-    if (!body) {
+    memset(&c, 0, sizeof(c));
+    c.p = a->pool;
+    c.actor = cli_actor();
+    if (((flags & ARG_ID) && !(c.id = id_arg(a, *argv++)))
+        || ((flags & ARG_JSON) && !(c.body = json_arg(a, *argv)))) {
         return EXIT_USAGE;
     }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
+    if ((rc = core_db(a, &c.db)) != EXIT_OK) {
         return rc;
     }
-    ospab_node_create(&db, a->pool, &actor, body, &res);
-    return print_result(a, &res, 201);
+    fn(&c, &res);
+    if (res.status == 400 && (flags & BAD_BODY_USAGE)) {
+        fail_msg(a, json_string_value(json_object_get(res.body, "error")));
+        return EXIT_USAGE;
+    }
+    return print_result(a, &res, want);
+}
+
+static void pool_add(core_call_t *c, ospab_result_t *res)
+{
+    ospab_ippool_add(&c->db, c->p, &c->actor, c->body, res);
+}
+
+static void pool_list(core_call_t *c, ospab_result_t *res)
+{
+    ospab_ippool_list(&c->db, c->p, c->actor.now, res);
+}
+
+static void node_add(core_call_t *c, ospab_result_t *res)
+{
+    ospab_node_create(&c->db, c->p, &c->actor, c->body, res);
+}
+
+static void node_set(core_call_t *c, ospab_result_t *res)
+{
+    ospab_node_update(&c->db, c->p, &c->actor, c->id, c->body, res);
+}
+
+static void node_del(core_call_t *c, ospab_result_t *res)
+{
+    ospab_node_delete(&c->db, c->p, &c->actor, c->id, res);
+}
+
+static void node_list(core_call_t *c, ospab_result_t *res)
+{
+    ospab_nodes_list(&c->db, c->p, NULL, res);
+}
+
+static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_JSON | BAD_BODY_USAGE, pool_add, 201);
+}
+
+static int cmd_pool_list(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, 0, pool_list, 200);
+}
+
+static int cmd_node_add(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_JSON, node_add, 201);
 }
 
 static int cmd_node_set(admin_t *a, int argc, const char *const *argv)
 {
-    ospab_actor_t actor = cli_actor();
-    ospab_result_t res;
-    ospab_db_t db;
-    const char *id = id_arg(a, argv[0]);
-    json_t *body = id ? json_arg(a, argv[1]) : NULL;
-    int rc;
-
     (void)argc;
-    if (!body) {
-        return EXIT_USAGE;
-    }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
-    }
-    ospab_node_update(&db, a->pool, &actor, id, body, &res);
-    return print_result(a, &res, 200);
+    return core_command(a, argv, ARG_ID | ARG_JSON, node_set, 200);
 }
 
 static int cmd_node_del(admin_t *a, int argc, const char *const *argv)
 {
-    ospab_actor_t actor = cli_actor();
-    ospab_result_t res;
-    ospab_db_t db;
-    const char *id = id_arg(a, argv[0]);
-    int rc;
-
     (void)argc;
-    if (!id) {
-        return EXIT_USAGE;
-    }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
-    }
-    ospab_node_delete(&db, a->pool, &actor, id, &res);
-    return print_result(a, &res, 200);
+    return core_command(a, argv, ARG_ID, node_del, 200);
 }
 
 static int cmd_node_list(admin_t *a, int argc, const char *const *argv)
 {
-    ospab_result_t res;
-    ospab_db_t db;
-    int rc;
-
     (void)argc;
-    (void)argv;
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
-    }
-    ospab_nodes_list(&db, a->pool, NULL, &res);
-    return print_result(a, &res, 200);
+    return core_command(a, argv, 0, node_list, 200);
 }
 
 /* One JSON object a line: a shell reads the list with `while read` or jq, and a long one
