@@ -29,6 +29,7 @@
 #include "ospab_user.h"
 #include "ospab_util.h"
 #include "ospab_ippool.h"
+#include "ospab_placement.h"
 
 #ifndef OSPAB_SQL_DIR
 #define OSPAB_SQL_DIR "/usr/local/share/ospab-panel/sql"
@@ -47,6 +48,7 @@ typedef struct {
     const apr_dbd_driver_t *drv;
     apr_dbd_t *dbh;
     const char *name, *role, *jwt_key, *q;
+    const char *user, *node, *status;    /* servers: the filters */
     int password_stdin, ttl;
 } admin_t;
 
@@ -72,6 +74,11 @@ static int cmd_users(admin_t *a, int argc, const char *const *argv);
 static int cmd_user(admin_t *a, int argc, const char *const *argv);
 static int cmd_pool_add(admin_t *a, int argc, const char *const *argv);
 static int cmd_pool_list(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_add(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_set(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_del(admin_t *a, int argc, const char *const *argv);
+static int cmd_node_list(admin_t *a, int argc, const char *const *argv);
+static int cmd_servers(admin_t *a, int argc, const char *const *argv);
 
 static const admin_cmd_t commands[] = {
     { "migrate", "[--dry-run]",
@@ -102,12 +109,27 @@ static const admin_cmd_t commands[] = {
       1, 1, 1, 0, cmd_pool_add },
     { "pool-list", "", "the IP pools with their usage (size, used, cooling, free), as JSON",
       0, 0, 1, 0, cmd_pool_list },
+    { "node-add", "JSON",
+      "register a Proxmox node for placement: the body of POST /api/admin/nodes, e.g. "
+      "'{\"name\":\"pve2\",\"storage\":\"local-lvm\",\"mem_ratio\":120}' "
+      "(docs/operations.md); prints it", 1, 1, 1, 0, cmd_node_add },
+    { "node-set", "ID JSON",
+      "change a node: the fields given, as PUT /api/admin/nodes/{id}; prints it",
+      2, 2, 1, 0, cmd_node_set },
+    { "node-del", "ID",
+      "remove a node's registration: new servers no longer go there (those on it stay)",
+      1, 1, 1, 0, cmd_node_del },
+    { "node-list", "", "the nodes with their settings, the agent's last sample and what "
+      "servers on each are given, as JSON", 0, 0, 1, 0, cmd_node_list },
+    { "servers", "[--user ID] [--node NAME] [--status S]",
+      "the servers as GET /api/admin/servers shows them (the sync API's record), one JSON "
+      "object a line, in id order", 0, 0, 1, 0, cmd_servers },
     { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
     { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
 };
 
 enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP, OPT_NAME, OPT_ROLE,
-       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL, OPT_Q };
+       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL, OPT_Q, OPT_USER, OPT_NODE, OPT_STATUS };
 
 static const apr_getopt_option_t options[] = {
     { "driver",  OPT_DRIVER,  1, "sqlite3 or mysql (env OSPAB_DB_DRIVER)" },
@@ -123,24 +145,44 @@ static const apr_getopt_option_t options[] = {
                                  "(file:/path or env:NAME)" },
     { "ttl",     OPT_TTL,     1, "token: lifetime in seconds (default 900)" },
     { "q",       OPT_Q,       1, "users list: only users whose e-mail or name contains it" },
+    { "user",    OPT_USER,    1, "servers: only the servers of this user id" },
+    { "node",    OPT_NODE,    1, "servers: only the servers on this Proxmox node" },
+    { "status",  OPT_STATUS,  1, "servers: only those in this state (creating, running, "
+                                 "stopped, suspended, deleting, error, missing)" },
     { "help",    OPT_HELP,    0, "show this text" },
     { NULL, 0, 0, NULL }
 };
+
+/* One row of the help's tables: what to type, then what it does, in one column however
+ * long the left side is (on a line of its own when it does not fit). */
+static void help_row(FILE *out, const char *left1, const char *left2, const char *right)
+{
+    char left[128];
+    int n = snprintf(left, sizeof(left), "%s%s%s", left1, *left2 ? " " : "", left2);
+
+    if (n > 24) {
+        fprintf(out, "  %s\n  %-24s %s\n", left, "", right);
+    }
+    else {
+        fprintf(out, "  %-24s %s\n", left, right);
+    }
+}
 
 static void usage(FILE *out)
 {
     const admin_cmd_t *c;
     const apr_getopt_option_t *o;
+    char name[64];
 
     fprintf(out, "usage: ospab-admin [OPTIONS] COMMAND [ARGS]\n\n"
                  "options:\n");
     for (o = options; o->name; o++) {
-        fprintf(out, "  --%-10s %s %s\n", o->name, o->has_arg ? "ARG" : "   ",
-                o->description);
+        snprintf(name, sizeof(name), "--%s", o->name);
+        help_row(out, name, o->has_arg ? "ARG" : "", o->description);
     }
     fprintf(out, "\ncommands:\n");
     for (c = commands; c->name; c++) {
-        fprintf(out, "  %-8s %-12s %s\n", c->name, c->args, c->help);
+        help_row(out, c->name, c->args, c->help);
     }
     fprintf(out, "\nSQL-DIR defaults to %s (or, run from the build tree, the tree's "
                  "sql/); the dialect directory is "
@@ -607,59 +649,95 @@ static ospab_actor_t cli_actor(void)
 
 static int admin_failed(admin_t *a, const ospab_result_t *res)
 {
-    const char *msg = json_string_value(json_object_get(res->body, "error"));
+    const char *msg = json_string_value(json_object_get(res->body, "error")), *key;
+    json_t *fields = json_object_get(res->body, "fields"), *why;
 
     fail_msg(a, res->log ? res->log : msg ? msg : "failed");
+    /* the message names the first bad field and counts the others: a shell has no body to
+     * read them in, so they follow, one a line */
+    if (json_object_size(fields) > 1) {
+        json_object_foreach(fields, key, why) {
+            fprintf(stderr, "ospab-admin:   %s: %s\n", key,
+                    json_is_string(why) ? json_string_value(why) : "invalid");
+        }
+    }
     return EXIT_FAIL;
+}
+
+/* A list route of lib/ospab_admin.c (they page by id: ?limit=&after=, "next"). */
+typedef void admin_list_fn(ospab_db_t *db, apr_pool_t *p, apr_table_t *query,
+                           ospab_result_t *res);
+
+/* Every row of a list route, page after page as the route hands them out, each shown as
+ * it comes: the whole list is never held at once (thousands of servers). filters: the
+ * route's other parameters; key: the answer's array. */
+static int list_all(admin_t *a, admin_list_fn *list, const apr_table_t *filters,
+                    const char *key, void (*show)(json_t *row))
+{
+    char after[32] = "";
+    apr_pool_t *page;
+    ospab_result_t res;
+    ospab_db_t db;
+    int rc;
+
+    if ((rc = core_db(a, &db)) != EXIT_OK) {
+        return rc;
+    }
+    apr_pool_create(&page, a->pool);
+    do {
+        apr_table_t *query = apr_table_copy(page, filters);
+        json_t *row, *next;
+        size_t i;
+
+        apr_table_setn(query, "limit", "200");
+        if (*after) {
+            apr_table_setn(query, "after", after);
+        }
+        list(&db, page, query, &res);
+        if (res.status != 200) {
+            rc = admin_failed(a, &res);
+            break;
+        }
+        json_array_foreach(json_object_get(res.body, key), i, row) {
+            show(row);
+        }
+        next = json_object_get(res.body, "next");
+        if (json_is_integer(next)) {
+            /* libc's: apr_snprintf knows no "ll", JSON_INTEGER_FORMAT's length */
+            snprintf(after, sizeof(after), "%" JSON_INTEGER_FORMAT, json_integer_value(next));
+        }
+        else {
+            *after = '\0';
+        }
+        apr_pool_clear(page);
+    } while (*after);
+    apr_pool_destroy(page);
+    return rc;
+}
+
+static void show_user(json_t *u)
+{
+    printf("%" JSON_INTEGER_FORMAT "\t%s\t%s\t%s\t%s\n",
+           json_integer_value(json_object_get(u, "id")),
+           json_string_value(json_object_get(u, "email")),
+           json_string_value(json_object_get(u, "role")),
+           json_is_true(json_object_get(u, "enabled")) ? "enabled" : "disabled",
+           json_string_value(json_object_get(u, "name")));
 }
 
 static int cmd_users(admin_t *a, int argc, const char *const *argv)
 {
-    apr_table_t *query = apr_table_make(a->pool, 4);
-    const char *after = NULL;
-    ospab_result_t res;
-    ospab_db_t db;
-    int rc;
+    apr_table_t *filters = apr_table_make(a->pool, 1);
 
     (void)argc;
     if (strcmp(argv[0], "list")) {
         fprintf(stderr, "usage: ospab-admin [--q TEXT] users list\n");
         return EXIT_USAGE;
     }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
+    if (a->q) {
+        apr_table_setn(filters, "q", a->q);
     }
-    /* every page, as the route hands them out */
-    do {
-        json_t *u;
-        size_t i;
-
-        apr_table_clear(query);
-        apr_table_setn(query, "limit", "200");
-        if (a->q) {
-            apr_table_setn(query, "q", a->q);
-        }
-        if (after) {
-            apr_table_setn(query, "after", after);
-        }
-        ospab_admin_users(&db, a->pool, query, &res);
-        if (res.status != 200) {
-            return admin_failed(a, &res);
-        }
-        json_array_foreach(json_object_get(res.body, "users"), i, u) {
-            printf("%" JSON_INTEGER_FORMAT "\t%s\t%s\t%s\t%s\n",
-                   json_integer_value(json_object_get(u, "id")),
-                   json_string_value(json_object_get(u, "email")),
-                   json_string_value(json_object_get(u, "role")),
-                   json_is_true(json_object_get(u, "enabled")) ? "enabled" : "disabled",
-                   json_string_value(json_object_get(u, "name")));
-        }
-        after = json_is_integer(json_object_get(res.body, "next"))
-                ? apr_psprintf(a->pool, "%" JSON_INTEGER_FORMAT,
-                               json_integer_value(json_object_get(res.body, "next")))
-                : NULL;
-    } while (after);
-    return EXIT_OK;
+    return list_all(a, ospab_admin_users, filters, "users", show_user);
 }
 
 static int cmd_user(admin_t *a, int argc, const char *const *argv)
@@ -698,8 +776,7 @@ static int print_result(admin_t *a, const ospab_result_t *res, int want)
     char *text;
 
     if (res->status != want) {
-        fail_msg(a, json_string_value(json_object_get(res->body, "error")));
-        return EXIT_FAIL;
+        return admin_failed(a, res);
     }
     text = json_dumps(res->body, JSON_INDENT(2) | JSON_SORT_KEYS);
     printf("%s\n", text ? text : "{}");
@@ -707,44 +784,169 @@ static int print_result(admin_t *a, const ospab_result_t *res, int want)
     return EXIT_OK;
 }
 
-static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
+/* A command's JSON argument (a request body), owned by the command's pool; NULL after
+ * saying what is wrong with it. */
+static json_t *json_arg(admin_t *a, const char *text)
 {
-    ospab_actor_t actor = { .type = "admin", .id = "ospab-admin", .now = apr_time_now() };
-    ospab_result_t res;
-    ospab_db_t db;
     json_error_t jerr;
-    json_t *body = ospab_json_own(a->pool, json_loads(argv[0], 0, &jerr));
+    json_t *body = ospab_json_own(a->pool, json_loads(text, 0, &jerr));
+
+    if (!body) {
+        fprintf(stderr, "ospab-admin: JSON argument: %s (line %d, column %d)\n", jerr.text,
+                jerr.line, jerr.column);
+    }
+    return body;
+}
+
+/* A command's ID argument, as the routes' {id}: a positive integer (normalised: "007" is
+ * 7); NULL after saying it is not one. */
+static const char *id_arg(admin_t *a, const char *text)
+{
+    apr_int64_t id;
+
+    if (ospab_parse_id(text, &id) || id < 1) {
+        fprintf(stderr, "ospab-admin: ID must be a positive integer, not '%s'\n", text);
+        return NULL;
+    }
+    return apr_psprintf(a->pool, "%" APR_INT64_T_FMT, id);
+}
+
+/* One call of the admin API's core as a command makes it: what a route would hand it. */
+typedef struct {
+    ospab_db_t db;
+    apr_pool_t *p;
+    ospab_actor_t actor;
+    const char *id;             /* the route's {id} */
+    json_t *body;
+} core_call_t;
+
+typedef void core_fn(core_call_t *c, ospab_result_t *res);
+
+enum {
+    ARG_ID = 1,                 /* the command's first argument is an ID */
+    ARG_JSON = 2,               /* its (next) argument is the request body */
+    BAD_BODY_USAGE = 4          /* a 400 is bad usage (exit 1): pool-add, as it always was */
+};
+
+/* The commands that are one core call: their arguments read as flags say, then the call,
+ * its answer printed as JSON when its status is want, else its message (exit 2). */
+static int core_command(admin_t *a, const char *const *argv, int flags, core_fn *fn, int want)
+{
+    core_call_t c;
+    ospab_result_t res;
     int rc;
 
-    (void)argc;
-    if (!body) {
-        fail_msg(a, apr_psprintf(a->pool, "JSON: %s", jerr.text));
+    memset(&c, 0, sizeof(c));
+    c.p = a->pool;
+    c.actor = cli_actor();
+    if (((flags & ARG_ID) && !(c.id = id_arg(a, *argv++)))
+        || ((flags & ARG_JSON) && !(c.body = json_arg(a, *argv)))) {
         return EXIT_USAGE;
     }
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
+    if ((rc = core_db(a, &c.db)) != EXIT_OK) {
         return rc;
     }
-    ospab_ippool_add(&db, a->pool, &actor, body, &res);
-    if (res.status == 400) {
+    fn(&c, &res);
+    if (res.status == 400 && (flags & BAD_BODY_USAGE)) {
         fail_msg(a, json_string_value(json_object_get(res.body, "error")));
         return EXIT_USAGE;
     }
-    return print_result(a, &res, 201);
+    return print_result(a, &res, want);
+}
+
+static void pool_add(core_call_t *c, ospab_result_t *res)
+{
+    ospab_ippool_add(&c->db, c->p, &c->actor, c->body, res);
+}
+
+static void pool_list(core_call_t *c, ospab_result_t *res)
+{
+    ospab_ippool_list(&c->db, c->p, c->actor.now, res);
+}
+
+static void node_add(core_call_t *c, ospab_result_t *res)
+{
+    ospab_node_create(&c->db, c->p, &c->actor, c->body, res);
+}
+
+static void node_set(core_call_t *c, ospab_result_t *res)
+{
+    ospab_node_update(&c->db, c->p, &c->actor, c->id, c->body, res);
+}
+
+static void node_del(core_call_t *c, ospab_result_t *res)
+{
+    ospab_node_delete(&c->db, c->p, &c->actor, c->id, res);
+}
+
+static void node_list(core_call_t *c, ospab_result_t *res)
+{
+    ospab_nodes_list(&c->db, c->p, NULL, res);
+}
+
+static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_JSON | BAD_BODY_USAGE, pool_add, 201);
 }
 
 static int cmd_pool_list(admin_t *a, int argc, const char *const *argv)
 {
-    ospab_result_t res;
-    ospab_db_t db;
-    int rc;
+    (void)argc;
+    return core_command(a, argv, 0, pool_list, 200);
+}
+
+static int cmd_node_add(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_JSON, node_add, 201);
+}
+
+static int cmd_node_set(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_ID | ARG_JSON, node_set, 200);
+}
+
+static int cmd_node_del(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_ID, node_del, 200);
+}
+
+static int cmd_node_list(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, 0, node_list, 200);
+}
+
+/* One JSON object a line: a shell reads the list with `while read` or jq, and a long one
+ * streams out page by page. */
+static void show_json_line(json_t *row)
+{
+    char *text = json_dumps(row, JSON_COMPACT);
+
+    printf("%s\n", text ? text : "null");
+    free(text);
+}
+
+static int cmd_servers(admin_t *a, int argc, const char *const *argv)
+{
+    apr_table_t *filters = apr_table_make(a->pool, 3);
 
     (void)argc;
     (void)argv;
-    if ((rc = core_db(a, &db)) != EXIT_OK) {
-        return rc;
+    /* checked by the route's own rules (a user id, a known state): a refusal is a 400 */
+    if (a->user) {
+        apr_table_setn(filters, "user", a->user);
     }
-    ospab_ippool_list(&db, a->pool, apr_time_now(), &res);
-    return print_result(a, &res, 200);
+    if (a->node) {
+        apr_table_setn(filters, "node", a->node);
+    }
+    if (a->status) {
+        apr_table_setn(filters, "status", a->status);
+    }
+    return list_all(a, ospab_admin_servers, filters, "servers", show_json_line);
 }
 
 static int cmd_help(admin_t *a, int argc, const char *const *argv)
@@ -789,6 +991,9 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
         case OPT_JWT_KEY: a.jwt_key = optarg; break;
         case OPT_TTL:     a.ttl = atoi(optarg); break;
         case OPT_Q:       a.q = optarg;       break;
+        case OPT_USER:    a.user = optarg;    break;
+        case OPT_NODE:    a.node = optarg;    break;
+        case OPT_STATUS:  a.status = optarg;  break;
         }
     }
     if (rv != APR_EOF) {
@@ -817,6 +1022,11 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
     }
     if (a.dry_run && cmd->fn != cmd_migrate) {
         fprintf(stderr, "ospab-admin: --dry-run only applies to migrate\n");
+        return EXIT_USAGE;
+    }
+    /* a filter another command would ignore: the operator meant something else */
+    if ((a.user || a.node || a.status) && cmd->fn != cmd_servers) {
+        fprintf(stderr, "ospab-admin: --user, --node and --status only apply to servers\n");
         return EXIT_USAGE;
     }
     if (cmd->needs_db) {

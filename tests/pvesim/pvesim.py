@@ -11,7 +11,8 @@ is made with the ``openssl`` command line tool.  See README.md.
 Usage:
     /usr/bin/python3 tests/pvesim/pvesim.py --port 8006 --state-dir DIR \
         [--host 127.0.0.1] [--nodes pve1,pve2] [--token 'root@pam!ospab=<uuid>'] \
-        [--guests N] [--time-scale 1.0] [--resources-lag 5]
+        [--guests N] [--time-scale 1.0] [--resources-lag 5] \
+        [--token-privs 'root@pam!ospab=VM.Audit,Sys.Audit']
 """
 
 import argparse
@@ -37,8 +38,8 @@ import uuid
 from collections import Counter, OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pveparams import (Bool, Int, Num, PropStr, Str, parse_property_string,  # noqa: E402
-                       print_property_string, validate, wire_value)
+from pveparams import (Bool, FormatError, Int, Num, PropStr, Str,  # noqa: E402
+                       parse_property_string, print_property_string, validate, wire_value)
 
 PVE_VERSION = {"version": "9.1.2", "release": "9.1", "repoid": "a1b2c3d4e5f60718"}
 PVEVERSION_STRING = "pve-manager/9.1.2/a1b2c3d4e5f60718 (running kernel: 6.17.2-1-pve)"
@@ -56,6 +57,33 @@ DURATIONS = {
     "qmsuspend": 1.0, "qmresume": 1.0, "qmdestroy": 3.0, "qmsnapshot": 2.0,
     "qmdelsnapshot": 1.5, "qmrollback": 3.0,
 }
+
+# ==========================================================================
+# Privileges (pve-access-control AccessControl.pm $privgroups, PVE 9.0.4 as in
+# PVE 9.1: VM.Monitor is gone, VM.GuestAgent.* and VM.Replicate are new) plus
+# Permissions.Modify, which is in no group.  The Administrator role has them all.
+PRIVILEGES = tuple(sorted([
+    "VM.Allocate", "VM.Audit", "VM.Backup", "VM.Clone", "VM.Config.CDROM",
+    "VM.Config.CPU", "VM.Config.Cloudinit", "VM.Config.Disk", "VM.Config.HWType",
+    "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options", "VM.Console",
+    "VM.GuestAgent.Audit", "VM.GuestAgent.FileRead", "VM.GuestAgent.FileSystemMgmt",
+    "VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted", "VM.Migrate",
+    "VM.PowerMgmt", "VM.Replicate", "VM.Snapshot", "VM.Snapshot.Rollback",
+    "Sys.AccessNetwork", "Sys.Audit", "Sys.Console", "Sys.Incoming", "Sys.Modify",
+    "Sys.PowerMgmt", "Sys.Syslog",
+    "Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.AllocateTemplate",
+    "Datastore.Audit",
+    "SDN.Allocate", "SDN.Audit", "SDN.Use",
+    "Realm.Allocate", "Realm.AllocateUser", "User.Modify", "Group.Allocate",
+    "Pool.Allocate", "Pool.Audit",
+    "Mapping.Audit", "Mapping.Modify", "Mapping.Use",
+    "Permissions.Modify",
+]))
+ALL_PRIVS = frozenset(PRIVILEGES)
+# RPCEnvironment::get_effective_permissions: the paths it always looks at (plus ACL
+# paths; the simulator's only ACL path is "/")
+DEFAULT_ACL_PATHS = ("/", "/access", "/access/groups", "/nodes", "/pool", "/sdn",
+                     "/storage", "/vms")
 
 # ==========================================================================
 # Route table.  Every served path, method and parameter is declared here,
@@ -193,19 +221,36 @@ QEMU_MACHINE_KEYS = {
 
 
 class Route:
-    __slots__ = ("method", "path", "handler", "params", "proxyto", "auth",
+    __slots__ = ("method", "path", "handler", "params", "proxyto", "auth", "perm",
                  "regex", "names")
 
-    def __init__(self, method, path, handler, params, proxyto="node", auth=True):
+    def __init__(self, method, path, handler, params, proxyto="node", auth=True, perm=None):
         self.method = method
         self.path = path
         self.handler = handler
         self.params = params
         self.proxyto = proxyto      # as in the schema: calls for another node are proxied
         self.auth = auth
+        # the schema's permissions.check (["perm", path, [privs]] or with "any", 1),
+        # checked before the call runs; None: "user": "all" (or "world" without auth),
+        # and the handler checks whatever the description says
+        self.perm = perm
         self.names = re.findall(r"\{(\w+)\}", path)
         self.regex = re.compile("^" + re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(path)) + "$")
 
+
+VMS = "/vms/{vmid}"
+VM_AUDIT = ["perm", VMS, ["VM.Audit"]]
+VM_POWER = ["perm", VMS, ["VM.PowerMgmt"]]
+VM_ALLOCATE = ["perm", VMS, ["VM.Allocate"]]
+VM_SNAPSHOT = ["perm", VMS, ["VM.Snapshot"]]
+VM_ROLLBACK = ["perm", VMS, ["VM.Snapshot", "VM.Snapshot.Rollback"], "any", 1]
+VM_CONSOLE = ["perm", VMS, ["VM.Console"]]
+VM_CONFIG = ["perm", VMS, ["VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory",
+                           "VM.Config.Network", "VM.Config.Options"], "any", 1]
+NODE_AUDIT = ["perm", "/nodes/{node}", ["Sys.Audit"]]
+STORAGE_READ = ["perm", "/storage/{storage}", ["Datastore.Audit", "Datastore.AllocateSpace"],
+                "any", 1]
 
 R = Route
 ROUTES = [
@@ -218,28 +263,36 @@ ROUTES = [
         "path": Str(maxlen=64, requires="privs", opt=1),
         "privs": Str(fmt="pve-priv-list", maxlen=64, requires="path", opt=1),
         "tfa-challenge": Str(opt=1)}, proxyto=None, auth=False),
+    R("GET", "/access/permissions", "access_permissions", {
+        "path": Str(opt=1),
+        "userid": Str(pattern="(?^:^(?^:[^\\s:/]+)\\@(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+)"
+                              "(?:!(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+))?$)", opt=1)},
+      proxyto=None),
     R("GET", "/cluster/nextid", "nextid", {"vmid": Int(100, 999999999, fmt="pve-vmid", opt=1)},
       proxyto=None),
     R("GET", "/cluster/resources", "resources",
       {"type": Str(enum=["vm", "storage", "node", "sdn"], opt=1)}, proxyto=None),
     R("GET", "/cluster/tasks", "cluster_tasks", {}, proxyto=None),
-    R("GET", "/cluster/status", "cluster_status", {}, proxyto=None),
+    R("GET", "/cluster/status", "cluster_status", {}, proxyto=None,
+      perm=["perm", "/", ["Sys.Audit"]]),
     R("GET", "/nodes", "nodes", {}, proxyto=None),
-    R("GET", "/nodes/{node}/status", "node_status", {"node": NODE}),
+    R("GET", "/nodes/{node}/status", "node_status", {"node": NODE}, perm=NODE_AUDIT),
     R("GET", "/nodes/{node}/rrddata", "node_rrddata", {
         "node": NODE, "cf": CF,
         "timeframe": Str(enum=["hour", "day", "week", "month", "year", "decade"])},
-      proxyto=None),
+      proxyto=None, perm=NODE_AUDIT),
     # storage
     R("GET", "/nodes/{node}/storage", "storage_index", {
         "node": NODE, "content": Str(fmt="pve-storage-content-list", opt=1),
         "enabled": Bool(opt=1), "format": Bool(opt=1),
         "storage": Str(fmt="pve-storage-id", opt=1), "target": Str(fmt="pve-node", opt=1)}),
-    R("GET", "/nodes/{node}/storage/{storage}", "storage_diridx", STORAGE, proxyto=None),
-    R("GET", "/nodes/{node}/storage/{storage}/status", "storage_read_status", STORAGE),
+    R("GET", "/nodes/{node}/storage/{storage}", "storage_diridx", STORAGE, proxyto=None,
+      perm=STORAGE_READ),
+    R("GET", "/nodes/{node}/storage/{storage}/status", "storage_read_status", STORAGE,
+      perm=STORAGE_READ),
     R("GET", "/nodes/{node}/storage/{storage}/content", "storage_content", dict(
         STORAGE, content=Str(fmt="pve-storage-content", opt=1),
-        vmid=Int(100, 999999999, fmt="pve-vmid", opt=1))),
+        vmid=Int(100, 999999999, fmt="pve-vmid", opt=1)), perm=STORAGE_READ),
     # tasks
     R("GET", "/nodes/{node}/tasks", "node_tasks", {
         "node": NODE, "vmid": Int(100, 999999999, fmt="pve-vmid", opt=1),
@@ -259,55 +312,61 @@ ROUTES = [
     R("GET", "/nodes/{node}/lxc/{vmid}", "lxc_index", GUEST),
     R("DELETE", "/nodes/{node}/lxc/{vmid}", "lxc_destroy", dict(
         GUEST, purge=Bool(opt=1), force=Bool(opt=1),
-        **{"destroy-unreferenced-disks": Bool(opt=1)})),
+        **{"destroy-unreferenced-disks": Bool(opt=1)}), perm=VM_ALLOCATE),
     R("GET", "/nodes/{node}/lxc/{vmid}/config", "lxc_config", dict(
-        GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1))),
-    R("PUT", "/nodes/{node}/lxc/{vmid}/config", "lxc_update", LXC_UPDATE),
-    R("GET", "/nodes/{node}/lxc/{vmid}/pending", "lxc_pending", GUEST),
-    R("GET", "/nodes/{node}/lxc/{vmid}/interfaces", "lxc_interfaces", GUEST),
+        GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1)),
+      perm=VM_AUDIT),
+    R("PUT", "/nodes/{node}/lxc/{vmid}/config", "lxc_update", LXC_UPDATE,
+      perm=VM_CONFIG),
+    R("GET", "/nodes/{node}/lxc/{vmid}/pending", "lxc_pending", GUEST, perm=VM_AUDIT),
+    R("GET", "/nodes/{node}/lxc/{vmid}/interfaces", "lxc_interfaces", GUEST, perm=VM_AUDIT),
     R("GET", "/nodes/{node}/lxc/{vmid}/status", "lxc_status_index", GUEST),
-    R("GET", "/nodes/{node}/lxc/{vmid}/status/current", "lxc_status", GUEST),
+    R("GET", "/nodes/{node}/lxc/{vmid}/status/current", "lxc_status", GUEST, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/lxc/{vmid}/status/start", "lxc_start", dict(
-        GUEST, skiplock=Bool(opt=1), debug=Bool(opt=1))),
+        GUEST, skiplock=Bool(opt=1), debug=Bool(opt=1)), perm=VM_POWER),
     R("POST", "/nodes/{node}/lxc/{vmid}/status/stop", "lxc_stop", dict(
-        GUEST, skiplock=Bool(opt=1), **{"overrule-shutdown": Bool(opt=1)})),
+        GUEST, skiplock=Bool(opt=1), **{"overrule-shutdown": Bool(opt=1)}), perm=VM_POWER),
     R("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown", "lxc_shutdown", dict(
-        GUEST, timeout=Int(0, opt=1), forceStop=Bool(opt=1))),
+        GUEST, timeout=Int(0, opt=1), forceStop=Bool(opt=1)), perm=VM_POWER),
     R("POST", "/nodes/{node}/lxc/{vmid}/status/reboot", "lxc_reboot", dict(
-        GUEST, timeout=Int(0, opt=1))),
-    R("POST", "/nodes/{node}/lxc/{vmid}/status/suspend", "lxc_suspend", GUEST),
-    R("POST", "/nodes/{node}/lxc/{vmid}/status/resume", "lxc_resume", GUEST),
+        GUEST, timeout=Int(0, opt=1)), perm=VM_POWER),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/suspend", "lxc_suspend", GUEST, perm=VM_POWER),
+    R("POST", "/nodes/{node}/lxc/{vmid}/status/resume", "lxc_resume", GUEST, perm=VM_POWER),
     R("PUT", "/nodes/{node}/lxc/{vmid}/resize", "lxc_resize", dict(
         GUEST, digest=Str(maxlen=40, opt=1),
         disk=Str(enum=["rootfs"] + ["mp%d" % i for i in range(MAX_MOUNT_POINTS)]),
-        size=Str(pattern="\\+?\\d+(\\.\\d+)?[KMGT]?"))),
-    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot", "snapshot_list", GUEST),
+        size=Str(pattern="\\+?\\d+(\\.\\d+)?[KMGT]?")),
+      perm=["perm", VMS, ["VM.Config.Disk"], "any", 1]),
+    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot", "snapshot_list", GUEST, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/lxc/{vmid}/snapshot", "snapshot_create", dict(
-        GUEST, snapname=SNAPNAME, description=Str(opt=1))),
+        GUEST, snapname=SNAPNAME, description=Str(opt=1)), perm=VM_SNAPSHOT),
     R("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", "snapshot_index", SNAP,
       proxyto=None),
     R("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", "snapshot_delete",
-      dict(SNAP, force=Bool(opt=1))),
-    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", "snapshot_config", SNAP),
+      dict(SNAP, force=Bool(opt=1)), perm=VM_SNAPSHOT),
+    R("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", "snapshot_config", SNAP,
+      perm=["perm", VMS, ["VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"], "any", 1]),
     R("PUT", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", "snapshot_update",
-      dict(SNAP, description=Str(opt=1))),
+      dict(SNAP, description=Str(opt=1)), perm=VM_SNAPSHOT),
     R("POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback", "snapshot_rollback",
-      dict(SNAP, start=Bool(opt=1))),
+      dict(SNAP, start=Bool(opt=1)), perm=VM_ROLLBACK),
     R("GET", "/nodes/{node}/lxc/{vmid}/rrddata", "guest_rrddata", dict(
-        GUEST, timeframe=TIMEFRAME, cf=CF), proxyto=None),
+        GUEST, timeframe=TIMEFRAME, cf=CF), proxyto=None, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/lxc/{vmid}/vncproxy", "vncproxy", dict(
         GUEST, websocket=Bool(opt=1), width=Int(16, 4096, opt=1),
-        height=Int(16, 2160, opt=1)), proxyto=None),
-    R("POST", "/nodes/{node}/lxc/{vmid}/termproxy", "termproxy", GUEST, proxyto=None),
+        height=Int(16, 2160, opt=1)), proxyto=None, perm=VM_CONSOLE),
+    R("POST", "/nodes/{node}/lxc/{vmid}/termproxy", "termproxy", GUEST, proxyto=None,
+      perm=VM_CONSOLE),
     # QEMU: the cheap equivalents
     R("GET", "/nodes/{node}/qemu", "qemu_list", {"node": NODE, "full": Bool(opt=1)}),
     R("GET", "/nodes/{node}/qemu/{vmid}", "qemu_index", GUEST),
     R("DELETE", "/nodes/{node}/qemu/{vmid}", "qemu_destroy", dict(
         GUEST, purge=Bool(opt=1), skiplock=Bool(opt=1),
-        **{"destroy-unreferenced-disks": Bool(opt=1)})),
+        **{"destroy-unreferenced-disks": Bool(opt=1)}), perm=VM_ALLOCATE),
     R("GET", "/nodes/{node}/qemu/{vmid}/config", "qemu_config", dict(
-        GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1))),
-    R("GET", "/nodes/{node}/qemu/{vmid}/status/current", "qemu_status", GUEST),
+        GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1)),
+      perm=VM_AUDIT),
+    R("GET", "/nodes/{node}/qemu/{vmid}/status/current", "qemu_status", GUEST, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/start", "qemu_start", dict(
         GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1),
         machine=PropStr(QEMU_MACHINE_KEYS, opt=1),
@@ -318,36 +377,40 @@ ROUTES = [
         targetstorage=Str(fmt="storage-pair-list", opt=1),
         **{"force-cpu": Str(opt=1),
            "nets-host-mtu": Str(pattern="net\\d+=\\d+(,net\\d+=\\d+)*", opt=1),
-           "with-conntrack-state": Bool(opt=1)})),
+           "with-conntrack-state": Bool(opt=1)}), perm=VM_POWER),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/stop", "qemu_stop", dict(
         GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1), keepActive=Bool(opt=1),
-        migratedfrom=Str(fmt="pve-node", opt=1), **{"overrule-shutdown": Bool(opt=1)})),
+        migratedfrom=Str(fmt="pve-node", opt=1), **{"overrule-shutdown": Bool(opt=1)}),
+      perm=VM_POWER),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown", "qemu_shutdown", dict(
         GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1), keepActive=Bool(opt=1),
-        forceStop=Bool(opt=1))),
+        forceStop=Bool(opt=1)), perm=VM_POWER),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/reboot", "qemu_reboot", dict(
-        GUEST, timeout=Int(0, opt=1))),
+        GUEST, timeout=Int(0, opt=1)), perm=VM_POWER),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/suspend", "qemu_suspend", dict(
         GUEST, skiplock=Bool(opt=1), todisk=Bool(opt=1),
-        statestorage=Str(fmt="pve-storage-id", requires="todisk", opt=1))),
+        statestorage=Str(fmt="pve-storage-id", requires="todisk", opt=1)), perm=VM_POWER),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/resume", "qemu_resume", dict(
-        GUEST, skiplock=Bool(opt=1), nocheck=Bool(opt=1))),
-    R("GET", "/nodes/{node}/qemu/{vmid}/snapshot", "snapshot_list", GUEST),
+        GUEST, skiplock=Bool(opt=1), nocheck=Bool(opt=1)), perm=VM_POWER),
+    R("GET", "/nodes/{node}/qemu/{vmid}/snapshot", "snapshot_list", GUEST, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/qemu/{vmid}/snapshot", "snapshot_create", dict(
-        GUEST, snapname=SNAPNAME, description=Str(opt=1), vmstate=Bool(opt=1))),
+        GUEST, snapname=SNAPNAME, description=Str(opt=1), vmstate=Bool(opt=1)),
+      perm=VM_SNAPSHOT),
     R("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", "snapshot_delete",
-      dict(SNAP, force=Bool(opt=1))),
+      dict(SNAP, force=Bool(opt=1)), perm=VM_SNAPSHOT),
     R("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback", "snapshot_rollback",
-      dict(SNAP, start=Bool(opt=1))),
+      dict(SNAP, start=Bool(opt=1)), perm=VM_ROLLBACK),
     R("GET", "/nodes/{node}/qemu/{vmid}/rrddata", "guest_rrddata", dict(
-        GUEST, timeframe=TIMEFRAME, cf=CF), proxyto=None),
+        GUEST, timeframe=TIMEFRAME, cf=CF), proxyto=None, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/qemu/{vmid}/vncproxy", "vncproxy", dict(
-        GUEST, websocket=Bool(opt=1), **{"generate-password": Bool(opt=1)}), proxyto=None),
+        GUEST, websocket=Bool(opt=1), **{"generate-password": Bool(opt=1)}), proxyto=None,
+      perm=VM_CONSOLE),
     R("POST", "/nodes/{node}/qemu/{vmid}/termproxy", "termproxy", dict(
         GUEST, serial=Str(enum=["serial0", "serial1", "serial2", "serial3"], opt=1)),
-      proxyto=None),
+      proxyto=None, perm=VM_CONSOLE),
     R("POST", "/nodes/{node}/qemu/{vmid}/agent/set-user-password", "qemu_set_password", dict(
-        GUEST, username=Str(), password=Str(minlen=5, maxlen=1024), crypted=Bool(opt=1))),
+        GUEST, username=Str(), password=Str(minlen=5, maxlen=1024), crypted=Bool(opt=1)),
+      perm=["perm", VMS, ["VM.GuestAgent.Unrestricted"]]),
 ]
 del R
 
@@ -376,6 +439,17 @@ def die(message):
 
 def param_error(errors):
     raise ApiError(400, "Parameter verification failed.", errors=errors)
+
+
+def perm_error(what=None):
+    """PVE::Exception::raise_perm_exc: 403 "Permission check failed[ (what)]"."""
+    return ApiError(403, "Permission check failed" + (" (%s)" % what if what else ""))
+
+
+def normalize_acl_path(path):
+    """PVE::AccessControl::normalize_path."""
+    path = re.sub(r"/+", "/", path or "").rstrip("/") or "/"
+    return path if path.startswith("/") else "/" + path
 
 
 class TaskError(Exception):
@@ -740,7 +814,8 @@ class Sim:
 
     def __init__(self, nodes, tokens, users, time_scale=1.0, resources_lag=5.0,
                  auth_fail_delay=3.0, lock_timeout=10.0, guests=0, qemu_guests=0,
-                 cluster_name="pvesim", node_cpus=16, node_memory=128 * GiB):
+                 cluster_name="pvesim", node_cpus=16, node_memory=128 * GiB,
+                 token_privs=None):
         self.lock = threading.RLock()
         self.node_names = list(nodes)
         self.cluster_name = cluster_name
@@ -748,6 +823,10 @@ class Sim:
         self.node_memory = node_memory
         self.tokens = dict(tokens)          # "user@realm!id" -> secret
         self.users = dict(users)            # "user@realm" -> password
+        # "user@realm!id" -> frozenset of privileges on "/" (propagated); a token
+        # missing here has them all (Administrator on "/")
+        self.initial_token_privs = {t: frozenset(p) for t, p in (token_privs or {}).items()
+                                    if p is not None}
         self.time_scale = time_scale
         self.resources_lag = resources_lag
         self.auth_fail_delay = auth_fail_delay
@@ -773,6 +852,7 @@ class Sim:
             self.tasks = OrderedDict()
             self.faults = []
             self.fault_seq = 0
+            self.token_privs = dict(self.initial_token_privs)
             self.requests = Counter()
             self.requests_by_path = Counter()
             self.console_ports = {}         # port -> task
@@ -1242,6 +1322,53 @@ class Sim:
             return None
         return tokenid
 
+    # --- permissions (pve-access-control RPCEnvironment) -----------------------------
+    # One ACL at most per token: its privilege set on "/" with propagate, so a token
+    # has the same privileges on every path.  root@pam and the tokens nobody
+    # restricted have every privilege.
+    def privset(self, authid, path="/"):
+        """The privileges authid (user@realm or user@realm!token) has on path."""
+        if authid == "root@pam":
+            return ALL_PRIVS
+        user, sep, _ = authid.partition("!")
+        if sep:
+            if authid not in self.tokens:
+                return frozenset()
+            return self.token_privs.get(authid, ALL_PRIVS)
+        if authid in self.users or any(t.partition("!")[0] == authid for t in self.tokens):
+            return ALL_PRIVS            # the owners of the tokens: Administrator on "/"
+        return frozenset()
+
+    def permissions(self, authid, path):
+        """RPCEnvironment::permissions: {privilege: propagate flag} on path."""
+        return {p: 1 for p in sorted(self.privset(authid, path))}
+
+    def effective_permissions(self, authid):
+        """RPCEnvironment::get_effective_permissions: every path that has privileges."""
+        out = {}
+        for path in DEFAULT_ACL_PATHS:
+            perms = self.permissions(authid, path)
+            if perms:
+                out[path] = perms
+        return out
+
+    def check(self, authid, path, privs, any_=False, noerr=False):
+        """RPCEnvironment::check (all of privs) and check_any: True, or False with
+        noerr, else 403 "Permission check failed (<path>, <priv>)"."""
+        have = self.privset(authid, path)
+        if any_:
+            if any(p in have for p in privs):
+                return True
+            what = "%s, %s" % (path, "|".join(privs))
+        else:
+            missing = next((p for p in privs if p not in have), None)
+            if missing is None:
+                return True
+            what = "%s, %s" % (path, missing)
+        if noerr:
+            return False
+        raise perm_error(what)
+
     def vnc_ticket(self, user, path):
         plain = "PVEVNC:%08X" % int(now())
         return "%s::%s" % (plain, self._sign("%s:%s:%s" % (plain, user, path)))
@@ -1268,6 +1395,10 @@ LXC_CREATE_ONLY = {"node", "vmid", "ostemplate", "password", "storage", "force",
 RRD_STEPS = {"hour": (60, 60), "day": (60, 1440), "week": (1800, 336),
              "month": (1800, 1440), "year": (21600, 1440), "decade": (604800, 520)}
 RESERVED_SNAPNAMES = ("current", "vzdump", "pending")
+
+
+# what extract_node_stats leaves out without Sys.Audit on the node
+NODE_STATS = ("uptime", "cpu", "mem", "disk", "maxcpu", "maxmem", "maxdisk")
 
 
 class Ctx:
@@ -1313,6 +1444,19 @@ class Api:
                                 "VM.Audit": 1, "VM.Config.Disk": 1, "VM.Snapshot": 1},
                         "nodes": {"Sys.Audit": 1}}}
 
+    def access_permissions(self, ctx, p):
+        """GET /access/permissions (API2/AccessControl.pm): one's own permissions (or an
+        owned token's); anyone else's needs Sys.Audit on /access."""
+        sim = self.sim
+        authid = ctx.user
+        userid = p.get("userid", authid)
+        owner, sep, _ = userid.partition("!")
+        if userid != authid and not (sep and owner == authid):
+            sim.check(authid, "/access", ["Sys.Audit"])
+        if p.get("path"):
+            return {p["path"]: sim.permissions(userid, p["path"])}
+        return sim.effective_permissions(userid)
+
     def nextid(self, ctx, p):
         with self.sim.lock:
             if "vmid" in p:
@@ -1325,14 +1469,40 @@ class Api:
             return str(vmid)
 
     def resources(self, ctx, p):
+        """Everything the caller may see (API2/Cluster.pm): guests with VM.Audit on
+        /vms/<vmid>, storages with Datastore.Audit on /storage/<storage>; a node
+        without Sys.Audit on /nodes/<node> is listed without its usage."""
+        sim = self.sim
         if p.get("type") == "sdn":
             return []
-        return self.sim.resources(p.get("type"))
+        raw = sim.resources(p.get("type"))
+        if sim.privset(ctx.user) == ALL_PRIVS:
+            return raw                  # the cached answer
+        out = []
+        for e in json.loads(raw.body)["data"]:
+            if e["type"] in ("lxc", "qemu"):
+                if not sim.check(ctx.user, "/vms/%d" % e["vmid"], ["VM.Audit"], noerr=True):
+                    continue
+            elif e["type"] == "storage":
+                if not sim.check(ctx.user, "/storage/%s" % e["storage"], ["Datastore.Audit"],
+                                 noerr=True):
+                    continue
+            elif e["type"] == "node":
+                if not sim.check(ctx.user, "/nodes/%s" % e["node"], ["Sys.Audit"], noerr=True):
+                    for key in NODE_STATS:
+                        e.pop(key, None)
+            out.append(e)
+        return out
 
     def cluster_tasks(self, ctx, p):
+        """All tasks with Sys.Audit on "/", else those whose user (the token's owner for
+        a token's task) is the caller: a token without Sys.Audit sees none, as in
+        API2/Cluster.pm."""
+        every = self.sim.check(ctx.user, "/", ["Sys.Audit"], noerr=True)
         with self.sim.lock:
             tasks = sorted(self.sim.tasks.values(), key=lambda t: -t.starttime)[:100]
-            return [t.list_entry() for t in tasks]
+            out = [t.list_entry() for t in tasks]
+        return [e for e in out if every or e["user"] == ctx.user]
 
     def nodes(self, ctx, p):
         out = []
@@ -1346,6 +1516,10 @@ class Api:
                     e.update(cpu=st["cpu"], maxcpu=node.cpus, mem=st["mem"], maxmem=node.memory,
                              disk=disk, maxdisk=maxdisk, uptime=int(now() - node.boot),
                              level="", ssl_fingerprint=self.sim.fingerprint)
+                    if not self.sim.check(ctx.user, "/nodes/%s" % name, ["Sys.Audit"],
+                                          noerr=True):
+                        for key in NODE_STATS:
+                            e.pop(key)
                 out.append(e)
         return out
 
@@ -1428,6 +1602,10 @@ class Api:
             out = []
             for sid, data in sorted(info.items()):
                 st = sim.nodes[node].storages[sid]
+                if not sim.check(ctx.user, "/storage/%s" % sid,
+                                 ["Datastore.Audit", "Datastore.AllocateSpace"], any_=True,
+                                 noerr=True):
+                    continue
                 if p.get("storage") and p["storage"] != sid:
                     continue
                 if p.get("enabled") and not st.enabled:
@@ -1480,14 +1658,35 @@ class Api:
                              ("vmid" not in p or f.get("vmid") == p["vmid"])]
                 if "vmid" in p:
                     items = [v for v in items if v.get("vmid") == p["vmid"]]
-                out += sorted(items, key=lambda v: v["volid"])
+                out += sorted((v for v in items if self._may_see_volume(ctx.user, sid, v)),
+                              key=lambda v: v["volid"])
         return out
+
+    def _may_see_volume(self, user, sid, vol):
+        """PVE::Storage::check_volume_access without a vmid, as the content list calls it:
+        what it refuses is left out."""
+        sim = self.sim
+        storage = "/storage/%s" % sid
+        if sim.check(user, storage, ["Datastore.Allocate"], noerr=True):
+            return True
+        ctype, owner = vol["content"], vol.get("vmid")
+        if ctype in ("iso", "vztmpl", "import"):
+            return True                 # Audit or AllocateSpace: the route checked it
+        if ctype == "backup" and owner:
+            return sim.check(user, storage, ["Datastore.AllocateSpace"], noerr=True) and \
+                sim.check(user, "/vms/%d" % owner, ["VM.Backup"], noerr=True)
+        if ctype in ("images", "rootdir") and owner:
+            return sim.check(user, storage, ["Datastore.Audit"], noerr=True) and \
+                sim.check(user, "/vms/%d" % owner, ["VM.Config.Disk"], noerr=True)
+        return False                    # "missing privileges to access <volid>"
 
     # --- tasks ------------------------------------------------------------
     def node_tasks(self, ctx, p):
         source = p.get("source", "archive")
+        auditor = self.sim.check(ctx.user, "/nodes/%s" % p["node"], ["Sys.Audit"], noerr=True)
         with self.sim.lock:
-            tasks = [t for t in self.sim.tasks.values() if t.node == p["node"]]
+            tasks = [t for t in self.sim.tasks.values() if t.node == p["node"] and
+                     (auditor or self._task_owner(t, ctx.user))]
         out = []
         statusfilter = set(x.lower() for x in re.split(r"[,;\s]+", p.get("statusfilter", "")) if x)
         for t in sorted(tasks, key=lambda t: (-t.starttime, t.upid)):
@@ -1520,6 +1719,16 @@ class Api:
         limit = p.get("limit", 50)
         return out[start:start + limit]
 
+    @staticmethod
+    def _task_owner(task, user):
+        """check_task_user (API2/Tasks.pm): a token sees its own tasks, a user also
+        those of its tokens."""
+        return user == task.user or user == task.user.partition("!")[0]
+
+    def _task_access(self, ctx, task, priv):
+        if not self._task_owner(task, ctx.user):
+            self.sim.check(ctx.user, "/nodes/%s" % task.node, [priv])
+
     def task_index(self, ctx, p):
         with self.sim.lock:
             self.sim.find_task(p["node"], p["upid"])
@@ -1528,17 +1737,22 @@ class Api:
     def task_stop(self, ctx, p):
         with self.sim.lock:
             task = self.sim.find_task(p["node"], p["upid"])
+        self._task_access(ctx, task, "Sys.Modify")
         task.abort.set()
         return None
 
     def task_status(self, ctx, p):
         with self.sim.lock:
-            return self.sim.find_task(p["node"], p["upid"]).info()
+            task = self.sim.find_task(p["node"], p["upid"])
+        self._task_access(ctx, task, "Sys.Audit")
+        with self.sim.lock:
+            return task.info()
 
     def task_log(self, ctx, p):
         with self.sim.lock:
             task = self.sim.find_task(p["node"], p["upid"])
             lines = list(task.lines)
+        self._task_access(ctx, task, "Sys.Audit")
         start = p.get("start", 0)
         limit = p.get("limit", 50)
         ctx.extra["total"] = len(lines)
@@ -1580,13 +1794,15 @@ class Api:
     def lxc_list(self, ctx, p):
         with self.sim.lock:
             return [self._vmstatus(g) for vmid, g in sorted(self.sim.guests.items())
-                    if g.node == p["node"] and g.kind == "lxc"]
+                    if g.node == p["node"] and g.kind == "lxc" and
+                    self.sim.check(ctx.user, "/vms/%d" % vmid, ["VM.Audit"], noerr=True)]
 
     def qemu_list(self, ctx, p):
         with self.sim.lock:
             out = []
             for vmid, g in sorted(self.sim.guests.items()):
-                if g.node == p["node"] and g.kind == "qemu":
+                if g.node == p["node"] and g.kind == "qemu" and \
+                        self.sim.check(ctx.user, "/vms/%d" % vmid, ["VM.Audit"], noerr=True):
                     d = self._vmstatus(g)
                     if p.get("full"):
                         d["qmpstatus"] = self._qmpstatus(g)
@@ -1675,6 +1891,11 @@ class Api:
         sim = self.sim
         node, vmid = p["node"], p["vmid"]
         restore = p.get("restore")
+        user = ctx.user
+        if not restore and not p.get("unprivileged", 1):
+            sim.check(user, "/", ["Sys.Modify"])          # a privileged container
+        if p.get("ha-managed"):
+            sim.check(user, "/", ["Sys.Console"])
         with sim.lock:
             existing = sim.guests.get(vmid)
             if existing is not None:
@@ -1693,6 +1914,12 @@ class Api:
                             r"(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)\S+ [A-Za-z0-9+/=]+( .*)?$",
                             line.strip()):
                         die("SSH public key validation error")
+            if not (sim.check(user, "/vms/%d" % vmid, ["VM.Allocate"], noerr=True) or
+                    restore and p.get("force") and existing is not None and
+                    sim.check(user, "/vms/%d" % vmid, ["VM.Backup"], noerr=True)):
+                raise perm_error()
+            self._ct_config_perm(user, vmid, {}, {
+                k: v for k, v in p.items() if k not in LXC_CREATE_ONLY and k != "unprivileged"})
             ostemplate = p["ostemplate"]
             if ostemplate == "-":
                 die("pipe requires cli environment")
@@ -1708,6 +1935,7 @@ class Api:
                     if vtype != "vztmpl":
                         die("unable to use volume %s - content type needs to be 'vztmpl'"
                             % ostemplate)
+                self._volume_access(user, vmid, ostemplate)
             storage = p.get("storage", "local")
             disks = {k: v for k, v in p.items() if k == "rootfs" or re.fullmatch(r"mp\d+", k)}
             if disks and "rootfs" not in disks:
@@ -1724,6 +1952,7 @@ class Api:
                 if "rootdir" not in st.content:
                     param_error({"storage": "storage '%s' does not support container "
                                             "directories" % sid})
+                sim.check(user, "/storage/%s" % sid, ["Datastore.AllocateSpace"])
             options = {k: v for k, v in p.items() if k not in LXC_CREATE_ONLY}
             if existing is not None:
                 del sim.guests[vmid]
@@ -1755,6 +1984,90 @@ class Api:
 
         return sim.spawn(node, "vzrestore" if restore else "vzcreate", vmid, ctx.user,
                          worker).upid
+
+    # --- permission rules of pve-container and pve-storage ---------------------------
+    def _ct_config_perm(self, user, vmid, old, new, delete=()):
+        """PVE::LXC::check_ct_modify_config_perm, option by option (sorted; Perl walks a
+        hash).  The rules only root@pam passes (dev[n], hookscript, bind mounts,
+        feature flags other than nesting) are not simulated."""
+        sim = self.sim
+        if user == "root@pam":
+            return
+        vms = "/vms/%d" % vmid
+
+        def check(opt, deleting):
+            if opt in ("cores", "cpuunits", "cpulimit"):
+                sim.check(user, vms, ["VM.Config.CPU"])
+            elif opt == "rootfs" or re.fullmatch(r"mp\d+", opt):
+                sim.check(user, vms, ["VM.Config.Disk"])
+                if deleting:
+                    return
+                volume = parse_property_string(ROOTFS_KEYS if opt == "rootfs" else MP_KEYS,
+                                               new[opt])["volume"]
+                m = re.fullmatch(r"([^:\s]+):(\d+(\.\d+)?)", volume)
+                if m:
+                    sim.check(user, "/storage/%s" % m.group(1), ["Datastore.AllocateSpace"])
+                elif ":" in volume:
+                    self._volume_access(user, vmid, volume)
+            elif opt in ("memory", "swap"):
+                sim.check(user, vms, ["VM.Config.Memory"])
+            elif re.fullmatch(r"net\d+", opt):
+                sim.check(user, vms, ["VM.Config.Network"])
+                for raw in (old.get(opt), None if deleting else new.get(opt)):
+                    if raw:
+                        self._bridge_access(user, raw)
+            elif opt in ("nameserver", "searchdomain", "hostname"):
+                sim.check(user, vms, ["VM.Config.Network"])
+            elif opt == "features":
+                sim.check(user, vms, ["VM.Allocate"])       # nesting
+            elif opt == "hookscript" or re.fullmatch(r"dev\d+", opt):
+                pass                                        # root@pam only
+            else:
+                sim.check(user, vms, ["VM.Config.Options"])  # tags too
+        for opt in sorted(new):
+            check(opt, False)
+        for opt in delete:
+            check(opt, True)
+
+    def _bridge_access(self, user, raw):
+        """check_vnet_access: SDN.Use on the bridge of the local zone (or on its VLANs)."""
+        try:
+            net = parse_property_string(NET_KEYS, raw)
+        except FormatError:
+            return
+        bridge = net.get("bridge")
+        if not bridge:
+            return
+        path = "/sdn/zones/localnetwork/%s" % bridge
+        tags = [str(net["tag"])] if net.get("tag") else []
+        tags += [t for t in str(net.get("trunks", "")).split(";") if t]
+        for tag in tags:
+            self.sim.check(user, "%s/%s" % (path, tag), ["SDN.Use"])
+        if not tags:
+            self.sim.check(user, path, ["SDN.Use"])
+
+    def _volume_access(self, user, vmid, volid):
+        """PVE::Storage::check_volume_access for a volume a guest is to use."""
+        sim = self.sim
+        sid, _, volname = volid.partition(":")
+        storage = "/storage/%s" % sid
+        if sim.check(user, storage, ["Datastore.Allocate"], noerr=True):
+            return
+        m = re.search(r"(?:^|/)(?:vm|base|subvol|basevol)-(\d+)-", volname) or \
+            re.search(r"vzdump-(?:lxc|qemu|openvz)-(\d+)-", volname)
+        owner = int(m.group(1)) if m else None
+        if volname.startswith(("vztmpl/", "iso/", "import/")):
+            sim.check(user, storage, ["Datastore.AllocateSpace", "Datastore.Audit"], any_=True)
+        elif owner is not None and owner == vmid:
+            return
+        elif volname.startswith("dump/") and owner is not None:
+            sim.check(user, storage, ["Datastore.AllocateSpace"])
+            sim.check(user, "/vms/%d" % owner, ["VM.Backup"])
+        elif owner is not None:
+            sim.check(user, storage, ["Datastore.Audit"])
+            sim.check(user, "/vms/%d" % owner, ["VM.Config.Disk"])
+        else:
+            die("missing privileges to access %s" % volid)
 
     @staticmethod
     def _volume_type(st, volname):
@@ -1898,6 +2211,8 @@ class Api:
                            if k not in ("node", "vmid", "delete", "revert", "digest")}
                 if not (changes or deletes or reverts):
                     die("no options specified")
+                self._ct_config_perm(ctx.user, g.vmid, g.conf, {}, deletes)
+                self._ct_config_perm(ctx.user, g.vmid, g.conf, {}, reverts)
                 errors = {}
                 for key in deletes:
                     if key in changes:
@@ -1906,6 +2221,7 @@ class Api:
                         errors["delete"] = "unable to delete required option 'rootfs'"
                 if errors:
                     param_error(errors)
+                self._ct_config_perm(ctx.user, g.vmid, g.conf, changes)
                 if "unprivileged" in changes and \
                         changes["unprivileged"] != g.conf.get("unprivileged", 0):
                     die("unable to modify read-only option: 'unprivileged'")
@@ -2105,6 +2421,10 @@ class Api:
 
     def qemu_suspend(self, ctx, p):
         g = self._precheck(p, "qemu", stopped_error="VM %d not running")
+        if p.get("todisk"):
+            self.sim.check(ctx.user, "/vms/%d" % g.vmid, ["VM.Config.Disk"])
+            statestorage = p.get("statestorage") or self._vmstate_storage(g)
+            self.sim.check(ctx.user, "/storage/%s" % statestorage, ["Datastore.AllocateSpace"])
 
         def worker(task):
             self._task_guard(g, p.get("skiplock"))
@@ -2113,6 +2433,16 @@ class Api:
             with self.sim.lock:
                 g.paused = True
         return self.sim.spawn(g.node, "qmsuspend", g.vmid, ctx.user, worker).upid
+
+    @staticmethod
+    def _vmstate_storage(g):
+        """find_vmstate_storage: vmstatestorage, else the storage of the first disk."""
+        if g.conf.get("vmstatestorage"):
+            return g.conf["vmstatestorage"]
+        for key in sorted(g.conf):
+            if DISK_KEY_RE.match(key) and ":" in str(g.conf[key]):
+                return str(g.conf[key]).split(":", 1)[0]
+        return "local"
 
     def qemu_resume(self, ctx, p):
         g = self._precheck(p, "qemu", stopped_error="VM %d not running")
@@ -2136,6 +2466,8 @@ class Api:
                 msg = g.lock_error()
                 if msg:
                     die(msg)
+                # what is left of the parameters is {disk}: VM.Config.Options (as the code is)
+                self._ct_config_perm(ctx.user, g.vmid, g.conf, {"disk": p["disk"]})
                 if p.get("digest") and p["digest"] != g.digest():
                     die("detected modified configuration - file changed by other user? "
                         "Try again.")
@@ -2144,6 +2476,8 @@ class Api:
                     die("disk '%s' does not exist" % disk)
                 keys = ROOTFS_KEYS if disk == "rootfs" else MP_KEYS
                 mp = parse_property_string(keys, g.conf[disk])
+                sim.check(ctx.user, "/storage/%s" % mp["volume"].split(":", 1)[0],
+                          ["Datastore.AllocateSpace"])
                 size = parse_size(mp.get("size", "0")) or 0
                 text = p["size"]
                 grow = text.startswith("+")
@@ -2539,6 +2873,10 @@ class Control:
             if parts == ["reset"] and method == "POST":
                 self.sim.reset(data.get("guests"), data.get("qemu_guests"))
                 return 200, {"reset": True, "guests": len(self.sim.guests)}
+            if parts == ["token-privs"] and method == "GET":
+                return 200, self.token_privs_get()
+            if parts == ["token-privs"] and method in ("POST", "PUT"):
+                return self.token_privs_set(data)
             if parts == ["config"] and method in ("POST", "PUT"):
                 return 200, self.config(data)
             if parts == ["config"] and method == "GET":
@@ -2548,6 +2886,35 @@ class Control:
         except ApiError as e:
             return 400, {"error": e.message}
         return 404, {"error": "unknown control endpoint %s %s" % (method, path)}
+
+    def token_privs_get(self):
+        """{tokenid: [privileges on "/"] or None (every privilege)}"""
+        sim = self.sim
+        return {t: sorted(sim.token_privs[t]) if t in sim.token_privs else None
+                for t in sim.tokens}
+
+    def token_privs_set(self, data):
+        """{"tokenid": "user@realm!id", "privs": [...]}: the token's privileges on "/"
+        (propagated); "privs": null gives it every privilege again."""
+        sim = self.sim
+        tokenid = data.get("tokenid") or next(iter(sim.tokens))
+        if tokenid not in sim.tokens:
+            return 404, {"error": "no such token %r" % tokenid}
+        privs = data.get("privs")
+        if isinstance(privs, str):
+            privs = [x for x in re.split(r"[,;\s]+", privs) if x]
+        if privs is not None:
+            if not isinstance(privs, list):
+                return 400, {"error": "privs must be a list of privilege names or null"}
+            bad = [x for x in privs if x not in ALL_PRIVS]
+            if bad:
+                return 400, {"error": "invalid privilege '%s'" % bad[0]}
+        with sim.lock:
+            if privs is None:
+                sim.token_privs.pop(tokenid, None)
+            else:
+                sim.token_privs[tokenid] = frozenset(privs)
+        return 200, {"tokenid": tokenid, "privs": sorted(privs) if privs is not None else None}
 
     def config(self, data):
         sim = self.sim
@@ -2975,6 +3342,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 user = self.authenticate(method)
             if route is None:
                 raise ApiError(501, "Method '%s %s' not implemented" % (method, rel))
+            if route.perm and user is not None:
+                # check_api2_permissions: before the proxying and the parameter checks
+                _, template, privs, *opts = route.perm
+                path = re.sub(r"\{(\w+)\}", lambda m: raw_path.get(m.group(1), ""), template)
+                sim.check(user, normalize_acl_path(path), privs,
+                          any_=bool(dict(zip(opts[::2], opts[1::2])).get("any")))
             node = raw_path.get("node")
             if node is not None:
                 n = sim.nodes.get(node)
@@ -3167,6 +3540,18 @@ def parse_token(text):
     return tokenid, secret
 
 
+def parse_token_privs(text):
+    tokenid, sep, privs = text.partition("=")
+    if not sep or "!" not in tokenid:
+        raise argparse.ArgumentTypeError("token privileges must look like "
+                                         "USER@REALM!TOKENID=PRIV,PRIV...")
+    names = [x for x in re.split(r"[,;\s]+", privs) if x]
+    bad = [x for x in names if x not in ALL_PRIVS]
+    if bad:
+        raise argparse.ArgumentTypeError("invalid privilege '%s'" % bad[0])
+    return tokenid, frozenset(names)
+
+
 def parse_cli_size(text):
     size = parse_size(text.strip())
     if not size:
@@ -3183,6 +3568,10 @@ def main(argv=None):
     ap.add_argument("--nodes", default="pve", help="comma-separated node names")
     ap.add_argument("--token", action="append", type=parse_token, default=[],
                     help="USER@REALM!TOKENID=SECRET (repeatable; default: a random one)")
+    ap.add_argument("--token-privs", action="append", type=parse_token_privs, default=[],
+                    metavar="TOKENID=PRIV,PRIV...",
+                    help="restrict a token to these privileges on / (propagated), e.g. "
+                         "'root@pam!ospab=VM.Audit,Sys.Audit'; repeatable; default: all")
     ap.add_argument("--password", default=None, help="root@pam password for /access/ticket")
     ap.add_argument("--guests", type=int, default=0, help="pre-existing containers")
     ap.add_argument("--qemu-guests", type=int, default=0, help="pre-existing QEMU VMs")
@@ -3211,6 +3600,10 @@ def main(argv=None):
         if not re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?", n):
             ap.error("invalid node name %r" % n)
     tokens = args.token or [("root@pam!ospab", str(uuid.uuid4()))]
+    token_privs = dict(args.token_privs)
+    for tokenid in token_privs:
+        if tokenid not in dict(tokens):
+            ap.error("--token-privs: no such token %r" % tokenid)
     password = args.password or secrets.token_urlsafe(12)
     os.makedirs(args.state_dir, exist_ok=True)
     ca, pem, key = make_certificates(args.state_dir, args.host)
@@ -3219,7 +3612,7 @@ def main(argv=None):
               resources_lag=args.resources_lag, auth_fail_delay=args.auth_fail_delay,
               lock_timeout=args.lock_timeout, guests=args.guests, qemu_guests=args.qemu_guests,
               cluster_name=args.cluster_name, node_cpus=args.node_cpus,
-              node_memory=args.node_memory)
+              node_memory=args.node_memory, token_privs=token_privs)
     with open(ca) as f:
         sim.ca_pem = f.read()
     sim.fingerprint = cert_fingerprint(pem)
@@ -3241,6 +3634,7 @@ def main(argv=None):
             "key": os.path.abspath(key), "fingerprint": sim.fingerprint,
             "token": "%s=%s" % (tokenid, secret), "token_id": tokenid, "token_secret": secret,
             "tokens": ["%s=%s" % t for t in tokens], "user": "root@pam", "password": password,
+            "token_privs": {t: sorted(p) for t, p in token_privs.items()},
             "nodes": nodes, "cluster_name": args.cluster_name,
             "state_dir": os.path.abspath(args.state_dir), "time_scale": args.time_scale,
             "resources_lag": args.resources_lag}

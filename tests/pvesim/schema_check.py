@@ -2,10 +2,13 @@
 """Check pvesim against the official Proxmox VE API schema.
 
 * ``check_routes``: every path and method in pvesim's route table exists in the
-  schema, with the same ``proxyto``; every parameter the simulator accepts
-  exists there with the same type, format (named or property string, key by
-  key), range, length, enum, pattern and "requires"; and every parameter the
-  schema defines for a served method is accepted by the simulator.
+  schema, with the same ``proxyto`` and the same permission check (the route's
+  ``perm`` is the schema's ``permissions.check``; routes without one are
+  ``"user": "all"``, or ``"world"`` when they need no authentication); every
+  parameter the simulator accepts exists there with the same type, format (named
+  or property string, key by key), range, length, enum, pattern and "requires";
+  and every parameter the schema defines for a served method is accepted by the
+  simulator.
 * ``check_returns``: a response's ``data`` against the method's ``returns``
   schema (types, required properties, enums, patterns).
 
@@ -20,6 +23,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,11 +141,50 @@ def check_routes(routes, schema):
         if (info.get("proxyto") or None) != r.proxyto:
             problems.append("%s: proxyto %r, schema says %r" % (where, r.proxyto,
                                                                info.get("proxyto")))
+        problems += compare_permissions(r, info.get("permissions") or {}, where)
         params = info.get("parameters", {})
         if params.get("additionalProperties", 0):
             problems.append("%s: schema allows additional properties" % where)
         problems += compare_props(r.params, params.get("properties", {}), where)
     return problems
+
+
+def compare_permissions(route, perms, where):
+    """The route's permission check against the schema's ``permissions``."""
+    problems = []
+    check = perms.get("check")
+    if check is not None:
+        if route.perm != check:
+            problems.append("%s: permission check %r, schema says %r" % (where, route.perm,
+                                                                        check))
+    elif route.perm is not None:
+        problems.append("%s: permission check %r, schema has none (user %r)" % (
+            where, route.perm, perms.get("user")))
+    elif perms.get("user") not in ("all", "world"):
+        problems.append("%s: schema permissions %r not simulated" % (where, perms))
+    if (perms.get("user") == "world") == route.auth:
+        problems.append("%s: auth=%s, schema says user %r" % (where, route.auth,
+                                                             perms.get("user")))
+    return problems
+
+
+def privileges_in_schema(schema):
+    """Every privilege name the schema's permission checks and descriptions use."""
+    found = set()
+
+    def walk(check):
+        if isinstance(check, list):
+            if len(check) >= 3 and check[0] == "perm" and isinstance(check[2], list):
+                found.update(check[2])
+            for item in check:
+                walk(item)
+    for methods in schema.values():
+        for info in methods.values():
+            perms = info.get("permissions") or {}
+            walk(perms.get("check"))
+            found.update(re.findall(r"'([A-Z][A-Za-z]+\.[A-Za-z.]+)'",
+                                    perms.get("description", "")))
+    return found
 
 
 def unenforced_formats(routes):
@@ -232,6 +275,8 @@ def main(argv=None):
     path = args.schema or find_schema()
     schema = load_schema(path)
     problems = check_routes(pvesim.ROUTES, schema)
+    problems += ["privilege %s: in the schema, not in pvesim.PRIVILEGES" % p
+                 for p in sorted(privileges_in_schema(schema) - set(pvesim.PRIVILEGES))]
     print("schema: %s" % path)
     print("routes: %d (%d parameters)" % (len(pvesim.ROUTES),
                                          sum(len(r.params) for r in pvesim.ROUTES)))

@@ -27,7 +27,7 @@ class PveSim:
     def __init__(self, state_dir, port=0, host="127.0.0.1", nodes=("pve",), guests=0,
                  qemu_guests=0, time_scale=1.0, resources_lag=5.0, auth_fail_delay=3.0,
                  token=None, extra_args=(), python="/usr/bin/python3", cluster_name=None,
-                 node_memory=None, node_cpus=None):
+                 node_memory=None, node_cpus=None, token_privs=None):
         self.state_dir = state_dir
         self.args = [python, PVESIM, "--host", host, "--port", str(port),
                      "--state-dir", state_dir, "--nodes", ",".join(nodes),
@@ -42,6 +42,8 @@ class PveSim:
             self.args += ["--node-memory", str(node_memory)]
         if node_cpus is not None:
             self.args += ["--node-cpus", str(node_cpus)]
+        for tokenid, privs in (token_privs or {}).items():     # {tokenid: [privilege…]}
+            self.args += ["--token-privs", "%s=%s" % (tokenid, ",".join(privs))]
         self.proc = None
         self.info = None
         self._ctx = None
@@ -111,6 +113,11 @@ class PveSim:
     def token(self):
         """USER@REALM!TOKENID=SECRET"""
         return self.info["token"]
+
+    @property
+    def token_id(self):
+        """USER@REALM!TOKENID"""
+        return self.info["token_id"]
 
     def ssl_context(self):
         return self._ctx
@@ -245,6 +252,18 @@ class PveSim:
 
     def remove_template(self, node, volid):
         return self.control("POST", "/templates", {"node": node, "remove": [volid]})[node]
+
+    def token_privs(self, tokenid=None, privs=None):
+        """Restrict a token (default: the simulator's own) to these privileges on "/",
+        propagated to every path; privs=None gives it every privilege again.
+        Returns {"tokenid": …, "privs": [sorted privileges] or None}."""
+        return self.control("POST", "/token-privs", {
+            "tokenid": tokenid or self.token_id,
+            "privs": None if privs is None else list(privs)})
+
+    def all_token_privs(self):
+        """{tokenid: [privileges] or None (every privilege)} for every token."""
+        return self.control("GET", "/token-privs")
 
     def refresh(self):
         return self.control("POST", "/refresh", {})

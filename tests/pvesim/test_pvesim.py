@@ -1054,3 +1054,253 @@ def test_two_clusters_side_by_side(tmp_path):
         # the same vmid can exist in both clusters
         assert a.data("GET", "/cluster/nextid") == "102"
         assert b.data("GET", "/cluster/nextid") == "101"
+
+
+# ---------------------------------------------------------------------------
+# Privileges: /access/permissions, restricted tokens, 403s and filtered lists
+
+TOKEN_ID = TOKEN.rpartition("=")[0]
+ALL = {p: 1 for p in pvesim.PRIVILEGES}
+
+
+@pytest.fixture
+def restrict(sim):
+    """restrict(privs) limits the suite's token to privs on "/"; undone afterwards."""
+    yield lambda privs: sim.token_privs(TOKEN_ID, privs)
+    sim.token_privs(TOKEN_ID, None)
+
+
+def forbidden(sim, method, path, params=None, **kw):
+    """(reason, body) of a call that must be refused with 403."""
+    status, reason, _, body = sim.request(method, path, params, **kw)
+    assert status == 403, (status, reason, body)
+    assert body == {"data": None, "message": reason + "\n"}
+    return reason
+
+
+def root_ticket(sim):
+    """Headers for root@pam with a ticket (and its CSRF token)."""
+    d = sim.data("POST", "/access/ticket",
+                 {"username": "root@pam", "password": sim.info["password"]}, token=False)
+    return {"Cookie": "PVEAuthCookie=%s" % urllib.parse.quote(d["ticket"]),
+            "CSRFPreventionToken": d["CSRFPreventionToken"]}
+
+
+def test_privilege_list_covers_the_schema(schema):
+    used = schema_check.privileges_in_schema(schema)
+    assert {"VM.Allocate", "VM.PowerMgmt", "Datastore.AllocateSpace", "Sys.Audit",
+            "SDN.Use"} <= used
+    assert used - set(pvesim.PRIVILEGES) == set()
+    assert len(pvesim.PRIVILEGES) == 47 and "VM.Monitor" not in pvesim.PRIVILEGES
+
+
+def test_schema_check_catches_a_wrong_permission(schema):
+    start = pvesim.ROUTES_BY_KEY[("POST", "/nodes/{node}/lxc/{vmid}/status/start")]
+    wrong = pvesim.Route(start.method, start.path, start.handler, start.params,
+                         perm=["perm", "/vms/{vmid}", ["VM.Audit"]])
+    none = pvesim.Route(start.method, start.path, start.handler, start.params)
+    assert any("permission check" in p for p in schema_check.check_routes([wrong], schema))
+    assert any("permission check None" in p for p in schema_check.check_routes([none], schema))
+    assert schema_check.check_routes([start], schema) == []
+
+
+def test_permissions_of_a_full_token(sim, schema):
+    data = sim.data("GET", "/access/permissions")
+    assert schema_check.check_returns(schema, "GET", "/access/permissions", data) == []
+    assert sorted(data) == sorted(pvesim.DEFAULT_ACL_PATHS)
+    assert data["/"] == ALL and data["/"]["VM.Allocate"] == 1
+    assert all(privs == ALL for privs in data.values())
+    # path: only that path, computed even where no ACL sits
+    assert sim.data("GET", "/access/permissions", {"path": "/vms/100"}) == {"/vms/100": ALL}
+    # itself by name, and its owner (Sys.Audit on /access)
+    assert sim.data("GET", "/access/permissions", {"userid": TOKEN_ID})["/"] == ALL
+    assert sim.data("GET", "/access/permissions", {"userid": "root@pam"})["/"] == ALL
+    assert sim.data("GET", "/access/permissions", {"userid": "nobody@pve"}) == {}
+    status, _, _, body = sim.request("GET", "/access/permissions", {"userid": "root"})
+    assert (status, body["errors"]) == (400, {"userid": "value does not match the regex "
+                                                        "pattern"})
+
+
+def test_permissions_of_a_restricted_token(sim, restrict):
+    assert restrict(["Sys.Audit", "VM.Audit"]) == {"tokenid": TOKEN_ID,
+                                                   "privs": ["Sys.Audit", "VM.Audit"]}
+    data = sim.data("GET", "/access/permissions")
+    assert data["/"] == {"Sys.Audit": 1, "VM.Audit": 1}
+    assert data["/vms"] == data["/"]
+    assert sim.data("GET", "/access/permissions", {"path": "/storage/local"}) == \
+        {"/storage/local": {"Sys.Audit": 1, "VM.Audit": 1}}
+    restrict([])
+    assert sim.data("GET", "/access/permissions") == {}
+    assert sim.data("GET", "/access/permissions", {"path": "/"}) == {"/": {}}
+    assert sim.all_token_privs() == {TOKEN_ID: []}
+    with pytest.raises(RuntimeError, match="400.*invalid privilege 'VM.Monitor'"):
+        sim.token_privs(TOKEN_ID, ["VM.Audit", "VM.Monitor"])
+    with pytest.raises(RuntimeError, match="404.*no such token"):
+        sim.token_privs("root@pam!nope", ["VM.Audit"])
+    assert sim.all_token_privs() == {TOKEN_ID: []}            # unchanged by the refusals
+
+
+def test_permissions_of_someone_else_need_sys_audit_on_access(sim, restrict):
+    restrict(["VM.Audit", "VM.PowerMgmt"])
+    # itself: allowed
+    own = sim.data("GET", "/access/permissions", {"userid": TOKEN_ID, "path": "/"})
+    assert own == {"/": {"VM.Audit": 1, "VM.PowerMgmt": 1}}
+    # its owner or another id: 403 without Sys.Audit on /access
+    for other in ("root@pam", "root@pam!other"):
+        reason = forbidden(sim, "GET", "/access/permissions", {"userid": other})
+        assert reason == "Permission check failed (/access, Sys.Audit)"
+    # root@pam (a ticket) may read its own token's permissions
+    assert sim.data("GET", "/access/permissions", {"userid": TOKEN_ID, "path": "/vms/101"},
+                    token=False, headers=root_ticket(sim)) == \
+        {"/vms/101": {"VM.Audit": 1, "VM.PowerMgmt": 1}}
+    restrict(["Sys.Audit"])
+    assert sim.data("GET", "/access/permissions", {"userid": "root@pam"})["/"] == ALL
+
+
+def test_restricted_token_gets_proxmox_403(sim, restrict):
+    vmid, _ = create_ct(sim)
+    restrict(["VM.Audit"])
+    path = "/nodes/pve1/lxc/%d/status/start" % vmid
+    reason = forbidden(sim, "POST", path)
+    assert reason == "Permission check failed (/vms/%d, VM.PowerMgmt)" % vmid
+    assert sim.data("GET", "/nodes/pve1/lxc/%d/status/current" % vmid)["status"] == "stopped"
+    assert not [t for t in sim.state(guests=0)["tasks"] if t["type"] == "vzstart" and
+                t["id"] == str(vmid)]
+    # the check comes before the guest lookup and the parameter checks
+    assert forbidden(sim, "POST", "/nodes/pve1/lxc/999999/status/start") == \
+        "Permission check failed (/vms/999999, VM.PowerMgmt)"
+    # "any" checks name every privilege
+    assert forbidden(sim, "PUT", "/nodes/pve1/lxc/%d/config" % vmid, {"memory": 256}) == (
+        "Permission check failed (/vms/%d, VM.Config.Disk|VM.Config.CPU|VM.Config.Memory|"
+        "VM.Config.Network|VM.Config.Options)" % vmid)
+    assert forbidden(sim, "GET", "/nodes/pve1/status") == \
+        "Permission check failed (/nodes/pve1, Sys.Audit)"
+    assert forbidden(sim, "POST", "/nodes/pve1/lxc/%d/termproxy" % vmid) == \
+        "Permission check failed (/vms/%d, VM.Console)" % vmid
+    assert forbidden(sim, "POST", "/nodes/pve1/lxc/%d/snapshot" % vmid,
+                     {"snapname": "s1"}) == \
+        "Permission check failed (/vms/%d, VM.Snapshot)" % vmid
+    # the option-by-option rules of PUT config
+    restrict(["VM.Audit", "VM.Config.CPU"])
+    assert forbidden(sim, "PUT", "/nodes/pve1/lxc/%d/config" % vmid,
+                     {"cores": 2, "memory": 256}) == \
+        "Permission check failed (/vms/%d, VM.Config.Memory)" % vmid
+    # back to every privilege: the same calls work
+    restrict(None)
+    upid = sim.data("POST", path)
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+
+
+def test_create_needs_allocate_config_storage_and_bridge_privileges(sim, restrict):
+    vmid = new_vmid()
+    params = {"vmid": vmid, "ostemplate": TEMPLATE, "rootfs": "local-lvm:8",
+              "net0": "name=eth0,bridge=vmbr0,ip=dhcp", "memory": 1024, "cores": 2}
+    needed = ["VM.Allocate", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network",
+              "VM.Config.Disk", "SDN.Use", "Datastore.AllocateSpace"]
+    restrict(["VM.Audit"])
+    # no VM.Allocate: raise_perm_exc() without details
+    assert forbidden(sim, "POST", "/nodes/pve1/lxc", params) == "Permission check failed"
+    for missing, what in [("VM.Config.CPU", "/vms/%d, VM.Config.CPU" % vmid),
+                          ("SDN.Use", "/sdn/zones/localnetwork/vmbr0, SDN.Use"),
+                          ("Datastore.AllocateSpace",
+                           "/storage/local-lvm, Datastore.AllocateSpace")]:
+        restrict([p for p in needed if p != missing])
+        assert forbidden(sim, "POST", "/nodes/pve1/lxc", params) == \
+            "Permission check failed (%s)" % what
+    assert sim.data("GET", "/cluster/nextid", {"vmid": vmid}) == str(vmid)   # not created
+    restrict(needed)
+    assert sim.wait_task(sim.data("POST", "/nodes/pve1/lxc", params))["exitstatus"] == "OK"
+
+
+def test_cluster_resources_and_lists_are_filtered(sim, restrict):
+    full = sim.data("GET", "/cluster/resources")
+    vms = sorted(e["id"] for e in full if e["type"] in ("lxc", "qemu"))
+    storages = sorted(e["id"] for e in full if e["type"] == "storage")
+    assert vms and storages
+    restrict(list(pvesim.PRIVILEGES))             # every privilege, named: the same answer
+    assert sim.data("GET", "/cluster/resources") == full
+
+    restrict(["VM.Audit"])
+    res = sim.data("GET", "/cluster/resources")
+    assert sorted(e["id"] for e in res if e["type"] in ("lxc", "qemu")) == vms
+    assert [e for e in res if e["type"] == "storage"] == []
+    nodes = [e for e in res if e["type"] == "node"]
+    assert sorted(n["node"] for n in nodes) == ["pve1", "pve2"]
+    assert all("maxmem" not in n and "cpu" not in n and n["status"] == "online"
+               for n in nodes)
+    assert [d["vmid"] for d in sim.data("GET", "/nodes/pve1/lxc")]
+    assert sim.data("GET", "/nodes/pve1/storage") == []
+
+    restrict(["Sys.Audit", "Datastore.Audit"])
+    res = sim.data("GET", "/cluster/resources")
+    assert [e for e in res if e["type"] in ("lxc", "qemu")] == []
+    assert sorted(e["id"] for e in res if e["type"] == "storage") == storages
+    assert all("maxmem" in e for e in res if e["type"] == "node")
+    assert sim.data("GET", "/cluster/resources", {"type": "vm"}) == []
+    assert sim.data("GET", "/nodes/pve1/lxc") == []
+    assert sim.data("GET", "/nodes/pve2/qemu") == []
+    assert [d["storage"] for d in sim.data("GET", "/nodes/pve1/storage")] == \
+        ["local", "local-lvm"]
+    # guest volumes need VM.Config.Disk on their guest, templates do not
+    content = sim.data("GET", "/nodes/pve1/storage/local/content")
+    assert TEMPLATE in [v["volid"] for v in content]
+    assert sim.data("GET", "/nodes/pve1/storage/local-lvm/content") == []
+
+
+def test_tasks_of_others_need_sys_audit(sim, restrict):
+    vmid, upid = create_ct(sim)                   # a task of the suite's token
+    restrict(["VM.Audit"])
+    # its own task: readable; /cluster/tasks compares the owner user with the token: none
+    assert sim.data("GET", "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(upid))[
+        "exitstatus"] == "OK"
+    assert sim.data("GET", "/cluster/tasks") == []
+    # a root@pam task is someone else's
+    ticket = root_ticket(sim)
+    other = sim.data("POST", "/nodes/pve1/lxc/%d/snapshot" % vmid, {"snapname": "byroot"},
+                     token=False, headers=ticket)
+    assert other.endswith(":root@pam:")
+    assert forbidden(sim, "GET", "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(other)) \
+        == "Permission check failed (/nodes/pve1, Sys.Audit)"
+    listed = [t["upid"] for t in sim.data("GET", "/nodes/pve1/tasks", {"source": "all",
+                                                                        "limit": 1000})]
+    assert upid in listed and other not in listed
+    restrict(["Sys.Audit"])
+    assert other in [t["upid"] for t in sim.data("GET", "/cluster/tasks")]
+    assert sim.data("GET", "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(other))[
+        "user"] == "root@pam"
+
+
+def test_token_privs_option_and_two_clusters_with_the_same_token(tmp_path):
+    # the same token id and secret in two clusters: privileges are per process
+    a = PveSim(str(tmp_path / "a"), nodes=("pve1",), guests=1, cluster_name="alpha",
+               time_scale=0.05, auth_fail_delay=AUTH_DELAY, token=TOKEN,
+               token_privs={TOKEN_ID: ["VM.Audit", "Sys.Audit"]})
+    b = PveSim(str(tmp_path / "b"), nodes=("pve1",), guests=1, cluster_name="beta",
+               time_scale=0.05, auth_fail_delay=AUTH_DELAY, token=TOKEN)
+    with a, b:
+        assert a.info["token_privs"] == {TOKEN_ID: ["Sys.Audit", "VM.Audit"]}
+        assert b.info["token_privs"] == {}
+        assert a.data("GET", "/access/permissions")["/"] == {"Sys.Audit": 1, "VM.Audit": 1}
+        assert b.data("GET", "/access/permissions")["/"] == ALL
+        assert forbidden(a, "DELETE", "/nodes/pve1/lxc/100") == \
+            "Permission check failed (/vms/100, VM.Allocate)"
+        assert b.request("GET", "/cluster/status")[0] == 200
+        b.token_privs(TOKEN_ID, [])
+        assert b.data("GET", "/access/permissions") == {}
+        assert a.data("GET", "/access/permissions")["/"] == {"Sys.Audit": 1, "VM.Audit": 1}
+        assert a.data("GET", "/cluster/status")[0]["name"] == "alpha"
+        assert forbidden(b, "GET", "/cluster/status") == \
+            "Permission check failed (/, Sys.Audit)"
+        # /_sim/reset goes back to the start-up privileges
+        a.token_privs(TOKEN_ID, None)
+        assert a.data("GET", "/access/permissions")["/"] == ALL
+        a.reset()
+        assert a.all_token_privs() == {TOKEN_ID: ["Sys.Audit", "VM.Audit"]}
+        b.reset()
+        assert b.all_token_privs() == {TOKEN_ID: None}
+    # a bad option stops the start
+    bad = PveSim(str(tmp_path / "c"), token=TOKEN, token_privs={TOKEN_ID: ["VM.Bogus"]})
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        bad.start(timeout=10)
+    bad.stop()
+    assert "invalid privilege 'VM.Bogus'" in (tmp_path / "c" / "pvesim.stderr").read_text()
