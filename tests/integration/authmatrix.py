@@ -352,6 +352,17 @@ ROUTES += [
     _admin("PUT", "/api/admin/nodes/{id}", id_of=lambda c: MISSING, admin=Expect(404),
            body=lambda ctx: {"accepts": False}),
     _admin("DELETE", "/api/admin/nodes/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    # clusters: the matrix's create is refused (no URL, no token; the matrix's Apache may
+    # have no OspabSecretKey), the rest name a cluster nobody has
+    _admin("GET", "/api/admin/clusters", keys=("status", "clusters")),
+    _admin("POST", "/api/admin/clusters", body=lambda ctx: {"name": "matrix"},
+           admin=Expect(400)),
+    _admin("GET", "/api/admin/clusters/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    _admin("PUT", "/api/admin/clusters/{id}", id_of=lambda c: MISSING, admin=Expect(404),
+           body=lambda ctx: {"enabled": False}),
+    _admin("DELETE", "/api/admin/clusters/{id}", id_of=lambda c: MISSING, admin=Expect(404)),
+    _admin("POST", "/api/admin/clusters/{id}/test", id_of=lambda c: MISSING,
+           admin=Expect(404)),
 ]
 
 
