@@ -19,6 +19,7 @@
 #include <apr_lib.h>
 #include <apr_file_info.h>
 #include <apr_dbd.h>
+#include <curl/curl.h>
 
 #include "ospab_admin.h"
 #include "ospab_migrate.h"
@@ -29,6 +30,9 @@
 #include "ospab_user.h"
 #include "ospab_util.h"
 #include "ospab_ippool.h"
+#include "ospab_cluster.h"
+#include "ospab_seal.h"
+#include "ospab_server.h"
 #include "ospab_placement.h"
 
 #ifndef OSPAB_SQL_DIR
@@ -49,6 +53,8 @@ typedef struct {
     apr_dbd_t *dbh;
     const char *name, *role, *jwt_key, *q;
     const char *user, *node, *status;    /* servers: the filters */
+    const char *secret_key;             /* --secret-key / OSPAB_SECRET_KEY: file:/path */
+    const char *reason;                 /* suspend: --reason */
     int password_stdin, ttl;
 } admin_t;
 
@@ -79,6 +85,12 @@ static int cmd_node_set(admin_t *a, int argc, const char *const *argv);
 static int cmd_node_del(admin_t *a, int argc, const char *const *argv);
 static int cmd_node_list(admin_t *a, int argc, const char *const *argv);
 static int cmd_servers(admin_t *a, int argc, const char *const *argv);
+static int cmd_cluster_add(admin_t *a, int argc, const char *const *argv);
+static int cmd_cluster_set(admin_t *a, int argc, const char *const *argv);
+static int cmd_cluster_list(admin_t *a, int argc, const char *const *argv);
+static int cmd_cluster_test(admin_t *a, int argc, const char *const *argv);
+static int cmd_suspend(admin_t *a, int argc, const char *const *argv);
+static int cmd_unsuspend(admin_t *a, int argc, const char *const *argv);
 
 static const admin_cmd_t commands[] = {
     { "migrate", "[--dry-run]",
@@ -124,12 +136,32 @@ static const admin_cmd_t commands[] = {
     { "servers", "[--user ID] [--node NAME] [--status S]",
       "the servers as GET /api/admin/servers shows them (the sync API's record), one JSON "
       "object a line, in id order", 0, 0, 1, 0, cmd_servers },
+    { "cluster-add", "JSON",
+      "register a Proxmox cluster (--secret-key seals its token): the body of POST "
+      "/api/admin/clusters, e.g. '{\"name\":\"fra\",\"url\":\"https://pve-fra:8006\","
+      "\"token\":\"ospab@pve!panel=...\"}'; prints it without the secret",
+      1, 1, 1, 0, cmd_cluster_add },
+    { "cluster-set", "ID JSON",
+      "change a cluster (a new token needs --secret-key), as PUT /api/admin/clusters/{id}",
+      2, 2, 1, 0, cmd_cluster_set },
+    { "cluster-list", "", "the clusters (token ids, never secrets) and their node counts, "
+      "as JSON", 0, 0, 1, 0, cmd_cluster_list },
+    { "cluster-test", "ID",
+      "test connection: URL, CA, token and its privileges (--secret-key); exit 2 when a "
+      "check fails", 1, 1, 1, 0, cmd_cluster_test },
+    { "suspend", "ID",
+      "suspend a server as the admin API does (--reason): customers' operations answer 403, "
+      "its guest is stopped through its cluster (--secret-key), else by the agent's next "
+      "poll", 1, 1, 1, 0, cmd_suspend },
+    { "unsuspend", "ID", "end a suspension: the state before comes back (a running server's "
+      "guest is started through its cluster, --secret-key)", 1, 1, 1, 0, cmd_unsuspend },
     { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
     { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
 };
 
 enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP, OPT_NAME, OPT_ROLE,
-       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL, OPT_Q, OPT_USER, OPT_NODE, OPT_STATUS };
+       OPT_PASSWORD_STDIN, OPT_JWT_KEY, OPT_TTL, OPT_Q, OPT_USER, OPT_NODE, OPT_STATUS,
+       OPT_SECRET_KEY, OPT_REASON };
 
 static const apr_getopt_option_t options[] = {
     { "driver",  OPT_DRIVER,  1, "sqlite3 or mysql (env OSPAB_DB_DRIVER)" },
@@ -149,6 +181,9 @@ static const apr_getopt_option_t options[] = {
     { "node",    OPT_NODE,    1, "servers: only the servers on this Proxmox node" },
     { "status",  OPT_STATUS,  1, "servers: only those in this state (creating, running, "
                                  "stopped, suspended, deleting, error, missing)" },
+    { "secret-key", OPT_SECRET_KEY, 1, "clusters, suspend: file:/path of the key sealing "
+                                       "tokens, as OspabSecretKey (env OSPAB_SECRET_KEY)" },
+    { "reason",  OPT_REASON,  1, "suspend: why, for the audit log" },
     { "help",    OPT_HELP,    0, "show this text" },
     { NULL, 0, 0, NULL }
 };
@@ -818,6 +853,8 @@ typedef struct {
     ospab_actor_t actor;
     const char *id;             /* the route's {id} */
     json_t *body;
+    admin_t *a;
+    const ospab_seal_key_t *key;    /* --secret-key, NULL when not given */
 } core_call_t;
 
 typedef void core_fn(core_call_t *c, ospab_result_t *res);
@@ -838,7 +875,16 @@ static int core_command(admin_t *a, const char *const *argv, int flags, core_fn 
 
     memset(&c, 0, sizeof(c));
     c.p = a->pool;
+    c.a = a;
     c.actor = cli_actor();
+    if (a->secret_key) {
+        const char *why = NULL;
+
+        if (ospab_seal_key_load(a->pool, a->secret_key, &c.key, &why) != APR_SUCCESS) {
+            fail_msg(a, apr_pstrcat(a->pool, "--secret-key: ", why, NULL));
+            return EXIT_USAGE;
+        }
+    }
     if (((flags & ARG_ID) && !(c.id = id_arg(a, *argv++)))
         || ((flags & ARG_JSON) && !(c.body = json_arg(a, *argv)))) {
         return EXIT_USAGE;
@@ -920,6 +966,102 @@ static int cmd_node_list(admin_t *a, int argc, const char *const *argv)
     return core_command(a, argv, 0, node_list, 200);
 }
 
+static void cluster_add(core_call_t *c, ospab_result_t *res)
+{
+    ospab_cluster_create(&c->db, c->p, c->key, &c->actor, c->body, res);
+}
+
+static void cluster_set(core_call_t *c, ospab_result_t *res)
+{
+    ospab_cluster_update(&c->db, c->p, c->key, &c->actor, c->id, c->body, res);
+}
+
+static void cluster_list(core_call_t *c, ospab_result_t *res)
+{
+    ospab_clusters_list(&c->db, c->p, NULL, res);
+}
+
+/* The connection test; a failed check is the command's failure (exit 2) with its message,
+ * so that a script can test before it uses a cluster. */
+static void cluster_test(core_call_t *c, ospab_result_t *res)
+{
+    ospab_cluster_test_conf_t tc = { 3000, 10000 };
+
+    ospab_cluster_test(&c->db, c->p, c->key, &tc, &c->actor, c->id, res);
+    if (res->status == 200 && !json_is_true(json_object_get(res->body, "ok"))) {
+        printf("%s\n", ospab_json_dump(c->p, res->body));
+        ospab_result_error(c->p, res, 502, json_string_value(json_object_get(res->body,
+                                                                             "message")), NULL);
+    }
+}
+
+/* Suspension as the admin API does it; the guest is reached through the clusters in the
+ * database when the key opens their tokens (servers of the configuration's cluster alone:
+ * the agent stops their guests on its next poll). */
+static void suspension(core_call_t *c, ospab_result_t *res, int on)
+{
+    ospab_server_conf_t sc;
+    ospab_pve_conf_t base;
+
+    memset(&sc, 0, sizeof(sc));
+    memset(&base, 0, sizeof(base));
+    base.connect_timeout_ms = 3000;
+    base.timeout_ms = 10000;
+    base.max_response = 8 * 1024 * 1024;
+    base.max_handles = 2;
+    if (c->key && ospab_clusters_create(c->p, c->key, &base, apr_time_from_sec(60),
+                                        &sc.clusters) != APR_SUCCESS) {
+        sc.clusters = NULL;
+    }
+    ospab_server_suspend(&c->db, c->p, &sc, &c->actor, c->id, on, c->a->reason, res);
+}
+
+static void suspend_on(core_call_t *c, ospab_result_t *res)
+{
+    suspension(c, res, 1);
+}
+
+static void suspend_off(core_call_t *c, ospab_result_t *res)
+{
+    suspension(c, res, 0);
+}
+
+static int cmd_cluster_add(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_JSON, cluster_add, 201);
+}
+
+static int cmd_cluster_set(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_ID | ARG_JSON, cluster_set, 200);
+}
+
+static int cmd_cluster_list(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, 0, cluster_list, 200);
+}
+
+static int cmd_cluster_test(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_ID, cluster_test, 200);
+}
+
+static int cmd_suspend(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_ID, suspend_on, 200);
+}
+
+static int cmd_unsuspend(admin_t *a, int argc, const char *const *argv)
+{
+    (void)argc;
+    return core_command(a, argv, ARG_ID, suspend_off, 200);
+}
+
 /* One JSON object a line: a shell reads the list with `while read` or jq, and a long one
  * streams out page by page. */
 static void show_json_line(json_t *row)
@@ -974,6 +1116,7 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
     a.driver = getenv("OSPAB_DB_DRIVER");
     a.params = getenv("OSPAB_DB_PARAMS");
     a.sql_dir = default_sql_dir(pool);
+    a.secret_key = getenv("OSPAB_SECRET_KEY");
 
     apr_getopt_init(&opt, pool, argc, argv);
     opt->interleave = 1;
@@ -994,6 +1137,8 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
         case OPT_USER:    a.user = optarg;    break;
         case OPT_NODE:    a.node = optarg;    break;
         case OPT_STATUS:  a.status = optarg;  break;
+        case OPT_SECRET_KEY: a.secret_key = optarg; break;
+        case OPT_REASON:  a.reason = optarg;  break;
         }
     }
     if (rv != APR_EOF) {
@@ -1079,9 +1224,11 @@ int main(int argc, const char *const *argv)
         apr_terminate();
         return EXIT_FAIL;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT);     /* cluster-test, suspend: Proxmox clients */
     rc = run(pool, argc, argv);
     fflush(stdout);
     apr_pool_destroy(pool);
+    curl_global_cleanup();
     apr_terminate();
     return rc;
 }

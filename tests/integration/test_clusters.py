@@ -304,6 +304,53 @@ def test_the_agent_polls_the_databases_clusters(srv, world, sim_a, sim_b, beta, 
     deleted(srv, world, sid)
 
 
+def test_ospab_admin_adds_tests_and_suspends(srv, world, sim_b, beta, seal_key, database):
+    """From a shell: cluster-add seals the token with --secret-key (no key: refused),
+    cluster-list shows it without the secret, cluster-test passes (exit 0) and fails with
+    exit 2 for a cluster that cannot be reached; suspend stops a beta server's guest through
+    beta (the customer then gets 403 on start), unsuspend starts it again."""
+    def cli(*args, check=True):
+        p = harness.admin(database.driver, database.params, f"--secret-key=file:{seal_key}",
+                          *args, check=check)
+        no_secret_in(p.stdout + p.stderr, sim_b)
+        return p
+
+    p = harness.admin(database.driver, database.params, "cluster-add", json.dumps(
+        {"name": "cli", "url": "https://127.0.0.1:9", "token": sim_b.token}), check=False)
+    assert p.returncode == 2 and "OspabSecretKey" in p.stderr, (p.stdout, p.stderr)
+    made = json.loads(cli("cluster-add", json.dumps(
+        {"name": "cli", "url": "https://127.0.0.1:9", "token": sim_b.token})).stdout)
+    cid = made["cluster"]["id"]
+    listed = {c["name"]: c for c in json.loads(cli("cluster-list").stdout)["clusters"]}
+    assert listed["cli"]["tokenSet"] is True and "cli" in listed and "beta" in listed, listed
+    assert cli("cluster-test", str(beta["cluster"]["id"])).returncode == 0
+    p = cli("cluster-test", str(cid), check=False)
+    assert p.returncode == 2 and "cannot connect" in p.stderr, (p.stdout, p.stderr)
+    cli("cluster-set", str(cid), json.dumps({"enabled": False}))
+    assert database.scalar("SELECT enabled FROM clusters WHERE id = ?", [cid]) in (0, "0")
+    ok(admin(srv, world, "DELETE", f"/api/admin/clusters/{cid}"))
+
+    body = ok(call(srv, "POST", "/api/server/create", world.tok["alice"],
+                   {"osId": 1, "tariffId": beta["tariff"]["id"]}), 201)
+    world.secrets.append(body["rootPassword"])
+    sid, vmid = body["id"], body["proxmoxId"]
+    wait_idle(srv, world, sid)
+    assert sim_b.guest_info(vmid)["status"] == "running"
+    out = json.loads(cli("suspend", str(sid), "--reason", "unpaid invoice").stdout)
+    assert out["guest"]["action"] == "stop", out
+    wait_for(lambda: sim_b.guest_info(vmid)["status"] == "stopped", timeout=20)
+    wait_idle(srv, world, sid)          # the stop task followed up (the agent's work)
+    err(call(srv, "POST", f"/api/server/{sid}/start", world.tok["alice"]), 403, "suspended")
+    assert "unpaid invoice" in json.dumps(database.query(
+        "SELECT details FROM audit_log WHERE action = 'vps.suspend' AND target_id = ?",
+        [str(sid)]))
+    out = json.loads(cli("unsuspend", str(sid)).stdout)
+    assert out["guest"]["action"] == "start" and out["guest"]["taskId"], out
+    wait_for(lambda: sim_b.guest_info(vmid)["status"] == "running", timeout=20)
+    wait_idle(srv, world, sid)
+    deleted(srv, world, sid)
+
+
 def test_no_secret_in_the_logs_or_the_audit(srv, world, sim_a, sim_b, database):
     """At LogLevel debug, neither token secret nor any root password is in Apache's logs;
     the audit log's rows of cluster changes name the token id, never the secret."""
