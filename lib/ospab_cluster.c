@@ -634,7 +634,9 @@ struct ospab_clusters_t {
     apr_time_t read_at;                 /* 0: read on the next request */
     apr_hash_t *by_id;                  /* cluster id -> entry_t*, kept across reads */
     apr_pool_t *map_pool;               /* the node map's, renewed on every read */
-    apr_hash_t *node_cluster;           /* node name -> entry_t* */
+    apr_hash_t *node_cluster;           /* node name -> entry_t*, &none: a registered node
+                                         * of no cluster (the configured one's) */
+    entry_t none;
     const char *import_name, *import_url, *import_token, *import_ca;   /* NULL: none due */
 };
 
@@ -707,7 +709,7 @@ static apr_status_t reread(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p)
     }
     for (i = 0; i < rows->nelts; ++i) {
         ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
-        entry_t *e = apr_hash_get(cs->by_id, r[1], APR_HASH_KEY_STRING);
+        entry_t *e = r[1] ? apr_hash_get(cs->by_id, r[1], APR_HASH_KEY_STRING) : &cs->none;
 
         if (e) {
             apr_hash_set(map, apr_pstrdup(map_pool, r[0]), APR_HASH_KEY_STRING, e);
@@ -731,13 +733,25 @@ ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t
         return NULL;
     }
     apr_thread_mutex_lock(cs->lock);
+    if (now - cs->read_at > cs->ttl && reread(cs, db, p) == APR_SUCCESS) {
+        cs->read_at = now;
+    }
     e = apr_hash_get(cs->node_cluster, node, APR_HASH_KEY_STRING);
-    if (now - cs->read_at > cs->ttl
-        || (!e && now - cs->read_at > apr_time_from_sec(1))) {
-        if (reread(cs, db, p) == APR_SUCCESS) {
+    if (!e) {
+        /* not registered when last read: ask for this node alone (one indexed row), so
+         * that a node registered since, in this process or another, is never taken for
+         * the configured cluster's; a cluster new to this process: read everything */
+        const char *cid = NULL;
+
+        if (ospab_db_select_value(db, p, "ospab_node_cluster", 1, &node, &cid) == APR_SUCCESS
+            && cid && !(e = apr_hash_get(cs->by_id, cid, APR_HASH_KEY_STRING))
+            && reread(cs, db, p) == APR_SUCCESS) {
             cs->read_at = now;
+            e = apr_hash_get(cs->node_cluster, node, APR_HASH_KEY_STRING);
         }
-        e = apr_hash_get(cs->node_cluster, node, APR_HASH_KEY_STRING);
+    }
+    if (e == &cs->none) {
+        e = NULL;
     }
     if (e) {
         *url = e->url;      /* also for a cluster that cannot be used: not the default */

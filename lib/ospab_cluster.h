@@ -79,7 +79,9 @@ void ospab_cluster_test(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *k
 
 typedef struct ospab_clusters_t ospab_clusters_t;
 
-/* p: the process's pool (the clients live in it). base: the settings every client gets
+/* p: the process's pool (the clients live in it). key: NULL leaves every registered
+ * cluster unusable (its nodes' servers are refused, never sent elsewhere). base: the
+ * settings every client gets
  * (timeouts, handles, response size, observe; url/token/CA are the cluster's). ttl: how
  * long a read of the rows is trusted before the next request reads them again. */
 apr_status_t ospab_clusters_create(apr_pool_t *p, const ospab_seal_key_t *key,

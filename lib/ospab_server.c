@@ -131,7 +131,7 @@ const ospab_server_conf_t *ospab_srv_for(ospab_db_t *db, apr_pool_t *p,
     if (!pve) {
         if (res) {
             res->log = apr_psprintf(p, "the cluster of node %s cannot be used: its token "
-                                    "does not open with OspabSecretKey", node);
+                                    "does not open (no OspabSecretKey, or another key)", node);
             ospab_result_error(p, res, 503, "server management is unavailable for this "
                                "server's node, please contact support", NULL);
         }

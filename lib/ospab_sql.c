@@ -297,7 +297,8 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_cluster_delete", "DELETE FROM clusters WHERE id = %s" },
     /* an imported cluster takes the nodes of none */
     { "ospab_nodes_claim", "UPDATE nodes SET cluster_id = %s WHERE cluster_id IS NULL" },
-    { "ospab_node_clusters", "SELECT name, cluster_id FROM nodes WHERE cluster_id IS NOT NULL" },
+    { "ospab_node_clusters", "SELECT name, cluster_id FROM nodes" },
+    { "ospab_node_cluster", "SELECT cluster_id FROM nodes WHERE name = %s" },
     /* the admin API's view: never the secret */
     { "ospab_clusters_admin", "SELECT " CLUSTER_ADMIN " ORDER BY c.id" },
     { "ospab_cluster_admin_one", "SELECT " CLUSTER_ADMIN " WHERE c.id = %s" },

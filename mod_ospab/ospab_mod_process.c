@@ -177,12 +177,14 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
             c->ssh.timeout_ms = pc.timeout_ms;
         }
     }
-    /* the clusters registered in the database, with the same timeouts and limits */
+    /* the clusters registered in the database, with the same timeouts and limits; also
+     * without a key, so that a server of a registered cluster is refused (503) rather than
+     * sent to the configured cluster, which does not know its guest */
     for (sp = s; sp; sp = sp->next) {
         ospab_srv_conf_t *c = ap_get_module_config(sp->module_config, &ospab_module);
         ospab_pve_conf_t pc;
 
-        if (!c->seal_key || c->clusters) {
+        if (c->clusters) {
             continue;
         }
         memset(&pc, 0, sizeof(pc));
@@ -203,7 +205,7 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
             c->clusters = NULL;
             continue;
         }
-        if (c->pve_url && c->pve_token) {
+        if (c->seal_key && c->pve_url && c->pve_token) {
             /* the configured cluster becomes a row (010_clusters.sql) */
             ospab_clusters_import_first(c->clusters, "default", c->pve_url, c->pve_token,
                                         c->pve_ca_pem);

@@ -134,8 +134,18 @@ void agent_clusters_refresh(agent_t *ag, ospab_db_t *db, apr_pool_t *p)
     apr_pool_t *lp;
     int i, extra = 0;
 
-    if (!c->seal_key || ospab_clusters_stamp(db, p, &stamp) != APR_SUCCESS
+    if (ospab_clusters_stamp(db, p, &stamp) != APR_SUCCESS
         || (m->clusters_stamp && !strcmp(stamp, m->clusters_stamp))) {
+        return;
+    }
+    if (!c->seal_key) {
+        /* the file alone, as before; but say once per change what is not polled */
+        m->clusters_stamp = apr_pstrdup(m->pool, stamp);
+        if (apr_atoi64(stamp) > 0) {
+            AGENT_WARN("the database has %" APR_INT64_T_FMT " Proxmox cluster(s) this agent "
+                       "polls only when [secrets] key opens their tokens: set it to "
+                       "OspabSecretKey's file", apr_atoi64(stamp));
+        }
         return;
     }
     if (!m->imported) {

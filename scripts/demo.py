@@ -1,7 +1,9 @@
 """The demo behind scripts/demo (see there). Uses the integration harness to run Apache."""
 import argparse
+import grp
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -65,6 +67,7 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
         # the provider's admin API (docs/operations.md) with the seed's admin, user 1
         f'curl -s {url}/api/admin/users -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
         f'curl -s {url}/api/admin/nodes -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
+        f'curl -s {url}/api/admin/clusters -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
         (f'curl -s -X POST {url}/api/auth/login -H "Content-Type: application/json" '
          f"-d '{login}'"),
         # the billing site (seed 000): a record, its status, the customer's list, its end
@@ -190,11 +193,17 @@ def main():
                     f"OspabProxmoxSSHKnownHosts {known}"]
     rundir = base / "httpd"
     rundir.mkdir(mode=0o755)
+    # the key sealing the clusters' API tokens in the database (OspabSecretKey, the agent's
+    # [secrets] key): root and the agent's group (www-data) read it, nobody else
+    seal_key = base / "secret.key"
+    seal_key.write_text(secrets.token_hex(32) + "\n")
+    os.chown(seal_key, 0, grp.getgrnam("www-data").gr_gid)
+    seal_key.chmod(0o640)
     agent_port = harness.free_port()
     agent_metrics_port = harness.free_port()
     mods = harness.APACHE_MODULES
     httpd = harness.Apache(db, port=args.port, rundir=rundir, extra_conf=ssh_conf + [
-        f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
+        f"OspabSecretKey file:{seal_key}", f"OspabProxmoxURL {sim.url}", f"OspabProxmoxToken {sim.token}",
         f"OspabProxmoxCA {sim.ca}", "OspabProxmoxNode pve1", "OspabSelfService On",
         # the agent's live push on the same origin (conf/ospab.conf)
         f"LoadModule proxy_module {mods}/mod_proxy.so",
@@ -227,7 +236,8 @@ def main():
                                "password": "demo-smtp-password", "ca": smtp.ca,
                                "from": "ospab panel <panel@ospab.local>", "interval": "1s"},
                       "webhook": {"url": hooks.url, "secret": WEBHOOK_SECRET,
-                                  "interval": "1s"}})
+                                  "interval": "1s"},
+                      "secrets": {"key": f"file:{seal_key}"}})
 
     def stop_all():
         for part in (agent, httpd, sim, smtp, hooks, node, node2):

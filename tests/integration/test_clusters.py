@@ -364,15 +364,26 @@ def test_no_secret_in_the_logs_or_the_audit(srv, world, sim_a, sim_b, database):
     assert not database.count("SELECT COUNT(*) FROM clusters WHERE token_secret NOT LIKE 'v1:%'")
 
 
-def test_without_a_key_clusters_cannot_be_stored(database, sim_b):
-    """No OspabSecretKey: the admin API refuses to store a token (503 saying what to set)
-    and the module works as before."""
-    a = _started(harness.Apache(database, extra_conf=["OspabSelfService On"]))
+def test_without_a_key_clusters_cannot_be_stored(database, sim_a, sim_b, beta, world,
+                                                 allow_log):
+    """No OspabSecretKey: the admin API refuses to store a token (503 saying what to set);
+    a server on a registered cluster's node is refused (503), never sent to the configured
+    cluster, which does not know its guest."""
+    a = _started(harness.Apache(database, extra_conf=[
+        f"OspabProxmoxURL {sim_a.url}", f"OspabProxmoxToken {sim_a.token}",
+        f"OspabProxmoxCA {sim_a.ca}", "OspabProxmoxNode pvea1", "OspabSelfService On"]))
+    allow_log("the cluster of node pveb1 cannot be used")
     try:
         tok = access_token(a, 1, role="admin")
         r = call(a, "POST", "/api/admin/clusters", tok,
                  {"name": "delta", "url": sim_b.url, "token": sim_b.token})
         no_secret_in(r.text, sim_b)
         err(r, 503, "OspabSecretKey")
+        v = Api(a).create_vps(user_id=world.alice, node="pveb1", vmid=4242, status="stopped")
+        asked = sum(sim_a.state(guests=0, tasks=0)["requests"].values())
+        err(call(a, "POST", f"/api/server/{v['id']}/start", access_token(a, world.alice)),
+            503, "unavailable for this server's node")
+        assert sum(sim_a.state(guests=0, tasks=0)["requests"].values()) == asked
+        ok(Api(a).vps("delete", {"id": v["id"]}))
     finally:
         a.stop()

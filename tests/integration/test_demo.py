@@ -188,6 +188,13 @@ def test_demo_has_two_nodes_and_a_pool(demo):
     nodes = requests.get(f"{env['OSPAB_URL']}/api/admin/nodes", headers=h, timeout=30).json()
     assert [n["name"] for n in nodes["nodes"]] == ["pve1", "pve2"], nodes
     assert all(n["sample"] and n["sample"]["status"] == "online" for n in nodes["nodes"])
+    # the configured cluster, imported as a row with its token sealed (OspabSecretKey):
+    # both nodes are its nodes, its token's secret is not in the answer
+    r = requests.get(f"{env['OSPAB_URL']}/api/admin/clusters", headers=h, timeout=30)
+    clusters = r.json()["clusters"]
+    assert [(c["name"], c["nodes"], c["tokenSet"]) for c in clusters] == [("default", 2, True)], \
+        clusters
+    assert "token" not in clusters[0] and "=" not in clusters[0]["tokenId"], clusters
     pools = requests.get(f"{env['OSPAB_URL']}/api/admin/ip-pools", headers=h, timeout=30).json()
     assert [(p["name"], p["family"]) for p in pools["pools"]] == [("demo-v4", 4)], pools
     assert _server_ids, "test_printed_curl_lines_work runs first and creates the server"
