@@ -59,6 +59,15 @@ typedef struct {
 } admin_t;
 
 typedef int admin_cmd_fn(admin_t *a, int argc, const char *const *argv);
+/* One call of the admin API's core as a command makes it (core_command). */
+typedef struct core_call_t core_call_t;
+typedef void core_fn(core_call_t *c, ospab_result_t *res);
+
+enum {
+    ARG_ID = 1,                 /* the command's first argument is an ID */
+    ARG_JSON = 2,               /* its (next) argument is the request body */
+    BAD_BODY_USAGE = 4          /* a 400 is bad usage (exit 1): pool-add, as it always was */
+};
 
 typedef struct {
     const char *name;
@@ -67,7 +76,10 @@ typedef struct {
     int min_args, max_args;
     int needs_db;
     int creates_db;              /* may create a missing SQLite file */
-    admin_cmd_fn *fn;
+    admin_cmd_fn *fn;            /* the command; NULL: one call of the admin API's core: */
+    core_fn *core;               /* the call (core_command) */
+    int core_flags;              /* its arguments: ARG_ID, ARG_JSON, BAD_BODY_USAGE */
+    int core_want;               /* the status that is success: 200, 201 */
 } admin_cmd_t;
 
 static int cmd_migrate(admin_t *a, int argc, const char *const *argv);
@@ -78,85 +90,98 @@ static int cmd_user_add(admin_t *a, int argc, const char *const *argv);
 static int cmd_token(admin_t *a, int argc, const char *const *argv);
 static int cmd_users(admin_t *a, int argc, const char *const *argv);
 static int cmd_user(admin_t *a, int argc, const char *const *argv);
-static int cmd_pool_add(admin_t *a, int argc, const char *const *argv);
-static int cmd_pool_list(admin_t *a, int argc, const char *const *argv);
-static int cmd_node_add(admin_t *a, int argc, const char *const *argv);
-static int cmd_node_set(admin_t *a, int argc, const char *const *argv);
-static int cmd_node_del(admin_t *a, int argc, const char *const *argv);
-static int cmd_node_list(admin_t *a, int argc, const char *const *argv);
 static int cmd_servers(admin_t *a, int argc, const char *const *argv);
-static int cmd_cluster_add(admin_t *a, int argc, const char *const *argv);
-static int cmd_cluster_set(admin_t *a, int argc, const char *const *argv);
-static int cmd_cluster_list(admin_t *a, int argc, const char *const *argv);
-static int cmd_cluster_test(admin_t *a, int argc, const char *const *argv);
-static int cmd_suspend(admin_t *a, int argc, const char *const *argv);
-static int cmd_unsuspend(admin_t *a, int argc, const char *const *argv);
+
+static core_fn pool_add;
+static core_fn pool_list;
+static core_fn node_add;
+static core_fn node_set;
+static core_fn node_del;
+static core_fn node_list;
+static core_fn cluster_add;
+static core_fn cluster_set;
+static core_fn cluster_list;
+static core_fn cluster_test;
+static core_fn suspend_on;
+static core_fn suspend_off;
 
 static const admin_cmd_t commands[] = {
     { "migrate", "[--dry-run]",
       "apply the pending migrations of SQL-DIR/<dialect>, in order",
-      0, 0, 1, 1, cmd_migrate },
+      0, 0, 1, 1, cmd_migrate, NULL, 0, 0 },
     { "status", "",
       "list migrations (applied / pending / applying / changed) and seeds",
-      0, 0, 1, 0, cmd_status },
+      0, 0, 1, 0, cmd_status, NULL, 0, 0 },
     { "seed", "FILE",
       "run a seed SQL file once, in one transaction (FILE may be a name in "
-      "SQL-DIR/seed)", 1, 1, 1, 1, cmd_seed },
+      "SQL-DIR/seed)", 1, 1, 1, 1, cmd_seed, NULL, 0, 0 },
     { "user-add", "EMAIL",
       "create a panel user (--name, --role, --password-stdin); prints its id",
-      1, 1, 1, 0, cmd_user_add },
+      1, 1, 1, 0, cmd_user_add, NULL, 0, 0 },
     { "token", "USER_ID",
       "print an access token for the user, signed with --jwt-key (HS256)",
-      1, 1, 1, 0, cmd_token },
+      1, 1, 1, 0, cmd_token, NULL, 0, 0 },
     { "users", "list",
       "list the users (--q: e-mail or name contains it): id, e-mail, role, enabled, name",
-      1, 1, 1, 0, cmd_users },
+      1, 1, 1, 0, cmd_users, NULL, 0, 0 },
     { "user", "disable|enable ID",
       "disable a user (every login ends) or enable it, audited as the admin API does",
-      2, 2, 1, 0, cmd_user },
+      2, 2, 1, 0, cmd_user, NULL, 0, 0 },
     { "pool-add", "JSON",
       "make an IP pool: the body of POST /api/admin/ip-pools, e.g. '{\"name\":\"v4\","
       "\"bridge\":\"vmbr0\",\"first\":\"192.0.2.10\",\"last\":\"192.0.2.200\","
       "\"prefix\":24,\"gateway\":\"192.0.2.1\"}' (docs/operations.md); prints it",
-      1, 1, 1, 0, cmd_pool_add },
+      1, 1, 1, 0, NULL,
+      pool_add, ARG_JSON | BAD_BODY_USAGE, 201 },
     { "pool-list", "", "the IP pools with their usage (size, used, cooling, free), as JSON",
-      0, 0, 1, 0, cmd_pool_list },
+      0, 0, 1, 0, NULL,
+      pool_list, 0, 200 },
     { "node-add", "JSON",
       "register a Proxmox node for placement: the body of POST /api/admin/nodes, e.g. "
       "'{\"name\":\"pve2\",\"storage\":\"local-lvm\",\"mem_ratio\":120}' "
-      "(docs/operations.md); prints it", 1, 1, 1, 0, cmd_node_add },
+      "(docs/operations.md); prints it", 1, 1, 1, 0, NULL,
+      node_add, ARG_JSON, 201 },
     { "node-set", "ID JSON",
       "change a node: the fields given, as PUT /api/admin/nodes/{id}; prints it",
-      2, 2, 1, 0, cmd_node_set },
+      2, 2, 1, 0, NULL,
+      node_set, ARG_ID | ARG_JSON, 200 },
     { "node-del", "ID",
       "remove a node's registration: new servers no longer go there (those on it stay)",
-      1, 1, 1, 0, cmd_node_del },
+      1, 1, 1, 0, NULL,
+      node_del, ARG_ID, 200 },
     { "node-list", "", "the nodes with their settings, the agent's last sample and what "
-      "servers on each are given, as JSON", 0, 0, 1, 0, cmd_node_list },
+      "servers on each are given, as JSON", 0, 0, 1, 0, NULL,
+      node_list, 0, 200 },
     { "servers", "[--user ID] [--node NAME] [--status S]",
       "the servers as GET /api/admin/servers shows them (the sync API's record), one JSON "
-      "object a line, in id order", 0, 0, 1, 0, cmd_servers },
+      "object a line, in id order", 0, 0, 1, 0, cmd_servers, NULL, 0, 0 },
     { "cluster-add", "JSON",
       "register a Proxmox cluster (--secret-key seals its token): the body of POST "
       "/api/admin/clusters, e.g. '{\"name\":\"fra\",\"url\":\"https://pve-fra:8006\","
       "\"token\":\"ospab@pve!panel=...\"}'; prints it without the secret",
-      1, 1, 1, 0, cmd_cluster_add },
+      1, 1, 1, 0, NULL,
+      cluster_add, ARG_JSON, 201 },
     { "cluster-set", "ID JSON",
       "change a cluster (a new token needs --secret-key), as PUT /api/admin/clusters/{id}",
-      2, 2, 1, 0, cmd_cluster_set },
+      2, 2, 1, 0, NULL,
+      cluster_set, ARG_ID | ARG_JSON, 200 },
     { "cluster-list", "", "the clusters (token ids, never secrets) and their node counts, "
-      "as JSON", 0, 0, 1, 0, cmd_cluster_list },
+      "as JSON", 0, 0, 1, 0, NULL,
+      cluster_list, 0, 200 },
     { "cluster-test", "ID",
       "test connection: URL, CA, token and its privileges (--secret-key); exit 2 when a "
-      "check fails", 1, 1, 1, 0, cmd_cluster_test },
+      "check fails", 1, 1, 1, 0, NULL,
+      cluster_test, ARG_ID, 200 },
     { "suspend", "ID",
       "suspend a server as the admin API does (--reason): customers' operations answer 403, "
       "its guest is stopped through its cluster (--secret-key), else by the agent's next "
-      "poll", 1, 1, 1, 0, cmd_suspend },
+      "poll", 1, 1, 1, 0, NULL,
+      suspend_on, ARG_ID, 200 },
     { "unsuspend", "ID", "end a suspension: the state before comes back (a running server's "
-      "guest is started through its cluster, --secret-key)", 1, 1, 1, 0, cmd_unsuspend },
-    { "help", "", "show this text", 0, 0, 0, 0, cmd_help },
-    { NULL, NULL, NULL, 0, 0, 0, 0, NULL }
+      "guest is started through its cluster, --secret-key)", 1, 1, 1, 0, NULL,
+      suspend_off, ARG_ID, 200 },
+    { "help", "", "show this text", 0, 0, 0, 0, cmd_help, NULL, 0, 0 },
+    { NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0 }
 };
 
 enum { OPT_DRIVER = 256, OPT_PARAMS, OPT_SQL_DIR, OPT_DRY_RUN, OPT_HELP, OPT_NAME, OPT_ROLE,
@@ -847,7 +872,7 @@ static const char *id_arg(admin_t *a, const char *text)
 }
 
 /* One call of the admin API's core as a command makes it: what a route would hand it. */
-typedef struct {
+struct core_call_t {
     ospab_db_t db;
     apr_pool_t *p;
     ospab_actor_t actor;
@@ -855,15 +880,8 @@ typedef struct {
     json_t *body;
     admin_t *a;
     const ospab_seal_key_t *key;    /* --secret-key, NULL when not given */
-} core_call_t;
-
-typedef void core_fn(core_call_t *c, ospab_result_t *res);
-
-enum {
-    ARG_ID = 1,                 /* the command's first argument is an ID */
-    ARG_JSON = 2,               /* its (next) argument is the request body */
-    BAD_BODY_USAGE = 4          /* a 400 is bad usage (exit 1): pool-add, as it always was */
 };
+
 
 /* The commands that are one core call: their arguments read as flags say, then the call,
  * its answer printed as JSON when its status is want, else its message (exit 2). */
@@ -930,42 +948,6 @@ static void node_list(core_call_t *c, ospab_result_t *res)
     ospab_nodes_list(&c->db, c->p, NULL, res);
 }
 
-static int cmd_pool_add(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_JSON | BAD_BODY_USAGE, pool_add, 201);
-}
-
-static int cmd_pool_list(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, 0, pool_list, 200);
-}
-
-static int cmd_node_add(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_JSON, node_add, 201);
-}
-
-static int cmd_node_set(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_ID | ARG_JSON, node_set, 200);
-}
-
-static int cmd_node_del(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_ID, node_del, 200);
-}
-
-static int cmd_node_list(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, 0, node_list, 200);
-}
-
 static void cluster_add(core_call_t *c, ospab_result_t *res)
 {
     ospab_cluster_create(&c->db, c->p, c->key, &c->actor, c->body, res);
@@ -1024,42 +1006,6 @@ static void suspend_on(core_call_t *c, ospab_result_t *res)
 static void suspend_off(core_call_t *c, ospab_result_t *res)
 {
     suspension(c, res, 0);
-}
-
-static int cmd_cluster_add(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_JSON, cluster_add, 201);
-}
-
-static int cmd_cluster_set(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_ID | ARG_JSON, cluster_set, 200);
-}
-
-static int cmd_cluster_list(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, 0, cluster_list, 200);
-}
-
-static int cmd_cluster_test(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_ID, cluster_test, 200);
-}
-
-static int cmd_suspend(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_ID, suspend_on, 200);
-}
-
-static int cmd_unsuspend(admin_t *a, int argc, const char *const *argv)
-{
-    (void)argc;
-    return core_command(a, argv, ARG_ID, suspend_off, 200);
 }
 
 /* One JSON object a line: a shell reads the list with `while read` or jq, and a long one
@@ -1200,7 +1146,9 @@ static int run(apr_pool_t *pool, int argc, const char *const *argv)
 
         apr_pool_create(&cmdpool, outer);
         a.pool = cmdpool;
-        rc = cmd->fn(&a, nargs, opt->argv + opt->ind + 1);
+        rc = cmd->fn ? cmd->fn(&a, nargs, opt->argv + opt->ind + 1)
+                     : core_command(&a, opt->argv + opt->ind + 1, cmd->core_flags, cmd->core,
+                                    cmd->core_want);
         apr_pool_destroy(cmdpool);
         a.pool = outer;
     }

@@ -7,6 +7,7 @@
 #include <apr_base64.h>
 
 #include "ospab_admin.h"
+#include "ospab_cluster.h"
 #include "ospab_sync.h"
 #include "ospab_resource.h"
 #include "ospab_customer.h"
@@ -763,23 +764,8 @@ static int catalog_refs_ok(ospab_db_t *db, apr_pool_t *p, const catalog_t *c,
                            const ospab_field_value_t *in, ospab_result_t *res)
 {
     int i = ospab_fields_index(c->fields, c->nfields, "cluster_id");
-    const char *id, *found = NULL;
 
-    if (i < 0 || !in[i].present || !(id = in[i].value) || !strcmp(id, "0")) {
-        return 1;
-    }
-    if (ospab_db_select_value(db, p, "ospab_cluster_exists", 1, &id, &found) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-        return 0;
-    }
-    if (!found) {
-        ospab_db_end(db, 0);
-        ospab_result_error(p, res, 422, apr_psprintf(p, "invalid %s: cluster_id: no cluster "
-                                                     "%s", c->what, id),
-                           json_pack("{s:s}", "cluster_id", "no such cluster"));
-        return 0;
-    }
-    return 1;
+    return i < 0 || !in[i].present || ospab_cluster_known(db, p, c->what, in[i].value, res);
 }
 
 /* The end of a change: audited with details (stolen), committed, the record answered. */

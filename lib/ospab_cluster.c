@@ -306,6 +306,25 @@ static int cluster_write(ospab_db_t *db, apr_pool_t *p, const char *label, const
     return 0;
 }
 
+/* A transaction begun and the cluster's row read in it; NULL with res set (404, or the
+ * database failed) and the transaction over. */
+static ospab_row_t cluster_begin(ospab_db_t *db, apr_pool_t *p, const char *id,
+                                 ospab_result_t *res)
+{
+    ospab_row_t row = NULL;
+
+    if (ospab_db_begin(db, p) != APR_SUCCESS
+        || ospab_db_select_one(db, p, "ospab_cluster_row", 1, &id, &row) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return NULL;
+    }
+    if (!row) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 404, "cluster not found", NULL);
+    }
+    return row;
+}
+
 void ospab_cluster_create(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *key,
                           const ospab_actor_t *a, json_t *body, ospab_result_t *res)
 {
@@ -369,14 +388,7 @@ void ospab_cluster_update(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t 
         no_key(p, res);
         return;
     }
-    if (ospab_db_begin(db, p) != APR_SUCCESS
-        || ospab_db_select_one(db, p, "ospab_cluster_row", 1, &id, &row) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-        return;
-    }
-    if (!row) {
-        ospab_db_end(db, 0);
-        ospab_result_error(p, res, 404, "cluster not found", NULL);
+    if (!(row = cluster_begin(db, p, id, res))) {
         return;
     }
     args[0] = in[F_NAME].present ? in[F_NAME].value : row[C_NAME];
@@ -415,16 +427,12 @@ void ospab_cluster_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     int n = 0;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_db_begin(db, p) != APR_SUCCESS
-        || ospab_db_select_one(db, p, "ospab_cluster_row", 1, &id, &row) != APR_SUCCESS
-        || (row && ospab_db_select_one(db, p, "ospab_cluster_users", 2,
-                                       (const char *[]){ id, id }, &users) != APR_SUCCESS)) {
-        ospab_result_db_failed(db, p, res);
+    if (!(row = cluster_begin(db, p, id, res))) {
         return;
     }
-    if (!row) {
-        ospab_db_end(db, 0);
-        ospab_result_error(p, res, 404, "cluster not found", NULL);
+    if (ospab_db_select_one(db, p, "ospab_cluster_users", 2, (const char *[]){ id, id },
+                            &users) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
         return;
     }
     if (apr_atoi64(users[0]) || apr_atoi64(users[1])) {
@@ -444,6 +452,28 @@ void ospab_cluster_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     res->status = 200;
     res->body = ospab_json_own(p, json_pack("{s:s, s:s}", "status", "success", "message",
                                             "cluster deleted"));
+}
+
+int ospab_cluster_known(ospab_db_t *db, apr_pool_t *p, const char *what, const char *id,
+                        ospab_result_t *res)
+{
+    const char *found = NULL;
+
+    if (!id || !strcmp(id, "0")) {
+        return 1;
+    }
+    if (ospab_db_select_value(db, p, "ospab_cluster_exists", 1, &id, &found) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
+        return 0;
+    }
+    if (!found) {
+        ospab_db_end(db, 0);
+        ospab_result_error(p, res, 422, apr_psprintf(p, "invalid %s: cluster_id: no cluster "
+                                                     "%s", what, id),
+                           json_pack("{s:s}", "cluster_id", "no such cluster"));
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- "test connection" -------------------------------------------------------------------- */

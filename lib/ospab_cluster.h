@@ -63,6 +63,10 @@ void ospab_cluster_create(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t 
 void ospab_cluster_update(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *key,
                           const ospab_actor_t *a, const char *id, json_t *body,
                           ospab_result_t *res);
+/* In the caller's open transaction: the cluster_id a node or tariff (what) names exists.
+ * 1: it does, or id is NULL or "0" (none); 0: res is the 422 and the transaction is over. */
+int ospab_cluster_known(ospab_db_t *db, apr_pool_t *p, const char *what, const char *id,
+                        ospab_result_t *res);
 /* 409 while nodes or tariffs name it. */
 void ospab_cluster_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                           const char *id, ospab_result_t *res);

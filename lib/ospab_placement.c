@@ -10,6 +10,7 @@
 #include "ospab_json.h"
 #include "ospab_util.h"
 #include "ospab_ssh.h"
+#include "ospab_cluster.h"
 
 #define MiB ((apr_int64_t)1024 * 1024)
 #define GiB (1024 * MiB)
@@ -360,23 +361,8 @@ static int node_write(ospab_db_t *db, apr_pool_t *p, const char *label, const ch
 static int cluster_known(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_t *in,
                          ospab_result_t *res)
 {
-    const char *found = NULL, *id = in[F_CLUSTER_ID].value;
-
-    if (!in[F_CLUSTER_ID].present || !id) {
-        return 1;
-    }
-    if (ospab_db_select_value(db, p, "ospab_cluster_exists", 1, &id, &found) != APR_SUCCESS) {
-        ospab_result_db_failed(db, p, res);
-        return 0;
-    }
-    if (!found) {
-        ospab_db_end(db, 0);
-        ospab_result_error(p, res, 422, apr_psprintf(p, "invalid node: cluster_id: no "
-                                                     "cluster %s", in[F_CLUSTER_ID].value),
-                           json_pack("{s:s}", "cluster_id", "no such cluster"));
-        return 0;
-    }
-    return 1;
+    return !in[F_CLUSTER_ID].present
+           || ospab_cluster_known(db, p, "node", in[F_CLUSTER_ID].value, res);
 }
 
 void ospab_node_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, json_t *body,

@@ -117,12 +117,11 @@ static void clusters_op(admin_call_t *c, apr_pool_t *p, ospab_result_t *res)
     }
     if (is(c, "test")) {
         ospab_cluster_test_conf_t tc;
+        ospab_pve_conf_t pc;
 
-        tc.connect_timeout_ms = 1000L * (sc->pve_connect_timeout != -1
-                                         ? sc->pve_connect_timeout
-                                         : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
-        tc.timeout_ms = 1000L * (sc->pve_timeout != -1 ? sc->pve_timeout
-                                                       : OSPAB_DEFAULT_PVE_TIMEOUT);
+        ospab_mod_pve_base(sc, &pc);
+        tc.connect_timeout_ms = pc.connect_timeout_ms;
+        tc.timeout_ms = pc.timeout_ms;
         ospab_cluster_test(c->db, p, sc->seal_key, &tc, &c->actor, c->id, res);
         return;
     }

@@ -103,6 +103,9 @@ int ospab_mod_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                           server_rec *s);
 int ospab_mod_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
+/* The settings every Proxmox client of c gets (OspabProxmoxTimeout, limits, metrics); the
+ * cluster's URL, token and CA are the caller's to add. */
+void ospab_mod_pve_base(const ospab_srv_conf_t *c, ospab_pve_conf_t *pc);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
 /* What the core's server operations need from this server's directives. */
 const ospab_server_conf_t *ospab_mod_server_conf(const request_rec *r);

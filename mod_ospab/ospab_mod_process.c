@@ -127,6 +127,21 @@ ospab_jwt_cache_t *ospab_mod_jwt_cache(void)
     return jwt_cache;
 }
 
+void ospab_mod_pve_base(const ospab_srv_conf_t *c, ospab_pve_conf_t *pc)
+{
+    memset(pc, 0, sizeof(*pc));
+    pc->connect_timeout_ms = 1000L * (c->pve_connect_timeout != -1
+                                      ? c->pve_connect_timeout
+                                      : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
+    pc->timeout_ms = 1000L * (c->pve_timeout != -1 ? c->pve_timeout
+                                                   : OSPAB_DEFAULT_PVE_TIMEOUT);
+    pc->max_response = 8 * 1024 * 1024;
+    pc->max_handles = 16;
+    if (ospab_mod_metrics_on()) {
+        pc->observe = ospab_mod_metrics_pve;
+    }
+}
+
 /* The child's Proxmox client(s): one per server config that names a Proxmox URL; made
  * here, after the fork, so each child has its own connections and curl handles. */
 static void pve_clients(apr_pool_t *p, server_rec *s)
@@ -142,22 +157,12 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
         if (!c->pve_url || c->pve) {
             continue;
         }
-        memset(&pc, 0, sizeof(pc));
+        ospab_mod_pve_base(c, &pc);
         pc.url = c->pve_url;
         pc.token = c->pve_token;
         pc.ca_file = c->pve_ca;
         pc.ca_pem = c->pve_ca_pem;
-        pc.connect_timeout_ms = 1000L * (c->pve_connect_timeout != -1
-                                         ? c->pve_connect_timeout
-                                         : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
-        pc.timeout_ms = 1000L * (c->pve_timeout != -1 ? c->pve_timeout
-                                                       : OSPAB_DEFAULT_PVE_TIMEOUT);
-        pc.max_response = 8 * 1024 * 1024;
-        pc.max_handles = 16;
         pc.shared = c->pve_shared;
-        if (ospab_mod_metrics_on()) {
-            pc.observe = ospab_mod_metrics_pve;
-        }
         if (ospab_pve_create(p, &pc, &c->pve) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, OSPAB_LOGNO(00114)
                          "cannot create the Proxmox client");
@@ -187,17 +192,7 @@ static void pve_clients(apr_pool_t *p, server_rec *s)
         if (c->clusters) {
             continue;
         }
-        memset(&pc, 0, sizeof(pc));
-        pc.connect_timeout_ms = 1000L * (c->pve_connect_timeout != -1
-                                         ? c->pve_connect_timeout
-                                         : OSPAB_DEFAULT_PVE_CONNECT_TIMEOUT);
-        pc.timeout_ms = 1000L * (c->pve_timeout != -1 ? c->pve_timeout
-                                                       : OSPAB_DEFAULT_PVE_TIMEOUT);
-        pc.max_response = 8 * 1024 * 1024;
-        pc.max_handles = 16;
-        if (ospab_mod_metrics_on()) {
-            pc.observe = ospab_mod_metrics_pve;
-        }
+        ospab_mod_pve_base(c, &pc);
         if (ospab_clusters_create(p, c->seal_key, &pc, OSPAB_CLUSTERS_TTL, &c->clusters)
                 != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, OSPAB_LOGNO(00120)
