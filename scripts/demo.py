@@ -100,6 +100,9 @@ def live_line():
 
 
 DEMO_NODES = ("pve1", "pve2")
+# a node of the simulated cluster that is not registered: the one a provider adds
+# (docs/operations.md, "Nodes and placement")
+SPARE_NODE = "pve3"
 DEMO_POOL = {"name": "demo-v4", "bridge": "vmbr0", "first": "192.168.200.10",
              "last": "192.168.200.250", "prefix": 24, "gateway": "192.168.200.1",
              "dns": "192.168.200.1", "cooldown": 600}
@@ -161,7 +164,8 @@ def main():
     # days): 101 becomes the demo customer's web-1, with a month of graphs in the panel
     # two nodes (new servers are placed on the one with the most free memory: pve2 starts
     # emptier; docs/operations.md "Nodes and placement")
-    sim = PveSim(str(base / "pvesim"), nodes=DEMO_NODES, time_scale=0.25, guests=2).start()
+    sim = PveSim(str(base / "pvesim"), nodes=DEMO_NODES + (SPARE_NODE,), time_scale=0.25,
+                 guests=2).start()
     sim.node("pve1", base_mem=6 * 1024 ** 3)
     # where the e-mail goes: a local SMTP server (STARTTLS, AUTH) that keeps every message
     # as an .eml file; the billing site's webhook: a receiver that checks the signatures
@@ -225,7 +229,10 @@ def main():
         "  Require all granted", '  ForceType "text/plain; charset=utf-8"',
         '  Header set X-Content-Type-Options "nosniff"', "</Location>"])
     (base / "agent").mkdir(mode=0o755)
-    agent = Agent(db, jwt_secret=httpd.jwt_secret, clusters=[sim_cluster(sim, node="pve1")],
+    # the section's name is the module's name for its configured cluster: whichever imports
+    # it first (docs/operations.md, "Clusters"), the row is "default"
+    agent = Agent(db, jwt_secret=httpd.jwt_secret,
+                  clusters=[sim_cluster(sim, name="default", node="pve1")],
                   rundir=base / "agent", sections={
                       "agent": {"poll_interval": "10s", "live_interval": "2s",
                                 "task_interval": "1s", "event_interval": "500ms",
@@ -266,10 +273,12 @@ def main():
                                 "1").stdout.strip()
     # the provider's side: both nodes registered for placement, and an IPv4 pool new servers
     # take their addresses from (docs/operations.md)
+    # (the simulated cluster is the configured one, a row of the clusters table by now)
+    cluster = demo_admin(url, admin_token, "/api/admin/clusters")["clusters"][0]["id"]
     for name in DEMO_NODES:
         demo_admin(url, admin_token, "/api/admin/nodes",
-                   dict({"name": name}, **({"ssh_host": ssh_hosts[name]}
-                                           if name in ssh_hosts else {})))
+                   dict({"name": name, "cluster_id": cluster},
+                        **({"ssh_host": ssh_hosts[name]} if name in ssh_hosts else {})))
     try:
         harness.admin(db.driver, db.params, "pool-add", json.dumps(DEMO_POOL))
     finally:

@@ -194,6 +194,7 @@ def test_demo_has_two_nodes_and_a_pool(demo):
     clusters = r.json()["clusters"]
     assert [(c["name"], c["nodes"], c["tokenSet"]) for c in clusters] == [("default", 2, True)], \
         clusters
+    assert all(n["cluster_id"] == clusters[0]["id"] for n in nodes["nodes"]), nodes
     assert "token" not in clusters[0] and "=" not in clusters[0]["tokenId"], clusters
     pools = requests.get(f"{env['OSPAB_URL']}/api/admin/ip-pools", headers=h, timeout=30).json()
     assert [(p["name"], p["family"]) for p in pools["pools"]] == [("demo-v4", 4)], pools
@@ -261,6 +262,109 @@ def test_metrics_are_served_where_printed(demo):
         assert p.returncode == 0, (url, p.stdout + p.stderr)
     module = requests.get(m.group(1), timeout=10).text
     assert 'ospab_http_requests_total{method="GET",route="/api/health",status="2xx"}' in module
+
+
+def test_issue13_done_when_on_the_demo(demo):
+    """Issue 13's "Done when", on the demo: an admin adds the spare node pve3 and a pool of
+    its own through the API; a customer creates three servers and they land by free memory
+    (the agent's last sample, less what was made since, less the new one) with addresses
+    from the pools; the billing site suspends one and the customer cannot start it."""
+    sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+    from simctl import PveSim
+    _, _, text = demo
+    env = env_of(text)
+    url = env["OSPAB_URL"]
+    adm = {"Authorization": f"Bearer {env['OSPAB_ADMIN_TOKEN']}"}
+    sim = PveSim.attach(str(harness.RUN_BASE / "test-demo" / "pvesim"))
+    GiB = 1024 ** 3
+    # free memory: pve3 30 GiB, pve1 29.5 GiB, pve2 4 GiB (the guests running on them count):
+    # 1 GiB servers go to pve3 (29 left), pve1 (28.5 against pve3's 28), pve3 (28 vs 27.5)
+    for node, free in (("pve3", 30), ("pve1", 29.5), ("pve2", 4)):
+        info = sim.node_info(node)
+        used_by_guests = info["mem"] - info["base_mem"]
+        sim.node(node, memory=64 * GiB, base_mem=int((64 - free) * GiB) - used_by_guests)
+    r = requests.post(f"{url}/api/admin/nodes", headers=adm, json={"name": "pve3"}, timeout=30)
+    assert r.status_code == 201, r.text
+    r = requests.post(f"{url}/api/admin/ip-pools", headers=adm, timeout=30, json={
+        "name": "pve3-v4", "node": "pve3", "bridge": "vmbr0", "first": "192.168.203.10",
+        "last": "192.168.203.20", "prefix": 24, "gateway": "192.168.203.1"})
+    assert r.status_code == 201, r.text
+
+    def nodes():
+        return {n["name"]: n for n in requests.get(f"{url}/api/admin/nodes", headers=adm,
+                                                   timeout=30).json()["nodes"]}
+
+    def free_of(n):
+        return n["sample"]["maxmem"] - n["sample"]["mem"]
+
+    # a sample of all three with these sizes, then the creates right after the next one, so
+    # that every create is ranked on the same sample (the agent polls every 10 s)
+    deadline = time.monotonic() + 60
+    while True:
+        seen = nodes()
+        if all(seen[n]["sample"] for n in ("pve1", "pve2", "pve3")) \
+                and abs(free_of(seen["pve3"]) - 30 * GiB) < GiB // 2:
+            break
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.2)
+    first = seen["pve3"]["sample"]["sampled_at"]
+    while nodes()["pve3"]["sample"]["sampled_at"] == first:
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.05)
+    seen = nodes()
+    # a customer of their own (the demo customer may be near OspabServerQuota)
+    email = f"done-{int(time.time() * 1000)}@example.com"
+    sync = {"X-API-Key": env["OSPAB_SYNC_KEY"]}
+    u = requests.post(f"{url}/api/users/sync", headers=sync, timeout=30, json={
+        "action": "create", "user": {"email": email, "name": "Done", "password": "done-pass-1"}})
+    assert u.status_code == 201, u.text
+    tok = requests.post(f"{url}/api/auth/login", timeout=30, json={
+        "email": email, "password": "done-pass-1"}).json()["accessToken"]
+    cust = {"Authorization": f"Bearer {tok}"}
+    made = []
+    for _ in range(3):
+        r = requests.post(f"{url}/api/server/create", headers=cust, timeout=30,
+                          json={"osId": 1, "tariffId": 1})
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    assert nodes()["pve3"]["sample"]["sampled_at"] == seen["pve3"]["sample"]["sampled_at"], \
+        "a poll came between the creates: the ranking is not one sample's"
+    # the expected places: most free memory after each one (tariff 1: 1024 MB)
+    free = {n: free_of(seen[n]) for n in ("pve1", "pve2", "pve3")}
+    want = []
+    for _ in range(3):
+        best = max(free, key=lambda n: free[n])
+        want.append(best)
+        free[best] -= 1024 * 1024 * 1024
+    got = []
+    for m in made:
+        rec = requests.get(f"{url}/api/admin/servers", headers=adm, timeout=30,
+                           params={"user": u.json()["user"]["id"]}).json()["servers"]
+        got.append([s for s in rec if s["id"] == m["id"]][0])
+    assert [g["node"] for g in got] == want == ["pve3", "pve1", "pve3"], (got, want)
+    for g in got:
+        prefix = "192.168.203." if g["node"] == "pve3" else "192.168.200."
+        assert g["ip_address"] and g["ip_address"].startswith(prefix), g
+    assert len({g["ip_address"] for g in got}) == 3
+    # the billing site suspends the first; its guest stops; the customer cannot start it
+    sid, vmid = made[0]["id"], made[0]["proxmoxId"]
+    deadline = time.monotonic() + 60
+    while requests.get(f"{url}/api/server/{sid}", headers=cust, timeout=30).json()["status"] \
+            != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    r = requests.post(f"{url}/api/vps/sync", headers=sync, timeout=30, json={
+        "action": "update", "vps": {"id": sid, "status": "suspended"}})
+    assert r.status_code == 200 and r.json()["guest"]["action"] == "stop", r.text
+    while sim.guest_info(vmid)["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    r = requests.post(f"{url}/api/server/{sid}/start", headers=cust, timeout=30)
+    assert r.status_code == 403 and "suspended" in r.json()["error"], r.text
+    for m in made:
+        r = requests.post(f"{url}/api/vps/sync", headers=sync, timeout=30,
+                          json={"action": "delete", "vps": {"id": m["id"]}})
+        assert r.status_code == 200, r.text
 
 
 def test_ctrl_c_stops_everything(demo):

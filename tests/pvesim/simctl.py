@@ -49,6 +49,16 @@ class PveSim:
         self._ctx = None
 
     # --- process ----------------------------------------------------------------
+    @classmethod
+    def attach(cls, state_dir):
+        """A PveSim for a simulator another process started in state_dir (e.g. the
+        demo's): its facts and control API, not its process."""
+        sim = cls(state_dir)
+        with open(os.path.join(state_dir, "pvesim.json")) as f:
+            sim.info = json.load(f)
+        sim._ctx = ssl.create_default_context(cafile=sim.info["ca"])
+        return sim
+
     def start(self, timeout=30):
         os.makedirs(self.state_dir, exist_ok=True)
         log = open(os.path.join(self.state_dir, "pvesim.stderr"), "ab")
