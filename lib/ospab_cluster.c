@@ -430,16 +430,16 @@ void ospab_cluster_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     if (!(row = cluster_begin(db, p, id, res))) {
         return;
     }
-    if (ospab_db_select_one(db, p, "ospab_cluster_users", 2, (const char *[]){ id, id },
+    if (ospab_db_select_one(db, p, "ospab_cluster_users", 3, (const char *[]){ id, id, id },
                             &users) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    if (apr_atoi64(users[0]) || apr_atoi64(users[1])) {
+    if (apr_atoi64(users[0]) || apr_atoi64(users[1]) || apr_atoi64(users[2])) {
         ospab_db_end(db, 0);
         ospab_result_error(p, res, 409, apr_psprintf(
-            p, "cluster '%s' still has %s node(s) and %s tariff(s): move or delete them "
-            "first", row[C_NAME], users[0], users[1]), NULL);
+            p, "cluster '%s' still has %s node(s), %s tariff(s) and %s IP pool(s): move or "
+            "delete them first", row[C_NAME], users[0], users[1], users[2]), NULL);
         return;
     }
     if (ospab_db_exec(db, p, "ospab_cluster_delete", 1, &id, &n) != APR_SUCCESS

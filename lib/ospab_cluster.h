@@ -67,7 +67,7 @@ void ospab_cluster_update(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t 
  * 1: it does, or id is NULL or "0" (none); 0: res is the 422 and the transaction is over. */
 int ospab_cluster_known(ospab_db_t *db, apr_pool_t *p, const char *what, const char *id,
                         ospab_result_t *res);
-/* 409 while nodes or tariffs name it. */
+/* 409 while nodes, tariffs or IP pools name it. */
 void ospab_cluster_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                           const char *id, ospab_result_t *res);
 /* "Test connection": reaches the URL over TLS verified against the cluster's CA (GET

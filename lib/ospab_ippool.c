@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 
 #include "ospab_ippool.h"
+#include "ospab_cluster.h"
 #include "ospab_fields.h"
 #include "ospab_json.h"
 #include "ospab_mail.h"
@@ -95,7 +96,8 @@ int ospab_ip_same_net(const ospab_ip_t *a, const ospab_ip_t *b, int prefix)
 
 /* ---- reading a pool ---------------------------------------------------------------------- */
 
-enum { F_NAME, F_NODE, F_BRIDGE, F_FIRST, F_LAST, F_PREFIX, F_GATEWAY, F_DNS, F_COOLDOWN, F_N };
+enum { F_NAME, F_NODE, F_BRIDGE, F_FIRST, F_LAST, F_PREFIX, F_GATEWAY, F_DNS, F_COOLDOWN,
+       F_CLUSTER_ID, F_N };
 
 static const ospab_field_t pool_fields[F_N] = {
     { "name", OSPAB_FT_TEXT, 1, 64, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
@@ -107,6 +109,7 @@ static const ospab_field_t pool_fields[F_N] = {
     { "gateway", OSPAB_FT_IP, 0, 0, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
     { "dns", OSPAB_FT_TEXT, 1, 255, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
     { "cooldown", OSPAB_FT_INT, 0, 31536000, NULL, 0, "86400", "seconds", NULL },
+    { "cluster_id", OSPAB_FT_INT, 1, 2147483647LL, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
 };
 
 static int bridge_ok(const char *s)
@@ -154,6 +157,7 @@ json_t *ospab_ippool_read(apr_pool_t *p, json_t *body, ospab_ippool_spec_t *s)
     }
     s->name = in[F_NAME].value;
     s->node = in[F_NODE].present ? in[F_NODE].value : NULL;
+    s->cluster_id = in[F_CLUSTER_ID].present ? in[F_CLUSTER_ID].value : NULL;
     s->bridge = in[F_BRIDGE].value;
     s->prefix = (int)apr_atoi64(in[F_PREFIX].value);
     s->cooldown = (long)apr_atoi64(in[F_COOLDOWN].value);
@@ -244,7 +248,7 @@ static apr_status_t insert_addresses(ospab_db_t *db, apr_pool_t *p, const char *
 void ospab_ippool_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                          const ospab_ippool_spec_t *s, ospab_result_t *res)
 {
-    const char *now = ospab_time_db(p, a->now), *id, *args[12];
+    const char *now = ospab_time_db(p, a->now), *id, *args[13];
     ospab_ip_t first;
     int count = 0;
     json_t *pool;
@@ -262,11 +266,15 @@ void ospab_ippool_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     args[8] = s->dns;
     args[9] = apr_ltoa(p, s->cooldown);
     args[10] = args[11] = now;
+    args[12] = s->cluster_id;
     if (ospab_db_begin(db, p) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
-    if (ospab_db_exec(db, p, "ospab_ippool_insert", 12, args, NULL) != APR_SUCCESS) {
+    if (!ospab_cluster_known(db, p, "pool", s->cluster_id, res)) {
+        return;
+    }
+    if (ospab_db_exec(db, p, "ospab_ippool_insert", 13, args, NULL) != APR_SUCCESS) {
         if (ospab_db_is_constraint(db)) {
             ospab_db_end(db, 0);
             ospab_result_error(p, res, 409, apr_psprintf(p, "an IP pool named '%s' exists "
@@ -290,8 +298,9 @@ void ospab_ippool_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         ospab_result_db_failed(db, p, res);
         return;
     }
-    pool = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:s, s:i, s:s?, s:s?, s:I, s:i}",
-                     "name", s->name, "family", (json_int_t)first.family, "node", s->node,
+    pool = json_pack("{s:s, s:I, s:o, s:s?, s:s, s:s, s:s, s:i, s:s?, s:s?, s:I, s:i}",
+                     "name", s->name, "family", (json_int_t)first.family,
+                     "cluster_id", ospab_json_int_or_null(s->cluster_id), "node", s->node,
                      "bridge", s->bridge, "first", s->first, "last", s->last,
                      "prefix", s->prefix, "gateway", s->gateway, "dns", s->dns,
                      "cooldown", (json_int_t)s->cooldown, "size", count);
@@ -324,7 +333,7 @@ void ospab_ippool_add(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a, jso
 /* ospab_ippool_list's rows */
 typedef struct {
     const char *id, *name, *family, *node, *bridge, *first, *last, *prefix, *gateway, *dns;
-    const char *cooldown, *enabled, *created_at, *updated_at, *size, *used;
+    const char *cooldown, *enabled, *created_at, *updated_at, *size, *used, *cluster_id;
 } pool_row_t;
 
 static const apr_size_t pool_cols[] = {
@@ -336,6 +345,7 @@ static const apr_size_t pool_cols[] = {
     APR_OFFSETOF(pool_row_t, cooldown), APR_OFFSETOF(pool_row_t, enabled),
     APR_OFFSETOF(pool_row_t, created_at), APR_OFFSETOF(pool_row_t, updated_at),
     APR_OFFSETOF(pool_row_t, size), APR_OFFSETOF(pool_row_t, used),
+    APR_OFFSETOF(pool_row_t, cluster_id),
 };
 static const ospab_row_shape_t pool_row = OSPAB_ROW_SHAPE(pool_cols, pool_row_t,
                                                           OSPAB_ROW_NO_RAW);
@@ -361,6 +371,7 @@ void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_resu
     for (i = 0; i < rows->nelts; ++i) {
         pool_row_t r;
         const char *args[2], *cooling = NULL;
+        json_t *o;
         apr_int64_t size, used, cool;
 
         ospab_row_fill(&pool_row, APR_ARRAY_IDX(rows, i, ospab_row_t), &r);
@@ -375,7 +386,7 @@ void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_resu
         size = apr_atoi64(r.size);
         used = apr_atoi64(r.used);
         cool = cooling ? apr_atoi64(cooling) : 0;
-        json_array_append_new(list, json_pack(
+        o = json_pack(
             "{s:I, s:s, s:I, s:o, s:s, s:s, s:s, s:I, s:o, s:o, s:I, s:b, s:s, s:s, s:I, s:I, "
             "s:I, s:I}",
             "id", (json_int_t)apr_atoi64(r.id), "name", r.name,
@@ -387,7 +398,9 @@ void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_resu
             "created_at", ospab_time_api(p, r.created_at),
             "updated_at", ospab_time_api(p, r.updated_at),
             "size", (json_int_t)size, "used", (json_int_t)used, "cooling", (json_int_t)cool,
-            "free", (json_int_t)(size - used - cool)));
+            "free", (json_int_t)(size - used - cool));
+        json_object_set_new(o, "cluster_id", ospab_json_int_or_null(r.cluster_id));
+        json_array_append_new(list, o);
     }
     res->status = 200;
     res->body = ospab_json_own(p, json_pack("{s:s, s:o}", "status", "success", "pools", list));
@@ -568,7 +581,7 @@ void ospab_ippool_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 apr_status_t ospab_ippool_pools(ospab_db_t *db, apr_pool_t *p, const char *node,
                                 const char *bridge, ospab_ippool_set_t *set)
 {
-    const char *args[2] = { bridge, node };
+    const char *args[3] = { bridge, node, node };
     apr_array_header_t *rows;
     apr_status_t rv;
     int i;
@@ -577,7 +590,7 @@ apr_status_t ospab_ippool_pools(ospab_db_t *db, apr_pool_t *p, const char *node,
     if (!bridge || !node) {
         return APR_SUCCESS;
     }
-    if ((rv = ospab_db_select(db, p, "ospab_ippool_for", 2, args, &rows, NULL)) != APR_SUCCESS) {
+    if ((rv = ospab_db_select(db, p, "ospab_ippool_for", 3, args, &rows, NULL)) != APR_SUCCESS) {
         return rv;
     }
     for (i = 0; i < rows->nelts; ++i) {

@@ -38,12 +38,13 @@ int ospab_ip_same_net(const ospab_ip_t *a, const ospab_ip_t *b, int prefix);
 /* A pool as given to ospab_ippool_create (from an admin's JSON or the command line). */
 typedef struct {
     const char *name, *node, *bridge, *first, *last, *gateway, *dns;
+    const char *cluster_id;     /* the cluster whose nodes it serves; NULL: any */
     int prefix;
     long cooldown;              /* seconds */
 } ospab_ippool_spec_t;
 
-/* Reads body (borrowed) into *s: {name, node?, bridge, first, last, prefix, gateway?,
- * dns? (a list of addresses), cooldown?}. NULL when it is a pool, else a new object of
+/* Reads body (borrowed) into *s: {name, cluster_id?, node?, bridge, first, last, prefix,
+ * gateway?, dns? (a list of addresses), cooldown?}. NULL when it is a pool, else a new object of
  * per-field messages; unknown fields are named. */
 json_t *ospab_ippool_read(apr_pool_t *p, json_t *body, ospab_ippool_spec_t *s);
 

@@ -293,7 +293,8 @@ const ospab_sql_t ospab_sql_api[] = {
       "ca_pem = %s, enabled = %s, updated_at = %s WHERE id = %s" },
     { "ospab_cluster_users",
       "SELECT (SELECT COUNT(*) FROM nodes WHERE cluster_id = %s), "
-      "(SELECT COUNT(*) FROM tariffs WHERE cluster_id = %s)" },
+      "(SELECT COUNT(*) FROM tariffs WHERE cluster_id = %s), "
+      "(SELECT COUNT(*) FROM ip_pools WHERE cluster_id = %s)" },
     { "ospab_cluster_delete", "DELETE FROM clusters WHERE id = %s" },
     /* an imported cluster takes the nodes of none */
     { "ospab_nodes_claim", "UPDATE nodes SET cluster_id = %s WHERE cluster_id IS NULL" },
@@ -308,8 +309,8 @@ const ospab_sql_t ospab_sql_api[] = {
     /* IP pools (lib/ospab_ippool.c, 008_ip_pools.sql) */
     { "ospab_ippool_insert",
       "INSERT INTO ip_pools (name, family, node, bridge, first_address, last_address, prefix, "
-      "gateway, dns, cooldown, enabled, created_at, updated_at) "
-      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s)" },
+      "gateway, dns, cooldown, enabled, created_at, updated_at, cluster_id) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s)" },
     { "ospab_ippool_row_get",
       "SELECT id, name, first_address, prefix, gateway, dns, cooldown, enabled FROM ip_pools "
       "WHERE id = %s" },
@@ -325,8 +326,8 @@ const ospab_sql_t ospab_sql_api[] = {
       "SELECT p.id, p.name, p.family, p.node, p.bridge, p.first_address, p.last_address, "
       "p.prefix, p.gateway, p.dns, p.cooldown, p.enabled, p.created_at, p.updated_at, "
       "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id), "
-      "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id AND a.vps_id IS NOT NULL) "
-      "FROM ip_pools p ORDER BY p.id" },
+      "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id AND a.vps_id IS NOT NULL), "
+      "p.cluster_id FROM ip_pools p ORDER BY p.id" },
     { "ospab_ippool_cooling",
       "SELECT COUNT(*) FROM ip_addresses WHERE pool_id = %s AND vps_id IS NULL "
       "AND released_at > %s" },
@@ -334,8 +335,10 @@ const ospab_sql_t ospab_sql_api[] = {
      * before those of every node */
     { "ospab_ippool_for",
       "SELECT id FROM ip_pools WHERE enabled = 1 AND bridge = %s "
-      "AND (node = %s OR node IS NULL) "
-      "ORDER BY family, CASE WHEN node IS NULL THEN 1 ELSE 0 END, id" },
+      "AND (node = %s OR node IS NULL) AND (cluster_id IS NULL "
+      "OR cluster_id = (SELECT n.cluster_id FROM nodes n WHERE n.name = %s)) "
+      "ORDER BY family, CASE WHEN node IS NOT NULL THEN 0 WHEN cluster_id IS NOT NULL THEN 1 "
+      "ELSE 2 END, id" },
     /* taken first in a server's create transaction: creates on one pool queue here, and
      * what they read afterwards is what the one before them committed */
     { "ospab_ippool_lock", "UPDATE ip_pools SET lock_seq = lock_seq + 1 WHERE id = %s" },

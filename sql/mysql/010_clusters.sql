@@ -5,8 +5,9 @@
 -- route), the CA its certificate is verified against (PEM; NULL: the system's CAs), and
 -- whether it is used. A node belongs to one cluster (nodes.cluster_id; NULL: the cluster
 -- of the configuration files, OspabProxmoxURL / the agent's [cluster] section, as before);
--- a tariff may name the cluster its servers are placed in (NULL: any). The configured
--- cluster is imported as a row the first time the module or the agent starts with a key.
+-- a tariff may name the cluster its servers are placed in, an IP pool the cluster whose
+-- nodes it serves (NULL: any). The configured cluster is imported as a row the first time
+-- the module or the agent starts with a key.
 CREATE TABLE clusters (
   id            INT           NOT NULL AUTO_INCREMENT,
   name          VARCHAR(64)   NOT NULL,
@@ -26,3 +27,6 @@ ALTER TABLE nodes ADD COLUMN cluster_id INT NULL,
   ADD CONSTRAINT fk_nodes_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);
 ALTER TABLE tariffs ADD COLUMN cluster_id INT NULL,
   ADD CONSTRAINT fk_tariffs_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);
+-- an IP pool of one cluster serves its nodes only (NULL: the nodes of any cluster)
+ALTER TABLE ip_pools ADD COLUMN cluster_id INT NULL,
+  ADD CONSTRAINT fk_ip_pools_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);

@@ -5,8 +5,9 @@
 -- route), the CA its certificate is verified against (PEM; NULL: the system's CAs), and
 -- whether it is used. A node belongs to one cluster (nodes.cluster_id; NULL: the cluster
 -- of the configuration files, OspabProxmoxURL / the agent's [cluster] section, as before);
--- a tariff may name the cluster its servers are placed in (NULL: any). The configured
--- cluster is imported as a row the first time the module or the agent starts with a key.
+-- a tariff may name the cluster its servers are placed in, an IP pool the cluster whose
+-- nodes it serves (NULL: any). The configured cluster is imported as a row the first time
+-- the module or the agent starts with a key.
 CREATE TABLE clusters (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
   name          TEXT    NOT NULL,
@@ -23,3 +24,5 @@ CREATE UNIQUE INDEX ux_clusters_name ON clusters (name);
 
 ALTER TABLE nodes ADD COLUMN cluster_id INTEGER NULL REFERENCES clusters (id);
 ALTER TABLE tariffs ADD COLUMN cluster_id INTEGER NULL REFERENCES clusters (id);
+-- an IP pool of one cluster serves its nodes only (NULL: the nodes of any cluster)
+ALTER TABLE ip_pools ADD COLUMN cluster_id INTEGER NULL REFERENCES clusters (id);

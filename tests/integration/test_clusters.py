@@ -128,7 +128,16 @@ def beta(srv, world, sim_b, database):
     t = ok(admin(srv, world, "POST", "/api/admin/tariffs", {
         "name": "Beta S", "price": 500, "cores": 1, "memory": 512, "disk": 8,
         "cluster_id": c["id"]}), 201)["tariff"]
-    return {"cluster": c, "node": n, "tariff": t}
+    # a pool of alpha on vmbr0 (made first: it would come first), and beta's own
+    alpha = [x for x in ok(admin(srv, world, "GET", "/api/admin/clusters"))["clusters"]
+             if x["name"] == "default"][0]
+    ok(admin(srv, world, "POST", "/api/admin/ip-pools", {
+        "name": "alpha-v4", "cluster_id": alpha["id"], "bridge": "vmbr0",
+        "first": "10.76.0.10", "last": "10.76.0.40", "prefix": 24}), 201)
+    pool = ok(admin(srv, world, "POST", "/api/admin/ip-pools", {
+        "name": "beta-v4", "cluster_id": c["id"], "bridge": "vmbr0", "first": "10.77.0.10",
+        "last": "10.77.0.40", "prefix": 24, "gateway": "10.77.0.1"}), 201)["pool"]
+    return {"cluster": c, "node": n, "tariff": t, "pool": pool}
 
 
 def test_the_configured_cluster_is_imported_as_a_row(srv, world, database, sim_a):
@@ -156,8 +165,11 @@ def test_a_server_of_a_tariff_in_beta_is_made_and_run_there(srv, world, sim_a, s
     world.secrets.append(body["rootPassword"])
     sid, vmid = body["id"], body["proxmoxId"]
     assert database.scalar("SELECT node FROM vps WHERE id = ?", [sid]) == "pveb1"
+    assert body["ipAddress"].startswith("10.77.0."), body      # beta's pool
     wait_idle(srv, world, sid)
     assert sim_b.guest_info(vmid)["node"] == "pveb1"
+    net0 = sim_b.data("GET", f"/nodes/pveb1/lxc/{vmid}/config")["net0"]
+    assert f"ip={body['ipAddress']}/24" in net0.split(","), net0
     assert sim_b.guest_info(vmid)["status"] == "running"
     before_a = sim_a.state(guests=0, tasks=0)["requests"]
     ok(call(srv, "POST", f"/api/server/{sid}/stop", world.tok["alice"]))
@@ -245,6 +257,9 @@ def test_bad_input_is_refused_whole(srv, world, sim_b, beta, database):
               {"name": "beta", "url": sim_b.url, "token": sim_b.token}), 409, "beta")
     err(admin(srv, world, "POST", "/api/admin/nodes", {"name": "pvex", "cluster_id": 999999}),
         422, "cluster")
+    err(admin(srv, world, "POST", "/api/admin/ip-pools", {
+        "name": "nowhere", "cluster_id": 999999, "bridge": "vmbr0", "first": "10.78.0.10",
+        "last": "10.78.0.20", "prefix": 24}), 422, "cluster")
     err(admin(srv, world, "PUT", f"/api/admin/tariffs/{beta['tariff']['id']}",
               {"cluster_id": 999999}), 422, "cluster")
     cid = beta["cluster"]["id"]
