@@ -93,16 +93,23 @@ apr_status_t ospab_node_reload(ospab_db_t *db, apr_pool_t *p, const char *id,
 const ospab_ssh_conf_t *ospab_node_ssh(ospab_db_t *db, apr_pool_t *p,
                                        const ospab_ssh_conf_t *ssh, const char *node)
 {
-    const char *host = NULL;
+    ospab_row_t r = NULL;
     ospab_ssh_conf_t *own;
 
-    if (!ssh || !node || ospab_db_select_value(db, p, "ospab_node_ssh_host", 1, &node, &host)
-                         != APR_SUCCESS || !host) {
+    /* ssh_host, ssh_host_key */
+    if (!ssh || !node || ospab_db_select_one(db, p, "ospab_node_ssh_host", 1, &node, &r)
+                         != APR_SUCCESS || !r || (!r[0] && !r[1])) {
         return ssh;
     }
     own = apr_pmemdup(p, ssh, sizeof(*ssh));
-    own->port = 22;
-    return ospab_ssh_set_host(p, own, host) ? ssh : own;
+    if (r[0]) {
+        own->port = 22;
+        if (ospab_ssh_set_host(p, own, r[0])) {
+            return ssh;
+        }
+    }
+    own->host_key = r[1];
+    return own;
 }
 
 apr_status_t ospab_node_lock(ospab_db_t *db, apr_pool_t *p, const char *id)
@@ -196,7 +203,7 @@ apr_array_header_t *ospab_nodes_rank(apr_pool_t *p, const apr_array_header_t *no
 /* ---- the nodes as data ------------------------------------------------------------------------ */
 
 enum { F_NAME, F_STORAGE, F_BRIDGE, F_CPU_RATIO, F_MEM_RATIO, F_DISK_RATIO, F_ACCEPTS,
-       F_SSH_HOST, F_CLUSTER_ID, F_N };
+       F_SSH_HOST, F_CLUSTER_ID, F_SSH_HOST_KEY, F_N };
 
 static const ospab_field_t node_fields[F_N] = {
     { "name", OSPAB_FT_NODE, 0, 0, NULL, OSPAB_FF_REQUIRED, NULL, NULL, NULL },
@@ -208,6 +215,7 @@ static const ospab_field_t node_fields[F_N] = {
     { "accepts", OSPAB_FT_BOOL, 0, 0, NULL, 0, "1", NULL, NULL },
     { "ssh_host", OSPAB_FT_TEXT, 1, 255, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
     { "cluster_id", OSPAB_FT_INT, 1, 2147483647LL, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
+    { "ssh_host_key", OSPAB_FT_TEXT, 16, 8192, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
 };
 
 /* storage and bridge: Proxmox ids (letters, digits, '-', '_', '.') */
@@ -251,6 +259,13 @@ static int node_read(apr_pool_t *p, json_t *body, int creating, ospab_field_valu
             json_object_set_new(errors, "ssh_host", json_string(why));
         }
     }
+    if (in[F_SSH_HOST_KEY].present && in[F_SSH_HOST_KEY].value) {
+        const char *why = ospab_ssh_host_key_problem(in[F_SSH_HOST_KEY].value);
+
+        if (why) {
+            json_object_set_new(errors, "ssh_host_key", json_string(why));
+        }
+    }
     if (json_object_size(errors)) {
         ospab_result_error(p, res, 400, ospab_fields_summary(p, "node", errors), errors);
         return 0;
@@ -265,7 +280,7 @@ static json_t *int_or_null(apr_int64_t v)
 }
 
 static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accepts,
-                         const char *ssh_host)
+                         const char *ssh_host, const char *ssh_host_key)
 {
     json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:b}",
                           "id", (json_int_t)apr_atoi64(n->id), "name", n->name,
@@ -277,6 +292,7 @@ static json_t *node_json(apr_pool_t *p, const ospab_node_t *n, const char *accep
                           "accepts", accepts && !strcmp(accepts, "1"));
 
     json_object_set_new(o, "ssh_host", ospab_json_str_or_null(ssh_host));
+    json_object_set_new(o, "ssh_host_key", ospab_json_str_or_null(ssh_host_key));
     json_object_set_new(o, "cluster_id", ospab_json_int_or_null(n->cluster_id));
     json_object_set_new(o, "sample", !n->sampled_at ? json_null() : json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "status", ospab_json_str_or_null(n->status),
@@ -306,9 +322,10 @@ void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_resul
     for (i = 0; i < rows->nelts; ++i) {
         ospab_row_t r = APR_ARRAY_IDX(rows, i, ospab_row_t);
 
-        /* the placement row, then accepts and ssh_host */
+        /* the placement row, then accepts, ssh_host and ssh_host_key */
         json_array_append_new(list, node_json(p, node_of(p, r), r[C_CLUSTER_ENABLED + 1],
-                                              r[C_CLUSTER_ENABLED + 2]));
+                                              r[C_CLUSTER_ENABLED + 2],
+                                              r[C_CLUSTER_ENABLED + 3]));
     }
     if (id && !json_array_size(list)) {
         json_decref(list);

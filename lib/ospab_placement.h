@@ -47,8 +47,9 @@ apr_status_t ospab_nodes_load(ospab_db_t *db, apr_pool_t *p, apr_array_header_t 
 apr_status_t ospab_node_reload(ospab_db_t *db, apr_pool_t *p, const char *id,
                                const ospab_node_t **n);
 apr_status_t ospab_node_lock(ospab_db_t *db, apr_pool_t *p, const char *id);
-/* The SSH settings for a server on node: ssh with the registered node's ssh_host, or ssh
- * itself (no such node, none set, the database failed). */
+/* The SSH settings for a server on node: ssh with the registered node's ssh_host and
+ * ssh_host_key (checked instead of the known_hosts file), or ssh itself (no such node,
+ * neither set, the database failed). */
 const ospab_ssh_conf_t *ospab_node_ssh(ospab_db_t *db, apr_pool_t *p,
                                        const ospab_ssh_conf_t *ssh, const char *node);
 

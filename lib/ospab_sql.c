@@ -49,7 +49,7 @@
 #define CLUSTER_ADMIN "c.id, c.name, c.api_url, c.token_id, c.ca_pem, c.enabled, " \
     "c.created_at, c.updated_at, (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id) " \
     "FROM clusters c"
-#define NODE_PLACE_ACCEPTS NODE_PLACE_COLS ", n.accepts, n.ssh_host FROM nodes n"
+#define NODE_PLACE_ACCEPTS NODE_PLACE_COLS ", n.accepts, n.ssh_host, n.ssh_host_key FROM nodes n"
 
 const ospab_sql_t ospab_sql_api[] = {
     /* vps */
@@ -263,15 +263,15 @@ const ospab_sql_t ospab_sql_api[] = {
     /* the settings in ospab_placement.c's field order */
     { "ospab_node_settings",
       "SELECT name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, ssh_host, "
-      "cluster_id FROM nodes WHERE id = %s" },
+      "cluster_id, ssh_host_key FROM nodes WHERE id = %s" },
     { "ospab_node_insert",
       "INSERT INTO nodes (name, storage, bridge, cpu_ratio, mem_ratio, disk_ratio, accepts, "
-      "ssh_host, cluster_id, created_at, updated_at) "
-      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      "ssh_host, cluster_id, ssh_host_key, created_at, updated_at) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
     { "ospab_node_update",
       "UPDATE nodes SET name = %s, storage = %s, bridge = %s, cpu_ratio = %s, mem_ratio = %s, "
-      "disk_ratio = %s, accepts = %s, ssh_host = %s, cluster_id = %s, updated_at = %s "
-      "WHERE id = %s" },
+      "disk_ratio = %s, accepts = %s, ssh_host = %s, cluster_id = %s, ssh_host_key = %s, "
+      "updated_at = %s WHERE id = %s" },
     { "ospab_cluster_exists", "SELECT id FROM clusters WHERE id = %s" },
     /* the cluster a tariff's servers are placed in (NULL: any) */
     { "ospab_tariff_cluster", "SELECT cluster_id FROM tariffs WHERE id = %s" },
@@ -304,7 +304,7 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_clusters_admin", "SELECT " CLUSTER_ADMIN " ORDER BY c.id" },
     { "ospab_cluster_admin_one", "SELECT " CLUSTER_ADMIN " WHERE c.id = %s" },
     /* a server's node's own sshd (root password resets) */
-    { "ospab_node_ssh_host", "SELECT ssh_host FROM nodes WHERE name = %s" },
+    { "ospab_node_ssh_host", "SELECT ssh_host, ssh_host_key FROM nodes WHERE name = %s" },
     { "ospab_node_delete", "DELETE FROM nodes WHERE id = %s" },
     /* IP pools (lib/ospab_ippool.c, 008_ip_pools.sql) */
     { "ospab_ippool_insert",

@@ -7,8 +7,9 @@
  * (getaddrinfo has no timeout): configure nodes by IP address for a hard bound.
  *
  * Host keys: the node's key must be in conf->known_hosts under the name OpenSSH
- * would use ("host" for port 22, "[host]:port" otherwise); unknown or different
- * keys end the call before authentication. Only the host key types that
+ * would use ("host" for port 22, "[host]:port" otherwise), or be conf->host_key
+ * (a registered node's own, from the database); unknown or different keys end
+ * the call before authentication. Only the host key types that
  * known_hosts holds for the node are offered in the key exchange, so a node with
  * several host keys (Proxmox has RSA, ECDSA and Ed25519) is checked against the
  * one the operator recorded.
@@ -330,12 +331,42 @@ static apr_status_t ssh_connect(ssh_call_t *c)
     return ssh_fail(c, last, "cannot connect: %pm", &last);
 }
 
+/* Where the node's key comes from, for messages. */
+static const char *ssh_key_source(const ssh_call_t *c)
+{
+    return c->conf->host_key ? "the host key registered for the node (ssh_host_key)"
+                             : apr_pstrcat(c->p, "known_hosts file ", c->conf->known_hosts,
+                                           NULL);
+}
+
+const char *ospab_ssh_host_key_problem(const char *key)
+{
+    static const char *const types[] = { "ssh-ed25519 ", "ecdsa-sha2-nistp256 ",
+                                         "ecdsa-sha2-nistp384 ", "ecdsa-sha2-nistp521 ",
+                                         "ssh-rsa ", NULL };
+    const char *b64 = NULL, *s;
+    size_t i;
+
+    for (i = 0; types[i] && !b64; i++) {
+        if (!strncmp(key, types[i], strlen(types[i])))
+            b64 = key + strlen(types[i]);
+    }
+    if (!b64)
+        return "must be TYPE BASE64 as known_hosts holds it (ssh-keyscan -t ed25519 NODE), "
+               "TYPE one of ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa";
+    for (s = b64; *s && (apr_isalnum(*s) || *s == '+' || *s == '/' || *s == '='); s++) {
+    }
+    if (s - b64 < 16 || (*s && *s != ' '))
+        return "the key after its type must be base64 (a comment after it may follow)";
+    return NULL;
+}
+
 /* Reads known_hosts and limits the key exchange to the host key types it
  * holds for the node. With none, every type is offered, so that the refusal
  * can name the key the node presented. */
 static apr_status_t ssh_known_hosts(ssh_call_t *c)
 {
-    const char *file = c->conf->known_hosts;
+    const char *file = ssh_key_source(c);
     const char *methods = NULL, *names = NULL;
     size_t i;
     int modern = 0;
@@ -343,9 +374,19 @@ static apr_status_t ssh_known_hosts(ssh_call_t *c)
     c->known = libssh2_knownhost_init(c->session);
     if (!c->known)
         return ssh_fail(c, APR_ENOMEM, "cannot set up the known_hosts check");
-    if (libssh2_knownhost_readfile(c->known, file, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
-        return ssh_fail(c, APR_EACCES, "cannot read known_hosts file %s: %s", file,
-                        ssh_last_error(c));
+    if (c->conf->host_key) {
+        /* the registered key as the one line of a known_hosts file for the node's name */
+        const char *line = apr_pstrcat(c->tmp, c->kh_name, " ", c->conf->host_key, NULL);
+
+        if (libssh2_knownhost_readline(c->known, line, strlen(line),
+                                       LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+            return ssh_fail(c, APR_EINVAL, "the host key registered for %s cannot be read: %s",
+                            c->kh_name, ssh_last_error(c));
+    }
+    else if (libssh2_knownhost_readfile(c->known, c->conf->known_hosts,
+                                        LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+        return ssh_fail(c, APR_EACCES, "cannot read known_hosts file %s: %s",
+                        c->conf->known_hosts, ssh_last_error(c));
     for (i = 0; i < SSH_NKEYTYPES; i++) {
         /* a one-byte key never matches; MISMATCH means an entry of this type exists */
         int rc = libssh2_knownhost_checkp(c->known, c->kh_name, -1, "", 1,
@@ -365,14 +406,14 @@ static apr_status_t ssh_known_hosts(ssh_call_t *c)
     c->kh_types = names;
     c->kh_sha1_only = names && !modern && LIBSSH2_VERSION_NUM < 0x010b00;
     if (methods && libssh2_session_method_pref(c->session, LIBSSH2_METHOD_HOSTKEY, methods) != 0)
-        return ssh_fail(c, APR_EACCES, "known_hosts file %s holds for %s only host keys of "
-                        "types this libssh2 cannot verify (%s)", file, c->kh_name, names);
+        return ssh_fail(c, APR_EACCES, "%s holds for %s only host keys of types this libssh2 "
+                        "cannot verify (%s)", file, c->kh_name, names);
     return APR_SUCCESS;
 }
 
 static apr_status_t ssh_check_host_key(ssh_call_t *c)
 {
-    const char *file = c->conf->known_hosts;
+    const char *file = ssh_key_source(c);
     const char *key, *hash, *fp = "(no fingerprint)";
     const ssh_keytype_t *kt;
     size_t len = 0;
@@ -396,13 +437,12 @@ static apr_status_t ssh_check_host_key(ssh_call_t *c)
         return APR_SUCCESS;
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
         return ssh_fail(c, APR_EACCES, "HOST KEY MISMATCH: %s presented %s %s, which differs "
-                        "from its entry in known_hosts file %s; refusing to connect (the node "
-                        "was reinstalled, or someone is in between)",
-                        c->kh_name, kt->name, fp, file);
+                        "from its entry in %s; refusing to connect (the node was reinstalled, "
+                        "or someone is in between)", c->kh_name, kt->name, fp, file);
     case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-        return ssh_fail(c, APR_EACCES, "unknown host key: %s (%s %s) is not in known_hosts "
-                        "file %s; refusing to connect (verify the fingerprint on the node, "
-                        "then add it with ssh-keyscan)", c->kh_name, kt->name, fp, file);
+        return ssh_fail(c, APR_EACCES, "unknown host key: %s (%s %s) is not in %s; refusing "
+                        "to connect (verify the fingerprint on the node, then add it with "
+                        "ssh-keyscan)", c->kh_name, kt->name, fp, file);
     default:
         return ssh_fail(c, APR_EGENERAL, "cannot check the host key of %s: %s", c->kh_name,
                         ssh_last_error(c));
@@ -623,7 +663,7 @@ static apr_status_t ssh_check_conf(ssh_call_t *c, const char *command)
         return ssh_fail(c, APR_EINVAL, "port must be 1..65535");
     if (!conf->private_key || !*conf->private_key)
         return ssh_fail(c, APR_EINVAL, "no private key configured");
-    if (!conf->known_hosts || !*conf->known_hosts)
+    if ((!conf->known_hosts || !*conf->known_hosts) && !conf->host_key)
         return ssh_fail(c, APR_EINVAL, "no known_hosts file configured (host keys are always "
                         "checked)");
     if (conf->timeout_ms <= 0)

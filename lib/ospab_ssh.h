@@ -17,8 +17,15 @@ typedef struct {
                                  * may read the file (wins over the path when set) */
     const char *public_key;     /* path, or NULL when libssh2 can derive it */
     const char *known_hosts;    /* OpenSSH known_hosts file holding the node's host key */
+    const char *host_key;       /* or the node's key itself, "TYPE BASE64" as in known_hosts
+                                 * (a registered node's ssh_host_key): checked instead of
+                                 * the file when set */
     long timeout_ms;            /* connect + whole exchange */
 } ospab_ssh_conf_t;
+
+/* Whether key is a host key as known_hosts writes it, "TYPE BASE64" (a type this client can
+ * check: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa). NULL, or why not. */
+const char *ospab_ssh_host_key_problem(const char *key);
 
 /* c->host and c->port from "host", "host:port" or "[v6]:port". NULL, or why not. */
 const char *ospab_ssh_set_host(apr_pool_t *p, ospab_ssh_conf_t *c, const char *hostport);

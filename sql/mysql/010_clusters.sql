@@ -27,6 +27,9 @@ ALTER TABLE nodes ADD COLUMN cluster_id INT NULL,
   ADD CONSTRAINT fk_nodes_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);
 ALTER TABLE tariffs ADD COLUMN cluster_id INT NULL,
   ADD CONSTRAINT fk_tariffs_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);
+-- a node's sshd host key ("TYPE BASE64" as known_hosts holds it), checked instead of
+-- OspabProxmoxSSHKnownHosts for root password resets on it (NULL: that file)
+ALTER TABLE nodes ADD COLUMN ssh_host_key VARCHAR(8192) NULL;
 -- an IP pool of one cluster serves its nodes only (NULL: the nodes of any cluster)
 ALTER TABLE ip_pools ADD COLUMN cluster_id INT NULL,
   ADD CONSTRAINT fk_ip_pools_cluster FOREIGN KEY (cluster_id) REFERENCES clusters (id);

@@ -24,5 +24,8 @@ CREATE UNIQUE INDEX ux_clusters_name ON clusters (name);
 
 ALTER TABLE nodes ADD COLUMN cluster_id INTEGER NULL REFERENCES clusters (id);
 ALTER TABLE tariffs ADD COLUMN cluster_id INTEGER NULL REFERENCES clusters (id);
+-- a node's sshd host key ("TYPE BASE64" as known_hosts holds it), checked instead of
+-- OspabProxmoxSSHKnownHosts for root password resets on it (NULL: that file)
+ALTER TABLE nodes ADD COLUMN ssh_host_key TEXT NULL;
 -- an IP pool of one cluster serves its nodes only (NULL: the nodes of any cluster)
 ALTER TABLE ip_pools ADD COLUMN cluster_id INTEGER NULL REFERENCES clusters (id);

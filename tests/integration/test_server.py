@@ -585,6 +585,48 @@ def test_lxc_root_password_over_ssh(start_apache, node, sim, world, fleet, datab
             assert pw not in f.read_text(errors="replace"), f
 
 
+@pytest.mark.allow_log(PVE_ERRORS, "HOST KEY MISMATCH")
+@pytest.mark.skipif(os.geteuid() != 0, reason="the test sshd needs root")
+def test_lxc_password_with_the_nodes_registered_host_key(start_apache, node, sim, world, fleet,
+                                                         database):
+    """Issue 13: a registered node's ssh_host and ssh_host_key (the admin API) are what the
+    reset uses: here the directives point at nothing and the known_hosts file is empty, yet
+    the node's own sshd and key let the password through; another key registered for it is
+    a mismatch (502), before anyone logs in."""
+    sys.path.insert(0, str(harness.REPO / "tests" / "sshd"))
+    import sshd as sshdmod
+    conf = ssh_conf(node)
+    kh = conf[2].split(" ", 1)[1]
+    open(kh, "w").close()
+    conf[0] = f"OspabProxmoxSSHHost 127.0.0.1:{harness.free_port()}"
+    a = start_apache(extra_conf=pve_conf(sim) + conf + MECHANICS)
+    tok, admin = access_token(a, world.alice), access_token(a, 1, role="admin")
+    sid, vmid = fleet["ops"], fleet.vmids["ops"]
+    if sim.guest_info(vmid)["status"] != "running":
+        sim.guest(vmid, status="running")
+    key = sshdmod.public_key(node.host_key)
+    n = ok(call(a, "POST", "/api/admin/nodes", admin, {
+        "name": NODE, "ssh_host": f"127.0.0.1:{node.port}", "ssh_host_key": key}), 201)["node"]
+    try:
+        assert n["ssh_host_key"] == key, n
+        body = ok(call(a, "POST", f"/api/server/{sid}/password", tok))
+        world.secrets.append(body["password"])
+        rec = sim.guest_info(vmid)["passwords"]["root"]
+        assert rec["sha256"] == hashlib.sha256(body["password"].encode()).hexdigest()
+        impostor = sshdmod.public_key(sshdmod.keygen(harness.make_run_dir("impostor-")
+                                                     / "key", "ed25519"))
+        ok(call(a, "PUT", f"/api/admin/nodes/{n['id']}", admin, {"ssh_host_key": impostor}))
+        logins = node.log_text().count("Accepted publickey")
+        err(call(a, "POST", f"/api/server/{sid}/password", tok), 502)
+        assert node.log_text().count("Accepted publickey") == logins
+        assert sim.guest_info(vmid)["passwords"]["root"] == rec
+        e = err(call(a, "PUT", f"/api/admin/nodes/{n['id']}", admin,
+                     {"ssh_host_key": "not a key"}), 400)
+        assert set(e["fields"]) == {"ssh_host_key"}, e
+    finally:
+        ok(call(a, "DELETE", f"/api/admin/nodes/{n['id']}", admin))
+
+
 def test_lxc_password_without_ssh_is_503(srv, sim, world, fleet, database):
     """No OspabProxmoxSSHKey: the LXC root password reset is not configured (503), and
     nothing is queued. (With tests/sshd the reset itself is tested by its author.)"""

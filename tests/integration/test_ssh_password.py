@@ -81,8 +81,10 @@ def new_password():
 
 
 def run_driver(node, password, vmid=CT, key=None, known_hosts=None, port=None,
-               timeout_ms=None, pub=None, exec_command=None, threads=None):
+               timeout_ms=None, pub=None, exec_command=None, threads=None, host_key=None):
     args = [str(DRIVER)]
+    if host_key:
+        args += ["--host-key", host_key]
     if threads:
         args += ["--threads", str(threads)]
     if exec_command is not None:
@@ -198,6 +200,24 @@ def test_host_key_mismatch_refused(sim, node, ct, tmp_path):
     assert rc == 4, out
     assert "HOST KEY MISMATCH" in out
     assert f"[127.0.0.1]:{node.port}" in out
+    assert sshdmod.fingerprint(node.host_key) in out
+    snap.assert_unchanged()
+
+
+def test_registered_host_key_instead_of_known_hosts(sim, node, ct, tmp_path):
+    """A registered node's ssh_host_key (issue 13: nodes as data) is checked instead of a
+    known_hosts file: the node's own key lets the password through with no file at all;
+    another key is a mismatch naming the registered key, before authentication."""
+    password = new_password()
+    key = sshdmod.public_key(node.host_key)
+    rc, out, _ = run_driver(node, password, known_hosts="-", host_key=key)
+    assert (rc, out) == (0, "ok\n")
+    assert sim.guest_info(ct)["passwords"]["root"]["sha256"] == sha256(password)
+    impostor = sshdmod.public_key(sshdmod.keygen(tmp_path / "impostor", "ed25519"))
+    snap = Snapshot(sim, node)
+    rc, out, _ = run_driver(node, new_password(), known_hosts="-", host_key=impostor)
+    assert rc == 4, out
+    assert "HOST KEY MISMATCH" in out and "registered for the node" in out, out
     assert sshdmod.fingerprint(node.host_key) in out
     snap.assert_unchanged()
 

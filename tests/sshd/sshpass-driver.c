@@ -64,8 +64,8 @@ static void *APR_THREAD_FUNC driver_thread(apr_thread_t *t, void *data)
 static int usage(void)
 {
     fputs("usage: ssh-driver [--exec] [--pub PUBKEY] [--timeout MS] [--threads N] "
-          "HOST PORT USER KEY KNOWN_HOSTS VMID|COMMAND  (password/stdin data on stdin)\n",
-          stderr);
+          "[--host-key 'TYPE BASE64'] HOST PORT USER KEY KNOWN_HOSTS|- VMID|COMMAND  "
+          "(password/stdin data on stdin)\n", stderr);
     return 64;
 }
 
@@ -105,6 +105,8 @@ int main(int argc, const char *const *argv)
             conf.timeout_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             n = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--host-key") == 0 && i + 1 < argc)
+            conf.host_key = argv[++i];
         else
             return usage();
     }
@@ -114,7 +116,7 @@ int main(int argc, const char *const *argv)
     conf.port = atoi(argv[i + 1]);
     conf.user = argv[i + 2];
     conf.private_key = argv[i + 3];
-    conf.known_hosts = argv[i + 4];
+    conf.known_hosts = strcmp(argv[i + 4], "-") ? argv[i + 4] : NULL;
 
     len = fread(input, 1, DRIVER_STDIN_MAX, stdin);
     if (!feof(stdin)) {
