@@ -293,6 +293,27 @@ typedef struct {
     int attempts;               /* vmids tried so far */
 } create_t;
 
+/* A statement of the record's transaction failed (nothing outside the database done yet).
+ * A write conflict (Galera's certification aborting it, or a deadlock): rolled back, and 1
+ * after a short pause to run the same attempt again, bounded by ospab_db_conflict_again;
+ * else 0 with res the 503. */
+static int record_tx_again(ospab_db_t *db, apr_pool_t *p, create_t *k, int *conflicts,
+                           ospab_result_t *res)
+{
+    if (db->conflict) {
+        if (db->trans) {
+            ospab_db_end(db, 0);
+        }
+        if (ospab_db_conflict_again(db, conflicts)) {
+            --k->attempts;          /* the same vmid again: the loop's step undone */
+            --k->vmid;
+            return 1;
+        }
+    }
+    ospab_result_db_failed(db, p, res);
+    return 0;
+}
+
 /* The record (with its addresses, on a locked node within its limits) and the Proxmox
  * create, on target t. 0: res is the answer; 1: t cannot take it any more (its limits, with
  * what committed meanwhile): the next one; 2: no vmid could be reserved. */
@@ -339,7 +360,9 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
         if (ospab_db_begin(db, p) != APR_SUCCESS
             || (t->id && ospab_node_lock(db, p, t->id) != APR_SUCCESS)
             || ospab_ippool_lock(db, p, &pools) != APR_SUCCESS) {
-            ospab_result_db_failed(db, p, res);
+            if (record_tx_again(db, p, k, &conflicts, res)) {
+                continue;
+            }
             return 0;
         }
         if (t->id) {
@@ -347,7 +370,9 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
             const char *why;
 
             if (ospab_node_reload(db, p, t->id, &n) != APR_SUCCESS) {
-                ospab_result_db_failed(db, p, res);
+                if (record_tx_again(db, p, k, &conflicts, res)) {
+                    continue;
+                }
                 return 0;
             }
             if (!n || (why = ospab_node_unfit(p, n, &k->need, a->now)) != NULL) {
@@ -356,6 +381,12 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
             }
         }
         if (over_quota(db, p, c, k->who, res)) {
+            if (res->status == 503 && db->conflict) {
+                memset(res, 0, sizeof(*res));
+                if (record_tx_again(db, p, k, &conflicts, res)) {
+                    continue;
+                }
+            }
             return 0;
         }
         if (ospab_db_exec(db, p, "ospab_vps_insert", 17, args, NULL) != APR_SUCCESS) {
@@ -376,12 +407,16 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
                 }
                 continue;
             }
-            ospab_result_db_failed(db, p, res);
+            if (record_tx_again(db, p, k, &conflicts, res)) {
+                continue;
+            }
             return 0;
         }
         if (ospab_db_last_id(db, p, &vps_id) != APR_SUCCESS
             || (taken = ospab_ippool_take(db, p, a->now, &pools, vps_id, &lease)) < 0) {
-            ospab_result_db_failed(db, p, res);
+            if (record_tx_again(db, p, k, &conflicts, res)) {
+                continue;
+            }
             return 0;
         }
         if (taken) {
@@ -402,21 +437,19 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
             ipargs[1] = now;
             ipargs[2] = vps_id;
             if (ospab_db_exec(db, p, "ospab_vps_set_ip", 3, ipargs, NULL) != APR_SUCCESS) {
-                ospab_result_db_failed(db, p, res);
+                if (record_tx_again(db, p, k, &conflicts, res)) {
+                    continue;
+                }
                 return 0;
             }
         }
-        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v) {
-            ospab_result_db_failed(db, p, res);
-            return 0;
-        }
-        if (ospab_db_end(db, 1) != APR_SUCCESS) {
+        if (ospab_vps_load(db, p, "ospab_vps_get", vps_id, &v) != APR_SUCCESS || !v
+            || ospab_db_end(db, 1) != APR_SUCCESS) {
             /* Galera: another node's create took the same node's or pool's row; nothing
              * outside the database was done yet, so the record's transaction runs again */
-            if (ospab_db_conflict_again(db, &conflicts)) {
+            if (record_tx_again(db, p, k, &conflicts, res)) {
                 continue;
             }
-            ospab_result_db_failed(db, p, res);
             return 0;
         }
         if (ospab_task_begin(db, p, a, v, "create", &task_id, res)) {
