@@ -283,16 +283,12 @@ void ospab_admin_server_owner(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t
         res->body = ospab_json_own(p, json_pack("{s:s, s:O}", "status", "success",
                                                 "server", rec));
     }
-    else if (res->status == 404 || res->status == 422) {
-        /* the sync API's words name its fields; the admin's are the route's */
-        json_t *e = json_object_get(res->body, "error");
-        const char *m = json_string_value(e);
+    else if (res->status == 422
+             && json_object_get(json_object_get(res->body, "fields"), "user_id")) {
+        /* the sync API names its own field (its reference check); the route's is userId */
+        json_t *f = json_pack("{s:s}", "userId", "no such user");
 
-        if (m && strstr(m, "user_id")) {
-            json_t *f = json_pack("{s:s}", "userId", "no such user");
-
-            ospab_result_error(p, res, 422, "invalid request: userId: no such user", f);
-        }
+        ospab_result_error(p, res, 422, "invalid request: userId: no such user", f);
     }
 }
 

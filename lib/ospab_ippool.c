@@ -356,14 +356,18 @@ static const char *rested_since(apr_pool_t *p, apr_time_t now, const char *coold
     return ospab_time_db(p, now - apr_time_from_sec(apr_atoi64(cooldown)));
 }
 
-void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_result_t *res)
+/* Every pool (id NULL) or the one with its usage, as the admin API shows them; res the
+ * answer: {"pools": [...]} or {"pool": {...}} (404 when there is no such pool). */
+static void pools_answer(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *id,
+                         ospab_result_t *res)
 {
     apr_array_header_t *rows;
     json_t *list = json_array();
     int i;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_db_select(db, p, "ospab_ippool_list", 0, NULL, &rows, NULL) != APR_SUCCESS) {
+    if (ospab_db_select(db, p, id ? "ospab_ippool_one" : "ospab_ippool_list", id ? 1 : 0, &id,
+                        &rows, NULL) != APR_SUCCESS) {
         json_decref(list);
         ospab_result_db_failed(db, p, res);
         return;
@@ -402,8 +406,22 @@ void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_resu
         json_object_set_new(o, "cluster_id", ospab_json_int_or_null(r.cluster_id));
         json_array_append_new(list, o);
     }
+    if (id && !json_array_size(list)) {
+        json_decref(list);
+        ospab_result_error(p, res, 404, "IP pool not found", NULL);
+        return;
+    }
     res->status = 200;
-    res->body = ospab_json_own(p, json_pack("{s:s, s:o}", "status", "success", "pools", list));
+    res->body = ospab_json_own(p, id ? json_pack("{s:s, s:O}", "status", "success", "pool",
+                                                 json_array_get(list, 0))
+                                     : json_pack("{s:s, s:O}", "status", "success", "pools",
+                                                 list));
+    json_decref(list);
+}
+
+void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_result_t *res)
+{
+    pools_answer(db, p, now, NULL, res);
 }
 
 /* ---- changing and removing pools ------------------------------------------------------------ */
@@ -518,19 +536,7 @@ void ospab_ippool_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
         ospab_result_db_failed(db, p, res);
         return;
     }
-    ospab_ippool_list(db, p, a->now, res);
-    if (res->status == 200) {
-        json_t *pools = json_object_get(res->body, "pools"), *x;
-        size_t k;
-
-        json_array_foreach(pools, k, x) {
-            if (json_integer_value(json_object_get(x, "id")) == apr_atoi64(id)) {
-                res->body = ospab_json_own(p, json_pack("{s:s, s:O}", "status", "success",
-                                                        "pool", x));
-                break;
-            }
-        }
-    }
+    pools_answer(db, p, a->now, id, res);
 }
 
 void ospab_ippool_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,

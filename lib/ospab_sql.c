@@ -46,6 +46,11 @@
     "AND v.created_at > n.sampled_at), n.cluster_id, " \
     "(SELECT c.enabled FROM clusters c WHERE c.id = n.cluster_id)"
 #define NODE_PLACE NODE_PLACE_COLS " FROM nodes n"
+#define IPPOOL_COLS "p.id, p.name, p.family, p.node, p.bridge, p.first_address, " \
+    "p.last_address, p.prefix, p.gateway, p.dns, p.cooldown, p.enabled, p.created_at, " \
+    "p.updated_at, (SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id), " \
+    "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id AND a.vps_id IS NOT NULL), " \
+    "p.cluster_id FROM ip_pools p"
 #define CLUSTER_ADMIN "c.id, c.name, c.api_url, c.token_id, c.ca_pem, c.enabled, " \
     "c.created_at, c.updated_at, (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id) " \
     "FROM clusters c"
@@ -321,13 +326,9 @@ const ospab_sql_t ospab_sql_api[] = {
       "SELECT COUNT(*) FROM ip_addresses WHERE pool_id = %s AND vps_id IS NOT NULL" },
     { "ospab_ipaddr_delete_pool", "DELETE FROM ip_addresses WHERE pool_id = %s" },
     { "ospab_ippool_delete", "DELETE FROM ip_pools WHERE id = %s" },
-    /* rows: ospab_ippool_row */
-    { "ospab_ippool_list",
-      "SELECT p.id, p.name, p.family, p.node, p.bridge, p.first_address, p.last_address, "
-      "p.prefix, p.gateway, p.dns, p.cooldown, p.enabled, p.created_at, p.updated_at, "
-      "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id), "
-      "(SELECT COUNT(*) FROM ip_addresses a WHERE a.pool_id = p.id AND a.vps_id IS NOT NULL), "
-      "p.cluster_id FROM ip_pools p ORDER BY p.id" },
+    /* rows: ospab_ippool.c's pool_row */
+    { "ospab_ippool_list", "SELECT " IPPOOL_COLS " ORDER BY p.id" },
+    { "ospab_ippool_one", "SELECT " IPPOOL_COLS " WHERE p.id = %s" },
     { "ospab_ippool_cooling",
       "SELECT COUNT(*) FROM ip_addresses WHERE pool_id = %s AND vps_id IS NULL "
       "AND released_at > %s" },
