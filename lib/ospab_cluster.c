@@ -333,11 +333,11 @@ void ospab_cluster_create(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t 
     int ca_set;
 
     memset(res, 0, sizeof(*res));
-    if (!key) {
-        no_key(p, res);
+    if (!cluster_read(p, body, 1, in, &ca_set, &ca, res)) {
         return;
     }
-    if (!cluster_read(p, body, 1, in, &ca_set, &ca, res)) {
+    if (!key) {                 /* what is wrong with the request first, then this */
+        no_key(p, res);
         return;
     }
     token_split(p, in[F_TOKEN].value, &token_id, &secret);
@@ -691,29 +691,38 @@ apr_status_t ospab_clusters_create(apr_pool_t *p, const ospab_seal_key_t *key,
     return APR_SUCCESS;
 }
 
-/* Reads the rows again under cs->lock: a cluster unchanged since the last read keeps its
- * client (and its connections); a changed one gets a new client. The old clients stay in
- * the process's pool: a request on another thread may still be using one, and a changed
- * cluster is rare. */
+/* Reads the rows again: the database outside cs->lock (a request never waits behind another
+ * one's queries), then, under it, the new map swapped in. A cluster unchanged since the
+ * last read keeps its client (and its connections); a changed one gets a new client. The
+ * old clients stay in the process's pool: a request on another thread may still be using
+ * one, and a changed cluster is rare. Two threads may read at once: the later swap wins,
+ * both are as fresh. */
 static apr_status_t reread(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p)
 {
     apr_array_header_t *clusters, *rows;
     apr_pool_t *map_pool;
     apr_hash_t *map;
+    const char *import;
     int i;
 
-    if (cs->import_name) {
+    apr_thread_mutex_lock(cs->lock);
+    import = cs->import_name;
+    apr_thread_mutex_unlock(cs->lock);
+    if (import) {
         ospab_actor_t a = { .type = "admin", .id = "configuration", .now = apr_time_now() };
 
-        if (ospab_cluster_import(db, p, cs->key, &a, cs->import_name, cs->import_url,
+        if (ospab_cluster_import(db, p, cs->key, &a, import, cs->import_url,
                                  cs->import_token, cs->import_ca) >= 0) {
+            apr_thread_mutex_lock(cs->lock);
             cs->import_name = NULL;     /* done, or there already: not again */
+            apr_thread_mutex_unlock(cs->lock);
         }
     }
     if (ospab_clusters_load(db, p, cs->key, &clusters) != APR_SUCCESS
         || ospab_db_select(db, p, "ospab_node_clusters", 0, NULL, &rows, NULL) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
+    apr_thread_mutex_lock(cs->lock);       /* from here on: the process's pool and maps */
     apr_pool_create(&map_pool, cs->pool);
     map = apr_hash_make(map_pool);
     for (i = 0; i < clusters->nelts; ++i) {
@@ -745,63 +754,77 @@ static apr_status_t reread(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p)
             apr_hash_set(map, apr_pstrdup(map_pool, r[0]), APR_HASH_KEY_STRING, e);
         }
     }
-    /* the old map's pool may still be read by nobody: lookups copy under the lock */
+    /* nobody holds the old map: lookups copy what they need under the lock */
     apr_pool_destroy(cs->map_pool);
     cs->map_pool = map_pool;
     cs->node_cluster = map;
+    cs->read_at = apr_time_now();
+    apr_thread_mutex_unlock(cs->lock);
     return APR_SUCCESS;
+}
+
+/* What the last read says of node (under the lock): its entry, &cs->none, or NULL. */
+static entry_t *entry_of_node(ospab_clusters_t *cs, const char *node, int *stale)
+{
+    entry_t *e;
+
+    apr_thread_mutex_lock(cs->lock);
+    e = apr_hash_get(cs->node_cluster, node, APR_HASH_KEY_STRING);
+    if (stale) {
+        *stale = apr_time_now() - cs->read_at > cs->ttl;
+    }
+    apr_thread_mutex_unlock(cs->lock);
+    return e;
+}
+
+static entry_t *entry_of_cluster(ospab_clusters_t *cs, const char *id)
+{
+    entry_t *e;
+
+    apr_thread_mutex_lock(cs->lock);
+    e = apr_hash_get(cs->by_id, id, APR_HASH_KEY_STRING);
+    apr_thread_mutex_unlock(cs->lock);
+    return e;
 }
 
 ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
                                 const char *node, const char **url)
 {
-    apr_time_t now = apr_time_now();
+    const char *cid = NULL;
     entry_t *e;
+    int stale = 0;
 
     *url = NULL;
     if (!node) {
         return NULL;
     }
-    apr_thread_mutex_lock(cs->lock);
-    if (now - cs->read_at > cs->ttl && reread(cs, db, p) == APR_SUCCESS) {
-        cs->read_at = now;
+    e = entry_of_node(cs, node, &stale);
+    if (stale && reread(cs, db, p) == APR_SUCCESS) {
+        e = entry_of_node(cs, node, NULL);
     }
-    e = apr_hash_get(cs->node_cluster, node, APR_HASH_KEY_STRING);
-    if (!e) {
-        /* not registered when last read: ask for this node alone (one indexed row), so
-         * that a node registered since, in this process or another, is never taken for
-         * the configured cluster's; a cluster new to this process: read everything */
-        const char *cid = NULL;
-
-        if (ospab_db_select_value(db, p, "ospab_node_cluster", 1, &node, &cid) == APR_SUCCESS
-            && cid && !(e = apr_hash_get(cs->by_id, cid, APR_HASH_KEY_STRING))
-            && reread(cs, db, p) == APR_SUCCESS) {
-            cs->read_at = now;
-            e = apr_hash_get(cs->node_cluster, node, APR_HASH_KEY_STRING);
-        }
+    /* not registered when last read: ask for this node alone (one indexed row), so that a
+     * node registered since, in this process or another, is never taken for the configured
+     * cluster's; a cluster new to this process: read everything */
+    if (!e && ospab_db_select_value(db, p, "ospab_node_cluster", 1, &node, &cid) == APR_SUCCESS
+        && cid && !(e = entry_of_cluster(cs, cid)) && reread(cs, db, p) == APR_SUCCESS) {
+        e = entry_of_cluster(cs, cid);
     }
-    if (e == &cs->none) {
-        e = NULL;
+    if (!e || e == &cs->none) {
+        return NULL;
     }
-    if (e) {
-        *url = e->url;      /* also for a cluster that cannot be used: not the default */
-    }
-    apr_thread_mutex_unlock(cs->lock);
-    return e ? e->client : NULL;
+    *url = e->url;          /* also for a cluster that cannot be used: not the default */
+    return e->client;
 }
 
 void ospab_clusters_refresh(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p)
 {
-    apr_thread_mutex_lock(cs->lock);
-    if (reread(cs, db, p) == APR_SUCCESS) {
-        cs->read_at = apr_time_now();
-    }
-    apr_thread_mutex_unlock(cs->lock);
+    (void)reread(cs, db, p);
 }
 
 void ospab_clusters_import_first(ospab_clusters_t *cs, const char *name, const char *url,
                                  const char *token, const char *ca_pem)
 {
+    /* before the first request: no other thread yet */
     cs->import_name = name;
     cs->import_url = url;
     cs->import_token = token;

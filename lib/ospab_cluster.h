@@ -92,9 +92,11 @@ apr_status_t ospab_clusters_create(apr_pool_t *p, const ospab_seal_key_t *key,
                                    const ospab_pve_conf_t *base, apr_interval_time_t ttl,
                                    ospab_clusters_t **cs);
 /* The client of node's cluster; *url: that cluster's URL. NULL with *url NULL: node
- * belongs to no registered cluster (the configuration's default applies); NULL with *url
- * set: its cluster cannot be used (its token does not open with this key). Reads the rows again when they are older than the ttl, or when node
- * is not known and the last read is over a second old. Thread-safe. */
+ * belongs to no registered cluster (the configured one's); NULL with *url set: its
+ * cluster cannot be used (its token does not open with this key). Reads the rows again
+ * when the last read is older than the ttl; a node that read did not know is looked up
+ * alone (one indexed row), so a node registered since is never taken for the configured
+ * cluster's. The database is read outside the cache's lock. Thread-safe. */
 ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
                                 const char *node, const char **url);
 /* The configuration's cluster (OspabProxmoxURL...), imported as a row named name on the

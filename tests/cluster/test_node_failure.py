@@ -18,9 +18,11 @@ AFTER_NOTICED = 3.0          # seconds of load after the cluster noticed
 
 @pytest.mark.allow_agent_log(
     # agent 2's database node is the one killed: its rounds fail until the node is back (a
-    # round whose COMMIT the kill cut off is not stored; the next one writes its metrics)
+    # round the kill cut off, at its COMMIT or before it, so that even its ROLLBACK finds no
+    # server, is not stored; the next one writes its metrics)
     r"^agent 2 \(node 3\): .*(database connection lost|Can't connect to local server through "
-    r"socket '.*/node3/|WSREP has not yet prepared node|lease|not stored: COMMIT failed$)")
+    r"socket '.*/node3/|WSREP has not yet prepared node|lease|"
+    r"not stored: (COMMIT|ROLLBACK) failed$)")
 def test_kill9_a_node_under_load_then_it_rejoins(env):
     tag = itc.unique("nodefail")
     node = env.galera.node(KILLED)
