@@ -963,13 +963,24 @@ static void cluster_list(core_call_t *c, ospab_result_t *res)
     ospab_clusters_list(&c->db, c->p, NULL, res);
 }
 
+/* The settings of the tool's Proxmox clients (the module's defaults, OspabProxmoxTimeout). */
+static void cli_pve_base(ospab_pve_conf_t *pc)
+{
+    memset(pc, 0, sizeof(*pc));
+    pc->connect_timeout_ms = 3000;
+    pc->timeout_ms = 10000;
+    pc->max_response = 8 * 1024 * 1024;
+    pc->max_handles = 2;
+}
+
 /* The connection test; a failed check is the command's failure (exit 2) with its message,
  * so that a script can test before it uses a cluster. */
 static void cluster_test(core_call_t *c, ospab_result_t *res)
 {
-    ospab_cluster_test_conf_t tc = { 3000, 10000 };
+    ospab_pve_conf_t base;
 
-    ospab_cluster_test(&c->db, c->p, c->key, &tc, &c->actor, c->id, res);
+    cli_pve_base(&base);
+    ospab_cluster_test(&c->db, c->p, c->key, &base, &c->actor, c->id, res);
     if (res->status == 200 && !json_is_true(json_object_get(res->body, "ok"))) {
         printf("%s\n", ospab_json_dump(c->p, res->body));
         ospab_result_error(c->p, res, 502, json_string_value(json_object_get(res->body,
@@ -986,11 +997,7 @@ static void suspension(core_call_t *c, ospab_result_t *res, int on)
     ospab_pve_conf_t base;
 
     memset(&sc, 0, sizeof(sc));
-    memset(&base, 0, sizeof(base));
-    base.connect_timeout_ms = 3000;
-    base.timeout_ms = 10000;
-    base.max_response = 8 * 1024 * 1024;
-    base.max_handles = 2;
+    cli_pve_base(&base);
     if (c->key && ospab_clusters_create(c->p, c->key, &base, apr_time_from_sec(60),
                                         &sc.clusters) != APR_SUCCESS) {
         sc.clusters = NULL;

@@ -74,13 +74,15 @@ int ospab_cluster_import(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *
                          const ospab_actor_t *a, const char *name, const char *url,
                          const char *token, const char *ca_pem)
 {
-    const char *args[8], *id, *secret, *sealed, *now = ospab_time_db(p, a->now);
+    const char *args[8], *token_id, *secret, *sealed, *id, *now = ospab_time_db(p, a->now);
     ospab_row_t r = NULL;
     int attempt = 0, n = 0;
 
-    if (ospab_pve_token_problem(token) || !(token_split(p, token, &id, &secret),
-                                            sealed = ospab_seal(p, key, OSPAB_CLUSTER_SEAL_AAD,
-                                                                secret))) {
+    if (ospab_pve_token_problem(token)) {
+        return -1;
+    }
+    token_split(p, token, &token_id, &secret);
+    if (!(sealed = ospab_seal(p, key, OSPAB_CLUSTER_SEAL_AAD, secret))) {
         return -1;
     }
     do {
@@ -97,7 +99,7 @@ int ospab_cluster_import(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *
             ospab_db_end(db, 0);
             return 0;
         }
-        args[2] = id;
+        args[2] = token_id;
         args[3] = sealed;
         args[4] = ca_pem;
         args[5] = "1";
@@ -160,17 +162,6 @@ static const char *ca_problem(const char *pem)
     return n ? NULL : "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)";
 }
 
-/* name: letters, digits, '.', '_', '-' (it names the cluster in logs, leases, metrics) */
-static int name_ok(const char *s)
-{
-    for (; *s; ++s) {
-        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* The fields of body into in and *ca (present: *ca_set; NULL: the system's CAs); 0 with
  * res the 400. The token's value never reaches a message. */
 static int cluster_read(apr_pool_t *p, json_t *body, int creating, ospab_field_value_t *in,
@@ -203,7 +194,8 @@ static int cluster_read(apr_pool_t *p, json_t *body, int creating, ospab_field_v
     }
     ospab_fields_read(p, cluster_fields, F_N, rest, creating, in, errors);
     json_decref(rest);
-    if (in[F_NAME].present && !name_ok(in[F_NAME].value)) {
+    /* it names the cluster in logs, leases and metrics */
+    if (in[F_NAME].present && !ospab_id_chars_ok(in[F_NAME].value)) {
         json_object_set_new(errors, "name", json_string("letters, digits, '-', '_', '.'"));
     }
     if (in[F_URL].present && (why = ospab_pve_url_problem(in[F_URL].value)) != NULL) {
@@ -245,17 +237,7 @@ void ospab_clusters_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_re
             "nodes", (json_int_t)apr_atoi64(r[8]), "created_at", ospab_time_api(p, r[6]),
             "updated_at", ospab_time_api(p, r[7])));
     }
-    if (id && !json_array_size(list)) {
-        json_decref(list);
-        ospab_result_error(p, res, 404, "cluster not found", NULL);
-        return;
-    }
-    res->status = 200;
-    res->body = ospab_json_own(p, id ? json_pack("{s:s, s:O}", "status", "success", "cluster",
-                                                 json_array_get(list, 0))
-                                     : json_pack("{s:s, s:O}", "status", "success",
-                                                 "clusters", list));
-    json_decref(list);
+    ospab_result_list_or_one(p, res, list, id, "cluster", "clusters", "cluster not found");
 }
 
 /* What a create or an update set, for the audit log: never the token's secret. */
@@ -522,7 +504,7 @@ static const char *call_problem(apr_pool_t *p, const ospab_pve_result_t *r)
 }
 
 void ospab_cluster_test(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *key,
-                        const ospab_cluster_test_conf_t *tc, const ospab_actor_t *a,
+                        const ospab_pve_conf_t *base, const ospab_actor_t *a,
                         const char *id, ospab_result_t *res)
 {
     ospab_row_t row = NULL;
@@ -549,13 +531,12 @@ void ospab_cluster_test(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *k
         return;
     }
     cluster_of(p, key, row, &c);
-    memset(&pc, 0, sizeof(pc));
+    pc = *base;
     pc.url = c.url;
     pc.token = c.token;
     pc.ca_pem = c.ca_pem;
-    pc.connect_timeout_ms = tc->connect_timeout_ms;
-    pc.timeout_ms = tc->timeout_ms;
-    pc.max_response = 1024 * 1024;
+    pc.ca_file = NULL;
+    pc.shared = NULL;
     pc.max_handles = 1;
     if (!c.token) {
         summary = key ? "the stored token does not open with this secret key (was the key "
@@ -573,9 +554,7 @@ void ospab_cluster_test(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *k
     ospab_pve_call(pve, p, "GET", "/version", NULL, &r);
     if (r.outcome != OSPAB_PVE_OK && r.outcome != OSPAB_PVE_HTTP_ERROR) {
         summary = call_problem(p, &r);
-        json_array_append_new(checks, check_json(
-            r.message && (strstr(r.message, "certificate") || strstr(r.message, "SSL"))
-                ? "ca" : "url", 0, summary));
+        json_array_append_new(checks, check_json(r.tls ? "ca" : "url", 0, summary));
         goto done;
     }
     json_array_append_new(checks, check_json("url", 1, NULL));

@@ -48,11 +48,6 @@ int ospab_cluster_import(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *
 
 /* ---- the admin API: /api/admin/clusters (handle_admin.c) ----------------------------- */
 
-/* What a connection test may change of the clients it makes: timeouts, response size. */
-typedef struct {
-    long connect_timeout_ms, timeout_ms;
-} ospab_cluster_test_conf_t;
-
 /* Lists (id NULL) or shows one cluster: its settings, tokenId, tokenSet and never the
  * secret; nodes: how many nodes it has. */
 void ospab_clusters_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_result_t *res);
@@ -73,10 +68,11 @@ void ospab_cluster_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 /* "Test connection": reaches the URL over TLS verified against the cluster's CA (GET
  * /version), has the token accepted, and asks Proxmox for the token's effective privileges
  * (GET /access/permissions) on the paths the panel works on; answers which check failed
- * and which privileges are missing where. A 200 whatever the outcome ("ok": false), 404
- * for no such cluster. */
+ * and which privileges are missing where. base: the settings of the client it makes
+ * (timeouts, limits; the cluster's URL, token and CA replace its own). A 200 whatever the
+ * outcome ("ok": false), 404 for no such cluster. */
 void ospab_cluster_test(ospab_db_t *db, apr_pool_t *p, const ospab_seal_key_t *key,
-                        const ospab_cluster_test_conf_t *tc, const ospab_actor_t *a,
+                        const ospab_pve_conf_t *base, const ospab_actor_t *a,
                         const char *id, ospab_result_t *res);
 
 /* ---- the module's per-process clients -------------------------------------------------- */

@@ -112,16 +112,6 @@ static const ospab_field_t pool_fields[F_N] = {
     { "cluster_id", OSPAB_FT_INT, 1, 2147483647LL, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
 };
 
-static int bridge_ok(const char *s)
-{
-    for (; *s; ++s) {
-        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* "1.1.1.1, 2606:4700::1111" -> "1.1.1.1 2606:4700::1111" (canonical), NULL if one is not
  * an address. */
 static const char *dns_list(apr_pool_t *p, const char *in)
@@ -161,7 +151,7 @@ json_t *ospab_ippool_read(apr_pool_t *p, json_t *body, ospab_ippool_spec_t *s)
     s->bridge = in[F_BRIDGE].value;
     s->prefix = (int)apr_atoi64(in[F_PREFIX].value);
     s->cooldown = (long)apr_atoi64(in[F_COOLDOWN].value);
-    if (!bridge_ok(s->bridge)) {
+    if (!ospab_id_chars_ok(s->bridge)) {
         json_object_set_new(errors, "bridge", json_string("letters, digits, '-', '_', '.'"));
     }
     ospab_ip_parse(in[F_FIRST].value, &first);
@@ -406,17 +396,7 @@ static void pools_answer(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const ch
         json_object_set_new(o, "cluster_id", ospab_json_int_or_null(r.cluster_id));
         json_array_append_new(list, o);
     }
-    if (id && !json_array_size(list)) {
-        json_decref(list);
-        ospab_result_error(p, res, 404, "IP pool not found", NULL);
-        return;
-    }
-    res->status = 200;
-    res->body = ospab_json_own(p, id ? json_pack("{s:s, s:O}", "status", "success", "pool",
-                                                 json_array_get(list, 0))
-                                     : json_pack("{s:s, s:O}", "status", "success", "pools",
-                                                 list));
-    json_decref(list);
+    ospab_result_list_or_one(p, res, list, id, "pool", "pools", "IP pool not found");
 }
 
 void ospab_ippool_list(ospab_db_t *db, apr_pool_t *p, apr_time_t now, ospab_result_t *res)

@@ -218,20 +218,6 @@ static const ospab_field_t node_fields[F_N] = {
     { "ssh_host_key", OSPAB_FT_TEXT, 16, 8192, NULL, OSPAB_FF_NULLABLE, NULL, NULL, NULL },
 };
 
-/* storage and bridge: Proxmox ids (letters, digits, '-', '_', '.') */
-static int id_ok(const char *s)
-{
-    if (!s) {
-        return 1;
-    }
-    for (; *s; ++s) {
-        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* The fields of body (creating: with defaults) into in; 0 with res the 400. */
 static int node_read(apr_pool_t *p, json_t *body, int creating, ospab_field_value_t *in,
                      ospab_result_t *res)
@@ -244,10 +230,12 @@ static int node_read(apr_pool_t *p, json_t *body, int creating, ospab_field_valu
         return 0;
     }
     ospab_fields_read(p, node_fields, F_N, body, creating, in, errors);
-    if (in[F_STORAGE].present && !id_ok(in[F_STORAGE].value)) {
+    if (in[F_STORAGE].present && in[F_STORAGE].value
+        && !ospab_id_chars_ok(in[F_STORAGE].value)) {
         json_object_set_new(errors, "storage", json_string("letters, digits, '-', '_', '.'"));
     }
-    if (in[F_BRIDGE].present && !id_ok(in[F_BRIDGE].value)) {
+    if (in[F_BRIDGE].present && in[F_BRIDGE].value
+        && !ospab_id_chars_ok(in[F_BRIDGE].value)) {
         json_object_set_new(errors, "bridge", json_string("letters, digits, '-', '_', '.'"));
     }
     if (in[F_SSH_HOST].present && in[F_SSH_HOST].value) {
@@ -327,17 +315,7 @@ void ospab_nodes_list(ospab_db_t *db, apr_pool_t *p, const char *id, ospab_resul
                                               r[C_CLUSTER_ENABLED + 2],
                                               r[C_CLUSTER_ENABLED + 3]));
     }
-    if (id && !json_array_size(list)) {
-        json_decref(list);
-        ospab_result_error(p, res, 404, "node not found", NULL);
-        return;
-    }
-    res->status = 200;
-    res->body = ospab_json_own(p, id ? json_pack("{s:s, s:O}", "status", "success", "node",
-                                                 json_array_get(list, 0))
-                                     : json_pack("{s:s, s:O}", "status", "success", "nodes",
-                                                 list));
-    json_decref(list);
+    ospab_result_list_or_one(p, res, list, id, "node", "nodes", "node not found");
 }
 
 /* {"field": value} of what a create or an update set, for the audit log */

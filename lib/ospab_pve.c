@@ -382,13 +382,16 @@ static void map_curl_error(ospab_pve_t *pve, apr_pool_t *p, CURLcode cc, const c
         }
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
+        res->tls = 1;
         res->message = apr_psprintf(p, "the Proxmox server's TLS certificate was not trusted "
                                     "(%s)", detail);
         break;
     case CURLE_SSL_CACERT_BADFILE:
+        res->tls = 1;
         res->message = apr_psprintf(p, "cannot use the CA file to verify Proxmox (%s)", detail);
         break;
     case CURLE_SSL_CONNECT_ERROR:
+        res->tls = 1;
         res->message = apr_psprintf(p, "TLS handshake with Proxmox failed (%s)", detail);
         break;
     case CURLE_COULDNT_RESOLVE_HOST:

@@ -58,6 +58,8 @@ typedef struct {
                                  * status line's reason, or what went wrong locally */
     json_t *errors;             /* {"param":"msg"} of a 400, or NULL; owned by the pool */
     json_t *data;               /* the envelope's "data" (may be JSON null); owned by pool */
+    int tls;                    /* OSPAB_PVE_UNREACHABLE because of TLS: the certificate
+                                 * not trusted, the CA unusable, the handshake failed */
 } ospab_pve_result_t;
 
 /* A request parameter; values are already text ("1"/"0" for booleans). */

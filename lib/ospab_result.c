@@ -12,6 +12,23 @@ void ospab_result_error(apr_pool_t *p, ospab_result_t *res, int status, const ch
     res->body = ospab_json_own(p, ospab_json_error(msg, fields));
 }
 
+void ospab_result_list_or_one(apr_pool_t *p, ospab_result_t *res, json_t *list,
+                              const char *id, const char *one, const char *many,
+                              const char *not_found)
+{
+    if (id && !json_array_size(list)) {
+        json_decref(list);
+        ospab_result_error(p, res, 404, not_found, NULL);
+        return;
+    }
+    res->status = 200;
+    res->body = ospab_json_own(p, id ? json_pack("{s:s, s:O}", "status", "success", one,
+                                                 json_array_get(list, 0))
+                                     : json_pack("{s:s, s:O}", "status", "success", many,
+                                                 list));
+    json_decref(list);
+}
+
 void ospab_result_db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res)
 {
     const char *why = db->error;

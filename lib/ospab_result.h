@@ -48,6 +48,13 @@ typedef struct {
 void ospab_result_error(apr_pool_t *p, ospab_result_t *res, int status, const char *msg,
                         json_t *fields);
 
+/* The answer of an admin collection's list or get: {"status":"success", many: list}, or
+ * with id {"status":"success", one: list's only element}, 404 not_found when it is empty.
+ * list is stolen. */
+void ospab_result_list_or_one(apr_pool_t *p, ospab_result_t *res, json_t *list,
+                              const char *id, const char *one, const char *many,
+                              const char *not_found);
+
 /* 503 "database unavailable" after a failed statement: rolls back an open transaction
  * and keeps the database's reason in res->log. */
 void ospab_result_db_failed(ospab_db_t *db, apr_pool_t *p, ospab_result_t *res);

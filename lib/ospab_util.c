@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <ctype.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_env.h>
@@ -301,4 +302,14 @@ apr_uint64_t ospab_key_hash64(const char *key)
     ospab_sha256(key, strlen(key), d);
     memcpy(&v, d, sizeof(v));
     return v ? v : 1;
+}
+
+int ospab_id_chars_ok(const char *s)
+{
+    for (; *s; ++s) {
+        if (!apr_isalnum(*s) && *s != '-' && *s != '_' && *s != '.') {
+            return 0;
+        }
+    }
+    return 1;
 }

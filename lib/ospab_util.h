@@ -30,6 +30,9 @@ apr_time_t ospab_time_parse_db(const char *s);
 
 /* 1 if s is valid UTF-8 of min..max characters with no control characters. */
 int ospab_text_ok(const char *s, apr_size_t min_chars, apr_size_t max_chars);
+/* A name of the kind Proxmox and the admin API use for storages, bridges and clusters:
+ * letters, digits, '-', '_' and '.' only (the caller checks its length). */
+int ospab_id_chars_ok(const char *s);
 
 /* The form of an e-mail address that identifies an account: white space trimmed at both
  * ends, Unicode NFC, lower case (so "Demo@Example.com " and "demo@example.com" are one

@@ -116,13 +116,10 @@ static void clusters_op(admin_call_t *c, apr_pool_t *p, ospab_result_t *res)
         return;
     }
     if (is(c, "test")) {
-        ospab_cluster_test_conf_t tc;
         ospab_pve_conf_t pc;
 
         ospab_mod_pve_base(sc, &pc);
-        tc.connect_timeout_ms = pc.connect_timeout_ms;
-        tc.timeout_ms = pc.timeout_ms;
-        ospab_cluster_test(c->db, p, sc->seal_key, &tc, &c->actor, c->id, res);
+        ospab_cluster_test(c->db, p, sc->seal_key, &pc, &c->actor, c->id, res);
         return;
     }
     if (is(c, "create")) {
