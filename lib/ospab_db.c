@@ -349,15 +349,21 @@ int ospab_db_conflict_retry(ospab_db_t *db, int status, unsigned effects, int *a
 
 int ospab_db_conflict_again(ospab_db_t *db, int *attempt)
 {
+    return ospab_db_conflict_again_upto(db, attempt, OSPAB_DB_CONFLICT_TRIES);
+}
+
+int ospab_db_conflict_again_upto(ospab_db_t *db, int *attempt, int tries)
+{
     apr_interval_time_t most;
 
-    if (!db->conflict || *attempt + 1 >= OSPAB_DB_CONFLICT_TRIES) {
+    if (!db->conflict || *attempt + 1 >= tries) {
         return 0;
     }
     db->conflict = 0;
     ++*attempt;
-    /* 1-2 ms, then up to 4, 8, 16: the two sides of a conflict should not meet again */
-    most = apr_time_from_msec(1) << *attempt;
+    /* 1-2 ms, then up to 4, 8, 16, 32 at most: the two sides of a conflict should not
+     * meet again */
+    most = apr_time_from_msec(1) << (*attempt < 5 ? *attempt : 5);
     apr_sleep(apr_time_from_msec(1) + (apr_interval_time_t)((apr_uint64_t)apr_time_now()
                                                              % (apr_uint64_t)most));
     return 1;

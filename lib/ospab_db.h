@@ -152,6 +152,10 @@ int ospab_db_conflict_retry(ospab_db_t *db, int status, unsigned effects, int *a
 /* The same for a transaction that is not an API operation (the agent's writes): 1 when
  * its last failure was a write conflict and it has tries left (after the pause). */
 int ospab_db_conflict_again(ospab_db_t *db, int *attempt);
+/* The same with its own bound: for a transaction every writer of a hot row runs (a
+ * server create locks its node's row: tries OSPAB_DB_CONFLICT_TRIES_HOT). */
+#define OSPAB_DB_CONFLICT_TRIES_HOT 16
+int ospab_db_conflict_again_upto(ospab_db_t *db, int *attempt, int tries);
 
 /* 1 if the last failure was a UNIQUE or FOREIGN KEY constraint. */
 int ospab_db_is_constraint(const ospab_db_t *db);

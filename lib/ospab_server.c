@@ -304,7 +304,8 @@ static int record_tx_again(ospab_db_t *db, apr_pool_t *p, create_t *k, int *conf
         if (db->trans) {
             ospab_db_end(db, 0);
         }
-        if (ospab_db_conflict_again(db, conflicts)) {
+        /* every create on the node locks its row: more of them lose, and may try again */
+        if (ospab_db_conflict_again_upto(db, conflicts, OSPAB_DB_CONFLICT_TRIES_HOT)) {
             --k->attempts;          /* the same vmid again: the loop's step undone */
             --k->vmid;
             return 1;
