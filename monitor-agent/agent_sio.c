@@ -165,7 +165,16 @@ typedef struct {
     int body_pending;                   /* a POST body still to come: answer after it, or
                                          * a proxy still sending it sees a broken pipe */
     int counted_ws;
+    int tomb;                           /* a POST to a session that has just closed */
 } sio_conn_t;
+
+/* A polling session that has closed, remembered for SIO_TOMB_US (see sess_close). */
+typedef struct sio_tomb_t {
+    struct sio_tomb_t *next;
+    lws_usec_t until;
+    char sid[32];
+    char key[SIO_ADDR_MAX];
+} sio_tomb_t;
 
 struct agent_sio_t {
     apr_pool_t *pool;
@@ -198,6 +207,9 @@ struct agent_sio_t {
     int npending, nconnected;
     apr_uint64_t next_num;
     sio_sess_t *dead;
+    apr_hash_t *tombs;                  /* sid -> sio_tomb_t, closed polling sessions */
+    sio_tomb_t *tomb_head, *tomb_tail;  /* oldest first */
+    int ntombs;
     lws_sorted_usec_list_t reap_sul;
     sio_pkt_t *pkt_ping, *pkt_noop;
     int ws_conns;
@@ -624,6 +636,78 @@ static void pend_remove(sio_sess_t *sess)
     stats_add(s, &s->stats.pending, -1);
 }
 
+/* A polling client's requests go through the proxy on connections of their own, so one
+ * it sent before its session closed can arrive after: the poll it issued just before its
+ * own close packet, or a POST crossing the poll that carried our close packet. The
+ * reference server answers those 400 "Session ID unknown", which a browser shows as an
+ * error although nothing went wrong. A closed polling session's id is remembered for a
+ * few seconds (at most SIO_TOMBS_MAX of them, oldest dropped first) so that such a late
+ * poll gets the close packet and a late POST its "ok", both dropped. Only sessions that
+ * ended by the protocol's close (sess_close_polling) and requests from the address that
+ * had the session are answered so; a session closed for a fault stays unknown at once. */
+#define SIO_TOMB_US (10 * LWS_US_PER_SEC)
+#define SIO_TOMBS_MAX 4096
+
+static void tomb_drop_head(agent_sio_t *s)
+{
+    sio_tomb_t *t = s->tomb_head;
+
+    s->tomb_head = t->next;
+    if (!s->tomb_head)
+        s->tomb_tail = NULL;
+    apr_hash_set(s->tombs, t->sid, APR_HASH_KEY_STRING, NULL);
+    s->ntombs--;
+    free(t);
+}
+
+static void tomb_expire(agent_sio_t *s, lws_usec_t now)
+{
+    while (s->tomb_head && s->tomb_head->until <= now)
+        tomb_drop_head(s);
+}
+
+static void tomb_add(agent_sio_t *s, const sio_sess_t *sess)
+{
+    lws_usec_t now = lws_now_usecs();
+    sio_tomb_t *t;
+
+    tomb_expire(s, now);
+    if (!sess->addr || apr_hash_get(s->tombs, sess->sid, APR_HASH_KEY_STRING))
+        return;
+    if (s->ntombs >= SIO_TOMBS_MAX)
+        tomb_drop_head(s);
+    if (!(t = malloc(sizeof(*t))))
+        return;                         /* then a late request gets the 400 */
+    t->next = NULL;
+    t->until = now + SIO_TOMB_US;
+    apr_cpystrn(t->sid, sess->sid, sizeof(t->sid));
+    apr_cpystrn(t->key, sess->addr->key, sizeof(t->key));
+    if (s->tomb_tail)
+        s->tomb_tail->next = t;
+    else
+        s->tomb_head = t;
+    s->tomb_tail = t;
+    s->ntombs++;
+    apr_hash_set(s->tombs, t->sid, APR_HASH_KEY_STRING, t);
+}
+
+static int tomb_known(agent_sio_t *s, const char *sid, const char *key)
+{
+    sio_tomb_t *t;
+
+    tomb_expire(s, lws_now_usecs());
+    t = apr_hash_get(s->tombs, sid, APR_HASH_KEY_STRING);
+    return t && !strcmp(t->key, key);
+}
+
+/* A polling session's close by the protocol: the client's close packet, or ours delivered. */
+static void sess_close_polling(sio_sess_t *sess, const char *why)
+{
+    if (!sess->dead && sess->transport == T_POLLING && !sess->s->stop)
+        tomb_add(sess->s, sess);
+    sess_close(sess, why);
+}
+
 /* Ends the session now: out of every room and timer; a websocket is closed, a held poll
  * answered with the close packet, a POST being read answered when it completes. The
  * struct itself is freed from a timer, after the current callback. */
@@ -685,7 +769,10 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
     agent_sio_t *s = sess->s;
 
     if (sess->awaiting_pong) {
-        sess_close(sess, sess->close_after_flush ? "closed after flush" : "ping timeout");
+        if (sess->close_after_flush)
+            sess_close_polling(sess, "closed after flush");
+        else
+            sess_close(sess, "ping timeout");
         return;
     }
     sess->awaiting_pong = 1;
@@ -1092,7 +1179,7 @@ static void eio_packet(sio_sess_t *sess, struct lws *ws, const char *text, apr_s
     }
     switch (pkt.type) {
     case OSPAB_EIO_CLOSE:
-        sess_close(sess, "closed by client");
+        sess_close_polling(sess, "closed by client");
         return;
     case OSPAB_EIO_PING:                /* only the upgrade probe in Engine.IO 4 */
         if (probing) {
@@ -1231,6 +1318,7 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
     conn_free_buffers(c);
     c->kind = K_NONE;
     c->sess = NULL;
+    c->tomb = 0;
     is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     c->body_pending = 0;
@@ -1286,7 +1374,17 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
     }
     client_key(s, wsi, key, sizeof(key));
     if (!(sess = sess_lookup(s, a.sid, key))) {
-        conn_respond_error(wsi, c, 400, 1, "Session ID unknown");
+        if (!tomb_known(s, a.sid, key))
+            conn_respond_error(wsi, c, 400, 1, "Session ID unknown");
+        else if (is_get)
+            conn_respond(wsi, c, 200, "text/plain; charset=UTF-8", OSPAB_EIO_PKT_CLOSE, 1);
+        else if (is_post && c->body_pending) {
+            c->kind = K_POST;               /* read, dropped, "ok" (http_body_done) */
+            c->tomb = 1;
+            c->close_after_resp = 0;
+        }
+        else
+            conn_respond(wsi, c, 200, "text/html", "ok", 2);
         return 0;
     }
     if (sess->transport != T_POLLING) {
@@ -1297,7 +1395,7 @@ static int http_request(agent_sio_t *s, struct lws *wsi, sio_conn_t *c, const ch
         if (sess->close_after_flush && !sess->qhead) {
             /* its last packets went out (sess_closing): the close packet ends its polls */
             conn_respond(wsi, c, 200, "text/plain; charset=UTF-8", OSPAB_EIO_PKT_CLOSE, 1);
-            sess_close(sess, "closed after flush");
+            sess_close_polling(sess, "closed after flush");
             return 0;
         }
         if (sess->poll_wsi) {
@@ -1366,6 +1464,11 @@ static void http_body_done(agent_sio_t *s, struct lws *wsi, sio_conn_t *c)
         if (sess)
             sess_close(sess, "payload too large");
         conn_respond(wsi, c, 413, "text/plain", "Payload Too Large", 17);
+        return;
+    }
+    if (c->tomb) {
+        c->tomb = 0;
+        conn_respond(wsi, c, 200, "text/html", "ok", 2);
         return;
     }
     if (!sess) {
@@ -1991,6 +2094,8 @@ static apr_status_t sio_cleanup(void *data)
         free(sess->subs);
         free(sess);
     }
+    while (s->tomb_head)
+        tomb_drop_head(s);
     while ((pub = s->pub_head) != NULL) {
         s->pub_head = pub->next;
         pkt_unref(pub->pkt);
@@ -2057,6 +2162,7 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
     s->path_len = strlen(s->path);
     s->rooms = apr_hash_make(p);
     s->sessions = apr_hash_make(p);
+    s->tombs = apr_hash_make(p);
     s->addrs = apr_hash_make(p);
     {
         const char *bad = NULL;

@@ -2,7 +2,7 @@
 // authenticated with the access token in the CONNECT packet. Views watch servers by id and
 // get their events; the subscriptions are renewed after every reconnect.
 import { io } from '../vendor/socket.io-client-4.8.4.esm.min.js';
-import { token, refresh, freshToken } from './session.js';
+import { token, refresh } from './session.js';
 
 const EVENTS = ['server-stats', 'server-alerts', 'server-status', 'task-finished',
                 'server-deleted', 'subscribe-error'];
@@ -47,10 +47,11 @@ export function startLive() {
   });
   socket.on('disconnect', async (reason) => {
     setState('connecting');
-    // the agent ends a connection when its token expires (or the login ended): it is not
-    // retried by the client, so connect again with a fresh token
+    // the agent ends a connection when its token expires or the login ended (the token
+    // itself may still look valid): it is not retried by the client, so renew the token
+    // (a login that ended goes to the login page) and connect again
     if (reason === 'io server disconnect' && socket) {
-      if (await freshToken() && socket) socket.connect();
+      if (await refresh() && socket) socket.connect();
     }
   });
   socket.on('connect_error', async () => {

@@ -13,6 +13,7 @@ let user = null;
 let expiresAt = 0;
 let timer = null;
 let refreshing = null;
+let leaving = false;
 const listeners = new Set();
 
 export const token = () => access;
@@ -109,6 +110,8 @@ function exclusive(fn) {
 // true: a fresh access token; false: the login has ended (or the panel cannot be reached,
 // then it is tried again shortly).
 export function refresh() {
+  // a logout under way: its answer takes the cookie away, nothing is renewed meanwhile
+  if (leaving) return Promise.resolve(false);
   if (!refreshing) {
     const wasIn = !!user;
     refreshing = exclusive(async () => {
@@ -146,17 +149,15 @@ export async function restore() {
   return false;
 }
 
-// A fresh-enough token for a new live-push connection.
-export async function freshToken(minSeconds = 30) {
-  if (access && tokenLeft() > minSeconds) return true;
-  return refresh();
-}
-
 export async function logout() {
+  leaving = true;
+  clearTimeout(timer);
   try {
     await post('/api/auth/logout');
   } catch {
     // the cookie goes with the next login anyway
+  } finally {
+    leaving = false;
   }
   clear();
   emit('logout');
