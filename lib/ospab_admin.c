@@ -682,6 +682,45 @@ static apr_status_t catalog_load(ospab_db_t *db, apr_pool_t *p, const catalog_t 
     return rv;
 }
 
+#define TEMPLATE_RULE "must be a Proxmox volume id, storage:path (e.g. " \
+    "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst) for kind lxc, or the vmid of " \
+    "a template VM (e.g. 9000) for kind qemu"
+
+int ospab_admin_vmid_ok(const char *s)
+{
+    apr_int64_t v;
+    const char *c;
+
+    if (!s || *s < '1' || *s > '9' || strlen(s) > 9) {
+        return 0;
+    }
+    for (c = s; *c; ++c) {
+        if (!isdigit((unsigned char)*c)) {
+            return 0;
+        }
+    }
+    v = apr_atoi64(s);
+    return v >= 100 && v <= 999999999;        /* Proxmox's pve-vmid */
+}
+
+/* An OS entry as written (rec, in the transaction): its template must be of its kind (a
+ * container's volume, a VM's vmid). 1: fine; 0: rolled back, res is the 400. */
+static int catalog_consistent(ospab_db_t *db, apr_pool_t *p, const catalog_t *c, json_t *rec,
+                              ospab_result_t *res)
+{
+    const char *kind = json_string_value(json_object_get(rec, "kind"));
+    const char *tmpl = json_string_value(json_object_get(rec, "template"));
+    int qemu = kind && !strcmp(kind, "qemu");
+
+    if (c->fields != os_fields || (qemu ? ospab_admin_vmid_ok(tmpl) : ospab_admin_volid_ok(tmpl))) {
+        return 1;
+    }
+    ospab_db_end(db, 0);
+    ospab_result_error(p, res, 400, apr_psprintf(p, "os: template %s", TEMPLATE_RULE),
+                       json_pack("{s:s}", "template", TEMPLATE_RULE));
+    return 0;
+}
+
 /* The body checked against the table's fields. 1: in[] filled; 0: res is the 400. */
 static int catalog_read(apr_pool_t *p, const catalog_t *c, json_t *body, int creating,
                         ospab_field_value_t *in, ospab_result_t *res)
@@ -696,10 +735,9 @@ static int catalog_read(apr_pool_t *p, const catalog_t *c, json_t *body, int cre
         return 0;
     }
     ospab_fields_read(p, c->fields, c->nfields, body, creating, in, errors);
-    if (c->fields == os_fields && in[3].present && !ospab_admin_volid_ok(in[3].value)) {
-        json_object_set_new(errors, "template", json_string(
-            "must be a Proxmox volume id, storage:path (e.g. "
-            "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst)"));
+    if (c->fields == os_fields && in[3].present && !ospab_admin_volid_ok(in[3].value)
+        && !ospab_admin_vmid_ok(in[3].value)) {
+        json_object_set_new(errors, "template", json_string(TEMPLATE_RULE));
     }
     if (!creating && !json_object_size(errors)) {
         for (i = WRITABLE_FIRST; i < WRITABLE_END(c) && !in[i].present; ++i) {
@@ -810,6 +848,9 @@ void ospab_admin_catalog_create(ospab_db_t *db, apr_pool_t *p, const ospab_actor
         ospab_result_db_failed(db, p, res);
         return;
     }
+    if (!catalog_consistent(db, p, c, rec, res)) {
+        return;
+    }
     catalog_done(db, p, a, c, "create", id, json_deep_copy(rec), rec, 201, res);
 }
 
@@ -855,6 +896,10 @@ void ospab_admin_catalog_update(ospab_db_t *db, apr_pool_t *p, const ospab_actor
         json_decref(changes);
         ospab_db_end(db, 0);
         ospab_result_error(p, res, 404, apr_psprintf(p, "%s not found", c->what), NULL);
+        return;
+    }
+    if (!catalog_consistent(db, p, c, rec, res)) {
+        json_decref(changes);
         return;
     }
     catalog_done(db, p, a, c, "update", id, changes, rec, 200, res);

@@ -92,5 +92,7 @@ const char *ospab_admin_time_param(apr_pool_t *p, const char *iso);
 const char *ospab_admin_like(apr_pool_t *p, const char *s, int contains);
 /* A Proxmox volume id: "storage:path", e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst */
 int ospab_admin_volid_ok(const char *s);
+/* A Proxmox vmid (100 .. 999999999, no leading zero): a KVM OS entry's template VM. */
+int ospab_admin_vmid_ok(const char *s);
 
 #endif

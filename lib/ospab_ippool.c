@@ -689,9 +689,9 @@ int ospab_ippool_take(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
     return 0;
 }
 
-const char *ospab_ippool_net0(apr_pool_t *p, const char *bridge, const ospab_ip_lease_t *l)
+const char *ospab_ippool_ipconfig(apr_pool_t *p, const ospab_ip_lease_t *l)
 {
-    const char *s = apr_psprintf(p, "name=eth0,bridge=%s,ip=%s", bridge, l->ip4 ? l->ip4 : "dhcp");
+    const char *s = apr_pstrcat(p, "ip=", l->ip4 ? l->ip4 : "dhcp", NULL);
 
     if (l->ip4 && l->gw4) {
         s = apr_pstrcat(p, s, ",gw=", l->gw4, NULL);
@@ -703,6 +703,11 @@ const char *ospab_ippool_net0(apr_pool_t *p, const char *bridge, const ospab_ip_
         }
     }
     return s;
+}
+
+const char *ospab_ippool_net0(apr_pool_t *p, const char *bridge, const ospab_ip_lease_t *l)
+{
+    return apr_pstrcat(p, "name=eth0,bridge=", bridge, ",", ospab_ippool_ipconfig(p, l), NULL);
 }
 
 apr_status_t ospab_ippool_release(ospab_db_t *db, apr_pool_t *p, const char *vps_id,

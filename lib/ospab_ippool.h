@@ -91,6 +91,9 @@ apr_status_t ospab_ippool_pools(ospab_db_t *db, apr_pool_t *p, const char *node,
 apr_status_t ospab_ippool_lock(ospab_db_t *db, apr_pool_t *p, const ospab_ippool_set_t *set);
 int ospab_ippool_take(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
                       const ospab_ippool_set_t *set, const char *vps_id, ospab_ip_lease_t *l);
+/* "ip=...,gw=...[,ip6=...,gw6=...]" (ip=dhcp without an IPv4 address): a QEMU guest's
+ * cloud-init ipconfig0, and the addresses of a container's net0. */
+const char *ospab_ippool_ipconfig(apr_pool_t *p, const ospab_ip_lease_t *l);
 /* "name=eth0,bridge=B,ip=...,gw=...[,ip6=...,gw6=...]" (ip=dhcp without an IPv4 address). */
 const char *ospab_ippool_net0(apr_pool_t *p, const char *bridge, const ospab_ip_lease_t *l);
 

@@ -244,6 +244,25 @@ static char *pve_escape(apr_pool_t *p, const char *s)
     return out;
 }
 
+const char *ospab_pve_message(apr_pool_t *p, const ospab_pve_result_t *r)
+{
+    const char *m = r->message ? r->message : "failed", *key;
+    const char *sep = " (";
+    json_t *v;
+
+    json_object_foreach(r->errors, key, v) {
+        m = apr_pstrcat(p, m, sep, key, ": ", json_is_string(v) ? json_string_value(v) : "?",
+                        NULL);
+        sep = "; ";
+    }
+    return r->errors && json_object_size(r->errors) ? apr_pstrcat(p, m, ")", NULL) : m;
+}
+
+const char *ospab_pve_urlencoded(apr_pool_t *p, const char *s)
+{
+    return pve_escape(p, s);
+}
+
 const char *ospab_pve_path(apr_pool_t *p, ...)
 {
     apr_array_header_t *segs = apr_array_make(p, 8, sizeof(const char *));

@@ -128,6 +128,15 @@ apr_time_t ospab_pve_deadline(ospab_pve_t *pve, apr_time_t start);
  * ospab_pve_path(p, "nodes", node, "tasks", upid, "status", NULL). */
 const char *ospab_pve_path(apr_pool_t *p, ...);
 
+/* Proxmox's message of a failed call with its per-parameter errors, for logs and admins:
+ * "Parameter verification failed. (rootfs: invalid format ...)". */
+const char *ospab_pve_message(apr_pool_t *p, const ospab_pve_result_t *r);
+
+/* s percent-encoded but for RFC 3986's unreserved characters: what parameters of the
+ * schema's format "urlencoded" take (qemu-server's sshkeys), before the form encodes the
+ * value again. */
+const char *ospab_pve_urlencoded(apr_pool_t *p, const char *s);
+
 /* Numbers may arrive as JSON numbers or as strings ("100", "0.25"): both are accepted.
  * Return 1 and set *out when v converts, 0 otherwise (NULL, other types, text that is not
  * a number). ospab_pve_int takes integers, integral reals (100.0) and decimal integer

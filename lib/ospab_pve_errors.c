@@ -10,6 +10,12 @@
 
 static const ospab_pve_error_t table[] = {
     { "already running", 409, "server is already running", 1, 0 },
+    /* qemu-server's guest agent calls (agent/set-user-password, agent/ping) */
+    { "guest agent is not running", 409, "the QEMU guest agent in the server does not "
+                                         "answer: start qemu-guest-agent in it, or ask "
+                                         "support", 1, 0 },
+    { "No QEMU guest agent configured", 409, "the server has no QEMU guest agent "
+                                             "configured: ask support", 1, 0 },
     { "not running", 409, "server is not running", 1, 0 },
     { "is locked", 409, "server is busy with another operation", 1, 1 },
     { "can't lock file", 409, "server is busy with another operation, try again", 1, 0 },

@@ -92,24 +92,19 @@ json_t *ospab_vps_json(apr_pool_t *p, ospab_row_t row)
     return json_loadb(text, len, 0, NULL);
 }
 
-apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char **hash)
+apr_status_t ospab_password_crypt(apr_pool_t *p, const char *password, const char *prefix,
+                                  const char **hash)
 {
-    static const char *const prefixes[] = { "$y$", "$2b$", NULL };
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    struct crypt_data *cd = apr_pcalloc(p, sizeof(*cd));
-    const char *const *prefix;
+    struct crypt_data *cd;
     char *h;
 
     *hash = NULL;
-    for (prefix = prefixes; *prefix; ++prefix) {
-        /* NULL random bytes: libcrypt reads them from the kernel's CSPRNG */
-        if (crypt_gensalt_rn(*prefix, 0, NULL, 0, setting, sizeof(setting))) {
-            break;
-        }
-    }
-    if (!*prefix) {
+    /* NULL random bytes: libcrypt reads them from the kernel's CSPRNG */
+    if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof(setting))) {
         return APR_ENOTIMPL;
     }
+    cd = apr_pcalloc(p, sizeof(*cd));
     h = crypt_r(password, setting, cd);
     if (!h || h[0] == '*') {
         memset(cd, 0, sizeof(*cd));
@@ -118,6 +113,13 @@ apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char
     *hash = apr_pstrdup(p, h);
     memset(cd, 0, sizeof(*cd));
     return APR_SUCCESS;
+}
+
+apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char **hash)
+{
+    apr_status_t rv = ospab_password_crypt(p, password, "$y$", hash);
+
+    return rv == APR_ENOTIMPL ? ospab_password_crypt(p, password, "$2b$", hash) : rv;
 }
 
 int ospab_password_verify(const char *password, const char *hash)

@@ -39,6 +39,10 @@ extern const ospab_field_t ospab_user_fields[OSPAB_USER_NFIELDS];
 
 /* yescrypt (bcrypt where libcrypt lacks it) with a salt from the system's CSPRNG. */
 apr_status_t ospab_password_hash(apr_pool_t *p, const char *password, const char **hash);
+/* One method, by its crypt prefix ("$6$": SHA-512 crypt, what cloud-init and Proxmox take
+ * as an already hashed cipassword). APR_ENOTIMPL when libcrypt lacks it. */
+apr_status_t ospab_password_crypt(apr_pool_t *p, const char *password, const char *prefix,
+                                  const char **hash);
 /* 1 if password matches hash; constant-time. */
 int ospab_password_verify(const char *password, const char *hash);
 

@@ -102,6 +102,7 @@ const ospab_route_t ospab_api_routes[] = {
     { "POST", "/api/server/{id}/restart", OSPAB_OP_POWER, "restart" },
     { "POST", "/api/server/{id}/password", OSPAB_OP_PASSWORD, NULL },
     { "PUT", "/api/server/{id}/resize", OSPAB_OP_RESIZE, NULL },
+    { "POST", "/api/server/{id}/reinstall", OSPAB_OP_REINSTALL, NULL },
     { "GET", "/api/server/{id}/snapshots", OSPAB_OP_SNAPSHOTS, "list" },
     { "POST", "/api/server/{id}/snapshots", OSPAB_OP_SNAPSHOTS, "create" },
     { "DELETE", "/api/server/{id}/snapshots", OSPAB_OP_SNAPSHOTS, "delete" },

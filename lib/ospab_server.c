@@ -278,6 +278,7 @@ static int over_quota(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
 typedef struct {
     const char *id, *name, *storage, *bridge;
     const ospab_server_conf_t *c;       /* its cluster's settings (ospab_srv_for) */
+    const ospab_kvm_template_t *tmpl;   /* a VM's template VM in that cluster */
 } target_t;
 
 /* What a create needs on its way (ospab_server_create -> create_on). */
@@ -288,6 +289,9 @@ typedef struct {
     const ospab_os_t *os;
     const ospab_tariff_t *tariff;
     const char *os_s, *tariff_s, *password;
+    int qemu;                   /* a KVM guest, cloned from the OS entry's template VM */
+    const char *ssh_keys;       /* the public keys chosen, one per line, or NULL */
+    apr_array_header_t *tmpls;  /* ospab_kvm_template_t *: the template found per cluster */
     ospab_need_t need;
     apr_int64_t vmid;           /* the next one to try */
     int attempts;               /* vmids tried so far */
@@ -315,6 +319,66 @@ static int record_tx_again(ospab_db_t *db, apr_pool_t *p, create_t *k, int *conf
     return 0;
 }
 
+/* A container's create (vzcreate) on t: *pr has the UPID. */
+static apr_status_t lxc_create(apr_pool_t *p, const create_t *k, const target_t *t,
+                               const ospab_vps_t *v, const ospab_ip_lease_t *lease,
+                               ospab_pve_result_t *pr)
+{
+    ospab_pve_param_t params[12];
+    int i = 0;
+
+    params[i++] = (ospab_pve_param_t){ "vmid", v->vmid };
+    params[i++] = (ospab_pve_param_t){ "ostemplate", k->os->template_ };
+    params[i++] = (ospab_pve_param_t){ "hostname", v->name };
+    params[i++] = (ospab_pve_param_t){ "cores", k->tariff->cores };
+    params[i++] = (ospab_pve_param_t){ "memory", k->tariff->memory };
+    params[i++] = (ospab_pve_param_t){ "rootfs", apr_psprintf(p, "%s:%s", t->storage,
+                                                              k->tariff->disk) };
+    params[i++] = (ospab_pve_param_t){ "net0", ospab_ippool_net0(p, t->bridge, lease) };
+    if (lease->dns) {
+        params[i++] = (ospab_pve_param_t){ "nameserver", lease->dns };
+    }
+    params[i++] = (ospab_pve_param_t){ "password", k->password };
+    params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
+    /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
+     * the follow-up starts it and follows that task (create:start) */
+    params[i] = (ospab_pve_param_t){ NULL, NULL };
+    return ospab_srv_pve_call(t->c, p, k->a, "POST",
+                              ospab_pve_path(p, "nodes", t->name, "lxc", NULL), params, pr);
+}
+
+/* A VM's create on t: what its later steps need goes into the task row (the password as
+ * its SHA-512 crypt hash, which cloud-init takes as it is), then the clone of the
+ * template; *pr has the qmclone UPID. */
+static apr_status_t kvm_clone(ospab_db_t *db, apr_pool_t *p, const create_t *k,
+                              const target_t *t, const ospab_vps_t *v, const char *task_id,
+                              const ospab_ip_lease_t *lease, ospab_pve_result_t *pr)
+{
+    const char *hash;
+    json_t *params;
+    apr_status_t rv;
+
+    memset(pr, 0, sizeof(*pr));
+    ospab_kvm_sizes_t sizes = { k->tariff->cores, k->tariff->memory, k->tariff->disk,
+                                t->tmpl->disk };
+
+    if (ospab_password_crypt(p, k->password, "$6$", &hash) != APR_SUCCESS
+        || !(params = ospab_kvm_create_params(&sizes, apr_pstrcat(p, "virtio,bridge=",
+                                                                   t->bridge, NULL),
+                                              ospab_ippool_ipconfig(p, lease), lease->dns,
+                                              hash, k->ssh_keys))) {
+        pr->message = "the password could not be hashed";
+        return APR_EGENERAL;
+    }
+    rv = ospab_task_set_params(db, p, task_id, params);
+    json_decref(params);
+    if (rv != APR_SUCCESS) {
+        pr->message = "the database failed";
+        return APR_EGENERAL;
+    }
+    return ospab_kvm_clone(p, t->c, k->a, t->tmpl, t->name, t->storage, v->vmid, v->name, pr);
+}
+
 /* The record (with its addresses, on a locked node within its limits) and the Proxmox
  * create, on target t. 0: res is the answer; 1: t cannot take it any more (its limits, with
  * what committed meanwhile): the next one; 2: no vmid could be reserved. */
@@ -336,13 +400,14 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
         return 0;
     }
     for (; k->attempts < CREATE_ATTEMPTS; ++k->attempts, ++k->vmid) {
-        ospab_pve_param_t params[12];
+        apr_status_t rv;
 
         now = ospab_time_db(p, a->now);
         for (i = 0; i < 17; ++i) {
             args[i] = NULL;
         }
-        args[OSPAB_VPS_NAME - 1] = apr_psprintf(p, "ct%" APR_INT64_T_FMT, k->vmid);
+        args[OSPAB_VPS_NAME - 1] = apr_psprintf(p, "%s%" APR_INT64_T_FMT,
+                                                k->qemu ? "vm" : "ct", k->vmid);
         args[OSPAB_VPS_STATUS - 1] = "creating";
         args[OSPAB_VPS_CPU - 1] = k->tariff->cores;
         args[OSPAB_VPS_RAM - 1] = k->tariff->memory;
@@ -352,7 +417,7 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
         args[OSPAB_VPS_HYPERVISOR - 1] = "proxmox";
         args[OSPAB_VPS_NODE - 1] = t->name;
         args[OSPAB_VPS_VMID - 1] = apr_psprintf(p, "%" APR_INT64_T_FMT, k->vmid);
-        args[OSPAB_VPS_KIND - 1] = "lxc";
+        args[OSPAB_VPS_KIND - 1] = k->qemu ? "qemu" : "lxc";
         args[OSPAB_VPS_TARIFF_ID - 1] = k->tariff_s;
         args[OSPAB_VPS_OS_ID - 1] = k->os_s;
         args[OSPAB_VPS_CREATED_AT - 1] = args[OSPAB_VPS_UPDATED_AT - 1] = now;
@@ -456,25 +521,13 @@ static int create_on(ospab_db_t *db, apr_pool_t *p, create_t *k, const target_t 
         if (ospab_task_begin(db, p, a, v, "create", &task_id, res)) {
             return 0;
         }
-        i = 0;
-        params[i++] = (ospab_pve_param_t){ "vmid", v->vmid };
-        params[i++] = (ospab_pve_param_t){ "ostemplate", k->os->template_ };
-        params[i++] = (ospab_pve_param_t){ "hostname", v->name };
-        params[i++] = (ospab_pve_param_t){ "cores", k->tariff->cores };
-        params[i++] = (ospab_pve_param_t){ "memory", k->tariff->memory };
-        params[i++] = (ospab_pve_param_t){ "rootfs", apr_psprintf(p, "%s:%s", t->storage,
-                                                                  k->tariff->disk) };
-        params[i++] = (ospab_pve_param_t){ "net0", ospab_ippool_net0(p, t->bridge, &lease) };
-        if (lease.dns) {
-            params[i++] = (ospab_pve_param_t){ "nameserver", lease.dns };
+        if (k->qemu) {
+            rv = kvm_clone(db, p, k, t, v, task_id, &lease, &pr);
         }
-        params[i++] = (ospab_pve_param_t){ "password", k->password };
-        params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
-        /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
-         * the follow-up starts it and follows that task (create:start) */
-        params[i] = (ospab_pve_param_t){ NULL, NULL };
-        if (ospab_srv_pve_call(c, p, a, "POST", ospab_pve_path(p, "nodes", t->name, "lxc", NULL),
-                               params, &pr) != APR_SUCCESS) {
+        else {
+            rv = lxc_create(p, k, t, v, &lease, &pr);
+        }
+        if (rv != APR_SUCCESS) {
             /* nothing was created: the record goes again */
             ospab_task_finish(db, p, a, task_id, 0, NULL, pr.message ? pr.message : "failed");
             ospab_db_exec(db, p, "ospab_vps_detach_tasks", 1, &vps_id, NULL);
@@ -539,6 +592,41 @@ static int node_has_template(apr_pool_t *p, const ospab_server_conf_t *c, const 
     return 0;
 }
 
+/* The OS entry's template VM in nc's cluster (looked up once per cluster and create);
+ * NULL when Proxmox could not be asked (*why says so). */
+typedef struct {
+    const void *pve;
+    ospab_kvm_template_t t;
+} kvm_seen_t;
+
+static const ospab_kvm_template_t *kvm_template_of(apr_pool_t *p, create_t *k,
+                                                   const ospab_server_conf_t *nc,
+                                                   const char **why)
+{
+    ospab_pve_result_t pr;
+    kvm_seen_t *seen;
+    int i;
+
+    if (!k->tmpls) {
+        k->tmpls = apr_array_make(p, 2, sizeof(kvm_seen_t));
+    }
+    for (i = 0; i < k->tmpls->nelts; ++i) {
+        seen = &APR_ARRAY_IDX(k->tmpls, i, kvm_seen_t);
+        if (seen->pve == (const void *)nc->pve) {
+            return &seen->t;
+        }
+    }
+    seen = apr_array_push(k->tmpls);
+    seen->pve = nc->pve;
+    if (ospab_kvm_template(p, nc, k->a, k->os->template_, &seen->t, &pr) != APR_SUCCESS) {
+        *why = apr_psprintf(p, "its cluster did not answer (%s)",
+                            pr.message ? pr.message : "unreachable");
+        --k->tmpls->nelts;
+        return NULL;
+    }
+    return &seen->t;
+}
+
 /* The targets of a create, best first: the registered nodes that can take it (placement)
  * or the configured node. 0: *targets; 1: res is set (none can). */
 static int targets_of(ospab_db_t *db, apr_pool_t *p, create_t *k, apr_array_header_t **targets,
@@ -571,11 +659,25 @@ static int targets_of(ospab_db_t *db, apr_pool_t *p, create_t *k, apr_array_head
         t->storage = c->storage;
         t->bridge = c->bridge;
         t->c = c;
+        t->tmpl = NULL;
+        if (k->qemu) {
+            const char *unfit = NULL;
+
+            if (!(t->tmpl = kvm_template_of(p, k, c, &unfit))
+                || (unfit = ospab_kvm_unfit(p, t->tmpl, c->node)) != NULL) {
+                res->log = apr_psprintf(p, "no KVM server can be made on %s: %s", c->node,
+                                        unfit);
+                ospab_result_error(p, res, 503, "this OS cannot be installed now: please "
+                                   "contact support", NULL);
+                return 1;
+            }
+        }
         return 0;
     }
     ranked = ospab_nodes_rank(p, nodes, &k->need, k->a->now, &why);
     for (i = 0; i < ranked->nelts; ++i) {
         const ospab_node_t *n = APR_ARRAY_IDX(ranked, i, const ospab_node_t *);
+        const ospab_kvm_template_t *tmpl = NULL;
         const char *skip = NULL;
         target_t *t;
 
@@ -590,6 +692,11 @@ static int targets_of(ospab_db_t *db, apr_pool_t *p, create_t *k, apr_array_head
         else if (!(nc = ospab_srv_for(db, p, c, n->name, NULL))) {
             skip = "its cluster cannot be reached by the panel";
         }
+        else if (k->qemu) {
+            if ((tmpl = kvm_template_of(p, k, nc, &skip)) != NULL) {
+                skip = ospab_kvm_unfit(p, tmpl, n->name);
+            }
+        }
         else if (!node_has_template(p, nc, k->a, n->name, k->os->template_)) {
             skip = apr_pstrcat(p, "no ", k->os->template_, NULL);
         }
@@ -600,6 +707,7 @@ static int targets_of(ospab_db_t *db, apr_pool_t *p, create_t *k, apr_array_head
         }
         t = apr_array_push(*targets);
         t->c = nc;
+        t->tmpl = tmpl;
         t->id = n->id;
         t->name = n->name;
         t->storage = n->storage ? n->storage : c->storage;
@@ -682,6 +790,7 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     k.a = a;
     k.os = os;
     k.tariff = tariff;
+    k.qemu = os->kind && !strcmp(os->kind, "qemu");
     k.need.cores = apr_atoi64(tariff->cores);
     k.need.memory = apr_atoi64(tariff->memory);
     k.need.disk = apr_atoi64(tariff->disk);

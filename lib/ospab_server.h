@@ -60,6 +60,13 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
 void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                          json_t *body, ospab_result_t *res);
+/* POST /api/server/{id}/reinstall {osId[, confirm][, sshKeyIds]}: the guest made anew from
+ * an OS of its kind with the same vmid, addresses and resources (lib/ospab_reinstall.c);
+ * a server with snapshots needs "confirm": true (they go with it). 200 with the task and
+ * the new root password, shown this once. */
+void ospab_server_reinstall(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                            const ospab_principal_t *who, const ospab_actor_t *a,
+                            const char *id, json_t *body, ospab_result_t *res);
 void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                             const ospab_principal_t *who, const char *id, ospab_result_t *res);
 /* op: "create", "delete", "rollback"; body {snapname[, description]} */

@@ -7,6 +7,8 @@
 #include "ospab_server.h"
 #include "ospab_vps.h"
 #include "ospab_task.h"
+#include "ospab_catalog.h"
+#include "ospab_ippool.h"
 
 /* res = status with body (owned by p from now on). */
 void ospab_srv_ok_body(apr_pool_t *p, ospab_result_t *res, int status, json_t *body);
@@ -48,5 +50,70 @@ const char *ospab_srv_unlinked_text(apr_pool_t *p, const ospab_vps_t *v);
  * admins and the billing site may, but for starting it (409). 0: go on; 1: res is set. */
 int ospab_srv_refuse_suspended(apr_pool_t *p, const ospab_principal_t *who,
                                const ospab_vps_t *v, const char *action, ospab_result_t *res);
+
+/* ---- KVM guests made from a template VM (lib/ospab_kvm.c) ---- */
+
+typedef struct {
+    const char *vmid;           /* the template VM (the OS entry's template) */
+    const char *node;           /* the node it is on */
+    const char *disk;           /* its boot disk ("scsi0") */
+    const char *storage;        /* that disk's storage */
+    apr_int64_t size_gb;        /* that disk's size */
+    int shared;                 /* the storage is shared: clones can go to any node */
+    const char *problem;        /* why it cannot be cloned (not a template, no disk...) */
+} ospab_kvm_template_t;
+
+/* Finds template VM vmid in c's cluster (/cluster/resources, its config, its node's
+ * storage). APR_SUCCESS with *t (t->problem set when it cannot be used); else Proxmox
+ * failed (*pr says how). */
+apr_status_t ospab_kvm_template(apr_pool_t *p, const ospab_server_conf_t *c,
+                                const ospab_actor_t *a, const char *vmid,
+                                ospab_kvm_template_t *t, ospab_pve_result_t *pr);
+/* Why t cannot make a VM on node (NULL: it can: its node, or shared storage). */
+const char *ospab_kvm_unfit(apr_pool_t *p, const ospab_kvm_template_t *t, const char *node);
+/* The create's first task: a full clone of t as vmid (name) onto node's storage; *pr's
+ * data is the qmclone UPID (a task of t's node). */
+apr_status_t ospab_kvm_clone(apr_pool_t *p, const ospab_server_conf_t *c,
+                             const ospab_actor_t *a, const ospab_kvm_template_t *t,
+                             const char *node, const char *storage, const char *vmid,
+                             const char *name, ospab_pve_result_t *pr);
+/* What the steps after the clone need (the task row's params): resources, network (net0,
+ * cloud-init's ipconfig0 and nameserver), cloud-init's root login (password_hash: SHA-512
+ * crypt; ssh_keys: OpenSSH lines, or NULL). */
+typedef struct {
+    const char *cores, *memory, *disk;  /* vCPUs, MB, GB */
+    const char *bootdisk;               /* the disk grown to disk GB ("scsi0") */
+} ospab_kvm_sizes_t;
+json_t *ospab_kvm_create_params(const ospab_kvm_sizes_t *s, const char *net0,
+                                const char *ipconfig0, const char *nameserver,
+                                const char *password_hash, const char *ssh_keys);
+/* The boot disk of a VM's config ("scsi0"; NULL when it has none) and the GB a disk
+ * option's "size=" names (0: none). */
+const char *ospab_kvm_boot_disk(apr_pool_t *p, json_t *config);
+apr_int64_t ospab_kvm_disk_gb(const char *value);
+
+typedef enum {
+    OSPAB_KVM_STEP_STARTED,     /* its task runs: the row follows it */
+    OSPAB_KVM_STEP_SKIPPED,     /* nothing to do (the disk is large enough): the next one */
+    OSPAB_KVM_STEP_AGAIN,       /* Proxmox unreachable: the row stays claimed, taken again */
+    OSPAB_KVM_STEP_FAILED       /* *why says why */
+} ospab_kvm_step_e;
+
+/* Starts step action ("<op>:config", "<op>:resize") of the claimed row task_id. */
+ospab_kvm_step_e ospab_kvm_step(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                                const ospab_actor_t *a, const ospab_vps_t *v,
+                                const char *task_id, const char *action, const char **why);
+/* Starts step action ("reinstall:destroy", "reinstall:create") of the claimed row task_id
+ * (lib/ospab_reinstall.c). */
+ospab_kvm_step_e ospab_reinstall_step(ospab_db_t *db, apr_pool_t *p,
+                                      const ospab_server_conf_t *c, const ospab_actor_t *a,
+                                      const ospab_vps_t *v, const char *task_id,
+                                      const char *action, const char **why);
+/* A create that failed after its clone: the half-made VM is destroyed (purged), the
+ * record is an error without a vmid, its addresses free; audited (vps.discard). A VM that
+ * could not be removed keeps its vmid, so deleting the server removes it; keep: the
+ * record keeps both anyway (a reinstall's server may be reinstalled again). */
+void ospab_kvm_discard(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                       const ospab_actor_t *a, const ospab_vps_t *v, int keep);
 
 #endif

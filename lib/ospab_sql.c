@@ -199,10 +199,13 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_task_continue",
       "UPDATE tasks SET upid = %s, action = %s, status = 'running', updated_at = %s "
       "WHERE id = %s" },
+    /* what the later steps of a chained operation need (012_task_params.sql) */
+    { "ospab_task_set_params", "UPDATE tasks SET params = %s WHERE id = %s" },
+    { "ospab_task_params", "SELECT params FROM tasks WHERE id = %s" },
     { "ospab_vps_clear_vmid", "UPDATE vps SET vmid = NULL, updated_at = %s WHERE id = %s" },
     { "ospab_task_finish",
       "UPDATE tasks SET status = %s, exitstatus = %s, error = %s, updated_at = %s, "
-      "finished_at = %s WHERE id = %s AND status IN ('queued', 'running')" },
+      "finished_at = %s, params = NULL WHERE id = %s AND status IN ('queued', 'running')" },
     /* newest first by time: ids are not in time order on Galera (each node hands out its
      * own, auto_increment_offset), so the id only breaks ties */
     { "ospab_task_list",
@@ -234,8 +237,10 @@ const ospab_sql_t ospab_sql_api[] = {
       "WHERE id = %s" },
     /* the panel made the guest: its create got past vzcreate (lib/ospab_server.c) */
     { "ospab_vps_panel_made",
-      "SELECT COUNT(*) FROM tasks WHERE vps_id = %s AND (action = 'create:start' "
-      "OR (action = 'create' AND status = 'ok'))" },
+      "SELECT COUNT(*) FROM tasks WHERE vps_id = %s AND (action IN ('create:config', "
+      "'create:resize', 'create:start') OR (action = 'create' AND status = 'ok'))" },
+    { "ospab_vps_set_os",
+      "UPDATE vps SET os = %s, os_id = %s, updated_at = %s WHERE id = %s" },
     { "ospab_vps_set_tariff", "UPDATE vps SET tariff_id = %s, updated_at = %s WHERE id = %s" },
     { "ospab_os_get", "SELECT id, name, type, template, kind FROM os_templates "
       "WHERE id = %s AND enabled = 1" },

@@ -203,7 +203,7 @@ int ospab_srv_refuse_suspended(apr_pool_t *p, const ospab_principal_t *who,
         return 1;
     }
     if (action && (!strcmp(action, "start") || !strcmp(action, "restart")
-                   || !strcmp(action, "reboot"))) {
+                   || !strcmp(action, "reboot") || !strcmp(action, "reinstall"))) {
         ospab_result_error(p, res, 409, "this server is suspended: unsuspend it to start it",
                            NULL);
         return 1;

@@ -163,6 +163,28 @@ static const char *guest_ip(apr_pool_t *p, const ospab_server_conf_t *c,
 
 /* ---- tasks: the one-operation rule and the lazy follow-up ----------------------------------- */
 
+/* The record says what the guest really is now, and its address when it runs. */
+static void refresh_status(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                           const ospab_actor_t *a, const ospab_vps_t *v)
+{
+    ospab_pve_result_t pr;
+    const char *st = "running";
+    const char *ip;
+
+    if (ospab_srv_pve_call(c, p, a, "GET",
+                           ospab_srv_guest_path(p, v, "status", "current", NULL), NULL, &pr)
+            == APR_SUCCESS
+        && json_is_string(json_object_get(pr.data, "status"))) {
+        st = json_string_value(json_object_get(pr.data, "status"));
+    }
+    ospab_server_set_status(db, p, a, v->id, st);
+    if (!strcmp(st, "running") && (ip = guest_ip(p, c, a, v)) != NULL) {
+        const char *args[3] = { ip, ospab_time_db(p, a->now), v->id };
+
+        ospab_db_exec(db, p, "ospab_vps_set_ip", 3, args, NULL);
+    }
+}
+
 /* Applies what a finished task means for its server. */
 void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                       const ospab_actor_t *a, const ospab_vps_t *v, const char *action, int ok)
@@ -202,8 +224,23 @@ void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
             /* its addresses were never in use */
             ospab_ippool_release(db, p, id, a->now, 1);
         }
-        else if (!strcmp(action, "create:start")) {
+        else if (!strcmp(ospab_vps_kind(v), "qemu") && (!strncmp(action, "create:", 7)
+                 || !strcmp(action, "reinstall:config") || !strcmp(action, "reinstall:resize")
+                 || !strcmp(action, "reinstall:start"))) {
+            /* a step after the clone: the half-made VM goes (lib/ospab_kvm.c); a
+             * reinstalled server keeps its vmid and addresses for another try */
+            ospab_kvm_discard(db, p, c, a, v, action[0] == 'r');
+        }
+        else if (!strcmp(action, "create:start") || !strcmp(action, "reinstall:start")) {
             ospab_server_set_status(db, p, a, id, "stopped");
+        }
+        else if (!strcmp(action, "reinstall") || !strcmp(action, "reinstall:destroy")) {
+            /* the guest was not destroyed: it is what it was */
+            refresh_status(db, p, c, a, v);
+        }
+        else if (!strcmp(action, "reinstall:create")) {
+            /* Proxmox removed what it had begun; the server has no guest now */
+            ospab_server_set_status(db, p, a, id, "error");
         }
         return;
     }
@@ -212,24 +249,10 @@ void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
     }
     else if (!strcmp(action, "start") || !strcmp(action, "reboot")
              || !strcmp(action, "restart:start") || !strcmp(action, "create:start")
+             || !strcmp(action, "reinstall:start")
              || !strcmp(action, "rollback") || !strcmp(action, "rollback:start")) {
         /* what the guest really is now (create starts it in a task of its own) */
-        ospab_pve_result_t pr;
-        const char *st = "running";
-        const char *ip;
-
-        if (ospab_srv_pve_call(c, p, a, "GET",
-                               ospab_srv_guest_path(p, v, "status", "current", NULL), NULL, &pr)
-                == APR_SUCCESS
-            && json_is_string(json_object_get(pr.data, "status"))) {
-            st = json_string_value(json_object_get(pr.data, "status"));
-        }
-        ospab_server_set_status(db, p, a, id, st);
-        if (!strcmp(st, "running") && (ip = guest_ip(p, c, a, v)) != NULL) {
-            const char *args[3] = { ip, ospab_time_db(p, a->now), id };
-
-            ospab_db_exec(db, p, "ospab_vps_set_ip", 3, args, NULL);
-        }
+        refresh_status(db, p, c, a, v);
         if (!strcmp(action, "create:start")) {
             const char *why;
 
@@ -284,7 +307,104 @@ static void start_second_half(ospab_db_t *db, apr_pool_t *p, const ospab_server_
     }
     if (ospab_task_finish(db, p, a, task_id, 0, NULL, st.message ? st.message : "start failed")
         && (!strcmp(action, "create:start") || !strcmp(action, "rollback:start"))) {
-        ospab_server_set_status(db, p, a, v->id, "stopped");
+        ospab_task_apply(db, p, c, a, v, action, 0);
+        if (!strcmp(action, "rollback:start")) {
+            ospab_server_set_status(db, p, a, v->id, "stopped");
+        }
+    }
+}
+
+/* The step after action when its task ended well, NULL when the operation is done:
+ * restart = stop, start; create = create, start (a container) or clone, config, resize,
+ * start (a VM: lib/ospab_kvm.c); a rollback starts a guest that was running before. */
+static const char *next_step(const ospab_vps_t *v, const char *action)
+{
+    int qemu = !strcmp(ospab_vps_kind(v), "qemu");
+
+    if (!strcmp(action, "restart")) {
+        return "restart:start";
+    }
+    if (!strcmp(action, "create")) {
+        return qemu ? "create:config" : "create:start";
+    }
+    /* a container's reinstall starts with its destroy (force: stopped first by Proxmox),
+     * a VM's with its stop */
+    if (!strcmp(action, "reinstall")) {
+        return qemu ? "reinstall:destroy" : "reinstall:create";
+    }
+    if (!strcmp(action, "reinstall:destroy")) {
+        return "reinstall:create";
+    }
+    if (!strcmp(action, "reinstall:create")) {
+        return qemu ? "reinstall:config" : "reinstall:start";
+    }
+    if (!strcmp(action, "create:config") || !strcmp(action, "reinstall:config")) {
+        return action[0] == 'c' ? "create:resize" : "reinstall:resize";
+    }
+    if (!strcmp(action, "create:resize") || !strcmp(action, "reinstall:resize")) {
+        return action[0] == 'c' ? "create:start" : "reinstall:start";
+    }
+    if (!strcmp(action, "rollback") && v->status && !strcmp(v->status, "running")) {
+        return "rollback:start";
+    }
+    return NULL;
+}
+
+apr_status_t ospab_task_set_params(ospab_db_t *db, apr_pool_t *p, const char *task_id,
+                                   json_t *params)
+{
+    char *text = json_dumps(params, JSON_COMPACT);
+    const char *args[2] = { text ? apr_pstrdup(p, text) : NULL, task_id };
+
+    free(text);
+    if (!args[0]) {
+        return APR_ENOMEM;
+    }
+    return ospab_db_exec(db, p, "ospab_task_set_params", 2, args, NULL);
+}
+
+json_t *ospab_task_params(ospab_db_t *db, apr_pool_t *p, const char *task_id)
+{
+    const char *text = NULL;
+    json_t *j;
+
+    if (ospab_db_select_value(db, p, "ospab_task_params", 1, &task_id, &text) != APR_SUCCESS
+        || !text || !(j = json_loads(text, 0, NULL))) {
+        return NULL;
+    }
+    return ospab_json_own(p, j);
+}
+
+void ospab_task_run_step(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                         const ospab_actor_t *a, const ospab_vps_t *v, const char *task_id,
+                         const char *action)
+{
+    const char *why, *step;
+    ospab_kvm_step_e rc;
+
+    while (action) {
+        step = strchr(action, ':');
+        step = step ? step + 1 : "";
+        if (!strcmp(step, "start")) {
+            start_second_half(db, p, c, a, v, task_id, action);
+            return;
+        }
+        rc = !strcmp(step, "destroy") || !strcmp(step, "create")
+             ? ospab_reinstall_step(db, p, c, a, v, task_id, action, &why)
+             : ospab_kvm_step(db, p, c, a, v, task_id, action, &why);
+        switch (rc) {
+        case OSPAB_KVM_STEP_STARTED:
+        case OSPAB_KVM_STEP_AGAIN:
+            return;
+        case OSPAB_KVM_STEP_SKIPPED:
+            action = next_step(v, action);
+            continue;
+        case OSPAB_KVM_STEP_FAILED:
+            if (ospab_task_finish(db, p, a, task_id, 0, NULL, why)) {
+                ospab_task_apply(db, p, c, a, v, action, 0);
+            }
+            return;
+        }
     }
 }
 
@@ -306,30 +426,33 @@ void ospab_task_follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     for (i = 0; i < tasks->nelts; ++i) {
         ospab_task_t t;
         ospab_pve_result_t pr;
-        const char *exitstatus, *now = ospab_time_db(p, a->now);
-        apr_size_t alen;
+        ospab_upid_t u;
+        const char *exitstatus, *second, *now = ospab_time_db(p, a->now);
         int ok;
 
         ospab_row_fill(&ospab_task_active_row, APR_ARRAY_IDX(tasks, i, ospab_row_t), &t);
-        alen = strlen(t.action);
 
         if (!t.upid) {
             if (strcmp(t.updated_at, stale) >= 0) {
                 continue;   /* its owner is still asking Proxmox */
             }
-            if (alen > 6 && !strcmp(t.action + alen - 6, ":start")) {
+            if (strchr(t.action, ':')) {
                 const char *args[3] = { now, t.id, t.updated_at };
 
                 if (claim(db, p, "ospab_task_reclaim_start", 3, args)) {
-                    start_second_half(db, p, c, a, v, t.id, t.action);
+                    ospab_task_run_step(db, p, c, a, v, t.id, t.action);
                 }
                 continue;
             }
             ospab_task_finish(db, p, a, t.id, 0, NULL, "abandoned before Proxmox accepted it");
             continue;
         }
+        /* the UPID names the node the task runs on (a clone's is the template's node) */
+        if (ospab_upid_parse(p, t.upid, &u) != APR_SUCCESS) {
+            u.node = t.node;
+        }
         if (ospab_srv_pve_call(c, p, a, "GET",
-                           ospab_pve_path(p, "nodes", t.node, "tasks", t.upid, "status", NULL),
+                           ospab_pve_path(p, "nodes", u.node, "tasks", t.upid, "status", NULL),
                            NULL, &pr) != APR_SUCCESS) {
             continue;
         }
@@ -339,18 +462,16 @@ void ospab_task_follow_up(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         }
         exitstatus = json_string_value(json_object_get(pr.data, "exitstatus"));
         ok = exitstatus && (!strcmp(exitstatus, "OK") || !strncmp(exitstatus, "WARNINGS", 8));
-        if (ok && (!strcmp(t.action, "restart") || !strcmp(t.action, "create")
-                   || (!strcmp(t.action, "rollback") && v->status
-                       && !strcmp(v->status, "running")))) {
-            /* the second half: restart and create start the guest; a rollback (Proxmox
-             * stops the guest for it) starts one that was running before, as "restores
-             * the server to its previous state" promises. The record still says what the
-             * server was: the agent leaves it alone while a task runs. */
-            const char *second = apr_pstrcat(p, t.action, ":start", NULL);
+        if (ok && (second = next_step(v, t.action)) != NULL) {
+            /* the next step: restart and create start the guest (a VM's create configures
+             * and grows it first); a rollback (Proxmox stops the guest for it) starts one
+             * that was running before, as "restores the server to its previous state"
+             * promises. The record still says what the server was: the agent leaves it
+             * alone while a task runs. */
             const char *args[4] = { second, now, t.id, t.upid };
 
             if (claim(db, p, "ospab_task_claim_start", 4, args)) {
-                start_second_half(db, p, c, a, v, t.id, second);
+                ospab_task_run_step(db, p, c, a, v, t.id, second);
             }
             continue;
         }

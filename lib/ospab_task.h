@@ -2,9 +2,11 @@
  * and the agent's follow-up (ospab_server_follow). A long action is a row of `tasks`:
  * queued (taken, Proxmox not asked yet) -> running (with its UPID) -> ok | error. One
  * operation per server at a time: the row is inserted under a lock of the server's row.
- * Two-step operations (restart = hard stop + start, create = create + start, a rollback
- * of a running server = rollback + start) keep one row: after the first half the row is
- * claimed as "<action>:start" and follows the start. Module and agent may follow one task
+ * Chained operations keep one row: restart = hard stop + start, create = create + start
+ * (a VM: clone, config, resize, start), a rollback of a running server = rollback + start,
+ * reinstall = destroy + create + start (a VM: stop, destroy, clone, config, resize,
+ * start). After each step the row is claimed as "<action>:<next step>" and follows that
+ * step's task. Module and agent may follow one task
  * at once: conditional updates let exactly one of them apply each outcome. */
 #ifndef OSPAB_TASK_H
 #define OSPAB_TASK_H
@@ -63,6 +65,17 @@ int ospab_task_begin(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
 int ospab_task_started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
                        const char *task_id, apr_status_t rv, ospab_pve_result_t *pr,
                        const char *what, const char **upid, ospab_result_t *res);
+/* What the later steps of a chained operation need (tasks.params, cleared when the row
+ * finishes): stored (params not stolen) and read back (owned by p; NULL when none). */
+apr_status_t ospab_task_set_params(ospab_db_t *db, apr_pool_t *p, const char *task_id,
+                                   json_t *params);
+json_t *ospab_task_params(ospab_db_t *db, apr_pool_t *p, const char *task_id);
+/* Runs step action of the row task_id, which this caller holds (queued, no UPID): a
+ * start, a VM create's configuration or disk, a reinstall's destroy or create. The row
+ * follows the step's task, or finishes when the step failed. */
+void ospab_task_run_step(ospab_db_t *db, apr_pool_t *p, const struct ospab_server_conf_t *c,
+                         const ospab_actor_t *a, const ospab_vps_t *v, const char *task_id,
+                         const char *action);
 /* Load the caller's server, check it is on Proxmox, follow its tasks up, take it for
  * action. 0: ready (*v, *task_id, *c the settings of the server's cluster); 1: res is
  * set. */

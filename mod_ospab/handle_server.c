@@ -11,6 +11,7 @@ static int takes_body(const ospab_route_t *route)
     case OSPAB_OP_SERVER_CREATE:
     case OSPAB_OP_CONSOLE:
     case OSPAB_OP_RESIZE:
+    case OSPAB_OP_REINSTALL:
         return 1;
     case OSPAB_OP_SNAPSHOTS:
         return strcmp(route->action, "list") != 0;
@@ -87,6 +88,9 @@ static void server_op(void *ctx, ospab_result_t *res)
         break;
     case OSPAB_OP_TASKS:
         ospab_server_tasks(c->db, p, c->conf, &c->who, c->id, res);
+        break;
+    case OSPAB_OP_REINSTALL:
+        ospab_server_reinstall(c->db, p, c->conf, &c->who, &c->actor, c->id, c->body, res);
         break;
     default:
         /* a route of the table this file does not know: the dispatcher's mistake */

@@ -257,6 +257,8 @@ ROUTES += [
     _server("POST", "/api/server/{id}/password", keys=("status", "password")),
     _server("PUT", "/api/server/{id}/resize", keys=("status", "data"),
             body=lambda ctx: {"cores": 2}),
+    _server("POST", "/api/server/{id}/reinstall",
+            keys=_ACTION + ("rootPassword", "snapshotsDeleted"), body=lambda ctx: {"osId": 1}),
     _server("GET", "/api/server/{id}/snapshots", keys=("status", "data")),
     _server("POST", "/api/server/{id}/snapshots", keys=("status", "taskId", "snapname"),
             body=_SNAP),

@@ -1,0 +1,286 @@
+"""KVM guests beside containers, and reinstall (issue 14), against a real Apache with
+mod_ospab and the Proxmox simulator (tests/pvesim), each test on SQLite and on MariaDB.
+
+A KVM OS entry names a template VM; a create clones it (qmclone), configures it with
+cloud-init (qmconfig), grows its disk (qmresize) and starts it (qmstart), one task row
+following the chain; each step failing in turn ends the create as a failed task and the
+half-made VM is destroyed on the simulator. Reinstall makes a guest anew with the same
+vmid, network and resources, for both kinds; snapshots need "confirm". The root password
+of a KVM server goes through the QEMU guest agent, with a clear 409 when it does not
+answer.
+"""
+
+import crypt
+import hashlib
+import re
+import time
+
+import pytest
+
+import harness
+from conftest import _started, simulated
+from test_server import (NODE, PASSWORD, TIME_SCALE, UPID, MECHANICS, WORKERS, World, call,
+                         err, ok, pve_conf, server, task_list, wait_guest, wait_idle)
+
+TEMPLATE = 9000
+TEMPLATE_GB = 4
+TARIFF2 = {"cores": 2, "memory": 2048, "disk": 20}        # sql/seed/demo.sql, tariff 2
+
+
+@pytest.fixture(scope="module")
+def sim():
+    yield from simulated(nodes=(NODE,), time_scale=TIME_SCALE, resources_lag=0.2,
+                         auth_fail_delay=0.2)
+
+
+@pytest.fixture(autouse=True)
+def _sim_clean(sim):
+    yield
+    sim.clear_faults()
+    sim.configure(time_scale=TIME_SCALE)
+
+
+@pytest.fixture(scope="module")
+def srv(database, sim):
+    a = harness.Apache(database, log_level="debug",
+                       extra_conf=pve_conf(sim) + WORKERS + MECHANICS)
+    _started(a)
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def world(srv):
+    return World(srv)
+
+
+@pytest.fixture(scope="module")
+def kvm_os(srv, sim, world):
+    """A cloud-init template VM on the node and its OS entry (kind qemu)."""
+    sim.template(NODE, TEMPLATE, name="debian-12-cloud", disk_gb=TEMPLATE_GB,
+                 storage="local-lvm")
+    r = call(srv, "POST", "/api/admin/os", world.tok["admin"],
+             {"name": "Debian 12 (KVM)", "template": str(TEMPLATE), "kind": "qemu"})
+    return ok(r, 201)["os"]["id"]
+
+
+def create(srv, world, os_id, tariff_id=2, who="alice"):
+    body = ok(call(srv, "POST", "/api/server/create", world.tok[who],
+                   {"osId": os_id, "tariffId": tariff_id}), 201)
+    world.secrets.append(body["rootPassword"])
+    return body
+
+
+def chain_of(database, sid):
+    """The UPIDs the create's row followed, oldest first (the row keeps the latest)."""
+    return database.query("SELECT action, status, upid, first_upid FROM tasks "
+                          "WHERE vps_id = ? ORDER BY id", [sid])
+
+
+# ---------------------------------------------------------------- the catalogue --
+
+def test_os_list_shows_each_entrys_kind(srv, world, kvm_os):
+    listed = ok(call(srv, "GET", "/api/os", world.tok["alice"]))
+    kinds = {o["id"]: o["kind"] for o in listed}
+    assert kinds[kvm_os] == "qemu" and kinds[1] == "lxc", listed
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"name": "x", "template": "local:vztmpl/debian.tar.zst", "kind": "qemu"}, "template"),
+    ({"name": "x", "template": "9000"}, "template"),                 # kind lxc by default
+    ({"name": "x", "template": "99", "kind": "qemu"}, "template"),   # not a vmid
+    ({"name": "x", "template": "09000", "kind": "qemu"}, "template"),
+])
+def test_an_os_template_must_be_of_its_kind(srv, world, database, body, field):
+    before = database.count("SELECT COUNT(*) FROM os_templates")
+    r = call(srv, "POST", "/api/admin/os", world.tok["admin"], body)
+    assert err(r, 400)["fields"].keys() == {field}, r.text
+    assert database.count("SELECT COUNT(*) FROM os_templates") == before
+
+
+def test_changing_only_the_kind_is_checked_against_the_template(srv, world, database, kvm_os):
+    r = call(srv, "PUT", f"/api/admin/os/{kvm_os}", world.tok["admin"], {"kind": "lxc"})
+    assert err(r, 400)["fields"].keys() == {"template"}, r.text
+    assert database.query("SELECT kind FROM os_templates WHERE id = ?",
+                          [kvm_os])[0]["kind"] == "qemu"
+
+
+# --------------------------------------------------------------------- create --
+
+def test_kvm_create_end_to_end(srv, sim, world, database, kvm_os):
+    """Seed 003's answer at once; the clone, cloud-init, the disk grown to the tariff's,
+    the start, each a followed task; the VM runs with the customer's password set by
+    cloud-init (its SHA-512 crypt hash, never the password itself, reached Proxmox)."""
+    body = create(srv, world, kvm_os)
+    assert PASSWORD.match(body["rootPassword"]), body
+    vmid, sid = body["proxmoxId"], body["id"]
+    m = UPID.match(body["taskId"])
+    assert m and m["type"] == "qmclone" and m["id"] == str(TEMPLATE), body
+    row = database.query("SELECT kind, name, node, vmid FROM vps WHERE id = ?", [sid])[0]
+    assert row == {"kind": "qemu", "name": f"vm{vmid}", "node": NODE, "vmid": str(vmid)}, row
+
+    tasks = wait_idle(srv, world, sid)
+    assert [t["status"] for t in tasks] == ["ok"], tasks
+    assert tasks[0]["action"] == "create" and tasks[0]["upid"] == body["taskId"], tasks
+    last = chain_of(database, sid)[0]
+    assert ":qmstart:" in last["upid"] and last["action"] == "create:start", last
+    wait_guest(sim, vmid, "running")
+    assert server(srv, world, sid)["status"] == "running"
+
+    g = sim.guest_info(vmid)
+    conf = g["conf"]
+    assert g["type"] == "qemu" and not conf.get("template"), g
+    assert int(conf["cores"]) == TARIFF2["cores"] and int(conf["memory"]) == TARIFF2["memory"]
+    assert re.search(r"(^|,)size=20G(,|$)", conf["scsi0"]), conf["scsi0"]
+    assert conf["ciuser"] == "root" and conf["ipconfig0"] == "ip=dhcp", conf
+    assert "bridge=vmbr0" in conf["net0"], conf
+    hashed = sim.cloudinit(vmid)["cipassword"]
+    assert hashed.startswith("$6$") and crypt.crypt(body["rootPassword"], hashed) == hashed
+    # the template itself is untouched
+    assert sim.guest_info(TEMPLATE)["conf"]["template"] in (1, "1")
+    # the chain's parameters (the password hash) are gone from the row
+    assert database.query("SELECT params FROM tasks WHERE vps_id = ?", [sid])[0]["params"] \
+        is None
+
+
+@pytest.mark.parametrize("step", ["qmclone", "qmconfig", "qmresize", "qmstart"])
+def test_each_create_step_failing_cleans_up(srv, sim, world, database, kvm_os, step):
+    """The step's task fails: the create is a failed task with Proxmox's message (in the
+    customer's words), the server is in "error" without a vmid, and no VM is left behind
+    (Proxmox removes a failed clone; the panel destroys what a later step left)."""
+    sim.fault(kind="task_error", type=step, message=f"{step} went wrong")
+    body = create(srv, world, kvm_os)
+    sid, vmid = body["id"], body["proxmoxId"]
+    tasks = wait_idle(srv, world, sid)
+    assert tasks[0]["status"] == "error", tasks
+    admin_view = task_list(srv, world, sid, who="admin")
+    assert f"{step} went wrong" in admin_view[0]["error"], admin_view
+    rec = server(srv, world, sid)
+    assert rec["status"] == "error" and rec["proxmoxId"] is None, rec
+    deadline = time.monotonic() + 10
+    while vmid in [g["vmid"] for g in sim.state(tasks=0)["guests"]]:
+        assert time.monotonic() < deadline, f"VM {vmid} is still on the simulator"
+        time.sleep(0.05)
+    if step != "qmclone":
+        audit = database.query("SELECT action, details FROM audit_log WHERE target_id = ? "
+                               "AND action = 'vps.discard'", [str(sid)])
+        assert len(audit) == 1 and '"removed":true' in audit[0]["details"].replace(" ", ""), \
+            audit
+
+
+def test_a_template_that_is_missing_is_503(srv, sim, world, database):
+    r = call(srv, "POST", "/api/admin/os", world.tok["admin"],
+             {"name": "Gone (KVM)", "template": "9999", "kind": "qemu"})
+    os_id = ok(r, 201)["os"]["id"]
+    before = database.count("SELECT COUNT(*) FROM vps")
+    r = call(srv, "POST", "/api/server/create", world.tok["alice"],
+             {"osId": os_id, "tariffId": 2})
+    err(r, 503, "this OS cannot be installed now")
+    assert database.count("SELECT COUNT(*) FROM vps") == before
+
+
+# ------------------------------------------------------------------- password --
+
+@pytest.fixture(scope="module")
+def kvm_server(srv, sim, world, kvm_os):
+    body = create(srv, world, kvm_os)
+    wait_idle(srv, world, body["id"])
+    wait_guest(sim, body["proxmoxId"], "running")
+    return body
+
+
+def test_password_through_the_guest_agent(srv, sim, world, kvm_server):
+    sid, vmid = kvm_server["id"], kvm_server["proxmoxId"]
+    body = ok(call(srv, "POST", f"/api/server/{sid}/password", world.tok["alice"]))
+    world.secrets.append(body["password"])
+    rec = sim.guest_info(vmid)["passwords"]["root"]
+    assert rec["source"] == "agent", rec
+    assert rec["sha256"] == hashlib.sha256(body["password"].encode()).hexdigest()
+
+
+def test_password_without_a_guest_agent_is_a_clear_409(srv, sim, world, kvm_server):
+    sid, vmid = kvm_server["id"], kvm_server["proxmoxId"]
+    before = sim.guest_info(vmid)["passwords"].get("root")
+    sim.guest(vmid, agent_running=False)
+    try:
+        err(call(srv, "POST", f"/api/server/{sid}/password", world.tok["alice"]), 409,
+            "the QEMU guest agent in the server does not answer")
+    finally:
+        sim.guest(vmid, agent_running=True)
+    assert sim.guest_info(vmid)["passwords"].get("root") == before
+    tasks = task_list(srv, world, sid)
+    assert tasks[0]["action"] == "password" and tasks[0]["status"] == "error", tasks
+
+
+# ------------------------------------------------------------------ reinstall --
+
+def reinstall(srv, world, sid, os_id, who="alice", **extra):
+    return call(srv, "POST", f"/api/server/{sid}/reinstall", world.tok[who],
+                dict({"osId": os_id}, **extra))
+
+
+def test_reinstall_a_container(srv, sim, world, database):
+    """Same vmid, network and resources; a new root password (set as its hash), shown once;
+    snapshots go, and only with confirm."""
+    body = create(srv, world, 1, tariff_id=2)
+    sid, vmid = body["id"], body["proxmoxId"]
+    wait_idle(srv, world, sid)
+    wait_guest(sim, vmid, "running")
+    before = sim.guest_info(vmid)["conf"]
+    ok(call(srv, "POST", f"/api/server/{sid}/snapshots", world.tok["alice"],
+            {"snapname": "before"}))
+    wait_idle(srv, world, sid)
+
+    r = reinstall(srv, world, sid, 2)
+    err(r, 409, "reinstalling deletes this server's 1 snapshot")
+    out = ok(reinstall(srv, world, sid, 2, confirm=True))
+    world.secrets.append(out["rootPassword"])
+    assert out["status"] == "success" and out["action"] == "reinstall", out
+    assert out["snapshotsDeleted"] == ["before"] and PASSWORD.match(out["rootPassword"]), out
+    assert UPID.match(out["taskId"])["type"] == "vzdestroy", out
+    tasks = wait_idle(srv, world, sid)
+    assert tasks[0]["action"] == "reinstall" and tasks[0]["status"] == "ok", tasks
+    wait_guest(sim, vmid, "running")
+    g = sim.guest_info(vmid)
+    after = g["conf"]
+    assert after["net0"] == before["net0"] and after["rootfs"] == before["rootfs"], after
+    assert after["cores"] == before["cores"] and after["memory"] == before["memory"], after
+    assert after["ostype"] == "debian", after      # os 2: Debian 12
+    hashed = g["passwords"]["root"]["hash"]
+    assert crypt.crypt(out["rootPassword"], hashed) == hashed
+    assert not [s for s in sim.data("GET", f"/nodes/{NODE}/lxc/{vmid}/snapshot")
+                if s["name"] != "current"]
+    rec = server(srv, world, sid)
+    assert rec["status"] == "running" and rec["osId"] == 2 and rec["proxmoxId"] == vmid, rec
+
+
+def test_reinstall_refuses_the_other_kind_and_strangers(srv, sim, world, kvm_os, kvm_server):
+    sid = kvm_server["id"]
+    err(reinstall(srv, world, sid, 1), 422, "for lxc servers")
+    err(reinstall(srv, world, sid, kvm_os, who="bob"), 404)
+    err(reinstall(srv, world, sid, "1"), 400)
+
+
+def test_reinstall_a_kvm_server(srv, sim, world, database, kvm_os, kvm_server):
+    sid, vmid = kvm_server["id"], kvm_server["proxmoxId"]
+    before = sim.guest_info(vmid)["conf"]
+    out = ok(reinstall(srv, world, sid, kvm_os))
+    world.secrets.append(out["rootPassword"])
+    assert UPID.match(out["taskId"])["type"] == "qmstop", out
+    tasks = wait_idle(srv, world, sid)
+    assert tasks[0]["status"] == "ok", tasks
+    wait_guest(sim, vmid, "running")
+    after = sim.guest_info(vmid)["conf"]
+    assert after["net0"] == before["net0"] and after["ipconfig0"] == before["ipconfig0"]
+    assert re.search(r"size=20G", after["scsi0"]), after
+    hashed = sim.cloudinit(vmid)["cipassword"]
+    assert crypt.crypt(out["rootPassword"], hashed) == hashed
+    assert server(srv, world, sid)["status"] == "running"
+
+
+def test_no_secret_in_the_logs(srv, sim, world):
+    assert world.secrets
+    text = srv.error_log.read_text(errors="replace") + srv.access_log.read_text(errors="replace")
+    for s in world.secrets:
+        assert s not in text
+    assert "$6$" not in text, "a password hash is in Apache's logs"
