@@ -140,7 +140,7 @@ static apr_status_t resize_record(ospab_db_t *db, apr_pool_t *p, const ospab_act
 static int resize_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                         const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                         const char **val, const ospab_vps_t **vp, const char **upid,
-                        ospab_result_t *res);
+                        json_t **pending, ospab_result_t *res);
 
 void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
@@ -151,7 +151,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         { "memory", 128, 4194304, OSPAB_VPS_RAM },
         { "disk", 1, 1048576, OSPAB_VPS_DISK },
     };
-    json_t *errors = json_object(), *data;
+    json_t *errors = json_object(), *data, *pending = NULL;
     const char *val[3] = { NULL, NULL, NULL };
     const char *key, *upid = NULL, *tariff_id = NULL;
     const char *args[5];
@@ -217,7 +217,7 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                                                      v->disk), NULL);
         return;
     }
-    if (resize_guest(db, p, c, who, a, id, val, &v, &upid, res)) {
+    if (resize_guest(db, p, c, who, a, id, val, &v, &upid, &pending, res)) {
         return;
     }
     args[0] = val[0] ? val[0] : v->cpu;
@@ -237,18 +237,71 @@ void ospab_server_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         json_object_set_new(data, "tariffId", ospab_json_int_or_null(tariff->id));
     }
     json_object_set_new(data, "taskId", ospab_json_str_or_null(upid));
+    if (pending) {
+        /* hot-plug is off for them in the guest: Proxmox keeps them until its next start */
+        json_object_set(data, "pending", pending);
+        json_object_set_new(data, "note", json_string("the new cores/memory take effect when "
+                                                      "the server is restarted"));
+    }
     x = ospab_srv_success(NULL, NULL);
     json_object_set_new(x, "data", data);
     ospab_srv_ok_body(p, res, 200, x);
 }
 
+/* The sizes a running guest got as pending changes (its hot-plug does not take them:
+ * they apply at its next start), as a JSON array of "cores"/"memory"; NULL when none. */
+static json_t *pending_sizes(apr_pool_t *p, const ospab_server_conf_t *c, const ospab_actor_t *a,
+                             const ospab_vps_t *v)
+{
+    ospab_pve_result_t pr;
+    json_t *out = NULL;
+    size_t i;
+
+    if (ospab_srv_pve_call(c, p, a, "GET", ospab_srv_guest_path(p, v, "pending", NULL, NULL),
+                           NULL, &pr) != APR_SUCCESS) {
+        return NULL;
+    }
+    for (i = 0; i < json_array_size(pr.data); ++i) {
+        json_t *e = json_array_get(pr.data, i);
+        const char *key = json_string_value(json_object_get(e, "key"));
+
+        if (key && (!strcmp(key, "cores") || !strcmp(key, "memory"))
+            && json_object_get(e, "pending")) {
+            if (!out) {
+                out = ospab_json_own(p, json_array());
+            }
+            json_array_append_new(out, json_string(key));
+        }
+    }
+    return out;
+}
+
+/* The disk a resize grows: a container's rootfs, a VM's boot disk (from its config). */
+static const char *disk_of(apr_pool_t *p, const ospab_server_conf_t *c, const ospab_actor_t *a,
+                           const ospab_vps_t *v)
+{
+    ospab_pve_result_t pr;
+    const char *disk;
+
+    if (!strcmp(ospab_vps_kind(v), "lxc")) {
+        return "rootfs";
+    }
+    if (ospab_srv_pve_call(c, p, a, "GET", ospab_srv_guest_path(p, v, "config", NULL, NULL),
+                           NULL, &pr) == APR_SUCCESS
+        && (disk = ospab_kvm_boot_disk(p, pr.data)) != NULL) {
+        return disk;
+    }
+    return "scsi0";
+}
+
 /* The guest gets the sizes (val: cores, memory, disk; NULL unchanged): one operation, a
  * synchronous config change and, for a bigger disk, a resize task (*upid). *v is the
- * record as it is now. 0: done or started; 1: res is set. */
+ * record as it is now; *pending (when not NULL) the sizes a running guest takes only at
+ * its next start. 0: done or started; 1: res is set. */
 static int resize_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                         const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                         const char **val, const ospab_vps_t **vp, const char **upid,
-                        ospab_result_t *res)
+                        json_t **pending, ospab_result_t *res)
 {
     ospab_pve_param_t conf_params[3];
     ospab_pve_result_t pr;
@@ -277,9 +330,11 @@ static int resize_guest(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t
         ospab_srv_pve_failed(p, &pr, "config", res);
         return 1;
     }
+    if (n && pending && v->status && !strcmp(v->status, "running")) {
+        *pending = pending_sizes(p, c, a, v);
+    }
     if (val[2] && strcmp(val[2], v->disk)) {
-        ospab_pve_param_t rp[] = { { "disk", !strcmp(ospab_vps_kind(v), "lxc") ? "rootfs"
-                                                                               : "scsi0" },
+        ospab_pve_param_t rp[] = { { "disk", disk_of(p, c, a, v) },
                                    { "size", apr_pstrcat(p, val[2], "G", NULL) },
                                    { NULL, NULL } };
 
@@ -314,5 +369,5 @@ int ospab_server_sync_resize(ospab_db_t *db, apr_pool_t *p, const ospab_server_c
                            "(it has %s GB)", v->disk), f);
         return 1;
     }
-    return resize_guest(db, p, c, &who, a, v->id, val, &cur, upid, res);
+    return resize_guest(db, p, c, &who, a, v->id, val, &cur, upid, NULL, res);
 }

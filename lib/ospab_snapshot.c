@@ -66,9 +66,9 @@ void ospab_server_snapshots(ospab_db_t *db, apr_pool_t *p, const ospab_server_co
         }
         e = json_object();
         json_object_set_new(e, "name", json_string(name));
-        json_object_set(e, "description", json_is_string(json_object_get(s, "description"))
-                                          ? json_object_get(s, "description")
-                                          : json_string(""));
+        json_object_set_new(e, "description",
+                            json_is_string(json_object_get(s, "description"))
+                            ? json_incref(json_object_get(s, "description")) : json_string(""));
         json_object_set_new(e, "snaptime", ospab_pve_int(json_object_get(s, "snaptime"), &t)
                                            ? json_integer((json_int_t)t) : json_null());
         json_array_append_new(list, e);
@@ -85,8 +85,11 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
 {
     const char *name = json_string_value(json_object_get(body, "snapname"));
     json_t *desc = json_object_get(body, "description");
+    json_t *vmstate = json_object_get(body, "vmstate");
     const char *task_id, *upid, *method, *path, *action;
-    ospab_pve_param_t params[3] = { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } };
+    ospab_pve_param_t params[4] = { { NULL, NULL }, { NULL, NULL }, { NULL, NULL },
+                                    { NULL, NULL } };
+    int n = 1;
     ospab_pve_result_t pr;
     const ospab_vps_t *v;
     json_t *o;
@@ -109,6 +112,23 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
         ospab_result_error(p, res, 400, "invalid snapshot description", f);
         return;
     }
+    if (vmstate && (!json_is_boolean(vmstate) || strcmp(op, "create"))) {
+        json_t *f = json_pack("{s:s}", "vmstate", "must be true or false, and only when "
+                              "taking a snapshot");
+
+        ospab_result_error(p, res, 400, "invalid vmstate", f);
+        return;
+    }
+    if (json_is_true(vmstate)) {
+        if (ospab_vps_load_owned(db, p, who, id, &v, res)) {
+            return;
+        }
+        if (strcmp(ospab_vps_kind(v), "qemu")) {
+            ospab_result_error(p, res, 400, "a container's snapshot has no RAM state: vmstate "
+                               "is for KVM servers", NULL);
+            return;
+        }
+    }
     action = !strcmp(op, "create") ? "snapshot" : !strcmp(op, "delete") ? "delsnapshot"
                                                                         : "rollback";
     if (ospab_task_prepare(db, p, &c, who, a, id, action, &v, &task_id, res)) {
@@ -119,7 +139,11 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
         path = ospab_srv_guest_path(p, v, "snapshot", NULL, NULL);
         params[0] = (ospab_pve_param_t){ "snapname", name };
         if (desc) {
-            params[1] = (ospab_pve_param_t){ "description", json_string_value(desc) };
+            params[n++] = (ospab_pve_param_t){ "description", json_string_value(desc) };
+        }
+        if (json_is_true(vmstate)) {
+            /* the running VM's memory too (off by default: slower, and as big as its RAM) */
+            params[n++] = (ospab_pve_param_t){ "vmstate", "1" };
         }
     }
     else if (!strcmp(op, "delete")) {
