@@ -2991,8 +2991,9 @@ class Api:
 
         def worker(task):
             with self.sim.locked(g):          # vm_start: lock_config, then load_config
-                if self.sim.guests.get(g.vmid) is not g:
-                    raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                if self.sim.guests.get(g.vmid) is not g or g.node != task.node:
+                    raise TaskError("Configuration file '%s' does not exist"
+                                    % g.config_path(task.node))
                 with self.sim.lock:
                     if g.conf.get("template"):
                         raise TaskError("you can't start a %s if it's a template" % (
@@ -3445,7 +3446,7 @@ class Api:
                 out.append({"time": t})
                 continue
             exact = usage_changed and t + step > usage_changed
-            up = running or t < changed
+            up = running or t + step <= changed     # a window that ends after a stop: down
             if exact or not up:
                 w = 1.0
             else:
@@ -3594,6 +3595,12 @@ class Api:
                 value += ",media=cdrom"
             params["ide2"] = value
         for key, value in list(params.items()):
+            if QEMU_DRIVE_RE.match(key):
+                drive = parse_property_string(qemu_drive_keys(key), value)
+                m = re.fullmatch(r"(([^/:\s]+):)?(\d+(\.\d+)?)", drive["file"])
+                if drive.get("import-from") and (not m or float(m.group(3)) != 0):
+                    param_error({key: "'import-from' requires special syntax - use "
+                                      "<storage ID>:0,import-from=<source>"})
             if re.fullmatch(r"net\d+", key):
                 net = parse_property_string(QM_NET_KEYS, value)
                 if not net.get("macaddr"):
@@ -3729,16 +3736,30 @@ class Api:
             fmt = drive.pop("format", None) if st.kind in FILE_STORAGES else None
             drive.pop("format", None)
             drive["file"] = sim.alloc_volume(g, sid, g.node, fmt, taken)
-            drive["size"] = format_size(int(float(m.group(3)) * GiB))
-            if drive["size"] == "0" and not drive.get("import-from"):
-                die("disk size of 0 not allowed")
-            drive.pop("import-from", None)
+            size = int(float(m.group(3)) * GiB)
+            source = drive.pop("import-from", None)
+            if source:
+                # STORAGE:0,import-from=<volume>: the copy has the source's size
+                size = self._volume_size(g.node, source) or 2 * GiB
+            drive["size"] = format_size(size)
         elif volid.endswith(":cloudinit"):
             sid = volid.split(":", 1)[0]
             drive["file"] = sim.alloc_volume(g, sid, g.node, drive.pop("format", None),
                                              cloudinit=True)
             drive["media"] = "cdrom"
         return print_property_string(keys, drive)
+
+    def _volume_size(self, node, volid):
+        """The size of a volume the node knows (a guest volume or a file), else None."""
+        sim = self.sim
+        sid = volid.split(":", 1)[0]
+        vol = sim.guest_volumes(node).get(sid, {}).get(volid)
+        if vol:
+            return vol["size"]
+        st = sim.nodes[node].storages.get(sid)
+        if st is not None and volid in st.files:
+            return st.files[volid]["size"]
+        return None
 
     def _add_unused(self, g, volid):
         """vmconfig_register_unused_drive / add_unused_volume: the first free unusedN."""
@@ -4023,8 +4044,9 @@ class Api:
             per_drive = (DURATIONS["qmclone"] + 0.1 * total_gb) / max(1, len(drives))
             done = []
             for opt, value in drives.items():
-                newvalue = self._clone_drive(task, g, newg, opt, value, opt in fullclone,
-                                             p, done)
+                with sim.lock:
+                    newvalue = self._clone_drive(task, g, newg, opt, value, opt in fullclone,
+                                                 p, done)
                 done.append(newvalue)
                 newconf[opt] = newvalue
                 task.work(per_drive)
@@ -4040,7 +4062,7 @@ class Api:
                 if target:
                     newg.node = target          # the config moves to the target node
                 sim.changed()
-        except TaskError as e:
+        except (TaskError, ApiError) as e:
             # free the new volumes, remove the config: nothing half-made stays
             with sim.lock:
                 if sim.guests.get(newid) is newg:
