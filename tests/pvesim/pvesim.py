@@ -2811,10 +2811,9 @@ class Api:
     def qemu_destroy(self, ctx, p):
         sim = self.sim
         with sim.lock:
+            # the early checks of destroy_vm (the API): no lock check, destroy_vm in the
+            # worker checks it
             g = sim.guest(p["node"], p["vmid"], "qemu")
-            msg = g.lock_error()
-            if msg and not p.get("skiplock"):
-                die(msg)
             if g.conf.get("protection"):
                 die("can't remove VM %d - protection mode enabled" % g.vmid)
             if g.status == "running":
@@ -2830,6 +2829,8 @@ class Api:
             with sim.lock:
                 if sim.guests.get(g.vmid) is not g:
                     raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                if g.kind == "qemu":
+                    self._qemu_destroy_checks(g, p)
                 if g.status == "running":
                     task.log("stopping %s %d" % (g.label(), g.vmid))
                     sim.set_stopped(g)
@@ -2847,6 +2848,28 @@ class Api:
                 sim.changed()
         finally:
             g.flock.release()
+
+    def _qemu_destroy_checks(self, g, p):
+        """In the qmdestroy worker: the early checks again, then destroy_vm's: the lock
+        (unless skiplock), and for a template the base volumes linked clones use."""
+        if g.conf.get("protection"):
+            raise TaskError("can't remove VM %d - protection mode enabled" % g.vmid)
+        if g.status == "running":
+            raise TaskError("VM %d is running - destroy failed" % g.vmid)
+        msg = None if p.get("skiplock") or g.lock() == "suspended" else g.lock_error()
+        if msg:
+            raise TaskError(msg)
+        if not g.conf.get("template"):
+            return
+        for key in sorted(g.conf):
+            value = str(g.conf[key])
+            if not (QEMU_DRIVE_RE.match(key) or key.startswith("unused")) or is_cdrom(value):
+                continue
+            volid = value.split(",")[0]
+            for other in self.sim.guests.values():
+                if other is not g and any(str(v).split(",")[0].startswith(volid + "/")
+                                          for v in other.conf.values()):
+                    raise TaskError("base volume '%s' is still in use by linked cloned" % volid)
 
     # --- config ---------------------------------------------------------------
     def _config(self, g, p):
@@ -3809,6 +3832,8 @@ class Api:
                 if g.conf.get("protection"):
                     die("can't remove drive '%s' - protection mode enabled" % opt)
                 self._qemu_drive_perm(user, g.vmid, opt, value)
+            if re.fullmatch(r"net\d+", opt) and opt in g.conf:
+                self._bridge_access(user, g.conf[opt], QM_NET_KEYS)
             if opt in g.conf:
                 g.pending_delete.add(opt)
         taken = []
@@ -3821,6 +3846,10 @@ class Api:
                 self._qemu_drive_perm(user, g.vmid, opt, value)
                 value = self._qemu_new_disk(g, opt, value, taken)
                 taken.append(value)
+                g.pending[opt] = value
+            elif re.fullmatch(r"net\d+", opt):
+                if opt in g.conf:           # the bridge it leaves is checked too
+                    self._bridge_access(user, g.conf[opt], QM_NET_KEYS)
                 g.pending[opt] = value
             elif opt == "cipassword":
                 # stored at once (not pending), crypt()ed unless it already is a hash

@@ -1490,6 +1490,13 @@ def test_convert_a_vm_to_a_template(sim):
         "unable to create template, because VM contains snapshots"
     sim.guest(snapped, lock="backup")
     assert sim.request("POST", qpath("pve1", snapped, "/template"))[1] == "VM is locked (backup)"
+    # destroy_vm checks the lock in the worker
+    upid = sim.data("DELETE", qpath("pve1", snapped))
+    assert UPID_RE.match(upid).group(5) == "qmdestroy"
+    assert sim.wait_task(upid)["exitstatus"] == "VM is locked (backup)"
+    assert sim.wait_task(sim.data("DELETE", qpath("pve1", snapped), {"skiplock": 1}))[
+        "exitstatus"] == "OK"
+    assert sim.request("GET", qpath("pve1", snapped, "/config"))[0] == 500
 
 
 def test_linked_clone_of_a_template(sim, schema):
@@ -1538,6 +1545,11 @@ def test_linked_clone_of_a_template(sim, schema):
     # it starts like any VM
     assert sim.wait_task(sim.data("POST", qpath("pve1", newid, "/status/start")))[
         "exitstatus"] == "OK"
+    # the template stays while a linked clone uses its base volume
+    st = sim.wait_task(sim.data("DELETE", qpath("pve1", tid)))
+    assert st["exitstatus"] == \
+        "base volume 'local-lvm:base-%d-disk-0' is still in use by linked cloned" % tid
+    assert sim.data("GET", qpath("pve1", tid, "/config"))["template"] == 1
 
 
 def test_full_clone_and_the_clone_refusals(sim):
@@ -1685,8 +1697,8 @@ def test_a_clone_holds_the_config_locks(sim):
         assert sim.wait_task(start)["exitstatus"] == "OK"
         assert sim.wait_task(upid2)["exitstatus"] == "OK"
         assert sim.data("GET", qpath("pve1", newid, "/status/current"))["status"] == "running"
-        # a clone longer than the lock timeout: start and the update give up
-        sim.configure(lock_timeout=0.3)
+        # a clone longer than the lock timeout (2 s): start and the update give up
+        sim.configure(lock_timeout=0.3, time_scale=1.0)
         third, upid3 = clone(sim, tid, wait=False)
         wait_for(lambda: sim.request("GET", qpath("pve1", third, "/config"))[0] == 200)
         start = sim.data("POST", qpath("pve1", third, "/status/start"))
