@@ -3723,9 +3723,9 @@ class Api:
 
         def worker(task):
             with sim.locked(g):
-                update(task.log)
                 task.work()
-                task.injected_failure()
+                task.injected_failure()     # a task_error fault: nothing changes
+                update(task.log)
         task = sim.spawn(node, "qmconfig", vmid, user, worker)
         delay = p.get("background_delay")
         if delay:

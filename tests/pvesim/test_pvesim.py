@@ -1470,10 +1470,12 @@ def test_qemu_templates_start_option(tmp_path):
     bad.stop()
 
 
-def test_convert_a_vm_to_a_template(sim):
+def test_convert_a_vm_to_a_template(sim, schema):
     vmid = qemu_vm(sim, name="golden", disk_gb=10)
     upid = sim.data("POST", qpath("pve1", vmid, "/template"))
     assert UPID_RE.match(upid).groups()[4:6] == ("qmtemplate", str(vmid))
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/template",
+                                      upid) == []
     assert sim.wait_task(upid)["exitstatus"] == "OK"
     conf = sim.data("GET", qpath("pve1", vmid, "/config"))
     assert conf["template"] == 1
@@ -1505,6 +1507,8 @@ def test_linked_clone_of_a_template(sim, schema):
     sim.configure(time_scale=0.5)           # a linked clone: 1 s
     try:
         newid, upid = clone(sim, tid, wait=False, name="web-1", description="for a customer")
+        assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/clone",
+                                          upid) == []
         assert UPID_RE.match(upid).groups()[0] == "pve1"
         assert UPID_RE.match(upid).groups()[4:6] == ("qmclone", str(tid))
         # while the task runs: the new VM holds lock: clone, the template its config lock
@@ -1715,6 +1719,8 @@ def test_qemu_config_put_post_and_cloud_init(sim, schema):
     vmid, _ = clone(sim, make_template(sim))
     path = qpath("pve1", vmid, "/config")
     keys = SSH_KEY + "\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 ops@ospab"
+    assert schema_check.check_returns(schema, "PUT", "/nodes/{node}/qemu/{vmid}/config",
+                                      sim.data("PUT", path, {"onboot": 0})) == []
     assert sim.data("PUT", path, {
         "cores": 4, "sockets": 1, "memory": "4096", "name": "web-2", "description": "shop",
         "net0": "virtio,bridge=vmbr0,firewall=1", "ipconfig0": "ip=10.0.0.5/24,gw=10.0.0.1",
@@ -1750,7 +1756,11 @@ def test_qemu_config_put_post_and_cloud_init(sim, schema):
     # POST: the same in a qmconfig task
     upid = sim.data("POST", path, {"cores": 2, "delete": "description,searchdomain"})
     assert UPID_RE.match(upid).groups()[4:6] == ("qmconfig", str(vmid))
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/config",
+                                      upid) == []
     assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/pending",
+                                      sim.data("GET", qpath("pve1", vmid, "/pending"))) == []
     assert any(line.startswith("update VM %d: -cores 2 -delete description,searchdomain" % vmid)
                for line in task_log(sim, upid))
     conf = sim.data("GET", path)
