@@ -21,11 +21,12 @@ class Spec:
 
     __slots__ = ("type", "optional", "format", "minimum", "maximum",
                  "minLength", "maxLength", "enum", "pattern", "requires",
-                 "default_key", "count")
+                 "default_key", "count", "alias", "keyAlias")
 
     def __init__(self, type, *, opt=False, fmt=None, minimum=None,
                  maximum=None, minlen=None, maxlen=None, enum=None,
-                 pattern=None, requires=None, default_key=False, count=None):
+                 pattern=None, requires=None, default_key=False, count=None,
+                 alias=None, key_alias=None):
         self.type = type
         self.optional = bool(opt)
         self.format = fmt              # str (named format), dict (property string) or None
@@ -38,6 +39,8 @@ class Spec:
         self.requires = requires
         self.default_key = default_key
         self.count = count             # for indexed keys "net[n]": how many
+        self.alias = alias             # property-string key that stands for another key
+        self.keyAlias = key_alias      # ... and sets this key to its own name (virtio=MAC)
 
     def __repr__(self):
         attrs = {k: getattr(self, k) for k in self.__slots__
@@ -64,6 +67,13 @@ def Str(**kw):
 def PropStr(keys, **kw):
     """A string holding a property string ``k=v,k=v`` whose keys are ``keys``."""
     return Spec("string", fmt=dict(keys), **kw)
+
+
+def Alias(target, key_alias=None):
+    """A property-string key that is another name for ``target`` (the schema's
+    ``alias``); with ``key_alias``, the key's own name becomes that key's value, as
+    ``virtio=BC:24:11:…`` sets model=virtio and macaddr in a QEMU net[n]."""
+    return Spec(None, alias=target, key_alias=key_alias)
 
 
 # --------------------------------------------------------------------------
@@ -265,6 +275,25 @@ def _check_timezone(v):
         raise FormatError("invalid time zone '%s'" % v)
 
 
+def _check_urlencoded(v):
+    """pve_verify_urlencoded: what URI escaping leaves (a '+' or a space is refused)."""
+    if not re.fullmatch(r"[-%a-zA-Z0-9_.!~*'()]*", v):
+        raise FormatError("invalid urlencoded string: %s" % v)
+
+
+def _check_bridge_id(v):
+    if not re.fullmatch(r"[-_.\w\d]+", v):
+        raise FormatError("invalid bridge ID '%s'" % v)
+
+
+def _check_hotplug(v):
+    if v in ("0", "1"):
+        return
+    for item in _split_list(v):
+        if item not in ("network", "disk", "cpu", "memory", "usb", "cloudinit"):
+            raise FormatError("invalid hotplug feature '%s'" % item)
+
+
 def _check_startup(v):
     for item in v.split(","):
         if re.fullmatch(r"(?:order=)?\d+|up=\d+|down=\d+", item.strip()) is None:
@@ -299,6 +328,21 @@ FORMATS = {
     "pve-lxc-dev-string": _check_mp_string,
     "pve-ct-timezone": _check_timezone,
     "pve-startup-order": _check_startup,
+    "urlencoded": _check_urlencoded,
+    "pve-bridge-id": _check_bridge_id,
+    "pve-hotplug-features": _check_hotplug,
+}
+
+# Named formats that are property strings (register_format with a hash): checked key
+# by key like an inline one, errors named "<param>.<key>".
+NAMED_PROPSTR = {
+    # qemu-server PVE::QemuServer::Network $ipconfig_fmt
+    "pve-qm-ipconfig": {
+        "ip": Spec("string", fmt="pve-ipv4-config", opt=True),
+        "gw": Spec("string", fmt="ipv4", opt=True, requires="ip"),
+        "ip6": Spec("string", fmt="pve-ipv6-config", opt=True),
+        "gw6": Spec("string", fmt="ipv6", opt=True, requires="ip6"),
+    },
 }
 
 
@@ -375,9 +419,10 @@ def check_value(spec, value, path, errors):
         errors[path] = "value '%s' does not have a value in the enumeration '%s'" % (
             value, ", ".join(spec.enum))
         return None
-    if isinstance(spec.format, dict):
+    if isinstance(spec.format, dict) or spec.format in NAMED_PROPSTR:
         sub_errors = {}
-        parse_property_string(spec.format, value, path, sub_errors)
+        keys = spec.format if isinstance(spec.format, dict) else NAMED_PROPSTR[spec.format]
+        parse_property_string(keys, value, path, sub_errors)
         if sub_errors:
             errors[path] = "invalid format - " + _format_error_text(sub_errors)
             return None
@@ -409,54 +454,90 @@ def parse_boolean(v):
 def parse_property_string(keys, value, path="", errors=None):
     """Parse ``k=v,k=v`` against a dict of sub-``Spec`` (PVE parse_property_string).
 
-    Returns the dict of typed values; on error fills ``errors`` (when given)
-    or raises FormatError.
+    Aliases are resolved (``virtio=MAC`` sets model and macaddr).  Returns the dict
+    of typed values; on error fills ``errors`` (when given) or raises FormatError.
     """
     own = errors is None
     errors = {} if own else errors
     default_key = next((k for k, s in keys.items() if s.default_key), None)
     result = {}
+    raw = {}
     for part in value.split(","):
-        if part == "":
+        if part.strip() == "":
             continue
         if "=" in part:
             k, v = part.split("=", 1)
-        elif default_key is not None and default_key not in result:
+            if k == "" or v == "":
+                errors[""] = "missing key in comma-separated list property\n"
+                break
+            if k in raw:
+                errors[""] = "duplicate key in comma-separated list property: %s\n" % k
+                break
+            spec = keys.get(k)
+            if spec is not None and spec.alias:
+                if spec.keyAlias:
+                    if spec.keyAlias in raw:
+                        errors[""] = "key alias '%s' is already defined\n" % spec.keyAlias
+                        break
+                    raw[spec.keyAlias] = k
+                k = spec.alias
+                if k in raw:
+                    errors[""] = "key '%s' is already defined (via alias)\n" % k
+                    break
+            if k not in keys:
+                errors[""] = "invalid key in comma-separated list property: %s\n" % k
+                break
+        elif default_key is not None and default_key not in raw:
             k, v = default_key, part
+        elif default_key is not None:
+            errors[""] = "duplicate key in comma-separated list property: %s\n" % default_key
+            break
         else:
             errors[""] = "value without key, but schema does not define a default key\n"
             break
-        if k not in keys:
-            errors[""] = "invalid key in comma-separated list property: %s\n" % k
-            break
-        if k in result:
-            errors[""] = "duplicate key in comma-separated list property: %s\n" % k
-            break
-        spec = keys[k]
-        if spec.type == "boolean":
-            v = parse_boolean(v)
-        typed = check_value(spec, v, "%s.%s" % (path, k) if path else k, errors)
-        if typed is not None:
-            result[k] = typed
+        raw[k] = v
     if "" not in errors:
+        for k, v in raw.items():
+            spec = keys[k]
+            if spec.type == "boolean":
+                v = parse_boolean(v)
+            typed = check_value(spec, v, "%s.%s" % (path, k) if path else k, errors)
+            if typed is not None:
+                result[k] = typed
         for k, spec in keys.items():
-            if not spec.optional and k not in result:
+            if spec.alias:
+                continue
+            if not spec.optional and k not in raw:
                 errors["%s.%s" % (path, k) if path else k] = MISSING
+            if k in raw and spec.requires and spec.requires not in raw:
+                name = "%s.%s" % (path, spec.requires) if path else spec.requires
+                errors[name] = "missing property required by '%s'" % (
+                    "%s.%s" % (path, k) if path else k)
     if own and errors:
         raise FormatError(_format_error_text(errors).rstrip("\n"))
     return result
 
 
 def print_property_string(keys, values, first=()):
-    """Serialise like PVE print_property_string: default key bare, then ``first``, then sorted."""
+    """Serialise like PVE print_property_string: the default key bare (combined with
+    its key alias' target: ``virtio=MAC``), then ``first``, then sorted."""
     out = []
     default_key = next((k for k, s in keys.items() if s.default_key), None)
+    combine = {s.keyAlias: s.alias for s in keys.values() if s.alias and s.keyAlias}
+    done = set()
     if default_key is not None and default_key in values:
-        out.append(str(values[default_key]))
-    order = [k for k in first if k in values] + sorted(
-        k for k in values if k not in first and k != default_key)
+        target = combine.get(default_key)
+        if target is not None and values.get(target) is not None:
+            out.append("%s=%s" % (values[default_key], values[target]))
+            done.add(target)
+        else:
+            out.append(str(values[default_key]))
+        done.add(default_key)
+    order = [k for k in first if k in values and k not in done] + sorted(
+        k for k in values if k not in first and k not in done)
     for k in order:
-        out.append("%s=%s" % (k, values[k]))
+        if values[k] is not None:
+            out.append("%s=%s" % (k, values[k]))
     return ",".join(out)
 
 
@@ -506,5 +587,5 @@ def validate(props, raw):
     for name in list(values):
         spec = lookup(props, name)
         if spec.requires and spec.requires not in values and spec.requires not in errors:
-            errors[spec.requires] = "missing property - '%s' requires this property" % name
+            errors[spec.requires] = "missing property required by '%s'" % name
     return values, errors

@@ -17,6 +17,7 @@ Usage:
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -38,10 +39,13 @@ import uuid
 from collections import Counter, OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pveparams import (Bool, FormatError, Int, Num, PropStr, Str,  # noqa: E402
-                       parse_property_string, print_property_string, validate, wire_value)
+from pveparams import (STORAGE_CONTENT_TYPES, Alias, Bool, FormatError, Int,  # noqa: E402
+                       Num, PropStr, Str, lookup, parse_property_string,
+                       print_property_string, validate, wire_value)
 
 PVE_VERSION = {"version": "9.1.2", "release": "9.1", "repoid": "a1b2c3d4e5f60718"}
+QEMU_VERSION = "10.1.2"                  # pve-qemu-kvm of PVE 9.1
+QEMU_MACHINE = "pc-i440fx-10.1+pve0"
 PVEVERSION_STRING = "pve-manager/9.1.2/a1b2c3d4e5f60718 (running kernel: 6.17.2-1-pve)"
 SERVER_HEADER = "pve-api-daemon/3.0"
 GiB = 1024 ** 3
@@ -56,6 +60,8 @@ DURATIONS = {
     "qmstart": 2.0, "qmstop": 1.0, "qmshutdown": 4.0, "qmreboot": 5.0,
     "qmsuspend": 1.0, "qmresume": 1.0, "qmdestroy": 3.0, "qmsnapshot": 2.0,
     "qmdelsnapshot": 1.5, "qmrollback": 3.0,
+    # a linked clone; a full copy adds 0.1 s per GiB of its disks
+    "qmclone": 2.0, "qmconfig": 0.5, "qmtemplate": 2.0,
 }
 
 # ==========================================================================
@@ -219,6 +225,300 @@ QEMU_MACHINE_KEYS = {
     "viommu": Str(enum=["intel", "virtio"], opt=1),
 }
 
+# QEMU options (qemu-server $confdesc as the 9.1 schema has it for POST/PUT …/config):
+# disks share most keys.
+QEMU_MAX_IDE, QEMU_MAX_SATA, QEMU_MAX_SCSI, QEMU_MAX_VIRTIO = 4, 6, 31, 16
+QEMU_MAX_NETS, QEMU_MAX_SERIAL, QEMU_MAX_PARALLEL, QEMU_MAX_NUMA = 32, 4, 3, 8
+QEMU_MAX_USB, QEMU_MAX_HOSTPCI, QEMU_MAX_UNUSED, QEMU_MAX_VIRTIOFS = 14, 16, 256, 10
+DRIVE_KEYS = {
+    'aio': Str(enum=['native', 'threads', 'io_uring'], opt=1),
+    'backup': Bool(opt=1),
+    'bps': Int(opt=1),
+    'bps_max_length': Int(1, opt=1),
+    'bps_rd': Int(opt=1),
+    'bps_rd_length': Alias('bps_rd_max_length'),
+    'bps_rd_max_length': Int(1, opt=1),
+    'bps_wr': Int(opt=1),
+    'bps_wr_length': Alias('bps_wr_max_length'),
+    'bps_wr_max_length': Int(1, opt=1),
+    'cache': Str(enum=['none', 'writethrough', 'writeback', 'unsafe', 'directsync'], opt=1),
+    'detect_zeroes': Bool(opt=1),
+    'discard': Str(enum=['ignore', 'on'], opt=1),
+    'file': Str(fmt='pve-volume-id-or-qm-path', default_key=True),
+    'format': Str(enum=['raw', 'qcow', 'qed', 'qcow2', 'vmdk', 'cloop'], opt=1),
+    'import-from': Str(fmt='pve-volume-id-or-absolute-path', opt=1),
+    'iops': Int(opt=1),
+    'iops_max': Int(opt=1),
+    'iops_max_length': Int(1, opt=1),
+    'iops_rd': Int(opt=1),
+    'iops_rd_length': Alias('iops_rd_max_length'),
+    'iops_rd_max': Int(opt=1),
+    'iops_rd_max_length': Int(1, opt=1),
+    'iops_wr': Int(opt=1),
+    'iops_wr_length': Alias('iops_wr_max_length'),
+    'iops_wr_max': Int(opt=1),
+    'iops_wr_max_length': Int(1, opt=1),
+    'mbps': Num(opt=1),
+    'mbps_max': Num(opt=1),
+    'mbps_rd': Num(opt=1),
+    'mbps_rd_max': Num(opt=1),
+    'mbps_wr': Num(opt=1),
+    'mbps_wr_max': Num(opt=1),
+    'media': Str(enum=['cdrom', 'disk'], opt=1),
+    'replicate': Bool(opt=1),
+    'rerror': Str(enum=['ignore', 'report', 'stop'], opt=1),
+    'serial': Str(fmt='urlencoded', maxlen=60, opt=1),
+    'shared': Bool(opt=1),
+    'size': Str(fmt='disk-size', opt=1),
+    'snapshot': Bool(opt=1),
+    'volume': Alias('file'),
+    'werror': Str(enum=['enospc', 'ignore', 'report', 'stop'], opt=1),
+}
+IDE_KEYS = dict(DRIVE_KEYS, **{
+    'model': Str(fmt='urlencoded', maxlen=120, opt=1),
+    'ssd': Bool(opt=1),
+    'wwn': Str(pattern='(?^:^(0x)[0-9a-fA-F]{16})', opt=1),
+})
+SATA_KEYS = dict(DRIVE_KEYS, **{
+    'ssd': Bool(opt=1),
+    'wwn': Str(pattern='(?^:^(0x)[0-9a-fA-F]{16})', opt=1),
+})
+SCSI_KEYS = dict(DRIVE_KEYS, **{
+    'iothread': Bool(opt=1),
+    'product': Str(pattern='[A-Za-z0-9\\-_\\s]{,16}', opt=1),
+    'queues': Int(2, opt=1),
+    'ro': Bool(opt=1),
+    'scsiblock': Bool(opt=1),
+    'ssd': Bool(opt=1),
+    'vendor': Str(pattern='[A-Za-z0-9\\-_\\s]{,8}', opt=1),
+    'wwn': Str(pattern='(?^:^(0x)[0-9a-fA-F]{16})', opt=1),
+})
+VIRTIO_KEYS = dict(DRIVE_KEYS, **{
+    'iothread': Bool(opt=1),
+    'ro': Bool(opt=1),
+})
+QM_AGENT_KEYS = {
+    'enabled': Bool(default_key=True),
+    'freeze-fs': Bool(opt=1),
+    'freeze-fs-on-backup': Alias('freeze-fs'),
+    'fstrim_cloned_disks': Bool(opt=1),
+    'guest-fsfreeze': Alias('freeze-fs'),
+    'type': Str(enum=['virtio', 'isa'], opt=1),
+}
+QM_AUDIO0_KEYS = {
+    'device': Str(enum=['ich9-intel-hda', 'intel-hda', 'AC97']),
+    'driver': Str(enum=['spice', 'none'], opt=1),
+}
+QM_EFIDISK0_KEYS = {
+    'efitype': Str(enum=['2m', '4m'], opt=1),
+    'file': Str(fmt='pve-volume-id-or-qm-path', default_key=True),
+    'format': Str(enum=['raw', 'qcow', 'qed', 'qcow2', 'vmdk', 'cloop'], opt=1),
+    'import-from': Str(fmt='pve-volume-id-or-absolute-path', opt=1),
+    'ms-cert': Str(enum=['2011', '2023', '2023w', '2023k'], opt=1),
+    'pre-enrolled-keys': Bool(opt=1),
+    'size': Str(fmt='disk-size', opt=1),
+    'volume': Alias('file'),
+}
+QM_IVSHMEM_KEYS = {
+    'name': Str(pattern='[a-zA-Z0-9\\-]+', opt=1),
+    'size': Int(1),
+}
+QM_MEMORY_KEYS = {
+    'current': Int(16, default_key=True),
+}
+QM_NET_KEYS = {
+    'bridge': Str(fmt='pve-bridge-id', opt=1),
+    'e1000': Alias('macaddr', key_alias='model'),
+    'e1000-82540em': Alias('macaddr', key_alias='model'),
+    'e1000-82544gc': Alias('macaddr', key_alias='model'),
+    'e1000-82545em': Alias('macaddr', key_alias='model'),
+    'e1000e': Alias('macaddr', key_alias='model'),
+    'firewall': Bool(opt=1),
+    'i82551': Alias('macaddr', key_alias='model'),
+    'i82557b': Alias('macaddr', key_alias='model'),
+    'i82559er': Alias('macaddr', key_alias='model'),
+    'link_down': Bool(opt=1),
+    'macaddr': Str(fmt='mac-addr', opt=1),
+    'model': Str(
+        enum=['e1000', 'e1000-82540em', 'e1000-82544gc', 'e1000-82545em', 'e1000e', 'i82551',
+              'i82557b', 'i82559er', 'ne2k_isa', 'ne2k_pci', 'pcnet', 'rtl8139', 'virtio',
+              'vmxnet3'],
+        default_key=True),
+    'mtu': Int(1, 65520, opt=1),
+    'ne2k_isa': Alias('macaddr', key_alias='model'),
+    'ne2k_pci': Alias('macaddr', key_alias='model'),
+    'pcnet': Alias('macaddr', key_alias='model'),
+    'queues': Int(0, 64, opt=1),
+    'rate': Num(0, opt=1),
+    'rtl8139': Alias('macaddr', key_alias='model'),
+    'tag': Int(1, 4094, opt=1),
+    'trunks': Str(pattern='(?^:\\d+(?:-\\d+)?(?:;\\d+(?:-\\d+)?)*)', opt=1),
+    'virtio': Alias('macaddr', key_alias='model'),
+    'vmxnet3': Alias('macaddr', key_alias='model'),
+}
+QM_NUMA_KEYS = {
+    'cpus': Str(pattern='(?^:\\d+(?:-\\d+)?(?:;\\d+(?:-\\d+)?)*)'),
+    'hostnodes': Str(pattern='(?^:\\d+(?:-\\d+)?(?:;\\d+(?:-\\d+)?)*)', opt=1),
+    'memory': Num(opt=1),
+    'policy': Str(enum=['preferred', 'bind', 'interleave'], opt=1),
+}
+QM_SPICE_ENHANCEMENTS_KEYS = {
+    'foldersharing': Bool(opt=1),
+    'videostreaming': Str(enum=['off', 'all', 'filter'], opt=1),
+}
+QM_TPMSTATE0_KEYS = {
+    'file': Str(fmt='pve-volume-id-or-qm-path', default_key=True),
+    'format': Str(enum=['raw', 'qcow2', 'vmdk'], opt=1),
+    'import-from': Str(fmt='pve-volume-id-or-absolute-path', opt=1),
+    'size': Str(fmt='disk-size', opt=1),
+    'version': Str(enum=['v1.2', 'v2.0'], opt=1),
+    'volume': Alias('file'),
+}
+QM_UNUSED_KEYS = {
+    'file': Str(fmt='pve-volume-id', default_key=True),
+    'volume': Alias('file'),
+}
+QM_USB_KEYS = {
+    'host': Str(
+        pattern=('(?^:(?:(?:(?^:(0x)?([0-9A-Fa-f]{4}):(0x)?([0-9A-Fa-f]{4})))|'
+                 '(?:(?^:(\\d+)\\-(\\d+(\\.\\d+)*)))|[Ss][Pp][Ii][Cc][Ee]))'),
+        default_key=True,
+        opt=1),
+    'mapping': Str(fmt='pve-configid', opt=1),
+    'usb3': Bool(opt=1),
+}
+QM_VGA_KEYS = {
+    'clipboard': Str(enum=['vnc'], opt=1),
+    'memory': Int(4, 512, opt=1),
+    'type': Str(
+        enum=['cirrus', 'qxl', 'qxl2', 'qxl3', 'qxl4', 'none', 'serial0', 'serial1', 'serial2',
+              'serial3', 'std', 'virtio', 'virtio-gl', 'vmware'],
+        default_key=True,
+        opt=1),
+}
+QM_VIRTIOFS_KEYS = {
+    'cache': Str(enum=['auto', 'always', 'metadata', 'never'], opt=1),
+    'direct-io': Bool(opt=1),
+    'dirid': Str(fmt='pve-configid', default_key=True),
+    'expose-acl': Bool(opt=1),
+    'expose-xattr': Bool(opt=1),
+}
+QEMU_OPTIONS = {
+    'acpi': Bool(opt=1),
+    'affinity': Str(fmt='pve-cpuset', opt=1),
+    'agent': PropStr(QM_AGENT_KEYS, opt=1),
+    'allow-ksm': Bool(opt=1),
+    'amd-sev': Str(fmt='pve-qemu-sev-fmt', opt=1),
+    'arch': Str(enum=['x86_64', 'aarch64'], opt=1),
+    'args': Str(opt=1),
+    'audio0': PropStr(QM_AUDIO0_KEYS, opt=1),
+    'autostart': Bool(opt=1),
+    'balloon': Int(0, opt=1),
+    'bios': Str(enum=['seabios', 'ovmf'], opt=1),
+    'boot': Str(fmt='pve-qm-boot', opt=1),
+    'bootdisk': Str(fmt='pve-qm-bootdisk', pattern='(ide|sata|scsi|virtio)\\d+', opt=1),
+    'cdrom': Str(fmt='pve-qm-ide', opt=1),
+    'cicustom': Str(fmt='pve-qm-cicustom', opt=1),
+    'cipassword': Str(opt=1),
+    'citype': Str(enum=['configdrive2', 'nocloud', 'opennebula'], opt=1),
+    'ciupgrade': Bool(opt=1),
+    'ciuser': Str(opt=1),
+    'cores': Int(1, opt=1),
+    'cpu': Str(fmt='pve-vm-cpu-conf', opt=1),
+    'cpulimit': Num(0, 128, opt=1),
+    'cpuunits': Int(1, 262144, opt=1),
+    'description': Str(maxlen=8192, opt=1),
+    'efidisk0': PropStr(QM_EFIDISK0_KEYS, opt=1),
+    'freeze': Bool(opt=1),
+    'hookscript': Str(fmt='pve-volume-id', opt=1),
+    'hostpci[n]': Str(fmt='pve-qm-hostpci', opt=1, count=QEMU_MAX_HOSTPCI),
+    'hotplug': Str(fmt='pve-hotplug-features', opt=1),
+    'hugepages': Str(enum=['any', '2', '1024'], opt=1),
+    'ide[n]': PropStr(IDE_KEYS, opt=1, count=QEMU_MAX_IDE),
+    'intel-tdx': Str(fmt='pve-qemu-tdx-fmt', opt=1),
+    'ipconfig[n]': Str(fmt='pve-qm-ipconfig', opt=1, count=QEMU_MAX_NETS),
+    'ivshmem': PropStr(QM_IVSHMEM_KEYS, opt=1),
+    'keephugepages': Bool(opt=1),
+    'keyboard': Str(
+        enum=['de', 'de-ch', 'da', 'en-gb', 'en-us', 'es', 'fi', 'fr', 'fr-be', 'fr-ca', 'fr-ch',
+              'hu', 'is', 'it', 'ja', 'lt', 'mk', 'nl', 'no', 'pl', 'pt', 'pt-br', 'sv', 'sl',
+              'tr'],
+        opt=1),
+    'kvm': Bool(opt=1),
+    'localtime': Bool(opt=1),
+    'lock': Str(
+        enum=['backup', 'clone', 'create', 'migrate', 'rollback', 'snapshot', 'snapshot-delete',
+              'suspending', 'suspended'],
+        opt=1),
+    'machine': PropStr(QEMU_MACHINE_KEYS, opt=1),
+    'memory': PropStr(QM_MEMORY_KEYS, opt=1),
+    'migrate_downtime': Num(0, opt=1),
+    'migrate_speed': Int(0, opt=1),
+    'name': Str(fmt='dns-name', opt=1),
+    'nameserver': Str(fmt='address-list', opt=1),
+    'net[n]': PropStr(QM_NET_KEYS, opt=1, count=QEMU_MAX_NETS),
+    'numa': Bool(opt=1),
+    'numa[n]': PropStr(QM_NUMA_KEYS, opt=1, count=QEMU_MAX_NUMA),
+    'onboot': Bool(opt=1),
+    'ostype': Str(
+        enum=['other', 'wxp', 'w2k', 'w2k3', 'w2k8', 'wvista', 'win7', 'win8', 'win10', 'win11',
+              'l24', 'l26', 'solaris'],
+        opt=1),
+    'parallel[n]': Str(pattern='/dev/parport\\d+|/dev/usb/lp\\d+', opt=1, count=QEMU_MAX_PARALLEL),
+    'protection': Bool(opt=1),
+    'reboot': Bool(opt=1),
+    'rng0': Str(fmt='pve-qm-rng', opt=1),
+    'sata[n]': PropStr(SATA_KEYS, opt=1, count=QEMU_MAX_SATA),
+    'scsi[n]': PropStr(SCSI_KEYS, opt=1, count=QEMU_MAX_SCSI),
+    'scsihw': Str(
+        enum=['lsi', 'lsi53c810', 'virtio-scsi-pci', 'virtio-scsi-single', 'megasas', 'pvscsi'],
+        opt=1),
+    'searchdomain': Str(opt=1),
+    'serial[n]': Str(pattern='(/dev/.+|socket)', opt=1, count=QEMU_MAX_SERIAL),
+    'shares': Int(0, 50000, opt=1),
+    'smbios1': Str(fmt='pve-qm-smbios1', maxlen=512, opt=1),
+    'smp': Int(1, opt=1),
+    'sockets': Int(1, opt=1),
+    'spice_enhancements': PropStr(QM_SPICE_ENHANCEMENTS_KEYS, opt=1),
+    'sshkeys': Str(fmt='urlencoded', opt=1),
+    'startdate': Str(
+        pattern='(now|\\d{4}-\\d{1,2}-\\d{1,2}(T\\d{1,2}:\\d{1,2}:\\d{1,2})?)',
+        opt=1),
+    'startup': Str(fmt='pve-startup-order', opt=1),
+    'tablet': Bool(opt=1),
+    'tags': Str(fmt='pve-tag-list', opt=1),
+    'tdf': Bool(opt=1),
+    'template': Bool(opt=1),
+    'tpmstate0': PropStr(QM_TPMSTATE0_KEYS, opt=1),
+    'unused[n]': PropStr(QM_UNUSED_KEYS, opt=1, count=QEMU_MAX_UNUSED),
+    'usb[n]': PropStr(QM_USB_KEYS, opt=1, count=QEMU_MAX_USB),
+    'vcpus': Int(1, opt=1),
+    'vga': PropStr(QM_VGA_KEYS, opt=1),
+    'virtio[n]': PropStr(VIRTIO_KEYS, opt=1, count=QEMU_MAX_VIRTIO),
+    'virtiofs[n]': PropStr(QM_VIRTIOFS_KEYS, opt=1, count=QEMU_MAX_VIRTIOFS),
+    'vmgenid': Str(pattern='(?:[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}|[01])', opt=1),
+    'vmstatestorage': Str(fmt='pve-storage-id', opt=1),
+    'watchdog': Str(fmt='pve-qm-watchdog', opt=1),
+}
+
+QEMU_DISK_NAMES = (["ide%d" % i for i in range(QEMU_MAX_IDE)] +
+                   ["scsi%d" % i for i in range(QEMU_MAX_SCSI)] +
+                   ["virtio%d" % i for i in range(QEMU_MAX_VIRTIO)] +
+                   ["sata%d" % i for i in range(QEMU_MAX_SATA)] + ["efidisk0", "tpmstate0"])
+QEMU_UPDATE = dict(QEMU_OPTIONS, node=NODE, vmid=VMID,
+                   delete=Str(fmt="pve-configid-list", opt=1),
+                   revert=Str(fmt="pve-configid-list", opt=1),
+                   digest=Str(maxlen=40, opt=1), skiplock=Bool(opt=1),
+                   force=Bool(requires="delete", opt=1))
+QEMU_UPDATE_ASYNC = dict(QEMU_UPDATE, background_delay=Int(1, 30, opt=1),
+                         **{"import-working-storage": Str(fmt="pve-storage-id", opt=1)})
+QEMU_CLONE = dict(GUEST, newid=VMID, name=Str(fmt="dns-name", opt=1),
+                  description=Str(opt=1), pool=Str(fmt="pve-poolid", opt=1),
+                  snapname=Str(fmt="pve-configid", maxlen=40, opt=1),
+                  storage=Str(fmt="pve-storage-id", opt=1),
+                  format=Str(enum=["raw", "qcow2", "vmdk"], opt=1), full=Bool(opt=1),
+                  target=Str(fmt="pve-node", opt=1), bwlimit=Int(0, opt=1))
+
 
 class Route:
     __slots__ = ("method", "path", "handler", "params", "proxyto", "auth", "perm",
@@ -248,6 +548,13 @@ VM_ROLLBACK = ["perm", VMS, ["VM.Snapshot", "VM.Snapshot.Rollback"], "any", 1]
 VM_CONSOLE = ["perm", VMS, ["VM.Console"]]
 VM_CONFIG = ["perm", VMS, ["VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory",
                            "VM.Config.Network", "VM.Config.Options"], "any", 1]
+VM_CONFIG_QEMU = ["perm", VMS, ["VM.Config.Disk", "VM.Config.CDROM", "VM.Config.CPU",
+                                "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType",
+                                "VM.Config.Options", "VM.Config.Cloudinit"], "any", 1]
+# clone_vm: VM.Clone on the source and VM.Allocate on the new id (or on the pool)
+VM_CLONE = ["and", ["perm", VMS, ["VM.Clone"]],
+            ["or", ["perm", "/vms/{newid}", ["VM.Allocate"]],
+             ["perm", "/pool/{pool}", ["VM.Allocate"], "require_param", "pool"]]]
 NODE_AUDIT = ["perm", "/nodes/{node}", ["Sys.Audit"]]
 STORAGE_READ = ["perm", "/storage/{storage}", ["Datastore.Audit", "Datastore.AllocateSpace"],
                 "any", 1]
@@ -366,6 +673,18 @@ ROUTES = [
     R("GET", "/nodes/{node}/qemu/{vmid}/config", "qemu_config", dict(
         GUEST, current=Bool(opt=1), snapshot=Str(fmt="pve-configid", maxlen=40, opt=1)),
       perm=VM_AUDIT),
+    R("POST", "/nodes/{node}/qemu/{vmid}/config", "qemu_update_async", QEMU_UPDATE_ASYNC,
+      perm=VM_CONFIG_QEMU),
+    R("PUT", "/nodes/{node}/qemu/{vmid}/config", "qemu_update_sync", QEMU_UPDATE,
+      perm=VM_CONFIG_QEMU),
+    R("GET", "/nodes/{node}/qemu/{vmid}/pending", "qemu_pending", GUEST, perm=VM_AUDIT),
+    R("POST", "/nodes/{node}/qemu/{vmid}/clone", "qemu_clone", QEMU_CLONE, perm=VM_CLONE),
+    R("POST", "/nodes/{node}/qemu/{vmid}/template", "qemu_template", dict(
+        GUEST, disk=Str(enum=QEMU_DISK_NAMES, opt=1)), perm=VM_ALLOCATE),
+    R("PUT", "/nodes/{node}/qemu/{vmid}/resize", "qemu_resize", dict(
+        GUEST, digest=Str(maxlen=40, opt=1), disk=Str(enum=QEMU_DISK_NAMES),
+        size=Str(pattern="\\+?\\d+(\\.\\d+)?[KMGT]?"), skiplock=Bool(opt=1)),
+      perm=["perm", VMS, ["VM.Config.Disk"]]),
     R("GET", "/nodes/{node}/qemu/{vmid}/status/current", "qemu_status", GUEST, perm=VM_AUDIT),
     R("POST", "/nodes/{node}/qemu/{vmid}/status/start", "qemu_start", dict(
         GUEST, skiplock=Bool(opt=1), timeout=Int(0, opt=1),
@@ -408,6 +727,8 @@ ROUTES = [
     R("POST", "/nodes/{node}/qemu/{vmid}/termproxy", "termproxy", dict(
         GUEST, serial=Str(enum=["serial0", "serial1", "serial2", "serial3"], opt=1)),
       proxyto=None, perm=VM_CONSOLE),
+    R("POST", "/nodes/{node}/qemu/{vmid}/agent/ping", "qemu_agent_ping", GUEST,
+      perm=["perm", VMS, ["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], "any", 1]),
     R("POST", "/nodes/{node}/qemu/{vmid}/agent/set-user-password", "qemu_set_password", dict(
         GUEST, username=Str(), password=Str(minlen=5, maxlen=1024), crypted=Bool(opt=1)),
       perm=["perm", VMS, ["VM.GuestAgent.Unrestricted"]]),
@@ -515,6 +836,18 @@ def link_local(mac):
     return "fe80::" + ":".join(groups)
 
 
+def is_cdrom(drive):
+    """drive_is_cdrom: media=cdrom (a cloud-init disk too), or the drive of 'cdrom'/'none'."""
+    parts = str(drive).split(",")
+    return "media=cdrom" in parts or parts[0] in ("cdrom", "none")
+
+
+def is_cloudinit(drive):
+    """drive_is_cloudinit: the volume name ends in vm-<vmid>-cloudinit[.<format>]."""
+    return re.search(r"(?:^|[:/])vm-\d+-cloudinit(?:\.\w+)?$", str(drive).split(",")[0]) \
+        is not None
+
+
 def lock_path(guest):
     if guest.kind == "lxc":
         return "/run/lock/lxc/pve-config-%d.lock" % guest.vmid
@@ -537,11 +870,17 @@ VZTMPL_RE = re.compile(r"([^/]+\.tar\.(gz|xz|zst|bz2))\Z", re.I)
 CONTENT_ORDER = ("rootdir", "images", "vztmpl", "iso", "backup", "snippets", "import")
 # disk formats per storage type (plugindata 'format': supported, default)
 STORAGE_FORMATS = {"dir": (["qcow2", "raw", "subvol", "vmdk"], "raw"),
-                   "lvmthin": (["raw", "subvol"], "raw")}
+                   "nfs": (["qcow2", "raw", "subvol", "vmdk"], "raw"),
+                   "lvmthin": (["raw", "subvol"], "raw"),
+                   "rbd": (["raw"], "raw")}
+FILE_STORAGES = ("dir", "nfs")          # volumes are files: <vmid>/vm-<vmid>-disk-N.<fmt>
 DISK_KEY_RE = re.compile(r"(rootfs|mp\d+|unused\d+|scsi\d+|virtio\d+|sata\d+|ide\d+|"
                          r"efidisk\d+|tpmstate\d+)\Z")
-GUEST_VOL_RE = re.compile(r"([A-Za-z][\w.-]*):((?:\d+/)?(?:vm|base|subvol)-(\d+)-disk-\d+"
-                          r"(?:\.(raw|qcow2|vmdk))?)\Z")
+QEMU_DRIVE_RE = re.compile(r"(ide\d+|scsi\d+|virtio\d+|sata\d+|efidisk0|tpmstate0)\Z")
+# guest volumes, linked clones (<base volume>/<volume>) and cloud-init disks included
+GUEST_VOL_RE = re.compile(
+    r"([A-Za-z][\w.-]*):((?:(?:\d+/)?base-\d+-disk-\d+(?:\.(?:raw|qcow2|vmdk))?/)?"
+    r"(?:\d+/)?(?:vm|base|subvol)-(\d+)-(?:disk-\d+|cloudinit)(?:\.(raw|qcow2|vmdk))?)\Z")
 
 
 class Storage:
@@ -553,6 +892,7 @@ class Storage:
         self.base_used = base_used  # bytes used by other things (the root fs for 'local')
         self.enabled = True         # not "disable" in storage.cfg
         self.active = True          # activate_storage works
+        self.shared = False         # one storage seen by every node (same object on each)
         self.files = OrderedDict()  # volid -> {"content", "format", "size", "ctime"}
 
     def add_template(self, volid, ctime):
@@ -597,6 +937,50 @@ class Node:
                 if f["content"] == "vztmpl"]
 
 
+class FLock:
+    """A guest's config file lock (flock on lock_path): exclusive, or shared by
+    several holders (lock_config_shared, as a clone holds its source).  Any thread
+    may release it, as a forked worker holds the lock its parent took."""
+
+    def __init__(self):
+        self.cond = threading.Condition(threading.Lock())
+        self.exclusive = False
+        self.shared = 0
+
+    def acquire(self, blocking=True, timeout=-1, shared=False):
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        with self.cond:
+            while self.exclusive or (not shared and self.shared):
+                if not blocking:
+                    return False
+                if deadline is None:
+                    self.cond.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self.cond.wait(left)
+            if shared:
+                self.shared += 1
+            else:
+                self.exclusive = True
+            return True
+
+    def release(self):
+        with self.cond:
+            if self.exclusive:
+                self.exclusive = False
+            elif self.shared:
+                self.shared -= 1
+            else:
+                raise RuntimeError("release of an unlocked config lock")
+            self.cond.notify_all()
+
+    def held(self):
+        with self.cond:
+            return "exclusive" if self.exclusive else "shared" if self.shared else None
+
+
 class Guest:
     """One LXC container or QEMU VM: its config (as pmxcfs holds it) and the
     runtime state the node would report."""
@@ -615,7 +999,7 @@ class Guest:
         self.created = now()
         self.pid = None
         self.paused = False
-        self.flock = threading.Lock()       # the config file lock (flock)
+        self.flock = FLock()                # the config file lock (flock)
         # Usage while running; /_sim/guest may override them.
         self.cpu_base = round(0.01 + 0.2 * unit_float("cpu", vmid), 4)
         self.mem_frac = 0.2 + 0.4 * unit_float("mem", vmid)
@@ -629,6 +1013,8 @@ class Guest:
         self.agent_running = True           # QEMU guest agent answers
         self.passwords = {}                 # user -> record (never the password)
         self.ssh_keys = None
+        self.ci_secret = None               # cipassword's record: {"sha256"} or {"hash"}
+        self.cloudinit = None               # the cloud-init data generated at the last start
         self.usage_changed = 0.0            # when /_sim/guest last set usage
 
     # --- config helpers -------------------------------------------------
@@ -646,7 +1032,7 @@ class Guest:
     def name(self):
         if self.kind == "lxc":
             return self.conf.get("hostname") or "CT%d" % self.vmid
-        return self.conf.get("name") or "VM%d" % self.vmid
+        return self.conf.get("name") or "VM %d" % self.vmid     # vmstatus's default
 
     def config_path(self, node=None):
         sub = "lxc" if self.kind == "lxc" else "qemu-server"
@@ -682,7 +1068,11 @@ class Guest:
     # --- sizes ------------------------------------------------------------
     def cores(self, node_cpus):
         if self.kind == "qemu":
-            return self.conf.get("cores", 1) * self.conf.get("sockets", 1)
+            # vmstatus: sockets * cores, at most the node's CPUs; vcpus wins
+            if self.conf.get("vcpus"):
+                return int(self.conf["vcpus"])
+            return min(node_cpus, int(self.conf.get("cores") or 1) *
+                       int(self.conf.get("sockets") or 1))
         return self.conf.get("cores") or node_cpus
 
     def maxmem(self):
@@ -695,10 +1085,18 @@ class Guest:
         return int(self.conf.get("swap", 512)) * MiB
 
     def root_key(self):
+        """rootfs, or the VM's boot disk (bootdisk_size: the first disk of the boot
+        order that is not a CD-ROM)."""
         if self.kind == "lxc":
             return "rootfs"
-        for k in ("scsi0", "virtio0", "sata0", "ide0"):
-            if k in self.conf:
+        order = []
+        m = re.search(r"order=([^,]+)", str(self.conf.get("boot", "")))
+        if m:
+            order = [x for x in re.split(r"[;,\s]+", m.group(1)) if x]
+        elif self.conf.get("bootdisk"):
+            order = [self.conf["bootdisk"]]
+        for k in order + ["scsi0", "virtio0", "sata0", "ide0"]:
+            if QEMU_DRIVE_RE.match(k) and k in self.conf and not is_cdrom(self.conf[k]):
                 return k
         return None
 
@@ -723,12 +1121,12 @@ class Guest:
             mem = self.mem_override if self.mem_override is not None else int(maxmem * self.mem_frac)
         else:
             cpu, mem = 0, 0
-        if self.disk_override is not None:
+        if self.kind == "qemu":
+            disk = 0                        # vmstatus: "no info available" for VMs
+        elif self.disk_override is not None:
             disk = self.disk_override
-        elif self.kind == "lxc":
-            disk = int(maxdisk * self.disk_frac) if running else 0
         else:
-            disk = 0
+            disk = int(maxdisk * self.disk_frac) if running else 0
         return {
             "status": self.status, "uptime": up, "cpu": cpu,
             "cpus": self.cores(node_cpus), "mem": mem, "maxmem": maxmem,
@@ -815,7 +1213,7 @@ class Sim:
     def __init__(self, nodes, tokens, users, time_scale=1.0, resources_lag=5.0,
                  auth_fail_delay=3.0, lock_timeout=10.0, guests=0, qemu_guests=0,
                  cluster_name="pvesim", node_cpus=16, node_memory=128 * GiB,
-                 token_privs=None):
+                 token_privs=None, qemu_templates=()):
         self.lock = threading.RLock()
         self.node_names = list(nodes)
         self.cluster_name = cluster_name
@@ -832,6 +1230,7 @@ class Sim:
         self.auth_fail_delay = auth_fail_delay
         self.lock_timeout = lock_timeout
         self.initial_guests = (guests, qemu_guests)
+        self.initial_templates = [dict(t) for t in qemu_templates]    # --qemu-templates
         self.secret = secrets.token_bytes(32)
         self.ca_pem = ""
         self.fingerprint = ""
@@ -868,6 +1267,8 @@ class Sim:
             if qemu_guests is not None:
                 n_qemu = qemu_guests
             self.populate(n_lxc, n_qemu)
+            for spec in self.initial_templates:
+                self.add_template_vm(**spec)
             self.refresh_resources()
 
     def populate(self, n_lxc, n_qemu):
@@ -902,14 +1303,23 @@ class Sim:
             die("storage '%s' does not exist" % sid)
         return st
 
-    def alloc_volume(self, guest, sid, node):
-        """The next volume name on a storage, as vdisk_alloc names them."""
+    def alloc_volume(self, guest, sid, node, fmt=None, taken=(), cloudinit=False):
+        """The next free volume name on a storage, as vdisk_alloc names them
+        (find_free_diskname); ``taken`` are names allocated but not yet in the config."""
         st = self.storage(node, sid)
-        index = sum(1 for v in guest.conf.values() if isinstance(v, str) and
-                    "vm-%d-disk-" % guest.vmid in v)
-        if st.kind == "dir":
-            return "%s:%d/vm-%d-disk-%d.raw" % (sid, guest.vmid, guest.vmid, index)
-        return "%s:vm-%d-disk-%d" % (sid, guest.vmid, index)
+        used = set()
+        for value in list(guest.conf.values()) + list(guest.pending.values()) + list(taken):
+            for m in re.finditer(r"(?:vm|base)-%d-disk-(\d+)" % guest.vmid, str(value)):
+                used.add(int(m.group(1)))
+        index = 0
+        while index in used:
+            index += 1
+        name = "vm-%d-cloudinit" % guest.vmid if cloudinit else \
+            "vm-%d-disk-%d" % (guest.vmid, index)
+        if st.kind in FILE_STORAGES:
+            fmt = fmt or ("qcow2" if cloudinit else STORAGE_FORMATS[st.kind][1])
+            return "%s:%d/%s.%s" % (sid, guest.vmid, name, fmt)
+        return "%s:%s" % (sid, name)
 
     def make_lxc(self, vmid, node, options, ostemplate, storage="local"):
         """Build a container's config as create_vm writes it (see lxc_create)."""
@@ -965,6 +1375,98 @@ class Sim:
         }.items()))
         return g
 
+    def make_qemu_template(self, vmid, node, name, disk_gb=4, storage="local-lvm",
+                           cores=2, memory=2048, bridge="vmbr0"):
+        """A stopped VM template prepared for cloud-init, as `qm create … --scsi0
+        <storage>:<size> --ide2 <storage>:cloudinit --agent 1 …` followed by `qm template`
+        leaves it: the disk renamed to base-<vmid>-disk-0, the cloud-init disk kept."""
+        st = self.nodes[node].storages.get(storage)
+        if st is None:
+            raise ValueError("storage '%s' does not exist on node %s" % (storage, node))
+        if "images" not in st.content:
+            raise ValueError("storage '%s' does not support vm images" % storage)
+        g = Guest(vmid, "qemu", node, OrderedDict())
+        fmt = "qcow2" if st.kind in FILE_STORAGES else None
+        disk = self.alloc_volume(g, storage, node, fmt)
+        base = disk.replace("vm-%d-disk-" % vmid, "base-%d-disk-" % vmid)
+        cloudinit = self.alloc_volume(g, storage, node, cloudinit=True)
+        g.conf = OrderedDict(sorted({
+            "agent": "1", "boot": "order=scsi0", "cores": int(cores), "cpu": "x86-64-v2-AES",
+            "ide2": "%s,media=cdrom" % cloudinit, "memory": str(int(memory)),
+            "meta": "creation-qemu=%s,ctime=%d" % (QEMU_VERSION, int(self.started)),
+            "name": name, "net0": "virtio=%s,bridge=%s" % (guest_mac(vmid, 0), bridge),
+            "ostype": "l26", "scsi0": "%s,size=%s" % (base, format_size(int(disk_gb * GiB))),
+            "scsihw": "virtio-scsi-pci", "serial0": "socket",
+            "smbios1": "uuid=%s" % uuid.UUID(int=stable_hash("uuid", vmid) << 64 |
+                                              stable_hash("uuid2", vmid)),
+            "template": 1, "vga": "serial0",
+            "vmgenid": str(uuid.UUID(int=stable_hash("gen", vmid) << 64 | 1)),
+        }.items()))
+        g.created = self.started - 20 * 86400
+        return g
+
+    def add_template_vm(self, vmid, name, node=None, disk_gb=4, storage="local-lvm", **kw):
+        """Put a template made by make_qemu_template into the cluster (the control API
+        and --qemu-templates)."""
+        vmid = int(vmid)
+        node = node or self.node_names[0]
+        if node not in self.nodes:
+            raise ValueError("unknown node %r" % node)
+        if not 100 <= vmid <= 999999999:
+            raise ValueError("vmid must be 100 - 999999999")
+        if vmid in self.guests:
+            raise ValueError("VM %d already exists" % vmid)
+        if not re.fullmatch(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*"
+                            r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?", str(name)):
+            raise ValueError("name must be a DNS name (qemu-server's 'name' format)")
+        g = self.make_qemu_template(vmid, node, str(name), float(disk_gb), storage, **kw)
+        self.guests[vmid] = g
+        self.changed()
+        return g
+
+    # --- cloud-init (qemu-server Cloudinit.pm) -----------------------------------
+    @staticmethod
+    def cloudinit_drive(conf):
+        return next((k for k in sorted(conf) if QEMU_DRIVE_RE.match(k) and
+                     is_cloudinit(conf[k])), None)
+
+    def cloudinit_data(self, g, conf):
+        """What the cloud-init drive of a VM holds when it is generated from ``conf``
+        (at start): None without a cloud-init drive.  Never the password itself."""
+        drive = self.cloudinit_drive(conf)
+        if drive is None:
+            return None
+        keys = conf.get("sshkeys")
+        return {
+            "drive": drive, "citype": conf.get("citype", "nocloud"),
+            "hostname": conf.get("name") or "VM%d" % g.vmid,
+            "user": conf.get("ciuser"), "password": dict(g.ci_secret) if
+            conf.get("cipassword") and g.ci_secret else None,
+            "sshkeys": [k for k in urllib.parse.unquote(keys).split("\n") if k.strip()]
+            if keys else [],
+            "ipconfig": {k: conf[k] for k in sorted(conf) if re.fullmatch(r"ipconfig\d+", k)},
+            "nameserver": conf.get("nameserver"), "searchdomain": conf.get("searchdomain"),
+            "ciupgrade": int(conf.get("ciupgrade", 1)),
+        }
+
+    def cloudinit_boot(self, g):
+        """At start the cloud-init drive is regenerated; a guest seeing new data (a new
+        instance-id) applies it: the user's password and keys change."""
+        data = self.cloudinit_data(g, g.conf)
+        if data is None:
+            return
+        applied = dict(data)
+        previous = dict(g.cloudinit or {})
+        previous.pop("generated_at", None)
+        g.cloudinit = dict(data, generated_at=now())
+        if previous == applied:
+            return                          # same instance: cloud-init does nothing
+        user = data["user"] or "default"    # the image's default user
+        if data["password"]:
+            g.passwords[user] = dict(data["password"], changed_at=now(), source="cloudinit")
+        if data["sshkeys"]:
+            g.ssh_keys = "\n".join(data["sshkeys"])
+
     def normalize_net(self, vmid, key, value):
         """net[n] as PVE writes it: name first, a generated hwaddr and type=veth."""
         net = parse_property_string(NET_KEYS, value)
@@ -996,10 +1498,25 @@ class Sim:
         g.paused = False
         g.pid = None
 
-    def acquire_flock(self, g):
-        """lock_config: wait up to lock_timeout for the config file lock."""
-        if not g.flock.acquire(timeout=self.lock_timeout):
-            raise ApiError(500, "can't lock file '%s' - got timeout" % lock_path(g))
+    def acquire_flock(self, g, timeout=None, shared=False, in_task=False):
+        """lock_config (lock_file_full): wait up to lock_timeout (or timeout) for the
+        config file lock, else "can't lock file '…' - got timeout" (a 500 in an API
+        call, the exit status inside a task)."""
+        if not g.flock.acquire(timeout=self.lock_timeout if timeout is None else timeout,
+                               shared=shared):
+            msg = "can't lock file '%s' - got timeout" % lock_path(g)
+            if in_task:
+                raise TaskError(msg)
+            raise ApiError(500, msg)
+
+    @contextlib.contextmanager
+    def locked(self, g, timeout=None, shared=False, in_task=True):
+        """``with sim.locked(g):`` runs the block under the guest's config file lock."""
+        self.acquire_flock(g, timeout, shared, in_task)
+        try:
+            yield
+        finally:
+            g.flock.release()
 
     # --- tasks ----------------------------------------------------------------
     def spawn(self, node, ttype, tid, user, fn):
@@ -1184,18 +1701,24 @@ class Sim:
         """Guest volumes on a node's storages, as list_images finds them:
         {storage: {volid: entry}}, entry as the content list shows it."""
         out = {}
+        storages = self.nodes[node].storages
+        shared = {sid for sid, st in storages.items() if st.shared}
         for g in self.guests.values():
-            if g.node != node:
+            if g.node != node and not shared:
                 continue
             for key, value in g.conf.items():
                 if not isinstance(value, str) or not DISK_KEY_RE.match(key):
                     continue
                 volid = value.split(",", 1)[0]
-                if volid.startswith("volume="):
-                    volid = volid[len("volume="):]
+                if volid.startswith(("volume=", "file=")):
+                    volid = volid.split("=", 1)[1]
                 m = GUEST_VOL_RE.match(volid)
                 if not m:
                     continue
+                if g.node != node and (m.group(1) not in shared or
+                                       self.nodes[g.node].storages.get(m.group(1)) is not
+                                       storages[m.group(1)]):
+                    continue            # a volume on another node's own storage
                 sm = re.search(r"(?:^|,)size=([^,]+)", value)
                 owner = int(m.group(3))
                 og = self.guests.get(owner)
@@ -1209,7 +1732,7 @@ class Sim:
     def storage_status(self, node, sid, vols=None):
         """storage_info's entry for one storage of a node."""
         st = self.nodes[node].storages[sid]
-        d = {"type": st.kind, "content": ",".join(sorted(st.content)), "shared": 0,
+        d = {"type": st.kind, "content": ",".join(sorted(st.content)), "shared": int(st.shared),
              "enabled": int(st.enabled), "active": 0, "total": 0, "used": 0, "avail": 0}
         if st.enabled and st.active:
             if vols is None:
@@ -1271,8 +1794,8 @@ class Sim:
                             continue            # storage_check_enabled skips it
                         e = {"id": "storage/%s/%s" % (name, sid), "type": "storage",
                              "storage": sid, "node": name, "plugintype": st.kind,
-                             "content": ",".join(sorted(st.content)), "shared": 0,
-                             "status": "unknown"}
+                             "content": ",".join(sorted(st.content)),
+                             "shared": int(st.shared), "status": "unknown"}
                         if node.online and st.active:
                             info = self.storage_status(name, sid, vols)
                             e.update(status="available", disk=info["used"],
@@ -1352,6 +1875,36 @@ class Sim:
                 out[path] = perms
         return out
 
+    def exec_perm_check(self, authid, check, params, noerr=False):
+        """RPCEnvironment::exec_api2_perm_check: ["perm", path, privs, options…],
+        ["and", …] (the first failing check's 403) and ["or", …] (a bare
+        "Permission check failed"); path templates take the request's parameters
+        (template_replace: '-' for a missing one)."""
+        if authid == "root@pam":
+            return True                 # check_api2_permissions lets root@pam pass
+        test = check[0]
+        if test == "and":
+            for sub in check[1:]:
+                self.exec_perm_check(authid, sub, params)
+            return True
+        if test == "or":
+            for sub in check[1:]:
+                if self.exec_perm_check(authid, sub, params, noerr=True):
+                    return True
+            if noerr:
+                return False
+            raise perm_error()
+        _, template, privs, *opts = check
+        options = dict(zip(opts[::2], opts[1::2]))
+        required = options.get("require_param")
+        if required and params.get(required) is None:
+            if noerr:
+                return False
+            raise perm_error()
+        path = re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1)) or "-"), template)
+        return self.check(authid, normalize_acl_path(path), privs,
+                          any_=bool(options.get("any")), noerr=noerr)
+
     def check(self, authid, path, privs, any_=False, noerr=False):
         """RPCEnvironment::check (all of privs) and check_any: True, or False with
         noerr, else 403 "Permission check failed (<path>, <priv>)"."""
@@ -1413,6 +1966,105 @@ class Ctx:
 
 def hotpluggable(key):
     return key in LXC_HOTPLUG or re.fullmatch(r"(net|mp)\d+", key) is not None
+
+
+# --- qemu-server option groups (check_vm_modify_config_perm, vmconfig_hotplug_pending) ---
+QEMU_CPU_OPTIONS = {"cores", "cpu", "runningcpu", "cpulimit", "cpuunits", "numa", "smp",
+                    "sockets", "vcpus"}
+QEMU_MEMORY_OPTIONS = {"memory", "balloon", "shares", "allow-ksm"}
+QEMU_HWTYPE_OPTIONS = {"acpi", "hotplug", "kvm", "machine", "runningmachine", "scsihw",
+                       "smbios1", "tablet", "vga", "watchdog", "audio0", "rng0"}
+QEMU_GENERAL_OPTIONS = {"agent", "autostart", "bios", "description", "keyboard", "localtime",
+                        "migrate_downtime", "migrate_speed", "name", "onboot", "ostype",
+                        "protection", "reboot", "startdate", "startup", "tdf", "template"}
+QEMU_CLOUDINIT_OPTIONS = {"cicustom", "cipassword", "citype", "ciuser", "ciupgrade",
+                          "nameserver", "searchdomain", "sshkeys"}
+# applied to a running VM at once ($fast_plug_option plus the cloud-init options)
+QEMU_FAST_PLUG = {"description", "hookscript", "lock", "migrate_downtime", "migrate_speed",
+                  "name", "onboot", "protection", "shares", "startup", "tags",
+                  "vmstatestorage"} | QEMU_CLOUDINIT_OPTIONS
+# the update's own parameters, not options of the VM
+QEMU_UPDATE_META = {"node", "vmid", "digest", "background_delay", "import-working-storage",
+                    "skiplock", "delete", "revert", "force"}
+# keys of $confdesc that the API does not offer for writing
+QEMU_INTERNAL_OPTIONS = {"vmstate", "runningmachine", "runningcpu", "meta", "parent",
+                         "snaptime", "running-nets-host-mtu"}
+
+
+def split_list(text):
+    """PVE::Tools::split_list"""
+    return [x for x in re.split(r"[,;\s]+", text or "") if x]
+
+
+def qemu_option_exists(opt):
+    """PVE::QemuServer::option_exists"""
+    return lookup(QEMU_OPTIONS, opt) is not None or opt in QEMU_INTERNAL_OPTIONS
+
+
+def qemu_drive_keys(key):
+    """The property-string keys of a drive option."""
+    for prefix, keys in (("ide", IDE_KEYS), ("sata", SATA_KEYS), ("scsi", SCSI_KEYS),
+                         ("virtio", VIRTIO_KEYS), ("efidisk", QM_EFIDISK0_KEYS),
+                         ("tpmstate", QM_TPMSTATE0_KEYS), ("unused", QM_UNUSED_KEYS)):
+        if key.startswith(prefix):
+            return keys
+    raise KeyError(key)
+
+
+def qemu_hotplug_features(value):
+    """parse_hotplug_features; the default is network,disk,usb."""
+    if value is None or str(value) == "1":
+        return {"network", "disk", "usb"}
+    if str(value) == "0":
+        return set()
+    return set(split_list(str(value)))
+
+
+def qemu_hotpluggable(opt, value, conf, hotplug, delete=False):
+    """Whether vmconfig_hotplug_pending applies opt to a running VM (else it stays
+    pending until the next start)."""
+    if opt in QEMU_FAST_PLUG or re.fullmatch(r"ipconfig\d+", opt):
+        return True
+    if re.fullmatch(r"net\d+", opt):
+        return "network" in hotplug or (not delete and opt in conf and value is not None and
+                                        _net_model_mac(conf[opt]) == _net_model_mac(value))
+    if QEMU_DRIVE_RE.match(opt):
+        if opt in ("efidisk0", "tpmstate0"):
+            return False
+        if value is not None and is_cloudinit(value):
+            return True
+        if "disk" not in hotplug:
+            return False
+        return not re.match(r"(ide|sata)\d", opt) or (not delete and opt in conf)
+    if opt in ("cpuunits", "cpulimit", "balloon"):
+        return True
+    if opt == "memory":
+        return "memory" in hotplug
+    if opt == "vcpus":
+        return "cpu" in hotplug
+    return False
+
+
+def _net_model_mac(value):
+    try:
+        net = parse_property_string(QM_NET_KEYS, value)
+    except FormatError:
+        return None
+    return net.get("model"), net.get("macaddr")
+
+
+def random_mac():
+    """random_ether_addr with the datacenter's default prefix BC:24:11."""
+    b = secrets.token_bytes(3)
+    return "BC:24:11:%02X:%02X:%02X" % (b[0], b[1], b[2])
+
+
+def crypt_sha256(password):
+    """What PVE::Tools::encrypt_pw stores for cipassword: a $5$ (SHA-256) crypt string.
+    The simulator's digest is not crypt(3)'s, only its shape."""
+    salt = base64.b64encode(secrets.token_bytes(6)).decode().replace("+", "X")
+    digest = base64.b64encode(hashlib.sha256((salt + password).encode()).digest())
+    return "$5$%s$%s" % (salt, digest.decode().rstrip("=").replace("+", ".")[:43])
 
 
 class Api:
@@ -1588,6 +2240,7 @@ class Api:
         target = p.get("target")
         if target in (node, "localhost"):
             target = None
+
         wanted = [x for x in re.split(r"[\s,;]+", p.get("content", "")) if x]
         with sim.lock:
             vols = sim.guest_volumes(node)
@@ -1610,8 +2263,9 @@ class Api:
                     continue
                 if p.get("enabled") and not st.enabled:
                     continue
-                if target:
-                    continue                # no storage here is shared
+                if target and not (st.shared and target in sim.nodes and
+                                   sid in sim.nodes[target].storages):
+                    continue                # only shared storages the target has too
                 if data["total"]:
                     data["used_fraction"] = data["used"] / data["total"]
                 if p.get("format"):
@@ -1762,7 +2416,11 @@ class Api:
                 for i, line in enumerate(lines) if start <= i < start + limit]
 
     # --- guest listing and status ----------------------------------------------------
-    def _vmstatus(self, g):
+    def _vmstatus(self, g, full=False):
+        """vmstatus (pve-container LXC.pm, qemu-server QemuServer.pm).  For a VM,
+        diskread/diskwrite (query-blockstats), qmpstatus, running-qemu,
+        running-machine, balloon and freemem come from QMP: only with full and only
+        while it runs; disk is always 0 ("no info available")."""
         node = self.sim.nodes[g.node]
         st = g.stats(node.cpus)
         d = {"vmid": g.vmid, "name": g.name(), "status": st["status"],
@@ -1776,6 +2434,27 @@ class Api:
             d["swap"] = 0
         else:
             d["memhost"] = st["mem"]
+            running = g.status == "running"
+            if not (full and running):
+                del d["diskread"], d["diskwrite"]
+            if g.conf.get("balloon"):
+                d["balloon_min"] = int(g.conf["balloon"]) * MiB
+                d["shares"] = int(g.conf.get("shares", 1000))
+            if any(re.fullmatch(r"serial\d+", k) for k in g.conf):
+                d["serial"] = 1
+            if full:
+                d["qmpstatus"] = self._qmpstatus(g)
+            if full and running:
+                d["running-qemu"] = QEMU_VERSION
+                d["running-machine"] = QEMU_MACHINE
+                d["proxmox-support"] = {}
+                if str(g.conf.get("balloon", "")) != "0":
+                    d["balloon"] = st["maxmem"]
+                    d["freemem"] = st["maxmem"] - st["mem"]
+                nets = sorted(int(k[3:]) for k in g.conf if re.fullmatch(r"net\d+", k))
+                d["nics"] = {"tap%di%d" % (g.vmid, i): {
+                    "netin": st["netin"] // max(1, len(nets)),
+                    "netout": st["netout"] // max(1, len(nets))} for i in nets}
         if g.status == "running":
             d["pid"] = g.pid
             w = unit_float("pressure", g.vmid)
@@ -1803,10 +2482,7 @@ class Api:
             for vmid, g in sorted(self.sim.guests.items()):
                 if g.node == p["node"] and g.kind == "qemu" and \
                         self.sim.check(ctx.user, "/vms/%d" % vmid, ["VM.Audit"], noerr=True):
-                    d = self._vmstatus(g)
-                    if p.get("full"):
-                        d["qmpstatus"] = self._qmpstatus(g)
-                    out.append(d)
+                    out.append(self._vmstatus(g, full=bool(p.get("full"))))
             return out
 
     def lxc_index(self, ctx, p):
@@ -1846,14 +2522,18 @@ class Api:
     def qemu_status(self, ctx, p):
         with self.sim.lock:
             g = self.sim.guest(p["node"], p["vmid"], "qemu")
-            d = self._vmstatus(g)
-            d["qmpstatus"] = self._qmpstatus(g)
+            d = self._vmstatus(g, full=True)
             d["ha"] = {"managed": 0}
+            if g.conf.get("vga"):
+                # spice for virtio* and qxl* display types; the clipboard setting (left
+                # out when unset, where Proxmox sends null)
+                vga = parse_property_string(QM_VGA_KEYS, str(g.conf["vga"]))
+                if str(vga.get("type", "")).startswith(("virtio", "qxl")):
+                    d["spice"] = 1
+                if vga.get("clipboard"):
+                    d["clipboard"] = vga["clipboard"]
             if self._agent_enabled(g):
                 d["agent"] = 1
-            if g.status == "running":
-                d["running-qemu"] = "9.2.0"
-                d["running-machine"] = "pc-i440fx-9.2+pve1"
             return d
 
     def lxc_interfaces(self, ctx, p):
@@ -1966,19 +2646,23 @@ class Api:
             sim.changed()
 
         def worker(task):
-            try:
-                self._create_log(task, g, ostemplate, restore)
-                task.work()
-                task.injected_failure()
-            except TaskError as e:
+            # the worker holds the config file lock for the whole create
+            # (lock_config($vmid, $code) in pve-container's create_vm): a PUT config or a
+            # start meanwhile waits for it (up to lock_timeout), then finds no lock
+            with sim.locked(g):
+                try:
+                    self._create_log(task, g, ostemplate, restore)
+                    task.work()
+                    task.injected_failure()
+                except TaskError as e:
+                    with sim.lock:
+                        if sim.guests.get(vmid) is g:
+                            del sim.guests[vmid]
+                            sim.changed()
+                    raise TaskError("unable to create CT %d - %s" % (vmid, e))
                 with sim.lock:
-                    if sim.guests.get(vmid) is g:
-                        del sim.guests[vmid]
-                        sim.changed()
-                raise TaskError("unable to create CT %d - %s" % (vmid, e))
-            with sim.lock:
-                g.conf.pop("lock", None)
-                sim.changed()
+                    g.conf.pop("lock", None)
+                    sim.changed()
             if p.get("start"):
                 self._start_task(ctx.user, g, skiplock=False)
 
@@ -2029,10 +2713,10 @@ class Api:
         for opt in delete:
             check(opt, True)
 
-    def _bridge_access(self, user, raw):
+    def _bridge_access(self, user, raw, keys=NET_KEYS):
         """check_vnet_access: SDN.Use on the bridge of the local zone (or on its VLANs)."""
         try:
-            net = parse_property_string(NET_KEYS, raw)
+            net = parse_property_string(keys, raw)
         except FormatError:
             return
         bridge = net.get("bridge")
@@ -2127,10 +2811,9 @@ class Api:
     def qemu_destroy(self, ctx, p):
         sim = self.sim
         with sim.lock:
+            # the early checks of destroy_vm (the API): no lock check, destroy_vm in the
+            # worker checks it
             g = sim.guest(p["node"], p["vmid"], "qemu")
-            msg = g.lock_error()
-            if msg and not p.get("skiplock"):
-                die(msg)
             if g.conf.get("protection"):
                 die("can't remove VM %d - protection mode enabled" % g.vmid)
             if g.status == "running":
@@ -2146,6 +2829,8 @@ class Api:
             with sim.lock:
                 if sim.guests.get(g.vmid) is not g:
                     raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                if g.kind == "qemu":
+                    self._qemu_destroy_checks(g, p)
                 if g.status == "running":
                     task.log("stopping %s %d" % (g.label(), g.vmid))
                     sim.set_stopped(g)
@@ -2164,6 +2849,28 @@ class Api:
         finally:
             g.flock.release()
 
+    def _qemu_destroy_checks(self, g, p):
+        """In the qmdestroy worker: the early checks again, then destroy_vm's: the lock
+        (unless skiplock), and for a template the base volumes linked clones use."""
+        if g.conf.get("protection"):
+            raise TaskError("can't remove VM %d - protection mode enabled" % g.vmid)
+        if g.status == "running":
+            raise TaskError("VM %d is running - destroy failed" % g.vmid)
+        msg = None if p.get("skiplock") or g.lock() == "suspended" else g.lock_error()
+        if msg:
+            raise TaskError(msg)
+        if not g.conf.get("template"):
+            return
+        for key in sorted(g.conf):
+            value = str(g.conf[key])
+            if not (QEMU_DRIVE_RE.match(key) or key.startswith("unused")) or is_cdrom(value):
+                continue
+            volid = value.split(",")[0]
+            for other in self.sim.guests.values():
+                if other is not g and any(str(v).split(",")[0].startswith(volid + "/")
+                                          for v in other.conf.values()):
+                    raise TaskError("base volume '%s' is still in use by linked cloned" % volid)
+
     # --- config ---------------------------------------------------------------
     def _config(self, g, p):
         if p.get("snapshot"):
@@ -2179,6 +2886,8 @@ class Api:
         else:
             conf = OrderedDict(g.conf) if p.get("current") else g.effective_conf()
         conf = OrderedDict(sorted(conf.items()))
+        if g.kind == "qemu" and conf.get("cipassword"):
+            conf["cipassword"] = "**********"       # never the hash, as vm_config does
         conf["digest"] = g.digest()
         return conf
 
@@ -2255,30 +2964,36 @@ class Api:
 
     def lxc_pending(self, ctx, p):
         with self.sim.lock:
-            g = self.sim.guest(p["node"], p["vmid"], "lxc")
-            out = []
-            for key in sorted(set(g.conf) | set(g.pending)):
-                e = {"key": key}
-                if key in g.conf:
-                    e["value"] = g.conf[key]
-                if key in g.pending:
-                    e["pending"] = g.pending[key]
-                if key in g.pending_delete:
-                    e["delete"] = 1
-                out.append(e)
-            out.append({"key": "digest", "value": g.digest()})
-            return out
+            return self._pending(self.sim.guest(p["node"], p["vmid"], "lxc"))
+
+    @staticmethod
+    def _pending(g):
+        """config_with_pending_array; a VM's cipassword shows as '**********'."""
+        out = []
+        for key in sorted(set(g.conf) | set(g.pending) | g.pending_delete):
+            e = {"key": key}
+            if key in g.conf:
+                e["value"] = g.conf[key]
+            if key in g.pending:
+                e["pending"] = g.pending[key]
+            if key in g.pending_delete:
+                e["delete"] = 1
+            if key == "cipassword" and g.kind == "qemu":
+                if "value" in e:
+                    e["value"] = "**********"
+                if "pending" in e:
+                    e["pending"] = "********** "
+            out.append(e)
+        out.append({"key": "digest", "value": g.digest()})
+        return out
 
     # --- power ---------------------------------------------------------------------
-    def _precheck(self, p, kind, running_error=None, stopped_error=None, flock=True):
-        """The checks a power call makes before fork_worker (immediate 500s)."""
+    def _precheck(self, p, kind, running_error=None, stopped_error=None):
+        """The checks a power call makes before fork_worker (immediate 500s).  They take
+        no config file lock: the workers do (lock_config in vm_start, vm_stop, …)."""
         sim = self.sim
         with sim.lock:
             g = sim.guest(p["node"], p["vmid"], kind)
-        if flock:
-            sim.acquire_flock(g)             # lock_config around fork_worker
-            g.flock.release()
-        with sim.lock:
             if running_error and g.status == "running":
                 die(running_error % g.vmid)
             if stopped_error and g.status != "running":
@@ -2298,56 +3013,66 @@ class Api:
         ttype = "vzstart" if g.kind == "lxc" else "qmstart"
 
         def worker(task):
-            self._task_guard(g, skiplock)
-            with self.sim.lock:
-                if g.conf.get("template"):
-                    raise TaskError("you can't start a %s if it's a template" % g.label())
-                if g.status == "running":
-                    raise TaskError("%s %d already running" % (g.label(), g.vmid))
-            task.work()
-            task.injected_failure()
-            with self.sim.lock:
-                if g.status == "running":
-                    raise TaskError("%s %d already running" % (g.label(), g.vmid))
-                g.apply_pending()
-                self.sim.set_running(g)
-                self.sim.changed()
+            with self.sim.locked(g):          # vm_start: lock_config, then load_config
+                if self.sim.guests.get(g.vmid) is not g or g.node != task.node:
+                    raise TaskError("Configuration file '%s' does not exist"
+                                    % g.config_path(task.node))
+                with self.sim.lock:
+                    if g.conf.get("template"):
+                        raise TaskError("you can't start a %s if it's a template" % (
+                            "CT" if g.kind == "lxc" else "vm"))
+                self._task_guard(g, skiplock)
+                with self.sim.lock:
+                    if g.status == "running":
+                        raise TaskError("%s %d already running" % (g.label(), g.vmid))
+                task.work()
+                task.injected_failure()
+                with self.sim.lock:
+                    if g.status == "running":
+                        raise TaskError("%s %d already running" % (g.label(), g.vmid))
+                    g.apply_pending()
+                    if g.kind == "qemu":
+                        self.sim.cloudinit_boot(g)
+                    self.sim.set_running(g)
+                    self.sim.changed()
         return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
 
-    def _stop_task(self, user, g, ttype, skiplock=False, lock_check=True):
+    def _stop_task(self, user, g, ttype, skiplock=False, lock_check=True, flock=True):
         def worker(task):
-            self._task_guard(g, skiplock or not lock_check)
-            task.work()
-            task.injected_failure()
-            with self.sim.lock:
-                if g.status == "running":
-                    self.sim.set_stopped(g)
-                    self.sim.changed()
+            with (self.sim.locked(g) if flock else contextlib.nullcontext()):
+                self._task_guard(g, skiplock or not lock_check)
+                task.work()
+                task.injected_failure()
+                with self.sim.lock:
+                    if g.status == "running":
+                        self.sim.set_stopped(g)
+                        self.sim.changed()
         return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
 
     def _shutdown_task(self, user, g, ttype, timeout, force):
         def worker(task):
-            self._task_guard(g)
-            if g.shutdown_hangs:
-                try:
-                    task.sleep(timeout)
-                except TaskError:
-                    raise
-                if not force:
-                    raise TaskError("container did not stop" if g.kind == "lxc"
-                                    else "VM quit/powerdown failed - got timeout")
-                task.log("forcing stop")
-            else:
-                task.work()
-            task.injected_failure()
-            with self.sim.lock:
-                if g.status == "running":
-                    self.sim.set_stopped(g)
-                    self.sim.changed()
+            with self.sim.locked(g):          # vm_shutdown holds it while it waits
+                self._shutdown_work(task, g, timeout, force)
         return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
 
+    def _shutdown_work(self, task, g, timeout, force):
+        self._task_guard(g)
+        if g.shutdown_hangs:
+            task.sleep(timeout)
+            if not force:
+                raise TaskError("container did not stop" if g.kind == "lxc"
+                                else "VM quit/powerdown failed - got timeout")
+            task.log("forcing stop")
+        else:
+            task.work()
+        task.injected_failure()
+        with self.sim.lock:
+            if g.status == "running":
+                self.sim.set_stopped(g)
+                self.sim.changed()
+
     def _reboot_task(self, user, g, ttype, timeout):
-        def worker(task):
+        def work(task):
             self._task_guard(g)
             if g.shutdown_hangs and timeout is not None:
                 task.sleep(timeout)
@@ -2355,8 +3080,17 @@ class Api:
             task.injected_failure()
             with self.sim.lock:
                 g.apply_pending()
+                if g.kind == "qemu":
+                    self.sim.cloudinit_boot(g)
                 self.sim.set_running(g)
                 self.sim.changed()
+
+        def worker(task):
+            if g.kind == "lxc":
+                work(task)                  # PVE::LXC::vm_reboot takes no config lock
+            else:
+                with self.sim.locked(g):    # vm_reboot: lock_config
+                    work(task)
         return self.sim.spawn(g.node, ttype, g.vmid, user, worker)
 
     def _abort_tasks(self, g, ttype):
@@ -2381,7 +3115,7 @@ class Api:
                                    p.get("forceStop")).upid
 
     def lxc_reboot(self, ctx, p):
-        g = self._precheck(p, "lxc", stopped_error="VM %d not running", flock=False)
+        g = self._precheck(p, "lxc", stopped_error="VM %d not running")
         return self._reboot_task(ctx.user, g, "vzreboot", p.get("timeout")).upid
 
     def lxc_suspend(self, ctx, p):
@@ -2389,7 +3123,7 @@ class Api:
         return self._stop_task(ctx.user, g, "vzsuspend").upid
 
     def lxc_resume(self, ctx, p):
-        g = self._precheck(p, "lxc", running_error="CT %d already running", flock=False)
+        g = self._precheck(p, "lxc", running_error="CT %d already running")
 
         def worker(task):
             task.work()
@@ -2416,7 +3150,7 @@ class Api:
                                    p.get("forceStop")).upid
 
     def qemu_reboot(self, ctx, p):
-        g = self._precheck(p, "qemu", stopped_error="VM %d not running", flock=False)
+        g = self._precheck(p, "qemu", stopped_error="VM %d not running")
         return self._reboot_task(ctx.user, g, "qmreboot", p.get("timeout")).upid
 
     def qemu_suspend(self, ctx, p):
@@ -2427,11 +3161,12 @@ class Api:
             self.sim.check(ctx.user, "/storage/%s" % statestorage, ["Datastore.AllocateSpace"])
 
         def worker(task):
-            self._task_guard(g, p.get("skiplock"))
-            task.work()
-            task.injected_failure()
-            with self.sim.lock:
-                g.paused = True
+            with self.sim.locked(g):          # vm_suspend: lock_config
+                self._task_guard(g, p.get("skiplock"))
+                task.work()
+                task.injected_failure()
+                with self.sim.lock:
+                    g.paused = True
         return self.sim.spawn(g.node, "qmsuspend", g.vmid, ctx.user, worker).upid
 
     @staticmethod
@@ -2448,11 +3183,12 @@ class Api:
         g = self._precheck(p, "qemu", stopped_error="VM %d not running")
 
         def worker(task):
-            self._task_guard(g, p.get("skiplock"))
-            task.work()
-            task.injected_failure()
-            with self.sim.lock:
-                g.paused = False
+            with self.sim.locked(g):          # vm_resume: lock_config
+                self._task_guard(g, p.get("skiplock"))
+                task.work()
+                task.injected_failure()
+                with self.sim.lock:
+                    g.paused = False
         return self.sim.spawn(g.node, "qmresume", g.vmid, ctx.user, worker).upid
 
     # --- resize ---------------------------------------------------------------------
@@ -2460,44 +3196,49 @@ class Api:
         sim = self.sim
         with sim.lock:
             g = sim.guest(p["node"], p["vmid"], "lxc")
-        sim.acquire_flock(g)
-        try:
+        disk = p["disk"]
+        keys = ROOTFS_KEYS if disk == "rootfs" else MP_KEYS
+
+        def load_and_check():
+            """The checks before the fork and again in the worker, under the lock."""
             with sim.lock:
+                if sim.guests.get(g.vmid) is not g:
+                    die("Configuration file '%s' does not exist" % g.config_path())
                 msg = g.lock_error()
                 if msg:
                     die(msg)
                 # what is left of the parameters is {disk}: VM.Config.Options (as the code is)
-                self._ct_config_perm(ctx.user, g.vmid, g.conf, {"disk": p["disk"]})
+                self._ct_config_perm(ctx.user, g.vmid, g.conf, {"disk": disk})
                 if p.get("digest") and p["digest"] != g.digest():
                     die("detected modified configuration - file changed by other user? "
                         "Try again.")
-                disk = p["disk"]
                 if disk not in g.conf:
                     die("disk '%s' does not exist" % disk)
-                keys = ROOTFS_KEYS if disk == "rootfs" else MP_KEYS
                 mp = parse_property_string(keys, g.conf[disk])
                 sim.check(ctx.user, "/storage/%s" % mp["volume"].split(":", 1)[0],
                           ["Datastore.AllocateSpace"])
                 size = parse_size(mp.get("size", "0")) or 0
                 text = p["size"]
-                grow = text.startswith("+")
                 newsize = parse_size(text.lstrip("+"))
                 if newsize is None:
                     die("invalid size string")
-                if grow:
+                if text.startswith("+"):
                     newsize += size
                 newsize = int(newsize)
                 if newsize < size:
                     die("unable to shrink disk size")
                 if newsize == size:
                     die("disk is already at specified size")
-        finally:
-            g.flock.release()
+                return mp, size, newsize
+
+        load_and_check()        # early checks before forking and locking: no config lock
 
         def worker(task):
-            if not g.flock.acquire(timeout=sim.lock_timeout):
-                raise TaskError("can't lock file '%s' - got timeout" % lock_path(g))
-            try:
+            with sim.locked(g):
+                try:
+                    mp, size, newsize = load_and_check()
+                except ApiError as e:
+                    raise TaskError(e.message)
                 vol = mp["volume"].split(":", 1)[-1]
                 task.log("  Size of logical volume pve/%s changed from %s to %s." % (
                     vol, format_size(size), format_size(newsize)))
@@ -2512,8 +3253,6 @@ class Api:
                     cur["size"] = format_size(newsize)
                     g.conf[disk] = print_property_string(keys, cur, first=("mp",))
                     sim.changed()
-            finally:
-                g.flock.release()
         return sim.spawn(g.node, "resize", g.vmid, ctx.user, worker).upid
 
     # --- snapshots ------------------------------------------------------------------
@@ -2548,9 +3287,11 @@ class Api:
                     die("unable to use snapshot name '%s' (reserved name)" % reserved)
 
         def worker(task):
-            with sim.lock:
+            with sim.locked(g), sim.lock:     # __snapshot_prepare: lock_config
                 if sim.guests.get(g.vmid) is not g:
                     raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                if g.conf.get("template"):
+                    raise TaskError("you can't take a snapshot if it's a template")
                 msg = g.lock_error()
                 if msg:
                     raise TaskError(msg)
@@ -2577,7 +3318,7 @@ class Api:
                     g.conf.pop("lock", None)
                     sim.changed()
                 raise
-            with sim.lock:
+            with sim.locked(g), sim.lock:     # __snapshot_commit
                 g.snapshots[name].pop("snapstate", None)
                 g.conf["parent"] = name
                 g.conf.pop("lock", None)
@@ -2593,7 +3334,7 @@ class Api:
             g = sim.guest(p["node"], p["vmid"], ctx.kind)
 
         def worker(task):
-            with sim.lock:
+            with sim.locked(g), sim.lock:     # __snapshot_prepare: lock_config
                 snap = g.snapshots.get(name)
                 if snap is None:
                     raise TaskError("snapshot '%s' does not exist" % name)
@@ -2612,7 +3353,7 @@ class Api:
                     g.conf.pop("lock", None)
                     sim.changed()
                 raise
-            with sim.lock:
+            with sim.locked(g), sim.lock:
                 del g.snapshots[name]
                 for other in g.snapshots.values():
                     if other.get("parent") == name:
@@ -2634,7 +3375,7 @@ class Api:
             g = sim.guest(p["node"], p["vmid"], ctx.kind)
 
         def worker(task):
-            with sim.lock:
+            with sim.locked(g), sim.lock:     # __snapshot_prepare: lock_config
                 snap = g.snapshots.get(name)
                 if snap is None:
                     raise TaskError("snapshot '%s' does not exist" % name)
@@ -2654,7 +3395,7 @@ class Api:
                     g.conf.pop("lock", None)
                     sim.changed()
                 raise
-            with sim.lock:
+            with sim.locked(g), sim.lock:
                 g.conf = OrderedDict(sorted(dict(snap["conf"], parent=name).items()))
                 g.pending.clear()
                 g.pending_delete.clear()
@@ -2728,7 +3469,7 @@ class Api:
                 out.append({"time": t})
                 continue
             exact = usage_changed and t + step > usage_changed
-            up = running or t < changed
+            up = running or t + step <= changed     # a window that ends after a stop: down
             if exact or not up:
                 w = 1.0
             else:
@@ -2736,18 +3477,23 @@ class Api:
                     0.1 * (unit_float("rrd", vmid, t) - 0.5)
                 if peak:
                     w *= 1.2
-            on = 1.0 if up else 0.0
-            e = {"time": t, "maxcpu": float(base_cpu),
-                 "cpu": round(min(1.0, cpu0 * w) * on, 6),
-                 "maxmem": float(maxmem), "mem": float(int(min(maxmem, mem0 * w)) * on),
-                 "maxdisk": float(maxdisk), "disk": float(disk0 if kind == "lxc" else 0),
-                 "netin": round(net * w * on, 2), "netout": round(net / 3 * w * on, 2),
-                 "diskread": round(io * w * on, 2), "diskwrite": round(io / 2 * w * on, 2)}
+            e = {"time": t, "maxcpu": float(base_cpu), "maxmem": float(maxmem),
+                 "maxdisk": float(maxdisk), "disk": float(disk0 if kind == "lxc" else 0)}
+            if not up:
+                # pvestatd writes "unknown" for the usage of a stopped guest: those
+                # fields are left out
+                out.append(e)
+                continue
+            pressure = unit_float("pressure", vmid)
+            e.update(cpu=round(min(1.0, cpu0 * w), 6), mem=float(int(min(maxmem, mem0 * w))),
+                     netin=round(net * w, 2), netout=round(net / 3 * w, 2),
+                     diskread=round(io * w, 2), diskwrite=round(io / 2 * w, 2),
+                     pressurecpusome=round(0.5 * pressure, 2),
+                     pressureiosome=round(0.3 * pressure, 2), pressurememorysome=0.0)
             if kind == "qemu":
-                e["memhost"] = e["mem"]
-            e["pressurecpusome"] = round(0.5 * unit_float("pressure", vmid) * on, 2)
-            e["pressureiosome"] = round(0.3 * unit_float("pressure", vmid) * on, 2)
-            e["pressurememorysome"] = 0.0
+                # memhost and the "full" pressures are in a VM's RRD (update_qemu_status)
+                e.update(memhost=e["mem"], pressurecpufull=round(0.2 * pressure, 2),
+                         pressureiofull=round(0.1 * pressure, 2), pressurememoryfull=0.0)
             out.append(e)
         return out
 
@@ -2787,21 +3533,751 @@ class Api:
     def termproxy(self, ctx, p):
         return self._console(ctx, p, with_cert=False)
 
-    # --- QEMU guest agent -----------------------------------------------------------------
+    # --- QEMU config (qemu-server API2/Qemu.pm update_vm_api) -------------------------
+    def _qemu_drive(self, key, value):
+        """parse_drive: the drive's properties (file first)."""
+        return parse_property_string(qemu_drive_keys(key), value)
+
+    def _qemu_config_perm(self, user, vmid, keys):
+        """check_vm_modify_config_perm, option by option (sorted; Perl walks a hash).
+        Disks, serial/usb/hostpci ports and tags are checked where they are applied; the
+        options only root@pam may set (args, lock, …) are not simulated."""
+        if user == "root@pam":
+            return
+        sim = self.sim
+        vms = "/vms/%d" % vmid
+        for opt in sorted(keys):
+            if QEMU_DRIVE_RE.match(opt) or opt in ("cdrom", "tags") or \
+                    re.fullmatch(r"(?:unused|serial|usb|hostpci|virtiofs)\d+", opt):
+                continue
+            if opt in QEMU_CPU_OPTIONS or re.fullmatch(r"numa\d+", opt):
+                sim.check(user, vms, ["VM.Config.CPU"])
+            elif opt in QEMU_MEMORY_OPTIONS:
+                sim.check(user, vms, ["VM.Config.Memory"])
+            elif opt in QEMU_HWTYPE_OPTIONS:
+                sim.check(user, vms, ["VM.Config.HWType"])
+            elif opt in QEMU_GENERAL_OPTIONS:
+                sim.check(user, vms, ["VM.Config.Options"])
+                if opt == "startup":
+                    sim.check(user, "/", ["Sys.Modify"])
+            elif opt == "freeze":
+                sim.check(user, vms, ["VM.PowerMgmt"])
+            elif opt in ("boot", "bootdisk", "vmstatestorage"):
+                sim.check(user, vms, ["VM.Config.Disk"])
+            elif re.fullmatch(r"net\d+", opt):
+                sim.check(user, vms, ["VM.Config.Network"])
+            elif opt in QEMU_CLOUDINIT_OPTIONS or re.fullmatch(r"ipconfig\d+", opt):
+                sim.check(user, vms, ["VM.Config.Cloudinit", "VM.Config.Network"], any_=True)
+            elif opt == "vmstate":
+                sim.check(user, vms, ["VM.Config.Disk", "VM.PowerMgmt"])
+
+    def _qemu_drive_perm(self, user, vmid, key, value):
+        """check_drive_perms: a cloud-init disk needs VM.Config.Cloudinit or
+        VM.Config.CDROM, a CD-ROM VM.Config.CDROM, any other disk VM.Config.Disk."""
+        vms = "/vms/%d" % vmid
+        spec = value.split(",", 1)[0]
+        if is_cloudinit(value) or spec.endswith(":cloudinit") or spec == "cloudinit":
+            self.sim.check(user, vms, ["VM.Config.Cloudinit", "VM.Config.CDROM"], any_=True)
+        elif is_cdrom(value):
+            self.sim.check(user, vms, ["VM.Config.CDROM"])
+        else:
+            self.sim.check(user, vms, ["VM.Config.Disk"])
+
+    def _qemu_storage_access(self, user, node, vmid, params):
+        """check_storage_access for the disks in the request."""
+        sim = self.sim
+        for key, value in sorted(params.items()):
+            if not QEMU_DRIVE_RE.match(key):
+                continue
+            drive = self._qemu_drive(key, value)
+            volid = drive["file"]
+            cdrom = drive.get("media") == "cdrom" or volid in ("cdrom", "none")
+            if volid in ("none", "cloudinit") or volid.endswith(":cloudinit"):
+                continue
+            if cdrom and volid == "cdrom":
+                sim.check(user, "/", ["Sys.Console"])
+                continue
+            m = re.fullmatch(r"(([^/:\s]+):)?(\d+(\.\d+)?)", volid)
+            if not cdrom and m:
+                sid = m.group(2)
+                if not sid:
+                    die("no storage ID specified (and no default storage)")
+                sim.check(user, "/storage/%s" % sid, ["Datastore.AllocateSpace"])
+                st = sim.storage(node, sid)
+                if "images" not in st.content:
+                    param_error({"storage": "storage '%s' does not support vm images" % sid})
+                continue
+            self._volume_access(user, vmid, volid)
+
+    def _qemu_normalize(self, vmid, params):
+        """What update_vm_api does to the values before it checks permissions: the
+        'cdrom' alias, a MAC for every netN, vmgenid=1 → a new UUID."""
+        if "cdrom" in params:
+            value = params.pop("cdrom")
+            if "media=" not in value:
+                value += ",media=cdrom"
+            params["ide2"] = value
+        for key, value in list(params.items()):
+            if QEMU_DRIVE_RE.match(key):
+                drive = parse_property_string(qemu_drive_keys(key), value)
+                m = re.fullmatch(r"(([^/:\s]+):)?(\d+(\.\d+)?)", drive["file"])
+                if drive.get("import-from") and (not m or float(m.group(3)) != 0):
+                    param_error({key: "'import-from' requires special syntax - use "
+                                      "<storage ID>:0,import-from=<source>"})
+            if re.fullmatch(r"net\d+", key):
+                net = parse_property_string(QM_NET_KEYS, value)
+                if not net.get("macaddr"):
+                    net["macaddr"] = random_mac()
+                params[key] = print_property_string(QM_NET_KEYS, net)
+            elif key == "vmgenid" and value == "1":
+                params[key] = str(uuid.uuid4())
+        return params
+
+    def _check_ssh_keys(self, keys):
+        """PVE::Tools::validate_ssh_public_keys (ssh-keygen -l on every line)."""
+        for line in keys.split("\n"):
+            if line.strip() and not re.match(
+                    r"(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)\S+ [A-Za-z0-9+/=]+( .*)?$", line.strip()):
+                die("SSH public key validation error")
+
+    def _qemu_update(self, ctx, p, sync):
+        sim = self.sim
+        user = ctx.user
+        node, vmid = p["node"], p["vmid"]
+        digest = p.get("digest")
+        skiplock = p.get("skiplock")
+        force = p.get("force")
+        params = {k: v for k, v in p.items() if k not in QEMU_UPDATE_META}
+        logline = "update VM %d: %s" % (vmid, " ".join(
+            "-%s %s" % (k, "<hidden>" if k == "cipassword" else v)
+            for k, v in sorted(p.items()) if k not in ("node", "vmid", "digest",
+                                                       "background_delay",
+                                                       "import-working-storage")))
+        if "sshkeys" in params:
+            self._check_ssh_keys(urllib.parse.unquote(params["sshkeys"]))
+        delete_str, revert_str = p.get("delete", ""), p.get("revert", "")
+        if not delete_str and not revert_str and not params:
+            die("no options specified")
+        self._qemu_normalize(vmid, params)
+        reverts = []
+        for opt in split_list(revert_str):
+            if not qemu_option_exists(opt):
+                param_error({"revert": "unknown option '%s'" % opt})
+            if opt in params:
+                param_error({"delete": "you can't use '-%s' and -revert %s' at the same time"
+                                       % (opt, opt)})
+            reverts.append(opt)
+        deletes = []
+        for opt in split_list(delete_str):
+            opt = "ide2" if opt == "cdrom" else opt
+            if opt in params:
+                param_error({"delete": "you can't use '-%s' and -delete %s' at the same time"
+                                       % (opt, opt)})
+            if opt in reverts:
+                param_error({"revert": "you can't use '-delete %s' and -revert %s' at the "
+                                       "same time" % (opt, opt)})
+            if not qemu_option_exists(opt):
+                param_error({"delete": "unknown option '%s'" % opt})
+            deletes.append(opt)
+        self._qemu_config_perm(user, vmid, deletes)
+        self._qemu_config_perm(user, vmid, params)
+        self._qemu_storage_access(user, node, vmid, params)
+        for key, value in sorted(params.items()):
+            if re.fullmatch(r"net\d+", key):
+                self._bridge_access(user, value, QM_NET_KEYS)
+
+        def load_and_check():
+            """$load_and_check_config: before the fork and again under the lock."""
+            with sim.lock:
+                g = sim.guest(node, vmid, "qemu")
+                if digest and digest != g.digest():
+                    die("checksum mismatch (file change by other user?)")
+                msg = None if skiplock else g.lock_error()
+                if msg:
+                    die(msg)
+                if params.get("memory") or "balloon" in params:
+                    memory = params.get("memory") or g.pending.get("memory") or \
+                        g.conf.get("memory", "512")
+                    maxmem = int(str(memory).split("=")[-1])
+                    balloon = params["balloon"] if "balloon" in params else \
+                        g.pending.get("balloon", g.conf.get("balloon"))
+                    if balloon and int(balloon) > maxmem:
+                        die("balloon value too large (must be smaller than assigned memory)")
+                return g
+
+        g = load_and_check()            # early checks before forking/locking
+
+        def update(log):
+            g2 = load_and_check()
+            if g2 is not g:
+                die("Configuration file '%s' does not exist" % g.config_path())
+            with sim.lock:
+                log(logline)
+                self._qemu_apply(user, g, params, deletes, reverts, force, log)
+                sim.changed()
+
+        if sync:
+            with sim.locked(g, in_task=False):
+                update(lambda line: None)
+            return None
+
+        def worker(task):
+            with sim.locked(g):
+                task.work()
+                task.injected_failure()     # a task_error fault: nothing changes
+                update(task.log)
+        task = sim.spawn(node, "qmconfig", vmid, user, worker)
+        delay = p.get("background_delay")
+        if delay:
+            # wait up to background_delay seconds: null when the task ended well in time
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and task.status == "running":
+                time.sleep(0.05)
+            if task.status != "running":
+                if task.exitstatus == "OK" or task.exitstatus.startswith("WARNINGS"):
+                    return None
+                die("failed to update VM %d: %s" % (vmid, task.exitstatus))
+        return task.upid
+
+    def qemu_update_async(self, ctx, p):
+        return self._qemu_update(ctx, p, sync=False)
+
+    def qemu_update_sync(self, ctx, p):
+        return self._qemu_update(ctx, p, sync=True)
+
+    def _qemu_new_disk(self, g, key, value, taken=()):
+        """create_disks for one drive: STORAGE:SIZE allocates a volume, STORAGE:cloudinit
+        the cloud-init disk; anything else is used as given."""
+        sim = self.sim
+        keys = qemu_drive_keys(key)
+        drive = parse_property_string(keys, value)
+        volid = drive["file"]
+        m = re.fullmatch(r"(([^/:\s]+):)?(\d+(\.\d+)?)", volid)
+        if m and not drive.get("media") == "cdrom":
+            sid = m.group(2)
+            st = sim.storage(g.node, sid)
+            fmt = drive.pop("format", None) if st.kind in FILE_STORAGES else None
+            drive.pop("format", None)
+            drive["file"] = sim.alloc_volume(g, sid, g.node, fmt, taken)
+            size = int(float(m.group(3)) * GiB)
+            source = drive.pop("import-from", None)
+            if source:
+                # STORAGE:0,import-from=<volume>: the copy has the source's size
+                size = self._volume_size(g.node, source) or 2 * GiB
+            drive["size"] = format_size(size)
+        elif volid.endswith(":cloudinit"):
+            sid = volid.split(":", 1)[0]
+            drive["file"] = sim.alloc_volume(g, sid, g.node, drive.pop("format", None),
+                                             cloudinit=True)
+            drive["media"] = "cdrom"
+        return print_property_string(keys, drive)
+
+    def _volume_size(self, node, volid):
+        """The size of a volume the node knows (a guest volume or a file), else None."""
+        sim = self.sim
+        sid = volid.split(":", 1)[0]
+        vol = sim.guest_volumes(node).get(sid, {}).get(volid)
+        if vol:
+            return vol["size"]
+        st = sim.nodes[node].storages.get(sid)
+        if st is not None and volid in st.files:
+            return st.files[volid]["size"]
+        return None
+
+    def _add_unused(self, g, volid):
+        """vmconfig_register_unused_drive / add_unused_volume: the first free unusedN."""
+        if any(str(v).split(",")[0] == volid for k, v in g.conf.items()
+               if k.startswith("unused")):
+            return
+        i = 0
+        while "unused%d" % i in g.conf:
+            i += 1
+        g.conf["unused%d" % i] = volid
+
+    def _qemu_drop_drive(self, g, key, value, force):
+        """A drive leaves the config: a disk becomes unusedN (freed with force), a
+        cloud-init disk is freed, a CD-ROM is just removed."""
+        if is_cdrom(value) and not is_cloudinit(value):
+            return
+        volid = str(value).split(",")[0]
+        if is_cloudinit(value) or force or key.startswith("unused") or ":" not in volid:
+            return
+        self._add_unused(g, volid)
+
+    def _qemu_apply(self, user, g, params, deletes, reverts, force, log):
+        """The update (updatefn): write everything to [PENDING], then apply what can be
+        applied: everything on a stopped VM (vmconfig_apply_pending), what is hot-pluggable
+        on a running one (vmconfig_hotplug_pending).  Holds sim.lock."""
+        sim = self.sim
+        for opt in reverts:
+            if opt in g.conf:
+                params[opt] = g.conf[opt]
+            if opt in g.pending:
+                g.pending.pop(opt, None)
+            g.pending_delete.discard(opt)
+        for opt in deletes:
+            value = g.conf.get(opt, g.pending.get(opt))
+            if value is None:
+                log("cannot delete '%s' - not set in current configuration!" % opt)
+                continue
+            g.pending.pop(opt, None)
+            if opt.startswith("unused"):
+                if g.conf.get("protection"):
+                    die("can't remove unused disk '%s' - protection mode enabled"
+                        % str(value).split(",")[0])
+                sim.check(user, "/vms/%d" % g.vmid, ["VM.Config.Disk"])
+                g.conf.pop(opt, None)       # the volume is freed at once
+                continue
+            if QEMU_DRIVE_RE.match(opt):
+                if g.conf.get("protection"):
+                    die("can't remove drive '%s' - protection mode enabled" % opt)
+                self._qemu_drive_perm(user, g.vmid, opt, value)
+            if re.fullmatch(r"net\d+", opt) and opt in g.conf:
+                self._bridge_access(user, g.conf[opt], QM_NET_KEYS)
+            if opt in g.conf:
+                g.pending_delete.add(opt)
+        taken = []
+        for opt, value in sorted(params.items()):
+            if g.pending.get(opt) == value:
+                continue
+            if QEMU_DRIVE_RE.match(opt):
+                if g.conf.get(opt):
+                    self._qemu_drive_perm(user, g.vmid, opt, g.conf[opt])
+                self._qemu_drive_perm(user, g.vmid, opt, value)
+                value = self._qemu_new_disk(g, opt, value, taken)
+                taken.append(value)
+                g.pending[opt] = value
+            elif re.fullmatch(r"net\d+", opt):
+                if opt in g.conf:           # the bridge it leaves is checked too
+                    self._bridge_access(user, g.conf[opt], QM_NET_KEYS)
+                g.pending[opt] = value
+            elif opt == "cipassword":
+                # stored at once (not pending), crypt()ed unless it already is a hash
+                if re.match(r"\$(?:[156]|2[ay])(\$.+){2}", value):
+                    g.ci_secret = {"hash": value}
+                    g.conf["cipassword"] = value
+                else:
+                    g.ci_secret = {"sha256": hashlib.sha256(value.encode()).hexdigest()}
+                    g.conf["cipassword"] = crypt_sha256(value)
+            elif opt == "tags":
+                tags = []
+                for t in split_list(value):
+                    if t not in tags:
+                        tags.append(t)
+                g.pending[opt] = ";".join(tags)
+            else:
+                g.pending[opt] = value
+            g.pending_delete.discard(opt)
+        for opt in list(g.pending):           # cleanup_pending: nothing changes
+            if opt in g.conf and str(g.conf[opt]) == str(g.pending[opt]):
+                del g.pending[opt]
+        running = g.status == "running"
+        hotplug = qemu_hotplug_features(g.conf.get("hotplug"))
+        for opt in sorted(g.pending_delete):
+            if running and not qemu_hotpluggable(opt, None, g.conf, hotplug, delete=True):
+                continue
+            old = g.conf.pop(opt, None)
+            g.pending_delete.discard(opt)
+            if old is not None and QEMU_DRIVE_RE.match(opt):
+                self._qemu_drop_drive(g, opt, old, force)
+        for opt in sorted(g.pending):
+            value = g.pending[opt]
+            if running and not qemu_hotpluggable(opt, value, g.conf, hotplug):
+                continue
+            old = g.conf.get(opt)
+            g.conf[opt] = value
+            del g.pending[opt]
+            if old is not None and QEMU_DRIVE_RE.match(opt) and \
+                    str(old).split(",")[0] != str(value).split(",")[0]:
+                self._qemu_drop_drive(g, opt, old, False)
+        g.conf = OrderedDict(sorted(g.conf.items()))
+
+    def qemu_pending(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "qemu")
+            return self._pending(g)
+
+    # --- QEMU clone (clone_vm) and templates -------------------------------------------
+    def _storage_enabled(self, node, sid):
+        """PVE::Storage::storage_check_enabled."""
+        st = self.sim.storage(node, sid)
+        if not st.enabled:
+            die("storage '%s' is disabled" % sid)
+        return st
+
+    def _clone_feature(self, g, volid, snapname):
+        """volume_has_feature(…, 'clone', …): lvm-thin clones base volumes and
+        snapshots, file storages qcow2 base images."""
+        sid, _, volname = volid.partition(":")
+        st = self.sim.nodes[g.node].storages.get(sid)
+        if st is None:
+            return False
+        base = re.search(r"(?:^|/)base-\d+-disk-\d+(?:\.\w+)?$", volname) is not None
+        if st.kind == "lvmthin":
+            return base or bool(snapname)
+        if st.kind in FILE_STORAGES:
+            return volname.endswith(".qcow2") and (base or bool(snapname))
+        return base
+
+    def qemu_clone(self, ctx, p):
+        sim = self.sim
+        user = ctx.user
+        node, vmid, newid = p["node"], p["vmid"], p["newid"]
+        pool, snapname = p.get("pool"), p.get("snapname")
+        storage, fmt = p.get("storage"), p.get("format")
+        target = p.get("target")
+        if target in (node, "localhost"):
+            target = None
+
+        def load_and_check():
+            """$load_and_check: before the fork, and in the worker under the locks.
+            Holds sim.lock."""
+            if pool is not None:
+                raise perm_error("pool '%s' does not exist" % pool)   # check_pool_exist
+            if target and target not in sim.nodes:
+                die("no such cluster node '%s'" % target)
+            if storage:
+                st = self._storage_enabled(node, storage)
+                if "images" not in st.content:
+                    param_error({"storage": "storage '%s' does not support vm images"
+                                            % storage})
+                if target:
+                    self._storage_enabled(target, storage)
+                    if not st.shared:
+                        die("can't clone to non-shared storage '%s'" % storage)
+            g = sim.guest(node, vmid, "qemu")
+            msg = g.lock_error()
+            if msg:
+                die(msg)
+            running = g.status == "running"
+            if snapname and snapname not in g.snapshots:
+                die("snapshot '%s' does not exist" % snapname)
+            full = p["full"] if "full" in p else not g.conf.get("template")
+            if storage is not None and not full:
+                die("parameter 'storage' not allowed for linked clones")
+            if fmt is not None and not full:
+                die("parameter 'format' not allowed for linked clones")
+            oldconf = g.snapshots[snapname]["conf"] if snapname else g.conf
+            # check_storage_access_clone: Datastore.AllocateSpace on every disk's storage
+            # (or on 'storage'); a VM with a volume on a local storage is not "shared"
+            sharedvm = True
+            for key in sorted(oldconf):
+                if not QEMU_DRIVE_RE.match(key):
+                    continue
+                value = str(oldconf[key])
+                volid = value.split(",")[0]
+                if volid in ("", "none"):
+                    continue
+                if is_cdrom(value) and volid == "cdrom":
+                    sim.check(user, "/", ["Sys.Console"])
+                    continue
+                sid = volid.split(":", 1)[0]
+                st = sim.nodes[node].storages.get(sid)
+                if st is None:
+                    die("storage '%s' does not exist" % sid)
+                if not st.shared:
+                    sharedvm = False
+                if not is_cdrom(value):
+                    sim.check(user, "/storage/%s" % (storage or sid),
+                              ["Datastore.AllocateSpace"])
+            if oldconf.get("vmstatestorage"):
+                sim.check(user, "/storage/%s" % oldconf["vmstatestorage"],
+                          ["Datastore.AllocateSpace"])
+            for key in sorted(oldconf):
+                if re.fullmatch(r"net\d+", key):
+                    self._bridge_access(user, oldconf[key], QM_NET_KEYS)
+            if target and not sharedvm:
+                die("can't clone VM to node '%s' (VM uses local storage)" % target)
+            other = sim.guests.get(newid)
+            if other is not None and other.kind == "qemu" and other.node == node:
+                die("unable to create VM %d: config file already exists" % newid)
+            newconf = OrderedDict(lock="clone")
+            drives = OrderedDict()
+            fullclone = set()
+            for opt in sorted(oldconf):
+                value = oldconf[opt]
+                if opt in ("snapshots", "parent", "snaptime", "vmstate", "snapstate",
+                           "runningcpu", "runningmachine", "running-nets-host-mtu") or \
+                        opt.startswith("unused"):
+                    continue
+                if full and running and not snapname and opt == "tpmstate0":
+                    die("cannot clone TPM state while VM is running")
+                if re.fullmatch(r"net\d+", opt):        # always a new MAC
+                    net = parse_property_string(QM_NET_KEYS, value)
+                    net["macaddr"] = random_mac()
+                    newconf[opt] = print_property_string(QM_NET_KEYS, net)
+                elif QEMU_DRIVE_RE.match(opt):
+                    if is_cdrom(value) and not is_cloudinit(value):
+                        newconf[opt] = value            # a CD-ROM: copied as it is
+                        continue
+                    volid = str(value).split(",")[0]
+                    what = "clone feature is not supported for%s '%s' (%s)" % (
+                        " a snapshot of" if snapname else "", volid, opt)
+                    if full or is_cloudinit(value) or opt == "tpmstate0":
+                        fullclone.add(opt)
+                    elif not self._clone_feature(g, volid, snapname):
+                        die("Linked " + what)
+                    drives[opt] = value
+                else:
+                    newconf[opt] = value
+            return g, running, full, oldconf, newconf, drives, fullclone
+
+        with sim.lock:
+            g, running, full, _, _, _, _ = load_and_check()   # early checks
+
+        def worker(task):
+            quick = sim.lock_timeout / 10.0     # lock_config_full($vmid, 1, …)
+            # the source: a shared lock when stopped (clones of a template run side by
+            # side), an exclusive one when running; then the new id's lock
+            with sim.locked(g, timeout=quick, shared=not running):
+                newg = Guest(newid, "qemu", node, OrderedDict())
+                newg.flock.acquire()
+                try:
+                    self._clone_work(task, p, load_and_check, newg, target)
+                finally:
+                    newg.flock.release()
+        return sim.spawn(node, "qmclone", vmid, user, worker).upid
+
+    def _clone_work(self, task, p, load_and_check, newg, target):
+        sim = self.sim
+        vmid, newid, node = p["vmid"], p["newid"], p["node"]
+        with sim.lock:
+            try:
+                g, running, full, oldconf, newconf, drives, fullclone = load_and_check()
+            except ApiError as e:
+                raise TaskError(e.message)
+            task.log("creating a clone of VM %d with ID %d" % (vmid, newid))
+            newconf["smbios1"] = re.sub(r"uuid=[^,]*", "", newconf.get("smbios1", "")).strip(",")
+            newconf["smbios1"] = ",".join(x for x in ("uuid=%s" % uuid.uuid4(),
+                                                      newconf["smbios1"]) if x)
+            if newconf.get("vmgenid"):
+                newconf["vmgenid"] = str(uuid.uuid4())
+            newconf.pop("template", None)
+            newconf["name"] = p.get("name") or "Copy-of-VM-%s" % (oldconf.get("name") or vmid)
+            if p.get("description"):
+                newconf["description"] = p["description"]
+            if newid in sim.guests:
+                # pmxcfs refuses a second config for a vmid (on this or another node)
+                raise TaskError("close (rename) atomic file '/etc/pve/nodes/%s/qemu-server/"
+                                "%d.conf' failed: File exists" % (node, newid))
+            newg.conf = OrderedDict(lock="clone")   # "# qmclone temporary file"
+            newg.created = now()
+            sim.guests[newid] = newg
+            sim.changed()
+        try:
+            total_gb = 0.0                  # a full copy takes longer with the size
+            for opt, value in drives.items():
+                m = re.search(r"(?:^|,)size=([^,]+)", value)
+                if opt in fullclone and m:
+                    total_gb += (parse_size(m.group(1)) or 0) / GiB
+            per_drive = (DURATIONS["qmclone"] + 0.1 * total_gb) / max(1, len(drives))
+            done = []
+            for opt, value in drives.items():
+                with sim.lock:
+                    newvalue = self._clone_drive(task, g, newg, opt, value, opt in fullclone,
+                                                 p, done)
+                done.append(newvalue)
+                newconf[opt] = newvalue
+                task.work(per_drive)
+                with sim.lock:
+                    newg.conf = OrderedDict(sorted(newconf.items()))   # write_config
+                    sim.changed()
+            if not drives:
+                task.work()
+            task.injected_failure()
+            with sim.lock:
+                newconf.pop("lock", None)
+                newg.conf = OrderedDict(sorted(newconf.items()))
+                if target:
+                    newg.node = target          # the config moves to the target node
+                sim.changed()
+        except (TaskError, ApiError) as e:
+            # free the new volumes, remove the config: nothing half-made stays
+            with sim.lock:
+                if sim.guests.get(newid) is newg:
+                    del sim.guests[newid]
+                sim.changed()
+            raise TaskError("clone failed: %s" % e)
+
+    def _clone_drive(self, task, g, newg, opt, value, full, p, taken):
+        """clone_disk: a linked clone (vdisk_clone) of a base volume, or a full copy to
+        'storage' (or the source's storage); a cloud-init disk is always made anew."""
+        sim = self.sim
+        keys = qemu_drive_keys(opt)
+        drive = parse_property_string(keys, value)
+        volid = drive["file"]
+        sid, _, volname = volid.partition(":")
+        task.log("create %s clone of drive %s (%s)" % ("full" if full else "linked", opt, volid))
+        if not full:
+            st = sim.storage(g.node, sid)
+            # <base volume>/<new volume>: base-9000-disk-0/vm-123-disk-0 (lvm-thin),
+            # 9000/base-9000-disk-0.qcow2/123/vm-123-disk-0.qcow2 (a file storage)
+            fmt = "qcow2" if st.kind in FILE_STORAGES else None
+            own = sim.alloc_volume(newg, sid, g.node, fmt, taken)
+            new = "%s:%s/%s" % (sid, volname, own.split(":", 1)[1])
+        else:
+            dst = p.get("storage") or sid
+            st = sim.storage(g.node, dst)
+            dst_fmt = None
+            if st.kind in FILE_STORAGES:
+                src_fmt = drive.get("format") or (volname.rsplit(".", 1)[-1]
+                                                  if "." in volname else "raw")
+                dst_fmt = p.get("format") or src_fmt
+                if dst_fmt not in STORAGE_FORMATS[st.kind][0]:
+                    task.log("format '%s' is not supported by the target storage '%s' - "
+                             "using '%s' instead" % (dst_fmt, dst, STORAGE_FORMATS[st.kind][1]))
+                    dst_fmt = STORAGE_FORMATS[st.kind][1]
+            elif p.get("format") and p["format"] != "raw":
+                task.log("format '%s' is not supported by the target storage '%s' - using "
+                         "'raw' instead" % (p["format"], dst))
+            new = sim.alloc_volume(newg, dst, g.node, dst_fmt, taken,
+                                   cloudinit=is_cloudinit(value))
+            task.log("allocated target volume '%s'" % new)
+            if is_cloudinit(value):
+                drive["size"] = "4M"
+            elif not is_cdrom(value):
+                task.log("transferred %s of %s (100.00%%)" % (
+                    drive.get("size", "0"), drive.get("size", "0")))
+        drive.pop("format", None)
+        drive["file"] = new
+        return print_property_string(keys, drive)
+
+    def qemu_template(self, ctx, p):
+        sim = self.sim
+        disk = p.get("disk")
+
+        def load_and_check():
+            with sim.lock:
+                g = sim.guest(p["node"], p["vmid"], "qemu")
+                msg = g.lock_error()
+                if msg:
+                    die(msg)
+                if g.snapshots:
+                    die("unable to create template, because VM contains snapshots")
+                if g.conf.get("template") and not disk:
+                    die("you can't convert a template to a template")
+                if g.status == "running":
+                    die("you can't convert a VM to template if VM is running")
+                return g
+
+        g = load_and_check()
+
+        def worker(task):
+            with sim.locked(g):
+                try:
+                    g2 = load_and_check()
+                except ApiError as e:
+                    raise TaskError(e.message)
+                if g2 is not g:
+                    raise TaskError("Configuration file '%s' does not exist" % g.config_path())
+                task.work()
+                task.injected_failure()
+                with sim.lock:
+                    g.conf["template"] = 1
+                    for key in sorted(g.conf):
+                        if not QEMU_DRIVE_RE.match(key) or is_cdrom(g.conf[key]):
+                            continue
+                        if disk and key != disk:
+                            continue
+                        value = str(g.conf[key])
+                        volid = value.split(",")[0]
+                        base = volid.replace("vm-%d-disk-" % g.vmid, "base-%d-disk-" % g.vmid)
+                        if base != volid:
+                            task.log('  Renamed "%s" to "%s" in volume group "pve"' % (
+                                volid.split(":", 1)[1].split("/")[-1],
+                                base.split(":", 1)[1].split("/")[-1]))
+                            g.conf[key] = base + value[len(volid):]
+                    g.conf = OrderedDict(sorted(g.conf.items()))
+                    sim.changed()
+        return sim.spawn(g.node, "qmtemplate", g.vmid, ctx.user, worker).upid
+
+    # --- QEMU resize (resize_vm): every check runs in the worker -------------------------
+    def qemu_resize(self, ctx, p):
+        sim = self.sim
+        node, vmid, disk = p["node"], p["vmid"], p["disk"]
+        user = ctx.user
+
+        def worker(task):
+            with sim.lock:
+                g = sim.guests.get(vmid)
+                if g is None or g.kind != "qemu" or g.node != node:
+                    raise TaskError("Configuration file 'nodes/%s/qemu-server/%d.conf' does "
+                                    "not exist" % (node, vmid))
+            with sim.locked(g):
+                with sim.lock:
+                    if sim.guests.get(vmid) is not g:
+                        raise TaskError("Configuration file '%s' does not exist"
+                                        % g.config_path())
+                    if p.get("digest") and p["digest"] != g.digest():
+                        raise TaskError("checksum mismatch (file change by other user?)")
+                    msg = None if p.get("skiplock") else g.lock_error()
+                    if msg:
+                        raise TaskError(msg)
+                    if not g.conf.get(disk):
+                        raise TaskError("disk '%s' does not exist" % disk)
+                    keys = qemu_drive_keys(disk)
+                    drive = parse_property_string(keys, g.conf[disk])
+                    volid = drive["file"]
+                    if volid == "none":
+                        raise TaskError("disk '%s' has no associated volume" % disk)
+                    if is_cdrom(g.conf[disk]):
+                        raise TaskError("you can't resize a cdrom")
+                    sid = volid.split(":", 1)[0]
+                    sim.check(user, "/storage/%s" % sid, ["Datastore.AllocateSpace"])
+                    size = parse_size(str(drive.get("size", "0"))) or 0
+                    text = p["size"]
+                    newsize = parse_size(text.lstrip("+"))
+                    if text.startswith("+"):
+                        newsize += size
+                    newsize = int(newsize)
+                    if newsize < size:
+                        raise TaskError("shrinking disks is not supported")
+                if newsize == size:
+                    return                      # nothing to do: the task ends OK
+                lv = volid.split(":", 1)[1].split("/")[-1]
+                task.log("  Size of logical volume pve/%s changed from %s to %s." % (
+                    lv, format_size(size), format_size(newsize)))
+                task.log("  Logical volume pve/%s successfully resized." % lv)
+                task.work()
+                task.injected_failure()
+                with sim.lock:
+                    cur = parse_property_string(keys, g.conf[disk])
+                    cur["size"] = format_size(newsize)
+                    g.conf[disk] = print_property_string(keys, cur)
+                    sim.changed()
+        return sim.spawn(node, "resize", vmid, user, worker).upid
+
+    # --- QEMU guest agent (API2/Qemu/Agent.pm) -------------------------------------------
     @staticmethod
     def _agent_enabled(g):
-        agent = str(g.conf.get("agent", "0"))
-        return re.match(r"(?:enabled=)?1\b", agent) is not None
+        """get_qga_key($conf, 'enabled')"""
+        try:
+            return bool(parse_property_string(QM_AGENT_KEYS, str(g.conf.get("agent", "0")))
+                        .get("enabled"))
+        except FormatError:
+            return False
+
+    def _assert_agent(self, g):
+        """assert_agent_available: the 'agent' option set at all, the VM running, and
+        the guest answering guest-ping (not with agent=0, nor paused, nor with the
+        guest's agent stopped: /_sim/guest agent_running)."""
+        if "agent" not in g.conf:
+            die("No QEMU guest agent configured")
+        if g.status != "running":
+            die("VM %d is not running" % g.vmid)
+        if not (self._agent_enabled(g) and g.agent_running and not g.paused):
+            die("QEMU guest agent is not running")
+
+    def qemu_agent_ping(self, ctx, p):
+        with self.sim.lock:
+            g = self.sim.guest(p["node"], p["vmid"], "qemu")
+            self._assert_agent(g)
+        return {"result": {}}
 
     def qemu_set_password(self, ctx, p):
         with self.sim.lock:
             g = self.sim.guest(p["node"], p["vmid"], "qemu")
-            if not self._agent_enabled(g):
-                die("No QEMU guest agent configured")
-            if g.status != "running":
-                die("VM %d is not running" % g.vmid)
-            if not g.agent_running:
-                die("QEMU guest agent is not running")
+            self._assert_agent(g)
             if p.get("crypted"):
                 self.sim.record_password(g, p["username"], hashed=p["password"], source="agent")
             else:
@@ -2853,6 +4329,12 @@ class Control:
             if len(parts) == 3 and parts[0] == "guest" and parts[2] == "password" \
                     and method == "POST":
                 return self.guest_password(int(parts[1]), data)
+            if parts == ["template"] and method in ("POST", "PUT"):
+                return self.template_add(data)
+            if parts == ["storage"] and method in ("POST", "PUT"):
+                return self.storage_add(data)
+            if len(parts) == 2 and parts[0] == "storage" and method == "DELETE":
+                return self.storage_remove(parts[1])
             if parts == ["node"] and method == "POST":
                 return self.node_set(data)
             if len(parts) == 2 and parts[0] == "node" and method in ("POST", "PUT"):
@@ -2939,7 +4421,12 @@ class Control:
                      passwords=g.passwords, ssh_public_keys=g.ssh_keys,
                      ip=guest_ipv4(g.vmid) if g.status == "running" else None,
                      shutdown_hangs=g.shutdown_hangs, agent_running=g.agent_running,
-                     digest=g.digest())
+                     digest=g.digest(), flock=g.flock.held())
+            if g.kind == "qemu":
+                # "config": what a start would write to the cloud-init drive now;
+                # "applied": what the last start wrote (and the guest applied)
+                d["cloudinit"] = {"config": self.sim.cloudinit_data(g, g.effective_conf()),
+                                  "applied": g.cloudinit}
         return d
 
     def state(self, query):
@@ -3055,6 +4542,65 @@ class Control:
             g.conf = OrderedDict(sorted(g.conf.items()))
             sim.changed()
             return self.guest_info(g, full=True)
+
+    def template_add(self, data):
+        """{"vmid": 9000, "name": "debian-12-cloud", "node": "pve1", "disk_gb": 4,
+        "storage": "local-lvm", "cores": 2, "memory": 2048, "bridge": "vmbr0"}: a stopped
+        cloud-init template VM (see Sim.make_qemu_template)."""
+        sim = self.sim
+        if "vmid" not in data or "name" not in data:
+            return 400, {"error": "vmid and name are required"}
+        extra = {k: data[k] for k in ("cores", "memory", "bridge") if k in data}
+        with sim.lock:
+            g = sim.add_template_vm(data["vmid"], data["name"], data.get("node"),
+                                    data.get("disk_gb", 4), data.get("storage", "local-lvm"),
+                                    **extra)
+            return 200, self.guest_info(g, full=True)
+
+    def storage_add(self, data):
+        """{"storage": "shared-nfs", "type": "nfs", "content": "images,rootdir",
+        "shared": true, "total": bytes, "nodes": [...]}: a storage on the nodes (every
+        node by default).  A shared one is one storage that every node sees."""
+        sim = self.sim
+        sid = data.get("storage")
+        if not sid or not re.fullmatch(r"[a-z][a-z0-9\-_.]*[a-z0-9]", sid, re.I):
+            return 400, {"error": "storage must be a storage ID"}
+        kind = data.get("type", "dir")
+        if kind not in STORAGE_FORMATS:
+            return 400, {"error": "type must be one of %s" % ", ".join(sorted(STORAGE_FORMATS))}
+        content = data.get("content", "images,rootdir")
+        content = set(split_list(content) if isinstance(content, str) else content)
+        bad = content - set(STORAGE_CONTENT_TYPES)
+        if bad:
+            return 400, {"error": "invalid content type '%s'" % sorted(bad)[0]}
+        with sim.lock:
+            nodes = data.get("nodes") or list(sim.nodes)
+            for n in nodes:
+                if n not in sim.nodes:
+                    return 404, {"error": "no such node %r" % n}
+                if sid in sim.nodes[n].storages:
+                    return 400, {"error": "storage '%s' already exists on node %s" % (sid, n)}
+            total = int(data.get("total", 4 * 1024 * GiB))
+            shared = bool(data.get("shared", kind in ("nfs", "rbd")))
+            one = Storage(sid, kind, content, total, int(data.get("base_used", 0)))
+            one.shared = shared
+            for n in nodes:
+                st = one if shared else Storage(sid, kind, set(content), total,
+                                                int(data.get("base_used", 0)))
+                sim.nodes[n].storages[sid] = st
+            sim.changed()
+            return 200, {n: sim.storage_status(n, sid) for n in nodes}
+
+    def storage_remove(self, sid):
+        sim = self.sim
+        with sim.lock:
+            nodes = [n for n, node in sim.nodes.items() if sid in node.storages]
+            if not nodes:
+                return 404, {"error": "no such storage %r" % sid}
+            for n in nodes:
+                del sim.nodes[n].storages[sid]
+            sim.changed()
+            return 200, {"removed": sid, "nodes": nodes}
 
     def guest_password(self, vmid, data):
         with self.sim.lock:
@@ -3342,12 +4888,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 user = self.authenticate(method)
             if route is None:
                 raise ApiError(501, "Method '%s %s' not implemented" % (method, rel))
+            raw = self.collect_params(method, query, body)
+            raw.update(raw_path)
             if route.perm and user is not None:
-                # check_api2_permissions: before the proxying and the parameter checks
-                _, template, privs, *opts = route.perm
-                path = re.sub(r"\{(\w+)\}", lambda m: raw_path.get(m.group(1), ""), template)
-                sim.check(user, normalize_acl_path(path), privs,
-                          any_=bool(dict(zip(opts[::2], opts[1::2])).get("any")))
+                # check_api2_permissions: before the proxying and the parameter checks,
+                # with the request's parameters (the path's and the others)
+                sim.exec_perm_check(user, route.perm, raw)
             node = raw_path.get("node")
             if node is not None:
                 n = sim.nodes.get(node)
@@ -3356,8 +4902,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         "Name or service not known" % (node, node))
                 if not n.online and route.proxyto == "node":
                     raise ApiError(595, PROXY_REASONS[595], body=False)
-            raw = self.collect_params(method, query, body)
-            raw.update(raw_path)
             values, errors = validate(route.params, raw)
             if errors:
                 param_error(errors)
@@ -3552,6 +5096,28 @@ def parse_token_privs(text):
     return tokenid, frozenset(names)
 
 
+def parse_qemu_templates(text):
+    """--qemu-templates 'VMID:NAME[:NODE[:DISK_GB[:STORAGE]]][,…]'"""
+    out = []
+    for item in [x for x in text.split(",") if x.strip()]:
+        parts = item.strip().split(":")
+        if not 2 <= len(parts) <= 5 or not parts[0].isdigit() or not parts[1]:
+            raise argparse.ArgumentTypeError(
+                "a template must look like VMID:NAME[:NODE[:DISK_GB[:STORAGE]]]")
+        spec = {"vmid": int(parts[0]), "name": parts[1]}
+        if len(parts) > 2 and parts[2]:
+            spec["node"] = parts[2]
+        if len(parts) > 3 and parts[3]:
+            try:
+                spec["disk_gb"] = float(parts[3])
+            except ValueError:
+                raise argparse.ArgumentTypeError("DISK_GB must be a number: %r" % parts[3])
+        if len(parts) > 4 and parts[4]:
+            spec["storage"] = parts[4]
+        out.append(spec)
+    return out
+
+
 def parse_cli_size(text):
     size = parse_size(text.strip())
     if not size:
@@ -3575,6 +5141,10 @@ def main(argv=None):
     ap.add_argument("--password", default=None, help="root@pam password for /access/ticket")
     ap.add_argument("--guests", type=int, default=0, help="pre-existing containers")
     ap.add_argument("--qemu-guests", type=int, default=0, help="pre-existing QEMU VMs")
+    ap.add_argument("--qemu-templates", action="append", type=parse_qemu_templates, default=[],
+                    metavar="VMID:NAME[:NODE[:DISK_GB[:STORAGE]]][,...]",
+                    help="stopped cloud-init VM templates (repeatable), e.g. "
+                         "'9000:debian-12-cloud:pve1:4:local-lvm'")
     ap.add_argument("--time-scale", type=float, default=1.0,
                     help="multiplies every task duration (0.1 = ten times faster)")
     ap.add_argument("--resources-lag", type=float, default=5.0,
@@ -3608,11 +5178,16 @@ def main(argv=None):
     os.makedirs(args.state_dir, exist_ok=True)
     ca, pem, key = make_certificates(args.state_dir, args.host)
 
-    sim = Sim(nodes, tokens, {"root@pam": password}, time_scale=args.time_scale,
-              resources_lag=args.resources_lag, auth_fail_delay=args.auth_fail_delay,
-              lock_timeout=args.lock_timeout, guests=args.guests, qemu_guests=args.qemu_guests,
-              cluster_name=args.cluster_name, node_cpus=args.node_cpus,
-              node_memory=args.node_memory, token_privs=token_privs)
+    templates = [t for group in args.qemu_templates for t in group]
+    try:
+        sim = Sim(nodes, tokens, {"root@pam": password}, time_scale=args.time_scale,
+                  resources_lag=args.resources_lag, auth_fail_delay=args.auth_fail_delay,
+                  lock_timeout=args.lock_timeout, guests=args.guests,
+                  qemu_guests=args.qemu_guests, cluster_name=args.cluster_name,
+                  node_cpus=args.node_cpus, node_memory=args.node_memory,
+                  token_privs=token_privs, qemu_templates=templates)
+    except ValueError as e:
+        ap.error("--qemu-templates: %s" % e)
     with open(ca) as f:
         sim.ca_pem = f.read()
     sim.fingerprint = cert_fingerprint(pem)

@@ -28,7 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pveparams import FORMATS, perl_regex  # noqa: E402
+from pveparams import FORMATS, NAMED_PROPSTR, perl_regex  # noqa: E402
 
 SCHEMA_NAMES = ("pve-api-schema-full.json.gz", "pve-api-schema-subset.json")
 
@@ -82,7 +82,7 @@ def _num_equal(a, b):
 def compare_spec(ours, theirs, where):
     """Differences between one pvesim Spec and one schema property."""
     problems = []
-    if ours.type != theirs.get("type"):
+    if ours.type != theirs.get("type"):           # None for an alias key on both sides
         problems.append("%s: type %s, schema says %s" % (where, ours.type, theirs.get("type")))
         return problems
     if ours.optional != bool(theirs.get("optional")):
@@ -92,7 +92,7 @@ def compare_spec(ours, theirs, where):
         if not _num_equal(getattr(ours, attr), theirs.get(key)):
             problems.append("%s: %s %r, schema says %r" % (where, key, getattr(ours, attr),
                                                           theirs.get(key)))
-    for attr in ("minLength", "maxLength", "pattern", "requires"):
+    for attr in ("minLength", "maxLength", "pattern", "requires", "alias", "keyAlias"):
         if getattr(ours, attr) != theirs.get(attr):
             problems.append("%s: %s %r, schema says %r" % (where, attr, getattr(ours, attr),
                                                           theirs.get(attr)))
@@ -195,7 +195,8 @@ def unenforced_formats(routes):
         for spec in props.values():
             if isinstance(spec.format, dict):
                 visit(spec.format)
-            elif spec.format and spec.format not in FORMATS:
+            elif spec.format and spec.format not in FORMATS and \
+                    spec.format not in NAMED_PROPSTR:
                 found.add(spec.format)
     for r in routes:
         visit(r.params)

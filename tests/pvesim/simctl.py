@@ -27,7 +27,8 @@ class PveSim:
     def __init__(self, state_dir, port=0, host="127.0.0.1", nodes=("pve",), guests=0,
                  qemu_guests=0, time_scale=1.0, resources_lag=5.0, auth_fail_delay=3.0,
                  token=None, extra_args=(), python="/usr/bin/python3", cluster_name=None,
-                 node_memory=None, node_cpus=None, token_privs=None):
+                 node_memory=None, node_cpus=None, token_privs=None, qemu_templates=(),
+                 lock_timeout=None):
         self.state_dir = state_dir
         self.args = [python, PVESIM, "--host", host, "--port", str(port),
                      "--state-dir", state_dir, "--nodes", ",".join(nodes),
@@ -44,6 +45,15 @@ class PveSim:
             self.args += ["--node-cpus", str(node_cpus)]
         for tokenid, privs in (token_privs or {}).items():     # {tokenid: [privilege…]}
             self.args += ["--token-privs", "%s=%s" % (tokenid, ",".join(privs))]
+        # [{"vmid": 9000, "name": "debian-12-cloud", "node": "pve1", "disk_gb": 4,
+        #   "storage": "local-lvm"}] or "VMID:NAME[:NODE[:DISK_GB[:STORAGE]]]" strings
+        for t in qemu_templates or ():
+            if not isinstance(t, str):
+                t = ":".join(str(x) for x in (t["vmid"], t["name"], t.get("node", ""),
+                                              t.get("disk_gb", ""), t.get("storage", "")))
+            self.args += ["--qemu-templates", t.rstrip(":")]
+        if lock_timeout is not None:
+            self.args += ["--lock-timeout", str(lock_timeout)]
         self.proc = None
         self.info = None
         self._ctx = None
@@ -230,6 +240,46 @@ class PveSim:
         if hashed is not None:
             body["hash"] = hashed
         return self.control("POST", "/guest/%d/password" % vmid, body)
+
+    # --- QEMU: templates, guest agent, cloud-init, storages ---------------------------
+    def make_template(self, vmid, name="debian-12-cloud", node=None, disk_gb=4,
+                      storage="local-lvm", **fields):
+        """A stopped cloud-init template VM (POST /_sim/template); fields: cores,
+        memory (MiB), bridge.  Returns the guest's detail."""
+        body = dict(fields, vmid=vmid, name=name, disk_gb=disk_gb, storage=storage)
+        if node:
+            body["node"] = node
+        return self.control("POST", "/template", body)
+
+    def agent(self, vmid, running=True):
+        """Start or stop the QEMU guest agent inside a VM (agent_running)."""
+        return self.guest(vmid, agent_running=bool(running))
+
+    def cloudinit(self, vmid):
+        """{"config": what a start would write to the cloud-init drive now, "applied":
+        what the last start wrote}; each {drive, citype, hostname, user, password
+        ({sha256} or {hash}, never the password), sshkeys [lines], ipconfig {ipconfigN},
+        nameserver, searchdomain, ciupgrade} or None without a cloud-init drive."""
+        return self.guest_info(vmid)["cloudinit"]
+
+    def passwords(self, vmid):
+        """{user: {changed_at, source (create|agent|cloudinit|sim), sha256?, hash?}}"""
+        return self.guest_info(vmid)["passwords"]
+
+    def add_storage(self, storage, type="nfs", content=("images", "rootdir"), shared=True,
+                    total=None, nodes=None):
+        """A storage on the nodes (every node by default); a shared one is one storage
+        every node sees (so a VM on it may be cloned to another node).  Returns
+        {node: its status}."""
+        body = {"storage": storage, "type": type, "content": list(content), "shared": shared}
+        if total is not None:
+            body["total"] = int(total)
+        if nodes:
+            body["nodes"] = list(nodes)
+        return self.control("POST", "/storage", body)
+
+    def remove_storage(self, storage):
+        return self.control("DELETE", "/storage/%s" % urllib.parse.quote(storage))
 
     def node(self, name, online=None, **fields):
         """Set node facts: online, cpus, memory (bytes), base_mem (bytes the host

@@ -459,23 +459,53 @@ def test_lock_conflicts_give_the_real_errors(sim):
     try:
         vmid, upid = create_ct(sim, wait=False)
         path = "/nodes/pve1/lxc/%d" % vmid
-        status, reason, _, body = sim.request("PUT", path + "/config", {"cores": 3})
-        assert (status, reason) == (500, "CT is locked (create)")
-        assert body["message"] == "CT is locked (create)\n"
+        # DELETE and resize check the lock before their fork, without the config file lock
         assert sim.request("DELETE", path)[1] == "CT is locked (create)"
         assert sim.request("PUT", path + "/resize",
                            {"disk": "rootfs", "size": "+1G"})[1] == "CT is locked (create)"
-        # start and snapshot check the lock inside their task
-        start = sim.data("POST", path + "/status/start")
-        snap = sim.data("POST", path + "/snapshot", {"snapname": "early"})
         st = sim.state(vmid=vmid, guests=0)
         assert st["locks"] == {str(vmid): "create"}
         assert sim.data("GET", path + "/status/current")["lock"] == "create"
+        # the create's worker holds the config file lock (lock_config in create_vm) ...
+        assert sim.guest_info(vmid)["flock"] == "exclusive"
+        # ... so start (in its worker) and PUT config wait for it, then find no lock
+        start = sim.data("POST", path + "/status/start")
+        t0 = time.monotonic()
+        status, reason, _, body = sim.request("PUT", path + "/config", {"cores": 3})
+        assert (status, body) == (200, {"data": None}), reason
+        assert time.monotonic() - t0 > 0.5
+        assert sim.data("GET", "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(upid))[
+            "exitstatus"] == "OK"
+        # a snapshot waits for the lock as well
+        vmid2, upid2 = create_ct(sim, wait=False)
+        snap = sim.data("POST", "/nodes/pve1/lxc/%d/snapshot" % vmid2, {"snapname": "early"})
     finally:
         sim.configure(time_scale=0.05)
-    assert sim.wait_task(start)["exitstatus"] == "CT is locked (create)"
-    assert sim.wait_task(snap)["exitstatus"] == "CT is locked (create)"
+    assert sim.wait_task(start)["exitstatus"] == "OK"
+    assert sim.data("GET", path + "/config")["cores"] == 3
+    assert sim.wait_task(upid2)["exitstatus"] == "OK"
+    assert sim.wait_task(snap)["exitstatus"] == "OK"
+    assert [s["name"] for s in sim.data("GET", "/nodes/pve1/lxc/%d/snapshot" % vmid2)] == \
+        ["early", "current"]
+
+
+def test_a_create_longer_than_the_lock_timeout_times_the_update_out(sim):
+    sim.configure(time_scale=0.3, lock_timeout=0.4)
+    try:
+        vmid, upid = create_ct(sim, wait=False)
+        path = "/nodes/pve1/lxc/%d" % vmid
+        t0 = time.monotonic()
+        status, reason, _, body = sim.request("PUT", path + "/config", {"cores": 3})
+        assert (status, reason) == (500, "can't lock file '/run/lock/lxc/pve-config-%d.lock' "
+                                         "- got timeout" % vmid)
+        assert body["message"] == reason + "\n"
+        assert 0.35 < time.monotonic() - t0 < 2
+        start = sim.data("POST", path + "/status/start")
+        assert sim.wait_task(start)["exitstatus"] == reason
+    finally:
+        sim.configure(time_scale=0.05, lock_timeout=10)
     assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert sim.data("GET", path + "/config")["cores"] == 2
 
 
 def test_protection_running_and_forced_destroy(sim):
@@ -1304,3 +1334,708 @@ def test_token_privs_option_and_two_clusters_with_the_same_token(tmp_path):
         bad.start(timeout=10)
     bad.stop()
     assert "invalid privilege 'VM.Bogus'" in (tmp_path / "c" / "pvesim.stderr").read_text()
+
+
+# ---------------------------------------------------------------------------
+# QEMU: templates, clones, config, resize, guest agent, status and tasks
+
+_template_ids = itertools.count(9000)
+MAC_RE = r"BC:24:11:[0-9A-F]{2}:[0-9A-F]{2}:[0-9A-F]{2}"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPq3JxPz1Bf5 admin@ospab"
+
+
+def qpath(node, vmid, tail=""):
+    return "/nodes/%s/qemu/%d%s" % (node, vmid, tail)
+
+
+def make_template(sim, node="pve1", **kw):
+    vmid = next(_template_ids)
+    sim.make_template(vmid, name=kw.pop("name", "debian-12-cloud"), node=node, **kw)
+    return vmid
+
+
+def qemu_vm(sim, node="pve1", **fields):
+    vmid = new_vmid()
+    sim.guest(vmid, type="qemu", node=node, **dict({"status": "stopped"}, **fields))
+    return vmid
+
+
+def clone(sim, template, node="pve1", wait=True, **params):
+    newid = params.pop("newid", None) or new_vmid()
+    upid = sim.data("POST", qpath(node, template, "/clone"), dict(params, newid=newid))
+    if wait:
+        assert sim.wait_task(upid)["exitstatus"] == "OK"
+    return newid, upid
+
+
+def task_log(sim, upid):
+    return [line["t"] for line in sim.data("GET", "/nodes/%s/tasks/%s/log" % (
+        upid.split(":")[1], urllib.parse.quote(upid, safe="")), {"limit": 1000})]
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_new_qemu_routes_are_served_and_match_the_schema(schema):
+    served = {(r.method, r.path) for r in pvesim.ROUTES}
+    vm = "/nodes/{node}/qemu/{vmid}"
+    for key in [("POST", vm + "/clone"), ("POST", vm + "/template"), ("POST", vm + "/config"),
+                ("PUT", vm + "/config"), ("GET", vm + "/pending"), ("PUT", vm + "/resize"),
+                ("POST", vm + "/agent/ping")]:
+        assert key in served, key
+    # every option of the schema's POST/PUT config, property strings key by key
+    assert schema_check.check_routes([r for r in pvesim.ROUTES if r.path.startswith(vm)],
+                                     schema) == []
+    put = pvesim.ROUTES_BY_KEY[("PUT", vm + "/config")]
+    assert {"sshkeys", "cipassword", "ipconfig[n]", "net[n]", "scsi[n]", "agent"} <= \
+        set(put.params)
+    # and the checker sees a wrong alias or a wrong and/or permission
+    wrong = dict(put.params, **{"net[n]": pvesim.PropStr(
+        dict(pvesim.QM_NET_KEYS, virtio=pvesim.Alias("bridge", key_alias="model")),
+        opt=1, count=32)})
+    problems = schema_check.check_routes([pvesim.Route("PUT", vm + "/config", "x", wrong,
+                                                       perm=put.perm)], schema)
+    assert any("virtio: alias 'bridge', schema says 'macaddr'" in p for p in problems)
+    cl = pvesim.ROUTES_BY_KEY[("POST", vm + "/clone")]
+    bad = pvesim.Route("POST", cl.path, cl.handler, cl.params,
+                       perm=["and", ["perm", "/vms/{vmid}", ["VM.Clone"]]])
+    assert any("permission check" in p for p in schema_check.check_routes([bad], schema))
+
+
+def test_property_strings_with_aliases_and_requires():
+    from pveparams import FormatError, parse_property_string, print_property_string
+    net = parse_property_string(pvesim.QM_NET_KEYS,
+                                "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=5")
+    assert net == {"model": "virtio", "macaddr": "BC:24:11:00:00:01", "bridge": "vmbr0",
+                   "tag": 5}
+    assert print_property_string(pvesim.QM_NET_KEYS, net) == \
+        "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=5"
+    assert parse_property_string(pvesim.QM_NET_KEYS, "e1000,bridge=vmbr1") == \
+        {"model": "e1000", "bridge": "vmbr1"}
+    with pytest.raises(FormatError, match="key alias 'model' is already defined"):
+        parse_property_string(pvesim.QM_NET_KEYS,
+                              "virtio=BC:24:11:00:00:01,e1000=BC:24:11:00:00:02")
+    with pytest.raises(FormatError, match="model: property is missing"):
+        parse_property_string(pvesim.QM_NET_KEYS, "bridge=vmbr0")
+
+
+def test_template_control_call_makes_a_cloud_init_template(sim, schema):
+    vmid = make_template(sim, disk_gb=4)
+    conf = sim.data("GET", qpath("pve1", vmid, "/config"))
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/config",
+                                      conf) == []
+    assert conf["template"] == 1 and conf["name"] == "debian-12-cloud"
+    assert conf["scsi0"] == "local-lvm:base-%d-disk-0,size=4G" % vmid
+    assert conf["ide2"] == "local-lvm:vm-%d-cloudinit,media=cdrom" % vmid
+    assert (conf["agent"], conf["ostype"], conf["boot"]) == ("1", "l26", "order=scsi0")
+    assert re.fullmatch(r"virtio=%s,bridge=vmbr0" % MAC_RE, conf["net0"])
+    assert "lock" not in conf
+    st = sim.data("GET", qpath("pve1", vmid, "/status/current"))
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/status/current",
+                                      st) == []
+    assert (st["status"], st["template"], st["disk"], st["maxdisk"]) == ("stopped", 1, 0,
+                                                                       4 * GiB)
+    e = [x for x in sim.data("GET", "/cluster/resources", {"type": "vm"}) if x["vmid"] == vmid]
+    assert e[0]["template"] == 1 and e[0]["type"] == "qemu"
+    assert vmid in [x["vmid"] for x in sim.data("GET", "/nodes/pve1/qemu") if x.get("template")]
+    # a template does not start, and takes no snapshot
+    upid = sim.data("POST", qpath("pve1", vmid, "/status/start"))
+    assert UPID_RE.match(upid).group(5) == "qmstart"
+    assert sim.wait_task(upid)["exitstatus"] == "you can't start a vm if it's a template"
+    upid = sim.data("POST", qpath("pve1", vmid, "/snapshot"), {"snapname": "s1"})
+    assert sim.wait_task(upid)["exitstatus"] == "you can't take a snapshot if it's a template"
+    with pytest.raises(RuntimeError, match="400.*already exists"):
+        sim.make_template(vmid)
+    with pytest.raises(RuntimeError, match="400.*does not support vm images"):
+        sim.make_template(next(_template_ids), storage="local")
+
+
+def test_qemu_templates_start_option(tmp_path):
+    with PveSim(str(tmp_path / "a"), nodes=("pve1", "pve2"), auth_fail_delay=AUTH_DELAY,
+                qemu_templates=[{"vmid": 9000, "name": "debian-12-cloud", "node": "pve2",
+                                 "disk_gb": 8}, "9001:ubuntu-24-04"]) as s:
+        conf = s.data("GET", "/nodes/pve2/qemu/9000/config")
+        assert (conf["template"], conf["scsi0"]) == (1, "local-lvm:base-9000-disk-0,size=8G")
+        assert s.data("GET", "/nodes/pve1/qemu/9001/config")["name"] == "ubuntu-24-04"
+        s.control("DELETE", "/guest/9001")
+        s.reset()                               # the start-up templates come back
+        assert s.data("GET", "/nodes/pve1/qemu/9001/config")["template"] == 1
+    bad = PveSim(str(tmp_path / "b"), qemu_templates=["9000:x:nonode"])
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        bad.start(timeout=10)
+    bad.stop()
+
+
+def test_convert_a_vm_to_a_template(sim, schema):
+    vmid = qemu_vm(sim, name="golden", disk_gb=10)
+    upid = sim.data("POST", qpath("pve1", vmid, "/template"))
+    assert UPID_RE.match(upid).groups()[4:6] == ("qmtemplate", str(vmid))
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/template",
+                                      upid) == []
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    conf = sim.data("GET", qpath("pve1", vmid, "/config"))
+    assert conf["template"] == 1
+    assert conf["scsi0"].startswith("local-lvm:base-%d-disk-0," % vmid)
+    assert sim.request("POST", qpath("pve1", vmid, "/template"))[:2] == \
+        (500, "you can't convert a template to a template")
+    running = qemu_vm(sim, status="running")
+    assert sim.request("POST", qpath("pve1", running, "/template"))[1] == \
+        "you can't convert a VM to template if VM is running"
+    snapped = qemu_vm(sim)
+    assert sim.wait_task(sim.data("POST", qpath("pve1", snapped, "/snapshot"),
+                                  {"snapname": "s1"}))["exitstatus"] == "OK"
+    assert sim.request("POST", qpath("pve1", snapped, "/template"))[1] == \
+        "unable to create template, because VM contains snapshots"
+    sim.guest(snapped, lock="backup")
+    assert sim.request("POST", qpath("pve1", snapped, "/template"))[1] == "VM is locked (backup)"
+    # destroy_vm checks the lock in the worker
+    upid = sim.data("DELETE", qpath("pve1", snapped))
+    assert UPID_RE.match(upid).group(5) == "qmdestroy"
+    assert sim.wait_task(upid)["exitstatus"] == "VM is locked (backup)"
+    assert sim.wait_task(sim.data("DELETE", qpath("pve1", snapped), {"skiplock": 1}))[
+        "exitstatus"] == "OK"
+    assert sim.request("GET", qpath("pve1", snapped, "/config"))[0] == 500
+
+
+def test_linked_clone_of_a_template(sim, schema):
+    tid = make_template(sim, disk_gb=4)
+    tconf = sim.data("GET", qpath("pve1", tid, "/config"))
+    sim.configure(time_scale=0.5)           # a linked clone: 1 s
+    try:
+        newid, upid = clone(sim, tid, wait=False, name="web-1", description="for a customer")
+        assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/clone",
+                                          upid) == []
+        assert UPID_RE.match(upid).groups()[0] == "pve1"
+        assert UPID_RE.match(upid).groups()[4:6] == ("qmclone", str(tid))
+        # while the task runs: the new VM holds lock: clone, the template its config lock
+        wait_for(lambda: sim.request("GET", qpath("pve1", newid, "/config"))[0] == 200)
+        assert sim.data("GET", qpath("pve1", newid, "/config"))["lock"] == "clone"
+        assert sim.guest_info(tid)["flock"] == "shared"
+        assert "lock" not in sim.data("GET", qpath("pve1", tid, "/config"))
+        status, reason, _, _ = sim.request("PUT", qpath("pve1", newid, "/config"), {"cores": 4})
+        assert (status, reason) == (500, "VM is locked (clone)")
+        e = [x for x in sim.data("GET", "/cluster/resources", {"type": "vm"})
+             if x["vmid"] == newid]
+        assert e[0]["lock"] == "clone"
+    finally:
+        sim.configure(time_scale=0.05)
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    conf = sim.data("GET", qpath("pve1", newid, "/config"))
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/config",
+                                      conf) == []
+    assert "template" not in conf and "lock" not in conf
+    assert (conf["name"], conf["description"]) == ("web-1", "for a customer")
+    assert conf["scsi0"] == "local-lvm:base-%d-disk-0/vm-%d-disk-0,size=4G" % (tid, newid)
+    assert conf["ide2"] == "local-lvm:vm-%d-cloudinit,media=cdrom,size=4M" % newid
+    assert re.fullmatch(r"virtio=%s,bridge=vmbr0" % MAC_RE, conf["net0"])
+    assert conf["net0"] != tconf["net0"]
+    assert conf["smbios1"] != tconf["smbios1"] and conf["vmgenid"] != tconf["vmgenid"]
+    for key in ("agent", "ostype", "memory", "cores", "boot", "scsihw", "serial0", "vga"):
+        assert conf[key] == tconf[key], key
+    log = task_log(sim, upid)
+    assert log[0] == "creating a clone of VM %d with ID %d" % (tid, newid)
+    assert "create linked clone of drive scsi0 (local-lvm:base-%d-disk-0)" % tid in log
+    assert log[-1] == "TASK OK"
+    vols = [v["volid"] for v in sim.data("GET", "/nodes/pve1/storage/local-lvm/content",
+                                         {"vmid": newid})]
+    assert sorted(vols) == ["local-lvm:base-%d-disk-0/vm-%d-disk-0" % (tid, newid),
+                            "local-lvm:vm-%d-cloudinit" % newid]
+    assert upid in [t["upid"] for t in sim.data("GET", "/nodes/pve1/tasks",
+                                                 {"typefilter": "qmclone", "limit": 500})]
+    # it starts like any VM
+    assert sim.wait_task(sim.data("POST", qpath("pve1", newid, "/status/start")))[
+        "exitstatus"] == "OK"
+    # the template stays while a linked clone uses its base volume
+    st = sim.wait_task(sim.data("DELETE", qpath("pve1", tid)))
+    assert st["exitstatus"] == \
+        "base volume 'local-lvm:base-%d-disk-0' is still in use by linked cloned" % tid
+    assert sim.data("GET", qpath("pve1", tid, "/config"))["template"] == 1
+
+
+def test_full_clone_and_the_clone_refusals(sim):
+    tid = make_template(sim, name="alma-9", disk_gb=6)
+    newid, upid = clone(sim, tid, full=1, storage="local-lvm")
+    conf = sim.data("GET", qpath("pve1", newid, "/config"))
+    assert conf["name"] == "Copy-of-VM-alma-9"
+    assert conf["scsi0"] == "local-lvm:vm-%d-disk-0,size=6G" % newid
+    assert "create full clone of drive scsi0 (local-lvm:base-%d-disk-0)" % tid in \
+        task_log(sim, upid)
+    # a normal VM is always copied in full
+    vm = qemu_vm(sim, name="plain", disk_gb=4)
+    copy, _ = clone(sim, vm)
+    assert sim.data("GET", qpath("pve1", copy, "/config"))["scsi0"].startswith(
+        "local-lvm:vm-%d-disk-0," % copy)
+    refusals = [
+        ({"newid": copy}, 500, "unable to create VM %d: config file already exists" % copy),
+        ({"newid": new_vmid(), "target": "pve2"}, 500,
+         "can't clone VM to node 'pve2' (VM uses local storage)"),
+        ({"newid": new_vmid(), "storage": "local-lvm"}, 500,
+         "parameter 'storage' not allowed for linked clones"),
+        ({"newid": new_vmid(), "format": "qcow2"}, 500,
+         "parameter 'format' not allowed for linked clones"),
+        ({"newid": new_vmid(), "full": 1, "storage": "nope"}, 500,
+         "storage 'nope' does not exist"),
+        ({"newid": new_vmid(), "snapname": "nosnap"}, 500, "snapshot 'nosnap' does not exist"),
+        ({"newid": new_vmid(), "target": "pve9"}, 500, "no such cluster node 'pve9'"),
+        ({"newid": 99}, 400, "Parameter verification failed."),
+    ]
+    for params, code, reason in refusals:
+        status, got, _, body = sim.request("POST", qpath("pve1", tid, "/clone"), params)
+        assert (status, got) == (code, reason), params
+    status, _, _, body = sim.request("POST", qpath("pve1", tid, "/clone"),
+                                     {"newid": new_vmid(), "full": 1, "storage": "local"})
+    assert (status, body["errors"]) == (400, {"storage": "storage 'local' does not support "
+                                                         "vm images"})
+    assert sim.request("POST", qpath("pve1", vm, "/clone"), {"newid": new_vmid(), "full": 0})[
+        1] == "Linked clone feature is not supported for 'local-lvm:vm-%d-disk-0' (scsi0)" % vm
+    assert sim.request("POST", "/nodes/pve1/qemu/99999/clone", {"newid": new_vmid()})[:2] == \
+        (500, "Configuration file 'nodes/pve1/qemu-server/99999.conf' does not exist")
+    sim.guest(vm, lock="backup")
+    assert sim.request("POST", qpath("pve1", vm, "/clone"), {"newid": new_vmid()})[1] == \
+        "VM is locked (backup)"
+    sim.guest(vm, lock="")
+    # a vmid another guest (here a container) has: pmxcfs refuses the config in the task
+    st = sim.wait_task(sim.data("POST", qpath("pve1", tid, "/clone"), {"newid": 100}))
+    assert st["exitstatus"] == "close (rename) atomic file '/etc/pve/nodes/pve1/qemu-server/" \
+                               "100.conf' failed: File exists"
+    assert sim.data("GET", "/nodes/pve1/lxc/100/config")["hostname"] == "ct100"
+
+
+def test_clone_to_another_node_needs_shared_storage(sim):
+    sim.add_storage("nfs-shared", type="nfs", content=("images", "rootdir"), shared=True)
+    made = []
+    try:
+        tid = make_template(sim, storage="nfs-shared", disk_gb=8)
+        made.append(tid)
+        tconf = sim.data("GET", qpath("pve1", tid, "/config"))
+        assert tconf["scsi0"] == "nfs-shared:%d/base-%d-disk-0.qcow2,size=8G" % (tid, tid)
+        newid, upid = clone(sim, tid, target="pve2", name="far-away")
+        made.append(newid)
+        assert UPID_RE.match(upid).group(1) == "pve1"          # the source's node
+        conf = sim.data("GET", qpath("pve2", newid, "/config"))
+        assert conf["scsi0"] == "nfs-shared:%d/base-%d-disk-0.qcow2/%d/vm-%d-disk-0.qcow2," \
+                                "size=8G" % (tid, tid, newid, newid)
+        assert conf["ide2"] == "nfs-shared:%d/vm-%d-cloudinit.qcow2,media=cdrom,size=4M" % (
+            newid, newid)
+        assert sim.request("GET", qpath("pve1", newid, "/config"))[1] == \
+            "Configuration file 'nodes/pve1/qemu-server/%d.conf' does not exist" % newid
+        # a shared storage: the same volumes on both nodes, offered as a target
+        for node in ("pve1", "pve2"):
+            vols = [v["volid"] for v in sim.data("GET", "/nodes/%s/storage/nfs-shared/content"
+                                                 % node, {"vmid": newid})]
+            assert len(vols) == 2, node
+        assert [s["storage"] for s in sim.data("GET", "/nodes/pve1/storage",
+                                                {"target": "pve2"})] == ["nfs-shared"]
+        st = {s["storage"]: s for s in sim.data("GET", "/nodes/pve2/storage")}
+        assert st["nfs-shared"]["shared"] == 1 and st["local-lvm"]["shared"] == 0
+        # a full clone to a storage that is not shared cannot go to another node
+        assert sim.request("POST", qpath("pve1", tid, "/clone"), {
+            "newid": new_vmid(), "target": "pve2", "full": 1, "storage": "local-lvm"})[1] == \
+            "can't clone to non-shared storage 'local-lvm'"
+    finally:
+        for vmid in made:
+            sim.control("DELETE", "/guest/%d" % vmid)
+        sim.remove_storage("nfs-shared")
+    assert "nfs-shared" not in [s["storage"] for s in sim.data("GET", "/nodes/pve1/storage")]
+
+
+def test_a_failed_clone_leaves_nothing(sim):
+    tid = make_template(sim)
+    sim.fault(kind="task_error", type="qmclone", vmid=tid, message="lvcreate failed", count=1)
+    newid, upid = clone(sim, tid, wait=False)
+    st = sim.wait_task(upid)
+    assert st["exitstatus"] == "clone failed: lvcreate failed"
+    assert task_log(sim, upid)[-1] == "TASK ERROR: clone failed: lvcreate failed"
+    assert sim.request("GET", qpath("pve1", newid, "/config"))[0] == 500
+    assert sim.data("GET", "/nodes/pve1/storage/local-lvm/content", {"vmid": newid}) == []
+    assert sim.data("GET", "/cluster/nextid", {"vmid": newid}) == str(newid)
+    # the next one works
+    clone(sim, tid, newid=newid)
+
+
+def test_clone_permissions(sim, restrict):
+    tid = make_template(sim)
+    newid = new_vmid()
+    path = qpath("pve1", tid, "/clone")
+    restrict(["VM.Audit", "VM.Clone"])
+    # the 'or' of VM.Allocate on /vms/{newid} and on /pool/{pool}: a bare 403
+    assert forbidden(sim, "POST", path, {"newid": newid}) == "Permission check failed"
+    restrict(["VM.Audit", "VM.Allocate"])
+    assert forbidden(sim, "POST", path, {"newid": newid}) == \
+        "Permission check failed (/vms/%d, VM.Clone)" % tid
+    restrict(["VM.Clone", "VM.Allocate"])
+    assert forbidden(sim, "POST", path, {"newid": newid}) == \
+        "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)"
+    restrict(["VM.Clone", "VM.Allocate", "Datastore.AllocateSpace"])
+    assert forbidden(sim, "POST", path, {"newid": newid}) == \
+        "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)"
+    restrict(["VM.Clone", "VM.Allocate", "Datastore.AllocateSpace", "SDN.Use"])
+    assert sim.wait_task(sim.data("POST", path, {"newid": newid}))["exitstatus"] == "OK"
+    restrict(None)
+    assert forbidden(sim, "POST", path, {"newid": new_vmid(), "pool": "customers"}) == \
+        "Permission check failed (pool 'customers' does not exist)"
+
+
+def test_a_clone_holds_the_config_locks(sim):
+    tid = make_template(sim)
+    sim.configure(time_scale=0.5)           # a linked clone: 1 s
+    try:
+        newid, upid = clone(sim, tid, wait=False)
+        wait_for(lambda: sim.request("GET", qpath("pve1", newid, "/config"))[0] == 200)
+        # start waits in its worker for the new VM's config lock, then finds no lock
+        start = sim.data("POST", qpath("pve1", newid, "/status/start"))
+        # a second clone of the template runs beside it (both hold the lock shared)
+        other, upid2 = clone(sim, tid, wait=False)
+        # an update of the template waits for the shared lock to go
+        t0 = time.monotonic()
+        status, reason, _, _ = sim.request("PUT", qpath("pve1", tid, "/config"),
+                                           {"description": "golden image"})
+        assert (status, reason) == (200, "OK")
+        assert time.monotonic() - t0 > 0.3
+        assert sim.data("GET", "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(upid))[
+            "status"] == "stopped"
+        assert sim.wait_task(start)["exitstatus"] == "OK"
+        assert sim.wait_task(upid2)["exitstatus"] == "OK"
+        assert sim.data("GET", qpath("pve1", newid, "/status/current"))["status"] == "running"
+        # a clone longer than the lock timeout (2 s): start and the update give up
+        sim.configure(lock_timeout=0.3, time_scale=1.0)
+        third, upid3 = clone(sim, tid, wait=False)
+        wait_for(lambda: sim.request("GET", qpath("pve1", third, "/config"))[0] == 200)
+        start = sim.data("POST", qpath("pve1", third, "/status/start"))
+        assert sim.wait_task(start)["exitstatus"] == \
+            "can't lock file '/var/lock/qemu-server/lock-%d.conf' - got timeout" % third
+        assert sim.request("PUT", qpath("pve1", tid, "/config"), {"description": "x"})[:2] == \
+            (500, "can't lock file '/var/lock/qemu-server/lock-%d.conf' - got timeout" % tid)
+        assert sim.wait_task(upid3)["exitstatus"] == "OK"
+    finally:
+        sim.configure(time_scale=0.05, lock_timeout=10)
+
+
+def test_qemu_config_put_post_and_cloud_init(sim, schema):
+    vmid, _ = clone(sim, make_template(sim))
+    path = qpath("pve1", vmid, "/config")
+    keys = SSH_KEY + "\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 ops@ospab"
+    assert schema_check.check_returns(schema, "PUT", "/nodes/{node}/qemu/{vmid}/config",
+                                      sim.data("PUT", path, {"onboot": 0})) == []
+    assert sim.data("PUT", path, {
+        "cores": 4, "sockets": 1, "memory": "4096", "name": "web-2", "description": "shop",
+        "net0": "virtio,bridge=vmbr0,firewall=1", "ipconfig0": "ip=10.0.0.5/24,gw=10.0.0.1",
+        "ciuser": "admin", "cipassword": "S3cret-pw", "sshkeys": urllib.parse.quote(keys, safe=""),
+        "nameserver": "1.1.1.1 8.8.8.8", "searchdomain": "example.com", "onboot": 1,
+        "agent": "enabled=1,fstrim_cloned_disks=1"}) is None
+    conf = sim.data("GET", path)
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/config",
+                                      conf) == []
+    assert (conf["cores"], conf["memory"], conf["name"], conf["onboot"]) == \
+        (4, "4096", "web-2", 1)
+    assert re.fullmatch(r"virtio=%s,bridge=vmbr0,firewall=1" % MAC_RE, conf["net0"])
+    assert conf["ipconfig0"] == "ip=10.0.0.5/24,gw=10.0.0.1"
+    assert (conf["ciuser"], conf["cipassword"]) == ("admin", "**********")
+    assert conf["sshkeys"] == urllib.parse.quote(keys, safe="")     # shown URL-encoded
+    assert conf["nameserver"] == "1.1.1.1 8.8.8.8" and conf["searchdomain"] == "example.com"
+    st = sim.data("GET", qpath("pve1", vmid, "/status/current"))
+    assert st["cpus"] == 4 and st["maxmem"] == 4096 * 2 ** 20
+    # the password is kept crypt()ed, and the API never shows it
+    info = sim.guest_info(vmid)
+    assert info["conf"]["cipassword"].startswith("$5$")
+    everything = json.dumps([sim.data("GET", path), sim.data("GET", qpath("pve1", vmid,
+                                                                          "/pending")),
+                             sim.data("GET", qpath("pve1", vmid, "/status/current"))])
+    assert "S3cret-pw" not in everything and info["conf"]["cipassword"] not in everything
+    ci = sim.cloudinit(vmid)
+    import hashlib
+    assert ci["config"]["user"] == "admin"
+    assert ci["config"]["password"] == {"sha256": hashlib.sha256(b"S3cret-pw").hexdigest()}
+    assert ci["config"]["sshkeys"] == keys.split("\n")
+    assert ci["config"]["ipconfig"] == {"ipconfig0": "ip=10.0.0.5/24,gw=10.0.0.1"}
+    assert ci["applied"] is None                            # not started yet
+    # POST: the same in a qmconfig task
+    upid = sim.data("POST", path, {"cores": 2, "delete": "description,searchdomain"})
+    assert UPID_RE.match(upid).groups()[4:6] == ("qmconfig", str(vmid))
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/config",
+                                      upid) == []
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/pending",
+                                      sim.data("GET", qpath("pve1", vmid, "/pending"))) == []
+    assert any(line.startswith("update VM %d: -cores 2 -delete description,searchdomain" % vmid)
+               for line in task_log(sim, upid))
+    conf = sim.data("GET", path)
+    assert conf["cores"] == 2 and "description" not in conf and "searchdomain" not in conf
+    assert sim.data("POST", path, {"cores": 3, "background_delay": 5}) is None
+    # the cloud-init data goes to the guest at the next start
+    assert sim.wait_task(sim.data("POST", qpath("pve1", vmid, "/status/start")))[
+        "exitstatus"] == "OK"
+    ci = sim.cloudinit(vmid)
+    assert ci["applied"]["user"] == "admin" and ci["applied"]["hostname"] == "web-2"
+    pw = sim.passwords(vmid)["admin"]
+    assert (pw["source"], pw["sha256"]) == ("cloudinit", hashlib.sha256(b"S3cret-pw").hexdigest())
+    # a hash given as cipassword is stored as it is
+    sim.data("PUT", path, {"cipassword": "$6$salt$" + "x" * 86})
+    assert sim.guest_info(vmid)["conf"]["cipassword"] == "$6$salt$" + "x" * 86
+    assert sim.data("GET", path)["cipassword"] == "**********"
+
+
+@pytest.mark.parametrize("params, field, message", [
+    ({"sshkeys": SSH_KEY}, "sshkeys", "invalid format - invalid urlencoded string: %s\n"
+     % SSH_KEY),
+    ({"sshkeys": urllib.parse.quote_plus(SSH_KEY)}, "sshkeys",
+     "invalid format - invalid urlencoded string: %s\n" % urllib.parse.quote_plus(SSH_KEY)),
+    ({"ipconfig0": "ip=10.0.0.5"}, "ipconfig0", "invalid format - format error\nipconfig0.ip: "
+     "invalid format - value does not look like a valid IPv4 network configuration\n"),
+    ({"ipconfig0": "gw=10.0.0.1"}, "ipconfig0", "invalid format - format error\nipconfig0.ip: "
+     "missing property required by 'ipconfig0.gw'\n"),
+    ({"net0": "bridge=vmbr0"}, "net0", "invalid format - format error\n"
+     "net0.model: property is missing and it is not optional\n"),
+    ({"net0": "virtio,bridge=vm br"}, "net0", "invalid format - format error\n"
+     "net0.bridge: invalid format - invalid bridge ID 'vm br'\n"),
+    ({"name": "web_1"}, "name", "invalid format - value does not look like a valid DNS name\n"),
+    ({"cores": 0}, "cores", "value must have a minimum value of 1"),
+    ({"memory": "8"}, "memory", "invalid format - format error\n"
+     "memory.current: value must have a minimum value of 16\n"),
+    ({"agent": "enabled=2"}, "agent", "invalid format - format error\n"
+     "agent.enabled: type check ('boolean') failed - got '2'\n"),
+    ({"onboot": "yes"}, "onboot", "type check ('boolean') failed - got 'yes'"),
+    ({"ipconfig32": "ip=dhcp"}, "ipconfig32", NOT_DEFINED),
+    ({"delete": "cores", "cores": 2}, "delete",
+     "you can't use '-cores' and -delete cores' at the same time"),
+    ({"delete": "colour"}, "delete", "unknown option 'colour'"),
+    ({"force": 1}, "delete", "missing property required by 'force'"),
+])
+def test_qemu_config_parameter_errors(sim, params, field, message):
+    status, reason, _, body = sim.request("PUT", "/nodes/pve1/qemu/104/config", params)
+    assert (status, reason) == (400, "Parameter verification failed.")
+    assert body["errors"][field] == message
+
+
+def test_qemu_config_refusals_and_locks(sim):
+    vmid = qemu_vm(sim)
+    path = qpath("pve1", vmid, "/config")
+    assert sim.request("PUT", path, {})[:2] == (500, "no options specified")
+    bad = urllib.parse.quote("ssh-ed25519 not-base64! me", safe="")
+    assert sim.request("PUT", path, {"sshkeys": bad})[1] == "SSH public key validation error"
+    digest = sim.data("GET", path)["digest"]
+    sim.data("PUT", path, {"cores": 3, "digest": digest})
+    assert sim.request("PUT", path, {"cores": 1, "digest": digest})[1] == \
+        "checksum mismatch (file change by other user?)"
+    sim.guest(vmid, lock="backup")
+    for method in ("PUT", "POST"):
+        assert sim.request(method, path, {"cores": 2})[:2] == (500, "VM is locked (backup)")
+    assert sim.data("PUT", path, {"cores": 2, "skiplock": 1}) is None
+    sim.guest(vmid, lock="")
+    assert sim.request("PUT", "/nodes/pve1/qemu/99999/config", {"cores": 2})[1] == \
+        "Configuration file 'nodes/pve1/qemu-server/99999.conf' does not exist"
+    assert sim.request("PUT", "/nodes/pve2/qemu/%d/config" % vmid, {"cores": 2})[1] == \
+        "Configuration file 'nodes/pve2/qemu-server/%d.conf' does not exist" % vmid
+    # deleting what is not set only warns
+    upid = sim.data("POST", path, {"delete": "ciuser"})
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    assert "cannot delete 'ciuser' - not set in current configuration!" in task_log(sim, upid)
+    # a new disk, and a disk deleted: its volume stays as unused0
+    sim.data("PUT", path, {"scsi1": "local-lvm:2,iothread=1"})
+    conf = sim.data("GET", path)
+    assert conf["scsi1"] == "local-lvm:vm-%d-disk-1,iothread=1,size=2G" % vmid
+    sim.data("PUT", path, {"delete": "scsi1"})
+    conf = sim.data("GET", path)
+    assert "scsi1" not in conf and conf["unused0"] == "local-lvm:vm-%d-disk-1" % vmid
+
+
+def test_qemu_config_permissions(sim, restrict):
+    vmid = qemu_vm(sim)
+    path = qpath("pve1", vmid, "/config")
+    restrict(["VM.Audit"])
+    assert forbidden(sim, "PUT", path, {"cores": 2}) == (
+        "Permission check failed (/vms/%d, VM.Config.Disk|VM.Config.CDROM|VM.Config.CPU|"
+        "VM.Config.Memory|VM.Config.Network|VM.Config.HWType|VM.Config.Options|"
+        "VM.Config.Cloudinit)" % vmid)
+    restrict(["VM.Config.CPU"])
+    assert forbidden(sim, "PUT", path, {"cores": 2, "memory": "1024"}) == \
+        "Permission check failed (/vms/%d, VM.Config.Memory)" % vmid
+    assert forbidden(sim, "PUT", path, {"ciuser": "admin"}) == \
+        "Permission check failed (/vms/%d, VM.Config.Cloudinit|VM.Config.Network)" % vmid
+    restrict(["VM.Config.Cloudinit"])
+    assert sim.data("PUT", path, {"ciuser": "admin", "ipconfig0": "ip=dhcp"}) is None
+    assert forbidden(sim, "PUT", path, {"net0": "virtio,bridge=vmbr0"}) == \
+        "Permission check failed (/vms/%d, VM.Config.Network)" % vmid
+    restrict(["VM.Config.Network"])
+    assert forbidden(sim, "PUT", path, {"net0": "virtio,bridge=vmbr0"}) == \
+        "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)"
+    restrict(["VM.Config.Disk"])
+    assert forbidden(sim, "PUT", path, {"scsi2": "local-lvm:1"}) == \
+        "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)"
+
+
+def test_qemu_config_of_a_running_vm_goes_pending(sim):
+    vmid = qemu_vm(sim, status="running", cores=2, memory=2048)
+    path = qpath("pve1", vmid, "/config")
+    sim.data("PUT", path, {"cores": 6, "memory": "8192", "name": "renamed", "ciuser": "ops",
+                           "net0": "virtio,bridge=vmbr1", "description": "live"})
+    current = sim.data("GET", path, {"current": 1})
+    assert (current["cores"], current["memory"]) == (2, "2048")           # not hot-pluggable
+    assert (current["name"], current["ciuser"], current["description"]) == \
+        ("renamed", "ops", "live")                                          # at once
+    assert current["net0"].endswith(",bridge=vmbr1")                        # hot-plugged
+    assert sim.data("GET", path)["cores"] == 6                              # pending shown
+    pending = {e["key"]: e for e in sim.data("GET", qpath("pve1", vmid, "/pending"))}
+    assert pending["cores"] == {"key": "cores", "value": 2, "pending": 6}
+    assert pending["memory"] == {"key": "memory", "value": "2048", "pending": "8192"}
+    assert "pending" not in pending["name"] and "digest" in pending
+    sim.data("PUT", path, {"delete": "description,tags"})
+    assert "description" not in sim.data("GET", path, {"current": 1})
+    upid = sim.data("POST", qpath("pve1", vmid, "/status/reboot"))
+    assert UPID_RE.match(upid).group(5) == "qmreboot"
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    current = sim.data("GET", path, {"current": 1})
+    assert (current["cores"], current["memory"]) == (6, "8192")
+    assert all("pending" not in e for e in sim.data("GET", qpath("pve1", vmid, "/pending")))
+
+
+def test_qemu_resize(sim, schema):
+    vmid = qemu_vm(sim, disk_gb=10)
+    path = qpath("pve1", vmid, "/resize")
+    before = lvm_status(sim, "pve1")["used"]
+    upid = sim.data("PUT", path, {"disk": "scsi0", "size": "+2G"})
+    assert UPID_RE.match(upid).groups()[4:6] == ("resize", str(vmid))
+    assert schema_check.check_returns(schema, "PUT", "/nodes/{node}/qemu/{vmid}/resize",
+                                      upid) == []
+    assert sim.wait_task(upid)["exitstatus"] == "OK"
+    conf = sim.data("GET", qpath("pve1", vmid, "/config"))
+    assert conf["scsi0"] == "local-lvm:vm-%d-disk-0,iothread=1,size=12G" % vmid
+    assert sim.data("GET", qpath("pve1", vmid, "/status/current"))["maxdisk"] == 12 * GiB
+    assert lvm_status(sim, "pve1")["used"] == before + 2 * GiB
+    assert sim.wait_task(sim.data("PUT", path, {"disk": "scsi0", "size": "20G"}))[
+        "exitstatus"] == "OK"
+    assert sim.data("GET", qpath("pve1", vmid, "/config"))["scsi0"].endswith(",size=20G")
+    # every check runs in the worker: refusals are failed tasks
+    for params, exitstatus in [
+            ({"disk": "scsi0", "size": "10G"}, "shrinking disks is not supported"),
+            ({"disk": "scsi5", "size": "+1G"}, "disk 'scsi5' does not exist"),
+            ({"disk": "scsi0", "size": "+1G", "digest": "0" * 40},
+             "checksum mismatch (file change by other user?)"),
+            ({"disk": "scsi0", "size": "20G"}, "OK")]:        # the same size: nothing to do
+        assert sim.wait_task(sim.data("PUT", path, params))["exitstatus"] == exitstatus, params
+    assert sim.wait_task(sim.data("PUT", "/nodes/pve1/qemu/99999/resize", {
+        "disk": "scsi0", "size": "+1G"}))["exitstatus"] == \
+        "Configuration file 'nodes/pve1/qemu-server/99999.conf' does not exist"
+    tid = make_template(sim)
+    assert sim.wait_task(sim.data("PUT", qpath("pve1", tid, "/resize"), {
+        "disk": "ide2", "size": "+1G"}))["exitstatus"] == "you can't resize a cdrom"
+    sim.guest(vmid, lock="snapshot")
+    assert sim.wait_task(sim.data("PUT", path, {"disk": "scsi0", "size": "+1G"}))[
+        "exitstatus"] == "VM is locked (snapshot)"
+    sim.guest(vmid, lock="")
+    status, _, _, body = sim.request("PUT", path, {"disk": "scsi0", "size": "-1G"})
+    assert (status, body["errors"]) == (400, {"size": "value does not match the regex pattern"})
+    status, _, _, body = sim.request("PUT", path, {"disk": "rootfs", "size": "1G"})
+    assert status == 400 and "enumeration" in body["errors"]["disk"]
+
+
+def test_guest_agent_ping_and_password(sim, schema):
+    vmid = qemu_vm(sim)
+    base = qpath("pve1", vmid, "/agent/")
+    pw = {"username": "root", "password": "N3w-pass"}
+    assert sim.request("POST", base + "ping")[:2] == (500, "VM %d is not running" % vmid)
+    assert sim.request("POST", base + "set-user-password", pw)[1] == \
+        "VM %d is not running" % vmid
+    sim.guest(vmid, status="running")
+    res = sim.data("POST", base + "ping")
+    assert res == {"result": {}}
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/agent/ping",
+                                      res) == []
+    assert sim.data("POST", base + "set-user-password", pw) == {"result": {}}
+    import hashlib
+    rec = sim.passwords(vmid)["root"]
+    assert (rec["source"], rec["sha256"]) == ("agent", hashlib.sha256(b"N3w-pass").hexdigest())
+    sim.data("POST", base + "set-user-password", {"username": "deploy", "crypted": 1,
+                                                   "password": "$6$abc$xyz"})
+    assert sim.passwords(vmid)["deploy"]["hash"] == "$6$abc$xyz"
+    assert "N3w-pass" not in json.dumps(sim.data("GET", qpath("pve1", vmid, "/config")))
+    sim.agent(vmid, running=False)
+    for cmd in ("ping", "set-user-password"):
+        assert sim.request("POST", base + cmd, pw if cmd != "ping" else None)[1] == \
+            "QEMU guest agent is not running"
+    sim.agent(vmid, running=True)
+    sim.guest(vmid, conf={"agent": "0"})         # configured, but disabled
+    assert sim.request("POST", base + "ping")[1] == "QEMU guest agent is not running"
+    assert "agent" not in sim.data("GET", qpath("pve1", vmid, "/status/current"))
+    sim.guest(vmid, conf={"agent": None})
+    assert sim.request("POST", base + "ping")[1] == "No QEMU guest agent configured"
+
+
+def test_qemu_status_list_and_rrddata_fields(sim, schema):
+    vmid = qemu_vm(sim, conf={"name": None})
+    cur = qpath("pve1", vmid, "/status/current")
+    st = sim.data("GET", cur)
+    assert st["name"] == "VM %d" % vmid
+    assert (st["status"], st["qmpstatus"], st["disk"], st["ha"]) == \
+        ("stopped", "stopped", 0, {"managed": 0})
+    for key in ("diskread", "diskwrite", "running-qemu", "running-machine", "pid"):
+        assert key not in st, key
+    sim.guest(vmid, status="running", uptime=100)
+    st = sim.data("GET", cur)
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu/{vmid}/status/current",
+                                      st) == []
+    assert (st["qmpstatus"], st["running-qemu"], st["running-machine"]) == \
+        ("running", pvesim.QEMU_VERSION, pvesim.QEMU_MACHINE)
+    assert st["disk"] == 0 and st["maxdisk"] == 32 * GiB and st["agent"] == 1
+    assert isinstance(st["diskread"], int) and st["netin"] > 0 and st["pid"] > 0
+    assert st["nics"] == {"tap%di0" % vmid: {"netin": st["netin"], "netout": st["netout"]}}
+    sim.guest(vmid, paused=True)
+    assert sim.data("GET", cur)["qmpstatus"] == "paused"
+    plain = [d for d in sim.data("GET", "/nodes/pve1/qemu") if d["vmid"] == vmid][0]
+    assert "qmpstatus" not in plain and "diskread" not in plain
+    full = [d for d in sim.data("GET", "/nodes/pve1/qemu", {"full": 1}) if d["vmid"] == vmid][0]
+    assert full["qmpstatus"] == "paused" and "diskread" in full
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/qemu", [full]) == []
+    rrd = sim.data("GET", "/nodes/pve1/qemu/104/rrddata", {"timeframe": "hour"})
+    for key in ("memhost", "pressurecpufull", "pressureiofull", "pressurememoryfull", "cpu"):
+        assert isinstance(rrd[-1][key], float), key
+    sim.guest(104, status="stopped")
+    try:
+        rrd = sim.data("GET", "/nodes/pve1/qemu/104/rrddata", {"timeframe": "hour"})
+        assert set(rrd[-1]) == {"time", "maxcpu", "maxmem", "maxdisk", "disk"}
+        assert rrd[-1]["disk"] == 0.0
+    finally:
+        sim.guest(104, status="running")
+
+
+def test_qemu_task_types_and_durations(sim):
+    vmid = qemu_vm(sim)
+    base = qpath("pve1", vmid)
+    done = {}
+    for ttype, method, tail, params in [
+            ("qmconfig", "POST", "/config", {"cores": 2}),
+            ("qmstart", "POST", "/status/start", None),
+            ("qmsuspend", "POST", "/status/suspend", None),
+            ("qmresume", "POST", "/status/resume", None),
+            ("qmreboot", "POST", "/status/reboot", None),
+            ("qmsnapshot", "POST", "/snapshot", {"snapname": "s1"}),
+            ("qmrollback", "POST", "/snapshot/s1/rollback", None),
+            ("qmdelsnapshot", "DELETE", "/snapshot/s1", None),
+            ("qmshutdown", "POST", "/status/shutdown", None),
+            ("qmstart", "POST", "/status/start", None),
+            ("qmstop", "POST", "/status/stop", None),
+            ("resize", "PUT", "/resize", {"disk": "scsi0", "size": "+1G"}),
+            ("qmclone", "POST", "/clone", {"newid": new_vmid()}),
+            ("qmtemplate", "POST", "/template", None),
+            ("qmdestroy", "DELETE", "", None)]:
+        upid = sim.data(method, base + tail, params)
+        assert UPID_RE.match(upid).groups()[4:6] == (ttype, str(vmid)), tail
+        assert sim.wait_task(upid)["exitstatus"] == "OK", tail
+        done.setdefault(ttype, []).append(upid)
+    for ttype, upids in done.items():
+        listed = [t["upid"] for t in sim.data("GET", "/nodes/pve1/tasks", {
+            "vmid": vmid, "typefilter": ttype, "limit": 100})]
+        assert sorted(listed) == sorted(upids), ttype
+    # durations follow --time-scale: a qmclone of a template is 2 s, a qmconfig 0.5 s
+    tid = make_template(sim)
+    sim.configure(time_scale=0.25)
+    try:
+        t0 = time.monotonic()
+        clone(sim, tid)
+        assert 0.4 < time.monotonic() - t0 < 2.0
+    finally:
+        sim.configure(time_scale=0.05)
