@@ -2640,7 +2640,13 @@ class Api:
             g.conf["lock"] = "create"
             g.created = now()
             if "password" in p:
-                sim.record_password(g, "root", p["password"], source="create")
+                # pve-container's set_user_password takes a crypt() string as it is
+                # (Setup/Base.pm: $1$, $2[axy]$, $5$, $6$ with a salt of 1-16 characters)
+                if re.match(r"^\$(?:1|2[axy]?|5|6)\$[a-zA-Z0-9./]{1,16}\$[a-zA-Z0-9./]+$",
+                            p["password"]):
+                    sim.record_password(g, "root", hashed=p["password"], source="create")
+                else:
+                    sim.record_password(g, "root", p["password"], source="create")
             g.ssh_keys = keys
             sim.guests[vmid] = g
             sim.changed()
