@@ -305,14 +305,14 @@ ospab_kvm_step_e ospab_reinstall_step(ospab_db_t *db, apr_pool_t *p,
                                       const ospab_vps_t *v, const char *task_id,
                                       const char *action, const char **why)
 {
-    json_t *params = ospab_task_params(db, p, task_id);
+    json_t *params = NULL;
     const char *step = strchr(action, ':');
     ospab_pve_result_t pr;
     apr_status_t rv;
 
     *why = NULL;
     step = step ? step + 1 : "";
-    if (!params) {
+    if (strcmp(step, "destroy") && !(params = ospab_task_params(db, p, task_id))) {
         *why = "the reinstall's settings are gone";
         return OSPAB_KVM_STEP_FAILED;
     }
@@ -321,6 +321,13 @@ ospab_kvm_step_e ospab_reinstall_step(ospab_db_t *db, apr_pool_t *p,
                                 destroy_vm, &pr);
         if (rv != APR_SUCCESS && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
             && strstr(pr.message, "does not exist")) {
+            if (!strcmp(action, "delete:destroy")) {
+                /* gone already: the delete is done */
+                if (ospab_task_finish(db, p, a, task_id, 1, "OK", NULL)) {
+                    ospab_task_apply(db, p, c, a, v, action, 1);
+                }
+                return OSPAB_KVM_STEP_DONE;
+            }
             return OSPAB_KVM_STEP_SKIPPED;
         }
     }

@@ -849,9 +849,15 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                          ospab_result_t *res)
 {
-    static const ospab_pve_param_t params[] = { { "purge", "1" }, { "force", "1" },
-                                                { NULL, NULL } };
+    /* a container is stopped by Proxmox first (force); a VM must be stopped before its
+     * destroy: a running one's delete is a stop, then the destroy (ospab_task.c) */
+    static const ospab_pve_param_t ct[] = { { "purge", "1" }, { "force", "1" },
+                                            { NULL, NULL } };
+    static const ospab_pve_param_t vm[] = { { "purge", "1" },
+                                            { "destroy-unreferenced-disks", "1" },
+                                            { NULL, NULL } };
     const char *task_id, *upid;
+    int stop_first;
     ospab_pve_result_t pr;
     const ospab_vps_t *v;
     json_t *o;
@@ -878,8 +884,16 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     if (ospab_task_prepare(db, p, &c, who, a, id, "delete", &v, &task_id, res)) {
         return;
     }
-    rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
-                  !strcmp(ospab_vps_kind(v), "lxc") ? params : params + 1, &pr);
+    stop_first = !strcmp(ospab_vps_kind(v), "qemu") && v->status
+                 && strcmp(v->status, "stopped") && strcmp(v->status, "error");
+    if (stop_first) {
+        rv = ospab_srv_pve_call(c, p, a, "POST", ospab_srv_guest_path(p, v, "status", "stop",
+                                                                      NULL), NULL, &pr);
+    }
+    else {
+        rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
+                                strcmp(ospab_vps_kind(v), "qemu") ? ct : vm, &pr);
+    }
     if (rv != APR_SUCCESS && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
         && strstr(pr.message, "does not exist")) {
         /* gone from Proxmox already (deleted there by hand): the record follows */
@@ -890,6 +904,9 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     }
     if (ospab_task_started(db, p, a, task_id, rv, &pr, "delete", &upid, res)) {
         return;
+    }
+    if (stop_first) {
+        ospab_task_continue(db, p, a, task_id, upid, "delete:stop");
     }
     ospab_server_set_status(db, p, a, id, "deleting");
     o = json_object();
@@ -1073,8 +1090,10 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
     /* the ticket is a credential: it goes to the caller only, never into a log */
     esc = apr_pescape_urlencoded(p, ticket);
     o = ospab_srv_success(NULL, NULL);
+    /* pve-manager's console page names a VM's console "kvm", a container's "lxc" */
     json_object_set_new(o, "url", json_string(apr_psprintf(p, "%s/?console=%s&novnc=1&vmid=%s"
-                        "&node=%s&port=%s&ticket=%s", c->url, ospab_vps_kind(v), v->vmid,
+                        "&node=%s&port=%s&ticket=%s", c->url,
+                        strcmp(ospab_vps_kind(v), "qemu") ? "lxc" : "kvm", v->vmid,
                         v->node, port, esc)));
     ospab_srv_ok_body(p, res, 200, o);
 }

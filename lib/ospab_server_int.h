@@ -96,6 +96,7 @@ typedef enum {
     OSPAB_KVM_STEP_STARTED,     /* its task runs: the row follows it */
     OSPAB_KVM_STEP_SKIPPED,     /* nothing to do (the disk is large enough): the next one */
     OSPAB_KVM_STEP_AGAIN,       /* Proxmox unreachable: the row stays claimed, taken again */
+    OSPAB_KVM_STEP_DONE,        /* nothing was left to do: the row is finished */
     OSPAB_KVM_STEP_FAILED       /* *why says why */
 } ospab_kvm_step_e;
 
@@ -103,8 +104,8 @@ typedef enum {
 ospab_kvm_step_e ospab_kvm_step(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                                 const ospab_actor_t *a, const ospab_vps_t *v,
                                 const char *task_id, const char *action, const char **why);
-/* Starts step action ("reinstall:destroy", "reinstall:create") of the claimed row task_id
- * (lib/ospab_reinstall.c). */
+/* Starts step action ("<op>:destroy" of a reinstall or a running VM's delete,
+ * "reinstall:create") of the claimed row task_id (lib/ospab_reinstall.c). */
 ospab_kvm_step_e ospab_reinstall_step(ospab_db_t *db, apr_pool_t *p,
                                       const ospab_server_conf_t *c, const ospab_actor_t *a,
                                       const ospab_vps_t *v, const char *task_id,

@@ -191,7 +191,7 @@ void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
 {
     const char *id = v->id;
 
-    if (!strcmp(action, "delete")) {
+    if (!strcmp(action, "delete") || !strcmp(action, "delete:destroy")) {
         if (ok) {
             int tx = own_tx(db, p), good;
             json_t *data = json_pack("{s:I, s:I, s:s}", "serverId", (json_int_t)apr_atoi64(id),
@@ -234,7 +234,8 @@ void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
         else if (!strcmp(action, "create:start") || !strcmp(action, "reinstall:start")) {
             ospab_server_set_status(db, p, a, id, "stopped");
         }
-        else if (!strcmp(action, "reinstall") || !strcmp(action, "reinstall:destroy")) {
+        else if (!strcmp(action, "reinstall") || !strcmp(action, "reinstall:destroy")
+                 || !strcmp(action, "delete:stop")) {
             /* the guest was not destroyed: it is what it was */
             refresh_status(db, p, c, a, v);
         }
@@ -335,6 +336,9 @@ static const char *next_step(const ospab_vps_t *v, const char *action)
     if (!strcmp(action, "reinstall:destroy")) {
         return "reinstall:create";
     }
+    if (!strcmp(action, "delete:stop")) {
+        return "delete:destroy";
+    }
     if (!strcmp(action, "reinstall:create")) {
         return qemu ? "reinstall:config" : "reinstall:start";
     }
@@ -395,6 +399,7 @@ void ospab_task_run_step(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
         switch (rc) {
         case OSPAB_KVM_STEP_STARTED:
         case OSPAB_KVM_STEP_AGAIN:
+        case OSPAB_KVM_STEP_DONE:
             return;
         case OSPAB_KVM_STEP_SKIPPED:
             action = next_step(v, action);

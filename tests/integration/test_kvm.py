@@ -289,3 +289,70 @@ def test_no_secret_in_the_logs(srv, sim, world):
     for s in world.secrets:
         assert s not in text
     assert "$6$" not in text, "a password hash is in Apache's logs"
+
+
+# ------------------------------------------------------- seed 003 on a KVM server --
+
+def test_seed_003_flow_on_a_kvm_server(srv, sim, world, kvm_os):
+    """Seed 003's requests with its own bodies (only osId names the KVM entry), each answer
+    in the seed's shape: create, list, detail, status with rrdData, stop/start/restart,
+    password (the guest agent), resize, snapshots, console (noVNC), delete."""
+    from test_seeds_verbatim import conforms, seed003_endpoints
+    eps = seed003_endpoints()
+    tok = world.tok["alice"]
+
+    def api(method, path, body=None):
+        return call(srv, method, "/api" + path, tok, body)
+
+    def done(sid):
+        tasks = wait_idle(srv, world, sid)
+        assert tasks[0]["status"] == "ok", tasks
+
+    ep = eps[("POST", "/server/create")]
+    made = ok(api("POST", "/server/create", dict(ep["body"], osId=kvm_os)), 201)
+    world.secrets.append(made["rootPassword"])
+    conforms(made, ep["answer"], "POST /server/create")
+    sid, vmid = made["id"], made["proxmoxId"]
+    done(sid)
+    wait_guest(sim, vmid, "running")
+    item = {k: v for k, v in eps[("GET", "/server")]["answer"][0].items() if k != "rootPassword"}
+    conforms(ok(api("GET", "/server")), [item], "GET /server")
+    conforms(ok(api("GET", f"/server/{sid}")), eps[("GET", "/server/:id")]["answer"])
+    st = ok(api("GET", f"/server/{sid}/status"))
+    conforms(st, eps[("GET", "/server/:id/status")]["answer"], "GET /server/:id/status")
+    assert st["stats"]["data"]["vmid"] == vmid and st["stats"]["data"]["rrdData"], st
+    for verb, after in (("stop", "stopped"), ("start", "running"), ("restart", "running")):
+        body = ok(api("POST", f"/server/{sid}/{verb}"))
+        conforms(body, eps[("POST", f"/server/:id/{verb}")]["answer"], verb)
+        assert UPID.match(body["taskId"])["type"].startswith("qm"), body
+        done(sid)
+        wait_guest(sim, vmid, after)
+    pw = ok(api("POST", f"/server/{sid}/password"))
+    world.secrets.append(pw["password"])
+    conforms(pw, eps[("POST", "/server/:id/password")]["answer"], "password")
+    assert sim.passwords(vmid)["root"]["sha256"] == \
+        hashlib.sha256(pw["password"].encode()).hexdigest()
+    ep = eps[("PUT", "/server/:id/resize")]
+    rz = ok(api("PUT", f"/server/{sid}/resize", ep["body"]))
+    conforms(rz, ep["answer"], "resize")
+    done(sid)
+    conf = sim.guest_info(vmid)["conf"]
+    assert re.search(r"size=80G", conf["scsi0"]), conf
+    for method, path in (("POST", "/server/:id/snapshots"), ("GET", "/server/:id/snapshots"),
+                         ("POST", "/server/:id/snapshots/rollback"),
+                         ("DELETE", "/server/:id/snapshots")):
+        ep = eps[(method, path)]
+        out = ok(api(method, path.replace(":id", str(sid)), ep["body"]))
+        conforms(out, ep["answer"], f"{method} {path}")
+        if method != "GET":
+            done(sid)
+    ep = eps[("POST", "/server/console")]
+    con = ok(api("POST", "/server/console", {"vmid": vmid}))
+    conforms(con, ep["answer"], "console")
+    assert "console=kvm" in con["url"] and "novnc=1" in con["url"], con
+    gone = ok(api("DELETE", f"/server/{sid}"))
+    conforms(gone, eps[("DELETE", "/server/:id")]["answer"], "delete")
+    wait_idle(srv, world, sid)
+    assert api("GET", f"/server/{sid}").status_code == 404
+    with pytest.raises(RuntimeError):
+        sim.guest_info(vmid)
