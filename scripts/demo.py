@@ -64,6 +64,8 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
     return [
         f"curl -s {url}/api/health",
         f"curl -s {url}/api/tariffs {auth}",
+        # what can be installed: containers (kind lxc) and KVM servers (kind qemu)
+        f"curl -s {url}/api/os {auth}",
         # the provider's admin API (docs/operations.md) with the seed's admin, user 1
         f'curl -s {url}/api/admin/users -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
         f'curl -s {url}/api/admin/nodes -H "Authorization: Bearer $OSPAB_ADMIN_TOKEN"',
@@ -103,6 +105,9 @@ DEMO_NODES = ("pve1", "pve2")
 # a node of the simulated cluster that is not registered: the one a provider adds
 # (docs/operations.md, "Nodes and placement")
 SPARE_NODE = "pve3"
+# the template VM of the demo's KVM OS entry, and the shared storage it is on
+KVM_TEMPLATE = 9000
+KVM_STORAGE = "shared-nfs"
 DEMO_POOL = {"name": "demo-v4", "bridge": "vmbr0", "first": "192.168.200.10",
              "last": "192.168.200.250", "prefix": 24, "gateway": "192.168.200.1",
              "dns": "192.168.200.1", "cooldown": 600}
@@ -283,6 +288,14 @@ def main():
         harness.admin(db.driver, db.params, "pool-add", json.dumps(DEMO_POOL))
     finally:
         db.after_admin()
+    # KVM servers (docs/proxmox.md "KVM servers"): a cloud-init template VM on storage every
+    # node shares, so any node can take its clones, and its OS entry
+    sim.add_storage(KVM_STORAGE, type="nfs", shared=True)
+    sim.make_template(KVM_TEMPLATE, name="debian-12-cloud", node="pve1", disk_gb=4,
+                      storage=KVM_STORAGE)
+    demo_admin(url, admin_token, "/api/admin/os", {"name": "Debian 12 (KVM)",
+                                                   "template": str(KVM_TEMPLATE),
+                                                   "kind": "qemu"})
     # placement needs the agent's first sample of the nodes
     deadline = time.monotonic() + 30
     while not all(n["sample"] for n in demo_admin(url, admin_token, "/api/admin/nodes")["nodes"]):

@@ -1,4 +1,5 @@
 """scripts/demo: it starts, the curl lines it prints work, demo.env is right, Ctrl-C stops it."""
+import hashlib
 import json
 import os
 import re
@@ -365,6 +366,94 @@ def test_issue13_done_when_on_the_demo(demo):
         r = requests.post(f"{url}/api/vps/sync", headers=sync, timeout=30,
                           json={"action": "delete", "vps": {"id": m["id"]}})
         assert r.status_code == 200, r.text
+
+
+def test_issue14_done_when_on_the_demo(demo):
+    """Issue 14's "Done when", on the demo: a customer creates a KVM server from GET
+    /api/os's qemu entry; it ends running with a pool address (cloud-init's ipconfig0), the
+    root password is reset through the guest agent, a reinstall makes it anew with the same
+    address and a new password; the same for a container."""
+    import crypt
+    sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+    from simctl import PveSim
+    _, _, text = demo
+    env = env_of(text)
+    url = env["OSPAB_URL"]
+    sim = PveSim.attach(str(harness.RUN_BASE / "test-demo" / "pvesim"))
+    email = f"kvm-{int(time.time() * 1000)}@example.com"
+    sync = {"X-API-Key": env["OSPAB_SYNC_KEY"]}
+    u = requests.post(f"{url}/api/users/sync", headers=sync, timeout=30, json={
+        "action": "create", "user": {"email": email, "name": "Kvm", "password": "kvm-pass-1"}})
+    assert u.status_code == 201, u.text
+    tok = requests.post(f"{url}/api/auth/login", timeout=30, json={
+        "email": email, "password": "kvm-pass-1"}).json()["accessToken"]
+    cust = {"Authorization": f"Bearer {tok}"}
+
+    def api(method, path, body=None, status=200):
+        r = requests.request(method, f"{url}/api{path}", headers=cust, json=body, timeout=30)
+        assert r.status_code == status, (method, path, r.status_code, r.text)
+        return r.json()
+
+    def settled(sid):
+        deadline = time.monotonic() + 90
+        while True:
+            tasks = api("GET", f"/server/{sid}/tasks")
+            if tasks and not any(t["status"] in ("queued", "running") for t in tasks):
+                assert tasks[0]["status"] == "ok", tasks
+                break
+            assert time.monotonic() < deadline, tasks
+            time.sleep(0.3)
+        rec = api("GET", f"/server/{sid}")
+        assert rec["status"] == "running", rec
+        return rec
+
+    # the demo's sshd serve pve1 and pve2 (a container's password is set on its node): the
+    # spare node an earlier test registered takes no new servers meanwhile
+    adm = {"Authorization": f"Bearer {env['OSPAB_ADMIN_TOKEN']}"}
+    nodes = requests.get(f"{url}/api/admin/nodes", headers=adm, timeout=30).json()["nodes"]
+    spare = [n["id"] for n in nodes if n["name"] == "pve3" and n["accepts"]]
+    for nid in spare:
+        r = requests.put(f"{url}/api/admin/nodes/{nid}", headers=adm, timeout=30,
+                         json={"accepts": False})
+        assert r.status_code == 200, r.text
+    oses = api("GET", "/os")
+    kvm = [o for o in oses if o["kind"] == "qemu"]
+    assert [o["name"] for o in kvm] == ["Debian 12 (KVM)"], oses
+    for os_id, kind in ((kvm[0]["id"], "qemu"), (1, "lxc")):
+        made = api("POST", "/server/create", {"osId": os_id, "tariffId": 1}, status=201)
+        sid, vmid = made["id"], made["proxmoxId"]
+        assert made["ipAddress"] and made["ipAddress"].startswith("192.168.20"), made
+        rec = settled(sid)
+        assert rec["ipAddress"] == made["ipAddress"], rec
+        g = sim.guest_info(vmid)
+        assert g["type"] == kind and g["status"] == "running", g
+        if kind == "qemu":
+            assert g["conf"]["ipconfig0"].startswith(f"ip={made['ipAddress']}/24,gw="), g
+            hashed = sim.cloudinit(vmid)["config"]["password"]["hash"]
+            assert crypt.crypt(made["rootPassword"], hashed) == hashed
+        else:
+            assert f"ip={made['ipAddress']}/24" in g["conf"]["net0"], g
+        pw = api("POST", f"/server/{sid}/password")["password"]
+        root = sim.guest_info(vmid)["passwords"]["root"]
+        assert root["sha256"] == hashlib.sha256(pw.encode()).hexdigest(), root
+        if kind == "qemu":
+            assert root["source"] == "agent", root
+        before = sim.guest_info(vmid)["conf"]
+        again = api("POST", f"/server/{sid}/reinstall", {"osId": os_id})
+        assert again["action"] == "reinstall" and again["rootPassword"] != pw, again
+        rec = settled(sid)
+        assert rec["ipAddress"] == made["ipAddress"] and rec["proxmoxId"] == vmid, rec
+        after = sim.guest_info(vmid)
+        assert after["conf"]["net0"] == before["net0"], (before, after["conf"])
+        hashed = (sim.cloudinit(vmid)["config"]["password"]["hash"] if kind == "qemu"
+                  else after["passwords"]["root"]["hash"])
+        assert crypt.crypt(again["rootPassword"], hashed) == hashed
+        r = requests.post(f"{url}/api/vps/sync", headers=sync, timeout=30,
+                          json={"action": "delete", "vps": {"id": sid}})
+        assert r.status_code == 200, r.text
+    for nid in spare:
+        requests.put(f"{url}/api/admin/nodes/{nid}", headers=adm, timeout=30,
+                     json={"accepts": True})
 
 
 def test_ctrl_c_stops_everything(demo):
