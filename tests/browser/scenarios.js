@@ -494,6 +494,80 @@ exports.console_delete = async (t, c) => {
   equal(await t.rpc('status', { id: c.server.id }), null, 'the record is gone');
 };
 
+// c.snapshot: a snapshot the server has; c.osId / c.newOsId: its OS and the one to install;
+// c.otherKind: the name of an OS entry of the other kind (never offered)
+exports.reinstall = async (t, c) => {
+  const page = await t.page();
+  await t.login(page, c.user);
+  await openServer(t, page, c.server);
+  await waitBadge(t, page, 'running');
+  await page.waitForSelector(`tr[data-snapshot="${c.snapshot}"]`);
+  await mark(page);
+  const sent = [];
+  page.on('request', (r) => { if (/\/reinstall$/.test(r.url())) sent.push(r.postData()); });
+  await t.click(page, '[data-action=reinstall]');
+  await page.waitForSelector('dialog[open] [data-testid=reinstall-os]');
+  // the OS entries of the server's kind, the one it runs chosen
+  const options = await page.$$eval('dialog[open] [data-testid=reinstall-os] option',
+                                    (os) => os.map((o) => ({ value: o.value, text: o.textContent })));
+  t.log(`offered: ${options.map((o) => `${o.value} ${o.text}`).join(' | ')}`);
+  assert(!options.some((o) => o.text.includes(c.otherKind)), `no ${c.otherKind} for a container`);
+  assert(options.some((o) => o.value === String(c.newOsId)), 'the new OS is offered');
+  const chosen = await page.$eval('dialog[open] [data-testid=reinstall-os]', (el) => el.value);
+  equal(chosen, String(c.osId), 'the OS it runs is chosen');
+  await t.until(page, () => document.activeElement?.dataset.testid === 'reinstall-os', null,
+                { what: 'the focus on the OS choice' });
+  // said before anything is sent: the disk is erased, and its one snapshot goes
+  const warning = await t.text(page, 'dialog[open] [data-testid=reinstall-warning]');
+  assert(/disk is erased/.test(warning), warning);
+  assert(/\b1 snapshot is deleted too: /.test(warning) && warning.includes(c.snapshot), warning);
+  equal(await page.$eval('dialog[open] [data-testid=reinstall-warning] .notice',
+                         (el) => el.getAttribute('role')), 'alert', 'the warning is announced');
+  // the name must be typed
+  const go = 'dialog[open] [data-testid=confirm]';
+  assert(await page.$eval(go, (b) => b.disabled), 'disabled before the name');
+  await page.select('dialog[open] [data-testid=reinstall-os]', String(c.newOsId));
+  await page.type('dialog[open] input', c.server.name.slice(0, -1));
+  assert(await page.$eval(go, (b) => b.disabled), 'disabled for a wrong name');
+  await page.type('dialog[open] input', c.server.name.slice(-1));
+  assert(!(await page.$eval(go, (b) => b.disabled)), 'enabled for the name');
+  equal(sent.length, 0, 'nothing sent before the confirmation');
+  await t.assertA11y(page, 'reinstall');
+  await t.shot(page, 'reinstall-confirm');
+  await page.click(go);
+  await page.waitForSelector('dialog[open] .secret input');
+  equal(sent.length, 1, 'one request');
+  equal(sent[0], JSON.stringify({ osId: c.newOsId, confirm: true }), 'confirmed after the warning');
+  const password = await page.$eval('dialog[open] .secret input', (el) => el.value);
+  // 20 of lib/ospab_server.c's alphabet (no 0, 1, I, O, l, o)
+  assert(/^[a-km-np-zA-HJ-NP-Z2-9]{20}$/.test(password), `a root password (${password.length} chars)`);
+  assert(/shown only now/.test(await t.text(page, 'dialog[open] .once')), 'shown only now');
+  assert((await t.text(page, 'dialog[open] [data-testid=snapshots-deleted]')).includes(c.snapshot),
+         'the deleted snapshot is named');
+  await page.click('dialog[open] .secret button');
+  await t.until(page, () => /Copied/.test(document.querySelector('dialog[open] .secret [role=status]')?.textContent || ''),
+                null, { what: 'the copy to be confirmed' });
+  equal(await page.evaluate(() => navigator.clipboard.readText()), password, 'the clipboard');
+  await t.shot(page, 'reinstall-password-once');
+  await page.click('dialog[open] [data-testid=reinstall-done]');
+  await t.until(page, () => !document.querySelector('dialog[open]'), null,
+                { what: 'the dialog to close' });
+  assert(!(await page.evaluate((pw) => document.body.innerHTML.includes(pw), password)),
+         'the password left the page');
+  // the page follows it as an operation, then says how it ended
+  equal(await outcome(t, page, 90000), 'The server has been reinstalled.', 'the outcome');
+  await waitBadge(t, page, 'running');
+  await t.until(page, (n) => document.querySelector('.facts')?.textContent.includes(n),
+                c.newOsName, { what: 'the new OS in the facts' });
+  await t.until(page, () => !document.querySelector('tr[data-snapshot]'), null,
+                { what: 'the snapshot to leave the list' });
+  await t.until(page, () => /^Reinstall/.test(document.querySelector('[data-testid=tasks] tbody td')?.textContent || ''),
+                null, { what: 'the reinstall in the recent operations' });
+  assert(await sameDocument(page), 'no page was reloaded');
+  await t.shot(page, 'server-reinstalled');
+  t.result.password = password;
+};
+
 exports.admin = async (t, c) => {
   const page = await t.page();
   await t.login(page, c.user);

@@ -308,6 +308,56 @@ def test_password_reset_is_shown_once(world):
     world.run("password", user=u, server=world.server(u))
 
 
+def test_reinstall_asks_then_shows_the_new_password(world):
+    """Reinstall from the server page: only OS entries of the server's kind are offered (a
+    KVM entry is not, for a container), the warning says the disk is erased and names the
+    server's one snapshot before anything is sent, the name must be typed, and only then
+    goes "confirm": true; the new root password is shown once, the page follows the
+    reinstall as an operation to its outcome and the server runs again, from the new OS,
+    without its snapshot."""
+    admin = world.user(role="admin", name="Admin")
+    ah = {"Authorization": f"Bearer {world.token(admin)}"}
+    r = requests.post(world.web.url("/api/admin/os"), headers=ah, timeout=30,
+                      json={"name": "Debian 12 (KVM)", "template": "9000", "kind": "qemu"})
+    assert r.status_code == 201, r.text
+    kvm = r.json()["os"]["id"]
+    try:
+        u = world.user()
+        s = world.server(u, os_id=1)
+        h = {"Authorization": f"Bearer {world.token(u)}"}
+        r = requests.post(world.web.url(f"/api/server/{s['id']}/snapshots"), headers=h,
+                          json={"snapname": "before-reinstall", "description": ""}, timeout=30)
+        assert r.status_code == 200, r.text
+        upid = r.json()["taskId"]
+        deadline = time.monotonic() + 60
+        while True:         # the module follows the task up when the list is asked for
+            tasks = requests.get(world.web.url(f"/api/server/{s['id']}/tasks"), headers=h,
+                                 timeout=30).json()
+            if any(x["upid"] == upid and x["status"] == "ok" for x in tasks):
+                break
+            assert time.monotonic() < deadline, tasks
+            time.sleep(0.2)
+        before = world.sim.guest_info(s["vmid"])
+        assert list(before["snapshots"]) == ["before-reinstall"], before["snapshots"]
+        assert before["conf"]["ostype"] == "ubuntu", before["conf"]
+        res = world.run("reinstall", user=u, server=s, snapshot="before-reinstall", osId=1,
+                        newOsId=2, newOsName="Debian 12", otherKind="KVM")
+        # the guest made anew: from Debian 12's template, with a new root password, and
+        # without the snapshot of the old disk; same vmid and record
+        after = world.sim.guest_info(s["vmid"])
+        assert after["snapshots"] == {}, after["snapshots"]
+        assert after["conf"]["ostype"] == "debian", after["conf"]
+        assert after["status"] == "running", after
+        assert after["passwords"]["root"]["source"] == "create", after["passwords"]
+        assert after["passwords"]["root"]["changed_at"] > before["passwords"]["root"]["changed_at"]
+        row = world.db.query("SELECT status, os_id FROM vps WHERE id = ?", [s["id"]])[0]
+        assert row["status"] == "running" and int(row["os_id"]) == 2, row
+        assert len(res["password"]) == 20
+    finally:
+        r = requests.delete(world.web.url(f"/api/admin/os/{kvm}"), headers=ah, timeout=30)
+        assert r.status_code == 200, r.text
+
+
 def test_resize_shows_the_apis_field_errors(world):
     """Cores beyond the tariff: the API's 403 fields message next to the cores input; a
     smaller disk is refused before asking; a move to a bigger tariff is applied."""

@@ -1,6 +1,6 @@
 // One server: live figures and graphs, alerts, power, snapshots, resize, root password,
-// console, delete. Operations run one at a time (the API's rule): while one runs, its
-// task's progress is shown and the buttons wait.
+// console, reinstall, delete. Operations run one at a time (the API's rule): while one
+// runs, its task's progress is shown and the buttons wait.
 import { html, useState, useEffect, useRef, useCallback } from '../lib.js';
 import { t, has } from '../i18n.js';
 import { api, get } from '../api.js';
@@ -12,6 +12,7 @@ import { StatusBadge, Notice, Dialog, Secret, errorText, useFocusHeading } from 
 import { Graphs, livePoint } from './graphs.js';
 import { Snapshots } from './snapshots.js';
 import { Resize } from './resize.js';
+import { ReinstallDialog } from './reinstall.js';
 import { flashToList } from './servers.js';
 
 const POLL = 1500;                    // task follow-up while one runs
@@ -308,6 +309,14 @@ export function Server({ id, user }) {
 
     <${Tasks} tasks=${tasks} />
 
+    <section class="panel danger" aria-labelledby="reinstall-h">
+      <div class="panel-head"><h2 id="reinstall-h">${t('reinstall.title')}</h2></div>
+      <p>${t('reinstall.text')}</p>
+      <button type="button" class="danger" disabled=${busy || unsettled || !vps}
+          data-action="reinstall" onClick=${() => setDialog({ kind: 'reinstall' })}>
+        ${t('reinstall.button')}</button>
+    </section>
+
     <section class="panel danger" aria-labelledby="danger-h">
       <div class="panel-head"><h2 id="danger-h">${t('delete.title')}</h2></div>
       <p>${t('delete.text')}</p>
@@ -320,6 +329,9 @@ export function Server({ id, user }) {
         onClose=${() => setDialog(null)} />`}
     ${dialog?.kind === 'delete' && html`<${DeleteDialog} id=${id} name=${server.name || `#${id}`}
         start=${start} onClose=${() => setDialog(null)} />`}
+    ${dialog?.kind === 'reinstall' && html`<${ReinstallDialog} id=${id}
+        name=${server.name || `#${id}`} kind=${vps?.kind} osId=${server.osId} start=${start}
+        onClose=${() => setDialog(null)} />`}
     ${dialog?.kind === 'confirm' && html`<${ConfirmDialog} ...${dialog}
         onClose=${() => setDialog(null)} />`}
   </section>`;
