@@ -433,8 +433,7 @@ void ospab_sshkeys_list(ospab_db_t *db, apr_pool_t *p, const ospab_principal_t *
     int i;
 
     memset(res, 0, sizeof(*res));
-    if (ospab_db_select(db, p, "ospab_sshkey_list", 1, &uid, &rows, NULL)
-        != APR_SUCCESS) {
+    if (ospab_db_select(db, p, "ospab_sshkey_list", 1, &uid, &rows, NULL) != APR_SUCCESS) {
         ospab_result_db_failed(db, p, res);
         return;
     }
