@@ -113,6 +113,10 @@ const ospab_route_t ospab_api_routes[] = {
     { "POST", "/api/vps/{id}/restart", OSPAB_OP_POWER, "restart" },
     { "POST", "/api/vps/{id}/reboot", OSPAB_OP_POWER, "reboot" },
     { "GET", "/api/vps/{id}/stats", OSPAB_OP_STATUS, NULL },
+    /* the caller's account (docs/ssh-keys.md) */
+    { "GET", "/api/account/ssh-keys", OSPAB_OP_SSH_KEYS, "list" },
+    { "POST", "/api/account/ssh-keys", OSPAB_OP_SSH_KEYS, "add" },
+    { "DELETE", "/api/account/ssh-keys/{id}", OSPAB_OP_SSH_KEYS, "delete" },
     /* the admin API (docs/operations.md) */
     { "GET", "/api/admin/users", OSPAB_OP_ADMIN_USERS, "list" },
     { "GET", "/api/admin/users/{id}", OSPAB_OP_ADMIN_USERS, "get" },

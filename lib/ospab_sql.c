@@ -367,6 +367,24 @@ const ospab_sql_t ospab_sql_api[] = {
     { "ospab_ipaddr_forget",
       "UPDATE ip_addresses SET vps_id = NULL, taken_at = NULL, released_at = NULL "
       "WHERE vps_id = %s" },
+    /* customers' SSH keys (lib/ospab_sshkeys.c, 011_ssh_keys.sql); rows: its key_row.
+     * Oldest first by time: ids are not in time order on Galera */
+    { "ospab_sshkey_list",
+      "SELECT id, name, public_key, fingerprint, created_at FROM ssh_keys WHERE user_id = %s "
+      "ORDER BY created_at, id" },
+    { "ospab_sshkey_owned",
+      "SELECT id, name, public_key, fingerprint, created_at FROM ssh_keys "
+      "WHERE id = %s AND user_id = %s" },
+    { "ospab_sshkey_same",
+      "SELECT id, name, public_key, fingerprint, created_at FROM ssh_keys "
+      "WHERE user_id = %s AND fingerprint = %s" },
+    { "ospab_sshkey_count", "SELECT COUNT(*) FROM ssh_keys WHERE user_id = %s" },
+    { "ospab_sshkey_insert",
+      "INSERT INTO ssh_keys (user_id, name, public_key, fingerprint, created_at) "
+      "VALUES (%s, %s, %s, %s, %s)" },
+    { "ospab_sshkey_delete", "DELETE FROM ssh_keys WHERE id = %s AND user_id = %s" },
+    /* an account's keys go with it (SQLite's connections do not enforce the cascade) */
+    { "ospab_user_delete_sshkeys", "DELETE FROM ssh_keys WHERE user_id = %s" },
     { "ospab_user_admins", "SELECT id FROM users WHERE role = 'admin' AND enabled = 1 "
       "ORDER BY id" },
     /* health */

@@ -206,6 +206,7 @@ static void user_delete(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
     }
     record = ospab_user_json(p, row);
     if (ospab_db_exec(db, p, "ospab_user_delete_tokens", 1, &id, NULL) != APR_SUCCESS
+        || ospab_db_exec(db, p, "ospab_user_delete_sshkeys", 1, &id, NULL) != APR_SUCCESS
         || ospab_db_exec(db, p, "ospab_user_delete", 1, &id, NULL) != APR_SUCCESS
         || ospab_event_access(db, p, a->now, id, NULL, "deleted") != APR_SUCCESS
         || ospab_audit(db, p, a, "user.delete", "user", id, json_deep_copy(record))

@@ -228,6 +228,8 @@ ospab_mod_route_fn ospab_mod_handle_vps_sync, ospab_mod_handle_vps_sync_batch,
     ospab_mod_handle_os;
 /* every server-management operation (seed 003, the power routes of seed 001) */
 ospab_mod_route_fn ospab_mod_handle_server;
+/* the caller's own account (/api/account/..., any role): SSH keys */
+ospab_mod_route_fn ospab_mod_handle_account;
 /* the admin API (/api/admin/..., role admin) */
 ospab_mod_route_fn ospab_mod_handle_admin;
 /* the result of a core call as the response (logs 5xx causes) */

@@ -35,6 +35,7 @@ static ospab_mod_route_fn *const handlers[OSPAB_OP_COUNT] = {
     [OSPAB_OP_SNAPSHOTS] = ospab_mod_handle_server,
     [OSPAB_OP_TASKS] = ospab_mod_handle_server,
     [OSPAB_OP_REINSTALL] = ospab_mod_handle_server,
+    [OSPAB_OP_SSH_KEYS] = ospab_mod_handle_account,
     [OSPAB_OP_ADMIN_USERS] = ospab_mod_handle_admin,
     [OSPAB_OP_ADMIN_TARIFFS] = ospab_mod_handle_admin,
     [OSPAB_OP_ADMIN_OS] = ospab_mod_handle_admin,

@@ -18,6 +18,8 @@ Route fields
                    "self"      the caller's own record (/api/auth/me): 200
                    "catalogue" the same for everybody: 200
                    "admin"     the admin API: 403 for any customer (set in `expect`)
+                   "account"   the caller's own account (SSH keys): every token its own
+                               (set in `expect`)
   owner_field    the field of a record naming its owner ("user_id", "userId")
   written        sync routes: (database, body) -> rows the body made (0 if refused)
   keys           keys the success body must have
@@ -121,6 +123,7 @@ ROUTES = [
     Route("GET", "/api/tariffs", "jwt", scope="catalogue"),
     Route("GET", "/api/os", "jwt", scope="catalogue"),
 ]
+
 
 # ---------------------------------------------------------------- credentials --
 
@@ -272,6 +275,40 @@ ROUTES += [
     _server("POST", "/api/vps/{id}/restart", keys=_ACTION),
     _server("POST", "/api/vps/{id}/reboot", keys=_ACTION),
     _server("GET", "/api/vps/{id}/stats", keys=("id", "status", "stats")),
+]
+
+
+# -- the caller's own account: SSH keys (docs/ssh-keys.md). Any role, its own keys only:
+# another user's token (an admin's too) lists its own keys, adds to its own account and gets
+# the owner's key as a missing one (404). "own-keys": the list holds the caller's keys and
+# nothing else (the owner's key MatrixContext made among them, for the owner only);
+# "key-added": the new key is the caller's; the delete's {id} is a fresh key of the owner's
+# for every cell (MatrixContext.fresh_ssh_key): "key-deleted" it is gone, "key-not-found"
+# the 404 is the one of a missing key and the key is still there.
+def ssh_public_key(comment="matrix"):
+    """A new real Ed25519 public key line ("ssh-ed25519 AAAA... comment")."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    line = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return f"{line} {comment}"
+
+
+_OWN_KEYS = Expect(200, "own-keys")
+_KEY_ADDED = Expect(201, "key-added")
+_KEY_NOT_FOUND = Expect(404, "key-not-found")
+
+ROUTES += [
+    Route("GET", "/api/account/ssh-keys", "jwt", scope="account",
+          expect=(("jwt", _OWN_KEYS), ("other_user", _OWN_KEYS), ("admin", _OWN_KEYS))),
+    Route("POST", "/api/account/ssh-keys", "jwt", ok=201, scope="account",
+          keys=frozenset({"status", "key"}),
+          body=lambda ctx: {"name": _name("matrix"), "publicKey": ssh_public_key()},
+          expect=(("jwt", _KEY_ADDED), ("other_user", _KEY_ADDED), ("admin", _KEY_ADDED))),
+    Route("DELETE", "/api/account/ssh-keys/{id}", "jwt", scope="account",
+          keys=frozenset({"status", "message"}), id_of=lambda ctx: ctx.fresh_ssh_key(),
+          expect=(("jwt", Expect(200, "key-deleted")), ("other_user", _KEY_NOT_FOUND),
+                  ("admin", _KEY_NOT_FOUND))),
 ]
 
 

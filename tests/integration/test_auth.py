@@ -184,6 +184,7 @@ class MatrixContext:
         self.owner_token = login_ok(apache, owner)["accessToken"]
         self.other_token = self.mint(self.other_id)
         self.admin_token = self.mint(self.admin_id, role="admin")
+        self.owner_key_id = self.fresh_ssh_key()
 
     def mint(self, user_id, role="user", **extra):
         return am.token(am.claims(user_id, role, **extra), self.sign_key, self.alg)
@@ -192,6 +193,13 @@ class MatrixContext:
         r = login(self.apache, self.owner_email, self.owner_password)
         assert r.status_code == 200, r.text
         return r.json()["refreshToken"]
+
+    def fresh_ssh_key(self):
+        """A new SSH key of the owner's (through the API); its id."""
+        r = http(self.apache, "POST", "/api/account/ssh-keys", headers=am.bearer(self.owner_token),
+                 json={"publicKey": am.ssh_public_key("matrix-owner")})
+        assert r.status_code == 201, r.text
+        return r.json()["key"]["id"]
 
     def user_of(self, who):
         return {"owner": self.owner_id, "other": self.other_id, "admin": self.admin_id}[who]
@@ -298,6 +306,40 @@ def _check_not_found(r, route, cred, ctx, e, body, database):
     assert r.json() == {"error": "server not found"}, r.text
 
 
+def _key_owners(database, key_id):
+    return [r["user_id"] for r in database.query("SELECT user_id FROM ssh_keys WHERE id = ?",
+                                                 [key_id])]
+
+
+def _path_id(r):
+    return int(r.request.url.rsplit("/", 1)[1])
+
+
+def _check_own_keys(r, route, cred, ctx, e, body, database):
+    uid = ctx.user_of(cred.who)
+    ids = [k["id"] for k in _items(r)]
+    assert all(_key_owners(database, i) == [str(uid)] for i in ids), (cred.who, ids)
+    assert len(ids) == database.count("SELECT COUNT(*) FROM ssh_keys WHERE user_id = ?",
+                                      [uid]), ids
+    assert (ctx.owner_key_id in ids) == (cred.who == "owner"), (cred.who, ids)
+
+
+def _check_key_added(r, route, cred, ctx, e, body, database):
+    key = r.json()["key"]
+    assert key["publicKey"] == body["publicKey"] and key["name"] == body["name"], key
+    assert _key_owners(database, key["id"]) == [str(ctx.user_of(cred.who))], key
+
+
+def _check_key_deleted(r, route, cred, ctx, e, body, database):
+    assert r.json() == {"status": "success", "message": "SSH key deleted"}, r.text
+    assert _key_owners(database, _path_id(r)) == []
+
+
+def _check_key_not_found(r, route, cred, ctx, e, body, database):
+    assert r.json() == {"error": "SSH key not found"}, r.text
+    assert _key_owners(database, _path_id(r)) == [str(ctx.owner_id)], "another's key went"
+
+
 CHECKS = {
     None: lambda *a: None,
     "apikey": _check_apikey,
@@ -308,6 +350,10 @@ CHECKS = {
     "own": _check_own,
     "sees-all": _check_sees_all,
     "not-found": _check_not_found,
+    "own-keys": _check_own_keys,
+    "key-added": _check_key_added,
+    "key-deleted": _check_key_deleted,
+    "key-not-found": _check_key_not_found,
 }
 
 

@@ -43,6 +43,7 @@ int main(void)
     srunner_add_suite(sr, ospab_net_suite());
     srunner_add_suite(sr, ospab_prom_suite());
     srunner_add_suite(sr, ospab_admin_suite());
+    srunner_add_suite(sr, ospab_sshkeys_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -28,5 +28,6 @@ Suite *ospab_migrate_suite(void);
 Suite *ospab_net_suite(void);
 Suite *ospab_prom_suite(void);
 Suite *ospab_admin_suite(void);
+Suite *ospab_sshkeys_suite(void);
 
 #endif
