@@ -19,6 +19,7 @@
 #include "ospab_fields.h"
 #include "ospab_resource.h"
 #include "ospab_pve_errors.h"
+#include "ospab_sshkeys.h"
 
 /* DELETE's parameters: a container is stopped by Proxmox first (force), a VM must be
  * stopped before (its own step) */
@@ -243,6 +244,10 @@ void ospab_server_reinstall(ospab_db_t *db, apr_pool_t *p, const ospab_server_co
                            "%" APR_SIZE_T_FMT " snapshot%s: send \"confirm\": true to go on",
                            (apr_size_t)json_array_size(snaps),
                            json_array_size(snaps) == 1 ? "" : "s"), NULL);
+        return;
+    }
+    if (ospab_sshkeys_for_create(db, p, who->user_id, json_object_get(body, "sshKeyIds"),
+                                 &ssh_keys, res)) {
         return;
     }
     password = ospab_server_new_password(p);

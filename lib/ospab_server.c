@@ -22,6 +22,7 @@
 #include "ospab_catalog.h"
 #include "ospab_ippool.h"
 #include "ospab_placement.h"
+#include "ospab_sshkeys.h"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -324,7 +325,7 @@ static apr_status_t lxc_create(apr_pool_t *p, const create_t *k, const target_t 
                                const ospab_vps_t *v, const ospab_ip_lease_t *lease,
                                ospab_pve_result_t *pr)
 {
-    ospab_pve_param_t params[12];
+    ospab_pve_param_t params[13];
     int i = 0;
 
     params[i++] = (ospab_pve_param_t){ "vmid", v->vmid };
@@ -339,6 +340,9 @@ static apr_status_t lxc_create(apr_pool_t *p, const create_t *k, const target_t 
         params[i++] = (ospab_pve_param_t){ "nameserver", lease->dns };
     }
     params[i++] = (ospab_pve_param_t){ "password", k->password };
+    if (k->ssh_keys) {
+        params[i++] = (ospab_pve_param_t){ "ssh-public-keys", k->ssh_keys };
+    }
     params[i++] = (ospab_pve_param_t){ "unprivileged", "1" };
     /* no start=1: Proxmox would start it in a task of its own whose UPID we never see;
      * the follow-up starts it and follows that task (create:start) */
@@ -782,7 +786,9 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                            "(OspabProxmoxURL, OspabProxmoxNode)", NULL);
         return;
     }
-    if (over_quota(db, p, c, who, res)) {
+    if (over_quota(db, p, c, who, res)
+        || ospab_sshkeys_for_create(db, p, who->user_id, json_object_get(body, "sshKeyIds"),
+                                    &k.ssh_keys, res)) {
         return;
     }
     k.c = c;

@@ -356,3 +356,36 @@ def test_seed_003_flow_on_a_kvm_server(srv, sim, world, kvm_os):
     assert api("GET", f"/server/{sid}").status_code == 404
     with pytest.raises(RuntimeError):
         sim.guest_info(vmid)
+
+
+# ------------------------------------------------------------------- SSH keys --
+
+def test_chosen_ssh_keys_reach_the_guest(srv, sim, world, kvm_os, tmp_path):
+    """Keys of /api/account/ssh-keys chosen at create (sshKeyIds): a container gets them as
+    ssh-public-keys, a KVM server as cloud-init's sshkeys; another account's key id is a
+    400 and nothing is made."""
+    from test_ssh_keys import Keygen
+    gen = Keygen(tmp_path)
+    ids, lines = [], []
+    for name in ("laptop", "ci"):
+        pub, _, _ = gen.make("ed25519", comment=f"{name}@example")
+        k = ok(call(srv, "POST", "/api/account/ssh-keys", world.tok["alice"],
+                    {"name": name, "publicKey": pub}), 201)["key"]
+        ids.append(k["id"])
+        lines.append(k["publicKey"])
+    pub, _, _ = gen.make("ed25519", comment="bob@example")
+    bobs = ok(call(srv, "POST", "/api/account/ssh-keys", world.tok["bob"],
+                   {"name": "bob", "publicKey": pub}), 201)["key"]["id"]
+    r = call(srv, "POST", "/api/server/create", world.tok["alice"],
+             {"osId": kvm_os, "tariffId": 2, "sshKeyIds": [ids[0], bobs]})
+    assert err(r, 400)["fields"] == {"sshKeyIds": f"unknown SSH key id {bobs}"}, r.text
+    for os_id in (kvm_os, 1):
+        made = ok(call(srv, "POST", "/api/server/create", world.tok["alice"],
+                       {"osId": os_id, "tariffId": 2, "sshKeyIds": ids}), 201)
+        world.secrets.append(made["rootPassword"])
+        wait_idle(srv, world, made["id"])
+        vmid = made["proxmoxId"]
+        g = sim.guest_info(vmid)
+        got = (sim.cloudinit(vmid)["config"]["sshkeys"] if os_id == kvm_os
+               else g["ssh_public_keys"].split("\n"))
+        assert got == lines, (os_id, got, lines)
