@@ -923,6 +923,67 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
 
 /* ---- root password ---------------------------------------------------------------------- */
 
+/* The owner's notice that the root password changed (never the password). */
+static void password_mail(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                          const ospab_vps_t *v, const char *task_id)
+{
+    json_t *vars = json_pack("{s:I, s:s?}", "serverId", (json_int_t)apr_atoi64(v->id),
+                             "serverName", v->name);
+    const char *err;
+
+    if (v->user_id) {
+        ospab_mail_queue_user(db, p, a->now, v->user_id, "root-password", vars,
+                              apr_pstrcat(p, "root-password:", task_id, NULL), &err);
+    }
+    json_decref(vars);
+}
+
+/* OspabPasswordCloudInit: a KVM server whose guest agent does not answer gets the password
+ * through cloud-init (its SHA-512 crypt hash as cipassword: a new cloud-init instance, so
+ * cloud-init sets it at the next boot) and a reboot, which the task row follows. The
+ * answer says so. */
+static void password_by_cloudinit(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
+                                  const ospab_actor_t *a, const ospab_vps_t *v,
+                                  const char *task_id, const char *password,
+                                  ospab_result_t *res)
+{
+    ospab_pve_param_t ci[] = { { "cipassword", NULL }, { NULL, NULL } };
+    const char *hash, *upid;
+    ospab_pve_result_t pr;
+    json_t *o;
+
+    if (ospab_password_crypt(p, password, "$6$", &hash) != APR_SUCCESS) {
+        ospab_task_finish(db, p, a, task_id, 0, NULL, "no SHA-512 crypt in libcrypt");
+        res->log = "password by cloud-init: libcrypt has no SHA-512 crypt";
+        ospab_result_error(p, res, 500, "internal error", NULL);
+        return;
+    }
+    ci[0].value = hash;
+    if (ospab_srv_pve_call(c, p, a, "PUT", ospab_srv_guest_path(p, v, "config", NULL, NULL), ci,
+                           &pr) != APR_SUCCESS) {
+        ospab_task_finish(db, p, a, task_id, 0, NULL, ospab_pve_message(p, &pr));
+        ospab_srv_pve_failed(p, &pr, "config", res);
+        return;
+    }
+    if (ospab_task_started(db, p, a, task_id,
+                           ospab_srv_pve_call(c, p, a, "POST",
+                                              ospab_srv_guest_path(p, v, "status", "reboot",
+                                                                   NULL), NULL, &pr),
+                           &pr, "reboot", &upid, res)) {
+        return;
+    }
+    password_mail(db, p, a, v, task_id);
+    o = json_object();
+    json_object_set_new(o, "status", json_string("success"));
+    json_object_set_new(o, "password", json_string(password));
+    json_object_set_new(o, "method", json_string("cloud-init"));
+    json_object_set_new(o, "taskId", json_string(upid));
+    json_object_set_new(o, "note", json_string("the server's guest agent does not answer: "
+                                               "the password is set by cloud-init while the "
+                                               "server restarts now"));
+    ospab_srv_ok_body(p, res, 200, o);
+}
+
 void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                            const ospab_principal_t *who, const ospab_actor_t *a,
                            const char *id, ospab_result_t *res)
@@ -970,23 +1031,19 @@ void ospab_server_password(ospab_db_t *db, apr_pool_t *p, const ospab_server_con
         if (ospab_srv_pve_call(c, p, a, "POST",
                                ospab_srv_guest_path(p, v, "agent", "set-user-password", NULL),
                                params, &pr) != APR_SUCCESS) {
+            if (c->password_cloudinit && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
+                && (strstr(pr.message, "guest agent is not running")
+                    || strstr(pr.message, "No QEMU guest agent configured"))) {
+                password_by_cloudinit(db, p, c, a, v, task_id, password, res);
+                return;
+            }
             ospab_task_finish(db, p, a, task_id, 0, NULL, pr.message);
             ospab_srv_pve_failed(p, &pr, "set-user-password", res);
             return;
         }
     }
     ospab_task_finish(db, p, a, task_id, 1, "OK", NULL);
-    {
-        /* a notice that it changed, without the password */
-        json_t *vars = json_pack("{s:I, s:s?}", "serverId", (json_int_t)apr_atoi64(id),
-                                 "serverName", v->name);
-
-        if (v->user_id) {
-            ospab_mail_queue_user(db, p, a->now, v->user_id, "root-password", vars,
-                                  apr_pstrcat(p, "root-password:", task_id, NULL), &err);
-        }
-        json_decref(vars);
-    }
+    password_mail(db, p, a, v, task_id);
     o = json_object();
     json_object_set_new(o, "status", json_string("success"));
     json_object_set_new(o, "password", json_string(password));

@@ -35,6 +35,8 @@ typedef struct ospab_server_conf_t {
     const char *storage;            /* rootfs storage, e.g. local-lvm */
     const char *bridge;             /* e.g. vmbr0 */
     int self_service;               /* customers may create servers themselves */
+    int password_cloudinit;         /* a KVM server whose guest agent does not answer gets
+                                     * its new root password by cloud-init and a reboot */
     int server_quota;               /* servers a customer may own to create one (0: any) */
     ospab_resize_policy_e resize;
     const ospab_ssh_conf_t *ssh;    /* NULL: root password reset of LXC is not configured */

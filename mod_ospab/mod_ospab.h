@@ -62,6 +62,7 @@ typedef struct {
     const char *pve_bridge;
     int pve_connect_timeout, pve_timeout;          /* seconds */
     int self_service;
+    int password_cloudinit;
     int server_quota;                              /* OspabServerQuota (-1 unset) */
     int resize;                                    /* OspabResize (-1 unset) */
     ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */

@@ -27,6 +27,7 @@ void *ospab_mod_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->pve_connect_timeout = -1;
     c->pve_timeout = -1;
     c->self_service = -1;
+    c->password_cloudinit = -1;
     c->server_quota = -1;
     c->resize = -1;
     c->ssh.port = -1;
@@ -72,6 +73,7 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(pve_connect_timeout);
     MERGE_INT(pve_timeout);
     MERGE_INT(self_service);
+    MERGE_INT(password_cloudinit);
     MERGE_INT(server_quota);
     MERGE_INT(resize);
     MERGE_PTR(ssh.host);
@@ -356,6 +358,14 @@ static const char *set_self_service(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+static const char *set_password_cloudinit(cmd_parms *cmd, void *dc, int flag)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+
+    c->password_cloudinit = flag;
+    return NULL;
+}
+
 static const char *set_server_quota(cmd_parms *cmd, void *dc, const char *arg)
 {
     ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
@@ -429,6 +439,9 @@ const command_rec ospab_mod_cmds[] = {
                    "Seconds to connect to Proxmox and for a whole call (default: 3 10)"),
     AP_INIT_FLAG("OspabSelfService", set_self_service, NULL, RSRC_CONF,
                  "Customers may create servers themselves (default Off: admins only)"),
+    AP_INIT_FLAG("OspabPasswordCloudInit", set_password_cloudinit, NULL, RSRC_CONF,
+                 "A KVM server whose guest agent does not answer gets a new root password "
+                 "by cloud-init and a reboot (default Off: 409)"),
     AP_INIT_TAKE1("OspabServerQuota", set_server_quota, NULL, RSRC_CONF,
                   "Servers a customer may own and still create one (default 5; 0: no limit)"),
     AP_INIT_TAKE1("OspabResize", set_resize, NULL, RSRC_CONF,

@@ -226,6 +226,7 @@ static void server_confs(server_rec *s)
         c->storage = sc->pve_storage ? sc->pve_storage : "local-lvm";
         c->bridge = sc->pve_bridge ? sc->pve_bridge : "vmbr0";
         c->self_service = sc->self_service == 1;
+        c->password_cloudinit = sc->password_cloudinit == 1;
         c->server_quota = sc->server_quota != -1 ? sc->server_quota
                                                  : OSPAB_DEFAULT_SERVER_QUOTA;
         c->resize = sc->resize != -1 ? (ospab_resize_policy_e)sc->resize

@@ -217,6 +217,75 @@ def test_password_without_a_guest_agent_is_a_clear_409(srv, sim, world, kvm_serv
     assert tasks[0]["action"] == "password" and tasks[0]["status"] == "error", tasks
 
 
+def test_password_by_cloud_init_when_the_provider_allows_it(start_apache, sim, world,
+                                                             kvm_server):
+    """OspabPasswordCloudInit On: without a guest agent the password goes to cloud-init
+    (its SHA-512 crypt hash) and the server reboots, which the answer says and the task row
+    follows; the guest agent's own way still comes first."""
+    from conftest import access_token
+    a = start_apache(extra_conf=pve_conf(sim) + ["OspabPasswordCloudInit On"])
+    tok = access_token(a, world.alice)
+    sid, vmid = kvm_server["id"], kvm_server["proxmoxId"]
+    sim.guest(vmid, agent_running=False)
+    try:
+        body = ok(call(a, "POST", f"/api/server/{sid}/password", tok))
+        world.secrets.append(body["password"])
+        assert body["method"] == "cloud-init" and "restarts" in body["note"], body
+        assert UPID.match(body["taskId"])["type"] == "qmreboot", body
+        hashed = sim.cloudinit(vmid)["config"]["password"]["hash"]
+        assert crypt.crypt(body["password"], hashed) == hashed
+        deadline = time.monotonic() + 15
+        while (tasks := ok(call(a, "GET", f"/api/server/{sid}/tasks", tok)))[0]["status"] \
+                in ("queued", "running"):
+            assert time.monotonic() < deadline, tasks
+            time.sleep(0.05)
+        assert tasks[0]["action"] == "password" and tasks[0]["status"] == "ok", tasks
+    finally:
+        sim.guest(vmid, agent_running=True)
+    body = ok(call(a, "POST", f"/api/server/{sid}/password", tok))
+    world.secrets.append(body["password"])
+    assert set(body) == {"status", "password"}, body
+    assert sim.passwords(vmid)["root"]["source"] == "agent"
+
+
+def test_resize_of_a_running_kvm_server_says_what_waits_for_a_restart(srv, sim, world,
+                                                                      kvm_server):
+    sid, vmid = kvm_server["id"], kvm_server["proxmoxId"]
+    wait_guest(sim, vmid, "running")
+    body = ok(call(srv, "PUT", f"/api/server/{sid}/resize", world.tok["alice"],
+                   {"cores": 3, "memory": 3072}))
+    assert body["data"]["pending"] == ["cores", "memory"], body
+    assert "restarted" in body["data"]["note"], body
+    wait_idle(srv, world, sid)
+    # applied at the next start: a restart (stop + start) brings them
+    ok(call(srv, "POST", f"/api/server/{sid}/restart", world.tok["alice"]))
+    wait_idle(srv, world, sid)
+    conf = sim.guest_info(vmid)["conf"]
+    assert int(conf["cores"]) == 3 and int(conf["memory"]) == 3072, conf
+
+
+def test_snapshot_with_the_vms_ram(srv, sim, world, kvm_server):
+    sid, vmid = kvm_server["id"], kvm_server["proxmoxId"]
+    wait_idle(srv, world, sid)
+    ok(call(srv, "POST", f"/api/server/{sid}/snapshots", world.tok["alice"],
+            {"snapname": "withram", "vmstate": True}))
+    wait_idle(srv, world, sid)
+    snaps = {s["name"]: s for s in sim.data("GET", f"/nodes/{NODE}/qemu/{vmid}/snapshot")}
+    assert snaps["withram"].get("vmstate") in (1, "1"), snaps
+    ok(call(srv, "DELETE", f"/api/server/{sid}/snapshots", world.tok["alice"],
+            {"snapname": "withram"}))
+    wait_idle(srv, world, sid)
+
+
+def test_vmstate_is_for_kvm_servers_only(srv, sim, world):
+    body = create(srv, world, 1, tariff_id=1)
+    wait_idle(srv, world, body["id"])
+    r = call(srv, "POST", f"/api/server/{body['id']}/snapshots", world.tok["alice"],
+             {"snapname": "withram", "vmstate": True})
+    err(r, 400, "vmstate is for KVM servers")
+    assert task_list(srv, world, body["id"])[0]["action"] == "create"
+
+
 # ------------------------------------------------------------------ reinstall --
 
 def reinstall(srv, world, sid, os_id, who="alice", **extra):
