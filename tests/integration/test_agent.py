@@ -472,6 +472,33 @@ def test_agent_finishes_tasks_nobody_looks_at(sim, world, srv, database, agent):
     assert len(events(database, sid, "task.finished")) == 2
 
 
+def test_agent_follows_a_kvm_create_to_the_end(sim, world, srv, database, agent):
+    """A KVM create (issue 14) and nobody looking: the agent follows the chain (qmclone,
+    qmconfig, the disk's resize, qmstart) and the server runs; a template VM is never
+    adopted as a customer's server."""
+    vmid = 9000                 # (one simulator serves both databases' runs)
+    if vmid not in [g["vmid"] for g in sim.state(tasks=0)["guests"]]:
+        sim.make_template(vmid, name="tmpl-agent", node="pve1", disk_gb=2)
+    r = requests.post(srv.url("/api/admin/os"), timeout=30,
+                      json={"name": f"KVM {vmid}", "template": str(vmid), "kind": "qemu"},
+                      headers={"Authorization": f"Bearer {world.tok['admin']}"})
+    assert r.status_code == 201, r.text
+    agent()
+    r = requests.post(srv.url("/api/server/create"), timeout=30,
+                      json={"osId": r.json()["os"]["id"], "tariffId": 1},
+                      headers={"Authorization": f"Bearer {world.tok['alice']}"})
+    assert r.status_code == 201, r.text
+    sid, new = r.json()["id"], r.json()["proxmoxId"]
+    wait_for(lambda: vps_status(database, sid) == "running", what="KVM create finished")
+    t = database.query("SELECT action, status, upid FROM tasks WHERE vps_id = ?", [sid])
+    assert [(x["action"], x["status"]) for x in t] == [("create:start", "ok")], t
+    assert ":qmstart:" in t[0]["upid"], t
+    assert sim.guest_info(new)["status"] == "running"
+    ev = events(database, sid, "task.finished")
+    assert len(ev) == 1 and ev[0]["data"]["status"] == "ok", ev
+    assert database.count("SELECT COUNT(*) FROM vps WHERE vmid = ?", [str(vmid)]) == 0
+
+
 def test_lost_restart_is_resumed(sim, world, database, agent):
     """A restart whose stop half finished but whose start was never recorded (the follower
     died in between): the agent takes it up and starts the guest."""
