@@ -221,6 +221,22 @@ static const char *param(json_t *params, const char *name)
     return json_string_value(json_object_get(params, name));
 }
 
+ospab_kvm_step_e ospab_kvm_step_started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                                        const char *task_id, const char *action,
+                                        apr_status_t rv, const ospab_pve_result_t *pr,
+                                        const char **why)
+{
+    if (rv == APR_SUCCESS && json_is_string(pr->data)) {
+        ospab_task_continue(db, p, a, task_id, json_string_value(pr->data), action);
+        return OSPAB_KVM_STEP_STARTED;
+    }
+    if (pr->outcome == OSPAB_PVE_UNREACHABLE || pr->outcome == OSPAB_PVE_TIMEOUT) {
+        return OSPAB_KVM_STEP_AGAIN;
+    }
+    *why = rv == APR_SUCCESS ? "Proxmox did not return a task id" : ospab_pve_message(p, pr);
+    return OSPAB_KVM_STEP_FAILED;
+}
+
 ospab_kvm_step_e ospab_kvm_step(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                                 const ospab_actor_t *a, const ospab_vps_t *v,
                                 const char *task_id, const char *action, const char **why)
@@ -277,15 +293,7 @@ ospab_kvm_step_e ospab_kvm_step(ospab_db_t *db, apr_pool_t *p, const ospab_serve
         *why = apr_psprintf(p, "no step %s", action);
         return OSPAB_KVM_STEP_FAILED;
     }
-    if (rv == APR_SUCCESS && json_is_string(pr.data)) {
-        ospab_task_continue(db, p, a, task_id, json_string_value(pr.data), action);
-        return OSPAB_KVM_STEP_STARTED;
-    }
-    if (pr.outcome == OSPAB_PVE_UNREACHABLE || pr.outcome == OSPAB_PVE_TIMEOUT) {
-        return OSPAB_KVM_STEP_AGAIN;
-    }
-    *why = rv == APR_SUCCESS ? "Proxmox did not return a task id" : ospab_pve_message(p, &pr);
-    return OSPAB_KVM_STEP_FAILED;
+    return ospab_kvm_step_started(db, p, a, task_id, action, rv, &pr, why);
 }
 
 void ospab_kvm_discard(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,

@@ -368,13 +368,5 @@ ospab_kvm_step_e ospab_reinstall_step(ospab_db_t *db, apr_pool_t *p,
         *why = apr_psprintf(p, "no step %s", action);
         return OSPAB_KVM_STEP_FAILED;
     }
-    if (rv == APR_SUCCESS && json_is_string(pr.data)) {
-        ospab_task_continue(db, p, a, task_id, json_string_value(pr.data), action);
-        return OSPAB_KVM_STEP_STARTED;
-    }
-    if (pr.outcome == OSPAB_PVE_UNREACHABLE || pr.outcome == OSPAB_PVE_TIMEOUT) {
-        return OSPAB_KVM_STEP_AGAIN;
-    }
-    *why = rv == APR_SUCCESS ? "Proxmox did not return a task id" : ospab_pve_message(p, &pr);
-    return OSPAB_KVM_STEP_FAILED;
+    return ospab_kvm_step_started(db, p, a, task_id, action, rv, &pr, why);
 }

@@ -100,6 +100,12 @@ typedef enum {
     OSPAB_KVM_STEP_FAILED       /* *why says why */
 } ospab_kvm_step_e;
 
+/* A step's Proxmox call (rv, pr) as the step's outcome: its task followed by the row
+ * (under action), Proxmox unreachable (again later), or failed (*why). */
+ospab_kvm_step_e ospab_kvm_step_started(ospab_db_t *db, apr_pool_t *p, const ospab_actor_t *a,
+                                        const char *task_id, const char *action,
+                                        apr_status_t rv, const ospab_pve_result_t *pr,
+                                        const char **why);
 /* Starts step action ("<op>:config", "<op>:resize") of the claimed row task_id. */
 ospab_kvm_step_e ospab_kvm_step(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                                 const ospab_actor_t *a, const ospab_vps_t *v,

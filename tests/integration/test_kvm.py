@@ -17,41 +17,14 @@ import time
 
 import pytest
 
-import harness
-from conftest import _started, simulated
-from test_server import (NODE, PASSWORD, PVE_ERRORS, TIME_SCALE, UPID, MECHANICS, WORKERS, World, call,
-                         err, ok, pve_conf, server, task_list, wait_guest, wait_idle)
+# the module's simulator, Apache (LogLevel debug) and users are test_server.py's fixtures
+from test_server import _sim_clean, sim, srv, world  # noqa: F401 (fixtures)
+from test_server import (NODE, PASSWORD, PVE_ERRORS, UPID, call, err, ok, pve_conf, server,
+                         task_list, wait_guest, wait_idle)
 
 TEMPLATE = 9000
 TEMPLATE_GB = 4
 TARIFF2 = {"cores": 2, "memory": 2048, "disk": 20}        # sql/seed/demo.sql, tariff 2
-
-
-@pytest.fixture(scope="module")
-def sim():
-    yield from simulated(nodes=(NODE,), time_scale=TIME_SCALE, resources_lag=0.2,
-                         auth_fail_delay=0.2)
-
-
-@pytest.fixture(autouse=True)
-def _sim_clean(sim):
-    yield
-    sim.clear_faults()
-    sim.configure(time_scale=TIME_SCALE)
-
-
-@pytest.fixture(scope="module")
-def srv(database, sim):
-    a = harness.Apache(database, log_level="debug",
-                       extra_conf=pve_conf(sim) + WORKERS + MECHANICS)
-    _started(a)
-    yield a
-    a.stop()
-
-
-@pytest.fixture(scope="module")
-def world(srv):
-    return World(srv)
 
 
 @pytest.fixture(scope="module")
