@@ -369,6 +369,10 @@ def test_seed_003_flow_on_a_kvm_server(srv, sim, world, kvm_os):
         assert UPID.match(body["taskId"])["type"].startswith("qm"), body
         done(sid)
         wait_guest(sim, vmid, after)
+    # seed 001's reboot: the guest's own (ACPI) reboot, qmreboot
+    rb = ok(api("POST", f"/vps/{sid}/reboot"))
+    assert rb["action"] == "reboot" and UPID.match(rb["taskId"])["type"] == "qmreboot", rb
+    done(sid)
     pw = ok(api("POST", f"/server/{sid}/password"))
     world.secrets.append(pw["password"])
     conforms(pw, eps[("POST", "/server/:id/password")]["answer"], "password")
