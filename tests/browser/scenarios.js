@@ -741,3 +741,142 @@ exports.first_load = async (t, c) => {
   t.result.revalidated = own.filter((s) => s.status === 304).length;
   t.result.secondLoadBytes = bytes;
 };
+
+// SSH keys: the create view sends customers without keys to the keys page; a private key
+// is refused at the field with the API's words; a key is added (its fingerprint the one
+// ssh-keygen -lf prints) and refused once more as a duplicate; a server is ordered with it
+// ticked (none is by default); then the key is deleted after a confirmation.
+exports.ssh_keys = async (t, c) => {
+  const KEYS = /\/api\/account\/ssh-keys$/;
+  t.expectHttp(400, KEYS, 'POST');
+  t.expectHttp(409, KEYS, 'POST');
+  const page = await t.page();
+  await t.login(page, c.user);
+  // ordering without keys: a short way to the keys page, and each OS says its kind
+  await page.click('nav a[href="#/servers/new"]');
+  await page.waitForSelector('[data-testid=create-keys-link]');
+  const kinds = await page.$$eval('form.create input[name=os]', (els) => els.map((e) => ({
+    id: e.value, kind: e.closest('label').querySelector('[data-kind]')?.textContent.trim() })));
+  t.log(`OS kinds: ${JSON.stringify(kinds)}`);
+  assert(kinds.length > 0 && kinds.every((k) => k.kind === 'Container' || k.kind === 'KVM'),
+         `every OS has its kind: ${JSON.stringify(kinds)}`);
+  equal(kinds.find((k) => k.id === String(c.osId))?.kind, 'Container', 'a container OS');
+  if (c.kvmOsId) equal(kinds.find((k) => k.id === String(c.kvmOsId))?.kind, 'KVM', 'a KVM OS');
+  await page.click('[data-testid=create-keys-link]');
+  await page.waitForSelector('form.sshkey-add textarea');
+  equal(await t.text(page, 'main h1'), 'SSH keys', 'the keys page');
+  equal(await page.$eval('nav a[href="#/keys"]', (a) => a.getAttribute('aria-current')), 'page',
+        'the menu marks the page');
+  assert(await page.evaluate(() => document.activeElement?.tagName === 'H1'), 'focus on h1');
+  await page.waitForSelector('[data-testid=sshkeys-none]');
+  await t.assertA11y(page, 'ssh keys');
+  // a private key: the API's message at the key's field, which gets the focus
+  const textarea = 'form.sshkey-add textarea';
+  await page.type(textarea, c.privateKey);
+  await page.click('form.sshkey-add button[type=submit]');
+  await page.waitForSelector('form.sshkey-add .field.has-error .field-error');
+  const said = await page.$eval('form.sshkey-add .field.has-error', (f) => ({
+    error: f.querySelector('.field-error').textContent,
+    invalid: f.querySelector('textarea')?.getAttribute('aria-invalid'),
+    described: (f.querySelector('textarea')?.getAttribute('aria-describedby') || '').split(' ')
+      .includes(f.querySelector('.field-error').id),
+  }));
+  assert(said.error.startsWith('this is a private key: paste the .pub file'),
+         `the API's words: ${said.error}`);
+  assert(said.invalid === 'true' && said.described, `the field is marked ${JSON.stringify(said)}`);
+  await t.until(page, () => document.activeElement?.tagName === 'TEXTAREA', null,
+                { what: 'the focus on the key' });
+  await t.shot(page, 'ssh-keys-private-refused');
+  // a short RSA key: its own message
+  if (c.smallRsa) {
+    await page.$eval(textarea, (el) => { el.select(); });
+    await page.keyboard.press('Backspace');
+    await page.type(textarea, c.smallRsa);
+    await page.click('form.sshkey-add button[type=submit]');
+    await t.until(page, () => /at least 2048 bits/.test(document.querySelector('form.sshkey-add .field-error')?.textContent || ''),
+                  null, { what: 'the RSA size refusal' });
+  }
+  // the real one, named
+  await page.$eval(textarea, (el) => { el.select(); });
+  await page.keyboard.press('Backspace');
+  await page.type(textarea, c.publicKey);
+  await page.type('form.sshkey-add input[name=name]', c.keyName);
+  await page.click('form.sshkey-add button[type=submit]');
+  await page.waitForSelector('tr[data-key]');
+  const row = await page.$eval('tr[data-key]', (tr) => ({
+    id: Number(tr.dataset.key), name: tr.querySelector('th').textContent.trim(),
+    type: tr.querySelectorAll('td')[0].textContent.trim(),
+    fingerprint: tr.querySelector('[data-testid=key-fingerprint]').textContent.trim(),
+    added: tr.querySelectorAll('td')[2].textContent.trim() }));
+  t.log(`listed: ${JSON.stringify(row)}`);
+  equal(row.name, c.keyName, 'its name');
+  equal(row.type, 'ssh-ed25519', 'its type');
+  equal(row.fingerprint, c.fingerprint, 'the fingerprint ssh-keygen -lf prints');
+  assert(/\d{4}/.test(row.added), `an added date: ${row.added}`);
+  equal(await t.text(page, '[data-testid=sshkeys-flash]'), `The key ${c.keyName} has been added.`,
+        'said');
+  equal(await t.text(page, '[data-testid=sshkeys-count]'), '1 key of at most 32', 'the count');
+  assert(!(await page.$('form.sshkey-add .field-error')), 'no error left');
+  equal(await page.$eval(textarea, (el) => el.value), '', 'the form is empty again');
+  // the same key again: 409, at the field
+  await page.type(textarea, c.publicKey);
+  await page.click('form.sshkey-add button[type=submit]');
+  await t.until(page, () => /saved already/.test(document.querySelector('form.sshkey-add .field-error')?.textContent || ''),
+                null, { what: 'the duplicate refusal' });
+  await page.$eval(textarea, (el) => { el.select(); });
+  await page.keyboard.press('Backspace');
+  await t.assertA11y(page, 'ssh keys with one');
+  await t.shot(page, 'ssh-keys');
+  // a phone: the list fits
+  const phone = await t.page({ width: 375, height: 812, mobile: true });
+  await t.login(phone, c.user);
+  await t.open(phone, '/keys');
+  await phone.waitForSelector('tr[data-key]');
+  await t.assertFits(phone, 'ssh keys');
+  await t.shot(phone, 'phone-ssh-keys');
+  // ordering: the key offered, not ticked; ticked, it is sent
+  await page.click('nav a[href="#/servers/new"]');
+  await page.waitForSelector(`[data-testid=create-keys] input[type=checkbox][value="${row.id}"]`);
+  const boxes = await page.$$eval('[data-testid=create-keys] input[type=checkbox]',
+                                  (els) => els.map((e) => e.checked));
+  equal(JSON.stringify(boxes), '[false]', 'none ticked by default');
+  assert((await t.text(page, '[data-testid=create-keys]')).includes(c.fingerprint),
+         'the key shown by its fingerprint');
+  await t.assertA11y(page, 'create with keys');
+  const sent = [];
+  page.on('request', (r) => { if (/\/api\/server\/create$/.test(r.url())) sent.push(r.postData()); });
+  await page.click(`input[name=tariff][value="${c.tariffId}"]`);
+  await page.click(`input[name=os][value="${c.osId}"]`);
+  await page.click(`[data-testid=create-keys] input[value="${row.id}"]`);
+  equal(await t.text(page, '[data-testid=create-keys-chosen]'), '1 key chosen.', 'the count');
+  await t.shot(page, 'create-ssh-keys');
+  await page.click('form.create button[type=submit]');
+  await page.waitForSelector('dialog[open] .secret input');
+  equal(sent.length, 1, 'one order');
+  equal(JSON.stringify(JSON.parse(sent[0])), JSON.stringify({ osId: c.osId, tariffId: c.tariffId,
+                                                              sshKeyIds: [row.id] }), 'the order');
+  await page.click('dialog[open] .actions button');
+  await page.waitForSelector('section.server-page');
+  t.result.serverId = await page.$eval('section.server-page', (el) => Number(el.dataset.server));
+  t.result.keyId = row.id;
+  // deleting the key: asked first, then gone from the list, the focus on the list
+  await page.click('nav a[href="#/keys"]');
+  await page.waitForSelector(`tr[data-key="${row.id}"] [data-action=delete-key]`);
+  await page.click(`tr[data-key="${row.id}"] [data-action=delete-key]`);
+  await page.waitForSelector('dialog[open] [data-testid=confirm]');
+  const question = await t.text(page, 'dialog[open]');
+  assert(question.includes(`Delete the key ${c.keyName}?`) && question.includes(c.fingerprint),
+         question);
+  await t.shot(page, 'ssh-keys-delete');
+  await confirmDialog(t, page);
+  await page.waitForSelector('[data-testid=sshkeys-none]');
+  equal(await t.text(page, '[data-testid=sshkeys-flash]'), `The key ${c.keyName} has been deleted.`,
+        'said');
+  await t.until(page, () => document.activeElement?.tagName === 'H2', null,
+                { what: 'the focus on the list' });
+  // in Russian, the page's words
+  await page.select('[data-testid=language]', 'ru');
+  await t.until(page, () => document.querySelector('main h1')?.textContent === 'SSH-ключи', null,
+                { what: 'the page in Russian' });
+  await page.select('[data-testid=language]', 'en');
+};

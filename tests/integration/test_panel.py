@@ -358,6 +358,51 @@ def test_reinstall_asks_then_shows_the_new_password(world):
         assert r.status_code == 200, r.text
 
 
+def test_ssh_keys_page_and_a_server_ordered_with_a_key(world, tmp_path):
+    """The SSH keys page (#/keys): a private key is refused at the field with the API's
+    words (400), a key ssh-keygen made is added and listed with the fingerprint
+    `ssh-keygen -lf` prints, the same key again is refused (409); the create view offers it
+    unticked and shows each OS's kind (a container, a KVM server); ordered with it ticked,
+    the container's root has it (the simulator's ssh-public-keys); then it is deleted after
+    a confirmation."""
+    def keygen(name, *args):
+        f = tmp_path / name
+        subprocess.run(["ssh-keygen", "-q", "-N", "", "-f", str(f), *args], check=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+        return f
+    key = keygen("id_ed25519", "-t", "ed25519", "-C", "anna@laptop")
+    pub = key.with_suffix(".pub").read_text().strip()
+    fp = subprocess.run(["ssh-keygen", "-lf", str(key.with_suffix(".pub"))], check=True,
+                        capture_output=True, text=True, timeout=60).stdout.split()[1]
+    assert fp.startswith("SHA256:"), fp
+    rsa = keygen("id_rsa_small", "-t", "rsa", "-b", "1024", "-C", "old@box")
+    admin = world.user(role="admin", name="Admin")
+    ah = {"Authorization": f"Bearer {world.token(admin)}"}
+    r = requests.post(world.web.url("/api/admin/os"), headers=ah, timeout=30,
+                      json={"name": "Debian 12 (KVM)", "template": "9000", "kind": "qemu"})
+    assert r.status_code == 201, r.text
+    kvm = r.json()["os"]["id"]
+    try:
+        u = world.user()
+        res = world.run("ssh_keys", user=u, publicKey=pub, fingerprint=fp, keyName="laptop",
+                        privateKey=key.read_text().strip(),
+                        smallRsa=rsa.with_suffix(".pub").read_text().strip(),
+                        osId=1, tariffId=1, kvmOsId=kvm)
+    finally:
+        r = requests.delete(world.web.url(f"/api/admin/os/{kvm}"), headers=ah, timeout=30)
+        assert r.status_code == 200, r.text
+    sid = res["serverId"]
+    h = {"Authorization": f"Bearer {world.token(u)}"}
+    world.wait_status(sid, "running", headers=h)
+    vmid = int(world.db.scalar("SELECT vmid FROM vps WHERE id = ?", [sid]))
+    keys = world.sim.guest_info(vmid)["ssh_public_keys"]
+    assert keys is not None, "the container got no keys"
+    assert [l.split()[:2] for l in keys.split("\n")] == [pub.split()[:2]], keys
+    # the key is gone from the account, not from the server
+    r = requests.get(world.web.url("/api/account/ssh-keys"), headers=h, timeout=30)
+    assert r.status_code == 200 and r.json() == [], r.text
+
+
 def test_resize_shows_the_apis_field_errors(world):
     """Cores beyond the tariff: the API's 403 fields message next to the cores input; a
     smaller disk is refused before asking; a move to a bigger tariff is applied."""

@@ -9,6 +9,7 @@ import { Login } from './views/login.js';
 import { Servers } from './views/servers.js';
 import { Server } from './views/server.js';
 import { Create } from './views/create.js';
+import { SshKeys } from './views/sshkeys.js';
 import { useFocusHeading, Brand, LanguageSwitch } from './ui.js';
 
 export function App({ settings }) {
@@ -42,6 +43,7 @@ export function App({ settings }) {
   return html`<${Shell} settings=${settings} user=${auth.user} route=${route}>
     ${route.name === 'servers' && html`<${Servers} user=${auth.user} />`}
     ${route.name === 'create' && html`<${Create} user=${auth.user} />`}
+    ${route.name === 'keys' && html`<${SshKeys} />`}
     ${route.name === 'server' && html`<${Server} key=${route.id} id=${route.id}
         user=${auth.user} />`}
     ${route.name === 'notfound' && html`<${NotFound} />`}
@@ -76,6 +78,7 @@ function Shell({ settings, user, route, children }) {
         <a href="#/servers" aria-current=${current('servers')}>
           ${user.role === 'admin' ? t('nav.allServers') : t('nav.myServers')}</a>
         <a href="#/servers/new" aria-current=${current('create')}>${t('nav.newServer')}</a>
+        <a href="#/keys" aria-current=${current('keys')}>${t('nav.sshKeys')}</a>
       </nav>
       <div class="top-end">
         <${LiveIndicator} />

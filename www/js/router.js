@@ -7,6 +7,7 @@ export function parse(hash) {
   if (path === '/' || path === '/servers') return { name: 'servers' };
   if (path === '/servers/new') return { name: 'create' };
   if ((m = path.match(/^\/servers\/(\d{1,15})$/))) return { name: 'server', id: Number(m[1]) };
+  if (path === '/keys') return { name: 'keys' };
   if (path === '/login') return { name: 'login' };
   return { name: 'notfound' };
 }

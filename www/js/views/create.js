@@ -1,5 +1,7 @@
-// Ordering a server: a tariff and an OS from /api/tariffs and /api/os; the root password
-// is shown once.
+// Ordering a server: a tariff and an OS from /api/tariffs and /api/os (each OS with its
+// kind: a container or a KVM server), and which of the customer's SSH keys
+// (/api/account/ssh-keys) root gets, none chosen unless the customer ticks them; the root
+// password is shown once.
 import { html, useState, useEffect, useId } from '../lib.js';
 import { t } from '../i18n.js';
 import { get, api } from '../api.js';
@@ -12,6 +14,8 @@ export function Create() {
   const [oses, setOses] = useState(null);
   const [tariffId, setTariffId] = useState(null);
   const [osId, setOsId] = useState(null);
+  const [keys, setKeys] = useState(null);       // the customer's SSH keys; null: unknown
+  const [keyIds, setKeyIds] = useState([]);     // the ones ticked, in the list's order
   const [error, setError] = useState(null);
   const [fields, setFields] = useState({});
   const [busy, setBusy] = useState(false);
@@ -26,7 +30,13 @@ export function Create() {
       if (ts?.length) setTariffId(ts[0].id);
       if (os?.length) setOsId(os[0].id);
     }).catch(setError);
+    // the keys are a choice on top: without them the server can still be ordered
+    get('/api/account/ssh-keys').then((ks) => setKeys(Array.isArray(ks) ? ks : []))
+      .catch(() => setKeys(null));
   }, []);
+
+  const toggleKey = (kid, on) => setKeyIds((cur) => (keys || [])
+    .map((k) => k.id).filter((x) => (x === kid ? on : cur.includes(x))));
 
   const submit = async (e) => {
     e.preventDefault();
@@ -34,7 +44,9 @@ export function Create() {
     setError(null);
     setFields({});
     try {
-      const r = await api('POST', '/api/server/create', { osId, tariffId });
+      const body = { osId, tariffId };
+      if (keyIds.length) body.sshKeyIds = keyIds;
+      const r = await api('POST', '/api/server/create', body);
       setCreated(r.data);
     } catch (err) {
       setError(err);
@@ -71,10 +83,29 @@ export function Create() {
           <input type="radio" name="os" value=${o.id} checked=${osId === o.id}
               onChange=${() => setOsId(o.id)} />
           <span class="card-body"><strong>${o.name}</strong>
-            <span class="muted">${t(o.type === 'windows' ? 'os.windows' : 'os.linux')}</span></span>
+            <span class="muted">${t(o.type === 'windows' ? 'os.windows' : 'os.linux')}</span>
+            <span class=${`kind kind-${o.kind === 'qemu' ? 'qemu' : 'lxc'}`}
+                data-kind=${o.kind === 'qemu' ? 'qemu' : 'lxc'}>${
+              t(o.kind === 'qemu' ? 'os.kvm' : 'os.container')}</span></span>
         </label>`)}</div>
         ${fields.osId && html`<p class="field-error" id=${`${id}-oe`}>${fields.osId}</p>`}
       </fieldset>
+      ${keys && html`<fieldset class="choices ssh-choice" data-testid="create-keys"
+          aria-describedby=${[`${id}-kh`, fields.sshKeyIds ? `${id}-ke` : ''].filter(Boolean).join(' ')}>
+        <legend>${t('create.sshKeys')}</legend>
+        ${keys.length === 0 ? html`<p class="muted" id=${`${id}-kh`}>${t('create.noKeys')}${' '}
+            <a href="#/keys" data-testid="create-keys-link">${t('create.addKey')}</a></p>`
+          : html`<p class="hint" id=${`${id}-kh`}>${t('create.keysHint')}</p>
+        <div class="key-choices">${keys.map((k) => html`<label class="key-choice" key=${k.id}>
+          <input type="checkbox" name="sshKey" value=${k.id} checked=${keyIds.includes(k.id)}
+              onChange=${(e) => toggleKey(k.id, e.target.checked)} />
+          <span><strong>${k.name}</strong>
+            <span class="mono muted fingerprint">${k.fingerprint}</span></span>
+        </label>`)}</div>
+        <p class="muted" data-testid="create-keys-chosen">${keyIds.length
+          ? t('create.keysChosen', { count: keyIds.length }) : t('create.keysNone')}</p>`}
+        ${fields.sshKeyIds && html`<p class="field-error" id=${`${id}-ke`}>${fields.sshKeyIds}</p>`}
+      </fieldset>`}
       <div class="actions">
         <button type="submit" class="primary" disabled=${busy || !tariffId || !osId}>
           ${busy ? t('create.busy') : t('create.submit')}</button>
