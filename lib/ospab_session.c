@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include <apr_strings.h>
-#include <apr_base64.h>
 #include <apr_general.h>
 
 #include "ospab_session.h"
@@ -17,29 +16,6 @@
  * takes as long as a real check, so response times do not tell which accounts exist. */
 static const char dummy_hash[] =
     "$y$j9T$LHefwhqfO.nDZhOM.RzxI0$7HgEhL/5RG9EkOo8.EU3CbdTjMe2E9wBRWcAo4uZXfB";
-
-static const char *random_b64url(apr_pool_t *p, apr_size_t n)
-{
-    unsigned char raw[48];
-    char *s = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)n));
-    char *c;
-
-    apr_generate_random_bytes(raw, n);
-    apr_base64_encode(s, (const char *)raw, (int)n);
-    for (c = s; *c; ++c) {
-        if (*c == '+') {
-            *c = '-';
-        }
-        else if (*c == '/') {
-            *c = '_';
-        }
-        else if (*c == '=') {
-            *c = '\0';
-            break;
-        }
-    }
-    return s;
-}
 
 static const char *body_string(json_t *body, const char *key)
 {
@@ -65,7 +41,7 @@ static const char *store_refresh(ospab_db_t *db, apr_pool_t *p, const ospab_sess
                                  const ospab_actor_t *a, const char *user_id,
                                  const char *family, const char *parent)
 {
-    const char *token = random_b64url(p, 32);
+    const char *token = ospab_random_token(p, 32);
     const char *args[8];
 
     args[0] = user_id;

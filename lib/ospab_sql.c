@@ -202,6 +202,16 @@ const ospab_sql_t ospab_sql_api[] = {
     /* what the later steps of a chained operation need (012_task_params.sql) */
     { "ospab_task_set_params", "UPDATE tasks SET params = %s WHERE id = %s" },
     { "ospab_task_params", "SELECT params FROM tasks WHERE id = %s" },
+    /* one-time console tokens (lib/ospab_console.c, 013_console_tokens.sql) */
+    { "ospab_console_purge", "DELETE FROM console_tokens WHERE expires_at < %s" },
+    { "ospab_console_insert",
+      "INSERT INTO console_tokens (token_hash, user_id, vps_id, kind, expires_at, created_at) "
+      "VALUES (%s, %s, %s, %s, %s, %s)" },
+    { "ospab_console_use",
+      "UPDATE console_tokens SET used_at = %s WHERE token_hash = %s AND used_at IS NULL "
+      "AND expires_at > %s" },
+    { "ospab_console_get",
+      "SELECT user_id, vps_id, kind FROM console_tokens WHERE token_hash = %s" },
     { "ospab_vps_clear_vmid", "UPDATE vps SET vmid = NULL, updated_at = %s WHERE id = %s" },
     { "ospab_task_finish",
       "UPDATE tasks SET status = %s, exitstatus = %s, error = %s, updated_at = %s, "

@@ -9,6 +9,7 @@
 #include <apr_env.h>
 #include <apr_escape.h>
 #include <apr_general.h>
+#include <apr_base64.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 
@@ -312,4 +313,31 @@ int ospab_id_chars_ok(const char *s)
         }
     }
     return 1;
+}
+
+const char *ospab_random_token(apr_pool_t *p, apr_size_t n)
+{
+    unsigned char raw[48];
+    char *s, *c;
+
+    if (n > sizeof(raw)) {
+        n = sizeof(raw);
+    }
+    s = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)n));
+    apr_generate_random_bytes(raw, n);
+    apr_base64_encode(s, (const char *)raw, (int)n);
+    memset(raw, 0, sizeof(raw));
+    for (c = s; *c; ++c) {
+        if (*c == '+') {
+            *c = '-';
+        }
+        else if (*c == '/') {
+            *c = '_';
+        }
+        else if (*c == '=') {
+            *c = '\0';
+            break;
+        }
+    }
+    return s;
 }

@@ -14,6 +14,9 @@ apr_status_t ospab_secret_resolve(apr_pool_t *p, const char *spec, const char **
 
 void ospab_sha256(const void *data, apr_size_t len, unsigned char out[OSPAB_SHA256_LEN]);
 const char *ospab_sha256_hex(apr_pool_t *p, const void *data, apr_size_t len);
+/* n (at most 48) random bytes from the system's CSPRNG as base64url without padding: a
+ * bearer secret (refresh tokens, console tokens). */
+const char *ospab_random_token(apr_pool_t *p, apr_size_t n);
 /* n (at most 64) bytes from the system's CSPRNG, as 2n lower-case hex digits. */
 const char *ospab_random_hex(apr_pool_t *p, apr_size_t n);
 

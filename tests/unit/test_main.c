@@ -36,6 +36,7 @@ int main(void)
     srunner_add_suite(sr, ospab_db_suite());
     srunner_add_suite(sr, ospab_sync_suite());
     srunner_add_suite(sr, ospab_session_suite());
+    srunner_add_suite(sr, ospab_console_suite());
     srunner_add_suite(sr, ospab_task_suite());
     srunner_add_suite(sr, ospab_alerts_suite());
     srunner_add_suite(sr, ospab_sio_codec_suite());

@@ -21,6 +21,7 @@ Suite *ospab_limits_suite(void);
 Suite *ospab_db_suite(void);
 Suite *ospab_sync_suite(void);
 Suite *ospab_session_suite(void);
+Suite *ospab_console_suite(void);
 Suite *ospab_task_suite(void);
 Suite *ospab_alerts_suite(void);
 Suite *ospab_sio_codec_suite(void);
