@@ -23,6 +23,7 @@
 #include "ospab_ippool.h"
 #include "ospab_placement.h"
 #include "ospab_sshkeys.h"
+#include "ospab_console.h"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -1086,17 +1087,16 @@ int ospab_server_sync_destroy(ospab_db_t *db, apr_pool_t *p, const ospab_server_
 /* ---- console ------------------------------------------------------------------------------ */
 
 void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
-                          const ospab_principal_t *who, json_t *body, ospab_result_t *res)
+                          const ospab_principal_t *who, const char *panel, json_t *body,
+                          ospab_result_t *res)
 {
-    static const ospab_pve_param_t params[] = { { "websocket", "1" }, { NULL, NULL } };
     ospab_actor_t act = { .type = "user", .id = who->user_id, .now = apr_time_now() };
+    ospab_console_kind_e kind;
     const ospab_actor_t *a = &act;
     apr_int64_t n;
-    ospab_pve_result_t pr;
     const ospab_vps_t *v = NULL;
     ospab_vps_t found;
-    const char *key, *port, *ticket;
-    const char *esc;
+    const char *key, *token;
     json_t *o;
     apr_array_header_t *rows;
 
@@ -1137,27 +1137,18 @@ void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf
         || ospab_srv_on_proxmox(db, p, &c, v, res)) {
         return;
     }
-    if (ospab_srv_pve_call(c, p, a, "POST", ospab_srv_guest_path(p, v, "vncproxy", NULL, NULL),
-                           params, &pr) != APR_SUCCESS) {
-        ospab_srv_pve_failed(p, &pr, "vncproxy", res);
+    /* no Proxmox address, port or ticket for the browser: a one-time token for the
+     * panel's own console page, whose WebSocket the agent serves (lib/ospab_console.h);
+     * the token is in the fragment, so no server logs it */
+    kind = strcmp(ospab_vps_kind(v), "qemu") ? OSPAB_CONSOLE_TERMINAL : OSPAB_CONSOLE_VNC;
+    if (ospab_console_issue(db, p, a->now, who->user_id, v->id, kind, &token) != APR_SUCCESS) {
+        ospab_result_db_failed(db, p, res);
         return;
     }
-    ticket = json_string_value(json_object_get(pr.data, "ticket"));
-    port = ospab_pve_int(json_object_get(pr.data, "port"), &n)
-           ? apr_psprintf(p, "%" APR_INT64_T_FMT, n) : NULL;
-    if (!ticket || !port) {
-        res->log = "Proxmox vncproxy: no ticket or port";
-        ospab_result_error(p, res, 502, "Proxmox gave an answer the panel cannot read", NULL);
-        return;
-    }
-    /* the ticket is a credential: it goes to the caller only, never into a log */
-    esc = apr_pescape_urlencoded(p, ticket);
     o = ospab_srv_success(NULL, NULL);
-    /* pve-manager's console page names a VM's console "kvm", a container's "lxc" */
-    json_object_set_new(o, "url", json_string(apr_psprintf(p, "%s/?console=%s&novnc=1&vmid=%s"
-                        "&node=%s&port=%s&ticket=%s", c->url,
-                        strcmp(ospab_vps_kind(v), "qemu") ? "lxc" : "kvm", v->vmid,
-                        v->node, port, esc)));
+    json_object_set_new(o, "url", json_string(apr_pstrcat(p, panel, "console.html#token=",
+                        token, "&kind=", kind == OSPAB_CONSOLE_VNC ? "vnc" : "terminal",
+                        "&server=", v->id, NULL)));
     ospab_srv_ok_body(p, res, 200, o);
 }
 

@@ -84,7 +84,10 @@ static void server_op(void *ctx, ospab_result_t *res)
         }
         break;
     case OSPAB_OP_CONSOLE:
-        ospab_server_console(c->db, p, c->conf, &c->who, c->body, res);
+        /* the panel is served by this Apache (conf/ospab.conf): its root, as the request
+         * named this server */
+        ospab_server_console(c->db, p, c->conf, &c->who, ap_construct_url(p, "/", c->r),
+                             c->body, res);
         break;
     case OSPAB_OP_TASKS:
         ospab_server_tasks(c->db, p, c->conf, &c->who, c->id, res);
