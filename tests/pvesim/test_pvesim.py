@@ -787,6 +787,10 @@ def test_des_and_vnc_authentication_known_answers():
     # VNC: the password's bytes bit-reversed, NUL-padded to 8, longer ones cut
     assert vncdes.vnc_key("\x01\x02") == b"\x80\x40" + b"\0" * 6
     assert vncdes.vnc_key("password") == vncdes.vnc_key("password-and-more")
+    # "password" → key 0E86CECEEEF64E26; the answer to a zero challenge, as
+    # `openssl enc -des-ecb -K 0E86CECEEEF64E26 -nopad` (legacy provider) computes it
+    assert vncdes.vnc_key("password") == h("0E86CECEEEF64E26")
+    assert vncdes.vnc_response("password", bytes(16)) == h("FF97502E9422F089" * 2)
     challenge = bytes(range(16))
     key = vncdes.vnc_key("s3cret")
     answer = vncdes.vnc_response("s3cret", challenge)
@@ -824,6 +828,8 @@ def test_termproxy_line_shell_over_the_vncwebsocket(sim, schema):
     assert term.ws.protocol == "binary"         # the request's subprotocol, echoed
     prompt = "root@ct%d:~# " % vmid
     term.read_until(re.escape(prompt.encode()) + b"$")
+    term.ws.ping(b"hi")                         # a WebSocket ping gets its pong
+    assert term.ws.recv_frame() == (0x8A, b"hi")
     assert term.run("echo hello") == "hello\r\n"
     assert term.run("echo  'two  words' x") == "two  words x\r\n"
     assert term.run("hostname") == "ct%d\r\n" % vmid
@@ -1020,6 +1026,11 @@ def test_console_drop_timeout_and_slow_reader(sim):
     assert sim.wait_task(term.info["upid"])["exitstatus"] == "OK"
     closed = [s for s in sim.consoles()["closed"] if s["upid"] == term.info["upid"]]
     assert closed and closed[0]["end_reason"] == "dropped"
+    # "reset": a TCP RST instead of the orderly close
+    term = sim.termproxy(vmid, node="pve1")
+    term.read_until(rb"# $")
+    assert sim.drop_console(term.info["port"], mode="reset")["dropped"] == "reset"
+    assert term.ws.recv() is None
     # a proxy nobody connects to gives up after the timeout
     sim.console_settings(timeout=1.0)
     try:
