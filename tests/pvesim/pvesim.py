@@ -4711,7 +4711,10 @@ class ConsoleSession:
     def worker(self, task):
         sim = self.sim
         try:
-            deadline = time.monotonic() + sim.console_timeout
+            # vncterm (an LXC vncproxy) waits twice its -timeout 10 for the first client
+            # and then just exits (0)
+            vncterm = self.kind == "vnc" and self.type == "lxc"
+            deadline = time.monotonic() + sim.console_timeout * (2 if vncterm else 1)
             while not self.connected.is_set():
                 if self.closed.is_set():
                     raise TaskError("received interrupt")       # dropped while waiting
@@ -4724,6 +4727,8 @@ class ConsoleSession:
                             self.closed_at = now()
                             self.end_reason = "timeout"
                             self.closed.set()
+                    if timed_out and vncterm:
+                        return
                     if timed_out:
                         # termproxy: "failed waiting for client: timed out"; qemu-server's
                         # vncproxy: its alarm's "connection timed out"
@@ -4978,7 +4983,8 @@ class ConsoleSession:
         self.authenticated = True
         rd.read(1)                      # ClientInit: shared flag
         pf = (32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
-        name = ("QEMU (%s)" % host).encode()
+        # QEMU: "QEMU (<-name>)"; vncterm (LXC): its desktopName
+        name = ("QEMU (%s)" % host if self.type == "qemu" else "VNC Command Terminal").encode()
         ws.send(struct.pack(">HHBBBBHHHBBB3xI", FB_WIDTH, FB_HEIGHT, *pf, len(name)) + name)
         with self.sim.lock:
             self.pixel_format = list(pf)

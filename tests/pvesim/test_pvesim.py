@@ -1015,7 +1015,7 @@ def test_vncwebsocket_refusals(sim, schema):
                                       {"data": None, "message": "authentication failure\n"})
 
 
-def test_console_drop_timeout_and_slow_reader(sim):
+def test_console_drop_timeout_and_slow_reader(sim, console_vm):
     vmid = running_ct(sim)
     term = sim.termproxy(vmid, node="pve1")
     term.read_until(rb"# $")
@@ -1036,8 +1036,14 @@ def test_console_drop_timeout_and_slow_reader(sim):
     try:
         t = sim.data("POST", "/nodes/pve1/lxc/%d/termproxy" % vmid)
         assert sim.wait_task(t["upid"])["exitstatus"] == "failed waiting for client: timed out"
-        v = sim.data("POST", "/nodes/pve1/lxc/%d/vncproxy" % vmid, {"websocket": 1})
+        vm = console_vm(status="running")
+        v = sim.data("POST", qpath("pve1", vm, "/vncproxy"), {"websocket": 1})
         assert sim.wait_task(v["upid"])["exitstatus"] == "connection timed out"
+        # vncterm (LXC) waits twice as long and exits quietly
+        t0 = time.monotonic()
+        v = sim.data("POST", "/nodes/pve1/lxc/%d/vncproxy" % vmid, {"websocket": 1})
+        assert sim.wait_task(v["upid"])["exitstatus"] == "OK"
+        assert time.monotonic() - t0 > 1.8
         with pytest.raises(WebSocketRefused):
             sim.vncwebsocket(vmid, t["port"], t["ticket"], node="pve1")
         # and one that does not send its ticket line in time
