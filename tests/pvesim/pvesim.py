@@ -27,8 +27,10 @@ import math
 import os
 import re
 import secrets
+import shlex
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pveparams import (STORAGE_CONTENT_TYPES, Alias, Bool, FormatError, Int,  # noqa: E402
                        Num, PropStr, Str, lookup, parse_property_string,
                        print_property_string, validate, wire_value)
+import vncdes  # noqa: E402
 
 PVE_VERSION = {"version": "9.1.2", "release": "9.1", "repoid": "a1b2c3d4e5f60718"}
 QEMU_VERSION = "10.1.2"                  # pve-qemu-kvm of PVE 9.1
@@ -56,7 +59,7 @@ DURATIONS = {
     "vzcreate": 8.0, "vzrestore": 8.0, "vzstart": 1.5, "vzstop": 1.0,
     "vzshutdown": 3.0, "vzreboot": 3.5, "vzsuspend": 1.0, "vzresume": 1.0,
     "vzdestroy": 3.0, "vzsnapshot": 2.0, "vzdelsnapshot": 1.5,
-    "vzrollback": 3.0, "resize": 2.0, "vncproxy": 10.0,
+    "vzrollback": 3.0, "resize": 2.0,
     "qmstart": 2.0, "qmstop": 1.0, "qmshutdown": 4.0, "qmreboot": 5.0,
     "qmsuspend": 1.0, "qmresume": 1.0, "qmdestroy": 3.0, "qmsnapshot": 2.0,
     "qmdelsnapshot": 1.5, "qmrollback": 3.0,
@@ -559,6 +562,8 @@ NODE_AUDIT = ["perm", "/nodes/{node}", ["Sys.Audit"]]
 STORAGE_READ = ["perm", "/storage/{storage}", ["Datastore.Audit", "Datastore.AllocateSpace"],
                 "any", 1]
 
+VNCWEBSOCKET = dict(GUEST, vncticket=Str(maxlen=512), port=Int(5900, 5999))
+
 R = Route
 ROUTES = [
     R("GET", "/version", "version", {}, proxyto=None),
@@ -570,6 +575,11 @@ ROUTES = [
         "path": Str(maxlen=64, requires="privs", opt=1),
         "privs": Str(fmt="pve-priv-list", maxlen=64, requires="path", opt=1),
         "tfa-challenge": Str(opt=1)}, proxyto=None, auth=False),
+    # what termproxy (--vncticket-endpoint) asks to check the "user:ticket" line
+    R("POST", "/access/vncticket", "access_vncticket", {
+        "authid": Str(maxlen=64), "vncticket": Str(), "path": Str(maxlen=64),
+        "privs": Str(fmt="pve-priv-list", maxlen=64), "port": Int(opt=1)},
+      proxyto=None, auth=False),
     R("GET", "/access/permissions", "access_permissions", {
         "path": Str(opt=1),
         "userid": Str(pattern="(?^:^(?^:[^\\s:/]+)\\@(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+)"
@@ -664,6 +674,8 @@ ROUTES = [
         height=Int(16, 2160, opt=1)), proxyto=None, perm=VM_CONSOLE),
     R("POST", "/nodes/{node}/lxc/{vmid}/termproxy", "termproxy", GUEST, proxyto=None,
       perm=VM_CONSOLE),
+    R("GET", "/nodes/{node}/lxc/{vmid}/vncwebsocket", "vncwebsocket", VNCWEBSOCKET,
+      proxyto=None, perm=VM_CONSOLE),
     # QEMU: the cheap equivalents
     R("GET", "/nodes/{node}/qemu", "qemu_list", {"node": NODE, "full": Bool(opt=1)}),
     R("GET", "/nodes/{node}/qemu/{vmid}", "qemu_index", GUEST),
@@ -726,6 +738,8 @@ ROUTES = [
       perm=VM_CONSOLE),
     R("POST", "/nodes/{node}/qemu/{vmid}/termproxy", "termproxy", dict(
         GUEST, serial=Str(enum=["serial0", "serial1", "serial2", "serial3"], opt=1)),
+      proxyto=None, perm=VM_CONSOLE),
+    R("GET", "/nodes/{node}/qemu/{vmid}/vncwebsocket", "vncwebsocket", VNCWEBSOCKET,
       proxyto=None, perm=VM_CONSOLE),
     R("POST", "/nodes/{node}/qemu/{vmid}/agent/ping", "qemu_agent_ping", GUEST,
       perm=["perm", VMS, ["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], "any", 1]),
@@ -1237,6 +1251,15 @@ class Sim:
         self.started = now()
         self.res_stop = threading.Event()
         self.res_wake = threading.Event()
+        # consoles (see ConsoleSession): how long a proxy waits for its client and for
+        # termproxy's ticket line (10 s in termproxy, vncterm and qemu-server's vncproxy),
+        # how long a PVEVNC ticket is valid (verify_short_lived_ticket: -20 < age < 40),
+        # and the slow-reader delay before each WebSocket frame is read
+        self.console_timeout = 10.0
+        self.vnc_ticket_lifetime = 40.0
+        self.console_read_delay = 0.0
+        self.console_history = []           # ended sessions, newest last
+        self.console_ports = {}             # port -> ConsoleSession
         self.reset()
 
     # --- life cycle -------------------------------------------------------
@@ -1244,6 +1267,10 @@ class Sim:
         with self.lock:
             for t in getattr(self, "tasks", {}).values():
                 t.abort.set()
+            for session in list(self.console_ports.values()):
+                if session is not None:
+                    session.drop()
+            self.console_history = []
             self.nodes = OrderedDict(
                 (n, Node(n, i, self.started, self.node_cpus, self.node_memory))
                 for i, n in enumerate(self.node_names))
@@ -1552,8 +1579,8 @@ class Sim:
             task.exitstatus = exitstatus
             task.endtime = int(now())
             if task.type == "vncproxy":
-                for port, t in list(self.console_ports.items()):
-                    if t is task:
+                for port, session in list(self.console_ports.items()):
+                    if session is not None and session.task is task:
                         del self.console_ports[port]
             self.changed()
 
@@ -1922,9 +1949,41 @@ class Sim:
             return False
         raise perm_error(what)
 
-    def vnc_ticket(self, user, path):
+    def vnc_ticket(self, user, path, port):
+        """AccessControl::assemble_vnc_ticket: PVEVNC:<time>::<signature>, the signature
+        over the user, the ACL path and the port (none of them in the ticket)."""
         plain = "PVEVNC:%08X" % int(now())
-        return "%s::%s" % (plain, self._sign("%s:%s:%s" % (plain, user, path)))
+        return "%s::%s" % (plain, self._sign("%s:%s:%s:%s" % (plain, user, path, port)))
+
+    def verify_vnc_ticket(self, ticket, user, path, port=None):
+        """AccessControl::verify_vnc_ticket: True if the ticket was made for this user,
+        path and port less than vnc_ticket_lifetime (40) seconds ago.  A leading
+        "<8 characters>:" (the VNC password vncproxy puts in front) is skipped."""
+        m = re.fullmatch(r"[^\n]{8}:(PVEVNC:.*)", ticket or "")
+        if m:
+            ticket = m.group(1)
+        m = re.fullmatch(r"(PVEVNC:\S+)::([^:\s]+)", ticket or "")
+        if not m:
+            return False
+        plain, sig = m.groups()
+        secret = "%s:%s:%s" % (plain, user, normalize_acl_path(path))
+        if port is not None:
+            secret += ":%s" % port
+        if not hmac.compare_digest(self._sign(secret), sig):
+            return False
+        t = re.fullmatch(r"PVEVNC:(?:\S+:)?([A-Z0-9]{8})", plain)
+        if not t:
+            return False
+        age = now() - int(t.group(1), 16)
+        return -20 < age < self.vnc_ticket_lifetime
+
+    def vncticket_ok(self, authid, ticket, path, privs, port=None):
+        """POST /access/vncticket (what termproxy asks): the ticket, then privs on path."""
+        normpath = normalize_acl_path(path)
+        if not self.verify_vnc_ticket(ticket, authid, normpath, port):
+            return False
+        privlist = split_list(privs)
+        return bool(privlist) and self.check(authid, normpath, privlist, noerr=True)
 
     def record_password(self, g, user, password=None, hashed=None, source="sim"):
         rec = {"changed_at": now(), "source": source}
@@ -3504,40 +3563,84 @@ class Api:
         return out
 
     # --- consoles ---------------------------------------------------------------------
-    def _console(self, ctx, p, with_cert):
+    def _console(self, ctx, p, kind):
+        """vncproxy (kind "vnc") and termproxy ("term") of pve-container and
+        qemu-server: a port from 5900-5999, a PVEVNC ticket for (user, /vms/N, port), and
+        a "vncproxy" task (both calls use that type) running the proxy, which waits
+        console_timeout seconds for its one client and lives as long as the session."""
         sim = self.sim
         with sim.lock:
             g = sim.guest(p["node"], p["vmid"], ctx.kind)
             port = next((n for n in range(5900, 6000) if n not in sim.console_ports), None)
             if port is None:
                 die("unable to find free port (5900-5999)")
-            sim.console_ports[port] = None      # reserved until the task exists
+            sim.console_ports[port] = None      # reserved until the session exists
+            serial = None
+            if ctx.kind == "qemu":
+                if kind == "term":
+                    serial = p.get("serial")
+                vga = g.effective_conf().get("vga") or ""
+                m = re.match(r"(?:type=)?(serial\d)(?:,|$)", vga)
+                if m and serial is None:
+                    serial = m.group(1)
         authpath = "/vms/%d" % g.vmid
-        ticket = sim.vnc_ticket(ctx.user, authpath)
-
-        def worker(task):
-            task.log("starting %s proxy on port %d" % ("vnc" if with_cert else "term", port))
-            task.work()
-        task = sim.spawn(g.node, "vncproxy", g.vmid, ctx.user, worker)
-        with sim.lock:
-            if task.status == "running":
-                sim.console_ports[port] = task
+        ticket = sim.vnc_ticket(ctx.user, authpath, port)
+        password = None
+        if kind == "vnc":
+            if ctx.kind == "qemu":
+                want = p.get("generate-password") or serial is None or p.get("websocket")
             else:
-                sim.console_ports.pop(port, None)
+                want = p.get("websocket")
+            if want:
+                # PVE::Ticket::generate_vnc_password: 8 characters from '!' .. '`'
+                password = "".join(chr(33 + secrets.randbelow(64)) for _ in range(8))
+        session = ConsoleSession(sim, kind, g, port, ctx.user, ticket, password,
+                                 websocket=bool(p.get("websocket")), serial=serial)
+        with sim.lock:
+            sim.console_ports[port] = session
+        task = sim.spawn(g.node, "vncproxy", g.vmid, ctx.user, session.worker)
+        session.task = task
+        session.upid = task.upid
         res = {"user": ctx.user, "ticket": ticket, "port": port, "upid": task.upid}
-        if with_cert:
+        if kind == "vnc":
             res["cert"] = sim.ca_pem
-            if p.get("websocket") or p.get("generate-password"):
-                res["password"] = "".join(secrets.choice(
-                    "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+-=")
-                    for _ in range(8))
+            if password is not None:
+                res["password"] = password
+                res["ticket"] = "%s:%s" % (password, ticket)   # the "hack" both keep
         return res
 
     def vncproxy(self, ctx, p):
-        return self._console(ctx, p, with_cert=True)
+        return self._console(ctx, p, "vnc")
 
     def termproxy(self, ctx, p):
-        return self._console(ctx, p, with_cert=False)
+        return self._console(ctx, p, "term")
+
+    def vncwebsocket(self, ctx, p):
+        """GET …/vncwebsocket: the ticket must be for this user, /vms/N and the port
+        (else 401 permission denied - invalid PVEVNC ticket); qemu-server also loads the
+        config.  Answers {"port": "N"}; with the upgrade headers the handler turns the
+        connection into a WebSocket to the port's console (Handler.websocket_session)."""
+        sim = self.sim
+        if not sim.verify_vnc_ticket(p["vncticket"], ctx.user, "/vms/%d" % p["vmid"],
+                                     p["port"]):
+            time.sleep(sim.auth_fail_delay)     # pve-http-server delays every 401
+            raise ApiError(401, "permission denied - invalid PVEVNC ticket", close=True)
+        if ctx.kind == "qemu":
+            with sim.lock:
+                sim.guest(p["node"], p["vmid"], "qemu")
+        return {"port": str(p["port"])}
+
+    def access_vncticket(self, ctx, p):
+        """POST /access/vncticket (verify_vnc_ticket): null, or 401 authentication
+        failure (delayed) whatever was wrong."""
+        sim = self.sim
+        with sim.lock:
+            ok = sim.vncticket_ok(p["authid"], p["vncticket"], p["path"], p["privs"],
+                                  p.get("port"))
+        if not ok:
+            time.sleep(sim.auth_fail_delay)
+            raise ApiError(401, "authentication failure", close=True)
+        return None
 
     # --- QEMU config (qemu-server API2/Qemu.pm update_vm_api) -------------------------
     def _qemu_drive(self, key, value):
@@ -4294,6 +4397,681 @@ class Api:
 # ==========================================================================
 # The control API (/_sim/…): plain JSON, no authentication (127.0.0.1 only).
 
+# ==========================================================================
+# Consoles: what listens behind the ports vncproxy and termproxy hand out.
+#
+# Nothing binds 5900-5999 here: GET …/vncwebsocket (Handler.websocket_session) finds
+# the port's session in Sim.console_ports and runs it on the upgraded connection, as
+# pveproxy's websocket_proxy would relay it to localhost:<port>.  Each proxy takes one
+# connection (termproxy, vncterm and qemu-server's vncproxy accept once).
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+WS_MAX_PAYLOAD = 128 * 1024         # pve-http-server's $max_payload_size, both directions
+VNC_PASSWORD_EXPIRY = 30            # qm vncproxy: expire_password "+30"
+FB_WIDTH, FB_HEIGHT = 64, 48
+RFB_AUTH_FAILED = b"Authentication failed\0"   # QEMU sends sizeof(err): with the NUL
+# the colour bars of the framebuffer (white, yellow, cyan, green, magenta, red, blue, black)
+FB_BARS = ((255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0),
+           (255, 0, 255), (255, 0, 0), (0, 0, 255), (0, 0, 0))
+
+
+class SessionEnd(Exception):
+    """The console ends; message, if any, becomes the task's exit status."""
+
+    def __init__(self, message=None, reason="error"):
+        super().__init__(message or "")
+        self.message = message
+        self.reason = reason
+
+
+class WsConn:
+    """The server side of one upgraded connection, as pve-http-server's
+    websocket_proxy speaks it: client frames must be masked, unfragmented, without
+    RSV bits and at most 128 KiB; text (1) and binary (2) frames both carry data; a
+    ping gets a pong with its payload; a close frame ends the session without a close
+    frame in return; any other opcode drops the connection.  Data goes out as binary
+    frames of at most 128 KiB.  All reads and writes happen in the handler's thread;
+    drop() only shuts the socket down, which wakes the reader."""
+
+    def __init__(self, handler, session):
+        self.rfile = handler.rfile
+        self.sock = handler.connection
+        self.session = session
+
+    def _read(self, n):
+        data = self.rfile.read(n)
+        if data is None or len(data) < n:
+            raise SessionEnd(reason="client disconnected")
+        return data
+
+    def recv(self):
+        """The payload of the next data frame.  Raises SessionEnd when the
+        connection ends (EOF, a close frame, a protocol error, a drop)."""
+        s = self.session
+        while True:
+            if s.dropped:
+                raise SessionEnd(reason="dropped")
+            delay = s.sim.console_read_delay
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                hdr = self._read(2)
+                fin, rsv, op = hdr[0] & 0x80, hdr[0] & 0x70, hdr[0] & 0x0F
+                if not fin:
+                    raise SessionEnd(reason="received fragmented websocket frame")
+                if rsv:
+                    raise SessionEnd(reason="received websocket frame with RSV flags")
+                if not hdr[1] & 0x80:
+                    raise SessionEnd(reason="received unmasked websocket frame from client")
+                length = hdr[1] & 0x7F
+                if length == 126:
+                    length = struct.unpack(">H", self._read(2))[0]
+                elif length == 127:
+                    length = struct.unpack(">Q", self._read(8))[0]
+                if length > WS_MAX_PAYLOAD:
+                    raise SessionEnd(reason="received too large websocket frame (len = %d)"
+                                     % length)
+                mask = self._read(4)
+                payload = self._read(length) if length else b""
+            except (OSError, ValueError, ssl.SSLError) as e:
+                raise SessionEnd(reason="dropped" if s.dropped else "read error: %s" % e)
+            if length and mask != b"\0\0\0\0":
+                key = (mask * (length // 4 + 1))[:length]
+                payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")) \
+                    .to_bytes(length, "big")
+            with s.sim.lock:
+                s.frames_in += 1
+            if op in (1, 2):
+                with s.sim.lock:
+                    s.bytes_in += len(payload)
+                return payload
+            if op == 8:
+                code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None
+                raise SessionEnd(reason="client close (%s)" % code)
+            if op == 9:
+                self.send(payload, opcode=0x8A)
+                continue
+            if op == 0xA:
+                continue
+            raise SessionEnd(reason="received unhandled websocket opcode %d" % op)
+
+    def send(self, data, opcode=0x82):
+        s = self.session
+        if s.dropped:
+            raise SessionEnd(reason="dropped")
+        chunks = [data[i:i + WS_MAX_PAYLOAD] for i in range(0, len(data), WS_MAX_PAYLOAD)] \
+            or [b""]
+        try:
+            for chunk in chunks:
+                n = len(chunk)
+                if n <= 125:
+                    head = struct.pack(">BB", opcode, n)
+                elif n <= 0xFFFF:
+                    head = struct.pack(">BBH", opcode, 126, n)
+                else:
+                    head = struct.pack(">BBQ", opcode, 127, n)
+                self.sock.sendall(head + chunk)
+                with s.sim.lock:
+                    s.frames_out += 1
+                    if opcode == 0x82:
+                        s.bytes_out += n
+        except (OSError, ValueError, ssl.SSLError) as e:
+            raise SessionEnd(reason="dropped" if s.dropped else "write error: %s" % e)
+
+
+class StreamReader:
+    """Reads a byte stream (RFB) out of WebSocket data frames."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.buf = bytearray()
+
+    def read(self, n):
+        while len(self.buf) < n:
+            self.buf += self.ws.recv()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
+class LineShell:
+    """A tiny line shell behind termproxy: a tty's echo, backspace, ^C, ^U and ^D,
+    and the commands echo, hostname, whoami, exit/logout."""
+
+    def __init__(self, session, hostname, user="root"):
+        self.session = session
+        self.hostname = hostname
+        self.user = user
+        self.prompt = ("%s@%s:~# " % (user, hostname)).encode()
+        self.line = bytearray()
+        self.skip_lf = False
+        self.escape = 0         # 1: after ESC, 2: inside a CSI/SS3 sequence
+        self.done = False
+
+    def feed(self, data):
+        out = bytearray()
+        for b in data:
+            if self.done:
+                break
+            if self.escape:
+                if self.escape == 1 and b in (0x5B, 0x4F):      # ESC [ or ESC O
+                    self.escape = 2
+                elif self.escape == 2 and not 0x40 <= b <= 0x7E:
+                    pass
+                else:
+                    self.escape = 0
+                continue
+            if self.skip_lf and b == 10:
+                self.skip_lf = False
+                continue
+            self.skip_lf = False
+            if b in (10, 13):
+                out += b"\r\n"
+                out += self.run(self.line.decode("utf-8", "replace"))
+                self.line.clear()
+                self.skip_lf = b == 13
+                if not self.done:
+                    out += self.prompt
+            elif b in (8, 127):
+                if self.line:
+                    while self.line and self.line[-1] & 0xC0 == 0x80:
+                        self.line.pop()
+                    if self.line:
+                        self.line.pop()
+                    out += b"\b \b"
+            elif b == 3:                                        # ^C
+                out += b"^C\r\n" + self.prompt
+                self.line.clear()
+            elif b == 4:                                        # ^D on an empty line
+                if not self.line:
+                    out += b"logout\r\n"
+                    self.done = True
+            elif b == 21:                                       # ^U
+                out += b"\b \b" * len(self.line.decode("utf-8", "replace"))
+                self.line.clear()
+            elif b == 27:
+                self.escape = 1
+            elif b >= 32 or b == 9:
+                self.line.append(b)
+                out.append(b)
+        return bytes(out)
+
+    def run(self, text):
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            words = text.split()
+        if not words:
+            return b""
+        with self.session.sim.lock:
+            self.session.commands.append(text.strip())
+            del self.session.commands[:-100]
+        cmd, args = words[0], words[1:]
+        if cmd == "echo":
+            out = " ".join(args)
+        elif cmd == "hostname":
+            out = self.hostname
+        elif cmd == "whoami":
+            out = self.user
+        elif cmd in ("exit", "logout"):
+            self.done = True
+            out = "logout"
+        else:
+            out = "-bash: %s: command not found" % cmd
+        return (out + "\r\n").encode()
+
+
+def rfb_pixel(rgb, pf):
+    """One pixel in the client's pixel format (true colour)."""
+    bpp, _depth, big, _tc, rmax, gmax, bmax, rs, gs, bs = pf
+    r, g, b = rgb
+    v = ((r * rmax // 255) << rs) | ((g * gmax // 255) << gs) | ((b * bmax // 255) << bs)
+    return (v & ((1 << bpp) - 1)).to_bytes(bpp // 8, "big" if big else "little")
+
+
+def framebuffer_rgb(x, y, version, width=FB_WIDTH, height=FB_HEIGHT):
+    """The simulated screen: colour bars over a grey ramp, and a 6x6 marker that
+    moves with every key press or click (version)."""
+    mx = (version * 6) % max(1, width - 6)
+    if mx <= x < mx + 6 and height - 8 <= y < height - 2:
+        return (255, 128, 0)
+    if y < height * 2 // 3:
+        return FB_BARS[x * len(FB_BARS) // width]
+    v = x * 255 // max(1, width - 1)
+    return (v, v, v)
+
+
+class ConsoleSession:
+    """The proxy behind one vncproxy/termproxy port: waits for its one connection,
+    then runs termproxy's protocol (kind "term") or an RFB 3.8 server (kind "vnc")."""
+
+    def __init__(self, sim, kind, guest, port, user, ticket, password, websocket=False,
+                 serial=None):
+        self.sim = sim
+        self.kind = kind
+        self.vmid = guest.vmid
+        self.type = guest.kind
+        self.node = guest.node
+        self.port = port
+        self.user = user
+        self.ticket = ticket            # the bare PVEVNC ticket (termproxy pins it)
+        self.password = password        # the VNC password (vncproxy)
+        self.websocket = websocket
+        self.serial = serial
+        self.task = None
+        self.upid = None
+        self.state = "waiting"          # connected, closed
+        self.created = now()
+        self.connected_at = None
+        self.closed_at = None
+        self.connected = threading.Event()
+        self.closed = threading.Event()
+        self.dropped = None             # "close" or "reset" after drop()
+        self.sock = None
+        self.error = None               # the task's exit status if the proxy failed
+        self.end_reason = None
+        self.authenticated = False
+        self.auth_failures = 0
+        self.bytes_in = self.bytes_out = self.frames_in = self.frames_out = 0
+        self.cols, self.rows = 80, 20   # termproxy's pty starts at 80x20
+        self.pings = 0
+        self.resizes = 0
+        self.commands = []
+        self.keys = []
+        self.pointer = None
+        self.cut_text = []
+        self.updates = 0
+        self.encodings = []
+        self.pixel_format = None
+        self.client_version = None
+        self.fb_version = 0
+
+    def info(self):
+        d = {"port": self.port, "kind": self.kind, "vmid": self.vmid, "type": self.type,
+             "node": self.node, "user": self.user, "upid": self.upid, "state": self.state,
+             "open": self.state != "closed", "created": self.created,
+             "connected_at": self.connected_at, "closed_at": self.closed_at,
+             "websocket": self.websocket, "authenticated": self.authenticated,
+             "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+             "frames_in": self.frames_in, "frames_out": self.frames_out,
+             "end_reason": self.end_reason, "error": self.error,
+             "dropped": self.dropped}
+        if self.kind == "term":
+            d.update(cols=self.cols, rows=self.rows, pings=self.pings, resizes=self.resizes,
+                     commands=list(self.commands))
+        else:
+            d.update(auth_failures=self.auth_failures, client_version=self.client_version,
+                     width=FB_WIDTH, height=FB_HEIGHT, updates=self.updates,
+                     encodings=list(self.encodings), pixel_format=self.pixel_format,
+                     keys=list(self.keys), pointer=self.pointer, cut_text=list(self.cut_text),
+                     has_password=self.password is not None)
+        return d
+
+    # --- the task ---------------------------------------------------------------
+    def worker(self, task):
+        sim = self.sim
+        try:
+            # vncterm (an LXC vncproxy) waits twice its -timeout 10 for the first client
+            # and then just exits (0)
+            vncterm = self.kind == "vnc" and self.type == "lxc"
+            deadline = time.monotonic() + sim.console_timeout * (2 if vncterm else 1)
+            while not self.connected.is_set():
+                if self.closed.is_set():
+                    raise TaskError("received interrupt")       # dropped while waiting
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    with sim.lock:
+                        timed_out = self.state == "waiting"
+                        if timed_out:
+                            self.state = "closed"
+                            self.closed_at = now()
+                            self.end_reason = "timeout"
+                            self.closed.set()
+                    if timed_out and vncterm:
+                        return
+                    if timed_out:
+                        # termproxy: "failed waiting for client: timed out"; qemu-server's
+                        # vncproxy: its alarm's "connection timed out"
+                        raise TaskError("failed waiting for client: timed out"
+                                        if self.kind == "term" else "connection timed out")
+                    continue
+                if task.abort.wait(min(left, 0.2)):
+                    self.drop()
+                    raise TaskError("received interrupt")
+            if self.kind == "term":
+                task.log("client connection: 127.0.0.1:%d" % (self.client_port or 0))
+            while not self.closed.wait(0.2):
+                if task.abort.is_set():
+                    self.drop()
+                    self.closed.wait(5)
+                    raise TaskError("received interrupt")
+            if self.error:
+                raise TaskError(self.error)
+        finally:
+            with sim.lock:
+                if self.state != "closed":
+                    self.state = "closed"
+                    self.closed_at = now()
+                if sim.console_ports.get(self.port) is self:
+                    del sim.console_ports[self.port]
+                if self not in sim.console_history:
+                    sim.console_history.append(self)
+                    del sim.console_history[:-100]
+
+    client_port = None
+
+    def claim(self, sock, client_port):
+        """The proxy accepts the connection (once).  False if it is not waiting."""
+        with self.sim.lock:
+            if self.state != "waiting" or self.dropped:
+                return False
+            self.state = "connected"
+            self.connected_at = now()
+            self.sock = sock
+            self.client_port = client_port
+            self.connected.set()
+            return True
+
+    def drop(self, mode="close"):
+        """End the session from the server side: the socket is shut down with no
+        WebSocket close frame, as pveproxy drops the client when its backend goes."""
+        with self.sim.lock:
+            if self.dropped:
+                return
+            self.dropped = mode
+            sock = self.sock
+            if self.state == "waiting":
+                self.state = "closed"
+                self.closed_at = now()
+                self.end_reason = "dropped"
+                self.closed.set()
+        if sock is not None:
+            try:
+                if mode == "reset":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+                    socket.socket.shutdown(sock, socket.SHUT_RD)
+                else:
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    # --- the connection -----------------------------------------------------------
+    def run(self, ws):
+        """Serve the claimed connection until it ends (in the handler's thread)."""
+        sim = self.sim
+        try:
+            if self.kind == "term":
+                self._serve_term(ws)
+            else:
+                self._serve_vnc(ws)
+            reason, error = "server closed", None
+        except SessionEnd as e:
+            reason, error = e.reason, e.message
+        except Exception as e:          # a bug in the simulator: show it
+            traceback.print_exc()
+            reason, error = "internal error", "internal error: %s" % e
+        with sim.lock:
+            self.state = "closed"
+            self.closed_at = now()
+            self.end_reason = "dropped" if self.dropped else reason
+            if error and not self.error:
+                self.error = error
+            self.closed.set()
+
+    def _guest(self):
+        with self.sim.lock:
+            g = self.sim.guests.get(self.vmid)
+            if g is None or g.kind != self.type:
+                return None, False, None
+            if self.type == "lxc":
+                host = g.conf.get("hostname") or "CT%d" % self.vmid
+            else:
+                host = g.conf.get("name") or "vm%d" % self.vmid
+            return g, g.status == "running", host
+
+    # --- termproxy ------------------------------------------------------------------
+    def _ticket_timeout(self, ws):
+        if not self.authenticated and self.state == "connected":
+            with self.sim.lock:
+                self.error = self.error or "failed reading ticket: timed out"
+            self.drop()
+
+    def _serve_term(self, ws):
+        timer = threading.Timer(self.sim.console_timeout, self._ticket_timeout, (ws,))
+        timer.daemon = True
+        timer.start()
+        buf = bytearray()
+        try:
+            while b"\n" not in buf:
+                try:
+                    buf += ws.recv()
+                except SessionEnd as e:
+                    if self.error:
+                        raise
+                    raise SessionEnd("failed reading ticket: connection closed before "
+                                     "authentication", e.reason)
+                if len(buf) > 4096:
+                    raise SessionEnd("failed reading ticket: authentication data is "
+                                     "incomplete", "bad ticket line")
+        finally:
+            timer.cancel()
+        line, _, rest = bytes(buf).partition(b"\n")
+        if b":" not in line:
+            raise SessionEnd("failed reading ticket: authentication data is invalid",
+                             "bad ticket line")
+        authid, _, ticket = line.partition(b":")
+        authid = authid.decode("utf-8", "replace")
+        ticket = ticket.decode("utf-8", "replace")
+        with self.sim.lock:
+            ok = ticket == self.ticket and self.sim.vncticket_ok(
+                authid, ticket, "/vms/%d" % self.vmid, "VM.Console", self.port)
+        if not ok:
+            raise SessionEnd("authentication request failed", "ticket refused")
+        self.authenticated = True
+        ws.send(b"OK")
+        g, running, host = self._guest()
+        if not running:
+            # the console command fails at once; termproxy ends with the pty
+            text = ("lxc-console: %d is not running\r\n" % self.vmid if self.type == "lxc"
+                    else "VM %d not running\r\n" % self.vmid)
+            ws.send(text.encode())
+            raise SessionEnd(reason="guest not running")
+        shell = LineShell(self, host)
+        ws.send(shell.prompt)
+        buf = bytearray(rest)
+        while True:
+            out = bytearray()
+            for ev in self._term_messages(buf):
+                if ev[0] == "data":
+                    out += shell.feed(ev[1])
+                elif ev[0] == "resize":
+                    with self.sim.lock:
+                        self.cols, self.rows = ev[1], ev[2]
+                        self.resizes += 1
+                else:
+                    with self.sim.lock:
+                        self.pings += 1
+                if shell.done:
+                    break
+            if out:
+                ws.send(bytes(out))
+            if shell.done:
+                raise SessionEnd(reason="shell exited")
+            buf += ws.recv()
+
+    @staticmethod
+    def _term_messages(buf):
+        """termproxy's messages: "0:LEN:DATA" (input, LEN bytes), "1:COLS:ROWS:"
+        (resize), "2" (ping); anything else is skipped a byte at a time.  Consumes the
+        complete messages from buf."""
+        events = []
+        while buf:
+            t = buf[0]
+            if t not in (0x30, 0x31):
+                if t == 0x32:
+                    events.append(("ping",))
+                del buf[:1]
+                continue
+            if len(buf) < 2:
+                break
+            if buf[1] != 0x3A:
+                del buf[:1]
+                continue
+            pos, nums, state = 2, [], "ok"
+            for _ in range(1 if t == 0x30 else 2):
+                c = buf.find(b":", pos)
+                if c < 0:
+                    state = "short" if len(buf) - pos <= 20 else "bad"
+                    break
+                text = bytes(buf[pos:c])
+                if not text.isdigit():
+                    state = "bad"
+                    break
+                nums.append(int(text))
+                pos = c + 1
+            if state == "short":
+                break
+            if state == "bad":
+                del buf[:2]
+                continue
+            if t == 0x30:
+                if len(buf) - pos < nums[0]:
+                    break
+                events.append(("data", bytes(buf[pos:pos + nums[0]])))
+                del buf[:pos + nums[0]]
+            else:
+                events.append(("resize", nums[0], nums[1]))
+                del buf[:pos]
+        return events
+
+    # --- VNC (RFB 3.8, as QEMU's VNC server answers behind qm vncproxy) ------------------
+    def _serve_vnc(self, ws):
+        g, running, host = self._guest()
+        if self.type == "qemu" and not running:
+            # qm vncproxy fails (no QEMU to talk to) and the connection closes at once
+            raise SessionEnd("Failed to run vncproxy.", "guest not running")
+        if self.password is None:
+            raise SessionEnd("vncproxy without websocket=1 (VeNCrypt/TLS) is not simulated",
+                             "not simulated")
+        rd = StreamReader(ws)
+        ws.send(b"RFB 003.008\n")
+        version = rd.read(12)
+        m = re.fullmatch(rb"RFB (\d{3})\.(\d{3})\n", version)
+        minor = int(m.group(2)) if m and int(m.group(1)) == 3 else None
+        if minor in (4, 5):
+            minor = 3
+        with self.sim.lock:
+            self.client_version = version.decode("latin-1").strip()
+        if minor not in (3, 7, 8):
+            ws.send(struct.pack(">I", 0))
+            raise SessionEnd(reason="unsupported client version")
+        if minor == 3:
+            ws.send(struct.pack(">I", 2))
+        else:
+            ws.send(b"\x01\x02")
+            if rd.read(1) != b"\x02":
+                self._auth_reject(ws, minor)
+        challenge = secrets.token_bytes(16)
+        ws.send(challenge)
+        answer = rd.read(16)
+        expired = now() - (self.connected_at or now()) > VNC_PASSWORD_EXPIRY
+        if expired or not hmac.compare_digest(answer,
+                                              vncdes.vnc_response(self.password, challenge)):
+            self._auth_reject(ws, minor)
+        ws.send(struct.pack(">I", 0))
+        self.authenticated = True
+        rd.read(1)                      # ClientInit: shared flag
+        pf = (32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
+        # QEMU: "QEMU (<-name>)"; vncterm (LXC): its desktopName
+        name = ("QEMU (%s)" % host if self.type == "qemu" else "VNC Command Terminal").encode()
+        ws.send(struct.pack(">HHBBBBHHHBBB3xI", FB_WIDTH, FB_HEIGHT, *pf, len(name)) + name)
+        with self.sim.lock:
+            self.pixel_format = list(pf)
+        sent = None                     # fb_version of the last update sent
+        pending = None
+        while True:
+            t = rd.read(1)[0]
+            if t == 0:                  # SetPixelFormat
+                f = struct.unpack(">3xBBBBHHHBBB3x", rd.read(19))
+                if f[0] not in (8, 16, 32) or not f[3]:
+                    raise SessionEnd(reason="unsupported pixel format %r" % (f,))
+                pf = f
+                with self.sim.lock:
+                    self.pixel_format = list(pf)
+                sent = None
+            elif t == 2:                # SetEncodings
+                n = struct.unpack(">xH", rd.read(3))[0]
+                encs = list(struct.unpack(">%di" % n, rd.read(4 * n))) if n else []
+                with self.sim.lock:
+                    self.encodings = encs
+            elif t == 3:                # FramebufferUpdateRequest
+                inc, x, y, w, h = struct.unpack(">BHHHH", rd.read(9))
+                if not inc or sent != self.fb_version:
+                    self._send_update(ws, pf, x, y, w, h, full=bool(inc))
+                    sent = self.fb_version
+                    pending = None
+                else:
+                    pending = (x, y, w, h)     # answered at the next change
+            elif t == 4:                # KeyEvent
+                down, key = struct.unpack(">B2xI", rd.read(7))
+                with self.sim.lock:
+                    self.keys.append([key, down])
+                    del self.keys[:-200]
+                    if down:
+                        self.fb_version += 1
+            elif t == 5:                # PointerEvent
+                mask, x, y = struct.unpack(">BHH", rd.read(5))
+                with self.sim.lock:
+                    self.pointer = [x, y, mask]
+                    if mask:
+                        self.fb_version += 1
+            elif t == 6:                # ClientCutText
+                n = struct.unpack(">3xI", rd.read(7))[0]
+                text = rd.read(n)
+                with self.sim.lock:
+                    self.cut_text.append(text.decode("latin-1"))
+                    del self.cut_text[:-20]
+            else:
+                raise SessionEnd(reason="unknown RFB message type %d" % t)
+            if pending is not None and sent != self.fb_version:
+                self._send_update(ws, pf, *pending, full=True)
+                sent = self.fb_version
+                pending = None
+
+    def _auth_reject(self, ws, minor):
+        with self.sim.lock:
+            self.auth_failures += 1
+        out = struct.pack(">I", 1)
+        if minor >= 8:
+            out += struct.pack(">I", len(RFB_AUTH_FAILED)) + RFB_AUTH_FAILED
+        ws.send(out)
+        raise SessionEnd(reason="authentication failed")
+
+    def _send_update(self, ws, pf, x, y, w, h, full=False):
+        """A FramebufferUpdate with one Raw rectangle: the requested one, clipped to
+        the screen (the whole screen for a change or an empty request)."""
+        x2, y2 = min(x + w, FB_WIDTH), min(y + h, FB_HEIGHT)
+        if full or x >= x2 or y >= y2:
+            x, y, x2, y2 = 0, 0, FB_WIDTH, FB_HEIGHT
+        version = self.fb_version
+        cache = {}
+        rows = []
+        for yy in range(y, y2):
+            row = bytearray()
+            for xx in range(x, x2):
+                rgb = framebuffer_rgb(xx, yy, version)
+                px = cache.get(rgb)
+                if px is None:
+                    px = cache[rgb] = rfb_pixel(rgb, pf)
+                row += px
+            rows.append(bytes(row))
+        ws.send(struct.pack(">BxH", 0, 1) + struct.pack(">HHHHi", x, y, x2 - x, y2 - y, 0)
+                + b"".join(rows))
+        with self.sim.lock:
+            self.updates += 1
+
+
 class Control:
     def __init__(self, sim):
         self.sim = sim
@@ -4365,6 +5143,17 @@ class Control:
                 return 200, self.token_privs_get()
             if parts == ["token-privs"] and method in ("POST", "PUT"):
                 return self.token_privs_set(data)
+            if parts == ["console"] and method == "GET":
+                return 200, self.console_state()
+            if parts == ["console"] and method in ("POST", "PUT"):
+                return 200, self.console_config(data)
+            if len(parts) >= 2 and parts[0] == "console" and parts[1].isdigit():
+                port = int(parts[1])
+                if len(parts) == 2 and method == "GET":
+                    return self.console_get(port)
+                if len(parts) == 2 and method == "DELETE" or \
+                        parts[2:] == ["drop"] and method == "POST":
+                    return self.console_drop(port, data.get("mode", "close"))
             if parts == ["config"] and method in ("POST", "PUT"):
                 return 200, self.config(data)
             if parts == ["config"] and method == "GET":
@@ -4374,6 +5163,61 @@ class Control:
         except ApiError as e:
             return 400, {"error": e.message}
         return 404, {"error": "unknown control endpoint %s %s" % (method, path)}
+
+    # --- consoles -------------------------------------------------------------------
+    def _console_sessions(self):
+        sim = self.sim
+        seen = [x for x in sim.console_ports.values() if x is not None]
+        return seen + [x for x in sim.console_history if x not in seen]
+
+    def console_settings(self):
+        sim = self.sim
+        return {"timeout": sim.console_timeout, "ticket_lifetime": sim.vnc_ticket_lifetime,
+                "read_delay": sim.console_read_delay}
+
+    def console_state(self):
+        """{"sessions": [open ones], "closed": [ended ones, newest last], settings}"""
+        with self.sim.lock:
+            all_ = self._console_sessions()
+            d = self.console_settings()
+            d["sessions"] = [x.info() for x in all_ if x.state != "closed"]
+            d["closed"] = [x.info() for x in sorted(
+                (x for x in all_ if x.state == "closed"),
+                key=lambda x: (x.closed_at or 0, x.created))]
+            return d
+
+    def console_config(self, data):
+        sim = self.sim
+        for key, attr in (("timeout", "console_timeout"),
+                          ("ticket_lifetime", "vnc_ticket_lifetime"),
+                          ("read_delay", "console_read_delay")):
+            if key in data:
+                value = float(data[key])
+                if value < 0:
+                    raise ValueError("%s must not be negative" % key)
+                setattr(sim, attr, value)
+        with sim.lock:
+            return self.console_settings()
+
+    def console_get(self, port):
+        """The newest session on the port (open or ended)."""
+        with self.sim.lock:
+            found = [x for x in self._console_sessions() if x.port == port]
+            if not found:
+                return 404, {"error": "no console session on port %d" % port}
+            return 200, max(found, key=lambda x: (x.state != "closed", x.created)).info()
+
+    def console_drop(self, port, mode):
+        if mode not in ("close", "reset"):
+            return 400, {"error": "mode must be close or reset"}
+        with self.sim.lock:
+            session = self.sim.console_ports.get(port)
+            if session is None or session.state == "closed":
+                return 404, {"error": "no open console session on port %d" % port}
+        session.drop(mode)
+        session.closed.wait(5)
+        with self.sim.lock:
+            return 200, dict(session.info(), dropped=mode)
 
     def token_privs_get(self):
         """{tokenid: [privileges on "/"] or None (every privilege)}"""
@@ -4885,6 +5729,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_api(self, method, rel, route, raw_path, query, body):
         sim = self.server.sim
+        # pve-http-server: a GET of a path ending in "websocket" with an Upgrade header
+        # checks the upgrade headers after the API call (not after a failed login)
+        upgrade = method == "GET" and rel.endswith("websocket") and \
+            bool(self.headers.get("Upgrade"))
+        authed = False
         try:
             if method in ("GET", "DELETE", "HEAD") and body:
                 # refused by the HTTP layer itself: no JSON body
@@ -4892,6 +5741,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             user = None
             if route is None or route.auth:
                 user = self.authenticate(method)
+            authed = True
             if route is None:
                 raise ApiError(501, "Method '%s %s' not implemented" % (method, rel))
             raw = self.collect_params(method, query, body)
@@ -4917,7 +5767,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with sim.lock:
                     sim.changed()
         except ApiError as err:
+            if upgrade and authed and self.websocket_refused():
+                return
             self.send_error_response(err)
+            return
+        if upgrade:
+            if not self.websocket_refused():
+                self.websocket_session(values)
             return
         if isinstance(data, RawJson):
             self.send(200, "OK", data.body)
@@ -4925,6 +5781,65 @@ class Handler(http.server.BaseHTTPRequestHandler):
         out = {"data": data}
         out.update(ctx.extra)
         self.send(200, "OK", json.dumps(out, separators=(",", ":")).encode())
+
+    # --- WebSocket (pve-http-server AnyEvent.pm: the upgrade and websocket_proxy) --------
+    def websocket_refused(self):
+        """Check the upgrade headers as pve-http-server does; on a problem answer
+        500 with the message as a plain body (its error()) and return True."""
+        upgrade = (self.headers.get("Upgrade") or "").lower()
+        version = self.headers.get("Sec-WebSocket-Version") or ""
+        if upgrade != "websocket":
+            msg = "unable to upgrade to protocol '%s'" % upgrade
+        elif version != "13":
+            msg = "unsupported websocket-version '%s'" % version
+        elif not self.headers.get("Sec-WebSocket-Key"):
+            msg = "missing websocket-key"
+        else:
+            return False
+        self.send_response(500, _reason(msg))
+        self.send_header("Content-Length", str(len(msg) + 1))
+        self.send_header("Cache-Control", "max-age=0")
+        self.send_header("Pragma", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(msg.encode() + b"\n")
+        self.close_connection = True
+        return True
+
+    def websocket_session(self, values):
+        """101 Switching Protocols, then the port's console on this connection.  With no
+        console waiting on the port (never made, timed out, already connected, ended)
+        the connection is closed without an answer, as pveproxy's connect fails."""
+        sim = self.server.sim
+        self.close_connection = True
+        with sim.lock:
+            session = sim.console_ports.get(values["port"])
+        client_port = self.client_address[1] if self.client_address else 0
+        if session is None or not session.claim(self.connection, client_port):
+            return
+        key = self.headers.get("Sec-WebSocket-Key", "").strip()
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        head = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket",
+                "Connection: upgrade", "Sec-WebSocket-Accept: " + accept]
+        proto = self.headers.get("Sec-WebSocket-Protocol")
+        if proto:
+            # pve-http-server echoes the request's header as it came
+            head.append("Sec-WebSocket-Protocol: " + proto)
+        try:
+            self.connection.settimeout(None)
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            self.wfile.flush()
+        except OSError:
+            session.drop()
+        session.run(WsConn(self, session))
+        if not session.dropped:
+            # pveproxy's client_do_disconnect: stoptls (close_notify), then shutdown;
+            # never a WebSocket close frame
+            try:
+                self.connection.settimeout(0.3)
+                self.connection.unwrap()
+            except (OSError, ValueError):
+                pass
 
     def collect_params(self, method, query, body):
         """Body (form or JSON) first, then the query string, which overrides it."""

@@ -10,17 +10,361 @@ TLS is always verified against the simulator's CA (``sim.ca``).  Standard
 library only.
 """
 
+import base64
+import hashlib
 import http.client
 import json
 import os
+import re
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
 import urllib.parse
 
+import vncdes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PVESIM = os.path.join(HERE, "pvesim.py")
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WebSocketRefused(Exception):
+    """The server did not switch protocols: status, reason, headers (lower-case
+    names) and body, or status None when it closed the connection without an answer."""
+
+    def __init__(self, status, reason, headers=None, body=b""):
+        super().__init__("%s %s" % (status, reason))
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}
+        self.body = body
+
+
+class WebSocket:
+    """A small RFC 6455 client over verified TLS (standard library only): masked
+    frames out, ping answered, close frame or EOF seen as the end.  recv() returns
+    the payload of the next data frame, or None once the server has gone
+    (``closed_by`` then says "close frame" or "eof")."""
+
+    def __init__(self, sock, rest=b"", protocol=None, headers=None):
+        self.sock = sock
+        self.buf = bytearray(rest)
+        self.protocol = protocol
+        self.headers = headers or {}
+        self.closed_by = None
+        self.close_code = None
+
+    @classmethod
+    def connect(cls, host, port, ctx, path, headers=None, protocols=("binary",), timeout=10):
+        raw = socket.create_connection((host, port), timeout=timeout)
+        sock = ctx.wrap_socket(raw, server_hostname=host)
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port),
+                 "Upgrade: websocket", "Connection: Upgrade",
+                 "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
+        if protocols:
+            lines.append("Sec-WebSocket-Protocol: " + ", ".join(protocols))
+        for name, value in (headers or {}).items():
+            lines.append("%s: %s" % (name, value))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        if b"\r\n\r\n" not in data:
+            sock.close()
+            raise WebSocketRefused(None, "connection closed without an answer")
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *hlines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        status, reason = int(parts[1]), parts[2] if len(parts) > 2 else ""
+        hdrs = {}
+        for line in hlines:
+            name, _, value = line.partition(":")
+            hdrs[name.strip().lower()] = value.strip()
+        if status != 101:
+            length = int(hdrs.get("content-length") or 0)
+            try:
+                while len(rest) < length:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    rest += chunk
+            except (OSError, ssl.SSLError):
+                pass
+            sock.close()
+            raise WebSocketRefused(status, reason, hdrs, rest)
+        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        if hdrs.get("sec-websocket-accept") != want:
+            sock.close()
+            raise WebSocketRefused(status, "bad Sec-WebSocket-Accept", hdrs, rest)
+        return cls(sock, rest, hdrs.get("sec-websocket-protocol"), hdrs)
+
+    # --- frames -------------------------------------------------------------------
+    def send_frame(self, payload, opcode=2):
+        n = len(payload)
+        if n <= 125:
+            head = struct.pack(">BB", 0x80 | opcode, 0x80 | n)
+        elif n <= 0xFFFF:
+            head = struct.pack(">BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            head = struct.pack(">BBQ", 0x80 | opcode, 0x80 | 127, n)
+        mask = os.urandom(4)
+        key = (mask * (n // 4 + 1))[:n]
+        body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big") \
+            if n else b""
+        self.sock.sendall(head + mask + body)
+
+    def send(self, data):
+        """A binary frame (bytes) or a text frame (str)."""
+        if isinstance(data, str):
+            self.send_frame(data.encode(), 1)
+        else:
+            self.send_frame(bytes(data), 2)
+
+    def ping(self, payload=b""):
+        self.send_frame(payload, 9)
+
+    def close(self, code=1000):
+        try:
+            self.send_frame(struct.pack(">H", code), 8)
+        except OSError:
+            pass
+
+    def shutdown(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+
+    def _take(self, n):
+        self._fill(n)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def recv_frame(self, timeout=None):
+        """(opcode, payload) of the next frame; None at EOF.  socket.timeout if
+        nothing came within timeout."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        try:
+            b0, b1 = self._take(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._take(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._take(8))[0]
+            mask = self._take(4) if b1 & 0x80 else None
+            payload = self._take(n) if n else b""
+        except (EOFError, ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return None
+        if mask:
+            key = (mask * (n // 4 + 1))[:n]
+            payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")) \
+                .to_bytes(n, "big")
+        return b0, payload
+
+    def recv(self, timeout=10):
+        """The next data payload (binary or text), or None once the server has gone."""
+        while True:
+            frame = self.recv_frame(timeout)
+            if frame is None:
+                self.closed_by = self.closed_by or "eof"
+                return None
+            b0, payload = frame
+            op = b0 & 0x0F
+            if op in (0, 1, 2):
+                return payload
+            if op == 8:
+                self.closed_by = "close frame"
+                self.close_code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 \
+                    else None
+                return None
+            if op == 9:
+                self.send_frame(payload, 10)
+            # 10 (pong): ignored
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+class TermClient:
+    """termproxy's client side (as pve-xtermjs does it) over a vncwebsocket."""
+
+    def __init__(self, ws, info):
+        self.ws = ws
+        self.info = info        # the termproxy answer: user, ticket, port, upid
+        self.output = b""
+
+    def login(self, user=None, ticket=None):
+        """Send "user:ticket\n"; True if the server answered "OK" (any output after
+        it is kept in .output), False if it closed the connection."""
+        self.ws.send(("%s:%s\n" % (user or self.info["user"],
+                                     ticket or self.info["ticket"])).encode())
+        data = b""
+        while len(data) < 2:
+            chunk = self.ws.recv()
+            if chunk is None:
+                return False
+            data += chunk
+        if data[:2] != b"OK":
+            return False
+        self.output = data[2:]
+        return True
+
+    def send_input(self, text):
+        raw = text.encode() if isinstance(text, str) else text
+        self.ws.send(b"0:%d:" % len(raw) + raw)
+
+    def resize(self, cols, rows):
+        self.ws.send(b"1:%d:%d:" % (cols, rows))
+
+    def ping(self):
+        self.ws.send(b"2")
+
+    def read_until(self, pattern, timeout=10):
+        """Read output until it matches pattern (bytes regex); returns the output so
+        far (the whole of it stays in .output).  Raises TimeoutError, or EOFError
+        when the server closed first."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while not rx.search(self.output):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no %r in %r" % (pattern, self.output))
+            try:
+                chunk = self.ws.recv(timeout=left)
+            except socket.timeout:
+                continue
+            if chunk is None:
+                raise EOFError("connection closed; output %r" % self.output)
+            self.output += chunk
+        return self.output
+
+    def run(self, command, timeout=10):
+        """Type a command and Enter; returns what it printed (between the echoed
+        line and the next prompt)."""
+        start = len(self.output)
+        self.send_input(command + "\r")
+        deadline = time.monotonic() + timeout
+        while True:
+            tail = self.output[start:]
+            m = re.search(re.escape(command.encode()) + rb"\r\n(.*?)([^\r\n]*[#$] )$",
+                          tail, re.S)
+            if m:
+                return m.group(1).decode("utf-8", "replace")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no prompt after %r: %r" % (command, tail))
+            chunk = self.ws.recv(timeout=left)
+            if chunk is None:
+                raise EOFError("connection closed; output %r" % tail)
+            self.output += chunk
+
+
+class RfbClient:
+    """An RFB 3.8 client over a vncwebsocket: VNC Authentication (DES), ClientInit,
+    ServerInit, then requests and Raw updates."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.buf = bytearray()
+        self.width = self.height = None
+        self.pixel_format = None
+        self.name = None
+        self.server_version = None
+
+    def read(self, n, timeout=10):
+        while len(self.buf) < n:
+            chunk = self.ws.recv(timeout=timeout)
+            if chunk is None:
+                raise EOFError("connection closed after %r" % bytes(self.buf))
+            self.buf += chunk
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def handshake(self, password, version=b"RFB 003.008\n", shared=True):
+        """Version, security type 2 and the DES answer, ClientInit, ServerInit.
+        Returns (security result, reason): (0, None) when authenticated; then width,
+        height, pixel_format and name are set."""
+        self.server_version = self.read(12)
+        self.ws.send(version)
+        types = self.read(self.read(1)[0])
+        if 2 not in types:
+            raise ValueError("no VNC Authentication in %r" % types)
+        self.ws.send(b"\x02")
+        challenge = self.read(16)
+        self.ws.send(vncdes.vnc_response(password, challenge))
+        result = struct.unpack(">I", self.read(4))[0]
+        if result != 0:
+            reason = self.read(struct.unpack(">I", self.read(4))[0])
+            return result, reason
+        self.ws.send(b"\x01" if shared else b"\x00")
+        init = self.read(24)
+        self.width, self.height = struct.unpack(">HH", init[:4])
+        self.pixel_format = struct.unpack(">BBBBHHHBBB3x", init[4:20])
+        self.name = self.read(struct.unpack(">I", init[20:24])[0]).decode("utf-8", "replace")
+        return 0, None
+
+    def set_encodings(self, encodings=(0,)):
+        self.ws.send(struct.pack(">BxH", 2, len(encodings)) +
+                     struct.pack(">%di" % len(encodings), *encodings))
+
+    def set_pixel_format(self, bpp=32, depth=24, big_endian=0, true_colour=1, rmax=255,
+                         gmax=255, bmax=255, rshift=16, gshift=8, bshift=0):
+        pf = (bpp, depth, big_endian, true_colour, rmax, gmax, bmax, rshift, gshift, bshift)
+        self.ws.send(struct.pack(">B3x", 0) + struct.pack(">BBBBHHHBBB3x", *pf))
+        self.pixel_format = pf
+
+    def request_update(self, incremental=False, x=0, y=0, w=None, h=None):
+        self.ws.send(struct.pack(">BBHHHH", 3, 1 if incremental else 0, x, y,
+                                 self.width if w is None else w,
+                                 self.height if h is None else h))
+
+    def read_update(self, timeout=10):
+        """One FramebufferUpdate: [(x, y, w, h, encoding, raw pixel bytes)]."""
+        msg = self.read(1, timeout)[0]
+        if msg != 0:
+            raise ValueError("expected a FramebufferUpdate, got message type %d" % msg)
+        n = struct.unpack(">xH", self.read(3, timeout))[0]
+        bpp = self.pixel_format[0] // 8
+        rects = []
+        for _ in range(n):
+            x, y, w, h, enc = struct.unpack(">HHHHi", self.read(12, timeout))
+            if enc != 0:
+                raise ValueError("unexpected encoding %d" % enc)
+            rects.append((x, y, w, h, enc, self.read(w * h * bpp, timeout)))
+        return rects
+
+    def key(self, keysym, down=True):
+        self.ws.send(struct.pack(">BBxxI", 4, 1 if down else 0, keysym))
+
+    def pointer(self, x, y, mask=0):
+        self.ws.send(struct.pack(">BBHH", 5, mask, x, y))
+
+    def cut_text(self, text):
+        raw = text.encode("latin-1")
+        self.ws.send(struct.pack(">BxxxI", 6, len(raw)) + raw)
 
 
 class PveSim:
@@ -324,6 +668,72 @@ class PveSim:
     def all_token_privs(self):
         """{tokenid: [privileges] or None (every privilege)} for every token."""
         return self.control("GET", "/token-privs")
+
+    # --- consoles ------------------------------------------------------------------------
+    def vncwebsocket(self, vmid, port, vncticket, node="pve", kind="lxc", token=True,
+                     headers=None, protocols=("binary",), timeout=10):
+        """Open GET /nodes/{node}/{kind}/{vmid}/vncwebsocket?port=…&vncticket=… as a
+        WebSocket (Authorization: PVEAPIToken by default; token=False for none, or a
+        string for another Authorization value).  Raises WebSocketRefused."""
+        hdrs = dict(headers or {})
+        if token is True:
+            hdrs["Authorization"] = "PVEAPIToken=%s" % self.token
+        elif token:
+            hdrs["Authorization"] = token
+        path = "/api2/json/nodes/%s/%s/%d/vncwebsocket?%s" % (
+            node, kind, vmid, urllib.parse.urlencode({"port": port, "vncticket": vncticket},
+                                                     quote_via=urllib.parse.quote))
+        return WebSocket.connect(self.host, self.port, self._ctx, path, hdrs, protocols,
+                                 timeout)
+
+    def termproxy(self, vmid, node="pve", kind="lxc", login=True, **params):
+        """POST termproxy, open its vncwebsocket, and (login=True) send the
+        "user:ticket" line and wait for "OK".  Returns a TermClient (.info is the
+        termproxy answer); read the prompt with read_until(rb"# $")."""
+        info = self.data("POST", "/nodes/%s/%s/%d/termproxy" % (node, kind, vmid),
+                         params or None)
+        ws = self.vncwebsocket(vmid, info["port"], info["ticket"], node=node, kind=kind)
+        term = TermClient(ws, info)
+        if login and not term.login():
+            ws.shutdown()
+            raise RuntimeError("termproxy refused the ticket line")
+        return term
+
+    def vnc(self, vmid, node="pve", kind="qemu", auth="ticket", **params):
+        """POST vncproxy with websocket=1, open its vncwebsocket, complete RFB 3.8 with
+        VNC Authentication and ServerInit.  auth "ticket" answers the challenge with the
+        ticket (whose first 8 characters are the password),
+        "password" with the returned password, anything else with that string.
+        Returns an RfbClient (.info: the vncproxy answer)."""
+        info = self.data("POST", "/nodes/%s/%s/%d/vncproxy" % (node, kind, vmid),
+                         dict({"websocket": 1}, **params))
+        ws = self.vncwebsocket(vmid, info["port"], info["ticket"], node=node, kind=kind)
+        rfb = RfbClient(ws)
+        rfb.info = info
+        secret = {"ticket": info["ticket"], "password": info.get("password")}.get(auth, auth)
+        result, reason = rfb.handshake(secret)
+        if result != 0:
+            ws.shutdown()
+            raise RuntimeError("VNC authentication failed: %r" % reason)
+        return rfb
+
+    def consoles(self):
+        """GET /_sim/console: {"sessions": [open], "closed": [ended], "timeout",
+        "ticket_lifetime", "read_delay"}"""
+        return self.control("GET", "/console")
+
+    def console(self, port):
+        """The newest console session on a port (open or ended)."""
+        return self.control("GET", "/console/%d" % port)
+
+    def drop_console(self, port, mode="close"):
+        """Close the session from the server side (no close frame; "reset": a TCP RST)."""
+        return self.control("POST", "/console/%d/drop" % port, {"mode": mode})
+
+    def console_settings(self, timeout=None, ticket_lifetime=None, read_delay=None):
+        body = {k: v for k, v in (("timeout", timeout), ("ticket_lifetime", ticket_lifetime),
+                                  ("read_delay", read_delay)) if v is not None}
+        return self.control("POST", "/console", body)
 
     def refresh(self):
         return self.control("POST", "/refresh", {})

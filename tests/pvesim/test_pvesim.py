@@ -21,7 +21,8 @@ import pytest
 import pvesim
 import schema_check
 from pveparams import MISSING, NOT_DEFINED
-from simctl import PveSim
+import vncdes
+from simctl import PveSim, RfbClient, TermClient, WebSocketRefused
 
 TOKEN = "root@pam!ospab=4f4c3a52-1d3e-4b8e-9a43-0d7f0e6b8c11"
 AUTH_DELAY = 0.3
@@ -126,6 +127,8 @@ def test_every_required_path_is_served():
                 ("DELETE", lxc + "/snapshot/{snapname}"),
                 ("POST", lxc + "/snapshot/{snapname}/rollback"), ("GET", lxc + "/rrddata"),
                 ("POST", lxc + "/vncproxy"), ("POST", lxc + "/termproxy"),
+                ("GET", lxc + "/vncwebsocket"), ("GET", "/nodes/{node}/qemu/{vmid}/vncwebsocket"),
+                ("POST", "/access/vncticket"),
                 ("GET", lxc + "/interfaces"), ("GET", "/nodes/{node}/tasks"),
                 ("GET", "/nodes/{node}/tasks/{upid}/status"),
                 ("GET", "/nodes/{node}/tasks/{upid}/log"),
@@ -743,7 +746,10 @@ def test_vncproxy_and_termproxy_shapes(sim, schema):
     assert schema_check.check_returns(schema, "POST", "/nodes/{node}/lxc/{vmid}/vncproxy",
                                       d) == []
     assert set(d) == {"user", "ticket", "port", "upid", "cert", "password"}
-    assert 5900 <= d["port"] <= 5999 and d["ticket"].startswith("PVEVNC:")
+    assert 5900 <= d["port"] <= 5999
+    # websocket=1: an 8-character VNC password ('!' .. '`'), also put before the ticket
+    assert re.fullmatch(r"[!-`]{8}", d["password"])
+    assert d["ticket"].startswith(d["password"] + ":PVEVNC:")
     assert d["user"] == "root@pam!ospab"
     with open(sim.ca) as f:
         assert d["cert"] == f.read()
@@ -752,6 +758,318 @@ def test_vncproxy_and_termproxy_shapes(sim, schema):
     assert set(t) == {"user", "ticket", "port", "upid"} and t["port"] != d["port"]
     assert schema_check.check_returns(schema, "POST", "/nodes/{node}/lxc/{vmid}/termproxy",
                                       t) == []
+    assert re.fullmatch(r"PVEVNC:[0-9A-F]{8}::\S+", t["ticket"])
+    # without websocket an LXC vncproxy has no password (vncterm checks the ticket)
+    assert "password" not in sim.data("POST", "/nodes/pve1/lxc/100/vncproxy")
+
+
+# ---------------------------------------------------------------------------
+# Consoles: termproxy, RFB and the vncwebsocket
+
+def test_des_and_vnc_authentication_known_answers():
+    h = bytes.fromhex
+    # FIPS 46-3 worked example, and the classic "Now is the time for all "
+    assert vncdes.encrypt_block(h("133457799BBCDFF1"), h("0123456789ABCDEF")) == \
+        h("85E813540F0AB405")
+    assert vncdes.decrypt_block(h("133457799BBCDFF1"), h("85E813540F0AB405")) == \
+        h("0123456789ABCDEF")
+    assert vncdes.ecb_encrypt(h("0123456789ABCDEF"), b"Now is the time for all ") == \
+        h("3FA40E8A984D48156A271787AB8883F9893D51EC4B563B53")
+    assert vncdes.encrypt_block(h("FFFFFFFFFFFFFFFF"), h("FFFFFFFFFFFFFFFF")) == \
+        h("7359B2163E4EDC58")
+    assert vncdes.encrypt_block(h("FEDCBA9876543210"), h("0123456789ABCDEF")) == \
+        h("ED39D950FA74BCC4")
+    # NBS known-answer tests (SP 800-17): variable plaintext and variable key
+    assert vncdes.encrypt_block(h("0101010101010101"), h("8000000000000000")) == \
+        h("95F8A5E5DD31D900")
+    assert vncdes.encrypt_block(h("8001010101010101"), h("0000000000000000")) == \
+        h("95A8D72813DAA94D")
+    # VNC: the password's bytes bit-reversed, NUL-padded to 8, longer ones cut
+    assert vncdes.vnc_key("\x01\x02") == b"\x80\x40" + b"\0" * 6
+    assert vncdes.vnc_key("password") == vncdes.vnc_key("password-and-more")
+    # "password" → key 0E86CECEEEF64E26; the answer to a zero challenge, as
+    # `openssl enc -des-ecb -K 0E86CECEEEF64E26 -nopad` (legacy provider) computes it
+    assert vncdes.vnc_key("password") == h("0E86CECEEEF64E26")
+    assert vncdes.vnc_response("password", bytes(16)) == h("FF97502E9422F089" * 2)
+    challenge = bytes(range(16))
+    key = vncdes.vnc_key("s3cret")
+    answer = vncdes.vnc_response("s3cret", challenge)
+    assert answer == vncdes.encrypt_block(key, challenge[:8]) + \
+        vncdes.encrypt_block(key, challenge[8:])
+    assert vncdes.decrypt_block(key, answer[8:]) == challenge[8:]
+
+
+@pytest.fixture
+def console_vm(sim):
+    """console_vm(**fields): a scratch VM on pve1, removed afterwards (its disk would
+    show in the storage tests)."""
+    made = []
+
+    def make(**fields):
+        made.append(qemu_vm(sim, **fields))
+        return made[-1]
+    yield make
+    for vmid in made:
+        sim.control("DELETE", "/guest/%d" % vmid)
+
+
+def running_ct(sim, node="pve1"):
+    vmid, _ = create_ct(sim, node=node)
+    start_ct(sim, vmid, node)
+    return vmid
+
+
+def test_termproxy_line_shell_over_the_vncwebsocket(sim, schema):
+    vmid = running_ct(sim)
+    term = sim.termproxy(vmid, node="pve1")
+    info = term.info
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/lxc/{vmid}/termproxy",
+                                      info) == []
+    assert term.ws.protocol == "binary"         # the request's subprotocol, echoed
+    prompt = "root@ct%d:~# " % vmid
+    term.read_until(re.escape(prompt.encode()) + b"$")
+    term.ws.ping(b"hi")                         # a WebSocket ping gets its pong
+    assert term.ws.recv_frame() == (0x8A, b"hi")
+    assert term.run("echo hello") == "hello\r\n"
+    assert term.run("echo  'two  words' x") == "two  words x\r\n"
+    assert term.run("hostname") == "ct%d\r\n" % vmid
+    assert term.run("frobnicate --now") == "-bash: frobnicate: command not found\r\n"
+    # typing arrives as several messages, with a backspace, a resize and pings between
+    start = len(term.output)
+    term.send_input("echo hx")
+    term.send_input("\x7f")
+    term.resize(132, 43)
+    term.ping()
+    term.ws.send("0:4:ello")                   # xterm.js sends text frames
+    term.ws.send(b"0:1:\r2")
+    term.read_until(b"hello\r\n" + re.escape(prompt.encode()) + b"$")
+    assert term.output[start:].startswith(b"echo hx\b \bello\r\nhello\r\n")
+    st = sim.console(info["port"])
+    assert st["kind"] == "term" and st["state"] == "connected" and st["authenticated"]
+    assert (st["cols"], st["rows"], st["resizes"], st["pings"]) == (132, 43, 1, 2)
+    assert st["commands"][0] == "echo hello" and st["commands"][-1] == "echo hello"
+    assert st["bytes_in"] > 40 and st["bytes_out"] > 100 and st["user"] == sim.token_id
+    assert st["upid"] == info["upid"]
+    assert sim.data("GET", "/nodes/pve1/tasks/%s/status" % urllib.parse.quote(
+        info["upid"], safe=""))["status"] == "running"
+    # exit: "logout", then Proxmox drops the socket (no close frame)
+    term.send_input("exit\r")
+    term.read_until(b"logout\r\n")
+    while term.ws.recv() is not None:
+        pass
+    assert term.ws.closed_by == "eof"
+    st = sim.wait_task(info["upid"])
+    assert (st["exitstatus"], st["type"]) == ("OK", "vncproxy")
+    log = sim.data("GET", "/nodes/pve1/tasks/%s/log" % urllib.parse.quote(
+        info["upid"], safe=""))
+    assert log[0]["t"].startswith("client connection: 127.0.0.1:")
+    assert sim.console(info["port"])["end_reason"] == "shell exited"
+
+
+def test_termproxy_of_a_qemu_vm_and_a_stopped_guest(sim, console_vm):
+    vmid = console_vm(status="running", name="web-1")
+    term = sim.termproxy(vmid, node="pve1", kind="qemu")
+    term.read_until(rb"root@web-1:~# $")
+    assert term.run("hostname") == "web-1\r\n"
+    term.ws.close()
+    assert term.ws.recv() is None
+    assert sim.wait_task(term.info["upid"])["exitstatus"] == "OK"
+    assert sim.console(term.info["port"])["end_reason"] == "client close (1000)"
+    # a stopped CT: "OK", the console command's complaint, and the end
+    vmid, _ = create_ct(sim)
+    term = sim.termproxy(vmid, node="pve1")
+    term.read_until(b"is not running\r\n")
+    assert term.ws.recv() is None
+
+
+def test_vnc_rfb_38_with_vnc_authentication_and_a_framebuffer(sim, schema, console_vm):
+    vmid = console_vm(status="running", name="desk-1")
+    rfb = sim.vnc(vmid, node="pve1")
+    info = rfb.info
+    assert schema_check.check_returns(schema, "POST", "/nodes/{node}/qemu/{vmid}/vncproxy",
+                                      info) == []
+    assert set(info) == {"user", "ticket", "port", "upid", "cert", "password"}
+    assert info["ticket"].startswith(info["password"] + ":PVEVNC:")
+    assert rfb.server_version == b"RFB 003.008\n"
+    assert (rfb.width, rfb.height, rfb.name) == (64, 48, "QEMU (desk-1)")
+    assert rfb.pixel_format == (32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
+    rfb.set_encodings([0, -223])
+    rfb.request_update(incremental=False)
+    [(x, y, w, h, enc, pixels)] = rfb.read_update()
+    assert (x, y, w, h, enc) == (0, 0, 64, 48, 0) and len(pixels) == 64 * 48 * 4
+    colours = {pixels[i:i + 4] for i in range(0, len(pixels), 4)}
+    assert len(colours) > 8 and b"\0\0\0\0" in colours and b"\xff\xff\xff\0" in colours
+    # a part of the screen; an incremental request waits for a change (a key press)
+    rfb.request_update(incremental=False, x=8, y=4, w=4, h=2)
+    assert [r[:4] for r in rfb.read_update()] == [(8, 4, 4, 2)]
+    rfb.request_update(incremental=True)
+    with pytest.raises(socket.timeout):
+        rfb.read(1, timeout=0.3)
+    rfb.key(0xFF0D, True)
+    rfb.key(0xFF0D, False)
+    [(_, _, w, h, _, changed)] = rfb.read_update()
+    assert (w, h) == (64, 48) and changed != pixels
+    # 16 bpp on request; pointer and clipboard are taken
+    rfb.set_pixel_format(bpp=16, depth=16, rmax=31, gmax=63, bmax=31, rshift=11, gshift=5,
+                         bshift=0)
+    rfb.pointer(10, 20, 1)
+    rfb.cut_text("clip")
+    rfb.request_update(incremental=False)
+    assert len(rfb.read_update()[0][5]) == 64 * 48 * 2
+    st = sim.console(info["port"])
+    assert st["kind"] == "vnc" and st["authenticated"] and st["auth_failures"] == 0
+    assert st["keys"] == [[0xFF0D, 1], [0xFF0D, 0]] and st["pointer"] == [10, 20, 1]
+    assert st["cut_text"] == ["clip"] and st["encodings"] == [0, -223]
+    assert st["updates"] == 4 and st["client_version"] == "RFB 003.008"
+    rfb.ws.close()
+    assert sim.wait_task(info["upid"])["exitstatus"] == "OK"
+    # the password alone works as well (the first 8 characters are what counts)
+    rfb = sim.vnc(vmid, node="pve1", auth="password")
+    assert rfb.width == 64 and sim.console(rfb.info["port"])["authenticated"]
+    rfb.ws.shutdown()
+
+
+def test_vnc_authentication_failure_and_a_stopped_vm(sim, console_vm):
+    vmid = console_vm(status="running")
+    info = sim.data("POST", qpath("pve1", vmid, "/vncproxy"), {"websocket": 1})
+    with sim.vncwebsocket(vmid, info["port"], info["ticket"], node="pve1",
+                          kind="qemu") as ws:
+        rfb = RfbClient(ws)
+        assert rfb.handshake("wrong-pw") == (1, b"Authentication failed\0")
+        assert ws.recv() is None
+    assert sim.console(info["port"])["auth_failures"] == 1
+    # a stopped VM: qm vncproxy fails, the socket closes at once
+    vmid = console_vm()
+    info = sim.data("POST", qpath("pve1", vmid, "/vncproxy"), {"websocket": 1})
+    with sim.vncwebsocket(vmid, info["port"], info["ticket"], node="pve1",
+                          kind="qemu") as ws:
+        assert ws.recv() is None
+    assert sim.wait_task(info["upid"])["exitstatus"] == "Failed to run vncproxy."
+
+
+def test_vncwebsocket_refusals(sim, schema):
+    vmid = running_ct(sim)
+    other = running_ct(sim)
+    t = sim.data("POST", "/nodes/pve1/lxc/%d/termproxy" % vmid)
+
+    def refused(**kw):
+        args = dict(vmid=vmid, port=t["port"], vncticket=t["ticket"], node="pve1")
+        args.update(kw)
+        with pytest.raises(WebSocketRefused) as e:
+            sim.vncwebsocket(args.pop("vmid"), args.pop("port"), args.pop("vncticket"),
+                             **args)
+        return e.value
+
+    bad = "permission denied - invalid PVEVNC ticket"
+    for e in (refused(vncticket="PVEVNC:00000000::bogus"),
+              refused(vmid=other),                              # another guest's path
+              refused(port=t["port"] + 1 if t["port"] < 5999 else 5900)):
+        assert (e.status, e.reason) == (401, bad)
+        assert json.loads(e.body) == {"data": None, "message": bad + "\n"}
+    # another user (root@pam with a ticket cookie) may not use the token's ticket
+    d = sim.data("POST", "/access/ticket",
+                 {"username": "root@pam", "password": sim.info["password"]}, token=False)
+    e = refused(token=False, headers={
+        "Cookie": "PVEAuthCookie=%s" % urllib.parse.quote(d["ticket"])})
+    assert (e.status, e.reason) == (401, bad)
+    assert refused(token=False).reason == "No ticket"
+    # without Upgrade: the API answer {"port": "N"}
+    data = sim.data("GET", "/nodes/pve1/lxc/%d/vncwebsocket" % vmid,
+                    {"port": t["port"], "vncticket": t["ticket"]})
+    assert data == {"port": str(t["port"])}
+    assert schema_check.check_returns(schema, "GET", "/nodes/{node}/lxc/{vmid}/vncwebsocket",
+                                      data) == []
+    # a wrong websocket version: pve-http-server's 500 with a plain body
+    q = urllib.parse.urlencode({"port": t["port"], "vncticket": t["ticket"]})
+    raw = raw_request(sim, (
+        "GET /api2/json/nodes/pve1/lxc/%d/vncwebsocket?%s HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: PVEAPIToken=%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+        % (vmid, q, TOKEN)).encode())
+    assert raw.startswith(b"HTTP/1.1 500 unsupported websocket-version '8'\r\n")
+    assert raw.endswith(b"\r\n\r\nunsupported websocket-version '8'\n")
+    # the real thing works once; a second connection to the port finds nothing
+    ws = sim.vncwebsocket(vmid, t["port"], t["ticket"], node="pve1", protocols=())
+    assert ws.protocol is None                  # no subprotocol asked, none answered
+    assert refused().status is None
+    # a wrong ticket line: termproxy closes the connection, its task fails
+    term = TermClient(ws, t)
+    assert term.login(ticket="PVEVNC:00000000::bogus") is False
+    assert sim.wait_task(t["upid"])["exitstatus"] == "authentication request failed"
+    # an expired ticket
+    sim.console_settings(ticket_lifetime=0)
+    try:
+        t2 = sim.data("POST", "/nodes/pve1/lxc/%d/termproxy" % vmid)
+        assert refused(port=t2["port"], vncticket=t2["ticket"]).status == 401
+    finally:
+        sim.console_settings(ticket_lifetime=40)
+    # /access/vncticket, as termproxy asks it
+    t3 = sim.data("POST", "/nodes/pve1/lxc/%d/termproxy" % vmid)
+    ok = {"authid": t3["user"], "vncticket": t3["ticket"], "path": "/vms/%d" % vmid,
+          "privs": "VM.Console", "port": t3["port"]}
+    assert sim.request("POST", "/access/vncticket", ok, token=False)[:2] == (200, "OK")
+    status, reason, _, body = sim.request("POST", "/access/vncticket",
+                                          dict(ok, port=5999 if t3["port"] != 5999 else 5998),
+                                          token=False)
+    assert (status, reason, body) == (401, "authentication failure",
+                                      {"data": None, "message": "authentication failure\n"})
+
+
+def test_console_drop_timeout_and_slow_reader(sim, console_vm):
+    vmid = running_ct(sim)
+    term = sim.termproxy(vmid, node="pve1")
+    term.read_until(rb"# $")
+    assert [s["port"] for s in sim.consoles()["sessions"]].count(term.info["port"]) == 1
+    out = sim.drop_console(term.info["port"])
+    assert out["dropped"] == "close" and out["state"] == "closed"
+    assert term.ws.recv() is None and term.ws.closed_by == "eof"
+    assert sim.wait_task(term.info["upid"])["exitstatus"] == "OK"
+    closed = [s for s in sim.consoles()["closed"] if s["upid"] == term.info["upid"]]
+    assert closed and closed[0]["end_reason"] == "dropped"
+    # "reset": a TCP RST instead of the orderly close
+    term = sim.termproxy(vmid, node="pve1")
+    term.read_until(rb"# $")
+    assert sim.drop_console(term.info["port"], mode="reset")["dropped"] == "reset"
+    assert term.ws.recv() is None
+    # a proxy nobody connects to gives up after the timeout
+    sim.console_settings(timeout=1.0)
+    try:
+        t = sim.data("POST", "/nodes/pve1/lxc/%d/termproxy" % vmid)
+        assert sim.wait_task(t["upid"])["exitstatus"] == "failed waiting for client: timed out"
+        vm = console_vm(status="running")
+        v = sim.data("POST", qpath("pve1", vm, "/vncproxy"), {"websocket": 1})
+        assert sim.wait_task(v["upid"])["exitstatus"] == "connection timed out"
+        # vncterm (LXC) waits twice as long and exits quietly
+        t0 = time.monotonic()
+        v = sim.data("POST", "/nodes/pve1/lxc/%d/vncproxy" % vmid, {"websocket": 1})
+        assert sim.wait_task(v["upid"])["exitstatus"] == "OK"
+        assert time.monotonic() - t0 > 1.8
+        with pytest.raises(WebSocketRefused):
+            sim.vncwebsocket(vmid, t["port"], t["ticket"], node="pve1")
+        # and one that does not send its ticket line in time
+        t = sim.data("POST", "/nodes/pve1/lxc/%d/termproxy" % vmid)
+        with sim.vncwebsocket(vmid, t["port"], t["ticket"], node="pve1") as ws:
+            assert ws.recv() is None
+        assert sim.wait_task(t["upid"])["exitstatus"] == "failed reading ticket: timed out"
+    finally:
+        sim.console_settings(timeout=10)
+    # slow reader: every frame waits before the server reads it
+    term = sim.termproxy(vmid, node="pve1")
+    term.read_until(rb"# $")
+    sim.console_settings(read_delay=0.3)
+    try:
+        t0 = time.monotonic()
+        term.send_input("echo sl")
+        term.send_input("ow\r")
+        term.read_until(rb"\r\nslow\r\n[^\n]*# $")
+        assert time.monotonic() - t0 >= 0.3
+    finally:
+        sim.console_settings(read_delay=0)
+    # DELETE on the task ends the session too
+    upid = term.info["upid"]
+    sim.data("DELETE", "/nodes/pve1/tasks/%s" % urllib.parse.quote(upid, safe=""))
+    assert term.ws.recv() is None
+    assert sim.wait_task(upid)["exitstatus"] == "received interrupt"
 
 
 # ---------------------------------------------------------------------------
