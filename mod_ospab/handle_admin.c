@@ -275,13 +275,8 @@ int ospab_mod_handle_admin(request_rec *r, const ospab_route_match_t *m)
     if (!(c.query = query_of(r))) {
         return ospab_mod_error(r, HTTP_BAD_REQUEST, "malformed query string");
     }
-    if (m->nparams > 0) {
-        c.id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]);
-    }
-    c.actor.type = "admin";
-    c.actor.id = who.user_id;
-    c.actor.remote_addr = r->useragent_ip;
-    c.actor.now = apr_time_now();
+    c.id = ospab_mod_route_id(r, m);
+    ospab_mod_actor(r, &who, &c.actor);          /* an admin: the route requires it */
     c.conf = ospab_mod_server_conf(r);
     ospab_mod_run(r, c.db, &c.actor, admin_op, &c, &res);
     return ospab_mod_finish(r, &res);

@@ -93,7 +93,7 @@ static int get(request_rec *r, const ospab_route_match_t *m, get_fn *fn)
     if (!ospab_mod_caller(r, &db, &who, &done)) {
         return done;
     }
-    fn(db, r->pool, &who, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]), &res);
+    fn(db, r->pool, &who, ospab_mod_route_id(r, m), &res);
     return ospab_mod_finish(r, &res);
 }
 

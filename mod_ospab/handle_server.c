@@ -117,13 +117,8 @@ int ospab_mod_handle_server(request_rec *r, const ospab_route_match_t *m)
     if (takes_body(c.route) && !ospab_mod_json_body(r, &c.body, &raw, &len, &done)) {
         return done;
     }
-    if (m->nparams > 0) {
-        c.id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]);
-    }
-    c.actor.type = c.who.admin ? "admin" : "user";
-    c.actor.id = c.who.user_id;
-    c.actor.remote_addr = r->useragent_ip;
-    c.actor.now = apr_time_now();
+    c.id = ospab_mod_route_id(r, m);
+    ospab_mod_actor(r, &c.who, &c.actor);
     c.conf = ospab_mod_server_conf(r);
     ospab_mod_run(r, c.db, &c.actor, server_op, &c, &res);
     return ospab_mod_finish(r, &res);

@@ -206,6 +206,11 @@ int ospab_mod_principal(request_rec *r, ospab_db_t *db, apr_status_t rv, const c
 /* The request's database connection and its Bearer caller: 1, or 0 after the 503/401 was
  * sent with the handler's return value in *done. */
 int ospab_mod_caller(request_rec *r, ospab_db_t **db, ospab_principal_t *who, int *done);
+/* What a Bearer caller's change is done as (audit): "admin" or "user", their id, the
+ * client's address, now. */
+void ospab_mod_actor(request_rec *r, const ospab_principal_t *who, ospab_actor_t *a);
+/* The route's "{id}" as text, or NULL when it has none. */
+const char *ospab_mod_route_id(request_rec *r, const ospab_route_match_t *m);
 /* The start of every sync-API request (vps and users sync, notify): the
  * X-API-Key, the JSON body (and its bytes in *body, *len, for request hashes), a database connection
  * and the "sync" actor. 1: go on; 0: answered (401, 4xx, 503), *done holds the handler's

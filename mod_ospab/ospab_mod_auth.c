@@ -131,3 +131,16 @@ int ospab_mod_sync_request(request_rec *r, json_t **req, const char **body, apr_
     actor->now = apr_time_now();
     return 1;
 }
+
+void ospab_mod_actor(request_rec *r, const ospab_principal_t *who, ospab_actor_t *a)
+{
+    a->type = who->admin ? "admin" : "user";
+    a->id = who->user_id;
+    a->remote_addr = r->useragent_ip;
+    a->now = apr_time_now();
+}
+
+const char *ospab_mod_route_id(request_rec *r, const ospab_route_match_t *m)
+{
+    return m->nparams > 0 ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT, m->params[0]) : NULL;
+}
