@@ -299,16 +299,13 @@ ospab_kvm_step_e ospab_kvm_step(ospab_db_t *db, apr_pool_t *p, const ospab_serve
 void ospab_kvm_discard(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                        const ospab_actor_t *a, const ospab_vps_t *v, int keep)
 {
-    static const ospab_pve_param_t purge[] = { { "purge", "1" },
-                                               { "destroy-unreferenced-disks", "1" },
-                                               { NULL, NULL } };
     const char *now = ospab_time_db(p, a->now), *args[2] = { now, v->id };
     ospab_pve_result_t pr;
     apr_status_t rv;
     json_t *details;
 
     rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
-                            purge, &pr);
+                            ospab_srv_destroy_params(v), &pr);
     ospab_server_set_status(db, p, a, v->id, "error");
     details = json_pack("{s:s, s:s, s:b, s:s?}", "node", v->node, "vmid", v->vmid,
                         "removed", rv == APR_SUCCESS, "error",

@@ -21,14 +21,6 @@
 #include "ospab_pve_errors.h"
 #include "ospab_sshkeys.h"
 
-/* DELETE's parameters: a container is stopped by Proxmox first (force), a VM must be
- * stopped before (its own step) */
-static const ospab_pve_param_t destroy_ct[] = { { "force", "1" }, { "purge", "1" },
-                                                { NULL, NULL } };
-static const ospab_pve_param_t destroy_vm[] = { { "purge", "1" },
-                                                { "destroy-unreferenced-disks", "1" },
-                                                { NULL, NULL } };
-
 static const char *param(json_t *params, const char *name)
 {
     return json_string_value(json_object_get(params, name));
@@ -278,7 +270,7 @@ void ospab_server_reinstall(ospab_db_t *db, apr_pool_t *p, const ospab_server_co
     }
     else {
         rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
-                                qemu ? destroy_vm : destroy_ct, &pr);
+                                ospab_srv_destroy_params(v), &pr);
         if (rv != APR_SUCCESS && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
             && strstr(pr.message, "does not exist")) {
             /* gone already (a reinstall that failed after its destroy): made anew */
@@ -323,7 +315,7 @@ ospab_kvm_step_e ospab_reinstall_step(ospab_db_t *db, apr_pool_t *p,
     }
     if (!strcmp(step, "destroy")) {
         rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
-                                destroy_vm, &pr);
+                                ospab_srv_destroy_params(v), &pr);
         if (rv != APR_SUCCESS && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
             && strstr(pr.message, "does not exist")) {
             if (!strcmp(action, "delete:destroy")) {

@@ -842,6 +842,17 @@ void ospab_server_create(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
 
 /* ---- delete ----------------------------------------------------------------------------- */
 
+const ospab_pve_param_t *ospab_srv_destroy_params(const ospab_vps_t *v)
+{
+    static const ospab_pve_param_t ct[] = { { "purge", "1" }, { "force", "1" },
+                                            { NULL, NULL } };
+    static const ospab_pve_param_t vm[] = { { "purge", "1" },
+                                            { "destroy-unreferenced-disks", "1" },
+                                            { NULL, NULL } };
+
+    return strcmp(ospab_vps_kind(v), "qemu") ? ct : vm;
+}
+
 /* DELETE's answer when the record went at once, without a Proxmox task. */
 static void deleted_now(apr_pool_t *p, ospab_result_t *res)
 {
@@ -856,13 +867,6 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
                          const ospab_principal_t *who, const ospab_actor_t *a, const char *id,
                          ospab_result_t *res)
 {
-    /* a container is stopped by Proxmox first (force); a VM must be stopped before its
-     * destroy: a running one's delete is a stop, then the destroy (ospab_task.c) */
-    static const ospab_pve_param_t ct[] = { { "purge", "1" }, { "force", "1" },
-                                            { NULL, NULL } };
-    static const ospab_pve_param_t vm[] = { { "purge", "1" },
-                                            { "destroy-unreferenced-disks", "1" },
-                                            { NULL, NULL } };
     const char *task_id, *upid;
     int stop_first;
     ospab_pve_result_t pr;
@@ -899,7 +903,7 @@ void ospab_server_delete(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_
     }
     else {
         rv = ospab_srv_pve_call(c, p, a, "DELETE", ospab_srv_guest_path(p, v, NULL, NULL, NULL),
-                                strcmp(ospab_vps_kind(v), "qemu") ? ct : vm, &pr);
+                                ospab_srv_destroy_params(v), &pr);
     }
     if (rv != APR_SUCCESS && pr.outcome == OSPAB_PVE_HTTP_ERROR && pr.message
         && strstr(pr.message, "does not exist")) {

@@ -37,6 +37,10 @@ const ospab_server_conf_t *ospab_srv_for(ospab_db_t *db, apr_pool_t *p,
  * node's cluster (ospab_srv_for). 0: fine; 1: res is set. */
 int ospab_srv_on_proxmox(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t **c,
                          const ospab_vps_t *v, ospab_result_t *res);
+/* DELETE's parameters for v's guest, purged with its disks: a container is stopped by
+ * Proxmox first (force); a VM must be stopped before (qemu-server refuses a running one:
+ * its delete and reinstall stop it in a step of their own). */
+const ospab_pve_param_t *ospab_srv_destroy_params(const ospab_vps_t *v);
 /* 1 and *out when v is a JSON integer >= 1 (an id in a request body). */
 int ospab_srv_positive_int(json_t *v, apr_int64_t *out);
 /* The billing site's principal for a server (the sync API's changes to guests): it may do

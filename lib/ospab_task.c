@@ -229,9 +229,10 @@ void ospab_task_apply(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *
                  || !strcmp(action, "reinstall:start"))) {
             /* a step after the clone: the half-made VM goes (lib/ospab_kvm.c); a
              * reinstalled server keeps its vmid and addresses for another try */
-            ospab_kvm_discard(db, p, c, a, v, action[0] == 'r');
+            ospab_kvm_discard(db, p, c, a, v, !strncmp(action, "reinstall", 9));
         }
-        else if (!strcmp(action, "create:start") || !strcmp(action, "reinstall:start")) {
+        else if (!strcmp(action, "create:start") || !strcmp(action, "reinstall:start")
+                 || !strcmp(action, "rollback:start")) {
             ospab_server_set_status(db, p, a, id, "stopped");
         }
         else if (!strcmp(action, "reinstall") || !strcmp(action, "reinstall:destroy")
@@ -306,12 +307,8 @@ static void start_second_half(ospab_db_t *db, apr_pool_t *p, const ospab_server_
     if (st.outcome == OSPAB_PVE_UNREACHABLE || st.outcome == OSPAB_PVE_TIMEOUT) {
         return;     /* still claimed: taken again after QUEUED_TIMEOUT */
     }
-    if (ospab_task_finish(db, p, a, task_id, 0, NULL, st.message ? st.message : "start failed")
-        && (!strcmp(action, "create:start") || !strcmp(action, "rollback:start"))) {
+    if (ospab_task_finish(db, p, a, task_id, 0, NULL, st.message ? st.message : "start failed")) {
         ospab_task_apply(db, p, c, a, v, action, 0);
-        if (!strcmp(action, "rollback:start")) {
-            ospab_server_set_status(db, p, a, v->id, "stopped");
-        }
     }
 }
 
@@ -343,10 +340,10 @@ static const char *next_step(const ospab_vps_t *v, const char *action)
         return qemu ? "reinstall:config" : "reinstall:start";
     }
     if (!strcmp(action, "create:config") || !strcmp(action, "reinstall:config")) {
-        return action[0] == 'c' ? "create:resize" : "reinstall:resize";
+        return !strncmp(action, "create", 6) ? "create:resize" : "reinstall:resize";
     }
     if (!strcmp(action, "create:resize") || !strcmp(action, "reinstall:resize")) {
-        return action[0] == 'c' ? "create:start" : "reinstall:start";
+        return !strncmp(action, "create", 6) ? "create:start" : "reinstall:start";
     }
     if (!strcmp(action, "rollback") && v->status && !strcmp(v->status, "running")) {
         return "rollback:start";
