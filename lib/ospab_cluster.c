@@ -632,6 +632,7 @@ done:
 typedef struct {
     const char *updated_at, *url;
     ospab_pve_t *client;        /* NULL: not usable (its token did not open) */
+    ospab_pve_conf_t conf;      /* what the client was made with (its CA as PEM) */
 } entry_t;
 
 struct ospab_clusters_t {
@@ -722,6 +723,7 @@ static apr_status_t reread(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p)
             if (!pc.token || ospab_pve_create(cs->pool, &pc, &e->client) != APR_SUCCESS) {
                 e->client = NULL;
             }
+            e->conf = pc;
             apr_hash_set(cs->by_id, apr_pstrdup(cs->pool, c->id), APR_HASH_KEY_STRING, e);
         }
     }
@@ -766,8 +768,9 @@ static entry_t *entry_of_cluster(ospab_clusters_t *cs, const char *id)
     return e;
 }
 
-ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
-                                const char *node, const char **url)
+ospab_pve_t *ospab_clusters_pve_conf(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
+                                     const char *node, const char **url,
+                                     ospab_pve_conf_t *conf)
 {
     const char *cid = NULL;
     entry_t *e;
@@ -792,8 +795,18 @@ ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t
         return NULL;
     }
     *url = e->url;          /* also for a cluster that cannot be used: not the default */
+    if (conf) {
+        *conf = e->conf;    /* the entry and its strings live as long as the process */
+    }
     return e->client;
 }
+
+ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
+                                const char *node, const char **url)
+{
+    return ospab_clusters_pve_conf(cs, db, p, node, url, NULL);
+}
+
 
 void ospab_clusters_refresh(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p)
 {

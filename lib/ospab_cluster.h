@@ -95,6 +95,12 @@ apr_status_t ospab_clusters_create(apr_pool_t *p, const ospab_seal_key_t *key,
  * cluster's. The database is read outside the cache's lock. Thread-safe. */
 ospab_pve_t *ospab_clusters_pve(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
                                 const char *node, const char **url);
+/* The same, and *conf (when not NULL): the settings that client was made with (URL, token,
+ * CA as PEM or NULL for the system's; they live as long as cs), for a caller that must
+ * reach the cluster otherwise than through the client (the agent's console WebSocket). */
+ospab_pve_t *ospab_clusters_pve_conf(ospab_clusters_t *cs, ospab_db_t *db, apr_pool_t *p,
+                                     const char *node, const char **url,
+                                     ospab_pve_conf_t *conf);
 /* The configuration's cluster (OspabProxmoxURL...), imported as a row named name on the
  * first read that reaches the database (ospab_cluster_import; actor type "admin", id
  * "configuration"). Before the first request. */

@@ -386,6 +386,46 @@ static int set_webhook(reader_t *r, const char *key, const char *v)
     return fail(r, key, "unknown key");
 }
 
+static int set_console(reader_t *r, const char *key, const char *v)
+{
+    agent_console_conf_t *k = &r->c->console;
+    long n;
+
+    if (IS("enabled")) {
+        return get_bool(r, key, v, &k->enabled);
+    }
+    if (IS("path")) {
+        if (v[0] != '/' || strpbrk(v, "?# \t")) {
+            return fail(r, key, "'%s' must be a path starting with /", v);
+        }
+        k->path = v;
+        return 0;
+    }
+    if (IS("idle_timeout")) {
+        return get_duration(r, key, v, APR_USEC_PER_SEC, 7 * 86400 * APR_USEC_PER_SEC,
+                            &k->idle_timeout);
+    }
+    if (IS("open_timeout")) {
+        return get_duration(r, key, v, APR_USEC_PER_SEC, 600 * APR_USEC_PER_SEC,
+                            &k->open_timeout);
+    }
+    if (IS("max_per_user") || IS("max_sessions")) {
+        if (get_int(r, key, v, 1, 100000, &n)) {
+            return -1;
+        }
+        *(IS("max_per_user") ? &k->max_per_user : &k->max_sessions) = (int)n;
+        return 0;
+    }
+    if (IS("max_buffer")) {
+        if (get_int(r, key, v, 16384, 64L << 20, &n)) {
+            return -1;
+        }
+        k->max_buffer = (apr_size_t)n;
+        return 0;
+    }
+    return fail(r, key, "unknown key");
+}
+
 static int set_websocket(reader_t *r, const char *key, const char *v)
 {
     agent_sio_conf_t *s = &r->c->sio;
@@ -601,6 +641,13 @@ static void defaults(agent_conf_t *c)
     c->sio.max_pending_per_address = 50;
     c->sio.max_per_address = 500;
     c->sio.trusted_proxies = "127.0.0.1 ::1";
+    c->console.enabled = 1;
+    c->console.path = "/console/ws";
+    c->console.idle_timeout = apr_time_from_sec(900);
+    c->console.open_timeout = apr_time_from_sec(30);
+    c->console.max_per_user = 4;
+    c->console.max_sessions = 256;
+    c->console.max_buffer = 256 * 1024;
     c->jwt.alg = JWT_ALG_HS256;
     c->jwt.alg_name = "HS256";
     c->jwt.leeway = 30;
@@ -650,7 +697,7 @@ static int line(reader_t *r, char *s)
         }
         if (strcmp(name, "database") && strcmp(name, "agent") && strcmp(name, "alerts")
             && strcmp(name, "smtp") && strcmp(name, "webhook") && strcmp(name, "websocket")
-            && strcmp(name, "jwt") && strcmp(name, "secrets")) {
+            && strcmp(name, "console") && strcmp(name, "jwt") && strcmp(name, "secrets")) {
             return fail(r, NULL, "unknown section [%s]", name);
         }
         r->section = apr_pstrdup(r->p, name);
@@ -697,6 +744,9 @@ static int line(reader_t *r, char *s)
     }
     if (!strcmp(r->section, "websocket")) {
         return set_websocket(r, key, val);
+    }
+    if (!strcmp(r->section, "console")) {
+        return set_console(r, key, val);
     }
     if (!strcmp(r->section, "secrets")) {
         return set_secrets(r, key, val);
@@ -754,6 +804,10 @@ static const char *check(apr_pool_t *p, agent_conf_t *c)
         }
         if (c->sio.ping_timeout_ms < 1) {
             return "[websocket] ping_timeout must be positive";
+        }
+        if (c->console.enabled && !strncmp(c->console.path, c->sio.path,
+                                           strlen(c->sio.path))) {
+            return "[console] path must lie outside [websocket] path";
         }
     }
     for (i = 0; i < c->clusters->nelts; ++i) {

@@ -11,6 +11,7 @@
 #include "ospab_jwt.h"
 #include "ospab_seal.h"
 #include "agent_log.h"
+#include "agent_console.h"
 #include "agent_sio.h"
 
 /* [cluster NAME] — one per Proxmox cluster */
@@ -74,6 +75,9 @@ typedef struct {
     /* [websocket] */
     agent_sio_conf_t sio;           /* listen, port, path, pings, queue bounds; the callbacks
                                      * are filled in by the agent */
+
+    /* [console] — the console proxy on the [websocket] listener (agent_console.h) */
+    agent_console_conf_t console;
 
     /* [jwt] — the module's OspabJWT* values */
     ospab_jwt_conf_t jwt;

@@ -43,6 +43,7 @@
 #include <curl/curl.h>
 
 #include "agent_auth.h"
+#include "agent_console.h"
 #include "agent_ctx.h"
 #include "agent_mail.h"
 #include "agent_monitor.h"
@@ -58,6 +59,9 @@ static const agent_worker_t worker_table[] = {
     { "monitor", agent_monitor_tick },
     { "mailer", agent_mail_tick },
     { "webhooks", agent_webhook_tick },
+    /* two, so that one slow Proxmox call does not hold every console being opened */
+    { "console", agent_console_tick },
+    { "console", agent_console_tick },
 };
 #define NWORKERS ((int)(sizeof(worker_table) / sizeof(worker_table[0])))
 
@@ -263,9 +267,16 @@ int main(int argc, const char *const *argv)
 
         agent_auth_setup(ag, &db, &sc);
         sc.metrics = agent_metrics_text;
+        if ((ag->console = agent_console_create(ag, pool)) != NULL) {
+            sc.console = agent_console_protocol(ag->console);
+            sc.console_path = ag->conf->console.path;
+        }
         if ((rv = agent_sio_create(pool, &sc, &ag->sio)) != APR_SUCCESS) {
             fprintf(stderr, "ospab-agent: cannot listen on %s:%d\n", sc.listen_addr, sc.port);
             return 2;
+        }
+        if (ag->console) {
+            agent_console_attach(ag->console, agent_sio_context(ag->sio));
         }
         agent_metrics.served = agent_sio_metrics_port(ag->sio) >= 0;
     }

@@ -182,7 +182,7 @@ struct agent_sio_t {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     struct lws_vhost *metrics_vhost;    /* conf.metrics_port: GET /metrics only; or NULL */
-    struct lws_protocols protocols[2];
+    struct lws_protocols protocols[3];   /* engine.io, the console's, the end */
     int port;
     int metrics_port;
     volatile sig_atomic_t stop;
@@ -1623,6 +1623,21 @@ static int ws_confirm(agent_sio_t *s, struct lws *wsi)
     int code, n;
 
     n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+    if (s->conf.console) {
+        /* the console's subprotocol only on its path, and its path only with it */
+        char proto[128];
+        int m = lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL);
+        int wants = m > 0 && strstr(proto, s->conf.console->name) != NULL;
+        int at = n > 0 && !strcmp(uri, s->conf.console_path);
+
+        if (wants || at) {
+            if (wants && at && !s->stop)
+                return 0;
+            lws_return_http_status(wsi, s->stop ? HTTP_STATUS_SERVICE_UNAVAILABLE
+                                   : at ? HTTP_STATUS_BAD_REQUEST : HTTP_STATUS_NOT_FOUND, NULL);
+            return 1;
+        }
+    }
     if (n <= 0 || !path_matches(s, uri, (apr_size_t)n)) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
         return 1;
@@ -2193,6 +2208,10 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
      * server-stats (an hour of rrdData) took five send()s per client (bench/fanout) */
     s->protocols[0].tx_packet_size = 256 * 1024;
 
+    if (s->conf.console) {
+        s->protocols[1] = *s->conf.console;
+    }
+
     memset(&info, 0, sizeof(info));
     info.port = conf->port;
     info.iface = conf->listen_addr;
@@ -2209,7 +2228,13 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
     info.max_http_header_data = 4096;
     info.user = s;
 
+    /* the console's client connections to Proxmox use TLS: lws sets OpenSSL up for
+     * them (the listeners themselves stay plain: Apache is in front) */
+    if (s->conf.console) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
     s->ctx = lws_create_context(&info);
+    info.options &= ~(apr_uint64_t)LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     if (!s->ctx) {
         sio_cleanup(s);
         return APR_EGENERAL;
@@ -2240,6 +2265,11 @@ apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent
 int agent_sio_metrics_port(agent_sio_t *s)
 {
     return s->metrics_port;
+}
+
+struct lws_context *agent_sio_context(agent_sio_t *s)
+{
+    return s->ctx;
 }
 
 int agent_sio_port(agent_sio_t *s)

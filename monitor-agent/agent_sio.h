@@ -80,6 +80,11 @@ typedef struct {
      * 0: any free port, agent_sio_metrics_port() tells which). */
     const char *metrics_addr;
     int metrics_port;
+    /* A second WebSocket protocol on the same listener (the console proxy,
+     * agent_console.h): an upgrade asking for its name as subprotocol, on console_path,
+     * is handed to it; NULL: none. */
+    const struct lws_protocols *console;
+    const char *console_path;
 } agent_sio_conf_t;
 
 typedef struct {
@@ -96,6 +101,8 @@ typedef struct {
 /* Binds and listens (so the port is known on return); p outlives the server. */
 apr_status_t agent_sio_create(apr_pool_t *p, const agent_sio_conf_t *conf, agent_sio_t **out);
 int agent_sio_port(agent_sio_t *s);
+/* The lws context everything runs on (for the console's client connections). */
+struct lws_context *agent_sio_context(agent_sio_t *s);
 /* The metrics listener's port, or -1 without one. */
 int agent_sio_metrics_port(agent_sio_t *s);
 /* Serves until agent_sio_stop(); then closes every client and returns. */

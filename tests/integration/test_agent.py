@@ -70,7 +70,9 @@ def proxy_conf(port):
             f"LoadModule proxy_http_module {mods}/mod_proxy_http.so",
             f"LoadModule proxy_wstunnel_module {mods}/mod_proxy_wstunnel.so",
             f'ProxyPass "/socket.io/" "http://127.0.0.1:{port}/socket.io/" upgrade=websocket',
-            f'ProxyPassReverse "/socket.io/" "http://127.0.0.1:{port}/socket.io/"']
+            f'ProxyPassReverse "/socket.io/" "http://127.0.0.1:{port}/socket.io/"',
+            # the console's WebSocket (test_console.py), as conf/ospab.conf proxies it
+            f'ProxyPass "/console/ws" "http://127.0.0.1:{port}/console/ws" upgrade=websocket']
 
 
 @pytest.fixture(scope="module")
