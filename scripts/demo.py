@@ -219,6 +219,8 @@ def main():
         f"LoadModule proxy_http_module {mods}/mod_proxy_http.so",
         f"LoadModule proxy_wstunnel_module {mods}/mod_proxy_wstunnel.so",
         f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" upgrade=websocket',
+        # the server console's WebSocket: the agent relays it to Proxmox (docs/console.md)
+        f'ProxyPass "/console/ws" "http://127.0.0.1:{agent_port}/console/ws" upgrade=websocket',
         # its worker budget: half of the demo's 64 workers, so idle sockets never starve
         # /api/ (conf/ospab.conf)
         '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16", "</Location>",

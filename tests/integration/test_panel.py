@@ -92,7 +92,10 @@ def web(panel_db, sim, node, agent_port):
             f'ProxyPass "/socket.io/" "http://127.0.0.1:{agent_port}/socket.io/" '
             "upgrade=websocket",
             '<Location "/socket.io/">', "  OspabLivePush workers=32 per-address=16",
-            "</Location>"]
+            "</Location>",
+            # the console page's WebSocket (docs/console.md), as conf/ospab.conf proxies it
+            f'ProxyPass "/console/ws" "http://127.0.0.1:{agent_port}/console/ws" '
+            "upgrade=websocket"]
     yield from served(panel_db, conf + ssh_conf(node) + panel_conf(at="/"))
 
 
