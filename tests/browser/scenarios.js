@@ -44,6 +44,120 @@ async function rowBadge(page, id) {
   return page.$eval(`tr[data-server="${id}"] .badge`, (el) => el.dataset.status);
 }
 
+// ---- the console page (docs/console.md) -------------------------------------------------
+
+// <panel>/console.html#token=<43>&kind=…&server=<id>, nothing of Proxmox in it
+function checkConsoleUrl(t, c, href, kind) {
+  const u = new URL(href);
+  equal(`${u.origin}${u.pathname}`, `${t.url}/console.html`, 'the panel\'s console page');
+  equal(u.search, '', 'no query');
+  const p = new URLSearchParams(u.hash.slice(1));
+  assert(/^[A-Za-z0-9_-]{43}$/.test(p.get('token') || ''), `a 43-character token: ${u.hash}`);
+  equal(p.get('kind'), kind, 'the console\'s kind');
+  equal(p.get('server'), String(c.server.id), 'this server');
+  equal([...p.keys()].sort().join(','), 'kind,server,token', 'nothing else in the fragment');
+  const sim = new URL(c.sim);
+  assert(!href.includes(sim.host) && !/PVEVNC|vncticket|port=/.test(href),
+         'nothing of Proxmox in the URL');
+}
+
+// The URL the server page's Console button gives, its token unused: window.open is held
+// back, and the scenario opens the URL in a page of its own (with the guards)
+async function consoleLink(t, c, page, kind) {
+  await t.login(page, c.user);
+  await openServer(t, page, c.server);
+  await waitBadge(t, page, 'running');
+  await page.evaluate(() => {
+    window.open = (u) => {
+      window.__opened = u;
+      return null;
+    };
+  });
+  await t.click(page, '[data-action=console]');
+  const url = await t.until(page, () => window.__opened, null, { what: 'the console URL' });
+  checkConsoleUrl(t, c, url, kind);
+  return url;
+}
+
+async function consoleState(t, page, state, timeout = 30000) {
+  await t.until(page, (s) => document.getElementById('console-status')?.dataset.state === s,
+                state, { timeout, what: `the console to be ${state}` });
+  return t.text(page, '#console-status');
+}
+
+// the terminal's lines as xterm.js's DOM renderer shows them
+const termLines = (page) => page.$$eval('.xterm-rows > div', (rows) => rows.map((r) => r.textContent.trimEnd()));
+
+async function openConsole(t, url) {
+  const tab = await t.page();
+  await tab.goto(url, { waitUntil: 'load' });
+  return tab;
+}
+
+// c.server: a running container
+exports.console_terminal = async (t, c) => {
+  const page = await t.page();
+  const url = await consoleLink(t, c, page, 'terminal');
+  const tab = await openConsole(t, url);
+  await consoleState(t, tab, 'connected');
+  equal(await tab.evaluate(() => location.hash), '', 'the token has left the address bar');
+  assert((await t.text(tab, '#console-title')).includes(c.server.name) ||
+         (await t.text(tab, '#console-title')).includes(String(c.server.id)), 'the title');
+  await t.until(tab, () => [...document.querySelectorAll('.xterm-rows > div')]
+    .some((r) => /# $/.test(r.textContent.trimEnd() + ' ')), null, { what: 'the prompt' });
+  await tab.click('.xterm-screen');
+  await tab.keyboard.type('echo hello');
+  await tab.keyboard.press('Enter');
+  await t.until(tab, () => [...document.querySelectorAll('.xterm-rows > div')]
+    .some((r) => r.textContent.trim() === 'hello'), null, { what: 'hello in the terminal' });
+  assert((await termLines(tab)).some((l) => /# echo hello$/.test(l)), 'the echoed command');
+  await t.shot(tab, 'console-terminal');
+  // the same link again: the token was used
+  const again = await openConsole(t, url);
+  const refused = await consoleState(t, again, 'closed');
+  assert(/already been used/.test(refused), `the refusal: ${refused}`);
+  assert(!(await again.$eval('#console-again', (e) => e.hidden)), 'how to connect again');
+  // Proxmox drops the session: the page says the connection to the server was lost
+  await t.rpc('drop_console', { vmid: c.server.vmid });
+  const closed = await consoleState(t, tab, 'closed');
+  assert(/connection to the server was lost/.test(closed), `the end: ${closed}`);
+  await t.shot(tab, 'console-closed');
+};
+
+// c.server: a running KVM server
+exports.console_vnc = async (t, c) => {
+  const page = await t.page();
+  const url = await consoleLink(t, c, page, 'vnc');
+  const tab = await openConsole(t, url);
+  await consoleState(t, tab, 'connected');
+  // the screen is drawn: pixels that are not black
+  await t.until(tab, () => {
+    const canvas = document.querySelector('#console-screen canvas');
+    if (!canvas || !canvas.width) return false;
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) lit += 1;
+    return lit > (d.length / 4) / 4;
+  }, null, { what: 'the VNC screen drawn' });
+  const before = await t.rpc('console_session', { vmid: c.server.vmid });
+  await tab.click('[data-action=ctrl-alt-del]');
+  await tab.type('#console-paste-text', 'pasted text');
+  await tab.click('[data-action=paste]');
+  await t.until(tab, () => document.getElementById('console-paste-text').value === '', null,
+                { what: 'the paste sent' });
+  await t.shot(tab, 'console-vnc');
+  let session = before;
+  for (let i = 0; i < 50 && !(session.cut_text && session.keys.length > before.keys.length); i += 1) {
+    await sleep(200);
+    session = await t.rpc('console_session', { vmid: c.server.vmid });
+  }
+  equal(session.cut_text, 'pasted text', 'the paste reached the server');
+  assert(session.keys.length >= before.keys.length + 6, 'Ctrl-Alt-Del: three keys down and up');
+  await t.rpc('drop_console', { vmid: c.server.vmid });
+  const closed = await consoleState(t, tab, 'closed');
+  assert(/connection to the server was lost/.test(closed), `the end: ${closed}`);
+};
+
 // ---- scenarios --------------------------------------------------------------------------
 
 exports.login = async (t, c) => {
@@ -462,16 +576,17 @@ exports.console_delete = async (t, c) => {
   await t.login(page, c.user);
   await openServer(t, page, c.server);
   await waitBadge(t, page, 'running');
+  // the Console button opens the panel's own console page in a new tab
   const context = page.browserContext();
-  const opened = context.waitForTarget((x) => x.url().startsWith(c.sim), { timeout: 20000 });
+  const opened = context.waitForTarget((x) => /\/console\.html/.test(x.url()),
+                                       { timeout: 20000 });
   await t.click(page, '[data-action=console]');
   const target = await opened;
-  const u = new URL(target.url());
-  equal(u.searchParams.get('vmid'), String(c.server.vmid), 'the console of this server');
-  equal(u.searchParams.get('console'), 'lxc', 'a container console');
   const tab = await target.page();
   if (tab) await tab.close();
   await page.waitForSelector('.op-area a[target=_blank]');
+  const href = await page.$eval('.op-area a[target=_blank]', (a) => a.href);
+  checkConsoleUrl(t, c, href, 'terminal');
   // delete: the name must be typed
   await t.click(page, '[data-action=delete]');
   await page.waitForSelector('dialog[open] input');

@@ -44,6 +44,7 @@ NODE = "pve1"
 TIME_SCALE = 0.05
 ACCESS_TTL = 60
 SCENARIO_TIMEOUT = 240
+KVM_TEMPLATE = 9000
 
 # ------------------------------------------------------------------------- the stack --
 
@@ -191,6 +192,32 @@ class World:
             assert time.monotonic() < deadline, f"server {sid} is {now}, not {status}"
             time.sleep(0.2)
 
+    def console_session(self, vmid, timeout=20):
+        """The simulator's open console session of this guest (the agent's side of it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            open_ = [x for x in self.sim.consoles()["sessions"]
+                     if x["vmid"] == vmid and x["state"] == "connected"]
+            if open_:
+                return open_[-1]
+            assert time.monotonic() < deadline, f"no open console session of {vmid}"
+            time.sleep(0.2)
+
+    def kvm_os(self):
+        """An OS entry of kind qemu, from a cloud-init template VM on the node (made once)."""
+        if getattr(self, "_kvm_os", None) is None:
+            if KVM_TEMPLATE not in [g["vmid"] for g in self.sim.state(tasks=0)["guests"]]:
+                self.sim.make_template(KVM_TEMPLATE, name="debian-12-cloud", node=NODE,
+                                       disk_gb=4, storage="local-lvm")
+            admin = self.user(role="admin", name="Admin")
+            r = requests.post(self.web.url("/api/admin/os"), timeout=30,
+                              headers={"Authorization": f"Bearer {self.token(admin)}"},
+                              json={"name": "Debian 12 (KVM console)",
+                                    "template": str(KVM_TEMPLATE), "kind": "qemu"})
+            assert r.status_code == 201, r.text
+            self._kvm_os = r.json()["os"]["id"]
+        return self._kvm_os
+
     # ---- what scenarios may ask for (t.rpc) ----
     def rpc(self, op, args):
         if op == "guest":
@@ -205,6 +232,10 @@ class World:
             return r.status_code
         if op == "server":
             return self.server(args["user"], tariff=args.get("tariff", 1))
+        if op == "console_session":     # the guest's open console session in the simulator
+            return self.console_session(int(args["vmid"]))
+        if op == "drop_console":        # Proxmox drops it (no close frame, as pveproxy)
+            return self.sim.drop_console(self.console_session(int(args["vmid"]))["port"])
         raise ValueError(f"unknown rpc {op}")
 
     def run(self, scenario, **config):
@@ -443,6 +474,27 @@ def test_console_and_delete(world):
     server's name, then the server goes and the list says so."""
     u = world.user()
     world.run("console_delete", user=u, server=world.server(u))
+
+
+def test_console_terminal(world):
+    """A container's console (docs/console.md): the page from the Console button connects
+    through the agent, the token leaves the address bar, the prompt comes, `echo hello`
+    prints hello; the same link again is refused (the token is used); when Proxmox drops
+    the session, the page says the connection to the server was lost (no console error)."""
+    u = world.user()
+    s = world.server(u)
+    world.run("console_terminal", user=u, server=s)
+    closed = [x for x in world.sim.consoles()["closed"] if x["vmid"] == s["vmid"]]
+    assert closed and closed[-1]["dropped"], closed
+    assert closed[-1]["commands"] >= 1 and closed[-1]["resizes"] >= 1, closed[-1]
+
+
+def test_console_vnc(world):
+    """A KVM server's console: noVNC on the already open WebSocket (RFB 3.8, security None
+    from the agent) draws the screen; Ctrl-Alt-Del and the paste box reach the VM; a drop
+    by Proxmox ends it with the message."""
+    u = world.user()
+    world.run("console_vnc", user=u, server=world.server(u, tariff=2, os_id=world.kvm_os()))
 
 
 def test_admin_sees_every_server_and_whose_it_is(world):

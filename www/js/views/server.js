@@ -188,6 +188,8 @@ export function Server({ id, user }) {
         setOutcome({ kind: 'error', text: t('console.failed', { error: t('error.server') }) });
         return;
       }
+      // the page on the panel's own origin (console.html), its one-time token in the
+      // fragment; the link stays as the fallback for a blocked pop-up
       setConsoleUrl(url);
       window.open(url, '_blank', 'noopener,noreferrer');
     } catch (e) {
