@@ -1434,6 +1434,33 @@ apr_interval_time_t agent_console_tick(agent_t *ag, ospab_db_t *db, apr_pool_t *
 
 /* -------------------------------------------------------------- lifetime -- */
 
+/* At the agent's end, after the live-push server's (whose context's end closes every
+ * session): what the workers did not take and the answers nobody read. */
+static apr_status_t console_cleanup(void *data)
+{
+    agent_console_t *c = data;
+    apr_hash_index_t *hi;
+
+    while (c->req_head) {
+        con_req_t *q = c->req_head;
+
+        c->req_head = q->next;
+        req_free(q);
+    }
+    while (c->res_head) {
+        con_res_t *r = c->res_head;
+
+        c->res_head = r->next;
+        res_free(r);
+    }
+    c->req_tail = NULL;
+    c->res_tail = NULL;
+    for (hi = apr_hash_first(NULL, c->live); hi; hi = apr_hash_next(hi))
+        free(apr_hash_this_val(hi));
+    apr_hash_clear(c->live);
+    return APR_SUCCESS;
+}
+
 agent_console_t *agent_console_create(agent_t *ag, apr_pool_t *p)
 {
     agent_console_t *c;
@@ -1451,6 +1478,8 @@ agent_console_t *agent_console_create(agent_t *ag, apr_pool_t *p)
     c->live = apr_hash_make(p);
     c->sessions = apr_hash_make(p);
     c->vhosts = apr_hash_make(p);
+    /* registered before the live-push server's: runs after it */
+    apr_pool_cleanup_register(p, c, console_cleanup, apr_pool_cleanup_null);
     c->protocols[0].name = CON_PROTOCOL;
     c->protocols[0].callback = console_callback;
     c->protocols[0].per_session_data_size = 0;

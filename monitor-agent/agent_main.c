@@ -270,6 +270,7 @@ int main(int argc, const char *const *argv)
         if ((ag->console = agent_console_create(ag, pool)) != NULL) {
             sc.console = agent_console_protocol(ag->console);
             sc.console_path = ag->conf->console.path;
+            agent_metrics_set_console(ag->console);
         }
         if ((rv = agent_sio_create(pool, &sc, &ag->sio)) != APR_SUCCESS) {
             fprintf(stderr, "ospab-agent: cannot listen on %s:%d\n", sc.listen_addr, sc.port);

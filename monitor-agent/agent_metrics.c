@@ -69,6 +69,13 @@ int agent_db_conflict_again(ospab_db_t *db, int *attempt)
     return 1;
 }
 
+static agent_console_t *console;        /* set once before the listener starts */
+
+void agent_metrics_set_console(agent_console_t *c)
+{
+    console = c;
+}
+
 static void counter(ospab_prom_t *b, const char *name, const char *help,
                     volatile apr_uint64_t *v)
 {
@@ -158,6 +165,25 @@ const char *agent_metrics_text(agent_sio_t *s, apr_pool_t *p, apr_size_t *len)
     ospab_prom_u64(b, "ospab_agent_pushes_total", "result=\"dropped\"", st.dropped_slow);
     ospab_prom_one(b, "ospab_agent_socketio_auth_failures_total", "counter",
                    "Socket.IO connects refused (connect_error)", st.auth_failed);
+
+    if (console) {
+        agent_console_stats_t cs;
+
+        agent_console_stats(console, &cs);
+        ospab_prom_one(b, "ospab_agent_consoles", "gauge",
+                       "Console sessions open (docs/console.md)", (apr_uint64_t)cs.open);
+        ospab_prom_family(b, "ospab_agent_consoles_total", "counter",
+                          "Consoles that reached the guest (opened), and those closed "
+                          "before it: bad token, no access, Proxmox's refusal (refused)");
+        ospab_prom_u64(b, "ospab_agent_consoles_total", "result=\"opened\"", cs.opened);
+        ospab_prom_u64(b, "ospab_agent_consoles_total", "result=\"refused\"", cs.refused);
+        ospab_prom_family(b, "ospab_agent_console_bytes_total", "counter",
+                          "Bytes relayed by the consoles, by direction");
+        ospab_prom_u64(b, "ospab_agent_console_bytes_total", "direction=\"to_guest\"",
+                       cs.bytes_to_guest);
+        ospab_prom_u64(b, "ospab_agent_console_bytes_total", "direction=\"to_browser\"",
+                       cs.bytes_to_browser);
+    }
 
     ospab_prom_family(b, "ospab_agent_cluster_lease", "gauge",
                       "1 for each Proxmox cluster this agent polls (holds the lease of), "

@@ -10,6 +10,7 @@
 
 #include "ospab_db.h"
 #include "ospab_prom.h"
+#include "agent_console.h"
 
 typedef struct {
     volatile apr_uint64_t polls, poll_failures;         /* cluster polls, failed ones */
@@ -47,5 +48,7 @@ void agent_metrics_queue(ospab_db_t *db, apr_pool_t *p, const char *label,
  * (agent_sio_conf_t.metrics; on its service thread). */
 struct agent_sio_t;
 const char *agent_metrics_text(struct agent_sio_t *s, apr_pool_t *p, apr_size_t *len);
+/* The console proxy whose figures /metrics shows too (NULL: none); before the listener. */
+void agent_metrics_set_console(agent_console_t *c);
 
 #endif
