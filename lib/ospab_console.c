@@ -1,6 +1,7 @@
 /* ospab core: one-time console tokens (ospab_console.h). */
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "ospab_console.h"
@@ -68,4 +69,43 @@ int ospab_console_redeem(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const ch
     g->vps_id = row[1];
     g->kind = row[2] && !strcmp(row[2], "vnc") ? OSPAB_CONSOLE_VNC : OSPAB_CONSOLE_TERMINAL;
     return 1;
+}
+
+const char *ospab_console_panel_base(apr_pool_t *p, const char *url, const char **base)
+{
+    const char *c, *host = NULL;
+    apr_size_t len;
+
+    *base = NULL;
+    if (!url || !*url) {
+        return "must be a path such as /panel/ or an http(s):// URL";
+    }
+    for (c = url; *c; ++c) {
+        if (apr_isspace(*c) || apr_iscntrl(*c)) {
+            return "must not contain white space";
+        }
+        if (*c == '?' || *c == '#') {
+            /* the console page's token goes in the fragment the panel adds */
+            return "must not contain '?' or '#'";
+        }
+    }
+    if (!strncmp(url, "https://", 8)) {
+        host = url + 8;
+    }
+    else if (!strncmp(url, "http://", 7)) {
+        host = url + 7;
+    }
+    if (host) {
+        if (!*host || *host == '/' || *host == ':' || *host == '@') {
+            return "must name a host: http(s)://host[:port][/path]";
+        }
+    }
+    else if (url[0] != '/' || url[1] == '/') {
+        /* "//host/" would be a URL without a scheme, "panel/" relative to nothing */
+        return "must be a path starting with a single '/' (e.g. /panel/) or an http:// or "
+               "https:// URL";
+    }
+    len = strlen(url);
+    *base = url[len - 1] == '/' ? apr_pstrdup(p, url) : apr_pstrcat(p, url, "/", NULL);
+    return NULL;
 }

@@ -37,4 +37,10 @@ apr_status_t ospab_console_issue(ospab_db_t *db, apr_pool_t *p, apr_time_t now,
 int ospab_console_redeem(ospab_db_t *db, apr_pool_t *p, apr_time_t now, const char *token,
                          ospab_console_grant_t *g);
 
+/* Where a site serves the customer panel (OspabPanelURL), as the console's URL begins: a
+ * path ("/panel/", made absolute with the request's own scheme and host) or an absolute
+ * http:// or https:// URL, without '?', '#' or white space. NULL when fine, with *base
+ * (from p) ending in "/"; else why not, in words for the configuration's author. */
+const char *ospab_console_panel_base(apr_pool_t *p, const char *url, const char **base);
+
 #endif

@@ -76,8 +76,9 @@ void ospab_server_snapshot_op(ospab_db_t *db, apr_pool_t *p, const ospab_server_
                               const ospab_principal_t *who, const ospab_actor_t *a,
                               const char *id, const char *op, json_t *body,
                               ospab_result_t *res);
-/* body {vmid} (seed 003) or {serverId}; panel: the panel's base URL ("https://panel.example.com/"): the answer's url is its
- * console page with a one-time token (lib/ospab_console.h) */
+/* body {vmid} (seed 003) or {serverId}; panel: the panel's absolute base URL, ending in
+ * "/" ("https://panel.example.com/panel/"): the answer's url is its console page with a
+ * one-time token (lib/ospab_console.h) */
 void ospab_server_console(ospab_db_t *db, apr_pool_t *p, const ospab_server_conf_t *c,
                           const ospab_principal_t *who, const char *panel, json_t *body,
                           ospab_result_t *res);

@@ -84,9 +84,7 @@ static void server_op(void *ctx, ospab_result_t *res)
         }
         break;
     case OSPAB_OP_CONSOLE:
-        /* the panel is served by this Apache (conf/ospab.conf): its root, as the request
-         * named this server */
-        ospab_server_console(c->db, p, c->conf, &c->who, ap_construct_url(p, "/", c->r),
+        ospab_server_console(c->db, p, c->conf, &c->who, ospab_mod_panel_url(c->r),
                              c->body, res);
         break;
     case OSPAB_OP_TASKS:

@@ -67,6 +67,8 @@ typedef struct {
     int resize;                                    /* OspabResize (-1 unset) */
     ospab_ssh_conf_t ssh;                          /* OspabProxmoxSSH* */
     const ospab_seal_key_t *seal_key;              /* OspabSecretKey (read as root) */
+    const char *panel_url;                         /* OspabPanelURL, ending in "/" (NULL
+                                                    * unset: "/") */
     ospab_clusters_t *clusters;                    /* this child's clients of the clusters
                                                     * in the database (child_init) */
     ospab_pve_t *pve;                              /* this child's client (child_init) */
@@ -108,6 +110,9 @@ void ospab_mod_child_init(apr_pool_t *p, server_rec *s);
  * cluster's URL, token and CA are the caller's to add. */
 void ospab_mod_pve_base(const ospab_srv_conf_t *c, ospab_pve_conf_t *pc);
 ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r);
+/* The absolute URL this site serves the customer panel at (OspabPanelURL: a path is made
+ * absolute with the request's scheme and host), ending in "/". */
+const char *ospab_mod_panel_url(request_rec *r);
 /* What the core's server operations need from this server's directives. */
 const ospab_server_conf_t *ospab_mod_server_conf(const request_rec *r);
 /* The login failure counters shared by all children (NULL before post_config). */

@@ -9,6 +9,7 @@
 
 #include "mod_ospab.h"
 #include "ospab_server.h"
+#include "ospab_console.h"
 
 #define OSPAB_MIN_KEY_LEN 32
 
@@ -63,6 +64,7 @@ void *ospab_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(rl_window);
     MERGE_INT(rl_logins);
     MERGE_PTR(seal_key);
+    MERGE_PTR(panel_url);
     MERGE_PTR(pve_url);
     MERGE_PTR(pve_token);
     MERGE_PTR(pve_ca);
@@ -96,6 +98,18 @@ ospab_srv_conf_t *ospab_mod_srv_conf(const request_rec *r)
 const ospab_server_conf_t *ospab_mod_server_conf(const request_rec *r)
 {
     return &ospab_mod_srv_conf(r)->server;
+}
+
+const char *ospab_mod_panel_url(request_rec *r)
+{
+    const char *base = ospab_mod_srv_conf(r)->panel_url;
+
+    if (!base) {
+        base = "/";
+    }
+    /* a path: on the host and scheme the caller reached this site by (ServerName and
+     * UseCanonicalName decide, as for Apache's own redirects) */
+    return base[0] == '/' ? ap_construct_url(r->pool, base, r) : base;
 }
 
 static const char *set_sync_key(cmd_parms *cmd, void *dc, const char *arg)
@@ -350,6 +364,18 @@ static const char *set_pve_timeout(cmd_parms *cmd, void *dc, const char *conn,
     return err;
 }
 
+static const char *set_panel_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
+    const char *why = ospab_console_panel_base(cmd->pool, arg, &c->panel_url);
+
+    (void)dc;
+    if (why) {
+        return apr_psprintf(cmd->pool, "%s: %s, not '%s'", cmd->cmd->name, why, arg);
+    }
+    return NULL;
+}
+
 static const char *set_self_service(cmd_parms *cmd, void *dc, int flag)
 {
     ospab_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &ospab_module);
@@ -437,6 +463,10 @@ const command_rec ospab_mod_cmds[] = {
                   "Bridge new servers' eth0 is attached to (default vmbr0)"),
     AP_INIT_TAKE12("OspabProxmoxTimeout", set_pve_timeout, NULL, RSRC_CONF,
                    "Seconds to connect to Proxmox and for a whole call (default: 3 10)"),
+    AP_INIT_TAKE1("OspabPanelURL", set_panel_url, NULL, RSRC_CONF,
+                  "Where this site serves the customer panel, for the console's links: a "
+                  "path (/panel/, on the request's own scheme and host) or an http(s):// "
+                  "URL (default /)"),
     AP_INIT_FLAG("OspabSelfService", set_self_service, NULL, RSRC_CONF,
                  "Customers may create servers themselves (default Off: admins only)"),
     AP_INIT_FLAG("OspabPasswordCloudInit", set_password_cloudinit, NULL, RSRC_CONF,

@@ -1,7 +1,7 @@
 """The customer panel's Apache lines (issue 12), for the tests and scripts/demo: exactly the
 block between "# panel:begin" and "# panel:end" of conf/ospab.conf, with the installed path
-replaced by this tree's www/ and, for the demo, the Alias moved to the site root. Plain
-Python, no pytest.
+replaced by this tree's www/ and, for the demo, the Alias (and OspabPanelURL, where the
+console's links point) moved to the site root. Plain Python, no pytest.
 
     from panelconf import panel_conf
     harness.Apache(db, extra_conf=panel_conf(at="/"))
@@ -35,5 +35,7 @@ def panel_conf(www=WWW, at="/", modules=True):
     for line in block():
         if line.startswith("Alias "):
             line = (f'Alias "/" "{www}/"' if at == "/" else f'Alias "{at}" "{www}"')
+        elif line.startswith("OspabPanelURL "):
+            line = f"OspabPanelURL {at.rstrip('/')}/"
         lines.append(line.replace(INSTALLED, str(www)))
     return lines

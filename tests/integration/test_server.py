@@ -10,7 +10,7 @@ kind of /_sim/fault (500, 403, 595, dropped and reset connections, unreadable an
 token, nothing listening, an untrusted certificate -> 502; latency beyond OspabProxmoxTimeout
 -> 504 within the timeout), the issue's "Done when" (50 concurrent calls against a simulator
 that answers after 30 s all get 504 within the timeout while /api/health answers), and no
-secret (API token, root passwords, console tickets) in Apache's logs at LogLevel debug.
+secret (API token, root passwords, console tokens) in Apache's logs at LogLevel debug.
 
 The simulator runs with --time-scale 0.05 (a create takes 0.4 s); tasks are followed up
 lazily by the module, so the tests poll GET /api/server/{id}/tasks (which follows them up)
@@ -836,28 +836,61 @@ def test_status_of_a_stopped_server(srv, sim, world, fleet):
 
 # -------------------------------------------------------------------- console --
 
-def test_console(srv, sim, world, fleet):
-    sid, vmid = fleet["ops"], fleet.vmids["ops"]
-    sim_url = urllib.parse.urlsplit(sim.url)
-    for body in ({"vmid": vmid}, {"serverId": sid}):
-        r = ok(call(srv, "POST", "/api/server/console", world.tok["alice"], body))
-        assert set(r) == {"status", "url"} and r["status"] == "success", r
-        u = urllib.parse.urlsplit(r["url"])
-        assert (u.scheme, u.netloc) == ("https", sim_url.netloc), r["url"]
-        q = urllib.parse.parse_qs(u.query, strict_parsing=True)
-        assert all(len(v) == 1 for v in q.values()), q
-        q = {k: v[0] for k, v in q.items()}
-        assert q["console"] == "lxc" and q["vmid"] == str(vmid) and q["node"] == NODE, q
-        assert 5900 <= int(q["port"]) <= 5999, q
-        assert q["ticket"].startswith("PVEVNC:") and len(q["ticket"]) > 20, q
-        assert sim.token.rsplit("=", 1)[1] not in r["url"]
-        world.secrets += [q["ticket"], urllib.parse.quote(q["ticket"], safe=""),
-                          q["ticket"].split(":", 1)[1]]
-    # an admin may open anybody's console
-    ok(call(srv, "POST", "/api/server/console", world.tok["admin"], {"vmid": vmid}))
+# POST /api/server/console's url (issue 15, docs/console.md): the panel's own console page,
+# a one-time token in the fragment, never a Proxmox address or ticket
+CONSOLE_URL = re.compile(r"^(?P<base>https?://[^#?]+/)console\.html#token=(?P<token>[A-Za-z0-9_-]{43})"
+                         r"&kind=(?P<kind>terminal|vnc)&server=(?P<server>\d+)$")
+# what the old answer (a noVNC URL on Proxmox) carried, none of which may reach the browser
+PROXMOX_MARKS = (":8006", "PVEVNC", "PVEAuthCookie", "PVEAPIToken", "ticket", "novnc",
+                 "vmid=", "node=", "port=")
 
-    # someone else's vmid or server, or one nobody has: the same 404, Proxmox not asked
+
+def console_token(r, base, kind, sid, sim=None, database=None):
+    """The token of a console answer r: seed 003's {"status":"success","url":...}, the url
+    base + console.html#token=...&kind=<kind>&server=<sid>, nothing of Proxmox in the whole
+    answer; with database, only the token's SHA-256 stored."""
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"status", "url"} and body["status"] == "success", body
+    m = CONSOLE_URL.match(body["url"])
+    assert m, body["url"]
+    assert (m["base"], m["kind"], m["server"]) == (base, kind, str(sid)), body["url"]
+    for mark in PROXMOX_MARKS:
+        assert mark not in r.text, (mark, r.text)
+    if sim is not None:
+        assert urllib.parse.urlsplit(sim.url).netloc not in r.text, r.text
+        assert sim.token.rsplit("=", 1)[1] not in r.text
+    token = m["token"]
+    if database is not None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        rows = database.query("SELECT * FROM console_tokens WHERE token_hash = ?", [digest])
+        assert len(rows) == 1, rows
+        assert str(rows[0]["vps_id"]) == str(sid) and rows[0]["kind"] == kind, rows
+        for row in database.query("SELECT * FROM console_tokens"):
+            assert not any(token in str(v) for v in row.values()), row
+    return token
+
+
+def test_console(srv, sim, world, fleet, database):
+    sid, vmid = fleet["ops"], fleet.vmids["ops"]
+    base = srv.url("/")                      # no OspabPanelURL: the site's root
     calls = sim_calls(sim, vmid)
+    tokens = []
+    for body in ({"vmid": vmid}, {"serverId": sid}, {"serverId": sid}):
+        r = call(srv, "POST", "/api/server/console", world.tok["alice"], body)
+        tokens.append(console_token(r, base, "terminal", sid, sim, database))
+    assert len(set(tokens)) == len(tokens), "a token was handed out twice"
+    world.secrets += tokens
+    # the token is for alice; Proxmox is the agent's to ask when the page redeems it
+    assert database.count("SELECT COUNT(*) FROM console_tokens WHERE vps_id = ? AND user_id = ?",
+                          [sid, world.alice]) >= len(tokens)
+    assert sim_calls(sim, vmid) == calls
+    # an admin may open anybody's console (the token is the admin's)
+    r = call(srv, "POST", "/api/server/console", world.tok["admin"], {"vmid": vmid})
+    world.secrets.append(console_token(r, base, "terminal", sid))
+
+    # someone else's vmid or server, or one nobody has: the same 404, no token
+    n = database.count("SELECT COUNT(*) FROM console_tokens")
     bob_vmid = fleet.vmids["bobs"]
     answers = [call(srv, "POST", "/api/server/console", world.tok["bob"], b)
                for b in ({"vmid": vmid}, {"serverId": sid}, {"vmid": 999999999},
@@ -867,9 +900,36 @@ def test_console(srv, sim, world, fleet):
     for r in answers:
         assert r.status_code == 404 and r.json() == NOT_FOUND, r.text
     assert len({r.content for r in answers}) == 1
-    assert sim_calls(sim, vmid) == calls
     for bad in ({}, {"vmid": "abc"}, {"vmid": None}, {"serverId": [1]}):
         err(call(srv, "POST", "/api/server/console", world.tok["alice"], bad), 400)
+    assert database.count("SELECT COUNT(*) FROM console_tokens") == n
+    assert sim_calls(sim, vmid) == calls
+
+
+@pytest.mark.parametrize("panel,expect", [
+    ("/panel", "{site}/panel/"),
+    ("https://panel.example.com:8443/customers/", "https://panel.example.com:8443/customers/"),
+], ids=["path", "absolute"])
+def test_console_at_the_configured_panel(database, sim, world, fleet, panel, expect):
+    """OspabPanelURL: a path is completed with the request's own scheme and host, an
+    absolute URL is used as it is; the console's links point there."""
+    a = _started(harness.Apache(database, extra_conf=pve_conf(sim) + [f"OspabPanelURL {panel}"],
+                                jwt_secret=world.api.apache.jwt_secret))
+    try:
+        r = call(a, "POST", "/api/server/console", world.tok["alice"],
+                 {"serverId": fleet["ops"]})
+        world.secrets.append(console_token(r, expect.format(site=a.url("/").rstrip("/")),
+                                           "terminal", fleet["ops"], sim))
+    finally:
+        a.stop()
+
+
+@pytest.mark.parametrize("value", ["panel/", "//panel.example.com/", "ftp://panel.example.com/",
+                                   "https://", "/panel/?x=1", "/panel/#top", '"/my panel/"'])
+def test_configtest_refuses_a_bad_panel_url(value):
+    a = harness.Apache(None, load_dbd=False, extra_conf=[f"OspabPanelURL {value}"])
+    rc, out = a.configtest()
+    assert rc != 0 and "OspabPanelURL" in out, (value, out)
 
 
 # ---------------------------------------------------------------------- tasks --
@@ -1058,13 +1118,15 @@ def test_fault_is_502(srv, sim, world, fleet, name, fault, message):
     sim.fault(path_prefix=f"/nodes/{NODE}/lxc/{vmid}/", **fault)
     for method, path in (("GET", f"/api/server/{sid}/status"),
                          ("POST", f"/api/server/{sid}/start"),      # it runs: not executed
-                         ("GET", f"/api/server/{sid}/snapshots"),
-                         ("POST", "/api/server/console")):
+                         ("GET", f"/api/server/{sid}/snapshots")):
         t0 = time.monotonic()
-        r = call(srv, method, path, world.tok["alice"],
-                 {"serverId": sid} if path.endswith("console") else None)
+        r = call(srv, method, path, world.tok["alice"])
         err(r, 502, message)
         assert time.monotonic() - t0 < TOTAL_TIMEOUT, (name, path)
+    # the console's token asks Proxmox nothing: the agent meets the fault when the page
+    # redeems it, and says so there
+    r = call(srv, "POST", "/api/server/console", world.tok["alice"], {"serverId": sid})
+    world.secrets.append(console_token(r, srv.url("/"), "terminal", sid))
     t = last_task(srv, world, sid)
     assert (t["action"], t["status"]) == ("start", "error") and t["error"], t
     sim.clear_faults()
@@ -1090,13 +1152,16 @@ def test_latency_beyond_the_timeout_is_504(srv, sim, world, fleet, database):
 
     reqs = [("GET", f"/api/server/{sid}/status", world.tok["alice"]),
             ("POST", f"/api/server/{sid}/start", world.tok["alice"]),
-            ("POST", "/api/server/create", world.tok["alice"], {"osId": 1, "tariffId": 1}),
-            ("POST", "/api/server/console", world.tok["alice"], {"vmid": vmid})]
+            ("POST", "/api/server/create", world.tok["alice"], {"osId": 1, "tariffId": 1})]
     with ThreadPoolExecutor(len(reqs)) as pool:
         results = list(pool.map(timed, reqs))
     for req, (r, took) in zip(reqs, results):
         err(r, 504, "Proxmox did not answer in time")
         assert took < TOTAL_TIMEOUT + 2, (req[:2], took)
+    # the console's token does not wait for Proxmox (the agent does, for the page)
+    r, took = timed(("POST", "/api/server/console", world.tok["alice"], {"vmid": vmid}))
+    world.secrets.append(console_token(r, srv.url("/"), "terminal", sid))
+    assert took < 1, took
     assert database.count("SELECT COUNT(*) FROM vps WHERE user_id = ?", [world.alice]) == n
     sim.clear_faults()
     t = last_task(srv, world, sid)
@@ -1160,16 +1225,14 @@ def test_done_when_50_concurrent_calls_get_504_and_health_answers(srv, sim, worl
     sim.fault(kind="latency", seconds=30, path_prefix="/cluster/")
     targets = [("alice", fleet[n]) for n in ("power", "ops", "faults", "busy")] + \
               [("bob", fleet["bobs"])]
+    # (the console is not among them: its token asks Proxmox nothing)
     kinds = ["/api/server/{}/status", "/api/vps/{}/stats", "/api/server/{}/snapshots",
-             "/api/server/{}/status?timeframe=day", "console"]
+             "/api/server/{}/status?timeframe=day", "/api/server/{}/status?timeframe=week"]
     reqs = []
     for i in range(50):
         who, sid = targets[i % len(targets)]
         k = kinds[(i // len(targets)) % len(kinds)]
-        if k == "console":
-            reqs.append(("POST", "/api/server/console", world.tok[who], {"serverId": sid}))
-        else:
-            reqs.append(("GET", k.format(sid), world.tok[who], None))
+        reqs.append(("GET", k.format(sid), world.tok[who], None))
     barrier = threading.Barrier(51)
     health = []
 
@@ -1285,7 +1348,7 @@ def test_a_failed_create_can_be_deleted(srv, sim, world):
 
 def test_no_secret_in_the_logs(srv, sim, world):
     """At LogLevel debug: neither the API token's secret, nor any root password, nor any
-    console ticket the module handed out appears in error.log or access.log."""
+    console token the module handed out appears in error.log or access.log."""
     assert world.secrets, "the tests above handed out no secret"
     secret = sim.token.rsplit("=", 1)[1]
     text = srv.error_log.read_text(errors="replace") + srv.access_log.read_text(errors="replace")

@@ -94,6 +94,41 @@ START_TEST(old_tokens_are_purged_when_a_new_one_is_issued)
 }
 END_TEST
 
+/* OspabPanelURL: where the console's URL begins */
+START_TEST(the_panel_base_is_a_path_or_an_absolute_url_ending_in_a_slash)
+{
+    static const char *const good[][2] = {
+        { "/", "/" },
+        { "/panel", "/panel/" },
+        { "/panel/", "/panel/" },
+        { "/a/b", "/a/b/" },
+        { "https://panel.example.com", "https://panel.example.com/" },
+        { "https://panel.example.com:8443/panel", "https://panel.example.com:8443/panel/" },
+        { "http://127.0.0.1:8080/", "http://127.0.0.1:8080/" },
+    };
+    static const char *const bad[] = {
+        "", "panel/", "//panel.example.com/", "ftp://panel.example.com/", "https://",
+        "https:///panel", "https://:443/", "/panel/?x=1", "/panel/#top", "/my panel/",
+        "https://panel.example.com/\tx", "javascript:alert(1)", "HTTPS//x",
+    };
+    apr_pool_t *p;
+    const char *base;
+    apr_size_t i;
+
+    apr_pool_create(&p, NULL);
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); ++i) {
+        ck_assert_msg(ospab_console_panel_base(p, good[i][0], &base) == NULL, "%s", good[i][0]);
+        ck_assert_str_eq(base, good[i][1]);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        ck_assert_msg(ospab_console_panel_base(p, bad[i], &base) != NULL, "'%s'", bad[i]);
+        ck_assert_ptr_null(base);
+    }
+    ck_assert_ptr_nonnull(ospab_console_panel_base(p, NULL, &base));
+    apr_pool_destroy(p);
+}
+END_TEST
+
 Suite *ospab_console_suite(void)
 {
     Suite *s = suite_create("console tokens (in process)");
@@ -103,6 +138,9 @@ Suite *ospab_console_suite(void)
     tcase_add_test(tc, a_token_is_redeemed_once_for_what_it_was_issued);
     tcase_add_test(tc, an_expired_unknown_or_altered_token_is_refused);
     tcase_add_test(tc, old_tokens_are_purged_when_a_new_one_is_issued);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("panel base");
+    tcase_add_test(tc, the_panel_base_is_a_path_or_an_absolute_url_ending_in_a_slash);
     suite_add_tcase(s, tc);
     return s;
 }
