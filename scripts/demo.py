@@ -88,6 +88,10 @@ def curl_lines(url, key_var="$OSPAB_SYNC_KEY"):
         f"curl -s {url}/api/server/$SERVER_ID/status {auth}",
         # a new root password, set over the node's SSH (shown this once)
         f"curl -s -X POST {url}/api/server/$SERVER_ID/password {auth}",
+        # its console: a one-time link (60 s) to the panel's console page, which the agent
+        # relays to the container's terminal; open it in a browser (docs/console.md)
+        (f"curl -s -X POST {url}/api/server/console {auth} "
+         f"-H \"Content-Type: application/json\" -d \"{{\\\"serverId\\\": $SERVER_ID}}\""),
     ]
 
 
