@@ -1520,7 +1520,13 @@ void agent_console_attach(agent_console_t *c, struct lws_context *ctx)
 
 void agent_console_stats(agent_console_t *c, agent_console_stats_t *out)
 {
+    con_sess_t *sess;
+
     apr_thread_mutex_lock(c->mutex);
     *out = c->stats;
     apr_thread_mutex_unlock(c->mutex);
+    /* the queues are the service thread's, as is this call (the metrics listener) */
+    out->queued = 0;
+    for (sess = c->head; sess; sess = sess->next)
+        out->queued += sess->to_page.bytes + sess->to_pve.bytes + sess->held.bytes;
 }

@@ -42,6 +42,7 @@ typedef struct {
     apr_uint64_t opened;                /* relaying started */
     apr_uint64_t refused;               /* closed before relaying (token, access, Proxmox) */
     apr_uint64_t bytes_to_guest, bytes_to_browser;
+    apr_size_t queued;                  /* bytes waiting in the relays' queues now */
 } agent_console_stats_t;
 
 /* The console's state for ag (ag->conf->console), from p; NULL when it is off. */
@@ -54,6 +55,7 @@ const struct lws_protocols *agent_console_protocol(agent_console_t *c);
 void agent_console_attach(agent_console_t *c, struct lws_context *ctx);
 /* A console worker's round (agent_tick_fn, on its own database connection). */
 apr_interval_time_t agent_console_tick(struct agent_t *ag, ospab_db_t *db, apr_pool_t *p);
+/* On the service thread (the metrics listener's callback). */
 void agent_console_stats(agent_console_t *c, agent_console_stats_t *out);
 
 #endif

@@ -172,6 +172,9 @@ const char *agent_metrics_text(agent_sio_t *s, apr_pool_t *p, apr_size_t *len)
         agent_console_stats(console, &cs);
         ospab_prom_one(b, "ospab_agent_consoles", "gauge",
                        "Console sessions open (docs/console.md)", (apr_uint64_t)cs.open);
+        ospab_prom_one(b, "ospab_agent_console_queued_bytes", "gauge",
+                       "Bytes the consoles hold for a slow side now (bounded by [console] "
+                       "max_buffer per session)", (apr_uint64_t)cs.queued);
         ospab_prom_family(b, "ospab_agent_consoles_total", "counter",
                           "Consoles that reached the guest (opened), and those closed "
                           "before it: bad token, no access, Proxmox's refusal (refused)");
