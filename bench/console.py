@@ -36,7 +36,6 @@ Exit status 1 when a console could not be opened, bytes went missing, or Apache 
 agent logged a warning or an error."""
 import argparse
 import json
-import math
 import os
 import statistics
 import struct
