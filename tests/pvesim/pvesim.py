@@ -1259,7 +1259,7 @@ class Sim:
         self.vnc_ticket_lifetime = 40.0
         self.console_read_delay = 0.0
         self.console_history = []           # ended sessions, newest last
-        self.console_ports = {}             # port -> ConsoleSession
+        self.console_ports = {}             # (node, port) -> ConsoleSession
         self.reset()
 
     # --- life cycle -------------------------------------------------------
@@ -1281,7 +1281,7 @@ class Sim:
             self.token_privs = dict(self.initial_token_privs)
             self.requests = Counter()
             self.requests_by_path = Counter()
-            self.console_ports = {}         # port -> task
+            self.console_ports = {}         # (node, port) -> session (None: reserved)
             self.state_gen = 0
             self.snap = {}
             self.snap_nodes = {}
@@ -1579,9 +1579,9 @@ class Sim:
             task.exitstatus = exitstatus
             task.endtime = int(now())
             if task.type == "vncproxy":
-                for port, session in list(self.console_ports.items()):
+                for key, session in list(self.console_ports.items()):
                     if session is not None and session.task is task:
-                        del self.console_ports[port]
+                        del self.console_ports[key]
             self.changed()
 
     def find_task(self, node, upid):
@@ -3565,16 +3565,17 @@ class Api:
     # --- consoles ---------------------------------------------------------------------
     def _console(self, ctx, p, kind):
         """vncproxy (kind "vnc") and termproxy ("term") of pve-container and
-        qemu-server: a port from 5900-5999, a PVEVNC ticket for (user, /vms/N, port), and
+        qemu-server: a port from 5900-5999 (each node has its own), a PVEVNC ticket for (user, /vms/N, port), and
         a "vncproxy" task (both calls use that type) running the proxy, which waits
         console_timeout seconds for its one client and lives as long as the session."""
         sim = self.sim
         with sim.lock:
             g = sim.guest(p["node"], p["vmid"], ctx.kind)
-            port = next((n for n in range(5900, 6000) if n not in sim.console_ports), None)
+            port = next((n for n in range(5900, 6000)
+                         if (g.node, n) not in sim.console_ports), None)
             if port is None:
                 die("unable to find free port (5900-5999)")
-            sim.console_ports[port] = None      # reserved until the session exists
+            sim.console_ports[(g.node, port)] = None    # reserved until the session exists
             serial = None
             if ctx.kind == "qemu":
                 if kind == "term":
@@ -3597,7 +3598,7 @@ class Api:
         session = ConsoleSession(sim, kind, g, port, ctx.user, ticket, password,
                                  websocket=bool(p.get("websocket")), serial=serial)
         with sim.lock:
-            sim.console_ports[port] = session
+            sim.console_ports[(g.node, port)] = session
         task = sim.spawn(g.node, "vncproxy", g.vmid, ctx.user, session.worker)
         session.task = task
         session.upid = task.upid
@@ -4752,8 +4753,8 @@ class ConsoleSession:
                 if self.state != "closed":
                     self.state = "closed"
                     self.closed_at = now()
-                if sim.console_ports.get(self.port) is self:
-                    del sim.console_ports[self.port]
+                if sim.console_ports.get((self.node, self.port)) is self:
+                    del sim.console_ports[(self.node, self.port)]
                 if self not in sim.console_history:
                     sim.console_history.append(self)
                     del sim.console_history[:-100]
@@ -5211,8 +5212,9 @@ class Control:
         if mode not in ("close", "reset"):
             return 400, {"error": "mode must be close or reset"}
         with self.sim.lock:
-            session = self.sim.console_ports.get(port)
-            if session is None or session.state == "closed":
+            session = next((x for (_, n), x in self.sim.console_ports.items()
+                            if n == port and x is not None and x.state != "closed"), None)
+            if session is None:
                 return 404, {"error": "no open console session on port %d" % port}
         session.drop(mode)
         session.closed.wait(5)
@@ -5813,7 +5815,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sim = self.server.sim
         self.close_connection = True
         with sim.lock:
-            session = sim.console_ports.get(values["port"])
+            session = sim.console_ports.get((values["node"], values["port"]))
         client_port = self.client_address[1] if self.client_address else 0
         if session is None or not session.claim(self.connection, client_port):
             return
