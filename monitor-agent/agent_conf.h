@@ -11,7 +11,6 @@
 #include "ospab_jwt.h"
 #include "ospab_seal.h"
 #include "agent_log.h"
-#include "agent_console.h"
 #include "agent_sio.h"
 
 /* [cluster NAME] — one per Proxmox cluster */
@@ -22,6 +21,18 @@ typedef struct {
     const char *storage, *bridge;   /* as the module's OspabProxmoxStorage/Bridge */
     ospab_pve_t *client;            /* made by the monitor */
 } agent_cluster_t;
+
+/* [console]: the console proxy (agent_console.h, docs/console.md) */
+typedef struct {
+    int enabled;                        /* on with [websocket] unless "enabled = off" */
+    const char *path;                   /* "/console/ws": what Apache proxies to us */
+    apr_interval_time_t idle_timeout;   /* no byte either way for this long: closed (15 min) */
+    apr_interval_time_t open_timeout;   /* the token and Proxmox's handshake (30 s) */
+    int max_per_user;                   /* consoles one user has open at once (4) */
+    int max_sessions;                   /* consoles open at once (256) */
+    apr_size_t max_buffer;              /* bytes waiting for one side; its other side is
+                                         * not read meanwhile (256 KiB) */
+} agent_console_conf_t;
 
 typedef struct {
     const char *path;               /* the file it came from */

@@ -23,17 +23,6 @@ struct agent_t;
 struct lws_protocols;
 struct lws_context;
 
-/* [console] */
-typedef struct {
-    int enabled;                        /* on with [websocket] unless "enabled = off" */
-    const char *path;                   /* "/console/ws": what Apache proxies to us */
-    apr_interval_time_t idle_timeout;   /* no byte either way for this long: closed (15 min) */
-    apr_interval_time_t open_timeout;   /* the token and Proxmox's handshake (30 s) */
-    int max_per_user;                   /* consoles one user has open at once (4) */
-    int max_sessions;                   /* consoles open at once (256) */
-    apr_size_t max_buffer;              /* bytes waiting for one side; its other side is
-                                         * not read meanwhile (256 KiB) */
-} agent_console_conf_t;
 
 typedef struct agent_console_t agent_console_t;
 

@@ -30,7 +30,7 @@ struct agent_t {
     apr_thread_cond_t *wake;        /* signalled on stop/reload and by agent_wake() */
     unsigned long wake_gen;         /* under lock: counts agent_wake() calls */
     void *monitor;                  /* agent_monitor.c's state (alert counters, backoff) */
-    agent_console_t *console;       /* agent_console.c's state; NULL when it is off */
+    struct agent_console_t *console;    /* agent_console.c's state; NULL when it is off */
 };
 
 /* Opens a connection with the statements prepared. */

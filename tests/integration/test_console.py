@@ -77,6 +77,15 @@ def read_until(ws, needle, timeout=10):
     return got
 
 
+def terminal(srv, world, sid):
+    """alice's console of container sid, open, at its prompt."""
+    token, _, _ = token_of(console_url(srv, world.tok["alice"], sid))
+    ws, first = open_console(srv, token)
+    assert first["status"] == "ok", first
+    read_until(ws, b"# ")
+    return ws
+
+
 def term_input(text):
     data = text.encode()
     return f"0:{len(data)}:{text}"
@@ -248,11 +257,7 @@ def test_proxmox_dropping_the_console_closes_the_page_with_a_message(srv, sim, w
                                                                       lxc, request):
     vmid, sid = lxc
     agent()
-    token, _, _ = token_of(console_url(srv, world.tok["alice"], sid))
-    ws, first = open_console(srv, token)
-    with ws:
-        assert first["status"] == "ok"
-        read_until(ws, b"# ")
+    with terminal(srv, world, sid) as ws:
         port = wait_for(lambda: sim_session(sim, vmid), what="the session")["port"]
         sim.drop_console(port, mode="reset")
         code, _ = closed_with(ws)
@@ -262,11 +267,7 @@ def test_proxmox_dropping_the_console_closes_the_page_with_a_message(srv, sim, w
 def test_suspension_or_deletion_ends_an_open_console(srv, sim, world, database, agent, lxc):
     vmid, sid = lxc
     agent()
-    token, _, _ = token_of(console_url(srv, world.tok["alice"], sid))
-    ws, first = open_console(srv, token)
-    with ws:
-        assert first["status"] == "ok"
-        read_until(ws, b"# ")
+    with terminal(srv, world, sid) as ws:
         sql_exec(database, f"UPDATE vps SET status = 'suspended' WHERE id = {sid};")
         code, _ = closed_with(ws, timeout=20)
         assert code == 4403
@@ -393,13 +394,8 @@ def test_a_slow_reader_keeps_the_agents_memory_bounded(srv, sim, world, agent, k
 
     held = []
     try:
-        for i in range(49):
-            token, _, _ = token_of(console_url(srv, world.tok["alice"], lsid))
-            ws, first = open_console(srv, token)
-            held.append(ws)
-            assert first["status"] == "ok", (i, first)
-        for ws in held:
-            read_until(ws, b"# ")
+        for _ in range(49):
+            held.append(terminal(srv, world, lsid))
         token, _, _ = token_of(console_url(srv, world.tok["alice"], sid))
         slow, first = open_console(srv, token)
         held.append(slow)
