@@ -191,11 +191,15 @@ apr_status_t ospab_kvm_clone(apr_pool_t *p, const ospab_server_conf_t *c,
     params[i++] = (ospab_pve_param_t){ "newid", vmid };
     params[i++] = (ospab_pve_param_t){ "full", "1" };
     params[i++] = (ospab_pve_param_t){ "name", name };
-    if (storage) {
-        params[i++] = (ospab_pve_param_t){ "storage", storage };
-    }
     if (strcmp(node, t->node)) {
+        /* onto another node: qemu-server's clone runs on the template's node and refuses a
+         * target storage that is not shared ("can't clone to non-shared storage"); the
+         * node's storage is most often local, so the disk stays on the template's, which
+         * placement made sure is shared (ospab_kvm_unfit) */
         params[i++] = (ospab_pve_param_t){ "target", node };
+    }
+    else if (storage) {
+        params[i++] = (ospab_pve_param_t){ "storage", storage };
     }
     params[i] = (ospab_pve_param_t){ NULL, NULL };
     return ospab_srv_pve_call(c, p, a, "POST", ospab_pve_path(p, "nodes", t->node, "qemu",

@@ -8,6 +8,7 @@ simulator with four nodes, on SQLite and MariaDB (docs/operations.md, "Nodes and
 placement").
 """
 
+import re
 import time
 from datetime import datetime, timezone
 
@@ -102,6 +103,34 @@ def test_three_servers_land_by_free_memory(srv, sim, world, database):
     listed = {n["name"]: n for n in ok(admin(srv, world, "GET", "/api/admin/nodes"))["nodes"]}
     assert listed["pve2"]["given"]["ram"] >= 2048 and listed["pve3"]["accepts"] is False
     assert listed["pve1"]["sample"]["maxmem"] == 16 * GiB, listed
+
+
+def test_a_kvm_server_on_another_node_than_its_template(srv, sim, world, database):
+    """A KVM template on shared storage serves every node: a server placed on another node
+    than the template's is cloned there with its disk on that shared storage (Proxmox
+    refuses a cross-node clone onto the node's local storage, which is what nodes have)."""
+    tmpl = 9500
+    if tmpl not in [g["vmid"] for g in sim.state(tasks=0)["guests"]]:
+        sim.add_storage("shared-nfs", nodes=list(NODES))
+        sim.make_template(tmpl, name="debian-12-cloud", node="pve1", storage="shared-nfs")
+    os_id = ok(admin(srv, world, "POST", "/api/admin/os",
+                     {"name": "KVM (shared)", "template": str(tmpl), "kind": "qemu"}), 201)["os"]["id"]
+    for n in ("pve1", "pve2"):
+        register(srv, world, n, storage="local-lvm")
+    sample(database, "pve1", 16, 12)
+    sample(database, "pve2", 16, 2)
+    body = ok(call(srv, "POST", "/api/server/create", world.tok["alice"],
+                   {"osId": os_id, "tariffId": 1}), 201)
+    world.secrets.append(body["rootPassword"])
+    assert node_of(database, body["id"]) == "pve2"
+    wait_idle(srv, world, body["id"])
+    rec = ok(call(srv, "GET", f"/api/server/{body['id']}", world.tok["alice"]))
+    assert rec["status"] == "running", rec
+    g = sim.guest_info(body["proxmoxId"])
+    assert g["node"] == "pve2" and g["status"] == "running", g
+    disks = [v for k, v in g["conf"].items() if re.match(r"(scsi|virtio|sata|ide)\d+$", k)
+             and "media=cdrom" not in str(v) and "cloudinit" not in str(v)]
+    assert disks and all(str(d).startswith("shared-nfs:") for d in disks), g["conf"]
 
 
 def test_a_node_without_the_template_or_room_is_passed_over(srv, sim, world, database):
