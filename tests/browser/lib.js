@@ -1,14 +1,15 @@
 // The customer panel in a real browser: what every scenario of scenarios.js gets.
 //
 // tests/integration/test_panel.py starts Apache (module, panel, agent, simulator) and one
-// Debian chromium, then runs `node run.js <scenario>` with OSPAB_PANEL_TEST naming a JSON
-// file: {url, ws, screens, ...world}. A scenario asks Python for things only Python can do
-// (make a guest hot, read the simulator, revoke a login) with t.rpc(op, args): a line
-// "@@rpc {...}" on stdout, answered by a JSON line on stdin.
+// Debian chromium (test_demo.py: scripts/demo's), then runs `node run.js <scenario>` with
+// OSPAB_PANEL_TEST naming a JSON file: {url, ws, screens, ...world}. A scenario asks
+// Python for things only Python can do (make a guest hot, read the simulator, revoke a
+// login) with t.rpc(op, args): a line "@@rpc {...}" on stdout, answered by a JSON line on
+// stdin.
 //
 // Every page gets guards: a console error, an uncaught exception, a failed request or an
 // HTTP error the scenario did not declare with t.expectHttp(), or a CSP violation fails the
-// scenario.
+// scenario. t.requests lists what every page asked of the network, WebSockets included.
 'use strict';
 
 const fs = require('fs');
@@ -60,6 +61,7 @@ class Test {
     this.pages = [];
     this.result = {};
     this.shots = [];
+    this.requests = [];           // every page's: [{page, kind, url}], WebSockets too
   }
 
   async connect() {
@@ -109,7 +111,17 @@ class Test {
       });
     }, lang);
     const tag = `page${this.pages.length}`;
+    page.__tag = tag;
     page.__closing = false;
+    // what the page asks of the network: puppeteer's requests leave WebSockets out, the
+    // DevTools protocol's Network.webSocketCreated names them
+    page.on('request', (req) => this.requests.push({ page: tag, kind: req.resourceType(),
+                                                     url: req.url() }));
+    const cdp = await page.createCDPSession();
+    await cdp.send('Network.enable');
+    cdp.on('Network.webSocketCreated', (e) => this.requests.push({ page: tag,
+                                                                   kind: 'websocket',
+                                                                   url: e.url }));
     page.on('console', (msg) => {
       if (page.__closing) return;
       const type = msg.type();

@@ -47,14 +47,14 @@ async function rowBadge(page, id) {
 // ---- the console page (docs/console.md) -------------------------------------------------
 
 // <panel>/console.html#token=<43>&kind=…&server=<id>, nothing of Proxmox in it
-function checkConsoleUrl(t, c, href, kind) {
+function checkConsoleUrl(t, c, href, kind, server = c.server) {
   const u = new URL(href);
   equal(`${u.origin}${u.pathname}`, `${t.url}/console.html`, 'the panel\'s console page');
   equal(u.search, '', 'no query');
   const p = new URLSearchParams(u.hash.slice(1));
   assert(/^[A-Za-z0-9_-]{43}$/.test(p.get('token') || ''), `a 43-character token: ${u.hash}`);
   equal(p.get('kind'), kind, 'the console\'s kind');
-  equal(p.get('server'), String(c.server.id), 'this server');
+  equal(p.get('server'), String(server.id), 'this server');
   equal([...p.keys()].sort().join(','), 'kind,server,token', 'nothing else in the fragment');
   const sim = new URL(c.sim);
   assert(!href.includes(sim.host) && !/PVEVNC|vncticket|port=/.test(href),
@@ -63,11 +63,11 @@ function checkConsoleUrl(t, c, href, kind) {
 
 // The URL the server page's Console button gives, its token unused: window.open is held
 // back, and the scenario opens the URL in a page of its own (with the guards)
-async function consoleLink(t, c, page, kind) {
-  await t.login(page, c.user);
-  await openServer(t, page, c.server);
+async function consoleUrl(t, c, page, server, kind) {
+  await openServer(t, page, server);
   await waitBadge(t, page, 'running');
   await page.evaluate(() => {
+    window.__opened = null;
     window.open = (u) => {
       window.__opened = u;
       return null;
@@ -75,8 +75,13 @@ async function consoleLink(t, c, page, kind) {
   });
   await t.click(page, '[data-action=console]');
   const url = await t.until(page, () => window.__opened, null, { what: 'the console URL' });
-  checkConsoleUrl(t, c, url, kind);
+  checkConsoleUrl(t, c, url, kind, server);
   return url;
+}
+
+async function consoleLink(t, c, page, kind) {
+  await t.login(page, c.user);
+  return consoleUrl(t, c, page, c.server, kind);
 }
 
 async function consoleState(t, page, state, timeout = 30000) {
@@ -94,6 +99,31 @@ async function openConsole(t, url) {
   return tab;
 }
 
+// a connected terminal: the prompt comes, `echo hello` typed prints hello
+async function echoHello(t, tab) {
+  await t.until(tab, () => [...document.querySelectorAll('.xterm-rows > div')]
+    .some((r) => /# $/.test(r.textContent.trimEnd() + ' ')), null, { what: 'the prompt' });
+  await tab.click('.xterm-screen');
+  await tab.keyboard.type('echo hello');
+  await tab.keyboard.press('Enter');
+  await t.until(tab, () => [...document.querySelectorAll('.xterm-rows > div')]
+    .some((r) => r.textContent.trim() === 'hello'), null, { what: 'hello in the terminal' });
+  assert((await termLines(tab)).some((l) => /# echo hello$/.test(l)), 'the echoed command');
+}
+
+// a connected VNC console: the screen is drawn (the simulator's colour bars: most pixels
+// are not black)
+async function vncDrawn(t, tab) {
+  await t.until(tab, () => {
+    const canvas = document.querySelector('#console-screen canvas');
+    if (!canvas || !canvas.width) return false;
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) lit += 1;
+    return lit > (d.length / 4) / 4;
+  }, null, { what: 'the VNC screen drawn' });
+}
+
 // c.server: a running container
 exports.console_terminal = async (t, c) => {
   const page = await t.page();
@@ -103,14 +133,7 @@ exports.console_terminal = async (t, c) => {
   equal(await tab.evaluate(() => location.hash), '', 'the token has left the address bar');
   assert((await t.text(tab, '#console-title')).includes(c.server.name) ||
          (await t.text(tab, '#console-title')).includes(String(c.server.id)), 'the title');
-  await t.until(tab, () => [...document.querySelectorAll('.xterm-rows > div')]
-    .some((r) => /# $/.test(r.textContent.trimEnd() + ' ')), null, { what: 'the prompt' });
-  await tab.click('.xterm-screen');
-  await tab.keyboard.type('echo hello');
-  await tab.keyboard.press('Enter');
-  await t.until(tab, () => [...document.querySelectorAll('.xterm-rows > div')]
-    .some((r) => r.textContent.trim() === 'hello'), null, { what: 'hello in the terminal' });
-  assert((await termLines(tab)).some((l) => /# echo hello$/.test(l)), 'the echoed command');
+  await echoHello(t, tab);
   await t.shot(tab, 'console-terminal');
   // the same link again: the token was used
   const again = await openConsole(t, url);
@@ -130,15 +153,7 @@ exports.console_vnc = async (t, c) => {
   const url = await consoleLink(t, c, page, 'vnc');
   const tab = await openConsole(t, url);
   await consoleState(t, tab, 'connected');
-  // the screen is drawn: pixels that are not black
-  await t.until(tab, () => {
-    const canvas = document.querySelector('#console-screen canvas');
-    if (!canvas || !canvas.width) return false;
-    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    let lit = 0;
-    for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) lit += 1;
-    return lit > (d.length / 4) / 4;
-  }, null, { what: 'the VNC screen drawn' });
+  await vncDrawn(t, tab);
   const before = await t.rpc('console_session', { vmid: c.server.vmid });
   await tab.click('[data-action=ctrl-alt-del]');
   await tab.type('#console-paste-text', 'pasted text');
@@ -156,6 +171,57 @@ exports.console_vnc = async (t, c) => {
   await t.rpc('drop_console', { vmid: c.server.vmid });
   const closed = await consoleState(t, tab, 'closed');
   assert(/connection to the server was lost/.test(closed), `the end: ${closed}`);
+};
+
+// The demo (tests/integration/test_demo.py, issue 15's "Done when"): its customer opens
+// the console of a container (c.terminal) and of a KVM server (c.vnc) from the panel and
+// uses both; every request and WebSocket of every tab goes to the panel's origin.
+exports.demo_consoles = async (t, c) => {
+  const page = await t.page();
+  await t.login(page, c.user);
+  const term = await openConsole(t, await consoleUrl(t, c, page, c.terminal, 'terminal'));
+  await consoleState(t, term, 'connected');
+  await echoHello(t, term);
+  await t.shot(term, 'demo-console-terminal');
+  const vnc = await openConsole(t, await consoleUrl(t, c, page, c.vnc, 'vnc'));
+  await consoleState(t, vnc, 'connected');
+  await vncDrawn(t, vnc);
+  const Q = 0x71;                 // the keysym of "q"
+  const pressed = (s) => s.keys.some(([k, down]) => k === Q && down)
+                         && s.keys.some(([k, down]) => k === Q && !down);
+  assert(!pressed(await t.rpc('console_session', { vmid: c.vnc.vmid })), 'no q before');
+  await vnc.click('#console-screen canvas');
+  await vnc.keyboard.press('q');
+  let session;
+  for (let i = 0; i < 50; i += 1) {
+    session = await t.rpc('console_session', { vmid: c.vnc.vmid });
+    if (pressed(session)) break;
+    await sleep(200);
+  }
+  assert(pressed(session), `q down and up reached the server: ${JSON.stringify(session.keys)}`);
+  await t.shot(vnc, 'demo-console-vnc');
+  // what the tabs asked of the network: the panel's origin (http:, ws:) and nothing else
+  const origin = new URL(t.url);
+  const sim = new URL(c.sim);
+  const seen = t.requests.filter((r) => !/^(data|blob):/.test(r.url));
+  const elsewhere = seen.filter((r) => {
+    const u = new URL(r.url);
+    const scheme = r.kind === 'websocket' ? origin.protocol.replace(/^http/, 'ws')
+      : origin.protocol;
+    return u.protocol !== scheme || u.host !== origin.host || u.port === sim.port
+           || /PVEVNC|vncticket|ticket=/i.test(r.url);
+  });
+  assert(!elsewhere.length, `requests elsewhere: ${JSON.stringify(elsewhere)}`);
+  // the record holds what each tab did: the panel's Socket.IO, each console's socket
+  const sockets = (p) => seen.filter((r) => r.page === p.__tag && r.kind === 'websocket')
+    .map((r) => new URL(r.url).pathname);
+  assert(sockets(page).some((x) => x.startsWith('/socket.io/')), 'the panel\'s live push');
+  for (const tab of [term, vnc]) {
+    equal(sockets(tab).join(','), '/console/ws', `${tab.__tag}: one console socket`);
+    assert(seen.some((r) => r.page === tab.__tag && r.kind === 'document'
+                            && new URL(r.url).pathname === '/console.html'), 'the page');
+  }
+  t.result = { requests: seen };
 };
 
 // ---- scenarios --------------------------------------------------------------------------

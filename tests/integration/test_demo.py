@@ -1,4 +1,5 @@
 """scripts/demo: it starts, the curl lines it prints work, demo.env is right, Ctrl-C stops it."""
+import contextlib
 import hashlib
 import json
 import os
@@ -7,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import yaml
 
+import browserharness
 import harness
 
 DEMO = harness.REPO / "scripts" / "demo.py"
@@ -368,6 +371,53 @@ def test_issue13_done_when_on_the_demo(demo):
         assert r.status_code == 200, r.text
 
 
+def customer_api(url, headers):
+    """api(method, path, body, status): a call to the demo's /api/ with these headers, its
+    status checked; the answer's JSON."""
+    def api(method, path, body=None, status=200):
+        r = requests.request(method, f"{url}/api{path}", headers=headers, json=body,
+                             timeout=30)
+        assert r.status_code == status, (method, path, r.status_code, r.text)
+        return r.json()
+    return api
+
+
+def settled(api, sid):
+    """The server's record once its tasks have ended, the newest well; it is running."""
+    deadline = time.monotonic() + 90
+    while True:
+        tasks = api("GET", f"/server/{sid}/tasks")
+        if tasks and not any(t["status"] in ("queued", "running") for t in tasks):
+            assert tasks[0]["status"] == "ok", tasks
+            break
+        assert time.monotonic() < deadline, tasks
+        time.sleep(0.3)
+    rec = api("GET", f"/server/{sid}")
+    assert rec["status"] == "running", rec
+    return rec
+
+
+@contextlib.contextmanager
+def spare_node_aside(env):
+    """The spare node pve3, when an earlier test registered it, takes no new servers
+    meanwhile: the demo's sshd serve pve1 and pve2 (a container's password is set on its
+    node)."""
+    url = env["OSPAB_URL"]
+    adm = {"Authorization": f"Bearer {env['OSPAB_ADMIN_TOKEN']}"}
+    nodes = requests.get(f"{url}/api/admin/nodes", headers=adm, timeout=30).json()["nodes"]
+    spare = [n["id"] for n in nodes if n["name"] == "pve3" and n["accepts"]]
+    for nid in spare:
+        r = requests.put(f"{url}/api/admin/nodes/{nid}", headers=adm, timeout=30,
+                         json={"accepts": False})
+        assert r.status_code == 200, r.text
+    try:
+        yield
+    finally:
+        for nid in spare:
+            requests.put(f"{url}/api/admin/nodes/{nid}", headers=adm, timeout=30,
+                         json={"accepts": True})
+
+
 def test_issue14_done_when_on_the_demo(demo):
     """Issue 14's "Done when", on the demo: a customer creates a KVM server from GET
     /api/os's qemu entry; it ends running with a pool address (cloud-init's ipconfig0), the
@@ -387,73 +437,130 @@ def test_issue14_done_when_on_the_demo(demo):
     assert u.status_code == 201, u.text
     tok = requests.post(f"{url}/api/auth/login", timeout=30, json={
         "email": email, "password": "kvm-pass-1"}).json()["accessToken"]
-    cust = {"Authorization": f"Bearer {tok}"}
+    api = customer_api(url, {"Authorization": f"Bearer {tok}"})
+    with spare_node_aside(env):
+        oses = api("GET", "/os")
+        kvm = [o for o in oses if o["kind"] == "qemu"]
+        assert [o["name"] for o in kvm] == ["Debian 12 (KVM)"], oses
+        for os_id, kind in ((kvm[0]["id"], "qemu"), (1, "lxc")):
+            made = api("POST", "/server/create", {"osId": os_id, "tariffId": 1}, status=201)
+            sid, vmid = made["id"], made["proxmoxId"]
+            assert made["ipAddress"] and made["ipAddress"].startswith("192.168.20"), made
+            rec = settled(api, sid)
+            assert rec["ipAddress"] == made["ipAddress"], rec
+            g = sim.guest_info(vmid)
+            assert g["type"] == kind and g["status"] == "running", g
+            if kind == "qemu":
+                assert g["conf"]["ipconfig0"].startswith(f"ip={made['ipAddress']}/24,gw="), g
+                hashed = sim.cloudinit(vmid)["config"]["password"]["hash"]
+                assert crypt.crypt(made["rootPassword"], hashed) == hashed
+            else:
+                assert f"ip={made['ipAddress']}/24" in g["conf"]["net0"], g
+            pw = api("POST", f"/server/{sid}/password")["password"]
+            root = sim.guest_info(vmid)["passwords"]["root"]
+            assert root["sha256"] == hashlib.sha256(pw.encode()).hexdigest(), root
+            if kind == "qemu":
+                assert root["source"] == "agent", root
+            before = sim.guest_info(vmid)["conf"]
+            again = api("POST", f"/server/{sid}/reinstall", {"osId": os_id})
+            assert again["action"] == "reinstall" and again["rootPassword"] != pw, again
+            rec = settled(api, sid)
+            assert rec["ipAddress"] == made["ipAddress"] and rec["proxmoxId"] == vmid, rec
+            after = sim.guest_info(vmid)
+            assert after["conf"]["net0"] == before["net0"], (before, after["conf"])
+            hashed = (sim.cloudinit(vmid)["config"]["password"]["hash"] if kind == "qemu"
+                      else after["passwords"]["root"]["hash"])
+            assert crypt.crypt(again["rootPassword"], hashed) == hashed
+            r = requests.post(f"{url}/api/vps/sync", headers=sync, timeout=30,
+                              json={"action": "delete", "vps": {"id": sid}})
+            assert r.status_code == 200, r.text
 
-    def api(method, path, body=None, status=200):
-        r = requests.request(method, f"{url}/api{path}", headers=cust, json=body, timeout=30)
-        assert r.status_code == status, (method, path, r.status_code, r.text)
-        return r.json()
 
-    def settled(sid):
-        deadline = time.monotonic() + 90
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium, as test_panel.py drives it (tests/browser)."""
+    yield from browserharness.chromium()
+
+
+def test_issue15_done_when_on_the_demo(demo, chromium):
+    """Issue 15's "Done when", on the demo: in Chromium, the demo customer logs in to the
+    panel and opens the console of their container web-1 (the prompt, `echo hello` prints
+    hello) and of a KVM server they ordered (the VNC screen is drawn, a key press reaches the
+    VM), while the browser connects to nothing but the panel's Apache: every request and
+    WebSocket of every tab is to the demo's origin, and the console URL the API gives names
+    nothing of Proxmox."""
+    sys.path.insert(0, str(harness.REPO / "tests" / "pvesim"))
+    from simctl import PveSim
+    _, port, text = demo
+    env = env_of(text)
+    url = env["OSPAB_URL"]
+    sim = PveSim.attach(str(harness.RUN_BASE / "test-demo" / "pvesim"))
+    sync = {"X-API-Key": env["OSPAB_SYNC_KEY"]}
+    user = {"email": "demo@ospab.local", "password": "demo-password"}
+    tok = requests.post(f"{url}/api/auth/login", json=user, timeout=30).json()["accessToken"]
+    api = customer_api(url, {"Authorization": f"Bearer {tok}"})
+    web1 = [s for s in api("GET", "/server") if s["name"] == "web-1"]
+    assert web1 and web1[0]["status"] == "running", web1
+    terminal = {"id": web1[0]["id"], "vmid": int(web1[0]["proxmoxId"]), "name": "web-1"}
+    kvm_os = [o for o in api("GET", "/os") if o["kind"] == "qemu"]
+    assert [o["name"] for o in kvm_os] == ["Debian 12 (KVM)"], kvm_os
+    with spare_node_aside(env):
+        made = api("POST", "/server/create", {"osId": kvm_os[0]["id"], "tariffId": 1},
+                   status=201)
+    try:
+        rec = settled(api, made["id"])
+        vnc = {"id": made["id"], "vmid": int(made["proxmoxId"]), "name": rec["name"]}
+        assert sim.guest_info(vnc["vmid"])["type"] == "qemu"
+        # the URL the API gives: the panel's own console page, nothing of Proxmox in it
+        for server, kind in ((terminal, "terminal"), (vnc, "vnc")):
+            link = api("POST", "/server/console", {"serverId": server["id"]})["url"]
+            assert re.fullmatch(re.escape(f"{url}/console.html#token=") + r"[\w-]{43}"
+                                + re.escape(f"&kind={kind}&server={server['id']}"), link), link
+            assert str(urlsplit(sim.url).port) not in link[len(url):], (sim.url, link)
+            assert not re.search(r"PVEVNC|ticket|vncproxy|termproxy", link, re.I), link
+
+        def session(vmid):
+            """The guest's open console session in the simulator (the agent's side)."""
+            deadline = time.monotonic() + 20
+            while True:
+                open_ = [x for x in sim.consoles()["sessions"]
+                         if x["vmid"] == vmid and x["state"] == "connected"]
+                if open_:
+                    return open_[-1]
+                assert time.monotonic() < deadline, f"no open console session of {vmid}"
+                time.sleep(0.2)
+
+        def rpc(op, args):
+            if op == "console_session":
+                return session(int(args["vmid"]))
+            raise ValueError(f"unknown rpc {op}")
+
+        result = browserharness.run_scenario("demo_consoles", {
+            "url": url, "ws": chromium, "sim": sim.url, "user": user, "terminal": terminal,
+            "vnc": vnc}, rpc)
+        # what the browser asked of the network, once more here: only the demo's Apache
+        asked = result["requests"]
+        assert {urlsplit(r["url"]).netloc for r in asked} == {f"127.0.0.1:{port}"}, asked
+        assert {r["url"].split(":")[0] for r in asked} == {"http", "ws"}, asked
+        sockets = sorted(urlsplit(r["url"]).path for r in asked if r["kind"] == "websocket")
+        assert sockets.count("/console/ws") == 2, sockets
+        # the browser has gone: both consoles ended on the simulator, having done their work
+        deadline = time.monotonic() + 30
         while True:
-            tasks = api("GET", f"/server/{sid}/tasks")
-            if tasks and not any(t["status"] in ("queued", "running") for t in tasks):
-                assert tasks[0]["status"] == "ok", tasks
+            ended = {x["vmid"]: x for x in sim.consoles()["closed"]
+                     if x["vmid"] in (terminal["vmid"], vnc["vmid"])}
+            still = [x for x in sim.consoles()["sessions"]
+                     if x["vmid"] in (terminal["vmid"], vnc["vmid"])]
+            if len(ended) == 2 and not still:
                 break
-            assert time.monotonic() < deadline, tasks
-            time.sleep(0.3)
-        rec = api("GET", f"/server/{sid}")
-        assert rec["status"] == "running", rec
-        return rec
-
-    # the demo's sshd serve pve1 and pve2 (a container's password is set on its node): the
-    # spare node an earlier test registered takes no new servers meanwhile
-    adm = {"Authorization": f"Bearer {env['OSPAB_ADMIN_TOKEN']}"}
-    nodes = requests.get(f"{url}/api/admin/nodes", headers=adm, timeout=30).json()["nodes"]
-    spare = [n["id"] for n in nodes if n["name"] == "pve3" and n["accepts"]]
-    for nid in spare:
-        r = requests.put(f"{url}/api/admin/nodes/{nid}", headers=adm, timeout=30,
-                         json={"accepts": False})
-        assert r.status_code == 200, r.text
-    oses = api("GET", "/os")
-    kvm = [o for o in oses if o["kind"] == "qemu"]
-    assert [o["name"] for o in kvm] == ["Debian 12 (KVM)"], oses
-    for os_id, kind in ((kvm[0]["id"], "qemu"), (1, "lxc")):
-        made = api("POST", "/server/create", {"osId": os_id, "tariffId": 1}, status=201)
-        sid, vmid = made["id"], made["proxmoxId"]
-        assert made["ipAddress"] and made["ipAddress"].startswith("192.168.20"), made
-        rec = settled(sid)
-        assert rec["ipAddress"] == made["ipAddress"], rec
-        g = sim.guest_info(vmid)
-        assert g["type"] == kind and g["status"] == "running", g
-        if kind == "qemu":
-            assert g["conf"]["ipconfig0"].startswith(f"ip={made['ipAddress']}/24,gw="), g
-            hashed = sim.cloudinit(vmid)["config"]["password"]["hash"]
-            assert crypt.crypt(made["rootPassword"], hashed) == hashed
-        else:
-            assert f"ip={made['ipAddress']}/24" in g["conf"]["net0"], g
-        pw = api("POST", f"/server/{sid}/password")["password"]
-        root = sim.guest_info(vmid)["passwords"]["root"]
-        assert root["sha256"] == hashlib.sha256(pw.encode()).hexdigest(), root
-        if kind == "qemu":
-            assert root["source"] == "agent", root
-        before = sim.guest_info(vmid)["conf"]
-        again = api("POST", f"/server/{sid}/reinstall", {"osId": os_id})
-        assert again["action"] == "reinstall" and again["rootPassword"] != pw, again
-        rec = settled(sid)
-        assert rec["ipAddress"] == made["ipAddress"] and rec["proxmoxId"] == vmid, rec
-        after = sim.guest_info(vmid)
-        assert after["conf"]["net0"] == before["net0"], (before, after["conf"])
-        hashed = (sim.cloudinit(vmid)["config"]["password"]["hash"] if kind == "qemu"
-                  else after["passwords"]["root"]["hash"])
-        assert crypt.crypt(again["rootPassword"], hashed) == hashed
+            assert time.monotonic() < deadline, (ended, still)
+            time.sleep(0.2)
+        assert "echo hello" in ended[terminal["vmid"]]["commands"], ended[terminal["vmid"]]
+        assert [0x71, 1] in ended[vnc["vmid"]]["keys"], ended[vnc["vmid"]]
+    finally:
         r = requests.post(f"{url}/api/vps/sync", headers=sync, timeout=30,
-                          json={"action": "delete", "vps": {"id": sid}})
+                          json={"action": "delete", "vps": {"id": made["id"]}})
         assert r.status_code == 200, r.text
-    for nid in spare:
-        requests.put(f"{url}/api/admin/nodes/{nid}", headers=adm, timeout=30,
-                     json={"accepts": True})
 
 
 def test_ctrl_c_stops_everything(demo):
