@@ -222,6 +222,9 @@ static int set_agent(reader_t *r, const char *key, const char *v)
     if (IS("live_interval")) {
         return get_duration(r, key, v, S / 10, 3600 * S, &c->live_interval);
     }
+    if (IS("rrd_refresh")) {
+        return get_duration(r, key, v, S / 10, 3600 * S, &c->rrd_refresh);
+    }
     if (IS("task_interval")) {
         return get_duration(r, key, v, S / 20, 600 * S, &c->task_interval);
     }
@@ -605,6 +608,7 @@ static void defaults(agent_conf_t *c)
     c->log_level = AGENT_LOG_INFO;
     c->poll_interval = 30 * S;
     c->live_interval = 5 * S;
+    c->rrd_refresh = 60 * S;
     c->task_interval = 2 * S;
     c->event_interval = 1 * S;
     c->backoff_max = 300 * S;

@@ -46,6 +46,8 @@ typedef struct {
     const char *pid_file;           /* NULL: none */
     apr_interval_time_t poll_interval;   /* /cluster/resources, default 30 s */
     apr_interval_time_t live_interval;   /* status/current+rrddata of watched servers, 5 s */
+    apr_interval_time_t rrd_refresh;     /* a watched server's rrddata asked again, 60 s
+                                          * (its points are a minute apart) */
     apr_interval_time_t task_interval;   /* running tasks, 2 s */
     apr_interval_time_t event_interval;  /* new events -> pushes, 1 s */
     apr_interval_time_t backoff_max;     /* longest wait after Proxmox failures, 300 s */

@@ -52,6 +52,20 @@ void agent_wake(agent_t *ag)
     apr_thread_mutex_unlock(ag->lock);
 }
 
+void agent_publish2(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data,
+                    json_t *compact)
+{
+    if (ag->sio) {
+        json_int_t now = (json_int_t)apr_time_as_msec(apr_time_now());
+
+        json_object_set_new(data, "sentAt", json_integer(now));
+        if (compact) {
+            json_object_set_new(compact, "sentAt", json_integer(now));
+        }
+        agent_sio_publish2(ag->sio, server_id, event, data, compact);
+    }
+}
+
 void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data)
 {
     if (ag->sio) {

@@ -42,5 +42,8 @@ void agent_wake(agent_t *ag);
 /* Publishes to the live-push server if there is one; adds "sentAt" (ms since the epoch)
  * to data. */
 void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data);
+/* The same with the compact form for the subscribers that asked for it (agent_sio.h). */
+void agent_publish2(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data,
+                    json_t *compact);
 
 #endif

@@ -8,9 +8,8 @@
 #include "agent_monitor_int.h"
 
 #define LIVE_MAX_ROOMS   2000       /* servers fetched per live round */
-#define RRD_REFRESH      apr_time_from_sec(60)   /* rrddata points are a minute apart */
 
-/* rrddata of a watched server, kept for RRD_REFRESH: its points are a minute apart, so
+/* rrddata of a watched server, kept for [agent] rrd_refresh: its points are a minute apart, so
  * asking Proxmox for them at every live round would double the load for nothing */
 typedef struct {
     json_t *rrd;                    /* own reference */
@@ -38,7 +37,7 @@ static apr_status_t rrd_cache_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* A fresh cache that keeps the still-young entries of the old one for the rooms in use. */
+/* A fresh cache that keeps the entries of the old one for the rooms in use. */
 static void rrd_cache_renew(monitor_t *m, apr_array_header_t *rooms, apr_pool_t *p,
                             apr_time_t now)
 {
@@ -53,7 +52,9 @@ static void rrd_cache_renew(monitor_t *m, apr_array_header_t *rooms, apr_pool_t 
                                       APR_ARRAY_IDX(rooms, i, apr_int64_t));
         rrd_entry_t *e = apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING);
 
-        if (e && e->rrd && now - e->at < RRD_REFRESH) {
+        /* an old one too: it is fetched again (ask_room), and the compact form sends
+         * only the points the new one adds to it */
+        if (e && e->rrd) {
             rrd_entry_t *ne = apr_palloc(np, sizeof(*ne));
 
             *ne = *e;
@@ -100,7 +101,7 @@ static int ask_room(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
                                    "current", NULL);
     ++*n;
     it->cached = m->rrd ? apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING) : NULL;
-    if (it->cached && it->cached->rrd && now - it->cached->at < RRD_REFRESH) {
+    if (it->cached && it->cached->rrd && now - it->cached->at < ag->conf->rrd_refresh) {
         it->rrd = -1;
         return 1;
     }
@@ -114,19 +115,39 @@ static int ask_room(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
     return 1;
 }
 
+/* The points of now newer than the newest of before (a new reference; all of them when
+ * there was nothing before: a compact subscriber is sent the full form first anyway). */
+static json_t *new_points(json_t *before, json_t *now)
+{
+    double last = -1, t;
+    json_t *out = json_array(), *pt;
+    size_t i, n = json_is_array(before) ? json_array_size(before) : 0;
+
+    if (n) {
+        last = ospab_pve_double(json_object_get(json_array_get(before, n - 1), "time"), &t)
+               ? t : -1;
+    }
+    json_array_foreach(now, i, pt) {
+        if (last < 0 || (ospab_pve_double(json_object_get(pt, "time"), &t) && t > last)) {
+            json_array_append(out, pt);
+        }
+    }
+    return out;
+}
+
 /* Pushes the server-stats of it from the answers (a fresh rrddata goes into the cache). */
 static void publish_item(agent_t *ag, apr_pool_t *p, apr_time_t now, apr_array_header_t *rooms,
                          const ospab_pve_req_t *reqs, const live_item_t *it)
 {
     monitor_t *m = mon_of(ag);
-    json_t *rrd = NULL, *stats, *msg;
+    json_t *rrd = NULL, *stats, *msg, *small, *fresh = NULL;
 
     if (reqs[it->cur].rv != APR_SUCCESS) {
         AGENT_DEBUG("live: server %s: %s", it->v.id, reqs[it->cur].res.message);
         return;
     }
     if (it->rrd < 0) {
-        rrd = it->cached->rrd;
+        rrd = it->cached->rrd;          /* its points went out when it was fetched */
     }
     else if (reqs[it->rrd].rv == APR_SUCCESS && json_is_array(reqs[it->rrd].res.data)) {
         rrd_entry_t *e;
@@ -141,6 +162,7 @@ static void publish_item(agent_t *ag, apr_pool_t *p, apr_time_t now, apr_array_h
             e->rrd = NULL;
             apr_hash_set(m->rrd, apr_pstrdup(m->rrd_pool, it->v.id), APR_HASH_KEY_STRING, e);
         }
+        fresh = new_points(e->rrd, rrd);
         json_decref(e->rrd);
         e->rrd = json_incref(rrd);
         e->at = now;
@@ -148,7 +170,18 @@ static void publish_item(agent_t *ag, apr_pool_t *p, apr_time_t now, apr_array_h
     stats = ospab_server_stats_json(it->v.vmid, reqs[it->cur].res.data, rrd);
     msg = json_pack("{s:I, s:o}", "serverId", (json_int_t)apr_atoi64(it->v.id),
                     "stats", stats);
-    agent_publish(ag, apr_atoi64(it->v.id), "server-stats", msg);
+    /* the compact form: the same with only the points the last push did not have */
+    small = json_deep_copy(msg);
+    if (small) {
+        json_t *data = json_object_get(json_object_get(small, "stats"), "data");
+
+        json_object_set_new(data, "rrdData", fresh ? fresh : json_array());
+        fresh = NULL;
+        json_object_set_new(small, "compact", json_true());
+    }
+    json_decref(fresh);
+    agent_publish2(ag, apr_atoi64(it->v.id), "server-stats", msg, small);
+    json_decref(small);
     json_decref(msg);
 }
 

@@ -83,6 +83,7 @@ typedef struct sio_pub_t {
     struct sio_pub_t *next;
     apr_int64_t server_id;
     sio_pkt_t *pkt;
+    sio_pkt_t *compact;                 /* the opt-in compact form, or NULL (one form) */
 } sio_pub_t;
 
 typedef struct sio_sess_t sio_sess_t;
@@ -108,6 +109,8 @@ typedef struct sio_member_t {
     sio_room_t *room;
     sio_sess_t *sess;
     struct sio_member_t *prev, *next;
+    int compact;                        /* subscribed with {"compact": true} */
+    int primed;                         /* has had a full form since (then compact ones) */
 } sio_member_t;
 
 struct sio_room_t {
@@ -451,16 +454,22 @@ static void sess_leave_all(sio_sess_t *sess)
         room_leave(sess->s, sess->subs[--sess->nsubs]);
 }
 
-/* 0 joined (or already in); -1 out of memory. */
-static int sess_join(sio_sess_t *sess, apr_int64_t id)
+/* 0 joined (or already in: its form may change); -1 out of memory. */
+static int sess_join(sio_sess_t *sess, apr_int64_t id, int compact)
 {
     agent_sio_t *s = sess->s;
     sio_member_t *m;
     sio_room_t *room;
-    int opened = 0;
+    int opened = 0, i = sess_find_sub(sess, id);
 
-    if (sess_find_sub(sess, id) >= 0)
+    if (i >= 0) {
+        m = sess->subs[i];
+        if (m->compact != compact) {
+            m->compact = compact;
+            m->primed = 0;              /* the whole hour again, then only new points */
+        }
         return 0;
+    }
     m = calloc(1, sizeof(*m));
     if (!m)
         return -1;
@@ -480,6 +489,7 @@ static int sess_join(sio_sess_t *sess, apr_int64_t id)
     }
     m->room = room;
     m->sess = sess;
+    m->compact = compact;
     m->next = room->head;
     if (room->head)
         room->head->prev = m;
@@ -970,13 +980,29 @@ static void subscription(sio_sess_t *sess, int subscribe, const json_t *arg, lon
     agent_sio_t *s = sess->s;
     apr_int64_t id = 0;
     const char *why = NULL;
+    int compact = 0;
 
-    if (parse_server_id(arg, &id))
+    /* the seed's id, or {"serverId": id, "compact": true} for the compact form of
+     * server-stats (docs/live-push.md) */
+    if (json_is_object(arg)) {
+        json_t *c = json_object_get(arg, "compact");
+
+        if (c && !json_is_boolean(c)) {
+            why = "compact must be true or false";
+            arg = NULL;
+        }
+        compact = json_is_true(c);
+        if (arg)
+            arg = json_object_get(arg, "serverId");
+    }
+    if (why)
+        ;
+    else if (parse_server_id(arg, &id))
         why = "serverId must be a positive integer";
     else if (!subscribe)
         sess_leave(sess, id);
     else if (sess_find_sub(sess, id) >= 0)
-        ;                               /* already in: fine, once */
+        sess_join(sess, id, compact);   /* already in: fine, once (the form may change) */
     else if (sess->nsubs >= s->conf.max_subscriptions)
         why = "too many subscriptions";
     else if (!sess->user.is_admin && s->conf.may_subscribe
@@ -984,12 +1010,15 @@ static void subscription(sio_sess_t *sess, int subscribe, const json_t *arg, lon
         if (!why)
             why = "not allowed";
     }
-    else if (sess_join(sess, id))
+    else if (sess_join(sess, id, compact))
         why = "out of memory";
 
     if (ack_id >= 0) {
         json_t *r = why ? json_pack("{sbss}", "ok", 0, "error", why)
                         : json_pack("{sbsI}", "ok", 1, "serverId", (json_int_t)id);
+
+        if (!why && subscribe && compact)
+            json_object_set_new(r, "compact", json_true());
         if (why && id > 0)
             json_object_set_new(r, "serverId", json_integer(id));
         send_ack(sess, ack_id, r);
@@ -1793,13 +1822,20 @@ static void fan_out(agent_sio_t *s)
 
         list = pub->next;
         for (m = room ? room->head : NULL; m; m = next) {
+            /* a compact subscriber gets the full form once, then the compact one */
+            int small = pub->compact && m->compact && m->primed;
+
             /* a client dropped for a full queue leaves this room (freed with its last
              * member, when next is NULL anyway): read next first */
             next = m->next;
-            if (sess_push(m->sess, pub->pkt) == 0)
+            if (pub->compact && m->compact && !m->primed)
+                m->primed = 1;
+            if (sess_push(m->sess, small ? pub->compact : pub->pkt) == 0)
                 delivered++;
         }
         pkt_unref(pub->pkt);
+        if (pub->compact)
+            pkt_unref(pub->compact);
         free(pub);
     }
     if (delivered) {
@@ -2114,6 +2150,8 @@ static apr_status_t sio_cleanup(void *data)
     while ((pub = s->pub_head) != NULL) {
         s->pub_head = pub->next;
         pkt_unref(pub->pkt);
+        if (pub->compact)
+            pkt_unref(pub->compact);
         free(pub);
     }
     while (s->check_head) {
@@ -2306,8 +2344,14 @@ void agent_sio_stop(agent_sio_t *s)
 void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
                        const json_t *data)
 {
+    agent_sio_publish2(s, server_id, event, data, NULL);
+}
+
+void agent_sio_publish2(agent_sio_t *s, apr_int64_t server_id, const char *event,
+                        const json_t *data, const json_t *compact)
+{
     apr_size_t len = 0;
-    sio_pkt_t *pkt;
+    sio_pkt_t *pkt, *small = NULL;
     sio_pub_t *pub;
     int dropped = 0, wake;
 
@@ -2321,13 +2365,20 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
                    event, server_id);
         return;
     }
+    if (compact) {
+        len = 0;
+        small = pkt_wrap(ospab_sio_encode_event(event, compact, LWS_PRE, &len), &len);
+    }
     if (!(pub = malloc(sizeof(*pub)))) {
         pkt_unref(pkt);
+        if (small)
+            pkt_unref(small);
         return;
     }
     pub->next = NULL;
     pub->server_id = server_id;
     pub->pkt = pkt;
+    pub->compact = small;
 
     apr_thread_mutex_lock(s->mutex);
     s->stats.published++;
@@ -2348,6 +2399,8 @@ void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
     apr_thread_mutex_unlock(s->mutex);
     if (dropped) {
         pkt_unref(pkt);
+        if (small)
+            pkt_unref(small);
         free(pub);
         return;
     }

@@ -112,6 +112,11 @@ void agent_sio_stop(agent_sio_t *s);
  * here (the caller keeps its reference); the packet is shared by all recipients. */
 void agent_sio_publish(agent_sio_t *s, apr_int64_t server_id, const char *event,
                        const json_t *data);
+/* The same with a second form for the subscribers that asked for the compact one
+ * ({"serverId": id, "compact": true}): each of them gets data (the full form) the first
+ * time after its subscription, compact after that. compact NULL: one form for all. */
+void agent_sio_publish2(agent_sio_t *s, apr_int64_t server_id, const char *event,
+                        const json_t *data, const json_t *compact);
 /* The server ids that have at least one subscriber now (array of apr_int64_t). */
 apr_array_header_t *agent_sio_rooms(agent_sio_t *s, apr_pool_t *p);
 void agent_sio_stats(agent_sio_t *s, agent_sio_stats_t *out);

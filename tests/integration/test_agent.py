@@ -663,6 +663,54 @@ def test_live_push_through_apache(sim, world, srv, database, agent):
         c.disconnect()
 
 
+def test_compact_server_stats_carry_only_new_points(sim, world, srv, agent):
+    """The opt-in compact form (issue 17, docs/live-push.md): a subscriber that asks for it
+    gets the hour of rrdData once, then server-stats whose rrdData holds only the points the
+    previous push did not have; another subscriber of the same server keeps seed 003's
+    full shape. Waits for the simulator's next minute point (rrddata is a minute apart)."""
+    vmid = make_guest(sim)
+    sid = ours(world, vmid)
+    agent(sections={"agent": {"live_interval": "1s", "rrd_refresh": "1s"}})
+    full, got_full = sio_client(srv, world.tok["alice"])
+    small, got_small = sio_client(srv, world.tok["alice"])
+    try:
+        assert full.call("subscribe-server", sid, timeout=10) == {"ok": True, "serverId": sid}
+        ack = small.call("subscribe-server", {"serverId": sid, "compact": True}, timeout=10)
+        assert ack == {"ok": True, "serverId": sid, "compact": True}, ack
+        bad = small.call("subscribe-server", {"serverId": sid, "compact": "yes"}, timeout=10)
+        assert bad["ok"] is False and "compact" in bad["error"], bad
+        first = wait_for(lambda: got_small["server-stats"], what="server-stats")[0]
+        hour = first["stats"]["data"]["rrdData"]
+        assert "compact" not in first and len(hour) >= 50, first
+        # until the next minute's point: compact pushes carry no point at all
+        boundary = (int(time.time()) // 60 + 1) * 60
+        time.sleep(max(0, boundary - time.time() + 4))
+        pushes = got_small["server-stats"][1:]
+        assert len(pushes) >= 3 and all(p.get("compact") is True for p in pushes), pushes[:2]
+        points = [pt for p in pushes for pt in p["stats"]["data"]["rrdData"]]
+        # the minute's new point came once, and what the full form shows now ends with it
+        assert [pt["time"] for pt in points] == [boundary], [pt["time"] for pt in points]
+        latest = got_full["server-stats"][-1]["stats"]["data"]["rrdData"]
+        assert latest[-1] == points[-1] and "compact" not in got_full["server-stats"][-1]
+        assert [pt["time"] for pt in hour + points][-len(latest):] == \
+            [pt["time"] for pt in latest]
+        # everything else is the same as the full form's
+        a, b = dict(pushes[-1]["stats"]["data"]), dict(got_full["server-stats"][-1]["stats"]["data"])
+        a.pop("rrdData"), b.pop("rrdData")
+        assert set(a) == set(b)
+        size_full = len(json.dumps(got_full["server-stats"][-1]))
+        size_small = len(json.dumps(pushes[-1]))
+        assert size_small * 5 < size_full, (size_small, size_full)
+        # asking again for the full form: the hour once more
+        n = len(got_small["server-stats"])
+        assert small.call("subscribe-server", sid, timeout=10)["ok"] is True
+        again = wait_for(lambda: got_small["server-stats"][n:], what="a full push")[0]
+        assert "compact" not in again and len(again["stats"]["data"]["rrdData"]) >= 50
+    finally:
+        full.disconnect()
+        small.disconnect()
+
+
 def test_live_push_admin_and_bad_tokens(sim, world, srv, database, agent):
     import socketio
     vmid = make_guest(sim)
