@@ -48,6 +48,7 @@
 #define CON_HS_MAX          1024        /* handshake bytes gathered from one side */
 #define CON_CHECK_EVERY     apr_time_from_sec(5)
 #define CON_MAX_CLIENT_VHOSTS 64        /* different CAs (clusters) at once */
+#define CON_CLOSE_SECS      10          /* a closing side's last bytes, then it is cut */
 
 /* close codes towards the page (docs/console.md) */
 #define CLOSE_PROTOCOL      4400        /* the page broke the protocol */
@@ -358,11 +359,15 @@ static void sess_fail(con_sess_t *sess, int code, const char *why)
         apr_thread_mutex_unlock(sess->c->mutex);
     }
     sess->state = ST_CLOSING;
-    if (sess->page)
+    if (sess->page) {
         lws_callback_on_writable(sess->page);
+        /* what is still queued for a page that reads nothing must not keep it forever */
+        lws_set_timeout(sess->page, PENDING_TIMEOUT_USER_OK, CON_CLOSE_SECS);
+    }
     if (sess->pve) {
         sess->pve_close = 1;
         lws_callback_on_writable(sess->pve);
+        lws_set_timeout(sess->pve, PENDING_TIMEOUT_USER_OK, CON_CLOSE_SECS);
     }
 }
 
@@ -1116,8 +1121,8 @@ static int console_callback(struct lws *wsi, enum lws_callback_reasons reason, v
         }
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (!(sess = sess_of(wsi)))
-            return -1;
+        if (!(sess = sess_of(wsi)) || sess->state == ST_CLOSING)
+            return -1;                  /* the page went meanwhile */
         if (sess->state != ST_CONNECTING)
             return 0;
         sess->state = ST_PVE_AUTH;
@@ -1506,6 +1511,22 @@ agent_console_t *agent_console_create(agent_t *ag, apr_pool_t *p)
             c->clusters = NULL;
     }
     return c;
+}
+
+int agent_console_stop(void *data)
+{
+    agent_console_t *c = data;
+    con_sess_t *sess;
+    int n = 0;
+
+    for (sess = c->head; sess; sess = sess->next) {
+        if (!sess->page && !sess->pve)
+            continue;
+        sess_fail(sess, LWS_CLOSE_STATUS_GOINGAWAY, "the console service is restarting: "
+                  "open the console again from the panel");
+        n++;
+    }
+    return n;
 }
 
 const struct lws_protocols *agent_console_protocol(agent_console_t *c)

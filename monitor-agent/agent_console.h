@@ -42,6 +42,9 @@ const struct lws_protocols *agent_console_protocol(agent_console_t *c);
 /* The live-push server's context, once created: the console's client connections live
  * on it. */
 void agent_console_attach(agent_console_t *c, struct lws_context *ctx);
+/* The live-push server's console_stop: on its service thread as it stops, closes every
+ * console (1001 and a message to the page); the sessions still open. */
+int agent_console_stop(void *c);
 /* A console worker's round (agent_tick_fn, on its own database connection). */
 apr_interval_time_t agent_console_tick(struct agent_t *ag, ospab_db_t *db, apr_pool_t *p);
 /* On the service thread (the metrics listener's callback). */

@@ -270,6 +270,8 @@ int main(int argc, const char *const *argv)
         if ((ag->console = agent_console_create(ag, pool)) != NULL) {
             sc.console = agent_console_protocol(ag->console);
             sc.console_path = ag->conf->console.path;
+            sc.console_stop = agent_console_stop;
+            sc.console_ctx = ag->console;
             agent_metrics_set_console(ag->console);
         }
         if ((rv = agent_sio_create(pool, &sc, &ag->sio)) != APR_SUCCESS) {

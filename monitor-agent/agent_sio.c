@@ -2328,7 +2328,9 @@ void agent_sio_run(agent_sio_t *s)
     close_all(s);
     /* let the close frames and the pending polls' answers go out, briefly */
     deadline = apr_time_now() + apr_time_from_msec(1000);
-    while (s->ws_conns > 0 && apr_time_now() < deadline)
+    while ((s->ws_conns > 0
+            || (s->conf.console_stop && s->conf.console_stop(s->conf.console_ctx) > 0))
+           && apr_time_now() < deadline)
         if (lws_service(s->ctx, 0) < 0)
             break;
     s->stopped = 1;

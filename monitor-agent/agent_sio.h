@@ -85,6 +85,10 @@ typedef struct {
      * is handed to it; NULL: none. */
     const struct lws_protocols *console;
     const char *console_path;
+    /* On the service thread when the server stops, and again while the last frames go out:
+     * closes the console's sessions (the first call) and says how many are still open. */
+    int (*console_stop)(void *console_ctx);
+    void *console_ctx;
 } agent_sio_conf_t;
 
 typedef struct {

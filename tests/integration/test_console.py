@@ -274,6 +274,16 @@ def test_suspension_or_deletion_ends_an_open_console(srv, sim, world, database, 
     wait_for(lambda: not sim_session(sim, vmid), what="the Proxmox side to end")
 
 
+def test_the_agent_stopping_tells_the_page(srv, sim, world, agent, lxc):
+    vmid, sid = lxc
+    a = agent()
+    with terminal(srv, world, sid) as ws:
+        assert a.stop() == 0, a.log_tail()
+        code, _ = closed_with(ws)
+        assert code == 1001
+    wait_for(lambda: not sim_session(sim, vmid), what="the Proxmox side to end")
+
+
 def test_a_user_has_a_limited_number_of_consoles(srv, sim, world, agent, lxc):
     vmid, sid = lxc
     agent(sections={"console": {"max_per_user": "2"}})
