@@ -7,10 +7,13 @@ import { initI18n, t } from './i18n.js';
 const PING_MS = 30000;
 // the agent's close codes (docs/console.md) and what they tell the user
 const CLOSE_TEXT = {
+  1001: 'consolePage.restarting',
   4401: 'consolePage.refused',
   4403: 'consolePage.forbidden',
+  4408: 'consolePage.idle',
   4429: 'consolePage.tooMany',
   4502: 'consolePage.lost',
+  4503: 'consolePage.unavailable',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -192,12 +195,16 @@ function connect({ token, kind, server }, libs) {
       ws.close();
     }
   };
-  ws.addEventListener('open', () => ws.send(JSON.stringify({ token })));
+  // the server it is for: the agent refuses a token of another one
+  ws.addEventListener('open', () => ws.send(JSON.stringify(/^\d+$/.test(server)
+    ? { token, server } : { token })));
   ws.addEventListener('message', onMessage);
   ws.addEventListener('close', (e) => {
     if (session) session.end();
     let reason;
-    if (CLOSE_TEXT[e.code]) reason = t(CLOSE_TEXT[e.code]);
+    // Proxmox refusing before the console started is not a connection lost
+    if (e.code === 4502 && !session) reason = t('consolePage.unreachable');
+    else if (CLOSE_TEXT[e.code]) reason = t(CLOSE_TEXT[e.code]);
     else if (refusal) reason = refusal;
     else if (e.code === 1000 || e.code === 1005) reason = t('consolePage.ended');
     else reason = t('consolePage.dropped', { code: e.code });
