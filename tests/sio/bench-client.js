@@ -112,6 +112,7 @@ function open(i) {
     if (!e) events.set(key, (e = { sent, lat: [] }));
     e.lat.push(now - sent);
     received++;
+    if (!half) return;           // bench/fanout: its clients' time goes into the latency
     const rrd = (d.stats && d.stats.data && d.stats.data.rrdData) || [];
     let fresh;
     if (compact && d.compact === true) {
