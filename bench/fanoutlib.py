@@ -383,12 +383,14 @@ class ProxyApache(harness.Apache):
 
 class Clients:
     """N socket.io-client connections over `procs` node processes; client i subscribes
-    to server (i % servers) + 1."""
+    to server (i % servers) + 1, or with forms="half" (bench/pushbytes) clients 2k and
+    2k+1 to server (k % servers) + 1, the odd one to the compact form."""
 
-    def __init__(self, url, token, n, servers, procs, transport, base=0):
+    def __init__(self, url, token, n, servers, procs, transport, base=0, forms="full"):
         """base: the ms since the epoch that stamps below 10^12 count from."""
         self.n, self.servers = n, servers
-        self.subs = collections.Counter(i % servers + 1 for i in range(n))
+        self.subs = collections.Counter((i >> 1) % servers + 1 if forms == "half"
+                                        else i % servers + 1 for i in range(n))
         per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
         self.procs, offset = [], 0
         for count in per:
@@ -396,7 +398,7 @@ class Clients:
                 continue
             p = subprocess.Popen([siolib.NODE, str(siolib.SIO_DIR / "bench-client.js"), url,
                                   token, str(count), str(servers), str(offset), transport,
-                                  str(base)],
+                                  str(base), forms],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                  bufsize=1, cwd=siolib.SIO_DIR)
             self.procs.append((p, siolib.Lines(p.stdout, "bench-client.js")))
@@ -441,6 +443,16 @@ class Clients:
                 events[(int(s), int(t))] += lat
             counters.update(rep)
         return events, counters
+
+    def counted(self):
+        """What each client counted in the window given with `window T0 T1`
+        (bench-client.js), over the processes: a list of dicts."""
+        out = []
+        self.send("bytes")
+        for _, lines in self.procs:
+            out += json.loads(lines.wait(lambda l: l.startswith('{"clients"'), 120,
+                                         "bytes"))["clients"]
+        return out
 
     def close(self):
         for p, _ in self.procs:
