@@ -140,10 +140,11 @@ def test_printed_curl_lines_work(demo):
     lines = [l.strip() for l in text.splitlines()
              if l.strip().startswith(("curl ", "export VPS_ID=", "export SERVER_ID="))]
     assert len(lines) >= 8, text
-    # the password line last, once the container the lines create is running (a person
-    # pasting the lines takes that long; the module answers 409 while the create runs)
-    assert "/password" in lines[-1], lines
-    outs = run_in_one_shell(text, lines[:-1])
+    # the password and console lines last, once the container the lines create is running
+    # (a person pasting the lines takes that long; the module answers 409 while the
+    # create runs)
+    assert "/password" in lines[-2] and "/api/server/console" in lines[-1], lines
+    outs = run_in_one_shell(text, lines[:-2])
     answers = {}
     for line, out in zip(lines, outs):
         if line.startswith("export "):
@@ -178,9 +179,14 @@ def test_printed_curl_lines_work(demo):
             break
         assert time.monotonic() < deadline, r.stdout
         time.sleep(0.5)
-    out = run_in_one_shell(text, [f"export SERVER_ID={server_id}", lines[-1]])[1]
-    body = json.loads(out)
+    outs = run_in_one_shell(text, [f"export SERVER_ID={server_id}", lines[-2], lines[-1]])
+    body = json.loads(outs[1])
     assert body["status"] == "success" and len(body["password"]) >= 12, body
+    # the console's one-time link: the demo's own console page (docs/console.md)
+    body = json.loads(outs[2])
+    assert body["status"] == "success" and re.fullmatch(
+        re.escape(env["OSPAB_URL"]) + r"/console\.html#token=[A-Za-z0-9_-]{43}"
+        rf"&kind=terminal&server={server_id}", body["url"]), body
 
 
 def test_demo_has_two_nodes_and_a_pool(demo):
