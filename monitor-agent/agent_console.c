@@ -1175,21 +1175,18 @@ static con_res_t *refusal(apr_uint64_t num, int code, const char *message)
     return r;
 }
 
-static int is_admin(const ospab_user_t *u)
-{
-    return u->role && !strcmp(u->role, "admin");
-}
-
-/* May user_id still use server_id's console? 0: yes; else the close code and *why. */
+/* May user_id still use server_id's console? The user must be enabled, the server theirs
+ * (an admin's any: the module's rule, ospab_vps_load_owned) and, but for an admin, not
+ * suspended. 0: yes, *vo set; else the close code and *why. */
 static int access_check(ospab_db_t *db, apr_pool_t *p, const char *user_id,
-                        const char *server_id, const ospab_user_t **uo, const ospab_vps_t **vo,
-                        const char **why)
+                        const char *server_id, const ospab_vps_t **vo, const char **why)
 {
     const ospab_user_t *u = NULL;
     const ospab_vps_t *v = NULL;
+    ospab_principal_t who = { .user_id = user_id };
+    ospab_result_t res;
 
-    if (ospab_user_load(db, p, user_id, &u) != APR_SUCCESS
-        || ospab_vps_load(db, p, "ospab_vps_get", server_id, &v) != APR_SUCCESS) {
+    if (ospab_user_load(db, p, user_id, &u) != APR_SUCCESS) {
         *why = "the panel's database is not answering: try again shortly";
         return CLOSE_UNAVAILABLE;
     }
@@ -1197,16 +1194,16 @@ static int access_check(ospab_db_t *db, apr_pool_t *p, const char *user_id,
         *why = "your account cannot use consoles";
         return CLOSE_FORBIDDEN;
     }
-    if (!v || (!is_admin(u) && (!v->user_id || strcmp(v->user_id, u->id)))) {
-        *why = "this server is no longer yours, or it was deleted";
-        return CLOSE_FORBIDDEN;
+    who.admin = u->role && !strcmp(u->role, "admin");
+    if (ospab_vps_load_owned(db, p, &who, server_id, &v, &res)) {
+        *why = res.status == 503 ? "the panel's database is not answering: try again shortly"
+                                 : "this server is no longer yours, or it was deleted";
+        return res.status == 503 ? CLOSE_UNAVAILABLE : CLOSE_FORBIDDEN;
     }
-    if (v->status && !strcmp(v->status, "suspended") && !is_admin(u)) {
+    if (v->status && !strcmp(v->status, "suspended") && !who.admin) {
         *why = "this server is suspended: its console is closed";
         return CLOSE_FORBIDDEN;
     }
-    if (uo)
-        *uo = u;
     if (vo)
         *vo = v;
     return 0;
@@ -1226,7 +1223,6 @@ static con_res_t *open_console(agent_console_t *c, ospab_db_t *db, apr_pool_t *p
                                const con_req_t *q)
 {
     ospab_console_grant_t g;
-    const ospab_user_t *u;
     const ospab_vps_t *v;
     const char *why, *url = NULL, *type, *ticket, *user, *password, *ca_pem, *ca_file, *path;
     ospab_pve_conf_t pc;
@@ -1249,7 +1245,7 @@ static con_res_t *open_console(agent_console_t *c, ospab_db_t *db, apr_pool_t *p
     if (q->server_id && strcmp(q->server_id, g.vps_id))
         return refusal(q->num, CLOSE_TOKEN, "this console link is for another server: open "
                        "the console again from the panel");
-    if ((code = access_check(db, p, g.user_id, g.vps_id, &u, &v, &why)) != 0)
+    if ((code = access_check(db, p, g.user_id, g.vps_id, &v, &why)) != 0)
         return refusal(q->num, code, why);
     if (!v->vmid || !*v->vmid || !v->node || !*v->node)
         return refusal(q->num, CLOSE_PROXMOX, "this server is not on Proxmox yet");
@@ -1332,13 +1328,7 @@ static con_res_t *open_console(agent_console_t *c, ospab_db_t *db, apr_pool_t *p
     r->ca_file = dup_or_null(ca_file);
     r->ca_key = strdup(ca_pem ? ca_pem : ca_file ? apr_pstrcat(p, "file:", ca_file, NULL)
                                                  : "system");
-    act.type = "user";
-    act.id = g.user_id;
-    act.remote_addr = NULL;
-    act.now = apr_time_now();
-    act.effects = NULL;
-    act.guard = NULL;
-    act.guard_baton = NULL;
+    act = (ospab_actor_t){ .type = "user", .id = g.user_id, .now = apr_time_now() };
     (void)ospab_audit(db, p, &act, "console.open", "vps", v->id,
                       json_pack("{s:s}", "kind", g.kind == OSPAB_CONSOLE_VNC ? "vnc"
                                                                           : "terminal"));
@@ -1347,12 +1337,8 @@ static con_res_t *open_console(agent_console_t *c, ospab_db_t *db, apr_pool_t *p
 
 static void audit_end(ospab_db_t *db, apr_pool_t *p, const con_req_t *q)
 {
-    ospab_actor_t act;
+    ospab_actor_t act = { .type = "user", .id = q->user_id, .now = apr_time_now() };
 
-    memset(&act, 0, sizeof(act));
-    act.type = "user";
-    act.id = q->user_id;
-    act.now = apr_time_now();
     (void)ospab_audit(db, p, &act, "console.close", "vps", q->server_id,
                       json_pack("{s:s, s:I, s:I, s:I, s:s}",
                                 "kind", q->kind == OSPAB_CONSOLE_VNC ? "vnc" : "terminal",
@@ -1377,7 +1363,7 @@ static void recheck(agent_console_t *c, ospab_db_t *db, apr_pool_t *p)
     for (i = 0; i < list->nelts; ++i) {
         const con_live_t *l = &APR_ARRAY_IDX(list, i, con_live_t);
         const char *why = NULL;
-        int code = access_check(db, p, l->user_id, l->server_id, NULL, NULL, &why);
+        int code = access_check(db, p, l->user_id, l->server_id, NULL, &why);
 
         if (code == CLOSE_FORBIDDEN) {
             con_res_t *r = refusal(l->num, code, why);

@@ -56,6 +56,8 @@ void agent_publish2(agent_t *ag, apr_int64_t server_id, const char *event, json_
                     json_t *compact)
 {
     if (ag->sio) {
+        /* when the agent sent it, in ms since the epoch: a page can show how fresh the
+         * data is, and bench/fanout measures the push's latency from it */
         json_int_t now = (json_int_t)apr_time_as_msec(apr_time_now());
 
         json_object_set_new(data, "sentAt", json_integer(now));
@@ -68,11 +70,5 @@ void agent_publish2(agent_t *ag, apr_int64_t server_id, const char *event, json_
 
 void agent_publish(agent_t *ag, apr_int64_t server_id, const char *event, json_t *data)
 {
-    if (ag->sio) {
-        /* when the agent sent it, in ms since the epoch: a page can show how fresh the
-         * data is, and bench/fanout measures the push's latency from it */
-        json_object_set_new(data, "sentAt",
-                            json_integer((json_int_t)apr_time_as_msec(apr_time_now())));
-        agent_sio_publish(ag->sio, server_id, event, data);
-    }
+    agent_publish2(ag, server_id, event, data, NULL);
 }
