@@ -727,6 +727,12 @@ apr_status_t ospab_pve_call_until(ospab_pve_t *pve, apr_pool_t *p, apr_time_t de
 apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_req_t *reqs,
                                  int n, int max_parallel)
 {
+    return ospab_pve_call_each(p, deadline, reqs, n, max_parallel, NULL, NULL);
+}
+
+apr_status_t ospab_pve_call_each(apr_pool_t *p, apr_time_t deadline, ospab_pve_req_t *reqs,
+                                 int n, int max_parallel, ospab_pve_done_fn *done_fn, void *arg)
+{
     pve_call_t *calls = apr_pcalloc(p, sizeof(*calls) * (apr_size_t)(n > 0 ? n : 1));
     CURLM *multi;
     int next = 0, running = 0, done = 0;
@@ -752,6 +758,9 @@ apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_r
             if (r->pve->stub) {
                 r->rv = stub_call(r->pve, p, r->method, r->path, r->params, &r->res);
                 done++;
+                if (done_fn) {
+                    done_fn(reqs, next, arg);
+                }
                 next++;
                 continue;
             }
@@ -767,6 +776,9 @@ apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_r
                     r->rv = pve_finish(r->pve, p, &calls[next], &r->res);
                 }
                 done++;
+                if (done_fn) {
+                    done_fn(reqs, next, arg);
+                }
             }
             next++;
         }
@@ -791,6 +803,9 @@ apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_r
                 reqs[k].rv = pve_finish(reqs[k].pve, p, &calls[k], &reqs[k].res);
                 running--;
                 done++;
+                if (done_fn) {
+                    done_fn(reqs, k, arg);
+                }
             }
             if (running) {
                 curl_multi_poll(multi, NULL, 0, 100, NULL);

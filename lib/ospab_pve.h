@@ -121,6 +121,14 @@ typedef struct {
 apr_status_t ospab_pve_call_many(apr_pool_t *p, apr_time_t deadline, ospab_pve_req_t *reqs,
                                  int n, int max_parallel);
 
+/* As ospab_pve_call_many, and done(reqs, k, arg) is called as soon as reqs[k] has its
+ * answer (res/rv filled), in the calling thread, while the others are still in flight:
+ * a caller can act on each answer without waiting for the slowest. done may be NULL. */
+typedef void ospab_pve_done_fn(ospab_pve_req_t *reqs, int k, void *arg);
+
+apr_status_t ospab_pve_call_each(apr_pool_t *p, apr_time_t deadline, ospab_pve_req_t *reqs,
+                                 int n, int max_parallel, ospab_pve_done_fn *done, void *arg);
+
 /* start + the configured total timeout */
 apr_time_t ospab_pve_deadline(ospab_pve_t *pve, apr_time_t start);
 

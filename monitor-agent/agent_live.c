@@ -20,8 +20,17 @@ typedef struct {
     agent_vps_t v;
     int cur;                        /* index of its status/current request */
     int rrd;                        /* index of its rrddata request, -1: from the cache */
+    int waiting;                    /* its requests without an answer yet */
     rrd_entry_t *cached;
 } live_item_t;
+
+/* a live round's state, for the answers as they come (live_answer) */
+typedef struct {
+    agent_t *ag;
+    apr_pool_t *p;
+    apr_time_t now;
+    apr_array_header_t *rooms;
+} live_round_t;
 
 static apr_status_t rrd_cache_cleanup(void *data)
 {
@@ -95,10 +104,12 @@ static int ask_room(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
     }
     kind = it->v.kind && !strcmp(it->v.kind, "qemu") ? "qemu" : "lxc";
     it->cur = *n;
+    it->waiting = 1;
     reqs[*n].pve = cl->client;
     reqs[*n].method = "GET";
     reqs[*n].path = ospab_pve_path(p, "nodes", it->v.node, kind, it->v.vmid, "status",
                                    "current", NULL);
+    reqs[*n].data = it;
     ++*n;
     it->cached = m->rrd ? apr_hash_get(m->rrd, id, APR_HASH_KEY_STRING) : NULL;
     if (it->cached && it->cached->rrd && now - it->cached->at < ag->conf->rrd_refresh) {
@@ -107,10 +118,12 @@ static int ask_room(agent_t *ag, ospab_db_t *db, apr_pool_t *p, apr_time_t now,
     }
     it->cached = NULL;
     it->rrd = *n;
+    it->waiting = 2;
     reqs[*n].pve = cl->client;
     reqs[*n].method = "GET";
     reqs[*n].path = ospab_pve_path(p, "nodes", it->v.node, kind, it->v.vmid, "rrddata", NULL);
     reqs[*n].params = rrd_params;
+    reqs[*n].data = it;
     ++*n;
     return 1;
 }
@@ -185,8 +198,22 @@ static void publish_item(agent_t *ag, apr_pool_t *p, apr_time_t now, apr_array_h
     json_decref(msg);
 }
 
+/* A request of the round has its answer: a server whose answers are all in is pushed at
+ * once, while the others are still on their way (a round's pushes spread over the time
+ * Proxmox takes to answer, instead of leaving in one burst after the slowest answer). */
+static void live_answer(ospab_pve_req_t *reqs, int k, void *arg)
+{
+    live_round_t *r = arg;
+    live_item_t *it = reqs[k].data;
+
+    if (--it->waiting == 0) {
+        publish_item(r->ag, r->p, r->now, r->rooms, reqs, it);
+    }
+}
+
 void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
 {
+    live_round_t round;
     monitor_t *m = mon_of(ag);
     apr_array_header_t *rooms;
     ospab_pve_req_t *reqs;
@@ -227,8 +254,9 @@ void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
     if (!n) {
         return;
     }
-    ospab_pve_call_many(p, 0, reqs, n, LIVE_PARALLEL);
-    for (i = 0; i < nitems; ++i) {
-        publish_item(ag, p, now, rooms, reqs, &items[i]);
-    }
+    round.ag = ag;
+    round.p = p;
+    round.now = now;
+    round.rooms = rooms;
+    ospab_pve_call_each(p, 0, reqs, n, LIVE_PARALLEL, live_answer, &round);
 }

@@ -544,6 +544,29 @@ def test_ping_pong_keeps_session_across_intervals(stack, pyclients, transports):
     col.wait("server-stats", lambda d: d["stats"] == {"alive": 1})
 
 
+def test_many_sessions_each_expire_at_their_own_time(stack, pyclients):
+    """The sessions' timers (one heap for all, monitor-agent/agent_sio.c): 24 clients whose
+    tokens expire 2 to 5 s from now in shuffled order, their pings going on meanwhile, are
+    each disconnected at their own token's expiry, not before it, and none is left."""
+    import random
+    exps = [2 + i % 4 for i in range(24)]
+    random.shuffle(exps)
+    gone, until = {}, {}
+    for i, exp in enumerate(exps):
+        sio = pyclients()
+        sio.on("disconnect", lambda *a, i=i: gone.setdefault(i, time.time()))
+        until[i] = int(time.time()) + exp       # the token's exp (whole seconds)
+        sio.connect(stack.url, auth={"token": token(exp=exp)}, transports=["websocket"],
+                    wait_timeout=10)
+    deadline = time.monotonic() + 20
+    while len(gone) < len(exps) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(gone) == list(range(len(exps)))
+    for i in range(len(exps)):
+        # not before the token's expiry (its second may have turned meanwhile), soon after
+        assert until[i] - 1.0 <= gone[i] <= until[i] + 3.0, (i, gone[i] - until[i])
+
+
 def test_python_client_connect_error(stack, pyclients):
     sio = pyclients()
     errors = []

@@ -53,7 +53,8 @@ io.on('connection', (socket) => {
   });
 });
 
-httpServer.listen(0, '127.0.0.1', () => {
+// the backlog the agent's listener has (libwebsockets: SOMAXCONN, 4096); Node's default is 511
+httpServer.listen(0, '127.0.0.1', 4096, () => {
   process.stdout.write(`listening ${httpServer.address().port}\n`);
 });
 

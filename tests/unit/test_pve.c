@@ -314,6 +314,83 @@ START_TEST(call_to_closed_port_is_unreachable)
 }
 END_TEST
 
+static apr_status_t stub_version(void *baton, apr_pool_t *p, const char *method,
+                                 const char *path, const ospab_pve_param_t *params,
+                                 ospab_pve_result_t *res)
+{
+    (void)baton; (void)method; (void)params;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OSPAB_PVE_OK;
+    res->http_status = 200;
+    res->message = apr_pstrcat(p, "stub ", path, NULL);
+    return APR_SUCCESS;
+}
+
+typedef struct {
+    int calls[4];
+    apr_status_t rv[4];
+    int had_message[4];
+    int order[4], n;
+} each_seen_t;
+
+static void each_done(ospab_pve_req_t *reqs, int k, void *arg)
+{
+    each_seen_t *seen = arg;
+
+    seen->calls[k]++;
+    seen->rv[k] = reqs[k].rv;           /* filled before the callback, not after the batch */
+    seen->had_message[k] = reqs[k].res.message != NULL;
+    seen->order[seen->n++] = k;
+}
+
+/* every request's callback once, with its answer in place: an answer from a stub, a
+ * transfer that fails (nothing listens on port 1), a request refused before any transfer */
+START_TEST(call_each_reports_every_request_once)
+{
+    ospab_pve_conf_t c = good_conf();
+    ospab_pve_t *real, *stub;
+    ospab_pve_req_t reqs[4];
+    each_seen_t seen;
+    int k;
+
+    ck_assert_int_eq(ospab_pve_create(test_pool, &c, &real), APR_SUCCESS);
+    ck_assert_int_eq(ospab_pve_create_stub(test_pool, 1000, stub_version, NULL, &stub),
+                     APR_SUCCESS);
+    memset(reqs, 0, sizeof(reqs));
+    memset(&seen, 0, sizeof(seen));
+    reqs[0].pve = real;
+    reqs[0].method = "GET";
+    reqs[0].path = "/version";
+    reqs[1].pve = stub;
+    reqs[1].method = "GET";
+    reqs[1].path = "/nodes";
+    reqs[2].pve = real;
+    reqs[2].method = "PATCH";          /* refused by the set-up */
+    reqs[2].path = "/version";
+    reqs[3].pve = stub;
+    reqs[3].method = "GET";
+    reqs[3].path = "/cluster/resources";
+    ck_assert_int_eq(ospab_pve_call_each(test_pool, 0, reqs, 4, 2, each_done, &seen),
+                     APR_SUCCESS);
+    ck_assert_int_eq(seen.n, 4);
+    for (k = 0; k < 4; ++k) {
+        ck_assert_int_eq(seen.calls[k], 1);
+        ck_assert_int_eq(seen.rv[k], reqs[k].rv);
+        ck_assert(seen.had_message[k]);
+    }
+    ck_assert_int_eq(seen.rv[1], APR_SUCCESS);
+    ck_assert_str_eq(reqs[3].res.message, "stub /cluster/resources");
+    ck_assert_int_eq(reqs[0].res.outcome, OSPAB_PVE_UNREACHABLE);
+    ck_assert_int_eq(seen.rv[2], APR_EINVAL);
+    /* the answers that need no transfer are reported before the transfer's */
+    ck_assert_int_eq(seen.order[3], 0);
+    /* without a callback, the same batch still fills every answer */
+    memset(&reqs[1].res, 0, sizeof(reqs[1].res));
+    ck_assert_int_eq(ospab_pve_call_many(test_pool, 0, reqs, 4, 2), APR_SUCCESS);
+    ck_assert_str_eq(reqs[1].res.message, "stub /nodes");
+}
+END_TEST
+
 /* Proxmox's messages (pve-container, qemu-server) in the customer's words */
 START_TEST(errors_known_messages)
 {
@@ -427,6 +504,7 @@ Suite *ospab_pve_suite(void)
     tcase_add_test(tc, create_refuses_unsafe_conf);
     tcase_add_test(tc, call_refuses_bad_method_and_path);
     tcase_add_test(tc, call_to_closed_port_is_unreachable);
+    tcase_add_test(tc, call_each_reports_every_request_once);
     suite_add_tcase(s, tc);
     return s;
 }
