@@ -114,6 +114,15 @@ static void vps_conflict(ospab_db_t *db, apr_pool_t *p, const ospab_field_value_
     if (rc < 0) {
         ospab_result_db_failed(db, p, res);
     }
+    else if (rc == 0 && db->dialect == OSPAB_DB_MYSQL) {
+        /* the statement broke a constraint that these reads, which wait for what other
+         * Galera nodes committed (wsrep_sync_wait), no longer see broken: most likely a
+         * foreign key checked before another node's write (the user) was applied here.
+         * A write conflict: the caller runs the change again (ospab_db_conflict_retry). */
+        db->conflict = 1;
+        db->error = "a constraint failed that the re-check does not see: run again";
+        ospab_result_db_failed(db, p, res);
+    }
     else if (rc == 0) {
         ospab_result_error(p, res, 409, "the change conflicts with another record", NULL);
     }

@@ -388,6 +388,37 @@ def test_update_to_missing_user_422(api, database):
     assert vps_row(database, vps["id"])["user_id"] == str(SEED_USER_ID)
 
 
+def test_constraint_failure_the_recheck_cannot_explain(api, database):
+    """An INSERT refused for a foreign key that the re-check then finds in place: on
+    MariaDB that is a Galera node checking the key before another node's write (the user)
+    was applied, a write conflict, run again, so the create succeeds, once. A test trigger
+    stands in for the race: it refuses the insert of one name once, counted in a
+    non-transactional Aria table that the statement's rollback does not undo. (Not on
+    SQLite, where writers are serialised and this path answers the generic 409: a trigger
+    created there would expire the running Apache's prepared statements.)"""
+    from conftest import sql_exec
+    if not isinstance(database, harness.MariadbDatabase):
+        pytest.skip("MySQL/Galera only: SQLite serialises writers")
+    name = unique("fk-race")
+    sql_exec(database, "CREATE TABLE test_fail_once (n INT NOT NULL) ENGINE=Aria;\n"
+             "INSERT INTO test_fail_once VALUES (1);\n"
+             "DELIMITER //\n"
+             "CREATE TRIGGER test_fk_race BEFORE INSERT ON vps FOR EACH ROW\n"
+             f"IF NEW.name = '{name}' AND (SELECT n FROM test_fail_once) > 0 THEN\n"
+             "  UPDATE test_fail_once SET n = n - 1;\n"
+             "  SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1452,\n"
+             "    MESSAGE_TEXT = 'Cannot add or update a child row: test';\n"
+             "END IF //\n"
+             "DELIMITER ;\n")
+    try:
+        r = api.vps("create", new_vps(name=name))
+        assert r.status_code == 201, r.text
+        assert database.scalar("SELECT n FROM test_fail_once") == "0"   # it did refuse once
+        assert vps_count(database, name) == 1
+    finally:
+        sql_exec(database, "DROP TRIGGER test_fk_race; DROP TABLE test_fail_once;")
+
+
 # ------------------------------------------------------------------ uniqueness --
 
 def test_external_id_upsert(api, database):
