@@ -490,6 +490,9 @@ def parse():
     ap.add_argument("--client-procs", type=int, default=4)
     ap.add_argument("--conf", action="append", default=[],
                     help="an extra Apache directive (repeatable), e.g. 'MaxMemFree 256'")
+    ap.add_argument("--apache-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for Apache (repeatable), e.g. "
+                         "'MALLOC_ARENA_MAX=2'")
     ap.add_argument("--json", help="also write the figures to this file")
     return ap.parse_args()
 
@@ -506,7 +509,8 @@ def setup(args, stack):
     poll.populate(db, NODES, args.guests, owner=lambda i: FIRST_USER + i % args.users)
     agent_port = harness.free_port()
     httpd = SoakApache(db, args.sockets,
-                       extra_conf=apache_conf(sim, agent_port, args.sockets) + args.conf)
+                       extra_conf=apache_conf(sim, agent_port, args.sockets) + args.conf,
+                       env=dict(kv.split("=", 1) for kv in args.apache_env))
     httpd.start(timeout=60)
     stack["httpd"] = httpd
     say(f"Apache {httpd.url('')}: {httpd.children} children x {THREADS_PER_CHILD} threads "
@@ -585,7 +589,8 @@ def main():
               f"{args.minutes:g} min on {args.db}; {args.guests} guests on "
               f"{len(NODES)} simulated nodes (real task durations), {args.users} users; "
               f"Apache event MPM, {httpd.children} children x {THREADS_PER_CHILD} threads, "
-              f"MaxConnectionsPerChild 0{''.join('; ' + c for c in args.conf)}; agent "
+              f"MaxConnectionsPerChild 0{''.join('; ' + c for c in args.conf)}"
+              f"{''.join('; env ' + e for e in args.apache_env)}; agent "
               f"poll_interval {args.poll_interval}, "
               f"live_interval {args.live_interval}; {args.sockets} sockets (websocket, "
               f"through Apache) on {args.watched} servers; {os.cpu_count()} CPUs")
