@@ -254,9 +254,6 @@ void agent_live_stats(agent_t *ag, ospab_db_t *db, apr_pool_t *p, int only_new)
     if (!n) {
         return;
     }
-    round.ag = ag;
-    round.p = p;
-    round.now = now;
-    round.rooms = rooms;
+    round = (live_round_t){ .ag = ag, .p = p, .now = now, .rooms = rooms };
     ospab_pve_call_each(p, 0, reqs, n, LIVE_PARALLEL, live_answer, &round);
 }

@@ -50,7 +50,8 @@
 
 #define SIO_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
-/* A session's timer (sess_timer_*): in the service's heap while scheduled. */
+/* A session's timer (timer_schedule, timer_cancel): in the service's heap while
+ * scheduled. */
 typedef struct sio_timer sio_timer_t;
 typedef void (*sio_timer_fn)(sio_timer_t *t);
 struct sio_timer {
@@ -59,8 +60,8 @@ struct sio_timer {
     sio_timer_fn fn;
 };
 
-/* lws adds a timer's delay to its clock: a token valid until the year 200,000 must not
- * overflow that sum, so long timers are set in steps of at most a day */
+/* a timer's due time is the clock plus its delay: a token valid until the year 200,000
+ * must not overflow that sum, so long timers are set in steps of at most a day */
 #define SIO_TIMER_MAX_US        ((lws_usec_t)86400 * APR_USEC_PER_SEC)
 /* recheck requests waiting for the service thread; beyond this everyone is checked */
 #define SIO_MAX_PENDING_CHECKS  65536
